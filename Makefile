@@ -1,0 +1,27 @@
+# Set-up and build entry points. `make run` and `make test` work on a fresh Debian 12 machine:
+# both install what is missing (Debian packages, onnxruntime-node from npm), then build.
+BUILD ?= build
+PY := /usr/bin/python3
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(PY)
+
+.PHONY: all deps build run test test-cpp test-python conformance clean
+
+all: build
+
+deps:
+	@bash tools/install_deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j 2
+
+run: build
+	PYTHONPATH=$(BUILD)/python $(PY) examples/demo.py
+
+test: build
+	bash tools/run_tests.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

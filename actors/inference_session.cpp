@@ -1,0 +1,155 @@
+#include "actors/inference_session.h"
+
+#include <set>
+
+#include "compiler/pipeline.h"
+#include "devices/device.h"
+#include "graph/model_loader.h"
+
+namespace pyflame_rt {
+
+InferenceSession::~InferenceSession() = default;
+
+Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
+    const std::string& model_path, const SessionOptions& options,
+    const std::vector<std::string>& providers) {
+  RETURN_IF_ERROR(options.validate());
+  ASSIGN_OR_RETURN(Graph graph, load_model_file(model_path));
+  return create_from_graph(std::move(graph), options, providers);
+}
+
+Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_bytes(
+    const std::string& model_bytes, const SessionOptions& options,
+    const std::vector<std::string>& providers) {
+  RETURN_IF_ERROR(options.validate());
+  ASSIGN_OR_RETURN(Graph graph, load_model_bytes(model_bytes));
+  return create_from_graph(std::move(graph), options, providers);
+}
+
+Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_graph(
+    Graph graph, const SessionOptions& options, const std::vector<std::string>& providers) {
+  RETURN_IF_ERROR(options.validate());
+  std::unique_ptr<InferenceSession> session(new InferenceSession());
+  RETURN_IF_ERROR(session->initialize(std::move(graph), options, providers));
+  return session;
+}
+
+Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
+                                    const std::vector<std::string>& providers) {
+  options_ = options;
+  for (const auto& p : providers) {
+    if (p != kCpuProvider && p != kCerebrasProvider) {
+      return invalid_argument("unknown execution provider '", p, "': expected '", kCpuProvider,
+                              "' or '", kCerebrasProvider, "'");
+    }
+  }
+  // No wafer is reachable from this build yet: like ONNX Runtime with an unavailable provider,
+  // fall back to the CPU and say so.
+  bool wants_wafer = options.device != "cpu";
+  for (const auto& p : providers) wants_wafer |= p == kCerebrasProvider;
+  if (wants_wafer) {
+    warnings_.push_back(std::string("the Cerebras wafer device is not available in this build; "
+                                    "running on ") + kCpuProvider);
+  }
+  providers_ = {kCpuProvider};
+
+  // Initializers that old models (IR < 4) also list as inputs stay feedable: they become real
+  // graph inputs whose default is the stored tensor.
+  for (const auto& name : graph.overridable_initializers) {
+    auto it = graph.initializers.find(name);
+    if (it == graph.initializers.end()) continue;
+    overridable_defaults_[name] = it->second;
+    graph.inputs.push_back({name, it->second.dtype(), Shape::from_dims(it->second.dims())});
+    graph.initializers.erase(it);
+  }
+
+  ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level,
+                                          options.disabled_passes));
+  for (const auto& v : graph_.inputs) {
+    if (!overridable_defaults_.count(v.name)) inputs_.push_back({v.name, v.dtype, v.shape});
+  }
+  for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
+
+  device_ = make_ref_device();
+  ASSIGN_OR_RETURN(executable_, device_->compile(graph_));
+  return Status::OK();
+}
+
+Status InferenceSession::check_feed(const TensorInfo& info, const Tensor& t) const {
+  if (info.dtype != DType::kUndefined && t.dtype() != info.dtype) {
+    return invalid_argument("input '", info.name, "': expected dtype ", dtype_onnx_name(info.dtype),
+                            ", got ", dtype_onnx_name(t.dtype()));
+  }
+  if (!info.shape.rank_known) return Status::OK();
+  if (t.rank() != info.shape.rank()) {
+    return invalid_argument("input '", info.name, "': expected rank ", info.shape.rank(), " (shape ",
+                            info.shape.to_string(), "), got rank ", t.rank(), " (shape ",
+                            dims_to_string(t.dims()), ")");
+  }
+  for (size_t i = 0; i < t.rank(); ++i) {
+    const Dim& d = info.shape.dims[i];
+    if (d.known() && d.value != t.dim(i)) {
+      return invalid_argument("input '", info.name, "': dimension ", i, " must be ", d.value,
+                              " (model shape ", info.shape.to_string(), "), got ", t.dim(i),
+                              " (shape ", dims_to_string(t.dims()), ")");
+    }
+  }
+  return Status::OK();
+}
+
+Expected<std::vector<Tensor>> InferenceSession::run(
+    const std::vector<std::string>& output_names,
+    const std::map<std::string, Tensor>& feeds) const {
+  // Resolve requested outputs first so a typo fails before any work.
+  std::vector<size_t> wanted;
+  if (output_names.empty()) {
+    for (size_t i = 0; i < outputs_.size(); ++i) wanted.push_back(i);
+  } else {
+    for (const auto& name : output_names) {
+      size_t i = 0;
+      while (i < outputs_.size() && outputs_[i].name != name) ++i;
+      if (i == outputs_.size()) {
+        std::string known;
+        for (const auto& o : outputs_) known += (known.empty() ? "" : ", ") + ("'" + o.name + "'");
+        return make_status(StatusCode::kNotFound, "unknown output name '", name,
+                           "': the model's outputs are ", known);
+      }
+      wanted.push_back(i);
+    }
+  }
+  for (const auto& kv : feeds) {
+    if (!graph_.find_input(kv.first)) {
+      std::string known;
+      for (const auto& in : inputs_) known += (known.empty() ? "" : ", ") + ("'" + in.name + "'");
+      return invalid_argument("unknown input name '", kv.first, "': the model's inputs are ", known);
+    }
+  }
+  std::vector<Value> inputs;
+  inputs.reserve(graph_.inputs.size());
+  for (const auto& v : graph_.inputs) {
+    auto it = feeds.find(v.name);
+    if (it == feeds.end()) {
+      auto def = overridable_defaults_.find(v.name);
+      if (def != overridable_defaults_.end()) { inputs.emplace_back(def->second); continue; }
+      return invalid_argument("missing input '", v.name, "': expected ", dtype_onnx_name(v.dtype),
+                              " with shape ", v.shape.to_string());
+    }
+    RETURN_IF_ERROR(check_feed({v.name, v.dtype, v.shape}, it->second));
+    inputs.emplace_back(it->second);
+  }
+  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run(std::move(inputs)));
+  std::vector<Tensor> out;
+  out.reserve(wanted.size());
+  for (size_t i : wanted) {
+    Value& v = results[i];
+    if (!v.is_tensor()) {
+      return not_implemented("output '", outputs_[i].name, "' is a ",
+                             v.is_sequence() ? "sequence" : "empty optional",
+                             "; only tensor outputs can be returned");
+    }
+    out.push_back(std::move(v.tensor));
+  }
+  return out;
+}
+
+}  // namespace pyflame_rt

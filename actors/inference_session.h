@@ -1,0 +1,84 @@
+// InferenceSession: the public C++ API, shaped like ONNX Runtime's.
+//
+//   pyflame_rt::SessionOptions opts;
+//   auto session = pyflame_rt::InferenceSession::create("model.onnx", opts);
+//   if (!session.ok()) { std::cerr << session.status().to_string(); return 1; }
+//   std::map<std::string, pyflame_rt::Tensor> feeds{{"x", x}};
+//   auto outputs = (*session)->run({}, feeds);   // {} = all outputs, in model order
+//
+// A session is immutable after creation and run() may be called from several threads.
+// Every run validates the feed against the model (names, dtypes, ranks, known dims) and
+// errors name the input, the expected and the received value; a failed run leaves the
+// session usable.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/session_options.h"
+#include "graph/graph.h"
+#include "graph/tensor.h"
+
+namespace pyflame_rt {
+
+class Device;
+class Executable;
+
+// Input/output metadata in ONNX Runtime's terms (NodeArg: name, shape, type).
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  Shape shape;
+  std::string type() const { return dtype_onnx_name(dtype); }  // "tensor(float)"
+};
+
+constexpr const char* kCpuProvider = "CPUExecutionProvider";
+constexpr const char* kCerebrasProvider = "CerebrasExecutionProvider";
+
+class InferenceSession {
+ public:
+  static Expected<std::unique_ptr<InferenceSession>> create(
+      const std::string& model_path, const SessionOptions& options = {},
+      const std::vector<std::string>& providers = {});
+  static Expected<std::unique_ptr<InferenceSession>> create_from_bytes(
+      const std::string& model_bytes, const SessionOptions& options = {},
+      const std::vector<std::string>& providers = {});
+  static Expected<std::unique_ptr<InferenceSession>> create_from_graph(
+      Graph graph, const SessionOptions& options = {},
+      const std::vector<std::string>& providers = {});
+  ~InferenceSession();
+
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+  // Providers in effect, in priority order (what ONNX Runtime's get_providers() returns).
+  const std::vector<std::string>& providers() const { return providers_; }
+  const SessionOptions& options() const { return options_; }
+  // Warnings from creation (e.g. a requested provider that is not available here).
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  // The graph after import and optimisation (what runs).
+  const Graph& graph() const { return graph_; }
+
+  // `output_names` empty = every output in model order. Unknown names are kNotFound.
+  Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
+                                    const std::map<std::string, Tensor>& feeds) const;
+
+ private:
+  InferenceSession() = default;
+  Status initialize(Graph graph, const SessionOptions& options,
+                    const std::vector<std::string>& providers);
+  Status check_feed(const TensorInfo& info, const Tensor& t) const;
+
+  SessionOptions options_;
+  Graph graph_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+  std::vector<std::string> providers_;
+  std::vector<std::string> warnings_;
+  std::map<std::string, Tensor> overridable_defaults_;  // IR<4 initializers listed as inputs
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<Executable> executable_;
+};
+
+}  // namespace pyflame_rt

@@ -1,0 +1,32 @@
+#include "actors/session_options.h"
+
+#include <algorithm>
+
+namespace pyflame_rt {
+
+namespace {
+Status check_one_of(const char* field, const std::string& value,
+                    const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return Status::OK();
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("'" + a + "'");
+  return invalid_argument("SessionOptions.", field, ": expected one of ", list, ", got '", value, "'");
+}
+}  // namespace
+
+Status SessionOptions::validate() const {
+  RETURN_IF_ERROR(check_one_of("device", device, {"cpu", "wse", "wse2", "wse3"}));
+  RETURN_IF_ERROR(check_one_of("execution_mode", execution_mode, {"sequential", "parallel"}));
+  RETURN_IF_ERROR(check_one_of("memory_pool", memory_pool, {"default", "arena", "custom"}));
+  if (num_threads < 0) {
+    return invalid_argument("SessionOptions.num_threads: expected >= 0 (0 = one per core), got ",
+                            num_threads);
+  }
+  if (memory_limit_mb < 0) {
+    return invalid_argument("SessionOptions.memory_limit_mb: expected >= 0 (0 = no limit), got ",
+                            memory_limit_mb);
+  }
+  return Status::OK();
+}
+
+}  // namespace pyflame_rt

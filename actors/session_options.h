@@ -1,0 +1,30 @@
+// SessionOptions: every knob of a session, with the names of the seed API and ONNX Runtime.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/opt_level.h"
+#include "graph/status.h"
+
+namespace pyflame_rt {
+
+struct SessionOptions {
+  std::string device = "cpu";               // cpu, wse, wse2, wse3
+  int num_threads = 0;                      // intra-op threads; 0 = one per core
+  bool enable_profiling = false;
+  std::string profile_file_prefix = "pyflame_rt_profile";
+  int64_t memory_limit_mb = 0;              // 0 = no limit
+  std::string execution_mode = "sequential";  // sequential or parallel
+  std::string memory_pool = "default";      // default, arena or custom
+  bool enable_memory_reuse = true;
+  OptLevel optimization_level = OptLevel::kAll;
+  std::vector<std::string> disabled_passes;  // pass names to skip
+  std::string optimized_model_path;          // when set, the optimised graph is saved there
+
+  // Checks every field; the message names the field, the expected and the received value.
+  Status validate() const;
+};
+
+}  // namespace pyflame_rt

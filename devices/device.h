@@ -1,0 +1,38 @@
+// The Device interface: what the compiler asks of a device (can you run this op, what does it
+// cost) and what the runtime asks of it (compile this partition, run it).
+//
+//   std::unique_ptr<Device> dev = make_ref_device();
+//   ASSIGN_OR_RETURN(auto exe, dev->compile(graph));
+//   ASSIGN_OR_RETURN(std::vector<Value> outs, exe->run(std::move(inputs)));
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "graph/value.h"
+
+namespace pyflame_rt {
+
+// A compiled partition, ready to run. run() may be called from several threads at once.
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // Inputs in the order of the compiled graph's inputs; outputs in the order of its outputs.
+  virtual Expected<std::vector<Value>> run(std::vector<Value> inputs) const = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual std::string name() const = 0;  // "ref", "cpu", "wse2"
+  virtual bool supports_op(const Node& node, int64_t opset) const = 0;
+  // Relative cost estimate of a node on this device (optional; 1.0 when unknown).
+  virtual double cost(const Node& node) const { return 1.0; }
+  virtual Expected<std::unique_ptr<Executable>> compile(const Graph& partition) = 0;
+};
+
+std::unique_ptr<Device> make_ref_device();
+
+}  // namespace pyflame_rt

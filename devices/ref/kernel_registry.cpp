@@ -1,0 +1,58 @@
+#include "devices/ref/kernel.h"
+#include "devices/ref/kernel_groups.h"
+
+namespace pyflame_rt {
+
+std::string canonical_domain(const std::string& domain) {
+  return domain == "ai.onnx" ? std::string() : domain;
+}
+
+Status KernelContext::require_inputs(size_t min_count) const {
+  for (size_t i = 0; i < min_count; ++i) {
+    if (!input(i)) {
+      return error(StatusCode::kInvalidArgument, "input ", i, " is required but ",
+                   i < node_.inputs.size() ? "is not a tensor" : "was not given");
+    }
+  }
+  return Status::OK();
+}
+
+void KernelRegistry::add(const std::string& domain, const std::string& op_type, KernelFn fn) {
+  kernels_[{canonical_domain(domain), op_type}] = fn;
+}
+
+KernelFn KernelRegistry::find(const std::string& domain, const std::string& op_type) const {
+  auto it = kernels_.find({canonical_domain(domain), op_type});
+  return it == kernels_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> KernelRegistry::op_names() const {
+  std::vector<std::string> names;
+  for (const auto& kv : kernels_) {
+    names.push_back(kv.first.first.empty() ? kv.first.second : kv.first.first + "." + kv.first.second);
+  }
+  return names;
+}
+
+const KernelRegistry& KernelRegistry::reference() {
+  static const KernelRegistry registry = [] {
+    KernelRegistry r;
+    register_unary_kernels(r);
+    register_binary_kernels(r);
+    register_reduction_kernels(r);
+    register_tensor_kernels(r);
+    register_indexing_kernels(r);
+    register_nn_kernels(r);
+    register_linalg_kernels(r);
+    register_resize_kernels(r);
+    register_rnn_kernels(r);
+    register_control_flow_kernels(r);
+    register_sequence_kernels(r);
+    register_quantization_kernels(r);
+    register_misc_kernels(r);
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace pyflame_rt

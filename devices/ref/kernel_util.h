@@ -1,0 +1,101 @@
+// Small helpers shared by reference kernels: axis handling, strides, broadcasting and
+// element conversion. Header-only so kernels stay readable and inlinable.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "devices/ref/kernel.h"
+
+namespace pyflame_rt {
+
+// Converts any numeric element to/from the type kernels compute in.
+template <typename T>
+inline double to_double(T v) {
+  if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+    return static_cast<double>(static_cast<float>(v));
+  } else {
+    return static_cast<double>(v);
+  }
+}
+template <typename T>
+inline T from_double(double v) {
+  if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+    return T(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return v != 0;
+  } else {
+    return static_cast<T>(v);
+  }
+}
+template <typename T>
+constexpr bool is_half_v = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
+template <typename T>
+constexpr bool is_floating_v = std::is_floating_point_v<T> || is_half_v<T>;
+
+// Normalises a possibly negative axis into [0, rank); errors name the node and the range.
+inline Status normalize_axis(const KernelContext& ctx, int64_t axis, int64_t rank, int64_t* out) {
+  if (axis < -rank || axis >= rank) {
+    return ctx.error(StatusCode::kInvalidArgument, "axis ", axis, " is out of range for rank ",
+                     rank, " (expected [", -rank, ", ", rank - 1, "])");
+  }
+  *out = axis < 0 ? axis + rank : axis;
+  return Status::OK();
+}
+
+// Row-major strides in elements.
+inline std::vector<int64_t> strides_of(const Dims& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (int64_t i = static_cast<int64_t>(dims.size()) - 2; i >= 0; --i) {
+    s[static_cast<size_t>(i)] = s[static_cast<size_t>(i) + 1] * dims[static_cast<size_t>(i) + 1];
+  }
+  return s;
+}
+
+// Numpy-style multidirectional broadcast of two shapes.
+inline Status broadcast_dims(const KernelContext& ctx, const Dims& a, const Dims& b, Dims* out) {
+  size_t rank = std::max(a.size(), b.size());
+  Dims r(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1) {
+      return ctx.error(StatusCode::kInvalidArgument, "shapes ", dims_to_string(a), " and ",
+                       dims_to_string(b), " cannot be broadcast (dim ", i, ": ", da, " vs ", db, ")");
+    }
+    r[i] = da == 1 ? db : da;
+  }
+  *out = r;
+  return Status::OK();
+}
+
+// For each flat index of `out_dims`, the flat index into a tensor of `in_dims` broadcast to it.
+inline std::vector<int64_t> broadcast_index_map(const Dims& in_dims, const Dims& out_dims) {
+  int64_t n = num_elements(out_dims);
+  std::vector<int64_t> map(static_cast<size_t>(n));
+  size_t rank = out_dims.size();
+  size_t off = rank - in_dims.size();
+  std::vector<int64_t> in_strides = strides_of(in_dims);
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t f = 0; f < n; ++f) {
+    int64_t src = 0;
+    for (size_t d = off; d < rank; ++d) {
+      if (in_dims[d - off] != 1) src += idx[d] * in_strides[d - off];
+    }
+    map[static_cast<size_t>(f)] = src;
+    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return map;
+}
+
+// Converts a tensor of any numeric dtype into a new tensor of `to` (Cast semantics for
+// numbers; strings are handled by the Cast kernel itself).
+Tensor convert_tensor(const Tensor& t, DType to);
+
+}  // namespace pyflame_rt

@@ -1,0 +1,24 @@
+// ONNX import: an ONNX ModelProto (opsets 7..17) -> our Graph, with ONNX shape inference
+// filling in the types of intermediate values, and external tensor data read from files
+// next to the model.
+//
+//   ASSIGN_OR_RETURN(Graph g, import_onnx_file("model.onnx"));
+#pragma once
+
+#include <string>
+
+#include "graph/graph.h"
+
+namespace pyflame_rt {
+
+constexpr int64_t kMinOnnxOpset = 7;
+constexpr int64_t kMaxOnnxOpset = 17;
+
+// Errors: kNoSuchFile (unreadable path), kInvalidProtobuf (not an ONNX model / truncated),
+// kInvalidGraph (cycles, dangling names, bad attributes), kNotImplemented (unsupported opset or
+// element type). Messages name the file, node, op and opset involved.
+Expected<Graph> import_onnx_file(const std::string& path);
+// `base_dir` is where external data files are looked up (empty: current directory).
+Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir = "");
+
+}  // namespace pyflame_rt

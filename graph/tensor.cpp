@@ -1,0 +1,103 @@
+#include "graph/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace pyflame_rt {
+
+namespace {
+constexpr size_t kAlignment = 64;
+}
+
+TensorBuffer::TensorBuffer(DType dtype, size_t count) {
+  bytes_ = count * dtype_size(dtype);
+  size_t alloc = (bytes_ + kAlignment - 1) / kAlignment * kAlignment;
+  if (alloc == 0) alloc = kAlignment;
+  data_ = std::aligned_alloc(kAlignment, alloc);
+  if (!data_) throw std::bad_alloc();
+  if (dtype == DType::kString) {
+    auto* s = static_cast<std::string*>(data_);
+    for (size_t i = 0; i < count; ++i) new (s + i) std::string();
+    string_count_ = count;
+  } else {
+    std::memset(data_, 0, alloc);
+  }
+}
+
+TensorBuffer::TensorBuffer(void* external, size_t bytes, std::shared_ptr<void> keep_alive)
+    : data_(external), bytes_(bytes), owned_(false), keep_alive_(std::move(keep_alive)) {}
+
+TensorBuffer::~TensorBuffer() {
+  if (!owned_) return;
+  auto* s = static_cast<std::string*>(data_);
+  for (size_t i = 0; i < string_count_; ++i) s[i].~basic_string();
+  std::free(data_);
+}
+
+Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(numel()));
+}
+
+Tensor Tensor::wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keep_alive) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.buffer_ = std::make_shared<TensorBuffer>(data, t.nbytes(), std::move(keep_alive));
+  return t;
+}
+
+Tensor Tensor::reshaped(Dims dims) const {
+  Tensor t = *this;
+  t.dims_ = std::move(dims);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (!defined()) return Tensor();
+  Tensor t(dtype_, dims_);
+  if (dtype_ == DType::kString) {
+    const auto* src = data<std::string>();
+    auto* dst = t.data<std::string>();
+    for (int64_t i = 0; i < numel(); ++i) dst[i] = src[i];
+  } else if (nbytes() > 0) {
+    std::memcpy(t.raw_data(), raw_data(), nbytes());
+  }
+  return t;
+}
+
+double Tensor::value_as_double(int64_t i) const {
+  double v = 0;
+  dispatch_numeric(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+      v = static_cast<float>(data<T>()[i]);
+    } else {
+      v = static_cast<double>(data<T>()[i]);
+    }
+  });
+  return v;
+}
+
+int64_t Tensor::value_as_int64(int64_t i) const {
+  int64_t v = 0;
+  dispatch_numeric(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+      v = static_cast<int64_t>(static_cast<float>(data<T>()[i]));
+    } else {
+      v = static_cast<int64_t>(data<T>()[i]);
+    }
+  });
+  return v;
+}
+
+std::vector<int64_t> Tensor::to_int64_vector() const {
+  std::vector<int64_t> out(static_cast<size_t>(numel()));
+  for (int64_t i = 0; i < numel(); ++i) out[static_cast<size_t>(i)] = value_as_int64(i);
+  return out;
+}
+
+std::string Tensor::summary() const { return std::string(dtype_name(dtype_)) + dims_to_string(dims_); }
+
+}  // namespace pyflame_rt

@@ -1,0 +1,212 @@
+// The _pyflame_rt extension: a thin pybind11 layer over the public C++ API (actors/
+// inference_session.h). The ONNX-Runtime-shaped Python surface lives in pyflame_rt/*.py.
+//
+// Status codes become the exception classes of pyflame_rt.errors (one per kind). Input arrays
+// are wrapped without copying for the duration of a run; the GIL is released while it runs.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "actors/inference_session.h"
+
+namespace py = pybind11;
+using namespace pyflame_rt;
+
+namespace {
+
+[[noreturn]] void raise_status(const Status& st) {
+  py::object errors = py::module_::import("pyflame_rt.errors");
+  py::object cls = errors.attr("exception_for_code")(status_code_name(st.code()));
+  PyErr_SetString(cls.ptr(), st.message().c_str());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T unwrap(Expected<T> e) {
+  if (!e.ok()) raise_status(e.status());
+  return std::move(e).value();
+}
+
+DType dtype_of_array(const std::string& name, const py::array& a) {
+  py::dtype dt = a.dtype();
+  char kind = dt.kind();
+  auto size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::kFloat32;
+  if (kind == 'f' && size == 8) return DType::kFloat64;
+  if (kind == 'f' && size == 2) return DType::kFloat16;
+  if (kind == 'i' && size == 1) return DType::kInt8;
+  if (kind == 'i' && size == 2) return DType::kInt16;
+  if (kind == 'i' && size == 4) return DType::kInt32;
+  if (kind == 'i' && size == 8) return DType::kInt64;
+  if (kind == 'u' && size == 1) return DType::kUInt8;
+  if (kind == 'u' && size == 2) return DType::kUInt16;
+  if (kind == 'u' && size == 4) return DType::kUInt32;
+  if (kind == 'u' && size == 8) return DType::kUInt64;
+  if (kind == 'b') return DType::kBool;
+  if (kind == 'U' || kind == 'S' || kind == 'O') return DType::kString;
+  raise_status(invalid_argument("input '", name, "': numpy dtype '",
+                                std::string(py::str(dt)), "' is not supported"));
+}
+
+// Wraps (no copy) or, for strings and non-contiguous arrays, converts an array to a Tensor.
+// `keep` collects the contiguous arrays that must outlive the run.
+Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py::object>& keep) {
+  py::array a = py::array::ensure(obj);
+  if (!a) {
+    raise_status(invalid_argument("input '", name, "': expected a numpy array, got ",
+                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
+  }
+  DType dt = dtype_of_array(name, a);
+  Dims dims(a.shape(), a.shape() + a.ndim());
+  if (dt == DType::kString) {
+    Tensor t(DType::kString, dims);
+    py::list flat = a.attr("reshape")(-1).attr("tolist")();
+    auto* s = t.data<std::string>();
+    for (size_t i = 0; i < flat.size(); ++i) {
+      py::handle item = flat[i];
+      s[i] = py::isinstance<py::bytes>(item) ? std::string(py::bytes(py::reinterpret_borrow<py::object>(item)))
+                                            : std::string(py::str(item));
+    }
+    return t;
+  }
+  py::array c = py::array::ensure(a, py::array::c_style);
+  keep.push_back(c);
+  return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), nullptr);
+}
+
+py::object array_from_tensor(const Tensor& t) {
+  std::vector<py::ssize_t> shape(t.dims().begin(), t.dims().end());
+  if (t.dtype() == DType::kString) {
+    py::array out(py::dtype("O"), shape);
+    auto** objs = static_cast<PyObject**>(out.mutable_data());
+    const auto* s = t.data<std::string>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      py::str v(s[i]);
+      objs[i] = v.release().ptr();
+    }
+    return std::move(out);
+  }
+  const char* fmt = nullptr;
+  switch (t.dtype()) {
+    case DType::kFloat32: fmt = "float32"; break;
+    case DType::kFloat64: fmt = "float64"; break;
+    case DType::kFloat16: fmt = "float16"; break;
+    case DType::kInt8: fmt = "int8"; break;
+    case DType::kInt16: fmt = "int16"; break;
+    case DType::kInt32: fmt = "int32"; break;
+    case DType::kInt64: fmt = "int64"; break;
+    case DType::kUInt8: fmt = "uint8"; break;
+    case DType::kUInt16: fmt = "uint16"; break;
+    case DType::kUInt32: fmt = "uint32"; break;
+    case DType::kUInt64: fmt = "uint64"; break;
+    case DType::kBool: fmt = "bool"; break;
+    case DType::kBFloat16: fmt = "uint16"; break;  // numpy has no bfloat16: raw bits
+    default: raise_status(not_implemented("output dtype ", dtype_name(t.dtype())));
+  }
+  py::array out(py::dtype(fmt), shape);
+  if (t.nbytes()) std::memcpy(out.mutable_data(), t.raw_data(), t.nbytes());
+  return std::move(out);
+}
+
+py::list shape_to_python(const Shape& s) {
+  py::list out;
+  for (const Dim& d : s.dims) {
+    if (d.known()) out.append(d.value);
+    else if (!d.symbol.empty()) out.append(d.symbol);
+    else out.append(py::none());
+  }
+  return out;
+}
+
+py::list infos_to_python(const std::vector<TensorInfo>& infos) {
+  py::list out;
+  for (const auto& i : infos) {
+    py::object shape = i.shape.rank_known ? py::object(shape_to_python(i.shape)) : py::object(py::none());
+    out.append(py::make_tuple(i.name, shape, i.type()));
+  }
+  return out;
+}
+
+SessionOptions options_from_dict(const py::dict& d) {
+  SessionOptions o;
+  for (auto item : d) {
+    std::string key = py::str(item.first);
+    py::handle v = item.second;
+    if (key == "device") o.device = py::str(v);
+    else if (key == "num_threads") o.num_threads = v.cast<int>();
+    else if (key == "enable_profiling") o.enable_profiling = v.cast<bool>();
+    else if (key == "profile_file_prefix") o.profile_file_prefix = py::str(v);
+    else if (key == "memory_limit_mb") o.memory_limit_mb = v.cast<int64_t>();
+    else if (key == "execution_mode") o.execution_mode = py::str(v);
+    else if (key == "memory_pool") o.memory_pool = py::str(v);
+    else if (key == "enable_memory_reuse") o.enable_memory_reuse = v.cast<bool>();
+    else if (key == "optimization_level") o.optimization_level = static_cast<OptLevel>(v.cast<int>());
+    else if (key == "disabled_passes") o.disabled_passes = v.cast<std::vector<std::string>>();
+    else if (key == "optimized_model_path") o.optimized_model_path = py::str(v);
+    else raise_status(invalid_argument("SessionOptions: unknown option '", key, "'"));
+  }
+  return o;
+}
+
+class PySession {
+ public:
+  PySession(py::object model, const py::dict& options, const std::vector<std::string>& providers) {
+    SessionOptions opts = options_from_dict(options);
+    if (py::isinstance<py::bytes>(model)) {
+      std::string bytes = model.cast<std::string>();
+      py::gil_scoped_release release;
+      session_ = unwrap(InferenceSession::create_from_bytes(bytes, opts, providers));
+    } else {
+      std::string path = py::str(model);
+      py::gil_scoped_release release;
+      session_ = unwrap(InferenceSession::create(path, opts, providers));
+    }
+  }
+
+  py::list run(const py::object& output_names, const py::dict& feed) {
+    std::vector<std::string> names;
+    if (!output_names.is_none()) names = output_names.cast<std::vector<std::string>>();
+    std::map<std::string, Tensor> feeds;
+    std::vector<py::object> keep;
+    for (auto item : feed) {
+      std::string name = py::str(item.first);
+      feeds[name] = tensor_from_array(name, item.second, keep);
+    }
+    Expected<std::vector<Tensor>> result = Status();
+    {
+      py::gil_scoped_release release;
+      result = session_->run(names, feeds);
+    }
+    std::vector<Tensor> outs = unwrap(std::move(result));
+    py::list out;
+    for (const auto& t : outs) out.append(array_from_tensor(t));
+    return out;
+  }
+
+  py::list inputs() const { return infos_to_python(session_->inputs()); }
+  py::list outputs() const { return infos_to_python(session_->outputs()); }
+  std::vector<std::string> providers() const { return session_->providers(); }
+  std::vector<std::string> warnings() const { return session_->warnings(); }
+  std::string graph_text() const { return print_graph(session_->graph()); }
+
+ private:
+  std::unique_ptr<InferenceSession> session_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_pyflame_rt, m) {
+  m.doc() = "PyFlameRT native core (use the pyflame_rt package, not this module)";
+  py::class_<PySession>(m, "Session")
+      .def(py::init<py::object, py::dict, std::vector<std::string>>(), py::arg("model"),
+           py::arg("options"), py::arg("providers"))
+      .def("run", &PySession::run, py::arg("output_names"), py::arg("feed"))
+      .def("inputs", &PySession::inputs)
+      .def("outputs", &PySession::outputs)
+      .def("providers", &PySession::providers)
+      .def("warnings", &PySession::warnings)
+      .def("graph_text", &PySession::graph_text);
+  m.attr("__version__") = "0.1.0";
+}

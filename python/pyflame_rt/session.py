@@ -1,0 +1,170 @@
+"""InferenceSession: ONNX Runtime's session API over the native core.
+
+    import pyflame_rt as rt
+    sess = rt.InferenceSession("model.onnx", providers=["CerebrasExecutionProvider"])
+    outputs = sess.run(None, {"input": x})
+"""
+
+import os
+import warnings
+
+from . import _pyflame_rt
+from .errors import InvalidArgument
+from .options import SessionOptions
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CEREBRAS_PROVIDER = "CerebrasExecutionProvider"
+
+
+def get_available_providers():
+    return [CEREBRAS_PROVIDER, CPU_PROVIDER]
+
+
+def get_all_providers():
+    return get_available_providers()
+
+
+def get_device():
+    return "CPU"
+
+
+class NodeArg:
+    """Name, shape and type of a model input or output (ONNX Runtime's NodeArg)."""
+
+    def __init__(self, name, shape, type_):
+        self.name = name
+        self.shape = shape
+        self.type = type_
+
+    @property
+    def dtype(self):
+        """The seed API's spelling of the type (same string as .type)."""
+        return self.type
+
+    def __repr__(self):
+        return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
+
+
+class ModelMetadata:
+    def __init__(self, graph_name=""):
+        self.producer_name = "pyflame_rt"
+        self.graph_name = graph_name
+        self.domain = ""
+        self.description = ""
+        self.graph_description = ""
+        self.version = 0
+        self.custom_metadata_map = {}
+
+
+class RunOptions:
+    """Accepted for ONNX Runtime compatibility (log settings, tag, terminate flag)."""
+
+    def __init__(self):
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.terminate = False
+        self.only_execute_path_to_fetches = False
+
+
+def _normalise_providers(providers):
+    if providers is None:
+        return []
+    names = []
+    for p in providers:
+        # ONNX Runtime also accepts (name, options) tuples.
+        name = p[0] if isinstance(p, (tuple, list)) else p
+        if not isinstance(name, str):
+            raise InvalidArgument(f"providers: expected provider names (str), got {p!r}")
+        names.append(name)
+    return names
+
+
+class InferenceSession:
+    """Loads a model (ONNX or .pfm, from a path or bytes) and runs it."""
+
+    def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
+                 **kwargs):
+        if sess_options is None:
+            sess_options = SessionOptions()
+        elif isinstance(sess_options, dict):
+            sess_options = SessionOptions(**sess_options)
+        elif not isinstance(sess_options, SessionOptions):
+            raise InvalidArgument(
+                f"sess_options: expected SessionOptions, got {type(sess_options).__name__}")
+        # Seed-API keyword arguments (optimization_level=..., num_threads=...) override options.
+        for key, value in kwargs.items():
+            setattr(sess_options, key, value)
+        if isinstance(path_or_bytes, os.PathLike):
+            path_or_bytes = os.fspath(path_or_bytes)
+        if not isinstance(path_or_bytes, (str, bytes)):
+            raise InvalidArgument(
+                f"path_or_bytes: expected a path (str) or model bytes, got {type(path_or_bytes).__name__}")
+        self._model = path_or_bytes
+        self._options = sess_options
+        self._requested_providers = _normalise_providers(providers)
+        self._native = _pyflame_rt.Session(path_or_bytes, sess_options.to_native(),
+                                           self._requested_providers)
+        for message in self._native.warnings():
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self._inputs = [NodeArg(*i) for i in self._native.inputs()]
+        self._outputs = [NodeArg(*o) for o in self._native.outputs()]
+
+    # Seed API constructors -------------------------------------------------------------
+    @classmethod
+    def from_onnx(cls, path_or_bytes, sess_options=None, providers=None, optimization_level=None,
+                  quantization=None, compile_options=None, **kwargs):
+        if quantization is not None:
+            from .errors import NotImplemented as _NotImplemented
+            raise _NotImplemented("quantization is not supported yet (arrives with reduced precision)")
+        if optimization_level is not None:
+            kwargs["optimization_level"] = optimization_level
+        return cls(path_or_bytes, sess_options, providers, **kwargs)
+
+    # ONNX Runtime API --------------------------------------------------------------------
+    def get_inputs(self):
+        return list(self._inputs)
+
+    def get_outputs(self):
+        return list(self._outputs)
+
+    def get_overridable_initializers(self):
+        return []
+
+    def get_providers(self):
+        return self._native.providers()
+
+    def get_provider_options(self):
+        return {p: {} for p in self.get_providers()}
+
+    def get_session_options(self):
+        return self._options
+
+    def get_modelmeta(self):
+        return ModelMetadata()
+
+    def set_providers(self, providers=None, provider_options=None):
+        _normalise_providers(providers)
+
+    def disable_fallback(self):
+        pass
+
+    def enable_fallback(self):
+        pass
+
+    def run(self, output_names, input_feed, run_options=None):
+        """Runs the model; output_names None or [] returns every output in model order."""
+        if not isinstance(input_feed, dict):
+            raise InvalidArgument(
+                f"input_feed: expected a dict of input name -> numpy array, got {type(input_feed).__name__}")
+        if output_names is not None and isinstance(output_names, str):
+            output_names = [output_names]
+        return self._native.run(list(output_names) if output_names else None, input_feed)
+
+    def end_profiling(self):
+        return ""
+
+    # Introspection ------------------------------------------------------------------------
+    def graph_text(self):
+        """The optimised graph as deterministic text."""
+        return self._native.graph_text()

@@ -1,0 +1,66 @@
+#include "graph/graph.h"
+
+#include <gtest/gtest.h>
+
+namespace pyflame_rt {
+namespace {
+
+Graph two_relus() {
+  Graph g;
+  g.name = "g";
+  g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 4})});
+  g.add_node("Relu", {"h"}, {"y"}, "second");
+  g.add_node("Relu", {"x"}, {"h"}, "first");
+  g.outputs.push_back({"y", DType::kFloat32, Shape::from_dims({1, 4})});
+  return g;
+}
+
+TEST(GraphTest, SortsProducersBeforeConsumers) {
+  Graph g = two_relus();
+  ASSERT_TRUE(g.sort_topologically().ok());
+  EXPECT_EQ(g.nodes[0].name, "first");
+  EXPECT_EQ(g.nodes[1].name, "second");
+}
+
+TEST(GraphTest, RejectsCycleNamingTheNodes) {
+  Graph g;
+  g.add_node("Relu", {"b"}, {"a"}, "n1");
+  g.add_node("Relu", {"a"}, {"b"}, "n2");
+  Status st = g.sort_topologically();
+  ASSERT_EQ(st.code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(st.message().find("cycle"), std::string::npos);
+  EXPECT_NE(st.message().find("n1"), std::string::npos);
+}
+
+TEST(GraphTest, RejectsUndefinedInput) {
+  Graph g;
+  g.add_node("Relu", {"nowhere"}, {"a"}, "n1");
+  Status st = g.sort_topologically();
+  ASSERT_EQ(st.code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(st.message().find("'nowhere'"), std::string::npos);
+}
+
+TEST(GraphTest, PrinterIsDeterministic) {
+  Graph g = two_relus();
+  ASSERT_TRUE(g.sort_topologically().ok());
+  g.nodes[0].attributes["b"] = Attribute::make_int(2);
+  g.nodes[0].attributes["a"] = Attribute::make_floats({1.5f});
+  EXPECT_EQ(print_graph(g),
+            "graph g (%x: float32[1,4]) {\n"
+            "  %h = Relu(%x) {a=[1.5], b=2}\n"
+            "  %y = Relu(%h)\n"
+            "  return %y\n"
+            "}\n");
+}
+
+TEST(DTypeTest, Float16RoundTripsAndRounds) {
+  EXPECT_EQ(Float16::from_float(1.0f), 0x3c00);
+  EXPECT_EQ(Float16::from_float(65504.0f), 0x7bff);
+  EXPECT_EQ(Float16::from_float(1e6f), 0x7c00);
+  EXPECT_EQ(Float16::from_float(5.9604645e-8f), 0x0001);  // smallest subnormal
+  EXPECT_FLOAT_EQ(Float16::to_float(0x3555), 0.333251953125f);
+  EXPECT_FLOAT_EQ(static_cast<float>(BFloat16(3.140625f)), 3.140625f);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
