@@ -19,6 +19,9 @@ void register_rnn_kernels(KernelRegistry& r);          // kernels/rnn.cpp
 void register_control_flow_kernels(KernelRegistry& r); // kernels/control_flow.cpp (If/Loop/Scan)
 void register_sequence_kernels(KernelRegistry& r);     // kernels/sequence.cpp (+ Optional)
 void register_quantization_kernels(KernelRegistry& r); // kernels/quantization.cpp
-void register_misc_kernels(KernelRegistry& r);         // kernels/misc.cpp (strings, random, ml)
+void register_normalization_kernels(KernelRegistry& r); // kernels/normalization.cpp
+void register_loss_kernels(KernelRegistry& r);          // kernels/loss.cpp
+void register_signal_kernels(KernelRegistry& r);        // kernels/signal.cpp (DFT, STFT, windows)
+void register_misc_kernels(KernelRegistry& r);          // kernels/misc.cpp (strings, random, training)
 
 }  // namespace pyflame_rt

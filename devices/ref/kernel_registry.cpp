@@ -49,6 +49,9 @@ const KernelRegistry& KernelRegistry::reference() {
     register_control_flow_kernels(r);
     register_sequence_kernels(r);
     register_quantization_kernels(r);
+    register_normalization_kernels(r);
+    register_loss_kernels(r);
+    register_signal_kernels(r);
     register_misc_kernels(r);
     return r;
   }();
