@@ -1,0 +1,96 @@
+"""The ONNX-Runtime-compatible session surface: metadata, providers, options, run."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import pyflame_rt as rt
+
+
+def test_metadata_matches_onnxruntime_shape(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model)
+    (inp,) = sess.get_inputs()
+    (out,) = sess.get_outputs()
+    assert (inp.name, inp.shape, inp.type) == ("x", ["batch", 4], "tensor(float)")
+    assert (out.name, out.type) == ("y", "tensor(float)")
+    assert inp.dtype == "tensor(float)"  # the seed API's spelling
+
+
+def test_run_returns_numpy_outputs(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model)
+    x = np.array([[0.5, 0.5, -4.0, 5.0], [-2.0, 3.0, 0.0, 0.0]], np.float32)
+    (y,) = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(y, np.maximum(x + np.array([1, -2, 3, -4], np.float32), 0))
+    assert y.dtype == np.float32 and y.shape == (2, 4)
+
+
+def test_output_selection_and_order(two_output_model):
+    sess = rt.InferenceSession(two_output_model)
+    a = np.array([1, 2, 3], np.int64)
+    b = np.array([4, 5, 6], np.int64)
+    prod, total = sess.run(["prod", "sum"], {"a": a, "b": b})
+    np.testing.assert_array_equal(prod, a * b)
+    np.testing.assert_array_equal(total, a + b)
+
+
+def test_providers_accepted_and_reported(add_relu_model):
+    assert "CerebrasExecutionProvider" in rt.get_available_providers()
+    sess = rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    with pytest.warns(RuntimeWarning, match="not available"):
+        sess = rt.InferenceSession(add_relu_model, providers=["CerebrasExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(rt.InvalidArgument, match="CUDAExecutionProvider"):
+        rt.InferenceSession(add_relu_model, providers=["CUDAExecutionProvider"])
+
+
+def test_session_from_bytes_and_from_onnx(add_relu_model):
+    with open(add_relu_model, "rb") as f:
+        data = f.read()
+    x = np.ones((1, 4), np.float32)
+    a = rt.InferenceSession(data).run(None, {"x": x})[0]
+    b = rt.InferenceSession.from_onnx(add_relu_model, optimization_level=rt.OptLevel.ALL).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_session_options_seed_and_ort_names():
+    o = rt.SessionOptions(device="cpu", num_threads=2, enable_profiling=False, memory_limit_mb=4096,
+                          execution_mode="sequential", memory_pool="arena", enable_memory_reuse=True)
+    assert o.num_threads == 2 and o.intra_op_num_threads == 2
+    o.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert o.optimization_level == rt.OptLevel.ALL
+    o.execution_mode = rt.ExecutionMode.ORT_PARALLEL
+    assert o.execution_mode == "parallel"
+    o.inter_op_num_threads = 1  # accepted for ONNX Runtime code
+    with pytest.raises(rt.InvalidArgument, match="unknown field 'no_such_option'"):
+        o.no_such_option = 1
+
+
+def test_bad_option_values_name_field(add_relu_model):
+    with pytest.raises(rt.InvalidArgument, match=r"SessionOptions.device.*'gpu'"):
+        rt.InferenceSession(add_relu_model, rt.SessionOptions(device="gpu"))
+    with pytest.raises(rt.InvalidArgument, match="num_threads"):
+        rt.SessionOptions(num_threads="four")
+    with pytest.raises(rt.InvalidArgument, match="optimization_level"):
+        rt.SessionOptions(optimization_level=7)
+
+
+def test_run_from_many_threads(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model)
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(50):
+            x = rng.standard_normal((3, 4)).astype(np.float32)
+            (y,) = sess.run(None, {"x": x})
+            if not np.array_equal(y, np.maximum(x + np.array([1, -2, 3, -4], np.float32), 0)):
+                errors.append(seed)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
