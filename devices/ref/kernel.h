@@ -69,6 +69,7 @@ class KernelContext {
 
   // Common checks with node-named messages.
   Status require_inputs(size_t min_count) const;  // inputs 0..min_count-1 present as tensors
+  Status require_input(size_t i) const;            // input i present as a tensor
   template <typename... Args>
   Status error(StatusCode code, Args&&... args) const {
     return node_.error(code, std::forward<Args>(args)...);

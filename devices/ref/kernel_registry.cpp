@@ -7,13 +7,14 @@ std::string canonical_domain(const std::string& domain) {
   return domain == "ai.onnx" ? std::string() : domain;
 }
 
+Status KernelContext::require_input(size_t i) const {
+  if (input(i)) return Status::OK();
+  return error(StatusCode::kInvalidArgument, "input ", i, " is required but ",
+               i < node_.inputs.size() && !node_.inputs[i].empty() ? "is not a tensor" : "was not given");
+}
+
 Status KernelContext::require_inputs(size_t min_count) const {
-  for (size_t i = 0; i < min_count; ++i) {
-    if (!input(i)) {
-      return error(StatusCode::kInvalidArgument, "input ", i, " is required but ",
-                   i < node_.inputs.size() ? "is not a tensor" : "was not given");
-    }
-  }
+  for (size_t i = 0; i < min_count; ++i) RETURN_IF_ERROR(require_input(i));
   return Status::OK();
 }
 

@@ -1,5 +1,7 @@
 #include "devices/ref/kernel_util.h"
 
+#include <cstring>
+
 namespace pyflame_rt {
 
 Tensor convert_tensor(const Tensor& t, DType to) {
@@ -28,6 +30,80 @@ Tensor convert_tensor(const Tensor& t, DType to) {
       }
     });
   });
+  return out;
+}
+
+// Copies `count` elements from src[src_off..] to dst[dst_off..] (element offsets).
+void copy_elements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_off, int64_t count) {
+  if (count <= 0) return;
+  if (src.dtype() == DType::kString) {
+    const auto* s = src.data<std::string>() + src_off;
+    auto* d = dst.data<std::string>() + dst_off;
+    for (int64_t i = 0; i < count; ++i) d[i] = s[i];
+    return;
+  }
+  size_t es = dtype_size(src.dtype());
+  std::memcpy(static_cast<char*>(dst.raw_data()) + dst_off * es,
+              static_cast<const char*>(src.raw_data()) + src_off * es, static_cast<size_t>(count) * es);
+}
+
+// The slice of `t` at `index` along `axis`, with that axis removed.
+Tensor take_along(const Tensor& t, int64_t axis, int64_t index) {
+  Dims out_dims = t.dims();
+  out_dims.erase(out_dims.begin() + axis);
+  Tensor out(t.dtype(), out_dims);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= t.dim(static_cast<size_t>(d));
+  for (size_t d = static_cast<size_t>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  int64_t len = t.dim(static_cast<size_t>(axis));
+  for (int64_t o = 0; o < outer; ++o) copy_elements(t, (o * len + index) * inner, out, o * inner, inner);
+  return out;
+}
+
+// Stacks equally shaped tensors along a new `axis`. `elem_dims`/`dtype` describe an empty stack.
+Tensor stack_along(const std::vector<Tensor>& parts, int64_t axis, const Dims& elem_dims, DType dtype) {
+  Dims out_dims = elem_dims;
+  out_dims.insert(out_dims.begin() + axis, static_cast<int64_t>(parts.size()));
+  Tensor out(dtype, out_dims);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= elem_dims[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(axis); d < elem_dims.size(); ++d) inner *= elem_dims[d];
+  int64_t n = static_cast<int64_t>(parts.size());
+  for (int64_t p = 0; p < n; ++p) {
+    for (int64_t o = 0; o < outer; ++o) copy_elements(parts[static_cast<size_t>(p)], o * inner, out, (o * n + p) * inner, inner);
+  }
+  return out;
+}
+
+// Elements [start, start+len) along `axis`, the axis kept.
+Tensor slice_along(const Tensor& t, int64_t axis, int64_t start, int64_t len) {
+  Dims out_dims = t.dims();
+  out_dims[static_cast<size_t>(axis)] = len;
+  Tensor out(t.dtype(), out_dims);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= t.dim(static_cast<size_t>(d));
+  for (size_t d = static_cast<size_t>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  int64_t full = t.dim(static_cast<size_t>(axis));
+  for (int64_t o = 0; o < outer; ++o) copy_elements(t, (o * full + start) * inner, out, o * len * inner, len * inner);
+  return out;
+}
+
+// Concatenates tensors that agree on every dim but `axis`.
+Tensor concat_along(const std::vector<Tensor>& parts, int64_t axis) {
+  Dims out_dims = parts.front().dims();
+  int64_t total = 0;
+  for (const auto& p : parts) total += p.dim(static_cast<size_t>(axis));
+  out_dims[static_cast<size_t>(axis)] = total;
+  Tensor out(parts.front().dtype(), out_dims);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= out_dims[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(axis) + 1; d < out_dims.size(); ++d) inner *= out_dims[d];
+  int64_t offset = 0;
+  for (const auto& p : parts) {
+    int64_t len = p.dim(static_cast<size_t>(axis));
+    for (int64_t o = 0; o < outer; ++o) copy_elements(p, o * len * inner, out, (o * total + offset) * inner, len * inner);
+    offset += len;
+  }
   return out;
 }
 

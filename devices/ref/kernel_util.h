@@ -94,6 +94,14 @@ inline std::vector<int64_t> broadcast_index_map(const Dims& in_dims, const Dims&
   return map;
 }
 
+// Generic data movement (any dtype, strings included). Axes must already be normalised.
+void copy_elements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_off, int64_t count);
+Tensor take_along(const Tensor& t, int64_t axis, int64_t index);  // slice at index, axis removed
+Tensor slice_along(const Tensor& t, int64_t axis, int64_t start, int64_t len);  // axis kept
+// Stacks equally shaped tensors along a new axis; elem_dims/dtype describe an empty stack.
+Tensor stack_along(const std::vector<Tensor>& parts, int64_t axis, const Dims& elem_dims, DType dtype);
+Tensor concat_along(const std::vector<Tensor>& parts, int64_t axis);  // parts non-empty
+
 // Converts a tensor of any numeric dtype into a new tensor of `to` (Cast semantics for
 // numbers; strings are handled by the Cast kernel itself).
 Tensor convert_tensor(const Tensor& t, DType to);

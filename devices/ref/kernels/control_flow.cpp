@@ -14,48 +14,6 @@ namespace pyflame_rt {
 
 namespace {
 
-// Copies `count` elements from src[src_off..] to dst[dst_off..] (element offsets).
-void copy_elements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_off, int64_t count) {
-  if (count <= 0) return;
-  if (src.dtype() == DType::kString) {
-    const auto* s = src.data<std::string>() + src_off;
-    auto* d = dst.data<std::string>() + dst_off;
-    for (int64_t i = 0; i < count; ++i) d[i] = s[i];
-    return;
-  }
-  size_t es = dtype_size(src.dtype());
-  std::memcpy(static_cast<char*>(dst.raw_data()) + dst_off * es,
-              static_cast<const char*>(src.raw_data()) + src_off * es, static_cast<size_t>(count) * es);
-}
-
-// The slice of `t` at `index` along `axis`, with that axis removed.
-Tensor take_along(const Tensor& t, int64_t axis, int64_t index) {
-  Dims out_dims = t.dims();
-  out_dims.erase(out_dims.begin() + axis);
-  Tensor out(t.dtype(), out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= t.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
-  int64_t len = t.dim(static_cast<size_t>(axis));
-  for (int64_t o = 0; o < outer; ++o) copy_elements(t, (o * len + index) * inner, out, o * inner, inner);
-  return out;
-}
-
-// Stacks equally shaped tensors along a new `axis`. `elem_dims`/`dtype` describe an empty stack.
-Tensor stack_along(const std::vector<Tensor>& parts, int64_t axis, const Dims& elem_dims, DType dtype) {
-  Dims out_dims = elem_dims;
-  out_dims.insert(out_dims.begin() + axis, static_cast<int64_t>(parts.size()));
-  Tensor out(dtype, out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= elem_dims[static_cast<size_t>(d)];
-  for (size_t d = static_cast<size_t>(axis); d < elem_dims.size(); ++d) inner *= elem_dims[d];
-  int64_t n = static_cast<int64_t>(parts.size());
-  for (int64_t p = 0; p < n; ++p) {
-    for (int64_t o = 0; o < outer; ++o) copy_elements(parts[static_cast<size_t>(p)], o * inner, out, (o * n + p) * inner, inner);
-  }
-  return out;
-}
-
 Status read_bool_scalar(const KernelContext& ctx, const Tensor& t, const char* what, bool* out) {
   if (t.numel() != 1) {
     return ctx.error(StatusCode::kInvalidArgument, what, " must hold one element, got shape ",
@@ -206,7 +164,7 @@ Status scan_kernel(KernelContext& ctx) {
                      " scan inputs");
   }
   size_t n_scan_out = body->outputs.size() - n_state;
-  for (size_t i = first; i < ctx.num_inputs(); ++i) RETURN_IF_ERROR(ctx.require_inputs(i + 1));
+  for (size_t i = first; i < ctx.num_inputs(); ++i) RETURN_IF_ERROR(ctx.require_input(i));
 
   auto axes_attr = [&](const char* name, size_t count, int64_t fallback) {
     std::vector<int64_t> v = ctx.node().attr_ints(name);
