@@ -14,7 +14,12 @@ deps:
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
 
-build: deps $(BUILD)/build.ninja
+# ONNX Runtime (the reference peer for tests and benchmarks) comes from npm.
+$(BUILD)/npm/node_modules/onnxruntime-node:
+	mkdir -p $(BUILD)/npm
+	npm install --ignore-scripts --no-audit --no-fund --prefix $(BUILD)/npm onnxruntime-node
+
+build: deps $(BUILD)/build.ninja $(BUILD)/npm/node_modules/onnxruntime-node
 	cmake --build $(BUILD) -j 2
 
 run: build
