@@ -1,10 +1,345 @@
+// ONNX -> Graph. Parses the ModelProto with libonnx, runs ONNX shape inference so intermediate
+// values carry types, then converts graph, nodes, attributes (subgraphs recursively) and
+// tensors (raw, typed fields or external files) into our IR.
 #include "graph/onnx_import.h"
+
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
 
 namespace pyflame_rt {
 
-Expected<Graph> import_onnx_file(const std::string&) { return not_implemented("onnx import"); }
-Expected<Graph> import_onnx_bytes(const std::string&, const std::string&) {
-  return not_implemented("onnx import");
+namespace {
+
+struct ImportContext {
+  std::string model_name;  // the file (or "<bytes>") for error messages
+  std::string base_dir;    // where external data lives
+};
+
+Expected<std::string> read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_status(StatusCode::kNoSuchFile, what, " '", path, "' cannot be opened");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Expected<Shape> convert_shape(const onnx::TypeProto& type) {
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return Shape::unknown_rank();
+  Shape s;
+  for (const auto& d : type.tensor_type().shape().dim()) {
+    if (d.has_dim_value()) s.dims.emplace_back(d.dim_value());
+    else if (d.has_dim_param() && !d.dim_param().empty()) s.dims.emplace_back(Dim(d.dim_param()));
+    else s.dims.emplace_back(Dim());
+  }
+  return s;
+}
+
+// Element type of a tensor, sequence-of-tensor or optional type (undefined when unknown).
+DType elem_type_of(const onnx::TypeProto& type) {
+  int code = 0;
+  if (type.has_tensor_type()) code = type.tensor_type().elem_type();
+  else if (type.has_sequence_type()) return elem_type_of(type.sequence_type().elem_type());
+  else if (type.has_optional_type()) return elem_type_of(type.optional_type().elem_type());
+  auto dt = dtype_from_onnx(code);
+  return dt.ok() ? *dt : DType::kUndefined;
+}
+
+Expected<ValueInfo> convert_value_info(const onnx::ValueInfoProto& v) {
+  ValueInfo info;
+  info.name = v.name();
+  info.dtype = elem_type_of(v.type());
+  ASSIGN_OR_RETURN(info.shape, convert_shape(v.type()));
+  return info;
+}
+
+Status read_external(const onnx::TensorProto& t, const ImportContext& ctx, std::string* out) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = std::stoll(kv.value());
+    else if (kv.key() == "length") length = std::stoll(kv.value());
+  }
+  if (location.empty()) {
+    return invalid_graph("tensor '", t.name(), "' has external data without a location");
+  }
+  if (location.find("..") != std::string::npos || location[0] == '/') {
+    return invalid_graph("tensor '", t.name(), "': external data location '", location,
+                         "' must be a relative path inside the model's directory");
+  }
+  std::string path = ctx.base_dir.empty() ? location : ctx.base_dir + "/" + location;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
+                       t.name(), "' cannot be opened");
+  }
+  in.seekg(0, std::ios::end);
+  int64_t size = in.tellg();
+  if (length < 0) length = size - offset;
+  if (offset < 0 || offset + length > size) {
+    return invalid_graph("tensor '", t.name(), "': external data file '", path, "' has ", size,
+                         " bytes, expected at least ", offset + length, " (offset ", offset,
+                         " + length ", length, ")");
+  }
+  out->resize(static_cast<size_t>(length));
+  in.seekg(offset);
+  in.read(&(*out)[0], length);
+  return Status::OK();
+}
+
+// Copies `count` values from a repeated proto field into typed storage.
+template <typename Dst, typename Field>
+void copy_field(const Field& field, Dst* dst) {
+  int i = 0;
+  for (auto v : field) dst[i++] = static_cast<Dst>(v);
+}
+
+Expected<Tensor> convert_tensor(const onnx::TensorProto& t, const ImportContext& ctx) {
+  auto dt_or = dtype_from_onnx(t.data_type());
+  if (!dt_or.ok()) return dt_or.status().with_context("tensor '" + t.name() + "': ");
+  DType dt = *dt_or;
+  Dims dims(t.dims().begin(), t.dims().end());
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_graph("tensor '", t.name(), "' has a negative dimension ", d);
+  }
+  Tensor out(dt, dims);
+  int64_t n = out.numel();
+  auto count_error = [&](int64_t got) {
+    return invalid_graph("tensor '", t.name(), "' (", out.summary(), ") needs ", n,
+                         " elements, the model stores ", got);
+  };
+  if (dt == DType::kString) {
+    if (t.string_data_size() != n) return count_error(t.string_data_size());
+    for (int64_t i = 0; i < n; ++i) out.data<std::string>()[i] = t.string_data(static_cast<int>(i));
+    return out;
+  }
+  std::string external;
+  const std::string* raw = nullptr;
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    RETURN_IF_ERROR(read_external(t, ctx, &external));
+    raw = &external;
+  } else if (t.has_raw_data()) {
+    raw = &t.raw_data();
+  }
+  if (raw) {
+    if (raw->size() != out.nbytes()) {
+      return invalid_graph("tensor '", t.name(), "' (", out.summary(), ") needs ", out.nbytes(),
+                           " bytes of data, the model stores ", raw->size());
+    }
+    if (!raw->empty()) std::memcpy(out.raw_data(), raw->data(), raw->size());
+    return out;
+  }
+  switch (dt) {
+    case DType::kFloat32:
+      if (t.float_data_size() != n) return count_error(t.float_data_size());
+      copy_field(t.float_data(), out.data<float>());
+      break;
+    case DType::kFloat64:
+      if (t.double_data_size() != n) return count_error(t.double_data_size());
+      copy_field(t.double_data(), out.data<double>());
+      break;
+    case DType::kInt64:
+      if (t.int64_data_size() != n) return count_error(t.int64_data_size());
+      copy_field(t.int64_data(), out.data<int64_t>());
+      break;
+    case DType::kUInt32:
+    case DType::kUInt64:
+      if (t.uint64_data_size() != n) return count_error(t.uint64_data_size());
+      if (dt == DType::kUInt32) copy_field(t.uint64_data(), out.data<uint32_t>());
+      else copy_field(t.uint64_data(), out.data<uint64_t>());
+      break;
+    default: {
+      // int32_data carries int32, int16, int8, uint16, uint8, bool and the bits of 16-bit floats.
+      if (t.int32_data_size() != n) return count_error(t.int32_data_size());
+      dispatch_numeric(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+          T* p = out.data<T>();
+          for (int64_t i = 0; i < n; ++i) p[i].bits = static_cast<uint16_t>(t.int32_data(static_cast<int>(i)));
+        } else {
+          copy_field(t.int32_data(), out.data<T>());
+        }
+      });
+    }
+  }
+  return out;
+}
+
+Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::string, int64_t>& opsets,
+                              const ImportContext& ctx);
+
+Expected<Attribute> convert_attribute(const onnx::AttributeProto& a, const Node& node,
+                                      const std::map<std::string, int64_t>& opsets,
+                                      const ImportContext& ctx) {
+  using AP = onnx::AttributeProto;
+  Attribute out;
+  AP::AttributeType type = a.type();
+  if (type == AP::UNDEFINED) {  // very old models: infer the kind from the filled field
+    if (a.has_f()) type = AP::FLOAT;
+    else if (a.has_i()) type = AP::INT;
+    else if (a.has_s()) type = AP::STRING;
+    else if (a.has_t()) type = AP::TENSOR;
+    else if (a.has_g()) type = AP::GRAPH;
+    else if (a.floats_size()) type = AP::FLOATS;
+    else if (a.ints_size()) type = AP::INTS;
+    else if (a.strings_size()) type = AP::STRINGS;
+    else if (a.tensors_size()) type = AP::TENSORS;
+    else if (a.graphs_size()) type = AP::GRAPHS;
+    else type = AP::INTS;  // an empty list
+  }
+  switch (type) {
+    case AP::FLOAT: out = Attribute::make_float(a.f()); break;
+    case AP::INT: out = Attribute::make_int(a.i()); break;
+    case AP::STRING: out = Attribute::make_string(a.s()); break;
+    case AP::FLOATS: out = Attribute::make_floats({a.floats().begin(), a.floats().end()}); break;
+    case AP::INTS: out = Attribute::make_ints({a.ints().begin(), a.ints().end()}); break;
+    case AP::STRINGS:
+      out.kind = AttrKind::kStrings;
+      out.strings.assign(a.strings().begin(), a.strings().end());
+      break;
+    case AP::TENSOR: {
+      ASSIGN_OR_RETURN(Tensor t, convert_tensor(a.t(), ctx));
+      out = Attribute::make_tensor(std::move(t));
+      break;
+    }
+    case AP::TENSORS:
+      out.kind = AttrKind::kTensors;
+      for (const auto& t : a.tensors()) {
+        ASSIGN_OR_RETURN(Tensor c, convert_tensor(t, ctx));
+        out.tensors.push_back(std::move(c));
+      }
+      break;
+    case AP::GRAPH: {
+      ASSIGN_OR_RETURN(Graph g, convert_graph(a.g(), opsets, ctx));
+      out = Attribute::make_graph(std::make_shared<Graph>(std::move(g)));
+      break;
+    }
+    case AP::GRAPHS:
+      out.kind = AttrKind::kGraphs;
+      for (const auto& gp : a.graphs()) {
+        ASSIGN_OR_RETURN(Graph g, convert_graph(gp, opsets, ctx));
+        out.graphs.push_back(std::make_shared<Graph>(std::move(g)));
+      }
+      break;
+    default:
+      return node.error(StatusCode::kNotImplemented, "attribute '", a.name(), "' has kind ",
+                        AP::AttributeType_Name(type), ", which is not supported");
+  }
+  return out;
+}
+
+Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::string, int64_t>& opsets,
+                              const ImportContext& ctx) {
+  Graph g;
+  g.name = gp.name();
+  g.opset_imports = opsets;
+  for (const auto& t : gp.initializer()) {
+    ASSIGN_OR_RETURN(Tensor tensor, convert_tensor(t, ctx));
+    g.initializers[t.name()] = std::move(tensor);
+  }
+  if (gp.sparse_initializer_size() > 0) {
+    return not_implemented("graph '", gp.name(), "' has sparse initializers, which are not supported");
+  }
+  for (const auto& v : gp.input()) {
+    if (g.initializers.count(v.name())) {
+      g.overridable_initializers.insert(v.name());  // IR < 4 lists weights as inputs too
+      continue;
+    }
+    ASSIGN_OR_RETURN(ValueInfo info, convert_value_info(v));
+    g.inputs.push_back(std::move(info));
+  }
+  for (const auto& v : gp.output()) {
+    ASSIGN_OR_RETURN(ValueInfo info, convert_value_info(v));
+    g.outputs.push_back(std::move(info));
+  }
+  for (const auto& v : gp.value_info()) {
+    ASSIGN_OR_RETURN(ValueInfo info, convert_value_info(v));
+    g.value_info[info.name] = std::move(info);
+  }
+  g.nodes.reserve(static_cast<size_t>(gp.node_size()));
+  for (const auto& np : gp.node()) {
+    Node n;
+    n.name = np.name();
+    n.op_type = np.op_type();
+    n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute()) {
+      if (!a.ref_attr_name().empty()) continue;  // only meaningful inside function bodies
+      ASSIGN_OR_RETURN(Attribute attr, convert_attribute(a, n, opsets, ctx));
+      n.attributes[a.name()] = std::move(attr);
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  return g;
+}
+
+Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
+  onnx::ModelProto model;
+  if (bytes.empty()) return make_status(StatusCode::kInvalidProtobuf, ctx.model_name, " is empty");
+  if (!model.ParseFromString(bytes)) {
+    return make_status(StatusCode::kInvalidProtobuf, ctx.model_name,
+                       " is not a valid ONNX model (protobuf parse failed: truncated or not ONNX)");
+  }
+  bytes.clear();
+  bytes.shrink_to_fit();
+  if (!model.has_graph() || model.ir_version() <= 0) {
+    return make_status(StatusCode::kInvalidProtobuf, ctx.model_name,
+                       " is not an ONNX model (no graph or no IR version)");
+  }
+  std::map<std::string, int64_t> opsets;
+  for (const auto& o : model.opset_import()) {
+    std::string domain = o.domain() == "ai.onnx" ? "" : o.domain();
+    opsets[domain] = o.version();
+  }
+  if (model.opset_import_size() == 0) opsets[""] = 1;  // IR 1-2 models: opset 1 implied
+  auto def = opsets.find("");
+  if (def != opsets.end() && def->second > kMaxOnnxOpset) {
+    return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
+                           "; supported opsets are up to ", kMaxOnnxOpset);
+  }
+  try {
+    // Node-level inference errors are not fatal (error_mode 0): a model we can still run
+    // should not be refused because ONNX cannot type one of its values.
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(false, 0, false));
+  } catch (const std::exception&) {
+    // Keep the types the model declared; the runtime checks shapes as it runs.
+  }
+  ASSIGN_OR_RETURN(Graph g, convert_graph(model.graph(), opsets, ctx));
+  RETURN_IF_ERROR(g.sort_topologically());
+  RETURN_IF_ERROR(g.validate());
+  return g;
+}
+
+std::string directory_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+}  // namespace
+
+Expected<Graph> import_onnx_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return make_status(StatusCode::kNoSuchFile, "model file '", path, "' does not exist");
+  }
+  ASSIGN_OR_RETURN(std::string bytes, read_file(path, "model file"));
+  ImportContext ctx{"model file '" + path + "'", directory_of(path)};
+  auto g = import_model(std::move(bytes), ctx);
+  if (!g.ok() && g.status().message().find(path) == std::string::npos) {
+    return g.status().with_context("model file '" + path + "': ");
+  }
+  return g;
+}
+
+Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir) {
+  return import_model(bytes, ImportContext{"model bytes", base_dir});
 }
 
 }  // namespace pyflame_rt

@@ -154,15 +154,17 @@ class PySession {
  public:
   PySession(py::object model, const py::dict& options, const std::vector<std::string>& providers) {
     SessionOptions opts = options_from_dict(options);
-    if (py::isinstance<py::bytes>(model)) {
-      std::string bytes = model.cast<std::string>();
+    bool from_bytes = py::isinstance<py::bytes>(model);
+    std::string source = from_bytes ? model.cast<std::string>() : std::string(py::str(model));
+    Expected<std::unique_ptr<InferenceSession>> created = Status();
+    {
+      // Loading and compiling can take a while: let other Python threads run. Errors are
+      // raised only after the GIL is taken back.
       py::gil_scoped_release release;
-      session_ = unwrap(InferenceSession::create_from_bytes(bytes, opts, providers));
-    } else {
-      std::string path = py::str(model);
-      py::gil_scoped_release release;
-      session_ = unwrap(InferenceSession::create(path, opts, providers));
+      created = from_bytes ? InferenceSession::create_from_bytes(source, opts, providers)
+                           : InferenceSession::create(source, opts, providers);
     }
+    session_ = unwrap(std::move(created));
   }
 
   py::list run(const py::object& output_names, const py::dict& feed) {
