@@ -174,7 +174,12 @@ class PySession {
     std::vector<py::object> keep;
     for (auto item : feed) {
       std::string name = py::str(item.first);
-      feeds[name] = tensor_from_array(name, item.second, keep);
+      Tensor t = tensor_from_array(name, item.second, keep);
+      // numpy has no bfloat16: a uint16 array fed to a bfloat16 input carries the raw bits.
+      if (t.dtype() == DType::kUInt16 && expects_bfloat16(name)) {
+        t = Tensor::wrap(DType::kBFloat16, t.dims(), t.raw_data(), nullptr);
+      }
+      feeds[name] = std::move(t);
     }
     Expected<std::vector<Tensor>> result = Status();
     {
@@ -185,6 +190,11 @@ class PySession {
     py::list out;
     for (const auto& t : outs) out.append(array_from_tensor(t));
     return out;
+  }
+
+  bool expects_bfloat16(const std::string& name) const {
+    for (const auto& i : session_->inputs()) if (i.name == name) return i.dtype == DType::kBFloat16;
+    return false;
   }
 
   py::list inputs() const { return infos_to_python(session_->inputs()); }
