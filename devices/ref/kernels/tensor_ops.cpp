@@ -1,8 +1,665 @@
-// Reference kernels: tensor_ops group (to be filled).
+// Reference kernels: shape and layout ops (Constant, Reshape, Shape, Transpose, Concat, Split,
+// Slice, Pad, Expand, Tile, ...). Pure data movement works for every dtype, strings included;
+// Reshape-like ops return views that share the input's buffer.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
 #include "devices/ref/kernel_groups.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 
-void register_tensor_kernels(KernelRegistry& r) { (void)r; }
+namespace {
+
+Status constant_kernel(KernelContext& ctx) {
+  const Node& n = ctx.node();
+  if (const Tensor* t = n.attr_tensor("value")) { ctx.set_output(0, *t); return Status::OK(); }
+  if (const Attribute* a = n.attr("value_float")) { ctx.set_output(0, Tensor::scalar<float>(a->f)); return Status::OK(); }
+  if (const Attribute* a = n.attr("value_int")) { ctx.set_output(0, Tensor::scalar<int64_t>(a->i)); return Status::OK(); }
+  if (const Attribute* a = n.attr("value_floats")) {
+    ctx.set_output(0, Tensor::from_vector<float>({static_cast<int64_t>(a->floats.size())}, a->floats));
+    return Status::OK();
+  }
+  if (const Attribute* a = n.attr("value_ints")) {
+    ctx.set_output(0, Tensor::from_vector<int64_t>({static_cast<int64_t>(a->ints.size())}, a->ints));
+    return Status::OK();
+  }
+  if (const Attribute* a = n.attr("value_string")) {
+    Tensor t(DType::kString, {});
+    t.data<std::string>()[0] = a->s;
+    ctx.set_output(0, std::move(t));
+    return Status::OK();
+  }
+  if (const Attribute* a = n.attr("value_strings")) {
+    Tensor t(DType::kString, {static_cast<int64_t>(a->strings.size())});
+    std::copy(a->strings.begin(), a->strings.end(), t.data<std::string>());
+    ctx.set_output(0, std::move(t));
+    return Status::OK();
+  }
+  return ctx.error(StatusCode::kNotImplemented, "needs one of value, value_float(s), value_int(s), value_string(s)");
+}
+
+// Axes from the attribute (older opsets) or from input `input_index` (newer opsets).
+std::vector<int64_t> axes_from(const KernelContext& ctx, size_t input_index) {
+  if (const Tensor* t = ctx.input(input_index)) return t->to_int64_vector();
+  return ctx.node().attr_ints("axes");
+}
+
+Status reshape_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> shape;
+  if (ctx.opset() < 5) shape = ctx.node().attr_ints("shape");
+  else { RETURN_IF_ERROR(ctx.require_input(1)); shape = ctx.input(1)->to_int64_vector(); }
+  bool allow_zero = ctx.node().attr_int("allowzero", 0) != 0;
+  Dims out(shape.size());
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    int64_t d = shape[i];
+    if (d == 0 && !allow_zero) {
+      if (i >= x.rank()) {
+        return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " copies dim ", i,
+                         " from input ", dims_to_string(x.dims()), " which has no such dim");
+      }
+      d = x.dim(i);
+    }
+    if (d == -1) {
+      if (infer >= 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " has more than one -1");
+      infer = static_cast<int64_t>(i);
+      continue;
+    }
+    if (d < 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " has a negative dim ", d);
+    out[i] = d;
+    known *= d;
+  }
+  if (infer >= 0) {
+    if (known == 0 || x.numel() % known != 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "cannot reshape ", dims_to_string(x.dims()), " (",
+                       x.numel(), " elements) to ", dims_to_string(shape));
+    }
+    out[static_cast<size_t>(infer)] = x.numel() / known;
+  }
+  if (num_elements(out) != x.numel()) {
+    return ctx.error(StatusCode::kInvalidArgument, "cannot reshape ", dims_to_string(x.dims()), " (",
+                     x.numel(), " elements) to ", dims_to_string(out), " (", num_elements(out), " elements)");
+  }
+  ctx.set_output(0, x.reshaped(out));
+  return Status::OK();
+}
+
+Status shape_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  auto clamp = [&](int64_t v) { if (v < 0) v += rank; return std::min(std::max<int64_t>(v, 0), rank); };
+  int64_t start = clamp(ctx.node().attr_int("start", 0));
+  int64_t end = ctx.node().has_attr("end") ? clamp(ctx.node().attr_int("end", rank)) : rank;
+  std::vector<int64_t> dims;
+  for (int64_t i = start; i < end; ++i) dims.push_back(x.dim(static_cast<size_t>(i)));
+  ctx.set_output(0, Tensor::from_vector<int64_t>({static_cast<int64_t>(dims.size())}, dims));
+  return Status::OK();
+}
+
+Status size_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  ctx.set_output(0, Tensor::scalar<int64_t>(ctx.input(0)->numel()));
+  return Status::OK();
+}
+
+Status flatten_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  int64_t axis = ctx.node().attr_int("axis", 1);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis > rank) {
+    return ctx.error(StatusCode::kInvalidArgument, "axis ", ctx.node().attr_int("axis", 1),
+                     " is out of range for rank ", rank);
+  }
+  int64_t outer = 1;
+  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<size_t>(i));
+  ctx.set_output(0, x.reshaped({outer, outer == 0 ? 0 : x.numel() / std::max<int64_t>(outer, 1)}));
+  return Status::OK();
+}
+
+Status squeeze_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  std::vector<int64_t> axes = axes_from(ctx, 1);
+  std::vector<bool> drop(x.rank(), false);
+  if (axes.empty()) {
+    for (size_t i = 0; i < x.rank(); ++i) drop[i] = x.dim(i) == 1;
+  }
+  for (int64_t a : axes) {
+    int64_t ax;
+    RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
+    if (x.dim(static_cast<size_t>(ax)) != 1) {
+      return ctx.error(StatusCode::kInvalidArgument, "cannot squeeze axis ", a, " of shape ",
+                       dims_to_string(x.dims()), ": its size is ", x.dim(static_cast<size_t>(ax)), ", not 1");
+    }
+    drop[static_cast<size_t>(ax)] = true;
+  }
+  Dims out;
+  for (size_t i = 0; i < x.rank(); ++i) if (!drop[i]) out.push_back(x.dim(i));
+  ctx.set_output(0, x.reshaped(out));
+  return Status::OK();
+}
+
+Status unsqueeze_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> axes = axes_from(ctx, 1);
+  int64_t out_rank = static_cast<int64_t>(x.rank() + axes.size());
+  std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
+  for (int64_t a : axes) {
+    int64_t ax;
+    RETURN_IF_ERROR(normalize_axis(ctx, a, out_rank, &ax));
+    if (inserted[static_cast<size_t>(ax)]) return ctx.error(StatusCode::kInvalidArgument, "axis ", a, " given twice");
+    inserted[static_cast<size_t>(ax)] = true;
+  }
+  Dims out;
+  size_t src = 0;
+  for (int64_t i = 0; i < out_rank; ++i) out.push_back(inserted[static_cast<size_t>(i)] ? 1 : x.dim(src++));
+  ctx.set_output(0, x.reshaped(out));
+  return Status::OK();
+}
+
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
+  Dims out_dims(x.rank());
+  for (size_t i = 0; i < perm.size(); ++i) out_dims[i] = x.dim(static_cast<size_t>(perm[i]));
+  Tensor y(x.dtype(), out_dims);
+  std::vector<int64_t> in_strides = strides_of(x.dims());
+  std::vector<int64_t> idx(x.rank(), 0);
+  size_t rank = x.rank();
+  for (int64_t f = 0; f < y.numel(); ++f) {
+    int64_t src = 0;
+    for (size_t d = 0; d < rank; ++d) src += idx[d] * in_strides[static_cast<size_t>(perm[d])];
+    copy_elements(x, src, y, f, 1);
+    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return y;
+}
+
+Status transpose_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> perm = ctx.node().attr_ints("perm");
+  if (perm.empty()) for (int64_t i = static_cast<int64_t>(x.rank()) - 1; i >= 0; --i) perm.push_back(i);
+  std::vector<int64_t> sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted.size() != x.rank() || sorted[i] != static_cast<int64_t>(i)) {
+      return ctx.error(StatusCode::kInvalidArgument, "perm ", dims_to_string(perm),
+                       " is not a permutation of the ", x.rank(), " axes of ", dims_to_string(x.dims()));
+    }
+  }
+  ctx.set_output(0, transpose(x, perm));
+  return Status::OK();
+}
+
+Status concat_kernel(KernelContext& ctx) {
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    RETURN_IF_ERROR(ctx.require_input(i));
+    parts.push_back(*ctx.input(i));
+  }
+  if (parts.empty()) return ctx.error(StatusCode::kInvalidArgument, "needs at least one input");
+  const Tensor& first = parts.front();
+  int64_t axis;
+  RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(first.rank()), &axis));
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const Tensor& t = parts[i];
+    bool ok = t.rank() == first.rank() && t.dtype() == first.dtype();
+    for (size_t d = 0; ok && d < t.rank(); ++d) ok = static_cast<int64_t>(d) == axis || t.dim(d) == first.dim(d);
+    if (!ok) {
+      return ctx.error(StatusCode::kInvalidArgument, "input ", i, " is ", t.summary(), ", input 0 is ",
+                       first.summary(), "; all dims but axis ", axis, " and the dtype must match");
+    }
+  }
+  ctx.set_output(0, concat_along(parts, axis));
+  return Status::OK();
+}
+
+Status split_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t axis;
+  RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
+  int64_t len = x.dim(static_cast<size_t>(axis));
+  std::vector<int64_t> sizes = ctx.opset() >= 13 && ctx.input(1) ? ctx.input(1)->to_int64_vector()
+                                                                  : ctx.node().attr_ints("split");
+  int64_t n_out = static_cast<int64_t>(ctx.num_outputs());
+  if (sizes.empty()) {
+    int64_t parts = ctx.node().attr_int("num_outputs", n_out);
+    int64_t chunk = (len + parts - 1) / parts;
+    for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+    while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
+  }
+  int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  if (total != len || static_cast<int64_t>(sizes.size()) != n_out) {
+    return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " does not divide axis ",
+                     axis, " of length ", len, " into ", n_out, " outputs");
+  }
+  int64_t start = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ctx.set_output(i, slice_along(x, axis, start, sizes[i]));
+    start += sizes[i];
+  }
+  return Status::OK();
+}
+
+Status slice_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  std::vector<int64_t> starts, ends, axes, steps;
+  if (ctx.opset() < 10) {
+    starts = ctx.node().attr_ints("starts");
+    ends = ctx.node().attr_ints("ends");
+    axes = ctx.node().attr_ints("axes");
+  } else {
+    RETURN_IF_ERROR(ctx.require_inputs(3));
+    starts = ctx.input(1)->to_int64_vector();
+    ends = ctx.input(2)->to_int64_vector();
+    if (ctx.input(3)) axes = ctx.input(3)->to_int64_vector();
+    if (ctx.input(4)) steps = ctx.input(4)->to_int64_vector();
+  }
+  if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
+    return ctx.error(StatusCode::kInvalidArgument, "starts, ends, axes and steps must have equal lengths, got ",
+                     starts.size(), ", ", ends.size(), ", ", axes.size(), ", ", steps.size());
+  }
+  std::vector<int64_t> begin(x.rank(), 0), step(x.rank(), 1);
+  Dims out_dims = x.dims();
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t ax;
+    RETURN_IF_ERROR(normalize_axis(ctx, axes[i], rank, &ax));
+    int64_t dim = x.dim(static_cast<size_t>(ax));
+    int64_t st = steps[i];
+    if (st == 0) return ctx.error(StatusCode::kInvalidArgument, "step for axis ", axes[i], " is 0");
+    int64_t s = starts[i], e = ends[i];
+    if (s < 0) s += dim;
+    if (e < 0) e += dim;
+    if (st > 0) {
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+    } else {
+      s = std::clamp<int64_t>(s, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+    }
+    int64_t count = st > 0 ? std::max<int64_t>(0, (e - s + st - 1) / st) : std::max<int64_t>(0, (s - e - st - 1) / (-st));
+    begin[static_cast<size_t>(ax)] = s;
+    step[static_cast<size_t>(ax)] = st;
+    out_dims[static_cast<size_t>(ax)] = count;
+  }
+  Tensor y(x.dtype(), out_dims);
+  std::vector<int64_t> in_strides = strides_of(x.dims());
+  std::vector<int64_t> idx(x.rank(), 0);
+  for (int64_t f = 0; f < y.numel(); ++f) {
+    int64_t src = 0;
+    for (size_t d = 0; d < x.rank(); ++d) src += (begin[d] + idx[d] * step[d]) * in_strides[d];
+    copy_elements(x, src, y, f, 1);
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+// Maps each output flat index to an input flat index through a per-dim function.
+template <typename F>
+Tensor gather_by_dims(const Tensor& x, const Dims& out_dims, F src_coord) {
+  Tensor y(x.dtype(), out_dims);
+  std::vector<int64_t> in_strides = strides_of(x.dims());
+  std::vector<int64_t> idx(out_dims.size(), 0);
+  int64_t rank = static_cast<int64_t>(out_dims.size());
+  for (int64_t f = 0; f < y.numel(); ++f) {
+    int64_t src = 0;
+    bool inside = true;
+    for (size_t d = 0; d < out_dims.size(); ++d) {
+      int64_t c = src_coord(d, idx[d]);
+      if (c < 0) { inside = false; break; }
+      src += c * in_strides[d];
+    }
+    if (inside) copy_elements(x, src, y, f, 1);
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return y;
+}
+
+Status expand_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x = *ctx.input(0);
+  Dims target = ctx.input(1)->to_int64_vector();
+  Dims out_dims;
+  RETURN_IF_ERROR(broadcast_dims(ctx, x.dims(), target, &out_dims));
+  std::vector<int64_t> map = broadcast_index_map(x.dims(), out_dims);
+  Tensor y(x.dtype(), out_dims);
+  for (int64_t i = 0; i < y.numel(); ++i) copy_elements(x, map[static_cast<size_t>(i)], y, i, 1);
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status tile_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> reps = ctx.input(1)->to_int64_vector();
+  if (reps.size() != x.rank()) {
+    return ctx.error(StatusCode::kInvalidArgument, "repeats has ", reps.size(), " entries, input rank is ", x.rank());
+  }
+  Dims out_dims = x.dims();
+  for (size_t i = 0; i < reps.size(); ++i) {
+    if (reps[i] < 0) return ctx.error(StatusCode::kInvalidArgument, "repeats must be >= 0, got ", reps[i]);
+    out_dims[i] *= reps[i];
+  }
+  ctx.set_output(0, gather_by_dims(x, out_dims, [&](size_t d, int64_t i) { return i % x.dim(d); }));
+  return Status::OK();
+}
+
+Status pad_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  std::string mode = ctx.node().attr_string("mode", "constant");
+  std::vector<int64_t> pads;
+  double value = 0;
+  if (ctx.opset() < 11) {
+    pads = ctx.node().attr_ints(ctx.node().has_attr("pads") ? "pads" : "paddings");
+    value = ctx.node().attr_float("value", 0.0f);
+  } else {
+    RETURN_IF_ERROR(ctx.require_input(1));
+    pads = ctx.input(1)->to_int64_vector();
+    if (ctx.input(2) && ctx.input(2)->numel() > 0) value = ctx.input(2)->value_as_double(0);
+  }
+  std::vector<int64_t> axes;
+  if (ctx.input(3)) {
+    for (int64_t a : ctx.input(3)->to_int64_vector()) {
+      int64_t ax;
+      RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
+      axes.push_back(ax);
+    }
+  } else {
+    for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+  }
+  if (pads.size() != 2 * axes.size()) {
+    return ctx.error(StatusCode::kInvalidArgument, "pads has ", pads.size(), " entries, expected ", 2 * axes.size());
+  }
+  if (mode != "constant" && mode != "reflect" && mode != "edge") {
+    return ctx.error(StatusCode::kInvalidArgument, "mode must be constant, reflect or edge, got '", mode, "'");
+  }
+  std::vector<int64_t> before(x.rank(), 0), after(x.rank(), 0);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    before[static_cast<size_t>(axes[i])] = pads[i];
+    after[static_cast<size_t>(axes[i])] = pads[i + axes.size()];
+  }
+  Dims out_dims = x.dims();
+  for (size_t d = 0; d < x.rank(); ++d) {
+    out_dims[d] += before[d] + after[d];
+    if (out_dims[d] < 0) return ctx.error(StatusCode::kInvalidArgument, "pads make axis ", d, " negative");
+    if (mode == "reflect" && (before[d] >= x.dim(d) || after[d] >= x.dim(d)) && (before[d] || after[d])) {
+      return ctx.error(StatusCode::kInvalidArgument, "reflect pads on axis ", d, " must be smaller than its size ", x.dim(d));
+    }
+  }
+  Tensor filled(x.dtype(), out_dims);
+  if (mode == "constant" && value != 0) {
+    dispatch_numeric(x.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T v = from_double<T>(value);
+      for (int64_t i = 0; i < filled.numel(); ++i) filled.data<T>()[i] = v;
+    });
+  }
+  Tensor padded = gather_by_dims(x, out_dims, [&](size_t d, int64_t i) -> int64_t {
+    int64_t c = i - before[d], n = x.dim(d);
+    if (c >= 0 && c < n) return c;
+    if (mode == "constant") return -1;
+    if (mode == "edge") return c < 0 ? 0 : n - 1;
+    while (c < 0 || c >= n) c = c < 0 ? -c : 2 * (n - 1) - c;  // reflect without the edge
+    return c;
+  });
+  if (mode == "constant") {
+    // Elements gather_by_dims skipped keep the zero fill; apply the constant to them.
+    if (value != 0) {
+      Tensor mask = gather_by_dims(Tensor::from_vector<uint8_t>(x.dims(), std::vector<uint8_t>(static_cast<size_t>(x.numel()), 1)),
+                                   out_dims, [&](size_t d, int64_t i) -> int64_t {
+                                     int64_t c = i - before[d];
+                                     return c >= 0 && c < x.dim(d) ? c : -1;
+                                   });
+      for (int64_t i = 0; i < padded.numel(); ++i) {
+        if (!mask.data<uint8_t>()[i]) copy_elements(filled, i, padded, i, 1);
+      }
+    }
+  }
+  ctx.set_output(0, std::move(padded));
+  return Status::OK();
+}
+
+Status constant_of_shape_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  Dims dims = ctx.input(0)->to_int64_vector();
+  for (int64_t d : dims) {
+    if (d < 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(dims), " has a negative dim");
+  }
+  const Tensor* value = ctx.node().attr_tensor("value");
+  Tensor y(value ? value->dtype() : DType::kFloat32, dims);
+  if (value) for (int64_t i = 0; i < y.numel(); ++i) copy_elements(*value, 0, y, i, 1);
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status range_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(3));
+  const Tensor& start = *ctx.input(0);
+  double s = start.value_as_double(0), l = ctx.input(1)->value_as_double(0), d = ctx.input(2)->value_as_double(0);
+  if (d == 0) return ctx.error(StatusCode::kInvalidArgument, "delta must not be 0");
+  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((l - s) / d)));
+  Tensor y(start.dtype(), {n});
+  dispatch_numeric(start.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_integral_v<T>) {
+      int64_t si = start.value_as_int64(0), di = ctx.input(2)->value_as_int64(0);
+      for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = static_cast<T>(si + i * di);
+    } else {
+      // Accumulate like the spec's loop (start + i*delta in the input type).
+      T acc = from_double<T>(s);
+      for (int64_t i = 0; i < n; ++i) {
+        y.data<T>()[i] = acc;
+        acc = from_double<T>(to_double(acc) + d);
+      }
+    }
+  });
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status trilu_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() < 2) return ctx.error(StatusCode::kInvalidArgument, "input must have rank >= 2, got ", x.rank());
+  int64_t k = ctx.input(1) ? ctx.input(1)->value_as_int64(0) : 0;
+  bool upper = ctx.node().attr_int("upper", 1) != 0;
+  int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
+  Tensor y = x.clone();
+  Tensor zero(x.dtype(), {1});
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    int64_t c = i % cols, r = (i / cols) % rows;
+    bool keep = upper ? c - r >= k : c - r <= k;
+    if (!keep) copy_elements(zero, 0, y, i, 1);
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status depth_space(KernelContext& ctx, bool to_space) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() != 4) return ctx.error(StatusCode::kInvalidArgument, "input must be 4-D NCHW, got ", dims_to_string(x.dims()));
+  int64_t b = ctx.node().attr_int("blocksize", 0);
+  if (b <= 0) return ctx.error(StatusCode::kInvalidArgument, "blocksize must be positive, got ", b);
+  int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  bool crd = ctx.node().attr_string("mode", "DCR") == "CRD";
+  if (to_space) {
+    if (c % (b * b)) return ctx.error(StatusCode::kInvalidArgument, "channels ", c, " not divisible by blocksize^2 ", b * b);
+    int64_t oc = c / (b * b);
+    Tensor t = crd ? x.reshaped({n, oc, b, b, h, w}) : x.reshaped({n, b, b, oc, h, w});
+    Tensor p = crd ? transpose(t, {0, 1, 4, 2, 5, 3}) : transpose(t, {0, 3, 4, 1, 5, 2});
+    ctx.set_output(0, p.reshaped({n, oc, h * b, w * b}));
+  } else {
+    if (h % b || w % b) return ctx.error(StatusCode::kInvalidArgument, "H and W (", h, ", ", w, ") must be divisible by blocksize ", b);
+    Tensor t = x.reshaped({n, c, h / b, b, w / b, b});
+    ctx.set_output(0, transpose(t, {0, 3, 5, 1, 2, 4}).reshaped({n, c * b * b, h / b, w / b}));
+  }
+  return Status::OK();
+}
+Status depth_to_space_kernel(KernelContext& ctx) { return depth_space(ctx, true); }
+Status space_to_depth_kernel(KernelContext& ctx) { return depth_space(ctx, false); }
+
+Status eye_like_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() != 2) return ctx.error(StatusCode::kInvalidArgument, "input must be 2-D, got ", dims_to_string(x.dims()));
+  DType dt = x.dtype();
+  if (ctx.node().has_attr("dtype")) {
+    auto d = dtype_from_onnx(static_cast<int>(ctx.node().attr_int("dtype", 1)));
+    if (!d.ok()) return d.status();
+    dt = *d;
+  }
+  int64_t k = ctx.node().attr_int("k", 0);
+  Tensor y(dt, x.dims());
+  dispatch_numeric(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    for (int64_t r = 0; r < x.dim(0); ++r) {
+      int64_t c = r + k;
+      if (c >= 0 && c < x.dim(1)) y.data<T>()[r * x.dim(1) + c] = from_double<T>(1.0);
+    }
+  });
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status one_hot_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(3));
+  const Tensor& idx = *ctx.input(0);
+  int64_t depth = static_cast<int64_t>(ctx.input(1)->value_as_double(0));
+  const Tensor& values = *ctx.input(2);
+  if (values.numel() != 2) return ctx.error(StatusCode::kInvalidArgument, "values must have 2 elements, got ", values.numel());
+  if (depth <= 0) return ctx.error(StatusCode::kInvalidArgument, "depth must be positive, got ", depth);
+  int64_t out_rank = static_cast<int64_t>(idx.rank()) + 1;
+  int64_t axis;
+  RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", -1), out_rank, &axis));
+  Dims out_dims = idx.dims();
+  out_dims.insert(out_dims.begin() + axis, depth);
+  Tensor y(values.dtype(), out_dims);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= out_dims[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(axis) + 1; d < out_dims.size(); ++d) inner *= out_dims[d];
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t k = 0; k < depth; ++k) {
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t v = static_cast<int64_t>(idx.value_as_double(o * inner + i));
+        if (v < 0) v += depth;
+        copy_elements(values, v == k ? 1 : 0, y, (o * depth + k) * inner + i, 1);
+      }
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status non_zero_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> hits;
+  for (int64_t i = 0; i < x.numel(); ++i) if (x.value_as_double(i) != 0) hits.push_back(i);
+  int64_t rank = static_cast<int64_t>(x.rank());
+  Tensor y(DType::kInt64, {rank, static_cast<int64_t>(hits.size())});
+  std::vector<int64_t> strides = strides_of(x.dims());
+  for (size_t h = 0; h < hits.size(); ++h) {
+    for (int64_t d = 0; d < rank; ++d) {
+      y.data<int64_t>()[d * static_cast<int64_t>(hits.size()) + static_cast<int64_t>(h)] =
+          (hits[h] / strides[static_cast<size_t>(d)]) % x.dim(static_cast<size_t>(d));
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status compress_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x = *ctx.input(0);
+  const Tensor& cond = *ctx.input(1);
+  Tensor flat = x.reshaped({x.numel()});
+  const Tensor& src = ctx.node().has_attr("axis") ? x : flat;
+  int64_t axis = 0;
+  if (ctx.node().has_attr("axis")) {
+    RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
+  }
+  int64_t len = src.dim(static_cast<size_t>(axis));
+  if (cond.numel() > len) {
+    return ctx.error(StatusCode::kInvalidArgument, "condition has ", cond.numel(), " entries, axis length is ", len);
+  }
+  std::vector<Tensor> parts;
+  for (int64_t i = 0; i < cond.numel(); ++i) if (cond.value_as_int64(i)) parts.push_back(slice_along(src, axis, i, 1));
+  if (parts.empty()) {
+    Dims d = src.dims();
+    d[static_cast<size_t>(axis)] = 0;
+    ctx.set_output(0, Tensor(x.dtype(), d));
+  } else {
+    ctx.set_output(0, concat_along(parts, axis));
+  }
+  return Status::OK();
+}
+
+Status reverse_sequence_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> lens = ctx.input(1)->to_int64_vector();
+  int64_t batch_axis = ctx.node().attr_int("batch_axis", 1), time_axis = ctx.node().attr_int("time_axis", 0);
+  if (x.rank() < 2 || static_cast<int64_t>(lens.size()) != x.dim(static_cast<size_t>(batch_axis))) {
+    return ctx.error(StatusCode::kInvalidArgument, "sequence_lens has ", lens.size(), " entries for input ",
+                     dims_to_string(x.dims()), " with batch_axis ", batch_axis);
+  }
+  // Reverse the first lens[b] time steps of each batch entry.
+  Tensor y = x.clone();
+  std::vector<int64_t> strides = strides_of(x.dims());
+  for (int64_t f = 0; f < x.numel(); ++f) {
+    int64_t b = (f / strides[static_cast<size_t>(batch_axis)]) % x.dim(static_cast<size_t>(batch_axis));
+    int64_t t = (f / strides[static_cast<size_t>(time_axis)]) % x.dim(static_cast<size_t>(time_axis));
+    int64_t len = lens[static_cast<size_t>(b)];
+    if (t < len) {
+      int64_t src = f + (len - 1 - 2 * t) * strides[static_cast<size_t>(time_axis)];
+      copy_elements(x, src, y, f, 1);
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+}  // namespace
+
+void register_tensor_kernels(KernelRegistry& r) {
+  const struct { const char* op; KernelFn fn; } kOps[] = {
+      {"Constant", constant_kernel}, {"Reshape", reshape_kernel}, {"Shape", shape_kernel},
+      {"Size", size_kernel}, {"Flatten", flatten_kernel}, {"Squeeze", squeeze_kernel},
+      {"Unsqueeze", unsqueeze_kernel}, {"Transpose", transpose_kernel}, {"Concat", concat_kernel},
+      {"Split", split_kernel}, {"Slice", slice_kernel}, {"Expand", expand_kernel}, {"Tile", tile_kernel},
+      {"Pad", pad_kernel}, {"ConstantOfShape", constant_of_shape_kernel}, {"Range", range_kernel},
+      {"Trilu", trilu_kernel}, {"DepthToSpace", depth_to_space_kernel},
+      {"SpaceToDepth", space_to_depth_kernel}, {"EyeLike", eye_like_kernel}, {"OneHot", one_hot_kernel},
+      {"NonZero", non_zero_kernel}, {"Compress", compress_kernel},
+      {"ReverseSequence", reverse_sequence_kernel},
+  };
+  for (const auto& e : kOps) r.add("", e.op, e.fn);
+}
 
 }  // namespace pyflame_rt
