@@ -1,8 +1,419 @@
-// Reference kernels: nn group (to be filled).
+// Reference kernels: convolution and pooling over 1-3 spatial dims (Conv, ConvTranspose,
+// MaxPool, AveragePool, LpPool, GlobalAveragePool, GlobalMaxPool, MaxUnpool).
+//
+// Conv is im2col + the reference GEMM per group; ConvTranspose is GEMM + col2im. Pooling
+// walks each window directly. Everything computes in float (double for float64 inputs).
+#include <cmath>
+#include <limits>
+
 #include "devices/ref/kernel_groups.h"
+#include "devices/ref/kernel_util.h"
+#include "devices/ref/kernels/gemm.h"
 
 namespace pyflame_rt {
 
-void register_nn_kernels(KernelRegistry& r) { (void)r; }
+namespace {
+
+// Window geometry of a conv/pool node for one input: per spatial dim.
+struct Window {
+  std::vector<int64_t> in, kernel, stride, dilation, pad_begin, pad_end, out;
+  int64_t spatial() const { return static_cast<int64_t>(in.size()); }
+};
+
+// Reads kernel/stride/dilation/pads/auto_pad. `kernel` must already be filled. With
+// `ceil_mode` the output may take one more partial window (pooling only).
+Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
+  const Node& n = ctx.node();
+  size_t k = w->in.size();
+  w->stride = n.attr_ints("strides", std::vector<int64_t>(k, 1));
+  w->dilation = n.attr_ints("dilations", std::vector<int64_t>(k, 1));
+  std::vector<int64_t> pads = n.attr_ints("pads", std::vector<int64_t>(2 * k, 0));
+  if (w->stride.size() != k || w->dilation.size() != k || pads.size() != 2 * k || w->kernel.size() != k) {
+    return ctx.error(StatusCode::kInvalidArgument, "kernel_shape/strides/dilations need ", k, " entries and pads ",
+                     2 * k, " for ", k, " spatial dims");
+  }
+  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  w->pad_begin.assign(pads.begin(), pads.begin() + static_cast<long>(k));
+  w->pad_end.assign(pads.begin() + static_cast<long>(k), pads.end());
+  w->out.resize(k);
+  for (size_t i = 0; i < k; ++i) {
+    if (w->stride[i] <= 0 || w->dilation[i] <= 0 || w->kernel[i] <= 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "kernel, strides and dilations must be positive");
+    }
+    int64_t eff = (w->kernel[i] - 1) * w->dilation[i] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      int64_t out = (w->in[i] + w->stride[i] - 1) / w->stride[i];
+      int64_t total = std::max<int64_t>(0, (out - 1) * w->stride[i] + eff - w->in[i]);
+      w->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      w->pad_end[i] = total - w->pad_begin[i];
+    } else if (auto_pad == "VALID") {
+      w->pad_begin[i] = w->pad_end[i] = 0;
+    } else if (auto_pad != "NOTSET") {
+      return ctx.error(StatusCode::kInvalidArgument, "auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '",
+                       auto_pad, "'");
+    }
+    int64_t span = w->in[i] + w->pad_begin[i] + w->pad_end[i] - eff;
+    if (span < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ",
+                       w->in[i] + w->pad_begin[i] + w->pad_end[i], " on spatial dim ", i);
+    }
+    int64_t out = span / w->stride[i] + 1;
+    if (ceil_mode && span % w->stride[i] != 0) {
+      ++out;
+      // The last window must start inside the input or its leading padding.
+      if ((out - 1) * w->stride[i] >= w->in[i] + w->pad_begin[i]) --out;
+    }
+    w->out[i] = out;
+  }
+  return Status::OK();
+}
+
+// Visits every (output position, kernel offset) pair of a window: f(out_flat, in_flat_or_-1, k_flat).
+template <typename F>
+void for_each_tap(const Window& w, F f) {
+  size_t k = w.in.size();
+  std::vector<int64_t> o(k, 0), t(k, 0);
+  int64_t n_out = num_elements(w.out), n_k = num_elements(w.kernel);
+  for (int64_t of = 0; of < n_out; ++of) {
+    std::fill(t.begin(), t.end(), 0);
+    for (int64_t kf = 0; kf < n_k; ++kf) {
+      int64_t in_flat = 0;
+      bool inside = true;
+      for (size_t d = 0; d < k; ++d) {
+        int64_t pos = o[d] * w.stride[d] - w.pad_begin[d] + t[d] * w.dilation[d];
+        if (pos < 0 || pos >= w.in[d]) { inside = false; break; }
+        in_flat = in_flat * w.in[d] + pos;
+      }
+      f(of, inside ? in_flat : -1, kf, t);
+      for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) {
+        if (++t[static_cast<size_t>(d)] < w.kernel[static_cast<size_t>(d)]) break;
+        t[static_cast<size_t>(d)] = 0;
+      }
+    }
+    for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) {
+      if (++o[static_cast<size_t>(d)] < w.out[static_cast<size_t>(d)]) break;
+      o[static_cast<size_t>(d)] = 0;
+    }
+  }
+}
+
+Status check_float_input(const KernelContext& ctx, const Tensor& x, size_t min_rank, bool allow_int = false) {
+  if (!dtype_is_float(x.dtype()) && !(allow_int && dtype_is_integer(x.dtype()))) {
+    return ctx.error(StatusCode::kInvalidArgument, "input must be a float type, got ", dtype_name(x.dtype()));
+  }
+  if (x.rank() < min_rank) {
+    return ctx.error(StatusCode::kInvalidArgument, "input must be [N, C, spatial...] (rank >= ", min_rank,
+                     "), got ", dims_to_string(x.dims()));
+  }
+  return Status::OK();
+}
+
+template <typename T>
+Status conv_typed(KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b, Window& win, int64_t group) {
+  int64_t N = x.dim(0), C = x.dim(1), M = w.dim(0), Cg = C / group, Mg = M / group;
+  int64_t in_sp = num_elements(win.in), out_sp = num_elements(win.out), ksz = num_elements(win.kernel);
+  Dims out_dims = {N, M};
+  out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
+  Tensor y(DTypeOf<T>::value, out_dims);
+  std::vector<T> col(static_cast<size_t>(Cg * ksz * out_sp));
+  const T* xp = x.data<T>();
+  const T* wp = w.data<T>();
+  T* yp = y.data<T>();
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t g = 0; g < group; ++g) {
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* xc = xp + (n * C + g * Cg + c) * in_sp;
+        for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t kf, const std::vector<int64_t>&) {
+          col[static_cast<size_t>((c * ksz + kf) * out_sp + of)] = in_flat >= 0 ? xc[in_flat] : T(0);
+        });
+      }
+      ref_gemm<T>(Mg, out_sp, Cg * ksz, T(1), wp + g * Mg * Cg * ksz, Cg * ksz, false, col.data(), out_sp, false,
+                  T(0), yp + (n * M + g * Mg) * out_sp, out_sp);
+    }
+    if (b) {
+      for (int64_t m = 0; m < M; ++m) {
+        T bias = b->data<T>()[m];
+        T* row = yp + (n * M + m) * out_sp;
+        for (int64_t i = 0; i < out_sp; ++i) row[i] += bias;
+      }
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status conv_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x0 = *ctx.input(0);
+  const Tensor& w0 = *ctx.input(1);
+  RETURN_IF_ERROR(check_float_input(ctx, x0, 3));
+  int64_t group = ctx.node().attr_int("group", 1);
+  if (w0.rank() != x0.rank()) {
+    return ctx.error(StatusCode::kInvalidArgument, "weight rank ", w0.rank(), " must equal input rank ", x0.rank());
+  }
+  if (group <= 0 || x0.dim(1) % group || w0.dim(0) % group || w0.dim(1) * group != x0.dim(1)) {
+    return ctx.error(StatusCode::kInvalidArgument, "input has ", x0.dim(1), " channels, weight expects ",
+                     w0.dim(1) * std::max<int64_t>(group, 1), " (", w0.dim(1), " per group x group ", group, ")");
+  }
+  const Tensor* b0 = ctx.input(2);
+  if (b0 && b0->numel() != w0.dim(0)) {
+    return ctx.error(StatusCode::kInvalidArgument, "bias has ", b0->numel(), " elements, expected ", w0.dim(0));
+  }
+  Window win;
+  win.in.assign(x0.dims().begin() + 2, x0.dims().end());
+  win.kernel = ctx.node().attr_ints("kernel_shape", Dims(w0.dims().begin() + 2, w0.dims().end()));
+  RETURN_IF_ERROR(resolve_window(ctx, &win, false));
+  DType compute = x0.dtype() == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+  Tensor x = x0.dtype() == compute ? x0 : convert_tensor(x0, compute);
+  Tensor w = w0.dtype() == compute ? w0 : convert_tensor(w0, compute);
+  Tensor b;
+  if (b0) b = b0->dtype() == compute ? *b0 : convert_tensor(*b0, compute);
+  std::vector<Value> out(1);
+  KernelContext sub(ctx.node(), ctx.opset(), {}, &out, nullptr);
+  Status st = compute == DType::kFloat64 ? conv_typed<double>(sub, x, w, b0 ? &b : nullptr, win, group)
+                                         : conv_typed<float>(sub, x, w, b0 ? &b : nullptr, win, group);
+  RETURN_IF_ERROR(st);
+  const Tensor& y = out[0].tensor;
+  ctx.set_output(0, y.dtype() == x0.dtype() ? y : convert_tensor(y, x0.dtype()));
+  return Status::OK();
+}
+
+Status conv_transpose_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x0 = *ctx.input(0);
+  const Tensor& w0 = *ctx.input(1);
+  RETURN_IF_ERROR(check_float_input(ctx, x0, 3));
+  const Node& node = ctx.node();
+  int64_t group = node.attr_int("group", 1);
+  int64_t N = x0.dim(0), C = x0.dim(1);
+  if (w0.rank() != x0.rank() || group <= 0 || w0.dim(0) != C || C % group) {
+    return ctx.error(StatusCode::kInvalidArgument, "weight ", dims_to_string(w0.dims()), " does not match input ",
+                     dims_to_string(x0.dims()), " with group ", group, " (weight dim 0 must equal input channels ", C, ")");
+  }
+  int64_t Mg = w0.dim(1), M = Mg * group, Cg = C / group;
+  size_t k = x0.rank() - 2;
+  std::vector<int64_t> in(x0.dims().begin() + 2, x0.dims().end());
+  std::vector<int64_t> kernel = node.attr_ints("kernel_shape", Dims(w0.dims().begin() + 2, w0.dims().end()));
+  std::vector<int64_t> stride = node.attr_ints("strides", std::vector<int64_t>(k, 1));
+  std::vector<int64_t> dil = node.attr_ints("dilations", std::vector<int64_t>(k, 1));
+  std::vector<int64_t> out_pad = node.attr_ints("output_padding", std::vector<int64_t>(k, 0));
+  std::vector<int64_t> pads = node.attr_ints("pads", std::vector<int64_t>(2 * k, 0));
+  std::vector<int64_t> out_shape = node.attr_ints("output_shape");
+  std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  if (kernel.size() != k || stride.size() != k || dil.size() != k || out_pad.size() != k || pads.size() != 2 * k) {
+    return ctx.error(StatusCode::kInvalidArgument, "attributes do not match ", k, " spatial dims");
+  }
+  if (out_shape.size() == k + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  std::vector<int64_t> out(k);
+  for (size_t d = 0; d < k; ++d) {
+    int64_t eff = (kernel[d] - 1) * dil[d] + 1;
+    int64_t full = stride[d] * (in[d] - 1) + out_pad[d] + eff;
+    if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      int64_t target = !out_shape.empty() ? out_shape[d] : in[d] * stride[d];
+      int64_t total = full - target;
+      bool upper = auto_pad != "SAME_LOWER";
+      pads[d] = upper ? total / 2 : total - total / 2;
+      pads[d + k] = total - pads[d];
+    } else if (auto_pad == "VALID") {
+      pads[d] = pads[d + k] = 0;
+    }
+    out[d] = full - pads[d] - pads[d + k];
+    if (out[d] <= 0) return ctx.error(StatusCode::kInvalidArgument, "output size ", out[d], " on spatial dim ", d, " is not positive");
+  }
+  Tensor x = convert_tensor(x0, DType::kFloat64), w = convert_tensor(w0, DType::kFloat64);
+  int64_t in_sp = num_elements(in), out_sp = num_elements(out), ksz = num_elements(kernel);
+  Dims out_dims = {N, M};
+  out_dims.insert(out_dims.end(), out.begin(), out.end());
+  Tensor y(DType::kFloat64, out_dims);
+  std::vector<double> col(static_cast<size_t>(Mg * ksz * in_sp));
+  std::vector<int64_t> ipos(k), t(k);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t g = 0; g < group; ++g) {
+      // col[Mg*ksz, in_sp] = W_g^T [Mg*ksz, Cg] x X_g [Cg, in_sp]
+      ref_gemm<double>(Mg * ksz, in_sp, Cg, 1.0, w.data<double>() + g * Cg * Mg * ksz, Mg * ksz, true,
+                       x.data<double>() + (n * C + g * Cg) * in_sp, in_sp, false, 0.0, col.data(), in_sp);
+      for (int64_t m = 0; m < Mg; ++m) {
+        double* yc = y.data<double>() + (n * M + g * Mg + m) * out_sp;
+        for (int64_t kf = 0; kf < ksz; ++kf) {
+          int64_t rem = kf;
+          for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) { t[static_cast<size_t>(d)] = rem % kernel[static_cast<size_t>(d)]; rem /= kernel[static_cast<size_t>(d)]; }
+          for (int64_t i = 0; i < in_sp; ++i) {
+            int64_t r = i, o = 0;
+            bool inside = true;
+            for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) { ipos[static_cast<size_t>(d)] = r % in[static_cast<size_t>(d)]; r /= in[static_cast<size_t>(d)]; }
+            for (size_t d = 0; d < k && inside; ++d) {
+              int64_t p = ipos[d] * stride[d] + t[d] * dil[d] - pads[d];
+              if (p < 0 || p >= out[d]) inside = false;
+              o = o * out[d] + p;
+            }
+            if (inside) yc[o] += col[static_cast<size_t>((m * ksz + kf) * in_sp + i)];
+          }
+        }
+      }
+    }
+    if (const Tensor* b = ctx.input(2)) {
+      for (int64_t m = 0; m < M; ++m) {
+        double bias = b->value_as_double(m);
+        double* yc = y.data<double>() + (n * M + m) * out_sp;
+        for (int64_t i = 0; i < out_sp; ++i) yc[i] += bias;
+      }
+    }
+  }
+  ctx.set_output(0, convert_tensor(y, x0.dtype()));
+  return Status::OK();
+}
+
+enum class PoolKind { kMax, kAverage, kLp };
+
+template <PoolKind kKind>
+Status pool_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  RETURN_IF_ERROR(check_float_input(ctx, x, 3, kKind == PoolKind::kMax));
+  const Node& node = ctx.node();
+  Window win;
+  win.in.assign(x.dims().begin() + 2, x.dims().end());
+  win.kernel = node.attr_ints("kernel_shape");
+  if (win.kernel.size() != win.in.size()) {
+    return ctx.error(StatusCode::kInvalidArgument, "kernel_shape must have ", win.in.size(), " entries, got ",
+                     win.kernel.size());
+  }
+  RETURN_IF_ERROR(resolve_window(ctx, &win, node.attr_int("ceil_mode", 0) != 0));
+  bool include_pad = node.attr_int("count_include_pad", 0) != 0;
+  double p = node.attr_int("p", 2);
+  int64_t N = x.dim(0), C = x.dim(1), in_sp = num_elements(win.in), out_sp = num_elements(win.out);
+  Dims out_dims = {N, C};
+  out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
+  Tensor y(x.dtype(), out_dims);
+  Tensor indices(DType::kInt64, out_dims);
+  bool col_major = node.attr_int("storage_order", 0) != 0;
+  std::vector<double> acc(static_cast<size_t>(out_sp));
+  std::vector<int64_t> cnt(static_cast<size_t>(out_sp)), arg(static_cast<size_t>(out_sp));
+  std::vector<double> xin(static_cast<size_t>(in_sp));
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    for (int64_t i = 0; i < in_sp; ++i) xin[static_cast<size_t>(i)] = x.value_as_double(nc * in_sp + i);
+    std::fill(acc.begin(), acc.end(), kKind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0);
+    std::fill(cnt.begin(), cnt.end(), 0);
+    std::fill(arg.begin(), arg.end(), -1);
+    for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+      size_t o = static_cast<size_t>(of);
+      if (in_flat < 0) {
+        if (kKind == PoolKind::kAverage && include_pad) {
+          // Padding counts only inside the declared pads, not the extra ceil_mode window.
+          int64_t rem = of;
+          bool in_pads = true;
+          for (int64_t d = win.spatial() - 1; d >= 0; --d) {
+            size_t dd = static_cast<size_t>(d);
+            int64_t od = rem % win.out[dd];
+            rem /= win.out[dd];
+            int64_t pos = od * win.stride[dd] - win.pad_begin[dd] + t[dd] * win.dilation[dd];
+            if (pos < -win.pad_begin[dd] || pos >= win.in[dd] + win.pad_end[dd]) in_pads = false;
+          }
+          if (in_pads) ++cnt[o];
+        }
+        return;
+      }
+      double v = xin[static_cast<size_t>(in_flat)];
+      if (kKind == PoolKind::kMax) {
+        if (v > acc[o] || arg[o] < 0) { acc[o] = v; arg[o] = in_flat; }
+      } else if (kKind == PoolKind::kAverage) {
+        acc[o] += v;
+        ++cnt[o];
+      } else {
+        acc[o] += std::pow(std::fabs(v), p);
+      }
+    });
+    for (int64_t o = 0; o < out_sp; ++o) {
+      size_t i = static_cast<size_t>(o);
+      double v = acc[i];
+      if (kKind == PoolKind::kAverage) v = cnt[i] ? v / static_cast<double>(cnt[i]) : 0.0;
+      if (kKind == PoolKind::kLp) v = std::pow(v, 1.0 / p);
+      dispatch_numeric(x.dtype(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        y.data<T>()[nc * out_sp + o] = from_double<T>(v);
+      });
+      if (kKind == PoolKind::kMax) {
+        int64_t flat = arg[i];
+        if (col_major) {  // re-linearise the spatial index column-major
+          int64_t rem = flat, cm = 0, mul = 1;
+          std::vector<int64_t> coord(win.in.size());
+          for (int64_t d = win.spatial() - 1; d >= 0; --d) { coord[static_cast<size_t>(d)] = rem % win.in[static_cast<size_t>(d)]; rem /= win.in[static_cast<size_t>(d)]; }
+          for (size_t d = 0; d < coord.size(); ++d) { cm += coord[d] * mul; mul *= win.in[d]; }
+          flat = cm;
+        }
+        indices.data<int64_t>()[nc * out_sp + o] = nc * in_sp + flat;
+      }
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  if (kKind == PoolKind::kMax && ctx.output_wanted(1)) ctx.set_output(1, std::move(indices));
+  return Status::OK();
+}
+
+template <bool kMax>
+Status global_pool_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Tensor& x = *ctx.input(0);
+  RETURN_IF_ERROR(check_float_input(ctx, x, 3));
+  int64_t N = x.dim(0), C = x.dim(1), sp = x.numel() / std::max<int64_t>(N * C, 1);
+  Dims out_dims(x.rank(), 1);
+  out_dims[0] = N;
+  out_dims[1] = C;
+  std::vector<double> r(static_cast<size_t>(N * C));
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    double acc = kMax ? -INFINITY : 0.0;
+    for (int64_t i = 0; i < sp; ++i) {
+      double v = x.value_as_double(nc * sp + i);
+      acc = kMax ? std::max(acc, v) : acc + v;
+    }
+    r[static_cast<size_t>(nc)] = kMax ? acc : acc / static_cast<double>(sp);
+  }
+  ctx.set_output(0, convert_tensor(Tensor::from_vector<double>(out_dims, r), x.dtype()));
+  return Status::OK();
+}
+
+Status max_unpool_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  const Tensor& x = *ctx.input(0);
+  const Tensor& idx = *ctx.input(1);
+  Dims out_dims;
+  if (const Tensor* s = ctx.input(2)) {
+    out_dims = s->to_int64_vector();
+  } else {
+    Window win;
+    win.in.assign(x.dims().begin() + 2, x.dims().end());
+    win.kernel = ctx.node().attr_ints("kernel_shape");
+    win.stride = ctx.node().attr_ints("strides", std::vector<int64_t>(win.in.size(), 1));
+    std::vector<int64_t> pads = ctx.node().attr_ints("pads", std::vector<int64_t>(2 * win.in.size(), 0));
+    out_dims = {x.dim(0), x.dim(1)};
+    for (size_t d = 0; d < win.in.size(); ++d) {
+      out_dims.push_back((win.in[d] - 1) * win.stride[d] + win.kernel[d] - pads[d] - pads[d + win.in.size()]);
+    }
+  }
+  Tensor y(x.dtype(), out_dims);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t target = idx.value_as_int64(i);
+    if (target < 0 || target >= y.numel()) {
+      return ctx.error(StatusCode::kInvalidArgument, "index ", target, " at position ", i, " is outside the output of ",
+                       y.numel(), " elements");
+    }
+    copy_elements(x, i, y, target, 1);
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+}  // namespace
+
+void register_nn_kernels(KernelRegistry& r) {
+  r.add("", "Conv", conv_kernel);
+  r.add("", "ConvTranspose", conv_transpose_kernel);
+  r.add("", "MaxPool", pool_kernel<PoolKind::kMax>);
+  r.add("", "AveragePool", pool_kernel<PoolKind::kAverage>);
+  r.add("", "LpPool", pool_kernel<PoolKind::kLp>);
+  r.add("", "GlobalAveragePool", global_pool_kernel<false>);
+  r.add("", "GlobalMaxPool", global_pool_kernel<true>);
+  r.add("", "MaxUnpool", max_unpool_kernel);
+}
 
 }  // namespace pyflame_rt
