@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""Exports the whole-model test and benchmark models from Debian's python3-torch/torchvision
+with fixed seeds and random weights (nothing is downloaded).
+
+    /usr/bin/python3 tests/tools/export_models.py OUTDIR [NAME ...]
+
+resnet50, mobilenet_v2, efficientnet_b0: input "input" [1,3,224,224] -> "output"
+encoder: 4-layer TransformerEncoder d=256, 4 heads, ff 1024, input "input" [1,128,256]
+gru: 2-layer GRU 64->128, inputs "input" [1,50,64] and "h0" [2,1,128] -> "output", "hn"
+"""
+
+import os
+import sys
+
+MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
+
+
+def _build(name):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    if name in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
+        import torchvision
+        model = getattr(torchvision.models, name)(weights=None)
+        return model.eval(), (torch.randn(1, 3, 224, 224),), ["input"], ["output"]
+    if name == "encoder":
+        layer = nn.TransformerEncoderLayer(d_model=256, nhead=4, dim_feedforward=1024, batch_first=True)
+        model = nn.TransformerEncoder(layer, num_layers=4, enable_nested_tensor=False)
+        return model.eval(), (torch.randn(1, 128, 256),), ["input"], ["output"]
+    if name == "gru":
+        class Gru(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gru = nn.GRU(input_size=64, hidden_size=128, num_layers=2, batch_first=True)
+
+            def forward(self, x, h0):
+                return self.gru(x, h0)
+        return Gru().eval(), (torch.randn(1, 50, 64), torch.zeros(2, 1, 128)), ["input", "h0"], ["output", "hn"]
+    raise ValueError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
+
+
+def export(outdir, names=None):
+    """Exports each named model to OUTDIR/<name>.onnx unless it already exists."""
+    import torch
+    os.makedirs(outdir, exist_ok=True)
+    paths = {}
+    for name in names or MODELS:
+        path = os.path.join(outdir, f"{name}.onnx")
+        if not os.path.exists(path):
+            model, args, inputs, outputs = _build(name)
+            tmp = path + ".tmp"
+            # Grad stays enabled: torch 1.13 would otherwise take the transformer "fast path"
+            # (a fused op ONNX export does not know).
+            torch.onnx.export(model, args, tmp, input_names=inputs, output_names=outputs,
+                              opset_version=13)
+            os.replace(tmp, path)  # never leave a half-written model behind
+        paths[name] = path
+    return paths
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    for name, path in export(sys.argv[1], sys.argv[2:] or None).items():
+        print(f"{name}: {path}")
