@@ -1,0 +1,135 @@
+// ONNX import: models built with the onnx protobuf API, including external data and errors.
+#include "graph/onnx_import.h"
+
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace pyflame_rt {
+namespace {
+
+onnx::ModelProto relu_model(int64_t opset = 13) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  auto* g = m.mutable_graph();
+  g->set_name("relu_graph");
+  auto* in = g->add_input();
+  in->set_name("x");
+  auto* tt = in->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->mutable_shape()->add_dim()->set_dim_param("batch");
+  tt->mutable_shape()->add_dim()->set_dim_value(4);
+  auto* n = g->add_node();
+  n->set_op_type("Add");
+  n->set_name("add");
+  n->add_input("x");
+  n->add_input("b");
+  n->add_output("s");
+  auto* r = g->add_node();
+  r->set_op_type("Relu");
+  r->add_input("s");
+  r->add_output("y");
+  auto* b = g->add_initializer();
+  b->set_name("b");
+  b->set_data_type(onnx::TensorProto::FLOAT);
+  b->add_dims(4);
+  for (float v : {1.0f, -2.0f, 3.0f, -4.0f}) b->add_float_data(v);
+  g->add_output()->set_name("y");
+  return m;
+}
+
+std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+
+void write(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(OnnxImportTest, ImportsGraphWithInferredTypes) {
+  auto g = import_onnx_bytes(relu_model().SerializeAsString());
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  EXPECT_EQ(g->opset(), 13);
+  ASSERT_EQ(g->inputs.size(), 1u);
+  EXPECT_EQ(g->inputs[0].shape.to_string(), "[batch,4]");
+  EXPECT_EQ(g->initializers.at("b").data<float>()[3], -4.0f);
+  // Shape inference typed the intermediate and the (untyped) output.
+  ASSERT_TRUE(g->find_value_info("s"));
+  EXPECT_EQ(g->find_value_info("s")->dtype, DType::kFloat32);
+  EXPECT_EQ(g->nodes[0].op_type, "Add");
+  EXPECT_EQ(g->nodes[1].op_type, "Relu");
+}
+
+TEST(OnnxImportTest, ExternalDataIsReadRelativeToTheModel) {
+  onnx::ModelProto m = relu_model();
+  auto* b = m.mutable_graph()->mutable_initializer(0);
+  b->clear_float_data();
+  b->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto add_kv = [&](const char* k, const std::string& v) {
+    auto* e = b->add_external_data();
+    e->set_key(k);
+    e->set_value(v);
+  };
+  add_kv("location", "weights.bin");
+  add_kv("offset", "4");
+  add_kv("length", "16");
+  float data[5] = {99.0f, 5.0f, 6.0f, 7.0f, 8.0f};
+  write(temp_path("weights.bin"), std::string(reinterpret_cast<char*>(data), sizeof(data)));
+  write(temp_path("external.onnx"), m.SerializeAsString());
+  auto g = import_onnx_file(temp_path("external.onnx"));
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  EXPECT_EQ(g->initializers.at("b").data<float>()[0], 5.0f);
+  EXPECT_EQ(g->initializers.at("b").data<float>()[3], 8.0f);
+
+  std::remove(temp_path("weights.bin").c_str());
+  auto missing = import_onnx_file(temp_path("external.onnx"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNoSuchFile);
+  EXPECT_NE(missing.status().message().find("weights.bin"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("'b'"), std::string::npos);
+}
+
+TEST(OnnxImportTest, TruncatedAndForeignFilesAreInvalidProtobuf) {
+  std::string bytes = relu_model().SerializeAsString();
+  write(temp_path("truncated.onnx"), bytes.substr(0, bytes.size() - 7));
+  auto t = import_onnx_file(temp_path("truncated.onnx"));
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidProtobuf);
+  EXPECT_NE(t.status().message().find("truncated.onnx"), std::string::npos);
+  auto junk = import_onnx_bytes("GIF89a definitely not a model");
+  EXPECT_EQ(junk.status().code(), StatusCode::kInvalidProtobuf);
+  EXPECT_EQ(import_onnx_file("/no/such/file.onnx").status().code(), StatusCode::kNoSuchFile);
+}
+
+TEST(OnnxImportTest, CycleIsInvalidGraphNamingNodes) {
+  onnx::ModelProto m = relu_model();
+  m.mutable_graph()->mutable_node(0)->set_input(0, "y");  // add reads relu's output
+  auto g = import_onnx_bytes(m.SerializeAsString());
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(g.status().message().find("cycle"), std::string::npos);
+  EXPECT_NE(g.status().message().find("'add'"), std::string::npos);
+}
+
+TEST(OnnxImportTest, TooNewOpsetIsNotImplemented) {
+  auto g = import_onnx_bytes(relu_model(18).SerializeAsString());
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kNotImplemented);
+  EXPECT_NE(g.status().message().find("opset 18"), std::string::npos);
+}
+
+TEST(OnnxImportTest, DataCountMismatchNamesTensor) {
+  onnx::ModelProto m = relu_model();
+  m.mutable_graph()->mutable_initializer(0)->add_float_data(5.0f);
+  auto g = import_onnx_bytes(m.SerializeAsString());
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("tensor 'b'"), std::string::npos);
+  EXPECT_NE(g.status().message().find("stores 5"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
