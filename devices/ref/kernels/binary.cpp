@@ -41,6 +41,8 @@ Status mod_kernel(KernelContext& ctx) {
     using C = decltype(a);
     if constexpr (std::is_floating_point_v<C>) {
       return static_cast<C>(std::fmod(a, b));
+    } else if constexpr (std::is_same_v<C, bool>) {
+      return a;  // never reached: bool is not a Mod type
     } else {
       if (b == 0) return C(0);
       C r = static_cast<C>(a % b);
@@ -234,7 +236,10 @@ Status prelu_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "slope ", dims_to_string(slope.dims()),
                      " must broadcast to X ", dims_to_string(x.dims()));
   }
-  return binary_map<false>(ctx, TypeSet::kSigned, [](auto a, auto s) { return a < 0 ? a * s : a; });
+  return binary_map<false>(ctx, TypeSet::kSigned, [](auto a, auto s) {
+    if constexpr (std::is_same_v<decltype(a), bool>) return a;  // never reached: not a PRelu type
+    else return a < 0 ? a * s : a;
+  });
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ Status gather_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
   const Tensor& idx = *ctx.input(1);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   int64_t len = x.dim(static_cast<size_t>(axis)), outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
@@ -35,7 +35,7 @@ Status gather_kernel(KernelContext& ctx) {
   Tensor y(x.dtype(), out_dims);
   int64_t n_idx = idx.numel();
   for (int64_t j = 0; j < n_idx; ++j) {
-    int64_t k;
+    int64_t k = 0;
     RETURN_IF_ERROR(resolve_index(ctx, idx.value_as_int64(j), len, j, &k));
     for (int64_t o = 0; o < outer; ++o) copy_elements(x, (o * len + k) * inner, y, (o * n_idx + j) * inner, inner);
   }
@@ -65,12 +65,12 @@ Status gather_elements_kernel(KernelContext& ctx) {
   if (idx.rank() != x.rank()) {
     return ctx.error(StatusCode::kInvalidArgument, "indices rank ", idx.rank(), " must equal data rank ", x.rank());
   }
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   std::vector<int64_t> strides = strides_of(x.dims());
   Tensor y(x.dtype(), idx.dims());
   RETURN_IF_ERROR(for_each_coord(idx.dims(), [&](int64_t flat, const std::vector<int64_t>& c) -> Status {
-    int64_t k;
+    int64_t k = 0;
     RETURN_IF_ERROR(resolve_index(ctx, idx.value_as_int64(flat), x.dim(static_cast<size_t>(axis)), flat, &k));
     int64_t src = 0;
     for (size_t d = 0; d < c.size(); ++d) src += (static_cast<int64_t>(d) == axis ? k : c[d]) * strides[d];
@@ -116,12 +116,12 @@ Status scatter_elements_kernel(KernelContext& ctx) {
   }
   Reduction red;
   RETURN_IF_ERROR(parse_reduction(ctx, &red));
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   std::vector<int64_t> strides = strides_of(x.dims());
   Tensor y = x.clone();
   RETURN_IF_ERROR(for_each_coord(idx.dims(), [&](int64_t flat, const std::vector<int64_t>& c) -> Status {
-    int64_t k;
+    int64_t k = 0;
     RETURN_IF_ERROR(resolve_index(ctx, idx.value_as_int64(flat), x.dim(static_cast<size_t>(axis)), flat, &k));
     int64_t dst = 0;
     for (size_t d = 0; d < c.size(); ++d) dst += (static_cast<int64_t>(d) == axis ? k : c[d]) * strides[d];

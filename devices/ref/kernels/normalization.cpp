@@ -109,7 +109,7 @@ Status layer_norm_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
   RETURN_IF_ERROR(float_check(ctx, x));
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", -1), static_cast<int64_t>(x.rank()), &axis));
   double eps = ctx.node().attr_float("epsilon", 1e-5f);
   int64_t rows = 1, cols = 1;
@@ -156,7 +156,7 @@ Status mvn_kernel(KernelContext& ctx) {
   std::vector<int64_t> axes = ctx.node().attr_ints("axes", {0, 2, 3});
   std::vector<bool> reduced(x.rank(), false);
   for (int64_t a : axes) {
-    int64_t ax;
+    int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, a, static_cast<int64_t>(x.rank()), &ax));
     reduced[static_cast<size_t>(ax)] = true;
   }

@@ -25,7 +25,7 @@ Status plan_reduce(const KernelContext& ctx, const Tensor& x, std::vector<int64_
   int64_t rank = static_cast<int64_t>(x.rank());
   p->reduced.assign(x.rank(), axes.empty() && !noop_with_empty);
   for (int64_t a : axes) {
-    int64_t ax;
+    int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
     p->reduced[static_cast<size_t>(ax)] = true;
   }
@@ -139,7 +139,7 @@ template <bool kMax>
 Status arg_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   bool keepdims = ctx.node().attr_int("keepdims", 1) != 0;
   bool last = ctx.node().attr_int("select_last_index", 0) != 0;
@@ -181,7 +181,7 @@ Status softmax_kernel(KernelContext& ctx) {
   }
   bool legacy = ctx.opset() < 13;
   int64_t rank = static_cast<int64_t>(x.rank());
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), std::max<int64_t>(rank, 1), &axis));
   int64_t outer = 1, len = 1, inner = 1;
   for (int64_t d = 0; d < rank; ++d) {
@@ -225,7 +225,7 @@ Status softmax_kernel(KernelContext& ctx) {
 Status cumsum_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.input(1)->value_as_int64(0), static_cast<int64_t>(x.rank()), &axis));
   bool exclusive = ctx.node().attr_int("exclusive", 0) != 0, reverse = ctx.node().attr_int("reverse", 0) != 0;
   int64_t len = x.dim(static_cast<size_t>(axis)), outer = 1, inner = 1;
@@ -258,7 +258,7 @@ Status topk_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
   int64_t k = ctx.opset() < 10 ? ctx.node().attr_int("k", 1) : (ctx.input(1) ? ctx.input(1)->value_as_int64(0) : -1);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", -1), static_cast<int64_t>(x.rank()), &axis));
   bool largest = ctx.node().attr_int("largest", 1) != 0;
   int64_t len = x.dim(static_cast<size_t>(axis));

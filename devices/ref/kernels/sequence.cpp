@@ -70,7 +70,7 @@ Status sequence_insert(KernelContext& ctx) {
                      ", the sequence holds ", dtype_name(seq->sequence_dtype));
   }
   int64_t n = static_cast<int64_t>(seq->sequence.size());
-  int64_t pos;
+  int64_t pos = 0;
   RETURN_IF_ERROR(position_input(ctx, 2, n, n, n, &pos));
   std::vector<Tensor> items = seq->sequence;
   items.insert(items.begin() + pos, t);
@@ -83,7 +83,7 @@ Status sequence_erase(KernelContext& ctx) {
   RETURN_IF_ERROR(sequence_input(ctx, 0, &seq));
   int64_t n = static_cast<int64_t>(seq->sequence.size());
   if (n == 0) return ctx.error(StatusCode::kInvalidArgument, "cannot erase from an empty sequence");
-  int64_t pos;
+  int64_t pos = 0;
   RETURN_IF_ERROR(position_input(ctx, 1, n, n - 1, n - 1, &pos));
   std::vector<Tensor> items = seq->sequence;
   items.erase(items.begin() + pos);
@@ -97,7 +97,7 @@ Status sequence_at(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(1));
   int64_t n = static_cast<int64_t>(seq->sequence.size());
   if (n == 0) return ctx.error(StatusCode::kInvalidArgument, "SequenceAt on an empty sequence");
-  int64_t pos;
+  int64_t pos = 0;
   RETURN_IF_ERROR(position_input(ctx, 1, n, n - 1, 0, &pos));
   ctx.set_output(0, seq->sequence[static_cast<size_t>(pos)]);
   return Status::OK();
@@ -113,7 +113,7 @@ Status sequence_length(KernelContext& ctx) {
 Status split_to_sequence(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(1));
   const Tensor& x = *ctx.input(0);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   int64_t len = x.dim(static_cast<size_t>(axis));
   std::vector<int64_t> sizes;
@@ -159,7 +159,7 @@ Status concat_from_sequence(KernelContext& ctx) {
   bool new_axis = ctx.node().attr_int("new_axis", 0) != 0;
   const Tensor& first = seq->sequence.front();
   int64_t rank = static_cast<int64_t>(first.rank()) + (new_axis ? 1 : 0);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), rank, &axis));
   for (size_t i = 1; i < seq->sequence.size(); ++i) {
     const Tensor& t = seq->sequence[i];

@@ -133,7 +133,7 @@ Status squeeze_kernel(KernelContext& ctx) {
     for (size_t i = 0; i < x.rank(); ++i) drop[i] = x.dim(i) == 1;
   }
   for (int64_t a : axes) {
-    int64_t ax;
+    int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
     if (x.dim(static_cast<size_t>(ax)) != 1) {
       return ctx.error(StatusCode::kInvalidArgument, "cannot squeeze axis ", a, " of shape ",
@@ -154,7 +154,7 @@ Status unsqueeze_kernel(KernelContext& ctx) {
   int64_t out_rank = static_cast<int64_t>(x.rank() + axes.size());
   std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
   for (int64_t a : axes) {
-    int64_t ax;
+    int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, a, out_rank, &ax));
     if (inserted[static_cast<size_t>(ax)]) return ctx.error(StatusCode::kInvalidArgument, "axis ", a, " given twice");
     inserted[static_cast<size_t>(ax)] = true;
@@ -210,7 +210,7 @@ Status concat_kernel(KernelContext& ctx) {
   }
   if (parts.empty()) return ctx.error(StatusCode::kInvalidArgument, "needs at least one input");
   const Tensor& first = parts.front();
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(first.rank()), &axis));
   for (size_t i = 1; i < parts.size(); ++i) {
     const Tensor& t = parts[i];
@@ -228,7 +228,7 @@ Status concat_kernel(KernelContext& ctx) {
 Status split_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   int64_t len = x.dim(static_cast<size_t>(axis));
   std::vector<int64_t> sizes = ctx.opset() >= 13 && ctx.input(1) ? ctx.input(1)->to_int64_vector()
@@ -278,7 +278,7 @@ Status slice_kernel(KernelContext& ctx) {
   std::vector<int64_t> begin(x.rank(), 0), step(x.rank(), 1);
   Dims out_dims = x.dims();
   for (size_t i = 0; i < starts.size(); ++i) {
-    int64_t ax;
+    int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, axes[i], rank, &ax));
     int64_t dim = x.dim(static_cast<size_t>(ax));
     int64_t st = steps[i];
@@ -385,7 +385,7 @@ Status pad_kernel(KernelContext& ctx) {
   std::vector<int64_t> axes;
   if (ctx.input(3)) {
     for (int64_t a : ctx.input(3)->to_int64_vector()) {
-      int64_t ax;
+      int64_t ax = 0;
       RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
       axes.push_back(ax);
     }
@@ -555,7 +555,7 @@ Status one_hot_kernel(KernelContext& ctx) {
   if (values.numel() != 2) return ctx.error(StatusCode::kInvalidArgument, "values must have 2 elements, got ", values.numel());
   if (depth <= 0) return ctx.error(StatusCode::kInvalidArgument, "depth must be positive, got ", depth);
   int64_t out_rank = static_cast<int64_t>(idx.rank()) + 1;
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", -1), out_rank, &axis));
   Dims out_dims = idx.dims();
   out_dims.insert(out_dims.begin() + axis, depth);
