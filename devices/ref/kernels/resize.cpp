@@ -1,8 +1,234 @@
-// Reference kernels: resize group (to be filled).
+// Reference kernels: Resize (opsets 10-13+) and the deprecated Upsample.
+//
+// Separable N-d interpolation: for each output coordinate and axis, the coordinate transform
+// gives a source position x; the 2 (nearest/linear) or 4 (cubic) source points around it get
+// coefficients, edges are clamped, and the output is the weighted sum over all axes' points.
+// Points use base = ceil(x) - 1 and ratio = x - base in (0, 1], the convention that makes an
+// integral x land exactly on its source point for every mode.
+#include <cmath>
+#include <string>
+
 #include "devices/ref/kernel_groups.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 
-void register_resize_kernels(KernelRegistry& r) { (void)r; }
+namespace {
+
+struct ResizeConfig {
+  std::string mode = "nearest";
+  std::string coord = "half_pixel";
+  std::string nearest_mode = "round_prefer_floor";
+  double cubic_a = -0.75;
+  bool exclude_outside = false;
+  double extrapolation = 0;
+};
+
+std::vector<double> coefficients(const ResizeConfig& c, double ratio) {
+  if (c.mode == "nearest") {
+    if (ratio == 1.0) return {0, 1};
+    if (c.nearest_mode == "round_prefer_ceil") return {ratio < 0.5 ? 1.0 : 0.0, ratio >= 0.5 ? 1.0 : 0.0};
+    if (c.nearest_mode == "floor") return {1, 0};
+    if (c.nearest_mode == "ceil") return {0, 1};
+    return {ratio <= 0.5 ? 1.0 : 0.0, ratio > 0.5 ? 1.0 : 0.0};  // round_prefer_floor
+  }
+  if (c.mode == "linear") return {1 - ratio, ratio};
+  double A = c.cubic_a, r = ratio, s = 1 - ratio;
+  return {((A * (r + 1) - 5 * A) * (r + 1) + 8 * A) * (r + 1) - 4 * A,
+          ((A + 2) * r - (A + 3)) * r * r + 1,
+          ((A + 2) * s - (A + 3)) * s * s + 1,
+          ((A * (s + 1) - 5 * A) * (s + 1) + 8 * A) * (s + 1) - 4 * A};
+}
+
+// Source position of output index `o` on one axis.
+double source_coordinate(const ResizeConfig& c, int64_t o, int64_t in_len, int64_t out_len, double scale,
+                         double roi_start, double roi_end) {
+  double x = static_cast<double>(o);
+  if (c.coord == "half_pixel") return (x + 0.5) / scale - 0.5;
+  if (c.coord == "pytorch_half_pixel") return out_len > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+  if (c.coord == "align_corners") {
+    // The spec uses the unrounded resized length (in_len * scale), which differs from the
+    // integer output length when scales (not sizes) are given.
+    double resized = static_cast<double>(in_len) * scale;
+    return out_len == 1 ? 0.0 : x * static_cast<double>(in_len - 1) / (resized - 1);
+  }
+  if (c.coord == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
+  if (c.coord == "tf_crop_and_resize") {
+    double span = static_cast<double>(in_len - 1);
+    return out_len > 1 ? roi_start * span + x * (roi_end - roi_start) * span / static_cast<double>(out_len - 1)
+                       : 0.5 * (roi_start + roi_end) * span;
+  }
+  return x / scale;  // asymmetric
+}
+
+// Per axis and output index: source indices (clamped) and weights; `outside` marks positions
+// that tf_crop_and_resize fills with the extrapolation value.
+struct AxisTaps {
+  std::vector<std::vector<int64_t>> index;
+  std::vector<std::vector<double>> weight;
+  std::vector<bool> outside;
+};
+
+AxisTaps axis_taps(const ResizeConfig& c, int64_t in_len, int64_t out_len, double scale, double roi_start,
+                   double roi_end) {
+  AxisTaps t;
+  for (int64_t o = 0; o < out_len; ++o) {
+    double x = source_coordinate(c, o, in_len, out_len, scale, roi_start, roi_end);
+    t.outside.push_back(c.coord == "tf_crop_and_resize" && (x < 0 || x > static_cast<double>(in_len - 1)));
+    double base = std::ceil(x) - 1;
+    double ratio = x - base;
+    std::vector<double> w = coefficients(c, ratio);
+    int64_t first = static_cast<int64_t>(base) - (w.size() == 4 ? 1 : 0);
+    std::vector<int64_t> idx;
+    double total = 0;
+    for (size_t k = 0; k < w.size(); ++k) {
+      int64_t i = first + static_cast<int64_t>(k);
+      if (c.exclude_outside && (i < 0 || i >= in_len)) w[k] = 0;
+      total += w[k];
+      idx.push_back(std::min(std::max<int64_t>(i, 0), in_len - 1));
+    }
+    if (c.exclude_outside && total != 0) for (double& v : w) v /= total;
+    t.index.push_back(idx);
+    t.weight.push_back(w);
+  }
+  return t;
+}
+
+Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales, Dims sizes, std::vector<double> roi,
+                   const ResizeConfig& cfg) {
+  size_t rank = x.rank();
+  if (sizes.empty()) {
+    if (scales.size() != rank) {
+      return ctx.error(StatusCode::kInvalidArgument, "scales has ", scales.size(), " entries, input rank is ", rank);
+    }
+    for (size_t d = 0; d < rank; ++d) {
+      if (scales[d] <= 0) return ctx.error(StatusCode::kInvalidArgument, "scales must be positive, got ", scales[d]);
+      sizes.push_back(static_cast<int64_t>(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
+    }
+  } else {
+    if (sizes.size() != rank) {
+      return ctx.error(StatusCode::kInvalidArgument, "sizes has ", sizes.size(), " entries, input rank is ", rank);
+    }
+    scales.clear();
+    for (size_t d = 0; d < rank; ++d) scales.push_back(static_cast<double>(sizes[d]) / static_cast<double>(x.dim(d)));
+  }
+  if (roi.size() != 2 * rank) {
+    roi.assign(2 * rank, 0.0);
+    for (size_t d = 0; d < rank; ++d) roi[rank + d] = 1.0;
+  }
+  std::vector<AxisTaps> taps;
+  for (size_t d = 0; d < rank; ++d) taps.push_back(axis_taps(cfg, x.dim(d), sizes[d], scales[d], roi[d], roi[rank + d]));
+  Tensor y(x.dtype(), sizes);
+  std::vector<int64_t> in_strides = strides_of(x.dims());
+  std::vector<int64_t> o(rank, 0);
+  for (int64_t f = 0; f < y.numel(); ++f) {
+    bool outside = false;
+    for (size_t d = 0; d < rank; ++d) outside |= taps[d].outside[static_cast<size_t>(o[d])];
+    double acc = 0;
+    if (outside) {
+      acc = cfg.extrapolation;
+    } else {
+      // Sum over the product of each axis' taps.
+      std::vector<size_t> k(rank, 0);
+      while (true) {
+        double w = 1;
+        int64_t src = 0;
+        for (size_t d = 0; d < rank; ++d) {
+          w *= taps[d].weight[static_cast<size_t>(o[d])][k[d]];
+          src += taps[d].index[static_cast<size_t>(o[d])][k[d]] * in_strides[d];
+        }
+        if (w != 0) acc += w * x.value_as_double(src);
+        size_t d = rank;
+        while (d > 0) {
+          --d;
+          if (++k[d] < taps[d].weight[static_cast<size_t>(o[d])].size()) break;
+          k[d] = 0;
+          if (d == 0) { d = rank + 1; break; }
+        }
+        if (d == rank + 1 || rank == 0) break;
+      }
+    }
+    dispatch_numeric(x.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        y.data<T>()[f] = static_cast<T>(std::nearbyint(acc));
+      } else {
+        y.data<T>()[f] = from_double<T>(acc);
+      }
+    });
+    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+      if (++o[static_cast<size_t>(d)] < sizes[static_cast<size_t>(d)]) break;
+      o[static_cast<size_t>(d)] = 0;
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+std::vector<double> as_doubles(const Tensor* t) {
+  std::vector<double> v;
+  if (t) for (int64_t i = 0; i < t->numel(); ++i) v.push_back(t->value_as_double(i));
+  return v;
+}
+
+Status check_mode(const KernelContext& ctx, const std::string& mode) {
+  if (mode == "nearest" || mode == "linear" || mode == "cubic") return Status::OK();
+  return ctx.error(StatusCode::kInvalidArgument, "mode must be nearest, linear or cubic, got '", mode, "'");
+}
+
+Status resize_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  const Node& n = ctx.node();
+  ResizeConfig cfg;
+  cfg.mode = n.attr_string("mode", "nearest");
+  RETURN_IF_ERROR(check_mode(ctx, cfg.mode));
+  if (ctx.opset() < 11) {
+    // Resize-10 is Upsample's semantics: asymmetric coordinates, nearest rounds down.
+    cfg.coord = "asymmetric";
+    cfg.nearest_mode = "floor";
+    RETURN_IF_ERROR(ctx.require_input(1));
+    return resize_impl(ctx, *ctx.input(0), as_doubles(ctx.input(1)), {}, {}, cfg);
+  }
+  cfg.coord = n.attr_string("coordinate_transformation_mode", "half_pixel");
+  cfg.nearest_mode = n.attr_string("nearest_mode", "round_prefer_floor");
+  cfg.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
+  cfg.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
+  cfg.extrapolation = n.attr_float("extrapolation_value", 0.0f);
+  std::vector<double> scales = as_doubles(ctx.input(2));
+  Dims sizes;
+  if (const Tensor* s = ctx.input(3)) sizes = s->to_int64_vector();
+  if (!sizes.empty() && !scales.empty()) {
+    return ctx.error(StatusCode::kInvalidArgument, "only one of scales and sizes may be given");
+  }
+  if (sizes.empty() && scales.empty()) {
+    return ctx.error(StatusCode::kInvalidArgument, "one of scales (input 2) and sizes (input 3) is required");
+  }
+  return resize_impl(ctx, *ctx.input(0), scales, sizes, as_doubles(ctx.input(1)), cfg);
+}
+
+Status upsample_kernel(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_input(0));
+  ResizeConfig cfg;
+  cfg.mode = ctx.node().attr_string("mode", "nearest");
+  if (cfg.mode == "bilinear") cfg.mode = "linear";
+  RETURN_IF_ERROR(check_mode(ctx, cfg.mode));
+  cfg.coord = "asymmetric";
+  cfg.nearest_mode = "floor";
+  std::vector<double> scales;
+  if (ctx.opset() < 9) {
+    for (float s : ctx.node().attr_floats("scales")) scales.push_back(s);
+  } else {
+    RETURN_IF_ERROR(ctx.require_input(1));
+    scales = as_doubles(ctx.input(1));
+  }
+  return resize_impl(ctx, *ctx.input(0), scales, {}, {}, cfg);
+}
+
+}  // namespace
+
+void register_resize_kernels(KernelRegistry& r) {
+  r.add("", "Resize", resize_kernel);
+  r.add("", "Upsample", upsample_kernel);
+}
 
 }  // namespace pyflame_rt
