@@ -58,3 +58,13 @@ def test_errors_are_clear_and_nonzero(args, needle):
     r = cli(*args)
     assert r.returncode != 0
     assert needle in r.stderr
+
+
+def test_cpp_example_runs_the_model():
+    exe = os.path.join(REPO, "build", "bin", "cpp_inference")
+    r = subprocess.run([exe, CNN], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "output probs float32[1,10]" in r.stdout
+    x = np.array([(i % 7) * 0.1 for i in range(3 * 32 * 32)], np.float32).reshape(1, 3, 32, 32)
+    (probs,) = rt.InferenceSession(CNN).run(None, {"image": x})
+    assert f"first {probs[0, 0]:.6g}" in r.stdout
