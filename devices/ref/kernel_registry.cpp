@@ -53,6 +53,7 @@ const KernelRegistry& KernelRegistry::reference() {
     register_normalization_kernels(r);
     register_loss_kernels(r);
     register_signal_kernels(r);
+    register_vision_kernels(r);
     register_misc_kernels(r);
     return r;
   }();
