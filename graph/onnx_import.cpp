@@ -311,7 +311,14 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   } catch (const std::exception&) {
     // Keep the types the model declared; the runtime checks shapes as it runs.
   }
-  ASSIGN_OR_RETURN(Graph g, convert_graph(model.graph(), opsets, ctx));
+  Expected<Graph> converted = Status();
+  try {
+    converted = convert_graph(model.graph(), opsets, ctx);
+  } catch (const std::bad_alloc&) {
+    return make_status(StatusCode::kResourceExhausted, ctx.model_name,
+                       " declares a tensor too large to allocate");
+  }
+  ASSIGN_OR_RETURN(Graph g, std::move(converted));
   RETURN_IF_ERROR(g.sort_topologically());
   RETURN_IF_ERROR(g.validate());
   return g;

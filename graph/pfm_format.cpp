@@ -236,7 +236,13 @@ Expected<Graph> load_pfm_bytes(const std::string& bytes) {
   if (model.format_version() == 0 || !model.has_graph()) {
     return make_status(StatusCode::kInvalidProtobuf, ".pfm model has no format version or no graph");
   }
-  ASSIGN_OR_RETURN(Graph g, from_proto(model.graph()));
+  Expected<Graph> converted = Status();
+  try {
+    converted = from_proto(model.graph());
+  } catch (const std::bad_alloc&) {
+    return make_status(StatusCode::kResourceExhausted, ".pfm model declares a tensor too large to allocate");
+  }
+  ASSIGN_OR_RETURN(Graph g, std::move(converted));
   RETURN_IF_ERROR(g.sort_topologically());
   RETURN_IF_ERROR(g.validate());
   return g;

@@ -1,5 +1,6 @@
 #include "graph/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -36,7 +37,18 @@ TensorBuffer::~TensorBuffer() {
 }
 
 Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
-  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(numel()));
+  // Dims come from model data and feeds: a product that overflows (or a negative dim) must
+  // fail like any allocation that cannot be satisfied, not wrap around to a small buffer.
+  uint64_t count = 1;
+  for (int64_t d : dims_) {
+    if (d < 0 || __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) throw std::bad_alloc();
+  }
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(count, static_cast<uint64_t>(std::max<size_t>(dtype_size(dtype), 1)), &bytes) ||
+      bytes > (uint64_t{1} << 48)) {
+    throw std::bad_alloc();
+  }
+  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(count));
 }
 
 Tensor Tensor::wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keep_alive) {

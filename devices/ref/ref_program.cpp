@@ -1,6 +1,7 @@
 #include "devices/ref/ref_program.h"
 
 #include <algorithm>
+#include <new>
 
 namespace pyflame_rt {
 
@@ -166,7 +167,14 @@ Expected<std::vector<Value>> RefProgram::run_in_scope(std::vector<Value> inputs,
     }
     std::vector<Value> outs(step.outputs.size());
     KernelContext ctx(*step.node, step.opset, in_ptrs, &outs, &frame);
-    Status st = step.kernel(ctx);
+    Status st;
+    try {
+      st = step.kernel(ctx);
+    } catch (const std::bad_alloc&) {
+      // Kernels do not throw, but an allocation sized by the input (ConstantOfShape, Expand,
+      // Tile...) can exceed memory: fail this run, keep the process.
+      return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
+    }
     if (!st.ok()) return st;
     for (size_t i = 0; i < outs.size(); ++i) {
       int s = step.outputs[i];

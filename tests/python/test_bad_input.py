@@ -103,3 +103,16 @@ def test_kernel_error_is_runtime_and_session_survives(tmp_path):
         sess.run(None, {"x": np.zeros(6, np.float32), "shape": np.array([4, 2], np.int64)})
     (y,) = sess.run(None, {"x": np.arange(6, dtype=np.float32), "shape": np.array([2, 3], np.int64)})
     assert y.shape == (2, 3)
+
+
+def test_huge_allocation_is_an_error_not_a_crash(tmp_path):
+    model = make_model([helper.make_node("ConstantOfShape", ["shape"], ["y"], name="huge")],
+                       [helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "huge.onnx"
+    onnx.save(model, str(path))
+    sess = rt.InferenceSession(str(path))
+    with pytest.raises(rt.ResourceExhausted, match="'huge'"):
+        sess.run(None, {"shape": np.array([1 << 31, 1 << 31], np.int64)})
+    (y,) = sess.run(None, {"shape": np.array([2, 3], np.int64)})
+    assert y.shape == (2, 3)
