@@ -52,9 +52,7 @@ Tensor take_along(const Tensor& t, int64_t axis, int64_t index) {
   Dims out_dims = t.dims();
   out_dims.erase(out_dims.begin() + axis);
   Tensor out(t.dtype(), out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= t.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  int64_t outer = outer_size(t.dims(), axis), inner = inner_size(t.dims(), axis);
   int64_t len = t.dim(static_cast<size_t>(axis));
   for (int64_t o = 0; o < outer; ++o) copy_elements(t, (o * len + index) * inner, out, o * inner, inner);
   return out;
@@ -80,9 +78,7 @@ Tensor slice_along(const Tensor& t, int64_t axis, int64_t start, int64_t len) {
   Dims out_dims = t.dims();
   out_dims[static_cast<size_t>(axis)] = len;
   Tensor out(t.dtype(), out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= t.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  int64_t outer = outer_size(t.dims(), axis), inner = inner_size(t.dims(), axis);
   int64_t full = t.dim(static_cast<size_t>(axis));
   for (int64_t o = 0; o < outer; ++o) copy_elements(t, (o * full + start) * inner, out, o * len * inner, len * inner);
   return out;
@@ -95,9 +91,7 @@ Tensor concat_along(const std::vector<Tensor>& parts, int64_t axis) {
   for (const auto& p : parts) total += p.dim(static_cast<size_t>(axis));
   out_dims[static_cast<size_t>(axis)] = total;
   Tensor out(parts.front().dtype(), out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= out_dims[static_cast<size_t>(d)];
-  for (size_t d = static_cast<size_t>(axis) + 1; d < out_dims.size(); ++d) inner *= out_dims[d];
+  int64_t outer = outer_size(out_dims, axis), inner = inner_size(out_dims, axis);
   int64_t offset = 0;
   for (const auto& p : parts) {
     int64_t len = p.dim(static_cast<size_t>(axis));

@@ -55,6 +55,26 @@ inline std::vector<int64_t> strides_of(const Dims& dims) {
   return s;
 }
 
+// Products of the dims before / after `axis`: the outer and inner extents of an axis loop.
+inline int64_t outer_size(const Dims& dims, int64_t axis) {
+  int64_t n = 1;
+  for (int64_t d = 0; d < axis; ++d) n *= dims[static_cast<size_t>(d)];
+  return n;
+}
+inline int64_t inner_size(const Dims& dims, int64_t axis) {
+  int64_t n = 1;
+  for (size_t d = static_cast<size_t>(axis) + 1; d < dims.size(); ++d) n *= dims[d];
+  return n;
+}
+
+// Advances a row-major multi-index over `dims`: the odometer step of every N-d loop.
+inline void next_index(std::vector<int64_t>& idx, const Dims& dims) {
+  for (size_t d = idx.size(); d-- > 0;) {
+    if (++idx[d] < dims[d]) return;
+    idx[d] = 0;
+  }
+}
+
 // Numpy-style multidirectional broadcast of two shapes.
 inline Status broadcast_dims(const KernelContext& ctx, const Dims& a, const Dims& b, Dims* out) {
   size_t rank = std::max(a.size(), b.size());
@@ -86,10 +106,7 @@ inline std::vector<int64_t> broadcast_index_map(const Dims& in_dims, const Dims&
       if (in_dims[d - off] != 1) src += idx[d] * in_strides[d - off];
     }
     map[static_cast<size_t>(f)] = src;
-    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, out_dims);
   }
   return map;
 }

@@ -26,9 +26,7 @@ Status gather_kernel(KernelContext& ctx) {
   const Tensor& idx = *ctx.input(1);
   int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
-  int64_t len = x.dim(static_cast<size_t>(axis)), outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  int64_t len = x.dim(static_cast<size_t>(axis)), outer = outer_size(x.dims(), axis), inner = inner_size(x.dims(), axis);
   Dims out_dims(x.dims().begin(), x.dims().begin() + axis);
   out_dims.insert(out_dims.end(), idx.dims().begin(), idx.dims().end());
   out_dims.insert(out_dims.end(), x.dims().begin() + axis + 1, x.dims().end());
@@ -50,10 +48,7 @@ Status for_each_coord(const Dims& dims, F f) {
   int64_t n = num_elements(dims);
   for (int64_t flat = 0; flat < n; ++flat) {
     RETURN_IF_ERROR(f(flat, c));
-    for (int64_t d = static_cast<int64_t>(dims.size()) - 1; d >= 0; --d) {
-      if (++c[static_cast<size_t>(d)] < dims[static_cast<size_t>(d)]) break;
-      c[static_cast<size_t>(d)] = 0;
-    }
+    next_index(c, dims);
   }
   return Status::OK();
 }

@@ -193,10 +193,7 @@ Status einsum_kernel(KernelContext& ctx) {
     int64_t o = 0;
     for (size_t d = 0; d < out.size(); ++d) o += idx[d] * out_strides[d];
     acc[static_cast<size_t>(o)] += prod;
-    for (int64_t d = static_cast<int64_t>(all.size()) - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < all_dims[static_cast<size_t>(d)]) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, all_dims);
   }
   Tensor y = Tensor::from_vector<double>(out_dims, acc);
   ctx.set_output(0, convert_tensor(y, ctx.input(0)->dtype()));

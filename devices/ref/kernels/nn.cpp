@@ -85,15 +85,9 @@ void for_each_tap(const Window& w, F f) {
         in_flat = in_flat * w.in[d] + pos;
       }
       f(of, inside ? in_flat : -1, kf, t);
-      for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) {
-        if (++t[static_cast<size_t>(d)] < w.kernel[static_cast<size_t>(d)]) break;
-        t[static_cast<size_t>(d)] = 0;
-      }
+      next_index(t, w.kernel);
     }
-    for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) {
-      if (++o[static_cast<size_t>(d)] < w.out[static_cast<size_t>(d)]) break;
-      o[static_cast<size_t>(d)] = 0;
-    }
+    next_index(o, w.out);
   }
 }
 

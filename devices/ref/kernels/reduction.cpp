@@ -49,10 +49,7 @@ std::vector<int64_t> reduce_targets(const Tensor& x, const ReducePlan& p) {
     int64_t t = 0;
     for (size_t d = 0; d < x.rank(); ++d) if (!p.reduced[d]) t += idx[d] * kept_strides[d];
     target[static_cast<size_t>(f)] = t;
-    for (int64_t d = static_cast<int64_t>(x.rank()) - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < x.dim(static_cast<size_t>(d))) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, x.dims());
   }
   return target;
 }
@@ -145,9 +142,7 @@ Status arg_kernel(KernelContext& ctx) {
   bool last = ctx.node().attr_int("select_last_index", 0) != 0;
   int64_t len = x.dim(static_cast<size_t>(axis));
   if (len == 0) return ctx.error(StatusCode::kInvalidArgument, "cannot take Arg", kMax ? "Max" : "Min", " over an empty axis");
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  int64_t outer = outer_size(x.dims(), axis), inner = inner_size(x.dims(), axis);
   Dims out_dims = x.dims();
   if (keepdims) out_dims[static_cast<size_t>(axis)] = 1;
   else out_dims.erase(out_dims.begin() + axis);
@@ -228,9 +223,7 @@ Status cumsum_kernel(KernelContext& ctx) {
   int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.input(1)->value_as_int64(0), static_cast<int64_t>(x.rank()), &axis));
   bool exclusive = ctx.node().attr_int("exclusive", 0) != 0, reverse = ctx.node().attr_int("reverse", 0) != 0;
-  int64_t len = x.dim(static_cast<size_t>(axis)), outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  int64_t len = x.dim(static_cast<size_t>(axis)), outer = outer_size(x.dims(), axis), inner = inner_size(x.dims(), axis);
   Tensor y(x.dtype(), x.dims());
   dispatch_numeric(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -263,9 +256,7 @@ Status topk_kernel(KernelContext& ctx) {
   bool largest = ctx.node().attr_int("largest", 1) != 0;
   int64_t len = x.dim(static_cast<size_t>(axis));
   if (k < 0 || k > len) return ctx.error(StatusCode::kInvalidArgument, "k = ", k, " must be in [0, ", len, "]");
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  int64_t outer = outer_size(x.dims(), axis), inner = inner_size(x.dims(), axis);
   Dims out_dims = x.dims();
   out_dims[static_cast<size_t>(axis)] = k;
   Tensor values(x.dtype(), out_dims), indices(DType::kInt64, out_dims);

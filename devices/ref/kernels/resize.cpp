@@ -156,10 +156,7 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
         y.data<T>()[f] = from_double<T>(acc);
       }
     });
-    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
-      if (++o[static_cast<size_t>(d)] < sizes[static_cast<size_t>(d)]) break;
-      o[static_cast<size_t>(d)] = 0;
-    }
+    next_index(o, sizes);
   }
   ctx.set_output(0, std::move(y));
   return Status::OK();

@@ -177,10 +177,7 @@ Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
     int64_t src = 0;
     for (size_t d = 0; d < rank; ++d) src += idx[d] * in_strides[static_cast<size_t>(perm[d])];
     copy_elements(x, src, y, f, 1);
-    for (int64_t d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, out_dims);
   }
   return y;
 }
@@ -305,10 +302,7 @@ Status slice_kernel(KernelContext& ctx) {
     int64_t src = 0;
     for (size_t d = 0; d < x.rank(); ++d) src += (begin[d] + idx[d] * step[d]) * in_strides[d];
     copy_elements(x, src, y, f, 1);
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, out_dims);
   }
   ctx.set_output(0, std::move(y));
   return Status::OK();
@@ -330,10 +324,7 @@ Tensor gather_by_dims(const Tensor& x, const Dims& out_dims, F src_coord) {
       src += c * in_strides[d];
     }
     if (inside) copy_elements(x, src, y, f, 1);
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      if (++idx[static_cast<size_t>(d)] < out_dims[static_cast<size_t>(d)]) break;
-      idx[static_cast<size_t>(d)] = 0;
-    }
+    next_index(idx, out_dims);
   }
   return y;
 }
@@ -560,9 +551,7 @@ Status one_hot_kernel(KernelContext& ctx) {
   Dims out_dims = idx.dims();
   out_dims.insert(out_dims.begin() + axis, depth);
   Tensor y(values.dtype(), out_dims);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= out_dims[static_cast<size_t>(d)];
-  for (size_t d = static_cast<size_t>(axis) + 1; d < out_dims.size(); ++d) inner *= out_dims[d];
+  int64_t outer = outer_size(out_dims, axis), inner = inner_size(out_dims, axis);
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < depth; ++k) {
       for (int64_t i = 0; i < inner; ++i) {
