@@ -1,15 +1,57 @@
 #include "compiler/pipeline.h"
 
+#include <algorithm>
+
+#include "compiler/passes/constant_folding.h"
+#include "compiler/passes/dead_code_elimination.h"
+#include "compiler/passes/identity_elimination.h"
+#include "compiler/passes/shape_folding.h"
+
 namespace pyflame_rt {
 
-Expected<Graph> optimize_graph(Graph graph, OptLevel level,
-                               const std::vector<std::string>& disabled) {
-  // The pass lists arrive with the fast CPU device work; until then every level runs the graph
-  // as imported, and any name given to disable is unknown.
-  (void)level;
-  if (!disabled.empty()) {
-    return invalid_argument("SessionOptions.disabled_passes: unknown pass '", disabled.front(),
-                            "' (no passes are registered)");
+std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
+  std::vector<std::unique_ptr<Pass>> passes;
+  if (level == OptLevel::kNone) return passes;
+  // Identity removal first so folding sees through pass-through nodes; shape folding feeds
+  // constant folding (Shape -> Gather -> Concat chains); DCE last sweeps what folding orphaned.
+  passes.push_back(std::make_unique<IdentityElimination>());
+  passes.push_back(std::make_unique<ShapeFolding>());
+  passes.push_back(std::make_unique<ConstantFolding>());
+  passes.push_back(std::make_unique<DeadCodeElimination>());
+  // EXTENDED adds fusions and ALL layout optimisation; they arrive with the fast CPU device,
+  // which is the device able to run fused nodes.
+  return passes;
+}
+
+std::vector<std::string> known_pass_names() {
+  std::vector<std::string> names;
+  for (const auto& p : passes_for_level(OptLevel::kAll)) names.push_back(p->name());
+  return names;
+}
+
+Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled) {
+  std::vector<std::string> known = known_pass_names();
+  for (const auto& d : disabled) {
+    if (std::find(known.begin(), known.end(), d) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return invalid_argument("SessionOptions.disabled_passes: unknown pass '", d, "' (known: ", list, ")");
+    }
+  }
+  std::vector<std::unique_ptr<Pass>> passes = passes_for_level(level);
+  // Rounds until nothing changes; each round only shrinks the graph, so a handful suffice and
+  // the cap only guards against a pass that keeps reporting changes.
+  constexpr int kMaxRounds = 8;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    bool any = false;
+    for (const auto& pass : passes) {
+      if (std::find(disabled.begin(), disabled.end(), pass->name()) != disabled.end()) continue;
+      bool changed = false;
+      Status st = pass->run(graph, changed);
+      if (!st.ok()) return st.with_context(std::string("pass ") + pass->name() + ": ");
+      any |= changed;
+    }
+    if (!any) break;
   }
   return graph;
 }

@@ -1,0 +1,42 @@
+#include "compiler/pass.h"
+
+namespace pyflame_rt {
+
+namespace {
+
+void collect_outer_reads(const Graph& g, std::set<std::string>& out) {
+  std::set<std::string> local;
+  for (const auto& v : g.inputs) local.insert(v.name);
+  for (const auto& kv : g.initializers) local.insert(kv.first);
+  for (const auto& n : g.nodes) for (const auto& o : n.outputs) local.insert(o);
+  std::set<std::string> reads;
+  for (const auto& n : g.nodes) {
+    for (const auto& i : n.inputs) if (!i.empty()) reads.insert(i);
+    for (const auto& r : subgraph_outer_reads(n)) reads.insert(r);
+  }
+  for (const auto& o : g.outputs) reads.insert(o.name);
+  for (const auto& r : reads) if (!local.count(r)) out.insert(r);
+}
+
+}  // namespace
+
+std::set<std::string> subgraph_outer_reads(const Node& node) {
+  std::set<std::string> out;
+  for (const auto& kv : node.attributes) {
+    if (kv.second.g) collect_outer_reads(*kv.second.g, out);
+    for (const auto& g : kv.second.graphs) collect_outer_reads(*g, out);
+  }
+  return out;
+}
+
+std::set<std::string> used_names(const Graph& graph) {
+  std::set<std::string> used;
+  for (const auto& n : graph.nodes) {
+    for (const auto& i : n.inputs) if (!i.empty()) used.insert(i);
+    for (const auto& r : subgraph_outer_reads(n)) used.insert(r);
+  }
+  for (const auto& o : graph.outputs) used.insert(o.name);
+  return used;
+}
+
+}  // namespace pyflame_rt

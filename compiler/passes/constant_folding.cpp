@@ -1,0 +1,62 @@
+#include "compiler/passes/constant_folding.h"
+
+#include "devices/ref/ref_program.h"
+
+namespace pyflame_rt {
+
+namespace {
+
+bool foldable_op(const Node& n) {
+  static const std::set<std::string> kRandom = {"RandomUniform", "RandomNormal", "RandomUniformLike",
+                                                "RandomNormalLike", "Bernoulli", "Multinomial", "Dropout"};
+  if (kRandom.count(n.op_type)) return false;
+  for (const auto& kv : n.attributes) {
+    if (kv.second.g || !kv.second.graphs.empty()) return false;  // control flow
+  }
+  return true;
+}
+
+// Runs one node on constant inputs through the reference interpreter.
+Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
+  Graph one;
+  one.opset_imports = graph.opset_imports;
+  for (const auto& in : n.inputs) {
+    if (!in.empty()) one.initializers[in] = graph.initializers.at(in);
+  }
+  one.nodes.push_back(n);
+  for (const auto& o : n.outputs) if (!o.empty()) one.outputs.push_back({o, DType::kUndefined, Shape::unknown_rank()});
+  ASSIGN_OR_RETURN(auto program, RefProgram::build(one, KernelRegistry::reference()));
+  return program->run({});
+}
+
+}  // namespace
+
+Status ConstantFolding::run(Graph& graph, bool& changed) {
+  std::vector<Node> kept;
+  for (auto& n : graph.nodes) {
+    bool all_const = foldable_op(n) && KernelRegistry::reference().find(n.domain, n.op_type);
+    for (const auto& in : n.inputs) all_const &= in.empty() || graph.initializers.count(in) > 0;
+    if (!all_const) { kept.push_back(std::move(n)); continue; }
+    auto values = evaluate(graph, n);
+    size_t bytes = 0;
+    bool tensors = values.ok();
+    if (tensors) {
+      for (const auto& v : *values) {
+        tensors &= v.is_tensor();
+        if (v.is_tensor()) bytes += v.tensor.nbytes();
+      }
+    }
+    // A node that fails on its constants (a model bug) keeps failing at run time, where the
+    // error reaches the user; a result that is sequences or too large is not worth storing.
+    if (!tensors || bytes > kMaxFoldedBytes) { kept.push_back(std::move(n)); continue; }
+    size_t k = 0;
+    for (const auto& o : n.outputs) {
+      if (!o.empty()) graph.initializers[o] = (*values)[k++].tensor;
+    }
+    changed = true;
+  }
+  graph.nodes = std::move(kept);
+  return Status::OK();
+}
+
+}  // namespace pyflame_rt

@@ -1,0 +1,44 @@
+#include "compiler/passes/identity_elimination.h"
+
+#include "pass_test_util.h"
+
+namespace pyflame_rt {
+namespace {
+
+TEST(IdentityEliminationTest, RewiresConsumersAroundPassThroughNodes) {
+  Graph g;
+  g.inputs = {f32("x", {2})};
+  g.add_node("Identity", {"x"}, {"a"});
+  g.add_node("Dropout", {"a"}, {"b", ""});
+  Node& cast = g.add_node("Cast", {"b"}, {"c"});
+  cast.attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kFloat32));
+  g.add_node("Relu", {"c"}, {"y"});
+  g.outputs = {f32("y", {2})};
+  g.value_info["b"] = f32("b", {2});
+  IdentityElimination pass;
+  bool changed = false;
+  EXPECT_EQ(run_pass(pass, g, &changed),
+            "graph main (%x: float32[2]) {\n"
+            "  %y = Relu(%x)\n"
+            "  return %y\n"
+            "}\n");
+  EXPECT_TRUE(changed);
+}
+
+TEST(IdentityEliminationTest, KeepsGraphOutputsRealCastsAndUsedMasks) {
+  Graph g;
+  g.inputs = {f32("x", {2})};
+  g.add_node("Identity", {"x"}, {"y"});  // a graph output: the name must survive
+  Node& cast = g.add_node("Cast", {"x"}, {"h"});
+  cast.attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kFloat16));
+  g.add_node("Dropout", {"x"}, {"d", "mask"});
+  g.outputs = {f32("y", {2}), {"h", DType::kFloat16, Shape::from_dims({2})}, f32("mask", {2})};
+  IdentityElimination pass;
+  bool changed = true;
+  run_pass(pass, g, &changed);
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(g.nodes.size(), 3u);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
