@@ -5,6 +5,7 @@
 #include "compiler/pipeline.h"
 #include "devices/device.h"
 #include "graph/model_loader.h"
+#include "graph/pfm_format.h"
 
 namespace pyflame_rt {
 
@@ -65,6 +66,10 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
 
   ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level,
                                           options.disabled_passes));
+  if (!options.optimized_model_path.empty()) {
+    RETURN_IF_ERROR(save_pfm(graph_, options.optimized_model_path)
+                        .with_context("SessionOptions.optimized_model_path: "));
+  }
   for (const auto& v : graph_.inputs) {
     if (!overridable_defaults_.count(v.name)) inputs_.push_back({v.name, v.dtype, v.shape});
   }

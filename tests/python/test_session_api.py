@@ -120,3 +120,29 @@ def test_gil_is_released_while_a_run_computes(tmp_path):
         ticks += 1
     worker.join()
     assert ticks > 10000
+
+
+def test_optimized_graph_can_be_printed_saved_and_reloaded(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from conftest import make_model
+    # The Add of two constants folds away at BASIC and above.
+    model = make_model(
+        [helper.make_node("Add", ["c1", "c2"], ["c"]), helper.make_node("Mul", ["x", "c"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.array([1, 2], np.float32), "c1"),
+         numpy_helper.from_array(np.array([3, 4], np.float32), "c2")])
+    path = tmp_path / "fold.onnx"
+    onnx.save(model, str(path))
+    saved = tmp_path / "fold.optimized.pfm"
+    sess = rt.InferenceSession(str(path), rt.SessionOptions(optimized_model_path=str(saved)))
+    assert "Add" not in sess.graph_text() and "init %c = float32[2]{4,6}" in sess.graph_text()
+    unopt = rt.InferenceSession(str(path), rt.SessionOptions(optimization_level=rt.OptLevel.NONE))
+    assert "Add(%c1, %c2)" in unopt.graph_text()
+    x = np.array([0.5, -1.0], np.float32)
+    expected = x * np.array([4, 6], np.float32)
+    np.testing.assert_array_equal(rt.InferenceSession(str(saved)).run(None, {"x": x})[0], expected)
+    np.testing.assert_array_equal(unopt.run(None, {"x": x})[0], expected)
+    with pytest.raises(rt.InvalidArgument, match="unknown pass 'fusion_of_doom'"):
+        rt.InferenceSession(str(path), rt.SessionOptions(disabled_passes=["fusion_of_doom"]))
