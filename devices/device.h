@@ -34,5 +34,7 @@ class Device {
 };
 
 std::unique_ptr<Device> make_ref_device();
+// The CPU device (oneDNN kernels, reference fallback). num_threads 0 = one per core.
+std::unique_ptr<Device> make_cpu_device(int num_threads);
 
 }  // namespace pyflame_rt

@@ -1,0 +1,197 @@
+// Native convolution (Conv and the fused pyflame_rt.FusedConv): a oneDNN convolution with the
+// bias, a residual sum and an activation applied as post-ops in one pass over the output.
+// Weights are reordered once per input shape into the layout the chosen kernel wants; the
+// source and destination layouts are oneDNN's choice ("any"), so consecutive convolutions
+// pass blocked tensors to each other without converting back to NCHW.
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class ConvOp : public NativeOp {
+ public:
+  ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
+      : node_(node), opset_(opset), weights_(std::move(weights)), bias_(std::move(bias)) {
+    fused_ = node.domain == "pyflame_rt";
+    activation_ = node.attr_string("activation", "");
+    activation_params_ = node.attr_floats("activation_params");
+    has_sum_ = fused_ && node.inputs.size() > 3 && !node.inputs[3].empty();
+  }
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* x = inputs[0];
+    bool f32 = x->has_native || (x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kFloat32);
+    Dims xd = x->has_native ? x->dims : (x->plain.is_tensor() ? x->plain.tensor.dims() : Dims{});
+    int64_t group = node_.attr_int("group", 1);
+    bool shapes_ok = xd.size() == weights_.rank() && xd.size() >= 3 && group > 0 &&
+                     xd[1] == weights_.dim(1) * group && weights_.dim(0) % group == 0;
+    if (!f32 || !shapes_ok) return run_reference(node_, opset_, inputs, outputs);  // ref explains errors
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, group));
+    memory src = x->as_native(plan->src);
+    memory dst(plan->dst, engine());
+    if (has_sum_) {
+      CpuValue* z = inputs[3];
+      if (!z) return node_.error(StatusCode::kInvalidArgument, "the residual input Z is missing");
+      memory zm = z->as_native(plan->dst);  // the sum post-op adds what dst holds
+      dnnl::reorder(zm, dst).execute(thread_stream(), zm, dst);
+    }
+    memory scratch = scratchpad_for(plan->scratch);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan->weights},
+                                            {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
+    plan->prim.execute(thread_stream(), args);
+    thread_stream().wait();
+    outputs[0] = CpuValue::from_native(dst, plan->out_dims);
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::convolution_forward prim;
+    memory::desc src, dst, scratch;
+    memory weights, bias;
+    Dims out_dims;
+  };
+
+  Expected<std::shared_ptr<Plan>> plan_for(const Dims& xd, int64_t group) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(xd);
+    if (it != plans_.end()) return it->second;
+    size_t k = xd.size() - 2;
+    Dims kernel(weights_.dims().begin() + 2, weights_.dims().end());
+    std::vector<int64_t> strides = node_.attr_ints("strides", std::vector<int64_t>(k, 1));
+    std::vector<int64_t> dil = node_.attr_ints("dilations", std::vector<int64_t>(k, 1));
+    std::vector<int64_t> pads = node_.attr_ints("pads", std::vector<int64_t>(2 * k, 0));
+    std::string auto_pad = node_.attr_string("auto_pad", "NOTSET");
+    if (strides.size() != k || dil.size() != k || pads.size() != 2 * k) {
+      return node_.error(StatusCode::kInvalidArgument, "strides/dilations/pads do not match ", k, " spatial dims");
+    }
+    memory::dims pad_l(k), pad_r(k), dnnl_dil(k);
+    Dims out = {xd[0], weights_.dim(0)};
+    for (size_t d = 0; d < k; ++d) {
+      int64_t eff = (kernel[d] - 1) * dil[d] + 1, in = xd[d + 2];
+      int64_t pb = pads[d], pe = pads[d + k];
+      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        int64_t o = (in + strides[d] - 1) / strides[d];
+        int64_t total = std::max<int64_t>(0, (o - 1) * strides[d] + eff - in);
+        pb = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        pe = total - pb;
+      } else if (auto_pad == "VALID") {
+        pb = pe = 0;
+      }
+      int64_t span = in + pb + pe - eff;
+      if (span < 0 || strides[d] <= 0) {
+        return node_.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ", in + pb + pe);
+      }
+      out.push_back(span / strides[d] + 1);
+      pad_l[d] = pb;
+      pad_r[d] = pe;
+      dnnl_dil[d] = dil[d] - 1;  // oneDNN counts the gaps, ONNX the step
+    }
+    Dims wdims = weights_.dims();
+    if (group > 1) {
+      wdims = {group, weights_.dim(0) / group};
+      wdims.insert(wdims.end(), weights_.dims().begin() + 1, weights_.dims().end());
+    }
+    auto any = memory::format_tag::any;
+    memory::desc src_md(to_dnnl(xd), memory::data_type::f32, any);
+    memory::desc w_md(to_dnnl(wdims), memory::data_type::f32, any);
+    memory::desc b_md({weights_.dim(0)}, memory::data_type::f32, memory::format_tag::x);
+    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, any);
+    memory::dims strides_d(strides.begin(), strides.end());
+    auto desc = bias_.defined()
+                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      src_md, w_md, b_md, dst_md, strides_d, dnnl_dil, pad_l, pad_r)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      src_md, w_md, dst_md, strides_d, dnnl_dil, pad_l, pad_r);
+    dnnl::post_ops ops;
+    if (has_sum_) ops.append_sum(1.f);
+    if (!activation_.empty() && !append_activation(ops, activation_, activation_params_)) {
+      return node_.error(StatusCode::kNotImplemented, "fused activation '", activation_, "' has no oneDNN post-op");
+    }
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto plan = std::make_shared<Plan>();
+    try {
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
+      plan->prim = dnnl::convolution_forward(pd);
+      plan->src = pd.src_desc();
+      plan->dst = pd.dst_desc();
+      plan->scratch = pd.scratchpad_desc();
+      memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::f32, plain_tag(wdims.size())), engine(),
+                    const_cast<void*>(weights_.raw_data()));
+      plan->weights = memory(pd.weights_desc(), engine());
+      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+      thread_stream().wait();
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
+    }
+    plan->out_dims = out;
+    plans_[xd] = plan;
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  Tensor weights_, bias_;
+  bool fused_ = false, has_sum_ = false;
+  std::string activation_;
+  std::vector<float> activation_params_;
+  std::mutex mu_;
+  std::map<Dims, std::shared_ptr<Plan>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Graph& graph) {
+  if (node.inputs.size() < 2) return nullptr;
+  auto w = graph.initializers.find(node.inputs[1]);
+  if (w == graph.initializers.end() || w->second.dtype() != DType::kFloat32 || w->second.rank() < 3 ||
+      w->second.rank() > 5) {
+    return nullptr;  // weights computed at run time or not f32: the reference kernel handles it
+  }
+  Tensor bias;
+  if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
+    auto b = graph.initializers.find(node.inputs[2]);
+    if (b == graph.initializers.end() || b->second.dtype() != DType::kFloat32 || b->second.numel() != w->second.dim(0)) {
+      return nullptr;
+    }
+    bias = b->second;
+  }
+  if (node.has_attr("kernel_shape")) {
+    Dims k(w->second.dims().begin() + 2, w->second.dims().end());
+    if (node.attr_ints("kernel_shape") != k) return nullptr;
+  }
+  std::string act = node.attr_string("activation", "");
+  dnnl::post_ops probe;
+  if (!act.empty() && !append_activation(probe, act, node.attr_floats("activation_params"))) return nullptr;
+  return std::make_unique<ConvOp>(node, opset, w->second, bias);
+}
+
+bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& p) {
+  using A = dnnl::algorithm;
+  auto param = [&](size_t i, float fallback) { return i < p.size() ? p[i] : fallback; };
+  if (name == "Relu") ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
+  else if (name == "LeakyRelu") ops.append_eltwise(1.f, A::eltwise_relu, param(0, 0.01f), 0.f);
+  else if (name == "Clip") ops.append_eltwise(1.f, A::eltwise_clip, param(0, -3.4e38f), param(1, 3.4e38f));
+  else if (name == "Sigmoid") ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f);
+  else if (name == "Tanh") ops.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f);
+  else if (name == "HardSwish") ops.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f);
+  else if (name == "HardSigmoid") {
+    ops.append_eltwise(1.f, A::eltwise_linear, param(0, 0.2f), param(1, 0.5f));
+    ops.append_eltwise(1.f, A::eltwise_clip, 0.f, 1.f);
+  } else if (name == "SiLU") ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f);
+  else if (name == "Gelu") ops.append_eltwise(1.f, A::eltwise_gelu_erf, 0.f, 0.f);
+  else if (name == "Elu") ops.append_eltwise(1.f, A::eltwise_elu, param(0, 1.f), 0.f);
+  else return false;
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,44 @@
+// CpuProgram: a graph compiled for the CPU device. Nodes with a native op run on oneDNN and
+// pass tensors to each other in oneDNN's (blocked) layouts; every other node runs its
+// reference kernel on plain tensors, converted only where a plain consumer needs them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "devices/cpu/native_op.h"
+#include "devices/device.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+class CpuProgram : public Executable {
+ public:
+  // `num_threads` 0 = oneDNN's default (one per core).
+  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, int num_threads);
+  Expected<std::vector<Value>> run(std::vector<Value> inputs) const override;
+
+  // Names of the nodes that run on the reference kernels (for reports and tests).
+  std::vector<std::string> fallback_nodes() const;
+
+ private:
+  struct Step {
+    const Node* node;
+    int64_t opset;
+    std::unique_ptr<NativeOp> native;  // null: reference kernel
+    std::vector<int> inputs, outputs, release;
+  };
+
+  Graph graph_;
+  int num_threads_ = 0;
+  std::unordered_map<std::string, int> slot_of_;
+  size_t slot_count_ = 0;
+  std::vector<int> input_slots_, output_slots_;
+  std::vector<std::pair<int, Tensor>> constants_;
+  std::vector<Step> steps_;
+};
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,54 @@
+#include "devices/cpu/dnnl_util.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+dnnl::memory::dims to_dnnl(const Dims& d) { return dnnl::memory::dims(d.begin(), d.end()); }
+
+dnnl::memory::format_tag plain_tag(size_t rank) {
+  using tag = dnnl::memory::format_tag;
+  static const tag kTags[] = {tag::a, tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde, tag::abcdef};
+  return kTags[rank < 7 ? rank : 6];
+}
+
+dnnl::memory::desc plain_desc(const Dims& d) {
+  // A 0-d tensor is described as [1].
+  Dims dims = d.empty() ? Dims{1} : d;
+  return dnnl::memory::desc(to_dnnl(dims), dnnl::memory::data_type::f32, plain_tag(dims.size()));
+}
+
+const Value& CpuValue::as_plain() {
+  if (has_plain) return plain;
+  Tensor t(DType::kFloat32, dims);
+  dnnl::memory dst(plain_desc(dims), engine(), t.raw_data());
+  dnnl::reorder(native, dst).execute(thread_stream(), native, dst);
+  thread_stream().wait();
+  plain = Value(std::move(t));
+  has_plain = true;
+  return plain;
+}
+
+dnnl::memory CpuValue::as_native(const dnnl::memory::desc& desc) {
+  if (has_native && native.get_desc() == desc) return native;
+  dnnl::memory src = has_native ? native
+                                : dnnl::memory(plain_desc(plain.tensor.dims()), engine(),
+                                               const_cast<void*>(plain.tensor.raw_data()));
+  if (src.get_desc() == desc) return src;
+  dnnl::memory dst(desc, engine());
+  dnnl::reorder(src, dst).execute(thread_stream(), src, dst);
+  thread_stream().wait();
+  return dst;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,49 @@
+// oneDNN plumbing for the CPU device: the engine, a stream per thread, descriptor helpers, and
+// CpuValue — a tensor that may live in a oneDNN (possibly blocked) layout between native ops
+// and is turned into a plain row-major Tensor only when something needs it plain.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "graph/value.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+dnnl::engine& engine();
+dnnl::stream& thread_stream();  // one stream per calling thread
+
+dnnl::memory::dims to_dnnl(const Dims& d);
+dnnl::memory::format_tag plain_tag(size_t rank);  // a, ab, abc, abcd, ...
+dnnl::memory::desc plain_desc(const Dims& d);      // f32, row-major
+
+// A value flowing between steps of a CPU program.
+struct CpuValue {
+  Value plain;          // set when has_plain
+  dnnl::memory native;  // set when has_native: f32 data in native.get_desc()'s layout
+  Dims dims;            // logical dims when has_native
+  bool has_plain = false;
+  bool has_native = false;
+
+  static CpuValue from_plain(Value v) {
+    CpuValue c;
+    c.plain = std::move(v);
+    c.has_plain = true;
+    return c;
+  }
+  static CpuValue from_native(dnnl::memory m, Dims dims) {
+    CpuValue c;
+    c.native = std::move(m);
+    c.dims = std::move(dims);
+    c.has_native = true;
+    return c;
+  }
+  // The value as a plain Tensor/Value (reorders once and keeps the result).
+  const Value& as_plain();
+  // The value as f32 memory with exactly `desc` (reordering when its layout differs).
+  // Only for f32 tensors.
+  dnnl::memory as_native(const dnnl::memory::desc& desc);
+};
+
+}  // namespace cpu
+}  // namespace pyflame_rt

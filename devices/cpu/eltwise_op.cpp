@@ -1,0 +1,168 @@
+// Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
+// Clip with constant bounds, ...) and Add of two equally shaped tensors (residual paths that
+// were not fused into a convolution).
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+bool f32_value(const CpuValue* v) {
+  return v && (v->has_native || (v->plain.is_tensor() && v->plain.tensor.dtype() == DType::kFloat32));
+}
+Dims dims_of(const CpuValue* v) { return v->has_native ? v->dims : v->plain.tensor.dims(); }
+memory::desc desc_of(const CpuValue* v) { return v->has_native ? v->native.get_desc() : plain_desc(v->plain.tensor.dims()); }
+
+class ActivationOp : public NativeOp {
+ public:
+  ActivationOp(const Node& node, int64_t opset, std::string name, std::vector<float> params)
+      : node_(node), opset_(opset), name_(std::move(name)), params_(std::move(params)) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* x = inputs[0];
+    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones.
+    if (!f32_value(x) || dims_of(x).size() < 2) return run_reference(node_, opset_, inputs, outputs);
+    memory::desc md = desc_of(x);
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
+    memory src = x->as_native(md);
+    memory dst(md, engine());
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = CpuValue::from_native(dst, dims_of(x));
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::primitive prim;
+    memory::desc scratch;
+  };
+
+  // Single-step activations map to one eltwise algorithm (oneDNN's jit kernels); multi-step
+  // ones (HardSigmoid) run as "linear x 1" carrying the steps as post-ops, a slower path.
+  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : plans_) if (p.first == md) return p.second;
+    dnnl::post_ops steps;
+    append_activation(steps, name_, params_);
+    dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
+    float alpha = 1.f, beta = 0.f;
+    dnnl::post_ops extra = steps;
+    if (steps.len() == 1) {
+      float scale;
+      steps.get_params_eltwise(0, scale, alg, alpha, beta);
+      extra = dnnl::post_ops();
+    }
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(extra);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto plan = std::make_shared<Plan>();
+    try {
+      dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, alg, md, alpha, beta);
+      dnnl::eltwise_forward::primitive_desc pd(desc, attr, engine());
+      plan->prim = dnnl::eltwise_forward(pd);
+      plan->scratch = pd.scratchpad_desc();
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the activation: ", e.what());
+    }
+    plans_.emplace_back(md, plan);
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  std::string name_;
+  std::vector<float> params_;
+  std::mutex mu_;
+  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+};
+
+class AddOp : public NativeOp {
+ public:
+  AddOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* a = inputs[0];
+    CpuValue* b = inputs[1];
+    // Only the residual case: two f32 tensors of one shape, at least one already native.
+    if (!f32_value(a) || !f32_value(b) || dims_of(a) != dims_of(b) || dims_of(a).size() < 2 ||
+        !(a->has_native || b->has_native)) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    memory::desc md = a->has_native ? desc_of(a) : desc_of(b);
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
+    memory s0 = a->as_native(md), s1 = b->as_native(md);
+    memory dst(md, engine());
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = CpuValue::from_native(dst, dims_of(a));
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::binary prim;
+    memory::desc scratch;
+  };
+
+  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : plans_) if (p.first == md) return p.second;
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto plan = std::make_shared<Plan>();
+    try {
+      dnnl::binary::desc desc(dnnl::algorithm::binary_add, md, md, md);
+      dnnl::binary::primitive_desc pd(desc, attr, engine());
+      plan->prim = dnnl::binary(pd);
+      plan->scratch = pd.scratchpad_desc();
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the add: ", e.what());
+    }
+    plans_.emplace_back(md, plan);
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  std::mutex mu_;
+  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const Graph& graph) {
+  const std::string& op = node.op_type;
+  if (op == "Add" && node.inputs.size() == 2) return std::make_unique<AddOp>(node, opset);
+  std::vector<float> params;
+  if (op == "LeakyRelu") params = {node.attr_float("alpha", 0.01f)};
+  if (op == "Elu") params = {node.attr_float("alpha", 1.0f)};
+  if (op == "HardSigmoid") params = {node.attr_float("alpha", 0.2f), node.attr_float("beta", 0.5f)};
+  if (op == "Clip") {
+    if (opset < 11) {
+      params = {node.attr_float("min", -3.4e38f), node.attr_float("max", 3.4e38f)};
+    } else {
+      params = {-3.4e38f, 3.4e38f};
+      for (size_t i = 1; i <= 2 && i < node.inputs.size(); ++i) {
+        if (node.inputs[i].empty()) continue;
+        auto it = graph.initializers.find(node.inputs[i]);
+        if (it == graph.initializers.end() || it->second.numel() != 1) return nullptr;  // run-time bounds
+        params[i - 1] = static_cast<float>(it->second.value_as_double(0));
+      }
+    }
+  }
+  static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu"};
+  for (const char* a : kActivations) {
+    if (op == a) return std::make_unique<ActivationOp>(node, opset, op, params);
+  }
+  return nullptr;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

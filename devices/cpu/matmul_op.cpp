@@ -1,0 +1,162 @@
+// Native MatMul and Gemm on oneDNN's matmul primitive. Constant weights (initializers) are
+// reordered once into the kernel's preferred layout; MatMul of two activations (attention)
+// runs batched. Operands and results are plain row-major tensors.
+#include <numeric>
+
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class MatMulOp : public NativeOp {
+ public:
+  // `weights` is the constant [K,N] operand (or undefined when B is a run-time input);
+  // `weights_transposed` when it is stored [N,K] (Gemm transB); `bias` is [N] or undefined.
+  MatMulOp(const Node& node, int64_t opset, Tensor weights, bool weights_transposed, Tensor bias)
+      : node_(node), opset_(opset), weights_(std::move(weights)), transposed_(weights_transposed), bias_(std::move(bias)) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* a = inputs[0];
+    const Value& av = a->as_plain();
+    if (!av.is_tensor() || av.tensor.dtype() != DType::kFloat32 || av.tensor.rank() < 2) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const Tensor& A = av.tensor;
+    int64_t K = A.dim(A.rank() - 1), M = A.numel() / std::max<int64_t>(K, 1);
+    if (weights_.defined()) {
+      int64_t wk = transposed_ ? weights_.dim(1) : weights_.dim(0);
+      if (wk != K) return run_reference(node_, opset_, inputs, outputs);  // ref names the mismatch
+      int64_t N = transposed_ ? weights_.dim(0) : weights_.dim(1);
+      ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({M, K}, {K, N}, /*batch=*/1));
+      Dims out_dims(A.dims().begin(), A.dims().end() - 1);
+      out_dims.push_back(N);
+      Tensor y(DType::kFloat32, out_dims);
+      execute(*plan, A, plan->weights, y);
+      outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+      return Status::OK();
+    }
+    // Two run-time operands with equal batch dims: [b..., M, K] x [b..., K, N].
+    CpuValue* b = inputs[1];
+    const Value& bv = b->as_plain();
+    if (!bv.is_tensor() || bv.tensor.dtype() != DType::kFloat32 || bv.tensor.rank() != A.rank() ||
+        !std::equal(A.dims().begin(), A.dims().end() - 2, bv.tensor.dims().begin()) ||
+        bv.tensor.dim(bv.tensor.rank() - 2) != K) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const Tensor& B = bv.tensor;
+    int64_t rows = A.dim(A.rank() - 2), N = B.dim(B.rank() - 1);
+    int64_t batch = A.numel() / std::max<int64_t>(rows * K, 1);
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({batch, rows, K}, {batch, K, N}, batch));
+    Dims out_dims(A.dims().begin(), A.dims().end() - 1);
+    out_dims.push_back(N);
+    Tensor y(DType::kFloat32, out_dims);
+    memory bm(plan->w_desc, engine(), const_cast<void*>(B.raw_data()));
+    execute(*plan, A, bm, y);
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::matmul prim;
+    memory::desc src, w_desc, dst, scratch;
+    memory weights, bias;
+  };
+
+  void execute(const Plan& plan, const Tensor& A, const memory& w, Tensor& y) {
+    memory src(plan.src, engine(), const_cast<void*>(A.raw_data()));
+    memory dst(plan.dst, engine(), y.raw_data());
+    memory scratch = scratchpad_for(plan.scratch);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst},
+                                            {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (bias_.defined()) args[DNNL_ARG_BIAS] = plan.bias;
+    plan.prim.execute(thread_stream(), args);
+    thread_stream().wait();
+  }
+
+  Expected<std::shared_ptr<Plan>> plan_for(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Dims key = src_dims;
+    key.insert(key.end(), w_dims.begin(), w_dims.end());
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    auto plan = std::make_shared<Plan>();
+    bool constant = weights_.defined();
+    Dims dst_dims = src_dims;
+    dst_dims.back() = w_dims.back();
+    memory::desc src_md(to_dnnl(src_dims), memory::data_type::f32, plain_tag(src_dims.size()));
+    memory::desc dst_md(to_dnnl(dst_dims), memory::data_type::f32, plain_tag(dst_dims.size()));
+    memory::desc w_md = constant ? memory::desc(to_dnnl(w_dims), memory::data_type::f32, memory::format_tag::any)
+                                 : memory::desc(to_dnnl(w_dims), memory::data_type::f32, plain_tag(w_dims.size()));
+    memory::desc b_md({1, w_dims.back()}, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    try {
+      auto desc = bias_.defined() ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
+      dnnl::matmul::primitive_desc pd(desc, attr, engine());
+      plan->prim = dnnl::matmul(pd);
+      plan->src = pd.src_desc();
+      plan->dst = pd.dst_desc();
+      plan->w_desc = pd.weights_desc();
+      plan->scratch = pd.scratchpad_desc();
+      if (constant) {
+        memory::desc user(to_dnnl(w_dims), memory::data_type::f32,
+                          transposed_ ? memory::format_tag::ba : memory::format_tag::ab);
+        memory user_w(user, engine(), const_cast<void*>(weights_.raw_data()));
+        plan->weights = memory(pd.weights_desc(), engine());
+        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+        thread_stream().wait();
+      }
+      if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the matmul: ", e.what());
+    }
+    (void)batch;
+    plans_[key] = plan;
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  Tensor weights_;
+  bool transposed_;
+  Tensor bias_;
+  std::mutex mu_;
+  std::map<Dims, std::shared_ptr<Plan>> plans_;
+};
+
+const Tensor* f32_initializer(const Graph& g, const std::string& name) {
+  auto it = g.initializers.find(name);
+  return it != g.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const Graph& graph) {
+  if (node.inputs.size() < 2) return nullptr;
+  const Tensor* w = f32_initializer(graph, node.inputs[1]);
+  if (node.op_type == "MatMul") {
+    if (w && w->rank() != 2) return nullptr;
+    return std::make_unique<MatMulOp>(node, opset, w ? *w : Tensor(), false, Tensor());
+  }
+  // Gemm: C (if any) must be a constant bias of N elements; alpha/transA stay with the reference.
+  if (!w || w->rank() != 2 || node.attr_int("transA", 0) != 0 || node.attr_float("alpha", 1.0f) != 1.0f) return nullptr;
+  bool tb = node.attr_int("transB", 0) != 0;
+  int64_t N = tb ? w->dim(0) : w->dim(1);
+  Tensor bias;
+  if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
+    const Tensor* c = f32_initializer(graph, node.inputs[2]);
+    if (!c || c->numel() != N || (c->rank() == 2 && c->dim(0) != 1)) return nullptr;
+    bias = Tensor(DType::kFloat32, {1, N});
+    float beta = node.attr_float("beta", 1.0f);
+    for (int64_t i = 0; i < N; ++i) bias.data<float>()[i] = beta * c->data<float>()[i];
+  }
+  return std::make_unique<MatMulOp>(node, opset, *w, tb, bias);
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

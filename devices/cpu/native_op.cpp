@@ -1,0 +1,42 @@
+#include "devices/cpu/native_op.h"
+
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue*>& inputs,
+                     std::vector<CpuValue>& outputs) {
+  KernelFn fn = KernelRegistry::reference().find(node.domain, node.op_type);
+  if (!fn) return node.error(StatusCode::kNotImplemented, "no reference kernel");
+  std::vector<const Value*> in;
+  for (CpuValue* v : inputs) {
+    if (!v) { in.push_back(nullptr); continue; }
+    const Value& p = v->as_plain();
+    in.push_back(p.is_none() ? nullptr : &p);
+  }
+  std::vector<Value> out(outputs.size());
+  KernelContext ctx(node, opset, std::move(in), &out, nullptr);
+  RETURN_IF_ERROR(fn(ctx));
+  for (size_t i = 0; i < out.size(); ++i) outputs[i] = CpuValue::from_plain(std::move(out[i]));
+  return Status::OK();
+}
+
+std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph) {
+  if (node.domain.empty() && node.op_type == "Conv") return make_conv_op(node, opset, graph);
+  if (node.domain == "pyflame_rt" && node.op_type == "FusedConv") return make_conv_op(node, opset, graph);
+  if (node.domain.empty() && (node.op_type == "MatMul" || node.op_type == "Gemm")) {
+    return make_matmul_op(node, opset, graph);
+  }
+  if (node.domain.empty() && (node.op_type == "MaxPool" || node.op_type == "AveragePool" ||
+                              node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool")) {
+    return make_pool_op(node, opset, graph);
+  }
+  if (node.domain.empty()) {
+    if (auto op = make_eltwise_op(node, opset, graph)) return op;
+  }
+  return nullptr;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,35 @@
+// Native CPU ops: oneDNN primitives for the nodes the CPU device runs itself (convolution with
+// fused post-ops, matmul/Gemm, pooling, eltwise, add). An op is created once per node at
+// compile time and builds its primitives on the first run with a given input shape ("reshape
+// once, run many"); runs with the same shape reuse them. Anything a native op cannot handle at
+// run time (an unexpected dtype, say) goes to the reference kernel of the same node.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "devices/cpu/dnnl_util.h"
+#include "devices/ref/kernel.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+class NativeOp {
+ public:
+  virtual ~NativeOp() = default;
+  // inputs[i] is nullptr for an omitted optional input; outputs has one entry per node output.
+  virtual Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) = 0;
+};
+
+// The native op for `node`, or nullptr when the node should run on the reference kernel.
+// `graph` gives access to constant inputs (initializers) such as weights.
+std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph);
+
+// Runs the node's reference kernel on plain values (the fallback of every native op).
+Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue*>& inputs,
+                     std::vector<CpuValue>& outputs);
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,24 @@
+// Factories of the native op families (one source file each). Each returns nullptr when the
+// node's constant inputs or attributes are outside what it implements.
+#pragma once
+
+#include "devices/cpu/native_op.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Graph& graph);     // conv_op.cpp
+std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const Graph& graph);   // matmul_op.cpp
+std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph& graph);     // pool_op.cpp
+std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const Graph& graph);  // eltwise_op.cpp
+
+// A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
+// false when the activation has no oneDNN equivalent.
+bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& params);
+
+// Scratchpad memory for one execution of a primitive built with user-managed scratchpads, so
+// one primitive can run on several threads at once.
+inline dnnl::memory scratchpad_for(const dnnl::memory::desc& d) { return dnnl::memory(d, engine()); }
+
+}  // namespace cpu
+}  // namespace pyflame_rt

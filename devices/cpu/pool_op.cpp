@@ -1,0 +1,118 @@
+// Native pooling (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool) on oneDNN, in the
+// layout its input already has (a blocked conv output stays blocked).
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class PoolOp : public NativeOp {
+ public:
+  PoolOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {
+    global_ = node.op_type.rfind("Global", 0) == 0;
+    max_ = node.op_type == "MaxPool" || node.op_type == "GlobalMaxPool";
+  }
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* x = inputs[0];
+    bool f32 = x->has_native || (x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kFloat32);
+    Dims xd = x->has_native ? x->dims : (x->plain.is_tensor() ? x->plain.tensor.dims() : Dims{});
+    if (!f32 || xd.size() < 3 || xd.size() > 5) return run_reference(node_, opset_, inputs, outputs);
+    memory::desc src_md = x->has_native ? x->native.get_desc() : plain_desc(xd);
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, src_md));
+    if (!plan) return run_reference(node_, opset_, inputs, outputs);
+    memory src = x->as_native(plan->src);
+    memory dst(plan->dst, engine());
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = CpuValue::from_native(dst, plan->out_dims);
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::pooling_forward prim;
+    memory::desc src, dst, scratch;
+    Dims out_dims;
+  };
+
+  // nullptr (with OK status) when this configuration is one oneDNN cannot express.
+  Expected<std::shared_ptr<Plan>> plan_for(const Dims& xd, const memory::desc& src_md) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(xd);
+    if (it != plans_.end() && it->second->src == src_md) return it->second;
+    size_t k = xd.size() - 2;
+    Dims in(xd.begin() + 2, xd.end());
+    Dims kernel = global_ ? in : node_.attr_ints("kernel_shape");
+    std::vector<int64_t> strides = global_ ? std::vector<int64_t>(k, 1) : node_.attr_ints("strides", std::vector<int64_t>(k, 1));
+    std::vector<int64_t> pads = global_ ? std::vector<int64_t>(2 * k, 0) : node_.attr_ints("pads", std::vector<int64_t>(2 * k, 0));
+    std::vector<int64_t> dil = node_.attr_ints("dilations", std::vector<int64_t>(k, 1));
+    std::string auto_pad = node_.attr_string("auto_pad", "NOTSET");
+    bool ceil_mode = node_.attr_int("ceil_mode", 0) != 0;
+    bool include_pad = node_.attr_int("count_include_pad", 0) != 0;
+    if (kernel.size() != k || strides.size() != k || pads.size() != 2 * k ||
+        std::any_of(dil.begin(), dil.end(), [](int64_t d) { return d != 1; }) ||
+        (auto_pad != "NOTSET" && auto_pad != "VALID")) {
+      return std::shared_ptr<Plan>();
+    }
+    if (auto_pad == "VALID") std::fill(pads.begin(), pads.end(), 0);
+    memory::dims pad_l(k), pad_r(k);
+    Dims out = {xd[0], xd[1]};
+    for (size_t d = 0; d < k; ++d) {
+      int64_t span = in[d] + pads[d] + pads[d + k] - kernel[d];
+      if (span < 0 || strides[d] <= 0) return std::shared_ptr<Plan>();
+      int64_t o = span / strides[d] + 1;
+      if (ceil_mode && span % strides[d] != 0) {
+        ++o;
+        if ((o - 1) * strides[d] >= in[d] + pads[d]) --o;
+      }
+      int64_t right = (o - 1) * strides[d] + kernel[d] - in[d] - pads[d];
+      // Padding oneDNN would have to count but ONNX does not (ceil_mode windows).
+      if (!max_ && include_pad && right != pads[d + k]) return std::shared_ptr<Plan>();
+      pad_l[d] = pads[d];
+      pad_r[d] = std::max<int64_t>(right, 0);
+      out.push_back(o);
+    }
+    auto alg = max_ ? dnnl::algorithm::pooling_max
+                    : (include_pad ? dnnl::algorithm::pooling_avg_include_padding : dnnl::algorithm::pooling_avg_exclude_padding);
+    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, memory::format_tag::any);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto plan = std::make_shared<Plan>();
+    try {
+      dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src_md, dst_md,
+                                       memory::dims(strides.begin(), strides.end()),
+                                       memory::dims(kernel.begin(), kernel.end()), pad_l, pad_r);
+      dnnl::pooling_forward::primitive_desc pd(desc, attr, engine());
+      plan->prim = dnnl::pooling_forward(pd);
+      plan->src = pd.src_desc();
+      plan->dst = pd.dst_desc();
+      plan->scratch = pd.scratchpad_desc();
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the pooling: ", e.what());
+    }
+    plan->out_dims = out;
+    plans_[xd] = plan;
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  bool global_ = false, max_ = false;
+  std::mutex mu_;
+  std::map<Dims, std::shared_ptr<Plan>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.op_type == "MaxPool" && node.outputs.size() > 1 && !node.outputs[1].empty()) return nullptr;  // Indices
+  return std::make_unique<PoolOp>(node, opset);
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
