@@ -39,4 +39,19 @@ std::set<std::string> used_names(const Graph& graph) {
   return used;
 }
 
+std::map<std::string, int> use_counts(const Graph& graph) {
+  std::map<std::string, int> counts;
+  for (const auto& n : graph.nodes) {
+    for (const auto& i : n.inputs) if (!i.empty()) ++counts[i];
+    for (const auto& r : subgraph_outer_reads(n)) ++counts[r];
+  }
+  for (const auto& o : graph.outputs) ++counts[o.name];
+  return counts;
+}
+
+const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt) {
+  auto it = graph.initializers.find(name);
+  return it != graph.initializers.end() && it->second.dtype() == dt ? &it->second : nullptr;
+}
+
 }  // namespace pyflame_rt

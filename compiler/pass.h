@@ -7,6 +7,7 @@
 //   RETURN_IF_ERROR(dce.run(graph, changed));
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -28,5 +29,12 @@ class Pass {
 std::set<std::string> subgraph_outer_reads(const Node& node);
 // Every value name a graph uses as a node input, a subgraph outer read or a graph output.
 std::set<std::string> used_names(const Graph& graph);
+
+// How many times each value is read (node inputs, subgraph reads and graph outputs each count
+// once): a fusion may absorb a producer only when its output has exactly one reader.
+std::map<std::string, int> use_counts(const Graph& graph);
+
+// The constant behind `name` when it is an initializer of dtype `dt`, else nullptr.
+const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt);
 
 }  // namespace pyflame_rt

@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include "compiler/passes/constant_folding.h"
+#include "compiler/passes/conv_activation_fusion.h"
+#include "compiler/passes/conv_add_fusion.h"
+#include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/shape_folding.h"
@@ -18,8 +21,12 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<ShapeFolding>());
   passes.push_back(std::make_unique<ConstantFolding>());
   passes.push_back(std::make_unique<DeadCodeElimination>());
-  // EXTENDED adds fusions and ALL layout optimisation; they arrive with the fast CPU device,
-  // which is the device able to run fused nodes.
+  if (level == OptLevel::kBasic) return passes;
+  // Fusions: BatchNorm folds into the plain Conv first; the residual Add must be fused before
+  // the activation (the sum post-op comes before the eltwise one).
+  passes.push_back(std::make_unique<ConvBnFusion>());
+  passes.push_back(std::make_unique<ConvAddFusion>());
+  passes.push_back(std::make_unique<ConvActivationFusion>());
   return passes;
 }
 
@@ -53,6 +60,8 @@ Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<st
     }
     if (!any) break;
   }
+  // Fusions can hand a node an input produced later in the old order (a residual operand).
+  RETURN_IF_ERROR(graph.sort_topologically());
   return graph;
 }
 

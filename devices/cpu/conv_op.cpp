@@ -12,6 +12,12 @@ namespace {
 
 using dnnl::memory;
 
+// True when `v` is an f32 tensor of exactly `dims`.
+bool f32_dims(const CpuValue* v, const Dims& dims) {
+  if (v->has_native) return v->dims == dims;
+  return v->plain.is_tensor() && v->plain.tensor.dtype() == DType::kFloat32 && v->plain.tensor.dims() == dims;
+}
+
 class ConvOp : public NativeOp {
  public:
   ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
@@ -31,12 +37,13 @@ class ConvOp : public NativeOp {
                      xd[1] == weights_.dim(1) * group && weights_.dim(0) % group == 0;
     if (!f32 || !shapes_ok) return run_reference(node_, opset_, inputs, outputs);  // ref explains errors
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, group));
+    if (has_sum_ && (!inputs[3] || !f32_dims(inputs[3], plan->out_dims))) {
+      return run_reference(node_, opset_, inputs, outputs);  // a residual of another shape
+    }
     memory src = x->as_native(plan->src);
     memory dst(plan->dst, engine());
     if (has_sum_) {
-      CpuValue* z = inputs[3];
-      if (!z) return node_.error(StatusCode::kInvalidArgument, "the residual input Z is missing");
-      memory zm = z->as_native(plan->dst);  // the sum post-op adds what dst holds
+      memory zm = inputs[3]->as_native(plan->dst);  // the sum post-op adds what dst holds
       dnnl::reorder(zm, dst).execute(thread_stream(), zm, dst);
     }
     memory scratch = scratchpad_for(plan->scratch);

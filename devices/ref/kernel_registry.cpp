@@ -54,6 +54,7 @@ const KernelRegistry& KernelRegistry::reference() {
     register_loss_kernels(r);
     register_signal_kernels(r);
     register_vision_kernels(r);
+    register_fused_kernels(r);
     register_misc_kernels(r);
     return r;
   }();

@@ -1,0 +1,93 @@
+#include "compiler/passes/conv_activation_fusion.h"
+
+#include <map>
+
+#include "compiler/passes/conv_fusion_util.h"
+
+namespace pyflame_rt {
+
+namespace {
+
+// The activation name and parameters a node computes, or false when it is not a fusable one.
+bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* name, std::vector<float>* params) {
+  if (!n.domain.empty() || n.inputs.empty()) return false;
+  const std::string& op = n.op_type;
+  params->clear();
+  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") {
+  } else if (op == "LeakyRelu") {
+    params->push_back(n.attr_float("alpha", 0.01f));
+  } else if (op == "Elu") {
+    params->push_back(n.attr_float("alpha", 1.0f));
+  } else if (op == "HardSigmoid") {
+    *params = {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+  } else if (op == "Clip") {
+    if (opset < 11) {
+      *params = {n.attr_float("min", -3.4e38f), n.attr_float("max", 3.4e38f)};
+    } else {
+      *params = {-3.4e38f, 3.4e38f};
+      for (size_t i = 1; i <= 2 && i < n.inputs.size(); ++i) {
+        if (n.inputs[i].empty()) continue;
+        const Tensor* t = constant_of(g, n.inputs[i], DType::kFloat32);
+        if (!t || t->numel() != 1) return false;
+        (*params)[i - 1] = t->data<float>()[0];
+      }
+    }
+  } else {
+    return false;
+  }
+  *name = op;
+  return true;
+}
+
+}  // namespace
+
+Status ConvActivationFusion::run(Graph& graph, bool& changed) {
+  std::map<std::string, int> uses = use_counts(graph);
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (const auto& o : graph.nodes[i].outputs) producer[o] = i;
+  }
+  std::vector<bool> removed(graph.nodes.size(), false);
+  auto fuse = [&](size_t conv_index, const std::string& act, const std::vector<float>& params, const std::string& out) {
+    Node& conv = graph.nodes[conv_index];
+    make_fused_conv(graph, conv);
+    conv.attributes["activation"] = Attribute::make_string(act);
+    if (!params.empty()) conv.attributes["activation_params"] = Attribute::make_floats(params);
+    conv.outputs[0] = out;
+    changed = true;
+  };
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& n = graph.nodes[i];
+    if (removed[i]) continue;
+    std::string act;
+    std::vector<float> params;
+    if (activation_of(graph, n, graph.opset(), &act, &params)) {
+      auto p = producer.find(n.inputs[0]);
+      if (p == producer.end() || removed[p->second] || uses[n.inputs[0]] != 1 || !is_open_conv(graph.nodes[p->second])) continue;
+      fuse(p->second, act, params, n.outputs[0]);
+      removed[i] = true;
+      continue;
+    }
+    // SiLU: Mul(y, Sigmoid(y)) with y a conv output read only by these two nodes.
+    if (n.domain.empty() && n.op_type == "Mul" && n.inputs.size() == 2) {
+      for (int side = 0; side < 2; ++side) {
+        const std::string& y = n.inputs[static_cast<size_t>(side)];
+        const std::string& s = n.inputs[static_cast<size_t>(1 - side)];
+        auto ps = producer.find(s), py = producer.find(y);
+        if (ps == producer.end() || py == producer.end() || removed[ps->second] || removed[py->second]) continue;
+        const Node& sig = graph.nodes[ps->second];
+        if (!sig.domain.empty() || sig.op_type != "Sigmoid" || sig.inputs[0] != y) continue;
+        if (uses[y] != 2 || uses[s] != 1 || !is_open_conv(graph.nodes[py->second])) continue;
+        fuse(py->second, "SiLU", {}, n.outputs[0]);
+        removed[i] = removed[ps->second] = true;
+        break;
+      }
+    }
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
+  graph.nodes = std::move(kept);
+  return Status::OK();
+}
+
+}  // namespace pyflame_rt

@@ -1,0 +1,72 @@
+// Reference kernels for the fused ops the compiler creates (domain "pyflame_rt"), defined by
+// composition of the standard reference kernels so fused and unfused graphs agree exactly:
+//   FusedConv(X, W, B?, Z?) {activation, activation_params, Conv attributes}
+//     = activation(Conv(X, W, B) + Z)
+#include "devices/ref/kernel_groups.h"
+#include "devices/ref/kernel_util.h"
+
+namespace pyflame_rt {
+
+namespace {
+
+// Runs the standard kernel `op` of this node's attributes (plus `attrs`) on `inputs`.
+Expected<Tensor> run_standard(const KernelContext& ctx, const char* op, std::vector<Value> inputs,
+                              const std::map<std::string, Attribute>& attrs) {
+  Node n;
+  n.op_type = op;
+  n.name = ctx.node().name;
+  n.attributes = attrs;
+  std::vector<const Value*> ptrs;
+  for (const auto& v : inputs) ptrs.push_back(v.is_none() ? nullptr : &v);
+  std::vector<Value> outs(1);
+  KernelContext sub(n, 13, ptrs, &outs, nullptr);
+  RETURN_IF_ERROR(KernelRegistry::reference().find("", op)(sub));
+  return outs[0].tensor;
+}
+
+Status fused_conv(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  std::map<std::string, Attribute> conv_attrs;
+  for (const auto& kv : ctx.node().attributes) {
+    if (kv.first != "activation" && kv.first != "activation_params") conv_attrs[kv.first] = kv.second;
+  }
+  std::vector<Value> conv_in = {*ctx.input(0), *ctx.input(1)};
+  conv_in.push_back(ctx.input(2) ? Value(*ctx.input(2)) : Value());
+  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "Conv", conv_in, conv_attrs));
+  if (const Tensor* z = ctx.input(3)) {
+    ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *z}, {}));
+  }
+  std::string act = ctx.node().attr_string("activation", "");
+  if (!act.empty()) {
+    std::vector<float> p = ctx.node().attr_floats("activation_params");
+    std::map<std::string, Attribute> a;
+    std::vector<Value> in = {y};
+    auto param = [&](size_t i, float d) { return i < p.size() ? p[i] : d; };
+    if (act == "LeakyRelu" || act == "Elu") a["alpha"] = Attribute::make_float(param(0, act == "Elu" ? 1.0f : 0.01f));
+    if (act == "HardSigmoid") {
+      a["alpha"] = Attribute::make_float(param(0, 0.2f));
+      a["beta"] = Attribute::make_float(param(1, 0.5f));
+    }
+    if (act == "Clip") {
+      in.push_back(Tensor::scalar<float>(param(0, -3.4e38f)));
+      in.push_back(Tensor::scalar<float>(param(1, 3.4e38f)));
+    }
+    if (act == "SiLU") {  // x * sigmoid(x)
+      ASSIGN_OR_RETURN(Tensor s, run_standard(ctx, "Sigmoid", {y}, {}));
+      ASSIGN_OR_RETURN(y, run_standard(ctx, "Mul", {y, s}, {}));
+    } else {
+      if (!KernelRegistry::reference().find("", act.c_str())) {
+        return ctx.error(StatusCode::kInvalidArgument, "unknown fused activation '", act, "'");
+      }
+      ASSIGN_OR_RETURN(y, run_standard(ctx, act.c_str(), in, a));
+    }
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+}  // namespace
+
+void register_fused_kernels(KernelRegistry& r) { r.add("pyflame_rt", "FusedConv", fused_conv); }
+
+}  // namespace pyflame_rt
