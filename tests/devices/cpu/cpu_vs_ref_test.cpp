@@ -1,0 +1,169 @@
+// Every native CPU op against the reference kernels on the same node, over odd shapes and
+// attribute combinations, by normalised error (the CPU device must agree with the oracle).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "devices/device.h"
+
+namespace pyflame_rt {
+namespace {
+
+Tensor random_tensor(Dims dims, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor t(DType::kFloat32, dims);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+// Builds a one-node graph: `runtime` inputs are graph inputs, `constants` become initializers.
+struct OpCase {
+  std::string name;
+  Node node;
+  std::vector<std::pair<std::string, Tensor>> runtime, constants;
+};
+
+double max_normalised_error(const Tensor& a, const Tensor& b) {
+  double scale = 1e-6, err = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(static_cast<double>(b.data<float>()[i])));
+  for (int64_t i = 0; i < b.numel(); ++i) err = std::max(err, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
+  return err / scale;
+}
+
+void check(const OpCase& c) {
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.opset_imports["pyflame_rt"] = 1;
+  std::vector<Value> feeds;
+  for (const auto& r : c.runtime) {
+    g.inputs.push_back({r.first, DType::kFloat32, Shape::from_dims(r.second.dims())});
+    feeds.emplace_back(r.second);
+  }
+  for (const auto& k : c.constants) g.initializers[k.first] = k.second;
+  g.nodes.push_back(c.node);
+  g.outputs.push_back({c.node.outputs[0], DType::kFloat32, Shape::unknown_rank()});
+  auto cpu = make_cpu_device(2)->compile(g);
+  auto ref = make_ref_device()->compile(g);
+  ASSERT_TRUE(cpu.ok() && ref.ok()) << c.name;
+  auto a = (*cpu)->run(feeds);
+  auto b = (*ref)->run(feeds);
+  ASSERT_TRUE(a.ok()) << c.name << ": " << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << c.name << ": " << b.status().to_string();
+  const Tensor& ta = (*a)[0].tensor;
+  const Tensor& tb = (*b)[0].tensor;
+  ASSERT_EQ(ta.dims(), tb.dims()) << c.name;
+  EXPECT_LT(max_normalised_error(ta, tb), 1e-5) << c.name;
+}
+
+Node node(const std::string& op, std::vector<std::string> in, const std::string& domain = "") {
+  Node n;
+  n.op_type = op;
+  n.domain = domain;
+  n.name = op;
+  n.inputs = std::move(in);
+  n.outputs = {"y"};
+  return n;
+}
+
+TEST(CpuVsRefTest, Convolutions) {
+  struct Conf { Dims x, w; int64_t group; std::vector<int64_t> strides, dil, pads; bool bias; std::string act; };
+  std::vector<Conf> confs = {
+      {{1, 3, 17, 13}, {8, 3, 3, 3}, 1, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, ""},
+      {{2, 8, 9, 9}, {8, 1, 3, 3}, 8, {2, 2}, {1, 1}, {1, 0, 1, 0}, true, "Relu"},      // depthwise
+      {{1, 6, 10, 7}, {4, 3, 3, 1}, 2, {1, 2}, {2, 1}, {2, 0, 2, 0}, false, "Clip"},    // grouped, dilated
+      {{1, 5, 11}, {7, 5, 3}, 1, {2}, {1}, {1, 1}, true, "Sigmoid"},                    // 1-D
+      {{1, 2, 5, 6, 4}, {3, 2, 3, 3, 3}, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, true, "HardSwish"},  // 3-D
+  };
+  uint32_t seed = 1;
+  for (const auto& f : confs) {
+    OpCase c;
+    c.name = "conv x" + dims_to_string(f.x) + " act=" + f.act;
+    bool fused = !f.act.empty();
+    c.node = node(fused ? "FusedConv" : "Conv", {"x", "w", f.bias ? "b" : ""}, fused ? "pyflame_rt" : "");
+    c.node.attributes["group"] = Attribute::make_int(f.group);
+    c.node.attributes["strides"] = Attribute::make_ints(f.strides);
+    c.node.attributes["dilations"] = Attribute::make_ints(f.dil);
+    c.node.attributes["pads"] = Attribute::make_ints(f.pads);
+    if (fused) c.node.attributes["activation"] = Attribute::make_string(f.act);
+    if (f.act == "Clip") c.node.attributes["activation_params"] = Attribute::make_floats({-0.2f, 0.3f});
+    c.runtime = {{"x", random_tensor(f.x, seed++)}};
+    c.constants = {{"w", random_tensor(f.w, seed++)}};
+    if (f.bias) c.constants.push_back({"b", random_tensor({f.w[0]}, seed++)});
+    check(c);
+  }
+}
+
+TEST(CpuVsRefTest, ResidualFusedConv) {
+  OpCase c;
+  c.name = "conv + residual + relu";
+  c.node = node("FusedConv", {"x", "w", "b", "z"}, "pyflame_rt");
+  c.node.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+  c.node.attributes["activation"] = Attribute::make_string("Relu");
+  c.runtime = {{"x", random_tensor({1, 16, 7, 7}, 11)}, {"z", random_tensor({1, 32, 7, 7}, 12)}};
+  c.constants = {{"w", random_tensor({32, 16, 3, 3}, 13)}, {"b", random_tensor({32}, 14)}};
+  check(c);
+}
+
+TEST(CpuVsRefTest, MatMulAndGemm) {
+  OpCase mm;
+  mm.name = "matmul const weights, rank 3";
+  mm.node = node("MatMul", {"a", "w"});
+  mm.runtime = {{"a", random_tensor({2, 5, 7}, 21)}};
+  mm.constants = {{"w", random_tensor({7, 3}, 22)}};
+  check(mm);
+  OpCase att;
+  att.name = "batched matmul of activations";
+  att.node = node("MatMul", {"a", "b"});
+  att.runtime = {{"a", random_tensor({2, 3, 5, 8}, 23)}, {"b", random_tensor({2, 3, 8, 6}, 24)}};
+  check(att);
+  OpCase gemm;
+  gemm.name = "gemm transB beta bias";
+  gemm.node = node("Gemm", {"a", "w", "c"});
+  gemm.node.attributes["transB"] = Attribute::make_int(1);
+  gemm.node.attributes["beta"] = Attribute::make_float(0.5f);
+  gemm.runtime = {{"a", random_tensor({3, 9}, 25)}};
+  gemm.constants = {{"w", random_tensor({4, 9}, 26)}, {"c", random_tensor({4}, 27)}};
+  check(gemm);
+}
+
+TEST(CpuVsRefTest, PoolingAndEltwise) {
+  struct P { std::string op; Dims k, s, pads; int64_t ceil, include; };
+  std::vector<P> pools = {{"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0},
+                          {"MaxPool", {2, 3}, {2, 2}, {0, 0, 0, 0}, 1, 0},
+                          {"AveragePool", {3, 3}, {2, 1}, {1, 1, 1, 1}, 0, 1},
+                          {"AveragePool", {3, 2}, {2, 2}, {0, 1, 0, 1}, 1, 0}};
+  for (const auto& p : pools) {
+    OpCase c;
+    c.name = p.op + " ceil=" + std::to_string(p.ceil);
+    c.node = node(p.op, {"x"});
+    c.node.attributes["kernel_shape"] = Attribute::make_ints(p.k);
+    c.node.attributes["strides"] = Attribute::make_ints(p.s);
+    c.node.attributes["pads"] = Attribute::make_ints(p.pads);
+    c.node.attributes["ceil_mode"] = Attribute::make_int(p.ceil);
+    if (p.op == "AveragePool") c.node.attributes["count_include_pad"] = Attribute::make_int(p.include);
+    c.runtime = {{"x", random_tensor({2, 3, 11, 9}, 31)}};
+    check(c);
+  }
+  OpCase gap;
+  gap.name = "GlobalAveragePool";
+  gap.node = node("GlobalAveragePool", {"x"});
+  gap.runtime = {{"x", random_tensor({1, 5, 7, 6}, 32)}};
+  check(gap);
+  for (const char* act : {"Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu", "HardSigmoid", "Elu"}) {
+    OpCase c;
+    c.name = act;
+    c.node = node(act, {"x"});
+    c.runtime = {{"x", random_tensor({2, 3, 4, 5}, 33)}};
+    check(c);
+  }
+  OpCase add;
+  add.name = "Add";
+  add.node = node("Add", {"x", "z"});
+  add.runtime = {{"x", random_tensor({2, 3, 4, 5}, 34)}, {"z", random_tensor({2, 3, 4, 5}, 35)}};
+  check(add);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
