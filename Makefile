@@ -4,7 +4,7 @@ BUILD ?= build
 PY := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(PY)
 
-.PHONY: all deps build run test test-cpp test-python conformance clean
+.PHONY: all deps build run test bench clean
 
 all: build
 
@@ -27,6 +27,9 @@ run: build
 
 test: build
 	bash tools/run_tests.sh $(BUILD)
+
+bench: build
+	PYTHONPATH=$(BUILD)/python $(PY) bench/run_bench.py
 
 clean:
 	rm -rf $(BUILD)

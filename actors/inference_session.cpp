@@ -102,13 +102,12 @@ Status InferenceSession::check_feed(const TensorInfo& info, const Tensor& t) con
   return Status::OK();
 }
 
-Expected<std::vector<Tensor>> InferenceSession::run(
-    const std::vector<std::string>& output_names,
-    const std::map<std::string, Tensor>& feeds) const {
+Status InferenceSession::prepare(const std::vector<std::string>& output_names,
+                                 const std::map<std::string, Tensor>& feeds, std::vector<size_t>* wanted,
+                                 std::vector<Value>* inputs) const {
   // Resolve requested outputs first so a typo fails before any work.
-  std::vector<size_t> wanted;
   if (output_names.empty()) {
-    for (size_t i = 0; i < outputs_.size(); ++i) wanted.push_back(i);
+    for (size_t i = 0; i < outputs_.size(); ++i) wanted->push_back(i);
   } else {
     for (const auto& name : output_names) {
       size_t i = 0;
@@ -116,10 +115,9 @@ Expected<std::vector<Tensor>> InferenceSession::run(
       if (i == outputs_.size()) {
         std::string known;
         for (const auto& o : outputs_) known += (known.empty() ? "" : ", ") + ("'" + o.name + "'");
-        return make_status(StatusCode::kNotFound, "unknown output name '", name,
-                           "': the model's outputs are ", known);
+        return make_status(StatusCode::kNotFound, "unknown output name '", name, "': the model's outputs are ", known);
       }
-      wanted.push_back(i);
+      wanted->push_back(i);
     }
   }
   for (const auto& kv : feeds) {
@@ -129,32 +127,54 @@ Expected<std::vector<Tensor>> InferenceSession::run(
       return invalid_argument("unknown input name '", kv.first, "': the model's inputs are ", known);
     }
   }
-  std::vector<Value> inputs;
-  inputs.reserve(graph_.inputs.size());
+  inputs->reserve(graph_.inputs.size());
   for (const auto& v : graph_.inputs) {
     auto it = feeds.find(v.name);
     if (it == feeds.end()) {
       auto def = overridable_defaults_.find(v.name);
-      if (def != overridable_defaults_.end()) { inputs.emplace_back(def->second); continue; }
-      return invalid_argument("missing input '", v.name, "': expected ", dtype_onnx_name(v.dtype),
-                              " with shape ", v.shape.to_string());
+      if (def != overridable_defaults_.end()) { inputs->emplace_back(def->second); continue; }
+      return invalid_argument("missing input '", v.name, "': expected ", dtype_onnx_name(v.dtype), " with shape ",
+                              v.shape.to_string());
     }
     RETURN_IF_ERROR(check_feed({v.name, v.dtype, v.shape}, it->second));
-    inputs.emplace_back(it->second);
+    inputs->emplace_back(it->second);
   }
-  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run(std::move(inputs)));
+  return Status::OK();
+}
+
+Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value> results,
+                                                               const std::vector<size_t>& wanted) const {
   std::vector<Tensor> out;
   out.reserve(wanted.size());
   for (size_t i : wanted) {
     Value& v = results[i];
     if (!v.is_tensor()) {
-      return not_implemented("output '", outputs_[i].name, "' is a ",
-                             v.is_sequence() ? "sequence" : "empty optional",
+      return not_implemented("output '", outputs_[i].name, "' is a ", v.is_sequence() ? "sequence" : "empty optional",
                              "; only tensor outputs can be returned");
     }
-    out.push_back(std::move(v.tensor));
+    out.push_back(v.tensor);
   }
   return out;
+}
+
+Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::string>& output_names,
+                                                    const std::map<std::string, Tensor>& feeds) const {
+  std::vector<size_t> wanted;
+  std::vector<Value> inputs;
+  RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
+  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run(std::move(inputs)));
+  return select_outputs(std::move(results), wanted);
+}
+
+Expected<InferenceSession::ProfiledRun> InferenceSession::run_with_profiling(
+    const std::vector<std::string>& output_names, const std::map<std::string, Tensor>& feeds) const {
+  std::vector<size_t> wanted;
+  std::vector<Value> inputs;
+  RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
+  ProfiledRun run;
+  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run_profiled(std::move(inputs), &run.nodes));
+  ASSIGN_OR_RETURN(run.outputs, select_outputs(std::move(results), wanted));
+  return run;
 }
 
 }  // namespace pyflame_rt

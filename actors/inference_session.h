@@ -18,13 +18,12 @@
 #include <vector>
 
 #include "actors/session_options.h"
+#include "devices/device.h"
 #include "graph/graph.h"
 #include "graph/tensor.h"
 
 namespace pyflame_rt {
 
-class Device;
-class Executable;
 
 // Input/output metadata in ONNX Runtime's terms (NodeArg: name, shape, type).
 struct TensorInfo {
@@ -64,11 +63,23 @@ class InferenceSession {
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
                                     const std::map<std::string, Tensor>& feeds) const;
 
+  // run() that also times every node (name, op type, microseconds, in execution order).
+  struct ProfiledRun {
+    std::vector<Tensor> outputs;
+    std::vector<NodeTiming> nodes;
+  };
+  Expected<ProfiledRun> run_with_profiling(const std::vector<std::string>& output_names,
+                                           const std::map<std::string, Tensor>& feeds) const;
+
  private:
   InferenceSession() = default;
   Status initialize(Graph graph, const SessionOptions& options,
                     const std::vector<std::string>& providers);
   Status check_feed(const TensorInfo& info, const Tensor& t) const;
+  // Validates names and feeds; fills the executable's inputs and the wanted output indices.
+  Status prepare(const std::vector<std::string>& output_names, const std::map<std::string, Tensor>& feeds,
+                 std::vector<size_t>* wanted, std::vector<Value>* inputs) const;
+  Expected<std::vector<Tensor>> select_outputs(std::vector<Value> results, const std::vector<size_t>& wanted) const;
 
   SessionOptions options_;
   Graph graph_;

@@ -15,12 +15,22 @@
 
 namespace pyflame_rt {
 
+// Time spent in one node during a profiled run.
+struct NodeTiming {
+  std::string name;
+  std::string op_type;
+  double duration_us = 0;
+};
+
 // A compiled partition, ready to run. run() may be called from several threads at once.
 class Executable {
  public:
   virtual ~Executable() = default;
   // Inputs in the order of the compiled graph's inputs; outputs in the order of its outputs.
   virtual Expected<std::vector<Value>> run(std::vector<Value> inputs) const = 0;
+  // Like run(), also recording each node's time in `timings` (in execution order).
+  // Optional: devices that cannot time nodes report the whole run as one entry.
+  virtual Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
 };
 
 class Device {

@@ -168,10 +168,42 @@ class PySession {
   }
 
   py::list run(const py::object& output_names, const py::dict& feed) {
-    std::vector<std::string> names;
-    if (!output_names.is_none()) names = output_names.cast<std::vector<std::string>>();
-    std::map<std::string, Tensor> feeds;
+    std::vector<std::string> names = output_names_of(output_names);
     std::vector<py::object> keep;
+    std::map<std::string, Tensor> feeds = feeds_of(feed, keep);
+    Expected<std::vector<Tensor>> result = Status();
+    {
+      py::gil_scoped_release release;
+      result = session_->run(names, feeds);
+    }
+    return arrays_of(unwrap(std::move(result)));
+  }
+
+  // (outputs, [(node name, op type, microseconds), ...]) in execution order.
+  py::tuple run_with_profiling(const py::object& output_names, const py::dict& feed) {
+    std::vector<std::string> names = output_names_of(output_names);
+    std::vector<py::object> keep;
+    std::map<std::string, Tensor> feeds = feeds_of(feed, keep);
+    Expected<InferenceSession::ProfiledRun> result = Status();
+    {
+      py::gil_scoped_release release;
+      result = session_->run_with_profiling(names, feeds);
+    }
+    InferenceSession::ProfiledRun run = unwrap(std::move(result));
+    py::list nodes;
+    for (const auto& n : run.nodes) nodes.append(py::make_tuple(n.name, n.op_type, n.duration_us));
+    return py::make_tuple(arrays_of(run.outputs), nodes);
+  }
+
+ private:
+  static std::vector<std::string> output_names_of(const py::object& output_names) {
+    if (output_names.is_none()) return {};
+    return output_names.cast<std::vector<std::string>>();
+  }
+
+  // Converts the feed; `keep` holds the arrays the tensors wrap until the run is over.
+  std::map<std::string, Tensor> feeds_of(const py::dict& feed, std::vector<py::object>& keep) const {
+    std::map<std::string, Tensor> feeds;
     for (auto item : feed) {
       std::string name = py::str(item.first);
       Tensor t = tensor_from_array(name, item.second, keep);
@@ -181,17 +213,16 @@ class PySession {
       }
       feeds[name] = std::move(t);
     }
-    Expected<std::vector<Tensor>> result = Status();
-    {
-      py::gil_scoped_release release;
-      result = session_->run(names, feeds);
-    }
-    std::vector<Tensor> outs = unwrap(std::move(result));
+    return feeds;
+  }
+
+  static py::list arrays_of(const std::vector<Tensor>& outs) {
     py::list out;
     for (const auto& t : outs) out.append(array_from_tensor(t));
     return out;
   }
 
+ public:
   bool expects_bfloat16(const std::string& name) const {
     for (const auto& i : session_->inputs()) if (i.name == name) return i.dtype == DType::kBFloat16;
     return false;
@@ -215,6 +246,7 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def(py::init<py::object, py::dict, std::vector<std::string>>(), py::arg("model"),
            py::arg("options"), py::arg("providers"))
       .def("run", &PySession::run, py::arg("output_names"), py::arg("feed"))
+      .def("run_with_profiling", &PySession::run_with_profiling, py::arg("output_names"), py::arg("feed"))
       .def("inputs", &PySession::inputs)
       .def("outputs", &PySession::outputs)
       .def("providers", &PySession::providers)

@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <chrono>
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -46,7 +48,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int 
   return p;
 }
 
-Expected<std::vector<Value>> CpuProgram::run(std::vector<Value> inputs) const {
+Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const {
   if (inputs.size() != input_slots_.size()) {
     return invalid_argument("graph expects ", input_slots_.size(), " inputs, got ", inputs.size());
   }
@@ -64,6 +66,7 @@ Expected<std::vector<Value>> CpuProgram::run(std::vector<Value> inputs) const {
     }
     std::vector<CpuValue> out(step.outputs.size());
     Status st;
+    auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     try {
       st = step.native ? step.native->run(in, out) : run_reference(*step.node, step.opset, in, out);
     } catch (const std::bad_alloc&) {
@@ -72,6 +75,10 @@ Expected<std::vector<Value>> CpuProgram::run(std::vector<Value> inputs) const {
       return step.node->error(StatusCode::kRuntimeError, "oneDNN failed: ", e.what());
     }
     if (!st.ok()) return st;
+    if (timings) {
+      timings->push_back({step.node->name.empty() ? step.node->outputs[0] : step.node->name, step.node->op_type,
+                          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count()});
+    }
     for (size_t i = 0; i < out.size(); ++i) {
       int s = step.outputs[i];
       if (s >= 0) slots[static_cast<size_t>(s)] = std::move(out[i]);

@@ -18,7 +18,10 @@ class CpuProgram : public Executable {
  public:
   // `num_threads` 0 = oneDNN's default (one per core).
   static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, int num_threads);
-  Expected<std::vector<Value>> run(std::vector<Value> inputs) const override;
+  Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return execute(std::move(inputs), nullptr); }
+  Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const override {
+    return execute(std::move(inputs), timings);
+  }
 
   // Names of the nodes that run on the reference kernels (for reports and tests).
   std::vector<std::string> fallback_nodes() const;
@@ -30,6 +33,8 @@ class CpuProgram : public Executable {
     std::unique_ptr<NativeOp> native;  // null: reference kernel
     std::vector<int> inputs, outputs, release;
   };
+
+  Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
 
   Graph graph_;
   int num_threads_ = 0;

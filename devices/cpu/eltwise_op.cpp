@@ -1,6 +1,5 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
-// Clip with constant bounds, ...) and Add of two equally shaped tensors (residual paths that
-// were not fused into a convolution).
+// Clip with constant bounds, ...) and Add/Sub/Mul/Div with one-sided broadcasting.
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -81,27 +80,52 @@ class ActivationOp : public NativeOp {
   std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
 };
 
-class AddOp : public NativeOp {
+// Add/Sub/Mul/Div with numpy broadcasting where the larger operand fixes the output shape (the
+// other may have 1s or fewer dims, like a [N,C,1,1] channel scale); runs in the larger
+// operand's layout, so a blocked conv output stays blocked.
+class BinaryOp : public NativeOp {
  public:
-  AddOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+  BinaryOp(const Node& node, int64_t opset, dnnl::algorithm alg, bool commutative)
+      : node_(node), opset_(opset), alg_(alg), commutative_(commutative) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* a = inputs[0];
     CpuValue* b = inputs[1];
-    // Only the residual case: two f32 tensors of one shape, at least one already native.
-    if (!f32_value(a) || !f32_value(b) || dims_of(a) != dims_of(b) || dims_of(a).size() < 2 ||
-        !(a->has_native || b->has_native)) {
-      return run_reference(node_, opset_, inputs, outputs);
+    if (!f32_value(a) || !f32_value(b)) return run_reference(node_, opset_, inputs, outputs);
+    Dims da = dims_of(a), db = dims_of(b);
+    if (da.size() < db.size() || (da.size() == db.size() && da != db && num_elements(da) < num_elements(db))) {
+      if (!commutative_) return run_reference(node_, opset_, inputs, outputs);
+      std::swap(a, b);
+      std::swap(da, db);
     }
-    memory::desc md = a->has_native ? desc_of(a) : desc_of(b);
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
-    memory s0 = a->as_native(md), s1 = b->as_native(md);
-    memory dst(md, engine());
+    // b must broadcast to a: same rank after leading 1s, each dim equal or 1.
+    if (da.size() < 2 || db.empty()) return run_reference(node_, opset_, inputs, outputs);
+    Dims bd(da.size() - db.size(), 1);
+    bd.insert(bd.end(), db.begin(), db.end());
+    for (size_t i = 0; i < da.size(); ++i) {
+      if (bd[i] != da[i] && bd[i] != 1) return run_reference(node_, opset_, inputs, outputs);
+    }
+    memory::desc md0 = desc_of(a);
+    memory src1;
+    memory::desc md1;
+    if (db == da) {
+      src1 = b->as_native(md0);
+      md1 = md0;
+    } else {
+      // Broadcast operands are small: use them plain, viewed with the padded dims.
+      const Tensor& t = b->as_plain().tensor;
+      md1 = plain_desc(bd);
+      src1 = memory(md1, engine(), const_cast<void*>(t.raw_data()));
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
+    if (!plan) return run_reference(node_, opset_, inputs, outputs);
+    memory s0 = a->as_native(md0);
+    memory dst(md0, engine());
     memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst},
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, dst},
                                          {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
-    outputs[0] = CpuValue::from_native(dst, dims_of(a));
+    outputs[0] = CpuValue::from_native(dst, da);
     return Status::OK();
   }
 
@@ -111,35 +135,45 @@ class AddOp : public NativeOp {
     memory::desc scratch;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md) {
+  // nullptr (OK status) when oneDNN has no kernel for this layout pair.
+  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md0, const memory::desc& md1) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& p : plans_) if (p.first == md) return p.second;
+    for (const auto& p : plans_) if (p.first.first == md0 && p.first.second == md1) return p.second;
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    auto plan = std::make_shared<Plan>();
+    std::shared_ptr<Plan> plan;
     try {
-      dnnl::binary::desc desc(dnnl::algorithm::binary_add, md, md, md);
+      dnnl::binary::desc desc(alg_, md0, md1, md0);
       dnnl::binary::primitive_desc pd(desc, attr, engine());
+      plan = std::make_shared<Plan>();
       plan->prim = dnnl::binary(pd);
       plan->scratch = pd.scratchpad_desc();
-    } catch (const dnnl::error& e) {
-      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the add: ", e.what());
+    } catch (const dnnl::error&) {
+      plan = nullptr;  // remembered, so the reference path is taken without retrying
     }
-    plans_.emplace_back(md, plan);
+    plans_.emplace_back(std::make_pair(md0, md1), plan);
     return plan;
   }
 
   Node node_;
   int64_t opset_;
+  dnnl::algorithm alg_;
+  bool commutative_;
   std::mutex mu_;
-  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+  std::vector<std::pair<std::pair<memory::desc, memory::desc>, std::shared_ptr<Plan>>> plans_;
 };
 
 }  // namespace
 
 std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const Graph& graph) {
   const std::string& op = node.op_type;
-  if (op == "Add" && node.inputs.size() == 2) return std::make_unique<AddOp>(node, opset);
+  if (node.inputs.size() == 2) {
+    using A = dnnl::algorithm;
+    if (op == "Add") return std::make_unique<BinaryOp>(node, opset, A::binary_add, true);
+    if (op == "Mul") return std::make_unique<BinaryOp>(node, opset, A::binary_mul, true);
+    if (op == "Sub") return std::make_unique<BinaryOp>(node, opset, A::binary_sub, false);
+    if (op == "Div") return std::make_unique<BinaryOp>(node, opset, A::binary_div, false);
+  }
   std::vector<float> params;
   if (op == "LeakyRelu") params = {node.attr_float("alpha", 0.01f)};
   if (op == "Elu") params = {node.attr_float("alpha", 1.0f)};

@@ -10,13 +10,13 @@ from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, Inva
                      NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
-from .session import (InferenceSession, ModelMetadata, NodeArg, RunOptions, get_all_providers,
+from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata", "OptLevel",
+    "InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata", "OptLevel", "Profile", "OpProfile",
     "GraphOptimizationLevel", "ExecutionMode", "get_available_providers", "get_all_providers",
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",

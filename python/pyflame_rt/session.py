@@ -45,6 +45,36 @@ class NodeArg:
         return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
 
 
+class OpProfile:
+    """One node of a profiled run."""
+
+    def __init__(self, name, op_type, duration_us, percentage):
+        self.name = name
+        self.op_type = op_type
+        self.duration_us = duration_us
+        self.percentage = percentage
+
+    def __repr__(self):
+        return f"OpProfile({self.name!r}, {self.op_type}, {self.duration_us:.1f} us, {self.percentage:.1f}%)"
+
+
+class Profile:
+    """Result of InferenceSession.run_with_profiling: per-node times in execution order."""
+
+    def __init__(self, outputs, nodes):
+        self.outputs = outputs
+        self.total_us = float(sum(n[2] for n in nodes))
+        total = self.total_us or 1.0
+        self.operations = [OpProfile(name, op, us, 100.0 * us / total) for name, op, us in nodes]
+
+    def by_op_type(self):
+        """{op type: total microseconds}, largest first."""
+        totals = {}
+        for op in self.operations:
+            totals[op.op_type] = totals.get(op.op_type, 0.0) + op.duration_us
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
 class ModelMetadata:
     def __init__(self, graph_name=""):
         self.producer_name = "pyflame_rt"
@@ -160,6 +190,14 @@ class InferenceSession:
         if output_names is not None and isinstance(output_names, str):
             output_names = [output_names]
         return self._native.run(list(output_names) if output_names else None, input_feed)
+
+    def run_with_profiling(self, input_feed, output_names=None):
+        """Runs once timing every node; returns a Profile (.operations, .outputs, .total_us)."""
+        if not isinstance(input_feed, dict):
+            raise InvalidArgument(
+                f"input_feed: expected a dict of input name -> numpy array, got {type(input_feed).__name__}")
+        outputs, nodes = self._native.run_with_profiling(list(output_names) if output_names else None, input_feed)
+        return Profile(outputs, nodes)
 
     def end_profiling(self):
         return ""

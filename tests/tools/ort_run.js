@@ -97,7 +97,7 @@ async function main() {
       await session.run(feeds);
       lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    process.stdout.write(JSON.stringify({latencies_ms: lat}) + '\n');
+    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: process.resourceUsage().maxRSS}) + '\n');
   }
 }
 

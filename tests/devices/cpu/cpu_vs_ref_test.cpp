@@ -158,11 +158,19 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
     c.runtime = {{"x", random_tensor({2, 3, 4, 5}, 33)}};
     check(c);
   }
-  OpCase add;
-  add.name = "Add";
-  add.node = node("Add", {"x", "z"});
-  add.runtime = {{"x", random_tensor({2, 3, 4, 5}, 34)}, {"z", random_tensor({2, 3, 4, 5}, 35)}};
-  check(add);
+  struct B { const char* op; Dims a, b; };
+  std::vector<B> binaries = {{"Add", {2, 3, 4, 5}, {2, 3, 4, 5}}, {"Add", {1, 4}, {4}},
+                             {"Mul", {2, 3, 4, 5}, {3, 1, 1}}, {"Mul", {3, 1, 1}, {2, 3, 4, 5}},
+                             {"Sub", {2, 3, 4, 5}, {5}}, {"Sub", {5}, {2, 3, 4, 5}},
+                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}};
+  uint32_t seed = 40;
+  for (const auto& b : binaries) {
+    OpCase c;
+    c.name = std::string(b.op) + dims_to_string(b.a) + dims_to_string(b.b);
+    c.node = node(b.op, {"x", "z"});
+    c.runtime = {{"x", random_tensor(b.a, seed++)}, {"z", random_tensor(b.b, seed++)}};
+    check(c);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Times PyFlameRT on one model in a process of its own (so peak memory is the session's).
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/pfrt_timer.py MODEL THREADS RUNS WARMUP OUTDIR IN.npy...
+
+Writes the outputs of the first run as OUTDIR/<i>.npy and prints one JSON line:
+{"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N}.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+import pyflame_rt as rt
+
+
+def main():
+    model, threads, runs, warmup, outdir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads))
+    feed = {i.name: np.load(p) for i, p in zip(sess.get_inputs(), sys.argv[6:])}
+    outputs = sess.run(None, feed)
+    os.makedirs(outdir, exist_ok=True)
+    for i, o in enumerate(outputs):
+        np.save(os.path.join(outdir, f"{i}.npy"), o)
+    for _ in range(warmup):
+        sess.run(None, feed)
+    lat = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        lat.append((time.perf_counter() - t0) * 1e3)
+    print(json.dumps({"latencies_ms": lat, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "idle_rss_kb": idle}))
+
+
+if __name__ == "__main__":
+    main()

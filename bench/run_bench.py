@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Benchmarks PyFlameRT against ONNX Runtime (onnxruntime-node) side by side, interleaved, on
+ResNet-50, MobileNetV2, EfficientNet-B0, a 4-layer d=256 transformer encoder (seq 128) and a
+2-layer GRU, at 1 and 2 threads, after warm-up. Prints p50/p99 latency of both, their ratio,
+peak resident memory and the max error of our outputs against ONNX Runtime's.
+
+    make bench            (or: PYTHONPATH=build/python /usr/bin/python3 bench/run_bench.py)
+    options: --models resnet50,encoder --threads 1,2 --rounds 4 --runs 10 --markdown FILE
+
+Each timing round runs both runtimes in fresh processes, one after the other, so drifts of
+the machine hit both; peak memory is each process's maximum RSS minus its RSS before loading
+the model (the Python or Node.js runtime itself).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
+
+import export_models  # noqa: E402
+import ort_reference  # noqa: E402
+
+INPUTS = {
+    "resnet50": [(1, 3, 224, 224)],
+    "mobilenet_v2": [(1, 3, 224, 224)],
+    "efficientnet_b0": [(1, 3, 224, 224)],
+    "encoder": [(1, 128, 256)],
+    "gru": [(1, 50, 64), (2, 1, 128)],
+}
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=1800).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ort_idle_rss_kb(modules):
+    script = (f"require({json.dumps(os.path.join(modules, 'onnxruntime-node'))});"
+              "console.log(JSON.stringify({rss: process.resourceUsage().maxRSS}))")
+    return json.loads(subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True).stdout)["rss"]
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle):
+    rng = np.random.default_rng(0)
+    inputs = []
+    for i, shape in enumerate(INPUTS[name]):
+        p = os.path.join(tmp, f"{name}_in{i}.npy")
+        np.save(p, rng.standard_normal(shape).astype(np.float32))
+        inputs.append(p)
+    env = dict(os.environ, ORT_NODE_MODULES=modules)
+    ours, theirs, ours_rss, ort_rss = [], [], [], []
+    ort_out = os.path.join(tmp, f"{name}_ort")
+    our_out = os.path.join(tmp, f"{name}_ours")
+    for _ in range(rounds):
+        r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
+                      str(warmup), our_out] + inputs)
+        ours += r["latencies_ms"]
+        ours_rss.append(r["max_rss_kb"] - r["idle_rss_kb"])
+        o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
+                     ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup)], env=env)
+        theirs += o["latencies_ms"]
+        ort_rss.append(o["max_rss_kb"] - ort_idle)
+    with open(os.path.join(ort_out, "outputs.json")) as f:
+        index = json.load(f)
+    err = 0.0
+    for i, file in enumerate(index.values()):
+        ref = np.load(os.path.join(ort_out, file)).astype(np.float64)
+        got = np.load(os.path.join(our_out, f"{i}.npy")).astype(np.float64)
+        err = max(err, float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    return {
+        "model": name, "threads": threads,
+        "ours_p50": percentile(ours, 50), "ours_p99": percentile(ours, 99),
+        "ort_p50": percentile(theirs, 50), "ort_p99": percentile(theirs, 99),
+        "ours_mb": max(ours_rss) / 1024, "ort_mb": max(ort_rss) / 1024, "max_rel_err": err,
+    }
+
+
+def table(rows):
+    head = ("| model | threads | PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
+            "p99 ratio | peak MB (ours / ORT) | max rel err |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['threads']} | {r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
+                     f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "
+                     f"{r['ours_p99'] / r['ort_p99']:.2f}x | {r['ours_mb']:.0f} / {r['ort_mb']:.0f} | "
+                     f"{r['max_rel_err']:.1e} |")
+    return "\n".join(lines)
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(INPUTS))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--markdown", help="also write the table to this file")
+    args = ap.parse_args()
+    names = args.models.split(",")
+    paths = export_models.export(os.path.join(REPO, "build", "models"), names)
+    modules = ort_reference.ensure_ort()
+    ort_idle = ort_idle_rss_kb(modules)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for name in names:
+                rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
+                                        modules, ort_idle))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+    text = f"CPU: {cpu_model()}, {os.cpu_count()} cores\n\n" + table(rows)
+    print()
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
