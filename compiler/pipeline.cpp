@@ -8,6 +8,7 @@
 #include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
 #include "compiler/passes/identity_elimination.h"
+#include "compiler/passes/layer_norm_fusion.h"
 #include "compiler/passes/shape_folding.h"
 
 namespace pyflame_rt {
@@ -27,6 +28,7 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<ConvBnFusion>());
   passes.push_back(std::make_unique<ConvAddFusion>());
   passes.push_back(std::make_unique<ConvActivationFusion>());
+  passes.push_back(std::make_unique<LayerNormFusion>());
   return passes;
 }
 

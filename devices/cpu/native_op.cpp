@@ -34,6 +34,8 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
   }
   if (node.domain.empty()) {
     if (auto op = make_eltwise_op(node, opset, graph)) return op;
+    if (auto op = make_norm_op(node, opset, graph)) return op;
+    if (auto op = make_movement_op(node, opset, graph)) return op;
   }
   return nullptr;
 }

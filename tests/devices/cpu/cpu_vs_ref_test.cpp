@@ -173,5 +173,34 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
   }
 }
 
+TEST(CpuVsRefTest, NormalisationSoftmaxAndDataMovement) {
+  OpCase ln;
+  ln.name = "LayerNormalization";
+  ln.node = node("LayerNormalization", {"x", "g", "b"});
+  ln.node.attributes["epsilon"] = Attribute::make_float(1e-3f);
+  ln.runtime = {{"x", random_tensor({3, 5, 7}, 51)}};
+  ln.constants = {{"g", random_tensor({7}, 52)}, {"b", random_tensor({7}, 53)}};
+  check(ln);
+  OpCase sm;
+  sm.name = "Softmax";
+  sm.node = node("Softmax", {"x"});
+  sm.runtime = {{"x", random_tensor({2, 3, 9}, 54)}};
+  check(sm);
+  OpCase tr;
+  tr.name = "Transpose";
+  tr.node = node("Transpose", {"x"});
+  tr.node.attributes["perm"] = Attribute::make_ints({2, 0, 3, 1});
+  tr.runtime = {{"x", random_tensor({2, 3, 4, 5}, 55)}};
+  check(tr);
+  OpCase sl;
+  sl.name = "Slice";
+  sl.node = node("Slice", {"x", "starts", "ends", "axes"});
+  sl.runtime = {{"x", random_tensor({4, 6, 5}, 56)}};
+  sl.constants = {{"starts", Tensor::from_vector<int64_t>({2}, {1, -4})},
+                  {"ends", Tensor::from_vector<int64_t>({2}, {100, -1})},
+                  {"axes", Tensor::from_vector<int64_t>({2}, {0, 2})}};
+  check(sl);
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -1,0 +1,111 @@
+// Native data movement (Transpose, unit-step Slice) as oneDNN reorders: the source is viewed
+// through permuted strides or as a sub-block, and copied into a plain output in one pass.
+#include "devices/cpu/native_ops.h"
+
+#include "devices/ref/kernel_util.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+const Tensor* plain_f32(CpuValue* v) {
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 && p.tensor.rank() >= 1 && p.tensor.rank() <= 6 &&
+                 p.tensor.numel() > 0
+             ? &p.tensor
+             : nullptr;
+}
+
+void copy_view(const memory::desc& view, const Tensor& x, Tensor& y) {
+  memory src(view, engine(), const_cast<void*>(x.raw_data()));
+  memory dst(plain_desc(y.dims()), engine(), y.raw_data());
+  dnnl::reorder(src, dst).execute(thread_stream(), src, dst);
+  thread_stream().wait();
+}
+
+class TransposeOp : public NativeOp {
+ public:
+  TransposeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_f32(inputs[0]);
+    std::vector<int64_t> perm = node_.attr_ints("perm");
+    if (!x || (!perm.empty() && perm.size() != x->rank())) return run_reference(node_, opset_, inputs, outputs);
+    if (perm.empty()) for (int64_t i = static_cast<int64_t>(x->rank()) - 1; i >= 0; --i) perm.push_back(i);
+    std::vector<int64_t> in_strides = strides_of(x->dims());
+    Dims out_dims;
+    memory::dims strides;
+    std::vector<bool> seen(x->rank(), false);
+    for (int64_t p : perm) {
+      if (p < 0 || p >= static_cast<int64_t>(x->rank()) || seen[static_cast<size_t>(p)]) {
+        return run_reference(node_, opset_, inputs, outputs);  // the reference reports the bad perm
+      }
+      seen[static_cast<size_t>(p)] = true;
+      out_dims.push_back(x->dim(static_cast<size_t>(p)));
+      strides.push_back(in_strides[static_cast<size_t>(p)]);
+    }
+    Tensor y(DType::kFloat32, out_dims);
+    copy_view(memory::desc(to_dnnl(out_dims), memory::data_type::f32, strides), *x, y);
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+class SliceOp : public NativeOp {
+ public:
+  SliceOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_f32(inputs[0]);
+    auto ints = [&](size_t i) {
+      return i < inputs.size() && inputs[i] ? inputs[i]->as_plain().tensor.to_int64_vector() : std::vector<int64_t>{};
+    };
+    if (!x || inputs.size() < 3 || !inputs[1] || !inputs[2]) return run_reference(node_, opset_, inputs, outputs);
+    std::vector<int64_t> starts = ints(1), ends = ints(2), axes = ints(3), steps = ints(4);
+    int64_t rank = static_cast<int64_t>(x->rank());
+    if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    Dims out_dims = x->dims();
+    memory::dims offsets(x->rank(), 0);
+    for (size_t i = 0; i < starts.size(); ++i) {
+      int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
+      if (ax < 0 || ax >= rank || steps[i] != 1) return run_reference(node_, opset_, inputs, outputs);
+      int64_t dim = x->dim(static_cast<size_t>(ax));
+      int64_t s = starts[i] < 0 ? starts[i] + dim : starts[i], e = ends[i] < 0 ? ends[i] + dim : ends[i];
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+      if (e <= s) return run_reference(node_, opset_, inputs, outputs);  // empty result: not worth a view
+      offsets[static_cast<size_t>(ax)] = s;
+      out_dims[static_cast<size_t>(ax)] = e - s;
+    }
+    Tensor y(DType::kFloat32, out_dims);
+    copy_view(plain_desc(x->dims()).submemory_desc(to_dnnl(out_dims), offsets), *x, y);
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.op_type == "Transpose") return std::make_unique<TransposeOp>(node, opset);
+  if (node.op_type == "Slice" && opset >= 10) return std::make_unique<SliceOp>(node, opset);
+  return nullptr;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
