@@ -9,7 +9,6 @@ Writes the outputs of the first run as OUTDIR/<i>.npy and prints one JSON line:
 
 import json
 import os
-import resource
 import sys
 import time
 
@@ -18,9 +17,19 @@ import numpy as np
 import pyflame_rt as rt
 
 
+def peak_rss_kb():
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: that one survives exec and
+    so starts at the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def main():
     model, threads, runs, warmup, outdir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    idle = peak_rss_kb()
     sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads))
     feed = {i.name: np.load(p) for i, p in zip(sess.get_inputs(), sys.argv[6:])}
     outputs = sess.run(None, feed)
@@ -34,7 +43,7 @@ def main():
         t0 = time.perf_counter()
         sess.run(None, feed)
         lat.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"latencies_ms": lat, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    print(json.dumps({"latencies_ms": lat, "max_rss_kb": peak_rss_kb(),
                       "idle_rss_kb": idle}))
 
 

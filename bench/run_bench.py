@@ -45,7 +45,8 @@ def run_json(cmd, env=None):
 
 def ort_idle_rss_kb(modules):
     script = (f"require({json.dumps(os.path.join(modules, 'onnxruntime-node'))});"
-              "console.log(JSON.stringify({rss: process.resourceUsage().maxRSS}))")
+              "const m = /VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'latin1'));"
+              "console.log(JSON.stringify({rss: Number(m[1])}))")
     return json.loads(subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True).stdout)["rss"]
 
 

@@ -59,6 +59,13 @@ function writeNpy(file, tensor) {
   fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), body]));
 }
 
+// Peak resident memory of this process (VmHWM): unlike resourceUsage().maxRSS it does not
+// inherit the parent's peak across exec.
+function peakRssKb() {
+  const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+  return m ? Number(m[1]) : 0;
+}
+
 async function main() {
   const args = process.argv.slice(2);
   let threads = 1, timeRuns = 0, warmup = 10;
@@ -97,7 +104,7 @@ async function main() {
       await session.run(feeds);
       lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: process.resourceUsage().maxRSS}) + '\n');
+    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: peakRssKb()}) + '\n');
   }
 }
 
