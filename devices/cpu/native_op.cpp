@@ -36,6 +36,7 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
     if (auto op = make_eltwise_op(node, opset, graph)) return op;
     if (auto op = make_norm_op(node, opset, graph)) return op;
     if (auto op = make_movement_op(node, opset, graph)) return op;
+    if (auto op = make_gru_op(node, opset, graph)) return op;
   }
   return nullptr;
 }

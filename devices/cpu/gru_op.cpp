@@ -1,0 +1,138 @@
+// Native GRU (default sigmoid/tanh activations, no clip, full-length sequences): the input
+// projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ and the gate
+// arithmetic, in float, on contiguous rows. Everything else the reference kernel covers.
+#include <cmath>
+
+#include "devices/cpu/native_ops.h"
+#include "devices/ref/kernels/gemm.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+const Tensor* f32_tensor(CpuValue* v) {
+  if (!v) return nullptr;
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+class GruOp : public NativeOp {
+ public:
+  GruOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    auto at = [&](size_t i) { return i < inputs.size() ? inputs[i] : nullptr; };
+    const Tensor* x = f32_tensor(at(0));
+    const Tensor* w = f32_tensor(at(1));
+    const Tensor* r = f32_tensor(at(2));
+    const Tensor* b = f32_tensor(at(3));
+    const Tensor* h0 = f32_tensor(at(5));
+    bool layout1 = node_.attr_int("layout", 0) != 0;
+    std::string direction = node_.attr_string("direction", "forward");
+    int64_t dirs = direction == "bidirectional" ? 2 : 1;
+    if (!x || !w || !r || x->rank() != 3 || at(4) || (at(5) && !h0) || (at(3) && !b)) {
+      return run_reference(node_, opset_, inputs, outputs);  // sequence_lens or odd inputs
+    }
+    int64_t seq = layout1 ? x->dim(1) : x->dim(0), batch = layout1 ? x->dim(0) : x->dim(1), in = x->dim(2);
+    int64_t H = r->rank() == 3 ? r->dim(2) : 0;
+    if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
+        (b && b->dims() != Dims{dirs, 6 * H}) || (h0 && h0->numel() != dirs * batch * H)) {
+      return run_reference(node_, opset_, inputs, outputs);  // the reference names the mismatch
+    }
+    bool lbr = node_.attr_int("linear_before_reset", 0) != 0;
+    Tensor y(DType::kFloat32, layout1 ? Dims{batch, seq, dirs, H} : Dims{seq, dirs, batch, H});
+    Tensor yh(DType::kFloat32, layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H});
+    // Rows of X as [seq*batch, in] in time-major order.
+    std::vector<float> xs(static_cast<size_t>(seq * batch * in));
+    for (int64_t t = 0; t < seq; ++t) {
+      for (int64_t n = 0; n < batch; ++n) {
+        const float* src = x->data<float>() + (layout1 ? (n * seq + t) : (t * batch + n)) * in;
+        std::copy(src, src + in, xs.begin() + (t * batch + n) * in);
+      }
+    }
+    std::vector<float> xw(static_cast<size_t>(seq * batch * 3 * H)), hr(static_cast<size_t>(batch * 3 * H));
+    std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
+    for (int64_t d = 0; d < dirs; ++d) {
+      bool reverse = direction == "reverse" || d == 1;
+      const float* wd = w->data<float>() + d * 3 * H * in;
+      // Rᵀ [H, 3H] once per direction: the per-step GEMMs then stream contiguous rows.
+      std::vector<float> rt(static_cast<size_t>(3 * H * H));
+      const float* rsrc = r->data<float>() + d * 3 * H * H;
+      for (int64_t g = 0; g < 3 * H; ++g) for (int64_t k = 0; k < H; ++k) rt[static_cast<size_t>(k * 3 * H + g)] = rsrc[g * H + k];
+      const float* wb = b ? b->data<float>() + d * 6 * H : nullptr;
+      const float* rb = b ? wb + 3 * H : nullptr;
+      // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
+      ref_gemm<float>(seq * batch, 3 * H, in, 1.f, xs.data(), in, false, wd, in, true, 0.f, xw.data(), 3 * H);
+      if (wb) for (int64_t i = 0; i < seq * batch; ++i) for (int64_t j = 0; j < 3 * H; ++j) xw[static_cast<size_t>(i * 3 * H + j)] += wb[j];
+      for (int64_t n = 0; n < batch; ++n) {
+        for (int64_t j = 0; j < H; ++j) {
+          h[static_cast<size_t>(n * H + j)] =
+              h0 ? h0->data<float>()[layout1 ? (n * dirs + d) * H + j : (d * batch + n) * H + j] : 0.f;
+        }
+      }
+      for (int64_t s = 0; s < seq; ++s) {
+        int64_t t = reverse ? seq - 1 - s : s;
+        // z and r use H·Rᵀ; the candidate uses (r∘H)·Rᵀ, or r∘(H·Rᵀ + Rbh) with linear_before_reset.
+        ref_gemm<float>(batch, lbr ? 3 * H : 2 * H, H, 1.f, h.data(), H, false, rt.data(), 3 * H, false, 0.f, hr.data(), 3 * H);
+        for (int64_t n = 0; n < batch; ++n) {
+          const float* g = xw.data() + (t * batch + n) * 3 * H;
+          float* hg = hr.data() + n * 3 * H;
+          for (int64_t j = 0; j < H; ++j) {
+            float rz = g[j] + hg[j] + (rb ? rb[j] : 0.f);
+            float rr = g[H + j] + hg[H + j] + (rb ? rb[H + j] : 0.f);
+            hn[static_cast<size_t>(n * H + j)] = sigmoid(rz);  // z, kept for the update below
+            rh[static_cast<size_t>(n * H + j)] = sigmoid(rr);  // r
+          }
+        }
+        if (!lbr) {
+          for (size_t i = 0; i < rh.size(); ++i) rh[i] *= h[i];
+          ref_gemm<float>(batch, H, H, 1.f, rh.data(), H, false, rt.data() + 2 * H, 3 * H, false, 0.f, hr.data() + 2 * H, 3 * H);
+        }
+        for (int64_t n = 0; n < batch; ++n) {
+          const float* g = xw.data() + (t * batch + n) * 3 * H;
+          const float* hg = hr.data() + n * 3 * H;
+          for (int64_t j = 0; j < H; ++j) {
+            size_t k = static_cast<size_t>(n * H + j);
+            float rbh = rb ? rb[2 * H + j] : 0.f;
+            float cand = lbr ? std::tanh(g[2 * H + j] + rh[k] * (hg[2 * H + j] + rbh)) : std::tanh(g[2 * H + j] + hg[2 * H + j] + rbh);
+            float z = hn[k];
+            hn[k] = (1 - z) * cand + z * h[k];
+          }
+        }
+        h.swap(hn);
+        for (int64_t n = 0; n < batch; ++n) {
+          float* dst = y.data<float>() + (layout1 ? ((n * seq + t) * dirs + d) * H : ((t * dirs + d) * batch + n) * H);
+          std::copy(h.begin() + n * H, h.begin() + (n + 1) * H, dst);
+        }
+      }
+      for (int64_t n = 0; n < batch; ++n) {
+        float* dst = yh.data<float>() + (layout1 ? (n * dirs + d) * H : (d * batch + n) * H);
+        std::copy(h.begin() + n * H, h.begin() + (n + 1) * H, dst);
+      }
+    }
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.op_type != "GRU" || node.attr_float("clip", 0.0f) != 0.0f) return nullptr;
+  std::vector<std::string> acts = node.attr_strings("activations");
+  for (size_t i = 0; i < acts.size(); ++i) {
+    if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
+  }
+  return std::make_unique<GruOp>(node, opset);
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
