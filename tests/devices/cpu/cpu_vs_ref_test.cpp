@@ -202,5 +202,28 @@ TEST(CpuVsRefTest, NormalisationSoftmaxAndDataMovement) {
   check(sl);
 }
 
+TEST(CpuVsRefTest, Gru) {
+  struct G { std::string direction; int64_t lbr, layout; bool bias, h0; };
+  std::vector<G> confs = {{"forward", 1, 0, true, true}, {"reverse", 0, 0, true, false},
+                          {"bidirectional", 1, 1, false, true}, {"bidirectional", 0, 0, true, true}};
+  uint32_t seed = 60;
+  for (const auto& g : confs) {
+    int64_t dirs = g.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, in = 7, H = 6;
+    OpCase c;
+    c.name = "GRU " + g.direction + " lbr=" + std::to_string(g.lbr) + " layout=" + std::to_string(g.layout);
+    c.node = node("GRU", {"x", "w", "r", g.bias ? "b" : "", "", g.h0 ? "h0" : ""});
+    c.node.outputs = {"y", "yh"};
+    c.node.attributes["hidden_size"] = Attribute::make_int(H);
+    c.node.attributes["direction"] = Attribute::make_string(g.direction);
+    c.node.attributes["linear_before_reset"] = Attribute::make_int(g.lbr);
+    c.node.attributes["layout"] = Attribute::make_int(g.layout);
+    c.runtime = {{"x", random_tensor(g.layout ? Dims{batch, seq, in} : Dims{seq, batch, in}, seed++)}};
+    if (g.h0) c.runtime.push_back({"h0", random_tensor(g.layout ? Dims{batch, dirs, H} : Dims{dirs, batch, H}, seed++)});
+    c.constants = {{"w", random_tensor({dirs, 3 * H, in}, seed++)}, {"r", random_tensor({dirs, 3 * H, H}, seed++)}};
+    if (g.bias) c.constants.push_back({"b", random_tensor({dirs, 6 * H}, seed++)});
+    check(c);
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
