@@ -3,6 +3,8 @@
 // Weights are reordered once per input shape into the layout the chosen kernel wants; the
 // source and destination layouts are oneDNN's choice ("any"), so consecutive convolutions
 // pass blocked tensors to each other without converting back to NCHW.
+#include <cstdlib>
+
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -110,11 +112,17 @@ class ConvOp : public NativeOp {
     memory::desc b_md({weights_.dim(0)}, memory::data_type::f32, memory::format_tag::x);
     memory::desc dst_md(to_dnnl(out), memory::data_type::f32, any);
     memory::dims strides_d(strides.begin(), strides.end());
-    auto desc = bias_.defined()
-                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                      src_md, w_md, b_md, dst_md, strides_d, dnnl_dil, pad_l, pad_r)
-                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                      src_md, w_md, dst_md, strides_d, dnnl_dil, pad_l, pad_r);
+    // 3x3 stride-1 convolutions try Winograd first (faster here when oneDNN has it for the
+    // shape); everything else, and any shape Winograd rejects, is a direct convolution.
+    auto make_desc = [&](dnnl::algorithm alg) {
+      return bias_.defined()
+                 ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md, dst_md,
+                                                   strides_d, dnnl_dil, pad_l, pad_r)
+                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_md, dst_md,
+                                                   strides_d, dnnl_dil, pad_l, pad_r);
+    };
+    bool winograd_shape = k == 2 && group == 1 && kernel == Dims{3, 3} && strides == std::vector<int64_t>{1, 1} &&
+                          dil == std::vector<int64_t>{1, 1};
     dnnl::post_ops ops;
     if (has_sum_) ops.append_sum(1.f);
     if (!activation_.empty() && !append_activation(ops, activation_, activation_params_)) {
@@ -125,7 +133,16 @@ class ConvOp : public NativeOp {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto plan = std::make_shared<Plan>();
     try {
-      dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
+      dnnl::convolution_forward::primitive_desc pd;
+      bool built = false;
+      if (winograd_shape && use_winograd_) {
+        try {
+          pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
+          built = true;
+        } catch (const dnnl::error&) {
+        }
+      }
+      if (!built) pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
       plan->prim = dnnl::convolution_forward(pd);
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
@@ -148,6 +165,7 @@ class ConvOp : public NativeOp {
   int64_t opset_;
   Tensor weights_, bias_;
   bool fused_ = false, has_sum_ = false;
+  bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
   std::string activation_;
   std::vector<float> activation_params_;
   std::mutex mu_;
