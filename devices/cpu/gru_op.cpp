@@ -1,6 +1,7 @@
 // Native GRU (default sigmoid/tanh activations, no clip, full-length sequences): the input
-// projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ and the gate
-// arithmetic, in float, on contiguous rows. Everything else the reference kernel covers.
+// projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ (on
+// pre-transposed weights) and the gate arithmetic, in float, on contiguous rows.
+// Everything else the reference kernel covers.
 #include <cmath>
 
 #include "devices/cpu/native_ops.h"
@@ -17,7 +18,15 @@ const Tensor* f32_tensor(CpuValue* v) {
   return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// Gate activations over contiguous rows. This file is built with -ffast-math so these loops
+// call glibc's vectorised expf/tanhf (libmvec); they are the GRU's hot spot.
+// target_clones picks the widest vector variant the running CPU has.
+__attribute__((target_clones("avx2", "default"))) void sigmoid_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+__attribute__((target_clones("avx2", "default"))) void tanh_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+}
 
 class GruOp : public NativeOp {
  public:
@@ -55,6 +64,7 @@ class GruOp : public NativeOp {
     }
     std::vector<float> xw(static_cast<size_t>(seq * batch * 3 * H)), hr(static_cast<size_t>(batch * 3 * H));
     std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
+    cand_.assign(static_cast<size_t>(H), 0.f);
     for (int64_t d = 0; d < dirs; ++d) {
       bool reverse = direction == "reverse" || d == 1;
       const float* wd = w->data<float>() + d * 3 * H * in;
@@ -79,13 +89,15 @@ class GruOp : public NativeOp {
         ref_gemm<float>(batch, lbr ? 3 * H : 2 * H, H, 1.f, h.data(), H, false, rt.data(), 3 * H, false, 0.f, hr.data(), 3 * H);
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
-          float* hg = hr.data() + n * 3 * H;
+          const float* hg = hr.data() + n * 3 * H;
+          float* z = hn.data() + n * H;  // z, kept for the update below
+          float* rr = rh.data() + n * H;  // r
           for (int64_t j = 0; j < H; ++j) {
-            float rz = g[j] + hg[j] + (rb ? rb[j] : 0.f);
-            float rr = g[H + j] + hg[H + j] + (rb ? rb[H + j] : 0.f);
-            hn[static_cast<size_t>(n * H + j)] = sigmoid(rz);  // z, kept for the update below
-            rh[static_cast<size_t>(n * H + j)] = sigmoid(rr);  // r
+            z[j] = g[j] + hg[j] + (rb ? rb[j] : 0.f);
+            rr[j] = g[H + j] + hg[H + j] + (rb ? rb[H + j] : 0.f);
           }
+          sigmoid_inplace(z, H);
+          sigmoid_inplace(rr, H);
         }
         if (!lbr) {
           for (size_t i = 0; i < rh.size(); ++i) rh[i] *= h[i];
@@ -94,13 +106,16 @@ class GruOp : public NativeOp {
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
           const float* hg = hr.data() + n * 3 * H;
+          float* cand = cand_.data();
+          const float* rr = rh.data() + n * H;
           for (int64_t j = 0; j < H; ++j) {
-            size_t k = static_cast<size_t>(n * H + j);
             float rbh = rb ? rb[2 * H + j] : 0.f;
-            float cand = lbr ? std::tanh(g[2 * H + j] + rh[k] * (hg[2 * H + j] + rbh)) : std::tanh(g[2 * H + j] + hg[2 * H + j] + rbh);
-            float z = hn[k];
-            hn[k] = (1 - z) * cand + z * h[k];
+            cand[j] = lbr ? g[2 * H + j] + rr[j] * (hg[2 * H + j] + rbh) : g[2 * H + j] + hg[2 * H + j] + rbh;
           }
+          tanh_inplace(cand, H);
+          float* out = hn.data() + n * H;
+          const float* prev = h.data() + n * H;
+          for (int64_t j = 0; j < H; ++j) out[j] = (1 - out[j]) * cand[j] + out[j] * prev[j];
         }
         h.swap(hn);
         for (int64_t n = 0; n < batch; ++n) {
@@ -121,7 +136,10 @@ class GruOp : public NativeOp {
  private:
   Node node_;
   int64_t opset_;
+  thread_local static std::vector<float> cand_;
 };
+
+thread_local std::vector<float> GruOp::cand_;
 
 }  // namespace
 
