@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/vector_math.h"
 #include "devices/ref/kernels/gemm.h"
 
 namespace pyflame_rt {
@@ -16,16 +17,6 @@ const Tensor* f32_tensor(CpuValue* v) {
   if (!v) return nullptr;
   const Value& p = v->as_plain();
   return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
-}
-
-// Gate activations over contiguous rows. This file is built with -ffast-math so these loops
-// call glibc's vectorised expf/tanhf (libmvec); they are the GRU's hot spot.
-// target_clones picks the widest vector variant the running CPU has.
-__attribute__((target_clones("avx2", "default"))) void sigmoid_inplace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
-}
-__attribute__((target_clones("avx2", "default"))) void tanh_inplace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 
 class GruOp : public NativeOp {
