@@ -1,5 +1,7 @@
 #include "actors/inference_session.h"
 
+#include <ctime>
+#include <fstream>
 #include <set>
 
 #include "compiler/pipeline.h"
@@ -162,8 +164,56 @@ Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::strin
   std::vector<size_t> wanted;
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
+  if (options_.enable_profiling) {
+    TracedRun traced;
+    traced.start_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - created_).count();
+    ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run_profiled(std::move(inputs), &traced.nodes));
+    std::lock_guard<std::mutex> lock(trace_mu_);
+    trace_.push_back(std::move(traced));
+    return select_outputs(std::move(results), wanted);
+  }
   ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run(std::move(inputs)));
   return select_outputs(std::move(results), wanted);
+}
+
+namespace {
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) { out += ' '; continue; }
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
+Expected<std::string> InferenceSession::end_profiling() {
+  if (!options_.enable_profiling) return std::string();  // like ONNX Runtime: nothing was recorded
+  std::vector<TracedRun> runs;
+  {
+    std::lock_guard<std::mutex> lock(trace_mu_);
+    runs.swap(trace_);
+  }
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H-%M-%S", std::localtime(&now));
+  std::string path = options_.profile_file_prefix + "_" + stamp + ".json";
+  std::ofstream out(path);
+  if (!out) return make_status(StatusCode::kNoSuchFile, "cannot write the profile '", path, "'");
+  out << "{\"traceEvents\": [";
+  bool first = true;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    for (const auto& n : runs[r].nodes) {
+      out << (first ? "\n" : ",\n") << "{\"name\": \"" << json_escape(n.name) << "\", \"cat\": \"Node\", \"ph\": \"X\", "
+          << "\"ts\": " << runs[r].start_us + n.start_us << ", \"dur\": " << n.duration_us
+          << ", \"pid\": 1, \"tid\": 1, \"args\": {\"op_type\": \"" << json_escape(n.op_type) << "\", \"run\": " << r << "}}";
+      first = false;
+    }
+  }
+  out << "\n]}\n";
+  if (!out) return make_status(StatusCode::kFail, "writing the profile '", path, "' failed");
+  return path;
 }
 
 Expected<InferenceSession::ProfiledRun> InferenceSession::run_with_profiling(

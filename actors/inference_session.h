@@ -12,7 +12,9 @@
 // session usable.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +65,14 @@ class InferenceSession {
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
                                     const std::map<std::string, Tensor>& feeds) const;
 
+  // Nodes that run on a slower fallback path of the device (reference kernels), "Op 'name'".
+  std::vector<std::string> fallback_nodes() const { return executable_->fallback_nodes(); }
+
+  // With SessionOptions.enable_profiling every run is timed per node; end_profiling() writes
+  // the runs so far as a Chrome trace (chrome://tracing, Perfetto) named
+  // "<profile_file_prefix>_<date>_<time>.json" and returns its path.
+  Expected<std::string> end_profiling();
+
   // run() that also times every node (name, op type, microseconds, in execution order).
   struct ProfiledRun {
     std::vector<Tensor> outputs;
@@ -88,6 +98,13 @@ class InferenceSession {
   std::vector<std::string> providers_;
   std::vector<std::string> warnings_;
   std::map<std::string, Tensor> overridable_defaults_;  // IR<4 initializers listed as inputs
+  struct TracedRun {
+    double start_us;  // since session creation
+    std::vector<NodeTiming> nodes;
+  };
+  mutable std::mutex trace_mu_;
+  mutable std::vector<TracedRun> trace_;
+  std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   std::unique_ptr<Device> device_;
   std::unique_ptr<Executable> executable_;
 };

@@ -20,6 +20,7 @@ struct NodeTiming {
   std::string name;
   std::string op_type;
   double duration_us = 0;
+  double start_us = 0;  // from the start of the run
 };
 
 // A compiled partition, ready to run. run() may be called from several threads at once.
@@ -31,6 +32,9 @@ class Executable {
   // Like run(), also recording each node's time in `timings` (in execution order).
   // Optional: devices that cannot time nodes report the whole run as one entry.
   virtual Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
+  // Nodes this executable runs on a slower fallback path (e.g. reference kernels on the CPU
+  // device), described as "Op 'name'". Optional.
+  virtual std::vector<std::string> fallback_nodes() const { return {}; }
 };
 
 class Device {

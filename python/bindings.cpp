@@ -233,6 +233,8 @@ class PySession {
   std::vector<std::string> providers() const { return session_->providers(); }
   std::vector<std::string> warnings() const { return session_->warnings(); }
   std::string graph_text() const { return print_graph(session_->graph()); }
+  std::vector<std::string> fallback_nodes() const { return session_->fallback_nodes(); }
+  std::string end_profiling() { return unwrap(session_->end_profiling()); }
 
  private:
   std::unique_ptr<InferenceSession> session_;
@@ -251,6 +253,8 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("outputs", &PySession::outputs)
       .def("providers", &PySession::providers)
       .def("warnings", &PySession::warnings)
-      .def("graph_text", &PySession::graph_text);
+      .def("graph_text", &PySession::graph_text)
+      .def("fallback_nodes", &PySession::fallback_nodes)
+      .def("end_profiling", &PySession::end_profiling);
   m.attr("__version__") = "0.1.0";
 }

@@ -57,6 +57,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));
   std::vector<CpuValue*> in;
+  auto run_start = std::chrono::steady_clock::now();
   for (const Step& step : steps_) {
     in.clear();
     for (int s : step.inputs) {
@@ -76,8 +77,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     }
     if (!st.ok()) return st;
     if (timings) {
+      auto us = [](auto d) { return std::chrono::duration<double, std::micro>(d).count(); };
       timings->push_back({step.node->name.empty() ? step.node->outputs[0] : step.node->name, step.node->op_type,
-                          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count()});
+                          us(std::chrono::steady_clock::now() - start), us(start - run_start)});
     }
     for (size_t i = 0; i < out.size(); ++i) {
       int s = step.outputs[i];

@@ -23,8 +23,8 @@ class CpuProgram : public Executable {
     return execute(std::move(inputs), timings);
   }
 
-  // Names of the nodes that run on the reference kernels (for reports and tests).
-  std::vector<std::string> fallback_nodes() const;
+  // The nodes that run on the reference kernels (for reports and tests).
+  std::vector<std::string> fallback_nodes() const override;
 
  private:
   struct Step {

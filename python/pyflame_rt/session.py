@@ -200,7 +200,13 @@ class InferenceSession:
         return Profile(outputs, nodes)
 
     def end_profiling(self):
-        return ""
+        """Writes the per-node timings of every run since the session started (or since the
+        last call) as a Chrome trace JSON and returns its path; "" without enable_profiling."""
+        return self._native.end_profiling()
+
+    def get_fallback_nodes(self):
+        """Nodes the device runs on its slower reference kernels, as "Op 'name'"."""
+        return self._native.fallback_nodes()
 
     # Introspection ------------------------------------------------------------------------
     def graph_text(self):

@@ -146,3 +146,41 @@ def test_optimized_graph_can_be_printed_saved_and_reloaded(tmp_path):
     np.testing.assert_array_equal(unopt.run(None, {"x": x})[0], expected)
     with pytest.raises(rt.InvalidArgument, match="unknown pass 'fusion_of_doom'"):
         rt.InferenceSession(str(path), rt.SessionOptions(disabled_passes=["fusion_of_doom"]))
+
+
+def test_profiling_per_node_and_chrome_trace(tmp_path):
+    import json
+    import os
+    cnn = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "models", "tiny_cnn.onnx")
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    sess = rt.InferenceSession(cnn)
+    profile = sess.run_with_profiling({"image": x})
+    np.testing.assert_allclose(profile.outputs[0], sess.run(None, {"image": x})[0], rtol=1e-6)
+    types = [op.op_type for op in profile.operations]
+    assert "FusedConv" in types and "Softmax" in types  # conv + BN + ReLU fused at OptLevel.ALL
+    assert all(op.duration_us >= 0 for op in profile.operations)
+    assert abs(sum(op.percentage for op in profile.operations) - 100.0) < 1e-6
+    opts = rt.SessionOptions(enable_profiling=True, profile_file_prefix=str(tmp_path / "prof"))
+    traced = rt.InferenceSession(cnn, opts)
+    for _ in range(3):
+        traced.run(None, {"image": x})
+    path = traced.end_profiling()
+    assert path.startswith(str(tmp_path / "prof_")) and path.endswith(".json")
+    with open(path) as f:
+        events = json.load(f)["traceEvents"]
+    assert len(events) == 3 * len(profile.operations)
+    assert {e["ph"] for e in events} == {"X"} and {e["args"]["run"] for e in events} == {0, 1, 2}
+    assert rt.InferenceSession(cnn).end_profiling() == ""
+
+
+def test_fallback_nodes_are_reported(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model)
+    # Add of [batch,4] + [4] on plain inputs and Relu both have native kernels.
+    assert sess.get_fallback_nodes() == []
+    import onnx
+    from onnx import TensorProto, helper
+    from conftest import make_model
+    model = make_model([helper.make_node("Erf", ["x"], ["y"], name="erf_node")],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    assert rt.InferenceSession(model.SerializeToString()).get_fallback_nodes() == ["Erf 'erf_node'"]
