@@ -2,13 +2,14 @@
 
 #include <algorithm>
 
+#include "compiler/passes/activation_fusion.h"
 #include "compiler/passes/constant_folding.h"
-#include "compiler/passes/conv_activation_fusion.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/layer_norm_fusion.h"
+#include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/shape_folding.h"
 
 namespace pyflame_rt {
@@ -23,11 +24,12 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<ConstantFolding>());
   passes.push_back(std::make_unique<DeadCodeElimination>());
   if (level == OptLevel::kBasic) return passes;
-  // Fusions: BatchNorm folds into the plain Conv first; the residual Add must be fused before
-  // the activation (the sum post-op comes before the eltwise one).
+  // Fusions: BatchNorm folds into the plain Conv first; the residual Add and a matmul's bias
+  // must be fused before the activation (the sum/bias come before the eltwise post-op).
   passes.push_back(std::make_unique<ConvBnFusion>());
   passes.push_back(std::make_unique<ConvAddFusion>());
-  passes.push_back(std::make_unique<ConvActivationFusion>());
+  passes.push_back(std::make_unique<MatMulAddFusion>());
+  passes.push_back(std::make_unique<ActivationFusion>());
   passes.push_back(std::make_unique<LayerNormFusion>());
   return passes;
 }

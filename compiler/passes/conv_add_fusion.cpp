@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "compiler/passes/conv_fusion_util.h"
+#include "compiler/passes/fusion_util.h"
 
 namespace pyflame_rt {
 

@@ -99,7 +99,7 @@ class BinaryOp : public NativeOp {
       std::swap(da, db);
     }
     // b must broadcast to a: same rank after leading 1s, each dim equal or 1.
-    if (da.size() < 2 || db.empty()) return run_reference(node_, opset_, inputs, outputs);
+    if (da.size() < 2) return run_reference(node_, opset_, inputs, outputs);
     Dims bd(da.size() - db.size(), 1);
     bd.insert(bd.end(), db.begin(), db.end());
     for (size_t i = 0; i < da.size(); ++i) {

@@ -17,7 +17,10 @@ class MatMulOp : public NativeOp {
   // `weights` is the constant [K,N] operand (or undefined when B is a run-time input);
   // `weights_transposed` when it is stored [N,K] (Gemm transB); `bias` is [N] or undefined.
   MatMulOp(const Node& node, int64_t opset, Tensor weights, bool weights_transposed, Tensor bias)
-      : node_(node), opset_(opset), weights_(std::move(weights)), transposed_(weights_transposed), bias_(std::move(bias)) {}
+      : node_(node), opset_(opset), weights_(std::move(weights)), transposed_(weights_transposed), bias_(std::move(bias)) {
+    activation_ = node.attr_string("activation", "");
+    activation_params_ = node.attr_floats("activation_params");
+  }
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* a = inputs[0];
@@ -95,6 +98,11 @@ class MatMulOp : public NativeOp {
     memory::desc b_md({1, w_dims.back()}, memory::data_type::f32, memory::format_tag::ab);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (!activation_.empty()) {
+      dnnl::post_ops ops;
+      append_activation(ops, activation_, activation_params_);
+      attr.set_post_ops(ops);
+    }
     try {
       auto desc = bias_.defined() ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
       dnnl::matmul::primitive_desc pd(desc, attr, engine());
@@ -125,6 +133,8 @@ class MatMulOp : public NativeOp {
   Tensor weights_;
   bool transposed_;
   Tensor bias_;
+  std::string activation_;
+  std::vector<float> activation_params_;
   std::mutex mu_;
   std::map<Dims, std::shared_ptr<Plan>> plans_;
 };
@@ -139,6 +149,21 @@ const Tensor* f32_initializer(const Graph& g, const std::string& name) {
 std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.inputs.size() < 2) return nullptr;
   const Tensor* w = f32_initializer(graph, node.inputs[1]);
+  if (node.op_type == "FusedMatMul") {
+    // Constant [K,N] weights, optional constant bias over N, optional activation post-op.
+    std::string act = node.attr_string("activation", "");
+    dnnl::post_ops probe;
+    if (!w || w->rank() != 2 || (!act.empty() && !append_activation(probe, act, node.attr_floats("activation_params")))) {
+      return nullptr;
+    }
+    Tensor bias;
+    if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
+      const Tensor* c = f32_initializer(graph, node.inputs[2]);
+      if (!c || c->numel() != w->dim(1)) return nullptr;
+      bias = c->reshaped({1, w->dim(1)});
+    }
+    return std::make_unique<MatMulOp>(node, opset, *w, false, bias);
+  }
   if (node.op_type == "MatMul") {
     if (w && w->rank() != 2) return nullptr;
     return std::make_unique<MatMulOp>(node, opset, w ? *w : Tensor(), false, Tensor());

@@ -2,6 +2,7 @@
 // composition of the standard reference kernels so fused and unfused graphs agree exactly:
 //   FusedConv(X, W, B?, Z?) {activation, activation_params, Conv attributes}
 //     = activation(Conv(X, W, B) + Z)
+//   FusedMatMul(A, B, bias?) {activation, activation_params} = activation(MatMul(A, B) + bias)
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 
@@ -24,18 +25,8 @@ Expected<Tensor> run_standard(const KernelContext& ctx, const char* op, std::vec
   return outs[0].tensor;
 }
 
-Status fused_conv(KernelContext& ctx) {
-  RETURN_IF_ERROR(ctx.require_inputs(2));
-  std::map<std::string, Attribute> conv_attrs;
-  for (const auto& kv : ctx.node().attributes) {
-    if (kv.first != "activation" && kv.first != "activation_params") conv_attrs[kv.first] = kv.second;
-  }
-  std::vector<Value> conv_in = {*ctx.input(0), *ctx.input(1)};
-  conv_in.push_back(ctx.input(2) ? Value(*ctx.input(2)) : Value());
-  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "Conv", conv_in, conv_attrs));
-  if (const Tensor* z = ctx.input(3)) {
-    ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *z}, {}));
-  }
+// Applies the node's "activation" (with "activation_params") by running its standard kernel.
+Expected<Tensor> apply_activation(const KernelContext& ctx, Tensor y) {
   std::string act = ctx.node().attr_string("activation", "");
   if (!act.empty()) {
     std::vector<float> p = ctx.node().attr_floats("activation_params");
@@ -61,12 +52,42 @@ Status fused_conv(KernelContext& ctx) {
       ASSIGN_OR_RETURN(y, run_standard(ctx, act.c_str(), in, a));
     }
   }
+  return y;
+}
+
+Status fused_conv(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  std::map<std::string, Attribute> conv_attrs;
+  for (const auto& kv : ctx.node().attributes) {
+    if (kv.first != "activation" && kv.first != "activation_params") conv_attrs[kv.first] = kv.second;
+  }
+  std::vector<Value> conv_in = {*ctx.input(0), *ctx.input(1)};
+  conv_in.push_back(ctx.input(2) ? Value(*ctx.input(2)) : Value());
+  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "Conv", conv_in, conv_attrs));
+  if (const Tensor* z = ctx.input(3)) {
+    ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *z}, {}));
+  }
+  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y)));
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status fused_matmul(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(2));
+  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "MatMul", {*ctx.input(0), *ctx.input(1)}, {}));
+  if (const Tensor* bias = ctx.input(2)) {
+    ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *bias}, {}));
+  }
+  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y)));
   ctx.set_output(0, std::move(y));
   return Status::OK();
 }
 
 }  // namespace
 
-void register_fused_kernels(KernelRegistry& r) { r.add("pyflame_rt", "FusedConv", fused_conv); }
+void register_fused_kernels(KernelRegistry& r) {
+  r.add("pyflame_rt", "FusedConv", fused_conv);
+  r.add("pyflame_rt", "FusedMatMul", fused_matmul);
+}
 
 }  // namespace pyflame_rt

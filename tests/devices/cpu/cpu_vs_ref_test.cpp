@@ -106,6 +106,16 @@ TEST(CpuVsRefTest, ResidualFusedConv) {
   check(c);
 }
 
+TEST(CpuVsRefTest, FusedMatMulWithBiasAndActivation) {
+  OpCase c;
+  c.name = "FusedMatMul + bias + Relu";
+  c.node = node("FusedMatMul", {"a", "w", "b"}, "pyflame_rt");
+  c.node.attributes["activation"] = Attribute::make_string("Relu");
+  c.runtime = {{"a", random_tensor({3, 4, 9}, 61)}};
+  c.constants = {{"w", random_tensor({9, 5}, 62)}, {"b", random_tensor({5}, 63)}};
+  check(c);
+}
+
 TEST(CpuVsRefTest, MatMulAndGemm) {
   OpCase mm;
   mm.name = "matmul const weights, rank 3";
@@ -162,7 +172,7 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
   std::vector<B> binaries = {{"Add", {2, 3, 4, 5}, {2, 3, 4, 5}}, {"Add", {1, 4}, {4}},
                              {"Mul", {2, 3, 4, 5}, {3, 1, 1}}, {"Mul", {3, 1, 1}, {2, 3, 4, 5}},
                              {"Sub", {2, 3, 4, 5}, {5}}, {"Sub", {5}, {2, 3, 4, 5}},
-                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}};
+                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}, {"Div", {4, 5, 6}, {}}};
   uint32_t seed = 40;
   for (const auto& b : binaries) {
     OpCase c;

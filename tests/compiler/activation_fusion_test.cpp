@@ -1,4 +1,4 @@
-#include "compiler/passes/conv_activation_fusion.h"
+#include "compiler/passes/activation_fusion.h"
 
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
@@ -23,9 +23,9 @@ Graph conv_then(const std::string& act) {
   return g;
 }
 
-TEST(ConvActivationFusionTest, FusesActivationsIntoOneNode) {
+TEST(ActivationFusionTest, FusesActivationsIntoOneNode) {
   Graph g = conv_then("LeakyRelu");
-  ConvActivationFusion pass;
+  ActivationFusion pass;
   bool changed = false;
   EXPECT_EQ(run_pass(pass, g, &changed),
             "graph main (%x: float32[1,1,3,3]) {\n"
@@ -36,12 +36,12 @@ TEST(ConvActivationFusionTest, FusesActivationsIntoOneNode) {
   EXPECT_TRUE(changed);
 }
 
-TEST(ConvActivationFusionTest, FusedGraphsComputeTheSameAsUnfused) {
+TEST(ActivationFusionTest, FusedGraphsComputeTheSameAsUnfused) {
   std::vector<float> xs = {-2, -1, -0.5f, 0, 0.25f, 0.5f, 1, 2, 3};
   Tensor x = Tensor::from_vector<float>({1, 1, 3, 3}, xs);
   for (const char* act : {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "SiLU"}) {
     Graph plain = conv_then(act), fused = conv_then(act);
-    ConvActivationFusion pass;
+    ActivationFusion pass;
     bool changed = false;
     ASSERT_TRUE(pass.run(fused, changed).ok());
     ASSERT_TRUE(changed) << act;
@@ -53,10 +53,10 @@ TEST(ConvActivationFusionTest, FusedGraphsComputeTheSameAsUnfused) {
   }
 }
 
-TEST(ConvActivationFusionTest, SkipsConvWhoseOutputIsAlsoAGraphOutput) {
+TEST(ActivationFusionTest, SkipsConvWhoseOutputIsAlsoAGraphOutput) {
   Graph g = conv_then("Relu");
   g.outputs.push_back(f32("c", {1, 1, 3, 3}));
-  ConvActivationFusion pass;
+  ActivationFusion pass;
   bool changed = true;
   run_pass(pass, g, &changed);
   EXPECT_FALSE(changed);

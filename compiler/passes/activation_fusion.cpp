@@ -1,8 +1,8 @@
-#include "compiler/passes/conv_activation_fusion.h"
+#include "compiler/passes/activation_fusion.h"
 
 #include <map>
 
-#include "compiler/passes/conv_fusion_util.h"
+#include "compiler/passes/fusion_util.h"
 
 namespace pyflame_rt {
 
@@ -41,16 +41,17 @@ bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* na
 
 }  // namespace
 
-Status ConvActivationFusion::run(Graph& graph, bool& changed) {
+Status ActivationFusion::run(Graph& graph, bool& changed) {
   std::map<std::string, int> uses = use_counts(graph);
   std::map<std::string, size_t> producer;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     for (const auto& o : graph.nodes[i].outputs) producer[o] = i;
   }
   std::vector<bool> removed(graph.nodes.size(), false);
+  auto open_producer = [&](size_t i) { return is_open_conv(graph.nodes[i]) || is_open_matmul(graph.nodes[i]); };
   auto fuse = [&](size_t conv_index, const std::string& act, const std::vector<float>& params, const std::string& out) {
     Node& conv = graph.nodes[conv_index];
-    make_fused_conv(graph, conv);
+    if (is_open_conv(conv)) make_fused_conv(graph, conv);
     conv.attributes["activation"] = Attribute::make_string(act);
     if (!params.empty()) conv.attributes["activation_params"] = Attribute::make_floats(params);
     conv.outputs[0] = out;
@@ -63,12 +64,12 @@ Status ConvActivationFusion::run(Graph& graph, bool& changed) {
     std::vector<float> params;
     if (activation_of(graph, n, graph.opset(), &act, &params)) {
       auto p = producer.find(n.inputs[0]);
-      if (p == producer.end() || removed[p->second] || uses[n.inputs[0]] != 1 || !is_open_conv(graph.nodes[p->second])) continue;
+      if (p == producer.end() || removed[p->second] || uses[n.inputs[0]] != 1 || !open_producer(p->second)) continue;
       fuse(p->second, act, params, n.outputs[0]);
       removed[i] = true;
       continue;
     }
-    // SiLU: Mul(y, Sigmoid(y)) with y a conv output read only by these two nodes.
+    // SiLU: Mul(y, Sigmoid(y)) with y a conv/matmul output read only by these two nodes.
     if (n.domain.empty() && n.op_type == "Mul" && n.inputs.size() == 2) {
       for (int side = 0; side < 2; ++side) {
         const std::string& y = n.inputs[static_cast<size_t>(side)];
@@ -77,7 +78,7 @@ Status ConvActivationFusion::run(Graph& graph, bool& changed) {
         if (ps == producer.end() || py == producer.end() || removed[ps->second] || removed[py->second]) continue;
         const Node& sig = graph.nodes[ps->second];
         if (!sig.domain.empty() || sig.op_type != "Sigmoid" || sig.inputs[0] != y) continue;
-        if (uses[y] != 2 || uses[s] != 1 || !is_open_conv(graph.nodes[py->second])) continue;
+        if (uses[y] != 2 || uses[s] != 1 || !open_producer(py->second)) continue;
         fuse(py->second, "SiLU", {}, n.outputs[0]);
         removed[i] = removed[ps->second] = true;
         break;
