@@ -49,6 +49,23 @@ std::map<std::string, int> use_counts(const Graph& graph) {
   return counts;
 }
 
+std::map<std::string, size_t> producers(const Graph& graph) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (const auto& o : graph.nodes[i].outputs) if (!o.empty()) producer[o] = i;
+  }
+  return producer;
+}
+
+void erase_nodes(Graph& graph, const std::vector<bool>& removed) {
+  std::vector<Node> kept;
+  kept.reserve(graph.nodes.size());
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
+  }
+  graph.nodes = std::move(kept);
+}
+
 const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt) {
   auto it = graph.initializers.find(name);
   return it != graph.initializers.end() && it->second.dtype() == dt ? &it->second : nullptr;

@@ -34,6 +34,12 @@ std::set<std::string> used_names(const Graph& graph);
 // once): a fusion may absorb a producer only when its output has exactly one reader.
 std::map<std::string, int> use_counts(const Graph& graph);
 
+// Index of the node producing each value.
+std::map<std::string, size_t> producers(const Graph& graph);
+
+// Removes the nodes flagged in `removed` (same indexing as graph.nodes), keeping order.
+void erase_nodes(Graph& graph, const std::vector<bool>& removed);
+
 // The constant behind `name` when it is an initializer of dtype `dt`, else nullptr.
 const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt);
 

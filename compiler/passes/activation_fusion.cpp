@@ -43,10 +43,7 @@ bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* na
 
 Status ActivationFusion::run(Graph& graph, bool& changed) {
   std::map<std::string, int> uses = use_counts(graph);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    for (const auto& o : graph.nodes[i].outputs) producer[o] = i;
-  }
+  std::map<std::string, size_t> producer = producers(graph);
   std::vector<bool> removed(graph.nodes.size(), false);
   auto open_producer = [&](size_t i) { return is_open_conv(graph.nodes[i]) || is_open_matmul(graph.nodes[i]); };
   auto fuse = [&](size_t conv_index, const std::string& act, const std::vector<float>& params, const std::string& out) {
@@ -85,9 +82,7 @@ Status ActivationFusion::run(Graph& graph, bool& changed) {
       }
     }
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
-  graph.nodes = std::move(kept);
+  erase_nodes(graph, removed);
   return Status::OK();
 }
 

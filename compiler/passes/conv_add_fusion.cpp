@@ -8,10 +8,7 @@ namespace pyflame_rt {
 
 Status ConvAddFusion::run(Graph& graph, bool& changed) {
   std::map<std::string, int> uses = use_counts(graph);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    for (const auto& o : graph.nodes[i].outputs) producer[o] = i;
-  }
+  std::map<std::string, size_t> producer = producers(graph);
   std::vector<bool> removed(graph.nodes.size(), false);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& add = graph.nodes[i];
@@ -37,9 +34,7 @@ Status ConvAddFusion::run(Graph& graph, bool& changed) {
       break;
     }
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
-  graph.nodes = std::move(kept);
+  erase_nodes(graph, removed);
   return Status::OK();
 }
 

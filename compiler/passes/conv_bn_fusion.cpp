@@ -7,10 +7,7 @@ namespace pyflame_rt {
 
 Status ConvBnFusion::run(Graph& graph, bool& changed) {
   std::map<std::string, int> uses = use_counts(graph);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    for (const auto& o : graph.nodes[i].outputs) producer[o] = i;
-  }
+  std::map<std::string, size_t> producer = producers(graph);
   std::vector<bool> removed(graph.nodes.size(), false);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& bn = graph.nodes[i];
@@ -53,9 +50,7 @@ Status ConvBnFusion::run(Graph& graph, bool& changed) {
     removed[i] = true;
     changed = true;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) if (!removed[i]) kept.push_back(std::move(graph.nodes[i]));
-  graph.nodes = std::move(kept);
+  erase_nodes(graph, removed);
   return Status::OK();
 }
 
