@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "compiler/memory_plan.h"
 #include "compiler/pipeline.h"
 #include "devices/device.h"
 #include "graph/model_loader.h"
@@ -68,6 +69,17 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
 
   ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level,
                                           options.disabled_passes));
+  if (options.memory_limit_mb > 0) {
+    // A lower bound (shapes known only at run time are not counted), checked now so a model
+    // that cannot fit fails at creation, not in the middle of serving.
+    MemoryPlan plan = plan_memory(graph_);
+    int64_t need = plan.weight_bytes + plan.arena_bytes, limit = options.memory_limit_mb << 20;
+    if (need > limit) {
+      return make_status(StatusCode::kResourceExhausted, "the model needs at least ", (need + (1 << 20) - 1) >> 20,
+                         " MB (weights ", plan.weight_bytes >> 20, " MB + activations ", plan.arena_bytes >> 20,
+                         " MB at their peak), SessionOptions.memory_limit_mb is ", options.memory_limit_mb);
+    }
+  }
   if (!options.optimized_model_path.empty()) {
     RETURN_IF_ERROR(save_pfm(graph_, options.optimized_model_path)
                         .with_context("SessionOptions.optimized_model_path: "));

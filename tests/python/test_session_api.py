@@ -184,3 +184,26 @@ def test_fallback_nodes_are_reported(add_relu_model):
                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
     assert rt.InferenceSession(model.SerializeToString()).get_fallback_nodes() == ["Erf 'erf_node'"]
+
+
+def test_memory_limit_is_checked_at_creation():
+    import os
+    cnn = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "models", "tiny_cnn.onnx")
+    # tiny_cnn has ~22 KB of weights and a symbolic batch dim (activations unknown until a
+    # run), so a 1 MB limit is met at creation.
+    rt.InferenceSession(cnn, rt.SessionOptions(memory_limit_mb=1))
+
+
+def test_memory_limit_too_small_is_a_clear_error(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from conftest import make_model
+    w = numpy_helper.from_array(np.ones((1024, 1024), np.float32), "w")  # 4 MB of weights
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])], [w])
+    path = tmp_path / "big.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(rt.ResourceExhausted, match=r"needs at least 5 MB.*memory_limit_mb is 2"):
+        rt.InferenceSession(str(path), rt.SessionOptions(memory_limit_mb=2))
+    rt.InferenceSession(str(path), rt.SessionOptions(memory_limit_mb=8)).run(None, {"x": np.ones((1, 1024), np.float32)})
