@@ -1,0 +1,60 @@
+// The vectorisable exp/sigmoid/tanh against libm over the range the gates see.
+#include "devices/cpu/vector_math.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+namespace pyflame_rt {
+namespace cpu {
+namespace {
+
+std::vector<float> grid(float lo, float hi, int n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(n - 1);
+  v.push_back(0.0f);
+  v.push_back(-0.0f);
+  v.push_back(1e-8f);
+  v.push_back(-3e-5f);
+  return v;
+}
+
+TEST(VectorMathTest, ExpMatchesLibmToAFewUlps) {
+  std::vector<float> x = grid(-87.f, 88.f, 100003), y = x;
+  exp_inplace(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double ref = std::exp(static_cast<double>(x[i]));
+    EXPECT_NEAR(y[i], ref, 4e-7 * ref) << "x=" << x[i];
+  }
+}
+
+TEST(VectorMathTest, SigmoidAndTanhMatchLibm) {
+  std::vector<float> x = grid(-30.f, 30.f, 200001), s = x, t = x;
+  sigmoid_inplace(s.data(), static_cast<int64_t>(s.size()));
+  tanh_inplace(t.data(), static_cast<int64_t>(t.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double xs = x[i];
+    double sr = 1.0 / (1.0 + std::exp(-xs)), tr = std::tanh(xs);
+    EXPECT_NEAR(s[i], sr, 3e-7 * sr + 1e-30) << "x=" << x[i];
+    // Relative near 0 (so tiny gate values stay tiny), absolute 2 ulps of 1 elsewhere.
+    EXPECT_NEAR(t[i], tr, std::max(3e-7 * std::fabs(tr), 1.2e-7 * std::min(1.0, 8 * std::fabs(tr)))) << "x=" << x[i];
+  }
+}
+
+TEST(VectorMathTest, ExtremesSaturateWithoutNaN) {
+  std::vector<float> x = {-1e30f, -200.f, 200.f, 1e30f};
+  std::vector<float> s = x, t = x;
+  sigmoid_inplace(s.data(), 4);
+  tanh_inplace(t.data(), 4);
+  EXPECT_LT(s[0], 1e-37f);
+  EXPECT_EQ(s[3], 1.0f);
+  EXPECT_NEAR(t[0], -1.0f, 6e-8f);
+  EXPECT_NEAR(t[3], 1.0f, 6e-8f);
+  for (float v : s) EXPECT_FALSE(std::isnan(v));
+  for (float v : t) EXPECT_FALSE(std::isnan(v));
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace pyflame_rt
