@@ -15,6 +15,11 @@ template <typename T>
 inline void axpy(int64_t n, T a, const T* __restrict x, T* __restrict y) {
   for (int64_t j = 0; j < n; ++j) y[j] += a * x[j];
 }
+// The float version is compiled once per ISA (AVX-512, AVX2, baseline) and picked at load
+// time: the innermost loop of every float GEMM here.
+void axpy_f32(int64_t n, float a, const float* x, float* y);
+template <>
+inline void axpy<float>(int64_t n, float a, const float* x, float* y) { axpy_f32(n, a, x, y); }
 
 template <typename T>
 void ref_gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, bool trans_a,
