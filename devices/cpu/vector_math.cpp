@@ -32,15 +32,16 @@ inline float clamp_exp_arg(float x) { return std::min(std::max(x, -87.0f), 88.0f
 
 }  // namespace
 
-void exp_inplace(float* x, int64_t n) {
+// Each loop is compiled per ISA and picked at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void exp_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = exp_core(clamp_exp_arg(x[i]));
 }
 
-void sigmoid_inplace(float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sigmoid_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + exp_core(clamp_exp_arg(-x[i])));
 }
 
-void tanh_inplace(float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void tanh_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
     float a = std::min(std::abs(v), 9.0f);  // tanh(9) == 1 in float
