@@ -37,7 +37,11 @@ Status constant_kernel(KernelContext& ctx) {
     ctx.set_output(0, std::move(t));
     return Status::OK();
   }
-  return ctx.error(StatusCode::kNotImplemented, "needs one of value, value_float(s), value_int(s), value_string(s)");
+  if (n.has_attr("sparse_value")) {
+    return ctx.error(StatusCode::kNotImplemented, "sparse_value is not supported (sparse tensors)");
+  }
+  return ctx.error(StatusCode::kInvalidArgument,
+                   "needs one of the attributes value, value_float(s), value_int(s), value_string(s); got none");
 }
 
 // Axes from the attribute (older opsets) or from input `input_index` (newer opsets).
@@ -117,9 +121,10 @@ Status flatten_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "axis ", ctx.node().attr_int("axis", 1),
                      " is out of range for rank ", rank);
   }
-  int64_t outer = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= x.dim(static_cast<size_t>(i));
-  ctx.set_output(0, x.reshaped({outer, outer == 0 ? 0 : x.numel() / std::max<int64_t>(outer, 1)}));
+  // Products computed separately (not numel/outer) so a zero-sized dim keeps the other extent.
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < rank; ++i) (i < axis ? outer : inner) *= x.dim(static_cast<size_t>(i));
+  ctx.set_output(0, x.reshaped({outer, inner}));
   return Status::OK();
 }
 
@@ -228,14 +233,24 @@ Status split_kernel(KernelContext& ctx) {
   int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 0), static_cast<int64_t>(x.rank()), &axis));
   int64_t len = x.dim(static_cast<size_t>(axis));
-  std::vector<int64_t> sizes = ctx.opset() >= 13 && ctx.input(1) ? ctx.input(1)->to_int64_vector()
-                                                                  : ctx.node().attr_ints("split");
+  // `split` is an input in opset 1 and 13+, an attribute in 2-12 (opset 1 accepted either).
+  std::vector<int64_t> sizes = ctx.input(1) ? ctx.input(1)->to_int64_vector() : ctx.node().attr_ints("split");
   int64_t n_out = static_cast<int64_t>(ctx.num_outputs());
+  if (n_out < 1) return ctx.error(StatusCode::kInvalidArgument, "needs at least one output");
   if (sizes.empty()) {
+    // Equal parts; a length that does not divide leaves a smaller last chunk (opset 18 rule,
+    // which older opsets leave undefined).
     int64_t parts = ctx.node().attr_int("num_outputs", n_out);
+    if (parts != n_out) {
+      return ctx.error(StatusCode::kInvalidArgument, "num_outputs is ", parts, " but the node has ", n_out,
+                       " outputs");
+    }
     int64_t chunk = (len + parts - 1) / parts;
     for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
     while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
+  }
+  for (int64_t v : sizes) {
+    if (v < 0) return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " has a negative size");
   }
   int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
   if (total != len || static_cast<int64_t>(sizes.size()) != n_out) {
@@ -273,24 +288,35 @@ Status slice_kernel(KernelContext& ctx) {
                      starts.size(), ", ", ends.size(), ", ", axes.size(), ", ", steps.size());
   }
   std::vector<int64_t> begin(x.rank(), 0), step(x.rank(), 1);
+  std::vector<bool> seen(x.rank(), false);
   Dims out_dims = x.dims();
   for (size_t i = 0; i < starts.size(); ++i) {
     int64_t ax = 0;
     RETURN_IF_ERROR(normalize_axis(ctx, axes[i], rank, &ax));
+    if (seen[static_cast<size_t>(ax)]) {
+      return ctx.error(StatusCode::kInvalidArgument, "axes ", dims_to_string(axes), " name axis ", ax, " twice");
+    }
+    seen[static_cast<size_t>(ax)] = true;
     int64_t dim = x.dim(static_cast<size_t>(ax));
     int64_t st = steps[i];
     if (st == 0) return ctx.error(StatusCode::kInvalidArgument, "step for axis ", axes[i], " is 0");
     int64_t s = starts[i], e = ends[i];
-    if (s < 0) s += dim;
+    if (s < 0) s += dim;  // INT64_MIN + dim cannot overflow since dim >= 0
     if (e < 0) e += dim;
+    // Clamp to the valid range of each direction: [0, dim] forwards, [-1, dim-1] backwards.
+    int64_t count = 0;
     if (st > 0) {
-      s = std::clamp<int64_t>(s, 0, dim);
-      e = std::clamp<int64_t>(e, 0, dim);
+      s = std::min(std::max<int64_t>(s, 0), dim);
+      e = std::min(std::max<int64_t>(e, 0), dim);
+      if (e > s) count = (e - s - 1) / st + 1;  // ceil without overflow for huge steps
     } else {
-      s = std::clamp<int64_t>(s, 0, dim - 1);
-      e = std::clamp<int64_t>(e, -1, dim - 1);
+      s = std::min(std::max<int64_t>(s, -1), dim - 1);
+      e = std::min(std::max<int64_t>(e, -1), dim - 1);
+      // |step| as unsigned so st == INT64_MIN does not overflow.
+      uint64_t mag = static_cast<uint64_t>(-(st + 1)) + 1;
+      if (s > e) count = static_cast<int64_t>(static_cast<uint64_t>(s - e - 1) / mag) + 1;
+      if (s < 0) s = 0;  // only reachable with count == 0
     }
-    int64_t count = st > 0 ? std::max<int64_t>(0, (e - s + st - 1) / st) : std::max<int64_t>(0, (s - e - st - 1) / (-st));
     begin[static_cast<size_t>(ax)] = s;
     step[static_cast<size_t>(ax)] = st;
     out_dims[static_cast<size_t>(ax)] = count;
@@ -308,13 +334,14 @@ Status slice_kernel(KernelContext& ctx) {
   return Status::OK();
 }
 
-// Maps each output flat index to an input flat index through a per-dim function.
+// Maps each output element to an input element through a per-dim coordinate function; a
+// negative coordinate leaves the output element as it was in `init` (padding).
 template <typename F>
-Tensor gather_by_dims(const Tensor& x, const Dims& out_dims, F src_coord) {
-  Tensor y(x.dtype(), out_dims);
+Tensor gather_by_dims(const Tensor& x, Tensor init, F src_coord) {
+  Tensor y = std::move(init);
+  const Dims out_dims = y.dims();
   std::vector<int64_t> in_strides = strides_of(x.dims());
   std::vector<int64_t> idx(out_dims.size(), 0);
-  int64_t rank = static_cast<int64_t>(out_dims.size());
   for (int64_t f = 0; f < y.numel(); ++f) {
     int64_t src = 0;
     bool inside = true;
@@ -329,10 +356,27 @@ Tensor gather_by_dims(const Tensor& x, const Dims& out_dims, F src_coord) {
   return y;
 }
 
+// A shape read from a 1-D int64 input (Expand, ConstantOfShape): rejects other ranks/negatives.
+Status read_shape_input(const KernelContext& ctx, size_t i, Dims* out) {
+  const Tensor& t = *ctx.input(i);
+  if (t.rank() != 1) {
+    return ctx.error(StatusCode::kInvalidArgument, "shape input ", i, " must be 1-D, got ", t.summary());
+  }
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32) {
+    return ctx.error(StatusCode::kInvalidArgument, "shape input ", i, " must be int64, got ", t.summary());
+  }
+  *out = t.to_int64_vector();
+  for (int64_t d : *out) {
+    if (d < 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(*out), " has a negative dim ", d);
+  }
+  return Status::OK();
+}
+
 Status expand_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
-  Dims target = ctx.input(1)->to_int64_vector();
+  Dims target;
+  RETURN_IF_ERROR(read_shape_input(ctx, 1, &target));
   Dims out_dims;
   RETURN_IF_ERROR(broadcast_dims(ctx, x.dims(), target, &out_dims));
   std::vector<int64_t> map = broadcast_index_map(x.dims(), out_dims);
@@ -345,17 +389,39 @@ Status expand_kernel(KernelContext& ctx) {
 Status tile_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
-  std::vector<int64_t> reps = ctx.input(1)->to_int64_vector();
+  std::vector<int64_t> reps;
+  if (ctx.opset() < 6) {
+    // Tile-1: a scalar `tiles` count applied to the single axis given by input 2.
+    RETURN_IF_ERROR(ctx.require_input(2));
+    int64_t axis = 0;
+    RETURN_IF_ERROR(normalize_axis(ctx, ctx.input(2)->value_as_int64(0), static_cast<int64_t>(x.rank()), &axis));
+    reps.assign(x.rank(), 1);
+    reps[static_cast<size_t>(axis)] = ctx.input(1)->value_as_int64(0);
+  } else {
+    reps = ctx.input(1)->to_int64_vector();
+  }
   if (reps.size() != x.rank()) {
-    return ctx.error(StatusCode::kInvalidArgument, "repeats has ", reps.size(), " entries, input rank is ", x.rank());
+    return ctx.error(StatusCode::kInvalidArgument, "repeats has ", reps.size(), " entries, expected one per axis of ",
+                     dims_to_string(x.dims()), " (", x.rank(), ")");
   }
   Dims out_dims = x.dims();
   for (size_t i = 0; i < reps.size(); ++i) {
-    if (reps[i] < 0) return ctx.error(StatusCode::kInvalidArgument, "repeats must be >= 0, got ", reps[i]);
+    if (reps[i] < 0) return ctx.error(StatusCode::kInvalidArgument, "repeats must be >= 0, got ", reps[i], " for axis ", i);
     out_dims[i] *= reps[i];
   }
-  ctx.set_output(0, gather_by_dims(x, out_dims, [&](size_t d, int64_t i) { return i % x.dim(d); }));
+  ctx.set_output(0, gather_by_dims(x, Tensor(x.dtype(), out_dims), [&](size_t d, int64_t i) { return i % x.dim(d); }));
   return Status::OK();
+}
+
+// Source coordinate of output coordinate c (relative to the unpadded start) for reflect/edge;
+// reflect mirrors without repeating the border element, as numpy.pad does.
+int64_t pad_source(const std::string& mode, int64_t c, int64_t n) {
+  if (c >= 0 && c < n) return c;
+  if (mode == "edge") return c < 0 ? 0 : n - 1;
+  if (n == 1) return 0;
+  int64_t period = 2 * (n - 1);
+  int64_t m = (c < 0 ? -c : c) % period;
+  return m < n ? m : period - m;
 }
 
 Status pad_kernel(KernelContext& ctx) {
@@ -363,31 +429,44 @@ Status pad_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   int64_t rank = static_cast<int64_t>(x.rank());
   std::string mode = ctx.node().attr_string("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge") {
+    return ctx.error(StatusCode::kInvalidArgument, "mode must be constant, reflect or edge, got '", mode, "'");
+  }
+  // The fill element, as a one-element tensor of x's dtype (zero / empty string by default).
+  Tensor fill(x.dtype(), {1});
   std::vector<int64_t> pads;
-  double value = 0;
   if (ctx.opset() < 11) {
+    // Pad-1 calls the attribute `paddings`, Pad-2 `pads`; the fill is a float attribute.
     pads = ctx.node().attr_ints(ctx.node().has_attr("pads") ? "pads" : "paddings");
-    value = ctx.node().attr_float("value", 0.0f);
+    double v = ctx.node().attr_float("value", 0.0f);
+    dispatch_numeric(x.dtype(), [&](auto tag) { fill.data<typename decltype(tag)::type>()[0] = from_double<typename decltype(tag)::type>(v); });
   } else {
     RETURN_IF_ERROR(ctx.require_input(1));
     pads = ctx.input(1)->to_int64_vector();
-    if (ctx.input(2) && ctx.input(2)->numel() > 0) value = ctx.input(2)->value_as_double(0);
+    if (const Tensor* cv = ctx.input(2); cv && cv->numel() > 0 && mode == "constant") {
+      if (cv->dtype() != x.dtype()) {
+        return ctx.error(StatusCode::kInvalidArgument, "constant_value is ", cv->summary(), ", data is ", x.summary(),
+                         "; their dtypes must match");
+      }
+      copy_elements(*cv, 0, fill, 0, 1);
+    }
   }
   std::vector<int64_t> axes;
-  if (ctx.input(3)) {
-    for (int64_t a : ctx.input(3)->to_int64_vector()) {
+  if (const Tensor* a_in = ctx.input(3)) {  // opset 18
+    std::vector<bool> seen(x.rank(), false);
+    for (int64_t a : a_in->to_int64_vector()) {
       int64_t ax = 0;
       RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
+      if (seen[static_cast<size_t>(ax)]) return ctx.error(StatusCode::kInvalidArgument, "axes name axis ", ax, " twice");
+      seen[static_cast<size_t>(ax)] = true;
       axes.push_back(ax);
     }
   } else {
     for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
   }
   if (pads.size() != 2 * axes.size()) {
-    return ctx.error(StatusCode::kInvalidArgument, "pads has ", pads.size(), " entries, expected ", 2 * axes.size());
-  }
-  if (mode != "constant" && mode != "reflect" && mode != "edge") {
-    return ctx.error(StatusCode::kInvalidArgument, "mode must be constant, reflect or edge, got '", mode, "'");
+    return ctx.error(StatusCode::kInvalidArgument, "pads has ", pads.size(), " entries, expected ", 2 * axes.size(),
+                     " (begin and end for each of ", axes.size(), " axes of ", dims_to_string(x.dims()), ")");
   }
   std::vector<int64_t> before(x.rank(), 0), after(x.rank(), 0);
   for (size_t i = 0; i < axes.size(); ++i) {
@@ -396,52 +475,34 @@ Status pad_kernel(KernelContext& ctx) {
   }
   Dims out_dims = x.dims();
   for (size_t d = 0; d < x.rank(); ++d) {
-    out_dims[d] += before[d] + after[d];
-    if (out_dims[d] < 0) return ctx.error(StatusCode::kInvalidArgument, "pads make axis ", d, " negative");
-    if (mode == "reflect" && (before[d] >= x.dim(d) || after[d] >= x.dim(d)) && (before[d] || after[d])) {
-      return ctx.error(StatusCode::kInvalidArgument, "reflect pads on axis ", d, " must be smaller than its size ", x.dim(d));
+    out_dims[d] += before[d] + after[d];  // negative pads crop
+    if (out_dims[d] < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "pads ", dims_to_string(pads), " make axis ", d, " of ",
+                       dims_to_string(x.dims()), " negative (", out_dims[d], ")");
+    }
+    if (mode != "constant" && x.dim(d) == 0 && out_dims[d] > 0) {
+      return ctx.error(StatusCode::kInvalidArgument, mode, " padding needs a non-empty axis ", d, ", got ",
+                       dims_to_string(x.dims()));
     }
   }
-  Tensor filled(x.dtype(), out_dims);
-  if (mode == "constant" && value != 0) {
-    dispatch_numeric(x.dtype(), [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      T v = from_double<T>(value);
-      for (int64_t i = 0; i < filled.numel(); ++i) filled.data<T>()[i] = v;
-    });
-  }
-  Tensor padded = gather_by_dims(x, out_dims, [&](size_t d, int64_t i) -> int64_t {
+  Tensor init(x.dtype(), out_dims);
+  if (mode == "constant") for (int64_t i = 0; i < init.numel(); ++i) copy_elements(fill, 0, init, i, 1);
+  ctx.set_output(0, gather_by_dims(x, std::move(init), [&](size_t d, int64_t i) -> int64_t {
     int64_t c = i - before[d], n = x.dim(d);
-    if (c >= 0 && c < n) return c;
-    if (mode == "constant") return -1;
-    if (mode == "edge") return c < 0 ? 0 : n - 1;
-    while (c < 0 || c >= n) c = c < 0 ? -c : 2 * (n - 1) - c;  // reflect without the edge
-    return c;
-  });
-  if (mode == "constant") {
-    // Elements gather_by_dims skipped keep the zero fill; apply the constant to them.
-    if (value != 0) {
-      Tensor mask = gather_by_dims(Tensor::from_vector<uint8_t>(x.dims(), std::vector<uint8_t>(static_cast<size_t>(x.numel()), 1)),
-                                   out_dims, [&](size_t d, int64_t i) -> int64_t {
-                                     int64_t c = i - before[d];
-                                     return c >= 0 && c < x.dim(d) ? c : -1;
-                                   });
-      for (int64_t i = 0; i < padded.numel(); ++i) {
-        if (!mask.data<uint8_t>()[i]) copy_elements(filled, i, padded, i, 1);
-      }
-    }
-  }
-  ctx.set_output(0, std::move(padded));
+    if (mode == "constant") return c >= 0 && c < n ? c : -1;
+    return pad_source(mode, c, n);
+  }));
   return Status::OK();
 }
 
 Status constant_of_shape_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
-  Dims dims = ctx.input(0)->to_int64_vector();
-  for (int64_t d : dims) {
-    if (d < 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(dims), " has a negative dim");
-  }
+  Dims dims;
+  RETURN_IF_ERROR(read_shape_input(ctx, 0, &dims));
   const Tensor* value = ctx.node().attr_tensor("value");
+  if (value && value->numel() != 1) {
+    return ctx.error(StatusCode::kInvalidArgument, "value must hold exactly one element, got ", value->summary());
+  }
   Tensor y(value ? value->dtype() : DType::kFloat32, dims);
   if (value) for (int64_t i = 0; i < y.numel(); ++i) copy_elements(*value, 0, y, i, 1);
   ctx.set_output(0, std::move(y));
@@ -451,9 +512,27 @@ Status constant_of_shape_kernel(KernelContext& ctx) {
 Status range_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(3));
   const Tensor& start = *ctx.input(0);
+  for (size_t i = 0; i < 3; ++i) {
+    const Tensor& t = *ctx.input(i);
+    if (t.numel() != 1 || t.dtype() != start.dtype()) {
+      return ctx.error(StatusCode::kInvalidArgument, "start, limit and delta must be scalars of one dtype; input ", i,
+                       " is ", t.summary(), ", start is ", start.summary());
+    }
+  }
+  if (start.dtype() == DType::kString || start.dtype() == DType::kBool) {
+    return ctx.error(StatusCode::kInvalidArgument, "Range needs a numeric dtype, got ", dtype_name(start.dtype()));
+  }
   double s = start.value_as_double(0), l = ctx.input(1)->value_as_double(0), d = ctx.input(2)->value_as_double(0);
   if (d == 0) return ctx.error(StatusCode::kInvalidArgument, "delta must not be 0");
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((l - s) / d)));
+  double count = std::ceil((l - s) / d);
+  if (!std::isfinite(count)) {
+    return ctx.error(StatusCode::kInvalidArgument, "start ", s, ", limit ", l, ", delta ", d, " give no finite length");
+  }
+  if (count > static_cast<double>(int64_t{1} << 40)) {
+    return ctx.error(StatusCode::kInvalidArgument, "start ", s, ", limit ", l, ", delta ", d, " give ", count,
+                     " elements, too many to allocate");
+  }
+  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
   Tensor y(start.dtype(), {n});
   dispatch_numeric(start.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -461,12 +540,8 @@ Status range_kernel(KernelContext& ctx) {
       int64_t si = start.value_as_int64(0), di = ctx.input(2)->value_as_int64(0);
       for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = static_cast<T>(si + i * di);
     } else {
-      // Accumulate like the spec's loop (start + i*delta in the input type).
-      T acc = from_double<T>(s);
-      for (int64_t i = 0; i < n; ++i) {
-        y.data<T>()[i] = acc;
-        acc = from_double<T>(to_double(acc) + d);
-      }
+      // start + i * delta, as the spec (and numpy.arange) define it: no accumulated rounding.
+      for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = from_double<T>(s + static_cast<double>(i) * d);
     }
   });
   ctx.set_output(0, std::move(y));
@@ -477,6 +552,9 @@ Status trilu_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
   if (x.rank() < 2) return ctx.error(StatusCode::kInvalidArgument, "input must have rank >= 2, got ", x.rank());
+  if (ctx.input(1) && ctx.input(1)->numel() != 1) {
+    return ctx.error(StatusCode::kInvalidArgument, "k must be a scalar, got ", ctx.input(1)->summary());
+  }
   int64_t k = ctx.input(1) ? ctx.input(1)->value_as_int64(0) : 0;
   bool upper = ctx.node().attr_int("upper", 1) != 0;
   int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
@@ -525,6 +603,9 @@ Status eye_like_kernel(KernelContext& ctx) {
     if (!d.ok()) return d.status();
     dt = *d;
   }
+  if (dt == DType::kString) {
+    return ctx.error(StatusCode::kInvalidArgument, "output dtype must be numeric or bool, got string");
+  }
   int64_t k = ctx.node().attr_int("k", 0);
   Tensor y(dt, x.dims());
   dispatch_numeric(dt, [&](auto tag) {
@@ -541,6 +622,12 @@ Status eye_like_kernel(KernelContext& ctx) {
 Status one_hot_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(3));
   const Tensor& idx = *ctx.input(0);
+  if (ctx.input(1)->numel() != 1 || ctx.input(1)->dtype() == DType::kString) {
+    return ctx.error(StatusCode::kInvalidArgument, "depth must be a numeric scalar, got ", ctx.input(1)->summary());
+  }
+  if (idx.dtype() == DType::kString) {
+    return ctx.error(StatusCode::kInvalidArgument, "indices must be numeric, got ", idx.summary());
+  }
   int64_t depth = static_cast<int64_t>(ctx.input(1)->value_as_double(0));
   const Tensor& values = *ctx.input(2);
   if (values.numel() != 2) return ctx.error(StatusCode::kInvalidArgument, "values must have 2 elements, got ", values.numel());
@@ -569,7 +656,11 @@ Status non_zero_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
   std::vector<int64_t> hits;
-  for (int64_t i = 0; i < x.numel(); ++i) if (x.value_as_double(i) != 0) hits.push_back(i);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    // Strings count as non-zero when non-empty, as numpy's truthiness has it.
+    bool nz = x.dtype() == DType::kString ? !x.data<std::string>()[i].empty() : x.value_as_double(i) != 0;
+    if (nz) hits.push_back(i);
+  }
   int64_t rank = static_cast<int64_t>(x.rank());
   Tensor y(DType::kInt64, {rank, static_cast<int64_t>(hits.size())});
   std::vector<int64_t> strides = strides_of(x.dims());
@@ -587,6 +678,9 @@ Status compress_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
   const Tensor& cond = *ctx.input(1);
+  if (cond.rank() != 1 || cond.dtype() == DType::kString) {
+    return ctx.error(StatusCode::kInvalidArgument, "condition must be a 1-D bool tensor, got ", cond.summary());
+  }
   Tensor flat = x.reshaped({x.numel()});
   const Tensor& src = ctx.node().has_attr("axis") ? x : flat;
   int64_t axis = 0;
@@ -614,9 +708,20 @@ Status reverse_sequence_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   std::vector<int64_t> lens = ctx.input(1)->to_int64_vector();
   int64_t batch_axis = ctx.node().attr_int("batch_axis", 1), time_axis = ctx.node().attr_int("time_axis", 0);
+  if ((batch_axis != 0 && batch_axis != 1) || time_axis + batch_axis != 1) {
+    return ctx.error(StatusCode::kInvalidArgument, "batch_axis and time_axis must be 0 and 1 in some order, got ",
+                     batch_axis, " and ", time_axis);
+  }
   if (x.rank() < 2 || static_cast<int64_t>(lens.size()) != x.dim(static_cast<size_t>(batch_axis))) {
     return ctx.error(StatusCode::kInvalidArgument, "sequence_lens has ", lens.size(), " entries for input ",
-                     dims_to_string(x.dims()), " with batch_axis ", batch_axis);
+                     dims_to_string(x.dims()), " with batch_axis ", batch_axis, "; expected one per batch entry");
+  }
+  int64_t steps = x.dim(static_cast<size_t>(time_axis));
+  for (size_t b = 0; b < lens.size(); ++b) {
+    if (lens[b] < 0 || lens[b] > steps) {
+      return ctx.error(StatusCode::kInvalidArgument, "sequence_lens[", b, "] is ", lens[b], ", expected [0, ", steps,
+                       "] (the time axis length)");
+    }
   }
   // Reverse the first lens[b] time steps of each batch entry.
   Tensor y = x.clone();
