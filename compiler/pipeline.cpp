@@ -7,10 +7,12 @@
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
+#include "compiler/passes/gelu_fusion.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/layer_norm_fusion.h"
 #include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/shape_folding.h"
+#include "compiler/passes/transpose_reshape_folding.h"
 
 namespace pyflame_rt {
 
@@ -28,7 +30,9 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   // must be fused before the activation (the sum/bias come before the eltwise post-op).
   passes.push_back(std::make_unique<ConvBnFusion>());
   passes.push_back(std::make_unique<ConvAddFusion>());
+  passes.push_back(std::make_unique<TransposeReshapeFolding>());
   passes.push_back(std::make_unique<MatMulAddFusion>());
+  passes.push_back(std::make_unique<GeluFusion>());  // before activation_fusion, which absorbs Gelu
   passes.push_back(std::make_unique<ActivationFusion>());
   passes.push_back(std::make_unique<LayerNormFusion>());
   return passes;

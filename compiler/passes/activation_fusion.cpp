@@ -10,10 +10,14 @@ namespace {
 
 // The activation name and parameters a node computes, or false when it is not a fusable one.
 bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* name, std::vector<float>* params) {
-  if (!n.domain.empty() || n.inputs.empty()) return false;
+  if (n.inputs.empty()) return false;
   const std::string& op = n.op_type;
   params->clear();
-  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") {
+  if (n.domain == "com.microsoft") {
+    if (op != "Gelu") return false;
+  } else if (!n.domain.empty()) {
+    return false;
+  } else if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") {
   } else if (op == "LeakyRelu") {
     params->push_back(n.attr_float("alpha", 0.01f));
   } else if (op == "Elu") {

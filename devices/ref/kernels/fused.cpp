@@ -12,16 +12,17 @@ namespace {
 
 // Runs the standard kernel `op` of this node's attributes (plus `attrs`) on `inputs`.
 Expected<Tensor> run_standard(const KernelContext& ctx, const char* op, std::vector<Value> inputs,
-                              const std::map<std::string, Attribute>& attrs) {
+                              const std::map<std::string, Attribute>& attrs, const char* domain = "") {
   Node n;
   n.op_type = op;
+  n.domain = domain;
   n.name = ctx.node().name;
   n.attributes = attrs;
   std::vector<const Value*> ptrs;
   for (const auto& v : inputs) ptrs.push_back(v.is_none() ? nullptr : &v);
   std::vector<Value> outs(1);
   KernelContext sub(n, 13, ptrs, &outs, nullptr);
-  RETURN_IF_ERROR(KernelRegistry::reference().find("", op)(sub));
+  RETURN_IF_ERROR(KernelRegistry::reference().find(domain, op)(sub));
   return outs[0].tensor;
 }
 
@@ -46,10 +47,11 @@ Expected<Tensor> apply_activation(const KernelContext& ctx, Tensor y) {
       ASSIGN_OR_RETURN(Tensor s, run_standard(ctx, "Sigmoid", {y}, {}));
       ASSIGN_OR_RETURN(y, run_standard(ctx, "Mul", {y, s}, {}));
     } else {
-      if (!KernelRegistry::reference().find("", act.c_str())) {
+      const char* domain = act == "Gelu" ? "com.microsoft" : "";
+      if (!KernelRegistry::reference().find(domain, act.c_str())) {
         return ctx.error(StatusCode::kInvalidArgument, "unknown fused activation '", act, "'");
       }
-      ASSIGN_OR_RETURN(y, run_standard(ctx, act.c_str(), in, a));
+      ASSIGN_OR_RETURN(y, run_standard(ctx, act.c_str(), in, a, domain));
     }
   }
   return y;

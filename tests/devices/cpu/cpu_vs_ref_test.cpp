@@ -107,13 +107,15 @@ TEST(CpuVsRefTest, ResidualFusedConv) {
 }
 
 TEST(CpuVsRefTest, FusedMatMulWithBiasAndActivation) {
-  OpCase c;
-  c.name = "FusedMatMul + bias + Relu";
-  c.node = node("FusedMatMul", {"a", "w", "b"}, "pyflame_rt");
-  c.node.attributes["activation"] = Attribute::make_string("Relu");
-  c.runtime = {{"a", random_tensor({3, 4, 9}, 61)}};
-  c.constants = {{"w", random_tensor({9, 5}, 62)}, {"b", random_tensor({5}, 63)}};
-  check(c);
+  for (const char* act : {"Relu", "Gelu"}) {
+    OpCase c;
+    c.name = std::string("FusedMatMul + bias + ") + act;
+    c.node = node("FusedMatMul", {"a", "w", "b"}, "pyflame_rt");
+    c.node.attributes["activation"] = Attribute::make_string(act);
+    c.runtime = {{"a", random_tensor({3, 4, 9}, 61)}};
+    c.constants = {{"w", random_tensor({9, 5}, 62)}, {"b", random_tensor({5}, 63)}};
+    check(c);
+  }
 }
 
 TEST(CpuVsRefTest, MatMulAndGemm) {
