@@ -2,6 +2,10 @@
 // more work, and turning it into the pyflame_rt fused op that carries it.
 #pragma once
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "compiler/pass.h"
 
 namespace pyflame_rt {
@@ -26,5 +30,35 @@ inline void make_fused(Graph& graph, Node& n, const char* fused_op) {
 }
 
 inline void make_fused_conv(Graph& graph, Node& conv) { make_fused(graph, conv, "FusedConv"); }
+
+// Absorbs Add nodes into their producers: for each Add(y, other), in either operand order,
+// where y is read only by that Add and made by a node for which absorb(producer, y, other)
+// returns true (having rewritten the producer to also compute the sum), the producer takes
+// over the Add's output and the Add is removed. Returns whether anything changed.
+template <typename Absorb>
+bool fuse_adds_into_producers(Graph& graph, Absorb absorb) {
+  std::map<std::string, int> uses = use_counts(graph);
+  std::map<std::string, size_t> producer = producers(graph);
+  std::vector<bool> removed(graph.nodes.size(), false);
+  bool changed = false;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& add = graph.nodes[i];
+    if (!add.domain.empty() || add.op_type != "Add" || add.inputs.size() != 2) continue;
+    for (int side = 0; side < 2; ++side) {
+      const std::string& y = add.inputs[static_cast<size_t>(side)];
+      const std::string& other = add.inputs[static_cast<size_t>(1 - side)];
+      auto p = producer.find(y);
+      if (p == producer.end() || removed[p->second] || uses[y] != 1 || y == other) continue;
+      Node& node = graph.nodes[p->second];
+      if (!absorb(node, y, other)) continue;
+      node.outputs[0] = add.outputs[0];
+      removed[i] = true;
+      changed = true;
+      break;
+    }
+  }
+  erase_nodes(graph, removed);
+  return changed;
+}
 
 }  // namespace pyflame_rt
