@@ -156,6 +156,12 @@ Status InferenceSession::prepare(const std::vector<std::string>& output_names,
   return Status::OK();
 }
 
+Status InferenceSession::validate_feeds(const std::map<std::string, Tensor>& feeds) const {
+  std::vector<size_t> wanted;
+  std::vector<Value> inputs;
+  return prepare({}, feeds, &wanted, &inputs);
+}
+
 Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value> results,
                                                                const std::vector<size_t>& wanted) const {
   std::vector<Tensor> out;

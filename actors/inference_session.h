@@ -65,6 +65,10 @@ class InferenceSession {
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
                                     const std::map<std::string, Tensor>& feeds) const;
 
+  // The checks run() does on a feed (names, dtypes, ranks, known dims), without running:
+  // batchers and streams use it to reject a bad request before it joins others.
+  Status validate_feeds(const std::map<std::string, Tensor>& feeds) const;
+
   // Nodes that run on a slower fallback path of the device (reference kernels), "Op 'name'".
   std::vector<std::string> fallback_nodes() const { return executable_->fallback_nodes(); }
 

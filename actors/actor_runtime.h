@@ -1,0 +1,42 @@
+// The process-wide CAF actor system: one per process, started on first use, owned here.
+//
+//   configure_actor_runtime(4);                  // optional, before first use (0 = one per core)
+//   caf::actor_system& sys = actor_runtime();    // starts it if needed
+//   shutdown_actor_runtime();                    // stops every registered owner, then the system
+//
+// Objects that own actors (batchers, pipelines) register a stop hook so that a shutdown never
+// waits on an actor that nobody will ever stop. The header stays free of CAF includes:
+// only the files that spawn actors pay CAF's compile time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "graph/status.h"
+
+namespace caf {
+class actor_system;
+}
+
+namespace pyflame_rt {
+
+// Worker threads of the actor scheduler (0 = one per core). Fails once the system runs with
+// another count: the scheduler cannot be resized while actors live on it.
+Status configure_actor_runtime(int threads);
+
+// The running system, started with the configured thread count on first use.
+caf::actor_system& actor_runtime();
+
+// Number of scheduler threads of the running system, 0 when it is not running.
+int actor_runtime_threads();
+
+// Registers `stop` to be called by shutdown_actor_runtime() before the system is destroyed;
+// returns a handle for unregister_actor_owner (called by the owner's destructor).
+uint64_t register_actor_owner(std::function<void()> stop);
+void unregister_actor_owner(uint64_t handle);
+
+// Stops every registered owner, waits for all actors to finish and destroys the system.
+// Idempotent; a later actor_runtime() starts a fresh system.
+void shutdown_actor_runtime();
+
+}  // namespace pyflame_rt
