@@ -9,7 +9,10 @@
 
 #include <cstring>
 
+#include "actors/actor_runtime.h"
+#include "actors/batcher.h"
 #include "actors/inference_session.h"
+#include "actors/stream.h"
 
 namespace py = pybind11;
 using namespace pyflame_rt;
@@ -164,7 +167,7 @@ class PySession {
       created = from_bytes ? InferenceSession::create_from_bytes(source, opts, providers)
                            : InferenceSession::create(source, opts, providers);
     }
-    session_ = unwrap(std::move(created));
+    session_ = std::shared_ptr<InferenceSession>(unwrap(std::move(created)));
   }
 
   py::list run(const py::object& output_names, const py::dict& feed) {
@@ -195,7 +198,7 @@ class PySession {
     return py::make_tuple(arrays_of(run.outputs), nodes);
   }
 
- private:
+ public:
   static std::vector<std::string> output_names_of(const py::object& output_names) {
     if (output_names.is_none()) return {};
     return output_names.cast<std::vector<std::string>>();
@@ -235,9 +238,165 @@ class PySession {
   std::string graph_text() const { return print_graph(session_->graph()); }
   std::vector<std::string> fallback_nodes() const { return session_->fallback_nodes(); }
   std::string end_profiling() { return unwrap(session_->end_profiling()); }
+  std::shared_ptr<const InferenceSession> shared() const { return session_; }
 
  private:
-  std::unique_ptr<InferenceSession> session_;
+  std::shared_ptr<InferenceSession> session_;
+};
+
+// Tensors that outlive the call (queued in a batcher, kept as stream state) own their memory.
+std::map<std::string, Tensor> owned_feeds(const py::dict& feed, const PySession& session) {
+  std::vector<py::object> keep;
+  std::map<std::string, Tensor> feeds = session.feeds_of(feed, keep);
+  for (auto& [name, t] : feeds) t = t.clone();
+  return feeds;
+}
+
+py::dict stats_to_python(const BatchStats& s) {
+  py::dict d;
+  d["requests"] = s.requests;
+  d["rejected_queue_full"] = s.rejected_queue_full;
+  d["rejected_invalid"] = s.rejected_invalid;
+  d["deadline_exceeded"] = s.deadline_exceeded;
+  d["failed"] = s.failed;
+  d["batches"] = s.batches;
+  d["batched_requests"] = s.batched_requests;
+  d["model_runs"] = s.model_runs;
+  d["device_restarts"] = s.device_restarts;
+  d["queued"] = s.queued;
+  d["mean_batch_size"] = s.mean_batch_size();
+  return d;
+}
+
+class PyBatcher {
+ public:
+  PyBatcher(const PySession& session, const std::string& name, const py::dict& options) : session_(session) {
+    BatchOptions o;
+    for (auto item : options) {
+      std::string key = py::str(item.first);
+      py::handle v = item.second;
+      if (key == "max_batch_size") o.max_batch_size = v.cast<int>();
+      else if (key == "batch_timeout_ms") o.batch_timeout_ms = v.cast<double>();
+      else if (key == "preferred_batch_sizes") o.preferred_batch_sizes = v.cast<std::vector<int>>();
+      else if (key == "max_queue_size") o.max_queue_size = v.cast<int>();
+      else if (key == "request_timeout_ms") o.request_timeout_ms = v.cast<int64_t>();
+      else raise_status(invalid_argument("batcher: unknown option '", key, "'"));
+    }
+    batcher_ = unwrap(Batcher::create(make_session_target(session.shared(), name), o));
+  }
+
+  py::list run(const py::object& output_names, const py::dict& feed, int priority) {
+    std::vector<std::string> names = output_names.is_none() ? std::vector<std::string>{}
+                                                            : output_names.cast<std::vector<std::string>>();
+    std::map<std::string, Tensor> feeds = owned_feeds(feed, session_);
+    BatchResult r = Status();
+    {
+      py::gil_scoped_release release;
+      r = batcher_->run(std::move(feeds), names, priority);
+    }
+    return arrays_of(unwrap(std::move(r)));
+  }
+
+  // Submits every feed, then collects the answers in order. The first failure is raised
+  // after all have been answered, naming its index.
+  py::list run_many(const py::object& output_names, const py::list& feeds, int priority) {
+    std::vector<std::string> names = output_names.is_none() ? std::vector<std::string>{}
+                                                            : output_names.cast<std::vector<std::string>>();
+    std::vector<std::map<std::string, Tensor>> all;
+    for (size_t i = 0; i < feeds.size(); ++i) {
+      if (!py::isinstance<py::dict>(feeds[i])) {
+        raise_status(invalid_argument("input_feeds[", i, "]: expected a dict of input name -> numpy array, got ",
+                                      std::string(py::str(py::type::of(feeds[i]).attr("__name__")))));
+      }
+      all.push_back(owned_feeds(feeds[i].cast<py::dict>(), session_));
+    }
+    std::vector<BatchResult> results;
+    {
+      py::gil_scoped_release release;
+      std::vector<std::future<BatchResult>> futures;
+      for (auto& f : all) futures.push_back(batcher_->submit(std::move(f), names, priority));
+      for (auto& f : futures) results.push_back(batcher_->wait(f));
+    }
+    py::list out;
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (!results[i].ok()) raise_status(results[i].status().with_context("input_feeds[" + std::to_string(i) + "]"));
+      out.append(arrays_of(results[i].value()));
+    }
+    return out;
+  }
+
+  py::dict stats() const { return stats_to_python(batcher_->stats()); }
+  void stop() { batcher_->stop(); }
+
+ private:
+  static py::list arrays_of(const std::vector<Tensor>& outs) {
+    py::list out;
+    for (const auto& t : outs) out.append(array_from_tensor(t));
+    return out;
+  }
+  const PySession& session_;
+  std::shared_ptr<Batcher> batcher_;
+};
+
+class PyStream {
+ public:
+  PyStream(const PySession& session, const py::dict& options) : session_(session) {
+    StreamOptions o;
+    for (auto item : options) {
+      std::string key = py::str(item.first);
+      py::handle v = item.second;
+      if (key == "chunk_size") o.chunk_size = v.cast<int64_t>();
+      else if (key == "overlap") o.overlap = v.cast<int64_t>();
+      else if (key == "stateful") o.stateful = v.cast<bool>();
+      else if (key == "state") o.initial_state = owned_feeds(v.cast<py::dict>(), session);
+      else if (key == "state_map") o.state_map = v.cast<std::map<std::string, std::string>>();
+      else if (key == "input_name") o.input_name = py::str(v);
+      else if (key == "time_axis") o.time_axis = v.cast<int>();
+      else if (key == "time_aligned_outputs") o.time_aligned_outputs = v.cast<std::vector<std::string>>();
+      else if (key == "name") o.name = py::str(v);
+      else raise_status(invalid_argument("create_stream: unknown option '", key, "'"));
+    }
+    stream_ = unwrap(Stream::create(session.shared(), o));
+  }
+
+  py::list process(const py::object& chunk) {
+    std::vector<py::object> keep;
+    Tensor t = tensor_from_array("chunk of stream '" + stream_->name() + "'", chunk, keep);
+    Expected<std::vector<Tensor>> r = Status();
+    {
+      py::gil_scoped_release release;
+      r = stream_->process(t);
+    }
+    return arrays_of(unwrap(std::move(r)));
+  }
+  py::list flush() {
+    Expected<std::vector<Tensor>> r = Status();
+    {
+      py::gil_scoped_release release;
+      r = stream_->flush();
+    }
+    return arrays_of(unwrap(std::move(r)));
+  }
+  void reset() { stream_->reset(); }
+  void close() { stream_->close(); }
+  std::string name() const { return stream_->name(); }
+  std::string input_name() const { return stream_->input_name(); }
+  int64_t window() const { return stream_->window(); }
+  int64_t windows_run() const { return stream_->windows_run(); }
+  std::map<std::string, std::string> state_pairs() const {
+    std::map<std::string, std::string> m;
+    for (const auto& p : stream_->state_pairs()) m[p.input] = p.output;
+    return m;
+  }
+
+ private:
+  static py::list arrays_of(const std::vector<Tensor>& outs) {
+    py::list out;
+    for (const auto& t : outs) out.append(array_from_tensor(t));
+    return out;
+  }
+  const PySession& session_;
+  std::unique_ptr<Stream> stream_;
 };
 
 }  // namespace
@@ -256,5 +415,32 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("graph_text", &PySession::graph_text)
       .def("fallback_nodes", &PySession::fallback_nodes)
       .def("end_profiling", &PySession::end_profiling);
+  py::class_<PyBatcher>(m, "Batcher")
+      .def(py::init<const PySession&, std::string, py::dict>(), py::arg("session"), py::arg("name"),
+           py::arg("options"), py::keep_alive<1, 2>())
+      .def("run", &PyBatcher::run, py::arg("output_names"), py::arg("feed"), py::arg("priority") = 0)
+      .def("run_many", &PyBatcher::run_many, py::arg("output_names"), py::arg("feeds"), py::arg("priority") = 0)
+      .def("stats", &PyBatcher::stats)
+      .def("stop", &PyBatcher::stop);
+  py::class_<PyStream>(m, "Stream")
+      .def(py::init<const PySession&, py::dict>(), py::arg("session"), py::arg("options"), py::keep_alive<1, 2>())
+      .def("process", &PyStream::process, py::arg("chunk"))
+      .def("flush", &PyStream::flush)
+      .def("reset", &PyStream::reset)
+      .def("close", &PyStream::close)
+      .def("name", &PyStream::name)
+      .def("input_name", &PyStream::input_name)
+      .def("window", &PyStream::window)
+      .def("windows_run", &PyStream::windows_run)
+      .def("state_pairs", &PyStream::state_pairs);
+  m.def("configure_actor_runtime", [](int threads) {
+    Status st = configure_actor_runtime(threads);
+    if (!st.ok()) raise_status(st);
+  }, py::arg("threads"));
+  m.def("actor_runtime_threads", &actor_runtime_threads);
+  m.def("shutdown", [] {
+    py::gil_scoped_release release;
+    shutdown_actor_runtime();
+  });
   m.attr("__version__") = "0.1.0";
 }

@@ -24,6 +24,8 @@ std::vector<Window> WindowAssembler::push(const Tensor& chunk) {
     begin += window_ - overlap_;
   }
   if (begin > 0) buffer_ = slice_along(buffer_, axis_, begin, buffered() - begin);
+  // The caller's chunk may wrap memory it frees after this call: keep our own copy.
+  if (buffer_.shares_buffer_with(chunk)) buffer_ = buffer_.clone();
   return out;
 }
 

@@ -9,6 +9,9 @@ from . import errors
 from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, InvalidProtobuf,
                      NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
+from .batching import Batcher
+from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
+from .streaming import Stream
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)
@@ -20,5 +23,6 @@ __all__ = [
     "GraphOptimizationLevel", "ExecutionMode", "get_available_providers", "get_all_providers",
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",
-    "ResourceExhausted", "Unavailable", "DeadlineExceeded",
+    "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "shutdown",
+    "configure_actor_runtime", "actor_runtime_threads",
 ]

@@ -10,7 +10,9 @@ import warnings
 
 from . import _pyflame_rt
 from .errors import InvalidArgument
+from .batching import Batcher
 from .options import SessionOptions
+from .streaming import Stream
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CEREBRAS_PROVIDER = "CerebrasExecutionProvider"
@@ -137,6 +139,7 @@ class InferenceSession:
                                            self._requested_providers)
         for message in self._native.warnings():
             warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self._batchers = {}
         self._inputs = [NodeArg(*i) for i in self._native.inputs()]
         self._outputs = [NodeArg(*o) for o in self._native.outputs()]
 
@@ -190,6 +193,36 @@ class InferenceSession:
         if output_names is not None and isinstance(output_names, str):
             output_names = [output_names]
         return self._native.run(list(output_names) if output_names else None, input_feed)
+
+    # Batching and streaming (the actor engine) ---------------------------------------------
+
+    def run_batch(self, output_names, input_feeds, max_batch_size=8, batch_timeout_ms=2.0, priority=0):
+        """Runs many feeds through the batching actor (coalesced up to max_batch_size per model
+        run) and returns one output list per feed, in order. If any feed fails, the first
+        failure is raised naming its index, after every feed was answered."""
+        key = (int(max_batch_size), float(batch_timeout_ms))
+        batcher = self._batchers.get(key)
+        if batcher is None:  # one batcher per setting, reused by later calls
+            batcher = self._batchers[key] = self.create_batcher(max_batch_size, batch_timeout_ms)
+        return batcher.run_many(output_names, input_feeds, priority)
+
+    def create_batcher(self, max_batch_size=8, batch_timeout_ms=2.0, preferred_batch_sizes=(),
+                       max_queue_size=1024, request_timeout_ms=60000, name=None):
+        """A Batcher for concurrent callers of this model (see pyflame_rt.batching)."""
+        if name is None:
+            name = self._model if isinstance(self._model, str) else "model"
+        return Batcher(self, name, max_batch_size, batch_timeout_ms, preferred_batch_sizes, max_queue_size,
+                       request_timeout_ms)
+
+    def create_stream(self, chunk_size=0, overlap=0, stateful=True, state=None, state_map=None,
+                      input_name=None, time_axis=None, time_aligned_outputs=None, name=None):
+        """A Stream over this model (see pyflame_rt.streaming): chunk_size samples per window
+        along the time axis (0 = each chunk as it comes), overlap samples shared by consecutive
+        windows, hidden state fed back when stateful (pairs detected from names and shapes such
+        as h0/hn, or given as state_map={input: output}; first value zeros or state={input: array})."""
+        return Stream(self, chunk_size=int(chunk_size), overlap=int(overlap), stateful=bool(stateful), state=state,
+                      state_map=state_map, input_name=input_name, time_axis=time_axis,
+                      time_aligned_outputs=time_aligned_outputs, name=name)
 
     def run_with_profiling(self, input_feed, output_names=None):
         """Runs once timing every node; returns a Profile (.operations, .outputs, .total_us)."""
