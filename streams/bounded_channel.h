@@ -1,0 +1,60 @@
+// BoundedChannel: a FIFO of envelopes between two pipeline stages, with a capacity and a
+// policy for when it is full: block the producer, drop the oldest waiting frame, or drop the
+// new one. A dropped frame leaves a marker in its place (markers take no capacity), so the
+// consumers downstream still see every sequence number in order and nothing vanishes.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "graph/status.h"
+#include "streams/envelope.h"
+
+namespace pyflame_rt {
+
+enum class DropPolicy { kBlock, kDropOldest, kDropNewest };
+
+Expected<DropPolicy> parse_drop_policy(const std::string& name);  // block, drop_oldest, drop_newest
+const char* drop_policy_name(DropPolicy policy);
+
+class BoundedChannel {
+ public:
+  BoundedChannel(std::string name, size_t capacity, DropPolicy policy)
+      : name_(std::move(name)), capacity_(capacity), policy_(policy) {}
+
+  // False when the channel was closed (the envelope is not taken).
+  bool push(Envelope e);
+  // Waits for the next envelope; false once closed and empty.
+  bool pop(Envelope* e);
+  enum class Wait { kItem, kTimeout, kClosed };
+  // pop() that gives up after `timeout`.
+  Wait pop_for(Envelope* e, std::chrono::milliseconds timeout);
+  // Producers are done: pop() drains what is left, then returns false.
+  void close();
+  // Also discards what waits (shutdown); blocked producers and consumers return.
+  void abort();
+
+  const std::string& name() const { return name_; }
+  size_t depth() const;
+  size_t max_depth() const;
+  uint64_t dropped() const;
+
+ private:
+  const std::string name_;
+  const size_t capacity_;
+  const DropPolicy policy_;
+  mutable std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::deque<Envelope> items_;
+  size_t data_items_ = 0;  // items that are not drop markers
+  size_t max_depth_ = 0;
+  uint64_t dropped_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace pyflame_rt
