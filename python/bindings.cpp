@@ -12,6 +12,7 @@
 #include "actors/actor_runtime.h"
 #include "actors/batcher.h"
 #include "actors/inference_session.h"
+#include "actors/pipeline.h"
 #include "actors/stream.h"
 
 namespace py = pybind11;
@@ -399,6 +400,129 @@ class PyStream {
   std::unique_ptr<Stream> stream_;
 };
 
+// A Python callable held by a C++ stage: released with the GIL held, whoever drops it last.
+struct PyCallable {
+  py::object fn;
+  ~PyCallable() {
+    py::gil_scoped_acquire gil;
+    fn = py::object();
+  }
+};
+
+py::dict frame_to_python(const Frame& frame) {
+  py::dict d;
+  for (const auto& [name, t] : frame) d[py::str(name)] = array_from_tensor(t);
+  return d;
+}
+
+// Frames outlive the call that made them: every tensor owns its memory.
+Frame frame_from_python(const py::handle& obj, const std::string& what) {
+  if (!py::isinstance<py::dict>(obj)) {
+    raise_status(invalid_argument(what, ": expected a dict of name -> numpy array, got ",
+                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
+  }
+  Frame frame;
+  std::vector<py::object> keep;
+  for (auto item : obj.cast<py::dict>()) {
+    std::string name = py::str(item.first);
+    frame[name] = tensor_from_array(name, item.second, keep).clone();
+  }
+  return frame;
+}
+
+StageFn python_stage(const std::string& stage, py::object fn) {
+  auto callable = std::make_shared<PyCallable>();
+  callable->fn = std::move(fn);
+  return [callable, stage](const Frame& frame) -> Expected<Frame> {
+    py::gil_scoped_acquire gil;
+    try {
+      py::object out = callable->fn(frame_to_python(frame));
+      return frame_from_python(out, "the value returned by stage '" + stage + "'");
+    } catch (py::error_already_set& e) {
+      return runtime_error(e.what());
+    }
+  };
+}
+
+class PyPipeline {
+ public:
+  PyPipeline(const py::list& stages, size_t output_capacity) {
+    std::vector<StageSpec> specs;
+    for (auto item : stages) {
+      py::dict d = item.cast<py::dict>();
+      StageSpec spec;
+      spec.name = py::str(d["name"]);
+      spec.after = d["after"].cast<std::vector<std::string>>();
+      spec.capacity = d["capacity"].cast<size_t>();
+      spec.policy = unwrap(parse_drop_policy(py::str(d["policy"])));
+      if (!d["session"].is_none()) {
+        spec.fn = model_stage(spec.name, d["session"].cast<PySession&>().shared()).fn;
+      } else if (!d["fn"].is_none()) {
+        spec.fn = python_stage(spec.name, d["fn"]);
+      }
+      specs.push_back(std::move(spec));
+    }
+    pipeline_ = unwrap(Pipeline::create(std::move(specs), output_capacity));
+  }
+  ~PyPipeline() {
+    // Stages running Python code need the GIL to finish.
+    py::gil_scoped_release release;
+    pipeline_.reset();
+  }
+
+  uint64_t push(const py::object& frame, uint64_t stream) {
+    Frame f = frame_from_python(frame, "frame");
+    Expected<uint64_t> seq = Status();
+    {
+      py::gil_scoped_release release;
+      seq = pipeline_->push(std::move(f), stream);
+    }
+    return unwrap(std::move(seq));
+  }
+
+  // (stream, seq, outputs or None, (error kind, message) or None, dropped_at, latency_us)
+  py::tuple pull(double timeout_ms) {
+    Expected<PipelineResult> r = Status();
+    {
+      py::gil_scoped_release release;
+      r = pipeline_->pull(std::chrono::milliseconds(static_cast<int64_t>(timeout_ms)));
+    }
+    PipelineResult res = unwrap(std::move(r));
+    py::object outputs = res.ok() ? py::object(frame_to_python(res.frame)) : py::object(py::none());
+    py::object error = res.status.ok() ? py::object(py::none())
+                                       : py::object(py::make_tuple(status_code_name(res.status.code()),
+                                                                   res.status.message()));
+    return py::make_tuple(res.stream, res.seq, outputs, error, res.dropped_at, res.latency_us);
+  }
+
+  void close() { pipeline_->close(); }
+  void stop() {
+    py::gil_scoped_release release;
+    pipeline_->stop();
+  }
+
+  py::list metrics() const {
+    py::list out;
+    for (const auto& m : pipeline_->metrics()) {
+      py::dict d;
+      d["name"] = m.name;
+      d["policy"] = m.policy;
+      d["processed"] = m.processed;
+      d["failed"] = m.failed;
+      d["dropped"] = m.dropped;
+      d["queue_depth"] = m.queue_depth;
+      d["max_queue_depth"] = m.max_queue_depth;
+      d["p50_us"] = m.p50_us;
+      d["p99_us"] = m.p99_us;
+      out.append(d);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Pipeline> pipeline_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_pyflame_rt, m) {
@@ -433,6 +557,13 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("window", &PyStream::window)
       .def("windows_run", &PyStream::windows_run)
       .def("state_pairs", &PyStream::state_pairs);
+  py::class_<PyPipeline>(m, "Pipeline")
+      .def(py::init<py::list, size_t>(), py::arg("stages"), py::arg("output_capacity"))
+      .def("push", &PyPipeline::push, py::arg("frame"), py::arg("stream"))
+      .def("pull", &PyPipeline::pull, py::arg("timeout_ms"))
+      .def("close", &PyPipeline::close)
+      .def("stop", &PyPipeline::stop)
+      .def("metrics", &PyPipeline::metrics);
   m.def("configure_actor_runtime", [](int threads) {
     Status st = configure_actor_runtime(threads);
     if (!st.ok()) raise_status(st);

@@ -10,6 +10,7 @@ from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, Inva
                      NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
 from .batching import Batcher
+from .pipeline import Pipeline, PipelineResult
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
 from .streaming import Stream
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
@@ -23,6 +24,6 @@ __all__ = [
     "GraphOptimizationLevel", "ExecutionMode", "get_available_providers", "get_all_providers",
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",
-    "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "shutdown",
+    "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "Pipeline", "PipelineResult", "shutdown",
     "configure_actor_runtime", "actor_runtime_threads",
 ]

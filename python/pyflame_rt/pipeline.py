@@ -1,0 +1,108 @@
+"""Pipelines: multi-model chains with Python glue stages.
+
+    p = rt.Pipeline()
+    p.add_stage("detect", session=detector)                  # first stage: fed by push()
+    p.add_stage("crop", fn=crop_faces)                       # after the previous stage
+    p.add_stage("embed", session=embedder, after=["crop"])
+    p.add_stage("liveness", session=liveness, after=["crop"], capacity=4, policy="drop_oldest")
+    p.add_stage("join", after=["embed", "liveness"])         # no fn: merge the branches
+    p.start()
+    p.push({"image": frame}, stream=camera_id)
+    result = p.pull(timeout_ms=1000)                         # in push order per stream
+
+A stage is a model (its inputs are taken from the frame by name, its outputs added to it) or
+a callable taking and returning a dict of numpy arrays. Each stage runs on its own thread and
+its input is a bounded channel with a policy: "block" (back-pressure), "drop_oldest" or
+"drop_newest". A dropped frame still comes out of pull() marked dropped, so every pushed frame
+is accounted for; a stage that raises fails that frame only.
+"""
+from . import _pyflame_rt
+from .errors import InvalidArgument, PyFlameRTError, exception_for_code
+
+POLICIES = ("block", "drop_oldest", "drop_newest")
+
+
+class PipelineResult:
+    """One frame out of the pipeline: outputs (dict) or error, or dropped_at (stage name)."""
+
+    def __init__(self, stream, seq, outputs, error, dropped_at, latency_us):
+        self.stream = stream
+        self.seq = seq
+        self.outputs = outputs
+        self.error = exception_for_code(error[0])(error[1]) if error else None
+        self.dropped_at = dropped_at or None
+        self.latency_us = latency_us
+
+    @property
+    def ok(self):
+        return self.error is None and self.dropped_at is None
+
+    def raise_for_error(self):
+        if self.error is not None:
+            raise self.error
+        if self.dropped_at is not None:
+            raise PyFlameRTError(f"frame {self.seq} of stream {self.stream} was dropped at stage '{self.dropped_at}'")
+        return self.outputs
+
+    def __repr__(self):
+        state = "ok" if self.ok else (f"dropped at {self.dropped_at!r}" if self.dropped_at else repr(self.error))
+        return f"PipelineResult(stream={self.stream}, seq={self.seq}, {state}, {self.latency_us:.0f} us)"
+
+
+class Pipeline:
+    def __init__(self, output_capacity=1024):
+        self._stages = []
+        self._output_capacity = int(output_capacity)
+        self._native = None
+
+    def add_stage(self, name, session=None, fn=None, after=None, capacity=64, policy="block"):
+        """after=None: after the previously added stage (the first stage is fed by push())."""
+        if self._native is not None:
+            raise InvalidArgument(f"stage '{name}': the pipeline is already started")
+        if session is not None and fn is not None:
+            raise InvalidArgument(f"stage '{name}': give a session or a fn, not both")
+        if fn is not None and not callable(fn):
+            raise InvalidArgument(f"stage '{name}': fn must be callable, got {type(fn).__name__}")
+        if policy not in POLICIES:
+            raise InvalidArgument(f"stage '{name}': policy: expected one of {POLICIES}, got {policy!r}")
+        if after is None:
+            after = [self._stages[-1]["name"]] if self._stages else []
+        elif isinstance(after, str):
+            after = [after]
+        native_session = session._native if session is not None else None
+        self._stages.append({"name": name, "after": list(after), "session": native_session, "fn": fn,
+                             "capacity": int(capacity), "policy": policy})
+        return self
+
+    def start(self):
+        if self._native is None:
+            self._native = _pyflame_rt.Pipeline(self._stages, self._output_capacity)
+        return self
+
+    def push(self, frame, stream=0):
+        """Sends a frame (dict of numpy arrays); returns its sequence number within `stream`."""
+        return self.start()._native.push(frame, int(stream))
+
+    def pull(self, timeout_ms=1000):
+        """The next PipelineResult; raises DeadlineExceeded after timeout_ms, Unavailable when
+        the pipeline is closed and drained."""
+        return PipelineResult(*self.start()._native.pull(float(timeout_ms)))
+
+    def close(self):
+        """No more pushes; accepted frames still come out of pull()."""
+        if self._native is not None:
+            self._native.close()
+
+    def stop(self):
+        if self._native is not None:
+            self._native.stop()
+
+    def metrics(self):
+        """Per stage: processed, failed, dropped, queue_depth, max_queue_depth, p50_us, p99_us."""
+        return self._native.metrics() if self._native is not None else []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
