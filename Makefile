@@ -4,7 +4,7 @@ BUILD ?= build
 PY := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(PY)
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench bench-actors clean
 
 all: build
 
@@ -30,6 +30,9 @@ test: build
 
 bench: build
 	PYTHONPATH=$(BUILD)/python $(PY) bench/run_bench.py
+
+bench-actors: build
+	PYTHONPATH=$(BUILD)/python $(PY) bench/bench_actors.py
 
 clean:
 	rm -rf $(BUILD)
