@@ -143,7 +143,7 @@ Pipeline::~Pipeline() {
   stop();
 }
 
-Expected<uint64_t> Pipeline::push(Frame frame, uint64_t stream) {
+Expected<uint64_t> Pipeline::push(Frame frame, uint64_t stream, std::chrono::milliseconds max_block) {
   uint64_t seq;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -155,11 +155,23 @@ Expected<uint64_t> Pipeline::push(Frame frame, uint64_t stream) {
   e.seq = seq;
   e.frame = std::move(frame);
   e.pushed = std::chrono::steady_clock::now();
+  std::string dropped_at;
   for (size_t i = 0; i < impl_->sources.size(); ++i) {
     bool last = i + 1 == impl_->sources.size();
-    if (!impl_->sources[i]->push(last ? std::move(e) : e)) {
-      return make_status(StatusCode::kUnavailable, "pipeline: stage '", impl_->sources[i]->name(), "' is stopped");
+    switch (impl_->sources[i]->push(last ? std::move(e) : e, max_block)) {
+      case BoundedChannel::Push::kClosed:
+        return make_status(StatusCode::kUnavailable, "pipeline: stage '", impl_->sources[i]->name(), "' is stopped");
+      case BoundedChannel::Push::kTimedOut:
+        if (dropped_at.empty()) dropped_at = impl_->sources[i]->name();
+        break;
+      case BoundedChannel::Push::kAccepted:
+        break;
     }
+  }
+  if (!dropped_at.empty()) {
+    return make_status(StatusCode::kDeadlineExceeded, "pipeline: stage '", dropped_at, "' input stayed full for ",
+                       max_block.count(), " ms (policy block); frame ", seq, " of stream ", stream,
+                       " was dropped");
   }
   return seq;
 }

@@ -73,8 +73,11 @@ class Pipeline {
   ~Pipeline();
 
   // Sends a frame into the pipeline as the next of `stream`; returns its sequence number.
-  // Blocks or drops at the first stages' inputs per their policy. kUnavailable after close().
-  Expected<uint64_t> push(Frame frame, uint64_t stream = 0);
+  // Blocks or drops at the first stages' inputs per their policy; a "block" input still full
+  // after `max_block` drops the frame (it comes out of pull() marked dropped) and push()
+  // returns kDeadlineExceeded. kUnavailable after close().
+  Expected<uint64_t> push(Frame frame, uint64_t stream = 0,
+                          std::chrono::milliseconds max_block = std::chrono::milliseconds(60000));
   // The next result, in push order within each stream; kDeadlineExceeded if none arrives in
   // time, kUnavailable once closed and drained.
   Expected<PipelineResult> pull(std::chrono::milliseconds timeout);

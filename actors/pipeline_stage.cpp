@@ -94,7 +94,7 @@ void run_stage_loop(StageRuntime& stage) {
     }
     for (size_t i = 0; i < stage.outputs.size(); ++i) {
       bool last = i + 1 == stage.outputs.size();
-      if (!stage.outputs[i]->push(last ? std::move(out) : out)) return;  // aborted
+      if (stage.outputs[i]->push(last ? std::move(out) : out) == BoundedChannel::Push::kClosed) return;  // aborted
     }
   }
 }

@@ -11,6 +11,7 @@
 
 #include "actors/actor_runtime.h"
 #include "actors/batcher.h"
+#include "actors/compiler_actor.h"
 #include "actors/inference_session.h"
 #include "actors/pipeline.h"
 #include "actors/stream.h"
@@ -170,6 +171,8 @@ class PySession {
     }
     session_ = std::shared_ptr<InferenceSession>(unwrap(std::move(created)));
   }
+
+  explicit PySession(std::shared_ptr<InferenceSession> session) : session_(std::move(session)) {}
 
   py::list run(const py::object& output_names, const py::dict& feed) {
     std::vector<std::string> names = output_names_of(output_names);
@@ -444,6 +447,31 @@ StageFn python_stage(const std::string& stage, py::object fn) {
   };
 }
 
+// A session being compiled by the compiler actor.
+class PySessionFuture {
+ public:
+  PySessionFuture(py::object model, const py::dict& options, const std::vector<std::string>& providers) {
+    SessionOptions opts = options_from_dict(options);
+    bool from_bytes = py::isinstance<py::bytes>(model);
+    std::string source = from_bytes ? model.cast<std::string>() : std::string(py::str(model));
+    future_ = create_session_async(std::move(source), from_bytes, opts, providers);
+  }
+  bool done() const { return future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+  PySession result(double timeout_ms) {
+    if (!future_.valid()) raise_status(make_status(StatusCode::kFail, "result() was already taken"));
+    bool ready;
+    {
+      py::gil_scoped_release release;
+      ready = future_.wait_for(std::chrono::duration<double, std::milli>(timeout_ms)) == std::future_status::ready;
+    }
+    if (!ready) raise_status(make_status(StatusCode::kDeadlineExceeded, "model still compiling after ", timeout_ms, " ms"));
+    return PySession(unwrap(future_.get()));
+  }
+
+ private:
+  std::future<SessionResult> future_;
+};
+
 class PyPipeline {
  public:
   PyPipeline(const py::list& stages, size_t output_capacity) {
@@ -470,12 +498,12 @@ class PyPipeline {
     pipeline_.reset();
   }
 
-  uint64_t push(const py::object& frame, uint64_t stream) {
+  uint64_t push(const py::object& frame, uint64_t stream, double max_block_ms) {
     Frame f = frame_from_python(frame, "frame");
     Expected<uint64_t> seq = Status();
     {
       py::gil_scoped_release release;
-      seq = pipeline_->push(std::move(f), stream);
+      seq = pipeline_->push(std::move(f), stream, std::chrono::milliseconds(static_cast<int64_t>(max_block_ms)));
     }
     return unwrap(std::move(seq));
   }
@@ -557,9 +585,14 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("window", &PyStream::window)
       .def("windows_run", &PyStream::windows_run)
       .def("state_pairs", &PyStream::state_pairs);
+  py::class_<PySessionFuture>(m, "SessionFuture")
+      .def(py::init<py::object, py::dict, std::vector<std::string>>(), py::arg("model"), py::arg("options"),
+           py::arg("providers"))
+      .def("done", &PySessionFuture::done)
+      .def("result", &PySessionFuture::result, py::arg("timeout_ms"));
   py::class_<PyPipeline>(m, "Pipeline")
       .def(py::init<py::list, size_t>(), py::arg("stages"), py::arg("output_capacity"))
-      .def("push", &PyPipeline::push, py::arg("frame"), py::arg("stream"))
+      .def("push", &PyPipeline::push, py::arg("frame"), py::arg("stream"), py::arg("max_block_ms"))
       .def("pull", &PyPipeline::pull, py::arg("timeout_ms"))
       .def("close", &PyPipeline::close)
       .def("stop", &PyPipeline::stop)

@@ -27,16 +27,17 @@ void make_marker(Envelope& e, const std::string& where) {
 }
 }  // namespace
 
-bool BoundedChannel::push(Envelope e) {
+BoundedChannel::Push BoundedChannel::push(Envelope e, std::chrono::milliseconds max_block) {
   std::unique_lock<std::mutex> lock(mu_);
   bool is_data = !e.dropped() && e.status.ok();
+  bool dropped_new = false;
   if (is_data && data_items_ >= capacity_) {
+    auto has_room = [&] { return closed_ || data_items_ < capacity_; };
     if (policy_ == DropPolicy::kBlock) {
-      not_full_.wait(lock, [&] { return closed_ || data_items_ < capacity_; });
+      if (max_block == std::chrono::milliseconds::max()) not_full_.wait(lock, has_room);
+      else dropped_new = !not_full_.wait_for(lock, max_block, has_room);
     } else if (policy_ == DropPolicy::kDropNewest) {
-      make_marker(e, name_);
-      is_data = false;
-      ++dropped_;
+      dropped_new = true;
     } else {
       auto oldest = std::find_if(items_.begin(), items_.end(),
                                  [](const Envelope& x) { return !x.dropped() && x.status.ok(); });
@@ -45,12 +46,17 @@ bool BoundedChannel::push(Envelope e) {
       ++dropped_;
     }
   }
-  if (closed_) return false;
+  if (closed_) return Push::kClosed;
+  if (dropped_new) {
+    make_marker(e, name_);
+    is_data = false;
+    ++dropped_;
+  }
   items_.push_back(std::move(e));
   if (is_data) ++data_items_;
   max_depth_ = std::max(max_depth_, data_items_);
   not_empty_.notify_one();
-  return true;
+  return dropped_new && policy_ == DropPolicy::kBlock ? Push::kTimedOut : Push::kAccepted;
 }
 
 bool BoundedChannel::pop(Envelope* e) {

@@ -26,8 +26,11 @@ class BoundedChannel {
   BoundedChannel(std::string name, size_t capacity, DropPolicy policy)
       : name_(std::move(name)), capacity_(capacity), policy_(policy) {}
 
-  // False when the channel was closed (the envelope is not taken).
-  bool push(Envelope e);
+  enum class Push { kAccepted, kTimedOut, kClosed };
+  // kClosed: the channel was closed (the envelope is not taken). With the block policy a
+  // producer waits at most `max_block`; then the new frame is dropped (a counted marker) and
+  // the result is kTimedOut. Drops by the other policies are kAccepted (as markers).
+  Push push(Envelope e, std::chrono::milliseconds max_block = std::chrono::milliseconds::max());
   // Waits for the next envelope; false once closed and empty.
   bool pop(Envelope* e);
   enum class Wait { kItem, kTimeout, kClosed };

@@ -79,9 +79,11 @@ class Pipeline:
             self._native = _pyflame_rt.Pipeline(self._stages, self._output_capacity)
         return self
 
-    def push(self, frame, stream=0):
-        """Sends a frame (dict of numpy arrays); returns its sequence number within `stream`."""
-        return self.start()._native.push(frame, int(stream))
+    def push(self, frame, stream=0, max_block_ms=60000):
+        """Sends a frame (dict of numpy arrays); returns its sequence number within `stream`.
+        A "block" first stage still full after max_block_ms drops the frame (pull() shows it
+        dropped) and raises DeadlineExceeded."""
+        return self.start()._native.push(frame, int(stream), float(max_block_ms))
 
     def pull(self, timeout_ms=1000):
         """The next PipelineResult; raises DeadlineExceeded after timeout_ms, Unavailable when

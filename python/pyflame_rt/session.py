@@ -112,33 +112,72 @@ def _normalise_providers(providers):
     return names
 
 
+def _prepare(path_or_bytes, sess_options, providers, kwargs):
+    """Checks and normalises the constructor's arguments: (model, SessionOptions, providers)."""
+    if sess_options is None:
+        sess_options = SessionOptions()
+    elif isinstance(sess_options, dict):
+        sess_options = SessionOptions(**sess_options)
+    elif not isinstance(sess_options, SessionOptions):
+        raise InvalidArgument(
+            f"sess_options: expected SessionOptions, got {type(sess_options).__name__}")
+    # Seed-API keyword arguments (optimization_level=..., num_threads=...) override options.
+    for key, value in kwargs.items():
+        setattr(sess_options, key, value)
+    if isinstance(path_or_bytes, os.PathLike):
+        path_or_bytes = os.fspath(path_or_bytes)
+    if not isinstance(path_or_bytes, (str, bytes)):
+        raise InvalidArgument(
+            f"path_or_bytes: expected a path (str) or model bytes, got {type(path_or_bytes).__name__}")
+    return path_or_bytes, sess_options, _normalise_providers(providers)
+
+
+class SessionFuture:
+    """A session being compiled by the compiler actor (InferenceSession.create_async)."""
+
+    def __init__(self, cls, model, options, providers):
+        self._args = (cls, model, options, providers)
+        self._native = _pyflame_rt.SessionFuture(model, options.to_native(), providers)
+        self._session = None
+
+    def done(self):
+        return self._session is not None or self._native.done()
+
+    def result(self, timeout=600.0):
+        """The InferenceSession; raises the compile's error, or DeadlineExceeded after timeout s."""
+        if self._session is None:
+            native = self._native.result(float(timeout) * 1e3)
+            cls, model, options, providers = self._args
+            session = cls.__new__(cls)
+            session._attach(model, options, providers, native)
+            self._session = session
+        return self._session
+
+
 class InferenceSession:
     """Loads a model (ONNX or .pfm, from a path or bytes) and runs it."""
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
                  **kwargs):
-        if sess_options is None:
-            sess_options = SessionOptions()
-        elif isinstance(sess_options, dict):
-            sess_options = SessionOptions(**sess_options)
-        elif not isinstance(sess_options, SessionOptions):
-            raise InvalidArgument(
-                f"sess_options: expected SessionOptions, got {type(sess_options).__name__}")
-        # Seed-API keyword arguments (optimization_level=..., num_threads=...) override options.
-        for key, value in kwargs.items():
-            setattr(sess_options, key, value)
-        if isinstance(path_or_bytes, os.PathLike):
-            path_or_bytes = os.fspath(path_or_bytes)
-        if not isinstance(path_or_bytes, (str, bytes)):
-            raise InvalidArgument(
-                f"path_or_bytes: expected a path (str) or model bytes, got {type(path_or_bytes).__name__}")
-        self._model = path_or_bytes
-        self._options = sess_options
-        self._requested_providers = _normalise_providers(providers)
-        self._native = _pyflame_rt.Session(path_or_bytes, sess_options.to_native(),
-                                           self._requested_providers)
+        model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs)
+        self._attach(model, options, requested,
+                     _pyflame_rt.Session(model, options.to_native(), requested))
+
+    @classmethod
+    def create_async(cls, path_or_bytes, sess_options=None, providers=None, **kwargs):
+        """Compiles the model on the compiler actor's thread and returns at once a SessionFuture:
+        .done(), .result(timeout=600) -> InferenceSession. Running sessions are not slowed by
+        the compile's bookkeeping and never wait for it."""
+        model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs)
+        return SessionFuture(cls, model, options, requested)
+
+    def _attach(self, model, options, requested_providers, native):
+        self._model = model
+        self._options = options
+        self._requested_providers = requested_providers
+        self._native = native
         for message in self._native.warnings():
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
         self._batchers = {}
         self._inputs = [NodeArg(*i) for i in self._native.inputs()]
         self._outputs = [NodeArg(*o) for o in self._native.outputs()]

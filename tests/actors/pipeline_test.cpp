@@ -128,6 +128,24 @@ TEST(PipelineTest, BlockPolicyLosesNothing) { expect_every_frame_answered_or_dro
 TEST(PipelineTest, DropNewestCountsEveryDrop) { expect_every_frame_answered_or_dropped(DropPolicy::kDropNewest); }
 TEST(PipelineTest, DropOldestCountsEveryDrop) { expect_every_frame_answered_or_dropped(DropPolicy::kDropOldest); }
 
+TEST(PipelineTest, ABlockedPushGivesUpAtItsDeadlineAndTheFrameIsCountedDropped) {
+  StageSpec slow = map_stage("slow", {}, "x", "y", [](float v) { return v; }, 100ms);
+  slow.capacity = 1;
+  auto p = Pipeline::create({slow});
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE((*p)->push(frame_of(0)).ok());  // taken by the stage
+  std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE((*p)->push(frame_of(1)).ok());  // waits in the channel (capacity 1)
+  auto late = (*p)->push(frame_of(2), 0, 20ms);
+  ASSERT_EQ(late.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(late.status().message().find("stage 'slow'"), std::string::npos);
+  auto results = pull_all(**p, 3);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_EQ(results[2].dropped_at, "slow");
+  EXPECT_EQ((*p)->metrics()[0].dropped, 1u);
+}
+
 TEST(PipelineTest, SequenceNumbersArePerStream) {
   auto p = Pipeline::create({map_stage("a", {}, "x", "a", [](float v) { return v; })});
   ASSERT_TRUE(p.ok());

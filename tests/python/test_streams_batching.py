@@ -204,3 +204,18 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "unavailable:" in done.stdout and done.stdout.strip().endswith("ok")
+
+
+def test_sessions_compile_asynchronously_on_the_compiler_actor(add_relu_model, gru_model):
+    pending = [rt.InferenceSession.create_async(gru_model) for _ in range(2)]
+    running = rt.InferenceSession(add_relu_model)  # inference goes on while they compile
+    x = np.ones((1, 4), np.float32)
+    assert running.run(None, {"x": x})[0].shape == (1, 4)
+    for f in pending:
+        session = f.result(timeout=120)
+        assert f.done() and [i.name for i in session.get_inputs()] == ["x", "h0"]
+        assert session.run(None, {"x": np.zeros((1, 3, 16), np.float32),
+                                  "h0": np.zeros((2, 1, 32), np.float32)})[1].shape == (2, 1, 32)
+    missing = rt.InferenceSession.create_async("/nonexistent/model.onnx")
+    with pytest.raises(rt.NoSuchFile):
+        missing.result(timeout=60)

@@ -1,0 +1,26 @@
+// The compiler actor: import, optimisation passes and device compile of new sessions run on
+// its own thread, so creating a model never blocks a caller that is running inference.
+//
+//   std::future<SessionResult> f = create_session_async("model.onnx", options);
+//   ... keep serving ...
+//   SessionResult s = f.get();
+//
+// Compiles run one at a time, in request order (a compile already uses every core).
+#pragma once
+
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/inference_session.h"
+
+namespace pyflame_rt {
+
+using SessionResult = Expected<std::shared_ptr<InferenceSession>>;
+
+// `model` is a path, or the model's bytes when `from_bytes`.
+std::future<SessionResult> create_session_async(std::string model, bool from_bytes, SessionOptions options = {},
+                                                std::vector<std::string> providers = {});
+
+}  // namespace pyflame_rt
