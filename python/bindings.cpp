@@ -115,6 +115,12 @@ py::object array_from_tensor(const Tensor& t) {
   return std::move(out);
 }
 
+py::list arrays_of(const std::vector<Tensor>& outs) {
+  py::list out;
+  for (const auto& t : outs) out.append(array_from_tensor(t));
+  return out;
+}
+
 py::list shape_to_python(const Shape& s) {
   py::list out;
   for (const Dim& d : s.dims) {
@@ -223,11 +229,6 @@ class PySession {
     return feeds;
   }
 
-  static py::list arrays_of(const std::vector<Tensor>& outs) {
-    py::list out;
-    for (const auto& t : outs) out.append(array_from_tensor(t));
-    return out;
-  }
 
  public:
   bool expects_bfloat16(const std::string& name) const {
@@ -290,8 +291,7 @@ class PyBatcher {
   }
 
   py::list run(const py::object& output_names, const py::dict& feed, int priority) {
-    std::vector<std::string> names = output_names.is_none() ? std::vector<std::string>{}
-                                                            : output_names.cast<std::vector<std::string>>();
+    std::vector<std::string> names = PySession::output_names_of(output_names);
     std::map<std::string, Tensor> feeds = owned_feeds(feed, session_);
     BatchResult r = Status();
     {
@@ -304,8 +304,7 @@ class PyBatcher {
   // Submits every feed, then collects the answers in order. The first failure is raised
   // after all have been answered, naming its index.
   py::list run_many(const py::object& output_names, const py::list& feeds, int priority) {
-    std::vector<std::string> names = output_names.is_none() ? std::vector<std::string>{}
-                                                            : output_names.cast<std::vector<std::string>>();
+    std::vector<std::string> names = PySession::output_names_of(output_names);
     std::vector<std::map<std::string, Tensor>> all;
     for (size_t i = 0; i < feeds.size(); ++i) {
       if (!py::isinstance<py::dict>(feeds[i])) {
@@ -333,18 +332,13 @@ class PyBatcher {
   void stop() { batcher_->stop(); }
 
  private:
-  static py::list arrays_of(const std::vector<Tensor>& outs) {
-    py::list out;
-    for (const auto& t : outs) out.append(array_from_tensor(t));
-    return out;
-  }
   const PySession& session_;
   std::shared_ptr<Batcher> batcher_;
 };
 
 class PyStream {
  public:
-  PyStream(const PySession& session, const py::dict& options) : session_(session) {
+  PyStream(const PySession& session, const py::dict& options) {
     StreamOptions o;
     for (auto item : options) {
       std::string key = py::str(item.first);
@@ -394,12 +388,6 @@ class PyStream {
   }
 
  private:
-  static py::list arrays_of(const std::vector<Tensor>& outs) {
-    py::list out;
-    for (const auto& t : outs) out.append(array_from_tensor(t));
-    return out;
-  }
-  const PySession& session_;
   std::unique_ptr<Stream> stream_;
 };
 
