@@ -1,11 +1,14 @@
 #include "actors/actor_runtime.h"
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include "actors/remote_wire.h"
 
 namespace pyflame_rt {
 namespace {
@@ -59,6 +62,10 @@ caf::actor_system& actor_runtime() {
     // Work sharing wakes an idle worker faster than work stealing's sleep/poll cycle, which
     // is what a request entering from an outside thread pays (see docs/architecture.md).
     s.config->set("scheduler.policy", caf::atom("sharing"));
+    // The middleman serves and reaches remote stages (actors/remote_stage.h); it needs every
+    // type that crosses a process boundary registered before the system starts.
+    s.config->load<caf::io::middleman>();
+    register_wire_types(*s.config);
     s.system = std::make_unique<caf::actor_system>(*s.config);
   }
   return *s.system;

@@ -92,7 +92,7 @@ std::future<BatchResult> Batcher::submit(std::map<std::string, Tensor> feeds,
   }
   if (Status st = im.target->validate(feeds); !st.ok()) {
     ++im.counters->rejected_invalid;
-    return ready(st.with_context("model '" + model + "'"));
+    return ready(st.with_context("model '" + model + "': "));
   }
   if (im.counters->queued.fetch_add(1) >= im.options.max_queue_size) {
     --im.counters->queued;

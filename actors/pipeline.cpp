@@ -10,23 +10,30 @@
 
 namespace pyflame_rt {
 
+Expected<Frame> select_entries(const Frame& frame, const std::vector<std::string>& names) {
+  Frame picked;
+  for (const std::string& name : names) {
+    auto it = frame.find(name);
+    if (it == frame.end()) {
+      std::string have;
+      for (const auto& [n, t] : frame) have += (have.empty() ? "'" : ", '") + n + "'";
+      return invalid_argument("the frame has no entry for model input '", name, "' (frame entries: ",
+                              have.empty() ? "none" : have, ")");
+    }
+    picked.emplace(name, it->second);
+  }
+  return picked;
+}
+
 StageSpec model_stage(std::string name, std::shared_ptr<const InferenceSession> session,
                       std::vector<std::string> after) {
   StageSpec spec;
   spec.name = std::move(name);
   spec.after = std::move(after);
-  spec.fn = [session](const Frame& frame) -> Expected<Frame> {
-    std::map<std::string, Tensor> feeds;
-    for (const auto& in : session->inputs()) {
-      auto it = frame.find(in.name);
-      if (it == frame.end()) {
-        std::string have;
-        for (const auto& [n, t] : frame) have += (have.empty() ? "'" : ", '") + n + "'";
-        return invalid_argument("the frame has no entry for model input '", in.name, "' (frame entries: ",
-                                have.empty() ? "none" : have, ")");
-      }
-      feeds[in.name] = it->second;
-    }
+  std::vector<std::string> inputs;
+  for (const auto& in : session->inputs()) inputs.push_back(in.name);
+  spec.fn = [session, inputs](const Frame& frame) -> Expected<Frame> {
+    ASSIGN_OR_RETURN(Frame feeds, select_entries(frame, inputs));
     ASSIGN_OR_RETURN(std::vector<Tensor> outs, session->run({}, feeds));
     Frame out = frame;
     for (size_t i = 0; i < outs.size(); ++i) out[session->outputs()[i].name] = std::move(outs[i]);

@@ -40,6 +40,9 @@ struct StageSpec {
   DropPolicy policy = DropPolicy::kBlock;
 };
 
+// The entries of `frame` named `names` (a model's inputs); an error lists what the frame has.
+Expected<Frame> select_entries(const Frame& frame, const std::vector<std::string>& names);
+
 // A stage that runs `session` on the frame entries named like its inputs and adds its outputs
 // to the frame under their output names.
 StageSpec model_stage(std::string name, std::shared_ptr<const InferenceSession> session,

@@ -89,7 +89,7 @@ void run_stage_loop(StageRuntime& stage) {
       } else {
         ++stage.failed;
         out.frame.clear();
-        out.status = result.status().with_context("stage '" + stage.spec.name + "'");
+        out.status = result.status().with_context("stage '" + stage.spec.name + "': ");
       }
     }
     for (size_t i = 0; i < stage.outputs.size(); ++i) {

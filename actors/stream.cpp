@@ -40,7 +40,7 @@ Expected<std::unique_ptr<Stream>> Stream::create(std::shared_ptr<const Inference
   std::vector<StatePair> pairs;
   if (options.stateful) {
     Expected<std::vector<StatePair>> found = find_state_pairs(inputs, outputs, options.state_map);
-    if (!found.ok()) return found.status().with_context(where);
+    if (!found.ok()) return found.status().with_context(where + ": ");
     pairs = std::move(found).value();
   } else if (!options.state_map.empty() || !options.initial_state.empty()) {
     return invalid_argument(where, ": state_map/state given but stateful=false");
@@ -112,7 +112,7 @@ Stream::Stream(std::shared_ptr<const InferenceSession> session, StreamOptions op
   }
 }
 
-Status Stream::error_context(Status st) const { return st.with_context("stream '" + options_.name + "'"); }
+Status Stream::error_context(Status st) const { return st.with_context("stream '" + options_.name + "': "); }
 
 Status Stream::check_chunk(const Tensor& chunk) {
   const std::string& in = data_input_.name;
@@ -152,7 +152,7 @@ Status Stream::ensure_state(const Tensor& chunk) {
     auto given = options_.initial_state.find(pair.input);
     if (given != options_.initial_state.end()) {
       RETURN_IF_ERROR(session_->validate_feeds({{data_input_.name, chunk}, {pair.input, given->second}})
-                          .with_context("state '" + pair.input + "'"));
+                          .with_context("state '" + pair.input + "': "));
       state_[pair.input] = given->second.clone();
       continue;
     }

@@ -322,7 +322,7 @@ class PyBatcher {
     }
     py::list out;
     for (size_t i = 0; i < results.size(); ++i) {
-      if (!results[i].ok()) raise_status(results[i].status().with_context("input_feeds[" + std::to_string(i) + "]"));
+      if (!results[i].ok()) raise_status(results[i].status().with_context("input_feeds[" + std::to_string(i) + "]: "));
       out.append(arrays_of(results[i].value()));
     }
     return out;

@@ -3,6 +3,7 @@
 //   pyflame-rt inspect model.onnx
 //   pyflame-rt run model.onnx --input x=x.npy [--output-dir out/]
 //   pyflame-rt convert model.onnx -o model.pfm
+//   pyflame-rt serve model.onnx --port 4242       (a remote stage for pipelines elsewhere)
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"
+#include "serve_command.h"
 
 using namespace pyflame_rt;
 
@@ -23,7 +25,8 @@ int usage() {
   std::cerr << "usage:\n"
                "  pyflame-rt inspect MODEL\n"
                "  pyflame-rt run MODEL --input NAME=FILE.npy [--input ...] [--output-dir DIR]\n"
-               "  pyflame-rt convert MODEL.onnx -o MODEL.pfm\n";
+               "  pyflame-rt convert MODEL.onnx -o MODEL.pfm\n"
+               "  pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
   return 2;
 }
 
@@ -111,6 +114,7 @@ int convert(const std::string& in, const std::string& out) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) return usage();
+  if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});
   const std::string& cmd = args[0];
   const std::string& model = args[1];
   if (cmd == "inspect" && args.size() == 2) return inspect(model);
