@@ -14,6 +14,7 @@
 #include "actors/compiler_actor.h"
 #include "actors/inference_session.h"
 #include "actors/pipeline.h"
+#include "actors/remote_stage.h"
 #include "actors/stream.h"
 
 namespace py = pybind11;
@@ -460,6 +461,64 @@ class PySessionFuture {
   std::future<SessionResult> future_;
 };
 
+// A model or a Python function served to other processes (pyflame_rt.serve).
+class PyStageServer {
+ public:
+  PyStageServer(const std::string& name, py::object target, const std::string& host, uint16_t port) {
+    ServeAddress address{host, port};
+    if (py::isinstance<PySession>(target)) {
+      server_ = unwrap(StageServer::serve_model(name, target.cast<PySession&>().shared(), address));
+    } else {
+      server_ = unwrap(StageServer::serve(name, python_stage(name, std::move(target)), address));
+    }
+  }
+  ~PyStageServer() { stop(); }
+  uint16_t port() const { return server_->port(); }
+  const std::string& name() const { return server_->name(); }
+  uint64_t frames_served() const { return server_->frames_served(); }
+  uint64_t frames_failed() const { return server_->frames_failed(); }
+  void stop() {
+    // A Python stage still running needs the GIL to finish.
+    py::gil_scoped_release release;
+    server_->stop();
+  }
+
+ private:
+  std::unique_ptr<StageServer> server_;
+};
+
+// A client of a served stage (pyflame_rt.RemoteStage).
+class PyRemoteStage {
+ public:
+  PyRemoteStage(const std::string& host, uint16_t port, double timeout_ms) {
+    py::gil_scoped_release release;
+    remote_ = unwrap_released(RemoteStage::connect(host, port, std::chrono::milliseconds(static_cast<int64_t>(timeout_ms))));
+  }
+  py::dict call(const py::object& frame) const {
+    Frame f = frame_from_python(frame, "frame");
+    Expected<Frame> out = Status();
+    {
+      py::gil_scoped_release release;
+      out = remote_->call(f);
+    }
+    return frame_to_python(unwrap(std::move(out)));
+  }
+  const std::string& name() const { return remote_->name(); }
+  const std::string& address() const { return remote_->address(); }
+  const std::vector<std::string>& inputs() const { return remote_->inputs(); }
+  const std::vector<std::string>& outputs() const { return remote_->outputs(); }
+  std::shared_ptr<RemoteStage> shared() const { return remote_; }
+
+ private:
+  // Raising needs the GIL; connect() ran without it.
+  static std::shared_ptr<RemoteStage> unwrap_released(Expected<std::shared_ptr<RemoteStage>> e) {
+    if (e.ok()) return std::move(e).value();
+    py::gil_scoped_acquire gil;
+    raise_status(e.status());
+  }
+  std::shared_ptr<RemoteStage> remote_;
+};
+
 class PyPipeline {
  public:
   PyPipeline(const py::list& stages, size_t output_capacity) {
@@ -473,6 +532,9 @@ class PyPipeline {
       spec.policy = unwrap(parse_drop_policy(py::str(d["policy"])));
       if (!d["session"].is_none()) {
         spec.fn = model_stage(spec.name, d["session"].cast<PySession&>().shared()).fn;
+      } else if (!d["remote"].is_none()) {
+        std::shared_ptr<RemoteStage> remote = d["remote"].cast<PyRemoteStage&>().shared();
+        spec.fn = [remote](const Frame& frame) { return remote->call(frame); };
       } else if (!d["fn"].is_none()) {
         spec.fn = python_stage(spec.name, d["fn"]);
       }
@@ -578,6 +640,21 @@ PYBIND11_MODULE(_pyflame_rt, m) {
            py::arg("providers"))
       .def("done", &PySessionFuture::done)
       .def("result", &PySessionFuture::result, py::arg("timeout_ms"));
+  py::class_<PyStageServer>(m, "StageServer")
+      .def(py::init<std::string, py::object, std::string, uint16_t>(), py::arg("name"), py::arg("target"),
+           py::arg("host"), py::arg("port"))
+      .def("port", &PyStageServer::port)
+      .def("name", &PyStageServer::name)
+      .def("frames_served", &PyStageServer::frames_served)
+      .def("frames_failed", &PyStageServer::frames_failed)
+      .def("stop", &PyStageServer::stop);
+  py::class_<PyRemoteStage>(m, "RemoteStage")
+      .def(py::init<std::string, uint16_t, double>(), py::arg("host"), py::arg("port"), py::arg("timeout_ms"))
+      .def("call", &PyRemoteStage::call, py::arg("frame"))
+      .def("name", &PyRemoteStage::name)
+      .def("address", &PyRemoteStage::address)
+      .def("inputs", &PyRemoteStage::inputs)
+      .def("outputs", &PyRemoteStage::outputs);
   py::class_<PyPipeline>(m, "Pipeline")
       .def(py::init<py::list, size_t>(), py::arg("stages"), py::arg("output_capacity"))
       .def("push", &PyPipeline::push, py::arg("frame"), py::arg("stream"), py::arg("max_block_ms"))

@@ -11,6 +11,7 @@ from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, Inva
                      RuntimeException, Unavailable)
 from .batching import Batcher
 from .pipeline import Pipeline, PipelineResult
+from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
 from .streaming import Stream
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
@@ -25,5 +26,5 @@ __all__ = [
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",
     "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "Pipeline", "PipelineResult", "shutdown",
-    "configure_actor_runtime", "actor_runtime_threads",
+    "configure_actor_runtime", "actor_runtime_threads", "serve", "RemoteStage", "StageServer",
 ]

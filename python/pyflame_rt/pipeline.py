@@ -6,6 +6,7 @@
     p.add_stage("embed", session=embedder, after=["crop"])
     p.add_stage("liveness", session=liveness, after=["crop"], capacity=4, policy="drop_oldest")
     p.add_stage("join", after=["embed", "liveness"])         # no fn: merge the branches
+    p.add_stage("score", remote="10.0.0.5:4242")             # served by another process
     p.start()
     p.push({"image": frame}, stream=camera_id)
     result = p.pull(timeout_ms=1000)                         # in push order per stream
@@ -18,6 +19,7 @@ is accounted for; a stage that raises fails that frame only.
 """
 from . import _pyflame_rt
 from .errors import InvalidArgument, PyFlameRTError, exception_for_code
+from .remote import RemoteStage
 
 POLICIES = ("block", "drop_oldest", "drop_newest")
 
@@ -55,12 +57,15 @@ class Pipeline:
         self._output_capacity = int(output_capacity)
         self._native = None
 
-    def add_stage(self, name, session=None, fn=None, after=None, capacity=64, policy="block"):
-        """after=None: after the previously added stage (the first stage is fed by push())."""
+    def add_stage(self, name, session=None, fn=None, after=None, capacity=64, policy="block", remote=None):
+        """after=None: after the previously added stage (the first stage is fed by push()).
+        remote: a RemoteStage, or 'host:port' of a stage served by rt.serve / `pyflame-rt serve`."""
         if self._native is not None:
             raise InvalidArgument(f"stage '{name}': the pipeline is already started")
-        if session is not None and fn is not None:
-            raise InvalidArgument(f"stage '{name}': give a session or a fn, not both")
+        if sum(x is not None for x in (session, fn, remote)) > 1:
+            raise InvalidArgument(f"stage '{name}': give one of session, fn or remote")
+        if remote is not None and not isinstance(remote, RemoteStage):
+            remote = RemoteStage(remote)
         if fn is not None and not callable(fn):
             raise InvalidArgument(f"stage '{name}': fn must be callable, got {type(fn).__name__}")
         if policy not in POLICIES:
@@ -71,6 +76,7 @@ class Pipeline:
             after = [after]
         native_session = session._native if session is not None else None
         self._stages.append({"name": name, "after": list(after), "session": native_session, "fn": fn,
+                             "remote": remote._native if remote is not None else None,
                              "capacity": int(capacity), "policy": policy})
         return self
 
