@@ -34,6 +34,9 @@ Status BatchOptions::validate() const {
   if (max_queue_size < 1) {
     return invalid_argument("BatchOptions.max_queue_size: expected >= 1, got ", max_queue_size);
   }
+  if (device_actors < 1 || device_actors > 64) {
+    return invalid_argument("BatchOptions.device_actors: expected 1..64, got ", device_actors);
+  }
   if (request_timeout_ms < 1) {
     return invalid_argument("BatchOptions.request_timeout_ms: expected >= 1, got ", request_timeout_ms);
   }

@@ -29,6 +29,9 @@ struct BatchOptions {
   std::vector<int> preferred_batch_sizes;  // dispatched as soon as one can be formed
   int max_queue_size = 1024;               // waiting requests; more are rejected
   int64_t request_timeout_ms = 60000;      // every wait has a deadline
+  // Batches run at once, each by its own device actor on its share of the cores (like
+  // Triton's instance count): with 2, one batch computes while the next one forms.
+  int device_actors = 1;
 
   Status validate() const;
 };

@@ -1,6 +1,7 @@
 #include "actors/batching_actor.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "actors/batch_queue.h"
 #include "actors/device_actor.h"
@@ -13,8 +14,12 @@ struct BatchingState {
   BatchOptions options;
   std::shared_ptr<BatcherCounters> counters;
   std::shared_ptr<BatchQueue> queue;  // shared with the exit hook that answers leftovers
-  caf::actor device;
-  BatchOfRequests in_flight;          // the batch the device actor is running, if any
+  struct Device {
+    caf::actor actor;
+    BatchOfRequests in_flight;  // the batch it is running, if any
+  };
+  std::vector<Device> devices;       // BatchOptions.device_actors of them
+  int threads_per_device = 0;        // intra-op thread cap of each (0: the session's own)
   bool timer_armed = false;
   uint64_t timer_generation = 0;
 };
@@ -30,20 +35,22 @@ void fail_batch(BatchingState& st, const BatchOfRequests& batch, const Status& s
   }
 }
 
-void start_device(BatchingActor* self) {
+void start_device(BatchingActor* self, size_t i) {
   auto& st = self->state;
-  st.device = spawn_device_actor(self->system(), st.target, st.counters);
-  self->monitor(st.device);  // the supervisor hears of its death (down handler)
-  self->link_to(st.device);  // and the device dies with the batcher
+  caf::actor device = spawn_device_actor(self->system(), st.target, st.counters, st.threads_per_device);
+  self->monitor(device);  // the supervisor hears of its death (down handler)
+  self->link_to(device);  // and the device dies with the batcher
+  st.devices[i] = {device, nullptr};
 }
 
-void restart_device(BatchingActor* self) {
+void restart_device(BatchingActor* self, size_t i) {
   auto& st = self->state;
   ++st.counters->device_restarts;
-  self->demonitor(st.device);
-  self->unlink_from(st.device);
-  self->send_exit(st.device, caf::exit_reason::kill);
-  start_device(self);
+  caf::actor old = st.devices[i].actor;
+  self->demonitor(old);
+  self->unlink_from(old);
+  self->send_exit(old, caf::exit_reason::kill);
+  start_device(self, i);
 }
 
 void maybe_dispatch(BatchingActor* self, bool timer_fired);
@@ -71,39 +78,42 @@ size_t batch_size_now(const BatchingState& st, bool timer_fired, BatchClock::dur
   return best;
 }
 
-void send_to_device(BatchingActor* self, BatchOfRequests batch) {
+void send_to_device(BatchingActor* self, size_t i, BatchOfRequests batch) {
   auto& st = self->state;
-  st.in_flight = batch;
+  st.devices[i].in_flight = batch;
   ++st.counters->batches;
   st.counters->batched_requests += batch->size();
-  auto deadline = std::chrono::milliseconds(st.options.request_timeout_ms);
-  self->request(st.device, deadline, run_atom::value, batch)
+  // No CAF timeout on this request: arming one wakes CAF's timer thread on every batch, a
+  // third of the hop's cost. Callers wait with their own deadline (Batcher::wait), and the
+  // device actor's death is the down handler's business.
+  self->request(st.devices[i].actor, caf::infinite, run_atom::value, batch)
       .then(
-          [self](done_atom) {
-            self->state.in_flight = nullptr;
+          [self, i](done_atom) {
+            self->state.devices[i].in_flight = nullptr;
             maybe_dispatch(self, false);
           },
-          [self, batch](caf::error& err) {
+          [self, i, batch](caf::error& err) {
             auto& st = self->state;
-            if (st.in_flight != batch) return;  // the down handler already answered it
-            st.in_flight = nullptr;
-            if (err == caf::sec::request_timeout) {
-              fail_batch(st, batch, make_status(StatusCode::kDeadlineExceeded, "model '", st.target->name(),
-                                                "': the batch did not finish within request_timeout_ms=",
-                                                st.options.request_timeout_ms));
-            } else {
-              fail_batch(st, batch, make_status(StatusCode::kUnavailable, "model '", st.target->name(),
-                                                "': device actor failed (", self->system().render(err),
-                                                "); it was restarted, retry the request"));
-              restart_device(self);
-            }
+            if (st.devices[i].in_flight != batch) return;  // the down handler already answered it
+            st.devices[i].in_flight = nullptr;
+            fail_batch(st, batch, make_status(StatusCode::kUnavailable, "model '", st.target->name(),
+                                              "': device actor failed (", self->system().render(err),
+                                              "); it was restarted, retry the request"));
+            restart_device(self, i);
             maybe_dispatch(self, false);
           });
 }
 
+// An idle device actor's index, or devices.size() when all are busy.
+size_t idle_device(const BatchingState& st) {
+  size_t i = 0;
+  while (i < st.devices.size() && st.devices[i].in_flight) ++i;
+  return i;
+}
+
 void maybe_dispatch(BatchingActor* self, bool timer_fired) {
   auto& st = self->state;
-  while (!st.in_flight && !st.queue->empty()) {
+  for (size_t i = idle_device(st); i < st.devices.size() && !st.queue->empty(); i = idle_device(st)) {
     auto now = BatchClock::now();
     auto timeout = std::chrono::duration_cast<BatchClock::duration>(
         std::chrono::duration<double, std::milli>(st.options.batch_timeout_ms));
@@ -127,7 +137,7 @@ void maybe_dispatch(BatchingActor* self, bool timer_fired) {
       }
       batch->push_back(std::move(r));
     }
-    if (!batch->empty()) send_to_device(self, std::move(batch));
+    if (!batch->empty()) send_to_device(self, i, std::move(batch));
   }
 }
 
@@ -138,19 +148,26 @@ caf::behavior batching_actor(BatchingActor* self, std::shared_ptr<const BatchTar
   st.options = std::move(options);
   st.counters = std::move(counters);
   st.queue = std::make_shared<BatchQueue>();
-  start_device(self);
+  st.devices.resize(static_cast<size_t>(st.options.device_actors));
+  // Several device actors share the cores: each runs its batches on its share of them.
+  if (st.options.device_actors > 1) {
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    st.threads_per_device = std::max(1, static_cast<int>(cores) / st.options.device_actors);
+  }
+  for (size_t i = 0; i < st.devices.size(); ++i) start_device(self, i);
   // Supervisor: a dead device actor fails its batch and is replaced.
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
-    if (msg.source != st.device.address()) return;
-    if (st.in_flight) {
-      fail_batch(st, st.in_flight, make_status(StatusCode::kUnavailable, "model '", st.target->name(),
-                                               "': device actor failed (", self->system().render(msg.reason),
-                                               "); it was restarted, retry the request"));
-      st.in_flight = nullptr;
+    size_t i = 0;
+    while (i < st.devices.size() && msg.source != st.devices[i].actor.address()) ++i;
+    if (i == st.devices.size()) return;  // one already replaced
+    if (st.devices[i].in_flight) {
+      fail_batch(st, st.devices[i].in_flight,
+                 make_status(StatusCode::kUnavailable, "model '", st.target->name(), "': device actor failed (",
+                             self->system().render(msg.reason), "); it was restarted, retry the request"));
     }
     ++st.counters->device_restarts;
-    start_device(self);
+    start_device(self, i);
     maybe_dispatch(self, false);
   });
   // On exit (stop() or runtime shutdown): answer whatever still waits, stop the device.

@@ -1,6 +1,7 @@
 #include "actors/device_actor.h"
 
 #include "actors/batch_runner.h"
+#include "devices/thread_limit.h"
 
 namespace pyflame_rt {
 namespace {
@@ -23,9 +24,10 @@ caf::error fail_and_quit(caf::event_based_actor* self, const BatchTarget& target
 }
 
 caf::behavior device_actor(caf::event_based_actor* self, std::shared_ptr<const BatchTarget> target,
-                           std::shared_ptr<BatcherCounters> counters) {
+                           std::shared_ptr<BatcherCounters> counters, int threads) {
   return {
       [=](run_atom, const BatchOfRequests& batch) -> caf::result<done_atom> {
+        IntraOpThreadLimit limit(threads);
         try {
           BatchRunReport report = run_requests(*target, *batch);
           counters->model_runs += report.model_runs;
@@ -43,8 +45,8 @@ caf::behavior device_actor(caf::event_based_actor* self, std::shared_ptr<const B
 }  // namespace
 
 caf::actor spawn_device_actor(caf::actor_system& system, std::shared_ptr<const BatchTarget> target,
-                              std::shared_ptr<BatcherCounters> counters) {
-  return system.spawn<caf::detached>(device_actor, std::move(target), std::move(counters));
+                              std::shared_ptr<BatcherCounters> counters, int threads_per_device) {
+  return system.spawn<caf::detached>(device_actor, std::move(target), std::move(counters), threads_per_device);
 }
 
 }  // namespace pyflame_rt

@@ -12,7 +12,9 @@
 
 namespace pyflame_rt {
 
+// threads_per_device > 0 caps the intra-op threads of its runs (several device actors
+// sharing the cores); 0 leaves the session's own setting.
 caf::actor spawn_device_actor(caf::actor_system& system, std::shared_ptr<const BatchTarget> target,
-                              std::shared_ptr<BatcherCounters> counters);
+                              std::shared_ptr<BatcherCounters> counters, int threads_per_device = 0);
 
 }  // namespace pyflame_rt

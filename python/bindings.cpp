@@ -286,6 +286,7 @@ class PyBatcher {
       else if (key == "preferred_batch_sizes") o.preferred_batch_sizes = v.cast<std::vector<int>>();
       else if (key == "max_queue_size") o.max_queue_size = v.cast<int>();
       else if (key == "request_timeout_ms") o.request_timeout_ms = v.cast<int64_t>();
+      else if (key == "device_actors") o.device_actors = v.cast<int>();
       else raise_status(invalid_argument("batcher: unknown option '", key, "'"));
     }
     batcher_ = unwrap(Batcher::create(make_session_target(session.shared(), name), o));

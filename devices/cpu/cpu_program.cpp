@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "devices/thread_limit.h"
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -52,7 +54,12 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   if (inputs.size() != input_slots_.size()) {
     return invalid_argument("graph expects ", input_slots_.size(), " inputs, got ", inputs.size());
   }
-  if (num_threads_ > 0) omp_set_num_threads(num_threads_);  // per calling thread in OpenMP
+  // omp_set_num_threads is per calling thread and sticky: set it on every run, so a limit
+  // that a previous run on this thread had does not leak into this one.
+  static const int kDefaultThreads = omp_get_num_procs();  // num_threads 0: one per core
+  int threads = num_threads_ > 0 ? num_threads_ : kDefaultThreads;
+  if (int limit = IntraOpThreadLimit::current(); limit > 0 && limit < threads) threads = limit;
+  omp_set_num_threads(threads);
   std::vector<CpuValue> slots(slot_count_);
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));

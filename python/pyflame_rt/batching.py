@@ -12,10 +12,13 @@ class Batcher:
     """Requests from any number of threads; each call blocks (GIL released) until answered."""
 
     def __init__(self, session, name, max_batch_size=8, batch_timeout_ms=2.0, preferred_batch_sizes=(),
-                 max_queue_size=1024, request_timeout_ms=60000):
+                 max_queue_size=1024, request_timeout_ms=60000, device_actors=1):
+        """device_actors: batches computed at once, each on its share of the cores (with 2,
+        one batch computes while the next forms)."""
         options = {"max_batch_size": int(max_batch_size), "batch_timeout_ms": float(batch_timeout_ms),
                    "preferred_batch_sizes": [int(p) for p in preferred_batch_sizes],
-                   "max_queue_size": int(max_queue_size), "request_timeout_ms": int(request_timeout_ms)}
+                   "max_queue_size": int(max_queue_size), "request_timeout_ms": int(request_timeout_ms),
+                   "device_actors": int(device_actors)}
         self._native = _pyflame_rt.Batcher(session._native, name, options)
 
     def run(self, output_names, input_feed, priority=0):

@@ -246,12 +246,12 @@ class InferenceSession:
         return batcher.run_many(output_names, input_feeds, priority)
 
     def create_batcher(self, max_batch_size=8, batch_timeout_ms=2.0, preferred_batch_sizes=(),
-                       max_queue_size=1024, request_timeout_ms=60000, name=None):
+                       max_queue_size=1024, request_timeout_ms=60000, name=None, device_actors=1):
         """A Batcher for concurrent callers of this model (see pyflame_rt.batching)."""
         if name is None:
             name = self._model if isinstance(self._model, str) else "model"
         return Batcher(self, name, max_batch_size, batch_timeout_ms, preferred_batch_sizes, max_queue_size,
-                       request_timeout_ms)
+                       request_timeout_ms, device_actors)
 
     def create_stream(self, chunk_size=0, overlap=0, stateful=True, state=None, state_map=None,
                       input_name=None, time_axis=None, time_aligned_outputs=None, name=None):

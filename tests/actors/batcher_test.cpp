@@ -242,6 +242,43 @@ TEST(BatcherTest, DeviceActorThatThrowsFailsItsBatchAndIsRestarted) {
   EXPECT_EQ((*batcher)->stats().device_restarts, 1u);
 }
 
+TEST(BatcherTest, TwoDeviceActorsRunTwoBatchesAtOnceAndOneFailingLeavesTheOther) {
+  auto target = std::make_shared<FakeTarget>(true);
+  target->set_open(false);
+  BatchOptions o;
+  o.max_batch_size = 2;
+  o.batch_timeout_ms = 0;
+  o.device_actors = 2;
+  auto batcher = Batcher::create(target, o);
+  ASSERT_TRUE(batcher.ok());
+  std::vector<std::future<BatchResult>> futures;
+  for (float v : {1.0f, 2.0f}) futures.push_back((*batcher)->submit(feed_x(v)));
+  wait_for_calls(*target, 1);
+  for (float v : {3.0f, 4.0f}) futures.push_back((*batcher)->submit(feed_x(v)));
+  // Both device actors are inside run() at once, each with its own batch.
+  wait_for_calls(*target, 2);
+  ASSERT_EQ(target->call_count(), 2u);
+  target->set_open(true);
+  for (size_t i = 0; i < futures.size(); ++i) {
+    BatchResult r = (*batcher)->wait(futures[i]);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r.value()[0].data<float>()[0], 2.0f * float(i + 1));
+  }
+  BatchResult poisoned = (*batcher)->run(feed_x(-1));
+  EXPECT_EQ(poisoned.status().code(), StatusCode::kUnavailable);
+  for (float v : {5.0f, 6.0f, 7.0f}) {
+    BatchResult r = (*batcher)->run(feed_x(v));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r.value()[0].data<float>()[0], 2 * v);
+  }
+  EXPECT_EQ((*batcher)->stats().device_restarts, 1u);
+  BatchOptions bad;
+  bad.device_actors = 0;
+  auto refused = Batcher::create(target, bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("device_actors: expected 1..64, got 0"), std::string::npos);
+}
+
 TEST(BatcherTest, EveryWaitHasADeadline) {
   auto target = std::make_shared<FakeTarget>(true);
   target->set_open(false);

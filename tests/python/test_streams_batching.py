@@ -150,9 +150,10 @@ def test_run_batch_reports_the_bad_feed_and_answers_the_rest(add_relu_model):
         session.run_batch(None, [np.ones((1, 4), np.float32)])
 
 
-def test_batcher_under_concurrent_clients(add_relu_model):
+@pytest.mark.parametrize("device_actors", [1, 2])
+def test_batcher_under_concurrent_clients(add_relu_model, device_actors):
     session = rt.InferenceSession(add_relu_model)
-    with session.create_batcher(max_batch_size=16, batch_timeout_ms=5) as batcher:
+    with session.create_batcher(max_batch_size=16, batch_timeout_ms=5, device_actors=device_actors) as batcher:
         errors = []
 
         def client(i):

@@ -7,12 +7,17 @@ with fixed seeds and random weights (nothing is downloaded).
 resnet50, mobilenet_v2, efficientnet_b0: input "input" [1,3,224,224] -> "output"
 encoder: 4-layer TransformerEncoder d=256, 4 heads, ff 1024, input "input" [1,128,256]
 gru: 2-layer GRU 64->128, inputs "input" [1,50,64] and "h0" [2,1,128] -> "output", "hn"
+cifar_cnn (not in the default list; for the batching benchmark): the classic small CIFAR-10
+  CNN, 4 conv 3x3 (32, 32, 64, 64) with 2 max-pools, Linear 4096->512->10, softmax;
+  input "image" [batch,3,32,32] -> "probs" [batch,10]
 """
 
 import os
 import sys
 
 MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
+EXTRA_MODELS = ["cifar_cnn"]
+DYNAMIC_BATCH = {"cifar_cnn": {"image": {0: "batch"}, "probs": {0: "batch"}}}
 
 
 def _build(name):
@@ -36,7 +41,20 @@ def _build(name):
             def forward(self, x, h0):
                 return self.gru(x, h0)
         return Gru().eval(), (torch.randn(1, 50, 64), torch.zeros(2, 1, 128)), ["input", "h0"], ["output", "hn"]
-    raise ValueError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
+    if name == "cifar_cnn":
+        class CifarCnn(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(
+                    nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                    nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1),
+                    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(),
+                    nn.Linear(512, 10))
+
+            def forward(self, image):
+                return torch.softmax(self.body(image), dim=-1)
+        return CifarCnn().eval(), (torch.randn(1, 3, 32, 32),), ["image"], ["probs"]
+    raise ValueError(f"unknown model '{name}' (known: {', '.join(MODELS + EXTRA_MODELS)})")
 
 
 def export(outdir, names=None):
@@ -52,7 +70,7 @@ def export(outdir, names=None):
             # Grad stays enabled: torch 1.13 would otherwise take the transformer "fast path"
             # (a fused op ONNX export does not know).
             torch.onnx.export(model, args, tmp, input_names=inputs, output_names=outputs,
-                              opset_version=13)
+                              dynamic_axes=DYNAMIC_BATCH.get(name), opset_version=13)
             os.replace(tmp, path)  # never leave a half-written model behind
         paths[name] = path
     return paths
