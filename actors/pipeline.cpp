@@ -1,12 +1,15 @@
 #include "actors/pipeline.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
 #include "actors/pipeline_stage.h"
+#include "devices/thread_limit.h"
 
 namespace pyflame_rt {
 
@@ -71,6 +74,10 @@ Status check_stages(const std::vector<StageSpec>& stages) {
     if (s.name.empty()) return invalid_argument("pipeline: every stage needs a name");
     if (seen.count(s.name)) return invalid_argument("pipeline: stage name '", s.name, "' is used twice");
     if (s.capacity < 1) return invalid_argument("stage '", s.name, "': capacity: expected >= 1, got ", s.capacity);
+    if (s.intra_op_threads < 0) {
+      return invalid_argument("stage '", s.name, "': intra_op_threads: expected >= 0 (0 = a share of the cores), got ",
+                              s.intra_op_threads);
+    }
     for (const auto& up : s.after) {
       if (!seen.count(up)) {
         return invalid_argument("stage '", s.name, "': upstream '", up,
@@ -124,10 +131,14 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(std::vector<StageSpec> spec
   caf::actor_system& system = actor_runtime();
   impl->running = impl->stages.size();
   Impl* raw = impl.get();
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int share = std::max(1, cores / static_cast<int>(impl->stages.size()));
   for (auto& stage : impl->stages) {
     StageRuntime* st = stage.get();
-    auto actor = system.spawn<caf::detached>([st, raw](caf::event_based_actor* self) -> caf::behavior {
+    int threads = st->spec.intra_op_threads > 0 ? st->spec.intra_op_threads : share;
+    auto actor = system.spawn<caf::detached>([st, raw, threads](caf::event_based_actor* self) -> caf::behavior {
       return {[=](run_atom) {
+        IntraOpThreadLimit limit(threads);
         run_stage_loop(*st);
         raw->stage_finished();
         self->quit();

@@ -12,7 +12,7 @@
 //   Expected<PipelineResult> r = (*p)->pull(std::chrono::milliseconds(100));
 //
 // Every stage runs on its own thread (a detached CAF actor) and starts a frame as soon as
-// it has one, so the stages overlap. A stage with several upstreams joins their frames by
+// it has one, so the stages overlap; model runs inside a stage use its share of the cores. A stage with several upstreams joins their frames by
 // sequence number (entries merged, the first upstream wins a name clash). Each stage's input
 // channel is bounded with its own policy; drops and stage errors travel on as markers, so
 // results come out in push order per stream and every accepted frame is answered or counted
@@ -38,6 +38,9 @@ struct StageSpec {
   StageFn fn;                      // nullptr = pass the (merged) frame on
   size_t capacity = 64;            // frames waiting at this stage's input
   DropPolicy policy = DropPolicy::kBlock;
+  // Cap on the intra-op threads of the stage's model runs; 0 = the cores shared out among
+  // the stages (3 stages on 2 cores: 1 each), so overlapping stages do not oversubscribe.
+  int intra_op_threads = 0;
 };
 
 // The entries of `frame` named `names` (a model's inputs); an error lists what the frame has.

@@ -5,6 +5,9 @@
 //       one request through a one-stage pipeline (one stage actor) and through the batcher
 //       (batching actor + device actor, batch 1, no wait) against a direct run() of the same
 //       feed, interleaved call by call.
+//   pyflame-bench-actors chain MODEL [FRAMES]
+//       three-stage pipelines against their slowest stage alone: three equal model stages,
+//       and detect -> crop -> embed (unequal stages, the shape of examples/biometric_chain).
 //   pyflame-bench-actors batching MODEL [CLIENTS] [REQUESTS_PER_CLIENT] [TIMEOUT_MS]
 //       CLIENTS threads each sending requests of one sample: unbatched (each calls run(),
 //       with the default thread count and with 1 intra-op thread) against the batcher with
@@ -26,6 +29,7 @@
 #include "actors/batcher.h"
 #include "actors/inference_session.h"
 #include "actors/pipeline.h"
+#include "devices/thread_limit.h"
 
 using namespace pyflame_rt;
 using Clock = std::chrono::steady_clock;
@@ -231,9 +235,86 @@ int batching(const std::string& model, int clients, int per_client, double timeo
   return 0;
 }
 
+// Frames per second of `fn` alone on this thread, capped like a pipeline stage would be.
+double stage_rate(const StageFn& fn, const Frame& frame, int threads, int frames) {
+  IntraOpThreadLimit limit(threads);
+  for (int i = 0; i < 10; ++i) die_on(fn(frame).status());
+  auto t0 = Clock::now();
+  for (int i = 0; i < frames; ++i) die_on(fn(frame).status());
+  return frames / (us_since(t0) / 1e6);
+}
+
+// Pushes `frames` frames from another thread and pulls them all; frames per second.
+double pipeline_rate(Pipeline& p, const Frame& frame, int frames) {
+  for (int i = 0; i < 20; ++i) die_on(p.push(frame).status());
+  for (int i = 0; i < 20; ++i) die_on(p.pull(std::chrono::seconds(30)).status());
+  auto t0 = Clock::now();
+  std::thread pusher([&] {
+    for (int i = 0; i < frames; ++i) die_on(p.push(frame).status());
+  });
+  for (int i = 0; i < frames; ++i) {
+    auto r = p.pull(std::chrono::seconds(30));
+    die_on(r.status());
+    die_on(r->status);
+  }
+  double rate = frames / (us_since(t0) / 1e6);
+  pusher.join();
+  return rate;
+}
+
+void chain_row(const char* name, std::vector<StageSpec> stages, const Frame& frame, int frames) {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int share = std::max(1, cores / static_cast<int>(stages.size()));
+  // Each stage alone, one after another along the chain (a stage's input is the previous one's output).
+  std::vector<double> alone;
+  Frame f = frame;
+  for (const auto& st : stages) {
+    alone.push_back(stage_rate(st.fn, f, share, frames));
+    f = st.fn(f).value();
+  }
+  auto p = Pipeline::create(stages);
+  die_on(p.status());
+  double rate = pipeline_rate(**p, frame, frames);
+  double slowest = *std::min_element(alone.begin(), alone.end());
+  double work = 0;  // seconds of compute per frame, all stages
+  for (double a : alone) work += 1 / a;
+  double cap = std::min(slowest, cores / work);  // what the cores allow when stages overlap
+  std::printf("| %s | %.0f / %.0f / %.0f | %.0f | %.0f | **%.2f** | %.2f | %.0f |\n", name, alone[0], alone[1], alone[2],
+              slowest, rate, rate / slowest, cap / slowest, 1 / work);
+}
+
+int chain(const std::string& model, int frames) {
+  // Equal stages: the same model three times on a batch of 4 (a stand-in for detect, embed,
+  // verify of equal cost). Unequal: detect on 4 images, crop 2 of them (a copy), embed the 2.
+  std::vector<std::shared_ptr<const InferenceSession>> sessions;
+  for (int i = 0; i < 3; ++i) sessions.push_back(open_model(model, 0));
+  Frame four = repeat_rows(sample_feed(*sessions[0]), 4);
+  const std::string input = sessions[0]->inputs()[0].name;
+  const std::string output = sessions[0]->outputs()[0].name;
+  std::vector<StageSpec> equal = {model_stage("a", sessions[0]), model_stage("b", sessions[1], {"a"}),
+                                  model_stage("c", sessions[2], {"b"})};
+  StageSpec crop{"crop", {"detect"}, [input, output](const Frame& f) -> Expected<Frame> {
+                   const Tensor& all = f.at(input);
+                   Dims d = all.dims();
+                   d[0] = 2;
+                   Tensor two(all.dtype(), d);
+                   std::memcpy(two.raw_data(), all.raw_data(), two.nbytes());
+                   return Frame{{input, two}, {"detections", f.at(output)}};
+                 }};
+  std::vector<StageSpec> unequal = {model_stage("detect", sessions[0]), crop, model_stage("embed", sessions[1], {"crop"})};
+  std::printf("\n## Three-stage chains (%s, %d frames; stage rates with each stage's share of the cores), "
+              "frames/s\n", model.c_str(), frames);
+  std::printf("| chain | stages alone | slowest | pipeline | pipeline / slowest | cap on these cores / slowest | "
+              "sequential |\n|---|---|---|---|---|---|---|\n");
+  chain_row("equal: model(4) -> model(4) -> model(4)", equal, four, frames);
+  chain_row("detect(4) -> crop(2) -> embed(2)", unequal, four, frames);
+  return 0;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage:\n  pyflame-bench-actors hop MODEL [RUNS]\n"
+               "  pyflame-bench-actors chain MODEL [FRAMES]\n"
                "  pyflame-bench-actors batching MODEL [CLIENTS] [REQUESTS_PER_CLIENT] [TIMEOUT_MS]\n");
   return 2;
 }
@@ -243,6 +324,7 @@ int usage() {
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() < 2) return usage();
+  if (a[0] == "chain") return chain(a[1], a.size() > 2 ? std::stoi(a[2]) : 300);
   if (a[0] == "hop") return hop(a[1], a.size() > 2 ? std::stoi(a[2]) : 3000);
   if (a[0] == "batching") {
     return batching(a[1], a.size() > 2 ? std::stoi(a[2]) : 32, a.size() > 3 ? std::stoi(a[3]) : 50,
