@@ -24,6 +24,9 @@ bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* na
     params->push_back(n.attr_float("alpha", 1.0f));
   } else if (op == "HardSigmoid") {
     *params = {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+  } else if (op == "PRelu") {
+    // Its slopes must also fit the producer's output channels: checked by prelu_slopes.
+    if (n.inputs.size() != 2 || !constant_of(g, n.inputs[1], DType::kFloat32)) return false;
   } else if (op == "Clip") {
     if (opset < 11) {
       *params = {n.attr_float("min", -3.4e38f), n.attr_float("max", 3.4e38f)};
@@ -40,6 +43,35 @@ bool activation_of(const Graph& g, const Node& n, int64_t opset, std::string* na
     return false;
   }
   *name = op;
+  return true;
+}
+
+// The rank of `name` when an initializer or a typed value gives it, else -1.
+int64_t known_rank(const Graph& g, const std::string& name) {
+  auto t = g.initializers.find(name);
+  if (t != g.initializers.end()) return static_cast<int64_t>(t->second.rank());
+  const ValueInfo* v = g.find_value_info(name);
+  return v && v->shape.rank_known ? static_cast<int64_t>(v->shape.rank()) : -1;
+}
+
+// The activation PRelu fuses as after `producer`: LeakyRelu when its constant slope is one
+// value, PRelu with one slope per output channel (axis 1 of a convolution's output, the last
+// axis of a matmul's) as parameters; false when the slope broadcasts any other way.
+bool prelu_slopes(const Graph& g, const Node& prelu, const Node& producer, std::string* name,
+                  std::vector<float>* params) {
+  const Tensor& s = *constant_of(g, prelu.inputs[1], DType::kFloat32);
+  bool conv = producer.op_type != "FusedMatMul";
+  int64_t rank = known_rank(g, producer.outputs[0]);
+  if (rank < 0) rank = known_rank(g, producer.inputs[conv ? 1 : 0]);
+  if (rank < 0 && !conv) rank = 1;  // a matmul's output has at least the column axis
+  int64_t srank = static_cast<int64_t>(s.rank());
+  if (rank < 0 || srank > rank || s.numel() == 0) return false;
+  int64_t channel_axis = conv ? 1 : rank - 1;
+  for (int64_t i = 0; i < srank; ++i) {
+    if (s.dim(static_cast<size_t>(i)) != 1 && rank - srank + i != channel_axis) return false;
+  }
+  params->assign(s.data<float>(), s.data<float>() + s.numel());
+  *name = s.numel() == 1 ? "LeakyRelu" : "PRelu";
   return true;
 }
 
@@ -66,6 +98,7 @@ Status ActivationFusion::run(Graph& graph, bool& changed) {
     if (activation_of(graph, n, graph.opset(), &act, &params)) {
       auto p = producer.find(n.inputs[0]);
       if (p == producer.end() || removed[p->second] || uses[n.inputs[0]] != 1 || !open_producer(p->second)) continue;
+      if (act == "PRelu" && !prelu_slopes(graph, n, graph.nodes[p->second], &act, &params)) continue;
       fuse(p->second, act, params, n.outputs[0]);
       removed[i] = true;
       continue;

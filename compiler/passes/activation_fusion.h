@@ -1,6 +1,7 @@
 // Fuses the activation that follows a convolution or a bias-fused matmul into it (a oneDNN
 // eltwise post-op): Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh, HardSwish,
-// HardSigmoid, Elu, and SiLU written as Mul(y, Sigmoid(y)).
+// HardSigmoid, Elu, SiLU written as Mul(y, Sigmoid(y)), and PRelu with a constant slope that is
+// one value (fused as LeakyRelu) or one per output channel.
 #pragma once
 
 #include "compiler/pass.h"

@@ -4,6 +4,7 @@
 // source and destination layouts are oneDNN's choice ("any"), so consecutive convolutions
 // pass blocked tensors to each other without converting back to NCHW.
 #include <cstdlib>
+#include <optional>
 
 #include "devices/cpu/native_ops.h"
 
@@ -53,6 +54,7 @@ class ConvOp : public NativeOp {
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
     if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
     plan->prim.execute(thread_stream(), args);
+    if (plan->prelu) plan->prelu->execute(dst);
     thread_stream().wait();
     outputs[0] = CpuValue::from_native(dst, plan->out_dims);
     return Status::OK();
@@ -63,6 +65,7 @@ class ConvOp : public NativeOp {
     dnnl::convolution_forward prim;
     memory::desc src, dst, scratch;
     memory weights, bias;
+    std::optional<PReluStep> prelu;
     Dims out_dims;
   };
 
@@ -125,7 +128,7 @@ class ConvOp : public NativeOp {
                           dil == std::vector<int64_t>{1, 1};
     dnnl::post_ops ops;
     if (has_sum_) ops.append_sum(1.f);
-    if (!activation_.empty() && !append_activation(ops, activation_, activation_params_)) {
+    if (!activation_.empty() && activation_ != "PRelu" && !append_activation(ops, activation_, activation_params_)) {
       return node_.error(StatusCode::kNotImplemented, "fused activation '", activation_, "' has no oneDNN post-op");
     }
     dnnl::primitive_attr attr;
@@ -152,6 +155,7 @@ class ConvOp : public NativeOp {
       plan->weights = memory(pd.weights_desc(), engine());
       dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+      if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
       thread_stream().wait();
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
@@ -194,8 +198,13 @@ std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Gr
     if (node.attr_ints("kernel_shape") != k) return nullptr;
   }
   std::string act = node.attr_string("activation", "");
+  std::vector<float> params = node.attr_floats("activation_params");
   dnnl::post_ops probe;
-  if (!act.empty() && !append_activation(probe, act, node.attr_floats("activation_params"))) return nullptr;
+  if (act == "PRelu") {
+    if (params.size() != 1 && static_cast<int64_t>(params.size()) != w->second.dim(0)) return nullptr;
+  } else if (!act.empty() && !append_activation(probe, act, params)) {
+    return nullptr;
+  }
   return std::make_unique<ConvOp>(node, opset, w->second, bias);
 }
 
@@ -216,6 +225,33 @@ bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::
   else if (name == "Elu") ops.append_eltwise(1.f, A::eltwise_elu, param(0, 1.f), 0.f);
   else return false;
   return true;
+}
+
+void PReluStep::execute(const dnnl::memory& dst) const {
+  memory scratchpad = scratchpad_for(scratch);
+  prim.execute(thread_stream(), {{DNNL_ARG_SRC, dst}, {DNNL_ARG_WEIGHTS, slopes}, {DNNL_ARG_DST, dst},
+                                 {DNNL_ARG_SCRATCHPAD, scratchpad}});
+}
+
+PReluStep make_prelu_step(const memory::desc& dst, const std::vector<float>& slopes, int channel_axis) {
+  memory::dims wdims(dst.dims().size(), 1);
+  if (slopes.size() > 1) wdims[static_cast<size_t>(channel_axis)] = static_cast<memory::dim>(slopes.size());
+  // "any": the jit kernel wants the slopes blocked like dst (given plain ones, oneDNN picks the
+  // reference kernel).
+  memory::desc w_md(wdims, memory::data_type::f32, memory::format_tag::any);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::prelu_forward::primitive_desc pd(dnnl::prelu_forward::desc(dnnl::prop_kind::forward_inference, dst, w_md),
+                                         attr, engine());
+  PReluStep step;
+  step.prim = dnnl::prelu_forward(pd);
+  step.scratch = pd.scratchpad_desc();
+  memory user(memory::desc(wdims, memory::data_type::f32, plain_tag(wdims.size())), engine(),
+              const_cast<float*>(slopes.data()));
+  step.slopes = memory(pd.weights_desc(), engine());
+  dnnl::reorder(user, step.slopes).execute(thread_stream(), user, step.slopes);
+  thread_stream().wait();
+  return step;
 }
 
 }  // namespace cpu

@@ -2,6 +2,7 @@
 // reordered once into the kernel's preferred layout; MatMul of two activations (attention)
 // runs batched. Operands and results are plain row-major tensors.
 #include <numeric>
+#include <optional>
 
 #include "devices/cpu/native_ops.h"
 
@@ -68,6 +69,7 @@ class MatMulOp : public NativeOp {
     dnnl::matmul prim;
     memory::desc src, w_desc, dst, scratch;
     memory weights, bias;
+    std::optional<PReluStep> prelu;
   };
 
   void execute(const Plan& plan, const Tensor& A, const memory& w, Tensor& y) {
@@ -78,6 +80,7 @@ class MatMulOp : public NativeOp {
                                             {DNNL_ARG_SCRATCHPAD, scratch}};
     if (bias_.defined()) args[DNNL_ARG_BIAS] = plan.bias;
     plan.prim.execute(thread_stream(), args);
+    if (plan.prelu) plan.prelu->execute(dst);
     thread_stream().wait();
   }
 
@@ -98,7 +101,7 @@ class MatMulOp : public NativeOp {
     memory::desc b_md({1, w_dims.back()}, memory::data_type::f32, memory::format_tag::ab);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (!activation_.empty()) {
+    if (!activation_.empty() && activation_ != "PRelu") {
       dnnl::post_ops ops;
       append_activation(ops, activation_, activation_params_);
       attr.set_post_ops(ops);
@@ -120,6 +123,9 @@ class MatMulOp : public NativeOp {
         thread_stream().wait();
       }
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+      if (activation_ == "PRelu") {
+        plan->prelu = make_prelu_step(plan->dst, activation_params_, static_cast<int>(dst_dims.size()) - 1);
+      }
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the matmul: ", e.what());
     }
@@ -152,8 +158,12 @@ std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const 
   if (node.op_type == "FusedMatMul") {
     // Constant [K,N] weights, optional constant bias over N, optional activation post-op.
     std::string act = node.attr_string("activation", "");
+    std::vector<float> params = node.attr_floats("activation_params");
     dnnl::post_ops probe;
-    if (!w || w->rank() != 2 || (!act.empty() && !append_activation(probe, act, node.attr_floats("activation_params")))) {
+    if (!w || w->rank() != 2) return nullptr;
+    if (act == "PRelu") {
+      if (params.size() != 1 && static_cast<int64_t>(params.size()) != w->dim(1)) return nullptr;
+    } else if (!act.empty() && !append_activation(probe, act, params)) {
       return nullptr;
     }
     Tensor bias;

@@ -16,8 +16,22 @@ std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, cons
 std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph);      // gru_op.cpp
 
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
-// false when the activation has no oneDNN equivalent.
+// false when the activation has no oneDNN equivalent (PRelu: see PReluStep).
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& params);
+
+// A fused PRelu activation (its parameters: one slope per channel, or one for all) applied in
+// place to a primitive's output by oneDNN's PReLU primitive. Not a post-op: in oneDNN 2.6 on
+// AVX2 only the reference convolution and matmul take a PReLU post-op, two orders of magnitude
+// slower than the jit kernels.
+struct PReluStep {
+  dnnl::prelu_forward prim;
+  dnnl::memory slopes;
+  dnnl::memory::desc scratch;
+
+  void execute(const dnnl::memory& dst) const;
+};
+// For an output laid out as `dst` with `slopes` along its axis `channel_axis`; throws dnnl::error.
+PReluStep make_prelu_step(const dnnl::memory::desc& dst, const std::vector<float>& slopes, int channel_axis);
 
 // Scratchpad memory for one execution of a primitive built with user-managed scratchpads, so
 // one primitive can run on several threads at once.

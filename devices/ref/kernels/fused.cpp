@@ -3,6 +3,8 @@
 //   FusedConv(X, W, B?, Z?) {activation, activation_params, Conv attributes}
 //     = activation(Conv(X, W, B) + Z)
 //   FusedMatMul(A, B, bias?) {activation, activation_params} = activation(MatMul(A, B) + bias)
+// A PRelu activation's parameters are its slopes, one per output channel: along axis 1 of a
+// FusedConv's output, the last axis of a FusedMatMul's.
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 
@@ -26,8 +28,9 @@ Expected<Tensor> run_standard(const KernelContext& ctx, const char* op, std::vec
   return outs[0].tensor;
 }
 
-// Applies the node's "activation" (with "activation_params") by running its standard kernel.
-Expected<Tensor> apply_activation(const KernelContext& ctx, Tensor y) {
+// Applies the node's "activation" (with "activation_params") by running its standard kernel;
+// `channel_axis` is the axis of y a PRelu's slopes run along.
+Expected<Tensor> apply_activation(const KernelContext& ctx, Tensor y, size_t channel_axis) {
   std::string act = ctx.node().attr_string("activation", "");
   if (!act.empty()) {
     std::vector<float> p = ctx.node().attr_floats("activation_params");
@@ -42,6 +45,11 @@ Expected<Tensor> apply_activation(const KernelContext& ctx, Tensor y) {
     if (act == "Clip") {
       in.push_back(Tensor::scalar<float>(param(0, -3.4e38f)));
       in.push_back(Tensor::scalar<float>(param(1, 3.4e38f)));
+    }
+    if (act == "PRelu") {
+      Dims slope_dims(y.rank() > channel_axis ? y.rank() - channel_axis : 1, 1);
+      slope_dims[0] = static_cast<int64_t>(p.size());
+      in.push_back(Tensor::from_vector<float>(slope_dims, p));
     }
     if (act == "SiLU") {  // x * sigmoid(x)
       ASSIGN_OR_RETURN(Tensor s, run_standard(ctx, "Sigmoid", {y}, {}));
@@ -69,7 +77,7 @@ Status fused_conv(KernelContext& ctx) {
   if (const Tensor* z = ctx.input(3)) {
     ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *z}, {}));
   }
-  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y)));
+  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y), 1));
   ctx.set_output(0, std::move(y));
   return Status::OK();
 }
@@ -80,7 +88,8 @@ Status fused_matmul(KernelContext& ctx) {
   if (const Tensor* bias = ctx.input(2)) {
     ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, *bias}, {}));
   }
-  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y)));
+  size_t columns = y.rank() > 0 ? y.rank() - 1 : 0;
+  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y), columns));
   ctx.set_output(0, std::move(y));
   return Status::OK();
 }
