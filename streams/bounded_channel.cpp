@@ -1,6 +1,7 @@
 #include "streams/bounded_channel.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace pyflame_rt {
 
@@ -55,27 +56,42 @@ BoundedChannel::Push BoundedChannel::push(Envelope e, std::chrono::milliseconds 
   items_.push_back(std::move(e));
   if (is_data) ++data_items_;
   max_depth_ = std::max(max_depth_, data_items_);
+  publish_ready();
   not_empty_.notify_one();
   return dropped_new && policy_ == DropPolicy::kBlock ? Push::kTimedOut : Push::kAccepted;
 }
 
+void BoundedChannel::spin_until_ready() const {
+  constexpr auto kSpin = std::chrono::microseconds(30);
+  auto until = std::chrono::steady_clock::now() + kSpin;
+  // Yielding, not pausing: a runnable thread (the producer, on a busy machine) gets the
+  // core, so the watch only burns time nobody else wants.
+  while (!ready_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+}
+
 bool BoundedChannel::pop(Envelope* e) {
+  spin_until_ready();
   std::unique_lock<std::mutex> lock(mu_);
   not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
   if (items_.empty()) return false;
   *e = std::move(items_.front());
   items_.pop_front();
+  publish_ready();
   if (!e->dropped() && e->status.ok()) --data_items_;
   not_full_.notify_one();
   return true;
 }
 
 BoundedChannel::Wait BoundedChannel::pop_for(Envelope* e, std::chrono::milliseconds timeout) {
+  if (timeout.count() > 0) spin_until_ready();
   std::unique_lock<std::mutex> lock(mu_);
   if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) return Wait::kTimeout;
   if (items_.empty()) return Wait::kClosed;
   *e = std::move(items_.front());
   items_.pop_front();
+  publish_ready();
   if (!e->dropped() && e->status.ok()) --data_items_;
   not_full_.notify_one();
   return Wait::kItem;
@@ -84,6 +100,7 @@ BoundedChannel::Wait BoundedChannel::pop_for(Envelope* e, std::chrono::milliseco
 void BoundedChannel::close() {
   std::lock_guard<std::mutex> lock(mu_);
   closed_ = true;
+  publish_ready();
   not_empty_.notify_all();
   not_full_.notify_all();
 }
@@ -93,6 +110,7 @@ void BoundedChannel::abort() {
   closed_ = true;
   items_.clear();
   data_items_ = 0;
+  publish_ready();
   not_empty_.notify_all();
   not_full_.notify_all();
 }

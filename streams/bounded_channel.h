@@ -4,6 +4,7 @@
 // consumers downstream still see every sequence number in order and nothing vanishes.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -47,6 +48,13 @@ class BoundedChannel {
   uint64_t dropped() const;
 
  private:
+  // Called with mu_ held after items_ or closed_ change.
+  void publish_ready() { ready_.store(closed_ || !items_.empty(), std::memory_order_release); }
+  // Watches ready_ for a few microseconds before a consumer sleeps: a stage that just
+  // finished a frame often gets the next one that soon, and sleeping and being woken costs
+  // more than the watch (see docs/architecture.md).
+  void spin_until_ready() const;
+
   const std::string name_;
   const size_t capacity_;
   const DropPolicy policy_;
@@ -58,6 +66,7 @@ class BoundedChannel {
   size_t max_depth_ = 0;
   uint64_t dropped_ = 0;
   bool closed_ = false;
+  std::atomic<bool> ready_{false};  // closed_ || !items_.empty(), readable without mu_
 };
 
 }  // namespace pyflame_rt
