@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <thread>
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
@@ -118,6 +119,13 @@ std::future<BatchResult> Batcher::submit(std::map<std::string, Tensor> feeds,
 }
 
 BatchResult Batcher::wait(std::future<BatchResult>& future) const {
+  // Watch briefly before sleeping (as BoundedChannel does): a small model answers within
+  // microseconds, sooner than a sleeping thread is woken.
+  auto watch_until = std::chrono::steady_clock::now() + std::chrono::microseconds(30);
+  while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+         std::chrono::steady_clock::now() < watch_until) {
+    std::this_thread::yield();
+  }
   auto limit = std::chrono::milliseconds(impl_->options.request_timeout_ms);
   if (future.wait_for(limit) != std::future_status::ready) {
     ++impl_->counters->deadline_exceeded;
