@@ -13,9 +13,11 @@
 #include "actors/batcher.h"
 #include "actors/compiler_actor.h"
 #include "actors/inference_session.h"
+#include "actors/partitioned_model.h"
 #include "actors/pipeline.h"
 #include "actors/remote_stage.h"
 #include "actors/stream.h"
+#include "graph/model_loader.h"
 
 namespace py = pybind11;
 using namespace pyflame_rt;
@@ -543,6 +545,9 @@ class PyPipeline {
     }
     pipeline_ = unwrap(Pipeline::create(std::move(specs), output_capacity));
   }
+  PyPipeline(std::vector<StageSpec> specs, size_t output_capacity) {
+    pipeline_ = unwrap(Pipeline::create(std::move(specs), output_capacity));
+  }
   ~PyPipeline() {
     // Stages running Python code need the GIL to finish.
     py::gil_scoped_release release;
@@ -663,6 +668,32 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("close", &PyPipeline::close)
       .def("stop", &PyPipeline::stop)
       .def("metrics", &PyPipeline::metrics);
+  // (Pipeline, [partition info dicts]) for a model split into `partitions` stage actors.
+  m.def("partitioned_pipeline", [](py::object model, const py::dict& options, int partitions, size_t output_capacity) {
+    SessionOptions opts = options_from_dict(options);
+    bool from_bytes = py::isinstance<py::bytes>(model);
+    std::string source = from_bytes ? model.cast<std::string>() : std::string(py::str(model));
+    std::vector<PartitionInfo> info;
+    Expected<std::vector<StageSpec>> stages = Status();
+    {
+      py::gil_scoped_release release;
+      Expected<Graph> graph = from_bytes ? load_model_bytes(source) : load_model_file(source);
+      stages = graph.ok() ? partition_stages(std::move(graph).value(), partitions, opts, &info)
+                          : Expected<std::vector<StageSpec>>(graph.status());
+    }
+    auto pipeline = std::make_unique<PyPipeline>(unwrap(std::move(stages)), output_capacity);
+    py::list parts;
+    for (const auto& p : info) {
+      py::dict d;
+      d["name"] = p.name;
+      d["nodes"] = p.nodes;
+      d["cost_share"] = p.cost_share;
+      d["inputs"] = p.inputs;
+      d["outputs"] = p.outputs;
+      parts.append(d);
+    }
+    return py::make_tuple(std::move(pipeline), parts);
+  }, py::arg("model"), py::arg("options"), py::arg("partitions"), py::arg("output_capacity"));
   m.def("configure_actor_runtime", [](int threads) {
     Status st = configure_actor_runtime(threads);
     if (!st.ok()) raise_status(st);

@@ -80,6 +80,23 @@ class Pipeline:
                              "capacity": int(capacity), "policy": policy})
         return self
 
+    @classmethod
+    def from_partitions(cls, model, partitions=2, sess_options=None, output_capacity=1024):
+        """A model (path or bytes) optimised once, split into up to `partitions` parts of about
+        equal estimated cost, each compiled and run by its own stage actor: frames overlap
+        across the parts (pipeline parallelism). push() the model's inputs; pull() gives its
+        outputs. `.partitions` describes the parts (name, nodes, cost_share, inputs, outputs)."""
+        from .session import _prepare
+        model, options, _ = _prepare(model, sess_options, None, {})
+        if not isinstance(partitions, int) or partitions < 1:
+            raise InvalidArgument(f"partitions: expected an int >= 1, got {partitions!r}")
+        native, parts = _pyflame_rt.partitioned_pipeline(model, options.to_native(), partitions, int(output_capacity))
+        p = cls(output_capacity)
+        p._native = native
+        p._stages = [{"name": d["name"]} for d in parts]
+        p.partitions = parts
+        return p
+
     def start(self):
         if self._native is None:
             self._native = _pyflame_rt.Pipeline(self._stages, self._output_capacity)

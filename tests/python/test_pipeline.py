@@ -81,3 +81,25 @@ def test_bad_stage_definitions_are_refused():
     r = p.pull(5000)
     assert r.error is not None and "bad_return" in str(r.error) and "expected a dict" in str(r.error)
     p.stop()
+
+
+def test_a_model_split_into_partitions_gives_the_whole_models_outputs():
+    import os
+    cnn = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "examples", "models", "tiny_cnn.onnx")
+    whole = rt.InferenceSession(cnn)
+    with rt.Pipeline.from_partitions(cnn, partitions=3) as p:
+        assert [d["name"] for d in p.partitions] == ["p0", "p1", "p2"]
+        assert abs(sum(d["cost_share"] for d in p.partitions) - 1.0) < 1e-9
+        assert p.partitions[0]["inputs"] == ["image"] and p.partitions[-1]["outputs"] == ["probs"]
+        xs = [np.random.default_rng(i).standard_normal((2, 3, 32, 32)).astype(np.float32) for i in range(4)]
+        for x in xs:
+            p.push({"image": x})
+        for x in xs:
+            r = p.pull(10000)
+            assert r.ok, r
+            assert list(r.outputs) == ["probs"]
+            np.testing.assert_allclose(r.outputs["probs"], whole.run(None, {"image": x})[0], rtol=1e-5, atol=1e-6)
+        assert [m["name"] for m in p.metrics()] == ["p0", "p1", "p2"]
+    with pytest.raises(rt.InvalidArgument, match="partitions: expected an int >= 1"):
+        rt.Pipeline.from_partitions(cnn, partitions=0)

@@ -1,0 +1,73 @@
+// A model split into partitions, one stage actor each, computes what the whole model does.
+#include "actors/partitioned_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "graph/model_loader.h"
+
+namespace pyflame_rt {
+namespace {
+
+using namespace std::chrono_literals;
+
+Tensor image(float seed) {
+  Tensor t(DType::kFloat32, {2, 3, 32, 32});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = std::cos(seed + 0.013f * float(i));
+  return t;
+}
+
+TEST(PartitionedModelTest, EachPartitionCountGivesTheWholeModelsOutputs) {
+  auto graph = load_model_file(std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx");
+  ASSERT_TRUE(graph.ok()) << graph.status().to_string();
+  auto whole = InferenceSession::create_from_graph(*graph);
+  ASSERT_TRUE(whole.ok());
+  for (int count : {1, 2, 3, 5}) {
+    std::vector<PartitionInfo> info;
+    auto stages = partition_stages(*graph, count, {}, &info);
+    ASSERT_TRUE(stages.ok()) << stages.status().to_string();
+    ASSERT_EQ(stages->size(), info.size());
+    EXPECT_EQ(static_cast<int>(info.size()), count) << "tiny_cnn has enough typed cut points";
+    double share = 0;
+    for (const auto& p : info) share += p.cost_share;
+    EXPECT_NEAR(share, 1.0, 1e-9);
+    auto pipeline = Pipeline::create(std::move(stages).value());
+    ASSERT_TRUE(pipeline.ok()) << pipeline.status().to_string();
+    for (int f = 0; f < 4; ++f) ASSERT_TRUE((*pipeline)->push({{"image", image(float(f))}}).ok());
+    for (int f = 0; f < 4; ++f) {
+      auto r = (*pipeline)->pull(10000ms);
+      ASSERT_TRUE(r.ok() && r->ok()) << (r.ok() ? r->status.to_string() : r.status().to_string());
+      ASSERT_EQ(r->frame.size(), 1u) << "only the model's outputs reach the caller";
+      const Tensor& got = r->frame.at("probs");
+      auto want = (*whole)->run({}, {{"image", image(float(f))}});
+      ASSERT_TRUE(want.ok());
+      ASSERT_EQ(got.dims(), (*want)[0].dims());
+      for (int64_t i = 0; i < got.numel(); ++i) {
+        EXPECT_NEAR(got.data<float>()[i], (*want)[0].data<float>()[i], 1e-5f) << count << " partitions, element " << i;
+      }
+    }
+  }
+}
+
+TEST(PartitionedModelTest, BadInputFailsTheFrameNamingThePartition) {
+  auto graph = load_model_file(std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx");
+  ASSERT_TRUE(graph.ok());
+  EXPECT_EQ(partition_stages(*graph, 0, {}).status().code(), StatusCode::kInvalidArgument);
+  auto stages = partition_stages(*graph, 2, {});
+  ASSERT_TRUE(stages.ok());
+  auto pipeline = Pipeline::create(std::move(stages).value());
+  ASSERT_TRUE(pipeline.ok());
+  ASSERT_TRUE((*pipeline)->push({{"image", Tensor(DType::kFloat32, {1, 3, 8, 8})}}).ok());
+  ASSERT_TRUE((*pipeline)->push({{"image", image(1)}}).ok());
+  auto bad = (*pipeline)->pull(10000ms);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad->status.message().find("stage 'p0'"), std::string::npos) << bad->status.message();
+  auto good = (*pipeline)->pull(10000ms);
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(good->ok()) << good->status.to_string();
+}
+
+}  // namespace
+}  // namespace pyflame_rt
