@@ -1,19 +1,25 @@
 #!/usr/bin/python3
 """Benchmarks the actor engine against direct session.run() baselines, side by side:
 
-1. overhead: stream.process() and one batching-actor hop (batcher.run, batch size 1) over a
-   direct run() of the same chunk, interleaved call by call (p50/p99 of each and of the
-   difference);
-2. chain: a three-stage pipeline (model stages, 1 intra-op thread each) against the
-   throughput of its slowest stage run alone;
-3. batching: a small CNN under 32 concurrent client threads, unbatched (each thread calls
-   run()) against the batching actor (max_batch_size 32): throughput and p99 latency.
+From Python:
+1. overhead: stream.process() and batcher.run (batch size 1) over a direct run() of the same
+   chunk, interleaved call by call (p50/p99 of each and of the difference);
+2. batching: tiny_cnn under 32 Python client threads, unbatched against the batching actor.
+From C++ (build/bin/pyflame-bench-actors, no GIL in the way; see bench/actor_bench.cpp):
+3. hop: one actor hop (a one-stage pipeline) and the batcher's two hops over direct run(),
+   on a two-node model (the hop alone) and on tiny_cnn;
+4. chain: three-stage pipelines (equal stages; detect -> crop -> embed; tiny_cnn cut into 3
+   partitions) against their slowest stage alone;
+5. batching: the classic small CIFAR-10 CNN and tiny_cnn under 32 C++ client threads,
+   unbatched against the batcher with one and with two device actors.
 
     make bench-actors   (or: PYTHONPATH=build/python /usr/bin/python3 bench/bench_actors.py)
 """
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,7 +28,9 @@ import numpy as np
 import pyflame_rt as rt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = os.path.join(os.path.dirname(HERE), "examples", "models")
+REPO = os.path.dirname(HERE)
+MODELS = os.path.join(REPO, "examples", "models")
+NATIVE_BENCH = os.path.join(REPO, "build", "bin", "pyflame-bench-actors")
 
 
 def pct(values, q):
@@ -60,48 +68,6 @@ def overhead(runs):
     for name, vals in (("stream.process()", streamed), ("batching actor hop (batch 1)", hopped)):
         print(f"| {name} | {pct(vals, 50):.1f} | {pct(vals, 99):.1f} | {pct(vals, 50) - d50:+.1f} | "
               f"{pct(vals, 99) - d99:+.1f} |")
-
-
-def chain(frames):
-    opts = rt.SessionOptions()
-    opts.intra_op_num_threads = 1
-    cnn = os.path.join(MODELS, "tiny_cnn.onnx")
-    stages = [rt.InferenceSession(cnn, opts) for _ in range(3)]
-    images = [np.random.default_rng(i).standard_normal((4, 3, 32, 32)).astype(np.float32) for i in range(8)]
-    # Stage 1 classifies a batch of 4 images; stages 2 and 3 classify the same images again
-    # (a stand-in for embed and verify): the three have the same cost.
-    alone = []
-    for s in stages:
-        for img in images:
-            s.run(None, {"image": img})
-        t0 = time.perf_counter()
-        for i in range(frames):
-            s.run(None, {"image": images[i % 8]})
-        alone.append(frames / (time.perf_counter() - t0))
-    p = rt.Pipeline()
-    p.add_stage("a", session=stages[0])
-    p.add_stage("b", session=stages[1], after=["a"])
-    p.add_stage("c", session=stages[2], after=["b"])
-    p.start()
-    for i in range(20):
-        p.push({"image": images[i % 8]})
-    for i in range(20):
-        p.pull(10000)
-    t0 = time.perf_counter()
-    pusher = threading.Thread(target=lambda: [p.push({"image": images[i % 8]}) for i in range(frames)])
-    pusher.start()
-    for _ in range(frames):
-        p.pull(10000).raise_for_error()
-    rate = frames / (time.perf_counter() - t0)
-    pusher.join()
-    p.stop()
-    slowest = min(alone)
-    print("\n## Three-stage chain (tiny_cnn, batch 4, 1 thread per stage), frames per second")
-    print("| stage alone a / b / c | slowest | pipeline | pipeline / slowest | sequential bound (1/sum) |")
-    print("|---|---|---|---|---|")
-    seq = 1.0 / sum(1.0 / a for a in alone)
-    print(f"| {alone[0]:.0f} / {alone[1]:.0f} / {alone[2]:.0f} | {slowest:.0f} | {rate:.0f} | "
-          f"{rate / slowest:.2f} | {seq:.0f} |")
 
 
 def batching(clients, per_client, timeout_ms):
@@ -155,10 +121,34 @@ def batching(clients, per_client, timeout_ms):
           f"{timeout_ms + batch_ms:.2f} ms)")
 
 
+def tiny_add_relu(path):
+    """y = relu(x + b) on float[batch, 4]: a model that costs next to nothing, so a hop's
+    overhead is not lost in the model's own run-to-run noise."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    b = numpy_helper.from_array(np.array([1.0, -2.0, 3.0, -4.0], np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y"])], "add_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def native(*args):
+    """Runs one section of the C++ benchmark and prints its tables."""
+    out = subprocess.run([NATIVE_BENCH, *map(str, args)], capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"{NATIVE_BENCH} {' '.join(map(str, args))} failed: {out.stderr}")
+    print(out.stdout, end="")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=2000)
-    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--frames", type=int, default=500)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--per-client", type=int, default=50)
     ap.add_argument("--timeout-ms", type=float, default=2.0)
@@ -167,8 +157,16 @@ def main():
     print(f"# Actor engine benchmarks, {time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, "
           f"{platform.python_version()}")
     overhead(args.runs)
-    chain(args.frames)
     batching(args.clients, args.per_client, args.timeout_ms)
+    sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
+    import export_models
+    cifar = export_models.export(os.path.join(REPO, "build", "models"), ["cifar_cnn"])["cifar_cnn"]
+    tiny = os.path.join(MODELS, "tiny_cnn.onnx")
+    native("hop", tiny_add_relu(os.path.join(REPO, "build", "models", "add_relu.onnx")), args.runs)
+    native("hop", tiny, args.runs)
+    native("chain", tiny, args.frames)
+    for model in (cifar, tiny):
+        native("batching", model, args.clients, args.per_client, args.timeout_ms)
 
 
 if __name__ == "__main__":
