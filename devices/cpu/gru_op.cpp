@@ -1,9 +1,13 @@
-// Native GRU (default sigmoid/tanh activations, no clip, full-length sequences): the input
-// projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ (on
-// pre-transposed weights) and the gate arithmetic, in float, on contiguous rows.
+// Native GRU (default sigmoid/tanh activations, no clip, full-length sequences). Constant
+// weights, one direction, time-major: oneDNN's GRU primitive (dnnl_gru.h). Otherwise our loop:
+// the input projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ
+// (on pre-transposed weights) and the gate arithmetic, in float, on contiguous rows.
 // Everything else the reference kernel covers.
 #include <cmath>
 
+#include <omp.h>
+
+#include "devices/cpu/dnnl_gru.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/ref/kernels/gemm.h"
@@ -13,6 +17,18 @@ namespace cpu {
 
 namespace {
 
+// Sets the calling thread's OpenMP team size (n > 0) until the scope ends.
+class OmpThreadsWhile {
+ public:
+  explicit OmpThreadsWhile(int n) : saved_(omp_get_max_threads()) {
+    if (n > 0) omp_set_num_threads(n);
+  }
+  ~OmpThreadsWhile() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
 const Tensor* f32_tensor(CpuValue* v) {
   if (!v) return nullptr;
   const Value& p = v->as_plain();
@@ -21,7 +37,10 @@ const Tensor* f32_tensor(CpuValue* v) {
 
 class GruOp : public NativeOp {
  public:
-  GruOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+  // `dnnl` runs the cases it covers (constant weights, one direction, time-major); the loop
+  // below runs the rest.
+  GruOp(const Node& node, int64_t opset, std::unique_ptr<DnnlGru> dnnl)
+      : node_(node), opset_(opset), dnnl_(std::move(dnnl)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     auto at = [&](size_t i) { return i < inputs.size() ? inputs[i] : nullptr; };
@@ -45,6 +64,19 @@ class GruOp : public NativeOp {
     bool lbr = node_.attr_int("linear_before_reset", 0) != 0;
     Tensor y(DType::kFloat32, layout1 ? Dims{batch, seq, dirs, H} : Dims{seq, dirs, batch, H});
     Tensor yh(DType::kFloat32, layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H});
+    if (dnnl_ && !layout1 && dirs == 1 && seq > 0 && batch > 0) {
+      try {
+        // One step's product is batch x 3H x H multiply-adds: below ~1M, a second thread
+        // costs more in synchronisation per step than it computes.
+        OmpThreadsWhile one(batch * 3 * H * H < (int64_t{1} << 20) ? 1 : 0);
+        dnnl_->run(*x, h0, y, yh);
+        outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+        if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
+        return Status::OK();
+      } catch (const dnnl::error&) {
+        // A shape oneDNN refuses: the loop below computes it.
+      }
+    }
     // Rows of X as [seq*batch, in] in time-major order.
     std::vector<float> xs(static_cast<size_t>(seq * batch * in));
     for (int64_t t = 0; t < seq; ++t) {
@@ -127,6 +159,7 @@ class GruOp : public NativeOp {
  private:
   Node node_;
   int64_t opset_;
+  std::unique_ptr<DnnlGru> dnnl_;
   thread_local static std::vector<float> cand_;
 };
 
@@ -134,13 +167,39 @@ thread_local std::vector<float> GruOp::cand_;
 
 }  // namespace
 
-std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph&) {
+// oneDNN's GRU for the node when its weights are constant f32 of consistent shapes and it
+// runs one direction, time-major, without sequence_lens; nullptr otherwise.
+std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
+  auto constant = [&](size_t i) -> const Tensor* {
+    if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+    auto it = graph.initializers.find(node.inputs[i]);
+    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
+  };
+  std::string direction = node.attr_string("direction", "forward");
+  bool has_b = node.inputs.size() > 3 && !node.inputs[3].empty();
+  bool has_lens = node.inputs.size() > 4 && !node.inputs[4].empty();
+  const Tensor* w = constant(1);
+  const Tensor* r = constant(2);
+  const Tensor* b = has_b ? constant(3) : nullptr;
+  if (!w || !r || (has_b && !b) || has_lens || direction == "bidirectional" || node.attr_int("layout", 0) != 0 ||
+      r->rank() != 3 || w->rank() != 3) {
+    return nullptr;
+  }
+  int64_t H = r->dim(2);
+  if (w->dim(0) != 1 || r->dims() != Dims{1, 3 * H, H} || w->dim(1) != 3 * H || (b && b->dims() != Dims{1, 6 * H})) {
+    return nullptr;
+  }
+  return std::make_unique<DnnlGru>(*w, *r, b ? *b : Tensor(), node.attr_int("linear_before_reset", 0) != 0,
+                                   direction == "reverse");
+}
+
+std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.op_type != "GRU" || node.attr_float("clip", 0.0f) != 0.0f) return nullptr;
   std::vector<std::string> acts = node.attr_strings("activations");
   for (size_t i = 0; i < acts.size(); ++i) {
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
-  return std::make_unique<GruOp>(node, opset);
+  return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph));
 }
 
 }  // namespace cpu
