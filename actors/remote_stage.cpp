@@ -181,7 +181,7 @@ struct RemoteStage::Impl {
     if (!info.name.empty() && answer->name != info.name) {
       return make_status(StatusCode::kUnavailable, who(), ": the server now serves stage '", answer->name, "'");
     }
-    info = std::move(*answer);
+    if (info.name.empty()) info = std::move(*answer);  // only the first time: readers hold no lock
     remote = *actor;
     return remote;
   }

@@ -112,10 +112,24 @@ class BinaryOp : public NativeOp {
       src1 = b->as_native(md0);
       md1 = md0;
     } else {
-      // Broadcast operands are small: use them plain, viewed with the padded dims.
+      // Broadcast operands are small: laid out like the big one when oneDNN has a jit kernel
+      // for that pair (a [1,C,1,1] scale next to a blocked conv output: the plain/blocked pair
+      // only has the reference kernel on AVX2, 50x slower), else plain, viewed with the padded dims.
       const Tensor& t = b->as_plain().tensor;
-      md1 = plain_desc(bd);
-      src1 = memory(md1, engine(), const_cast<void*>(t.raw_data()));
+      memory plain(plain_desc(bd), engine(), const_cast<void*>(t.raw_data()));
+      memory::desc same = same_layout(md0, da, bd);
+      std::shared_ptr<Plan> fast;
+      if (!same.is_zero()) {
+        Expected<std::shared_ptr<Plan>> p = plan_for(md0, same);
+        if (p.ok()) fast = *p;
+      }
+      md1 = fast && !fast->reference ? same : plain.get_desc();
+      if (md1 == plain.get_desc()) {
+        src1 = plain;
+      } else {
+        src1 = memory(md1, engine());
+        dnnl::reorder(plain, src1).execute(thread_stream(), plain, src1);
+      }
     }
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
@@ -133,7 +147,24 @@ class BinaryOp : public NativeOp {
   struct Plan {
     dnnl::binary prim;
     memory::desc scratch;
+    bool reference = false;  // oneDNN chose its reference kernel
   };
+
+  // A desc for dims `small` in the layout md0 (dims `big`) has, when it is one of the plain or
+  // channel-blocked layouts; an empty desc otherwise.
+  static memory::desc same_layout(const memory::desc& md0, const Dims& big, const Dims& small) {
+    using tag = memory::format_tag;
+    std::vector<tag> tags;
+    if (big.size() == 3) tags = {tag::aBc8b, tag::aBc16b, tag::acb};
+    if (big.size() == 4) tags = {tag::aBcd8b, tag::aBcd16b, tag::acdb};
+    if (big.size() == 5) tags = {tag::aBcde8b, tag::aBcde16b, tag::acdeb};
+    for (tag t : tags) {
+      if (memory::desc(to_dnnl(big), memory::data_type::f32, t) == md0) {
+        return memory::desc(to_dnnl(small), memory::data_type::f32, t);
+      }
+    }
+    return memory::desc();
+  }
 
   // nullptr (OK status) when oneDNN has no kernel for this layout pair.
   Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md0, const memory::desc& md1) {
@@ -148,6 +179,7 @@ class BinaryOp : public NativeOp {
       plan = std::make_shared<Plan>();
       plan->prim = dnnl::binary(pd);
       plan->scratch = pd.scratchpad_desc();
+      plan->reference = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
     } catch (const dnnl::error&) {
       plan = nullptr;  // remembered, so the reference path is taken without retrying
     }
