@@ -244,3 +244,36 @@ TEST(CpuVsRefTest, Gru) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A per-channel scale times a blocked conv output (the squeeze-excite pattern): the scale is
+// laid out like the conv output, channel counts that fill and that pad the 8-channel blocks.
+TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
+  for (int64_t C : {8, 12, 16}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
+    g.inputs.push_back({"s", DType::kFloat32, Shape::from_dims({2, C, 1, 1})});
+    g.initializers["w"] = random_tensor({C, 4, 3, 3}, 90);
+    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    g.add_node("Mul", {"c", "s"}, {"y"}, "scale");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 4, 9, 9}, 91));
+    feeds.emplace_back(random_tensor({2, C, 1, 1}, 92));
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().to_string() : a.status().to_string());
+    ASSERT_EQ((*a)[0].tensor.dims(), (*b)[0].tensor.dims());
+    EXPECT_LT(max_normalised_error((*a)[0].tensor, (*b)[0].tensor), 1e-5) << "C=" << C;
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
