@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "compiler/compile_cache.h"
 #include "compiler/memory_plan.h"
 #include "compiler/pipeline.h"
 #include "devices/device.h"
@@ -38,6 +39,33 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_graph(
   return session;
 }
 
+Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptions& options) {
+  if (options.compile_cache_dir.empty()) {
+    ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
+    return Status::OK();
+  }
+  CompileCache cache(options.compile_cache_dir);
+  std::string key = cache.key(graph, options.optimization_level, options.disabled_passes);
+  if (!key.empty()) {
+    Expected<Graph> hit = cache.load(key);
+    if (hit.ok()) {
+      graph_ = std::move(hit).value();
+      compiled_from_cache_ = true;
+      return Status::OK();
+    }
+    if (hit.status().code() != StatusCode::kNotFound) {
+      warnings_.push_back("compile cache: ignored an entry that does not load (" + hit.status().message() +
+                          "); optimised again");
+    }
+  }
+  ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
+  // A cache that cannot be written costs a later session its shortcut, not this one its model.
+  if (!key.empty()) {
+    if (Status st = cache.store(key, graph_); !st.ok()) warnings_.push_back("compile cache: " + st.message());
+  }
+  return Status::OK();
+}
+
 Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
                                     const std::vector<std::string>& providers) {
   options_ = options;
@@ -67,8 +95,7 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     graph.initializers.erase(it);
   }
 
-  ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level,
-                                          options.disabled_passes));
+  RETURN_IF_ERROR(optimize_or_load_cached(std::move(graph), options));
   if (options.memory_limit_mb > 0) {
     // A lower bound (shapes known only at run time are not counted), checked now so a model
     // that cannot fit fails at creation, not in the middle of serving.

@@ -58,6 +58,8 @@ class InferenceSession {
   const SessionOptions& options() const { return options_; }
   // Warnings from creation (e.g. a requested provider that is not available here).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // True when the optimised graph came from SessionOptions.compile_cache_dir.
+  bool compiled_from_cache() const { return compiled_from_cache_; }
   // The graph after import and optimisation (what runs).
   const Graph& graph() const { return graph_; }
 
@@ -87,6 +89,8 @@ class InferenceSession {
 
  private:
   InferenceSession() = default;
+  // graph_ from the compile cache when it has this model, else by running the passes.
+  Status optimize_or_load_cached(Graph graph, const SessionOptions& options);
   Status initialize(Graph graph, const SessionOptions& options,
                     const std::vector<std::string>& providers);
   Status check_feed(const TensorInfo& info, const Tensor& t) const;
@@ -101,6 +105,7 @@ class InferenceSession {
   std::vector<TensorInfo> outputs_;
   std::vector<std::string> providers_;
   std::vector<std::string> warnings_;
+  bool compiled_from_cache_ = false;
   std::map<std::string, Tensor> overridable_defaults_;  // IR<4 initializers listed as inputs
   struct TracedRun {
     double start_us;  // since session creation

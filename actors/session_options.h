@@ -22,6 +22,9 @@ struct SessionOptions {
   OptLevel optimization_level = OptLevel::kAll;
   std::vector<std::string> disabled_passes;  // pass names to skip
   std::string optimized_model_path;          // when set, the optimised graph is saved there
+  // When set, optimised graphs are cached there by content (compiler/compile_cache.h): a later
+  // session of the same model and settings skips the passes.
+  std::string compile_cache_dir;
 
   // Checks every field; the message names the field, the expected and the received value.
   Status validate() const;

@@ -159,6 +159,7 @@ SessionOptions options_from_dict(const py::dict& d) {
     else if (key == "optimization_level") o.optimization_level = static_cast<OptLevel>(v.cast<int>());
     else if (key == "disabled_passes") o.disabled_passes = v.cast<std::vector<std::string>>();
     else if (key == "optimized_model_path") o.optimized_model_path = py::str(v);
+    else if (key == "compile_cache_dir") o.compile_cache_dir = py::str(v);
     else raise_status(invalid_argument("SessionOptions: unknown option '", key, "'"));
   }
   return o;
@@ -243,6 +244,7 @@ class PySession {
   py::list outputs() const { return infos_to_python(session_->outputs()); }
   std::vector<std::string> providers() const { return session_->providers(); }
   std::vector<std::string> warnings() const { return session_->warnings(); }
+  bool compiled_from_cache() const { return session_->compiled_from_cache(); }
   std::string graph_text() const { return print_graph(session_->graph()); }
   std::vector<std::string> fallback_nodes() const { return session_->fallback_nodes(); }
   std::string end_profiling() { return unwrap(session_->end_profiling()); }
@@ -620,6 +622,7 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("outputs", &PySession::outputs)
       .def("providers", &PySession::providers)
       .def("warnings", &PySession::warnings)
+      .def("compiled_from_cache", &PySession::compiled_from_cache)
       .def("graph_text", &PySession::graph_text)
       .def("fallback_nodes", &PySession::fallback_nodes)
       .def("end_profiling", &PySession::end_profiling);

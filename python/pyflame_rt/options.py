@@ -64,6 +64,7 @@ class SessionOptions:
         "optimization_level": OptLevel.ALL,
         "disabled_passes": (),
         "optimized_model_path": "",
+        "compile_cache_dir": "",
     }
     # ONNX Runtime attribute names that map onto ours.
     _ALIASES = {

@@ -193,6 +193,11 @@ class InferenceSession:
             kwargs["optimization_level"] = optimization_level
         return cls(path_or_bytes, sess_options, providers, **kwargs)
 
+    @property
+    def compiled_from_cache(self):
+        """True when the optimised graph came from SessionOptions.compile_cache_dir."""
+        return self._native.compiled_from_cache()
+
     # ONNX Runtime API --------------------------------------------------------------------
     def get_inputs(self):
         return list(self._inputs)

@@ -207,3 +207,16 @@ def test_memory_limit_too_small_is_a_clear_error(tmp_path):
     with pytest.raises(rt.ResourceExhausted, match=r"needs at least 5 MB.*memory_limit_mb is 2"):
         rt.InferenceSession(str(path), rt.SessionOptions(memory_limit_mb=2))
     rt.InferenceSession(str(path), rt.SessionOptions(memory_limit_mb=8)).run(None, {"x": np.ones((1, 1024), np.float32)})
+
+
+def test_compile_cache_dir_lets_a_second_session_skip_the_passes(tmp_path):
+    import os
+    cnn = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "examples", "models", "tiny_cnn.onnx")
+    opts = rt.SessionOptions(compile_cache_dir=str(tmp_path / "cache"))
+    first = rt.InferenceSession(cnn, opts)
+    second = rt.InferenceSession(cnn, opts)
+    assert (first.compiled_from_cache, second.compiled_from_cache) == (False, True)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(first.run(None, {"image": x})[0], second.run(None, {"image": x})[0])
+    assert len(list((tmp_path / "cache").glob("*.pfm"))) == 1

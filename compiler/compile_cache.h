@@ -1,0 +1,40 @@
+// CompileCache: optimised graphs stored as .pfm files in a directory, content-addressed: the
+// key hashes the imported model and everything that changes what the passes make of it (opt
+// level, disabled passes, the optimiser revision, the .pfm format). A second session of the
+// same model loads the optimised graph instead of running the passes again.
+//
+//   CompileCache cache("/var/cache/pyflame-rt");
+//   std::string key = cache.key(imported, OptLevel::kAll, {});
+//   Expected<Graph> hit = cache.load(key);       // kNotFound on a miss
+//   RETURN_IF_ERROR(cache.store(key, optimized)); // atomic: temp file + rename
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/opt_level.h"
+#include "graph/graph.h"
+
+namespace pyflame_rt {
+
+// Bump when a pass changes what it produces, so older cache entries are not reused.
+constexpr int kOptimizerRevision = 1;
+
+class CompileCache {
+ public:
+  explicit CompileCache(std::string dir) : dir_(std::move(dir)) {}
+
+  // 16 hex digits; "" when the graph cannot be serialised (then nothing is cached).
+  std::string key(const Graph& imported, OptLevel level, const std::vector<std::string>& disabled_passes) const;
+  // kNotFound on a miss; an entry that does not load is an error naming the file.
+  Expected<Graph> load(const std::string& key) const;
+  // Creates the directory if needed; errors name the path.
+  Status store(const std::string& key, const Graph& optimized) const;
+
+  std::string path_of(const std::string& key) const { return dir_ + "/" + key + ".pfm"; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace pyflame_rt

@@ -1,0 +1,92 @@
+// SessionOptions.compile_cache_dir: the second session of a model loads the optimised graph
+// from the cache and computes the same outputs; settings change the key; a damaged entry is
+// recompiled (with a warning) and rewritten.
+#include "compiler/compile_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "actors/inference_session.h"
+
+namespace pyflame_rt {
+namespace {
+
+const std::string kModel = std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx";
+
+std::string fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("pfrt_cache_test_" + name + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+size_t entries(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".pfm";
+  return n;
+}
+
+std::vector<float> probs(const InferenceSession& s) {
+  Tensor x(DType::kFloat32, {1, 3, 32, 32});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::sin(0.1f * float(i));
+  auto out = s.run({}, {{"image", x}});
+  EXPECT_TRUE(out.ok()) << out.status().to_string();
+  const Tensor& t = (*out)[0];
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+}
+
+TEST(CompileCacheTest, SecondSessionLoadsTheOptimisedGraph) {
+  SessionOptions opts;
+  opts.compile_cache_dir = fresh_dir("hit");
+  auto first = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_FALSE((*first)->compiled_from_cache());
+  EXPECT_EQ(entries(opts.compile_cache_dir), 1u);
+  auto second = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE((*second)->compiled_from_cache());
+  EXPECT_EQ(probs(**first), probs(**second));
+  EXPECT_EQ(print_graph((*first)->graph()), print_graph((*second)->graph()));
+
+  // Other settings, other key: a second entry.
+  SessionOptions basic = opts;
+  basic.optimization_level = OptLevel::kBasic;
+  auto third = InferenceSession::create(kModel, basic);
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE((*third)->compiled_from_cache());
+  EXPECT_EQ(entries(opts.compile_cache_dir), 2u);
+  std::filesystem::remove_all(opts.compile_cache_dir);
+}
+
+TEST(CompileCacheTest, DamagedEntryIsRecompiledAndRewritten) {
+  SessionOptions opts;
+  opts.compile_cache_dir = fresh_dir("damaged");
+  ASSERT_TRUE(InferenceSession::create(kModel, opts).ok());
+  for (const auto& e : std::filesystem::directory_iterator(opts.compile_cache_dir)) {
+    std::ofstream(e.path(), std::ios::binary | std::ios::trunc) << "not a model";
+  }
+  auto again = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_FALSE((*again)->compiled_from_cache());
+  ASSERT_EQ((*again)->warnings().size(), 1u);
+  EXPECT_NE((*again)->warnings()[0].find("compile cache: ignored an entry"), std::string::npos);
+  auto healed = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(healed.ok());
+  EXPECT_TRUE((*healed)->compiled_from_cache());
+  std::filesystem::remove_all(opts.compile_cache_dir);
+}
+
+TEST(CompileCacheTest, UnwritableDirectoryOnlyWarns) {
+  SessionOptions opts;
+  opts.compile_cache_dir = "/proc/pfrt-no-such-cache";
+  auto s = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  ASSERT_EQ((*s)->warnings().size(), 1u);
+  EXPECT_NE((*s)->warnings()[0].find("/proc/pfrt-no-such-cache"), std::string::npos) << (*s)->warnings()[0];
+}
+
+}  // namespace
+}  // namespace pyflame_rt
