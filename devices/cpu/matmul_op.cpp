@@ -66,7 +66,7 @@ class MatMulOp : public NativeOp {
 
  private:
   struct Plan {
-    dnnl::matmul prim;
+    dnnl::primitive prim;  // a matmul, or a 1x1 convolution over the rows (see conv_plan)
     memory::desc src, w_desc, dst, scratch;
     memory weights, bias;
     std::optional<PReluStep> prelu;
@@ -109,6 +109,12 @@ class MatMulOp : public NativeOp {
     try {
       auto desc = bias_.defined() ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
       dnnl::matmul::primitive_desc pd(desc, attr, engine());
+      if (constant && std::string(pd.impl_info_str()).rfind("gemm", 0) == 0 && src_dims[0] >= kMinConvRows) {
+        if (std::shared_ptr<Plan> conv = conv_plan(src_dims[0], w_dims[0], w_dims[1], attr)) {
+          plans_[key] = conv;
+          return conv;
+        }
+      }
       plan->prim = dnnl::matmul(pd);
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
@@ -132,6 +138,47 @@ class MatMulOp : public NativeOp {
     (void)batch;
     plans_[key] = plan;
     return plan;
+  }
+
+  // Where oneDNN has no packed matmul for this ISA (gemm-based "gemm:jit" on AVX2 repacks the
+  // weights on every call), rows x constant weights run as a 1x1 convolution over M positions
+  // in NHWC, whose jit kernel keeps the weights packed: 1.5-3x faster for M = 128 here. The
+  // plain [M,K] rows are NHWC [1,K,M,1] as they are, so no reorder is needed. nullptr when the
+  // convolution would be a reference kernel.
+  static constexpr int64_t kMinConvRows = 16;
+  std::shared_ptr<Plan> conv_plan(int64_t M, int64_t K, int64_t N, const dnnl::primitive_attr& attr) {
+    using tag = memory::format_tag;
+    auto f32 = memory::data_type::f32;
+    try {
+      memory::desc src({1, K, M, 1}, f32, tag::acdb), dst({1, N, M, 1}, f32, tag::acdb);
+      memory::desc w_any({N, K, 1, 1}, f32, tag::any), b_md({N}, f32, tag::a);
+      auto desc = bias_.defined()
+                      ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                        dnnl::algorithm::convolution_direct, src, w_any, b_md, dst,
+                                                        {1, 1}, {0, 0}, {0, 0})
+                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                        dnnl::algorithm::convolution_direct, src, w_any, dst, {1, 1},
+                                                        {0, 0}, {0, 0});
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
+      if (std::string(pd.impl_info_str()).rfind("jit", 0) != 0) return nullptr;
+      auto plan = std::make_shared<Plan>();
+      plan->prim = dnnl::convolution_forward(pd);
+      plan->src = src;
+      plan->dst = dst;
+      plan->w_desc = pd.weights_desc();
+      plan->scratch = pd.scratchpad_desc();
+      // Weights [K,N] (or [N,K] when transposed) as OIhw [N,K,1,1]: K-major is "bacd".
+      memory user_w(memory::desc({N, K, 1, 1}, f32, transposed_ ? tag::abcd : tag::bacd), engine(),
+                    const_cast<void*>(weights_.raw_data()));
+      plan->weights = memory(pd.weights_desc(), engine());
+      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      thread_stream().wait();
+      if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+      if (activation_ == "PRelu") plan->prelu = make_prelu_step(dst, activation_params_, 1);
+      return plan;
+    } catch (const dnnl::error&) {
+      return nullptr;  // the matmul runs it
+    }
   }
 
   Node node_;

@@ -142,6 +142,41 @@ TEST(CpuVsRefTest, MatMulAndGemm) {
   check(gemm);
 }
 
+// Enough rows (>= 16) that the CPU device may run rows x constant weights as a 1x1
+// convolution: plain and transposed weights, with and without bias, fused activations.
+TEST(CpuVsRefTest, ManyRowsTimesConstantWeights) {
+  uint32_t seed = 300;
+  for (int64_t rows : {16, 40}) {
+    OpCase mm;
+    mm.name = "matmul rows=" + std::to_string(rows);
+    mm.node = node("MatMul", {"a", "w"});
+    mm.runtime = {{"a", random_tensor({2, rows, 24}, seed++)}};
+    mm.constants = {{"w", random_tensor({24, 20}, seed++)}};
+    check(mm);
+    for (const char* act : {"", "Relu", "Gelu", "PRelu"}) {
+      OpCase f;
+      f.name = std::string("FusedMatMul rows=") + std::to_string(rows) + " " + act;
+      f.node = node("FusedMatMul", {"a", "w", "b"}, "pyflame_rt");
+      if (*act) f.node.attributes["activation"] = Attribute::make_string(act);
+      if (std::string(act) == "PRelu") {
+        std::vector<float> slopes(20);
+        for (size_t i = 0; i < slopes.size(); ++i) slopes[i] = 0.05f * float(i) - 0.3f;
+        f.node.attributes["activation_params"] = Attribute::make_floats(slopes);
+      }
+      f.runtime = {{"a", random_tensor({rows, 24}, seed++)}};
+      f.constants = {{"w", random_tensor({24, 20}, seed++)}, {"b", random_tensor({20}, seed++)}};
+      check(f);
+    }
+    OpCase gemm;
+    gemm.name = "gemm transB rows=" + std::to_string(rows);
+    gemm.node = node("Gemm", {"a", "w", "c"});
+    gemm.node.attributes["transB"] = Attribute::make_int(1);
+    gemm.runtime = {{"a", random_tensor({rows, 24}, seed++)}};
+    gemm.constants = {{"w", random_tensor({20, 24}, seed++)}, {"c", random_tensor({20}, seed++)}};
+    check(gemm);
+  }
+}
+
 TEST(CpuVsRefTest, PoolingAndEltwise) {
   struct P { std::string op; Dims k, s, pads; int64_t ceil, include; };
   std::vector<P> pools = {{"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0},
