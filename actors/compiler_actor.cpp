@@ -1,34 +1,29 @@
 #include "actors/compiler_actor.h"
 
+#include <functional>
 #include <mutex>
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
+#include "graph/model_loader.h"
 
 namespace pyflame_rt {
 
-struct CompileJob {
-  std::string model;
-  bool from_bytes = false;
-  SessionOptions options;
-  std::vector<std::string> providers;
-  std::promise<SessionResult> promise;
-  bool answered = false;
-
-  void answer(SessionResult r) {
-    answered = true;
-    promise.set_value(std::move(r));
-  }
-  // A job dropped with the actor (runtime shutdown) still answers its caller.
-  ~CompileJob() {
-    if (!answered) answer(Status(StatusCode::kUnavailable, "the compiler actor stopped before compiling this model"));
+// A unit of compiler work. `run` answers its caller; a job dropped unrun (the actor stopped
+// at a runtime shutdown) answers through `abandon`, so no caller waits forever.
+struct CompilerJob {
+  std::function<void()> run;
+  std::function<void()> abandon;
+  bool started = false;
+  ~CompilerJob() {
+    if (!started) abandon();
   }
 };
-using CompileJobPtr = std::shared_ptr<CompileJob>;
+using CompilerJobPtr = std::shared_ptr<CompilerJob>;
 
 }  // namespace pyflame_rt
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pyflame_rt::CompileJobPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pyflame_rt::CompilerJobPtr)
 
 namespace pyflame_rt {
 namespace {
@@ -36,12 +31,9 @@ namespace {
 using compile_atom = caf::atom_constant<caf::atom("compile")>;
 
 caf::behavior compiler_actor(caf::event_based_actor*) {
-  return {[](compile_atom, const CompileJobPtr& job) {
-    Expected<std::unique_ptr<InferenceSession>> created =
-        job->from_bytes ? InferenceSession::create_from_bytes(job->model, job->options, job->providers)
-                        : InferenceSession::create(job->model, job->options, job->providers);
-    if (!created.ok()) job->answer(SessionResult(created.status()));
-    else job->answer(SessionResult(std::shared_ptr<InferenceSession>(std::move(created).value())));
+  return {[](compile_atom, const CompilerJobPtr& job) {
+    job->started = true;
+    job->run();
   }};
 }
 
@@ -72,18 +64,49 @@ caf::actor compiler() {
   return h.actor;
 }
 
+// Runs `work` on the compiler actor; its result (or kUnavailable if never run) answers the future.
+template <typename Result>
+std::future<Result> on_compiler(std::function<Result()> work) {
+  auto promise = std::make_shared<std::promise<Result>>();
+  auto job = std::make_shared<CompilerJob>();
+  job->run = [promise, work = std::move(work)] {
+    try {
+      promise->set_value(work());
+    } catch (const std::exception& e) {
+      promise->set_value(Result(make_status(StatusCode::kRuntimeError, "compiler job threw: ", e.what())));
+    }
+  };
+  job->abandon = [promise] {
+    promise->set_value(Result(Status(StatusCode::kUnavailable, "the compiler actor stopped before running this job")));
+  };
+  std::future<Result> future = promise->get_future();
+  caf::anon_send(compiler(), compile_atom::value, std::move(job));
+  return future;
+}
+
 }  // namespace
 
 std::future<SessionResult> create_session_async(std::string model, bool from_bytes, SessionOptions options,
                                                 std::vector<std::string> providers) {
-  auto job = std::make_shared<CompileJob>();
-  job->model = std::move(model);
-  job->from_bytes = from_bytes;
-  job->options = std::move(options);
-  job->providers = std::move(providers);
-  std::future<SessionResult> future = job->promise.get_future();
-  caf::anon_send(compiler(), compile_atom::value, std::move(job));
-  return future;
+  return on_compiler<SessionResult>([model = std::move(model), from_bytes, options = std::move(options),
+                                     providers = std::move(providers)]() -> SessionResult {
+    Expected<std::unique_ptr<InferenceSession>> created =
+        from_bytes ? InferenceSession::create_from_bytes(model, options, providers)
+                   : InferenceSession::create(model, options, providers);
+    if (!created.ok()) return created.status();
+    return std::shared_ptr<InferenceSession>(std::move(created).value());
+  });
+}
+
+std::future<Expected<PartitionedModel>> partition_model_async(std::string model, bool from_bytes, int partitions,
+                                                              SessionOptions options) {
+  return on_compiler<Expected<PartitionedModel>>(
+      [model = std::move(model), from_bytes, partitions, options = std::move(options)]() -> Expected<PartitionedModel> {
+        ASSIGN_OR_RETURN(Graph graph, from_bytes ? load_model_bytes(model) : load_model_file(model));
+        PartitionedModel out;
+        ASSIGN_OR_RETURN(out.stages, partition_stages(std::move(graph), partitions, options, &out.partitions));
+        return out;
+      });
 }
 
 }  // namespace pyflame_rt

@@ -1,11 +1,13 @@
-// The compiler actor: import, optimisation passes and device compile of new sessions run on
-// its own thread, so creating a model never blocks a caller that is running inference.
+// The compiler actor: import, optimisation passes, partitioning, device compile and compile
+// cache writes of new sessions run on its own thread, so creating a model never blocks a
+// caller that is running inference.
 //
 //   std::future<SessionResult> f = create_session_async("model.onnx", options);
 //   ... keep serving ...
 //   SessionResult s = f.get();
 //
-// Compiles run one at a time, in request order (a compile already uses every core).
+// Jobs run one at a time, in request order (a compile already uses every core); a job
+// dropped by a runtime shutdown answers kUnavailable.
 #pragma once
 
 #include <future>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "actors/inference_session.h"
+#include "actors/partitioned_model.h"
 
 namespace pyflame_rt {
 
@@ -22,5 +25,9 @@ using SessionResult = Expected<std::shared_ptr<InferenceSession>>;
 // `model` is a path, or the model's bytes when `from_bytes`.
 std::future<SessionResult> create_session_async(std::string model, bool from_bytes, SessionOptions options = {},
                                                 std::vector<std::string> providers = {});
+
+// partition_stages() of the model at `model` (a path, or its bytes when `from_bytes`).
+std::future<Expected<PartitionedModel>> partition_model_async(std::string model, bool from_bytes, int partitions,
+                                                              SessionOptions options = {});
 
 }  // namespace pyflame_rt

@@ -25,8 +25,14 @@ struct PartitionInfo {
   std::vector<std::string> inputs, outputs;
 };
 
+struct PartitionedModel {
+  std::vector<StageSpec> stages;
+  std::vector<PartitionInfo> partitions;
+};
+
 // Optimises `graph` with `options`, splits it into at most `partitions` parts and compiles
-// each (no further passes). Stage i runs after stage i-1.
+// each (no further passes). Stage i runs after stage i-1. (compiler_actor.h runs this off the
+// caller's thread: partition_model_async.)
 Expected<std::vector<StageSpec>> partition_stages(Graph graph, int partitions, const SessionOptions& options,
                                                   std::vector<PartitionInfo>* info = nullptr);
 

@@ -672,21 +672,20 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("stop", &PyPipeline::stop)
       .def("metrics", &PyPipeline::metrics);
   // (Pipeline, [partition info dicts]) for a model split into `partitions` stage actors.
+  // (Pipeline, [partition info dicts]) for a model split into `partitions` stage actors; the
+  // split and the compiles run on the compiler actor.
   m.def("partitioned_pipeline", [](py::object model, const py::dict& options, int partitions, size_t output_capacity) {
     SessionOptions opts = options_from_dict(options);
     bool from_bytes = py::isinstance<py::bytes>(model);
     std::string source = from_bytes ? model.cast<std::string>() : std::string(py::str(model));
-    std::vector<PartitionInfo> info;
-    Expected<std::vector<StageSpec>> stages = Status();
+    Expected<PartitionedModel> split = Status();
     {
       py::gil_scoped_release release;
-      Expected<Graph> graph = from_bytes ? load_model_bytes(source) : load_model_file(source);
-      stages = graph.ok() ? partition_stages(std::move(graph).value(), partitions, opts, &info)
-                          : Expected<std::vector<StageSpec>>(graph.status());
+      split = partition_model_async(std::move(source), from_bytes, partitions, opts).get();
     }
-    auto pipeline = std::make_unique<PyPipeline>(unwrap(std::move(stages)), output_capacity);
+    PartitionedModel parted = unwrap(std::move(split));
     py::list parts;
-    for (const auto& p : info) {
+    for (const auto& p : parted.partitions) {
       py::dict d;
       d["name"] = p.name;
       d["nodes"] = p.nodes;
@@ -695,7 +694,7 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       d["outputs"] = p.outputs;
       parts.append(d);
     }
-    return py::make_tuple(std::move(pipeline), parts);
+    return py::make_tuple(std::make_unique<PyPipeline>(std::move(parted.stages), output_capacity), parts);
   }, py::arg("model"), py::arg("options"), py::arg("partitions"), py::arg("output_capacity"));
   m.def("configure_actor_runtime", [](int threads) {
     Status st = configure_actor_runtime(threads);

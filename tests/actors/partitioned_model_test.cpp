@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "actors/compiler_actor.h"
 #include "graph/model_loader.h"
 
 namespace pyflame_rt {
@@ -67,6 +68,19 @@ TEST(PartitionedModelTest, BadInputFailsTheFrameNamingThePartition) {
   auto good = (*pipeline)->pull(10000ms);
   ASSERT_TRUE(good.ok());
   EXPECT_TRUE(good->ok()) << good->status.to_string();
+}
+
+TEST(PartitionedModelTest, TheCompilerActorSplitsAndCompilesOffTheCallersThread) {
+  const std::string path = std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx";
+  std::future<Expected<PartitionedModel>> f = partition_model_async(path, false, 2);
+  Expected<PartitionedModel> split = f.get();
+  ASSERT_TRUE(split.ok()) << split.status().to_string();
+  ASSERT_EQ(split->stages.size(), 2u);
+  ASSERT_EQ(split->partitions.size(), 2u);
+  EXPECT_EQ(split->partitions[0].inputs, std::vector<std::string>{"image"});
+  EXPECT_EQ(split->partitions[1].outputs, std::vector<std::string>{"probs"});
+  auto missing = partition_model_async("/no/such/model.onnx", false, 2).get();
+  EXPECT_EQ(missing.status().code(), StatusCode::kNoSuchFile) << missing.status().to_string();
 }
 
 }  // namespace
