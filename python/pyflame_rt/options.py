@@ -6,6 +6,7 @@ ExecutionMode.ORT_SEQUENTIAL), so code written for either runs unchanged.
 """
 
 import enum
+import os
 
 from .errors import InvalidArgument
 
@@ -120,6 +121,8 @@ class SessionOptions:
             return "parallel" if value == ExecutionMode.ORT_PARALLEL else "sequential"
         if name == "disabled_passes":
             return tuple(value)
+        if name == "compile_cache_dir":
+            return os.path.expanduser(os.fspath(value)) if value else ""
         if name in ("num_threads", "memory_limit_mb"):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidArgument(f"SessionOptions.{name}: expected an int, got {value!r}")
