@@ -116,7 +116,7 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   }
   for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
 
-  device_ = make_cpu_device(options.num_threads);
+  device_ = make_cpu_device(options.num_threads, options.execution_mode == "parallel");
   ASSIGN_OR_RETURN(executable_, device_->compile(graph_));
   return Status::OK();
 }

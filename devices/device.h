@@ -49,6 +49,8 @@ class Device {
 
 std::unique_ptr<Device> make_ref_device();
 // The CPU device (oneDNN kernels, reference fallback). num_threads 0 = one per core.
-std::unique_ptr<Device> make_cpu_device(int num_threads);
+// parallel_branches: nodes that do not depend on each other run at the same time on up to two
+// workers, each with its share of the threads (execution_mode "parallel").
+std::unique_ptr<Device> make_cpu_device(int num_threads, bool parallel_branches = false);
 
 }  // namespace pyflame_rt

@@ -2,17 +2,24 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "devices/thread_limit.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
-Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int num_threads) {
+Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int num_threads, bool parallel) {
   std::unique_ptr<CpuProgram> p(new CpuProgram());
   p->graph_ = graph;
   p->num_threads_ = num_threads;
+  p->parallel_ = parallel;
   RETURN_IF_ERROR(p->graph_.sort_topologically());
   RETURN_IF_ERROR(p->graph_.validate());
   const Graph& g = p->graph_;
@@ -47,7 +54,129 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int 
   for (size_t s = 0; s < last_use.size(); ++s) {
     if (last_use[s] >= 0) p->steps_[static_cast<size_t>(last_use[s])].release.push_back(static_cast<int>(s));
   }
+  // The dependency graph between steps, for parallel execution.
+  std::vector<int> producer(p->slot_count_, -1);
+  p->readers_.assign(p->slot_count_, 0);
+  for (size_t i = 0; i < p->steps_.size(); ++i) {
+    Step& step = p->steps_[i];
+    std::set<int> read(step.inputs.begin(), step.inputs.end());
+    std::set<int> from;
+    for (int s : read) {
+      if (s < 0) continue;
+      ++p->readers_[static_cast<size_t>(s)];
+      if (producer[static_cast<size_t>(s)] >= 0) from.insert(producer[static_cast<size_t>(s)]);
+    }
+    step.producers = static_cast<int>(from.size());
+    for (int f : from) p->steps_[static_cast<size_t>(f)].consumers.push_back(i);
+    for (int s : step.outputs) if (s >= 0) producer[static_cast<size_t>(s)] = static_cast<int>(i);
+  }
+  for (int s : p->output_slots_) p->readers_[static_cast<size_t>(s)] = -1;  // never released
   return p;
+}
+
+namespace {
+
+NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point start,
+                     std::chrono::steady_clock::time_point run_start) {
+  auto us = [](auto d) { return std::chrono::duration<double, std::micro>(d).count(); };
+  return {node.name.empty() ? node.outputs[0] : node.name, node.op_type,
+          us(std::chrono::steady_clock::now() - start), us(start - run_start)};
+}
+
+}  // namespace
+
+Status CpuProgram::run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) {
+  std::vector<CpuValue*> present(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    CpuValue* v = in[i];
+    bool absent = !v || (!v->has_native && (!v->has_plain || v->plain.is_none()));
+    present[i] = absent ? nullptr : v;
+  }
+  try {
+    return step.native ? step.native->run(present, out) : run_reference(*step.node, step.opset, present, out);
+  } catch (const std::bad_alloc&) {
+    return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
+  } catch (const dnnl::error& e) {
+    return step.node->error(StatusCode::kRuntimeError, "oneDNN failed: ", e.what());
+  }
+}
+
+// Steps whose inputs are all computed run as soon as a worker is free: the caller and one
+// more thread, a step running alone with every intra-op thread, two side by side with half. A step works on its own copies of its
+// inputs (copies share the buffers): a value's lazy layout conversions are not thread-safe,
+// and two branches may read the same value at once. The first error stops the run.
+Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const {
+  const int workers = 2;
+  const int per_worker = std::max(1, threads / workers);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<size_t> ready;
+  std::vector<int> waiting(steps_.size()), readers = readers_;
+  size_t finished = 0;
+  Status error;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    waiting[i] = steps_[i].producers;
+    if (waiting[i] == 0) ready.push_back(i);
+  }
+  auto run_start = std::chrono::steady_clock::now();
+  size_t running = 0;
+  auto work = [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      cv.wait(lock, [&] { return !ready.empty() || finished == steps_.size() || !error.ok(); });
+      if (!error.ok() || ready.empty()) return;
+      size_t i = ready.front();
+      ready.pop_front();
+      // Alone (nothing else running or ready): every thread; beside another step: a share.
+      omp_set_num_threads(running == 0 && ready.empty() ? threads : per_worker);
+      ++running;
+      const Step& step = steps_[i];
+      std::vector<CpuValue> copies;
+      copies.reserve(step.inputs.size());
+      for (int s : step.inputs) copies.push_back(s >= 0 ? slots[static_cast<size_t>(s)] : CpuValue());
+      lock.unlock();
+      std::vector<CpuValue*> in;
+      for (size_t k = 0; k < copies.size(); ++k) in.push_back(step.inputs[k] >= 0 ? &copies[k] : nullptr);
+      std::vector<CpuValue> out(step.outputs.size());
+      auto start = std::chrono::steady_clock::now();
+      Status st = run_step(step, in, out);
+      NodeTiming timing = timing_of(*step.node, start, run_start);
+      copies.clear();
+      lock.lock();
+      --running;
+      if (!st.ok()) {
+        if (error.ok()) error = st;
+        cv.notify_all();
+        return;
+      }
+      if (timings) timings->push_back(timing);
+      for (size_t k = 0; k < out.size(); ++k) {
+        int s = step.outputs[k];
+        if (s >= 0) slots[static_cast<size_t>(s)] = std::move(out[k]);
+      }
+      for (int s : std::set<int>(step.inputs.begin(), step.inputs.end())) {
+        if (s >= 0 && readers[static_cast<size_t>(s)] > 0 && --readers[static_cast<size_t>(s)] == 0) {
+          slots[static_cast<size_t>(s)] = CpuValue();
+        }
+      }
+      ++finished;
+      for (size_t c : step.consumers) {
+        if (--waiting[c] == 0) ready.push_back(c);
+      }
+      // This worker takes the next ready step itself: wake the other one only for a second
+      // step (a chain stays on one thread, its OpenMP team warm) or for the end.
+      if (ready.size() >= 2 || finished == steps_.size()) cv.notify_all();
+    }
+  };
+  std::thread helper(work);
+  work();
+  helper.join();
+  omp_set_num_threads(threads);
+  if (timings) {
+    std::sort(timings->begin(), timings->end(),
+              [](const NodeTiming& a, const NodeTiming& b) { return a.start_us < b.start_us; });
+  }
+  return error;
 }
 
 Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const {
@@ -63,36 +192,24 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   std::vector<CpuValue> slots(slot_count_);
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));
-  std::vector<CpuValue*> in;
-  auto run_start = std::chrono::steady_clock::now();
-  for (const Step& step : steps_) {
-    in.clear();
-    for (int s : step.inputs) {
-      CpuValue* v = s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr;
-      bool absent = !v || (!v->has_native && (!v->has_plain || v->plain.is_none()));
-      in.push_back(absent ? nullptr : v);
+  if (parallel_ && steps_.size() > 1) {
+    RETURN_IF_ERROR(execute_parallel(slots, threads, timings));
+  } else {
+    std::vector<CpuValue*> in;
+    auto run_start = std::chrono::steady_clock::now();
+    for (const Step& step : steps_) {
+      in.clear();
+      for (int s : step.inputs) in.push_back(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr);
+      std::vector<CpuValue> out(step.outputs.size());
+      auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      RETURN_IF_ERROR(run_step(step, in, out));
+      if (timings) timings->push_back(timing_of(*step.node, start, run_start));
+      for (size_t i = 0; i < out.size(); ++i) {
+        int s = step.outputs[i];
+        if (s >= 0) slots[static_cast<size_t>(s)] = std::move(out[i]);
+      }
+      for (int s : step.release) slots[static_cast<size_t>(s)] = CpuValue();
     }
-    std::vector<CpuValue> out(step.outputs.size());
-    Status st;
-    auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-    try {
-      st = step.native ? step.native->run(in, out) : run_reference(*step.node, step.opset, in, out);
-    } catch (const std::bad_alloc&) {
-      return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
-    } catch (const dnnl::error& e) {
-      return step.node->error(StatusCode::kRuntimeError, "oneDNN failed: ", e.what());
-    }
-    if (!st.ok()) return st;
-    if (timings) {
-      auto us = [](auto d) { return std::chrono::duration<double, std::micro>(d).count(); };
-      timings->push_back({step.node->name.empty() ? step.node->outputs[0] : step.node->name, step.node->op_type,
-                          us(std::chrono::steady_clock::now() - start), us(start - run_start)});
-    }
-    for (size_t i = 0; i < out.size(); ++i) {
-      int s = step.outputs[i];
-      if (s >= 0) slots[static_cast<size_t>(s)] = std::move(out[i]);
-    }
-    for (int s : step.release) slots[static_cast<size_t>(s)] = CpuValue();
   }
   std::vector<Value> results;
   for (int s : output_slots_) {

@@ -16,8 +16,9 @@ namespace cpu {
 
 class CpuProgram : public Executable {
  public:
-  // `num_threads` 0 = oneDNN's default (one per core).
-  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, int num_threads);
+  // `num_threads` 0 = oneDNN's default (one per core). `parallel`: independent steps run at
+  // the same time on two workers (see execute_parallel).
+  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, int num_threads, bool parallel = false);
   Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return execute(std::move(inputs), nullptr); }
   Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const override {
     return execute(std::move(inputs), timings);
@@ -32,12 +33,19 @@ class CpuProgram : public Executable {
     int64_t opset;
     std::unique_ptr<NativeOp> native;  // null: reference kernel
     std::vector<int> inputs, outputs, release;
+    std::vector<size_t> consumers;  // steps that read one of its outputs (each once)
+    int producers = 0;              // distinct steps whose outputs it reads
   };
 
   Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
+  Status execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const;
+  // One step on `in` (nullptr = absent input), exceptions turned into errors naming the node.
+  static Status run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out);
 
   Graph graph_;
   int num_threads_ = 0;
+  bool parallel_ = false;
+  std::vector<int> readers_;  // per slot: how many steps read it (each once); outputs excluded from release
   std::unordered_map<std::string, int> slot_of_;
   size_t slot_count_ = 0;
   std::vector<int> input_slots_, output_slots_;
