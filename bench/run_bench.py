@@ -54,24 +54,25 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle):
+def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle, mode="sequential"):
     rng = np.random.default_rng(0)
     inputs = []
     for i, shape in enumerate(INPUTS[name]):
         p = os.path.join(tmp, f"{name}_in{i}.npy")
         np.save(p, rng.standard_normal(shape).astype(np.float32))
         inputs.append(p)
-    env = dict(os.environ, ORT_NODE_MODULES=modules)
+    env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_EXECUTION_MODE=mode)
     ours, theirs, ours_rss, ort_rss = [], [], [], []
     ort_out = os.path.join(tmp, f"{name}_ort")
     our_out = os.path.join(tmp, f"{name}_ours")
     for _ in range(rounds):
         r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
-                      str(warmup), our_out] + inputs)
+                      str(warmup), our_out] + inputs, env=env)
         ours += r["latencies_ms"]
         ours_rss.append(r["max_rss_kb"] - r["idle_rss_kb"])
         o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
-                     ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup)], env=env)
+                     ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup),
+                      "--execution-mode", mode], env=env)
         theirs += o["latencies_ms"]
         ort_rss.append(o["max_rss_kb"] - ort_idle)
     with open(os.path.join(ort_out, "outputs.json")) as f:
@@ -113,6 +114,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(INPUTS))
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--execution-mode", default="sequential", choices=["sequential", "parallel"],
+                    help="both runtimes' execution mode (parallel: independent branches at once)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=5)
@@ -127,9 +130,9 @@ def main():
         for threads in [int(t) for t in args.threads.split(",")]:
             for name in names:
                 rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
-                                        modules, ort_idle))
+                                        modules, ort_idle, args.execution_mode))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = f"CPU: {cpu_model()}, {os.cpu_count()} cores\n\n" + table(rows)
+    text = f"CPU: {cpu_model()}, {os.cpu_count()} cores, execution mode {args.execution_mode}\n\n" + table(rows)
     print()
     print(text)
     if args.markdown:

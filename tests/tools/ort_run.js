@@ -3,6 +3,7 @@
 // for whole-model tests and benchmarks.
 //
 //   node ort_run.js MODEL.onnx OUTDIR NAME=IN.npy ... [--threads N] [--time RUNS --warmup W]
+//                   [--execution-mode sequential|parallel]
 //
 // Writes OUTDIR/<output name>.npy and OUTDIR/outputs.json. With --time it also prints a JSON
 // object {"latencies_ms": [...]} on stdout (after warm-up runs).
@@ -68,18 +69,19 @@ function peakRssKb() {
 
 async function main() {
   const args = process.argv.slice(2);
-  let threads = 1, timeRuns = 0, warmup = 10;
+  let threads = 1, timeRuns = 0, warmup = 10, mode = 'sequential';
   const positional = [];
   for (let i = 0; i < args.length; ++i) {
     if (args[i] === '--threads') threads = Number(args[++i]);
     else if (args[i] === '--time') timeRuns = Number(args[++i]);
     else if (args[i] === '--warmup') warmup = Number(args[++i]);
+    else if (args[i] === '--execution-mode') mode = args[++i];
     else positional.push(args[i]);
   }
   const [model, outDir, ...inputs] = positional;
   if (!model || !outDir) throw new Error('usage: ort_run.js MODEL OUTDIR NAME=IN.npy ... [--threads N]');
   const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
+    intraOpNumThreads: threads, interOpNumThreads: mode === 'parallel' ? 2 : 1, executionMode: mode,
     graphOptimizationLevel: 'all'});
   const feeds = {};
   inputs.forEach((spec, i) => {
