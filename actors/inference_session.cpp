@@ -121,23 +121,20 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   return Status::OK();
 }
 
-Status InferenceSession::check_feed(const TensorInfo& info, const Tensor& t) const {
-  if (info.dtype != DType::kUndefined && t.dtype() != info.dtype) {
-    return invalid_argument("input '", info.name, "': expected dtype ", dtype_onnx_name(info.dtype),
-                            ", got ", dtype_onnx_name(t.dtype()));
+Status check_tensor_against(DType dtype, const Shape& shape, const Tensor& t, const std::string& what, int skip_axis) {
+  if (dtype != DType::kUndefined && t.dtype() != dtype) {
+    return invalid_argument(what, ": expected dtype ", dtype_onnx_name(dtype), ", got ", dtype_onnx_name(t.dtype()));
   }
-  if (!info.shape.rank_known) return Status::OK();
-  if (t.rank() != info.shape.rank()) {
-    return invalid_argument("input '", info.name, "': expected rank ", info.shape.rank(), " (shape ",
-                            info.shape.to_string(), "), got rank ", t.rank(), " (shape ",
-                            dims_to_string(t.dims()), ")");
+  if (!shape.rank_known) return Status::OK();
+  if (t.rank() != shape.rank()) {
+    return invalid_argument(what, ": expected rank ", shape.rank(), " (shape ", shape.to_string(), "), got rank ",
+                            t.rank(), " (shape ", dims_to_string(t.dims()), ")");
   }
   for (size_t i = 0; i < t.rank(); ++i) {
-    const Dim& d = info.shape.dims[i];
-    if (d.known() && d.value != t.dim(i)) {
-      return invalid_argument("input '", info.name, "': dimension ", i, " must be ", d.value,
-                              " (model shape ", info.shape.to_string(), "), got ", t.dim(i),
-                              " (shape ", dims_to_string(t.dims()), ")");
+    const Dim& d = shape.dims[i];
+    if (static_cast<int>(i) != skip_axis && d.known() && d.value != t.dim(i)) {
+      return invalid_argument(what, ": dimension ", i, " must be ", d.value, " (model shape ", shape.to_string(),
+                              "), got ", t.dim(i), " (shape ", dims_to_string(t.dims()), ")");
     }
   }
   return Status::OK();
@@ -177,7 +174,7 @@ Status InferenceSession::prepare(const std::vector<std::string>& output_names,
       return invalid_argument("missing input '", v.name, "': expected ", dtype_onnx_name(v.dtype), " with shape ",
                               v.shape.to_string());
     }
-    RETURN_IF_ERROR(check_feed({v.name, v.dtype, v.shape}, it->second));
+    RETURN_IF_ERROR(check_tensor_against(v.dtype, v.shape, it->second, "input '" + v.name + "'"));
     inputs->emplace_back(it->second);
   }
   return Status::OK();

@@ -35,6 +35,11 @@ struct TensorInfo {
   std::string type() const { return dtype_onnx_name(dtype); }  // "tensor(float)"
 };
 
+// Checks `t` against a model input's dtype, rank and known dims, except along `skip_axis`
+// (>= 0: a stream's time axis). Errors start with `what` ("input 'x'").
+Status check_tensor_against(DType dtype, const Shape& shape, const Tensor& t, const std::string& what,
+                            int skip_axis = -1);
+
 constexpr const char* kCpuProvider = "CPUExecutionProvider";
 constexpr const char* kCerebrasProvider = "CerebrasExecutionProvider";
 
@@ -93,7 +98,6 @@ class InferenceSession {
   Status optimize_or_load_cached(Graph graph, const SessionOptions& options);
   Status initialize(Graph graph, const SessionOptions& options,
                     const std::vector<std::string>& providers);
-  Status check_feed(const TensorInfo& info, const Tensor& t) const;
   // Validates names and feeds; fills the executable's inputs and the wanted output indices.
   Status prepare(const std::vector<std::string>& output_names, const std::map<std::string, Tensor>& feeds,
                  std::vector<size_t>* wanted, std::vector<Value>* inputs) const;

@@ -115,28 +115,15 @@ Stream::Stream(std::shared_ptr<const InferenceSession> session, StreamOptions op
 Status Stream::error_context(Status st) const { return st.with_context("stream '" + options_.name + "': "); }
 
 Status Stream::check_chunk(const Tensor& chunk) {
-  const std::string& in = data_input_.name;
-  if (chunk.dtype() != data_input_.dtype) {
-    return invalid_argument("chunk for input '", in, "': expected dtype ", dtype_name(data_input_.dtype), ", got ",
-                            dtype_name(chunk.dtype()));
-  }
-  const Shape& shape = data_input_.shape;
-  if (chunk.rank() != shape.rank()) {
-    return invalid_argument("chunk for input '", in, "': expected rank ", shape.rank(), " (model shape ",
-                            shape.to_string(), "), got rank ", chunk.rank(), " (shape ", dims_to_string(chunk.dims()), ")");
-  }
+  const std::string what = "chunk for input '" + data_input_.name + "'";
   size_t axis = assembler_.time_axis();
-  for (size_t i = 0; i < chunk.rank(); ++i) {
-    if (i == axis) continue;
-    const Dim& d = shape.dims[i];
-    if (d.known() && d.value != chunk.dim(i)) {
-      return invalid_argument("chunk for input '", in, "': dimension ", i, " must be ", d.value, " (model shape ",
-                              shape.to_string(), "), got ", chunk.dim(i), " (shape ", dims_to_string(chunk.dims()), ")");
-    }
-    if (!chunk_dims_.empty() && chunk_dims_[i] != chunk.dim(i)) {
-      return invalid_argument("chunk for input '", in, "': dimension ", i, " must stay ", chunk_dims_[i],
-                              " as in the stream's first chunk ", dims_to_string(chunk_dims_), ", got ", chunk.dim(i),
-                              " (shape ", dims_to_string(chunk.dims()), "); reset() to start another sequence");
+  // The time axis may take any length; everything else as the model says, and as the first chunk.
+  RETURN_IF_ERROR(check_tensor_against(data_input_.dtype, data_input_.shape, chunk, what, static_cast<int>(axis)));
+  for (size_t i = 0; i < chunk.rank() && !chunk_dims_.empty(); ++i) {
+    if (i != axis && chunk_dims_[i] != chunk.dim(i)) {
+      return invalid_argument(what, ": dimension ", i, " must stay ", chunk_dims_[i], " as in the stream's first chunk ",
+                              dims_to_string(chunk_dims_), ", got ", chunk.dim(i), " (shape ",
+                              dims_to_string(chunk.dims()), "); reset() to start another sequence");
     }
   }
   return Status::OK();
