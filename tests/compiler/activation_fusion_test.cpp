@@ -6,6 +6,7 @@
 #include "devices/device.h"
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
 namespace {
@@ -64,14 +65,6 @@ TEST(ActivationFusionTest, SkipsConvWhoseOutputIsAlsoAGraphOutput) {
   bool changed = true;
   run_pass(pass, g, &changed);
   EXPECT_FALSE(changed);
-}
-
-Tensor random_tensor(Dims dims, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Tensor t(DType::kFloat32, dims);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
 }
 
 // A padded 3x3 Conv with bias (output [1,3,5,5]) then PRelu with `slope`: an initializer, or a

@@ -6,17 +6,10 @@
 #include <random>
 
 #include "devices/device.h"
+#include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
 namespace {
-
-Tensor random_tensor(Dims dims, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Tensor t(DType::kFloat32, dims);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
 
 // x -> MatMul w1 -> Relu -> a;  x -> MatMul w2 -> Sigmoid -> b;  y = a + b;  outputs y and a.
 Graph two_branches() {
