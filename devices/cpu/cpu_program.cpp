@@ -76,6 +76,12 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int 
 
 namespace {
 
+// An omitted optional input (empty name) or an empty optional value reaches kernels as nullptr.
+CpuValue* present_or_null(CpuValue* v) {
+  bool absent = !v || (!v->has_native && (!v->has_plain || v->plain.is_none()));
+  return absent ? nullptr : v;
+}
+
 NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point start,
                      std::chrono::steady_clock::time_point run_start) {
   auto us = [](auto d) { return std::chrono::duration<double, std::micro>(d).count(); };
@@ -86,14 +92,8 @@ NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point sta
 }  // namespace
 
 Status CpuProgram::run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) {
-  std::vector<CpuValue*> present(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    CpuValue* v = in[i];
-    bool absent = !v || (!v->has_native && (!v->has_plain || v->plain.is_none()));
-    present[i] = absent ? nullptr : v;
-  }
   try {
-    return step.native ? step.native->run(present, out) : run_reference(*step.node, step.opset, present, out);
+    return step.native ? step.native->run(in, out) : run_reference(*step.node, step.opset, in, out);
   } catch (const std::bad_alloc&) {
     return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
   } catch (const dnnl::error& e) {
@@ -136,7 +136,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       for (int s : step.inputs) copies.push_back(s >= 0 ? slots[static_cast<size_t>(s)] : CpuValue());
       lock.unlock();
       std::vector<CpuValue*> in;
-      for (size_t k = 0; k < copies.size(); ++k) in.push_back(step.inputs[k] >= 0 ? &copies[k] : nullptr);
+      for (size_t k = 0; k < copies.size(); ++k) in.push_back(present_or_null(step.inputs[k] >= 0 ? &copies[k] : nullptr));
       std::vector<CpuValue> out(step.outputs.size());
       auto start = std::chrono::steady_clock::now();
       Status st = run_step(step, in, out);
@@ -199,7 +199,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     auto run_start = std::chrono::steady_clock::now();
     for (const Step& step : steps_) {
       in.clear();
-      for (int s : step.inputs) in.push_back(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr);
+      for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
       std::vector<CpuValue> out(step.outputs.size());
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       RETURN_IF_ERROR(run_step(step, in, out));
