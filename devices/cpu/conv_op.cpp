@@ -44,10 +44,17 @@ class ConvOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);  // a residual of another shape
     }
     memory src = x->as_native(plan->src);
-    memory dst(plan->dst, engine());
-    if (has_sum_) {
-      memory zm = inputs[3]->as_native(plan->dst);  // the sum post-op adds what dst holds
-      dnnl::reorder(zm, dst).execute(thread_stream(), zm, dst);
+    memory dst;
+    CpuValue* residual = has_sum_ ? inputs[3] : nullptr;
+    if (residual && residual->last_use && residual->has_native && residual->native.get_desc() == plan->dst &&
+        residual != x) {
+      dst = residual->native;  // the sum post-op adds what dst holds: sum into the residual itself
+    } else {
+      dst = memory(plan->dst, engine());
+      if (residual) {
+        memory zm = residual->as_native(plan->dst);
+        dnnl::reorder(zm, dst).execute(thread_stream(), zm, dst);
+      }
     }
     memory scratch = scratchpad_for(plan->scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan->weights},

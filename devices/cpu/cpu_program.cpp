@@ -54,6 +54,12 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int 
   for (size_t s = 0; s < last_use.size(); ++s) {
     if (last_use[s] >= 0) p->steps_[static_cast<size_t>(last_use[s])].release.push_back(static_cast<int>(s));
   }
+  // Values a step reads for the last time and only once may be overwritten by it.
+  for (Step& step : p->steps_) {
+    for (int s : step.release) {
+      if (std::count(step.inputs.begin(), step.inputs.end(), s) == 1) step.release_once.push_back(s);
+    }
+  }
   // The dependency graph between steps, for parallel execution.
   std::vector<int> producer(p->slot_count_, -1);
   p->readers_.assign(p->slot_count_, 0);
@@ -200,6 +206,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     for (const Step& step : steps_) {
       in.clear();
       for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
+      for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
       std::vector<CpuValue> out(step.outputs.size());
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       RETURN_IF_ERROR(run_step(step, in, out));

@@ -33,6 +33,7 @@ class CpuProgram : public Executable {
     int64_t opset;
     std::unique_ptr<NativeOp> native;  // null: reference kernel
     std::vector<int> inputs, outputs, release;
+    std::vector<int> release_once;  // released after it and read once by it: it may overwrite them
     std::vector<size_t> consumers;  // steps that read one of its outputs (each once)
     int producers = 0;              // distinct steps whose outputs it reads
   };

@@ -24,6 +24,9 @@ struct CpuValue {
   Dims dims;            // logical dims when has_native
   bool has_plain = false;
   bool has_native = false;
+  // Set by the program on a value whose step is its last reader (and reads it once): the op
+  // may write into its native buffer instead of copying it (a residual summed in place).
+  bool last_use = false;
 
   static CpuValue from_plain(Value v) {
     CpuValue c;

@@ -305,3 +305,44 @@ TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A residual made by a native conv is summed into in place when the fused conv is its last
+// reader; when a later node still reads it, it must come out untouched.
+TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
+  for (bool read_later : {false, true}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.opset_imports["pyflame_rt"] = 1;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 16, 7, 7})});
+    g.initializers["wa"] = random_tensor({16, 16, 1, 1}, 70);
+    g.initializers["w"] = random_tensor({16, 16, 3, 3}, 71);
+    g.initializers["b"] = random_tensor({16}, 72);
+    g.add_node("Conv", {"x", "wa"}, {"a"}, "shortcut");
+    Node& fused = g.add_node("FusedConv", {"x", "w", "b", "a"}, {"y"}, "body");
+    fused.domain = "pyflame_rt";
+    fused.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    fused.attributes["activation"] = Attribute::make_string("Relu");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    if (read_later) {
+      g.add_node("Relu", {"a"}, {"a_later"}, "reads_a_again");
+      g.outputs.push_back({"a_later", DType::kFloat32, Shape::unknown_rank()});
+    }
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({1, 16, 7, 7}, 73));
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok()) << (cpu.ok() ? ref.status().to_string() : cpu.status().to_string());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().to_string() : a.status().to_string());
+    for (size_t o = 0; o < g.outputs.size(); ++o) {
+      EXPECT_LT(max_normalised_error((*a)[o].tensor, (*b)[o].tensor), 1e-5) << "read_later=" << read_later << " output " << o;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
