@@ -116,10 +116,17 @@ void expect_every_frame_answered_or_dropped(DropPolicy policy) {
     }
   }
   EXPECT_EQ(dropped, (*p)->metrics()[0].dropped);
-  if (policy == DropPolicy::kBlock) EXPECT_EQ(dropped, 0u);
-  else EXPECT_GT(dropped, 0u);
-  if (policy == DropPolicy::kDropNewest) EXPECT_TRUE(results[0].dropped_at.empty());  // the first is never the newest
-  if (policy == DropPolicy::kDropOldest) EXPECT_TRUE(results[29].dropped_at.empty());  // the last is kept
+  if (policy == DropPolicy::kBlock) {
+    EXPECT_EQ(dropped, 0u);
+  } else {
+    EXPECT_GT(dropped, 0u);
+  }
+  if (policy == DropPolicy::kDropNewest) {
+    EXPECT_TRUE(results[0].dropped_at.empty());  // the first is never the newest
+  }
+  if (policy == DropPolicy::kDropOldest) {
+    EXPECT_TRUE(results[29].dropped_at.empty());  // the last is kept
+  }
   auto after = (*p)->pull(100ms);
   EXPECT_EQ(after.status().code(), StatusCode::kUnavailable);
 }
