@@ -83,9 +83,10 @@ void send_to_device(BatchingActor* self, size_t i, BatchOfRequests batch) {
   st.devices[i].in_flight = batch;
   ++st.counters->batches;
   st.counters->batched_requests += batch->size();
-  // No CAF timeout on this request: arming one wakes CAF's timer thread on every batch, a
-  // third of the hop's cost. Callers wait with their own deadline (Batcher::wait), and the
-  // device actor's death is the down handler's business.
+  // No CAF timeout on this request: arming one wakes CAF's timer thread on every batch
+  // (removing it took a batch-1 request from +47 to +35 us p50 over a direct run here).
+  // Callers wait with their own deadline (Batcher::wait), and the device actor's death is the
+  // down handler's business.
   self->request(st.devices[i].actor, caf::infinite, run_atom::value, batch)
       .then(
           [self, i](done_atom) {
