@@ -291,6 +291,10 @@ Expected<Frame> RemoteStage::call(const Frame& frame) const {
 Expected<StageSpec> remote_stage(std::string name, std::string host, uint16_t port, std::vector<std::string> after,
                                  std::chrono::milliseconds call_timeout) {
   ASSIGN_OR_RETURN(std::shared_ptr<RemoteStage> remote, RemoteStage::connect(std::move(host), port, call_timeout));
+  return remote_stage(std::move(name), std::move(remote), std::move(after));
+}
+
+StageSpec remote_stage(std::string name, std::shared_ptr<const RemoteStage> remote, std::vector<std::string> after) {
   StageSpec spec;
   spec.name = std::move(name);
   spec.after = std::move(after);

@@ -86,6 +86,8 @@ class RemoteStage {
 // wrong address fails here rather than on the first frame.
 Expected<StageSpec> remote_stage(std::string name, std::string host, uint16_t port, std::vector<std::string> after = {},
                                  std::chrono::milliseconds call_timeout = std::chrono::seconds(30));
+// The same for a client already connected.
+StageSpec remote_stage(std::string name, std::shared_ptr<const RemoteStage> remote, std::vector<std::string> after = {});
 
 // A served model as a batcher's device: batches are concatenated here and run remotely.
 std::shared_ptr<const BatchTarget> make_remote_target(std::shared_ptr<const RemoteStage> remote);

@@ -538,8 +538,7 @@ class PyPipeline {
       if (!d["session"].is_none()) {
         spec.fn = model_stage(spec.name, d["session"].cast<PySession&>().shared()).fn;
       } else if (!d["remote"].is_none()) {
-        std::shared_ptr<RemoteStage> remote = d["remote"].cast<PyRemoteStage&>().shared();
-        spec.fn = [remote](const Frame& frame) { return remote->call(frame); };
+        spec.fn = remote_stage(spec.name, d["remote"].cast<PyRemoteStage&>().shared()).fn;
       } else if (!d["fn"].is_none()) {
         spec.fn = python_stage(spec.name, d["fn"]);
       }
