@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/winograd_conv.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -44,6 +45,13 @@ class ConvOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);  // a residual of another shape
     }
     memory src = x->as_native(plan->src);
+    if (plan->winograd) {
+      memory out(plan->dst, engine());
+      plan->winograd->run(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.get_data_handle()),
+                          plan->geometry);
+      outputs[0] = CpuValue::from_native(out, plan->out_dims);
+      return Status::OK();
+    }
     memory dst;
     CpuValue* residual = has_sum_ ? inputs[3] : nullptr;
     if (residual && residual->last_use && residual->has_native && residual->native.get_desc() == plan->dst &&
@@ -73,6 +81,8 @@ class ConvOp : public NativeOp {
     memory::desc src, dst, scratch;
     memory weights, bias;
     std::optional<PReluStep> prelu;
+    std::shared_ptr<const WinogradConv> winograd;  // set: our Winograd instead of prim
+    WinogradConv::Geometry geometry{};
     Dims out_dims;
   };
 
@@ -142,6 +152,12 @@ class ConvOp : public NativeOp {
     attr.set_post_ops(ops);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto plan = std::make_shared<Plan>();
+    plan->out_dims = out;
+    if (winograd_shape && use_winograd_ && !dnnl_has_winograd(make_desc, attr) &&
+        plan_own_winograd(*plan, xd, pad_l)) {
+      plans_[xd] = plan;
+      return plan;
+    }
     try {
       dnnl::convolution_forward::primitive_desc pd;
       bool built = false;
@@ -167,9 +183,32 @@ class ConvOp : public NativeOp {
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
     }
-    plan->out_dims = out;
     plans_[xd] = plan;
     return plan;
+  }
+
+  template <typename MakeDesc>
+  static bool dnnl_has_winograd(const MakeDesc& make_desc, const dnnl::primitive_attr& attr) {
+    try {
+      dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+
+  // Our F(4x4, 3x3) Winograd (oneDNN has none on AVX2), for a 2-D 3x3 stride-1 convolution
+  // with at most a ReLU fused and no residual: false when the shape does not suit it.
+  bool plan_own_winograd(Plan& plan, const Dims& xd, const memory::dims& pad_l) {
+    if (!WinogradConv::cpu_supported() || has_sum_ || !(activation_.empty() || activation_ == "Relu")) return false;
+    // The output size accounts for the bottom/right padding: tiles past it read zeros.
+    WinogradConv::Geometry g{xd[0], xd[2], xd[3], pad_l[0], pad_l[1], plan.out_dims[2], plan.out_dims[3]};
+    if (!WinogradConv::suits(xd[1], weights_.dim(0), g)) return false;
+    plan.winograd = std::make_shared<const WinogradConv>(weights_, bias_, activation_ == "Relu");
+    plan.geometry = g;
+    plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, memory::format_tag::nChw8c);
+    plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, memory::format_tag::nChw8c);
+    return true;
   }
 
   Node node_;

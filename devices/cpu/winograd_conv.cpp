@@ -1,0 +1,244 @@
+#include "devices/cpu/winograd_conv.h"
+
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <memory>
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+constexpr int kTile = 6;  // input tile (and transform) size: 4 outputs + 3 - 1
+constexpr int kOut = 4;   // output tile size
+constexpr int kPositions = kTile * kTile;
+
+// The calling thread's scratch for V and M, grown on demand and kept: one run at a time per
+// thread, and the sizes repeat from run to run.
+float* thread_scratch(size_t floats) {
+  struct Buffer {
+    float* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (buffer.size < floats) {
+    std::free(buffer.data);
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    buffer.data = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!buffer.data) throw std::bad_alloc();
+    buffer.size = floats;
+  }
+  return buffer.data;
+}
+
+// The rows of B^T applied to d0..d5 (one column or row of a tile, 8 channels per vector).
+__attribute__((target("avx2,fma"))) inline void input_rows(const __m256 d[6], __m256 r[6]) {
+  const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), five = _mm256_set1_ps(5.f);
+  // r0 = 4 d0 - 5 d2 + d4;  r5 = 4 d1 - 5 d3 + d5
+  r[0] = _mm256_fnmadd_ps(five, d[2], _mm256_fmadd_ps(four, d[0], d[4]));
+  r[5] = _mm256_fnmadd_ps(five, d[3], _mm256_fmadd_ps(four, d[1], d[5]));
+  // r1,r2 = -+4 (d1 + -d...) : r1 = -4 d1 - 4 d2 + d3 + d4, r2 = 4 d1 - 4 d2 - d3 + d4
+  __m256 a = _mm256_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
+  __m256 b = _mm256_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
+  r[1] = _mm256_add_ps(a, b);
+  r[2] = _mm256_sub_ps(a, b);
+  // r3 = -2 d1 - d2 + 2 d3 + d4, r4 = 2 d1 - d2 - 2 d3 + d4
+  __m256 c = _mm256_sub_ps(d[4], d[2]);                     // d4 - d2
+  __m256 e = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));  // 2 (d3 - d1)
+  r[3] = _mm256_add_ps(c, e);
+  r[4] = _mm256_sub_ps(c, e);
+}
+
+// The rows of A^T applied to m0..m5.
+__attribute__((target("avx2,fma"))) inline void output_rows(const __m256 m[6], __m256 o[4]) {
+  const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), eight = _mm256_set1_ps(8.f);
+  __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
+  __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
+  o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+  o[1] = _mm256_fmadd_ps(two, d34, d12);
+  o[2] = _mm256_fmadd_ps(four, s34, s12);
+  o[3] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+// One 6x6 input tile of 8 channels -> its 36 transformed vectors, written at v + p * stride.
+__attribute__((target("avx2,fma"))) void transform_input_tile(const float* plane, int64_t h, int64_t w, int64_t y0,
+                                                              int64_t x0, float* v, int64_t stride) {
+  __m256 d[kTile][kTile];
+  bool inside = y0 >= 0 && x0 >= 0 && y0 + kTile <= h && x0 + kTile <= w;
+  for (int i = 0; i < kTile; ++i) {
+    for (int j = 0; j < kTile; ++j) {
+      int64_t y = y0 + i, x = x0 + j;
+      d[i][j] = inside || (y >= 0 && y < h && x >= 0 && x < w) ? _mm256_loadu_ps(plane + (y * w + x) * 8)
+                                                              : _mm256_setzero_ps();
+    }
+  }
+  __m256 col[kTile], rows[kTile][kTile];
+  for (int j = 0; j < kTile; ++j) {  // B^T d: down each column
+    __m256 in[kTile], out[kTile];
+    for (int i = 0; i < kTile; ++i) in[i] = d[i][j];
+    input_rows(in, out);
+    for (int i = 0; i < kTile; ++i) rows[i][j] = out[i];
+  }
+  for (int i = 0; i < kTile; ++i) {  // (B^T d) B: along each row
+    input_rows(rows[i], col);
+    for (int j = 0; j < kTile; ++j) _mm256_storeu_ps(v + (i * kTile + j) * stride, col[j]);
+  }
+}
+
+// The 36 products of one tile for 8 output channels (read at m + p * stride) -> its 4x4
+// outputs (those inside out_h x out_w), with bias and ReLU.
+__attribute__((target("avx2,fma"))) void transform_output_tile(const float* m, int64_t stride, const float* bias,
+                                                               bool relu, float* plane, int64_t out_h, int64_t out_w,
+                                                               int64_t y0, int64_t x0) {
+  __m256 cols[kOut][kTile];
+  for (int j = 0; j < kTile; ++j) {  // A^T m: down each column
+    __m256 in[kTile], out[kOut];
+    for (int i = 0; i < kTile; ++i) in[i] = _mm256_loadu_ps(m + (i * kTile + j) * stride);
+    output_rows(in, out);
+    for (int r = 0; r < kOut; ++r) cols[r][j] = out[r];
+  }
+  const __m256 b = _mm256_loadu_ps(bias), zero = _mm256_setzero_ps();
+  for (int r = 0; r < kOut; ++r) {  // (A^T m) A: along each row
+    int64_t y = y0 + r;
+    if (y >= out_h) break;
+    __m256 o[kOut];
+    output_rows(cols[r], o);
+    for (int c = 0; c < kOut; ++c) {
+      int64_t x = x0 + c;
+      if (x >= out_w) break;
+      __m256 val = _mm256_add_ps(o[c], b);
+      if (relu) val = _mm256_max_ps(val, zero);
+      _mm256_storeu_ps(plane + (y * out_w + x) * 8, val);
+    }
+  }
+}
+
+// C[r][0..16) = sum_k A[r][k] * B[k][0..16) for ROWS <= 6 rows: the 16 columns in two vectors,
+// each row's A element broadcast. The 12 accumulators are named variables, not an array: GCC
+// keeps an array of vectors on the stack and stores it on every iteration (3x slower).
+template <int ROWS>
+__attribute__((target("avx2,fma"))) void multiply_rows(const float* a, int64_t lda, const float* b, int64_t k_size,
+                                                       float* c, int64_t ldc) {
+  static_assert(ROWS >= 1 && ROWS <= 6, "the kernel has 6 rows of accumulators");
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define PFRT_WINOGRAD_ROW(r)                                       \
+  if constexpr (ROWS > r) {                                        \
+    __m256 x = _mm256_broadcast_ss(a + r * lda + k);               \
+    c##r##0 = _mm256_fmadd_ps(x, b0, c##r##0);                     \
+    c##r##1 = _mm256_fmadd_ps(x, b1, c##r##1);                     \
+  }
+  for (int64_t k = 0; k < k_size; ++k) {
+    __m256 b0 = _mm256_loadu_ps(b + k * 16), b1 = _mm256_loadu_ps(b + k * 16 + 8);
+    PFRT_WINOGRAD_ROW(0) PFRT_WINOGRAD_ROW(1) PFRT_WINOGRAD_ROW(2)
+    PFRT_WINOGRAD_ROW(3) PFRT_WINOGRAD_ROW(4) PFRT_WINOGRAD_ROW(5)
+  }
+#undef PFRT_WINOGRAD_ROW
+#define PFRT_WINOGRAD_STORE(r)                   \
+  if constexpr (ROWS > r) {                      \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);      \
+    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);  \
+  }
+  PFRT_WINOGRAD_STORE(0) PFRT_WINOGRAD_STORE(1) PFRT_WINOGRAD_STORE(2)
+  PFRT_WINOGRAD_STORE(3) PFRT_WINOGRAD_STORE(4) PFRT_WINOGRAD_STORE(5)
+#undef PFRT_WINOGRAD_STORE
+}
+
+// One position's product for a block of 16 output channels: C (rows x 16, stride ldc) =
+// A (rows x k_size, row-major) * B (k_size x 16, packed). B stays in L1 across the rows.
+void multiply_column_block(const float* a, int64_t rows, int64_t k_size, const float* b, float* c, int64_t ldc) {
+  constexpr int kRows = 6;
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows) multiply_rows<kRows>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc);
+  switch (rows - r) {
+    case 5: multiply_rows<5>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
+    case 4: multiply_rows<4>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
+    case 3: multiply_rows<3>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
+    case 2: multiply_rows<2>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
+    case 1: multiply_rows<1>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+bool WinogradConv::cpu_supported() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g) {
+  // Below ~16 tiles per image the 36 products are too thin to pay for reading the transformed
+  // weights (4x the direct ones): ResNet-50's 7x7 stage stays direct.
+  int64_t tiles = g.n * ((g.out_h + kOut - 1) / kOut) * ((g.out_w + kOut - 1) / kOut);
+  return cin % 8 == 0 && cout % 8 == 0 && tiles >= 16;
+}
+
+WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu)
+    : cin_(weights.dim(1)), cout_(weights.dim(0)), cout_pad_((cout_ + 15) / 16 * 16), relu_(relu) {
+  // U = G g G^T per (cout, cin), in double so the transform adds no rounding of its own.
+  static const double G[kTile][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const float* w = weights.data<float>();
+  u_.assign(static_cast<size_t>(kPositions * cin_ * cout_pad_), 0.f);  // padded columns stay 0
+  for (int64_t co = 0; co < cout_; ++co) {
+    for (int64_t ci = 0; ci < cin_; ++ci) {
+      const float* g = w + (co * cin_ + ci) * 9;
+      double gg[kTile][3];  // G g
+      for (int i = 0; i < kTile; ++i) {
+        for (int k = 0; k < 3; ++k) gg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
+      }
+      for (int i = 0; i < kTile; ++i) {
+        for (int j = 0; j < kTile; ++j) {
+          double u = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+          size_t at = static_cast<size_t>((((i * kTile + j) * (cout_pad_ / 16) + co / 16) * cin_ + ci) * 16 + co % 16);
+          u_[at] = static_cast<float>(u);
+        }
+      }
+    }
+  }
+  bias_.assign(static_cast<size_t>(cout_), 0.f);
+  if (bias.defined()) bias_.assign(bias.data<float>(), bias.data<float>() + cout_);
+}
+
+void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
+  const int64_t tiles_h = (g.out_h + kOut - 1) / kOut, tiles_w = (g.out_w + kOut - 1) / kOut;
+  const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
+  const int64_t in_blocks = cin_ / 8, out_blocks = cout_ / 8;
+  const int64_t v_stride = tiles * cin_, m_stride = tiles * cout_pad_;  // between positions
+  float* v = thread_scratch(static_cast<size_t>(kPositions * (v_stride + m_stride)));
+  float* m = v + kPositions * v_stride;
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    for (int64_t cb = 0; cb < in_blocks; ++cb) {
+      int64_t n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      const float* plane = src + (n * in_blocks + cb) * g.h * g.w * 8;
+      transform_input_tile(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, v + t * cin_ + cb * 8,
+                           v_stride);
+    }
+  }
+  const int64_t col_blocks = cout_pad_ / 16;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int p = 0; p < kPositions; ++p) {
+    for (int64_t nb = 0; nb < col_blocks; ++nb) {
+      multiply_column_block(v + p * v_stride, tiles, cin_, u_.data() + (p * col_blocks + nb) * cin_ * 16,
+                            m + p * m_stride + nb * 16, cout_pad_);
+    }
+  }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    for (int64_t ob = 0; ob < out_blocks; ++ob) {
+      int64_t n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      float* plane = dst + (n * out_blocks + ob) * g.out_h * g.out_w * 8;
+      transform_output_tile(m + t * cout_pad_ + ob * 8, m_stride, bias_.data() + ob * 8, relu_, plane, g.out_h, g.out_w,
+                            ty * kOut, tx * kOut);
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

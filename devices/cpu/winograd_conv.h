@@ -1,0 +1,55 @@
+// Winograd F(4x4, 3x3) convolution for 3x3, stride-1, ungrouped convolutions on AVX2.
+//
+// oneDNN 2.6 has Winograd only for AVX-512, so on AVX2 machines its 3x3 convolutions are
+// direct and already run near the FMA peak: fewer multiplies is the only way to go faster.
+// F(4x4, 3x3) computes each 4x4 output tile from a 6x6 input tile with 36 multiplies per
+// input/output channel pair instead of 144:
+//   1. input transform:  V[p][tile][cin]  = (B^T d B)[p]  for every 6x6 input tile d;
+//   2. 36 matrix products M[p] = V[p] (tiles x cin) * U[p] (cin x cout), U = G g G^T
+//      transformed and packed once from the weights at construction; our own kernel, since
+//      oneDNN's sgemm repacks U on every call, which costs as much as the product when there
+//      are few tiles (ResNet-50's 14x14 stage);
+//   3. output transform: the 4x4 tile = A^T m A, plus bias and ReLU.
+// Source and destination are in oneDNN's nChw8c layout (8 channels innermost), the layout the
+// AVX2 convolutions around it use, so each transform works on 8 channels per vector.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "graph/tensor.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+class WinogradConv {
+ public:
+  // Sizes of one run: input n x cin x h x w, top/left zero padding, output out_h x out_w.
+  struct Geometry {
+    int64_t n, h, w, pad_top, pad_left, out_h, out_w;
+  };
+
+  // True on a CPU with AVX2 and FMA (the transforms are written for them).
+  static bool cpu_supported();
+  // Whether Winograd is worth it for this shape: enough output tiles for the 36 products to
+  // beat a direct convolution, and channels in whole blocks of 8.
+  static bool suits(int64_t cin, int64_t cout, const Geometry& g);
+
+  // `weights` [cout, cin, 3, 3] f32; `bias` [cout] or undefined; `relu` applies max(0, x).
+  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu);
+
+  // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c. Uses the calling
+  // thread's OpenMP team.
+  void run(const float* src, float* dst, const Geometry& g) const;
+
+ private:
+  int64_t cin_, cout_, cout_pad_;  // cout_pad_: cout rounded up to the 16-column blocks
+  // Transformed weights, one cin x cout_pad matrix per position, packed in blocks of 16
+  // columns: [36][cout_pad / 16][cin][16].
+  std::vector<float> u_;
+  std::vector<float> bias_;  // [cout], zeros without bias
+  bool relu_;
+};
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,91 @@
+// WinogradConv against a direct 3x3 convolution computed here in double, on the nChw8c
+// layout it reads and writes: odd sizes (partial edge tiles), asymmetric padding, batches.
+#include "devices/cpu/winograd_conv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tests/common/random_tensor.h"
+
+namespace pyflame_rt {
+namespace {
+
+// nChw8c index of (n, c, y, x) for `channels` channels.
+int64_t blocked(int64_t n, int64_t c, int64_t y, int64_t x, int64_t channels, int64_t h, int64_t w) {
+  return (((n * (channels / 8) + c / 8) * h + y) * w + x) * 8 + c % 8;
+}
+
+struct Case {
+  int64_t n, cin, cout, h, w, pad_top, pad_left, pad_bottom, pad_right;
+  bool bias, relu;
+};
+
+void check(const Case& c, uint32_t seed) {
+  Tensor x = random_tensor({c.n, c.cin, c.h, c.w}, seed);
+  Tensor wt = random_tensor({c.cout, c.cin, 3, 3}, seed + 1);
+  Tensor b = c.bias ? random_tensor({c.cout}, seed + 2) : Tensor();
+  cpu::WinogradConv::Geometry g{c.n, c.h, c.w, c.pad_top, c.pad_left, c.h + c.pad_top + c.pad_bottom - 2,
+                                c.w + c.pad_left + c.pad_right - 2};
+  std::vector<float> src(static_cast<size_t>(c.n * c.cin * c.h * c.w));
+  for (int64_t n = 0; n < c.n; ++n)
+    for (int64_t ch = 0; ch < c.cin; ++ch)
+      for (int64_t y = 0; y < c.h; ++y)
+        for (int64_t xx = 0; xx < c.w; ++xx)
+          src[static_cast<size_t>(blocked(n, ch, y, xx, c.cin, c.h, c.w))] =
+              x.data<float>()[((n * c.cin + ch) * c.h + y) * c.w + xx];
+  std::vector<float> dst(static_cast<size_t>(c.n * c.cout * g.out_h * g.out_w), NAN);
+  cpu::WinogradConv(wt, b, c.relu).run(src.data(), dst.data(), g);
+
+  double err = 0, scale = 1e-6;
+  for (int64_t n = 0; n < c.n; ++n) {
+    for (int64_t co = 0; co < c.cout; ++co) {
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        for (int64_t ox = 0; ox < g.out_w; ++ox) {
+          double acc = c.bias ? b.data<float>()[co] : 0.0;
+          for (int64_t ci = 0; ci < c.cin; ++ci) {
+            for (int64_t ky = 0; ky < 3; ++ky) {
+              for (int64_t kx = 0; kx < 3; ++kx) {
+                int64_t y = oy + ky - c.pad_top, xx = ox + kx - c.pad_left;
+                if (y < 0 || y >= c.h || xx < 0 || xx >= c.w) continue;
+                acc += static_cast<double>(x.data<float>()[((n * c.cin + ci) * c.h + y) * c.w + xx]) *
+                       wt.data<float>()[((co * c.cin + ci) * 3 + ky) * 3 + kx];
+              }
+            }
+          }
+          if (c.relu) acc = std::max(acc, 0.0);
+          double got = dst[static_cast<size_t>(blocked(n, co, oy, ox, c.cout, g.out_h, g.out_w))];
+          ASSERT_FALSE(std::isnan(got)) << "output (" << n << "," << co << "," << oy << "," << ox << ") not written";
+          err = std::max(err, std::fabs(got - acc));
+          scale = std::max(scale, std::fabs(acc));
+        }
+      }
+    }
+  }
+  EXPECT_LT(err / scale, 1e-5) << "n=" << c.n << " cin=" << c.cin << " cout=" << c.cout << " " << c.h << "x" << c.w;
+}
+
+TEST(WinogradConvTest, MatchesDirectConvolution) {
+  if (!cpu::WinogradConv::cpu_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  std::vector<Case> cases = {
+      {1, 16, 24, 17, 13, 1, 1, 1, 1, true, true},   // "same" padding, partial edge tiles
+      {2, 8, 8, 16, 16, 0, 0, 0, 0, false, false},   // no padding, batch of 2
+      {1, 8, 16, 17, 13, 1, 0, 0, 1, true, false},   // asymmetric padding
+      {1, 64, 64, 28, 28, 1, 1, 1, 1, true, true},   // a ResNet-like layer
+  };
+  uint32_t seed = 100;
+  for (const auto& c : cases) {
+    check(c, seed);
+    seed += 3;
+  }
+}
+
+TEST(WinogradConvTest, SuitsOnlyWholeChannelBlocksAndEnoughTiles) {
+  cpu::WinogradConv::Geometry big{1, 56, 56, 1, 1, 56, 56}, tiny{1, 7, 7, 1, 1, 7, 7};
+  EXPECT_TRUE(cpu::WinogradConv::suits(64, 64, big));
+  EXPECT_FALSE(cpu::WinogradConv::suits(60, 64, big));   // channels not in blocks of 8
+  EXPECT_FALSE(cpu::WinogradConv::suits(512, 512, tiny));  // 4 tiles: direct is faster
+}
+
+}  // namespace
+}  // namespace pyflame_rt
