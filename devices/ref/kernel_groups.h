@@ -24,6 +24,7 @@ void register_loss_kernels(KernelRegistry& r);          // kernels/loss.cpp
 void register_signal_kernels(KernelRegistry& r);        // kernels/signal.cpp (DFT, STFT, windows)
 void register_vision_kernels(KernelRegistry& r);        // kernels/vision.cpp (NMS, RoiAlign, GridSample, Unique)
 void register_fused_kernels(KernelRegistry& r);         // kernels/fused.cpp (compiler-made fused ops)
+void register_attention_kernels(KernelRegistry& r);     // kernels/attention.cpp (pyflame_rt.MultiHeadAttention)
 void register_misc_kernels(KernelRegistry& r);          // kernels/misc.cpp (strings, random, training)
 
 }  // namespace pyflame_rt
