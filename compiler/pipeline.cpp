@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "compiler/passes/activation_fusion.h"
+#include "compiler/passes/attention_fusion.h"
 #include "compiler/passes/constant_folding.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
@@ -35,6 +36,7 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<GeluFusion>());  // before activation_fusion, which absorbs Gelu
   passes.push_back(std::make_unique<ActivationFusion>());
   passes.push_back(std::make_unique<LayerNormFusion>());
+  passes.push_back(std::make_unique<AttentionFusion>());  // last: sees Reshape/Transpose chains as folded above
   return passes;
 }
 
