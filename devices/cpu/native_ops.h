@@ -14,6 +14,7 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
 std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Graph& graph);     // norm_op.cpp
 std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph& graph); // movement_op.cpp
 std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph);      // gru_op.cpp
+std::unique_ptr<NativeOp> make_attention_op(const Node& node, int64_t opset, const Graph& graph); // attention_op.cpp
 
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
 // false when the activation has no oneDNN equivalent (PRelu: see PReluStep).

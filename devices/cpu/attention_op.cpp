@@ -1,0 +1,139 @@
+// Native pyflame_rt.MultiHeadAttention (semantics and layout: ref/kernels/attention_layout.h).
+// Per (batch, head): scores = scale * Q_h K_h^T with oneDNN's row-major sgemm, reading the
+// head's columns of Q and K in place through the leading dimension (no per-head copies or
+// transposes), + mask, a numerically stable softmax per row, then out_h = P V_h written
+// straight into the head's columns of the output. The (batch, head) pairs are spread over the
+// run's OpenMP team; each thread owns one [L, S] scores buffer. Inside the parallel region
+// oneDNN's gemm runs single-threaded, so the pairs do not oversubscribe the cores.
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "devices/cpu/native_ops.h"
+#include "devices/cpu/vector_math.h"
+#include "devices/ref/kernels/attention_layout.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+// Each loop is compiled per ISA and picked at load time (as in vector_math.cpp).
+__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_scalar(float* x, int64_t n, float c) {
+  for (int64_t i = 0; i < n; ++i) x[i] += c;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_row(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) float row_sum(const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_row(float* x, int64_t n, float c) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= c;
+}
+
+// softmax(x) = exp(x - max) / sum: subtracting the max keeps exp from overflowing.
+void softmax_row(float* x, int64_t n) {
+  add_scalar(x, n, -row_max(x, n));
+  exp_inplace(x, n);
+  scale_row(x, n, 1.0f / row_sum(x, n));
+}
+
+// Adds row l of the (broadcast) mask for pair (b, h) to the scores row.
+void add_mask_row(float* row, const float* mask, const AttentionLayout& a, int64_t b, int64_t h, int64_t l) {
+  const float* m = mask + b * a.mask_stride[0] + h * a.mask_stride[1] + l * a.mask_stride[2];
+  if (a.mask_stride[3] == 1) {
+    add_row(row, m, a.kv_len);
+  } else {
+    add_scalar(row, a.kv_len, m[0]);  // one value along the key axis
+  }
+}
+
+class AttentionOp : public NativeOp {
+ public:
+  AttentionOp(const Node& node, int64_t opset) : node_(node), opset_(opset), scale_(node.attr_float("scale", 1.0f)) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* t[4] = {nullptr, nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < inputs.size() && i < 4; ++i) {
+      if (!inputs[i]) continue;
+      const Value& p = inputs[i]->as_plain();
+      if (!p.is_tensor() || p.tensor.dtype() != DType::kFloat32) return run_reference(node_, opset_, inputs, outputs);
+      t[i] = &p.tensor;
+    }
+    if (!t[0] || !t[1] || !t[2]) return run_reference(node_, opset_, inputs, outputs);
+    Expected<AttentionLayout> layout = attention_layout(node_, *t[0], *t[1], *t[2], t[3]);
+    if (!layout.ok()) return layout.status();
+    const AttentionLayout& a = *layout;
+    if (a.q_len == 0 || a.kv_len == 0 || a.batch == 0) return run_reference(node_, opset_, inputs, outputs);
+    Tensor y(DType::kFloat32, a.out_dims);
+    const float* q = t[0]->data<float>();
+    const float* k = t[1]->data<float>();
+    const float* v = t[2]->data<float>();
+    const float* mask = t[3] ? t[3]->data<float>() : nullptr;
+    float* out = y.data<float>();
+    const int64_t pairs = a.batch * a.heads;
+    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), pairs));
+    std::atomic<int> failed{static_cast<int>(dnnl_success)};
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> scores(static_cast<size_t>(a.q_len * a.kv_len));  // this thread's scratch
+#pragma omp for schedule(static)
+      for (int64_t pair = 0; pair < pairs; ++pair) {
+        const int64_t b = pair / a.heads, h = pair % a.heads;
+        const float* qh = q + b * a.q_batch + h * a.dk;
+        const float* kh = k + b * a.k_batch + h * a.dk;
+        const float* vh = v + b * a.v_batch + h * a.dv;
+        float* oh = out + b * a.o_batch + h * a.dv;
+        // [L, dk] x [S, dk]^T -> [L, S]; K^T is read through transb, not materialised.
+        dnnl_status_t st = dnnl_sgemm('N', 'T', a.q_len, a.kv_len, a.dk, scale_, qh, a.q_row, kh, a.k_row, 0.0f,
+                                      scores.data(), a.kv_len);
+        for (int64_t l = 0; l < a.q_len && st == dnnl_success; ++l) {
+          float* row = scores.data() + l * a.kv_len;
+          if (mask) add_mask_row(row, mask, a, b, h, l);
+          softmax_row(row, a.kv_len);
+        }
+        // [L, S] x [S, dv] -> the head's columns of the output rows.
+        if (st == dnnl_success) {
+          st = dnnl_sgemm('N', 'N', a.q_len, a.dv, a.kv_len, 1.0f, scores.data(), a.kv_len, vh, a.v_row, 0.0f, oh,
+                          a.o_row);
+        }
+        if (st != dnnl_success) failed = static_cast<int>(st);
+      }
+    }
+    if (failed != static_cast<int>(dnnl_success)) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN sgemm failed with status ", failed.load(),
+                         " (expected dnnl_success = 0)");
+    }
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+  float scale_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_attention_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.inputs.size() < 3 || node.attr_int("num_heads", 0) <= 0) return nullptr;  // the reference names the error
+  return std::make_unique<AttentionOp>(node, opset);
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
