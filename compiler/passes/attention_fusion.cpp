@@ -1,5 +1,6 @@
 #include "compiler/passes/attention_fusion.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace pyflame_rt {
@@ -24,34 +25,30 @@ struct HeadSplit {
   std::vector<size_t> nodes;  // the Reshape and Transpose
 };
 
-// The dims a Reshape to `target` gives `in` (ONNX rules for 0 and -1), or nothing.
-std::optional<Dims> reshaped_dims(const Dims& in, const Tensor& target, bool allowzero) {
-  Dims out;
-  int64_t known = 1, infer_at = -1;
-  for (int64_t i = 0; i < target.numel(); ++i) {
-    int64_t d = static_cast<int64_t>(target.value_as_double(i));
-    if (d == 0 && !allowzero) {
-      if (i >= static_cast<int64_t>(in.size())) return std::nullopt;
-      d = in[static_cast<size_t>(i)];
-    }
-    if (d == -1) {
-      if (infer_at >= 0) return std::nullopt;
-      infer_at = i;
-      out.push_back(1);
-      continue;
-    }
-    if (d < 0) return std::nullopt;
-    known *= d;
-    out.push_back(d);
+// What is statically known of a rank-3 value's dims (-1 where unknown): its inferred shape,
+// and through Slices along the last axis only (torch slices Q, K and V out of one packed
+// projection, and ONNX shape inference leaves those slices unshaped) the sliced value's
+// leading dims. Nothing when not even the rank is known to be 3.
+std::optional<Dims> known_dims(const Graph& g, const std::map<std::string, size_t>& producer, const std::string& value) {
+  std::optional<Dims> dims;
+  const ValueInfo* vi = g.find_value_info(value);
+  if (vi && vi->shape.rank_known) {
+    if (vi->shape.rank() != 3) return std::nullopt;
+    dims = Dims();
+    for (const Dim& d : vi->shape.dims) dims->push_back(d.known() ? d.value : -1);
+    if ((*dims)[0] >= 0 && (*dims)[1] >= 0) return dims;
   }
-  int64_t total = num_elements(in);
-  if (infer_at >= 0) {
-    if (known == 0 || total % known != 0) return std::nullopt;
-    out[static_cast<size_t>(infer_at)] = total / known;
-  } else if (known != total) {
-    return std::nullopt;
-  }
-  return out;
+  auto p = producer.find(value);
+  if (p == producer.end()) return dims;
+  const Node& slice = g.nodes[p->second];
+  if (!slice.domain.empty() || slice.op_type != "Slice" || slice.inputs.size() < 4) return dims;
+  const Tensor* axes = constant_of(g, slice.inputs[3], DType::kInt64);
+  if (!axes || axes->numel() != 1 || (axes->value_as_double(0) != -1 && axes->value_as_double(0) != 2)) return dims;
+  std::optional<Dims> data = known_dims(g, producer, slice.inputs[0]);
+  if (!data) return dims;
+  if (!dims) dims = Dims{-1, -1, -1};
+  for (size_t i = 0; i < 2; ++i) if ((*dims)[i] < 0) (*dims)[i] = (*data)[i];
+  return dims;
 }
 
 class Matcher {
@@ -87,7 +84,10 @@ class Matcher {
     }
   }
 
-  // `value` = Transpose(Reshape(source, ...), perm) splitting source's last axis into heads.
+  // `value` = Transpose(Reshape(source, target), perm) where the Reshape splits source's last
+  // axis into heads: [B, T, E] -> [B, T, H, Dh] batch first, [T, B, E] -> [T, B*H, Dh]
+  // sequence first. A 0 in the target copies a dim; a Reshape whose numbers do not add up
+  // fails on the original graph and on the fused op alike.
   std::optional<HeadSplit> head_split(const std::string& value, const LayoutForm& form,
                                       const std::vector<int64_t>& perm) const {
     HeadSplit split;
@@ -97,24 +97,34 @@ class Matcher {
     if (!r || r->inputs.size() != 2 || r->attr_int("allowzero", 0) != 0) return std::nullopt;
     const Tensor* target = constant_of(g_, r->inputs[1], DType::kInt64);
     const ValueInfo* src = g_.find_value_info(r->inputs[0]);
-    if (!target || !src || src->dtype != DType::kFloat32 || !src->shape.rank_known || !src->shape.fully_known() ||
-        src->shape.rank() != 3) {
-      return std::nullopt;
-    }
+    if (!target || (src && src->dtype != DType::kFloat32)) return std::nullopt;
+    std::optional<Dims> s = known_dims(g_, producer_, r->inputs[0]);
+    if (!s || !src) return std::nullopt;  // float32 must be known: the kernel is float only
     split.source = r->inputs[0];
-    for (const Dim& d : src->shape.dims) split.source_dims.push_back(d.value);
-    std::optional<Dims> out = reshaped_dims(split.source_dims, *target, false);
-    if (!out) return std::nullopt;
-    const Dims& s = split.source_dims;
-    // batch_first: [B, T, E] -> [B, T, H, Dh]; sequence first: [T, B, E] -> [T, B*H, Dh].
+    split.source_dims = *s;
+    Dims tg;
+    for (int64_t i = 0; i < target->numel(); ++i) tg.push_back(static_cast<int64_t>(target->value_as_double(i)));
+    // Target dim i keeps source dim i: copied (0) or equal to a known source dim.
+    auto keeps = [&](size_t i) { return tg[i] == 0 || (tg[i] > 0 && tg[i] == (*s)[i]); };
+    const int64_t width = (*s)[2];
     if (form.batch_first) {
-      if (out->size() != 4 || (*out)[0] != s[0] || (*out)[1] != s[1]) return std::nullopt;
-      split.heads = (*out)[2];
+      if (tg.size() != 4 || !keeps(0) || !keeps(1) || tg[2] <= 0 || (tg[3] <= 0 && tg[3] != -1)) return std::nullopt;
+      split.heads = tg[2];
+      if (width >= 0 && (width % split.heads != 0 || (tg[3] > 0 && tg[3] * split.heads != width))) return std::nullopt;
     } else {
-      if (out->size() != 3 || (*out)[0] != s[0] || s[1] == 0 || (*out)[1] % s[1] != 0) return std::nullopt;
-      split.heads = (*out)[1] / s[1];
+      const int64_t batch = (*s)[1];
+      if (tg.size() != 3 || !keeps(0) || tg[2] <= 0) return std::nullopt;
+      if (tg[1] == 0) {
+        split.heads = 1;
+      } else if (tg[1] > 0 && batch > 0 && tg[1] % batch == 0) {
+        split.heads = tg[1] / batch;
+      } else if (tg[1] == -1 && width > 0 && width % tg[2] == 0) {
+        split.heads = width / tg[2];
+      } else {
+        return std::nullopt;
+      }
+      if (width >= 0 && width != split.heads * tg[2]) return std::nullopt;
     }
-    if (split.heads <= 0 || split.heads * out->back() != s[2]) return std::nullopt;
     return split;
   }
 
@@ -244,11 +254,16 @@ Status AttentionFusion::run(Graph& graph, bool& changed) {
     std::optional<HeadSplit> k = m.head_split(k_heads, *form, form->key_perm);
     std::optional<HeadSplit> v = m.head_split(pv.inputs[1], *form, form->head_perm);
     if (!q || !k || !v || q->heads != k->heads || q->heads != v->heads) continue;
-    // Q, K, V agree in batch; K and V in length; Q and K in width.
+    // Q, K, V agree in batch (known: the kernel does not broadcast it); K and V in length and
+    // Q and K in width where known (the original MatMuls would reject a mismatch too).
     const size_t b_axis = form->batch_first ? 0 : 1, t_axis = form->batch_first ? 1 : 0;
     const Dims &qd = q->source_dims, &kd = k->source_dims, &vd = v->source_dims;
-    if (kd[b_axis] != qd[b_axis] || vd[b_axis] != qd[b_axis] || vd[t_axis] != kd[t_axis] || kd[2] != qd[2]) continue;
-    const Dims bhls = {qd[b_axis], q->heads, qd[t_axis], kd[t_axis]};
+    auto differ = [](int64_t a, int64_t b) { return a >= 0 && b >= 0 && a != b; };
+    if (qd[b_axis] < 0 || kd[b_axis] != qd[b_axis] || vd[b_axis] != qd[b_axis] || differ(vd[t_axis], kd[t_axis]) ||
+        differ(kd[2], qd[2])) {
+      continue;
+    }
+    const Dims bhls = {qd[b_axis], q->heads, qd[t_axis], kd[t_axis] >= 0 ? kd[t_axis] : vd[t_axis]};
     if (!mask.empty() && !supported_mask(graph, mask, bhls, form->batch_first)) continue;
     for (const HeadSplit* s : {&*q, &*k, &*v}) nodes.insert(nodes.end(), s->nodes.begin(), s->nodes.end());
     m.claim(nodes);
@@ -263,8 +278,13 @@ Status AttentionFusion::run(Graph& graph, bool& changed) {
     mha.attributes["num_heads"] = Attribute::make_int(q->heads);
     mha.attributes["scale"] = Attribute::make_float(static_cast<float>(scale));
     mha.attributes["batch_first"] = Attribute::make_int(form->batch_first ? 1 : 0);
-    Dims out = {qd[0], qd[1], vd[2]};  // Q's [B, L] or [L, B], then V's width
-    graph.value_info[back.outputs[0]] = {back.outputs[0], DType::kFloat32, Shape::from_dims(out)};
+    // The fused output is Q's [B, L] or [L, B], then V's width; the old [.., H, Dv] type goes.
+    Dims out = {qd[0], qd[1], vd[2]};
+    if (std::all_of(out.begin(), out.end(), [](int64_t d) { return d >= 0; })) {
+      graph.value_info[back.outputs[0]] = {back.outputs[0], DType::kFloat32, Shape::from_dims(out)};
+    } else {
+      graph.value_info.erase(back.outputs[0]);
+    }
     added.push_back(std::move(mha));
   }
   if (added.empty()) return Status::OK();

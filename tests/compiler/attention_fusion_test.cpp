@@ -44,14 +44,22 @@ Graph textbook_attention(bool with_mask) {
   return g;
 }
 
-// torch.nn.MultiheadAttention's export (sequence first): q [L,B,E], k and v [S,B,E], the
-// scale applied to Q before the product, heads as [T, B*H, Dh].
+// torch.nn.MultiheadAttention's export (sequence first) of self-attention: q, k, v sliced
+// out of one packed projection [L,B,3E] (shape inference leaves the slices unshaped), the
+// scale applied to Q before the product, heads as [L, B*H, Dh].
 Graph torch_attention() {
   Graph g;
   g.opset_imports[""] = 13;
-  g.inputs = {f32("q", {kL, kB, kE}), f32("k", {kS, kB, kE}), f32("v", {kS, kB, kE})};
+  g.inputs = {f32("qkv", {kL, kB, 3 * kE})};
+  g.initializers["last_axis"] = i64({-1});
+  for (int64_t i = 0; i <= 3; ++i) g.initializers["at" + std::to_string(i)] = i64({i * kE});
+  const char* names[] = {"q", "k", "v"};
+  for (int64_t i = 0; i < 3; ++i) {
+    g.add_node("Slice", {"qkv", "at" + std::to_string(i), "at" + std::to_string(i + 1), "last_axis"}, {names[i]});
+    g.value_info[names[i]] = {names[i], DType::kFloat32, Shape::unknown_rank()};  // as the importer leaves it
+  }
   g.initializers["split_q"] = i64({kL, kB * kH, kDh});
-  g.initializers["split_kv"] = i64({kS, kB * kH, kDh});
+  g.initializers["split_kv"] = i64({kL, kB * kH, kDh});
   g.initializers["join"] = i64({kL * kB, kE});
   g.initializers["sqrt_dh"] = Tensor::scalar<float>(std::sqrt(static_cast<float>(kDh)));
   g.add_node("Reshape", {"q", "split_q"}, {"qr"});
@@ -131,7 +139,7 @@ TEST(AttentionFusionTest, FusesTorchsSequenceFirstExport) {
   bool changed = false;
   run_pass(pass, g, &changed);
   ASSERT_TRUE(changed);
-  ASSERT_EQ(g.nodes.size(), 2u) << print_graph(g);
+  ASSERT_EQ(g.nodes.size(), 5u) << print_graph(g);  // three Slices, the attention, the Reshape
   const Node* mha = find_op(g, "MultiHeadAttention");
   ASSERT_NE(mha, nullptr);
   EXPECT_EQ(mha->attr_int("num_heads", 0), kH);
