@@ -20,10 +20,21 @@ namespace cpu {
 
 namespace {
 
-// Each loop is compiled per ISA and picked at load time (as in vector_math.cpp).
+// Each loop is compiled per ISA and picked at load time (as in vector_math.cpp). Reductions
+// keep kLanes partial results: without -ffast-math the compiler may not reorder a single
+// running max or sum, but it does vectorise independent lanes.
+constexpr int64_t kLanes = 16;
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* x, int64_t n) {
+  float lane[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) lane[j] = x[0];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) lane[j] = lane[j] > x[i + j] ? lane[j] : x[i + j];
+  }
   float m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+  for (int64_t j = 0; j < kLanes; ++j) m = std::max(m, lane[j]);
+  for (; i < n; ++i) m = std::max(m, x[i]);
   return m;
 }
 
@@ -36,8 +47,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void add_row(float*
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) float row_sum(const float* x, int64_t n) {
+  float lane[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) lane[j] += x[i + j];
+  }
   float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += x[i];
+  for (int64_t j = 0; j < kLanes; ++j) s += lane[j];
+  for (; i < n; ++i) s += x[i];
   return s;
 }
 
