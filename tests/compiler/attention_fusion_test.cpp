@@ -14,7 +14,8 @@ Tensor i64(std::vector<int64_t> v) { return Tensor::from_vector<int64_t>({static
 
 // The textbook batch-first attention over projected q [B,L,E], k and v [B,S,E]:
 //   softmax(Q K^T / sqrt(Dh) + mask) V, heads split by Reshape + Transpose and joined back.
-Graph textbook_attention(bool with_mask) {
+// scale_operands: Q and K each multiplied by 0.5 instead (torch 2's SDPA export).
+Graph textbook_attention(bool with_mask, bool scale_operands = false) {
   Graph g;
   g.opset_imports[""] = 13;
   g.inputs = {f32("q", {kB, kL, kE}), f32("k", {kB, kS, kE}), f32("v", {kB, kS, kE})};
@@ -29,8 +30,15 @@ Graph textbook_attention(bool with_mask) {
   g.add_node("Transpose", {"qr"}, {"qh"}).attributes["perm"] = Attribute::make_ints({0, 2, 1, 3});
   g.add_node("Transpose", {"kr"}, {"kt"}).attributes["perm"] = Attribute::make_ints({0, 2, 3, 1});
   g.add_node("Transpose", {"vr"}, {"vh"}).attributes["perm"] = Attribute::make_ints({0, 2, 1, 3});
-  g.add_node("MatMul", {"qh", "kt"}, {"qk"});
-  g.add_node("Div", {"qk", "sqrt_dh"}, {"scores"});
+  if (scale_operands) {
+    g.initializers["root_scale"] = Tensor::scalar<float>(0.5f);
+    g.add_node("Mul", {"qh", "root_scale"}, {"qs"});
+    g.add_node("Mul", {"root_scale", "kt"}, {"ks"});
+    g.add_node("MatMul", {"qs", "ks"}, {"scores"});
+  } else {
+    g.add_node("MatMul", {"qh", "kt"}, {"qk"});
+    g.add_node("Div", {"qk", "sqrt_dh"}, {"scores"});
+  }
   std::string logits = "scores";
   if (with_mask) {
     g.add_node("Add", {"scores", "mask"}, {"masked"});
@@ -144,6 +152,20 @@ TEST(AttentionFusionTest, FusesTorchsSequenceFirstExport) {
   ASSERT_NE(mha, nullptr);
   EXPECT_EQ(mha->attr_int("num_heads", 0), kH);
   EXPECT_EQ(mha->attr_int("batch_first", -1), 0);
+  expect_same_results(original, g);
+}
+
+// torch 2's scaled_dot_product_attention export scales Q and K each by sqrt(scale).
+TEST(AttentionFusionTest, FoldsScalesOnBothOperandsIntoOne) {
+  Graph g = textbook_attention(false, /*scale_operands=*/true);
+  Graph original = g;
+  AttentionFusion pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  ASSERT_TRUE(changed);
+  const Node* mha = find_op(g, "MultiHeadAttention");
+  ASSERT_NE(mha, nullptr);
+  EXPECT_FLOAT_EQ(mha->attr_float("scale", 0), 0.25f);
   expect_same_results(original, g);
 }
 
