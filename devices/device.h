@@ -53,4 +53,18 @@ std::unique_ptr<Device> make_ref_device();
 // workers, each with its share of the threads (execution_mode "parallel").
 std::unique_ptr<Device> make_cpu_device(int num_threads, bool parallel_branches = false);
 
+// Everything the CPU device can be told (a session passes its SessionOptions on).
+struct CpuDeviceOptions {
+  int num_threads = 0;             // 0 = one per core
+  bool parallel_branches = false;  // execution_mode "parallel"
+  // enable_memory_reuse: an output's buffer is reused, once its last reader ran, for a later
+  // output; false: every output its own allocation, freed when released.
+  bool memory_reuse = true;
+  // memory_pool "arena": a run's buffers are kept for later runs (no allocation in a steady
+  // state, one run's peak held per concurrent run); false: returned to the system at the end of
+  // each run. Ignored without memory_reuse.
+  bool memory_arena = false;
+};
+std::unique_ptr<Device> make_cpu_device(const CpuDeviceOptions& options);
+
 }  // namespace pyflame_rt

@@ -46,24 +46,26 @@ class ConvOp : public NativeOp {
     }
     memory src = x->as_native(plan->src);
     if (plan->winograd) {
-      memory out(plan->dst, engine());
-      plan->winograd->run(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.get_data_handle()),
-                          plan->geometry);
-      outputs[0] = CpuValue::from_native(out, plan->out_dims);
+      CpuValue out = CpuValue::allocate_native(plan->dst, plan->out_dims);
+      plan->winograd->run(static_cast<const float*>(src.get_data_handle()),
+                          static_cast<float*>(out.native.get_data_handle()), plan->geometry);
+      outputs[0] = std::move(out);
       return Status::OK();
     }
-    memory dst;
+    CpuValue out;
     CpuValue* residual = has_sum_ ? inputs[3] : nullptr;
     if (residual && residual->last_use && residual->has_native && residual->native.get_desc() == plan->dst &&
         residual != x) {
-      dst = residual->native;  // the sum post-op adds what dst holds: sum into the residual itself
+      // The sum post-op adds what dst holds: sum into the residual itself (sharing its buffer).
+      out = CpuValue::from_native(residual->native, plan->out_dims, residual->buffer);
     } else {
-      dst = memory(plan->dst, engine());
+      out = CpuValue::allocate_native(plan->dst, plan->out_dims);
       if (residual) {
         memory zm = residual->as_native(plan->dst);
-        dnnl::reorder(zm, dst).execute(thread_stream(), zm, dst);
+        dnnl::reorder(zm, out.native).execute(thread_stream(), zm, out.native);
       }
     }
+    memory dst = out.native;
     memory scratch = scratchpad_for(plan->scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan->weights},
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
@@ -71,7 +73,7 @@ class ConvOp : public NativeOp {
     plan->prim.execute(thread_stream(), args);
     if (plan->prelu) plan->prelu->execute(dst);
     thread_stream().wait();
-    outputs[0] = CpuValue::from_native(dst, plan->out_dims);
+    outputs[0] = std::move(out);
     return Status::OK();
   }
 

@@ -17,26 +17,32 @@ bool has_subgraphs(const Graph& g) {
 
 class CpuDevice : public Device {
  public:
-  CpuDevice(int num_threads, bool parallel) : num_threads_(num_threads), parallel_(parallel) {}
+  explicit CpuDevice(const CpuDeviceOptions& options) : options_(options) {}
   std::string name() const override { return "cpu"; }
   bool supports_op(const Node& node, int64_t) const override {
     return KernelRegistry::reference().find(node.domain, node.op_type) != nullptr;
   }
   Expected<std::unique_ptr<Executable>> compile(const Graph& partition) override {
     if (has_subgraphs(partition)) return make_ref_device()->compile(partition);
-    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(partition, num_threads_, parallel_));
+    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(partition, options_));
     return std::unique_ptr<Executable>(std::move(program));
   }
 
  private:
-  int num_threads_;
-  bool parallel_;
+  CpuDeviceOptions options_;
 };
 
 }  // namespace
 
 std::unique_ptr<Device> make_cpu_device(int num_threads, bool parallel_branches) {
-  return std::make_unique<CpuDevice>(num_threads, parallel_branches);
+  CpuDeviceOptions options;
+  options.num_threads = num_threads;
+  options.parallel_branches = parallel_branches;
+  return make_cpu_device(options);
+}
+
+std::unique_ptr<Device> make_cpu_device(const CpuDeviceOptions& options) {
+  return std::make_unique<CpuDevice>(options);
 }
 
 }  // namespace pyflame_rt

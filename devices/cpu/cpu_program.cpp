@@ -15,11 +15,12 @@
 namespace pyflame_rt {
 namespace cpu {
 
-Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, int num_threads, bool parallel) {
+Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, const CpuDeviceOptions& options) {
   std::unique_ptr<CpuProgram> p(new CpuProgram());
   p->graph_ = graph;
-  p->num_threads_ = num_threads;
-  p->parallel_ = parallel;
+  p->num_threads_ = options.num_threads;
+  p->parallel_ = options.parallel_branches;
+  p->pools_ = std::make_unique<RunPools>(options.memory_reuse, options.memory_arena);
   RETURN_IF_ERROR(p->graph_.sort_topologically());
   RETURN_IF_ERROR(p->graph_.validate());
   const Graph& g = p->graph_;
@@ -113,6 +114,7 @@ Status CpuProgram::run_step(const Step& step, const std::vector<CpuValue*>& in, 
 // and two branches may read the same value at once. The first error stops the run.
 Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const {
   const int workers = 2;
+  BufferPool* pool = BufferPool::current();  // the helper thread allocates from the run's pool too
   const int per_worker = std::max(1, threads / workers);
   std::mutex mu;
   std::condition_variable cv;
@@ -174,7 +176,10 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       if (ready.size() >= 2 || finished == steps_.size()) cv.notify_all();
     }
   };
-  std::thread helper(work);
+  std::thread helper([&] {
+    BufferPool::Scope scope(pool);
+    work();
+  });
   work();
   helper.join();
   omp_set_num_threads(threads);
@@ -195,6 +200,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   int threads = num_threads_ > 0 ? num_threads_ : kDefaultThreads;
   if (int limit = IntraOpThreadLimit::current(); limit > 0 && limit < threads) threads = limit;
   omp_set_num_threads(threads);
+  // Declared before the slots: destroyed after them, once every buffer came back.
+  RunPools::Lease pool = pools_->lease();
+  BufferPool::Scope pool_scope(pool.get());
   std::vector<CpuValue> slots(slot_count_);
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));

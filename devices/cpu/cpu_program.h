@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "devices/cpu/buffer_pool.h"
 #include "devices/cpu/native_op.h"
 #include "devices/device.h"
 
@@ -16,9 +17,10 @@ namespace cpu {
 
 class CpuProgram : public Executable {
  public:
-  // `num_threads` 0 = oneDNN's default (one per core). `parallel`: independent steps run at
-  // the same time on two workers (see execute_parallel).
-  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, int num_threads, bool parallel = false);
+  // options.num_threads 0 = oneDNN's default (one per core). options.parallel_branches:
+  // independent steps run at the same time on two workers (see execute_parallel).
+  // options.memory_reuse/memory_arena: where native outputs' buffers come from (buffer_pool.h).
+  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, const CpuDeviceOptions& options = {});
   Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return execute(std::move(inputs), nullptr); }
   Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const override {
     return execute(std::move(inputs), timings);
@@ -26,6 +28,9 @@ class CpuProgram : public Executable {
 
   // The nodes that run on the reference kernels (for reports and tests).
   std::vector<std::string> fallback_nodes() const override;
+
+  // Buffers the runs of this program obtained for native outputs so far (for tests).
+  const BufferPoolCounters& buffer_counters() const { return pools_->counters(); }
 
  private:
   struct Step {
@@ -46,6 +51,7 @@ class CpuProgram : public Executable {
   Graph graph_;
   int num_threads_ = 0;
   bool parallel_ = false;
+  std::unique_ptr<RunPools> pools_;  // where each run gets the buffers of native outputs
   std::vector<int> readers_;  // per slot: how many steps read it (each once); outputs excluded from release
   std::unordered_map<std::string, int> slot_of_;
   size_t slot_count_ = 0;

@@ -1,5 +1,7 @@
 #include "devices/cpu/dnnl_util.h"
 
+#include "devices/cpu/buffer_pool.h"
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -25,6 +27,14 @@ dnnl::memory::desc plain_desc(const Dims& d) {
   // A 0-d tensor is described as [1].
   Dims dims = d.empty() ? Dims{1} : d;
   return dnnl::memory::desc(to_dnnl(dims), dnnl::memory::data_type::f32, plain_tag(dims.size()));
+}
+
+CpuValue CpuValue::allocate_native(const dnnl::memory::desc& desc, Dims dims) {
+  BufferPool* pool = BufferPool::current();
+  if (!pool || desc.get_size() == 0) return from_native(dnnl::memory(desc, engine()), std::move(dims));
+  std::shared_ptr<void> buffer = pool->acquire(desc.get_size());
+  dnnl::memory m(desc, engine(), buffer.get());  // before `buffer` is moved into the value
+  return from_native(std::move(m), std::move(dims), std::move(buffer));
 }
 
 const Value& CpuValue::as_plain() {

@@ -3,6 +3,8 @@
 // and is turned into a plain row-major Tensor only when something needs it plain.
 #pragma once
 
+#include <memory>
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "graph/value.h"
@@ -21,6 +23,9 @@ dnnl::memory::desc plain_desc(const Dims& d);      // f32, row-major
 struct CpuValue {
   Value plain;          // set when has_plain
   dnnl::memory native;  // set when has_native: f32 data in native.get_desc()'s layout
+  // The pooled storage `native` points into (devices/cpu/buffer_pool.h), null when oneDNN owns
+  // it. Shared by every copy of the value: the buffer returns to its pool after the last one.
+  std::shared_ptr<void> buffer;
   Dims dims;            // logical dims when has_native
   bool has_plain = false;
   bool has_native = false;
@@ -34,13 +39,18 @@ struct CpuValue {
     c.has_plain = true;
     return c;
   }
-  static CpuValue from_native(dnnl::memory m, Dims dims) {
+  static CpuValue from_native(dnnl::memory m, Dims dims, std::shared_ptr<void> buffer = nullptr) {
     CpuValue c;
     c.native = std::move(m);
+    c.buffer = std::move(buffer);
     c.dims = std::move(dims);
     c.has_native = true;
     return c;
   }
+  // A new native value with `desc`'s layout, its contents undefined: how every native op
+  // allocates an output. The buffer comes from the pool of the current run when there is one
+  // (BufferPool::current()), else from oneDNN.
+  static CpuValue allocate_native(const dnnl::memory::desc& desc, Dims dims);
   // The value as a plain Tensor/Value (reorders once and keeps the result).
   const Value& as_plain();
   // The value as f32 memory with exactly `desc` (reordering when its layout differs).

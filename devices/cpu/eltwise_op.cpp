@@ -27,11 +27,11 @@ class ActivationOp : public NativeOp {
     memory::desc md = desc_of(x);
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
     memory src = x->as_native(md);
-    memory dst(md, engine());
+    CpuValue out = CpuValue::allocate_native(md, dims_of(x));
     memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
-    outputs[0] = CpuValue::from_native(dst, dims_of(x));
+    outputs[0] = std::move(out);
     return Status::OK();
   }
 
@@ -134,12 +134,12 @@ class BinaryOp : public NativeOp {
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory s0 = a->as_native(md0);
-    memory dst(md0, engine());
+    CpuValue out = CpuValue::allocate_native(md0, da);
     memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, dst},
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},
                                          {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
-    outputs[0] = CpuValue::from_native(dst, da);
+    outputs[0] = std::move(out);
     return Status::OK();
   }
 

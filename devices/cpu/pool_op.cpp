@@ -25,11 +25,11 @@ class PoolOp : public NativeOp {
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, src_md));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(plan->src);
-    memory dst(plan->dst, engine());
+    CpuValue out = CpuValue::allocate_native(plan->dst, plan->out_dims);
     memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
-    outputs[0] = CpuValue::from_native(dst, plan->out_dims);
+    outputs[0] = std::move(out);
     return Status::OK();
   }
 

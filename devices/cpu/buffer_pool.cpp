@@ -1,0 +1,96 @@
+#include "devices/cpu/buffer_pool.h"
+
+#include <cstdlib>
+#include <map>
+#include <new>
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+constexpr size_t kAlignment = 64;  // oneDNN's preferred alignment (a cache line, AVX-512)
+thread_local BufferPool* t_current = nullptr;
+}  // namespace
+
+struct BufferPool::State {
+  bool reuse;
+  std::shared_ptr<BufferPoolCounters> counters;
+  std::mutex mu;
+  std::multimap<size_t, void*> idle;  // capacity -> buffer
+
+  ~State() {
+    for (auto& kv : idle) std::free(kv.second);
+  }
+  // Called by the last owner of a buffer, on whichever thread that is.
+  void give_back(void* p, size_t capacity) {
+    if (!reuse) {
+      std::free(p);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    idle.emplace(capacity, p);
+  }
+};
+
+BufferPool::BufferPool(bool reuse, std::shared_ptr<BufferPoolCounters> counters) : state_(std::make_shared<State>()) {
+  state_->reuse = reuse;
+  state_->counters = counters ? std::move(counters) : std::make_shared<BufferPoolCounters>();
+}
+
+BufferPool::~BufferPool() = default;
+
+std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  size_t capacity = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = nullptr;
+  if (state_->reuse) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    auto it = state_->idle.lower_bound(capacity);
+    if (it != state_->idle.end() && it->first <= 2 * capacity) {
+      capacity = it->first;
+      p = it->second;
+      state_->idle.erase(it);
+    }
+  }
+  if (p) {
+    ++state_->counters->reused;
+  } else {
+    p = std::aligned_alloc(kAlignment, capacity);
+    if (!p) throw std::bad_alloc();
+    ++state_->counters->fresh;
+    state_->counters->fresh_bytes += static_cast<int64_t>(capacity);
+  }
+  std::shared_ptr<State> state = state_;
+  return std::shared_ptr<void>(p, [state, capacity](void* q) { state->give_back(q, capacity); });
+}
+
+size_t BufferPool::idle_buffers() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->idle.size();
+}
+
+BufferPool* BufferPool::current() { return t_current; }
+
+BufferPool::Scope::Scope(BufferPool* pool) : previous_(t_current) { t_current = pool; }
+BufferPool::Scope::~Scope() { t_current = previous_; }
+
+RunPools::Lease RunPools::lease() {
+  if (arena_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!shelf_.empty()) {
+      std::unique_ptr<BufferPool> pool = std::move(shelf_.back());
+      shelf_.pop_back();
+      return Lease(this, std::move(pool));
+    }
+  }
+  return Lease(this, std::make_unique<BufferPool>(reuse_, counters_));
+}
+
+RunPools::Lease::~Lease() {
+  if (!pool_ || !owner_->arena_) return;  // moved from, or not kept: the pool frees its buffers
+  std::lock_guard<std::mutex> lock(owner_->mu_);
+  owner_->shelf_.push_back(std::move(pool_));
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
