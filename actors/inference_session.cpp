@@ -116,7 +116,13 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   }
   for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
 
-  device_ = make_cpu_device(options.num_threads, options.execution_mode == "parallel");
+  CpuDeviceOptions cpu;
+  cpu.num_threads = options.num_threads;
+  cpu.parallel_branches = options.execution_mode == "parallel";
+  cpu.memory_reuse = options.enable_memory_reuse;
+  // "custom" has no allocator API yet: it behaves as "default" (see session_options.h).
+  cpu.memory_arena = options.memory_pool == "arena";
+  device_ = make_cpu_device(cpu);
   ASSIGN_OR_RETURN(executable_, device_->compile(graph_));
   return Status::OK();
 }
