@@ -3,7 +3,8 @@
 
     PYTHONPATH=build/python /usr/bin/python3 bench/pfrt_timer.py MODEL THREADS RUNS WARMUP OUTDIR IN.npy...
 
-PFRT_EXECUTION_MODE=parallel selects that execution mode. Writes the outputs of the first run
+PFRT_EXECUTION_MODE=parallel selects that execution mode; PFRT_MEMORY_POOL (default, arena,
+custom) and PFRT_MEMORY_REUSE=0 set those session options (left at their defaults when unset). Writes the outputs of the first run
 as OUTDIR/<i>.npy and prints one JSON line:
 {"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N}.
 """
@@ -32,7 +33,12 @@ def main():
     model, threads, runs, warmup, outdir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     idle = peak_rss_kb()
     mode = os.environ.get("PFRT_EXECUTION_MODE", "sequential")
-    sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads, execution_mode=mode))
+    memory = {}
+    if "PFRT_MEMORY_POOL" in os.environ:
+        memory["memory_pool"] = os.environ["PFRT_MEMORY_POOL"]
+    if "PFRT_MEMORY_REUSE" in os.environ:
+        memory["enable_memory_reuse"] = os.environ["PFRT_MEMORY_REUSE"] != "0"
+    sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads, execution_mode=mode, **memory))
     feed = {i.name: np.load(p) for i, p in zip(sess.get_inputs(), sys.argv[6:])}
     outputs = sess.run(None, feed)
     os.makedirs(outdir, exist_ok=True)
