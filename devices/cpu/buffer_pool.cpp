@@ -16,10 +16,15 @@ struct BufferPool::State {
   bool reuse;
   std::shared_ptr<BufferPoolCounters> counters;
   std::mutex mu;
-  std::multimap<size_t, void*> idle;  // capacity -> buffer
+  struct Idle {
+    void* p;
+    uint64_t run;  // `run` when it was last given back
+  };
+  std::multimap<size_t, Idle> idle;  // capacity -> buffer
+  uint64_t run = 0;                  // counts free_unused_since_last_run calls
 
   ~State() {
-    for (auto& kv : idle) std::free(kv.second);
+    for (auto& kv : idle) std::free(kv.second.p);
   }
   // Called by the last owner of a buffer, on whichever thread that is.
   void give_back(void* p, size_t capacity) {
@@ -28,7 +33,7 @@ struct BufferPool::State {
       return;
     }
     std::lock_guard<std::mutex> lock(mu);
-    idle.emplace(capacity, p);
+    idle.emplace(capacity, Idle{p, run});
   }
 };
 
@@ -48,7 +53,7 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
     auto it = state_->idle.lower_bound(capacity);
     if (it != state_->idle.end() && it->first <= 2 * capacity) {
       capacity = it->first;
-      p = it->second;
+      p = it->second.p;
       state_->idle.erase(it);
     }
   }
@@ -67,6 +72,19 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
 size_t BufferPool::idle_buffers() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->idle.size();
+}
+
+void BufferPool::free_unused_since_last_run() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  for (auto it = state_->idle.begin(); it != state_->idle.end();) {
+    if (it->second.run < state_->run) {
+      std::free(it->second.p);
+      it = state_->idle.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  ++state_->run;
 }
 
 BufferPool* BufferPool::current() { return t_current; }
@@ -88,6 +106,7 @@ RunPools::Lease RunPools::lease() {
 
 RunPools::Lease::~Lease() {
   if (!pool_ || !owner_->arena_) return;  // moved from, or not kept: the pool frees its buffers
+  pool_->free_unused_since_last_run();
   std::lock_guard<std::mutex> lock(owner_->mu_);
   owner_->shelf_.push_back(std::move(pool_));
 }

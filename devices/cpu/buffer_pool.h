@@ -43,6 +43,10 @@ class BufferPool {
 
   size_t idle_buffers() const;
 
+  // Frees the idle buffers that no acquire took since the previous call: kept across runs
+  // (the arena), a pool then holds what the last run used, not every shape ever run.
+  void free_unused_since_last_run();
+
   // The pool of the run on this thread: set for the duration of a run by CpuProgram (on each
   // of its worker threads); nullptr outside runs, where outputs are plain oneDNN allocations.
   static BufferPool* current();
@@ -66,7 +70,8 @@ class BufferPool {
 // - reuse and arena (memory_pool "arena"): pools are kept across runs. A run borrows an idle
 //   pool (a new one when every pool is in use by a concurrent run) and gives it back at its
 //   end, so concurrent runs never share a pool and a steady state allocates nothing. Memory
-//   held between runs: one run's peak per run that was ever concurrent.
+//   held between runs: about one run's peak per run that was ever concurrent (buffers the
+//   last run on a pool did not use are freed when it is given back).
 // - reuse without arena ("default", "custom"): a new pool per run, reusing buffers within the
 //   run and freeing them all at its end (nothing held between runs).
 // - no reuse: a new non-reusing pool per run (every output its own allocation).
