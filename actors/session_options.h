@@ -17,7 +17,13 @@ struct SessionOptions {
   std::string profile_file_prefix = "pyflame_rt_profile";
   int64_t memory_limit_mb = 0;              // 0 = no limit
   std::string execution_mode = "sequential";  // sequential or parallel
-  std::string memory_pool = "default";      // default, arena or custom
+  // Where the CPU device's intermediates live (devices/cpu/buffer_pool.h): "default" reuses
+  // buffers within a run and frees them at its end; "arena" keeps them for later runs (one
+  // pool per concurrent run, nothing allocated in a steady state); "custom" is accepted and
+  // behaves as "default" (there is no custom allocator API yet).
+  std::string memory_pool = "default";
+  // ORT's enable_mem_reuse/enable_mem_pattern: false gives every intermediate its own
+  // allocation, freed after its last reader (and makes memory_pool moot).
   bool enable_memory_reuse = true;
   OptLevel optimization_level = OptLevel::kAll;
   std::vector<std::string> disabled_passes;  // pass names to skip
