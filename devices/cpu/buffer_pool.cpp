@@ -51,10 +51,17 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
   if (state_->reuse) {
     std::lock_guard<std::mutex> lock(state_->mu);
     auto it = state_->idle.lower_bound(capacity);
-    if (it != state_->idle.end() && it->first <= 2 * capacity) {
+    if (it != state_->idle.end()) {
       capacity = it->first;
       p = it->second.p;
       state_->idle.erase(it);
+    } else {
+      // Nothing idle is big enough: the smaller idle buffers go back to the system first, so
+      // malloc can coalesce them into this one rather than the pool holding both.
+      for (auto j = state_->idle.begin(); j != state_->idle.end();) {
+        std::free(j->second.p);
+        j = state_->idle.erase(j);
+      }
     }
   }
   if (p) {

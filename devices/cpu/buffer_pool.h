@@ -37,8 +37,12 @@ class BufferPool {
   explicit BufferPool(bool reuse, std::shared_ptr<BufferPoolCounters> counters = nullptr);
   ~BufferPool();  // frees the idle buffers; buffers still referenced are freed when released
 
-  // A 64-byte aligned buffer of at least `bytes` (nullptr for 0 bytes). Reuses an idle one
-  // of the smallest fitting size up to twice `bytes` (bigger ones stay for bigger values).
+  // A 64-byte aligned buffer of at least `bytes` (nullptr for 0 bytes): the smallest idle one
+  // that fits, whatever its size (a CNN's tensors mostly shrink along the network: its big
+  // early buffers then hold later small values instead of sitting idle); when none fits, a
+  // fresh one, after the idle ones (all smaller) went back to the system. Measured on
+  // MobileNetV2 (peak RSS, arena): 55 MB with a "fits if at most 2x" rule that kept idle
+  // buffers, 49.5 MB with this one, 48.9 MB with plain oneDNN allocations.
   std::shared_ptr<void> acquire(size_t bytes);
 
   size_t idle_buffers() const;

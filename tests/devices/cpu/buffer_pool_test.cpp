@@ -1,5 +1,5 @@
-// BufferPool on its own: aligned buffers, reuse of released ones of a fitting size, none
-// without reuse, buffers outliving their pool, trimming what a run did not use.
+// BufferPool on its own: aligned buffers, reuse of released ones that fit, none without
+// reuse, buffers outliving their pool, trimming what a run did not use.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -33,11 +33,16 @@ TEST(BufferPoolTest, AReleasedBufferServesTheNextFittingRequest) {
   EXPECT_EQ(pool.acquire(0), nullptr);
 }
 
-TEST(BufferPoolTest, ABufferMoreThanTwiceTooBigIsLeftForBiggerValues) {
-  BufferPool pool(true);
+TEST(BufferPoolTest, ABigIdleBufferServesASmallValueAndAMissFreesTheSmallerIdleOnes) {
+  auto counters = std::make_shared<BufferPoolCounters>();
+  BufferPool pool(true, counters);
   pool.acquire(1 << 20).reset();
-  std::shared_ptr<void> small = pool.acquire(1000);
-  EXPECT_EQ(pool.idle_buffers(), 1u);  // the 1 MB buffer is still idle
+  std::shared_ptr<void> small = pool.acquire(1000);  // takes the 1 MB buffer
+  EXPECT_EQ(counters->reused, 1);
+  pool.acquire(64).reset();
+  pool.acquire(4096).reset();  // 64 idle, too small: freed before the fresh 4096
+  EXPECT_EQ(pool.idle_buffers(), 1u);
+  EXPECT_EQ(counters->fresh, 3);
 }
 
 TEST(BufferPoolTest, WithoutReuseEveryRequestIsAFreshBuffer) {
@@ -62,8 +67,9 @@ TEST(BufferPoolTest, ABufferMayOutliveItsPool) {
 
 TEST(BufferPoolTest, TrimmingFreesWhatTheLastRunDidNotUse) {
   BufferPool pool(true);
-  pool.acquire(256).reset();
-  pool.acquire(1 << 16).reset();  // run 1 uses both sizes
+  {
+    std::shared_ptr<void> a = pool.acquire(256), b = pool.acquire(1 << 16);  // run 1: both at once
+  }
   pool.free_unused_since_last_run();
   EXPECT_EQ(pool.idle_buffers(), 2u);
   pool.acquire(256).reset();  // run 2 only the small one
