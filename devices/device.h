@@ -60,10 +60,10 @@ struct CpuDeviceOptions {
   // enable_memory_reuse: an output's buffer is reused, once its last reader ran, for a later
   // output; false: every output its own allocation, freed when released.
   bool memory_reuse = true;
-  // memory_pool "arena": a run's buffers are kept for later runs (no allocation in a steady
-  // state, one run's peak held per concurrent run); false: returned to the system at the end of
-  // each run. Ignored without memory_reuse.
-  bool memory_arena = false;
+  // memory_pool "arena" (the session's default): a run's buffers are kept for later runs (no
+  // allocation in a steady state, one run's peak held per concurrent run); false ("default"):
+  // returned to the system at the end of each run. Ignored without memory_reuse.
+  bool memory_arena = true;
 };
 std::unique_ptr<Device> make_cpu_device(const CpuDeviceOptions& options);
 
