@@ -58,10 +58,8 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
     } else {
       // Nothing idle is big enough: the smaller idle buffers go back to the system first, so
       // malloc can coalesce them into this one rather than the pool holding both.
-      for (auto j = state_->idle.begin(); j != state_->idle.end();) {
-        std::free(j->second.p);
-        j = state_->idle.erase(j);
-      }
+      for (auto& kv : state_->idle) std::free(kv.second.p);
+      state_->idle.clear();
     }
   }
   if (p) {
