@@ -21,9 +21,10 @@ struct SessionOptions {
   // them for later runs (one pool per concurrent run, nothing allocated in a steady state);
   // "default" reuses them within a run and frees them at its end; "custom" is accepted and
   // behaves as "default" (there is no custom allocator API yet). The default is "arena", as
-  // in ONNX Runtime: measured, "default" raised peak RSS (MobileNetV2 49 -> 56 MB, ResNet-50
-  // 220 -> 229 MB: malloc fragments when a run's buffers are freed and taken again), "arena"
-  // did not (49.5 / 219 MB), at the same latency.
+  // in ONNX Runtime: measured against plain oneDNN allocations (49 / 219-221 MB peak RSS for
+  // MobileNetV2 / ResNet-50), "default" raised the peak to 56 / 226 MB (malloc fragments when
+  // each run frees its buffers and takes them again), "arena" did not (49-50 / 219 MB); no
+  // latency difference either way.
   std::string memory_pool = "arena";
   // ORT's enable_mem_reuse/enable_mem_pattern: false gives every intermediate its own
   // allocation, freed after its last reader (and makes memory_pool moot).
