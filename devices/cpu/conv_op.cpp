@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
 
 namespace pyflame_rt {
@@ -73,6 +74,12 @@ class ConvOp : public NativeOp {
     plan->prim.execute(thread_stream(), args);
     if (plan->prelu) plan->prelu->execute(dst);
     thread_stream().wait();
+    // SiLU as our own pass over the output rather than oneDNN's swish post-op: EfficientNet-B0
+    // 0.87x the time (vector_math.h). A blocked layout's padding channels hold 0 = silu(0).
+    if (activation_ == "SiLU") {
+      silu_inplace_parallel(static_cast<float*>(dst.get_data_handle()),
+                            static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
+    }
     outputs[0] = std::move(out);
     return Status::OK();
   }
@@ -147,7 +154,8 @@ class ConvOp : public NativeOp {
                           dil == std::vector<int64_t>{1, 1};
     dnnl::post_ops ops;
     if (has_sum_) ops.append_sum(1.f);
-    if (!activation_.empty() && activation_ != "PRelu" && !append_activation(ops, activation_, activation_params_)) {
+    if (!activation_.empty() && activation_ != "PRelu" && activation_ != "SiLU" &&
+        !append_activation(ops, activation_, activation_params_)) {
       return node_.error(StatusCode::kNotImplemented, "fused activation '", activation_, "' has no oneDNN post-op");
     }
     dnnl::primitive_attr attr;

@@ -42,6 +42,29 @@ TEST(VectorMathTest, SigmoidAndTanhMatchLibm) {
   }
 }
 
+TEST(VectorMathTest, SiluMatchesLibm) {
+  std::vector<float> x = grid(-90.f, 90.f, 200003), y = x;
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{13}}) {  // tails shorter than a vector
+    std::vector<float> t(x.begin() + 100000, x.begin() + 100000 + n);
+    silu_inplace(t.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      double xs = x[static_cast<size_t>(100000 + i)], ref = xs / (1.0 + std::exp(-xs));
+      EXPECT_NEAR(t[static_cast<size_t>(i)], ref, 1e-6 * std::fabs(ref) + 1e-30) << "x=" << xs << " n=" << n;
+    }
+  }
+  silu_inplace_parallel(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double xs = x[i], ref = xs / (1.0 + std::exp(-xs));
+    EXPECT_NEAR(y[i], ref, 1e-6 * std::fabs(ref) + 1e-30) << "x=" << x[i];
+  }
+  std::vector<float> extremes = {-1e30f, 1e30f, -INFINITY, INFINITY};
+  silu_inplace(extremes.data(), 4);
+  EXPECT_NEAR(extremes[1], 1e30f, 1e24f);
+  EXPECT_EQ(extremes[3], INFINITY);
+  EXPECT_LE(std::fabs(extremes[0]), 1e-30f);
+  EXPECT_LE(std::fabs(extremes[2]), 1e-30f);
+}
+
 TEST(VectorMathTest, ExtremesSaturateWithoutNaN) {
   std::vector<float> x = {-1e30f, -200.f, 200.f, 1e30f};
   std::vector<float> s = x, t = x;
