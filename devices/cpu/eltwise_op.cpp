@@ -134,7 +134,11 @@ class BinaryOp : public NativeOp {
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory s0 = a->as_native(md0);
-    CpuValue out = CpuValue::allocate_native(md0, da);
+    // The big operand read for the last time (EfficientNet's squeeze-excite scale): the result
+    // overwrites it, sharing its buffer, instead of taking a fresh one (oneDNN binary allows
+    // dst == src0).
+    bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a != b;
+    CpuValue out = in_place ? CpuValue::from_native(a->native, da, a->buffer) : CpuValue::allocate_native(md0, da);
     memory scratch = scratchpad_for(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},
                                          {DNNL_ARG_SCRATCHPAD, scratch}});
