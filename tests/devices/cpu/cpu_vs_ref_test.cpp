@@ -311,6 +311,37 @@ namespace {
 
 // A residual made by a native conv is summed into in place when the fused conv is its last
 // reader; when a later node still reads it, it must come out untouched.
+// Squeeze-excite on a blocked conv output: our GlobalAveragePool over nChw8c (channel counts
+// with padding, a spatial size that is no multiple of 4, a batch of 2), then the scale Mul
+// written over the conv output it reads last.
+TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
+  for (int64_t C : {8, 12, 24}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
+    g.initializers["w"] = random_tensor({C, 4, 3, 3}, 93);
+    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    g.add_node("GlobalAveragePool", {"c"}, {"m"}, "squeeze");
+    g.add_node("Sigmoid", {"m"}, {"s"}, "gate");
+    g.add_node("Mul", {"c", "s"}, {"y"}, "excite");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    g.outputs.push_back({"m", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 4, 9, 9}, 94));
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().to_string() : a.status().to_string());
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ((*a)[i].tensor.dims(), (*b)[i].tensor.dims());
+      EXPECT_LT(max_normalised_error((*a)[i].tensor, (*b)[i].tensor), 1e-5) << "C=" << C << " output " << i;
+    }
+  }
+}
+
 TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
   for (bool read_later : {false, true}) {
     Graph g;
