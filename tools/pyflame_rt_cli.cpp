@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "actors/inference_session.h"
-#include "devices/omp_wait.h"
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"
@@ -113,7 +112,6 @@ int convert(const std::string& in, const std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pyflame_rt::reexec_with_short_omp_spin(argv);  // see devices/omp_wait.h
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) return usage();
   if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});

@@ -5,16 +5,7 @@
     outputs = session.run(None, {"input": x})
 """
 
-import os as _os
-
-# OpenMP workers spin for milliseconds after each parallel region by default; beside other
-# busy processes a 2-thread run then collapses 20-50x. A short spin keeps back-to-back kernels
-# warm (devices/omp_wait.h has the measurements). libgomp reads it once, when our native
-# module loads below; a policy the user chose wins.
-if "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
-from . import errors  # noqa: E402  (the environment above must be set before the native module loads)
+from . import errors
 from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, InvalidProtobuf,
                      NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
