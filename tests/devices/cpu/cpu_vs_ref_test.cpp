@@ -52,6 +52,20 @@ void check(const OpCase& c) {
   }
 }
 
+// A whole graph on both devices: every output within 1e-5 (normalised) of the reference's.
+void expect_graph_matches_ref(const Graph& g, const std::vector<Value>& feeds, const std::string& label) {
+  auto cpu = make_cpu_device(2)->compile(g);
+  auto ref = make_ref_device()->compile(g);
+  ASSERT_TRUE(cpu.ok() && ref.ok()) << label;
+  auto a = (*cpu)->run(feeds);
+  auto b = (*ref)->run(feeds);
+  ASSERT_TRUE(a.ok() && b.ok()) << label << ": " << (a.ok() ? b.status().to_string() : a.status().to_string());
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    ASSERT_EQ((*a)[i].tensor.dims(), (*b)[i].tensor.dims()) << label << " output " << i;
+    EXPECT_LT(max_normalised_error((*a)[i].tensor, (*b)[i].tensor), 1e-5) << label << " output " << i;
+  }
+}
+
 Node node(const std::string& op, std::vector<std::string> in, const std::string& domain = "") {
   Node n;
   n.op_type = op;
@@ -292,14 +306,7 @@ TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
     std::vector<Value> feeds;
     feeds.emplace_back(random_tensor({2, 4, 9, 9}, 91));
     feeds.emplace_back(random_tensor({2, C, 1, 1}, 92));
-    auto cpu = make_cpu_device(2)->compile(g);
-    auto ref = make_ref_device()->compile(g);
-    ASSERT_TRUE(cpu.ok() && ref.ok());
-    auto a = (*cpu)->run(feeds);
-    auto b = (*ref)->run(feeds);
-    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().to_string() : a.status().to_string());
-    ASSERT_EQ((*a)[0].tensor.dims(), (*b)[0].tensor.dims());
-    EXPECT_LT(max_normalised_error((*a)[0].tensor, (*b)[0].tensor), 1e-5) << "C=" << C;
+    expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C));
   }
 }
 
@@ -309,8 +316,6 @@ TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
 namespace pyflame_rt {
 namespace {
 
-// A residual made by a native conv is summed into in place when the fused conv is its last
-// reader; when a later node still reads it, it must come out untouched.
 // Squeeze-excite on a blocked conv output: our GlobalAveragePool over nChw8c (channel counts
 // with padding, a spatial size that is no multiple of 4, a batch of 2), then the scale Mul
 // written over the conv output it reads last.
@@ -329,19 +334,12 @@ TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
     g.outputs.push_back({"m", DType::kFloat32, Shape::unknown_rank()});
     std::vector<Value> feeds;
     feeds.emplace_back(random_tensor({2, 4, 9, 9}, 94));
-    auto cpu = make_cpu_device(2)->compile(g);
-    auto ref = make_ref_device()->compile(g);
-    ASSERT_TRUE(cpu.ok() && ref.ok());
-    auto a = (*cpu)->run(feeds);
-    auto b = (*ref)->run(feeds);
-    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().to_string() : a.status().to_string());
-    for (size_t i = 0; i < 2; ++i) {
-      ASSERT_EQ((*a)[i].tensor.dims(), (*b)[i].tensor.dims());
-      EXPECT_LT(max_normalised_error((*a)[i].tensor, (*b)[i].tensor), 1e-5) << "C=" << C << " output " << i;
-    }
+    expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C));
   }
 }
 
+// A residual made by a native conv is summed into in place when the fused conv is its last
+// reader; when a later node still reads it, it must come out untouched.
 TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
   for (bool read_later : {false, true}) {
     Graph g;
