@@ -18,7 +18,7 @@
 namespace pyflame_rt {
 
 // Bump when a pass changes what it produces, so older cache entries are not reused.
-constexpr int kOptimizerRevision = 2;  // 2: attention_fusion
+constexpr int kOptimizerRevision = 3;  // 2: attention_fusion, 3: layout_assignment
 
 class CompileCache {
  public:

@@ -11,6 +11,7 @@
 #include "compiler/passes/gelu_fusion.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/layer_norm_fusion.h"
+#include "compiler/passes/layout_assignment.h"
 #include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
@@ -37,6 +38,9 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<ActivationFusion>());
   passes.push_back(std::make_unique<LayerNormFusion>());
   passes.push_back(std::make_unique<AttentionFusion>());  // last: sees Reshape/Transpose chains as folded above
+  if (level == OptLevel::kExtended) return passes;
+  // ALL: layouts for the device, once the fusions above have settled which convolutions exist.
+  passes.push_back(std::make_unique<LayoutAssignment>());
   return passes;
 }
 

@@ -30,6 +30,8 @@ class ConvOp : public NativeOp {
     fused_ = node.domain == "pyflame_rt";
     activation_ = node.attr_string("activation", "");
     activation_params_ = node.attr_floats("activation_params");
+    src_layout_ = node.attr_string("pyflame_rt_src_layout", "");
+    dst_layout_ = node.attr_string("pyflame_rt_dst_layout", "");
     has_sum_ = fused_ && node.inputs.size() > 3 && !node.inputs[3].empty();
   }
 
@@ -136,10 +138,10 @@ class ConvOp : public NativeOp {
       wdims.insert(wdims.end(), weights_.dims().begin() + 1, weights_.dims().end());
     }
     auto any = memory::format_tag::any;
-    memory::desc src_md(to_dnnl(xd), memory::data_type::f32, any);
+    memory::desc src_md(to_dnnl(xd), memory::data_type::f32, layout_tag(src_layout_, xd.size()));
     memory::desc w_md(to_dnnl(wdims), memory::data_type::f32, any);
     memory::desc b_md({weights_.dim(0)}, memory::data_type::f32, memory::format_tag::x);
-    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, any);
+    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, layout_tag(dst_layout_, out.size()));
     memory::dims strides_d(strides.begin(), strides.end());
     // 3x3 stride-1 convolutions try Winograd first (faster here when oneDNN has it for the
     // shape); everything else, and any shape Winograd rejects, is a direct convolution.
@@ -197,6 +199,16 @@ class ConvOp : public NativeOp {
     return plan;
   }
 
+  // The format for a layout the compiler chose (compiler/passes/layout_assignment.h): the
+  // channel block this CPU's convolution kernels use, or NCHW; oneDNN's choice otherwise.
+  static memory::format_tag layout_tag(const std::string& layout, size_t rank) {
+    static const memory::format_tag kBlocked = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core
+                                                   ? memory::format_tag::nChw16c
+                                                   : memory::format_tag::nChw8c;
+    if (rank != 4 || layout.empty()) return memory::format_tag::any;
+    return layout == "blocked" ? kBlocked : memory::format_tag::nchw;
+  }
+
   template <typename MakeDesc>
   static bool dnnl_has_winograd(const MakeDesc& make_desc, const dnnl::primitive_attr& attr) {
     try {
@@ -226,7 +238,7 @@ class ConvOp : public NativeOp {
   Tensor weights_, bias_;
   bool fused_ = false, has_sum_ = false;
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
-  std::string activation_;
+  std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
   std::mutex mu_;
   std::map<Dims, std::shared_ptr<Plan>> plans_;

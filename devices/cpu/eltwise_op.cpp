@@ -115,15 +115,21 @@ class BinaryOp : public NativeOp {
       // Broadcast operands are small: laid out like the big one when oneDNN has a jit kernel
       // for that pair (a [1,C,1,1] scale next to a blocked conv output: the plain/blocked pair
       // only has the reference kernel on AVX2, 50x slower), else plain, viewed with the padded dims.
-      const Tensor& t = b->as_plain().tensor;
-      memory plain(plain_desc(bd), engine(), const_cast<void*>(t.raw_data()));
       memory::desc same = same_layout(md0, da, bd);
       std::shared_ptr<Plan> fast;
       if (!same.is_zero()) {
         Expected<std::shared_ptr<Plan>> p = plan_for(md0, same);
         if (p.ok()) fast = *p;
       }
-      md1 = fast && !fast->reference ? same : plain.get_desc();
+      bool use_same = fast && !fast->reference;
+      if (use_same && b->has_native && b->native.get_desc() == same) {
+        src1 = b->native;  // already in that layout (a squeeze-excite gate from a blocked conv)
+        md1 = same;
+        return run_binary(a, da, md0, src1, md1, inputs, outputs);
+      }
+      const Tensor& t = b->as_plain().tensor;
+      memory plain(plain_desc(bd), engine(), const_cast<void*>(t.raw_data()));
+      md1 = use_same ? same : plain.get_desc();
       if (md1 == plain.get_desc()) {
         src1 = plain;
       } else {
@@ -131,13 +137,21 @@ class BinaryOp : public NativeOp {
         dnnl::reorder(plain, src1).execute(thread_stream(), plain, src1);
       }
     }
+    return run_binary(a, da, md0, src1, md1, inputs, outputs);
+  }
+
+ private:
+  // a (op) src1 into a fresh output, or over a when it is read for the last time; the
+  // node's reference kernel when oneDNN has no kernel for the layout pair.
+  Status run_binary(CpuValue* a, const Dims& da, const memory::desc& md0, const memory& src1, const memory::desc& md1,
+                    const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) {
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory s0 = a->as_native(md0);
     // The big operand read for the last time (EfficientNet's squeeze-excite scale): the result
     // overwrites it, sharing its buffer, instead of taking a fresh one (oneDNN binary allows
     // dst == src0).
-    bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a != b;
+    bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a->native != src1;
     CpuValue out = in_place ? CpuValue::from_native(a->native, da, a->buffer) : CpuValue::allocate_native(md0, da);
     memory scratch = scratchpad_for(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},
@@ -147,7 +161,6 @@ class BinaryOp : public NativeOp {
     return Status::OK();
   }
 
- private:
   struct Plan {
     dnnl::binary prim;
     memory::desc scratch;
