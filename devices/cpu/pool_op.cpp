@@ -1,5 +1,9 @@
 // Native pooling (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool) on oneDNN, in the
 // layout its input already has (a blocked conv output stays blocked).
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -31,6 +35,12 @@ class PoolOp : public NativeOp {
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(plan->src);
     CpuValue out = CpuValue::allocate_native(plan->dst, plan->out_dims);
+    if (plan->own_max_8c) {
+      max_pool_8c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
+                  xd, plan->out_dims, plan->window);
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
     memory scratch = scratchpad_for(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
@@ -68,10 +78,52 @@ class PoolOp : public NativeOp {
     return out;
   }
 
+  struct Window {
+    int64_t kh, kw, sh, sw, pad_top, pad_left;
+  };
+
+  // MaxPool over nChw8c, 2-D: per output pixel the max of its window's in-range 8-channel
+  // vectors (ONNX ignores padding). oneDNN's jit kernel took 0.76 ms on ResNet-50's
+  // 64x112x112 3x3/2 pool here; ONNX Runtime takes 0.18.
+  // Half of an 8-channel block: GCC's vector extension at the baseline SSE width (a 32-byte
+  // type without AVX enabled compiles to slow emulation).
+  typedef float Vec4 __attribute__((vector_size(16)));
+
+  static void max_pool_8c(const float* in, float* out, const Dims& xd, const Dims& od, const Window& w) {
+    const int64_t planes = xd[0] * ((xd[1] + 7) / 8), h = xd[2], wd = xd[3], oh_n = od[2], ow_n = od[3];
+#pragma omp parallel for collapse(2) schedule(static) if (planes * oh_n * ow_n >= 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      for (int64_t oh = 0; oh < oh_n; ++oh) {
+        const float* plane = in + p * h * wd * 8;
+        float* row = out + (p * oh_n + oh) * ow_n * 8;
+        const int64_t y0 = oh * w.sh - w.pad_top;
+        const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kh, h);
+        for (int64_t ow = 0; ow < ow_n; ++ow) {
+          const int64_t x0 = ow * w.sw - w.pad_left;
+          const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min(x0 + w.kw, wd);
+          Vec4 lo = Vec4{} - std::numeric_limits<float>::infinity(), hi = lo;
+          for (int64_t y = ys; y < ye; ++y) {
+            for (int64_t x = xs; x < xe; ++x) {
+              Vec4 a, b;
+              std::memcpy(&a, plane + (y * wd + x) * 8, sizeof(a));
+              std::memcpy(&b, plane + (y * wd + x) * 8 + 4, sizeof(b));
+              lo = lo > a ? lo : a;
+              hi = hi > b ? hi : b;
+            }
+          }
+          std::memcpy(row + ow * 8, &lo, sizeof(lo));
+          std::memcpy(row + ow * 8 + 4, &hi, sizeof(hi));
+        }
+      }
+    }
+  }
+
   struct Plan {
     dnnl::pooling_forward prim;
     memory::desc src, dst, scratch;
     Dims out_dims;
+    bool own_max_8c = false;  // max_pool_8c instead of prim
+    Window window{};
   };
 
   // nullptr (with OK status) when this configuration is one oneDNN cannot express.
@@ -130,6 +182,12 @@ class PoolOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the pooling: ", e.what());
     }
     plan->out_dims = out;
+    memory::desc blocked_8c(to_dnnl(xd), memory::data_type::f32, memory::format_tag::aBcd8b);
+    if (max_ && !global_ && k == 2 && plan->src == blocked_8c && plan->dst.dims() == to_dnnl(out) &&
+        plan->dst == memory::desc(to_dnnl(out), memory::data_type::f32, memory::format_tag::aBcd8b)) {
+      plan->own_max_8c = true;
+      plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
+    }
     plans_[xd] = plan;
     return plan;
   }

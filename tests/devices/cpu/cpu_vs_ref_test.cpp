@@ -338,6 +338,33 @@ TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
   }
 }
 
+// MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
+// that hangs over the edge, channel counts with padding.
+TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
+  struct Conf { std::vector<int64_t> kernel, strides, pads; int64_t ceil; };
+  for (const Conf& f : {Conf{{3, 3}, {2, 2}, {1, 1, 1, 1}, 0}, Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 1},
+                        Conf{{3, 2}, {1, 2}, {0, 1, 2, 0}, 0}}) {
+    for (int64_t C : {8, 12}) {
+      Graph g;
+      g.opset_imports[""] = 13;
+      g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
+      g.initializers["w"] = random_tensor({C, 4, 3, 3}, 95);
+      Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+      conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+      Node& pool = g.add_node("MaxPool", {"c"}, {"y"}, "pool");
+      pool.attributes["kernel_shape"] = Attribute::make_ints(f.kernel);
+      pool.attributes["strides"] = Attribute::make_ints(f.strides);
+      pool.attributes["pads"] = Attribute::make_ints(f.pads);
+      pool.attributes["ceil_mode"] = Attribute::make_int(f.ceil);
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      std::vector<Value> feeds;
+      feeds.emplace_back(random_tensor({2, 4, 9, 9}, 96));
+      expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " kernel " + std::to_string(f.kernel[0]) + "x" +
+                                             std::to_string(f.kernel[1]) + " ceil " + std::to_string(f.ceil));
+    }
+  }
+}
+
 // A residual made by a native conv is summed into in place when the fused conv is its last
 // reader; when a later node still reads it, it must come out untouched.
 TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
