@@ -180,7 +180,18 @@ class ConvOp : public NativeOp {
         } catch (const dnnl::error&) {
         }
       }
-      if (!built) pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
+      if (!built) {
+        try {
+          pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
+        } catch (const dnnl::error&) {
+          bool forced = layout_tag(src_layout_, xd.size()) != any || layout_tag(dst_layout_, out.size()) != any;
+          if (!forced) throw;
+          // No kernel for the layouts the compiler chose: the kernel's own choice instead.
+          src_md = memory::desc(to_dnnl(xd), memory::data_type::f32, any);
+          dst_md = memory::desc(to_dnnl(out), memory::data_type::f32, any);
+          pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
+        }
+      }
       plan->prim = dnnl::convolution_forward(pd);
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
