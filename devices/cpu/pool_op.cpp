@@ -182,9 +182,10 @@ class PoolOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the pooling: ", e.what());
     }
     plan->out_dims = out;
-    memory::desc blocked_8c(to_dnnl(xd), memory::data_type::f32, memory::format_tag::aBcd8b);
-    if (max_ && !global_ && k == 2 && plan->src == blocked_8c && plan->dst.dims() == to_dnnl(out) &&
-        plan->dst == memory::desc(to_dnnl(out), memory::data_type::f32, memory::format_tag::aBcd8b)) {
+    auto blocked_8c = [](const Dims& d) {  // only for rank 4: the tag has 4 dims
+      return memory::desc(to_dnnl(d), memory::data_type::f32, memory::format_tag::aBcd8b);
+    };
+    if (max_ && !global_ && k == 2 && plan->src == blocked_8c(xd) && plan->dst == blocked_8c(out)) {
       plan->own_max_8c = true;
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
     }
