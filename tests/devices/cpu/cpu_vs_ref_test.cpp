@@ -66,6 +66,18 @@ void expect_graph_matches_ref(const Graph& g, const std::vector<Value>& feeds, c
   }
 }
 
+// x [2,4,9,9] -> 3x3 Conv with C output channels -> "c": on AVX2 a blocked (nChw8c) value,
+// padded when C is no multiple of 8, for the tests of ops that read a blocked input.
+Graph blocked_conv_graph(int64_t C, uint32_t seed) {
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
+  g.initializers["w"] = random_tensor({C, 4, 3, 3}, seed);
+  Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+  conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+  return g;
+}
+
 Node node(const std::string& op, std::vector<std::string> in, const std::string& domain = "") {
   Node n;
   n.op_type = op;
@@ -294,13 +306,8 @@ namespace {
 // laid out like the conv output, channel counts that fill and that pad the 8-channel blocks.
 TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
   for (int64_t C : {8, 12, 16}) {
-    Graph g;
-    g.opset_imports[""] = 13;
-    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
+    Graph g = blocked_conv_graph(C, 90);
     g.inputs.push_back({"s", DType::kFloat32, Shape::from_dims({2, C, 1, 1})});
-    g.initializers["w"] = random_tensor({C, 4, 3, 3}, 90);
-    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
-    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
     g.add_node("Mul", {"c", "s"}, {"y"}, "scale");
     g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
     std::vector<Value> feeds;
@@ -321,12 +328,7 @@ namespace {
 // written over the conv output it reads last.
 TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
   for (int64_t C : {8, 12, 24}) {
-    Graph g;
-    g.opset_imports[""] = 13;
-    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
-    g.initializers["w"] = random_tensor({C, 4, 3, 3}, 93);
-    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
-    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    Graph g = blocked_conv_graph(C, 93);
     g.add_node("GlobalAveragePool", {"c"}, {"m"}, "squeeze");
     g.add_node("Sigmoid", {"m"}, {"s"}, "gate");
     g.add_node("Mul", {"c", "s"}, {"y"}, "excite");
@@ -345,12 +347,7 @@ TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
   for (const Conf& f : {Conf{{3, 3}, {2, 2}, {1, 1, 1, 1}, 0}, Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 1},
                         Conf{{3, 2}, {1, 2}, {0, 1, 2, 0}, 0}}) {
     for (int64_t C : {8, 12}) {
-      Graph g;
-      g.opset_imports[""] = 13;
-      g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 4, 9, 9})});
-      g.initializers["w"] = random_tensor({C, 4, 3, 3}, 95);
-      Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
-      conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+      Graph g = blocked_conv_graph(C, 95);
       Node& pool = g.add_node("MaxPool", {"c"}, {"y"}, "pool");
       pool.attributes["kernel_shape"] = Attribute::make_ints(f.kernel);
       pool.attributes["strides"] = Attribute::make_ints(f.strides);
