@@ -32,6 +32,7 @@ class ConvOp : public NativeOp {
     activation_params_ = node.attr_floats("activation_params");
     src_layout_ = node.attr_string("pyflame_rt_src_layout", "");
     dst_layout_ = node.attr_string("pyflame_rt_dst_layout", "");
+    silu_after_ = activation_ == "SiLU";
     has_sum_ = fused_ && node.inputs.size() > 3 && !node.inputs[3].empty();
   }
 
@@ -78,7 +79,7 @@ class ConvOp : public NativeOp {
     thread_stream().wait();
     // SiLU as our own pass over the output rather than oneDNN's swish post-op: EfficientNet-B0
     // 0.87x the time (vector_math.h). A blocked layout's padding channels hold 0 = silu(0).
-    if (activation_ == "SiLU") {
+    if (silu_after_) {
       silu_inplace_parallel(static_cast<float*>(dst.get_data_handle()),
                             static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
     }
@@ -156,7 +157,7 @@ class ConvOp : public NativeOp {
                           dil == std::vector<int64_t>{1, 1};
     dnnl::post_ops ops;
     if (has_sum_) ops.append_sum(1.f);
-    if (!activation_.empty() && activation_ != "PRelu" && activation_ != "SiLU" &&
+    if (!activation_.empty() && activation_ != "PRelu" && !silu_after_ &&
         !append_activation(ops, activation_, activation_params_)) {
       return node_.error(StatusCode::kNotImplemented, "fused activation '", activation_, "' has no oneDNN post-op");
     }
@@ -165,11 +166,6 @@ class ConvOp : public NativeOp {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto plan = std::make_shared<Plan>();
     plan->out_dims = out;
-    if (winograd_shape && use_winograd_ && !dnnl_has_winograd(make_desc, attr) &&
-        plan_own_winograd(*plan, xd, pad_l)) {
-      plans_[xd] = plan;
-      return plan;
-    }
     try {
       dnnl::convolution_forward::primitive_desc pd;
       bool built = false;
@@ -179,6 +175,10 @@ class ConvOp : public NativeOp {
           built = true;
         } catch (const dnnl::error&) {
         }
+      }
+      if (!built && winograd_shape && use_winograd_ && plan_own_winograd(*plan, xd, pad_l)) {
+        plans_[xd] = plan;  // oneDNN has no Winograd here (AVX2): ours
+        return plan;
       }
       if (!built) {
         try {
@@ -220,16 +220,6 @@ class ConvOp : public NativeOp {
     return layout == "blocked" ? kBlocked : memory::format_tag::nchw;
   }
 
-  template <typename MakeDesc>
-  static bool dnnl_has_winograd(const MakeDesc& make_desc, const dnnl::primitive_attr& attr) {
-    try {
-      dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
-      return true;
-    } catch (const dnnl::error&) {
-      return false;
-    }
-  }
-
   // Our F(4x4, 3x3) Winograd (oneDNN has none on AVX2), for a 2-D 3x3 stride-1 convolution
   // with at most a ReLU fused and no residual: false when the shape does not suit it.
   bool plan_own_winograd(Plan& plan, const Dims& xd, const memory::dims& pad_l) {
@@ -248,6 +238,7 @@ class ConvOp : public NativeOp {
   int64_t opset_;
   Tensor weights_, bias_;
   bool fused_ = false, has_sum_ = false;
+  bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
   std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
