@@ -1,6 +1,6 @@
 #include "actors/batch_target.h"
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 namespace pyflame_rt {
 namespace {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "actors/partitioned_model.h"
 
 namespace pyflame_rt {

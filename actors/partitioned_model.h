@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "actors/pipeline.h"
-#include "actors/session_options.h"
+#include "session/session_options.h"
 
 namespace pyflame_rt {
 

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "streams/bounded_channel.h"
 
 namespace pyflame_rt {

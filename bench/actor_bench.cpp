@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "actors/batcher.h"
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "actors/partitioned_model.h"
 #include "actors/pipeline.h"
 #include "graph/model_loader.h"

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/opt_level.h"
+#include "graph/opt_level.h"
 #include "graph/graph.h"
 
 namespace pyflame_rt {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/opt_level.h"
+#include "graph/opt_level.h"
 #include "compiler/pass.h"
 #include "graph/graph.h"
 

@@ -1,16 +1,25 @@
-// The Device interface: what the compiler asks of a device (can you run this op, what does it
-// cost) and what the runtime asks of it (compile this partition, run it).
+// The Device interface: what placement asks of a device (which nodes of this graph will you
+// take, with which passes) and what the runtime asks of it (compile this partition, run it).
+// ONNX Runtime's IExecutionProvider (GetCapability, Compile) and ggml's backend vtable are the
+// models; devices are created through the DeviceRegistry (device_registry.h).
 //
-//   std::unique_ptr<Device> dev = make_ref_device();
-//   ASSIGN_OR_RETURN(auto exe, dev->compile(graph));
+//   ASSIGN_OR_RETURN(std::unique_ptr<Device> dev, DeviceRegistry::global().create("cpu", {}));
+//   DeviceClaim claim = dev->claim(graph, std::vector<bool>(graph.nodes.size(), false));
+//   ASSIGN_OR_RETURN(auto exe, dev->compile(partition));
 //   ASSIGN_OR_RETURN(std::vector<Value> outs, exe->run(std::move(inputs)));
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "graph/graph.h"
+#include "graph/opt_level.h"
 #include "graph/value.h"
 
 namespace pyflame_rt {
@@ -23,48 +32,87 @@ struct NodeTiming {
   double start_us = 0;  // from the start of the run
 };
 
+// Where and how one node runs once compiled: the truth tests assert, so that a silent
+// fallback (a native kernel declining at run time, say) fails a test instead of passing it.
+struct NodeKernel {
+  std::string node;     // node name
+  std::string op_type;
+  std::string device;   // "cpu", "ref", "wse3"
+  std::string kernel;   // "native" (the device's own kernel) or "reference" (plain C++ fallback)
+};
+
+// Per-run controls a device checks between nodes (and inside loops): ONNX Runtime's
+// RunOptions.terminate and a deadline. A run that stops returns kCancelled/kDeadlineExceeded.
+struct RunContext {
+  const std::atomic<bool>* terminate = nullptr;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // OK, or the status that ends the run now.
+  Status check() const;  // kFail "terminated" (as ONNX Runtime), kDeadlineExceeded
+};
+
 // A compiled partition, ready to run. run() may be called from several threads at once.
 class Executable {
  public:
   virtual ~Executable() = default;
   // Inputs in the order of the compiled graph's inputs; outputs in the order of its outputs.
   virtual Expected<std::vector<Value>> run(std::vector<Value> inputs) const = 0;
+  // run() under per-run controls. Optional: the default checks them once before running.
+  virtual Expected<std::vector<Value>> run(std::vector<Value> inputs, const RunContext& ctx) const;
   // Like run(), also recording each node's time in `timings` (in execution order).
   // Optional: devices that cannot time nodes report the whole run as one entry.
   virtual Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
-  // Nodes this executable runs on a slower fallback path (e.g. reference kernels on the CPU
-  // device), described as "Op 'name'". Optional.
-  virtual std::vector<std::string> fallback_nodes() const { return {}; }
+  // Every node with the device and kernel that runs it, including choices made at run time
+  // (for those, what the latest run did). Optional: the default says nothing.
+  virtual std::vector<NodeKernel> node_kernels() const { return {}; }
+  // Nodes this executable runs on a slower fallback path, "Op 'name'": by default the
+  // node_kernels() whose kernel is "reference".
+  virtual std::vector<std::string> fallback_nodes() const;
+  // A device's own report as a JSON object (the wafer's placement and cycle estimates); "" if
+  // the device has none.
+  virtual std::string report_json() const { return ""; }
+};
+
+// One supported operator: domain ("" = ai.onnx), type and the opset versions it covers.
+struct OpSupport {
+  std::string domain;
+  std::string op_type;
+  int64_t since = 1;
+  int64_t until = std::numeric_limits<int64_t>::max();
+};
+
+// What a device can run, as data (listed by tools, checked by the default claim()).
+struct DeviceCapabilities {
+  std::vector<DType> dtypes;   // element types of the tensors its kernels read and write
+  std::vector<OpSupport> ops;  // empty with any_op: every op the reference registry has
+  bool any_op = false;
+  // Empty when `node` (in a graph of default-domain opset `opset`) is supported, else why not
+  // ("op Loop is not supported", "dtype int64 of input 'x' is not supported").
+  std::string why_not(const Graph& graph, const Node& node) const;
+};
+
+// The answer to "which of these nodes do you take": groups of node indices (each group a
+// connected piece of the graph the device wants to run as one), and for nodes it looked at
+// and refused, why (what get_fallback_nodes() and the placement warnings report).
+struct DeviceClaim {
+  std::vector<std::vector<size_t>> groups;
+  std::map<size_t, std::string> declined;
 };
 
 class Device {
  public:
   virtual ~Device() = default;
-  virtual std::string name() const = 0;  // "ref", "cpu", "wse2"
-  virtual bool supports_op(const Node& node, int64_t opset) const = 0;
+  virtual std::string name() const = 0;  // "ref", "cpu", "wse3"
+  virtual const DeviceCapabilities& capabilities() const = 0;
+  // ONNX Runtime's GetCapability: the nodes of `graph` this device takes among those not yet
+  // `taken` by a device of higher priority. The default takes every node capabilities()
+  // accepts, grouped into runs of consecutive nodes.
+  virtual DeviceClaim claim(const Graph& graph, const std::vector<bool>& taken) const;
+  // The device's own passes (names known to compiler/pass_registry.h), run on each partition
+  // placed on it, after the device-independent passes of `level`.
+  virtual std::vector<std::string> pass_names(OptLevel level) const { return {}; }
   // Relative cost estimate of a node on this device (optional; 1.0 when unknown).
-  virtual double cost(const Node& node) const { return 1.0; }
+  virtual double cost(const Graph& graph, const Node& node) const { return 1.0; }
   virtual Expected<std::unique_ptr<Executable>> compile(const Graph& partition) = 0;
 };
-
-std::unique_ptr<Device> make_ref_device();
-// The CPU device (oneDNN kernels, reference fallback). num_threads 0 = one per core.
-// parallel_branches: nodes that do not depend on each other run at the same time on up to two
-// workers, each with its share of the threads (execution_mode "parallel").
-std::unique_ptr<Device> make_cpu_device(int num_threads, bool parallel_branches = false);
-
-// Everything the CPU device can be told (a session passes its SessionOptions on).
-struct CpuDeviceOptions {
-  int num_threads = 0;             // 0 = one per core
-  bool parallel_branches = false;  // execution_mode "parallel"
-  // enable_memory_reuse: an output's buffer is reused, once its last reader ran, for a later
-  // output; false: every output its own allocation, freed when released.
-  bool memory_reuse = true;
-  // memory_pool "arena" (the session's default): a run's buffers are kept for later runs (no
-  // allocation in a steady state, one run's peak held per concurrent run); false ("default"):
-  // returned to the system at the end of each run. Ignored without memory_reuse.
-  bool memory_arena = true;
-};
-std::unique_ptr<Device> make_cpu_device(const CpuDeviceOptions& options);
 
 }  // namespace pyflame_rt

@@ -4,7 +4,7 @@
 //   build/bin/cpp_inference examples/models/tiny_cnn.onnx
 #include <iostream>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {

@@ -12,11 +12,11 @@
 #include "actors/actor_runtime.h"
 #include "actors/batcher.h"
 #include "actors/compiler_actor.h"
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "actors/partitioned_model.h"
 #include "actors/pipeline.h"
 #include "actors/remote_stage.h"
-#include "actors/stream.h"
+#include "session/stream.h"
 #include "graph/model_loader.h"
 
 namespace py = pybind11;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "actors/actor_runtime.h"
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "actors/remote_stage.h"
 
 namespace pyflame_rt {

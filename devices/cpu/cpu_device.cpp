@@ -1,8 +1,11 @@
 // The CPU device: native oneDNN ops where they exist, the reference kernels elsewhere, node
 // by node. Graphs with control flow (If/Loop/Scan bodies) run entirely on the reference
 // interpreter, which owns subgraph scoping.
+#include "devices/cpu/cpu_device.h"
+
 #include "devices/cpu/cpu_program.h"
-#include "devices/device.h"
+#include "devices/device_registry.h"
+#include "devices/ref/ref_device.h"
 
 namespace pyflame_rt {
 
@@ -19,8 +22,20 @@ class CpuDevice : public Device {
  public:
   explicit CpuDevice(const CpuDeviceOptions& options) : options_(options) {}
   std::string name() const override { return "cpu"; }
-  bool supports_op(const Node& node, int64_t) const override {
-    return KernelRegistry::reference().find(node.domain, node.op_type) != nullptr;
+  // Every op the reference kernels have, in every dtype: what has no native kernel runs on
+  // them (and is reported by fallback_nodes()).
+  const DeviceCapabilities& capabilities() const override {
+    static const DeviceCapabilities caps = [] {
+      DeviceCapabilities c;
+      c.any_op = true;
+      return c;
+    }();
+    return caps;
+  }
+  // The blocked-layout choice is a CPU matter (nChw8c/nChw16c for its convolutions).
+  std::vector<std::string> pass_names(OptLevel level) const override {
+    if (level == OptLevel::kAll) return {"layout_assignment"};
+    return {};
   }
   Expected<std::unique_ptr<Executable>> compile(const Graph& partition) override {
     if (has_subgraphs(partition)) return make_ref_device()->compile(partition);
@@ -43,6 +58,25 @@ std::unique_ptr<Device> make_cpu_device(int num_threads, bool parallel_branches)
 
 std::unique_ptr<Device> make_cpu_device(const CpuDeviceOptions& options) {
   return std::make_unique<CpuDevice>(options);
+}
+
+DeviceEntry cpu_device_entry() {
+  DeviceEntry e;
+  e.name = "cpu";
+  e.provider = "CPUExecutionProvider";
+  e.summary = "the host CPU: oneDNN and our own vector kernels, reference kernels for the rest";
+  e.create = [](const DeviceConfig& config) -> Expected<std::unique_ptr<Device>> {
+    for (const auto& kv : config.options) {
+      return invalid_argument("CPUExecutionProvider: unknown provider option '", kv.first, "' (it takes none)");
+    }
+    CpuDeviceOptions o;
+    o.num_threads = config.num_threads;
+    o.parallel_branches = config.parallel_branches;
+    o.memory_reuse = config.memory_reuse;
+    o.memory_arena = config.memory_arena;
+    return make_cpu_device(o);
+  };
+  return e;
 }
 
 }  // namespace pyflame_rt

@@ -234,10 +234,12 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   return results;
 }
 
-std::vector<std::string> CpuProgram::fallback_nodes() const {
-  std::vector<std::string> names;
-  for (const auto& s : steps_) if (!s.native) names.push_back(s.node->describe());
-  return names;
+std::vector<NodeKernel> CpuProgram::node_kernels() const {
+  std::vector<NodeKernel> out;
+  for (const auto& s : steps_) {
+    out.push_back({s.node->name, s.node->op_type, "cpu", s.native ? "native" : "reference"});
+  }
+  return out;
 }
 
 }  // namespace cpu

@@ -10,7 +10,7 @@
 
 #include "devices/cpu/buffer_pool.h"
 #include "devices/cpu/native_op.h"
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -26,8 +26,8 @@ class CpuProgram : public Executable {
     return execute(std::move(inputs), timings);
   }
 
-  // The nodes that run on the reference kernels (for reports and tests).
-  std::vector<std::string> fallback_nodes() const override;
+  // Per node: "native" or "reference" (what fallback_nodes() reports).
+  std::vector<NodeKernel> node_kernels() const override;
 
   // Buffers the runs of this program obtained for native outputs so far (for tests).
   const BufferPoolCounters& buffer_counters() const { return pools_->counters(); }

@@ -1,19 +1,10 @@
 // The reference device: runs any graph through the plain reference kernels.
-#include "devices/device.h"
+#include "devices/ref/ref_device.h"
+
+#include "devices/device_registry.h"
 #include "devices/ref/ref_program.h"
 
-#include <chrono>
-
 namespace pyflame_rt {
-
-Expected<std::vector<Value>> Executable::run_profiled(std::vector<Value> inputs,
-                                                       std::vector<NodeTiming>* timings) const {
-  auto start = std::chrono::steady_clock::now();
-  auto out = run(std::move(inputs));
-  timings->push_back({"whole graph", "Graph",
-                      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count()});
-  return out;
-}
 
 namespace {
 
@@ -23,6 +14,11 @@ class RefExecutable : public Executable {
   Expected<std::vector<Value>> run(std::vector<Value> inputs) const override {
     return program_->run(std::move(inputs));
   }
+  std::vector<NodeKernel> node_kernels() const override {
+    std::vector<NodeKernel> out;
+    for (const Node& n : program_->graph().nodes) out.push_back({n.name, n.op_type, "ref", "native"});
+    return out;
+  }
 
  private:
   std::shared_ptr<RefProgram> program_;
@@ -31,8 +27,13 @@ class RefExecutable : public Executable {
 class RefDevice : public Device {
  public:
   std::string name() const override { return "ref"; }
-  bool supports_op(const Node& node, int64_t) const override {
-    return KernelRegistry::reference().find(node.domain, node.op_type) != nullptr;
+  const DeviceCapabilities& capabilities() const override {
+    static const DeviceCapabilities caps = [] {
+      DeviceCapabilities c;
+      c.any_op = true;
+      return c;
+    }();
+    return caps;
   }
   Expected<std::unique_ptr<Executable>> compile(const Graph& partition) override {
     ASSIGN_OR_RETURN(auto program, RefProgram::build(partition, KernelRegistry::reference()));
@@ -43,5 +44,15 @@ class RefDevice : public Device {
 }  // namespace
 
 std::unique_ptr<Device> make_ref_device() { return std::make_unique<RefDevice>(); }
+
+DeviceEntry ref_device_entry() {
+  DeviceEntry e;
+  e.name = "ref";
+  e.provider = "ReferenceExecutionProvider";
+  e.summary = "plain C++ reference kernels: the correctness oracle";
+  e.listed = false;
+  e.create = [](const DeviceConfig&) -> Expected<std::unique_ptr<Device>> { return make_ref_device(); };
+  return e;
+}
 
 }  // namespace pyflame_rt

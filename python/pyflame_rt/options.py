@@ -60,7 +60,7 @@ class SessionOptions:
         "profile_file_prefix": "pyflame_rt_profile",
         "memory_limit_mb": 0,
         "execution_mode": "sequential",
-        "memory_pool": "arena",  # see actors/session_options.h
+        "memory_pool": "arena",  # see session/session_options.h
         "enable_memory_reuse": True,
         "optimization_level": OptLevel.ALL,
         "disabled_passes": (),

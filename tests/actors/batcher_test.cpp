@@ -9,7 +9,7 @@
 
 #include "actors/actor_runtime.h"
 #include "actors/batch_runner.h"
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 namespace pyflame_rt {
 namespace {

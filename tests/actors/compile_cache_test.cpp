@@ -10,7 +10,7 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 namespace pyflame_rt {
 namespace {

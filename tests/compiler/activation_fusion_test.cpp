@@ -1,9 +1,10 @@
+#include "devices/ref/ref_device.h"
 #include "compiler/passes/activation_fusion.h"
 
 #include <cmath>
 #include <random>
 
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
 #include "tests/common/random_tensor.h"

@@ -5,7 +5,8 @@
 #include <cmath>
 #include <random>
 
-#include "devices/device.h"
+#include "devices/ref/ref_device.h"
+#include "devices/cpu/cpu_device.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {

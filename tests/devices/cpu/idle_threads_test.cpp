@@ -8,7 +8,7 @@
 #include <chrono>
 #include <thread>
 
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {

@@ -7,8 +7,9 @@
 #include <cmath>
 #include <thread>
 
+#include "devices/ref/ref_device.h"
 #include "devices/cpu/cpu_program.h"
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {

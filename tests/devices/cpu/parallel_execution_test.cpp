@@ -5,7 +5,7 @@
 #include <cmath>
 #include <random>
 
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 
 namespace pyflame_rt {
 namespace {

@@ -1,4 +1,4 @@
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 #include <ctime>
 #include <fstream>
@@ -7,7 +7,7 @@
 #include "compiler/compile_cache.h"
 #include "compiler/memory_plan.h"
 #include "compiler/pipeline.h"
-#include "devices/device.h"
+#include "devices/cpu/cpu_device.h"
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 

@@ -1,4 +1,4 @@
-#include "actors/session_options.h"
+#include "session/session_options.h"
 
 #include <algorithm>
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/session_options.h"
+#include "session/session_options.h"
 #include "devices/device.h"
 #include "graph/graph.h"
 #include "graph/tensor.h"

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 #include "streams/state_map.h"
 #include "streams/window_assembler.h"
 

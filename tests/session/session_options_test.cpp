@@ -1,8 +1,8 @@
-#include "actors/session_options.h"
+#include "session/session_options.h"
 
 #include <gtest/gtest.h>
 
-#include "actors/inference_session.h"
+#include "session/inference_session.h"
 
 namespace pyflame_rt {
 namespace {

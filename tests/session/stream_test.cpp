@@ -1,4 +1,4 @@
-#include "actors/stream.h"
+#include "session/stream.h"
 
 #include <gtest/gtest.h>
 
