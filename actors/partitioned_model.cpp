@@ -2,6 +2,7 @@
 
 #include "compiler/partitioner.h"
 #include "compiler/pipeline.h"
+#include "devices/device_registry.h"
 
 namespace pyflame_rt {
 
@@ -10,6 +11,11 @@ Expected<std::vector<StageSpec>> partition_stages(Graph graph, int partitions, c
   RETURN_IF_ERROR(graph.sort_topologically());
   ASSIGN_OR_RETURN(Graph optimized, optimize_graph(std::move(graph), options.optimization_level,
                                                    options.disabled_passes));
+  // The partitions run on CPU sessions that optimise nothing: the CPU's own passes (its
+  // layouts) run here, once, on the whole graph, as the session would on one partition.
+  ASSIGN_OR_RETURN(std::unique_ptr<Device> cpu, DeviceRegistry::global().create("cpu", DeviceConfig{}));
+  ASSIGN_OR_RETURN(optimized, run_passes(std::move(optimized), cpu->pass_names(options.optimization_level),
+                                         options.disabled_passes));
   ASSIGN_OR_RETURN(std::vector<Partition> parts, partition_graph(optimized, partitions));
   double total = 0;
   for (const auto& p : parts) total += p.cost;

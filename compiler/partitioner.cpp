@@ -52,6 +52,62 @@ double node_cost(const Graph& graph, const Node& node) {
   return out;
 }
 
+std::vector<Partition> split_graph(const Graph& graph, const std::vector<size_t>& bounds) {
+  const size_t n = graph.nodes.size();
+  std::map<std::string, size_t> produced_at, last_read;
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& o : graph.nodes[i].outputs) if (!o.empty()) produced_at[o] = i;
+    for (const auto& in : runtime_inputs(graph, graph.nodes[i])) last_read[in] = i;
+  }
+  for (const auto& o : graph.outputs) last_read[o.name] = n;
+  std::vector<double> prefix(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + node_cost(graph, graph.nodes[i]);
+  std::vector<Partition> parts;
+  for (size_t p = 0; p + 1 < bounds.size(); ++p) {
+    Partition part;
+    part.name = "p" + std::to_string(p);
+    part.cost = prefix[bounds[p + 1]] - prefix[bounds[p]];
+    Graph& g = part.graph;
+    g.name = graph.name + "/" + part.name;
+    g.opset_imports = graph.opset_imports;
+    std::set<std::string> produced_here, inputs_seen;
+    for (size_t i = bounds[p]; i < bounds[p + 1]; ++i) {
+      const Node& node = graph.nodes[i];
+      g.nodes.push_back(node);
+      for (const auto& in : node.inputs) {
+        if (in.empty() || produced_here.count(in)) continue;
+        auto w = graph.initializers.find(in);
+        if (w != graph.initializers.end()) {
+          g.initializers[in] = w->second;  // shares the weight buffer
+        } else if (inputs_seen.insert(in).second) {
+          const ValueInfo* info = graph.find_value_info(in);
+          g.inputs.push_back(info ? *info : ValueInfo{in, DType::kUndefined, Shape::unknown_rank()});
+        }
+      }
+      for (const auto& o : node.outputs) if (!o.empty()) produced_here.insert(o);
+    }
+    // Carry: what exists by the end of this partition (graph inputs, values made so far) and
+    // is read after it or is a graph output.
+    std::set<std::string> carry;
+    for (const auto& [name, r] : last_read) {
+      auto made = produced_at.find(name);
+      bool exists = made == produced_at.end() || made->second < bounds[p + 1];
+      if (r >= bounds[p + 1] && exists) carry.insert(name);
+    }
+    for (const auto& name : carry) {
+      if (!produced_here.count(name)) continue;
+      const ValueInfo* info = graph.find_value_info(name);
+      g.outputs.push_back(info ? *info : ValueInfo{name, DType::kUndefined, Shape::unknown_rank()});
+    }
+    part.carry.assign(carry.begin(), carry.end());
+    for (const auto& [name, info] : graph.value_info) {
+      if (produced_here.count(name)) g.value_info[name] = info;
+    }
+    parts.push_back(std::move(part));
+  }
+  return parts;
+}
+
 Expected<std::vector<Partition>> partition_graph(const Graph& graph, int count) {
   if (count < 1) return invalid_argument("partitions: expected >= 1, got ", count);
   const size_t n = graph.nodes.size();
@@ -105,50 +161,7 @@ Expected<std::vector<Partition>> partition_graph(const Graph& graph, int count) 
   }
   bounds.push_back(n);
 
-  std::vector<Partition> parts;
-  for (size_t p = 0; p + 1 < bounds.size(); ++p) {
-    Partition part;
-    part.name = "p" + std::to_string(p);
-    part.cost = prefix[bounds[p + 1]] - prefix[bounds[p]];
-    Graph& g = part.graph;
-    g.name = graph.name + "/" + part.name;
-    g.opset_imports = graph.opset_imports;
-    std::set<std::string> produced_here, inputs_seen;
-    for (size_t i = bounds[p]; i < bounds[p + 1]; ++i) {
-      const Node& node = graph.nodes[i];
-      g.nodes.push_back(node);
-      for (const auto& in : node.inputs) {
-        if (in.empty() || produced_here.count(in)) continue;
-        auto w = graph.initializers.find(in);
-        if (w != graph.initializers.end()) {
-          g.initializers[in] = w->second;  // shares the weight buffer
-        } else if (inputs_seen.insert(in).second) {
-          const ValueInfo* info = graph.find_value_info(in);
-          g.inputs.push_back(info ? *info : ValueInfo{in, DType::kUndefined, Shape::unknown_rank()});
-        }
-      }
-      for (const auto& o : node.outputs) if (!o.empty()) produced_here.insert(o);
-    }
-    // Carry: what exists by the end of this partition (graph inputs, values made so far) and
-    // is read after it or is a graph output.
-    std::set<std::string> carry;
-    for (const auto& [name, r] : last_read) {
-      auto made = produced_at.find(name);
-      bool exists = made == produced_at.end() || made->second < bounds[p + 1];
-      if (r >= bounds[p + 1] && exists) carry.insert(name);
-    }
-    for (const auto& name : carry) {
-      if (!produced_here.count(name)) continue;
-      const ValueInfo* info = graph.find_value_info(name);
-      g.outputs.push_back(info ? *info : ValueInfo{name, DType::kUndefined, Shape::unknown_rank()});
-    }
-    part.carry.assign(carry.begin(), carry.end());
-    for (const auto& [name, info] : graph.value_info) {
-      if (produced_here.count(name)) g.value_info[name] = info;
-    }
-    parts.push_back(std::move(part));
-  }
-  return parts;
+  return split_graph(graph, bounds);
 }
 
 }  // namespace pyflame_rt

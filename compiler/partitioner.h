@@ -26,6 +26,12 @@ struct Partition {
 // output element.
 double node_cost(const Graph& graph, const Node& node);
 
+// Cuts the (topologically sorted) graph before each node index in `bounds` (which starts
+// with 0 and ends with graph.nodes.size(), strictly increasing): partition i holds nodes
+// [bounds[i], bounds[i+1]). Crossing values become outputs of one partition and inputs of
+// later ones; values nobody reads in a partition ride along in `carry`.
+std::vector<Partition> split_graph(const Graph& graph, const std::vector<size_t>& bounds);
+
 // At most `count` partitions (fewer when the graph has fewer nodes), cut only where every
 // crossing value has a known dtype. Graphs with control-flow subgraphs are not split (one
 // partition). kInvalidArgument for count < 1.

@@ -64,7 +64,7 @@ std::string DeviceCapabilities::why_not(const Graph& graph, const Node& node) co
     }
   }
   if (!op_ok) {
-    return "op " + (node.domain.empty() ? "" : node.domain + ".") + node.op_type +
+    return "op '" + node.op_type + "'" + (node.domain.empty() ? "" : " of domain '" + node.domain + "'") +
            (opset > 0 ? " (opset " + std::to_string(opset) + ")" : "") + " is not supported";
   }
   if (dtypes.empty()) return "";

@@ -17,6 +17,7 @@
 #include "actors/pipeline.h"
 #include "actors/remote_stage.h"
 #include "session/stream.h"
+#include "devices/device_registry.h"
 #include "graph/model_loader.h"
 
 namespace py = pybind11;
@@ -160,6 +161,10 @@ SessionOptions options_from_dict(const py::dict& d) {
     else if (key == "disabled_passes") o.disabled_passes = v.cast<std::vector<std::string>>();
     else if (key == "optimized_model_path") o.optimized_model_path = py::str(v);
     else if (key == "compile_cache_dir") o.compile_cache_dir = py::str(v);
+    else if (key == "artifacts_dir") o.artifacts_dir = py::str(v);
+    else if (key == "provider_options") {
+      o.provider_options = v.cast<std::map<std::string, std::map<std::string, std::string>>>();
+    }
     else raise_status(invalid_argument("SessionOptions: unknown option '", key, "'"));
   }
   return o;
@@ -247,6 +252,14 @@ class PySession {
   bool compiled_from_cache() const { return session_->compiled_from_cache(); }
   std::string graph_text() const { return print_graph(session_->graph()); }
   std::vector<std::string> fallback_nodes() const { return session_->fallback_nodes(); }
+  std::vector<std::string> devices_used() const { return session_->devices_used(); }
+  std::string device_report_json() const { return session_->device_report_json(); }
+  // [(node, op_type, device, kernel)] for every node, in run order.
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> node_kernels() const {
+    std::vector<std::tuple<std::string, std::string, std::string, std::string>> out;
+    for (const auto& k : session_->node_kernels()) out.emplace_back(k.node, k.op_type, k.device, k.kernel);
+    return out;
+  }
   std::string end_profiling() { return unwrap(session_->end_profiling()); }
   std::shared_ptr<const InferenceSession> shared() const { return session_; }
 
@@ -624,6 +637,9 @@ PYBIND11_MODULE(_pyflame_rt, m) {
       .def("compiled_from_cache", &PySession::compiled_from_cache)
       .def("graph_text", &PySession::graph_text)
       .def("fallback_nodes", &PySession::fallback_nodes)
+      .def("devices_used", &PySession::devices_used)
+      .def("device_report_json", &PySession::device_report_json)
+      .def("node_kernels", &PySession::node_kernels)
       .def("end_profiling", &PySession::end_profiling);
   py::class_<PyBatcher>(m, "Batcher")
       .def(py::init<const PySession&, std::string, py::dict>(), py::arg("session"), py::arg("name"),
@@ -700,6 +716,7 @@ PYBIND11_MODULE(_pyflame_rt, m) {
     if (!st.ok()) raise_status(st);
   }, py::arg("threads"));
   m.def("actor_runtime_threads", &actor_runtime_threads);
+  m.def("available_providers", [] { return DeviceRegistry::global().available_providers(); });
   m.def("shutdown", [] {
     py::gil_scoped_release release;
     shutdown_actor_runtime();

@@ -1,5 +1,6 @@
 #include "session/inference_session.h"
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <set>
@@ -7,7 +8,7 @@
 #include "compiler/compile_cache.h"
 #include "compiler/memory_plan.h"
 #include "compiler/pipeline.h"
-#include "devices/cpu/cpu_device.h"
+#include "devices/device_registry.h"
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 
@@ -66,24 +67,83 @@ Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptio
   return Status::OK();
 }
 
+namespace {
+
+// The registry name behind a SessionOptions.device value ("wse" = the newest wafer).
+std::string device_for_option(const std::string& device) { return device == "wse" ? "wse3" : device; }
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+}  // namespace
+
+Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
+    const SessionOptions& options, const std::vector<std::string>& providers) {
+  const DeviceRegistry& registry = DeviceRegistry::global();
+  std::vector<std::string> wanted = providers;
+  if (wanted.empty()) {
+    if (options.device != "cpu") wanted.push_back(device_for_option(options.device));
+    wanted.push_back(kCpuProvider);
+  }
+  // ONNX Runtime always keeps the CPU as the last resort for what nothing else takes.
+  bool has_cpu = false;
+  for (const auto& p : wanted) {
+    const DeviceEntry* e = registry.find(p);
+    has_cpu |= e && e->name == "cpu";
+  }
+  if (!has_cpu) wanted.push_back(kCpuProvider);
+
+  DeviceConfig base;
+  base.num_threads = options.num_threads;
+  base.parallel_branches = options.execution_mode == "parallel";
+  base.memory_reuse = options.enable_memory_reuse;
+  // "custom" has no allocator API yet: it behaves as "default" (see session_options.h).
+  base.memory_arena = options.memory_pool == "arena";
+  base.artifacts_dir = options.artifacts_dir;
+  if (base.artifacts_dir.empty() && !options.compile_cache_dir.empty()) {
+    base.artifacts_dir = options.compile_cache_dir + "/artifacts";
+  }
+
+  std::vector<std::shared_ptr<Device>> devices;
+  for (const auto& name : wanted) {
+    const DeviceEntry* entry = registry.find(name);
+    // The Cerebras provider with SessionOptions.device naming a generation takes that one.
+    if (entry && entry->provider == kCerebrasProvider && options.device != "cpu") {
+      if (const DeviceEntry* gen = registry.find(device_for_option(options.device))) entry = gen;
+    }
+    if (!entry || !entry->listed) {
+      warnings_.push_back("execution provider '" + name + "' is not available in this build and was skipped "
+                          "(available: " + join(registry.available_providers()) + ")");
+      continue;
+    }
+    bool duplicate = false;
+    for (const auto& d : devices) duplicate |= d->name() == entry->name;
+    if (duplicate) continue;
+    DeviceConfig config = base;
+    auto po = options.provider_options.find(entry->provider);
+    if (po != options.provider_options.end()) config.options = po->second;
+    Expected<std::unique_ptr<Device>> device = entry->create(config);
+    if (!device.ok()) return device.status().with_context("execution provider '" + entry->provider + "': ");
+    devices.push_back(std::move(device).value());
+    if (std::find(providers_.begin(), providers_.end(), entry->provider) == providers_.end()) {
+      providers_.push_back(entry->provider);
+    }
+  }
+  for (const auto& [provider, opts] : options.provider_options) {
+    if (std::find(providers_.begin(), providers_.end(), provider) == providers_.end()) {
+      warnings_.push_back("provider_options for '" + provider + "' were ignored: that provider is not in use");
+    }
+  }
+  return devices;
+}
+
 Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
                                     const std::vector<std::string>& providers) {
   options_ = options;
-  for (const auto& p : providers) {
-    if (p != kCpuProvider && p != kCerebrasProvider) {
-      return invalid_argument("unknown execution provider '", p, "': expected '", kCpuProvider,
-                              "' or '", kCerebrasProvider, "'");
-    }
-  }
-  // No wafer is reachable from this build yet: like ONNX Runtime with an unavailable provider,
-  // fall back to the CPU and say so.
-  bool wants_wafer = options.device != "cpu";
-  for (const auto& p : providers) wants_wafer |= p == kCerebrasProvider;
-  if (wants_wafer) {
-    warnings_.push_back(std::string("the Cerebras wafer device is not available in this build; "
-                                    "running on ") + kCpuProvider);
-  }
-  providers_ = {kCpuProvider};
+  ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Device>> devices, create_devices(options, providers));
 
   // Initializers that old models (IR < 4) also list as inputs stay feedable: they become real
   // graph inputs whose default is the stored tensor.
@@ -116,14 +176,15 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   }
   for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
 
-  CpuDeviceOptions cpu;
-  cpu.num_threads = options.num_threads;
-  cpu.parallel_branches = options.execution_mode == "parallel";
-  cpu.memory_reuse = options.enable_memory_reuse;
-  // "custom" has no allocator API yet: it behaves as "default" (see session_options.h).
-  cpu.memory_arena = options.memory_pool == "arena";
-  device_ = make_cpu_device(cpu);
-  ASSIGN_OR_RETURN(executable_, device_->compile(graph_));
+  ASSIGN_OR_RETURN(compiled_, CompiledModel::compile(graph_, devices, options.optimization_level,
+                                                     options.disabled_passes));
+  // A wafer asked for but left without a node is worth a word: everything fell back.
+  if (devices.size() > 1) {
+    std::vector<std::string> used = compiled_->devices_used();
+    if (std::find(used.begin(), used.end(), devices.front()->name()) == used.end()) {
+      warnings_.push_back("no node was placed on " + devices.front()->name() + " (see get_fallback_nodes())");
+    }
+  }
   return Status::OK();
 }
 
@@ -209,18 +270,24 @@ Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value
 
 Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::string>& output_names,
                                                     const std::map<std::string, Tensor>& feeds) const {
+  return run(output_names, feeds, RunContext{});
+}
+
+Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::string>& output_names,
+                                                    const std::map<std::string, Tensor>& feeds,
+                                                    const RunContext& ctx) const {
   std::vector<size_t> wanted;
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
   if (options_.enable_profiling) {
     TracedRun traced;
     traced.start_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - created_).count();
-    ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run_profiled(std::move(inputs), &traced.nodes));
+    ASSIGN_OR_RETURN(std::vector<Value> results, compiled_->run_profiled(std::move(inputs), &traced.nodes));
     std::lock_guard<std::mutex> lock(trace_mu_);
     trace_.push_back(std::move(traced));
     return select_outputs(std::move(results), wanted);
   }
-  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run(std::move(inputs)));
+  ASSIGN_OR_RETURN(std::vector<Value> results, compiled_->run(std::move(inputs), ctx));
   return select_outputs(std::move(results), wanted);
 }
 
@@ -270,7 +337,7 @@ Expected<InferenceSession::ProfiledRun> InferenceSession::run_with_profiling(
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
   ProfiledRun run;
-  ASSIGN_OR_RETURN(std::vector<Value> results, executable_->run_profiled(std::move(inputs), &run.nodes));
+  ASSIGN_OR_RETURN(std::vector<Value> results, compiled_->run_profiled(std::move(inputs), &run.nodes));
   ASSIGN_OR_RETURN(run.outputs, select_outputs(std::move(results), wanted));
   return run;
 }

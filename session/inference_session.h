@@ -19,9 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "session/session_options.h"
 #include "devices/device.h"
 #include "graph/graph.h"
+#include "session/compiled_model.h"
+#include "session/session_options.h"
 #include "graph/tensor.h"
 
 namespace pyflame_rt {
@@ -58,26 +59,40 @@ class InferenceSession {
 
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
-  // Providers in effect, in priority order (what ONNX Runtime's get_providers() returns).
+  // Providers in effect, in priority order (what ONNX Runtime's get_providers() returns):
+  // those requested that this build has, then CPUExecutionProvider (always the last resort).
   const std::vector<std::string>& providers() const { return providers_; }
+  // Devices that run at least one node, in run order ("wse3", "cpu").
+  std::vector<std::string> devices_used() const { return compiled_->devices_used(); }
   const SessionOptions& options() const { return options_; }
   // Warnings from creation (e.g. a requested provider that is not available here).
   const std::vector<std::string>& warnings() const { return warnings_; }
   // True when the optimised graph came from SessionOptions.compile_cache_dir.
   bool compiled_from_cache() const { return compiled_from_cache_; }
-  // The graph after import and optimisation (what runs).
+  // The graph after import and the device-independent passes (before placement).
   const Graph& graph() const { return graph_; }
+  // What runs: the placed, partitioned, compiled model.
+  const CompiledModel& compiled_model() const { return *compiled_; }
 
   // `output_names` empty = every output in model order. Unknown names are kNotFound.
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
                                     const std::map<std::string, Tensor>& feeds) const;
+  // run() under per-run controls (terminate flag, deadline), checked between nodes.
+  Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
+                                    const std::map<std::string, Tensor>& feeds, const RunContext& ctx) const;
 
   // The checks run() does on a feed (names, dtypes, ranks, known dims), without running:
   // batchers and streams use it to reject a bad request before it joins others.
   Status validate_feeds(const std::map<std::string, Tensor>& feeds) const;
 
-  // Nodes that run on a slower fallback path of the device (reference kernels), "Op 'name'".
-  std::vector<std::string> fallback_nodes() const { return executable_->fallback_nodes(); }
+  // Nodes placed on a later provider than the first one asked for (with the reason), and
+  // nodes a device runs on a slower fallback path (reference kernels), "Op 'name'".
+  std::vector<std::string> fallback_nodes() const { return compiled_->fallback_nodes(); }
+  // Every node with the device and kernel that ran it.
+  std::vector<NodeKernel> node_kernels() const { return compiled_->node_kernels(); }
+  // The devices' own reports (the wafer's placement, SRAM and cycle estimates) as JSON:
+  // {"partitions": [{"name", "device", "nodes", "report"}]}.
+  std::string device_report_json() const { return compiled_->report_json(); }
 
   // With SessionOptions.enable_profiling every run is timed per node; end_profiling() writes
   // the runs so far as a Chrome trace (chrome://tracing, Perfetto) named
@@ -98,6 +113,10 @@ class InferenceSession {
   Status optimize_or_load_cached(Graph graph, const SessionOptions& options);
   Status initialize(Graph graph, const SessionOptions& options,
                     const std::vector<std::string>& providers);
+  // The devices for `providers` (or SessionOptions.device) in priority order; providers this
+  // build does not have are skipped with a warning, as ONNX Runtime does.
+  Expected<std::vector<std::shared_ptr<Device>>> create_devices(const SessionOptions& options,
+                                                                const std::vector<std::string>& providers);
   // Validates names and feeds; fills the executable's inputs and the wanted output indices.
   Status prepare(const std::vector<std::string>& output_names, const std::map<std::string, Tensor>& feeds,
                  std::vector<size_t>* wanted, std::vector<Value>* inputs) const;
@@ -118,8 +137,7 @@ class InferenceSession {
   mutable std::mutex trace_mu_;
   mutable std::vector<TracedRun> trace_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
-  std::unique_ptr<Device> device_;
-  std::unique_ptr<Executable> executable_;
+  std::shared_ptr<const CompiledModel> compiled_;
 };
 
 }  // namespace pyflame_rt

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,9 @@
 namespace pyflame_rt {
 
 struct SessionOptions {
-  std::string device = "cpu";               // cpu, wse, wse2, wse3
+  // The seed API's device selector: "cpu", or a wafer ("wse" = newest, "wse2", "wse3"), which
+  // stands for providers [that wafer, CPU] when the session is given no providers list.
+  std::string device = "cpu";
   int num_threads = 0;                      // intra-op threads; 0 = one per core
   bool enable_profiling = false;
   std::string profile_file_prefix = "pyflame_rt_profile";
@@ -35,6 +38,12 @@ struct SessionOptions {
   // When set, optimised graphs are cached there by content (compiler/compile_cache.h): a later
   // session of the same model and settings skips the passes.
   std::string compile_cache_dir;
+  // Per provider, its options (ONNX Runtime's provider_options): {"CerebrasExecutionProvider":
+  // {"fabric": "64x64"}}. Each device checks its own keys.
+  std::map<std::string, std::map<std::string, std::string>> provider_options;
+  // Where devices write what they generate (the wafer's CSL programs); "" = a folder of the
+  // compile cache when there is one, else none is written.
+  std::string artifacts_dir;
 
   // Checks every field; the message names the field, the expected and the received value.
   Status validate() const;

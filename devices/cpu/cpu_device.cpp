@@ -18,6 +18,25 @@ bool has_subgraphs(const Graph& g) {
   return false;
 }
 
+// A graph with control flow runs on the reference interpreter (it owns subgraph scoping):
+// every node is then a reference-kernel node of the CPU device.
+class CpuOnReference : public Executable {
+ public:
+  explicit CpuOnReference(std::unique_ptr<Executable> ref) : ref_(std::move(ref)) {}
+  Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return ref_->run(std::move(inputs)); }
+  std::vector<NodeKernel> node_kernels() const override {
+    std::vector<NodeKernel> out = ref_->node_kernels();
+    for (auto& k : out) {
+      k.device = "cpu";
+      k.kernel = "reference";
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Executable> ref_;
+};
+
 class CpuDevice : public Device {
  public:
   explicit CpuDevice(const CpuDeviceOptions& options) : options_(options) {}
@@ -38,7 +57,10 @@ class CpuDevice : public Device {
     return {};
   }
   Expected<std::unique_ptr<Executable>> compile(const Graph& partition) override {
-    if (has_subgraphs(partition)) return make_ref_device()->compile(partition);
+    if (has_subgraphs(partition)) {
+      ASSIGN_OR_RETURN(std::unique_ptr<Executable> ref, make_ref_device()->compile(partition));
+      return std::unique_ptr<Executable>(new CpuOnReference(std::move(ref)));
+    }
     ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(partition, options_));
     return std::unique_ptr<Executable>(std::move(program));
   }

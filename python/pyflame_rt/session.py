@@ -19,7 +19,8 @@ CEREBRAS_PROVIDER = "CerebrasExecutionProvider"
 
 
 def get_available_providers():
-    return [CEREBRAS_PROVIDER, CPU_PROVIDER]
+    """Providers this build can create, in the registry's order (devices/device_registry.h)."""
+    return list(_pyflame_rt.available_providers())
 
 
 def get_all_providers():
@@ -99,20 +100,34 @@ class RunOptions:
         self.only_execute_path_to_fetches = False
 
 
-def _normalise_providers(providers):
+def _normalise_providers(providers, provider_options=None):
+    """(names, {name: {key: str}}) from ONNX Runtime's providers / provider_options arguments:
+    names or (name, options) tuples, and an optional list of option dicts in the same order."""
     if providers is None:
-        return []
-    names = []
-    for p in providers:
-        # ONNX Runtime also accepts (name, options) tuples.
-        name = p[0] if isinstance(p, (tuple, list)) else p
-        if not isinstance(name, str):
+        return [], {}
+    if isinstance(providers, str):
+        providers = [providers]
+    if provider_options is not None and len(provider_options) != len(providers):
+        raise InvalidArgument(
+            f"provider_options: expected one dict per provider ({len(providers)}), got {len(provider_options)}")
+    names, options = [], {}
+    for i, p in enumerate(providers):
+        opts = provider_options[i] if provider_options is not None else None
+        if isinstance(p, (tuple, list)):
+            if len(p) != 2 or not isinstance(p[1], dict):
+                raise InvalidArgument(f"providers: expected a name or a (name, options dict) tuple, got {p!r}")
+            p, opts = p
+        if not isinstance(p, str):
             raise InvalidArgument(f"providers: expected provider names (str), got {p!r}")
-        names.append(name)
-    return names
+        names.append(p)
+        if opts:
+            if not isinstance(opts, dict):
+                raise InvalidArgument(f"provider_options for '{p}': expected a dict, got {type(opts).__name__}")
+            options[p] = {str(k): str(v) for k, v in opts.items()}
+    return names, options
 
 
-def _prepare(path_or_bytes, sess_options, providers, kwargs):
+def _prepare(path_or_bytes, sess_options, providers, kwargs, provider_options=None):
     """Checks and normalises the constructor's arguments: (model, SessionOptions, providers)."""
     if sess_options is None:
         sess_options = SessionOptions()
@@ -129,7 +144,14 @@ def _prepare(path_or_bytes, sess_options, providers, kwargs):
     if not isinstance(path_or_bytes, (str, bytes)):
         raise InvalidArgument(
             f"path_or_bytes: expected a path (str) or model bytes, got {type(path_or_bytes).__name__}")
-    return path_or_bytes, sess_options, _normalise_providers(providers)
+    return path_or_bytes, sess_options, _normalise_providers(providers, provider_options)
+
+
+def _native_options(options, provider_options):
+    native = options.to_native()
+    if provider_options:
+        native["provider_options"] = provider_options
+    return native
 
 
 class SessionFuture:
@@ -137,7 +159,8 @@ class SessionFuture:
 
     def __init__(self, cls, model, options, providers):
         self._args = (cls, model, options, providers)
-        self._native = _pyflame_rt.SessionFuture(model, options.to_native(), providers)
+        names, provider_options = providers
+        self._native = _pyflame_rt.SessionFuture(model, _native_options(options, provider_options), names)
         self._session = None
 
     def done(self):
@@ -159,9 +182,13 @@ class InferenceSession:
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
                  **kwargs):
-        model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs)
-        self._attach(model, options, requested,
-                     _pyflame_rt.Session(model, options.to_native(), requested))
+        model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs, provider_options)
+        self._attach(model, options, requested, self._create_native(model, options, requested))
+
+    @staticmethod
+    def _create_native(model, options, requested):
+        names, provider_options = requested
+        return _pyflame_rt.Session(model, _native_options(options, provider_options), names)
 
     @classmethod
     def create_async(cls, path_or_bytes, sess_options=None, providers=None, **kwargs):
@@ -209,10 +236,46 @@ class InferenceSession:
         return []
 
     def get_providers(self):
+        """Providers in effect, highest priority first (CPU always last)."""
         return self._native.providers()
 
     def get_provider_options(self):
-        return {p: {} for p in self.get_providers()}
+        """{provider: its options} for the providers in effect (ONNX Runtime's shape)."""
+        kept = self._requested_providers[1]
+        return {p: dict(kept.get(p, {})) for p in self.get_providers()}
+
+    def get_fallback_nodes(self):
+        """Nodes not on the first provider asked for (with the reason), and nodes a device runs
+        on its slower reference kernels."""
+        return list(self._native.fallback_nodes())
+
+    def get_node_placement(self):
+        """[{"node", "op_type", "device", "kernel"}] for every node, in run order: which device
+        runs it and whether on its own ("native") or the reference kernel."""
+        return [dict(zip(("node", "op_type", "device", "kernel"), k)) for k in self._native.node_kernels()]
+
+    def get_devices_used(self):
+        """Devices that run at least one node, in run order ("wse3", "cpu")."""
+        return list(self._native.devices_used())
+
+    def device_report(self):
+        """The devices' own reports: for the wafer, placement on the fabric, SRAM per PE and
+        estimated cycles; see docs/wse.md. {"devices": [...], "partitions": [...], ...}."""
+        import json
+        raw = json.loads(self._native.device_report_json())
+        report = {"devices": self.get_devices_used(), "partitions": []}
+        for part in raw["partitions"]:
+            dev = part.get("report")
+            if not dev:
+                report["partitions"].append({"name": part["name"], "device": part["device"], "nodes": part["nodes"]})
+                continue
+            for key, value in dev.items():
+                if key == "partitions":
+                    report["partitions"].extend(value)
+                elif key not in report:
+                    report[key] = value
+        report.setdefault("device", report["devices"][0] if report["devices"] else "cpu")
+        return report
 
     def get_session_options(self):
         return self._options
@@ -221,7 +284,10 @@ class InferenceSession:
         return ModelMetadata()
 
     def set_providers(self, providers=None, provider_options=None):
-        _normalise_providers(providers)
+        """Places the model again on `providers` (ONNX Runtime's set_providers)."""
+        requested = _normalise_providers(providers, provider_options)
+        native = self._create_native(self._model, self._options, requested)
+        self._attach(self._model, self._options, requested, native)
 
     def disable_fallback(self):
         pass
@@ -280,10 +346,6 @@ class InferenceSession:
         """Writes the per-node timings of every run since the session started (or since the
         last call) as a Chrome trace JSON and returns its path; "" without enable_profiling."""
         return self._native.end_profiling()
-
-    def get_fallback_nodes(self):
-        """Nodes the device runs on its slower reference kernels, as "Op 'name'"."""
-        return self._native.fallback_nodes()
 
     # Introspection ------------------------------------------------------------------------
     def graph_text(self):

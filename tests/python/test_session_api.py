@@ -34,15 +34,51 @@ def test_output_selection_and_order(two_output_model):
     np.testing.assert_array_equal(total, a + b)
 
 
-def test_providers_accepted_and_reported(add_relu_model):
-    assert "CerebrasExecutionProvider" in rt.get_available_providers()
+def test_available_providers_are_what_this_build_creates():
+    available = rt.get_available_providers()
+    assert available[-1:] == ["CPUExecutionProvider"] or "CPUExecutionProvider" in available
+    assert "CUDAExecutionProvider" not in available
+    assert "ReferenceExecutionProvider" not in available  # internal oracle, not a provider
+
+
+def test_providers_unknown_ones_warn_and_are_skipped(add_relu_model):
     sess = rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"])
     assert sess.get_providers() == ["CPUExecutionProvider"]
-    with pytest.warns(RuntimeWarning, match="not available"):
-        sess = rt.InferenceSession(add_relu_model, providers=["CerebrasExecutionProvider"])
+    # As ONNX Runtime: a provider this build lacks is skipped with a warning, never an error,
+    # and the CPU stays as the last resort.
+    with pytest.warns(RuntimeWarning, match="'CUDAExecutionProvider' is not available"):
+        sess = rt.InferenceSession(add_relu_model, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert sess.get_providers() == ["CPUExecutionProvider"]
-    with pytest.raises(rt.InvalidArgument, match="CUDAExecutionProvider"):
-        rt.InferenceSession(add_relu_model, providers=["CUDAExecutionProvider"])
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], np.maximum(x + [1, -2, 3, -4], 0))
+    with pytest.warns(RuntimeWarning, match="TensorrtExecutionProvider"):
+        sess = rt.InferenceSession(add_relu_model, providers=["TensorrtExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert sess.get_devices_used() == ["cpu"]
+
+
+def test_provider_tuples_and_options_are_kept(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model, providers=[("CPUExecutionProvider", {})])
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {}}
+    with pytest.raises(rt.InvalidArgument, match="'arena_extend_strategy'"):
+        rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"],
+                            provider_options=[{"arena_extend_strategy": "kSameAsRequested"}])
+    with pytest.raises(rt.InvalidArgument, match="one dict per provider"):
+        rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"], provider_options=[{}, {}])
+
+
+def test_node_placement_and_set_providers(add_relu_model):
+    sess = rt.InferenceSession(add_relu_model)
+    placement = sess.get_node_placement()
+    assert placement and all(p["device"] == "cpu" for p in placement)
+    assert {p["kernel"] for p in placement} <= {"native", "reference"}
+    with pytest.warns(RuntimeWarning, match="not available"):
+        sess.set_providers(["NoSuchExecutionProvider", "CPUExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    x = np.ones((1, 4), np.float32)
+    assert sess.run(None, {"x": x})[0].shape == (1, 4)
+    report = sess.device_report()
+    assert report["devices"] == ["cpu"] and report["partitions"][0]["device"] == "cpu"
 
 
 def test_session_from_bytes_and_from_onnx(add_relu_model):
