@@ -54,7 +54,7 @@ std::string DeviceCapabilities::why_not(const Graph& graph, const Node& node) co
   int64_t opset = graph.opset(node.domain == "ai.onnx" ? "" : node.domain);
   bool op_ok = false;
   if (any_op) {
-    op_ok = KernelRegistry::reference().find(node.domain, node.op_type) != nullptr;
+    op_ok = KernelRegistry::reference().find(node.domain, node.op_type, opset) != nullptr;
   } else {
     for (const OpSupport& s : ops) {
       if (s.op_type == node.op_type && s.domain == node.domain && (opset == 0 || (opset >= s.since && opset <= s.until))) {

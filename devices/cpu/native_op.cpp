@@ -7,7 +7,7 @@ namespace cpu {
 
 Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue*>& inputs,
                      std::vector<CpuValue>& outputs) {
-  KernelFn fn = KernelRegistry::reference().find(node.domain, node.op_type);
+  KernelFn fn = KernelRegistry::reference().find(node.domain, node.op_type, opset);
   if (!fn) return node.error(StatusCode::kNotImplemented, "no reference kernel");
   std::vector<const Value*> in;
   for (CpuValue* v : inputs) {

@@ -1,4 +1,5 @@
-// The reference kernel interface: one plain function per ONNX op, looked up by (domain, op).
+// The reference kernel interface: one plain function per ONNX op, registered for a (domain,
+// op, opset range, dtypes) key and looked up by the node's domain, op, opset and dtype.
 //
 //   Status relu(KernelContext& ctx) {
 //     const Tensor& x = *ctx.input(0);
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -83,17 +85,35 @@ class KernelContext {
   SubgraphRunner* runner_;
 };
 
+// What one registration covers (ONNX Runtime's versioned, typed kernel registration).
+struct KernelDef {
+  std::string domain;  // "" (= "ai.onnx") or a custom domain
+  std::string op_type;
+  int64_t since = 1;   // opset versions [since, until]
+  int64_t until = std::numeric_limits<int64_t>::max();
+  std::vector<DType> dtypes;  // element types of input 0 it takes; empty = any (it checks)
+};
+
 class KernelRegistry {
  public:
   // The process-wide registry with every reference kernel registered.
   static const KernelRegistry& reference();
 
+  void add(KernelDef def, KernelFn fn);
+  // Every opset, any dtype.
   void add(const std::string& domain, const std::string& op_type, KernelFn fn);
-  KernelFn find(const std::string& domain, const std::string& op_type) const;
+  // The kernel whose range holds `opset` (0 = any) and whose dtypes hold `dtype`
+  // (kUndefined = any); the latest registration wins on overlap. nullptr if none.
+  KernelFn find(const std::string& domain, const std::string& op_type, int64_t opset = 0,
+                DType dtype = DType::kUndefined) const;
   std::vector<std::string> op_names() const;
 
  private:
-  std::map<std::pair<std::string, std::string>, KernelFn> kernels_;
+  struct Entry {
+    KernelDef def;
+    KernelFn fn;
+  };
+  std::map<std::pair<std::string, std::string>, std::vector<Entry>> kernels_;
 };
 
 // "ai.onnx" and "" are the same domain.

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "devices/ref/kernel.h"
 #include "devices/ref/kernel_groups.h"
 
@@ -18,13 +20,29 @@ Status KernelContext::require_inputs(size_t min_count) const {
   return Status::OK();
 }
 
-void KernelRegistry::add(const std::string& domain, const std::string& op_type, KernelFn fn) {
-  kernels_[{canonical_domain(domain), op_type}] = fn;
+void KernelRegistry::add(KernelDef def, KernelFn fn) {
+  def.domain = canonical_domain(def.domain);
+  kernels_[{def.domain, def.op_type}].push_back({std::move(def), fn});
 }
 
-KernelFn KernelRegistry::find(const std::string& domain, const std::string& op_type) const {
+void KernelRegistry::add(const std::string& domain, const std::string& op_type, KernelFn fn) {
+  add(KernelDef{domain, op_type}, fn);
+}
+
+KernelFn KernelRegistry::find(const std::string& domain, const std::string& op_type, int64_t opset,
+                              DType dtype) const {
   auto it = kernels_.find({canonical_domain(domain), op_type});
-  return it == kernels_.end() ? nullptr : it->second;
+  if (it == kernels_.end()) return nullptr;
+  for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
+    const KernelDef& d = e->def;
+    if (opset > 0 && (opset < d.since || opset > d.until)) continue;
+    if (dtype != DType::kUndefined && !d.dtypes.empty() &&
+        std::find(d.dtypes.begin(), d.dtypes.end(), dtype) == d.dtypes.end()) {
+      continue;
+    }
+    return e->fn;
+  }
+  return nullptr;
 }
 
 std::vector<std::string> KernelRegistry::op_names() const {

@@ -73,7 +73,7 @@ Expected<std::shared_ptr<RefProgram>> RefProgram::build(const Graph& graph,
     Step step;
     step.node = &node;
     step.opset = g.opset(node.domain);
-    step.kernel = registry.find(node.domain, node.op_type);
+    step.kernel = registry.find(node.domain, node.op_type, step.opset);
     if (!step.kernel) {
       return not_implemented("op '", node.op_type, "' (domain '",
                              node.domain.empty() ? "ai.onnx" : node.domain, "', opset ", step.opset,
