@@ -80,6 +80,11 @@ int run_model(const std::string& path, const std::map<std::string, std::string>&
   std::printf("  est latency %.1f us (host I/O %.1f us), est throughput %.1f/s, %lld PE tiles simulated\n",
               r["est_latency_us"].get<double>(), r["host_io_us"].get<double>(), r["est_throughput_per_s"].get<double>(),
               static_cast<long long>(r["last_run"]["pe_tiles"].get<int64_t>()));
+  std::printf("  cycles: est (longest path) %.0f, simulated (ops in sequence + transfers) %.0f; %lld PE rows simulated "
+              "wavelet by wavelet, %zu ops computed whole-tensor\n",
+              r["est_cycles"].get<double>(), r["last_run"]["simulated_cycles"].get<double>(),
+              static_cast<long long>(r["last_run"]["rows_simulated_wavelet_level"].get<int64_t>()),
+              r["last_run"]["whole_tensor_ops"].get<size_t>());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "devices/ref/kernel.h"
 #include "devices/wse/cost_model.h"
+#include "devices/wse/fabric_sim.h"
 
 namespace pyflame_rt {
 
@@ -153,7 +154,36 @@ struct MeshSimulator::Impl {
       ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), y.rank() ? y.rank() - 1 : 0));
     }
     count_gemm_wavelets(s, M, K, N, st);
+    st->op_cycles[node.name] = gemm_row_cycles(s, M, K, N, st);
     return y;
+  }
+
+  // Cycles of a GEMM-view op: its first and last rows of PEs (the largest and the last-served
+  // ones) simulated wavelet by wavelet; each PE's compute from its own tile.
+  double gemm_row_cycles(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) const {
+    const int kp = static_cast<int>(std::min<int64_t>(s.k_parts, K));
+    auto [m0, m1] = piece(M, s.m_parts, 0);
+    const int64_t mt = m1 - m0;
+    double worst = 0;
+    for (int ni : {0, s.n_parts - 1}) {
+      auto [n0, n1] = piece(N, s.n_parts, ni);
+      if (n1 <= n0) continue;
+      const int64_t nt = n1 - n0;
+      std::vector<double> ready;
+      for (int ki = 0; ki < kp; ++ki) {
+        auto [k0, k1] = piece(K, kp, ki);
+        // x reaches this row after the broadcast down `ni + 1` PEs; the data tasks run as it
+        // arrives, so the PE is done at the later of its compute and the last wavelet + task.
+        double arrive = simulate_broadcast(spec, mt * (k1 - k0), ni + 1);
+        double compute = fmacs_cycles(spec, static_cast<double>(mt * (k1 - k0)), static_cast<double>(nt));
+        ready.push_back(std::max(compute, arrive + fmacs_cycles(spec, 1, static_cast<double>(nt))));
+      }
+      double row = ready.size() > 1 ? simulate_chain_reduce(spec, mt * nt, ready) : ready.empty() ? 0 : ready[0];
+      row += vector_cycles(spec, static_cast<double>(mt * nt), 1);  // the epilogue on the last column
+      worst = std::max(worst, row);
+      ++st->rows_simulated;
+    }
+    return worst;
   }
 
   static void count_gemm_wavelets(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) {
@@ -283,6 +313,7 @@ struct MeshSimulator::Impl {
       ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), 1));
     }
     count_gemm_wavelets(s, M, CG * area, CO, st);
+    st->op_cycles[node.name] = gemm_row_cycles(s, M, CG * area, CO, st);
     return y;
   }
 };
@@ -347,7 +378,12 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       ASSIGN_OR_RETURN(outs, run_reference(g, node, in));
       st->whole_tensor_ops.push_back(node.name);
     }
-    if (op) st->cycles += op->cycles.total;
+    if (auto c = st->op_cycles.find(node.name); c != st->op_cycles.end()) {
+      st->cycles += c->second;
+    } else if (op) {
+      st->cycles += op->cycles.total;
+      st->op_cycles[node.name] = op->cycles.total;
+    }
     for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i) {
       if (node.outputs[i].empty()) continue;
       if (shapes_seen && outs[i].is_tensor()) (*shapes_seen)[node.outputs[i]] = outs[i].tensor.dims();
@@ -357,11 +393,12 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       if (!name.empty() && --uses[name] == 0) values.erase(name);
     }
   }
+  // Transfers between partitions and to/from the host: their wavelets, and their cycles on
+  // the way of one item (as the plan's latency counts them).
   for (const auto& t : plan_.transfers) {
-    st->cycles += 0;  // transfers are in the plan's latency; counted as wavelets here
     if (t.color >= 0) st->wavelets[t.color] += t.bytes / 4;
+    st->cycles += t.cycles;
   }
-  st->cycles = std::max(st->cycles, 0.0);
   std::vector<Value> out;
   for (const auto& o : g.outputs) {
     auto v = values.find(o.name);
