@@ -237,7 +237,6 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
       op.gemm.k = batch_first ? k[1] : k[0];      // keys per query
       op.gemm.n = q[2];                           // width: heads x head dim
       op.gemm.groups = heads;
-      op.simulation = "whole_tensor";  // the reference kernel: per-head softmax, double sums
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         if (node.inputs[i].empty()) continue;
         Dims d;
@@ -279,7 +278,9 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
         op.gemm.k = product(ks, 0, ks.size());
       }
       add_tensor(node.inputs[0], "input", x);
-      op.simulation = "whole_tensor";
+      // Global pools reduce across PEs (per_pe); windowed pools only read a halo from their
+      // neighbours, so no arithmetic crosses PEs and the tensor is computed once.
+      op.simulation = node.op_type.rfind("Global", 0) == 0 ? "per_pe" : "whole_tensor";
       break;
     }
     case MeshOpKind::kNorm:

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "devices/ref/kernel.h"
+#include "devices/ref/kernels/attention_layout.h"
 #include "devices/wse/cost_model.h"
 #include "devices/wse/fabric_sim.h"
 
@@ -364,6 +365,112 @@ struct MeshSimulator::Impl {
     return true;
   }
 
+  // MultiHeadAttention per PE: heads down the n_parts rows, keys across the k_parts columns,
+  // queries over the m replicas. Each PE scores its queries against its key block; the row max
+  // is chain-reduced EAST and sent back, then each PE's sum of exp and its exp-weighted V block
+  // are chain-added EAST; the last column divides.
+  Expected<bool> attention(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                           std::vector<Value>* outs, MeshRunStats* st) const {
+    for (size_t i = 0; i < 3; ++i) if (i >= in.size() || !in[i] || !in[i]->is_tensor()) return false;
+    const Tensor* mask = in.size() > 3 && in[3] && in[3]->is_tensor() && in[3]->tensor.defined() ? &in[3]->tensor : nullptr;
+    const Tensor& q = in[0]->tensor;
+    const Tensor& k = in[1]->tensor;
+    const Tensor& v = in[2]->tensor;
+    ASSIGN_OR_RETURN(AttentionLayout a, attention_layout(node, q, k, v, mask));
+    const float scale = node.attr_float("scale", 1.0f);
+    Tensor y(DType::kFloat32, a.out_dims);
+    const int64_t L = a.q_len, S = a.kv_len, dk = a.dk, dv = a.dv;
+    const int np = static_cast<int>(std::min<int64_t>(std::max(1, s.n_parts), a.heads));
+    const int kp = static_cast<int>(std::min<int64_t>(std::max(1, s.k_parts), S));
+    const int mp = static_cast<int>(std::min<int64_t>(std::max(1, s.m_parts), a.batch * L));
+    const float* md = mask ? mask->data<float>() : nullptr;
+    RowMat Q, K, V;
+    for (int64_t b = 0; b < a.batch; ++b) {
+      for (int64_t h = 0; h < a.heads; ++h) {
+        Q.resize(L, dk);
+        K.resize(S, dk);
+        V.resize(S, dv);
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t d = 0; d < dk; ++d) Q(l, d) = q.data<float>()[b * a.q_batch + l * a.q_row + h * dk + d];
+        for (int64_t t = 0; t < S; ++t) {
+          for (int64_t d = 0; d < dk; ++d) K(t, d) = k.data<float>()[b * a.k_batch + t * a.k_row + h * dk + d];
+          for (int64_t d = 0; d < dv; ++d) V(t, d) = v.data<float>()[b * a.v_batch + t * a.v_row + h * dv + d];
+        }
+        for (int mi = 0; mi < mp; ++mi) {
+          auto [m0, m1] = piece(a.batch * L, mp, mi);
+          const int64_t l0 = std::max<int64_t>(m0, b * L) - b * L, l1 = std::min<int64_t>(m1, (b + 1) * L) - b * L;
+          if (l1 <= l0) continue;
+          const int64_t rows = l1 - l0;
+          std::vector<RowMat> scores(static_cast<size_t>(kp));
+          Eigen::VectorXf row_max = Eigen::VectorXf::Constant(rows, -INFINITY);
+          for (int ki = 0; ki < kp; ++ki) {  // pass 1: scores and the chained row max
+            auto [s0, s1] = piece(S, kp, ki);
+            RowMat& sc = scores[static_cast<size_t>(ki)];
+            sc.noalias() = (Q.middleRows(l0, rows) * K.middleRows(s0, s1 - s0).transpose()) * scale;
+            if (md) {
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t t = s0; t < s1; ++t)
+                  sc(r, t - s0) += md[b * a.mask_stride[0] + h * a.mask_stride[1] + (l0 + r) * a.mask_stride[2] + t * a.mask_stride[3]];
+            }
+            row_max = row_max.cwiseMax(sc.rowwise().maxCoeff());
+            ++st->pe_tiles;
+          }
+          Eigen::VectorXf sum;
+          RowMat acc;
+          for (int ki = 0; ki < kp; ++ki) {  // pass 2: exp, the chained sums and P V
+            auto [s0, s1] = piece(S, kp, ki);
+            RowMat p = (scores[static_cast<size_t>(ki)].colwise() - row_max).array().exp().matrix();
+            Eigen::VectorXf part_sum = p.rowwise().sum();
+            RowMat part_acc = p * V.middleRows(s0, s1 - s0);
+            if (ki == 0) {
+              sum = part_sum;
+              acc = std::move(part_acc);
+            } else {
+              sum += part_sum;
+              acc += part_acc;
+            }
+          }
+          float* yd = y.data<float>();
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t d = 0; d < dv; ++d) yd[b * a.o_batch + (l0 + r) * a.o_row + h * dv + d] = acc(r, d) / sum(r);
+          if (kp > 1) st->wavelets[1] += rows * (dv + 2) * (kp - 1);
+        }
+      }
+    }
+    (void)np;  // heads are independent: which row holds a head changes no arithmetic
+    outs->emplace_back(std::move(y));
+    return true;
+  }
+
+  // GlobalAveragePool / GlobalMaxPool per PE: (batch, channel) rows over the replicas, the
+  // pixels across k_parts columns; per-PE partial sums (maxima) chained EAST.
+  Expected<bool> global_pool(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                             std::vector<Value>* outs, MeshRunStats* st) const {
+    const Tensor& x = in[0]->tensor;
+    if (x.dtype() != DType::kFloat32 || x.rank() < 3) return false;
+    const bool avg = node.op_type == "GlobalAveragePool";
+    const int64_t rows = x.dim(0) * x.dim(1), cols = x.numel() / std::max<int64_t>(1, rows);
+    Dims od = x.dims();
+    for (size_t i = 2; i < od.size(); ++i) od[i] = 1;
+    Tensor y(DType::kFloat32, od);
+    const int kp = static_cast<int>(std::min<int64_t>(std::max(1, s.k_parts), cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x.data<float>() + r * cols;
+      float total = 0;
+      for (int ki = 0; ki < kp; ++ki) {
+        auto [c0, c1] = piece(cols, kp, ki);
+        float part = avg ? 0.0f : -INFINITY;
+        for (int64_t c = c0; c < c1; ++c) part = avg ? part + xr[c] : std::max(part, xr[c]);
+        total = ki == 0 ? part : (avg ? total + part : std::max(total, part));
+      }
+      y.data<float>()[r] = avg ? total / static_cast<float>(cols) : total;
+    }
+    st->pe_tiles += static_cast<int64_t>(std::max(1, s.m_parts)) * kp;
+    if (kp > 1) st->wavelets[1] += rows * (kp - 1);
+    outs->emplace_back(std::move(y));
+    return true;
+  }
+
   static void count_gemm_wavelets(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) {
     st->wavelets[0] += M * K * std::max(0, s.n_parts - 1);  // x down the columns
     if (s.k_parts > 1) st->wavelets[1] += M * N * (s.k_parts - 1);  // partials EAST (colours 1/2)
@@ -556,6 +663,10 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       bool done = false;
       if (per_pe && (node.op_type == "LayerNormalization" || node.op_type == "Softmax" || node.op_type == "LogSoftmax")) {
         ASSIGN_OR_RETURN(done, impl_->row_reduce(node, in, split, &outs, st));
+      } else if (per_pe && (node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool")) {
+        ASSIGN_OR_RETURN(done, impl_->global_pool(node, in, split, &outs, st));
+      } else if (per_pe && node.op_type == "MultiHeadAttention") {
+        ASSIGN_OR_RETURN(done, impl_->attention(node, in, split, &outs, st));
       } else if (per_pe && node.op_type == "GRU") {
         ASSIGN_OR_RETURN(done, impl_->gru(node, in, split, &outs, st));
       }

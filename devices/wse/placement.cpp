@@ -23,7 +23,8 @@ struct Footprint {
 // LayerNorm and softmax: rows (M) over PE rows/replicas, the normalised extent (K) across
 // columns, partial statistics reduced EAST and broadcast back WEST.
 bool is_row_reduce(const MeshOp& op) {
-  return op.op_type == "LayerNormalization" || op.kind == MeshOpKind::kSoftmax;
+  return op.op_type == "LayerNormalization" || op.kind == MeshOpKind::kSoftmax || op.op_type == "GlobalAveragePool" ||
+         op.op_type == "GlobalMaxPool";
 }
 
 const TensorTiling* find_role(const MeshOp& op, const char* role) {
@@ -81,7 +82,7 @@ Footprint footprint(const MeshOp& op, const MeshSplit& s) {
       if (is_row_reduce(op)) {
         f.weight = op.op_type == "LayerNormalization" ? 2 * kt : 0;
         f.input = mt * kt;
-        f.output = mt * kt;
+        f.output = op.kind == MeshOpKind::kPool ? mt : mt * kt;
         f.scratch = 2 * mt;
         break;
       }
@@ -280,6 +281,13 @@ OpCycles op_cycles(const WseSpec& spec, const MeshOp& op) {
       return c;
     }
     default: {
+      if (is_row_reduce(op) && op.kind == MeshOpKind::kPool) {
+        // Global pooling: a sum (max) per PE block, one chained reduction EAST.
+        c.compute = vector_cycles(spec, mt * kt, 1);
+        c.reduce = chain_reduce_cycles(spec, mt, s.k_parts - 1);
+        c.total = c.compute + c.reduce;
+        return c;
+      }
       if (is_row_reduce(op)) {
         // LayerNorm: sum, then squared deviations, each reduced EAST and broadcast back, then
         // the scale; softmax: max, then exp and sum, reduced the same way, then the division.
