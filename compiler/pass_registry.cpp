@@ -14,6 +14,7 @@
 #include "compiler/passes/layer_norm_fusion.h"
 #include "compiler/passes/layout_assignment.h"
 #include "compiler/passes/matmul_add_fusion.h"
+#include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
 
@@ -33,7 +34,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<DeadCodeElimination>(), entry<ConvBnFusion>(),        entry<ConvAddFusion>(),
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
-      entry<LayoutAssignment>(),
+      entry<LayoutAssignment>(),    entry<MeshLayout>(),
   };
   return all;
 }

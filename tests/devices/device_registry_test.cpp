@@ -31,7 +31,8 @@ TEST(DeviceRegistryTest, CreateUnknownNamesTheKnownDevices) {
   auto d = DeviceRegistry::global().create("tpu", DeviceConfig{});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(d.status().message().find("unknown device 'tpu' (known: cpu"), std::string::npos) << d.status().message();
+  EXPECT_NE(d.status().message().find("unknown device 'tpu' (known: "), std::string::npos) << d.status().message();
+  EXPECT_NE(d.status().message().find("cpu"), std::string::npos) << d.status().message();
 }
 
 TEST(DeviceRegistryTest, CpuRejectsUnknownProviderOptions) {
