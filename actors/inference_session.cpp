@@ -103,6 +103,22 @@ void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
   }
 }
 
+namespace {
+// No run config entry changes anything here: each key is warned about once per process (a
+// warning per run would bury every other line).
+void warn_ignored_run_entries(const RunOptions& run_options, const LogScope& scope) {
+  if (run_options.config_entries.empty()) return;
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [key, value] : run_options.config_entries) {
+    if (warned.insert(key).second) {
+      log_at(LogSeverity::kWarning, scope, "run config entry '", key, "' (= '", value, "') is ignored here");
+    }
+  }
+}
+}  // namespace
+
 void InferenceSession::warn_ignored_options(const SessionOptions& o) {
   if (o.inter_op_num_threads != 0) {
     warn("SessionOptions.inter_op_num_threads=" + std::to_string(o.inter_op_num_threads) +
@@ -110,6 +126,9 @@ void InferenceSession::warn_ignored_options(const SessionOptions& o) {
   }
   if (o.use_deterministic_compute) {
     warn("SessionOptions.use_deterministic_compute is ignored: there is no faster non-deterministic mode to turn off");
+  }
+  if (o.memory_pool == "custom") {
+    warn("SessionOptions.memory_pool 'custom' behaves as 'default': there is no custom allocator API yet");
   }
   for (const auto& [key, value] : o.config_entries) {
     if (key == "session.save_model_format") continue;
@@ -326,6 +345,7 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
   log_at(LogSeverity::kVerbose, scope, "run started: ", feeds.size(), " feeds, ", wanted.size(), " outputs");
+  warn_ignored_run_entries(run_options, scope);
   RunInterruptScope interrupt(&run_options.terminate);
   auto start = Clock::now();
   Expected<std::vector<Value>> results = Status();

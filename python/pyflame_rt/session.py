@@ -8,7 +8,7 @@
 import os
 import warnings
 
-from . import _pyflame_rt
+from . import _pyflame_rt, log
 from .errors import InvalidArgument
 from .batching import Batcher
 from .iobinding import IOBinding, OrtValue
@@ -104,11 +104,20 @@ class RunOptions(_pyflame_rt.RunOptions):
 
     def __init__(self):
         super().__init__()
-        # Accepted for ONNX Runtime code: every run computes only what its outputs need
-        # already, and there is no training mode or device to synchronise.
-        self.only_execute_path_to_fetches = False
+        # Accepted for ONNX Runtime code: there is no training mode or device to synchronise.
         self.training_mode = False
         self.synchronize_execution_providers = True
+        self._only_execute_path_to_fetches = False
+
+    @property
+    def only_execute_path_to_fetches(self):
+        return self._only_execute_path_to_fetches
+
+    @only_execute_path_to_fetches.setter
+    def only_execute_path_to_fetches(self, value):
+        if value:
+            log.warn("RunOptions.only_execute_path_to_fetches is ignored: every node of the model runs")
+        self._only_execute_path_to_fetches = bool(value)
 
 
 def _output_names(output_names):
@@ -213,6 +222,8 @@ class InferenceSession:
         if quantization is not None:
             from .errors import NotImplementedFailure
             raise NotImplementedFailure("quantization is not supported yet (arrives with reduced precision)")
+        if compile_options:
+            log.warn(f"from_onnx: compile_options {compile_options!r} are ignored (set SessionOptions instead)")
         if optimization_level is not None:
             kwargs["optimization_level"] = optimization_level
         return cls(path_or_bytes, sess_options, providers, **kwargs)

@@ -203,3 +203,17 @@ def test_cli_prints_creation_warnings(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "[W:pyflame_rt:session-1]" in r.stderr and "Erf 'erf_node'" in r.stderr
+
+
+def test_accepted_run_settings_without_effect_warn(add_relu_model, capfd):
+    ro = rt.RunOptions()
+    with pytest.warns(RuntimeWarning, match="only_execute_path_to_fetches is ignored"):
+        ro.only_execute_path_to_fetches = True
+    ro.add_run_config_entry("test.entry_nobody_reads", "1")
+    sess = rt.InferenceSession(add_relu_model)
+    for _ in range(2):
+        sess.run(None, {"x": np.ones((1, 4), np.float32)}, ro)
+    err = capfd.readouterr().err
+    assert err.count("run config entry 'test.entry_nobody_reads' (= '1') is ignored") == 1  # once per process
+    with pytest.warns(RuntimeWarning, match="memory_pool 'custom' behaves as 'default'"):
+        rt.InferenceSession(add_relu_model, rt.SessionOptions(memory_pool="custom"))
