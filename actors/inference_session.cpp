@@ -348,19 +348,17 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   warn_ignored_run_entries(run_options, scope);
   RunInterruptScope interrupt(&run_options.terminate);
   auto start = Clock::now();
-  Expected<std::vector<Value>> results = Status();
-  if (options_.enable_profiling) {
+  auto execute = [&]() -> Expected<std::vector<Value>> {
+    if (!options_.enable_profiling) return executable_->run(std::move(inputs));
     TracedRun traced;
     traced.start_us = std::chrono::duration<double, std::micro>(start - created_).count();
-    results = executable_->run_profiled(std::move(inputs), &traced.nodes);
+    ASSIGN_OR_RETURN(std::vector<Value> values, executable_->run_profiled(std::move(inputs), &traced.nodes));
     traced.dur_us = micros_since(start);
-    if (results.ok()) {
-      std::lock_guard<std::mutex> lock(trace_mu_);
-      trace_.push_back(std::move(traced));
-    }
-  } else {
-    results = executable_->run(std::move(inputs));
-  }
+    std::lock_guard<std::mutex> lock(trace_mu_);
+    trace_.push_back(std::move(traced));
+    return values;
+  };
+  Expected<std::vector<Value>> results = execute();
   if (!results.ok()) {
     log_at(LogSeverity::kError, scope, "run failed: ", results.status().to_string());
     return results.status();

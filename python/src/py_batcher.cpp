@@ -48,12 +48,7 @@ class PyBatcher {
   py::list run(const py::object& output_names, const py::dict& feed, int priority) {
     std::vector<std::string> names = PySession::output_names_of(output_names);
     std::map<std::string, Tensor> feeds = owned_feeds(feed, session_);
-    BatchResult r = Status();
-    {
-      py::gil_scoped_release release;
-      r = batcher_->run(std::move(feeds), names, priority);
-    }
-    return arrays_of(unwrap(std::move(r)));
+    return arrays_of(unwrap(without_gil([&] { return batcher_->run(std::move(feeds), names, priority); })));
   }
 
   // Submits every feed, then collects the answers in order. The first failure is raised

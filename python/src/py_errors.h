@@ -22,6 +22,14 @@ T unwrap(Expected<T> e) {
   return std::move(e).value();
 }
 
+// fn() run with the GIL released, its result returned (raise with unwrap afterwards: raising
+// needs the GIL). Replaces the `Expected<T> r = Status(); { release; r = ...; }` dance.
+template <typename Fn>
+auto without_gil(Fn&& fn) {
+  py::gil_scoped_release release;
+  return fn();
+}
+
 inline void check(const Status& st) {
   if (!st.ok()) raise_status(st);
 }

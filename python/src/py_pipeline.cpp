@@ -48,22 +48,14 @@ class PyPipeline {
 
   uint64_t push(const py::object& frame, uint64_t stream, double max_block_ms) {
     Frame f = frame_from_python(frame, "frame");
-    Expected<uint64_t> seq = Status();
-    {
-      py::gil_scoped_release release;
-      seq = pipeline_->push(std::move(f), stream, std::chrono::milliseconds(static_cast<int64_t>(max_block_ms)));
-    }
-    return unwrap(std::move(seq));
+    auto max_block = std::chrono::milliseconds(static_cast<int64_t>(max_block_ms));
+    return unwrap(without_gil([&] { return pipeline_->push(std::move(f), stream, max_block); }));
   }
 
   // (stream, seq, outputs or None, (error kind, message) or None, dropped_at, latency_us)
   py::tuple pull(double timeout_ms) {
-    Expected<PipelineResult> r = Status();
-    {
-      py::gil_scoped_release release;
-      r = pipeline_->pull(std::chrono::milliseconds(static_cast<int64_t>(timeout_ms)));
-    }
-    PipelineResult res = unwrap(std::move(r));
+    auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_ms));
+    PipelineResult res = unwrap(without_gil([&] { return pipeline_->pull(timeout); }));
     py::object outputs = res.ok() ? py::object(frame_to_python(res.frame)) : py::object(py::none());
     py::object error = res.status.ok() ? py::object(py::none())
                                        : py::object(py::make_tuple(status_code_name(res.status.code()),
@@ -105,12 +97,8 @@ py::tuple partitioned_pipeline(py::object model, const py::dict& options, int pa
   SessionOptions opts = options_from_dict(options);
   bool from_bytes = py::isinstance<py::bytes>(model);
   std::string source = from_bytes ? model.cast<std::string>() : std::string(py::str(model));
-  Expected<PartitionedModel> split = Status();
-  {
-    py::gil_scoped_release release;
-    split = partition_model_async(std::move(source), from_bytes, partitions, opts).get();
-  }
-  PartitionedModel parted = unwrap(std::move(split));
+  PartitionedModel parted =
+      unwrap(without_gil([&] { return partition_model_async(std::move(source), from_bytes, partitions, opts).get(); }));
   py::list parts;
   for (const auto& p : parted.partitions) {
     py::dict d;

@@ -40,22 +40,13 @@ class PyStageServer {
 }  // namespace
 
 PyRemoteStage::PyRemoteStage(const std::string& host, uint16_t port, double timeout_ms) {
-  Expected<std::shared_ptr<RemoteStage>> connected = Status();
-  {
-    py::gil_scoped_release release;
-    connected = RemoteStage::connect(host, port, std::chrono::milliseconds(static_cast<int64_t>(timeout_ms)));
-  }
-  remote_ = unwrap(std::move(connected));  // raising needs the GIL
+  auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_ms));
+  remote_ = unwrap(without_gil([&] { return RemoteStage::connect(host, port, timeout); }));
 }
 
 py::dict PyRemoteStage::call(const py::object& frame) const {
   Frame f = frame_from_python(frame, "frame");
-  Expected<Frame> out = Status();
-  {
-    py::gil_scoped_release release;
-    out = remote_->call(f);
-  }
-  return frame_to_python(unwrap(std::move(out)));
+  return frame_to_python(unwrap(without_gil([&] { return remote_->call(f); })));
 }
 
 void bind_remote(py::module_& m) {

@@ -21,14 +21,11 @@ std::pair<std::string, bool> model_source(const py::object& model) {
 PySession::PySession(py::object model, const py::dict& options, const std::vector<std::string>& providers) {
   SessionOptions opts = options_from_dict(options);
   auto [source, from_bytes] = model_source(model);
-  Expected<std::unique_ptr<InferenceSession>> created = Status();
-  {
-    // Loading and compiling can take a while: let other Python threads run. Errors are
-    // raised only after the GIL is taken back.
-    py::gil_scoped_release release;
-    created = from_bytes ? InferenceSession::create_from_bytes(source, opts, providers)
-                         : InferenceSession::create(source, opts, providers);
-  }
+  // Loading and compiling can take a while: let other Python threads run.
+  Expected<std::unique_ptr<InferenceSession>> created = without_gil([&] {
+    return from_bytes ? InferenceSession::create_from_bytes(source, opts, providers)
+                      : InferenceSession::create(source, opts, providers);
+  });
   session_ = std::shared_ptr<InferenceSession>(unwrap(std::move(created)));
 }
 
@@ -38,15 +35,9 @@ const RunOptions& options_or_default(const RunOptions* run_options) {
   return run_options ? *run_options : defaults;
 }
 
-// Runs without the GIL; raises with it.
 std::vector<Value> run_released(const InferenceSession& session, const std::vector<std::string>& names,
                                 const std::map<std::string, Tensor>& feeds, const RunOptions& run_options) {
-  Expected<std::vector<Value>> result = Status();
-  {
-    py::gil_scoped_release release;
-    result = session.run_values(names, feeds, run_options);
-  }
-  return unwrap(std::move(result));
+  return unwrap(without_gil([&] { return session.run_values(names, feeds, run_options); }));
 }
 
 // A Python object dropped by whichever thread holds it last, with the GIL.
@@ -107,15 +98,13 @@ py::list PySession::run_with_binding(const py::dict& inputs, const std::vector<s
     targets.push_back(std::move(target));
   }
   const RunOptions& ro = options_or_default(run_options);
-  Expected<std::vector<Value>> result = Status();
-  {
-    py::gil_scoped_release release;
-    result = session_->run_values(output_names, feeds, ro);
-    for (size_t i = 0; result.ok() && i < into.size(); ++i) {
-      if (into[i].is_none()) continue;
-      if (Status st = copy_output_into(output_names[i], result.value()[i], into[i]); !st.ok()) result = st;
+  Expected<std::vector<Value>> result = without_gil([&]() -> Expected<std::vector<Value>> {
+    ASSIGN_OR_RETURN(std::vector<Value> values, session_->run_values(output_names, feeds, ro));
+    for (size_t i = 0; i < into.size(); ++i) {
+      if (!into[i].is_none()) RETURN_IF_ERROR(copy_output_into(output_names[i], values[i], into[i]));
     }
-  }
+    return values;
+  });
   std::vector<Value> produced = unwrap(std::move(result));
   py::list out;
   for (size_t i = 0; i < produced.size(); ++i) {
@@ -159,12 +148,7 @@ py::tuple PySession::run_with_profiling(const py::object& output_names, const py
   std::vector<std::string> names = output_names_of(output_names);
   std::vector<py::object> keep;
   std::map<std::string, Tensor> feeds = feeds_of(feed, keep);
-  Expected<InferenceSession::ProfiledRun> result = Status();
-  {
-    py::gil_scoped_release release;
-    result = session_->run_with_profiling(names, feeds);
-  }
-  InferenceSession::ProfiledRun run = unwrap(std::move(result));
+  InferenceSession::ProfiledRun run = unwrap(without_gil([&] { return session_->run_with_profiling(names, feeds); }));
   py::list nodes;
   for (const auto& n : run.nodes) nodes.append(py::make_tuple(n.name, n.op_type, n.duration_us));
   return py::make_tuple(arrays_of(run.outputs), nodes);

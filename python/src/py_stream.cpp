@@ -35,20 +35,10 @@ class PyStream {
   py::list process(const py::object& chunk) {
     std::vector<py::object> keep;
     Tensor t = tensor_from_array("chunk of stream '" + stream_->name() + "'", chunk, keep);
-    Expected<std::vector<Tensor>> r = Status();
-    {
-      py::gil_scoped_release release;
-      r = stream_->process(t);
-    }
-    return arrays_of(unwrap(std::move(r)));
+    return arrays_of(unwrap(without_gil([&] { return stream_->process(t); })));
   }
   py::list flush() {
-    Expected<std::vector<Tensor>> r = Status();
-    {
-      py::gil_scoped_release release;
-      r = stream_->flush();
-    }
-    return arrays_of(unwrap(std::move(r)));
+    return arrays_of(unwrap(without_gil([&] { return stream_->flush(); })));
   }
   void reset() { stream_->reset(); }
   void close() { stream_->close(); }
