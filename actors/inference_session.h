@@ -64,8 +64,8 @@ class InferenceSession {
   // Providers in effect, in priority order (what ONNX Runtime's get_providers() returns).
   const std::vector<std::string>& providers() const { return providers_; }
   const SessionOptions& options() const { return options_; }
-  // Warnings from creation (a provider not available here, options ignored, fallback nodes,
-  // compile-cache problems). Each was also logged with the session's log id.
+  // Warnings from creation (a provider not available here, options ignored, compile-cache
+  // problems). Each was also logged with the session's log id, as are fallback nodes.
   const std::vector<std::string>& warnings() const { return warnings_; }
   // What the model says about itself (ONNX Runtime's get_modelmeta()).
   const ModelMetadata& metadata() const { return metadata_; }
