@@ -13,6 +13,7 @@ from .errors import InvalidArgument
 from .batching import Batcher
 from .iobinding import IOBinding, OrtValue
 from .options import SessionOptions
+from .provider_args import normalize_provider_args
 from .streaming import Stream
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -132,17 +133,8 @@ def _run_options(run_options):
     raise InvalidArgument(f"run_options: expected RunOptions, got {type(run_options).__name__}")
 
 
-def _normalise_providers(providers):
-    if providers is None:
-        return []
-    names = []
-    for p in providers:
-        # ONNX Runtime also accepts (name, options) tuples.
-        name = p[0] if isinstance(p, (tuple, list)) else p
-        if not isinstance(name, str):
-            raise InvalidArgument(f"providers: expected provider names (str), got {p!r}")
-        names.append(name)
-    return names
+def _normalise_providers(providers, provider_options=None):
+    return normalize_provider_args(providers, provider_options)[0]
 
 
 def _prepare(path_or_bytes, sess_options, providers, kwargs):
@@ -193,6 +185,7 @@ class InferenceSession:
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
                  **kwargs):
         model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs)
+        self._provider_options = dict(zip(*normalize_provider_args(providers, provider_options)))
         self._attach(model, options, requested,
                      _pyflame_rt.Session(model, options.to_native(), requested))
 
@@ -248,7 +241,9 @@ class InferenceSession:
         return self._native.providers()
 
     def get_provider_options(self):
-        return {p: {} for p in self.get_providers()}
+        """{provider in use: its options as given (values as strings)}."""
+        given = getattr(self, "_provider_options", {})
+        return {p: dict(given.get(p, {})) for p in self.get_providers()}
 
     def get_session_options(self):
         return self._options
@@ -261,7 +256,7 @@ class InferenceSession:
         return self._native.profiling_start_time_ns()
 
     def set_providers(self, providers=None, provider_options=None):
-        _normalise_providers(providers)
+        self._provider_options = dict(zip(*normalize_provider_args(providers, provider_options)))
 
     def disable_fallback(self):
         pass

@@ -217,3 +217,22 @@ def test_accepted_run_settings_without_effect_warn(add_relu_model, capfd):
     assert err.count("run config entry 'test.entry_nobody_reads' (= '1') is ignored") == 1  # once per process
     with pytest.warns(RuntimeWarning, match="memory_pool 'custom' behaves as 'default'"):
         rt.InferenceSession(add_relu_model, rt.SessionOptions(memory_pool="custom"))
+
+
+def test_provider_tuples_and_options_are_kept(add_relu_model):
+    from pyflame_rt.provider_args import normalize_provider_args
+    names, options = normalize_provider_args([("CPUExecutionProvider", {"arena_extend_strategy": 1})])
+    assert names == ["CPUExecutionProvider"] and options == [{"arena_extend_strategy": "1"}]
+    assert normalize_provider_args(["CPUExecutionProvider", "CPUExecutionProvider"], [{"a": 1}, {"b": 2}]) == (
+        ["CPUExecutionProvider"], [{"a": "1"}])
+    with pytest.raises(rt.InvalidArgument, match="same length"):
+        normalize_provider_args(["CPUExecutionProvider"], [{}, {}])
+    with pytest.raises(rt.InvalidArgument, match=r"\(name, dict\) tuple"):
+        normalize_provider_args([("CPUExecutionProvider",)])
+    sess = rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"],
+                               provider_options=[{"use_arena": True}])
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {"use_arena": "True"}}
+    sess = rt.InferenceSession(add_relu_model, providers=[("CPUExecutionProvider", {"x": 3})])
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {"x": "3"}}
+    sess.set_providers(["CPUExecutionProvider"])
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {}}
