@@ -1,6 +1,9 @@
 // InferenceSession runs started without waiting (ONNX Runtime's run_async): the run happens on
 // an actor of the process's actor system and `done` is called there with the outputs or the
-// error. The caller's thread is free at once.
+// error. The caller's thread is free at once. The actor is a scheduled one, not detached: at
+// most one run per scheduler thread computes at a time (the rest wait in the scheduler's
+// queue) instead of a thread per call oversubscribing the cores; a batcher sharing the
+// scheduler may wait behind them.
 //
 //   run_async(session, {}, std::move(feeds), std::make_shared<RunOptions>(),
 //             [](Expected<std::vector<Value>> outputs) { ... });
