@@ -90,7 +90,7 @@ std::future<BatchResult> Batcher::submit(std::map<std::string, Tensor> feeds,
   for (const auto& name : output_names) {
     auto it = std::find(known.begin(), known.end(), name);
     if (it == known.end()) {
-      return ready(make_status(StatusCode::kNotFound, "model '", model, "': unknown output name '", name, "'"));
+      return ready(invalid_argument("model '", model, "': unknown output name '", name, "'"));
     }
     wanted.push_back(static_cast<size_t>(it - known.begin()));
   }

@@ -33,6 +33,9 @@ struct DeviceConfig {
   // Provider options (ONNX Runtime's provider_options), device-specific keys and values; a
   // device rejects keys it does not know with an error naming the key and the known ones.
   std::map<std::string, std::string> options;
+  // Where a device leaves warnings for the session to log and report (an option it accepts
+  // but ignores, say); may be null.
+  std::vector<std::string>* warnings = nullptr;
 };
 
 struct DeviceEntry {

@@ -18,7 +18,26 @@ namespace {
 struct ImportContext {
   std::string model_name;  // the file (or "<bytes>") for error messages
   std::string base_dir;    // where external data lives
+  ModelMetadata* metadata = nullptr;  // filled when given
 };
+
+void read_metadata(const onnx::ModelProto& model, ModelMetadata* m) {
+  m->producer_name = model.producer_name();
+  m->producer_version = model.producer_version();
+  m->graph_name = model.graph().name();
+  m->graph_description = model.graph().doc_string();
+  m->description = model.doc_string();
+  m->domain = model.domain();
+  m->version = model.model_version();
+  for (const auto& p : model.metadata_props()) m->custom_metadata_map[p.key()] = p.value();
+  for (const auto& in : model.graph().input()) {
+    if (!in.type().has_tensor_type() || !in.type().tensor_type().has_shape()) continue;
+    const auto& dims = in.type().tensor_type().shape().dim();
+    for (int i = 0; i < dims.size(); ++i) {
+      if (!dims[i].denotation().empty()) m->dim_denotations.push_back({in.name(), static_cast<size_t>(i), dims[i].denotation()});
+    }
+  }
+}
 
 Expected<std::string> read_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
@@ -292,6 +311,7 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
     return make_status(StatusCode::kInvalidProtobuf, ctx.model_name,
                        " is not an ONNX model (no graph or no IR version)");
   }
+  if (ctx.metadata) read_metadata(model, ctx.metadata);
   std::map<std::string, int64_t> opsets;
   for (const auto& o : model.opset_import()) {
     std::string domain = o.domain() == "ai.onnx" ? "" : o.domain();
@@ -331,13 +351,13 @@ std::string directory_of(const std::string& path) {
 
 }  // namespace
 
-Expected<Graph> import_onnx_file(const std::string& path) {
+Expected<Graph> import_onnx_file(const std::string& path, ModelMetadata* metadata) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     return make_status(StatusCode::kNoSuchFile, "model file '", path, "' does not exist");
   }
   ASSIGN_OR_RETURN(std::string bytes, read_file(path, "model file"));
-  ImportContext ctx{"model file '" + path + "'", directory_of(path)};
+  ImportContext ctx{"model file '" + path + "'", directory_of(path), metadata};
   auto g = import_model(std::move(bytes), ctx);
   if (!g.ok() && g.status().message().find(path) == std::string::npos) {
     return g.status().with_context("model file '" + path + "': ");
@@ -345,8 +365,8 @@ Expected<Graph> import_onnx_file(const std::string& path) {
   return g;
 }
 
-Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir) {
-  return import_model(bytes, ImportContext{"model bytes", base_dir});
+Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir, ModelMetadata* metadata) {
+  return import_model(bytes, ImportContext{"model bytes", base_dir, metadata});
 }
 
 }  // namespace pyflame_rt

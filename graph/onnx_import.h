@@ -8,6 +8,7 @@
 #include <string>
 
 #include "graph/graph.h"
+#include "graph/model_metadata.h"
 
 namespace pyflame_rt {
 
@@ -17,8 +18,10 @@ constexpr int64_t kMaxOnnxOpset = 17;
 // Errors: kNoSuchFile (unreadable path), kInvalidProtobuf (not an ONNX model / truncated),
 // kInvalidGraph (cycles, dangling names, bad attributes), kNotImplemented (unsupported opset or
 // element type). Messages name the file, node, op and opset involved.
-Expected<Graph> import_onnx_file(const std::string& path);
+// `metadata`, when given, receives the model's metadata (producer, doc strings, metadata_props).
+Expected<Graph> import_onnx_file(const std::string& path, ModelMetadata* metadata = nullptr);
 // `base_dir` is where external data files are looked up (empty: current directory).
-Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir = "");
+Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir = "",
+                                  ModelMetadata* metadata = nullptr);
 
 }  // namespace pyflame_rt

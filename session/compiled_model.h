@@ -61,6 +61,8 @@ class CompiledModel {
   // Nodes placed on a lower-priority device than asked for, with the reason, then the nodes
   // each device runs on a fallback path: "Conv 'c1': not on wse3: ...", "Op 'x'".
   std::vector<std::string> fallback_nodes() const;
+  // The placement part of fallback_nodes(): nodes a higher-priority device refused, and why.
+  const std::vector<std::string>& declined() const { return declined_; }
   // {"partitions": [{"name", "device", "nodes", "report": <the device's report or null>}]}
   std::string report_json() const;
 

@@ -1,43 +1,139 @@
 #include "session/inference_session.h"
 
 #include <algorithm>
-#include <ctime>
-#include <fstream>
+#include <atomic>
 #include <set>
 
+#include "session/profile_trace.h"
 #include "compiler/compile_cache.h"
 #include "compiler/memory_plan.h"
 #include "compiler/pipeline.h"
 #include "devices/device_registry.h"
+#include "devices/run_interrupt.h"
 #include "graph/model_loader.h"
+#include "graph/onnx_export.h"
 #include "graph/pfm_format.h"
 
 namespace pyflame_rt {
 
 InferenceSession::~InferenceSession() = default;
 
+namespace {
+using Clock = std::chrono::steady_clock;
+double micros_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+}  // namespace
+
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
     const std::string& model_path, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
-  ASSIGN_OR_RETURN(Graph graph, load_model_file(model_path));
-  return create_from_graph(std::move(graph), options, providers);
+  auto start = Clock::now();
+  ModelMetadata metadata;
+  ASSIGN_OR_RETURN(Graph graph, load_model_file(model_path, &metadata));
+  return create_loaded(std::move(graph), std::move(metadata), start, "model_loading_uri", options, providers);
 }
 
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_bytes(
     const std::string& model_bytes, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
-  ASSIGN_OR_RETURN(Graph graph, load_model_bytes(model_bytes));
-  return create_from_graph(std::move(graph), options, providers);
+  auto start = Clock::now();
+  ModelMetadata metadata;
+  ASSIGN_OR_RETURN(Graph graph, load_model_bytes(model_bytes, "", &metadata));
+  return create_loaded(std::move(graph), std::move(metadata), start, "model_loading_array", options, providers);
 }
 
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_graph(
     Graph graph, const SessionOptions& options, const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
+  ModelMetadata metadata;
+  metadata.graph_name = graph.name;
+  return create_loaded(std::move(graph), std::move(metadata), Clock::now(), "model_loading_graph", options, providers);
+}
+
+Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_loaded(
+    Graph graph, ModelMetadata metadata, Clock::time_point load_start, const char* load_event,
+    const SessionOptions& options, const std::vector<std::string>& providers) {
+  static std::atomic<int> sessions{0};
   std::unique_ptr<InferenceSession> session(new InferenceSession());
-  RETURN_IF_ERROR(session->initialize(std::move(graph), options, providers));
+  session->created_ = load_start;
+  session->profiling_start_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch()).count() -
+                                 static_cast<int64_t>(micros_since(load_start) * 1e3);
+  session->load_us_ = micros_since(load_start);
+  session->load_event_ = load_event;
+  session->metadata_ = std::move(metadata);
+  session->log_scope_ = {options.log_id.empty() ? "session-" + std::to_string(++sessions) : options.log_id,
+                         options.log_severity_level, options.log_verbosity_level};
+  auto init_start = Clock::now();
+  Status st = session->initialize(std::move(graph), options, providers);
+  if (!st.ok()) {
+    log_at(LogSeverity::kError, session->log_scope_, "session creation failed: ", st.to_string());
+    return st;
+  }
+  session->init_us_ = micros_since(init_start);
+  log_at(LogSeverity::kInfo, session->log_scope_, "session ready: ", session->graph_.nodes.size(), " nodes after ",
+         opt_level_name(options.optimization_level), " optimisation, ", session->init_us_ / 1e3, " ms");
   return session;
+}
+
+void InferenceSession::warn(const std::string& message) {
+  warnings_.push_back(message);
+  log_message(LogSeverity::kWarning, log_scope_, message);
+}
+
+void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
+  const SessionOptions& o = options_;
+  if (o.free_dimension_overrides.empty() && o.free_dimension_overrides_by_denotation.empty()) return;
+  for (auto& input : graph.inputs) {
+    for (size_t axis = 0; axis < input.shape.dims.size(); ++axis) {
+      Dim& d = input.shape.dims[axis];
+      if (d.known()) continue;
+      auto by_name = o.free_dimension_overrides.find(d.symbol);
+      if (!d.symbol.empty() && by_name != o.free_dimension_overrides.end()) {
+        d = Dim(by_name->second);
+        continue;
+      }
+      for (const auto& dd : metadata_.dim_denotations) {
+        if (dd.input != input.name || dd.axis != axis) continue;
+        auto by_denotation = o.free_dimension_overrides_by_denotation.find(dd.denotation);
+        if (by_denotation != o.free_dimension_overrides_by_denotation.end()) d = Dim(by_denotation->second);
+      }
+    }
+  }
+}
+
+namespace {
+// No run config entry changes anything here: each key is warned about once per process (a
+// warning per run would bury every other line).
+void warn_ignored_run_entries(const RunOptions& run_options, const LogScope& scope) {
+  if (run_options.config_entries.empty()) return;
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [key, value] : run_options.config_entries) {
+    if (warned.insert(key).second) {
+      log_at(LogSeverity::kWarning, scope, "run config entry '", key, "' (= '", value, "') is ignored here");
+    }
+  }
+}
+}  // namespace
+
+void InferenceSession::warn_ignored_options(const SessionOptions& o) {
+  if (o.inter_op_num_threads != 0) {
+    warn("SessionOptions.inter_op_num_threads=" + std::to_string(o.inter_op_num_threads) +
+         " is ignored: execution_mode 'parallel' runs independent nodes on two workers");
+  }
+  if (o.use_deterministic_compute) {
+    warn("SessionOptions.use_deterministic_compute is ignored: there is no faster non-deterministic mode to turn off");
+  }
+  if (o.memory_pool == "custom") {
+    warn("SessionOptions.memory_pool 'custom' behaves as 'default': there is no custom allocator API yet");
+  }
+  for (const auto& [key, value] : o.config_entries) {
+    if (key == "session.save_model_format") continue;
+    warn("session config entry '" + key + "' (= '" + value + "') is not understood here and is ignored");
+  }
 }
 
 Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptions& options) {
@@ -55,14 +151,13 @@ Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptio
       return Status::OK();
     }
     if (hit.status().code() != StatusCode::kNotFound) {
-      warnings_.push_back("compile cache: ignored an entry that does not load (" + hit.status().message() +
-                          "); optimised again");
+      warn("compile cache: ignored an entry that does not load (" + hit.status().message() + "); optimised again");
     }
   }
   ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
   // A cache that cannot be written costs a later session its shortcut, not this one its model.
   if (!key.empty()) {
-    if (Status st = cache.store(key, graph_); !st.ok()) warnings_.push_back("compile cache: " + st.message());
+    if (Status st = cache.store(key, graph_); !st.ok()) warn("compile cache: " + st.message());
   }
   return Status::OK();
 }
@@ -101,7 +196,7 @@ Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
   base.parallel_branches = options.execution_mode == "parallel";
   base.memory_reuse = options.enable_memory_reuse;
   // "custom" has no allocator API yet: it behaves as "default" (see session_options.h).
-  base.memory_arena = options.memory_pool == "arena";
+  base.memory_arena = options.memory_pool == "arena" && options.enable_cpu_mem_arena;
   base.artifacts_dir = options.artifacts_dir;
   if (base.artifacts_dir.empty() && !options.compile_cache_dir.empty()) {
     base.artifacts_dir = options.compile_cache_dir + "/artifacts";
@@ -115,8 +210,8 @@ Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
       if (const DeviceEntry* gen = registry.find(device_for_option(options.device))) entry = gen;
     }
     if (!entry || !entry->listed) {
-      warnings_.push_back("execution provider '" + name + "' is not available in this build and was skipped "
-                          "(available: " + join(registry.available_providers()) + ")");
+      warn("execution provider '" + name + "' is not available in this build and was skipped (available: " +
+           join(registry.available_providers()) + ")");
       continue;
     }
     bool duplicate = false;
@@ -125,7 +220,10 @@ Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
     DeviceConfig config = base;
     auto po = options.provider_options.find(entry->provider);
     if (po != options.provider_options.end()) config.options = po->second;
+    std::vector<std::string> device_warnings;
+    config.warnings = &device_warnings;
     Expected<std::unique_ptr<Device>> device = entry->create(config);
+    for (const auto& w : device_warnings) warn(w);
     if (!device.ok()) return device.status().with_context("execution provider '" + entry->provider + "': ");
     devices.push_back(std::move(device).value());
     if (std::find(providers_.begin(), providers_.end(), entry->provider) == providers_.end()) {
@@ -134,7 +232,7 @@ Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
   }
   for (const auto& [provider, opts] : options.provider_options) {
     if (std::find(providers_.begin(), providers_.end(), provider) == providers_.end()) {
-      warnings_.push_back("provider_options for '" + provider + "' were ignored: that provider is not in use");
+      warn("provider_options for '" + provider + "' were ignored: that provider is not in use");
     }
   }
   return devices;
@@ -151,10 +249,13 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     auto it = graph.initializers.find(name);
     if (it == graph.initializers.end()) continue;
     overridable_defaults_[name] = it->second;
+    overridable_.push_back({name, it->second.dtype(), Shape::from_dims(it->second.dims())});
     graph.inputs.push_back({name, it->second.dtype(), Shape::from_dims(it->second.dims())});
     graph.initializers.erase(it);
   }
 
+  apply_free_dimension_overrides(graph);
+  warn_ignored_options(options);
   RETURN_IF_ERROR(optimize_or_load_cached(std::move(graph), options));
   if (options.memory_limit_mb > 0) {
     // A lower bound (shapes known only at run time are not counted), checked now so a model
@@ -168,7 +269,12 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     }
   }
   if (!options.optimized_model_path.empty()) {
-    RETURN_IF_ERROR(save_pfm(graph_, options.optimized_model_path)
+    const std::string& path = options.optimized_model_path;
+    auto format = options.config_entries.find("session.save_model_format");
+    bool as_onnx = format != options.config_entries.end()
+                       ? format->second == "ONNX"
+                       : path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+    RETURN_IF_ERROR((as_onnx ? save_onnx(graph_, path, metadata_) : save_pfm(graph_, path))
                         .with_context("SessionOptions.optimized_model_path: "));
   }
   for (const auto& v : graph_.inputs) {
@@ -182,8 +288,20 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   if (devices.size() > 1) {
     std::vector<std::string> used = compiled_->devices_used();
     if (std::find(used.begin(), used.end(), devices.front()->name()) == used.end()) {
-      warnings_.push_back("no node was placed on " + devices.front()->name() + " (see get_fallback_nodes())");
+      warn("no node was placed on " + devices.front()->name() + " (see get_fallback_nodes())");
     }
+  }
+  // Logged like ONNX Runtime's "some nodes were not assigned to the preferred provider" (not
+  // a Python warning: most are cheap shape ops; fallback_nodes() lists them).
+  auto log_list = [&](const std::vector<std::string>& items, const std::string& what) {
+    if (items.empty()) return;
+    std::string list;
+    for (const auto& n : items) list += (list.empty() ? "" : ", ") + n;
+    log_at(LogSeverity::kWarning, log_scope_, items.size(), " node(s) ", what, ": ", list);
+  };
+  log_list(compiled_->declined(), "were not assigned to the preferred provider");
+  for (const auto& part : compiled_->partitions()) {
+    log_list(part.executable->fallback_nodes(), "run on the slower reference kernels of " + part.device);
   }
   return Status::OK();
 }
@@ -220,7 +338,7 @@ Status InferenceSession::prepare(const std::vector<std::string>& output_names,
       if (i == outputs_.size()) {
         std::string known;
         for (const auto& o : outputs_) known += (known.empty() ? "" : ", ") + ("'" + o.name + "'");
-        return make_status(StatusCode::kNotFound, "unknown output name '", name, "': the model's outputs are ", known);
+        return invalid_argument("unknown output name '", name, "': the model's outputs are ", known);
       }
       wanted->push_back(i);
     }
@@ -270,38 +388,58 @@ Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value
 
 Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::string>& output_names,
                                                     const std::map<std::string, Tensor>& feeds) const {
-  return run(output_names, feeds, RunContext{});
+  return run(output_names, feeds, RunOptions());
 }
 
 Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::string>& output_names,
                                                     const std::map<std::string, Tensor>& feeds,
-                                                    const RunContext& ctx) const {
+                                                    const RunOptions& run_options) const {
+  ASSIGN_OR_RETURN(std::vector<Value> values, run_values(output_names, feeds, run_options));
+  std::vector<size_t> all(values.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return select_outputs(std::move(values), all);
+}
+
+Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std::string>& output_names,
+                                                          const std::map<std::string, Tensor>& feeds,
+                                                          const RunOptions& run_options) const {
+  // The run's lines carry the session's id and the run's; the run's levels, when set, win.
+  LogScope scope = log_scope_;
+  if (!run_options.log_id.empty()) scope.id += ":" + run_options.log_id;
+  if (run_options.log_severity_level >= 0) scope.severity = run_options.log_severity_level;
+  scope.verbosity = std::max(scope.verbosity, run_options.log_verbosity_level);
   std::vector<size_t> wanted;
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
-  if (options_.enable_profiling) {
+  log_at(LogSeverity::kVerbose, scope, "run started: ", feeds.size(), " feeds, ", wanted.size(), " outputs");
+  warn_ignored_run_entries(run_options, scope);
+  // Between nodes on this thread (RunInterruptScope) and between partitions on the device
+  // actors of a multi-device model (the RunContext travels with the frame).
+  RunInterruptScope interrupt(&run_options.terminate);
+  RunContext ctx;
+  ctx.terminate = &run_options.terminate;
+  auto start = Clock::now();
+  auto execute = [&]() -> Expected<std::vector<Value>> {
+    if (!options_.enable_profiling) return compiled_->run(std::move(inputs), ctx);
     TracedRun traced;
-    traced.start_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - created_).count();
-    ASSIGN_OR_RETURN(std::vector<Value> results, compiled_->run_profiled(std::move(inputs), &traced.nodes));
+    traced.start_us = std::chrono::duration<double, std::micro>(start - created_).count();
+    ASSIGN_OR_RETURN(std::vector<Value> values, compiled_->run_profiled(std::move(inputs), &traced.nodes));
+    traced.dur_us = micros_since(start);
     std::lock_guard<std::mutex> lock(trace_mu_);
     trace_.push_back(std::move(traced));
-    return select_outputs(std::move(results), wanted);
+    return values;
+  };
+  Expected<std::vector<Value>> results = execute();
+  if (!results.ok()) {
+    log_at(LogSeverity::kError, scope, "run failed: ", results.status().to_string());
+    return results.status();
   }
-  ASSIGN_OR_RETURN(std::vector<Value> results, compiled_->run(std::move(inputs), ctx));
-  return select_outputs(std::move(results), wanted);
-}
-
-namespace {
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) { out += ' '; continue; }
-    out += c;
-  }
+  log_at(LogSeverity::kVerbose, scope, "run finished in ", micros_since(start), " us");
+  std::vector<Value> out;
+  out.reserve(wanted.size());
+  for (size_t i : wanted) out.push_back(std::move(results.value()[i]));
   return out;
 }
-}  // namespace
 
 Expected<std::string> InferenceSession::end_profiling() {
   if (!options_.enable_profiling) return std::string();  // like ONNX Runtime: nothing was recorded
@@ -310,24 +448,19 @@ Expected<std::string> InferenceSession::end_profiling() {
     std::lock_guard<std::mutex> lock(trace_mu_);
     runs.swap(trace_);
   }
-  std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H-%M-%S", std::localtime(&now));
-  std::string path = options_.profile_file_prefix + "_" + stamp + ".json";
-  std::ofstream out(path);
-  if (!out) return make_status(StatusCode::kNoSuchFile, "cannot write the profile '", path, "'");
-  out << "{\"traceEvents\": [";
-  bool first = true;
-  for (size_t r = 0; r < runs.size(); ++r) {
-    for (const auto& n : runs[r].nodes) {
-      out << (first ? "\n" : ",\n") << "{\"name\": \"" << json_escape(n.name) << "\", \"cat\": \"Node\", \"ph\": \"X\", "
-          << "\"ts\": " << runs[r].start_us + n.start_us << ", \"dur\": " << n.duration_us
-          << ", \"pid\": 1, \"tid\": 1, \"args\": {\"op_type\": \"" << json_escape(n.op_type) << "\", \"run\": " << r << "}}";
-      first = false;
+  std::vector<TraceEvent> events;
+  events.push_back({"Session", load_event_, 0, load_us_, {}});
+  events.push_back({"Session", "session_initialization", load_us_, init_us_, {}});
+  const std::string provider = providers_.empty() ? kCpuProvider : providers_[0];
+  for (const auto& run : runs) {
+    events.push_back({"Session", "model_run", run.start_us, run.dur_us, {}});
+    for (const auto& n : run.nodes) {
+      events.push_back({"Node", n.name + "_kernel_time", run.start_us + n.start_us, n.duration_us,
+                        {{"op_name", n.op_type}, {"provider", provider}, {"node_name", n.name}}});
     }
   }
-  out << "\n]}\n";
-  if (!out) return make_status(StatusCode::kFail, "writing the profile '", path, "' failed");
+  ASSIGN_OR_RETURN(std::string path, write_profile_trace(options_.profile_file_prefix, events));
+  log_at(LogSeverity::kInfo, log_scope_, "profile of ", runs.size(), " run(s) written to ", path);
   return path;
 }
 

@@ -21,7 +21,10 @@
 
 #include "devices/device.h"
 #include "graph/graph.h"
+#include "graph/logging.h"
+#include "graph/model_metadata.h"
 #include "session/compiled_model.h"
+#include "session/run_options.h"
 #include "session/session_options.h"
 #include "graph/tensor.h"
 
@@ -65,8 +68,15 @@ class InferenceSession {
   // Devices that run at least one node, in run order ("wse3", "cpu").
   std::vector<std::string> devices_used() const { return compiled_->devices_used(); }
   const SessionOptions& options() const { return options_; }
-  // Warnings from creation (e.g. a requested provider that is not available here).
+  // Warnings from creation (a provider not available here, options ignored, compile-cache
+  // problems). Each was also logged with the session's log id, as are fallback nodes.
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // What the model says about itself (ONNX Runtime's get_modelmeta()).
+  const ModelMetadata& metadata() const { return metadata_; }
+  // Initializers a feed may override (IR < 4 models list them as inputs too).
+  const std::vector<TensorInfo>& overridable_initializers() const { return overridable_; }
+  // The session's tag and threshold on log lines (SessionOptions.log_id or "session-<n>").
+  const LogScope& log_scope() const { return log_scope_; }
   // True when the optimised graph came from SessionOptions.compile_cache_dir.
   bool compiled_from_cache() const { return compiled_from_cache_; }
   // The graph after import and the device-independent passes (before placement).
@@ -74,12 +84,17 @@ class InferenceSession {
   // What runs: the placed, partitioned, compiled model.
   const CompiledModel& compiled_model() const { return *compiled_; }
 
-  // `output_names` empty = every output in model order. Unknown names are kNotFound.
+  // `output_names` empty = every output in model order. Unknown names are kInvalidArgument.
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
                                     const std::map<std::string, Tensor>& feeds) const;
-  // run() under per-run controls (terminate flag, deadline), checked between nodes.
+  // With RunOptions: terminate cancels the run between nodes (kFail), log_id and the levels
+  // tag and filter the run's log lines.
   Expected<std::vector<Tensor>> run(const std::vector<std::string>& output_names,
-                                    const std::map<std::string, Tensor>& feeds, const RunContext& ctx) const;
+                                    const std::map<std::string, Tensor>& feeds, const RunOptions& run_options) const;
+  // run() that returns Values: sequence outputs come back as sequences (run() refuses them).
+  Expected<std::vector<Value>> run_values(const std::vector<std::string>& output_names,
+                                          const std::map<std::string, Tensor>& feeds,
+                                          const RunOptions& run_options) const;
 
   // The checks run() does on a feed (names, dtypes, ranks, known dims), without running:
   // batchers and streams use it to reject a bad request before it joins others.
@@ -95,9 +110,12 @@ class InferenceSession {
   std::string device_report_json() const { return compiled_->report_json(); }
 
   // With SessionOptions.enable_profiling every run is timed per node; end_profiling() writes
-  // the runs so far as a Chrome trace (chrome://tracing, Perfetto) named
-  // "<profile_file_prefix>_<date>_<time>.json" and returns its path.
+  // the session's events (model loading, initialisation) and the runs since the last call in
+  // ONNX Runtime's trace format (session/profile_trace.h), to a new file each time, and
+  // returns its path ("" without enable_profiling).
   Expected<std::string> end_profiling();
+  // When profiling started (the session's creation), in nanoseconds since the epoch.
+  int64_t profiling_start_time_ns() const { return profiling_start_ns_; }
 
   // run() that also times every node (name, op type, microseconds, in execution order).
   struct ProfiledRun {
@@ -109,6 +127,17 @@ class InferenceSession {
 
  private:
   InferenceSession() = default;
+  // The common end of create*(): `load_start` is when reading the model began (the origin
+  // of the profiling trace), `load_event` names that step in the trace.
+  static Expected<std::unique_ptr<InferenceSession>> create_loaded(
+      Graph graph, ModelMetadata metadata, std::chrono::steady_clock::time_point load_start, const char* load_event,
+      const SessionOptions& options, const std::vector<std::string>& providers);
+  // Records a creation warning and logs it with the session's id.
+  void warn(const std::string& message);
+  // Fixes symbolic input dims named in free_dimension_overrides(_by_denotation).
+  void apply_free_dimension_overrides(Graph& graph) const;
+  // Warns about accepted options that have no effect here.
+  void warn_ignored_options(const SessionOptions& options);
   // graph_ from the compile cache when it has this model, else by running the passes.
   Status optimize_or_load_cached(Graph graph, const SessionOptions& options);
   Status initialize(Graph graph, const SessionOptions& options,
@@ -129,14 +158,21 @@ class InferenceSession {
   std::vector<std::string> providers_;
   std::vector<std::string> warnings_;
   bool compiled_from_cache_ = false;
+  ModelMetadata metadata_;
+  LogScope log_scope_;
   std::map<std::string, Tensor> overridable_defaults_;  // IR<4 initializers listed as inputs
+  std::vector<TensorInfo> overridable_;
   struct TracedRun {
-    double start_us;  // since session creation
+    double start_us = 0;  // since session creation
+    double dur_us = 0;
     std::vector<NodeTiming> nodes;
   };
   mutable std::mutex trace_mu_;
   mutable std::vector<TracedRun> trace_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+  int64_t profiling_start_ns_ = 0;
+  double load_us_ = 0, init_us_ = 0;  // model loading and initialisation times
+  const char* load_event_ = "model_loading_uri";
   std::shared_ptr<const CompiledModel> compiled_;
 };
 

@@ -26,6 +26,16 @@ Status SessionOptions::validate() const {
     return invalid_argument("SessionOptions.memory_limit_mb: expected >= 0 (0 = no limit), got ",
                             memory_limit_mb);
   }
+  if (log_severity_level < -1 || log_severity_level > 4) {
+    return invalid_argument("SessionOptions.log_severity_level: expected 0 (verbose) .. 4 (fatal), or -1 for the "
+                            "default, got ", log_severity_level);
+  }
+  for (const auto& [name, size] : free_dimension_overrides) {
+    if (size < 0) return invalid_argument("free dimension override '", name, "': expected a size >= 0, got ", size);
+  }
+  for (const auto& [name, size] : free_dimension_overrides_by_denotation) {
+    if (size < 0) return invalid_argument("free dimension override by denotation '", name, "': expected a size >= 0, got ", size);
+  }
   return Status::OK();
 }
 

@@ -1,4 +1,6 @@
 // SessionOptions: every knob of a session, with the names of the seed API and ONNX Runtime.
+// session/session_option_fields.h lists the fields by name for bindings (Python reads the
+// names, kinds and defaults from there: there is no second copy of this struct).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,26 @@ struct SessionOptions {
   // Where devices write what they generate (the wafer's CSL programs); "" = a folder of the
   // compile cache when there is one, else none is written.
   std::string artifacts_dir;
+
+  // Logging (graph/logging.h): the session's tag on log lines (empty: "session-<n>") and
+  // ORT's log_severity_level (0 verbose .. 4 fatal, -1 the process default) and verbosity.
+  std::string log_id;
+  int log_severity_level = -1;
+  int log_verbosity_level = 0;
+  // Symbolic input dims fixed before optimisation (ORT's add_free_dimension_override_by_name
+  // and _by_denotation): {"batch": 1} makes every "batch" dim 1.
+  std::map<std::string, int64_t> free_dimension_overrides;
+  std::map<std::string, int64_t> free_dimension_overrides_by_denotation;
+  // ORT options without an equivalent here: accepted, and a session warns when one is set to
+  // anything but its default (inter-op parallelism is fixed at two workers, the CPU kernels
+  // do not trade determinism for speed).
+  int inter_op_num_threads = 0;
+  bool use_deterministic_compute = false;
+  // ORT's enable_cpu_mem_arena: false is memory_pool "default" (buffers freed after each run).
+  bool enable_cpu_mem_arena = true;
+  // ORT's add_session_config_entry. Understood: "session.save_model_format" ("ONNX" or "PFM",
+  // else told by optimized_model_path's extension); others are kept and warned about.
+  std::map<std::string, std::string> config_entries;
 
   // Checks every field; the message names the field, the expected and the received value.
   Status validate() const;

@@ -88,8 +88,13 @@ DeviceEntry cpu_device_entry() {
   e.provider = "CPUExecutionProvider";
   e.summary = "the host CPU: oneDNN and our own vector kernels, reference kernels for the rest";
   e.create = [](const DeviceConfig& config) -> Expected<std::unique_ptr<Device>> {
+    // ONNX Runtime's CPU options (use_arena, ...) are accepted, as there, but change nothing
+    // here: each is reported, none refused.
     for (const auto& kv : config.options) {
-      return invalid_argument("CPUExecutionProvider: unknown provider option '", kv.first, "' (it takes none)");
+      if (config.warnings) {
+        config.warnings->push_back("CPUExecutionProvider: provider option '" + kv.first + "' is ignored (the CPU "
+                                   "device takes none; see SessionOptions for its settings)");
+      }
     }
     CpuDeviceOptions o;
     o.num_threads = config.num_threads;

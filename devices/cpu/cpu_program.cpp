@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "devices/run_interrupt.h"
 #include "devices/thread_limit.h"
 
 namespace pyflame_rt {
@@ -133,6 +134,11 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
     while (true) {
       cv.wait(lock, [&] { return !ready.empty() || finished == steps_.size() || !error.ok(); });
       if (!error.ok() || ready.empty()) return;
+      if (Status st = check_run_interrupt(); !st.ok()) {
+        error = st;
+        cv.notify_all();
+        return;
+      }
       size_t i = ready.front();
       ready.pop_front();
       // Alone (nothing else running or ready): every thread; beside another step: a share.
@@ -176,8 +182,10 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       if (ready.size() >= 2 || finished == steps_.size()) cv.notify_all();
     }
   };
+  const std::atomic<bool>* interrupt = current_run_interrupt();
   std::thread helper([&] {
     BufferPool::Scope scope(pool);
+    RunInterruptScope interrupt_scope(interrupt);
     work();
   });
   work();
@@ -212,6 +220,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     std::vector<CpuValue*> in;
     auto run_start = std::chrono::steady_clock::now();
     for (const Step& step : steps_) {
+      RETURN_IF_ERROR(check_run_interrupt());
       in.clear();
       for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;

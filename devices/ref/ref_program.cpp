@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <new>
 
+#include "devices/run_interrupt.h"
+
 namespace pyflame_rt {
 
 namespace {
@@ -159,6 +161,7 @@ Expected<std::vector<Value>> RefProgram::run_in_scope(std::vector<Value> inputs,
 
   std::vector<const Value*> in_ptrs;
   for (const Step& step : steps_) {
+    RETURN_IF_ERROR(check_run_interrupt());
     in_ptrs.clear();
     for (int s : step.inputs) {
       const Value* v = s >= 0 ? &frame.slots_[static_cast<size_t>(s)] : nullptr;

@@ -5,10 +5,12 @@
     outputs = session.run(None, {"input": x})
 """
 
-from . import errors
+from . import _pyflame_rt, errors
 from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, InvalidProtobuf,
-                     NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
+                     NoSuchFile, NotFound, NotImplementedFailure, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
+from . import capi
+from .capi.onnxruntime_pybind11_state import NotImplemented  # noqa: A004 - ONNX Runtime's name
 from .batching import Batcher
 from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
@@ -17,14 +19,36 @@ from .streaming import Stream
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)
+from .iobinding import IOBinding, OrtValue
+from .log import set_default_logger_severity, set_default_logger_verbosity
 
-__version__ = "0.1.0"
+SessionIOBinding = IOBinding  # ONNX Runtime's name
+
+
+def set_seed(seed):
+    """Seeds random ops without a seed attribute (RandomNormal, Dropout, ...): the same seed and
+    the same sequence of runs give the same numbers."""
+    _pyflame_rt.set_seed(int(seed))
+
+
+def get_version_string():
+    return __version__
+
+
+def get_build_info():
+    """One line: version, build type and compiler."""
+    return _pyflame_rt.build_info()
+
+
+__version__ = _pyflame_rt.__version__  # project(VERSION) in CMakeLists.txt
 
 __all__ = [
     "InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata", "OptLevel", "Profile", "OpProfile",
     "GraphOptimizationLevel", "ExecutionMode", "get_available_providers", "get_all_providers",
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
-    "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",
+    "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotImplementedFailure", "NotFound", "RuntimeException",
     "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "Pipeline", "PipelineResult", "shutdown",
     "configure_actor_runtime", "actor_runtime_threads", "serve", "RemoteStage", "StageServer",
+    "OrtValue", "IOBinding", "SessionIOBinding", "set_seed", "set_default_logger_severity",
+    "set_default_logger_verbosity", "get_version_string", "get_build_info", "capi",
 ]

@@ -1,13 +1,15 @@
 """SessionOptions and the enums users set on it.
 
-Accepts both the seed API's field names (num_threads, optimization_level, execution_mode=
-"sequential") and ONNX Runtime's (intra_op_num_threads, graph_optimization_level,
-ExecutionMode.ORT_SEQUENTIAL), so code written for either runs unchanged.
+The fields, their kinds and defaults come from the native core's table
+(actors/session_option_fields.cpp): this module adds only ONNX Runtime's spellings
+(intra_op_num_threads, graph_optimization_level, ExecutionMode.ORT_SEQUENTIAL, ...) and the
+conversions between them, so code written for either API runs unchanged.
 """
 
 import enum
 import os
 
+from . import _pyflame_rt
 from .errors import InvalidArgument
 
 
@@ -28,8 +30,28 @@ class GraphOptimizationLevel(enum.IntEnum):
 
 
 class ExecutionMode(enum.IntEnum):
+    """ONNX Runtime's execution modes; each also equals the seed API's string ("parallel")."""
+
     ORT_SEQUENTIAL = 0
     ORT_PARALLEL = 1
+
+    @property
+    def native(self):
+        return "parallel" if self is ExecutionMode.ORT_PARALLEL else "sequential"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return other in (self.native, self.name)
+        return int.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = int.__hash__
+
+
+_ORT_LEVEL = {0: GraphOptimizationLevel.ORT_DISABLE_ALL, 1: GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              2: GraphOptimizationLevel.ORT_ENABLE_EXTENDED, 3: GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
 def _opt_level_value(level):
@@ -50,23 +72,15 @@ def _opt_level_value(level):
     return value
 
 
+def _native_fields():
+    """{name: (kind, default, doc)} from the native table."""
+    return {name: (kind, default, doc) for name, kind, default, doc in _pyflame_rt.session_option_fields()}
+
+
 class SessionOptions:
     """Options of an InferenceSession; every field can be passed to the constructor."""
 
-    _FIELDS = {
-        "device": "cpu",
-        "num_threads": 0,
-        "enable_profiling": False,
-        "profile_file_prefix": "pyflame_rt_profile",
-        "memory_limit_mb": 0,
-        "execution_mode": "sequential",
-        "memory_pool": "arena",  # see session/session_options.h
-        "enable_memory_reuse": True,
-        "optimization_level": OptLevel.ALL,
-        "disabled_passes": (),
-        "optimized_model_path": "",
-        "compile_cache_dir": "",
-    }
+    _FIELDS = _native_fields()
     # ONNX Runtime attribute names that map onto ours.
     _ALIASES = {
         "intra_op_num_threads": "num_threads",
@@ -74,71 +88,90 @@ class SessionOptions:
         "optimized_model_filepath": "optimized_model_path",
         "enable_mem_reuse": "enable_memory_reuse",
         "enable_mem_pattern": "enable_memory_reuse",
-    }
-    # ONNX Runtime attributes we accept and keep but that do not change behaviour here.
-    _ACCEPTED = {
-        "inter_op_num_threads": 0,
-        "log_severity_level": 2,
-        "log_verbosity_level": 0,
-        "logid": "",
-        "enable_cpu_mem_arena": True,
-        "use_deterministic_compute": False,
+        "logid": "log_id",
     }
 
     def __init__(self, **kwargs):
-        object.__setattr__(self, "_values", dict(self._FIELDS))
-        object.__setattr__(self, "_extra", dict(self._ACCEPTED))
-        object.__setattr__(self, "_config", {})
+        # Copies: a map or list default must not be shared between instances.
+        values = {name: type(default)(default) if isinstance(default, (dict, list)) else default
+                  for name, (kind, default, doc) in self._FIELDS.items()}
+        object.__setattr__(self, "_values", values)
         for key, value in kwargs.items():
             setattr(self, key, value)
 
     def __getattr__(self, name):
         values = object.__getattribute__(self, "_values")
-        name = self._ALIASES.get(name, name)
-        if name in values:
-            value = values[name]
-            return OptLevel(value) if name == "optimization_level" else value
-        extra = object.__getattribute__(self, "_extra")
-        if name in extra:
-            return extra[name]
-        raise AttributeError(f"SessionOptions has no field '{name}'")
-
-    def __setattr__(self, name, value):
-        name = self._ALIASES.get(name, name)
-        if name in self._values:
-            self._values[name] = self._normalise(name, value)
-        elif name in self._extra:
-            self._extra[name] = value
-        else:
-            known = ", ".join(sorted(list(self._FIELDS) + list(self._ALIASES) + list(self._ACCEPTED)))
-            raise InvalidArgument(f"SessionOptions: unknown field '{name}' (known: {known})")
-
-    @staticmethod
-    def _normalise(name, value):
-        if name == "optimization_level":
-            return _opt_level_value(value)
-        if name == "execution_mode" and isinstance(value, ExecutionMode):
-            return "parallel" if value == ExecutionMode.ORT_PARALLEL else "sequential"
-        if name == "disabled_passes":
-            return tuple(value)
-        if name == "compile_cache_dir":
-            return os.path.expanduser(os.fspath(value)) if value else ""
-        if name in ("num_threads", "memory_limit_mb"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidArgument(f"SessionOptions.{name}: expected an int, got {value!r}")
+        field = self._ALIASES.get(name, name)
+        if field not in values:
+            raise AttributeError(f"SessionOptions has no field '{name}'")
+        value = values[field]
+        if name == "graph_optimization_level":
+            return _ORT_LEVEL[value]
+        if field == "optimization_level":
+            return OptLevel(value)
+        if field == "execution_mode":
+            return ExecutionMode.ORT_PARALLEL if value == "parallel" else ExecutionMode.ORT_SEQUENTIAL
+        if field == "log_severity_level" and name == "log_severity_level" and value < 0:
+            return 2  # ONNX Runtime reports its default (warning) rather than "unset"
+        if isinstance(value, (dict, list)):
+            return type(value)(value)  # a copy: changes go through the setters
         return value
 
+    def __setattr__(self, name, value):
+        field = self._ALIASES.get(name, name)
+        if field not in self._values:
+            known = ", ".join(sorted(list(self._FIELDS) + list(self._ALIASES)))
+            raise InvalidArgument(f"SessionOptions: unknown field '{name}' (known: {known})")
+        self._values[field] = self._normalise(field, value)
+
+    def _normalise(self, name, value):
+        kind = self._FIELDS[name][0]
+        if name == "optimization_level":
+            return _opt_level_value(value)
+        if name == "execution_mode":
+            if isinstance(value, ExecutionMode):
+                return value.native
+            if isinstance(value, int) and not isinstance(value, bool):
+                return ExecutionMode(value).native
+        if name == "compile_cache_dir" or name == "optimized_model_path" or name == "profile_file_prefix":
+            return os.path.expanduser(os.fspath(value)) if value else ""
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidArgument(f"SessionOptions.{name}: expected an int, got {value!r}")
+        if kind == "bool":
+            return bool(value)
+        if kind == "str_list":
+            return list(value)
+        if kind in ("int_map", "str_map"):
+            return dict(value)
+        return value
+
+    # ONNX Runtime's methods ------------------------------------------------------------------
     def add_session_config_entry(self, key, value):
-        self._config[str(key)] = str(value)
+        self._values["config_entries"][str(key)] = str(value)
 
     def get_session_config_entry(self, key):
-        return self._config[key]
+        try:
+            return self._values["config_entries"][key]
+        except KeyError:
+            raise InvalidArgument(f"SessionOptions: no session config entry '{key}'") from None
+
+    def add_free_dimension_override_by_name(self, dim_name, dim_value):
+        """Fixes every input dimension named dim_name (a symbolic dim such as "batch")."""
+        self._set_map_entry("free_dimension_overrides", dim_name, dim_value)
+
+    def add_free_dimension_override_by_denotation(self, dim_denotation, dim_value):
+        """Fixes every input dimension whose ONNX denotation is dim_denotation ("DATA_BATCH")."""
+        self._set_map_entry("free_dimension_overrides_by_denotation", dim_denotation, dim_value)
+
+    def _set_map_entry(self, field, key, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgument(f"{field}['{key}']: expected a size >= 0, got {value!r}")
+        self._values[field][str(key)] = int(value)
 
     def to_native(self):
         """The dict the native core reads."""
         native = dict(self._values)
         native["optimization_level"] = int(native["optimization_level"])
-        native["disabled_passes"] = list(native["disabled_passes"])
         return native
 
     def __repr__(self):

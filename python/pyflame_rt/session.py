@@ -8,10 +8,12 @@
 import os
 import warnings
 
-from . import _pyflame_rt
+from . import _pyflame_rt, log
 from .errors import InvalidArgument
 from .batching import Batcher
+from .iobinding import IOBinding, OrtValue
 from .options import SessionOptions
+from .provider_args import normalize_provider_args
 from .streaming import Stream
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -79,52 +81,64 @@ class Profile:
 
 
 class ModelMetadata:
-    def __init__(self, graph_name=""):
-        self.producer_name = "pyflame_rt"
+    """What the model says about itself (ONNX Runtime's ModelMetadata)."""
+
+    def __init__(self, producer_name="", graph_name="", domain="", description="", graph_description="",
+                 version=0, custom_metadata_map=None, producer_version=""):
+        self.producer_name = producer_name
+        self.producer_version = producer_version
         self.graph_name = graph_name
-        self.domain = ""
-        self.description = ""
-        self.graph_description = ""
-        self.version = 0
-        self.custom_metadata_map = {}
+        self.domain = domain
+        self.description = description
+        self.graph_description = graph_description
+        self.version = version
+        self.custom_metadata_map = dict(custom_metadata_map or {})
+
+    def __repr__(self):
+        return (f"ModelMetadata(producer_name={self.producer_name!r}, graph_name={self.graph_name!r}, "
+                f"domain={self.domain!r}, version={self.version})")
 
 
-class RunOptions:
-    """Accepted for ONNX Runtime compatibility (log settings, tag, terminate flag)."""
+class RunOptions(_pyflame_rt.RunOptions):
+    """Per-run settings (ONNX Runtime's RunOptions): terminate (cancels runs using these
+    options between nodes: they raise Fail), logid, log_severity_level, log_verbosity_level,
+    add_run_config_entry / get_run_config_entry."""
 
     def __init__(self):
-        self.log_severity_level = 2
-        self.log_verbosity_level = 0
-        self.logid = ""
-        self.terminate = False
-        self.only_execute_path_to_fetches = False
+        super().__init__()
+        # Accepted for ONNX Runtime code: there is no training mode or device to synchronise.
+        self.training_mode = False
+        self.synchronize_execution_providers = True
+        self._only_execute_path_to_fetches = False
+
+    @property
+    def only_execute_path_to_fetches(self):
+        return self._only_execute_path_to_fetches
+
+    @only_execute_path_to_fetches.setter
+    def only_execute_path_to_fetches(self, value):
+        if value:
+            log.warn("RunOptions.only_execute_path_to_fetches is ignored: every node of the model runs")
+        self._only_execute_path_to_fetches = bool(value)
+
+
+def _output_names(output_names):
+    if output_names is not None and isinstance(output_names, str):
+        output_names = [output_names]
+    return list(output_names) if output_names else None
+
+
+def _run_options(run_options):
+    if run_options is None or isinstance(run_options, _pyflame_rt.RunOptions):
+        return run_options
+    raise InvalidArgument(f"run_options: expected RunOptions, got {type(run_options).__name__}")
 
 
 def _normalise_providers(providers, provider_options=None):
-    """(names, {name: {key: str}}) from ONNX Runtime's providers / provider_options arguments:
-    names or (name, options) tuples, and an optional list of option dicts in the same order."""
-    if providers is None:
-        return [], {}
-    if isinstance(providers, str):
-        providers = [providers]
-    if provider_options is not None and len(provider_options) != len(providers):
-        raise InvalidArgument(
-            f"provider_options: expected one dict per provider ({len(providers)}), got {len(provider_options)}")
-    names, options = [], {}
-    for i, p in enumerate(providers):
-        opts = provider_options[i] if provider_options is not None else None
-        if isinstance(p, (tuple, list)):
-            if len(p) != 2 or not isinstance(p[1], dict):
-                raise InvalidArgument(f"providers: expected a name or a (name, options dict) tuple, got {p!r}")
-            p, opts = p
-        if not isinstance(p, str):
-            raise InvalidArgument(f"providers: expected provider names (str), got {p!r}")
-        names.append(p)
-        if opts:
-            if not isinstance(opts, dict):
-                raise InvalidArgument(f"provider_options for '{p}': expected a dict, got {type(opts).__name__}")
-            options[p] = {str(k): str(v) for k, v in opts.items()}
-    return names, options
+    """(names, {name: {key: str}}) from ONNX Runtime's providers / provider_options arguments
+    (provider_args.py); only providers given options appear in the dict."""
+    names, options = normalize_provider_args(providers, provider_options)
+    return names, {n: o for n, o in zip(names, options) if o}
 
 
 def _prepare(path_or_bytes, sess_options, providers, kwargs, provider_options=None):
@@ -214,8 +228,10 @@ class InferenceSession:
     def from_onnx(cls, path_or_bytes, sess_options=None, providers=None, optimization_level=None,
                   quantization=None, compile_options=None, **kwargs):
         if quantization is not None:
-            from .errors import NotImplemented as _NotImplemented
-            raise _NotImplemented("quantization is not supported yet (arrives with reduced precision)")
+            from .errors import NotImplementedFailure
+            raise NotImplementedFailure("quantization is not supported yet (arrives with reduced precision)")
+        if compile_options:
+            log.warn(f"from_onnx: compile_options {compile_options!r} are ignored (set SessionOptions instead)")
         if optimization_level is not None:
             kwargs["optimization_level"] = optimization_level
         return cls(path_or_bytes, sess_options, providers, **kwargs)
@@ -233,7 +249,8 @@ class InferenceSession:
         return list(self._outputs)
 
     def get_overridable_initializers(self):
-        return []
+        """Initializers a feed may replace (listed as inputs too by models of IR version < 4)."""
+        return [NodeArg(*i) for i in self._native.overridable_initializers()]
 
     def get_providers(self):
         """Providers in effect, highest priority first (CPU always last)."""
@@ -281,7 +298,11 @@ class InferenceSession:
         return self._options
 
     def get_modelmeta(self):
-        return ModelMetadata()
+        return ModelMetadata(**self._native.metadata())
+
+    def get_profiling_start_time_ns(self):
+        """When profiling started (the session's creation), in nanoseconds since the epoch."""
+        return self._native.profiling_start_time_ns()
 
     def set_providers(self, providers=None, provider_options=None):
         """Places the model again on `providers` (ONNX Runtime's set_providers)."""
@@ -296,13 +317,41 @@ class InferenceSession:
         pass
 
     def run(self, output_names, input_feed, run_options=None):
-        """Runs the model; output_names None or [] returns every output in model order."""
+        """Runs the model; output_names None or [] returns every output in model order.
+        Sequence outputs come back as lists of arrays."""
         if not isinstance(input_feed, dict):
             raise InvalidArgument(
                 f"input_feed: expected a dict of input name -> numpy array, got {type(input_feed).__name__}")
-        if output_names is not None and isinstance(output_names, str):
-            output_names = [output_names]
-        return self._native.run(list(output_names) if output_names else None, input_feed)
+        return self._native.run(_output_names(output_names), input_feed, _run_options(run_options))
+
+    def run_with_ort_values(self, output_names, input_dict_ort_values, run_options=None):
+        """Like run(), with OrtValues in and out (no conversion to numpy on the way out)."""
+        if not isinstance(input_dict_ort_values, dict):
+            raise InvalidArgument("input_dict_ort_values: expected a dict of input name -> OrtValue, got "
+                                  f"{type(input_dict_ort_values).__name__}")
+        return self._native.run_with_ort_values(_output_names(output_names), input_dict_ort_values,
+                                                _run_options(run_options))
+
+    def io_binding(self):
+        """An IOBinding for run_with_iobinding (see pyflame_rt.iobinding)."""
+        return IOBinding(self)
+
+    def run_with_iobinding(self, iobinding, run_options=None):
+        """Runs with the bound inputs; outputs bound to a buffer are written into it."""
+        iobinding._run(self._native, _run_options(run_options))
+
+    def run_async(self, output_names, input_feed, callback, user_data, run_options=None):
+        """Starts a run on the engine's actor system and returns at once; when it ends,
+        callback(outputs, user_data, err) is called on that system's thread: outputs is the
+        list run() would return (None on failure), err "" or the error's message. The feed's
+        arrays must stay unchanged until then."""
+        if not isinstance(input_feed, dict):
+            raise InvalidArgument(
+                f"input_feed: expected a dict of input name -> numpy array, got {type(input_feed).__name__}")
+        if not callable(callback):
+            raise InvalidArgument(f"callback: expected a callable, got {type(callback).__name__}")
+        self._native.run_async(_output_names(output_names), input_feed, callback, user_data,
+                               _run_options(run_options))
 
     # Batching and streaming (the actor engine) ---------------------------------------------
 

@@ -178,7 +178,7 @@ TEST(BatcherTest, BadFeedIsRejectedAloneWithTheModelAndInputNamed) {
   EXPECT_NE(bad.status().message().find("model 'triple'"), std::string::npos);
   EXPECT_NE(bad.status().message().find("input 'x'"), std::string::npos);
   BatchResult unknown = (*batcher)->run({{"x", rows_of({1, 2, 3, 4}, 1)}}, {"nope"});
-  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
   BatchResult good = (*batcher)->run({{"x", rows_of({1, 2, 3, 4}, 1)}}, {"y"});
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good.value()[0].data<float>()[1], 6.0f);

@@ -35,12 +35,15 @@ TEST(DeviceRegistryTest, CreateUnknownNamesTheKnownDevices) {
   EXPECT_NE(d.status().message().find("cpu"), std::string::npos) << d.status().message();
 }
 
-TEST(DeviceRegistryTest, CpuRejectsUnknownProviderOptions) {
+TEST(DeviceRegistryTest, CpuReportsProviderOptionsItIgnores) {
   DeviceConfig cfg;
-  cfg.options["gpu_mem_limit"] = "1";
+  cfg.options["use_arena"] = "1";
+  std::vector<std::string> warnings;
+  cfg.warnings = &warnings;
   auto d = DeviceRegistry::global().create("CPUExecutionProvider", cfg);
-  ASSERT_FALSE(d.ok());
-  EXPECT_NE(d.status().message().find("'gpu_mem_limit'"), std::string::npos);
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'use_arena' is ignored"), std::string::npos) << warnings[0];
 }
 
 TEST(DeviceRegistryTest, DuplicateNameIsRefused) {

@@ -60,10 +60,12 @@ def test_providers_unknown_ones_warn_and_are_skipped(add_relu_model):
 def test_provider_tuples_and_options_are_kept(add_relu_model):
     sess = rt.InferenceSession(add_relu_model, providers=[("CPUExecutionProvider", {})])
     assert sess.get_provider_options() == {"CPUExecutionProvider": {}}
-    with pytest.raises(rt.InvalidArgument, match="'arena_extend_strategy'"):
-        rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"],
-                            provider_options=[{"arena_extend_strategy": "kSameAsRequested"}])
-    with pytest.raises(rt.InvalidArgument, match="one dict per provider"):
+    # ONNX Runtime's CPU options are accepted and reported as ignored, not refused.
+    with pytest.warns(RuntimeWarning, match="'arena_extend_strategy' is ignored"):
+        sess = rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"],
+                                   provider_options=[{"arena_extend_strategy": "kSameAsRequested"}])
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"}}
+    with pytest.raises(rt.InvalidArgument, match="same length"):
         rt.InferenceSession(add_relu_model, providers=["CPUExecutionProvider"], provider_options=[{}, {}])
 
 
@@ -203,9 +205,11 @@ def test_profiling_per_node_and_chrome_trace(tmp_path):
     path = traced.end_profiling()
     assert path.startswith(str(tmp_path / "prof_")) and path.endswith(".json")
     with open(path) as f:
-        events = json.load(f)["traceEvents"]
-    assert len(events) == 3 * len(profile.operations)
-    assert {e["ph"] for e in events} == {"X"} and {e["args"]["run"] for e in events} == {0, 1, 2}
+        events = json.load(f)  # ONNX Runtime's format: a list of events
+    nodes = [e for e in events if e["cat"] == "Node"]
+    assert len(nodes) == 3 * len(profile.operations)
+    assert {e["ph"] for e in events} == {"X"} and len([e for e in events if e["name"] == "model_run"]) == 3
+    assert sorted({e["args"]["op_name"] for e in nodes}) == sorted(set(types))
     assert rt.InferenceSession(cnn).end_profiling() == ""
 
 

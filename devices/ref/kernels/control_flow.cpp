@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/run_interrupt.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -90,6 +91,7 @@ Status loop_kernel(KernelContext& ctx) {
   }
   std::vector<std::vector<Tensor>> scans(n_scan);
   for (int64_t iter = 0; (max_trips < 0 || iter < max_trips) && cond; ++iter) {
+    RETURN_IF_ERROR(check_run_interrupt());  // a body without nodes never checks itself
     std::vector<Value> inputs;
     inputs.reserve(n_carried + 2);
     inputs.emplace_back(Tensor::scalar<int64_t>(iter));
@@ -130,6 +132,7 @@ Status scan_once(KernelContext& ctx, const Graph& body, std::vector<Tensor> stat
   size_t n_scan_out = body.outputs.size() - n_state;
   scan_elems->assign(n_scan_out, {});
   for (int64_t t = 0; t < seq_len; ++t) {
+    RETURN_IF_ERROR(check_run_interrupt());
     std::vector<Value> inputs;
     for (auto& s : states) inputs.emplace_back(s);
     for (size_t j = 0; j < scan_inputs.size(); ++j) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "devices/random_seed.h"
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 
@@ -140,6 +141,7 @@ Status tfidf_vectorizer(KernelContext& ctx) {
 // Random generators: seeded when the node says so, otherwise from a process-wide engine.
 std::mt19937_64 make_engine(const Node& n) {
   if (const Attribute* a = n.attr("seed")) return std::mt19937_64(static_cast<uint64_t>(a->f * 1000003.0f));
+  if (std::optional<uint64_t> seed = next_random_seed()) return std::mt19937_64(*seed);  // set_seed()
   static std::random_device device;
   return std::mt19937_64(device());
 }

@@ -1,0 +1,147 @@
+#include "python/src/py_arrays.h"
+
+#include <cstring>
+#include <memory>
+
+#include "python/src/py_errors.h"
+
+namespace pyflame_rt::py_binding {
+
+DType dtype_of_numpy(const std::string& what, const py::dtype& dt) {
+  char kind = dt.kind();
+  auto size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::kFloat32;
+  if (kind == 'f' && size == 8) return DType::kFloat64;
+  if (kind == 'f' && size == 2) return DType::kFloat16;
+  if (kind == 'i' && size == 1) return DType::kInt8;
+  if (kind == 'i' && size == 2) return DType::kInt16;
+  if (kind == 'i' && size == 4) return DType::kInt32;
+  if (kind == 'i' && size == 8) return DType::kInt64;
+  if (kind == 'u' && size == 1) return DType::kUInt8;
+  if (kind == 'u' && size == 2) return DType::kUInt16;
+  if (kind == 'u' && size == 4) return DType::kUInt32;
+  if (kind == 'u' && size == 8) return DType::kUInt64;
+  if (kind == 'b') return DType::kBool;
+  if (kind == 'U' || kind == 'S' || kind == 'O') return DType::kString;
+  raise_status(invalid_argument(what, ": numpy dtype '", std::string(py::str(py::handle(dt))), "' is not supported"));
+}
+
+py::dtype numpy_dtype_of(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return py::dtype("float32");
+    case DType::kFloat64: return py::dtype("float64");
+    case DType::kFloat16: return py::dtype("float16");
+    case DType::kInt8: return py::dtype("int8");
+    case DType::kInt16: return py::dtype("int16");
+    case DType::kInt32: return py::dtype("int32");
+    case DType::kInt64: return py::dtype("int64");
+    case DType::kUInt8: return py::dtype("uint8");
+    case DType::kUInt16: return py::dtype("uint16");
+    case DType::kUInt32: return py::dtype("uint32");
+    case DType::kUInt64: return py::dtype("uint64");
+    case DType::kBool: return py::dtype("bool");
+    case DType::kBFloat16: return py::dtype("uint16");  // numpy has no bfloat16: raw bits
+    case DType::kString: return py::dtype("O");
+    default: raise_status(not_implemented("dtype ", dtype_name(dtype), " has no numpy equivalent"));
+  }
+}
+
+namespace {
+
+py::array as_array(const std::string& name, py::handle obj) {
+  py::array a = py::array::ensure(obj);
+  if (!a) raise_status(invalid_argument("input '", name, "': expected a numpy array, got ", type_name(obj)));
+  return a;
+}
+
+Tensor string_tensor(const py::array& a, const Dims& dims) {
+  Tensor t(DType::kString, dims);
+  py::list flat = a.attr("reshape")(-1).attr("tolist")();
+  auto* s = t.data<std::string>();
+  for (size_t i = 0; i < flat.size(); ++i) {
+    py::handle item = flat[i];
+    s[i] = py::isinstance<py::bytes>(item) ? std::string(py::bytes(py::reinterpret_borrow<py::object>(item)))
+                                          : std::string(py::str(item));
+  }
+  return t;
+}
+
+}  // namespace
+
+Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py::object>& keep) {
+  py::array a = as_array(name, obj);
+  DType dt = dtype_of_numpy("input '" + name + "'", a.dtype());
+  Dims dims(a.shape(), a.shape() + a.ndim());
+  if (dt == DType::kString) return string_tensor(a, dims);
+  py::array c = py::array::ensure(a, py::array::c_style);
+  keep.push_back(c);
+  return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), nullptr);
+}
+
+Tensor tensor_sharing_array(const std::string& name, const py::array& a) {
+  DType dt = dtype_of_numpy("'" + name + "'", a.dtype());
+  Dims dims(a.shape(), a.shape() + a.ndim());
+  if (dt == DType::kString) return string_tensor(a, dims);
+  py::array c = py::array::ensure(a, py::array::c_style);
+  // The last owner may be a C++ thread: it takes the GIL to drop the array.
+  auto* held = new py::object(c);
+  std::shared_ptr<void> keep(held, [](void* p) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<py::object*>(p);
+  });
+  return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), std::move(keep));
+}
+
+py::object array_from_tensor(const Tensor& t) {
+  std::vector<py::ssize_t> shape(t.dims().begin(), t.dims().end());
+  if (t.dtype() == DType::kString) {
+    py::array out(py::dtype("O"), shape);
+    auto** objs = static_cast<PyObject**>(out.mutable_data());
+    const auto* s = t.data<std::string>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      py::str v(s[i]);
+      objs[i] = v.release().ptr();
+    }
+    return std::move(out);
+  }
+  py::array out(numpy_dtype_of(t.dtype()), shape);
+  if (t.nbytes()) std::memcpy(out.mutable_data(), t.raw_data(), t.nbytes());
+  return std::move(out);
+}
+
+py::object object_from_value(const Value& v) {
+  if (v.is_tensor()) return array_from_tensor(v.tensor);
+  if (v.is_sequence()) {
+    py::list items;
+    for (const auto& t : v.sequence) items.append(array_from_tensor(t));
+    return std::move(items);
+  }
+  return py::none();
+}
+
+py::list arrays_of(const std::vector<Tensor>& outs) {
+  py::list out;
+  for (const auto& t : outs) out.append(array_from_tensor(t));
+  return out;
+}
+
+py::list shape_to_python(const Shape& s) {
+  py::list out;
+  for (const Dim& d : s.dims) {
+    if (d.known()) out.append(d.value);
+    else if (!d.symbol.empty()) out.append(d.symbol);
+    else out.append(py::none());
+  }
+  return out;
+}
+
+py::list infos_to_python(const std::vector<TensorInfo>& infos) {
+  py::list out;
+  for (const auto& i : infos) {
+    py::object shape = i.shape.rank_known ? py::object(shape_to_python(i.shape)) : py::object(py::none());
+    out.append(py::make_tuple(i.name, shape, i.type()));
+  }
+  return out;
+}
+
+}  // namespace pyflame_rt::py_binding

@@ -1,0 +1,28 @@
+// Process-wide functions: the actor runtime's size and shutdown, the version, status codes.
+#include <pybind11/stl.h>
+
+#include "actors/actor_runtime.h"
+#include "graph/status_codes.h"
+#include "devices/device_registry.h"
+#include "devices/random_seed.h"
+#include "graph/version.h"
+#include "python/src/py_bindings.h"
+#include "python/src/py_errors.h"
+
+namespace pyflame_rt::py_binding {
+
+void bind_runtime(py::module_& m) {
+  m.def("configure_actor_runtime", [](int threads) { check(configure_actor_runtime(threads)); }, py::arg("threads"));
+  m.def("actor_runtime_threads", &actor_runtime_threads);
+  m.def("available_providers", [] { return DeviceRegistry::global().available_providers(); });
+  m.def("shutdown", [] {
+    py::gil_scoped_release release;
+    shutdown_actor_runtime();
+  });
+  m.def("status_code_names", &status_code_names);
+  m.def("set_seed", [](int64_t seed) { set_random_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
+  m.def("build_info", &build_info);
+  m.attr("__version__") = version_string();
+}
+
+}  // namespace pyflame_rt::py_binding
