@@ -72,7 +72,7 @@ so.add_free_dimension_override_by_name("batch", 2)
 so.add_session_config_entry("session.save_model_format", "ONNX")
 assert so.get_session_config_entry("session.save_model_format") == "ONNX"
 
-sess = ort.InferenceSession(model_path, sess_options=so, providers=["CPUExecutionProvider"])
+sess = ort.InferenceSession(model_path, sess_options=so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
 assert sess.get_providers() == ["CPUExecutionProvider"]
 inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
 assert (inp.name, inp.type, inp.shape) == ("x", "tensor(float)", [2, 4]), (inp.name, inp.type, inp.shape)
