@@ -18,6 +18,7 @@
 #include "actors/remote_stage.h"
 #include "actors/stream.h"
 #include "graph/model_loader.h"
+#include "graph/version.h"
 
 namespace py = pybind11;
 using namespace pyflame_rt;
@@ -704,5 +705,5 @@ PYBIND11_MODULE(_pyflame_rt, m) {
     py::gil_scoped_release release;
     shutdown_actor_runtime();
   });
-  m.attr("__version__") = "0.1.0";
+  m.attr("__version__") = PFRT_VERSION_STRING;
 }

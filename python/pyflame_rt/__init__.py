@@ -18,7 +18,7 @@ from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOpt
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)
 
-__version__ = "0.1.0"
+from ._pyflame_rt import __version__  # set once: project(VERSION) in CMakeLists.txt
 
 __all__ = [
     "InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata", "OptLevel", "Profile", "OpProfile",
