@@ -19,6 +19,7 @@
 #include "actors/stream.h"
 #include "graph/model_loader.h"
 #include "graph/version.h"
+#include "python/custom_op_bindings.h"
 
 namespace py = pybind11;
 using namespace pyflame_rt;
@@ -705,5 +706,6 @@ PYBIND11_MODULE(_pyflame_rt, m) {
     py::gil_scoped_release release;
     shutdown_actor_runtime();
   });
+  bind_custom_ops(m);
   m.attr("__version__") = PFRT_VERSION_STRING;
 }

@@ -1,5 +1,6 @@
 #include "devices/ref/kernel.h"
 #include "devices/ref/kernel_groups.h"
+#include "devices/custom_ops.h"
 
 namespace pyflame_rt {
 
@@ -24,7 +25,9 @@ void KernelRegistry::add(const std::string& domain, const std::string& op_type, 
 
 KernelFn KernelRegistry::find(const std::string& domain, const std::string& op_type) const {
   auto it = kernels_.find({canonical_domain(domain), op_type});
-  return it == kernels_.end() ? nullptr : it->second;
+  if (it != kernels_.end()) return it->second;
+  // Kernels users registered at run time (devices/custom_ops.h) are found like ours.
+  return is_custom_op(domain, op_type) ? custom_op_dispatch_kernel() : nullptr;
 }
 
 std::vector<std::string> KernelRegistry::op_names() const {

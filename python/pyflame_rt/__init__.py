@@ -10,6 +10,8 @@ from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, Inva
                      NoSuchFile, NotFound, NotImplemented, PyFlameRTError, ResourceExhausted,
                      RuntimeException, Unavailable)
 from .batching import Batcher
+from .custom_ops import (custom_op, custom_op_names, register_custom_op, register_custom_ops_library,
+                         unregister_custom_op)
 from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
@@ -27,4 +29,5 @@ __all__ = [
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotFound", "RuntimeException",
     "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "Pipeline", "PipelineResult", "shutdown",
     "configure_actor_runtime", "actor_runtime_threads", "serve", "RemoteStage", "StageServer",
+    "custom_op", "register_custom_op", "unregister_custom_op", "custom_op_names", "register_custom_ops_library",
 ]

@@ -134,6 +134,13 @@ class SessionOptions:
     def get_session_config_entry(self, key):
         return self._config[key]
 
+    def register_custom_ops_library(self, library_path):
+        """Loads a custom-op shared library (ONNX Runtime's call; the library exports
+        PyFlameRT_RegisterCustomOps, see devices/custom_op_api.h). Its kernels are registered
+        process-wide at once, so every session created afterwards finds them."""
+        from .custom_ops import register_custom_ops_library
+        register_custom_ops_library(library_path)
+
     def to_native(self):
         """The dict the native core reads."""
         native = dict(self._values)
