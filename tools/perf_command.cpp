@@ -103,6 +103,9 @@ Expected<std::string> export_profile(const PerfOptions& o, SessionOptions opts, 
 int perf(const PerfOptions& o) {
   Status st = check_precision(o.precision);
   if (!st.ok()) return cli_fail(st);
+  if (o.iterations == 0 && o.duration_s <= 0) {
+    return cli_fail(invalid_argument("--iterations 0 and --duration 0: nothing would be measured"));
+  }
   SessionOptions opts;
   opts.num_threads = o.threads;
   auto level = opt_level_of(o.opt_level);
@@ -137,9 +140,12 @@ int perf(const PerfOptions& o) {
     elapsed_s = std::chrono::duration<double>(t1 - start).count();
   }
   LatencyStats stats = summarize_latencies(latencies_ms, elapsed_s);
-  // Samples per run: the first dim of the first input (the batch), 1 for scalars.
-  const Tensor& first = feed->tensors.at((*session)->inputs().front().name);
-  int64_t batch = first.rank() > 0 ? first.dim(0) : 1;
+  // Samples per run: the first dim of the first input (the batch), 1 for scalars or no inputs.
+  int64_t batch = 1;
+  if (!(*session)->inputs().empty()) {
+    const Tensor& first = feed->tensors.at((*session)->inputs().front().name);
+    if (first.rank() > 0) batch = first.dim(0);
+  }
 
   std::string profile;
   if (!o.export_profile.empty()) {

@@ -94,6 +94,7 @@ def test_perf_precision_other_than_fp32_is_not_available_yet():
     (("--input", "image"), ["NAME=FILE.npy"]),
     (("--device", "gpu"), ["gpu", "cpu"]),
     (("--iterations", "many"), ["many"]),
+    (("--iterations", "0"), ["nothing would be measured"]),
 ])
 def test_perf_errors_are_clear(args, needles):
     r = cli("perf", CNN, *args)
