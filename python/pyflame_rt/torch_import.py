@@ -13,6 +13,7 @@ input_dtypes says otherwise). PyTorch comes from Debian's python3-torch.
 
 import io
 import os
+import zipfile
 
 from .errors import InvalidArgument
 
@@ -66,19 +67,25 @@ def load_module(path_or_module):
     if not os.path.exists(path):
         from .errors import NoSuchFile
         raise NoSuchFile(f"from_pytorch: no such file '{path}'")
-    try:
-        obj = torch.load(path, map_location="cpu")
-    except RuntimeError as e:
-        # TorchScript archives are zip files torch.load refuses ("... use torch.jit.load").
-        if "jit" not in str(e).lower():
-            raise
+    if _is_torchscript(path):
         obj = torch.jit.load(path, map_location="cpu")
+    else:
+        obj = torch.load(path, map_location="cpu")
     if isinstance(obj, torch.nn.Module):
         return obj.eval()
     if isinstance(obj, dict):
         raise InvalidArgument(f"'{path}' holds a state_dict ({len(obj)} tensors), not a module: build the module, "
                               "call load_state_dict() and pass the module to from_pytorch")
     raise InvalidArgument(f"'{path}' holds a {type(obj).__name__}, not an nn.Module")
+
+
+def _is_torchscript(path):
+    """TorchScript archives (torch.jit.save) are zip files with a constants.pkl; torch.save
+    checkpoints are zip files without one (or older pickles)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(name.endswith("/constants.pkl") for name in z.namelist())
 
 
 def export_onnx_bytes(module, input_shapes, input_dtypes=None, output_names=None, dynamic_batch=False,

@@ -24,6 +24,7 @@ check_output() {  # the example prints one line per output; tiny_cnn has "probs"
 cmake -S "$SRC/tests/packaging/consumer" -B "$WORK/cmake-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$PREFIX" -DPFRT_EXAMPLE_SOURCE="$SRC/examples/cpp_inference.cpp" > "$WORK/configure.log"
 cmake --build "$WORK/cmake-build" -j 2 > "$WORK/build.log" || { cat "$WORK/build.log"; exit 1; }
+"$WORK/cmake-build/version_check"
 "$WORK/cmake-build/cpp_inference" "$MODEL" > "$WORK/cmake-run.txt"
 check_output "$WORK/cmake-run.txt"
 
