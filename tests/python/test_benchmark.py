@@ -51,12 +51,12 @@ def test_nearest_rank_statistics():
 
 def test_throughput_batches_the_feed_and_counts_samples(session, capsys):
     counting = CountingSession(session)
-    t = Benchmark(counting).measure_throughput(FEED, duration_seconds=0.2, batch_size=4, progress=False)
+    t = Benchmark(counting).measure_throughput(FEED, duration_seconds=0.2, batch_size=4)  # progress: auto
     assert t.duration_seconds >= 0.2 and t.runs >= 1
     assert set(counting.batches) == {4}  # first dim 1 repeated to the batch
     assert len(counting.batches) == t.runs + 1  # one untimed run first
     assert t.samples_per_second == pytest.approx(4 * t.runs / t.duration_seconds)
-    assert capsys.readouterr().err == ""  # no bar when not asked and not on a terminal
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here: no bar
 
 
 def test_throughput_progress_bar_with_tqdm(session, capsys):
