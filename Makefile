@@ -4,7 +4,7 @@ BUILD ?= build
 PY := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(PY)
 
-.PHONY: all deps build run test bench bench-actors clean
+.PHONY: all deps build run test bench bench-actors install clean
 
 all: build
 
@@ -33,6 +33,11 @@ bench: build
 
 bench-actors: build
 	PYTHONPATH=$(BUILD)/python $(PY) bench/bench_actors.py
+
+# The C++ library, headers, CLI, CMake package and pkg-config file (docs/guide/install.md).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD)

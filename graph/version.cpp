@@ -1,15 +1,12 @@
 #include "graph/version.h"
 
-#ifndef PFRT_VERSION
-#error "PFRT_VERSION is set by graph/CMakeLists.txt from project(VERSION)"
-#endif
 #ifndef PFRT_BUILD_TYPE
 #define PFRT_BUILD_TYPE "unknown"
 #endif
 
 namespace pyflame_rt {
 
-const char* version_string() { return PFRT_VERSION; }
+const char* version_string() { return PFRT_VERSION_STRING; }
 
 std::string build_info() {
   std::string compiler;
@@ -18,7 +15,7 @@ std::string build_info() {
 #elif defined(__GNUC__)
   compiler = "GCC " __VERSION__;
 #endif
-  return std::string("PyFlameRT ") + PFRT_VERSION + ", " + PFRT_BUILD_TYPE + ", " + compiler;
+  return std::string("PyFlameRT ") + PFRT_VERSION_STRING + ", " + PFRT_BUILD_TYPE + ", " + compiler;
 }
 
 }  // namespace pyflame_rt

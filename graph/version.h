@@ -7,9 +7,13 @@
 
 #include <string>
 
+#include "graph/version_config.h"  // PFRT_VERSION_STRING (generated into the build tree)
+
 namespace pyflame_rt {
 
 const char* version_string();
+// The version of the libpyflame_rt.so a program is linked with (defined in that library only).
+const char* library_version();
 // One line: version, build type, compiler ("PyFlameRT 0.1.0, Release, GCC 12.2.0").
 std::string build_info();
 

@@ -1,69 +1,27 @@
-#include "serve_command.h"
-
+// `pyflame-rt serve MODEL`: serves a model as a remote stage until SIGINT or SIGTERM.
 #include <csignal>
 #include <filesystem>
-#include <iostream>
+#include <memory>
 
 #include "actors/actor_runtime.h"
 #include "session/inference_session.h"
 #include "actors/remote_stage.h"
+#include "cli_command.h"
 
 namespace pyflame_rt {
 namespace {
 
-int serve_usage() {
-  std::cerr << "usage: pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
-  return 2;
-}
-
-int serve_fail(const Status& st) {
-  std::cerr << "error: " << st.to_string() << "\n";
-  return 1;
-}
-
-// A whole decimal number in [lo, hi], or an error naming the option.
-Expected<long> parse_number(const std::string& option, const std::string& text, long lo, long hi) {
-  size_t used = 0;
-  long value = 0;
-  try {
-    value = std::stol(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || value < lo || value > hi) {
-    return invalid_argument(option, ": expected a number in [", lo, ", ", hi, "], got '", text, "'");
-  }
-  return value;
-}
-
-}  // namespace
-
-int serve_command(const std::vector<std::string>& args) {
-  if (args.empty()) return serve_usage();
-  const std::string& model = args[0];
-  std::string name = std::filesystem::path(model).stem().string();
+struct ServeOptions {
+  std::string model;
+  std::string name;  // default: the model file's stem
   ServeAddress address;
+  int threads = 0;
+};
+
+int serve(const ServeOptions& o) {
+  std::string name = o.name.empty() ? std::filesystem::path(o.model).stem().string() : o.name;
   SessionOptions opts;
-  for (size_t i = 1; i < args.size(); i += 2) {
-    if (i + 1 >= args.size()) return serve_usage();
-    const std::string& key = args[i];
-    const std::string& value = args[i + 1];
-    if (key == "--name") {
-      name = value;
-    } else if (key == "--host") {
-      address.host = value;
-    } else if (key == "--port") {
-      auto port = parse_number("--port", value, 0, 65535);
-      if (!port.ok()) return serve_fail(port.status());
-      address.port = static_cast<uint16_t>(*port);
-    } else if (key == "--threads") {
-      auto threads = parse_number("--threads", value, 0, 1024);
-      if (!threads.ok()) return serve_fail(threads.status());
-      opts.num_threads = static_cast<int>(*threads);
-    } else {
-      return serve_usage();
-    }
-  }
+  opts.num_threads = o.threads;
   // Block the stop signals before any thread starts, so that only sigwait() below sees them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -71,12 +29,14 @@ int serve_command(const std::vector<std::string>& args) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto session = InferenceSession::create(model, opts);
-  if (!session.ok()) return serve_fail(session.status());
+  auto session = InferenceSession::create(o.model, opts);
+  if (!session.ok()) return cli_fail(session.status());
+  for (const auto& w : (*session)->warnings()) std::cerr << "warning: " << w << "\n";
+  ServeAddress address = o.address;
   auto server = StageServer::serve_model(name, std::shared_ptr<const InferenceSession>(std::move(*session)), address);
-  if (!server.ok()) return serve_fail(server.status());
+  if (!server.ok()) return cli_fail(server.status());
   // Scripts wait for this line to learn the port (--port 0 picks a free one).
-  std::cout << "serving stage '" << name << "' (" << model << ") on " << address.host << ":" << (*server)->port()
+  std::cout << "serving stage '" << name << "' (" << o.model << ") on " << address.host << ":" << (*server)->port()
             << std::endl;
   int signal = 0;
   sigwait(&stop_signals, &signal);
@@ -85,6 +45,20 @@ int serve_command(const std::vector<std::string>& args) {
   (*server)->stop();
   shutdown_actor_runtime();
   return 0;
+}
+
+}  // namespace
+
+CliCommand add_serve_command(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* sub = add_cli_subcommand(app, "serve", "serve a model as a remote pipeline stage (CAF over TCP)");
+  sub->add_option("model", o->model, "ONNX or .pfm model")->required();
+  sub->add_option("--name", o->name, "stage name (default: the model file's name)");
+  sub->add_option("--host", o->address.host, "address to bind")->capture_default_str();
+  sub->add_option("--port", o->address.port, "TCP port, 0 = a free one")->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  sub->add_option("--threads", o->threads, "intra-op threads, 0 = one per core")->check(CLI::Range(0, 1024));
+  return {sub, [o] { return serve(*o); }};
 }
 
 }  // namespace pyflame_rt

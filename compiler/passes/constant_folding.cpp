@@ -1,5 +1,6 @@
 #include "compiler/passes/constant_folding.h"
 
+#include "devices/custom_ops.h"
 #include "devices/ref/ref_program.h"
 
 namespace pyflame_rt {
@@ -10,6 +11,7 @@ bool foldable_op(const Node& n) {
   static const std::set<std::string> kRandom = {"RandomUniform", "RandomNormal", "RandomUniformLike",
                                                 "RandomNormalLike", "Bernoulli", "Multinomial", "Dropout"};
   if (kRandom.count(n.op_type)) return false;
+  if (is_custom_op(n.domain, n.op_type)) return false;  // user kernels may be impure (or call Python)
   for (const auto& kv : n.attributes) {
     if (kv.second.g || !kv.second.graphs.empty()) return false;  // control flow
   }

@@ -2,6 +2,7 @@
 
 #include "devices/ref/kernel.h"
 #include "devices/ref/kernel_groups.h"
+#include "devices/custom_ops.h"
 
 namespace pyflame_rt {
 
@@ -32,7 +33,10 @@ void KernelRegistry::add(const std::string& domain, const std::string& op_type, 
 KernelFn KernelRegistry::find(const std::string& domain, const std::string& op_type, int64_t opset,
                               DType dtype) const {
   auto it = kernels_.find({canonical_domain(domain), op_type});
-  if (it == kernels_.end()) return nullptr;
+  if (it == kernels_.end()) {
+    // Kernels users registered at run time (devices/custom_ops.h) are found like ours.
+    return is_custom_op(domain, op_type) ? custom_op_dispatch_kernel() : nullptr;
+  }
   for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
     const KernelDef& d = e->def;
     if (opset > 0 && (opset < d.since || opset > d.until)) continue;

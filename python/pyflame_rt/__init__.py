@@ -12,6 +12,8 @@ from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, Inva
 from . import capi
 from .capi.onnxruntime_pybind11_state import NotImplemented  # noqa: A004 - ONNX Runtime's name
 from .batching import Batcher
+from .custom_ops import (custom_op, custom_op_names, register_custom_op, register_custom_ops_library,
+                         unregister_custom_op)
 from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
@@ -51,4 +53,5 @@ __all__ = [
     "configure_actor_runtime", "actor_runtime_threads", "serve", "RemoteStage", "StageServer",
     "OrtValue", "IOBinding", "SessionIOBinding", "set_seed", "set_default_logger_severity",
     "set_default_logger_verbosity", "get_version_string", "get_build_info", "capi",
+    "custom_op", "register_custom_op", "unregister_custom_op", "custom_op_names", "register_custom_ops_library",
 ]

@@ -168,6 +168,13 @@ class SessionOptions:
             raise InvalidArgument(f"{field}['{key}']: expected a size >= 0, got {value!r}")
         self._values[field][str(key)] = int(value)
 
+    def register_custom_ops_library(self, library_path):
+        """Loads a custom-op shared library (ONNX Runtime's call; the library exports
+        PyFlameRT_RegisterCustomOps, see devices/custom_op_api.h). Its kernels are registered
+        process-wide at once, so every session created afterwards finds them."""
+        from .custom_ops import register_custom_ops_library
+        register_custom_ops_library(library_path)
+
     def to_native(self):
         """The dict the native core reads."""
         native = dict(self._values)

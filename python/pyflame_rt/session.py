@@ -236,6 +236,28 @@ class InferenceSession:
             kwargs["optimization_level"] = optimization_level
         return cls(path_or_bytes, sess_options, providers, **kwargs)
 
+    @classmethod
+    def from_pytorch(cls, path_or_module, input_shapes=None, sess_options=None, providers=None, input_dtypes=None,
+                     output_names=None, dynamic_batch=False, opset_version=13, **kwargs):
+        """A session of a PyTorch model: an nn.Module or a torch.save() checkpoint of one, exported
+        to ONNX in memory on inputs of input_shapes ({name: shape}, in argument order). Needs
+        Debian's python3-torch (see pyflame_rt.torch_import)."""
+        from . import torch_import
+        module = torch_import.load_module(path_or_module)
+        model = torch_import.export_onnx_bytes(module, input_shapes, input_dtypes, output_names, dynamic_batch,
+                                               opset_version)
+        return cls(model, sess_options, providers, **kwargs)
+
+    @classmethod
+    def from_torchscript(cls, path, input_shapes=None, sess_options=None, providers=None, input_dtypes=None,
+                         output_names=None, dynamic_batch=False, opset_version=13, **kwargs):
+        """A session of a TorchScript archive (torch.jit.save), exported like from_pytorch."""
+        from . import torch_import
+        module = torch_import.torchscript_module(path)
+        model = torch_import.export_onnx_bytes(module, input_shapes, input_dtypes, output_names, dynamic_batch,
+                                               opset_version)
+        return cls(model, sess_options, providers, **kwargs)
+
     @property
     def compiled_from_cache(self):
         """True when the optimised graph came from SessionOptions.compile_cache_dir."""

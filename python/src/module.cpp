@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include "python/src/py_bindings.h"
+#include "python/src/py_custom_ops.h"
 
 namespace py = pybind11;
 
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_pyflame_rt, m) {
   bind_remote(m);
   bind_pipeline(m);
   bind_runtime(m);
+  pyflame_rt::bind_custom_ops(m);
 }
