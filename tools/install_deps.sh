@@ -9,6 +9,7 @@ packages=(
   libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libgrpc++-dev protobuf-compiler-grpc
+  libboost-dev nlohmann-json3-dev curl
   libgtest-dev libgmock-dev pybind11-dev python3-dev
   python3-numpy python3-onnx python3-pytest
   python3-torch python3-torchvision python3-grpcio python3-grpc-tools
