@@ -31,10 +31,6 @@ Expected<std::unique_ptr<GrpcServer>> GrpcServer::start(ModelRepository& reposit
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  if (options.max_concurrent_rpcs > 0) {
-    // Also bound each connection's streams, so one client cannot open them all.
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_rpcs);
-  }
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
     server->service_->stop();
