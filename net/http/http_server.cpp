@@ -1,5 +1,6 @@
 #include "net/http/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -147,8 +148,42 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(core_->options.max_body_bytes);
     stream_.expires_after(std::chrono::seconds(core_->options.idle_timeout_s));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  // The header alone: a declared body over the limit is refused before it is read, and a
+  // client waiting for "100 Continue" (curl does, for large bodies) gets it.
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    if (auto n = parser_->content_length(); n && *n > core_->options.max_body_bytes) {
+      return on_read(bhttp::error::body_limit);
+    }
+    if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
+      auto go_on = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
+                                                                         parser_->get().version());
+      bhttp::async_write(stream_, *go_on, [self = shared_from_this(), go_on](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  // After a 413 the client may still be sending its body: read and drop it (bounded) before
+  // closing, or the close resets the connection and the client never sees the answer.
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > kMaxDrainBytes) return self->close();
+      self->drain();
+    });
   }
 
   void on_read(beast::error_code ec) {
@@ -159,6 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;  // an unreadable request leaves the stream in an unknown place
     version_ = 11;
     if (ec == bhttp::error::body_limit) {
+      draining_ = true;
       std::string model = model_of(parser_->get().target());
       count_failure(model, "body_too_large");
       return send_error(bhttp::status::payload_too_large,
@@ -349,6 +385,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::seconds(core_->options.idle_timeout_s));
     bool close_after = !res->keep_alive();
     bhttp::async_write(stream_, *res, [self = shared_from_this(), res, close_after](beast::error_code ec, size_t) {
+      if (!ec && close_after && self->draining_) return self->drain();
       if (ec || close_after) return self->close();
       self->read();
     });
@@ -365,6 +402,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   HttpServer::Impl* core_;  // outlives every session: its io_context owns their handlers
   bool keep_alive_ = true;
+  bool draining_ = false;
+  size_t drained_ = 0;
+  static constexpr size_t kMaxDrainBytes = 256u << 20;
+  std::array<char, 16384> drain_buffer_;
   unsigned version_ = 11;
 };
 
