@@ -1,7 +1,7 @@
 #include "net/metrics.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 #include <sstream>
 
 namespace pyflame_rt::net {
@@ -22,8 +22,8 @@ std::string escape_label(const std::string& v) {
 
 std::string number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);  // shortest text that reads back exactly
+  return std::string(buf, res.ptr);
 }
 
 std::string labels(const ModelMetrics& m, const std::string& extra = "") {

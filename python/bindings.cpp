@@ -18,6 +18,7 @@
 #include "actors/remote_stage.h"
 #include "actors/stream.h"
 #include "graph/model_loader.h"
+#include "serving_bindings.h"
 
 namespace py = pybind11;
 using namespace pyflame_rt;
@@ -704,5 +705,6 @@ PYBIND11_MODULE(_pyflame_rt, m) {
     py::gil_scoped_release release;
     shutdown_actor_runtime();
   });
+  register_serving(m, [](py::handle h) { return h.cast<const PySession&>().shared(); });
   m.attr("__version__") = "0.1.0";
 }

@@ -3,7 +3,8 @@
 //   pyflame-rt inspect model.onnx
 //   pyflame-rt run model.onnx --input x=x.npy [--output-dir out/]
 //   pyflame-rt convert model.onnx -o model.pfm
-//   pyflame-rt serve model.onnx --port 4242       (a remote stage for pipelines elsewhere)
+//   pyflame-rt serve --model cnn=model.onnx --http-port 8000   (KServe v2 over HTTP)
+//   pyflame-rt serve model.onnx --stage-port 4242             (a remote stage for pipelines elsewhere)
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"
+#include "model_server_command.h"
 #include "serve_command.h"
 
 using namespace pyflame_rt;
@@ -26,7 +28,8 @@ int usage() {
                "  pyflame-rt inspect MODEL\n"
                "  pyflame-rt run MODEL --input NAME=FILE.npy [--input ...] [--output-dir DIR]\n"
                "  pyflame-rt convert MODEL.onnx -o MODEL.pfm\n"
-               "  pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
+               "  pyflame-rt serve --model NAME=PATH [--model ...] [--http-port 8000] ...  (KServe v2 server)\n"
+               "  pyflame-rt serve MODEL --stage-port PORT [--name NAME] [--host HOST] [--threads N]\n";
   return 2;
 }
 
@@ -114,6 +117,8 @@ int convert(const std::string& in, const std::string& out) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) return usage();
+  // `serve --model ...` is the KServe model server; `serve MODEL ...` the CAF stage server.
+  if (args[0] == "serve" && args[1].rfind("--", 0) == 0) return model_server_command({args.begin() + 1, args.end()});
   if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});
   const std::string& cmd = args[0];
   const std::string& model = args[1];

@@ -12,7 +12,8 @@ namespace pyflame_rt {
 namespace {
 
 int serve_usage() {
-  std::cerr << "usage: pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
+  std::cerr << "usage: pyflame-rt serve MODEL [--name NAME] [--host HOST] [--stage-port PORT] [--threads N]\n"
+               "       (the KServe model server: pyflame-rt serve --model NAME=PATH ...)\n";
   return 2;
 }
 
@@ -52,8 +53,8 @@ int serve_command(const std::vector<std::string>& args) {
       name = value;
     } else if (key == "--host") {
       address.host = value;
-    } else if (key == "--port") {
-      auto port = parse_number("--port", value, 0, 65535);
+    } else if (key == "--port" || key == "--stage-port") {  // --port: the older spelling
+      auto port = parse_number(key, value, 0, 65535);
       if (!port.ok()) return serve_fail(port.status());
       address.port = static_cast<uint16_t>(*port);
     } else if (key == "--threads") {
