@@ -1,6 +1,8 @@
 #include "net/server.h"
 
+#include "net/grpc/grpc_listener.h"
 #include "net/http/http_server.h"
+#include "net/zmq/zmq_server_listener.h"
 
 namespace pyflame_rt::net {
 namespace {
@@ -55,13 +57,21 @@ Status Server::start_listeners() {
     http_port_ = server->port();
     add_listener(std::make_unique<HttpListener>(std::move(server), options_.host));
   }
-  // gRPC (net/grpc) and ZeroMQ (net/zmq) listeners start here, over the same repository_.
+  // gRPC (net/grpc) and ZeroMQ (net/zmq) share one table of stateful sequences.
+  const bool zmq = !options_.zmq_pull.empty() || !options_.zmq_pub.empty();
+  if (options_.grpc_port < 0 && !zmq) return Status::OK();
+  SequenceOptions seq_options;
+  seq_options.idle_timeout = std::chrono::milliseconds(options_.sequence_idle_ms);
+  RETURN_IF_ERROR(seq_options.validate());
+  auto sequences = std::make_shared<SequenceTable>(*repository_, seq_options);
   if (options_.grpc_port >= 0) {
-    warnings_.push_back("--grpc-port " + std::to_string(options_.grpc_port) +
-                        ": the gRPC listener is not available in this build yet");
+    ASSIGN_OR_RETURN(auto grpc, start_grpc_listener(repository_, sequences, options_.host, options_.grpc_port,
+                                                    options_.grpc_max_concurrent_rpcs, &grpc_port_));
+    add_listener(std::move(grpc));
   }
-  if (!options_.zmq_pull.empty() || !options_.zmq_pub.empty()) {
-    warnings_.push_back("--zmq-pull/--zmq-pub: the ZeroMQ listener is not available in this build yet");
+  if (zmq) {
+    ASSIGN_OR_RETURN(auto listener, start_zmq_listener(repository_, sequences, options_.zmq_pull, options_.zmq_pub));
+    add_listener(std::move(listener));
   }
   return Status::OK();
 }

@@ -31,8 +31,10 @@ struct ServerOptions {
   int http_threads = 1;
   size_t max_body_bytes = 64u << 20;
   int grpc_port = -1;         // -1 = off
+  int grpc_max_concurrent_rpcs = 0;  // 0 = unlimited; more answer RESOURCE_EXHAUSTED
   std::string zmq_pull;       // ZeroMQ endpoints; empty = off
   std::string zmq_pub;
+  int sequence_idle_ms = 1000;  // stateful sequences (gRPC sequence_id, ZeroMQ stream) idle longer are freed
 };
 
 // A transport in front of the repository.
@@ -61,6 +63,7 @@ class Server {
   // "http 0.0.0.0:8000", ... in start order.
   std::vector<std::string> addresses() const;
   int http_port() const { return http_port_; }  // bound port, -1 without HTTP
+  int grpc_port() const { return grpc_port_; }  // bound port, -1 without gRPC
   // Options given that this build cannot serve yet (reported by the CLI, not fatal).
   const std::vector<std::string>& warnings() const { return warnings_; }
 
@@ -77,6 +80,7 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::string> warnings_;
   int http_port_ = -1;
+  int grpc_port_ = -1;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

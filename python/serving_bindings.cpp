@@ -38,6 +38,11 @@ net::ServerOptions server_options(const py::dict& d) {
     else if (key == "num_threads") m.session.num_threads = v.cast<int>();
     else if (key == "default_priority_level") m.default_priority_level = v.cast<int64_t>();
     else if (key == "repository") o.repository_dir = py::str(v);
+    else if (key == "grpc_port") o.grpc_port = v.cast<int>();
+    else if (key == "grpc_max_concurrent_rpcs") o.grpc_max_concurrent_rpcs = v.cast<int>();
+    else if (key == "zmq_pull") o.zmq_pull = py::str(v);
+    else if (key == "zmq_pub") o.zmq_pub = py::str(v);
+    else if (key == "sequence_idle_ms") o.sequence_idle_ms = v.cast<int>();
     else raise(invalid_argument("ModelServer: unknown option '", key, "'"));
   }
   return o;
@@ -80,6 +85,8 @@ class PyModelServer {
   }
 
   int port() const { return server_ ? server_->http_port() : -1; }
+  int grpc_port() const { return server_ ? server_->grpc_port() : -1; }
+  std::vector<std::string> addresses() const { return server_->addresses(); }
   std::vector<std::string> models() const { return server_->repository()->model_names(); }
   std::string metrics() const { return server_->repository()->metrics().render(); }
   void stop() {
@@ -101,6 +108,8 @@ void register_serving(py::module_& m,
            }),
            py::arg("models"), py::arg("options"))
       .def("port", &PyModelServer::port)
+      .def("grpc_port", &PyModelServer::grpc_port)
+      .def("addresses", &PyModelServer::addresses)
       .def("models", &PyModelServer::models)
       .def("metrics", &PyModelServer::metrics)
       .def("stop", &PyModelServer::stop);

@@ -14,7 +14,8 @@ int usage() {
   std::cerr
       << "usage: pyflame-rt serve --model NAME=PATH [--model ...] [--repository DIR]\n"
          "         [--host HOST] [--http-port 8000] [--http-threads 1] [--max-body-bytes N]\n"
-         "         [--grpc-port 8001] [--zmq-pull ENDPOINT] [--zmq-pub ENDPOINT]\n"
+         "         [--grpc-port 8001] [--grpc-max-concurrent-rpcs N] [--zmq-pull ENDPOINT] [--zmq-pub ENDPOINT]\n"
+         "         [--sequence-idle-ms 1000]\n"
          "         [--max-batch-size 8] [--batch-timeout-us 0] [--preferred-batch-sizes 4,8]\n"
          "         [--max-queue 1024] [--request-timeout-ms 60000] [--device-actors 1] [--threads N]\n"
          "       pyflame-rt serve MODEL --stage-port PORT [--name NAME] [--host HOST] [--threads N]\n"
@@ -71,6 +72,12 @@ Status parse(const std::vector<std::string>& args, net::ServerOptions* o) {
     } else if (key == "--grpc-port") {
       ASSIGN_OR_RETURN(long long p, num(-1, 65535));
       o->grpc_port = static_cast<int>(p);
+    } else if (key == "--grpc-max-concurrent-rpcs") {
+      ASSIGN_OR_RETURN(long long n, num(0, 1 << 20));
+      o->grpc_max_concurrent_rpcs = static_cast<int>(n);
+    } else if (key == "--sequence-idle-ms") {
+      ASSIGN_OR_RETURN(long long n, num(1, 86400000));
+      o->sequence_idle_ms = static_cast<int>(n);
     } else if (key == "--zmq-pull") {
       o->zmq_pull = v;
     } else if (key == "--zmq-pub") {

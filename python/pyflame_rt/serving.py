@@ -115,3 +115,8 @@ class ModelServer(MultiModelServer):
         if name is None:
             name = os.path.splitext(os.path.basename(os.fspath(model_path)))[0] if model_path is not None else "model"
         super().__init__({name: model_path if model_path is not None else session}, **options)
+
+
+# gRPC/ZeroMQ and the FastAPI app live in their own modules; they are part of this namespace.
+from .grpc_serving import GRPCServer  # noqa: E402
+from .fastapi_serving import fastapi_app  # noqa: E402
