@@ -315,3 +315,40 @@ TEST(ModelRepository, HigherPriorityOvertakesTheDefaultLevel) {
 
 }  // namespace
 }  // namespace pyflame_rt::net
+
+namespace pyflame_rt::net {
+namespace {
+
+TEST(ModelRepository, RequestTimeoutAnswersDeadlineExceededFromTheQueue) {
+  auto gate = std::make_shared<GateTarget>();
+  ModelConfig cfg;
+  cfg.batching.max_batch_size = 1;
+  cfg.batching.batch_timeout_ms = 0;
+  ModelRepository repo;
+  TensorInfo io{"x", DType::kFloat32, Shape::from_dims({1})};
+  ASSERT_TRUE(repo.load("gate", gate, {io}, {io}, cfg).ok());
+  std::vector<std::future<Expected<InferResponse>>> answers;
+  auto submit = [&](int64_t timeout_us) {
+    auto p = std::make_shared<std::promise<Expected<InferResponse>>>();
+    answers.push_back(p->get_future());
+    InferRequest r;
+    r.model_name = "gate";
+    r.timeout_us = timeout_us;
+    r.inputs.push_back({"x", Tensor::from_vector<float>({1}, {1.f}), {}});
+    repo.infer(std::move(r), [p](Expected<InferResponse> resp) { p->set_value(std::move(resp)); });
+  };
+  submit(0);
+  ASSERT_TRUE(gate->wait_started(1));
+  submit(1000);  // may wait 1 ms in the queue
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past its deadline (absolute)
+  gate->open();
+  for (auto& a : answers) ASSERT_EQ(a.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_TRUE(answers[0].get().ok());
+  auto late = answers[1].get();
+  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(http_status(late.status().code()), 504);
+  EXPECT_EQ(repo.metrics().model("gate", "1")->failures("timeout"), 1u);
+}
+
+}  // namespace
+}  // namespace pyflame_rt::net
