@@ -1,7 +1,7 @@
 // grpc_zmq_bench: gRPC and ZeroMQ serving against in-process run() of the same model, in one run.
 //
 //   build/bin/pyflame-grpc-zmq-bench [--model examples/models/tiny_cnn.onnx] [--requests 2000]
-//       [--duration 10] [--connections 32] [--max-batch-size 8]
+//       [--duration 10] [--connections 32] [--max-batch-size 8] [--server-threads 0]
 //
 // 1. in-process run() latency, one caller, batch 1 (p50/p99);
 // 2. `pyflame-rt serve` in a child process with --grpc-port and --zmq-pull/--zmq-pub; one client
@@ -48,6 +48,7 @@ struct Options {
   double duration_s = 10;
   int connections = 32;
   int max_batch_size = 8;
+  int server_threads = 0;  // the served model's --threads (0: the session default)
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -119,9 +120,10 @@ Child start_server(const Options& o) {
     dup2(fds[1], 1);
     close(fds[0]);
     std::string model = "cnn=" + o.model, mbs = std::to_string(o.max_batch_size);
+    std::string threads = std::to_string(o.server_threads);
     execl(o.cli.c_str(), o.cli.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1", "--http-port", "-1",
           "--grpc-port", "0", "--zmq-pull", "tcp://127.0.0.1:*", "--zmq-pub", "tcp://127.0.0.1:*", "--max-batch-size",
-          mbs.c_str(), static_cast<char*>(nullptr));
+          mbs.c_str(), "--threads", threads.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -284,6 +286,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--duration") o.duration_s = std::stod(v);
     else if (k == "--connections") o.connections = std::stoi(v);
     else if (k == "--max-batch-size") o.max_batch_size = std::stoi(v);
+    else if (k == "--server-threads") o.server_threads = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << "\n";
       std::exit(2);
