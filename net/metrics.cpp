@@ -138,13 +138,25 @@ uint64_t Metrics::server_failures(const std::string& reason) const {
   return it == server_failures_.end() ? 0 : it->second;
 }
 
+void Metrics::count_event(const std::string& event, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_[event] += n;
+}
+
+uint64_t Metrics::events(const std::string& event) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = events_.find(event);
+  return it == events_.end() ? 0 : it->second;
+}
+
 std::string Metrics::render() const {
   std::vector<std::shared_ptr<ModelMetrics>> models;
-  std::map<std::string, uint64_t> server;
+  std::map<std::string, uint64_t> server, events;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [key, m] : models_) models.push_back(m);
     server = server_failures_;
+    events = events_;
   }
   std::ostringstream os;
   auto counter = [&](const char* name, const char* help, auto value) {
@@ -184,6 +196,12 @@ std::string Metrics::render() const {
          "Requests refused before reaching a loaded model, by reason.");
   for (const auto& [reason, n] : server) {
     os << "pyflame_server_request_failure_total{reason=\"" << escape_label(reason) << "\"} " << n << '\n';
+  }
+  if (!events.empty()) {
+    header(os, "pyflame_server_events_total", "counter", "Listener events that are not failures, by event.");
+    for (const auto& [event, n] : events) {
+      os << "pyflame_server_events_total{event=\"" << escape_label(event) << "\"} " << n << '\n';
+    }
   }
   return os.str();
 }

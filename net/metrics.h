@@ -87,12 +87,16 @@ class Metrics {
   // Failures that belong to no loaded model: unknown model, unparsable request, body too large.
   void record_server_failure(const std::string& reason);
   uint64_t server_failures(const std::string& reason) const;
+  // Listener events that are not failures, by name (ZeroMQ: frames missing in a stream's seq).
+  void count_event(const std::string& event, uint64_t n = 1);
+  uint64_t events(const std::string& event) const;
   std::string render() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<ModelMetrics>> models_;
   std::map<std::string, uint64_t> server_failures_;
+  std::map<std::string, uint64_t> events_;
 };
 
 }  // namespace pyflame_rt::net

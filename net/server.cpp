@@ -58,7 +58,7 @@ Status Server::start_listeners() {
     add_listener(std::make_unique<HttpListener>(std::move(server), options_.host));
   }
   // gRPC (net/grpc) and ZeroMQ (net/zmq) share one table of stateful sequences.
-  const bool zmq = !options_.zmq_pull.empty() || !options_.zmq_pub.empty();
+  const bool zmq = !options_.zmq_pull.empty() || !options_.zmq_pub.empty() || !options_.zmq_sub.empty();
   if (options_.grpc_port < 0 && !zmq) return Status::OK();
   SequenceOptions seq_options;
   seq_options.idle_timeout = std::chrono::milliseconds(options_.sequence_idle_ms);
@@ -70,7 +70,8 @@ Status Server::start_listeners() {
     add_listener(std::move(grpc));
   }
   if (zmq) {
-    ASSIGN_OR_RETURN(auto listener, start_zmq_listener(repository_, sequences, options_.zmq_pull, options_.zmq_pub));
+    ASSIGN_OR_RETURN(auto listener, start_zmq_listener(repository_, sequences, options_.zmq_pull, options_.zmq_pub,
+                                                       options_.zmq_sub));
     add_listener(std::move(listener));
   }
   return Status::OK();

@@ -34,6 +34,7 @@ struct ServerOptions {
   int grpc_max_concurrent_rpcs = 0;  // 0 = unlimited; more answer RESOURCE_EXHAUSTED
   std::string zmq_pull;       // ZeroMQ endpoints; empty = off
   std::string zmq_pub;
+  std::string zmq_sub;        // connected SUB socket (frame 0 = topic = model name); empty = off
   int sequence_idle_ms = 1000;  // stateful sequences (gRPC sequence_id, ZeroMQ stream) idle longer are freed
 };
 

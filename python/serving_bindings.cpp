@@ -42,6 +42,7 @@ net::ServerOptions server_options(const py::dict& d) {
     else if (key == "grpc_max_concurrent_rpcs") o.grpc_max_concurrent_rpcs = v.cast<int>();
     else if (key == "zmq_pull") o.zmq_pull = py::str(v);
     else if (key == "zmq_pub") o.zmq_pub = py::str(v);
+    else if (key == "zmq_sub") o.zmq_sub = py::str(v);
     else if (key == "sequence_idle_ms") o.sequence_idle_ms = v.cast<int>();
     else raise(invalid_argument("ModelServer: unknown option '", key, "'"));
   }

@@ -15,6 +15,7 @@ int usage() {
       << "usage: pyflame-rt serve --model NAME=PATH [--model ...] [--repository DIR]\n"
          "         [--host HOST] [--http-port 8000] [--http-threads 1] [--max-body-bytes N]\n"
          "         [--grpc-port 8001] [--grpc-max-concurrent-rpcs N] [--zmq-pull ENDPOINT] [--zmq-pub ENDPOINT]\n"
+         "         [--zmq-sub ENDPOINT]\n"
          "         [--sequence-idle-ms 1000]\n"
          "         [--max-batch-size 8] [--batch-timeout-us 0] [--preferred-batch-sizes 4,8]\n"
          "         [--max-queue 1024] [--request-timeout-ms 60000] [--device-actors 1] [--threads N]\n"
@@ -82,6 +83,8 @@ Status parse(const std::vector<std::string>& args, net::ServerOptions* o) {
       o->zmq_pull = v;
     } else if (key == "--zmq-pub") {
       o->zmq_pub = v;
+    } else if (key == "--zmq-sub") {
+      o->zmq_sub = v;
     } else if (key == "--max-batch-size") {
       ASSIGN_OR_RETURN(long long n, num(1, 4096));
       m.batching.max_batch_size = static_cast<int>(n);

@@ -96,7 +96,7 @@ struct ZmqListener::Impl {
       } else if (req.seq > it->second.next) {
         gap = req.seq - it->second.next;
         gap_frames.fetch_add(static_cast<uint64_t>(gap), std::memory_order_relaxed);
-        repository.metrics().record_server_failure("zmq_sequence_gap");
+        repository.metrics().count_event("zmq_gap_frames", static_cast<uint64_t>(gap));
       }
       it->second.next = req.seq + 1;
       it->second.last_seen = Clock::now();

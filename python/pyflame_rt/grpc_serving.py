@@ -18,7 +18,7 @@ class GRPCServer(MultiModelServer):
     """Serves models=..., or one model_path/session (under `name`), over gRPC on `port`."""
 
     def __init__(self, model_path=None, *, session=None, models=None, name=None, port=8001, max_concurrent_rpcs=0,
-                 http_port=-1, zmq_pull="", zmq_pub="", sequence_idle_ms=1000, **options):
+                 http_port=-1, zmq_pull="", zmq_pub="", zmq_sub="", sequence_idle_ms=1000, **options):
         import os
         from .errors import InvalidArgument
         given = [x is not None for x in (model_path, session, models)]
@@ -31,7 +31,7 @@ class GRPCServer(MultiModelServer):
             models = {name: model_path if model_path is not None else session}
         super().__init__(models, port=http_port, **options)
         self._options.update({"grpc_port": int(port), "grpc_max_concurrent_rpcs": int(max_concurrent_rpcs),
-                              "zmq_pull": str(zmq_pull), "zmq_pub": str(zmq_pub),
+                              "zmq_pull": str(zmq_pull), "zmq_pub": str(zmq_pub), "zmq_sub": str(zmq_sub),
                               "sequence_idle_ms": int(sequence_idle_ms)})
 
     @property

@@ -180,3 +180,6 @@ def test_malformed_frames_are_counted_in_metrics(peer, server):
         text = r.read().decode()
     m = re.search(r'pyflame_\w*failure\w*\{[^}]*reason="zmq_malformed"[^}]*\} (\d+)', text)
     assert m and int(m.group(1)) >= 1, text[-2000:]
+    # test_stream_state_gaps_and_late_frames left a gap of 2 frames and one late frame.
+    assert 'pyflame_server_events_total{event="zmq_gap_frames"} 2' in text
+    assert 'pyflame_server_request_failure_total{reason="zmq_out_of_order"} 1' in text

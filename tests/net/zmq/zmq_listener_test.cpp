@@ -155,6 +155,9 @@ TEST_F(ZmqListenerTest, StreamsKeepStateCountGapsAndRejectLateFrames) {
   EXPECT_EQ(h4["seq"], 4);
   EXPECT_EQ(h4["gap"], 2);
   EXPECT_EQ(listener_->stats().gap_frames, 2u);
+  EXPECT_EQ(repo_.metrics().events("zmq_gap_frames"), 2u);
+  EXPECT_NE(repo_.metrics().render().find("pyflame_server_events_total{event=\"zmq_gap_frames\"} 2"),
+            std::string::npos);
 
   send(header(3), {raw(features(0.1f))});  // late
   auto [t3, h3, f3] = receive();
@@ -162,6 +165,7 @@ TEST_F(ZmqListenerTest, StreamsKeepStateCountGapsAndRejectLateFrames) {
   EXPECT_EQ(h3["code"], "ABORTED");
   EXPECT_EQ(h3["stream"], "cam-1");
   EXPECT_EQ(listener_->stats().out_of_order, 1u);
+  EXPECT_EQ(repo_.metrics().server_failures("zmq_out_of_order"), 1u);
 
   // "start" begins afresh: the first answer again.
   json restart = header(0);
@@ -170,6 +174,47 @@ TEST_F(ZmqListenerTest, StreamsKeepStateCountGapsAndRejectLateFrames) {
   auto [tr, hr, fr] = receive();
   ASSERT_FALSE(fr.empty());
   EXPECT_EQ(fr[0], f0[0]);
+}
+
+// SUB ingestion: the listener connects to a sensor's PUB socket; frame 0 is the topic (model).
+TEST(ZmqSubscriber, ReadsFromAPublisherWithTheModelAsTopic) {
+  ModelRepository repo;
+  ASSERT_TRUE(repo.load("cnn", kCnn).ok());
+  SequenceTable sequences(repo);
+  zmq::context_t ctx;
+  zmq::socket_t sensor(ctx, zmq::socket_type::pub);
+  sensor.bind("tcp://127.0.0.1:*");
+  ZmqOptions o;
+  o.sub_endpoint = sensor.get(zmq::sockopt::last_endpoint);
+  o.sub_topics = {"cnn"};
+  o.pub_endpoint = "tcp://127.0.0.1:*";
+  auto listener = ZmqListener::start(repo, sequences, o);
+  ASSERT_TRUE(listener.ok()) << listener.status().to_string();
+  zmq::socket_t answers(ctx, zmq::socket_type::sub);
+  answers.set(zmq::sockopt::subscribe, "cnn");
+  answers.set(zmq::sockopt::rcvtimeo, 50);
+  answers.connect((*listener)->pub_endpoint());
+  Tensor x = image(0.7f);
+  const std::string header =
+      json{{"model", "cnn"}, {"seq", 1}, {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 32, 32}}}}}}
+          .dump();
+  const std::string frame = raw(x);
+  // Both subscriptions take a moment to propagate: publish until an answer arrives (bounded).
+  std::vector<zmq::message_t> m;
+  for (int i = 0; i < 400 && m.empty(); ++i) {
+    sensor.send(zmq::str_buffer("cnn"), zmq::send_flags::sndmore);
+    sensor.send(zmq::buffer(header), zmq::send_flags::sndmore);
+    sensor.send(zmq::buffer(frame), zmq::send_flags::none);
+    (void)zmq::recv_multipart(answers, std::back_inserter(m));
+  }
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0].to_string(), "cnn");
+  auto session = InferenceSession::create(kCnn);
+  ASSERT_TRUE(session.ok());
+  EXPECT_EQ(m[2].to_string(), raw((*(*session)->run({}, {{"image", x}}))[0]));
+  (*listener)->stop();
+  sequences.stop();
+  repo.stop();
 }
 
 }  // namespace
