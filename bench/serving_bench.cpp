@@ -2,6 +2,7 @@
 //
 //   build/bin/pyflame-serving-bench [--model examples/models/tiny_cnn.onnx] [--duration 60]
 //       [--connections 32] [--max-batch-size 8] [--batch-timeout-us 0] [--latency-requests 2000]
+//       [--threads 1] [--device-actors 2] [--http-threads 1]   (the server's defaults)
 //
 // 1. in-process run() latency, one caller, batch 1 (p50/p99);
 // 2. in-process run_batch throughput: a Batcher with the server's settings kept full with
@@ -53,6 +54,8 @@ struct Options {
   int batch_timeout_us = 0;
   int latency_requests = 2000;
   int http_threads = 1;
+  int device_actors = 2;  // batches of the model computing at once (server and in-process Batcher)
+  int threads = 1;  // intra-op threads of both the served and the in-process model (0 = per core)
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -93,6 +96,7 @@ double batcher_throughput(std::shared_ptr<const InferenceSession> s, const Optio
   BatchOptions bo;
   bo.max_batch_size = o.max_batch_size;
   bo.batch_timeout_ms = o.batch_timeout_us / 1000.0;
+  bo.device_actors = o.device_actors;
   auto batcher = Batcher::create(make_session_target(s, "bench"), bo);
   if (!batcher.ok()) std::abort();
   Tensor x = image(2);
@@ -131,10 +135,11 @@ Child start_server(const Options& o) {
     close(fds[0]);
     std::string model = "cnn=" + o.model;
     std::string mbs = std::to_string(o.max_batch_size), bt = std::to_string(o.batch_timeout_us);
-    std::string th = std::to_string(o.http_threads);
+    std::string th = std::to_string(o.http_threads), intra = std::to_string(o.threads);
+    std::string da = std::to_string(o.device_actors);
     execl(o.cli.c_str(), o.cli.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1", "--http-port", "0",
           "--max-batch-size", mbs.c_str(), "--batch-timeout-us", bt.c_str(), "--http-threads", th.c_str(),
-          static_cast<char*>(nullptr));
+          "--threads", intra.c_str(), "--device-actors", da.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -293,6 +298,8 @@ Options parse(int argc, char** argv) {
     else if (k == "--batch-timeout-us") o.batch_timeout_us = std::stoi(v);
     else if (k == "--latency-requests") o.latency_requests = std::stoi(v);
     else if (k == "--http-threads") o.http_threads = std::stoi(v);
+    else if (k == "--threads") o.threads = std::stoi(v);
+    else if (k == "--device-actors") o.device_actors = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << "\n";
       std::exit(2);
@@ -305,7 +312,9 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
-  auto created = InferenceSession::create(o.model);
+  SessionOptions so;
+  so.num_threads = o.threads;
+  auto created = InferenceSession::create(o.model, so);
   if (!created.ok()) {
     std::cerr << created.status().to_string() << "\n";
     return 1;
@@ -327,8 +336,9 @@ int main(int argc, char** argv) {
 
   double served_ips = static_cast<double>(served.ok) / served.seconds;
   double run_p50 = percentile(run_lat, 0.5), one_p50 = percentile(one, 0.5);
-  std::printf("model %s, %d connections, max_batch_size %d, batch timeout %d us, %.0f s of load\n",
-              o.model.c_str(), o.connections, o.max_batch_size, o.batch_timeout_us, o.duration_s);
+  std::printf("model %s, %d connections, max_batch_size %d, batch timeout %d us, intra-op threads %d, device actors %d, %.0f s of load\n",
+              o.model.c_str(), o.connections, o.max_batch_size, o.batch_timeout_us, o.threads, o.device_actors,
+              o.duration_s);
   std::printf("%-44s %12s %10s %10s\n", "measure", "value", "p50 us", "p99 us");
   std::printf("%-44s %12s %10.1f %10.1f\n", "in-process run(), batch 1, one caller", "", run_p50,
               percentile(run_lat, 0.99));
