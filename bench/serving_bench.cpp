@@ -255,8 +255,8 @@ std::vector<double> served_latencies(int port, int n) {
   return lat;
 }
 
-// The server's own view (GET /metrics): mean batch and where the time went.
-void print_server_metrics(int port) {
+// GET /metrics summed over labels: name -> value (counters, _sum and _count of histograms).
+std::map<std::string, double> server_metrics(int port) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
@@ -272,13 +272,19 @@ void print_server_metrics(int port) {
     if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
     v[line.substr(0, line.find('{'))] += std::stod(line.substr(line.rfind(' ') + 1));
   }
+  return v;
+}
+
+// The server's own view between two snapshots: mean batch and where the time went.
+void print_server_view(const char* phase, std::map<std::string, double> before, std::map<std::string, double> v) {
+  for (auto& [k, x] : v) x -= before[k];
   auto mean = [&](const std::string& h) {
     double n = v[h + "_count"];
     return n ? v[h + "_sum"] / n : 0.0;
   };
-  std::printf("server: %.0f requests in %.0f model runs (mean batch %.2f); mean us: request %.1f, queue %.1f, "
+  std::printf("server, %s: %.0f requests in %.0f model runs (mean batch %.2f); mean us: request %.1f, queue %.1f, "
               "compute %.1f\n",
-              v["pyflame_inference_count_total"], v["pyflame_inference_exec_count_total"],
+              phase, v["pyflame_inference_count_total"], v["pyflame_inference_exec_count_total"],
               v["pyflame_inference_exec_count_total"]
                   ? v["pyflame_inference_count_total"] / v["pyflame_inference_exec_count_total"]
                   : 0.0,
@@ -327,9 +333,13 @@ int main(int argc, char** argv) {
 
   std::vector<double> run_lat = run_latencies(*session, o.latency_requests);
   double batch_ips = batcher_throughput(session, o, std::min(o.duration_s, 20.0));
+  auto m0 = server_metrics(server.port);
   LoadResult served = load(server.port, o.connections, o.duration_s);
+  auto m1 = server_metrics(server.port);
   std::vector<double> one = served_latencies(server.port, o.latency_requests);
-  print_server_metrics(server.port);
+  auto m2 = server_metrics(server.port);
+  print_server_view("load", m0, m1);
+  print_server_view("one client", m1, m2);
   kill(server.pid, SIGTERM);
   int status = 0;
   waitpid(server.pid, &status, 0);
