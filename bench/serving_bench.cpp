@@ -2,11 +2,13 @@
 //
 //   build/bin/pyflame-serving-bench [--model examples/models/tiny_cnn.onnx] [--duration 60]
 //       [--connections 32] [--max-batch-size 8] [--batch-timeout-us 0] [--latency-requests 2000]
+//       [--threads 1] [--device-actors 2] [--http-threads 1]   (the server's defaults)
 //
 // 1. in-process run() latency, one caller, batch 1 (p50/p99);
-// 2. in-process run_batch throughput: a Batcher with the server's settings kept full with
+// 2. in-process Batcher run() latency, one caller (the actor hops a served request takes);
+//    in-process run_batch throughput: a Batcher with the server's settings kept full with
 //    `connections` single-image requests (what Session.run_batch does);
-// 3. served throughput: `pyflame-rt serve` in a child process, `connections` keep-alive HTTP
+// 3. served throughput (in 5 s slices alternating with the in-process run_batch ones): `pyflame-rt serve` in a child process, `connections` keep-alive HTTP
 //    connections (Boost.Beast, one client thread) each sending single-image binary-tensor
 //    requests back to back for `duration` seconds: inferences/s, p50/p99, errors;
 // 4. served latency with one client (sequential requests) and its overhead over run() p50.
@@ -53,6 +55,8 @@ struct Options {
   int batch_timeout_us = 0;
   int latency_requests = 2000;
   int http_threads = 1;
+  int device_actors = 2;  // batches of the model computing at once (server and in-process Batcher)
+  int threads = 1;  // intra-op threads of both the served and the in-process model (0 = per core)
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -88,30 +92,47 @@ std::vector<double> run_latencies(const InferenceSession& s, int n) {
   return lat;
 }
 
-// Inferences per second through a Batcher kept `inflight` requests deep for `seconds`.
-double batcher_throughput(std::shared_ptr<const InferenceSession> s, const Options& o, double seconds) {
+std::shared_ptr<Batcher> make_batcher(std::shared_ptr<const InferenceSession> s, const Options& o) {
   BatchOptions bo;
   bo.max_batch_size = o.max_batch_size;
   bo.batch_timeout_ms = o.batch_timeout_us / 1000.0;
+  bo.device_actors = o.device_actors;
   auto batcher = Batcher::create(make_session_target(s, "bench"), bo);
   if (!batcher.ok()) std::abort();
+  return *batcher;
+}
+
+// Batcher::run() one request at a time: the actor hops a served request also takes.
+std::vector<double> batcher_latencies(Batcher& b, int n) {
+  std::map<std::string, Tensor> feeds{{"image", image(1)}};
+  std::vector<double> lat;
+  for (int i = 0; i < n + 50; ++i) {
+    auto t0 = Clock::now();
+    if (!b.run(feeds).ok()) std::abort();
+    if (i >= 50) lat.push_back(us_since(t0));
+  }
+  return lat;
+}
+
+// Inferences through a Batcher kept `connections` requests deep for `seconds`: {count, seconds}.
+std::pair<uint64_t, double> batcher_throughput(std::shared_ptr<Batcher> batcher, const Options& o, double seconds) {
   Tensor x = image(2);
   std::deque<std::future<BatchResult>> inflight;
-  auto submit = [&] { inflight.push_back((*batcher)->submit({{"image", x}})); };
+  auto submit = [&] { inflight.push_back(batcher->submit({{"image", x}})); };
   for (int i = 0; i < o.connections; ++i) submit();
   uint64_t done = 0;
   auto t0 = Clock::now();
   auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   while (Clock::now() < end) {
-    BatchResult r = (*batcher)->wait(inflight.front());
+    BatchResult r = batcher->wait(inflight.front());
     inflight.pop_front();
     if (!r.ok()) std::abort();
     ++done;
     submit();
   }
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  for (auto& f : inflight) (void)(*batcher)->wait(f);
-  return static_cast<double>(done) / elapsed;
+  for (auto& f : inflight) (void)batcher->wait(f);
+  return {done, elapsed};
 }
 
 // --- the served model -------------------------------------------------------------------
@@ -131,10 +152,11 @@ Child start_server(const Options& o) {
     close(fds[0]);
     std::string model = "cnn=" + o.model;
     std::string mbs = std::to_string(o.max_batch_size), bt = std::to_string(o.batch_timeout_us);
-    std::string th = std::to_string(o.http_threads);
+    std::string th = std::to_string(o.http_threads), intra = std::to_string(o.threads);
+    std::string da = std::to_string(o.device_actors);
     execl(o.cli.c_str(), o.cli.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1", "--http-port", "0",
           "--max-batch-size", mbs.c_str(), "--batch-timeout-us", bt.c_str(), "--http-threads", th.c_str(),
-          static_cast<char*>(nullptr));
+          "--threads", intra.c_str(), "--device-actors", da.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -250,8 +272,8 @@ std::vector<double> served_latencies(int port, int n) {
   return lat;
 }
 
-// The server's own view (GET /metrics): mean batch and where the time went.
-void print_server_metrics(int port) {
+// GET /metrics summed over labels: name -> value (counters, _sum and _count of histograms).
+std::map<std::string, double> server_metrics(int port) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
@@ -267,13 +289,19 @@ void print_server_metrics(int port) {
     if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
     v[line.substr(0, line.find('{'))] += std::stod(line.substr(line.rfind(' ') + 1));
   }
+  return v;
+}
+
+// The server's own view between two snapshots: mean batch and where the time went.
+void print_server_view(const char* phase, std::map<std::string, double> before, std::map<std::string, double> v) {
+  for (auto& [k, x] : v) x -= before[k];
   auto mean = [&](const std::string& h) {
     double n = v[h + "_count"];
     return n ? v[h + "_sum"] / n : 0.0;
   };
-  std::printf("server: %.0f requests in %.0f model runs (mean batch %.2f); mean us: request %.1f, queue %.1f, "
+  std::printf("server, %s: %.0f requests in %.0f model runs (mean batch %.2f); mean us: request %.1f, queue %.1f, "
               "compute %.1f\n",
-              v["pyflame_inference_count_total"], v["pyflame_inference_exec_count_total"],
+              phase, v["pyflame_inference_count_total"], v["pyflame_inference_exec_count_total"],
               v["pyflame_inference_exec_count_total"]
                   ? v["pyflame_inference_count_total"] / v["pyflame_inference_exec_count_total"]
                   : 0.0,
@@ -293,6 +321,8 @@ Options parse(int argc, char** argv) {
     else if (k == "--batch-timeout-us") o.batch_timeout_us = std::stoi(v);
     else if (k == "--latency-requests") o.latency_requests = std::stoi(v);
     else if (k == "--http-threads") o.http_threads = std::stoi(v);
+    else if (k == "--threads") o.threads = std::stoi(v);
+    else if (k == "--device-actors") o.device_actors = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << "\n";
       std::exit(2);
@@ -305,7 +335,9 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
-  auto created = InferenceSession::create(o.model);
+  SessionOptions so;
+  so.num_threads = o.threads;
+  auto created = InferenceSession::create(o.model, so);
   if (!created.ok()) {
     std::cerr << created.status().to_string() << "\n";
     return 1;
@@ -317,21 +349,46 @@ int main(int argc, char** argv) {
   (void)load(server.port, o.connections, 2.0);
 
   std::vector<double> run_lat = run_latencies(*session, o.latency_requests);
-  double batch_ips = batcher_throughput(session, o, std::min(o.duration_s, 20.0));
-  LoadResult served = load(server.port, o.connections, o.duration_s);
+  auto batcher = make_batcher(session, o);
+  std::vector<double> batcher_lat = batcher_latencies(*batcher, o.latency_requests);
+  // Throughput in alternating 5 s slices (in-process, then served), so that drifts of a shared
+  // machine hit both alike.
+  auto m0 = server_metrics(server.port);
+  LoadResult served;
+  uint64_t batch_done = 0;
+  double batch_seconds = 0;
+  for (double left = o.duration_s; left > 0; left -= 5) {
+    double slice = std::min(5.0, left);
+    auto [n, sec] = batcher_throughput(batcher, o, slice);
+    batch_done += n;
+    batch_seconds += sec;
+    LoadResult r = load(server.port, o.connections, slice);
+    served.ok += r.ok;
+    served.errors += r.errors;
+    served.seconds += r.seconds;
+    served.latencies_us.insert(served.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+  }
+  batcher->stop();
+  double batch_ips = static_cast<double>(batch_done) / batch_seconds;
+  auto m1 = server_metrics(server.port);
   std::vector<double> one = served_latencies(server.port, o.latency_requests);
-  print_server_metrics(server.port);
+  auto m2 = server_metrics(server.port);
+  print_server_view("load", m0, m1);
+  print_server_view("one client", m1, m2);
   kill(server.pid, SIGTERM);
   int status = 0;
   waitpid(server.pid, &status, 0);
 
   double served_ips = static_cast<double>(served.ok) / served.seconds;
   double run_p50 = percentile(run_lat, 0.5), one_p50 = percentile(one, 0.5);
-  std::printf("model %s, %d connections, max_batch_size %d, batch timeout %d us, %.0f s of load\n",
-              o.model.c_str(), o.connections, o.max_batch_size, o.batch_timeout_us, o.duration_s);
+  std::printf("model %s, %d connections, max_batch_size %d, batch timeout %d us, intra-op threads %d, device actors %d, %.0f s of load\n",
+              o.model.c_str(), o.connections, o.max_batch_size, o.batch_timeout_us, o.threads, o.device_actors,
+              o.duration_s);
   std::printf("%-44s %12s %10s %10s\n", "measure", "value", "p50 us", "p99 us");
   std::printf("%-44s %12s %10.1f %10.1f\n", "in-process run(), batch 1, one caller", "", run_p50,
               percentile(run_lat, 0.99));
+  std::printf("%-44s %12s %10.1f %10.1f\n", "in-process Batcher run(), one caller", "", percentile(batcher_lat, 0.5),
+              percentile(batcher_lat, 0.99));
   std::printf("%-44s %10.0f/s %10s %10s\n", "in-process run_batch (Batcher), inferences", batch_ips, "", "");
   std::printf("%-44s %10.0f/s %10.1f %10.1f\n", "served HTTP binary, inferences", served_ips,
               percentile(served.latencies_us, 0.5), percentile(served.latencies_us, 0.99));
@@ -339,11 +396,13 @@ int main(int argc, char** argv) {
   std::printf("%-44s %12.2f  (target >= 0.8)\n", "served / in-process run_batch throughput", served_ips / batch_ips);
   std::printf("%-44s %12s %10.1f %10.1f\n", "served HTTP binary, one client", "", one_p50, percentile(one, 0.99));
   std::printf("%-44s %12.1f  (target <= 50 us)\n", "server overhead p50 (one client - run())", one_p50 - run_p50);
+  std::printf("%-44s %12.1f\n", "  of which HTTP (one client - Batcher run())", one_p50 - percentile(batcher_lat, 0.5));
   std::printf(
       "{\"run_p50_us\": %.1f, \"run_batch_ips\": %.0f, \"served_ips\": %.0f, \"served_p50_us\": %.1f, "
       "\"served_p99_us\": %.1f, \"errors\": %llu, \"ratio\": %.3f, \"one_client_p50_us\": %.1f, "
-      "\"overhead_p50_us\": %.1f}\n",
+      "\"overhead_p50_us\": %.1f, \"batcher_p50_us\": %.1f}\n",
       run_p50, batch_ips, served_ips, percentile(served.latencies_us, 0.5), percentile(served.latencies_us, 0.99),
-      static_cast<unsigned long long>(served.errors), served_ips / batch_ips, one_p50, one_p50 - run_p50);
+      static_cast<unsigned long long>(served.errors), served_ips / batch_ips, one_p50, one_p50 - run_p50,
+      percentile(batcher_lat, 0.5));
   return 0;
 }

@@ -21,7 +21,9 @@ namespace {
 net::ServerOptions server_options(const py::dict& d) {
   net::ServerOptions o;
   net::ModelConfig& m = o.model_defaults;
-  m.batching.batch_timeout_ms = 0;
+  m.batching.batch_timeout_ms = 0;  // the CLI's defaults (tools/model_server_command.cpp)
+  m.session.num_threads = 1;
+  m.batching.device_actors = 2;
   for (auto item : d) {
     std::string key = py::str(item.first);
     py::handle v = item.second;

@@ -22,11 +22,15 @@ from .errors import InvalidArgument
 
 class MultiModelServer:
     """Serves several models, each given as a path (.onnx/.pfm, or a Triton-layout directory)
-    or an InferenceSession, under its name."""
+    or an InferenceSession, under its name.
+
+    Defaults favour throughput: device_actors=2 batches compute at once, each with
+    num_threads=1 intra-op thread (raise num_threads for large models where one request's
+    latency matters more). A session passed in keeps its own thread setting."""
 
     def __init__(self, models=None, *, host="0.0.0.0", port=8000, max_batch_size=8, batch_timeout_ms=0.0,
-                 preferred_batch_sizes=None, max_queue_size=1024, request_timeout_ms=60000, device_actors=1,
-                 num_threads=0, http_threads=1, max_body_bytes=64 << 20, repository=None):
+                 preferred_batch_sizes=None, max_queue_size=1024, request_timeout_ms=60000, device_actors=2,
+                 num_threads=1, http_threads=1, max_body_bytes=64 << 20, repository=None):
         from .session import InferenceSession
         self._models = []
         for name, source in (models or {}).items():
