@@ -1,15 +1,13 @@
 // grpc_zmq_bench: gRPC and ZeroMQ serving against in-process run() of the same model, in one run.
 //
 //   build/bin/pyflame-grpc-zmq-bench [--model examples/models/tiny_cnn.onnx] [--requests 2000]
-//       [--duration 10] [--connections 32] [--max-batch-size 8] [--server-threads 0]
+//       [--duration 10] [--connections 32] [--max-batch-size 8] [--server-threads N]
 //
-// 1. in-process run() latency, one caller, batch 1 (p50/p99);
-// 2. `pyflame-rt serve` in a child process with --grpc-port and --zmq-pull/--zmq-pub; one client
-//    at a time, sequential single-image requests (raw tensors):
-//      gRPC ModelInfer (unary), gRPC ModelStreamInfer (one open stream, write then read),
-//      ZeroMQ PUSH -> PUB round trip;
-//    each with p50/p99 and its overhead over run() p50 (target: at most 50 us);
-// 3. gRPC throughput: `connections` requests kept in flight (async unary calls) for `duration`
+// 1. `pyflame-rt serve` in a child process with --grpc-port and --zmq-pull/--zmq-pub; one client,
+//    sequential single-image requests (raw tensors), interleaved call by call with in-process
+//    run(): run(), gRPC ModelInfer (unary), gRPC ModelStreamInfer (one open stream, write then
+//    read), ZeroMQ PUSH -> PUB round trip; p50/p99 and overhead over run() p50 (target <= 50 us);
+// 2. gRPC throughput: `connections` requests kept in flight (async unary calls) for `duration`
 //    seconds against an in-process Batcher kept as deep: inferences/s, p50/p99, errors.
 // Prints a table; the last line is the same as JSON.
 #include <sys/wait.h>
@@ -48,7 +46,7 @@ struct Options {
   double duration_s = 10;
   int connections = 32;
   int max_batch_size = 8;
-  int server_threads = 0;  // the served model's --threads (0: the session default)
+  int server_threads = -1;  // the served model's --threads (-1: the CLI's default)
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -71,22 +69,11 @@ Tensor image(uint32_t seed) {
 
 std::string raw(const Tensor& t) { return std::string(static_cast<const char*>(t.raw_data()), t.nbytes()); }
 
-std::vector<double> run_latencies(const InferenceSession& s, int n) {
-  std::map<std::string, Tensor> feeds{{"image", image(1)}};
-  for (int i = 0; i < 50; ++i) (void)s.run({}, feeds);
-  std::vector<double> lat;
-  for (int i = 0; i < n; ++i) {
-    auto t0 = Clock::now();
-    if (!s.run({}, feeds).ok()) std::abort();
-    lat.push_back(us_since(t0));
-  }
-  return lat;
-}
-
 double batcher_throughput(std::shared_ptr<const InferenceSession> s, const Options& o, double seconds) {
   BatchOptions bo;
   bo.max_batch_size = o.max_batch_size;
   bo.batch_timeout_ms = 0;
+  bo.device_actors = 2;
   auto batcher = Batcher::create(make_session_target(s, "bench"), bo);
   if (!batcher.ok()) std::abort();
   Tensor x = image(2);
@@ -121,9 +108,15 @@ Child start_server(const Options& o) {
     close(fds[0]);
     std::string model = "cnn=" + o.model, mbs = std::to_string(o.max_batch_size);
     std::string threads = std::to_string(o.server_threads);
-    execl(o.cli.c_str(), o.cli.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1", "--http-port", "-1",
-          "--grpc-port", "0", "--zmq-pull", "tcp://127.0.0.1:*", "--zmq-pub", "tcp://127.0.0.1:*", "--max-batch-size",
-          mbs.c_str(), "--threads", threads.c_str(), static_cast<char*>(nullptr));
+    std::vector<const char*> argv{o.cli.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1",
+                                  "--http-port", "-1", "--grpc-port", "0", "--zmq-pull", "tcp://127.0.0.1:*",
+                                  "--zmq-pub", "tcp://127.0.0.1:*", "--max-batch-size", mbs.c_str()};
+    if (o.server_threads >= 0) {
+      argv.push_back("--threads");
+      argv.push_back(threads.c_str());
+    }
+    argv.push_back(nullptr);
+    execv(o.cli.c_str(), const_cast<char* const*>(argv.data()));
     _exit(127);
   }
   close(fds[1]);
@@ -158,68 +151,41 @@ inference::ModelInferRequest infer_request() {
   return req;
 }
 
-std::vector<double> grpc_unary(inference::GRPCInferenceService::Stub& stub, int n) {
-  auto req = infer_request();
-  std::vector<double> lat;
-  for (int i = 0; i < n + 100; ++i) {
-    grpc::ClientContext ctx;
-    inference::ModelInferResponse resp;
-    auto t0 = Clock::now();
-    if (!stub.ModelInfer(&ctx, req, &resp).ok() || resp.raw_output_contents_size() != 1) std::abort();
-    if (i >= 100) lat.push_back(us_since(t0));  // the first 100 warm the path
+// A PUSH producer and a SUB consumer of the server's ZeroMQ endpoints.
+class ZmqPeer {
+ public:
+  explicit ZmqPeer(const Child& c) {
+    push_.connect(c.zmq_pull);
+    sub_.set(zmq::sockopt::subscribe, "cnn");
+    sub_.connect(c.zmq_pub);
+    // A subscription takes a moment to reach the PUB socket: send until answers come.
+    sub_.set(zmq::sockopt::rcvtimeo, 50);
+    std::vector<zmq::message_t> m;
+    for (int i = 0; i < 200; ++i) {
+      send();
+      if (zmq::recv_multipart(sub_, std::back_inserter(m))) break;
+    }
+    sub_.set(zmq::sockopt::rcvtimeo, 100);
+    while (zmq::recv_multipart(sub_, std::back_inserter(m))) m.clear();
+    sub_.set(zmq::sockopt::rcvtimeo, 30000);
   }
-  return lat;
-}
-
-std::vector<double> grpc_stream(inference::GRPCInferenceService::Stub& stub, int n) {
-  auto req = infer_request();
-  grpc::ClientContext ctx;
-  auto stream = stub.ModelStreamInfer(&ctx);
-  inference::ModelStreamInferResponse resp;
-  std::vector<double> lat;
-  for (int i = 0; i < n + 100; ++i) {
-    auto t0 = Clock::now();
-    if (!stream->Write(req) || !stream->Read(&resp) || !resp.error_message().empty()) std::abort();
-    if (i >= 100) lat.push_back(us_since(t0));
+  void round_trip() {
+    std::vector<zmq::message_t> m;
+    send();
+    if (!zmq::recv_multipart(sub_, std::back_inserter(m)) || m.size() != 3) std::abort();
   }
-  stream->WritesDone();
-  (void)stream->Finish();
-  return lat;
-}
 
-std::vector<double> zmq_round_trip(const Child& c, int n) {
-  zmq::context_t ctx;
-  zmq::socket_t push(ctx, zmq::socket_type::push), sub(ctx, zmq::socket_type::sub);
-  push.connect(c.zmq_pull);
-  sub.set(zmq::sockopt::subscribe, "cnn");
-  sub.connect(c.zmq_pub);
-  const std::string header =
+ private:
+  void send() {
+    push_.send(zmq::buffer(header_), zmq::send_flags::sndmore);
+    push_.send(zmq::buffer(x_), zmq::send_flags::none);
+  }
+  zmq::context_t ctx_;
+  zmq::socket_t push_{ctx_, zmq::socket_type::push}, sub_{ctx_, zmq::socket_type::sub};
+  const std::string header_ =
       R"({"model":"cnn","seq":0,"inputs":[{"name":"image","datatype":"FP32","shape":[1,3,32,32]}]})";
-  const std::string x = raw(image(3));
-  auto send = [&] {
-    push.send(zmq::buffer(header), zmq::send_flags::sndmore);
-    push.send(zmq::buffer(x), zmq::send_flags::none);
-  };
-  // A subscription takes a moment to reach the PUB socket: send until answers come.
-  sub.set(zmq::sockopt::rcvtimeo, 50);
-  std::vector<zmq::message_t> m;
-  for (int i = 0; i < 200; ++i) {
-    send();
-    if (zmq::recv_multipart(sub, std::back_inserter(m))) break;
-  }
-  sub.set(zmq::sockopt::rcvtimeo, 100);
-  while (zmq::recv_multipart(sub, std::back_inserter(m))) m.clear();
-  sub.set(zmq::sockopt::rcvtimeo, 30000);
-  std::vector<double> lat;
-  for (int i = 0; i < n + 100; ++i) {
-    m.clear();
-    auto t0 = Clock::now();
-    send();
-    if (!zmq::recv_multipart(sub, std::back_inserter(m)) || m.size() != 3) std::abort();
-    if (i >= 100) lat.push_back(us_since(t0));
-  }
-  return lat;
-}
+  const std::string x_ = raw(image(3));
+};
 
 struct Load {
   uint64_t ok = 0, errors = 0;
@@ -299,7 +265,10 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
-  auto created = InferenceSession::create(o.model);
+  // The in-process side runs with the server's defaults: 1 intra-op thread, 2 device actors.
+  SessionOptions so;
+  so.num_threads = o.server_threads >= 0 ? o.server_threads : 1;
+  auto created = InferenceSession::create(o.model, so);
   if (!created.ok()) {
     std::cerr << created.status().to_string() << "\n";
     return 1;
@@ -308,12 +277,48 @@ int main(int argc, char** argv) {
   Child server = start_server(o);
   auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(server.grpc, grpc::InsecureChannelCredentials()));
 
-  std::vector<double> run_lat = run_latencies(*session, o.requests);
-  std::vector<double> unary = grpc_unary(*stub, o.requests);
-  std::vector<double> streamed = grpc_stream(*stub, o.requests);
-  std::vector<double> zmq = zmq_round_trip(server, o.requests);
-  std::vector<double> run_lat2 = run_latencies(*session, o.requests);  // the machine may have drifted
-  run_lat.insert(run_lat.end(), run_lat2.begin(), run_lat2.end());
+  // Interleaved call by call (run, unary, stream, ZeroMQ, run, ...), so a drift of the shared
+  // machine hits every path alike.
+  std::vector<double> run_lat, batched, unary, streamed, zmq;
+  {
+    std::map<std::string, Tensor> feeds{{"image", image(3)}};
+    // The server's path without a transport: a Batcher with the server's settings, one caller.
+    BatchOptions bo;
+    bo.max_batch_size = o.max_batch_size;
+    bo.batch_timeout_ms = 0;
+    bo.device_actors = 2;
+    auto batcher = Batcher::create(make_session_target(session, "bench"), bo);
+    if (!batcher.ok()) std::abort();
+    auto req = infer_request();
+    grpc::ClientContext sctx;
+    auto stream = stub->ModelStreamInfer(&sctx);
+    ZmqPeer peer(server);
+    for (int i = 0; i < o.requests + 100; ++i) {
+      const bool keep = i >= 100;  // the first 100 warm every path
+      auto t0 = Clock::now();
+      if (!session->run({}, feeds).ok()) std::abort();
+      if (keep) run_lat.push_back(us_since(t0));
+      t0 = Clock::now();
+      if (!(*batcher)->run(feeds).ok()) std::abort();
+      if (keep) batched.push_back(us_since(t0));
+      {
+        grpc::ClientContext ctx;
+        inference::ModelInferResponse resp;
+        t0 = Clock::now();
+        if (!stub->ModelInfer(&ctx, req, &resp).ok()) std::abort();
+        if (keep) unary.push_back(us_since(t0));
+      }
+      inference::ModelStreamInferResponse sresp;
+      t0 = Clock::now();
+      if (!stream->Write(req) || !stream->Read(&sresp) || !sresp.error_message().empty()) std::abort();
+      if (keep) streamed.push_back(us_since(t0));
+      t0 = Clock::now();
+      peer.round_trip();
+      if (keep) zmq.push_back(us_since(t0));
+    }
+    stream->WritesDone();
+    (void)stream->Finish();
+  }
   double batch_ips = batcher_throughput(session, o, o.duration_s);
   Load load = grpc_load(*stub, o.connections, o.duration_s);
   kill(server.pid, SIGTERM);
@@ -330,6 +335,7 @@ int main(int argc, char** argv) {
     std::printf("%-46s %10.1f %10.1f %11.1f us\n", name, percentile(v, 0.5), percentile(v, 0.99),
                 percentile(v, 0.5) - run_p50);
   };
+  row("in-process Batcher::run() (the actor hops)", batched);
   row("gRPC ModelInfer (unary, raw tensors)", unary);
   row("gRPC ModelStreamInfer (one open stream)", streamed);
   row("ZeroMQ PUSH -> PUB round trip", zmq);
@@ -339,10 +345,10 @@ int main(int argc, char** argv) {
               percentile(load.latencies_us, 0.5), percentile(load.latencies_us, 0.99),
               static_cast<unsigned long long>(load.errors), served_ips / batch_ips);
   std::printf(
-      "{\"run_p50_us\": %.1f, \"grpc_unary_p50_us\": %.1f, \"grpc_stream_p50_us\": %.1f, \"zmq_p50_us\": %.1f, "
+      "{\"run_p50_us\": %.1f, \"batcher_run_p50_us\": %.1f, \"grpc_unary_p50_us\": %.1f, \"grpc_stream_p50_us\": %.1f, \"zmq_p50_us\": %.1f, "
       "\"grpc_unary_overhead_us\": %.1f, \"grpc_stream_overhead_us\": %.1f, \"zmq_overhead_us\": %.1f, "
       "\"batcher_ips\": %.0f, \"grpc_ips\": %.0f, \"grpc_load_p99_us\": %.1f, \"grpc_errors\": %llu}\n",
-      run_p50, percentile(unary, 0.5), percentile(streamed, 0.5), percentile(zmq, 0.5), percentile(unary, 0.5) - run_p50,
+      run_p50, percentile(batched, 0.5), percentile(unary, 0.5), percentile(streamed, 0.5), percentile(zmq, 0.5), percentile(unary, 0.5) - run_p50,
       percentile(streamed, 0.5) - run_p50, percentile(zmq, 0.5) - run_p50, batch_ips, served_ips,
       percentile(load.latencies_us, 0.99), static_cast<unsigned long long>(load.errors));
   return 0;
