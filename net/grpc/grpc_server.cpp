@@ -24,7 +24,8 @@ Expected<std::unique_ptr<GrpcServer>> GrpcServer::start(ModelRepository& reposit
   RETURN_IF_ERROR(options.validate());
   std::unique_ptr<GrpcServer> server(new GrpcServer());
   server->options_ = options;
-  server->service_ = std::make_unique<InferenceService>(repository, sequences, options.max_concurrent_rpcs);
+  server->service_ = std::make_unique<InferenceService>(repository, sequences, options.max_concurrent_rpcs,
+                                                         options.max_unwritten_per_stream);
   grpc::ServerBuilder builder;
   const std::string address = options.host + ":" + std::to_string(options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);

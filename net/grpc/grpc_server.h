@@ -28,6 +28,7 @@ struct GrpcServerOptions {
   int port = 8001;
   int max_concurrent_rpcs = 0;                  // 0: unlimited; more answer RESOURCE_EXHAUSTED
   int max_message_bytes = 64 << 20;             // one request or response
+  int max_unwritten_per_stream = 256;           // ModelStreamInfer back-pressure (see InferenceService)
   std::chrono::milliseconds shutdown_grace{2000};
 
   Status validate() const;
@@ -42,6 +43,7 @@ class GrpcServer {
   GrpcServer& operator=(const GrpcServer&) = delete;
 
   int port() const { return port_; }
+  const InferenceService& service() const { return *service_; }
   // Stops accepting, lets RPCs in flight finish within shutdown_grace, cancels the rest.
   // Idempotent.
   void stop();

@@ -1,5 +1,7 @@
 #include "net/grpc/inference_service.h"
 
+#include <algorithm>
+
 #include "net/grpc/grpc_codec.h"
 #include "net/grpc/stream_infer_reactor.h"
 
@@ -31,8 +33,10 @@ void fill_tensor_metadata(const std::vector<TensorInfo>& infos,
 
 }  // namespace
 
-InferenceService::InferenceService(ModelRepository& repository, SequenceTable& sequences, int max_concurrent_rpcs)
-    : repository_(repository), sequences_(sequences), max_concurrent_rpcs_(max_concurrent_rpcs) {
+InferenceService::InferenceService(ModelRepository& repository, SequenceTable& sequences, int max_concurrent_rpcs,
+                                   int max_unwritten_per_stream)
+    : repository_(repository), sequences_(sequences), max_concurrent_rpcs_(max_concurrent_rpcs),
+      max_unwritten_per_stream_(std::max(1, max_unwritten_per_stream)) {
   admin_thread_ = std::thread([this] {
     for (;;) {
       std::pair<std::function<void()>, grpc::ServerUnaryReactor*> job;

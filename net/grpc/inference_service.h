@@ -25,7 +25,10 @@ namespace pyflame_rt::net {
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
   // max_concurrent_rpcs <= 0: no limit of ours (gRPC's own flow control still applies).
-  InferenceService(ModelRepository& repository, SequenceTable& sequences, int max_concurrent_rpcs);
+  // max_unwritten_per_stream: answers of one ModelStreamInfer call held for a client that does
+  // not read; past it the call stops reading requests until the client catches up.
+  InferenceService(ModelRepository& repository, SequenceTable& sequences, int max_concurrent_rpcs,
+                   int max_unwritten_per_stream = 256);
   ~InferenceService() override;
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest* req,
@@ -60,6 +63,10 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   bool try_enter();
   void leave() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
   grpc::Status too_many_rpcs() const;
+  int max_unwritten_per_stream() const { return max_unwritten_per_stream_; }
+  // Times a stream stopped reading because its client did not read its answers.
+  uint64_t stream_read_pauses() const { return read_pauses_.load(); }
+  void count_read_pause() { read_pauses_.fetch_add(1, std::memory_order_relaxed); }
   // Stops the admin thread; loads not started are answered UNAVAILABLE.
   void stop();
 
@@ -69,7 +76,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   ModelRepository& repository_;
   SequenceTable& sequences_;
   const int max_concurrent_rpcs_;
+  const int max_unwritten_per_stream_;
   std::atomic<int> in_flight_{0};
+  std::atomic<uint64_t> read_pauses_{0};
   std::mutex admin_mu_;
   std::condition_variable admin_cv_;
   std::deque<std::pair<std::function<void()>, grpc::ServerUnaryReactor*>> admin_jobs_;

@@ -13,12 +13,15 @@ struct StreamInferReactor::State {
   inference::ModelStreamInferResponse in_write;                   // the one being written
   bool writing = false;
   bool reads_done = false;
+  bool read_paused = false;  // too many answers wait for the client: no StartRead until they drain
+  uint64_t max_unwritten = 256;
   bool finished = false;  // Finish() called or decided: nothing more is written
 };
 
 StreamInferReactor::StreamInferReactor(InferenceService& service, grpc::CallbackServerContext*)
     : service_(service), state_(std::make_shared<State>()) {
   state_->reactor = this;
+  state_->max_unwritten = static_cast<uint64_t>(service_.max_unwritten_per_stream());
   if (!service_.try_enter()) {
     state_->finished = true;
     Finish(service_.too_many_rpcs());
@@ -30,7 +33,13 @@ StreamInferReactor::StreamInferReactor(InferenceService& service, grpc::Callback
 
 StreamInferReactor::Action StreamInferReactor::next_action(State& s) {
   Action action;
-  if (s.finished || s.writing) return action;
+  action.reactor = s.reactor;
+  if (s.finished) return action;
+  if (s.read_paused && s.next_slot - s.next_write <= s.max_unwritten / 2) {
+    s.read_paused = false;
+    action.resume_read = true;
+  }
+  if (s.writing) return action;
   auto it = s.ready.find(s.next_write);
   if (it != s.ready.end()) {
     s.in_write = std::move(it->second);
@@ -42,11 +51,12 @@ StreamInferReactor::Action StreamInferReactor::next_action(State& s) {
     s.finished = true;
     action.finish = true;
   }
-  action.reactor = s.reactor;
   return action;
 }
 
 void StreamInferReactor::act(const std::shared_ptr<State>&, Action action) {
+  // request_ is idle while reads are paused: no read is outstanding.
+  if (action.resume_read) action.reactor->StartRead(&action.reactor->request_);
   if (action.write) {
     action.reactor->StartWrite(action.write);
   } else if (action.finish) {
@@ -89,6 +99,11 @@ void StreamInferReactor::OnReadDone(bool ok) {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     keep_reading = !state_->finished;
+    if (keep_reading && state_->next_slot - state_->next_write >= state_->max_unwritten) {
+      state_->read_paused = true;  // resumed by next_action() once answers drain
+      keep_reading = false;
+      service_.count_read_pause();
+    }
   }
   if (keep_reading) StartRead(&request_);  // request_ is free again: everything was copied out
   std::shared_ptr<State> state = state_;

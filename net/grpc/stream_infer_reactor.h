@@ -3,7 +3,8 @@
 // Every request read is dispatched at once (a batcher or, with a sequence_id parameter, the
 // sequence's stream), so requests of one call overlap; answers are written back in request
 // order, one ModelStreamInferResponse each (error_message set instead of infer_response for a
-// failed one: the stream stays open). The call ends when the client half-closes and every
+// failed one: the stream stays open). A client that sends without reading is pushed back: with
+// max_unwritten_per_stream answers waiting, no further request is read until half are written. The call ends when the client half-closes and every
 // answer is written, or at once when a write fails (the client went away); answers arriving
 // after that are dropped. The reactor is deleted by gRPC in OnDone(); completion callbacks
 // hold only the shared State, never the reactor.
@@ -32,6 +33,7 @@ class StreamInferReactor final
   // Finish are never called with the lock held.
   struct Action {
     StreamInferReactor* reactor = nullptr;
+    bool resume_read = false;
     inference::ModelStreamInferResponse* write = nullptr;
     bool finish = false;
     grpc::Status status;
