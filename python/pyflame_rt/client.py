@@ -81,12 +81,16 @@ class _HttpTransport:
     def __init__(self, host, port, timeout, binary):
         self._host, self._port, self._timeout, self._binary = host, port, timeout, binary
         self._local = threading.local()
+        self._all = []  # every thread's connection, so close() can close them all
+        self._all_lock = threading.Lock()
 
     def _connection(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
             self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
         return conn
 
     def _request(self, method, path, body=None, headers=None):
@@ -100,6 +104,8 @@ class _HttpTransport:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 conn.close()
                 self._local.conn = None
+                with self._all_lock:
+                    self._all.remove(conn)
                 if attempt:
                     raise
 
@@ -185,9 +191,11 @@ class _HttpTransport:
         return [m["name"] for m in self.post_json("/v2/repository/index", {}) if m.get("state", "READY") == "READY"]
 
     def close(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
             conn.close()
+        self._local = threading.local()
 
 
 class _GrpcTransport:
