@@ -286,8 +286,12 @@ std::map<std::string, double> server_metrics(int port) {
   std::istringstream in(res.body());
   std::string line;
   while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
-    v[line.substr(0, line.find('{'))] += std::stod(line.substr(line.rfind(' ') + 1));
+    if (line.empty() || line[0] == '#') continue;
+    std::string key = line.substr(0, line.find('{'));
+    if (auto le = line.find("le=\""); le != std::string::npos) {
+      key += "|" + line.substr(le + 4, line.find('"', le + 4) - le - 4);  // name_bucket|bound
+    }
+    v[key] += std::stod(line.substr(line.rfind(' ') + 1));
   }
   return v;
 }
@@ -299,6 +303,17 @@ void print_server_view(const char* phase, std::map<std::string, double> before, 
     double n = v[h + "_count"];
     return n ? v[h + "_sum"] / n : 0.0;
   };
+  // The bucket bound under which half the observations fall (an upper estimate of p50).
+  auto p50 = [&](const std::string& h) {
+    double half = v[h + "_count"] / 2, best = 0;
+    std::string prefix = h + "_bucket|";
+    for (const auto& [k, x] : v) {
+      if (k.rfind(prefix, 0) != 0 || k == prefix + "+Inf" || x < half) continue;
+      double bound = std::stod(k.substr(prefix.size()));
+      if (best == 0 || bound < best) best = bound;
+    }
+    return best;
+  };
   std::printf("server, %s: %.0f requests in %.0f model runs (mean batch %.2f); mean us: request %.1f, queue %.1f, "
               "compute %.1f\n",
               phase, v["pyflame_inference_count_total"], v["pyflame_inference_exec_count_total"],
@@ -307,6 +322,9 @@ void print_server_view(const char* phase, std::map<std::string, double> before, 
                   : 0.0,
               mean("pyflame_inference_request_duration_us"), mean("pyflame_inference_queue_duration_us"),
               mean("pyflame_inference_compute_duration_us"));
+  std::printf("server, %s: p50 <= us: request %.0f, queue %.0f, compute %.0f (histogram bounds)\n", phase,
+              p50("pyflame_inference_request_duration_us"), p50("pyflame_inference_queue_duration_us"),
+              p50("pyflame_inference_compute_duration_us"));
 }
 
 Options parse(int argc, char** argv) {

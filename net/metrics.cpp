@@ -75,7 +75,8 @@ std::vector<uint64_t> Histogram::cumulative() const {
 }
 
 std::vector<double> latency_buckets_us() {
-  return {25, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1e6, 1e7};
+  return {10,    25,    50,    75,     100,    150,    200,    300, 500, 750, 1000,
+          2000,  5000,  10000, 20000,  50000,  100000, 200000, 5e5, 1e6, 1e7};
 }
 
 std::vector<double> batch_size_buckets() { return {1, 2, 4, 8, 16, 32, 64, 128, 256}; }

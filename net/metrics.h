@@ -40,7 +40,7 @@ class Histogram {
   std::atomic<double> sum_{0.0};  // added with a compare-exchange loop
 };
 
-// Bounds in microseconds (25 us .. 10 s) and in requests per model run (1 .. 256).
+// Bounds in microseconds (10 us .. 10 s) and in requests per model run (1 .. 256).
 std::vector<double> latency_buckets_us();
 std::vector<double> batch_size_buckets();
 

@@ -135,7 +135,11 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* core) : stream_(std::move(socket)), core_(core) {}
+  Session(tcp::socket socket, HttpServer::Impl* core) : stream_(std::move(socket)), core_(core) {
+    // Room for a small binary request in one read (a 32x32 RGB float image is 12 KB), instead
+    // of growing from 512 bytes over several reads.
+    buffer_.reserve(64 * 1024);
+  }
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });

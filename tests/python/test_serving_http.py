@@ -452,3 +452,58 @@ def test_model_server_start_blocks_until_stop():
     assert not t.is_alive()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=2)  # no longer listening
+
+
+def test_bytes_and_int64_tensors_in_json_and_binary(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["t"]), helper.make_node("Add", ["a", "a"], ["b"])], "g",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"]),
+         helper.make_tensor_value_info("a", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("t", TensorProto.STRING, ["n"]),
+         helper.make_tensor_value_info("b", TensorProto.INT64, ["n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "strings.onnx"
+    onnx.save(model, str(path))
+    with ModelServer(str(path), name="strings", host="127.0.0.1", port=0) as srv:
+        words = ["ab", "", "h\u00e9llo"]
+        body = json.dumps({"inputs": [{"name": "s", "shape": [3], "datatype": "BYTES", "data": words},
+                                      {"name": "a", "shape": [3], "datatype": "INT64", "data": [1, -2, 2 ** 40]}]})
+        status, _, rb = request(srv, "POST", "/v2/models/strings/infer", body.encode())
+        assert status == 200, rb
+        outs = {o["name"]: o for o in json.loads(rb)["outputs"]}
+        assert outs["t"]["datatype"] == "BYTES" and outs["t"]["data"] == words
+        assert outs["b"]["datatype"] == "INT64" and outs["b"]["data"] == [2, -4, 2 ** 41]
+        # Binary: BYTES elements are a 4-byte little-endian length, then the bytes.
+        raw = b"".join(len(w.encode()).to_bytes(4, "little") + w.encode() for w in words)
+        a = np.array([5, 6, 7], np.int64)
+        head = json.dumps({"inputs": [
+            {"name": "s", "shape": [3], "datatype": "BYTES", "parameters": {"binary_data_size": len(raw)}},
+            {"name": "a", "shape": [3], "datatype": "INT64", "parameters": {"binary_data_size": a.nbytes}}],
+            "outputs": [{"name": "t", "parameters": {"binary_data": True}}, {"name": "b"}]}).encode()
+        status, rh, rb = request(srv, "POST", "/v2/models/strings/infer", head + raw + a.tobytes(),
+                                 {"Inference-Header-Content-Length": str(len(head))})
+        assert status == 200, rb
+        n = int(rh["Inference-Header-Content-Length"])
+        header = json.loads(rb[:n])
+        assert header["outputs"][0]["parameters"]["binary_data_size"] == len(raw)
+        assert rb[n:] == raw
+        assert header["outputs"][1]["data"] == [10, 12, 14]
+        bad = json.dumps({"inputs": [{"name": "s", "shape": [3], "datatype": "BYTES", "data": [1, 2, 3]},
+                                     {"name": "a", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}]})
+        status, _, rb = request(srv, "POST", "/v2/models/strings/infer", bad.encode())
+        assert status == 400 and "expected a string" in json.loads(rb)["error"]
+
+
+def test_priority_and_timeout_parameters_are_accepted(server, cnn_session):
+    x = images(1, 13)
+    status, headers, rb = request(server, "POST", "/v2/models/cnn/infer",
+                                  json_infer_body(x, parameters={"priority": 1, "timeout": 5000000}))
+    assert status == 200, rb
+    np.testing.assert_allclose(decode(headers, rb)[1]["probs"], cnn_session.run(None, {"image": x})[0],
+                               rtol=1e-6, atol=1e-7)
+    status, _, rb = request(server, "POST", "/v2/models/cnn/infer",
+                            json_infer_body(x, parameters={"sequence_id": 7, "sequence_start": True}))
+    assert status == 501 and "sequence" in json.loads(rb)["error"]
