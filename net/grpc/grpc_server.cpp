@@ -4,6 +4,9 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <atomic>
+#include <thread>
+
 #include "net/grpc/inference_service.h"
 
 namespace pyflame_rt::net {
@@ -45,7 +48,19 @@ GrpcServer::~GrpcServer() { stop(); }
 
 void GrpcServer::stop() {
   if (!server_) return;
-  server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+  // Shutdown() blocks through the grace period; calls still waiting for a model after it are
+  // answered UNAVAILABLE by us, so Wait() does not wait for the model (a long batch timeout).
+  std::atomic<bool> shut{false};
+  const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_grace;
+  std::thread shutdown([this, &shut] {
+    server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+    shut = true;
+  });
+  while (!shut.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  service_->fail_pending();
+  shutdown.join();
   server_->Wait();
   server_.reset();
   service_->stop();

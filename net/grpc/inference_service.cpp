@@ -67,6 +67,26 @@ void InferenceService::stop() {
   if (admin_thread_.joinable()) admin_thread_.join();
 }
 
+uint64_t InferenceService::add_pending(std::function<void()> fail) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  pending_.emplace(next_pending_, std::move(fail));
+  return next_pending_++;
+}
+
+void InferenceService::remove_pending(uint64_t id) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  pending_.erase(id);
+}
+
+void InferenceService::fail_pending() {
+  std::map<uint64_t, std::function<void()>> pending;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending.swap(pending_);
+  }
+  for (auto& [id, fail] : pending) fail();
+}
+
 void InferenceService::run_admin(std::function<void()> job, grpc::ServerUnaryReactor* reactor) {
   {
     std::lock_guard<std::mutex> lock(admin_mu_);
@@ -161,15 +181,22 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   // The reactor and *resp live until Finish() has been called, so the callback may use them
-  // from whichever thread answers (a device actor, a sequence worker, or this one).
-  dispatch(std::move(*request), [this, reactor, resp](Expected<InferResponse> result) {
+  // from whichever thread answers (a device actor, a sequence worker, or this one). `answered`
+  // makes the model's answer and a shutdown's UNAVAILABLE exclusive.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  const uint64_t pending = add_pending([reactor, answered] {
+    if (!answered->exchange(true)) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+  });
+  dispatch(std::move(*request), [this, reactor, resp, answered, pending](Expected<InferResponse> result) {
+    remove_pending(pending);
+    leave();  // before Finish(): once the last call finishes, the service may be destroyed
+    if (answered->exchange(true)) return;
     if (result.ok()) {
       response_to_proto(*result, resp);
       reactor->Finish(grpc::Status::OK);
     } else {
       reactor->Finish(to_grpc_status(result.status()));
     }
-    leave();
   });
   return reactor;
 }

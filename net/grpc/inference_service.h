@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -67,6 +68,12 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // Times a stream stopped reading because its client did not read its answers.
   uint64_t stream_read_pauses() const { return read_pauses_.load(); }
   void count_read_pause() { read_pauses_.fetch_add(1, std::memory_order_relaxed); }
+  // Calls still waiting for a model register how to answer them now; at shutdown, after the
+  // grace period, fail_pending() answers them UNAVAILABLE (gRPC's Wait() would otherwise wait
+  // for the model, e.g. a long batch timeout). The first answer wins; a late one is dropped.
+  uint64_t add_pending(std::function<void()> fail);
+  void remove_pending(uint64_t id);
+  void fail_pending();
   // Stops the admin thread; loads not started are answered UNAVAILABLE.
   void stop();
 
@@ -79,6 +86,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   const int max_unwritten_per_stream_;
   std::atomic<int> in_flight_{0};
   std::atomic<uint64_t> read_pauses_{0};
+  std::mutex pending_mu_;
+  uint64_t next_pending_ = 0;
+  std::map<uint64_t, std::function<void()>> pending_;
   std::mutex admin_mu_;
   std::condition_variable admin_cv_;
   std::deque<std::pair<std::function<void()>, grpc::ServerUnaryReactor*>> admin_jobs_;

@@ -16,6 +16,8 @@ struct StreamInferReactor::State {
   bool read_paused = false;  // too many answers wait for the client: no StartRead until they drain
   uint64_t max_unwritten = 256;
   bool finished = false;  // Finish() called or decided: nothing more is written
+  bool stopping = false;  // the server is stopping: finish as soon as no write is in flight
+  uint64_t pending_id = 0;
 };
 
 StreamInferReactor::StreamInferReactor(InferenceService& service, grpc::CallbackServerContext*)
@@ -28,6 +30,18 @@ StreamInferReactor::StreamInferReactor(InferenceService& service, grpc::Callback
     return;
   }
   entered_ = true;
+  std::weak_ptr<State> weak = state_;
+  state_->pending_id = service_.add_pending([weak] {
+    auto s = weak.lock();
+    if (!s) return;
+    Action action;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->stopping = true;
+      action = next_action(*s);
+    }
+    act(s, std::move(action));
+  });
   StartRead(&request_);
 }
 
@@ -40,6 +54,12 @@ StreamInferReactor::Action StreamInferReactor::next_action(State& s) {
     action.resume_read = true;
   }
   if (s.writing) return action;
+  if (s.stopping) {
+    s.finished = true;
+    action.finish = true;
+    action.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
+    return action;
+  }
   auto it = s.ready.find(s.next_write);
   if (it != s.ready.end()) {
     s.in_write = std::move(it->second);
@@ -151,7 +171,10 @@ void StreamInferReactor::OnDone() {
     state_->reactor = nullptr;
     state_->finished = true;
   }
-  if (entered_) service_.leave();
+  if (entered_) {
+    service_.remove_pending(state_->pending_id);
+    service_.leave();
+  }
   delete this;
 }
 

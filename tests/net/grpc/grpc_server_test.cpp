@@ -285,5 +285,37 @@ TEST_F(GrpcServerTest, StreamPushesBackOnAClientThatSendsFasterThanItReads) {
   EXPECT_GT(server_->service().stream_read_pauses(), 0u);
 }
 
+
+TEST(GrpcServerStop, AnswersCallsStillWaitingForAModel) {
+  // A batch that would form only after two minutes: stop() must not wait for it.
+  ModelConfig config;
+  config.batching.max_batch_size = 64;
+  config.batching.batch_timeout_ms = 120000;
+  config.batching.request_timeout_ms = 300000;
+  ModelRepository repo(config);
+  ASSERT_TRUE(repo.load("cnn", kCnn).ok());
+  SequenceTable sequences(repo);
+  GrpcServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.shutdown_grace = std::chrono::milliseconds(200);
+  auto server = GrpcServer::start(repo, sequences, o);
+  ASSERT_TRUE(server.ok());
+  auto client = InferenceClient::create("grpc://127.0.0.1:" + std::to_string((*server)->port()));
+  ASSERT_TRUE(client.ok());
+  auto pending = (*client)->infer_async("cnn", {{"image", image(1, 0)}});
+  // Bounded wait until the request sits in the batcher's queue.
+  for (int i = 0; i < 500 && (*repo.find("cnn"))->batcher().stats().queued == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ((*repo.find("cnn"))->batcher().stats().queued, 1);
+  (*server)->stop();
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto result = pending.get();
+  EXPECT_FALSE(result.ok());
+  sequences.stop();
+  repo.stop();
+}
+
 }  // namespace
 }  // namespace pyflame_rt::net
