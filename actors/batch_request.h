@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -20,12 +21,31 @@ namespace pyflame_rt {
 using BatchClock = std::chrono::steady_clock;
 using BatchResult = Expected<std::vector<Tensor>>;
 
+// When a request waited and ran, for the caller's metrics (queue time = started - enqueued,
+// compute time = finished - started). batch_size = requests in the model run that answered it;
+// batch_index = its place there, so one observer per run can count the run once.
+struct BatchTiming {
+  BatchClock::time_point enqueued;
+  BatchClock::time_point started;   // == enqueued when it never ran (rejected, dropped)
+  BatchClock::time_point finished;
+  int batch_size = 0;
+  int batch_index = 0;
+};
+// Called exactly once, on whichever thread answers (a device actor, the batching actor or the
+// submitting thread for an immediate rejection): it must only hand the result on, not compute.
+using BatchCallback = std::function<void(BatchResult, const BatchTiming&)>;
+
 class BatchRequest {
  public:
   BatchRequest(std::map<std::string, Tensor> feeds, std::vector<size_t> wanted, int priority,
                BatchClock::time_point deadline)
       : feeds(std::move(feeds)), wanted(std::move(wanted)), priority(priority),
-        enqueued(BatchClock::now()), deadline(deadline) {}
+        enqueued(BatchClock::now()), deadline(deadline), started_(enqueued) {}
+  BatchRequest(std::map<std::string, Tensor> feeds, std::vector<size_t> wanted, int priority,
+               BatchClock::time_point deadline, BatchCallback callback)
+      : BatchRequest(std::move(feeds), std::move(wanted), priority, deadline) {
+    callback_ = std::move(callback);
+  }
 
   // A request dropped unanswered (an actor died with it) still answers its caller.
   ~BatchRequest() {
@@ -42,10 +62,16 @@ class BatchRequest {
     if (all_outputs.ok() && !wanted.empty()) {
       std::vector<Tensor> picked;
       for (size_t i : wanted) picked.push_back(all_outputs.value()[i]);
-      promise_.set_value(std::move(picked));
+      deliver(std::move(picked));
       return;
     }
-    promise_.set_value(std::move(all_outputs));
+    deliver(std::move(all_outputs));
+  }
+  // Set by the runner just before the model run that answers this request.
+  void mark_started(int batch_size, int batch_index) {
+    started_ = BatchClock::now();
+    batch_size_ = batch_size;
+    batch_index_ = batch_index;
   }
   void fail(Status status) { answer(Expected<std::vector<Tensor>>(std::move(status))); }
   bool answered() const { return answered_.load(); }
@@ -64,7 +90,22 @@ class BatchRequest {
   const BatchClock::time_point deadline;
 
  private:
+  void deliver(BatchResult result) {
+    if (!callback_) {
+      promise_.set_value(std::move(result));
+      return;
+    }
+    BatchTiming timing{enqueued, started_, BatchClock::now(), batch_size_, batch_index_};
+    BatchCallback callback = std::move(callback_);  // its captures are released after the call
+    callback_ = nullptr;
+    callback(std::move(result), timing);
+  }
+
   std::promise<BatchResult> promise_;
+  BatchCallback callback_;
+  BatchClock::time_point started_;
+  int batch_size_ = 0;
+  int batch_index_ = 0;
   std::atomic<bool> answered_{false};
 };
 

@@ -22,6 +22,7 @@ void run_one_by_one(const BatchTarget& target, const std::vector<BatchRequestPtr
                     BatchRunReport* report) {
   for (const auto& r : group) {
     if (r->answered()) continue;
+    r->mark_started(1, 0);
     Expected<std::vector<Tensor>> out = target.run(r->feeds);
     ++report->model_runs;
     if (!out.ok()) ++report->failed;
@@ -40,7 +41,11 @@ bool run_coalesced(const BatchTarget& target, const std::vector<BatchRequestPtr>
     feeds[name] = concat_rows(parts);
   }
   int64_t total = 0;
-  for (const auto& r : group) total += r->rows();
+  int index = 0;
+  for (const auto& r : group) {
+    total += r->rows();
+    r->mark_started(static_cast<int>(group.size()), index++);
+  }
   ++report->model_runs;
   Expected<std::vector<Tensor>> out = target.run(feeds);
   if (!out.ok()) return false;  // retried one by one: each request gets its own answer

@@ -9,16 +9,6 @@
 #include "actors/batching_actor.h"
 
 namespace pyflame_rt {
-namespace {
-
-std::future<BatchResult> ready(Status status) {
-  std::promise<BatchResult> p;
-  p.set_value(BatchResult(std::move(status)));
-  return p.get_future();
-}
-
-}  // namespace
-
 Status BatchOptions::validate() const {
   if (max_batch_size < 1) {
     return invalid_argument("BatchOptions.max_batch_size: expected >= 1, got ", max_batch_size);
@@ -83,39 +73,54 @@ Expected<std::shared_ptr<Batcher>> Batcher::create(std::shared_ptr<const BatchTa
 
 std::future<BatchResult> Batcher::submit(std::map<std::string, Tensor> feeds,
                                          const std::vector<std::string>& output_names, int priority) {
+  auto promise = std::make_shared<std::promise<BatchResult>>();
+  std::future<BatchResult> future = promise->get_future();
+  submit(std::move(feeds), output_names, priority,
+         [promise](BatchResult result, const BatchTiming&) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+void Batcher::submit(std::map<std::string, Tensor> feeds, const std::vector<std::string>& output_names,
+                     int priority, BatchCallback done, int64_t timeout_us) {
   Impl& im = *impl_;
   const std::string& model = im.target->name();
+  auto reject = [&done](Status status) {
+    auto now = BatchClock::now();
+    done(BatchResult(std::move(status)), BatchTiming{now, now, now, 0, 0});
+  };
   std::vector<size_t> wanted;
   const auto& known = im.target->output_names();
   for (const auto& name : output_names) {
     auto it = std::find(known.begin(), known.end(), name);
     if (it == known.end()) {
-      return ready(invalid_argument("model '", model, "': unknown output name '", name, "'"));
+      return reject(invalid_argument("model '", model, "': unknown output name '", name, "'"));
     }
     wanted.push_back(static_cast<size_t>(it - known.begin()));
   }
   if (Status st = im.target->validate(feeds); !st.ok()) {
     ++im.counters->rejected_invalid;
-    return ready(st.with_context("model '" + model + "': "));
+    return reject(st.with_context("model '" + model + "': "));
   }
   if (im.counters->queued.fetch_add(1) >= im.options.max_queue_size) {
     --im.counters->queued;
     ++im.counters->rejected_queue_full;
-    return ready(make_status(StatusCode::kResourceExhausted, "model '", model, "': batching queue full (",
-                             im.options.max_queue_size, " requests waiting, max_queue_size=",
-                             im.options.max_queue_size, "); retry later or raise max_queue_size"));
+    return reject(make_status(StatusCode::kResourceExhausted, "model '", model, "': batching queue full (",
+                              im.options.max_queue_size, " requests waiting, max_queue_size=",
+                              im.options.max_queue_size, "); retry later or raise max_queue_size"));
   }
-  auto deadline = BatchClock::now() + std::chrono::milliseconds(im.options.request_timeout_ms);
-  auto request = std::make_shared<BatchRequest>(std::move(feeds), std::move(wanted), priority, deadline);
-  std::future<BatchResult> future = request->future();
-  std::lock_guard<std::mutex> lock(im.mu);
+  auto wait = timeout_us > 0 ? std::chrono::microseconds(timeout_us)
+                             : std::chrono::microseconds(im.options.request_timeout_ms * 1000);
+  auto request = std::make_shared<BatchRequest>(std::move(feeds), std::move(wanted), priority,
+                                                BatchClock::now() + wait, std::move(done));
+  std::unique_lock<std::mutex> lock(im.mu);
   if (im.stopped) {
+    lock.unlock();
     --im.counters->queued;
-    return ready(make_status(StatusCode::kUnavailable, "model '", model, "': the batcher is stopped"));
+    request->fail(make_status(StatusCode::kUnavailable, "model '", model, "': the batcher is stopped"));
+    return;
   }
   ++im.counters->requests;
   caf::anon_send(im.actor, enqueue_atom::value, std::move(request));
-  return future;
 }
 
 BatchResult Batcher::wait(std::future<BatchResult>& future) const {

@@ -62,6 +62,11 @@ class Batcher {
   // Never blocks; errors (bad feed, full queue, stopped) come back through the future.
   std::future<BatchResult> submit(std::map<std::string, Tensor> feeds,
                                   const std::vector<std::string>& output_names = {}, int priority = 0);
+  // The same, answered through `done` instead of a future (servers: no thread waits). `done`
+  // runs exactly once, possibly before submit returns (a rejection); timeout_us > 0 replaces
+  // request_timeout_ms as this request's deadline in the queue.
+  void submit(std::map<std::string, Tensor> feeds, const std::vector<std::string>& output_names, int priority,
+              BatchCallback done, int64_t timeout_us = 0);
   // submit() and wait, at most request_timeout_ms.
   BatchResult run(std::map<std::string, Tensor> feeds, const std::vector<std::string>& output_names = {},
                   int priority = 0);

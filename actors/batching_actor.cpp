@@ -131,8 +131,8 @@ void maybe_dispatch(BatchingActor* self, bool timer_fired) {
       if (r->answered()) continue;  // its caller gave up
       if (now > r->deadline) {
         r->fail(make_status(StatusCode::kDeadlineExceeded, "model '", st.target->name(),
-                            "': request waited past its deadline (request_timeout_ms=",
-                            st.options.request_timeout_ms, ") in the batching queue"));
+                            "': request waited past its deadline in the batching queue (its timeout, "
+                            "else request_timeout_ms=", st.options.request_timeout_ms, ")"));
         ++st.counters->deadline_exceeded;
         continue;
       }

@@ -9,12 +9,14 @@ packages=(
   libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev nlohmann-json3-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libgrpc++-dev protobuf-compiler-grpc
-  libspdlog-dev nlohmann-json3-dev libcli11-dev
+  libspdlog-dev nlohmann-json3-dev libcli11-dev libboost-dev curl
   libgtest-dev libgmock-dev pybind11-dev python3-dev
   python3-numpy python3-onnx python3-pytest python3-tqdm python3-matplotlib
   python3-pip python3-setuptools python3-wheel
   python3-torch python3-torchvision python3-grpcio python3-grpc-tools
   nodejs npm
+  # net/ gRPC + ZeroMQ side: JSON headers, the C++ HTTP client, their tests, FastAPI, k8s lint
+  nlohmann-json3-dev libboost-dev python3-zmq python3-fastapi python3-uvicorn python3-httpx yamllint
 )
 
 missing=()

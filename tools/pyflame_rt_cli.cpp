@@ -3,7 +3,8 @@
 //   pyflame-rt inspect model.onnx
 //   pyflame-rt run model.onnx --input x=x.npy [--output-dir out/]
 //   pyflame-rt convert model.onnx -o model.pfm
-//   pyflame-rt serve model.onnx --port 4242       (a remote stage for pipelines elsewhere)
+//   pyflame-rt serve --model cnn=model.onnx --http-port 8000 --grpc-port 8001   (KServe v2)
+//   pyflame-rt serve model.onnx --stage-port 4242 (a remote stage for pipelines elsewhere)
 //   pyflame-rt perf model.onnx --batch 8 --iterations 200 --json
 //
 // Each command lives in its own *_command.cpp; parsing is CLI11's (`--help` and `--version`

@@ -18,6 +18,7 @@ from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
 from .streaming import Stream
+from . import serving
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)

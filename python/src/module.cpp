@@ -7,6 +7,8 @@
 
 #include "python/src/py_bindings.h"
 #include "python/src/py_custom_ops.h"
+#include "python/src/py_serving.h"
+#include "python/src/py_session.h"
 
 namespace py = pybind11;
 
@@ -23,4 +25,5 @@ PYBIND11_MODULE(_pyflame_rt, m) {
   bind_pipeline(m);
   bind_runtime(m);
   pyflame_rt::bind_custom_ops(m);
+  pyflame_rt::register_serving(m, [](py::handle h) { return h.cast<const PySession&>().shared(); });
 }
