@@ -1,9 +1,12 @@
 #include "compiler/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 
 #include "compiler/passes/activation_fusion.h"
 #include "compiler/passes/attention_fusion.h"
+#include "compiler/passes/bn_conv_fusion.h"
 #include "compiler/passes/constant_folding.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
@@ -18,6 +21,29 @@
 
 namespace pyflame_rt {
 
+namespace {
+
+// Debug builds verify by default; release builds when PFRT_VERIFY_PASSES is set (the test
+// runners set it) or a test calls set_verify_passes(true).
+bool verify_default() {
+#ifndef NDEBUG
+  return true;
+#else
+  const char* env = std::getenv("PFRT_VERIFY_PASSES");
+  return env != nullptr && *env != '\0' && std::string(env) != "0";
+#endif
+}
+
+std::atomic<bool>& verify_flag() {
+  static std::atomic<bool> flag{verify_default()};
+  return flag;
+}
+
+}  // namespace
+
+void set_verify_passes(bool on) { verify_flag().store(on); }
+bool verify_passes() { return verify_flag().load(); }
+
 std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   std::vector<std::unique_ptr<Pass>> passes;
   if (level == OptLevel::kNone) return passes;
@@ -31,6 +57,7 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   // Fusions: BatchNorm folds into the plain Conv first; the residual Add and a matmul's bias
   // must be fused before the activation (the sum/bias come before the eltwise post-op).
   passes.push_back(std::make_unique<ConvBnFusion>());
+  passes.push_back(std::make_unique<BnConvFusion>());  // the BatchNorms conv_bn_fusion left (after an activation)
   passes.push_back(std::make_unique<ConvAddFusion>());
   passes.push_back(std::make_unique<TransposeReshapeFolding>());
   passes.push_back(std::make_unique<MatMulAddFusion>());
@@ -59,7 +86,14 @@ Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<st
       return invalid_argument("SessionOptions.disabled_passes: unknown pass '", d, "' (known: ", list, ")");
     }
   }
-  std::vector<std::unique_ptr<Pass>> passes = passes_for_level(level);
+  return run_passes(std::move(graph), passes_for_level(level), disabled);
+}
+
+Expected<Graph> run_passes(Graph graph, const std::vector<std::unique_ptr<Pass>>& passes,
+                           const std::vector<std::string>& disabled) {
+  // Sorted once here; from then on every pass keeps the order (verified below when enabled).
+  RETURN_IF_ERROR(graph.sort_topologically());
+  const bool verify = verify_passes();
   // Rounds until nothing changes; each round only shrinks the graph, so a handful suffice and
   // the cap only guards against a pass that keeps reporting changes.
   constexpr int kMaxRounds = 8;
@@ -70,11 +104,20 @@ Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<st
       bool changed = false;
       Status st = pass->run(graph, changed);
       if (!st.ok()) return st.with_context(std::string("pass ") + pass->name() + ": ");
+      // A pass must leave a valid, still sorted graph: later passes (dead-code elimination
+      // walks backwards) rely on the order, so a violation is the pass's bug, named here.
+      if (verify && changed) {
+        Status valid = graph.check_sorted();
+        if (!valid.ok()) {
+          return valid.with_context(std::string("pass ") + pass->name() + " (round " + std::to_string(round + 1) +
+                                    ") left an invalid graph: ");
+        }
+      }
       any |= changed;
     }
     if (!any) break;
   }
-  // Fusions can hand a node an input produced later in the old order (a residual operand).
+  // Passes keep the order (checked above when verifying); the sort is a cheap safety net.
   RETURN_IF_ERROR(graph.sort_topologically());
   return graph;
 }

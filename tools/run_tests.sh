@@ -4,6 +4,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 PY=/usr/bin/python3
+export PFRT_VERIFY_PASSES=1  # every pass is checked to leave a valid graph
 export PYTHONPATH="$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}"
 
 echo "== ONNX node conformance"
