@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "devices/cpu/cpu_program.h"
 #include "devices/device.h"
 #include "tests/common/random_tensor.h"
 
@@ -16,6 +17,7 @@ struct OpCase {
   std::string name;
   Node node;
   std::vector<std::pair<std::string, Tensor>> runtime, constants;
+  bool native = true;  // false: a case the native op hands to the reference kernel at run time
 };
 
 double max_normalised_error(const Tensor& a, const Tensor& b) {
@@ -49,6 +51,13 @@ void check(const OpCase& c) {
     const Tensor& tb = (*b)[i].tensor;
     ASSERT_EQ(ta.dims(), tb.dims()) << c.name << " output " << i;
     EXPECT_LT(max_normalised_error(ta, tb), 1e-5) << c.name << " output " << i;
+  }
+  // The point is the native kernel: a silent fallback to the reference would pass the above.
+  auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+  ASSERT_NE(program, nullptr) << c.name;
+  for (const auto& [node_name, native] : program->native_by_node()) {
+    EXPECT_EQ(native, c.native) << c.name << ": node '" << node_name << "' ran on the "
+                                << (native ? "native" : "reference") << " kernel";
   }
 }
 
@@ -96,6 +105,9 @@ TEST(CpuVsRefTest, Convolutions) {
       {{1, 6, 10, 7}, {4, 3, 3, 1}, 2, {1, 2}, {2, 1}, {2, 0, 2, 0}, false, "Clip"},    // grouped, dilated
       {{1, 5, 11}, {7, 5, 3}, 1, {2}, {1}, {1, 1}, true, "Sigmoid"},                    // 1-D
       {{1, 2, 5, 6, 4}, {3, 2, 3, 3, 3}, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, true, "HardSwish"},  // 3-D
+      {{2, 8, 40}, {8, 2, 3}, 4, {1}, {2}, {2, 2}, true, "Relu"},                       // 1-D grouped, dilated
+      {{1, 16, 64}, {16, 1, 5}, 16, {2}, {1}, {2, 2}, false, ""},                        // 1-D depthwise
+      {{1, 4, 6, 7, 5}, {4, 1, 3, 3, 3}, 4, {1, 2, 1}, {2, 1, 1}, {2, 1, 1, 2, 1, 1}, true, "Relu"},  // 3-D depthwise, dilated
   };
   uint32_t seed = 1;
   for (const auto& f : confs) {
@@ -237,6 +249,8 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
     c.name = std::string(b.op) + dims_to_string(b.a) + dims_to_string(b.b);
     c.node = node(b.op, {"x", "z"});
     c.runtime = {{"x", random_tensor(b.a, seed++)}, {"z", random_tensor(b.b, seed++)}};
+    // The native binary op broadcasts one side only, and swaps operands only when commutative.
+    c.native = !(b.op == std::string("Sub") && b.a.size() < b.b.size()) && c.name != "Add[2,1,4][3,1]";
     check(c);
   }
 }
