@@ -1,5 +1,6 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
-// Clip with constant bounds, ...) and Add/Sub/Mul/Div with one-sided broadcasting.
+// Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
+// with one-sided broadcasting.
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -240,7 +241,9 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
       }
     }
   }
-  static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu"};
+  // Sqrt..Neg: plain unary math (attentive statistics pooling's Sqrt), never fused into convs.
+  static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu",
+                                       "Sqrt", "Abs", "Exp", "Log", "Neg"};
   for (const char* a : kActivations) {
     if (op == a) return std::make_unique<ActivationOp>(node, opset, op, params);
   }

@@ -108,6 +108,9 @@ TEST(CpuVsRefTest, Convolutions) {
       {{2, 8, 40}, {8, 2, 3}, 4, {1}, {2}, {2, 2}, true, "Relu"},                       // 1-D grouped, dilated
       {{1, 16, 64}, {16, 1, 5}, 16, {2}, {1}, {2, 2}, false, ""},                        // 1-D depthwise
       {{1, 4, 6, 7, 5}, {4, 1, 3, 3, 3}, 4, {1, 2, 1}, {2, 1, 1}, {2, 1, 1, 2, 1, 1}, true, "Relu"},  // 3-D depthwise, dilated
+      {{1, 8, 5, 7}, {4, 8, 3, 3}, 1, {1, 1}, {6, 6}, {6, 6, 6, 6}, true, "Relu"},      // dilation past the input: 1x1
+      {{1, 8, 5, 9}, {4, 8, 3, 3}, 1, {1, 1}, {6, 4}, {6, 4, 6, 4}, false, ""},         // trimmed on H only
+      {{1, 4, 9}, {4, 4, 3}, 1, {1}, {12}, {12, 12}, false, ""},                          // 1-D, trimmed
   };
   uint32_t seed = 1;
   for (const auto& f : confs) {
@@ -126,6 +129,23 @@ TEST(CpuVsRefTest, Convolutions) {
     if (f.bias) c.constants.push_back({"b", random_tensor({f.w[0]}, seed++)});
     check(c);
   }
+}
+
+// AVX-512's 16-channel blocks forced on a grouped conv with 8 channels per group: oneDNN has
+// only its reference kernel for that layout, so the op takes the kernel's own layouts.
+TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {
+  OpCase c;
+  c.name = "grouped conv, 8 channels per group, blocked layouts";
+  c.node = node("FusedConv", {"x", "w", "b"}, "pyflame_rt");
+  c.node.attributes["group"] = Attribute::make_int(6);
+  c.node.attributes["strides"] = Attribute::make_ints({2, 2});
+  c.node.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+  c.node.attributes["activation"] = Attribute::make_string("Relu");
+  c.node.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+  c.node.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+  c.runtime = {{"x", random_tensor({1, 48, 12, 12}, 15)}};
+  c.constants = {{"w", random_tensor({48, 8, 3, 3}, 16)}, {"b", random_tensor({48}, 17)}};
+  check(c);
 }
 
 TEST(CpuVsRefTest, ResidualFusedConv) {

@@ -274,6 +274,21 @@ TEST(NativeKernelsTest, ResizeModesAndCoordinateTransforms) {
   }
 }
 
+TEST(NativeKernelsTest, UnaryMath) {
+  uint32_t seed = 700;
+  for (const char* op : {"Sqrt", "Abs", "Exp", "Log", "Neg"}) {
+    for (const Dims& d : std::vector<Dims>{{1, 512}, {2, 6, 40}, {2, 3, 5, 7}}) {
+      Case c;
+      c.label = std::string(op) + " x" + dims_to_string(d);
+      c.node = make_node(op, {"x"});
+      Tensor x = random_tensor(d, seed++);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::fabs(x.data<float>()[i]) + 0.05f;  // Sqrt/Log domain
+      c.runtime = {{"x", x}};
+      check(c);
+    }
+  }
+}
+
 TEST(NativeKernelsTest, ExpandTileWherePad) {
   Case expand;
   expand.label = "Expand [3,1] to [2,3,4]";
