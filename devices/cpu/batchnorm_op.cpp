@@ -1,7 +1,13 @@
 // Native standalone BatchNormalization (inference: constant scale, bias, mean and variance)
-// on oneDNN's batch normalization with global statistics, in the layout of its input: after a
-// convolution and an activation (which the conv fusion cannot fold through) the value stays
-// blocked. Any rank oneDNN takes ([N,C], [N,C,L], [N,C,H,W], [N,C,D,H,W]).
+// in the layout of its input: after a convolution and an activation (which the conv fusions
+// cannot fold through) the value stays blocked or channels-last. Plain (N,C,...) and
+// channels-last inputs take our loop y = x * s[c] + t[c] (oneDNN 2.6 has only its reference
+// kernel for channels-last, 20x slower); other layouts (blocked) oneDNN's batch normalization
+// with global statistics. Any rank 2-5.
+#include <omp.h>
+
+#include <cmath>
+
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -25,6 +31,14 @@ class BatchNormOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     memory::desc md = x->has_native ? x->native.get_desc() : plain_desc(dims);
+    if (md == plain_desc(dims) || md == channels_last(dims)) {
+      memory src = x->as_native(md);
+      CpuValue out = CpuValue::allocate_native(md, dims);
+      scale_shift(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
+                  dims, md == plain_desc(dims));
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
     std::shared_ptr<Plan> plan = plan_for(md);
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(md);
@@ -44,6 +58,50 @@ class BatchNormOp : public NativeOp {
     memory::desc scratch;
     memory vec[4];  // scale, shift, mean, variance (views of params_)
   };
+
+  static memory::desc channels_last(const Dims& dims) {
+    using tag = memory::format_tag;
+    static const tag kTags[] = {tag::ab, tag::ab, tag::ab, tag::acb, tag::acdb, tag::acdeb};
+    return memory::desc(to_dnnl(dims), memory::data_type::f32, kTags[dims.size()]);
+  }
+
+  // y = x * s[c] + t[c], with s = scale / sqrt(var + eps) and t = B - mean * s, channel axis 1
+  // of `dims`: innermost in channels-last data, else outside the spatial positions.
+  void scale_shift(const float* x, float* y, const Dims& dims, bool channels_first) {
+    std::call_once(folded_once_, [&] {
+      const int64_t c = params_[0].numel();
+      const double eps = node_.attr_float("epsilon", 1e-5f);
+      s_.resize(static_cast<size_t>(c));
+      t_.resize(static_cast<size_t>(c));
+      for (int64_t i = 0; i < c; ++i) {
+        double k = params_[0].data<float>()[i] / std::sqrt(static_cast<double>(params_[3].data<float>()[i]) + eps);
+        s_[static_cast<size_t>(i)] = static_cast<float>(k);
+        t_[static_cast<size_t>(i)] = static_cast<float>(params_[1].data<float>()[i] - params_[2].data<float>()[i] * k);
+      }
+    });
+    const int64_t n = dims[0], c = dims[1], spatial = num_elements(dims) / (n * c);
+    const float* s = s_.data();
+    const float* t = t_.data();
+    const bool parallel = num_elements(dims) >= (1 << 15) && omp_get_max_threads() > 1;
+    if (channels_first) {
+#pragma omp parallel for if (parallel) schedule(static)
+      for (int64_t nc = 0; nc < n * c; ++nc) {
+        const float a = s[nc % c], b = t[nc % c];
+        const float* src = x + nc * spatial;
+        float* dst = y + nc * spatial;
+#pragma omp simd
+        for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * a + b;
+      }
+    } else {
+#pragma omp parallel for if (parallel) schedule(static)
+      for (int64_t row = 0; row < n * spatial; ++row) {
+        const float* src = x + row * c;
+        float* dst = y + row * c;
+#pragma omp simd
+        for (int64_t i = 0; i < c; ++i) dst[i] = src[i] * s[i] + t[i];
+      }
+    }
+  }
 
   // nullptr when oneDNN cannot build it for this layout (remembered: no retry per run).
   std::shared_ptr<Plan> plan_for(const memory::desc& md) {
@@ -73,6 +131,8 @@ class BatchNormOp : public NativeOp {
   Node node_;
   int64_t opset_;
   std::vector<Tensor> params_;  // scale, B, mean, var: f32 [C]
+  std::once_flag folded_once_;
+  std::vector<float> s_, t_;  // per-channel scale and shift for our loop
   std::mutex mu_;
   std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
 };

@@ -228,6 +228,41 @@ TEST(NativeKernelsTest, StandaloneBatchNormInEveryRank) {
   }
 }
 
+// After a convolution the BatchNorm reads oneDNN's layout of the conv output (blocked 2-D,
+// channels-last 1-D): both native, both equal to the reference.
+TEST(NativeKernelsTest, BatchNormAfterAConvInItsLayout) {
+  for (const Dims& x : std::vector<Dims>{{1, 8, 40}, {2, 8, 9, 9}}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims(x)});
+    Dims w = {16, 8};
+    for (size_t d = 2; d < x.size(); ++d) w.push_back(3);
+    g.initializers["w"] = random_tensor(w, 800);
+    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+    conv.attributes["pads"] = Attribute::make_ints(std::vector<int64_t>(2 * (x.size() - 2), 1));
+    g.add_node("Relu", {"c"}, {"r"}, "relu");
+    Tensor var = random_tensor({16}, 801);
+    for (int64_t i = 0; i < 16; ++i) var.data<float>()[i] = std::fabs(var.data<float>()[i]) + 0.1f;
+    g.initializers["s"] = random_tensor({16}, 802);
+    g.initializers["b"] = random_tensor({16}, 803);
+    g.initializers["m"] = random_tensor({16}, 804);
+    g.initializers["v"] = var;
+    g.add_node("BatchNormalization", {"r", "s", "b", "m", "v"}, {"y"}, "bn");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds = {Value(random_tensor(x, 805))};
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok());
+    expect_close((*a)[0].tensor, (*b)[0].tensor, "conv -> relu -> bn x" + dims_to_string(x));
+    for (const auto& [name, native] : dynamic_cast<cpu::CpuProgram*>(cpu->get())->native_by_node()) {
+      EXPECT_TRUE(native) << name << " x" << dims_to_string(x);
+    }
+  }
+}
+
 TEST(NativeKernelsTest, SoftmaxAndLogSoftmaxOnAnyAxis) {
   uint32_t seed = 400;
   for (const char* op : {"Softmax", "LogSoftmax"}) {
