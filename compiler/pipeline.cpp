@@ -11,6 +11,7 @@
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
+#include "compiler/passes/einsum_to_matmul.h"
 #include "compiler/passes/gelu_fusion.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/layer_norm_fusion.h"
@@ -59,6 +60,7 @@ std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   passes.push_back(std::make_unique<ConvBnFusion>());
   passes.push_back(std::make_unique<BnConvFusion>());  // the BatchNorms conv_bn_fusion left (after an activation)
   passes.push_back(std::make_unique<ConvAddFusion>());
+  passes.push_back(std::make_unique<EinsumToMatMul>());  // before the matmul fusions, which then see MatMul
   passes.push_back(std::make_unique<TransposeReshapeFolding>());
   passes.push_back(std::make_unique<MatMulAddFusion>());
   passes.push_back(std::make_unique<GeluFusion>());  // before activation_fusion, which absorbs Gelu
