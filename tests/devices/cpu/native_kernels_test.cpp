@@ -263,6 +263,42 @@ TEST(NativeKernelsTest, BatchNormAfterAConvInItsLayout) {
   }
 }
 
+// RegNet-Y's squeeze-excite on an AVX-512 host: its grouped conv (8 channels per group) runs
+// in 8-channel blocks, for which oneDNN's binary has only its reference kernel there; the
+// per-channel Mul/Add/Sub/Div must stay native (our loop over the blocked layout).
+TEST(NativeKernelsTest, PerChannelBinaryOnAnEightChannelBlockedConvOutput) {
+  for (const char* op : {"Mul", "Add", "Sub", "Div"}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.opset_imports["pyflame_rt"] = 1;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 44, 10, 10})});
+    g.initializers["w"] = random_tensor({44, 4, 3, 3}, 900);
+    Node& conv = g.add_node("FusedConv", {"x", "w"}, {"c"}, "conv");
+    conv.domain = "pyflame_rt";
+    conv.attributes["group"] = Attribute::make_int(11);
+    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    conv.attributes["activation"] = Attribute::make_string("Relu");
+    conv.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+    conv.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+    Tensor scale = random_tensor({1, 44, 1, 1}, 901);
+    for (int64_t i = 0; i < 44; ++i) scale.data<float>()[i] += 2.f;  // away from 0 for Div
+    g.initializers["s"] = scale;
+    g.add_node(op, {"c", "s"}, {"y"}, op);
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds = {Value(random_tensor({1, 44, 10, 10}, 902))};
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok());
+    expect_close((*a)[0].tensor, (*b)[0].tensor, std::string("grouped conv -> ") + op);
+    for (const auto& [name, native] : dynamic_cast<cpu::CpuProgram*>(cpu->get())->native_by_node()) {
+      EXPECT_TRUE(native) << name << " (" << op << ")";
+    }
+  }
+}
+
 TEST(NativeKernelsTest, SoftmaxAndLogSoftmaxOnAnyAxis) {
   uint32_t seed = 400;
   for (const char* op : {"Softmax", "LogSoftmax"}) {
