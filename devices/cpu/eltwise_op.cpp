@@ -165,7 +165,7 @@ class BinaryOp : public NativeOp {
     return Status::OK();
   }
 
-  // y = a (op) b[n?, c] where bd is [1 or N, C, 1, ...]: channels-last and 8/16-channel blocked
+  // y = a (op) b[n?, c] where bd is [1 or N, C, 1, ...]: channels-last and 4/8/16-channel blocked
   // layouts of a (blocked padding lanes are written 0). False for anything else (plain pairs
   // have oneDNN's jit kernel).
   bool channel_loop(CpuValue* a, const Dims& da, const Dims& bd, const memory::desc& md0, const Tensor& b,
@@ -175,11 +175,13 @@ class BinaryOp : public NativeOp {
     for (size_t i = 2; i < rank; ++i) if (bd[i] != 1) return false;
     using tag = memory::format_tag;
     static const tag kLast[] = {tag::undef, tag::undef, tag::undef, tag::acb, tag::acdb, tag::acdeb};
+    static const tag k4[] = {tag::undef, tag::undef, tag::undef, tag::aBc4b, tag::aBcd4b, tag::aBcde4b};
     static const tag k8[] = {tag::undef, tag::undef, tag::undef, tag::aBc8b, tag::aBcd8b, tag::aBcde8b};
     static const tag k16[] = {tag::undef, tag::undef, tag::undef, tag::aBc16b, tag::aBcd16b, tag::aBcde16b};
     auto is = [&](tag t) { return md0 == memory::desc(to_dnnl(da), memory::data_type::f32, t); };
     int64_t block;  // channels innermost in runs of `block`
     if (is(kLast[rank])) block = da[1];
+    else if (is(k4[rank])) block = 4;
     else if (is(k8[rank])) block = 8;
     else if (is(k16[rank])) block = 16;
     else return false;

@@ -268,24 +268,26 @@ TEST(NativeKernelsTest, BatchNormAfterAConvInItsLayout) {
 // per-channel Mul/Add/Sub/Div must stay native (our loop over the blocked layout).
 TEST(NativeKernelsTest, PerChannelBinaryOnAnEightChannelBlockedConvOutput) {
   for (const char* op : {"Mul", "Add", "Sub", "Div"}) {
+   for (int64_t per_group : {8, 4}) {  // nChw8c and (oneDNN's choice for 4 per group) nChw4c
+    const int64_t groups = per_group == 8 ? 5 : 11, C = groups * per_group;
     Graph g;
     g.opset_imports[""] = 13;
     g.opset_imports["pyflame_rt"] = 1;
-    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 44, 10, 10})});
-    g.initializers["w"] = random_tensor({44, 4, 3, 3}, 900);
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, C, 10, 10})});
+    g.initializers["w"] = random_tensor({C, per_group, 3, 3}, 900);
     Node& conv = g.add_node("FusedConv", {"x", "w"}, {"c"}, "conv");
     conv.domain = "pyflame_rt";
-    conv.attributes["group"] = Attribute::make_int(11);
+    conv.attributes["group"] = Attribute::make_int(groups);
     conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
     conv.attributes["activation"] = Attribute::make_string("Relu");
     conv.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
     conv.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
-    Tensor scale = random_tensor({1, 44, 1, 1}, 901);
-    for (int64_t i = 0; i < 44; ++i) scale.data<float>()[i] += 2.f;  // away from 0 for Div
+    Tensor scale = random_tensor({1, C, 1, 1}, 901);
+    for (int64_t i = 0; i < C; ++i) scale.data<float>()[i] += 2.f;  // away from 0 for Div
     g.initializers["s"] = scale;
     g.add_node(op, {"c", "s"}, {"y"}, op);
     g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
-    std::vector<Value> feeds = {Value(random_tensor({1, 44, 10, 10}, 902))};
+    std::vector<Value> feeds = {Value(random_tensor({1, C, 10, 10}, 902))};
     auto cpu = make_cpu_device(2)->compile(g);
     auto ref = make_ref_device()->compile(g);
     ASSERT_TRUE(cpu.ok() && ref.ok());
@@ -296,6 +298,7 @@ TEST(NativeKernelsTest, PerChannelBinaryOnAnEightChannelBlockedConvOutput) {
     for (const auto& [name, native] : dynamic_cast<cpu::CpuProgram*>(cpu->get())->native_by_node()) {
       EXPECT_TRUE(native) << name << " (" << op << ")";
     }
+   }
   }
 }
 
