@@ -8,7 +8,7 @@ ratio. Prints a markdown table headed by the CPU model.
         [--family classification,segmentation,detection] [--threads 1] [--runs 5] [--markdown FILE]
 
 Exported models are cached under build/zoo/ (never in git); an export that fails is reported
-as such. Each model runs in fresh processes, one per runtime (a crash or a hang fails that
+as such. Our sessions run with PFRT_VERIFY_PASSES=1: every graph pass is checked on every model. Each model runs in fresh processes, one per runtime (a crash or a hang fails that
 model only).
 """
 
@@ -108,7 +108,8 @@ def bench(name, path, threads, runs, warmup, tmp, modules, timeout):
         x = x[0]
     inp = os.path.join(tmp, f"{name}_in.npy")
     np.save(inp, x)
-    env = dict(os.environ, ORT_NODE_MODULES=modules)
+    # Every graph pass is verified on every zoo model (a load-time check, outside the timing).
+    env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_VERIFY_PASSES="1")
     ours_dir, ort_dir = os.path.join(tmp, f"{name}_ours"), os.path.join(tmp, f"{name}_ort")
     row = {"model": name, "family": family}
     try:
