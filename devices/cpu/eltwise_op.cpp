@@ -23,8 +23,11 @@ class ActivationOp : public NativeOp {
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
-    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones.
-    if (!f32_value(x) || dims_of(x).size() < 2) return run_reference(node_, opset_, inputs, outputs);
+    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones;
+    // plain_desc has format tags up to rank 6 only.
+    if (!f32_value(x) || dims_of(x).size() < 2 || dims_of(x).size() > 6) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
     memory::desc md = desc_of(x);
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
     memory src = x->as_native(md);
@@ -99,8 +102,9 @@ class BinaryOp : public NativeOp {
       std::swap(a, b);
       std::swap(da, db);
     }
-    // b must broadcast to a: same rank after leading 1s, each dim equal or 1.
-    if (da.size() < 2) return run_reference(node_, opset_, inputs, outputs);
+    // b must broadcast to a: same rank after leading 1s, each dim equal or 1 (rank <= 6: the
+    // plain format tags there are).
+    if (da.size() < 2 || da.size() > 6) return run_reference(node_, opset_, inputs, outputs);
     Dims bd(da.size() - db.size(), 1);
     bd.insert(bd.end(), db.begin(), db.end());
     for (size_t i = 0; i < da.size(); ++i) {

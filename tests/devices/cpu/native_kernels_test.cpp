@@ -361,6 +361,13 @@ TEST(NativeKernelsTest, UnaryMath) {
       check(c);
     }
   }
+  // Rank 7 (the NLL-loss conformance cases): beyond oneDNN's plain tags here, the reference.
+  Case c;
+  c.label = "Neg of a rank-7 tensor";
+  c.node = make_node("Neg", {"x"});
+  c.runtime = {{"x", random_tensor({2, 1, 2, 1, 2, 1, 3}, 750)}};
+  c.expect_native = false;
+  check(c);
 }
 
 TEST(NativeKernelsTest, ExpandTileWherePad) {
