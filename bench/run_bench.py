@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Benchmarks PyFlameRT against ONNX Runtime (onnxruntime-node) side by side, interleaved, on
 ResNet-50, MobileNetV2, EfficientNet-B0, a 4-layer d=256 transformer encoder (seq 128) and a
-2-layer GRU, at 1 and 2 threads, after warm-up. Prints p50/p99 latency of both, their ratio,
+2-layer GRU (and on request a 1-D audio embedding model, audio_tdnn), at 1 and 2 threads, after warm-up. Prints p50/p99 latency of both, their ratio,
 peak resident memory and the max error of our outputs against ONNX Runtime's.
 
     make bench            (or: PYTHONPATH=build/python /usr/bin/python3 bench/run_bench.py)
@@ -35,7 +35,9 @@ INPUTS = {
     "efficientnet_b0": [(1, 3, 224, 224)],
     "encoder": [(1, 128, 256)],
     "gru": [(1, 50, 64), (2, 1, 128)],
+    "audio_tdnn": [(1, 80, 200)],  # not run by default (--models audio_tdnn)
 }
+DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
 
 
 def run_json(cmd, env=None):
@@ -112,7 +114,7 @@ def cpu_model():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(INPUTS))
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--execution-mode", default="sequential", choices=["sequential", "parallel"],
                     help="both runtimes' execution mode (parallel: independent branches at once)")

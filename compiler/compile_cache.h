@@ -18,7 +18,7 @@
 namespace pyflame_rt {
 
 // Bump when a pass changes what it produces, so older cache entries are not reused.
-constexpr int kOptimizerRevision = 3;  // 2: attention_fusion, 3: layout_assignment
+constexpr int kOptimizerRevision = 4;  // 2: attention_fusion, 3: layout_assignment, 4: residual fusion keeps order, bn_conv_fusion
 
 class CompileCache {
  public:

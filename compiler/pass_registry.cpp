@@ -5,10 +5,12 @@
 
 #include "compiler/passes/activation_fusion.h"
 #include "compiler/passes/attention_fusion.h"
+#include "compiler/passes/bn_conv_fusion.h"
 #include "compiler/passes/constant_folding.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
 #include "compiler/passes/dead_code_elimination.h"
+#include "compiler/passes/einsum_to_matmul.h"
 #include "compiler/passes/gelu_fusion.h"
 #include "compiler/passes/identity_elimination.h"
 #include "compiler/passes/layer_norm_fusion.h"
@@ -34,7 +36,8 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<DeadCodeElimination>(), entry<ConvBnFusion>(),        entry<ConvAddFusion>(),
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
-      entry<LayoutAssignment>(),    entry<MeshLayout>(),
+      entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
+      entry<EinsumToMatMul>(),
   };
   return all;
 }

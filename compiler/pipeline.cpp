@@ -1,6 +1,8 @@
 #include "compiler/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 
 #include "compiler/pass_registry.h"
 
@@ -14,40 +16,40 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   std::vector<std::string> names = {"identity_elimination", "shape_folding", "constant_folding",
                                     "dead_code_elimination"};
   if (level == OptLevel::kBasic) return names;
-  // Fusions: BatchNorm folds into the plain Conv first; the residual Add and a matmul's bias
-  // must be fused before the activation (the sum/bias come before the eltwise post-op);
-  // gelu_fusion before activation_fusion, which absorbs Gelu; attention last: it sees the
-  // Reshape/Transpose chains as folded above. Layouts are a device matter (the CPU device's
-  // layout_assignment), chosen after placement.
-  for (const char* n : {"conv_bn_fusion", "conv_add_fusion", "transpose_reshape_folding", "matmul_add_fusion",
-                        "gelu_fusion", "activation_fusion", "layer_norm_fusion", "attention_fusion"}) {
+  // Fusions: BatchNorm folds into the plain Conv first (bn_conv_fusion then takes those after
+  // an activation); the residual Add and a matmul's bias must be fused before the activation
+  // (the sum/bias come before the eltwise post-op); einsum_to_matmul before the matmul
+  // fusions, which then see MatMul; gelu_fusion before activation_fusion, which absorbs Gelu;
+  // attention last: it sees the Reshape/Transpose chains as folded above. Layouts are a
+  // device matter (the CPU device's layout_assignment), chosen after placement.
+  for (const char* n : {"conv_bn_fusion", "bn_conv_fusion", "conv_add_fusion", "einsum_to_matmul",
+                        "transpose_reshape_folding", "matmul_add_fusion", "gelu_fusion", "activation_fusion",
+                        "layer_norm_fusion", "attention_fusion"}) {
     names.push_back(n);
   }
   return names;
 }
 
-Expected<Graph> run_to_fixpoint(Graph graph, const std::vector<std::unique_ptr<Pass>>& passes,
-                                const std::vector<std::string>& disabled) {
-  // Rounds until nothing changes; each round only shrinks the graph, so a handful suffice and
-  // the cap only guards against a pass that keeps reporting changes.
-  constexpr int kMaxRounds = 8;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    bool any = false;
-    for (const auto& pass : passes) {
-      if (std::find(disabled.begin(), disabled.end(), pass->name()) != disabled.end()) continue;
-      bool changed = false;
-      Status st = pass->run(graph, changed);
-      if (!st.ok()) return st.with_context(std::string("pass ") + pass->name() + ": ");
-      any |= changed;
-    }
-    if (!any) break;
-  }
-  // Fusions can hand a node an input produced later in the old order (a residual operand).
-  RETURN_IF_ERROR(graph.sort_topologically());
-  return graph;
+// Debug builds verify by default; release builds when PFRT_VERIFY_PASSES is set (the test
+// runners set it) or a test calls set_verify_passes(true).
+bool verify_default() {
+#ifndef NDEBUG
+  return true;
+#else
+  const char* env = std::getenv("PFRT_VERIFY_PASSES");
+  return env != nullptr && *env != '\0' && std::string(env) != "0";
+#endif
+}
+
+std::atomic<bool>& verify_flag() {
+  static std::atomic<bool> flag{verify_default()};
+  return flag;
 }
 
 }  // namespace
+
+void set_verify_passes(bool on) { verify_flag().store(on); }
+bool verify_passes() { return verify_flag().load(); }
 
 std::vector<std::unique_ptr<Pass>> passes_for_level(OptLevel level) {
   std::vector<std::unique_ptr<Pass>> passes;
@@ -71,7 +73,7 @@ Status check_pass_names(const std::vector<std::string>& names) {
 
 Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled) {
   RETURN_IF_ERROR(check_pass_names(disabled));
-  return run_to_fixpoint(std::move(graph), passes_for_level(level), disabled);
+  return run_passes(std::move(graph), passes_for_level(level), disabled);
 }
 
 Expected<Graph> run_passes(Graph graph, const std::vector<std::string>& names,
@@ -84,7 +86,40 @@ Expected<Graph> run_passes(Graph graph, const std::vector<std::string>& names,
     passes.push_back(std::move(p));
   }
   if (passes.empty()) return graph;
-  return run_to_fixpoint(std::move(graph), passes, disabled);
+  return run_passes(std::move(graph), passes, disabled);
+}
+
+Expected<Graph> run_passes(Graph graph, const std::vector<std::unique_ptr<Pass>>& passes,
+                           const std::vector<std::string>& disabled) {
+  // Sorted once here; from then on every pass keeps the order (verified below when enabled).
+  RETURN_IF_ERROR(graph.sort_topologically());
+  const bool verify = verify_passes();
+  // Rounds until nothing changes; each round only shrinks the graph, so a handful suffice and
+  // the cap only guards against a pass that keeps reporting changes.
+  constexpr int kMaxRounds = 8;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    bool any = false;
+    for (const auto& pass : passes) {
+      if (std::find(disabled.begin(), disabled.end(), pass->name()) != disabled.end()) continue;
+      bool changed = false;
+      Status st = pass->run(graph, changed);
+      if (!st.ok()) return st.with_context(std::string("pass ") + pass->name() + ": ");
+      // A pass must leave a valid, still sorted graph: later passes (dead-code elimination
+      // walks backwards) rely on the order, so a violation is the pass's bug, named here.
+      if (verify && changed) {
+        Status valid = graph.check_sorted();
+        if (!valid.ok()) {
+          return valid.with_context(std::string("pass ") + pass->name() + " (round " + std::to_string(round + 1) +
+                                    ") left an invalid graph: ");
+        }
+      }
+      any |= changed;
+    }
+    if (!any) break;
+  }
+  // Passes keep the order (checked above when verifying); the sort is a cheap safety net.
+  RETURN_IF_ERROR(graph.sort_topologically());
+  return graph;
 }
 
 }  // namespace pyflame_rt

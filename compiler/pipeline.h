@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "graph/opt_level.h"
 #include "compiler/pass.h"
 #include "graph/graph.h"
+#include "graph/opt_level.h"
 
 namespace pyflame_rt {
 
@@ -19,12 +19,21 @@ std::vector<std::string> known_pass_names();
 // kInvalidArgument naming the unknown entry and the known passes.
 Status check_pass_names(const std::vector<std::string>& names);
 
+// When on, every pass run checks the graph after each pass that changed it
+// (Graph::check_sorted) and fails naming the pass. On in debug builds and when the
+// environment sets PFRT_VERIFY_PASSES=1 (the test runners do); tests may also switch it.
+void set_verify_passes(bool on);
+bool verify_passes();
+
 // Runs the passes of `level` (minus `disabled`) over the graph until none changes it.
 // Unknown names in `disabled` are an error naming the known passes.
 Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled);
 
 // Runs the named passes (a device's own list, minus `disabled`) until none changes the graph.
 Expected<Graph> run_passes(Graph graph, const std::vector<std::string>& names,
+                           const std::vector<std::string>& disabled);
+// The loop behind both over an explicit pass list (tests drive it with their own).
+Expected<Graph> run_passes(Graph graph, const std::vector<std::unique_ptr<Pass>>& passes,
                            const std::vector<std::string>& disabled);
 
 }  // namespace pyflame_rt

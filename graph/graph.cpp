@@ -42,6 +42,26 @@ const ValueInfo* Graph::find_value_info(const std::string& n) const {
   return it == value_info.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// Names a subgraph (and its own subgraphs) reads from enclosing scopes.
+void collect_outer(const Graph& sub, std::set<std::string>& used) {
+  std::set<std::string> local;
+  for (const auto& v : sub.inputs) local.insert(v.name);
+  for (const auto& kv : sub.initializers) local.insert(kv.first);
+  for (const auto& n : sub.nodes) for (const auto& o : n.outputs) local.insert(o);
+  for (const auto& n : sub.nodes) {
+    for (const auto& i : n.inputs) if (!i.empty() && !local.count(i)) used.insert(i);
+    for (const auto& kv : n.attributes) {
+      if (kv.second.g) collect_outer(*kv.second.g, used);
+      for (const auto& g : kv.second.graphs) collect_outer(*g, used);
+    }
+  }
+  for (const auto& o : sub.outputs) if (!local.count(o.name)) used.insert(o.name);
+}
+
+}  // namespace
+
 Status Graph::sort_topologically(const std::set<std::string>& outer_scope) {
   std::unordered_map<std::string, size_t> producer;
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -60,21 +80,6 @@ Status Graph::sort_topologically(const std::set<std::string>& outer_scope) {
 
   // Implicit inputs of subgraphs (names they use from this scope) are dependencies too.
   std::vector<std::vector<std::string>> deps(nodes.size());
-  std::function<void(const Graph&, std::set<std::string>&)> collect_outer =
-      [&](const Graph& sub, std::set<std::string>& used) {
-        std::set<std::string> local;
-        for (const auto& v : sub.inputs) local.insert(v.name);
-        for (const auto& kv : sub.initializers) local.insert(kv.first);
-        for (const auto& n : sub.nodes) for (const auto& o : n.outputs) local.insert(o);
-        for (const auto& n : sub.nodes) {
-          for (const auto& i : n.inputs) if (!i.empty() && !local.count(i)) used.insert(i);
-          for (const auto& kv : n.attributes) {
-            if (kv.second.g) collect_outer(*kv.second.g, used);
-            for (const auto& g : kv.second.graphs) collect_outer(*g, used);
-          }
-        }
-        for (const auto& o : sub.outputs) if (!local.count(o.name)) used.insert(o.name);
-      };
   for (size_t i = 0; i < nodes.size(); ++i) {
     for (const auto& in : nodes[i].inputs) if (!in.empty()) deps[i].push_back(in);
     for (const auto& kv : nodes[i].attributes) {
@@ -128,6 +133,39 @@ Status Graph::sort_topologically(const std::set<std::string>& outer_scope) {
   for (size_t i : order) sorted.push_back(std::move(nodes[i]));
   nodes = std::move(sorted);
   return Status::OK();
+}
+
+Status Graph::check_sorted(const std::set<std::string>& outer_scope) const {
+  std::set<std::string> defined = outer_scope;
+  for (const auto& v : inputs) defined.insert(v.name);
+  for (const auto& kv : initializers) defined.insert(kv.first);
+  std::set<std::string> produced;
+  for (const auto& n : nodes) {
+    std::set<std::string> reads;
+    for (const auto& in : n.inputs) if (!in.empty()) reads.insert(in);
+    for (const auto& kv : n.attributes) {
+      if (kv.second.g) collect_outer(*kv.second.g, reads);
+      for (const auto& g : kv.second.graphs) collect_outer(*g, reads);
+    }
+    for (const auto& r : reads) {
+      if (defined.count(r)) continue;
+      bool later = false;
+      for (const auto& m : nodes) {
+        later |= std::find(m.outputs.begin(), m.outputs.end(), r) != m.outputs.end();
+      }
+      return invalid_graph(n.describe(), ": input '", r, "' ",
+                           later ? "is produced only after it (nodes out of topological order)"
+                                 : "is not a graph input, an initializer or the output of any node");
+    }
+    for (const auto& o : n.outputs) {
+      if (o.empty()) continue;
+      if (!produced.insert(o).second || defined.count(o)) {
+        return invalid_graph(n.describe(), ": output '", o, "' is already defined before it");
+      }
+      defined.insert(o);
+    }
+  }
+  return validate(outer_scope);
 }
 
 Status Graph::validate(const std::set<std::string>& outer_scope) const {

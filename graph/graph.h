@@ -54,6 +54,10 @@ class Graph {
   Status sort_topologically(const std::set<std::string>& outer_scope = {});
   // Checks that every graph output is produced by a node, an input or an initializer.
   Status validate(const std::set<std::string>& outer_scope = {}) const;
+  // Checks the invariant passes keep without re-sorting: nodes already in topological order
+  // (every input defined by an input, initializer, outer-scope name or an earlier node), each
+  // value produced once, and validate(). Names the first offending node.
+  Status check_sorted(const std::set<std::string>& outer_scope = {}) const;
 
   // Number of weight parameters (elements of all float initializers) and op histogram.
   int64_t parameter_count() const;

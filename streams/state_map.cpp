@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 
 namespace pyflame_rt {
@@ -52,6 +53,50 @@ Status check_pair(const ValueInfo& in, const ValueInfo& out) {
   return Status::OK();
 }
 
+// When names do not tell (torch names a second output "output1"): a state input is paired with
+// the one output of the same dtype and exactly the same shape. The first input and the first
+// output are the data path by convention of exported recurrent models (input, h0) ->
+// (output, hn), so they are never paired this way; neither are values whose shape has unknown
+// dims (a chunk's length). More than one candidate either way is an error listing the pairs
+// considered.
+Status pair_by_shape(const std::vector<ValueInfo>& inputs, const std::vector<ValueInfo>& outputs,
+                     std::set<std::string>& used_outputs, const std::set<std::string>& paired_inputs,
+                     std::vector<StatePair>& pairs) {
+  auto same_shape = [](const ValueInfo& a, const ValueInfo& b) {
+    return a.dtype == b.dtype && a.shape.rank_known && a.shape.fully_known() && a.shape == b.shape;
+  };
+  std::vector<std::pair<const ValueInfo*, std::vector<const ValueInfo*>>> candidates;
+  for (size_t i = 1; i < inputs.size(); ++i) {
+    const ValueInfo& in = inputs[i];
+    if (paired_inputs.count(in.name)) continue;
+    std::vector<const ValueInfo*> outs;
+    for (size_t k = 1; k < outputs.size(); ++k) {
+      if (!used_outputs.count(outputs[k].name) && same_shape(in, outputs[k])) outs.push_back(&outputs[k]);
+    }
+    if (!outs.empty()) candidates.emplace_back(&in, std::move(outs));
+  }
+  std::map<std::string, int> claims;
+  for (const auto& c : candidates) for (const ValueInfo* o : c.second) ++claims[o->name];
+  std::string considered;
+  bool ambiguous = false;
+  for (const auto& c : candidates) {
+    for (const ValueInfo* o : c.second) {
+      considered += (considered.empty() ? "'" : ", '") + c.first->name + "' <- '" + o->name + "'";
+      ambiguous |= c.second.size() > 1 || claims[o->name] > 1;
+    }
+  }
+  if (ambiguous) {
+    return invalid_argument("state inputs: names pair none of them and more than one output has the shape of a ",
+                            "state input; pairs considered by dtype and shape: ", considered,
+                            "; give the mapping explicitly (state_map)");
+  }
+  for (const auto& c : candidates) {
+    used_outputs.insert(c.second[0]->name);
+    pairs.push_back({c.first->name, c.second[0]->name});
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Expected<std::vector<StatePair>> find_state_pairs(const std::vector<ValueInfo>& inputs,
@@ -71,7 +116,7 @@ Expected<std::vector<StatePair>> find_state_pairs(const std::vector<ValueInfo>& 
     }
     return pairs;
   }
-  std::set<std::string> used_outputs;
+  std::set<std::string> used_outputs, paired_inputs;
   for (const auto& in : inputs) {
     std::set<std::string> in_stems = stems(in.name);
     std::vector<const ValueInfo*> matches;
@@ -83,12 +128,17 @@ Expected<std::vector<StatePair>> find_state_pairs(const std::vector<ValueInfo>& 
     }
     if (matches.empty()) continue;
     if (matches.size() > 1 || used_outputs.count(matches[0]->name)) {
-      return invalid_argument("state input '", in.name, "': more than one output could carry its next value (",
-                              names_of(outputs), "); give the mapping explicitly (state_map)");
+      std::string considered;
+      for (const ValueInfo* m : matches) considered += (considered.empty() ? "'" : ", '") + in.name + "' <- '" + m->name + "'";
+      if (matches.size() == 1) considered += " (its output already feeds another state input)";
+      return invalid_argument("state input '", in.name, "': more than one output could carry its next value; pairs ",
+                              "considered by name: ", considered, "; give the mapping explicitly (state_map)");
     }
     used_outputs.insert(matches[0]->name);
+    paired_inputs.insert(in.name);
     pairs.push_back({in.name, matches[0]->name});
   }
+  RETURN_IF_ERROR(pair_by_shape(inputs, outputs, used_outputs, paired_inputs, pairs));
   return pairs;
 }
 

@@ -34,7 +34,8 @@ inline void make_fused_conv(Graph& graph, Node& conv) { make_fused(graph, conv, 
 // Absorbs Add nodes into their producers: for each Add(y, other), in either operand order,
 // where y is read only by that Add and made by a node for which absorb(producer, y, other)
 // returns true (having rewritten the producer to also compute the sum), the producer takes
-// over the Add's output and the Add is removed. Returns whether anything changed.
+// over the Add's output and its place in the node order, and the Add is removed. Returns
+// whether anything changed.
 template <typename Absorb>
 bool fuse_adds_into_producers(Graph& graph, Absorb absorb) {
   std::map<std::string, int> uses = use_counts(graph);
@@ -51,8 +52,13 @@ bool fuse_adds_into_producers(Graph& graph, Absorb absorb) {
       if (p == producer.end() || removed[p->second] || uses[y] != 1 || y == other) continue;
       Node& node = graph.nodes[p->second];
       if (!absorb(node, y, other)) continue;
+      // The fused node now reads `other`, which may be made after the producer: it takes the
+      // Add's place (after both operands, before every reader of the sum) so the nodes stay in
+      // topological order for the passes that follow (dead-code elimination walks backwards
+      // and would drop the producer of `other`).
       node.outputs[0] = add.outputs[0];
-      removed[i] = true;
+      graph.nodes[i] = std::move(node);
+      removed[p->second] = true;
       changed = true;
       break;
     }

@@ -133,10 +133,52 @@ class ConvOp : public NativeOp {
       pad_r[d] = pe;
       dnnl_dil[d] = dil[d] - 1;  // oneDNN counts the gaps, ONNX the step
     }
-    Dims wdims = weights_.dims();
+    // Taps that read only padding for every output (a dilation as large as the input, as in
+    // DeepLabV3's ASPP at 14x14) are dropped: oneDNN has no jit kernel for such a shape and its
+    // reference kernel took 20 s; the rest is an equal, smaller convolution.
+    Tensor w_used = weights_;
+    Dims first(k, 0), live(kernel);
+    bool trimmed = false;
+    for (size_t d = 0; d < k; ++d) {
+      int64_t lo = kernel[d], hi = -1;
+      for (int64_t t = 0; t < kernel[d]; ++t) {
+        // Output o reads input o * stride - pad_l + t * dil: live when some o lands inside.
+        int64_t min_pos = -pad_l[d] + t * dil[d], max_pos = (out[d + 2] - 1) * strides[d] + min_pos;
+        if (max_pos >= 0 && min_pos < xd[d + 2] && (min_pos >= 0 || max_pos >= 0)) {
+          lo = std::min(lo, t);
+          hi = std::max(hi, t);
+        }
+      }
+      if (hi < 0) continue;  // nothing live: keep the conv as it is (its output is the bias)
+      int64_t new_pad_l = pad_l[d] - lo * dil[d];
+      int64_t new_eff = (hi - lo) * dil[d] + 1;
+      int64_t new_pad_r = (out[d + 2] - 1) * strides[d] + new_eff - xd[d + 2] - new_pad_l;
+      if ((lo > 0 || hi < kernel[d] - 1) && new_pad_l >= 0 && new_pad_r >= 0) {
+        first[d] = lo;
+        live[d] = hi - lo + 1;
+        pad_l[d] = new_pad_l;
+        pad_r[d] = new_pad_r;
+        trimmed = true;
+      }
+    }
+    if (trimmed) {
+      Dims wd = weights_.dims();
+      for (size_t d = 0; d < k; ++d) wd[d + 2] = live[d];
+      w_used = Tensor(DType::kFloat32, wd);
+      memory src_w(plain_desc(weights_.dims()).submemory_desc(to_dnnl(wd), [&] {
+        memory::dims off(weights_.rank(), 0);
+        for (size_t d = 0; d < k; ++d) off[d + 2] = first[d];
+        return off;
+      }()), engine(), const_cast<void*>(weights_.raw_data()));
+      memory dst_w(plain_desc(wd), engine(), w_used.raw_data());
+      dnnl::reorder(src_w, dst_w).execute(thread_stream(), src_w, dst_w);
+      thread_stream().wait();
+      kernel = live;
+    }
+    Dims wdims = w_used.dims();
     if (group > 1) {
-      wdims = {group, weights_.dim(0) / group};
-      wdims.insert(wdims.end(), weights_.dims().begin() + 1, weights_.dims().end());
+      wdims = {group, w_used.dim(0) / group};
+      wdims.insert(wdims.end(), w_used.dims().begin() + 1, w_used.dims().end());
     }
     auto any = memory::format_tag::any;
     memory::desc src_md(to_dnnl(xd), memory::data_type::f32, layout_tag(src_layout_, xd.size()));
@@ -153,7 +195,7 @@ class ConvOp : public NativeOp {
                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_md, dst_md,
                                                    strides_d, dnnl_dil, pad_l, pad_r);
     };
-    bool winograd_shape = k == 2 && group == 1 && kernel == Dims{3, 3} && strides == std::vector<int64_t>{1, 1} &&
+    bool winograd_shape = !trimmed && k == 2 && group == 1 && kernel == Dims{3, 3} && strides == std::vector<int64_t>{1, 1} &&
                           dil == std::vector<int64_t>{1, 1};
     dnnl::post_ops ops;
     if (has_sum_) ops.append_sum(1.f);
@@ -181,12 +223,19 @@ class ConvOp : public NativeOp {
         return plan;
       }
       if (!built) {
+        const bool forced = layout_tag(src_layout_, xd.size()) != any || layout_tag(dst_layout_, out.size()) != any;
+        bool reference = false;
         try {
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
+          reference = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
         } catch (const dnnl::error&) {
-          bool forced = layout_tag(src_layout_, xd.size()) != any || layout_tag(dst_layout_, out.size()) != any;
           if (!forced) throw;
-          // No kernel for the layouts the compiler chose: the kernel's own choice instead.
+          reference = true;
+        }
+        // No jit kernel for the layouts the compiler chose (a grouped conv with 8 channels per
+        // group in AVX-512's 16-channel blocks gets oneDNN's reference kernel, 100x slower):
+        // the kernel's own choice of layouts instead, reordering around it.
+        if (reference && forced) {
           src_md = memory::desc(to_dnnl(xd), memory::data_type::f32, any);
           dst_md = memory::desc(to_dnnl(out), memory::data_type::f32, any);
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
@@ -197,7 +246,7 @@ class ConvOp : public NativeOp {
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
       memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::f32, plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(weights_.raw_data()));
+                    const_cast<void*>(w_used.raw_data()));
       plan->weights = memory(pd.weights_desc(), engine());
       dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
@@ -293,6 +342,11 @@ bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::
   } else if (name == "SiLU") ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f);
   else if (name == "Gelu") ops.append_eltwise(1.f, A::eltwise_gelu_erf, 0.f, 0.f);
   else if (name == "Elu") ops.append_eltwise(1.f, A::eltwise_elu, param(0, 1.f), 0.f);
+  else if (name == "Sqrt") ops.append_eltwise(1.f, A::eltwise_sqrt, 0.f, 0.f);
+  else if (name == "Abs") ops.append_eltwise(1.f, A::eltwise_abs, 0.f, 0.f);
+  else if (name == "Exp") ops.append_eltwise(1.f, A::eltwise_exp, 0.f, 0.f);
+  else if (name == "Log") ops.append_eltwise(1.f, A::eltwise_log, 0.f, 0.f);
+  else if (name == "Neg") ops.append_eltwise(1.f, A::eltwise_linear, -1.f, 0.f);
   else return false;
   return true;
 }

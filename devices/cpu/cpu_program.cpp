@@ -79,6 +79,8 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
     for (int s : step.outputs) if (s >= 0) producer[static_cast<size_t>(s)] = static_cast<int>(i);
   }
   for (int s : p->output_slots_) p->readers_[static_cast<size_t>(s)] = -1;  // never released
+  p->ran_native_.reset(new std::atomic<bool>[p->steps_.size()]);
+  for (size_t i = 0; i < p->steps_.size(); ++i) p->ran_native_[i].store(p->steps_[i].native != nullptr);
   return p;
 }
 
@@ -99,9 +101,15 @@ NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point sta
 
 }  // namespace
 
-Status CpuProgram::run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) {
+Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const {
+  const Step& step = steps_[index];
   try {
-    return step.native ? step.native->run(in, out) : run_reference(*step.node, step.opset, in, out);
+    if (!step.native) return run_reference(*step.node, step.opset, in, out);
+    // A native op falls back through run_reference on this thread: count those calls.
+    uint64_t before = reference_runs_on_this_thread();
+    Status st = step.native->run(in, out);
+    ran_native_[index].store(reference_runs_on_this_thread() == before, std::memory_order_relaxed);
+    return st;
   } catch (const std::bad_alloc&) {
     return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
   } catch (const dnnl::error& e) {
@@ -153,7 +161,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       for (size_t k = 0; k < copies.size(); ++k) in.push_back(present_or_null(step.inputs[k] >= 0 ? &copies[k] : nullptr));
       std::vector<CpuValue> out(step.outputs.size());
       auto start = std::chrono::steady_clock::now();
-      Status st = run_step(step, in, out);
+      Status st = run_step(i, in, out);
       NodeTiming timing = timing_of(*step.node, start, run_start);
       copies.clear();
       lock.lock();
@@ -219,14 +227,15 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   } else {
     std::vector<CpuValue*> in;
     auto run_start = std::chrono::steady_clock::now();
-    for (const Step& step : steps_) {
+    for (size_t index = 0; index < steps_.size(); ++index) {
+      const Step& step = steps_[index];
       RETURN_IF_ERROR(check_run_interrupt());
       in.clear();
       for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
       std::vector<CpuValue> out(step.outputs.size());
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-      RETURN_IF_ERROR(run_step(step, in, out));
+      RETURN_IF_ERROR(run_step(index, in, out));
       if (timings) timings->push_back(timing_of(*step.node, start, run_start));
       for (size_t i = 0; i < out.size(); ++i) {
         int s = step.outputs[i];
@@ -244,9 +253,34 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
 }
 
 std::vector<NodeKernel> CpuProgram::node_kernels() const {
+  // Run-time choices count: a native op that fell back in the latest run is "reference".
   std::vector<NodeKernel> out;
-  for (const auto& s : steps_) {
-    out.push_back({s.node->name, s.node->op_type, "cpu", s.native ? "native" : "reference"});
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    bool native = s.native && ran_native_[i].load(std::memory_order_relaxed);
+    out.push_back({s.node->name, s.node->op_type, "cpu", native ? "native" : "reference"});
+  }
+  return out;
+}
+
+std::vector<std::string> CpuProgram::fallback_nodes() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    if (!s.native) {
+      names.push_back(s.node->describe());
+    } else if (!ran_native_[i].load(std::memory_order_relaxed)) {
+      names.push_back(s.node->describe() + " (native kernel fell back at run time)");
+    }
+  }
+  return names;
+}
+
+std::vector<std::pair<std::string, bool>> CpuProgram::native_by_node() const {
+  std::vector<std::pair<std::string, bool>> out;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Node& n = *steps_[i].node;
+    out.emplace_back(n.name.empty() ? n.outputs[0] : n.name, ran_native_[i].load(std::memory_order_relaxed));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // reference kernel on plain tensors, converted only where a plain consumer needs them.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -28,6 +29,14 @@ class CpuProgram : public Executable {
 
   // Per node: "native" or "reference" (what fallback_nodes() reports).
   std::vector<NodeKernel> node_kernels() const override;
+  // The nodes that run on the reference kernels (for reports and tests): those without a native
+  // op, and those whose native op fell back to the reference kernel in the latest run.
+  std::vector<std::string> fallback_nodes() const override;
+
+  // Per node, in run order: its name (its first output's when unnamed) and whether its native
+  // kernel ran in the latest run, false when it has none or fell back to the reference kernel at
+  // run time (an unexpected dtype or shape). Before the first run: whether it has a native op.
+  std::vector<std::pair<std::string, bool>> native_by_node() const;
 
   // Buffers the runs of this program obtained for native outputs so far (for tests).
   const BufferPoolCounters& buffer_counters() const { return pools_->counters(); }
@@ -46,7 +55,8 @@ class CpuProgram : public Executable {
   Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
   Status execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const;
   // One step on `in` (nullptr = absent input), exceptions turned into errors naming the node.
-  static Status run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out);
+  // Records in ran_native_[index] whether the native kernel ran (no reference fallback).
+  Status run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const;
 
   Graph graph_;
   int num_threads_ = 0;
@@ -58,6 +68,8 @@ class CpuProgram : public Executable {
   std::vector<int> input_slots_, output_slots_;
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<Step> steps_;
+  // Per step: did its native kernel run in the latest run (concurrent runs may write it).
+  std::unique_ptr<std::atomic<bool>[]> ran_native_;
 };
 
 }  // namespace cpu

@@ -1,5 +1,6 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
-// Clip with constant bounds, ...) and Add/Sub/Mul/Div with one-sided broadcasting.
+// Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
+// with one-sided broadcasting.
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -22,8 +23,11 @@ class ActivationOp : public NativeOp {
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
-    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones.
-    if (!f32_value(x) || dims_of(x).size() < 2) return run_reference(node_, opset_, inputs, outputs);
+    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones;
+    // plain_desc has format tags up to rank 6 only.
+    if (!f32_value(x) || dims_of(x).size() < 2 || dims_of(x).size() > 6) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
     memory::desc md = desc_of(x);
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
     memory src = x->as_native(md);
@@ -98,8 +102,9 @@ class BinaryOp : public NativeOp {
       std::swap(a, b);
       std::swap(da, db);
     }
-    // b must broadcast to a: same rank after leading 1s, each dim equal or 1.
-    if (da.size() < 2) return run_reference(node_, opset_, inputs, outputs);
+    // b must broadcast to a: same rank after leading 1s, each dim equal or 1 (rank <= 6: the
+    // plain format tags there are).
+    if (da.size() < 2 || da.size() > 6) return run_reference(node_, opset_, inputs, outputs);
     Dims bd(da.size() - db.size(), 1);
     bd.insert(bd.end(), db.begin(), db.end());
     for (size_t i = 0; i < da.size(); ++i) {
@@ -128,6 +133,9 @@ class BinaryOp : public NativeOp {
         return run_binary(a, da, md0, src1, md1, inputs, outputs);
       }
       const Tensor& t = b->as_plain().tensor;
+      // No jit kernel for the layout pair (an nChw8c conv output on AVX-512, say) and b one
+      // value per channel: our loop over a's layout instead of oneDNN's reference kernel.
+      if (!use_same && channel_loop(a, da, bd, md0, t, outputs)) return Status::OK();
       memory plain(plain_desc(bd), engine(), const_cast<void*>(t.raw_data()));
       md1 = use_same ? same : plain.get_desc();
       if (md1 == plain.get_desc()) {
@@ -159,6 +167,62 @@ class BinaryOp : public NativeOp {
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();
+  }
+
+  // y = a (op) b[n?, c] where bd is [1 or N, C, 1, ...]: channels-last and 4/8/16-channel blocked
+  // layouts of a (blocked padding lanes are written 0). False for anything else (plain pairs
+  // have oneDNN's jit kernel).
+  bool channel_loop(CpuValue* a, const Dims& da, const Dims& bd, const memory::desc& md0, const Tensor& b,
+                    std::vector<CpuValue>& outputs) {
+    const size_t rank = da.size();
+    if (rank < 3 || rank > 5 || bd[1] != da[1] || (bd[0] != 1 && bd[0] != da[0])) return false;
+    for (size_t i = 2; i < rank; ++i) if (bd[i] != 1) return false;
+    using tag = memory::format_tag;
+    static const tag kLast[] = {tag::undef, tag::undef, tag::undef, tag::acb, tag::acdb, tag::acdeb};
+    static const tag k4[] = {tag::undef, tag::undef, tag::undef, tag::aBc4b, tag::aBcd4b, tag::aBcde4b};
+    static const tag k8[] = {tag::undef, tag::undef, tag::undef, tag::aBc8b, tag::aBcd8b, tag::aBcde8b};
+    static const tag k16[] = {tag::undef, tag::undef, tag::undef, tag::aBc16b, tag::aBcd16b, tag::aBcde16b};
+    auto is = [&](tag t) { return md0 == memory::desc(to_dnnl(da), memory::data_type::f32, t); };
+    int64_t block;  // channels innermost in runs of `block`
+    if (is(kLast[rank])) block = da[1];
+    else if (is(k4[rank])) block = 4;
+    else if (is(k8[rank])) block = 8;
+    else if (is(k16[rank])) block = 16;
+    else return false;
+    const int64_t n = da[0], c = da[1], spatial = num_elements(da) / (n * c);
+    const int64_t blocks = (c + block - 1) / block;
+    const bool per_sample = bd[0] != 1;
+    memory src = a->as_native(md0);
+    CpuValue out = CpuValue::allocate_native(md0, da);
+    const float* x = static_cast<const float*>(src.get_data_handle());
+    float* y = static_cast<float*>(out.native.get_data_handle());
+    const float* bv = b.data<float>();
+    const dnnl::algorithm alg = alg_;
+    auto apply = [alg](float v, float w) {
+      switch (alg) {
+        case dnnl::algorithm::binary_add: return v + w;
+        case dnnl::algorithm::binary_sub: return v - w;
+        case dnnl::algorithm::binary_mul: return v * w;
+        default: return v / w;
+      }
+    };
+    const int64_t rows = block == c ? n * spatial : n * blocks * spatial;
+#pragma omp parallel for if (rows * block >= (1 << 15)) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (block == c) {  // channels-last: row r = (sample, position)
+        const float* w = bv + (per_sample ? (r / spatial) * c : 0);
+        for (int64_t i = 0; i < c; ++i) y[r * c + i] = apply(x[r * c + i], w[i]);
+      } else {  // blocked: row r = (sample, channel block, position)
+        const int64_t sample = r / (blocks * spatial), cb = (r / spatial) % blocks;
+        const float* w = bv + (per_sample ? sample * c : 0);
+        for (int64_t l = 0; l < block; ++l) {
+          int64_t ch = cb * block + l;
+          y[r * block + l] = ch < c ? apply(x[r * block + l], w[ch]) : 0.f;
+        }
+      }
+    }
+    outputs[0] = std::move(out);
+    return true;
   }
 
   struct Plan {
@@ -240,7 +304,9 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
       }
     }
   }
-  static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu"};
+  // Sqrt..Neg: plain unary math (attentive statistics pooling's Sqrt), never fused into convs.
+  static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu",
+                                       "Sqrt", "Abs", "Exp", "Log", "Neg"};
   for (const char* a : kActivations) {
     if (op == a) return std::make_unique<ActivationOp>(node, opset, op, params);
   }

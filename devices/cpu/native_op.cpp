@@ -5,8 +5,15 @@
 namespace pyflame_rt {
 namespace cpu {
 
+namespace {
+thread_local uint64_t reference_runs = 0;
+}  // namespace
+
+uint64_t reference_runs_on_this_thread() { return reference_runs; }
+
 Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue*>& inputs,
                      std::vector<CpuValue>& outputs) {
+  ++reference_runs;
   KernelFn fn = KernelRegistry::reference().find(node.domain, node.op_type, opset);
   if (!fn) return node.error(StatusCode::kNotImplemented, "no reference kernel");
   std::vector<const Value*> in;
@@ -39,6 +46,12 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
     if (auto op = make_norm_op(node, opset, graph)) return op;
     if (auto op = make_movement_op(node, opset, graph)) return op;
     if (auto op = make_gru_op(node, opset, graph)) return op;
+    if (auto op = make_reduce_op(node, opset, graph)) return op;
+    if (auto op = make_copy_op(node, opset, graph)) return op;
+    if (auto op = make_batchnorm_op(node, opset, graph)) return op;
+    if (auto op = make_softmax_op(node, opset, graph)) return op;
+    if (auto op = make_resize_op(node, opset, graph)) return op;
+    if (auto op = make_broadcast_op(node, opset, graph)) return op;
   }
   return nullptr;
 }

@@ -27,9 +27,13 @@ class NativeOp {
 // `graph` gives access to constant inputs (initializers) such as weights.
 std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph);
 
-// Runs the node's reference kernel on plain values (the fallback of every native op).
+// Runs the node's reference kernel on plain values (the fallback of every native op). Each call
+// counts on the calling thread, so the program can tell that a native op fell back at run time.
 Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue*>& inputs,
                      std::vector<CpuValue>& outputs);
+
+// How many times run_reference ran on this thread (never reset; compare before and after).
+uint64_t reference_runs_on_this_thread();
 
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -15,6 +15,12 @@ std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Gr
 std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph& graph); // movement_op.cpp
 std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph);      // gru_op.cpp
 std::unique_ptr<NativeOp> make_attention_op(const Node& node, int64_t opset, const Graph& graph); // attention_op.cpp
+std::unique_ptr<NativeOp> make_reduce_op(const Node& node, int64_t opset, const Graph& graph);    // reduce_op.cpp
+std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph& graph);      // copy_op.cpp
+std::unique_ptr<NativeOp> make_batchnorm_op(const Node& node, int64_t opset, const Graph& graph); // batchnorm_op.cpp
+std::unique_ptr<NativeOp> make_softmax_op(const Node& node, int64_t opset, const Graph& graph);   // softmax_op.cpp
+std::unique_ptr<NativeOp> make_broadcast_op(const Node& node, int64_t opset, const Graph& graph); // broadcast_op.cpp
+std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const Graph& graph);    // resize_op.cpp
 
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
 // false when the activation has no oneDNN equivalent (PRelu: see PReluStep).

@@ -1,5 +1,5 @@
-// Native LayerNormalization (last axis, constant scale/shift) and Softmax (last axis) on
-// oneDNN, on plain row-major tensors.
+// Native LayerNormalization (last axis, constant scale/shift) on oneDNN, on plain row-major
+// tensors (Softmax: softmax_op.cpp).
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -83,64 +83,9 @@ class LayerNormOp : public NativeOp {
   std::map<int64_t, std::shared_ptr<Plan>> plans_;
 };
 
-class SoftmaxOp : public NativeOp {
- public:
-  SoftmaxOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
-
-  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
-    int64_t rows = 0, d = 0;
-    if (!plain_f32_rows(inputs[0], &rows, &d)) return run_reference(node_, opset_, inputs, outputs);
-    const Tensor& x = inputs[0]->as_plain().tensor;
-    int64_t rank = static_cast<int64_t>(x.rank());
-    int64_t axis = node_.attr_int("axis", opset_ < 13 ? 1 : -1);
-    if (axis != -1 && axis != rank - 1) return run_reference(node_, opset_, inputs, outputs);  // last axis only
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(rows, d));
-    Tensor y(DType::kFloat32, x.dims());
-    memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
-    memory dst(plan->data, engine(), y.raw_data());
-    memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
-    thread_stream().wait();
-    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-    return Status::OK();
-  }
-
- private:
-  struct Plan {
-    dnnl::softmax_forward prim;
-    memory::desc data, scratch;
-  };
-
-  Expected<std::shared_ptr<Plan>> plan_for(int64_t rows, int64_t d) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find({rows, d});
-    if (it != plans_.end()) return it->second;
-    auto plan = std::make_shared<Plan>();
-    try {
-      plan->data = memory::desc({rows, d}, memory::data_type::f32, memory::format_tag::ab);
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::softmax_forward::desc desc(dnnl::prop_kind::forward_inference, plan->data, 1);
-      dnnl::softmax_forward::primitive_desc pd(desc, attr, engine());
-      plan->prim = dnnl::softmax_forward(pd);
-      plan->scratch = pd.scratchpad_desc();
-    } catch (const dnnl::error& e) {
-      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the softmax: ", e.what());
-    }
-    plans_[{rows, d}] = plan;
-    return plan;
-  }
-
-  Node node_;
-  int64_t opset_;
-  std::mutex mu_;
-  std::map<std::pair<int64_t, int64_t>, std::shared_ptr<Plan>> plans_;
-};
-
 }  // namespace
 
 std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Graph& graph) {
-  if (node.op_type == "Softmax") return std::make_unique<SoftmaxOp>(node, opset);
   if (node.op_type != "LayerNormalization" || node.inputs.size() < 2) return nullptr;
   for (size_t i = 1; i < node.outputs.size(); ++i) if (!node.outputs[i].empty()) return nullptr;  // Mean/InvStdDev
   auto s = graph.initializers.find(node.inputs[1]);

@@ -40,6 +40,29 @@ TEST(GraphTest, RejectsUndefinedInput) {
   EXPECT_NE(st.message().find("'nowhere'"), std::string::npos);
 }
 
+TEST(GraphTest, CheckSortedNamesOutOfOrderAndDanglingInputs) {
+  Graph g = two_relus();
+  Status st = g.check_sorted();
+  ASSERT_EQ(st.code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(st.message().find("second"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("only after it"), std::string::npos) << st.message();
+  ASSERT_TRUE(g.sort_topologically().ok());
+  EXPECT_TRUE(g.check_sorted().ok());
+  g.nodes.erase(g.nodes.begin());  // "h" now has no producer
+  st = g.check_sorted();
+  ASSERT_EQ(st.code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(st.message().find("'h' is not a graph input"), std::string::npos) << st.message();
+}
+
+TEST(GraphTest, CheckSortedRejectsAValueProducedTwice) {
+  Graph g = two_relus();
+  ASSERT_TRUE(g.sort_topologically().ok());
+  g.add_node("Relu", {"x"}, {"h"}, "again");
+  Status st = g.check_sorted();
+  ASSERT_EQ(st.code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(st.message().find("again"), std::string::npos) << st.message();
+}
+
 TEST(GraphTest, PrinterIsDeterministic) {
   Graph g = two_relus();
   ASSERT_TRUE(g.sort_topologically().ok());

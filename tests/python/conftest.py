@@ -8,6 +8,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+# Every graph pass is checked to leave a valid, sorted graph (read when the module loads).
+os.environ.setdefault("PFRT_VERIFY_PASSES", "1")
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 

@@ -86,9 +86,7 @@ double normalised_error(const Tensor& a, const Tensor& b) {
 // Nodes a device may run on its reference kernels without failing the test: each entry is a
 // known gap with its reason. Anything else that is not native fails.
 const std::map<std::string, std::set<std::string>>& known_reference_nodes() {
-  static const std::map<std::string, std::set<std::string>> known = {
-      {"cpu", {"Flatten"}},  // no native Flatten yet (issue 15)
-  };
+  static const std::map<std::string, std::set<std::string>> known = {};
   return known;
 }
 

@@ -51,6 +51,30 @@ TEST(StateMapTest, AmbiguousDetectionAsksForAMapping) {
   auto pairs = find_state_pairs(in, out, {});
   ASSERT_FALSE(pairs.ok());
   EXPECT_NE(pairs.status().message().find("state_map"), std::string::npos);
+  EXPECT_NE(pairs.status().message().find("'h' <- 'h_out', 'h' <- 'h_next'"), std::string::npos)
+      << pairs.status().message();
+}
+
+// torch.onnx.export names the outputs of a GRU "output" and "output1": only dtype and shape tell.
+TEST(StateMapTest, PairsByShapeWhenNamesDoNotTell) {
+  std::vector<ValueInfo> in{info("x", {1, 50, 64}), info("h", {2, 1, 128})};
+  std::vector<ValueInfo> out{info("output", {1, 50, 128}), info("output1", {2, 1, 128})};
+  auto pairs = find_state_pairs(in, out, {});
+  ASSERT_TRUE(pairs.ok()) << pairs.status().to_string();
+  ASSERT_EQ(pairs.value().size(), 1u);
+  EXPECT_EQ(pairs.value()[0].input, "h");
+  EXPECT_EQ(pairs.value()[0].output, "output1");
+}
+
+TEST(StateMapTest, ShapeOnlyAmbiguityListsThePairsConsidered) {
+  std::vector<ValueInfo> in{info("x", {1, 50, 64}), info("a", {1, 16}), info("b", {1, 16})};
+  std::vector<ValueInfo> out{info("y", {1, 50, 64}), info("p", {1, 16}), info("q", {1, 16})};
+  auto pairs = find_state_pairs(in, out, {});
+  ASSERT_FALSE(pairs.ok());
+  const std::string& m = pairs.status().message();
+  EXPECT_NE(m.find("'a' <- 'p', 'a' <- 'q', 'b' <- 'p', 'b' <- 'q'"), std::string::npos) << m;
+  EXPECT_EQ(m.find("'x' <- 'y'"), std::string::npos) << m;  // the data path is never a candidate
+  EXPECT_NE(m.find("state_map"), std::string::npos) << m;
 }
 
 }  // namespace

@@ -10,13 +10,17 @@ gru: 2-layer GRU 64->128, inputs "input" [1,50,64] and "h0" [2,1,128] -> "output
 cifar_cnn (not in the default list; for the batching benchmark): the classic small CIFAR-10
   CNN, 4 conv 3x3 (32, 32, 64, 64) with 2 max-pools, Linear 4096->512->10, softmax;
   input "image" [batch,3,32,32] -> "probs" [batch,10]
+audio_tdnn (not in the default list): a small 1-D speaker-embedding model in the ECAPA style,
+  Conv1d + ReLU + BatchNorm blocks (one dilated, one with squeeze-excite over ReduceMean),
+  attentive statistics pooling (Softmax over time, ReduceSum, Sqrt, Concat), BatchNorm and a
+  Linear to 192; input "feats" [1,80,200] -> "embedding" [1,192]
 """
 
 import os
 import sys
 
 MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
-EXTRA_MODELS = ["cifar_cnn"]
+EXTRA_MODELS = ["cifar_cnn", "audio_tdnn"]
 DYNAMIC_BATCH = {"cifar_cnn": {"image": {0: "batch"}, "probs": {0: "batch"}}}
 
 
@@ -54,6 +58,37 @@ def _build(name):
             def forward(self, image):
                 return torch.softmax(self.body(image), dim=-1)
         return CifarCnn().eval(), (torch.randn(1, 3, 32, 32),), ["image"], ["probs"]
+    if name == "audio_tdnn":
+        def block(cin, cout, k, dilation=1):
+            return nn.Sequential(nn.Conv1d(cin, cout, k, dilation=dilation, padding=dilation * (k - 1) // 2),
+                                 nn.ReLU(), nn.BatchNorm1d(cout))
+
+        class AudioTdnn(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.b1, self.b2, self.b3 = block(80, 256, 5), block(256, 256, 3, 2), block(256, 256, 1)
+                self.se = nn.Sequential(nn.Conv1d(256, 64, 1), nn.ReLU(), nn.Conv1d(64, 256, 1), nn.Sigmoid())
+                self.att = nn.Sequential(nn.Conv1d(256, 128, 1), nn.Tanh(), nn.Conv1d(128, 256, 1))
+                self.bn = nn.BatchNorm1d(512)
+                self.fc = nn.Linear(512, 192)
+
+            def forward(self, feats):
+                x = self.b1(feats)
+                x = self.b2(x)
+                x = x * self.se(x.mean(dim=2, keepdim=True))
+                x = self.b3(x)
+                w = torch.softmax(self.att(x), dim=2)
+                mu = torch.sum(x * w, dim=2)
+                sg = torch.sqrt((torch.sum(x * x * w, dim=2) - mu * mu).clamp(min=1e-5))
+                return self.fc(self.bn(torch.cat([mu, sg], dim=1)))
+
+        model = AudioTdnn().eval()
+        with torch.no_grad():  # non-trivial statistics, so the BatchNorms are not identities
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+        return model, (torch.randn(1, 80, 200),), ["feats"], ["embedding"]
     raise ValueError(f"unknown model '{name}' (known: {', '.join(MODELS + EXTRA_MODELS)})")
 
 

@@ -5,8 +5,9 @@
 #include <cmath>
 #include <random>
 
-#include "devices/ref/ref_device.h"
 #include "devices/cpu/cpu_device.h"
+#include "devices/cpu/cpu_program.h"
+#include "devices/ref/ref_device.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -17,6 +18,7 @@ struct OpCase {
   std::string name;
   Node node;
   std::vector<std::pair<std::string, Tensor>> runtime, constants;
+  bool native = true;  // false: a case the native op hands to the reference kernel at run time
 };
 
 double max_normalised_error(const Tensor& a, const Tensor& b) {
@@ -50,6 +52,13 @@ void check(const OpCase& c) {
     const Tensor& tb = (*b)[i].tensor;
     ASSERT_EQ(ta.dims(), tb.dims()) << c.name << " output " << i;
     EXPECT_LT(max_normalised_error(ta, tb), 1e-5) << c.name << " output " << i;
+  }
+  // The point is the native kernel: a silent fallback to the reference would pass the above.
+  auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+  ASSERT_NE(program, nullptr) << c.name;
+  for (const auto& [node_name, native] : program->native_by_node()) {
+    EXPECT_EQ(native, c.native) << c.name << ": node '" << node_name << "' ran on the "
+                                << (native ? "native" : "reference") << " kernel";
   }
 }
 
@@ -97,6 +106,12 @@ TEST(CpuVsRefTest, Convolutions) {
       {{1, 6, 10, 7}, {4, 3, 3, 1}, 2, {1, 2}, {2, 1}, {2, 0, 2, 0}, false, "Clip"},    // grouped, dilated
       {{1, 5, 11}, {7, 5, 3}, 1, {2}, {1}, {1, 1}, true, "Sigmoid"},                    // 1-D
       {{1, 2, 5, 6, 4}, {3, 2, 3, 3, 3}, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, true, "HardSwish"},  // 3-D
+      {{2, 8, 40}, {8, 2, 3}, 4, {1}, {2}, {2, 2}, true, "Relu"},                       // 1-D grouped, dilated
+      {{1, 16, 64}, {16, 1, 5}, 16, {2}, {1}, {2, 2}, false, ""},                        // 1-D depthwise
+      {{1, 4, 6, 7, 5}, {4, 1, 3, 3, 3}, 4, {1, 2, 1}, {2, 1, 1}, {2, 1, 1, 2, 1, 1}, true, "Relu"},  // 3-D depthwise, dilated
+      {{1, 8, 5, 7}, {4, 8, 3, 3}, 1, {1, 1}, {6, 6}, {6, 6, 6, 6}, true, "Relu"},      // dilation past the input: 1x1
+      {{1, 8, 5, 9}, {4, 8, 3, 3}, 1, {1, 1}, {6, 4}, {6, 4, 6, 4}, false, ""},         // trimmed on H only
+      {{1, 4, 9}, {4, 4, 3}, 1, {1}, {12}, {12, 12}, false, ""},                          // 1-D, trimmed
   };
   uint32_t seed = 1;
   for (const auto& f : confs) {
@@ -115,6 +130,23 @@ TEST(CpuVsRefTest, Convolutions) {
     if (f.bias) c.constants.push_back({"b", random_tensor({f.w[0]}, seed++)});
     check(c);
   }
+}
+
+// AVX-512's 16-channel blocks forced on a grouped conv with 8 channels per group: oneDNN has
+// only its reference kernel for that layout, so the op takes the kernel's own layouts.
+TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {
+  OpCase c;
+  c.name = "grouped conv, 8 channels per group, blocked layouts";
+  c.node = node("FusedConv", {"x", "w", "b"}, "pyflame_rt");
+  c.node.attributes["group"] = Attribute::make_int(6);
+  c.node.attributes["strides"] = Attribute::make_ints({2, 2});
+  c.node.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+  c.node.attributes["activation"] = Attribute::make_string("Relu");
+  c.node.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+  c.node.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+  c.runtime = {{"x", random_tensor({1, 48, 12, 12}, 15)}};
+  c.constants = {{"w", random_tensor({48, 8, 3, 3}, 16)}, {"b", random_tensor({48}, 17)}};
+  check(c);
 }
 
 TEST(CpuVsRefTest, ResidualFusedConv) {
@@ -238,6 +270,8 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
     c.name = std::string(b.op) + dims_to_string(b.a) + dims_to_string(b.b);
     c.node = node(b.op, {"x", "z"});
     c.runtime = {{"x", random_tensor(b.a, seed++)}, {"z", random_tensor(b.b, seed++)}};
+    // The native binary op broadcasts one side only, and swaps operands only when commutative.
+    c.native = !(b.op == std::string("Sub") && b.a.size() < b.b.size()) && c.name != "Add[2,1,4][3,1]";
     check(c);
   }
 }

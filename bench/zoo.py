@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Zoo mode: torchvision classification, segmentation and detection models (random weights,
+exported by torch 1.13 at opset 17) run in PyFlameRT and in ONNX Runtime side by side, outputs
+compared by relative L2 error (pass: <= 1e-4 on every output), p50 latency of both and their
+ratio. Prints a markdown table headed by the CPU model.
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/zoo.py [--models regnet_y_400mf,resnet18]
+        [--family classification,segmentation,detection] [--threads 1] [--runs 5] [--markdown FILE]
+
+Exported models are cached under build/zoo/ (never in git); an export that fails is reported
+as such. Our sessions run with PFRT_VERIFY_PASSES=1: every graph pass is checked on every model. Each model runs in fresh processes, one per runtime (a crash or a hang fails that
+model only).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
+sys.path.insert(0, HERE)
+
+import ort_reference  # noqa: E402
+from run_bench import cpu_model  # noqa: E402
+
+# name -> (family, input shape)
+ZOO = {
+    "resnet18": ("classification", (1, 3, 224, 224)),
+    "mobilenet_v3_small": ("classification", (1, 3, 224, 224)),
+    "efficientnet_b0": ("classification", (1, 3, 224, 224)),
+    "regnet_y_400mf": ("classification", (1, 3, 224, 224)),
+    "regnet_x_400mf": ("classification", (1, 3, 224, 224)),
+    "shufflenet_v2_x1_0": ("classification", (1, 3, 224, 224)),
+    "squeezenet1_1": ("classification", (1, 3, 224, 224)),
+    "mnasnet0_5": ("classification", (1, 3, 224, 224)),
+    "densenet121": ("classification", (1, 3, 224, 224)),
+    "googlenet": ("classification", (1, 3, 224, 224)),
+    "convnext_tiny": ("classification", (1, 3, 224, 224)),
+    "swin_t": ("classification", (1, 3, 224, 224)),
+    "maxvit_t": ("classification", (1, 3, 224, 224)),
+    "vit_b_16": ("classification", (1, 3, 224, 224)),
+    "deeplabv3_mobilenet_v3_large": ("segmentation", (1, 3, 224, 224)),
+    "lraspp_mobilenet_v3_large": ("segmentation", (1, 3, 224, 224)),
+    "fcn_resnet50": ("segmentation", (1, 3, 224, 224)),
+    "ssdlite320_mobilenet_v3_large": ("detection", (1, 3, 320, 320)),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": ("detection", (1, 3, 320, 320)),
+}
+
+EXPORT_SCRIPT = r"""
+import sys, torch, torchvision
+name, family, shape, path = sys.argv[1], sys.argv[2], eval(sys.argv[3]), sys.argv[4]
+torch.manual_seed(0)
+ns = {"classification": torchvision.models, "segmentation": torchvision.models.segmentation,
+      "detection": torchvision.models.detection}[family]
+kwargs = {"weights": None}
+if family == "detection":
+    kwargs["weights_backbone"] = None
+if family == "segmentation":
+    kwargs.update(weights_backbone=None, aux_loss=False)
+model = getattr(ns, name)(**kwargs).eval()
+x = torch.randn(*shape)
+if family == "detection":
+    torch.onnx.export(model, ([x[0]],), path, opset_version=17, input_names=["input"])
+else:
+    torch.onnx.export(model, x, path, opset_version=17, input_names=["input"])
+"""
+
+
+def export(name, cache):
+    family, shape = ZOO[name]
+    path = os.path.join(cache, f"{name}.onnx")
+    if os.path.exists(path):
+        return path, None
+    os.makedirs(cache, exist_ok=True)
+    tmp = path + ".part"
+    r = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, name, family, repr(shape), tmp],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0 or not os.path.exists(tmp):
+        return None, "export failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:160]
+    os.replace(tmp, path)
+    return path, None
+
+
+def run_json(cmd, env, timeout):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError((r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1][:200])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def rel_l2(got, ref):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        return float("inf")
+    return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+def bench(name, path, threads, runs, warmup, tmp, modules, timeout):
+    family, shape = ZOO[name]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if family == "detection":
+        x = x[0]
+    inp = os.path.join(tmp, f"{name}_in.npy")
+    np.save(inp, x)
+    # Every graph pass is verified on every zoo model (a load-time check, outside the timing).
+    env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_VERIFY_PASSES="1")
+    ours_dir, ort_dir = os.path.join(tmp, f"{name}_ours"), os.path.join(tmp, f"{name}_ort")
+    row = {"model": name, "family": family}
+    try:
+        o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_dir, inp,
+                      "--threads", str(threads), "--time", str(runs), "--warmup", str(warmup)], env, timeout)
+        row["ort_p50"] = float(np.percentile(o["latencies_ms"], 50))
+    except Exception as e:  # noqa: BLE001 - recorded in the table
+        row["status"] = f"ORT failed: {e}"
+        return row
+    try:
+        r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
+                      str(warmup), ours_dir, inp], env, timeout)
+        row["ours_p50"] = float(np.percentile(r["latencies_ms"], 50))
+    except subprocess.TimeoutExpired:
+        row["status"] = f"PyFlameRT timed out ({timeout} s)"
+        return row
+    except Exception as e:  # noqa: BLE001
+        row["status"] = f"PyFlameRT failed: {e}"
+        return row
+    with open(os.path.join(ort_dir, "outputs.json")) as f:
+        index = json.load(f)
+    err = 0.0
+    for i, file in enumerate(index.values()):
+        err = max(err, rel_l2(np.load(os.path.join(ours_dir, f"{i}.npy")), np.load(os.path.join(ort_dir, file))))
+    row["rel_l2"] = err
+    row["status"] = "pass" if err <= 1e-4 else "FAIL (outputs differ)"
+    return row
+
+
+def table(rows):
+    lines = ["| model | family | result | rel L2 | PyFlameRT p50 ms | ORT p50 ms | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ours, ort = r.get("ours_p50"), r.get("ort_p50")
+        cells = [r["model"], r["family"], r["status"],
+                 f"{r['rel_l2']:.1e}" if "rel_l2" in r else "-",
+                 f"{ours:.1f}" if ours else "-", f"{ort:.1f}" if ort else "-",
+                 f"{ours / ort:.2f}x" if ours and ort else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="")
+    ap.add_argument("--family", default="classification,segmentation,detection")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per model and runtime")
+    ap.add_argument("--markdown", help="also write the table to this file")
+    args = ap.parse_args()
+    families = args.family.split(",")
+    names = args.models.split(",") if args.models else [n for n, (f, _) in ZOO.items() if f in families]
+    cache = os.path.join(REPO, "build", "zoo")
+    modules = ort_reference.ensure_ort()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            path, why = export(name, cache)
+            row = bench(name, path, args.threads, args.runs, args.warmup, tmp, modules, args.timeout) if path else \
+                {"model": name, "family": ZOO[name][0], "status": why}
+            rows.append(row)
+            print(table([row]).splitlines()[-1], flush=True)
+    ratios = [r["ours_p50"] / r["ort_p50"] for r in rows if r.get("status") == "pass"]
+    geo = float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
+    passed = sum(r.get("status") == "pass" for r in rows)
+    text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, {args.threads} thread(s), {args.runs} timed runs\n\n"
+            + table(rows) + f"\n\n{passed} of {len(rows)} pass; geometric-mean p50 ratio over the passing "
+            f"models: {geo:.2f}x\n")
+    print()
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

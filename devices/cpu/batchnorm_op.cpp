@@ -1,0 +1,157 @@
+// Native standalone BatchNormalization (inference: constant scale, bias, mean and variance)
+// in the layout of its input: after a convolution and an activation (which the conv fusions
+// cannot fold through) the value stays blocked or channels-last. Plain (N,C,...) and
+// channels-last inputs take our loop y = x * s[c] + t[c] (oneDNN 2.6 has only its reference
+// kernel for channels-last, 20x slower); other layouts (blocked) oneDNN's batch normalization
+// with global statistics. Any rank 2-5.
+#include <omp.h>
+
+#include <cmath>
+
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class BatchNormOp : public NativeOp {
+ public:
+  BatchNormOp(const Node& node, int64_t opset, std::vector<Tensor> params)
+      : node_(node), opset_(opset), params_(std::move(params)) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    CpuValue* x = inputs[0];
+    bool f32 = x && (x->has_native || (x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kFloat32));
+    Dims dims = !f32 ? Dims{} : x->has_native ? x->dims : x->plain.tensor.dims();
+    const int64_t channels = params_[0].numel();
+    if (!f32 || dims.size() < 2 || dims.size() > 5 || dims[1] != channels || num_elements(dims) == 0) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    memory::desc md = x->has_native ? x->native.get_desc() : plain_desc(dims);
+    if (md == plain_desc(dims) || md == channels_last(dims)) {
+      memory src = x->as_native(md);
+      CpuValue out = CpuValue::allocate_native(md, dims);
+      scale_shift(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
+                  dims, md == plain_desc(dims));
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
+    std::shared_ptr<Plan> plan = plan_for(md);
+    if (!plan) return run_reference(node_, opset_, inputs, outputs);
+    memory src = x->as_native(md);
+    CpuValue out = CpuValue::allocate_native(md, dims);
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCALE, plan->vec[0]},
+                                         {DNNL_ARG_SHIFT, plan->vec[1]}, {DNNL_ARG_MEAN, plan->vec[2]},
+                                         {DNNL_ARG_VARIANCE, plan->vec[3]}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = std::move(out);
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::batch_normalization_forward prim;
+    memory::desc scratch;
+    memory vec[4];  // scale, shift, mean, variance (views of params_)
+  };
+
+  static memory::desc channels_last(const Dims& dims) {
+    using tag = memory::format_tag;
+    static const tag kTags[] = {tag::ab, tag::ab, tag::ab, tag::acb, tag::acdb, tag::acdeb};
+    return memory::desc(to_dnnl(dims), memory::data_type::f32, kTags[dims.size()]);
+  }
+
+  // y = x * s[c] + t[c], with s = scale / sqrt(var + eps) and t = B - mean * s, channel axis 1
+  // of `dims`: innermost in channels-last data, else outside the spatial positions.
+  void scale_shift(const float* x, float* y, const Dims& dims, bool channels_first) {
+    std::call_once(folded_once_, [&] {
+      const int64_t c = params_[0].numel();
+      const double eps = node_.attr_float("epsilon", 1e-5f);
+      s_.resize(static_cast<size_t>(c));
+      t_.resize(static_cast<size_t>(c));
+      for (int64_t i = 0; i < c; ++i) {
+        double k = params_[0].data<float>()[i] / std::sqrt(static_cast<double>(params_[3].data<float>()[i]) + eps);
+        s_[static_cast<size_t>(i)] = static_cast<float>(k);
+        t_[static_cast<size_t>(i)] = static_cast<float>(params_[1].data<float>()[i] - params_[2].data<float>()[i] * k);
+      }
+    });
+    const int64_t n = dims[0], c = dims[1], spatial = num_elements(dims) / (n * c);
+    const float* s = s_.data();
+    const float* t = t_.data();
+    const bool parallel = num_elements(dims) >= (1 << 15) && omp_get_max_threads() > 1;
+    if (channels_first) {
+#pragma omp parallel for if (parallel) schedule(static)
+      for (int64_t nc = 0; nc < n * c; ++nc) {
+        const float a = s[nc % c], b = t[nc % c];
+        const float* src = x + nc * spatial;
+        float* dst = y + nc * spatial;
+#pragma omp simd
+        for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * a + b;
+      }
+    } else {
+#pragma omp parallel for if (parallel) schedule(static)
+      for (int64_t row = 0; row < n * spatial; ++row) {
+        const float* src = x + row * c;
+        float* dst = y + row * c;
+#pragma omp simd
+        for (int64_t i = 0; i < c; ++i) dst[i] = src[i] * s[i] + t[i];
+      }
+    }
+  }
+
+  // nullptr when oneDNN cannot build it for this layout (remembered: no retry per run).
+  std::shared_ptr<Plan> plan_for(const memory::desc& md) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : plans_) if (p.first == md) return p.second;
+    std::shared_ptr<Plan> plan;
+    try {
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
+                   dnnl::normalization_flags::use_shift;
+      dnnl::batch_normalization_forward::desc desc(dnnl::prop_kind::forward_inference, md,
+                                                   node_.attr_float("epsilon", 1e-5f), flags);
+      dnnl::batch_normalization_forward::primitive_desc pd(desc, attr, engine());
+      plan = std::make_shared<Plan>();
+      plan->prim = dnnl::batch_normalization_forward(pd);
+      plan->scratch = pd.scratchpad_desc();
+      memory::desc vec({params_[0].numel()}, memory::data_type::f32, memory::format_tag::a);
+      for (int k = 0; k < 4; ++k) plan->vec[k] = memory(vec, engine(), const_cast<void*>(params_[static_cast<size_t>(k)].raw_data()));
+    } catch (const dnnl::error&) {
+      plan = nullptr;
+    }
+    plans_.emplace_back(md, plan);
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  std::vector<Tensor> params_;  // scale, B, mean, var: f32 [C]
+  std::once_flag folded_once_;
+  std::vector<float> s_, t_;  // per-channel scale and shift for our loop
+  std::mutex mu_;
+  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_batchnorm_op(const Node& node, int64_t opset, const Graph& graph) {
+  if (node.op_type != "BatchNormalization" || node.inputs.size() < 5) return nullptr;
+  if (node.attr_int("training_mode", 0) != 0) return nullptr;
+  for (size_t i = 1; i < node.outputs.size(); ++i) if (!node.outputs[i].empty()) return nullptr;  // running stats
+  std::vector<Tensor> params;
+  for (size_t i = 1; i < 5; ++i) {
+    auto it = graph.initializers.find(node.inputs[i]);
+    if (it == graph.initializers.end() || it->second.dtype() != DType::kFloat32) return nullptr;
+    if (!params.empty() && it->second.numel() != params[0].numel()) return nullptr;
+    params.push_back(it->second.reshaped({it->second.numel()}));
+  }
+  return std::make_unique<BatchNormOp>(node, opset, std::move(params));
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

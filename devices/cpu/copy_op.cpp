@@ -1,0 +1,233 @@
+// Native data movement as plain memory copies, for every fixed-size dtype: Concat, Split and
+// Gather copy whole runs of the inner dims with memcpy (at memory speed, split over the
+// OpenMP team when large), and Flatten is a view of its input (no copy unless the input lives
+// in a blocked oneDNN layout, which is reordered to plain once). Anything unusual (strings, a
+// bad axis or index) goes to the reference kernel, which reports it.
+#include <omp.h>
+
+#include <cstring>
+#include <numeric>
+
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+// Below this many bytes a copy runs on the calling thread alone.
+constexpr int64_t kParallelBytes = 1 << 18;
+
+const Tensor* plain_fixed(CpuValue* v) {
+  if (!v) return nullptr;
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
+                                                                                                        : nullptr;
+}
+
+int64_t product(const Dims& d, size_t from, size_t to) {
+  int64_t p = 1;
+  for (size_t i = from; i < to; ++i) p *= d[i];
+  return p;
+}
+
+// Runs f(o) for o in [0, outer), on the team when the copy is large enough to pay for it.
+template <typename F>
+void for_rows(int64_t outer, int64_t bytes, F f) {
+  if (bytes < kParallelBytes || outer < 2 || omp_get_max_threads() == 1) {
+    for (int64_t o = 0; o < outer; ++o) f(o);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < outer; ++o) f(o);
+}
+
+class ConcatOp : public NativeOp {
+ public:
+  ConcatOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    std::vector<const Tensor*> parts;
+    for (CpuValue* v : inputs) {
+      const Tensor* t = plain_fixed(v);
+      if (!t) return run_reference(node_, opset_, inputs, outputs);
+      parts.push_back(t);
+    }
+    if (parts.empty()) return run_reference(node_, opset_, inputs, outputs);
+    const Tensor& first = *parts[0];
+    int64_t rank = static_cast<int64_t>(first.rank());
+    int64_t axis = node_.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return run_reference(node_, opset_, inputs, outputs);
+    Dims out_dims = first.dims();
+    out_dims[static_cast<size_t>(axis)] = 0;
+    for (const Tensor* t : parts) {
+      if (t->dtype() != first.dtype() || t->rank() != first.rank()) return run_reference(node_, opset_, inputs, outputs);
+      for (int64_t d = 0; d < rank; ++d) {
+        if (d != axis && t->dim(static_cast<size_t>(d)) != first.dim(static_cast<size_t>(d))) {
+          return run_reference(node_, opset_, inputs, outputs);
+        }
+      }
+      out_dims[static_cast<size_t>(axis)] += t->dim(static_cast<size_t>(axis));
+    }
+    const size_t ax = static_cast<size_t>(axis);
+    const int64_t outer = product(out_dims, 0, ax), esize = static_cast<int64_t>(dtype_size(first.dtype()));
+    const int64_t row_bytes = product(out_dims, ax, out_dims.size()) * esize;
+    Tensor y(first.dtype(), out_dims);
+    std::vector<int64_t> part_bytes, offsets;
+    int64_t offset = 0;
+    for (const Tensor* t : parts) {
+      part_bytes.push_back(product(t->dims(), ax, t->rank()) * esize);
+      offsets.push_back(offset);
+      offset += part_bytes.back();
+    }
+    char* dst = static_cast<char*>(y.raw_data());
+    for_rows(outer, outer * row_bytes, [&](int64_t o) {
+      for (size_t k = 0; k < parts.size(); ++k) {
+        if (part_bytes[k] == 0) continue;
+        std::memcpy(dst + o * row_bytes + offsets[k], static_cast<const char*>(parts[k]->raw_data()) + o * part_bytes[k],
+                    static_cast<size_t>(part_bytes[k]));
+      }
+    });
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+class SplitOp : public NativeOp {
+ public:
+  SplitOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    int64_t rank = x ? static_cast<int64_t>(x->rank()) : 0;
+    int64_t axis = node_.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (!x || axis < 0 || axis >= rank) return run_reference(node_, opset_, inputs, outputs);
+    const size_t ax = static_cast<size_t>(axis);
+    const int64_t len = x->dim(ax), n_out = static_cast<int64_t>(outputs.size());
+    std::vector<int64_t> sizes = inputs.size() > 1 && inputs[1] ? inputs[1]->as_plain().tensor.to_int64_vector()
+                                                                 : node_.attr_ints("split");
+    if (sizes.empty()) {
+      if (node_.attr_int("num_outputs", n_out) != n_out || n_out < 1) return run_reference(node_, opset_, inputs, outputs);
+      int64_t chunk = (len + n_out - 1) / n_out;
+      for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+      while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
+    }
+    if (static_cast<int64_t>(sizes.size()) != n_out || std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) != len ||
+        std::any_of(sizes.begin(), sizes.end(), [](int64_t v) { return v < 0; })) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const int64_t esize = static_cast<int64_t>(dtype_size(x->dtype()));
+    const int64_t outer = product(x->dims(), 0, ax), inner_bytes = product(x->dims(), ax + 1, x->rank()) * esize;
+    const int64_t row_bytes = len * inner_bytes;
+    const char* src = static_cast<const char*>(x->raw_data());
+    int64_t start = 0;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      Dims d = x->dims();
+      d[ax] = sizes[k];
+      Tensor y(x->dtype(), d);
+      const int64_t part = sizes[k] * inner_bytes, off = start * inner_bytes;
+      char* dst = static_cast<char*>(y.raw_data());
+      if (part > 0) {
+        for_rows(outer, outer * part, [&](int64_t o) {
+          std::memcpy(dst + o * part, src + o * row_bytes + off, static_cast<size_t>(part));
+        });
+      }
+      start += sizes[k];
+      if (!node_.outputs[k].empty()) outputs[k] = CpuValue::from_plain(Value(std::move(y)));
+    }
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+class GatherOp : public NativeOp {
+ public:
+  GatherOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    const Tensor* idx = inputs.size() > 1 ? plain_fixed(inputs[1]) : nullptr;
+    int64_t rank = x ? static_cast<int64_t>(x->rank()) : 0;
+    int64_t axis = node_.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (!x || !idx || axis < 0 || axis >= rank || (idx->dtype() != DType::kInt64 && idx->dtype() != DType::kInt32)) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const size_t ax = static_cast<size_t>(axis);
+    const int64_t len = x->dim(ax), n_idx = idx->numel();
+    std::vector<int64_t> index(static_cast<size_t>(n_idx));
+    for (int64_t j = 0; j < n_idx; ++j) {
+      int64_t k = idx->dtype() == DType::kInt64 ? idx->data<int64_t>()[j] : idx->data<int32_t>()[j];
+      if (k < 0) k += len;
+      if (k < 0 || k >= len) return run_reference(node_, opset_, inputs, outputs);  // it names the bad index
+      index[static_cast<size_t>(j)] = k;
+    }
+    Dims out_dims(x->dims().begin(), x->dims().begin() + axis);
+    out_dims.insert(out_dims.end(), idx->dims().begin(), idx->dims().end());
+    out_dims.insert(out_dims.end(), x->dims().begin() + axis + 1, x->dims().end());
+    const int64_t esize = static_cast<int64_t>(dtype_size(x->dtype()));
+    const int64_t outer = product(x->dims(), 0, ax), inner_bytes = product(x->dims(), ax + 1, x->rank()) * esize;
+    Tensor y(x->dtype(), out_dims);
+    const char* src = static_cast<const char*>(x->raw_data());
+    char* dst = static_cast<char*>(y.raw_data());
+    if (inner_bytes > 0) {
+      for_rows(outer, outer * n_idx * inner_bytes, [&](int64_t o) {
+        for (int64_t j = 0; j < n_idx; ++j) {
+          std::memcpy(dst + (o * n_idx + j) * inner_bytes, src + (o * len + index[static_cast<size_t>(j)]) * inner_bytes,
+                      static_cast<size_t>(inner_bytes));
+        }
+      });
+    }
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+// Flatten: a view of the plain input with dims [outer, inner] (the reference kernel's result
+// too; native here so a blocked input is reordered once and the node is not reported as a
+// fallback).
+class FlattenOp : public NativeOp {
+ public:
+  FlattenOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    int64_t rank = x ? static_cast<int64_t>(x->rank()) : 0;
+    int64_t axis = node_.attr_int("axis", 1);
+    if (axis < 0) axis += rank;
+    if (!x || axis < 0 || axis > rank) return run_reference(node_, opset_, inputs, outputs);
+    const size_t ax = static_cast<size_t>(axis);
+    outputs[0] = CpuValue::from_plain(Value(x->reshaped({product(x->dims(), 0, ax), product(x->dims(), ax, x->rank())})));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.op_type == "Concat") return std::make_unique<ConcatOp>(node, opset);
+  if (node.op_type == "Split") return std::make_unique<SplitOp>(node, opset);
+  if (node.op_type == "Gather") return std::make_unique<GatherOp>(node, opset);
+  if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
+  return nullptr;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

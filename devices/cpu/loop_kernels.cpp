@@ -1,0 +1,152 @@
+#include "devices/cpu/loop_kernels.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "devices/cpu/vector_math.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+// The row forms (inner == 1) reduce contiguous memory: `omp simd` lets the compiler reorder
+// the float sum into vector lanes (without it a sum does not vectorise).
+#define PFRT_ROW_SUM(EXPR)                                   \
+  for (int64_t o = o_begin; o < o_end; ++o) {              \
+    const float* r = x + o * len;                          \
+    float s = 0.f;                                         \
+    _Pragma("omp simd reduction(+ : s)") for (int64_t k = 0; k < len; ++k) { \
+      float v = r[k];                                      \
+      s += (EXPR);                                         \
+    }                                                      \
+    y[o] = s;                                              \
+  }
+
+// The column forms (inner > 1) accumulate whole rows of `inner` values: vector lanes run along
+// j, and the order of the sum over r is the sequential one.
+#define PFRT_COL_REDUCE(INIT, UPDATE)                                          \
+  for (int64_t o = o_begin; o < o_end; ++o) {                                \
+    float* acc = y + o * inner;                                              \
+    for (int64_t j = j_begin; j < j_end; ++j) acc[j] = (INIT);               \
+    for (int64_t k = 0; k < len; ++k) {                                      \
+      const float* row = x + (o * len + k) * inner;                          \
+      _Pragma("omp simd") for (int64_t j = j_begin; j < j_end; ++j) {        \
+        float v = row[j];                                                    \
+        float a = acc[j];                                                    \
+        acc[j] = (UPDATE);                                                   \
+      }                                                                      \
+    }                                                                        \
+  }
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void reduce_simple(ReduceKind kind, const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin,
+                   int64_t o_end, int64_t j_begin, int64_t j_end) {
+  const float inf = std::numeric_limits<float>::infinity();
+  if (inner == 1) {
+    switch (kind) {
+      case ReduceKind::kSum: case ReduceKind::kMean: case ReduceKind::kLogSum: PFRT_ROW_SUM(v) break;
+      case ReduceKind::kL1: PFRT_ROW_SUM(v < 0.f ? -v : v) break;
+      case ReduceKind::kL2: case ReduceKind::kSumSquare: PFRT_ROW_SUM(v * v) break;
+      case ReduceKind::kMax:
+        for (int64_t o = o_begin; o < o_end; ++o) {
+          const float* r = x + o * len;
+          float m = -inf;
+          _Pragma("omp simd reduction(max : m)") for (int64_t k = 0; k < len; ++k) m = r[k] > m ? r[k] : m;
+          y[o] = m;
+        }
+        break;
+      case ReduceKind::kMin:
+        for (int64_t o = o_begin; o < o_end; ++o) {
+          const float* r = x + o * len;
+          float m = inf;
+          _Pragma("omp simd reduction(min : m)") for (int64_t k = 0; k < len; ++k) m = r[k] < m ? r[k] : m;
+          y[o] = m;
+        }
+        break;
+      case ReduceKind::kLogSumExp: break;  // reduce_f32 handles it
+    }
+    return;
+  }
+  switch (kind) {
+    case ReduceKind::kSum: case ReduceKind::kMean: case ReduceKind::kLogSum: PFRT_COL_REDUCE(0.f, a + v) break;
+    case ReduceKind::kL1: PFRT_COL_REDUCE(0.f, a + (v < 0.f ? -v : v)) break;
+    case ReduceKind::kL2: case ReduceKind::kSumSquare: PFRT_COL_REDUCE(0.f, a + v * v) break;
+    case ReduceKind::kMax: PFRT_COL_REDUCE(-inf, v > a ? v : a) break;
+    case ReduceKind::kMin: PFRT_COL_REDUCE(inf, v < a ? v : a) break;
+    case ReduceKind::kLogSumExp: break;
+  }
+}
+
+#undef PFRT_ROW_SUM
+#undef PFRT_COL_REDUCE
+
+}  // namespace
+
+void reduce_f32(ReduceKind kind, const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin,
+                int64_t o_end, int64_t j_begin, int64_t j_end) {
+  if (kind == ReduceKind::kLogSumExp) {
+    // max, then sum of exp(v - max) through the vectorised exp, then log + max.
+    reduce_simple(ReduceKind::kMax, x, y, len, inner, o_begin, o_end, j_begin, j_end);
+    std::vector<float> row(static_cast<size_t>(inner == 1 ? len : j_end - j_begin));
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      if (inner == 1) {
+        float m = y[o];
+        for (int64_t k = 0; k < len; ++k) row[static_cast<size_t>(k)] = x[o * len + k] - m;
+        exp_inplace(row.data(), len);
+        double s = 0;
+        for (int64_t k = 0; k < len; ++k) s += row[static_cast<size_t>(k)];
+        y[o] = static_cast<float>(std::log(s)) + m;
+        continue;
+      }
+      std::vector<double> acc(row.size(), 0.0);
+      for (int64_t k = 0; k < len; ++k) {
+        const float* src = x + (o * len + k) * inner;
+        for (int64_t j = j_begin; j < j_end; ++j) row[static_cast<size_t>(j - j_begin)] = src[j] - y[o * inner + j];
+        exp_inplace(row.data(), j_end - j_begin);
+        for (size_t j = 0; j < row.size(); ++j) acc[j] += row[j];
+      }
+      for (int64_t j = j_begin; j < j_end; ++j) {
+        y[o * inner + j] = static_cast<float>(std::log(acc[static_cast<size_t>(j - j_begin)])) + y[o * inner + j];
+      }
+    }
+    return;
+  }
+  reduce_simple(kind, x, y, len, inner, o_begin, o_end, j_begin, j_end);
+  if (kind == ReduceKind::kMean || kind == ReduceKind::kL2 || kind == ReduceKind::kLogSum) {
+    const float inv = 1.f / static_cast<float>(len);
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      for (int64_t j = inner == 1 ? 0 : j_begin; j < (inner == 1 ? 1 : j_end); ++j) {
+        float& v = y[o * inner + j];
+        v = kind == ReduceKind::kMean ? v * inv : kind == ReduceKind::kL2 ? std::sqrt(v) : std::log(v);
+      }
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t len, int64_t inner,
+                    int64_t o_begin, int64_t o_end) {
+  std::vector<float> best(static_cast<size_t>(inner));
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    int64_t* idx = y + o * inner;
+    const float* first = x + o * len * inner;
+    for (int64_t j = 0; j < inner; ++j) {
+      best[static_cast<size_t>(j)] = first[j];
+      idx[j] = 0;
+    }
+    for (int64_t k = 1; k < len; ++k) {
+      const float* row = first + k * inner;
+      for (int64_t j = 0; j < inner; ++j) {
+        float v = row[j], b = best[static_cast<size_t>(j)];
+        bool better = is_max ? (last ? v >= b : v > b) : (last ? v <= b : v < b);
+        best[static_cast<size_t>(j)] = better ? v : b;
+        idx[j] = better ? k : idx[j];
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

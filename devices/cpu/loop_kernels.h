@@ -1,0 +1,27 @@
+// Plain-loop kernels of the native ops that oneDNN has no primitive for (reductions,
+// ArgMax/ArgMin). Each is compiled for AVX-512, AVX2 and the baseline with GCC's
+// target_clones, and the loader picks the variant by the CPU's features at run time: one
+// binary runs on AVX2-only hosts (Zen 1/3) and uses AVX-512 where present. They assert
+// nothing, allocate nothing, never fail: the ops that call them validate shapes.
+#pragma once
+
+#include <cstdint>
+
+namespace pyflame_rt {
+namespace cpu {
+
+enum class ReduceKind { kSum, kMean, kMax, kMin, kL1, kL2, kSumSquare, kLogSum, kLogSumExp };
+
+// y[o * inner + j] = reduce over r of x[(o * len + r) * inner + j], for o in [o_begin, o_end)
+// and j in [j_begin, j_end) (len >= 1). Mean divides by len; L2 takes the square root;
+// LogSum/LogSumExp take the log (LogSumExp subtracts the maximum first, for range).
+void reduce_f32(ReduceKind kind, const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin,
+                int64_t o_end, int64_t j_begin, int64_t j_end);
+
+// ArgMax (is_max) / ArgMin over the middle axis of [outer, len, inner], first or last index of
+// the extreme value: y[o * inner + j], for o in [o_begin, o_end).
+void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t len, int64_t inner,
+                    int64_t o_begin, int64_t o_end);
+
+}  // namespace cpu
+}  // namespace pyflame_rt

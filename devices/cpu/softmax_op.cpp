@@ -1,0 +1,98 @@
+// Native Softmax and LogSoftmax on oneDNN over any axis. From opset 13 the op normalises along
+// one axis: the input is viewed as [outer, D, inner] and oneDNN normalises the middle axis
+// (a channel softmax of a segmentation head, say, with no transposes). Before opset 13 the
+// input is flattened to [outer, rest] at `axis` and normalised over the whole rest.
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class SoftmaxOp : public NativeOp {
+ public:
+  SoftmaxOp(const Node& node, int64_t opset, bool log) : node_(node), opset_(opset), log_(log) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Value& p = inputs[0]->as_plain();
+    if (!p.is_tensor() || p.tensor.dtype() != DType::kFloat32 || p.tensor.rank() < 1 || p.tensor.numel() == 0) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const Tensor& x = p.tensor;
+    int64_t rank = static_cast<int64_t>(x.rank());
+    int64_t axis = node_.attr_int("axis", opset_ < 13 ? 1 : -1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return run_reference(node_, opset_, inputs, outputs);  // it names the bad axis
+    int64_t outer = 1, d = 1, inner = 1;
+    for (int64_t i = 0; i < rank; ++i) {
+      int64_t n = x.dim(static_cast<size_t>(i));
+      if (i < axis) outer *= n;
+      else if (i == axis || opset_ < 13) d *= n;
+      else inner *= n;
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({outer, d, inner}));
+    Tensor y(DType::kFloat32, x.dims());
+    memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
+    memory dst(plan->data, engine(), y.raw_data());
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  struct Plan {
+    dnnl::primitive prim;
+    memory::desc data, scratch;
+  };
+
+  Expected<std::shared_ptr<Plan>> plan_for(const std::vector<int64_t>& shape) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(shape);
+    if (it != plans_.end()) return it->second;
+    auto plan = std::make_shared<Plan>();
+    try {
+      // [outer, D] when nothing follows the axis: oneDNN's fastest (last-axis) kernels.
+      bool rows = shape[2] == 1;
+      plan->data = rows ? memory::desc({shape[0], shape[1]}, memory::data_type::f32, memory::format_tag::ab)
+                        : memory::desc({shape[0], shape[1], shape[2]}, memory::data_type::f32, memory::format_tag::abc);
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      if (log_) {
+        dnnl::logsoftmax_forward::desc desc(dnnl::prop_kind::forward_inference, plan->data, 1);
+        dnnl::logsoftmax_forward::primitive_desc pd(desc, attr, engine());
+        plan->prim = dnnl::logsoftmax_forward(pd);
+        plan->scratch = pd.scratchpad_desc();
+      } else {
+        dnnl::softmax_forward::desc desc(dnnl::prop_kind::forward_inference, plan->data, 1);
+        dnnl::softmax_forward::primitive_desc pd(desc, attr, engine());
+        plan->prim = dnnl::softmax_forward(pd);
+        plan->scratch = pd.scratchpad_desc();
+      }
+    } catch (const dnnl::error& e) {
+      return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the ", log_ ? "log-" : "", "softmax: ", e.what());
+    }
+    plans_[shape] = plan;
+    return plan;
+  }
+
+  Node node_;
+  int64_t opset_;
+  bool log_;
+  std::mutex mu_;
+  std::map<std::vector<int64_t>, std::shared_ptr<Plan>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_softmax_op(const Node& node, int64_t opset, const Graph&) {
+  if (node.op_type == "Softmax") return std::make_unique<SoftmaxOp>(node, opset, false);
+  if (node.op_type == "LogSoftmax") return std::make_unique<SoftmaxOp>(node, opset, true);
+  return nullptr;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

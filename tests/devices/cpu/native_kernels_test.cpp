@@ -1,0 +1,444 @@
+// The native kernels of reduce_op, copy_op, broadcast_op, batchnorm_op, softmax_op and resize_op against the
+// reference kernels of the same nodes, in every rank models use (1-D/2-D/3-D data), with
+// CpuProgram::native_by_node() asserting that the native kernel ran (no silent fallback).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "devices/cpu/cpu_device.h"
+#include "devices/ref/ref_device.h"
+#include "devices/cpu/cpu_program.h"
+#include "devices/device.h"
+#include "tests/common/random_tensor.h"
+
+namespace pyflame_rt {
+namespace {
+
+struct Case {
+  std::string label;
+  Node node;
+  std::vector<std::pair<std::string, Tensor>> runtime, constants;
+  int64_t opset = 13;
+  bool expect_native = true;
+};
+
+Node make_node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out = {"y"}) {
+  Node n;
+  n.op_type = op;
+  n.name = op;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+Tensor ints(Dims dims, std::vector<int64_t> v) { return Tensor::from_vector<int64_t>(std::move(dims), v); }
+Tensor floats(Dims dims, std::vector<float> v) { return Tensor::from_vector<float>(std::move(dims), v); }
+
+void expect_close(const Tensor& a, const Tensor& b, const std::string& label) {
+  ASSERT_EQ(a.dtype(), b.dtype()) << label;
+  ASSERT_EQ(a.dims(), b.dims()) << label;
+  if (a.dtype() != DType::kFloat32) {
+    EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0) << label;
+    return;
+  }
+  double scale = 1e-6, err = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(static_cast<double>(b.data<float>()[i])));
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    err = std::max(err, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
+  }
+  EXPECT_LT(err / scale, 2e-6) << label;
+}
+
+void check(const Case& c, int threads = 2) {
+  Graph g;
+  g.opset_imports[""] = c.opset;
+  std::vector<Value> feeds;
+  for (const auto& r : c.runtime) {
+    g.inputs.push_back({r.first, r.second.dtype(), Shape::from_dims(r.second.dims())});
+    feeds.emplace_back(r.second);
+  }
+  for (const auto& k : c.constants) g.initializers[k.first] = k.second;
+  g.nodes.push_back(c.node);
+  for (const auto& out : c.node.outputs) g.outputs.push_back({out, DType::kUndefined, Shape::unknown_rank()});
+  auto cpu = make_cpu_device(threads)->compile(g);
+  auto ref = make_ref_device()->compile(g);
+  ASSERT_TRUE(cpu.ok() && ref.ok()) << c.label;
+  auto a = (*cpu)->run(feeds);
+  auto b = (*ref)->run(feeds);
+  ASSERT_TRUE(a.ok()) << c.label << ": " << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << c.label << ": " << b.status().to_string();
+  for (size_t i = 0; i < c.node.outputs.size(); ++i) expect_close((*a)[i].tensor, (*b)[i].tensor, c.label + " output " + std::to_string(i));
+  auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+  ASSERT_NE(program, nullptr) << c.label;
+  auto ran = program->native_by_node();
+  ASSERT_EQ(ran.size(), 1u) << c.label;
+  EXPECT_EQ(ran[0].second, c.expect_native) << c.label << ": native kernel " << (c.expect_native ? "did not run" : "ran");
+}
+
+TEST(NativeKernelsTest, Reductions) {
+  const std::vector<std::string> ops = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1",
+                                        "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp"};
+  struct Shape_ { Dims x; std::vector<int64_t> axes; int64_t keepdims; };
+  const std::vector<Shape_> shapes = {
+      {{2, 5, 7}, {2}, 1},            // last axis of a 1-D signal batch
+      {{2, 5, 7}, {1}, 0},            // middle axis: columns
+      {{3, 6, 9, 11}, {2, 3}, 1},     // spatial mean (squeeze-excite)
+      {{1, 300, 40}, {1}, 1},         // over time, few rows: column blocks on the team
+      {{64, 1024}, {-1}, 0},          // rows, large enough for the team
+      {{2, 3, 4, 5, 6}, {2, 3, 4}, 1}, // 3-D volume
+      {{4, 1, 6}, {0, 1}, 1},         // a size-1 axis between reduced ones
+      {{5, 6}, {}, 0},                // empty axes: everything
+  };
+  uint32_t seed = 1;
+  for (const auto& op : ops) {
+    for (const auto& s : shapes) {
+      Case c;
+      c.label = op + " x" + dims_to_string(s.x) + " axes" + dims_to_string(s.axes);
+      // ReduceSum takes axes as an input (opset 13), the others as an attribute until 18.
+      c.node = make_node(op, {"x"});
+      if (op == "ReduceSum") {
+        if (!s.axes.empty()) {
+          c.node.inputs.push_back("axes");
+          c.constants.push_back({"axes", ints({static_cast<int64_t>(s.axes.size())}, s.axes)});
+        }
+      } else if (!s.axes.empty()) {
+        c.node.attributes["axes"] = Attribute::make_ints(s.axes);
+      }
+      c.node.attributes["keepdims"] = Attribute::make_int(s.keepdims);
+      Tensor x = random_tensor(s.x, seed++);
+      if (op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare") {
+        for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] += 0.25f;  // away from 0 for the relative check
+      }
+      c.runtime = {{"x", x}};
+      check(c);
+    }
+  }
+  // Two separate runs of reduced axes: the reference kernel, and reported so.
+  Case c;
+  c.label = "ReduceMean over axes 0 and 2 of 3";
+  c.node = make_node("ReduceMean", {"x"});
+  c.node.attributes["axes"] = Attribute::make_ints({0, 2});
+  c.runtime = {{"x", random_tensor({3, 4, 5}, 99)}};
+  c.expect_native = false;
+  check(c);
+}
+
+TEST(NativeKernelsTest, ArgMaxAndArgMin) {
+  uint32_t seed = 200;
+  for (const char* op : {"ArgMax", "ArgMin"}) {
+    for (int64_t axis : {0, 1, -1}) {
+      for (int64_t last : {0, 1}) {
+        Case c;
+        c.label = std::string(op) + " axis " + std::to_string(axis) + " last " + std::to_string(last);
+        c.node = make_node(op, {"x"});
+        c.node.attributes["axis"] = Attribute::make_int(axis);
+        c.node.attributes["select_last_index"] = Attribute::make_int(last);
+        c.node.attributes["keepdims"] = Attribute::make_int(axis == 1 ? 0 : 1);
+        Tensor x = random_tensor({4, 7, 5}, seed++);
+        for (int64_t i = 0; i < x.numel(); i += 3) x.data<float>()[i] = 0.5f;  // ties: first vs last index
+        c.runtime = {{"x", x}};
+        check(c);
+      }
+    }
+  }
+}
+
+TEST(NativeKernelsTest, ConcatSplitGatherFlatten) {
+  Case concat;
+  concat.label = "Concat of 1-D signals on the channel axis";
+  concat.node = make_node("Concat", {"a", "b", "c"});
+  concat.node.attributes["axis"] = Attribute::make_int(1);
+  concat.runtime = {{"a", random_tensor({2, 3, 50}, 1)}, {"b", random_tensor({2, 5, 50}, 2)}, {"c", random_tensor({2, 1, 50}, 3)}};
+  check(concat);
+  Case big;
+  big.label = "Concat of two image feature maps (parallel copy)";
+  big.node = make_node("Concat", {"a", "b"});
+  big.node.attributes["axis"] = Attribute::make_int(-3);
+  big.runtime = {{"a", random_tensor({2, 64, 33, 33}, 4)}, {"b", random_tensor({2, 32, 33, 33}, 5)}};
+  check(big);
+  Case shape;
+  shape.label = "Concat of int64 shape pieces";
+  shape.node = make_node("Concat", {"a", "b"});
+  shape.node.attributes["axis"] = Attribute::make_int(0);
+  shape.runtime = {{"a", ints({2}, {1, 3})}, {"b", ints({1}, {-1})}};
+  check(shape);
+
+  for (int64_t opset : {11, 13}) {
+    Case split;
+    split.label = "Split into 2+5+1 on axis 1, opset " + std::to_string(opset);
+    split.opset = opset;
+    split.node = make_node("Split", {"x"}, {"p", "q", "r"});
+    split.node.attributes["axis"] = Attribute::make_int(1);
+    if (opset >= 13) {
+      split.node.inputs.push_back("split");
+      split.constants = {{"split", ints({3}, {2, 5, 1})}};
+    } else {
+      split.node.attributes["split"] = Attribute::make_ints({2, 5, 1});
+    }
+    split.runtime = {{"x", random_tensor({3, 8, 6}, 7)}};
+    check(split);
+  }
+  Case equal;
+  equal.label = "Split into equal parts on the last axis";
+  equal.node = make_node("Split", {"x"}, {"p", "q"});
+  equal.node.attributes["axis"] = Attribute::make_int(-1);
+  equal.runtime = {{"x", random_tensor({3, 4, 10}, 8)}};
+  check(equal);
+
+  Case embed;
+  embed.label = "Gather rows of a table with negative indices";
+  embed.node = make_node("Gather", {"table", "idx"});
+  embed.constants = {{"table", random_tensor({10, 16}, 9)}};
+  embed.runtime = {{"idx", ints({2, 3}, {0, 9, -1, 4, 4, -10})}};
+  check(embed);
+  Case mid;
+  mid.label = "Gather on axis 1 with a scalar index (rank drops)";
+  mid.node = make_node("Gather", {"x", "idx"});
+  mid.node.attributes["axis"] = Attribute::make_int(1);
+  mid.runtime = {{"x", random_tensor({3, 5, 4}, 10)}, {"idx", ints({}, {2})}};
+  check(mid);
+  Case shape_gather;
+  shape_gather.label = "Gather of an int64 shape";
+  shape_gather.node = make_node("Gather", {"s", "idx"});
+  shape_gather.runtime = {{"s", ints({4}, {1, 3, 224, 224})}, {"idx", ints({1}, {2})}};
+  check(shape_gather);
+
+  for (int64_t axis : {0, 1, 2, -1}) {
+    Case f;
+    f.label = "Flatten axis " + std::to_string(axis);
+    f.node = make_node("Flatten", {"x"});
+    f.node.attributes["axis"] = Attribute::make_int(axis);
+    f.runtime = {{"x", random_tensor({2, 3, 4, 5}, 11)}};
+    check(f);
+  }
+}
+
+TEST(NativeKernelsTest, StandaloneBatchNormInEveryRank) {
+  uint32_t seed = 300;
+  for (const Dims& x : std::vector<Dims>{{4, 6}, {2, 6, 40}, {2, 6, 9, 7}, {1, 6, 3, 4, 5}}) {
+    Case c;
+    c.label = "BatchNormalization x" + dims_to_string(x);
+    c.node = make_node("BatchNormalization", {"x", "s", "b", "m", "v"});
+    c.node.attributes["epsilon"] = Attribute::make_float(1e-3f);
+    Tensor var = random_tensor({6}, seed++);
+    for (int64_t i = 0; i < 6; ++i) var.data<float>()[i] = std::fabs(var.data<float>()[i]) + 0.1f;
+    c.constants = {{"s", random_tensor({6}, seed++)}, {"b", random_tensor({6}, seed++)},
+                   {"m", random_tensor({6}, seed++)}, {"v", var}};
+    c.runtime = {{"x", random_tensor(x, seed++)}};
+    check(c);
+  }
+}
+
+// After a convolution the BatchNorm reads oneDNN's layout of the conv output (blocked 2-D,
+// channels-last 1-D): both native, both equal to the reference.
+TEST(NativeKernelsTest, BatchNormAfterAConvInItsLayout) {
+  for (const Dims& x : std::vector<Dims>{{1, 8, 40}, {2, 8, 9, 9}}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims(x)});
+    Dims w = {16, 8};
+    for (size_t d = 2; d < x.size(); ++d) w.push_back(3);
+    g.initializers["w"] = random_tensor(w, 800);
+    Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+    conv.attributes["pads"] = Attribute::make_ints(std::vector<int64_t>(2 * (x.size() - 2), 1));
+    g.add_node("Relu", {"c"}, {"r"}, "relu");
+    Tensor var = random_tensor({16}, 801);
+    for (int64_t i = 0; i < 16; ++i) var.data<float>()[i] = std::fabs(var.data<float>()[i]) + 0.1f;
+    g.initializers["s"] = random_tensor({16}, 802);
+    g.initializers["b"] = random_tensor({16}, 803);
+    g.initializers["m"] = random_tensor({16}, 804);
+    g.initializers["v"] = var;
+    g.add_node("BatchNormalization", {"r", "s", "b", "m", "v"}, {"y"}, "bn");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds = {Value(random_tensor(x, 805))};
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok());
+    expect_close((*a)[0].tensor, (*b)[0].tensor, "conv -> relu -> bn x" + dims_to_string(x));
+    for (const auto& [name, native] : dynamic_cast<cpu::CpuProgram*>(cpu->get())->native_by_node()) {
+      EXPECT_TRUE(native) << name << " x" << dims_to_string(x);
+    }
+  }
+}
+
+// RegNet-Y's squeeze-excite on an AVX-512 host: its grouped conv (8 channels per group) runs
+// in 8-channel blocks, for which oneDNN's binary has only its reference kernel there; the
+// per-channel Mul/Add/Sub/Div must stay native (our loop over the blocked layout).
+TEST(NativeKernelsTest, PerChannelBinaryOnAnEightChannelBlockedConvOutput) {
+  for (const char* op : {"Mul", "Add", "Sub", "Div"}) {
+   for (int64_t per_group : {8, 4}) {  // nChw8c and (oneDNN's choice for 4 per group) nChw4c
+    const int64_t groups = per_group == 8 ? 5 : 11, C = groups * per_group;
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.opset_imports["pyflame_rt"] = 1;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, C, 10, 10})});
+    g.initializers["w"] = random_tensor({C, per_group, 3, 3}, 900);
+    Node& conv = g.add_node("FusedConv", {"x", "w"}, {"c"}, "conv");
+    conv.domain = "pyflame_rt";
+    conv.attributes["group"] = Attribute::make_int(groups);
+    conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    conv.attributes["activation"] = Attribute::make_string("Relu");
+    conv.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+    conv.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+    Tensor scale = random_tensor({1, C, 1, 1}, 901);
+    for (int64_t i = 0; i < C; ++i) scale.data<float>()[i] += 2.f;  // away from 0 for Div
+    g.initializers["s"] = scale;
+    g.add_node(op, {"c", "s"}, {"y"}, op);
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds = {Value(random_tensor({1, C, 10, 10}, 902))};
+    auto cpu = make_cpu_device(2)->compile(g);
+    auto ref = make_ref_device()->compile(g);
+    ASSERT_TRUE(cpu.ok() && ref.ok());
+    auto a = (*cpu)->run(feeds);
+    auto b = (*ref)->run(feeds);
+    ASSERT_TRUE(a.ok() && b.ok());
+    expect_close((*a)[0].tensor, (*b)[0].tensor, std::string("grouped conv -> ") + op);
+    for (const auto& [name, native] : dynamic_cast<cpu::CpuProgram*>(cpu->get())->native_by_node()) {
+      EXPECT_TRUE(native) << name << " (" << op << ")";
+    }
+   }
+  }
+}
+
+TEST(NativeKernelsTest, SoftmaxAndLogSoftmaxOnAnyAxis) {
+  uint32_t seed = 400;
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    for (int64_t opset : {11, 13}) {
+      for (int64_t axis : {0, 1, 2, -1}) {
+        Case c;
+        c.label = std::string(op) + " opset " + std::to_string(opset) + " axis " + std::to_string(axis);
+        c.opset = opset;
+        c.node = make_node(op, {"x"});
+        c.node.attributes["axis"] = Attribute::make_int(axis);
+        c.runtime = {{"x", random_tensor({3, 5, 7}, seed++)}};
+        check(c);
+      }
+    }
+  }
+}
+
+TEST(NativeKernelsTest, ResizeModesAndCoordinateTransforms) {
+  struct R { std::string mode, coord, nearest; Dims x; std::vector<float> scales; Dims sizes; };
+  const std::vector<R> rs = {
+      {"linear", "half_pixel", "", {1, 3, 9, 11}, {1, 1, 2, 2}, {}},            // segmentation upsampling
+      {"linear", "pytorch_half_pixel", "", {2, 4, 7, 5}, {}, {2, 4, 28, 1}},    // to a given size, width 1
+      {"linear", "align_corners", "", {1, 2, 6, 6}, {}, {1, 2, 13, 17}},
+      {"linear", "asymmetric", "", {1, 2, 8, 8}, {1, 1, 0.5f, 0.75f}, {}},    // downsampling
+      {"nearest", "asymmetric", "floor", {1, 3, 5, 6}, {1, 1, 2, 2}, {}},       // torch's nearest export
+      {"nearest", "half_pixel", "round_prefer_floor", {2, 2, 7, 9}, {1, 1, 1.5f, 2.5f}, {}},
+      {"nearest", "align_corners", "round_prefer_ceil", {1, 1, 4, 4}, {}, {1, 1, 7, 3}},
+      {"cubic", "half_pixel", "", {1, 2, 6, 7}, {1, 1, 2, 2}, {}},
+      {"linear", "half_pixel", "", {2, 3, 20}, {1, 1, 3}, {}},                 // 1-D signal
+      {"linear", "half_pixel", "", {1, 64, 33, 33}, {1, 1, 8, 8}, {}},          // large: planes on the team
+  };
+  uint32_t seed = 500;
+  for (const auto& r : rs) {
+    Case c;
+    c.label = "Resize " + r.mode + " " + r.coord + " x" + dims_to_string(r.x);
+    c.node = make_node("Resize", {"x", "", r.scales.empty() ? "" : "scales", r.sizes.empty() ? "" : "sizes"});
+    c.node.attributes["mode"] = Attribute::make_string(r.mode);
+    c.node.attributes["coordinate_transformation_mode"] = Attribute::make_string(r.coord);
+    if (!r.nearest.empty()) c.node.attributes["nearest_mode"] = Attribute::make_string(r.nearest);
+    if (!r.scales.empty()) c.constants.push_back({"scales", floats({static_cast<int64_t>(r.scales.size())}, r.scales)});
+    if (!r.sizes.empty()) c.constants.push_back({"sizes", ints({static_cast<int64_t>(r.sizes.size())}, r.sizes)});
+    c.runtime = {{"x", random_tensor(r.x, seed++)}};
+    check(c);
+  }
+}
+
+TEST(NativeKernelsTest, UnaryMath) {
+  uint32_t seed = 700;
+  for (const char* op : {"Sqrt", "Abs", "Exp", "Log", "Neg"}) {
+    for (const Dims& d : std::vector<Dims>{{1, 512}, {2, 6, 40}, {2, 3, 5, 7}}) {
+      Case c;
+      c.label = std::string(op) + " x" + dims_to_string(d);
+      c.node = make_node(op, {"x"});
+      Tensor x = random_tensor(d, seed++);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::fabs(x.data<float>()[i]) + 0.05f;  // Sqrt/Log domain
+      c.runtime = {{"x", x}};
+      check(c);
+    }
+  }
+  // Rank 7 (the NLL-loss conformance cases): beyond oneDNN's plain tags here, the reference.
+  Case c;
+  c.label = "Neg of a rank-7 tensor";
+  c.node = make_node("Neg", {"x"});
+  c.runtime = {{"x", random_tensor({2, 1, 2, 1, 2, 1, 3}, 750)}};
+  c.expect_native = false;
+  check(c);
+}
+
+TEST(NativeKernelsTest, ExpandTileWherePad) {
+  Case expand;
+  expand.label = "Expand [3,1] to [2,3,4]";
+  expand.node = make_node("Expand", {"x", "shape"});
+  expand.runtime = {{"x", random_tensor({3, 1}, 600)}};
+  expand.constants = {{"shape", ints({3}, {2, 1, 4})}};
+  check(expand);
+  Case rows;
+  rows.label = "Expand a row [1,5] to [4,5]";
+  rows.node = make_node("Expand", {"x", "shape"});
+  rows.runtime = {{"x", random_tensor({1, 5}, 601)}};
+  rows.constants = {{"shape", ints({2}, {4, 1})}};
+  check(rows);
+
+  Case tile;
+  tile.label = "Tile [2,3,4] by [2,1,3]";
+  tile.node = make_node("Tile", {"x", "reps"});
+  tile.runtime = {{"x", random_tensor({2, 3, 4}, 602)}};
+  tile.constants = {{"reps", ints({3}, {2, 1, 3})}};
+  check(tile);
+
+  Case where;
+  where.label = "Where with a broadcast [1,1,4,4] mask (attention)";
+  where.node = make_node("Where", {"c", "a", "b"});
+  Tensor mask(DType::kBool, {1, 1, 4, 4});
+  for (int64_t i = 0; i < 16; ++i) mask.data<bool>()[i] = (i % 5) < 2;
+  where.runtime = {{"c", mask}, {"a", random_tensor({2, 3, 4, 4}, 603)}, {"b", floats({}, {-1e4f})}};
+  check(where);
+  Case where_int;
+  where_int.label = "Where on int64 with a per-row condition";
+  where_int.node = make_node("Where", {"c", "a", "b"});
+  Tensor rows_c(DType::kBool, {3, 1});
+  rows_c.data<bool>()[1] = true;
+  where_int.runtime = {{"c", rows_c}, {"a", ints({3, 2}, {1, 2, 3, 4, 5, 6})}, {"b", ints({2}, {-7, -8})}};
+  check(where_int);
+
+  for (int64_t opset : {2, 13}) {
+    Case pad;
+    pad.label = "Pad constant, opset " + std::to_string(opset);
+    pad.opset = opset;
+    pad.node = make_node("Pad", {"x"});
+    std::vector<int64_t> pads = {0, 1, 2, 0, 0, 3, 1, 1};  // [N,C,H,W]: C +1/+3, H +2/+1, W +0/+1
+    if (opset >= 11) {
+      pad.node.inputs.push_back("pads");
+      pad.node.inputs.push_back("value");
+      pad.constants = {{"pads", ints({8}, pads)}, {"value", floats({}, {0.5f})}};
+    } else {
+      pad.node.attributes["pads"] = Attribute::make_ints(pads);
+    }
+    pad.runtime = {{"x", random_tensor({2, 3, 4, 5}, 604)}};
+    check(pad);
+  }
+  Case pad1d;
+  pad1d.label = "Pad a 1-D signal on both ends";
+  pad1d.node = make_node("Pad", {"x", "pads"});
+  pad1d.constants = {{"pads", ints({6}, {0, 0, 3, 0, 0, 2})}};
+  pad1d.runtime = {{"x", random_tensor({2, 4, 30}, 605)}};
+  check(pad1d);
+  Case reflect;
+  reflect.label = "Pad reflect: the reference kernel";
+  reflect.node = make_node("Pad", {"x", "pads"});
+  reflect.node.attributes["mode"] = Attribute::make_string("reflect");
+  reflect.constants = {{"pads", ints({4}, {0, 1, 0, 2})}};
+  reflect.runtime = {{"x", random_tensor({3, 5}, 606)}};
+  reflect.expect_native = false;
+  check(reflect);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
