@@ -96,11 +96,24 @@ NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point sta
           us(std::chrono::steady_clock::now() - start), us(start - run_start)};
 }
 
+// True when an input holds a tensor with no elements (a 0-row batch, an empty chunk). oneDNN
+// divides by dimensions while it creates primitives (SIGFPE on 0), and an empty tensor has no
+// work a native op could speed up: such steps run on the reference kernel, which produces the
+// empty outputs with their shapes.
+bool has_empty_tensor(const std::vector<CpuValue*>& in) {
+  for (const CpuValue* v : in) {
+    if (!v) continue;
+    if (v->has_native ? num_elements(v->dims) == 0 : v->plain.is_tensor() && v->plain.tensor.numel() == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Status CpuProgram::run_step(const Step& step, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) {
   try {
-    return step.native ? step.native->run(in, out) : run_reference(*step.node, step.opset, in, out);
+    if (step.native && !has_empty_tensor(in)) return step.native->run(in, out);
+    return run_reference(*step.node, step.opset, in, out);
   } catch (const std::bad_alloc&) {
     return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
   } catch (const dnnl::error& e) {

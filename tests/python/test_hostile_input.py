@@ -1,0 +1,118 @@
+"""Hostile input (issue 14): empty tensors, model files that reach outside their folder, crafted
+external-data fields, state inputs of the wrong shape, arrays in foreign byte order. Each must
+be a pyflame_rt error naming the problem (or a correct answer), never a crash, and the process
+stays usable. Each test failed (crash, wrong answer or foreign exception) before its fix."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import pyflame_rt as rt
+from conftest import REPO, make_model
+
+CNN = os.path.join(REPO, "examples", "models", "tiny_cnn.onnx")
+CLI = os.path.join(REPO, "build", "bin", "pyflame-rt")
+
+
+def _in_child(code, timeout=120):
+    """Runs `code` in a fresh interpreter: a crash (SIGFPE, SIGSEGV) fails the test instead of
+    killing pytest."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env,
+                       cwd=os.path.join(REPO, "tests", "python"))
+    assert r.returncode == 0, f"child exited with {r.returncode}: {r.stderr[-2000:]}"
+    return r.stdout
+
+
+# --- zero-size dimensions -------------------------------------------------------------------
+
+def test_zero_row_batch_gives_empty_outputs_of_the_right_shape():
+    out = _in_child(f"""
+import numpy as np, pyflame_rt as rt
+s = rt.InferenceSession({CNN!r})
+(y,) = s.run(None, {{"image": np.zeros((0, 3, 32, 32), np.float32)}})
+x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+(z,) = s.run(None, {{"image": x}})
+print(y.shape, z.shape)
+""")
+    shape0, shape2 = out.strip().split(") (")
+    assert shape0.startswith("(0,") and shape2.startswith("2,")
+    assert shape0[len("(0,"):] == shape2[len("2,"):-1]  # same trailing dims
+
+
+def test_one_clients_empty_request_does_not_fail_the_others():
+    _in_child(f"""
+import threading, numpy as np, pyflame_rt as rt
+s = rt.InferenceSession({CNN!r})
+b = s.create_batcher(max_batch_size=8, batch_timeout_ms=20)
+x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+(expected,) = s.run(None, {{"image": x}})
+results, errors = {{}}, []
+def client(i):
+    try:
+        feed = np.zeros((0, 3, 32, 32), np.float32) if i == 0 else x
+        results[i] = b.run(None, {{"image": feed}})[0]
+    except rt.PyFlameRTError as e:
+        errors.append((i, e))
+client(0)  # alone: a batch of only the empty request
+threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+for t in threads: t.start()
+for t in threads: t.join(60)
+assert all(i == 0 for i, _ in errors), errors
+for i in range(1, 6):
+    np.testing.assert_allclose(results[i], expected, rtol=1e-5, atol=1e-6)
+if 0 in results: assert results[0].shape[0] == 0
+b.close()
+""")
+
+
+def test_zero_row_npy_to_the_cli(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((0, 3, 32, 32), np.float32))
+    r = subprocess.run([CLI, "run", CNN, "--input", f"image={tmp_path / 'x.npy'}", "--output-dir",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "out" / "probs.npy").shape[0] == 0
+
+
+def _matmul_model(tmp_path):
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "w")
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [w])
+    path = tmp_path / "matmul.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_zero_row_matmul(tmp_path):
+    path = _matmul_model(tmp_path)
+    _in_child(f"""
+import numpy as np, pyflame_rt as rt
+s = rt.InferenceSession({path!r})
+(y,) = s.run(None, {{"x": np.zeros((0, 4), np.float32)}})
+assert y.shape == (0, 3), y.shape
+(y,) = s.run(None, {{"x": np.ones((2, 4), np.float32)}})
+np.testing.assert_allclose(y, np.ones((2, 4), np.float32) @ np.arange(12, dtype=np.float32).reshape(4, 3))
+""")
+
+
+def test_zero_length_stream_chunk_leaves_the_stream_as_it_was():
+    gru = os.path.join(REPO, "examples", "models", "tiny_gru.onnx")
+    _in_child(f"""
+import numpy as np, pyflame_rt as rt
+s = rt.InferenceSession({gru!r})
+x = np.random.default_rng(0).standard_normal((1, 5, 40)).astype(np.float32)
+st = s.create_stream()
+y, h = st.process(np.zeros((1, 0, 40), np.float32))
+assert y.shape == (1, 0, 32) and h.shape == (1, 1, 64), (y.shape, h.shape)
+got = st.process(x)
+want = s.create_stream().process(x)
+for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+""")
