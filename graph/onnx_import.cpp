@@ -6,7 +6,11 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -57,38 +61,93 @@ Expected<ValueInfo> convert_value_info(const onnx::ValueInfoProto& v) {
   return info;
 }
 
+// A non-negative decimal integer (external data offset/length): a hostile model's "12abc",
+// "-1" or 2^70 is an error naming the tensor and the key, never an exception.
+Expected<int64_t> parse_external_number(const onnx::TensorProto& t, const std::string& key,
+                                        const std::string& text) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 0) {
+    return invalid_graph("tensor '", t.name(), "': external data ", key, " '", text,
+                         "' is not a non-negative integer below 2^63");
+  }
+  return v;
+}
+
+// The real path of `dir` ("" = the working directory), or an error.
+Expected<std::string> real_directory(const std::string& dir) {
+  std::unique_ptr<char, decltype(&std::free)> real(realpath(dir.empty() ? "." : dir.c_str(), nullptr), &std::free);
+  if (!real) {
+    return make_status(StatusCode::kNoSuchFile, "external data folder '", dir.empty() ? "." : dir,
+                       "' cannot be resolved: ", std::strerror(errno));
+  }
+  return std::string(real.get());
+}
+
+// External data must stay inside the model's folder: the location is relative, has no "..",
+// and after resolving every symlink (of the file and of the folders it passes through) the
+// file is still a regular file under the folder. A model is untrusted input: without this a
+// symlink next to it could make it read any file the process can.
 Status read_external(const onnx::TensorProto& t, const ImportContext& ctx, std::string* out) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : t.external_data()) {
-    if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::stoll(kv.value());
-    else if (kv.key() == "length") length = std::stoll(kv.value());
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset") {
+      ASSIGN_OR_RETURN(offset, parse_external_number(t, "offset", kv.value()));
+    } else if (kv.key() == "length") {
+      ASSIGN_OR_RETURN(length, parse_external_number(t, "length", kv.value()));
+    }
   }
   if (location.empty()) {
     return invalid_graph("tensor '", t.name(), "' has external data without a location");
   }
-  if (location.find("..") != std::string::npos || location[0] == '/') {
+  if (location.find("..") != std::string::npos || location[0] == '/' ||
+      location.find('\0') != std::string::npos) {
     return invalid_graph("tensor '", t.name(), "': external data location '", location,
                          "' must be a relative path inside the model's directory");
   }
   std::string path = ctx.base_dir.empty() ? location : ctx.base_dir + "/" + location;
-  std::ifstream in(path, std::ios::binary);
+  ASSIGN_OR_RETURN(std::string base, real_directory(ctx.base_dir));
+  std::unique_ptr<char, decltype(&std::free)> real(realpath(path.c_str(), nullptr), &std::free);
+  if (!real) {
+    return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
+                       t.name(), "' cannot be opened: ", std::strerror(errno));
+  }
+  std::string resolved(real.get());
+  std::string prefix = base == "/" ? base : base + "/";
+  if (resolved.compare(0, prefix.size(), prefix) != 0) {
+    return invalid_graph("tensor '", t.name(), "': external data location '", location,
+                         "' resolves to '", resolved, "', outside the model's directory '", base,
+                         "' (through a symlink)");
+  }
+  struct stat st {};
+  if (stat(resolved.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return invalid_graph("tensor '", t.name(), "': external data location '", location,
+                         "' is not a regular file");
+  }
+  std::ifstream in(resolved, std::ios::binary);
   if (!in) {
     return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
                        t.name(), "' cannot be opened");
   }
-  in.seekg(0, std::ios::end);
-  int64_t size = in.tellg();
+  int64_t size = static_cast<int64_t>(st.st_size);
+  if (offset > size) {
+    return invalid_graph("tensor '", t.name(), "': external data offset ", offset, " is past the end of '",
+                         path, "' (", size, " bytes)");
+  }
   if (length < 0) length = size - offset;
-  if (offset < 0 || offset + length > size) {
+  if (length > size - offset) {  // offset + length without overflow
     return invalid_graph("tensor '", t.name(), "': external data file '", path, "' has ", size,
-                         " bytes, expected at least ", offset + length, " (offset ", offset,
-                         " + length ", length, ")");
+                         " bytes, expected at least offset ", offset, " + length ", length);
   }
   out->resize(static_cast<size_t>(length));
   in.seekg(offset);
-  in.read(&(*out)[0], length);
+  if (length > 0 && !in.read(&(*out)[0], length)) {
+    return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
+                       t.name(), "' could not be read");
+  }
   return Status::OK();
 }
 
@@ -297,9 +356,25 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
     std::string domain = o.domain() == "ai.onnx" ? "" : o.domain();
     opsets[domain] = o.version();
   }
-  if (model.opset_import_size() == 0) opsets[""] = 1;  // IR 1-2 models: opset 1 implied
+  // IR 1-2 models had no opset_import: opset 1 is implied. From IR 3 on, the default domain
+  // must be imported: without it every op's semantics (Clip's min/max as attributes or
+  // inputs, say) would be a guess.
+  if (model.opset_import_size() == 0 && model.ir_version() < 3) opsets[""] = 1;
+  for (const auto& kv : opsets) {
+    if (kv.second <= 0) {
+      return invalid_graph(ctx.model_name, " imports domain '", kv.first.empty() ? "ai.onnx" : kv.first,
+                           "' at opset ", kv.second, "; opset versions start at 1");
+    }
+  }
   auto def = opsets.find("");
-  if (def != opsets.end() && def->second > kMaxOnnxOpset) {
+  if (def == opsets.end()) {
+    return invalid_graph(ctx.model_name, " (IR version ", model.ir_version(),
+                         ") imports no opset of the default domain 'ai.onnx'");
+  }
+  if (model.graph().output_size() == 0) {
+    return invalid_graph(ctx.model_name, " declares no graph outputs");
+  }
+  if (def->second > kMaxOnnxOpset) {
     return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
                            "; supported opsets are up to ", kMaxOnnxOpset);
   }

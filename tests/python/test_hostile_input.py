@@ -116,3 +116,109 @@ want = s.create_stream().process(x)
 for a, b in zip(got, want):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 """)
+
+
+# --- external data --------------------------------------------------------------------------
+
+def _external_model(folder, location, offset=None, length=None):
+    """y = x + b with b (4 floats) stored as external data."""
+    b = onnx.TensorProto()
+    b.name = "b"
+    b.data_type = TensorProto.FLOAT
+    b.dims.append(4)
+    b.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", offset), ("length", length)):
+        if value is not None:
+            entry = b.external_data.add()
+            entry.key, entry.value = key, str(value)
+    model = make_model([helper.make_node("Add", ["x", "b"], ["y"])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [b])
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def test_external_data_inside_the_folder_is_read(tmp_path):
+    (tmp_path / "w.bin").write_bytes(np.array([1, 2, 3, 4], np.float32).tobytes())
+    path = _external_model(str(tmp_path), "w.bin")
+    (y,) = rt.InferenceSession(path).run(None, {"x": np.zeros(4, np.float32)})
+    np.testing.assert_array_equal(y, [1, 2, 3, 4])
+
+
+def test_external_data_symlink_leaving_the_folder_is_refused(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.bin").write_bytes(b"S" * 16)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    os.symlink(secret / "key.bin", model_dir / "w.bin")  # the file is a symlink
+    os.symlink(secret, model_dir / "sub")  # a folder on the way is a symlink
+    for location in ("w.bin", "sub/key.bin"):
+        path = _external_model(str(model_dir), location)
+        with pytest.raises(rt.InvalidGraph, match="outside the model's directory"):
+            rt.InferenceSession(path)
+    # A symlink that stays inside the folder is fine.
+    (model_dir / "real.bin").write_bytes(np.array([1, 2, 3, 4], np.float32).tobytes())
+    os.symlink(model_dir / "real.bin", model_dir / "alias.bin")
+    rt.InferenceSession(_external_model(str(model_dir), "alias.bin"))
+
+
+@pytest.mark.parametrize("offset,length,match", [
+    ("12abc", None, "offset '12abc' is not a non-negative integer"),
+    ("-4", None, "offset '-4' is not a non-negative integer"),
+    (None, "99999999999999999999999", "length '9+' is not a non-negative integer"),
+    ("64", None, "offset 64 is past the end"),
+    ("8", "16", "expected at least offset 8 \\+ length 16"),
+    ("9223372036854775807", "9223372036854775807", "past the end"),
+    ("0", "9223372036854775807", "expected at least offset 0 \\+ length"),
+])
+def test_bad_external_offsets_are_invalid_graph_errors(tmp_path, offset, length, match):
+    (tmp_path / "w.bin").write_bytes(b"\0" * 16)
+    path = _external_model(str(tmp_path), "w.bin", offset, length)
+    with pytest.raises(rt.InvalidGraph, match=match):
+        rt.InferenceSession(path)
+    r = subprocess.run([CLI, "inspect", path], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and r.returncode < 128 and "w.bin" in r.stderr or "offset" in r.stderr, r
+
+
+def test_external_data_named_by_a_fifo_or_folder_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "pipe.bin")  # opening a fifo would block forever
+    with pytest.raises(rt.InvalidGraph, match="not a regular file"):
+        rt.InferenceSession(_external_model(str(tmp_path), "pipe.bin"))
+
+
+def test_model_bytes_resolve_external_data_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "w.bin").write_bytes(np.array([1, 2, 3, 4], np.float32).tobytes())
+    data = open(_external_model(str(tmp_path), "w.bin"), "rb").read()
+    monkeypatch.chdir(tmp_path)
+    (y,) = rt.InferenceSession(data).run(None, {"x": np.zeros(4, np.float32)})
+    np.testing.assert_array_equal(y, [1, 2, 3, 4])
+
+
+# --- models the runtime must refuse ---------------------------------------------------------
+
+def _relu_model(opsets, outputs=True):
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])] if outputs else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_models_without_a_default_opset_or_with_opset_zero_are_refused():
+    with pytest.raises(rt.InvalidGraph, match="no opset of the default domain"):
+        rt.InferenceSession(_relu_model([("com.example", 1)]))
+    with pytest.raises(rt.InvalidGraph, match="no opset of the default domain"):
+        rt.InferenceSession(_relu_model([]))
+    with pytest.raises(rt.InvalidGraph, match="opset 0"):
+        rt.InferenceSession(_relu_model([("", 0)]))
+    with pytest.raises(rt.InvalidGraph, match="opset -3"):
+        rt.InferenceSession(_relu_model([("", 13), ("com.example", -3)]))
+    rt.InferenceSession(_relu_model([("", 13)]))
+
+
+def test_a_model_with_no_outputs_is_refused():
+    with pytest.raises(rt.InvalidGraph, match="no graph outputs"):
+        rt.InferenceSession(_relu_model([("", 13)], outputs=False))
