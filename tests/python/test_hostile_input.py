@@ -196,6 +196,30 @@ def test_model_bytes_resolve_external_data_in_the_working_directory(tmp_path, mo
     np.testing.assert_array_equal(y, [1, 2, 3, 4])
 
 
+# --- kernels check the shapes they read -----------------------------------------------------
+
+def _gru_model(tmp_path, h0_shape):
+    H, I = 3, 2
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((1, 3 * H, I)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.standard_normal((1, 3 * H, H)).astype(np.float32), "R")
+    h0 = numpy_helper.from_array(np.zeros(h0_shape, np.float32), "h0")
+    model = make_model([helper.make_node("GRU", ["x", "W", "R", "", "", "h0"], ["y", "yh"], hidden_size=H)],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1, I])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                        helper.make_tensor_value_info("yh", TensorProto.FLOAT, None)], [w, r, h0])
+    path = tmp_path / "gru.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("h0_shape", [(0,), (1, 1, 2), (1, 1, 4)])
+def test_gru_initial_h_of_the_wrong_shape_is_an_error(tmp_path, h0_shape):
+    s = rt.InferenceSession(_gru_model(tmp_path, h0_shape))
+    with pytest.raises(rt.InvalidArgument, match=r"initial_h \[.*\] must be \[1,1,3\]"):
+        s.run(None, {"x": np.ones((4, 1, 2), np.float32)})
+
+
 # --- models the runtime must refuse ---------------------------------------------------------
 
 def _relu_model(opsets, outputs=True):
