@@ -109,10 +109,7 @@ int convert(const std::string& in, const std::string& out) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+int dispatch(const std::vector<std::string>& args) {
   if (args.size() < 2) return usage();
   if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});
   const std::string& cmd = args[0];
@@ -130,4 +127,18 @@ int main(int argc, char** argv) {
   }
   if (cmd == "convert" && args.size() == 4 && args[2] == "-o") return convert(model, args[3]);
   return usage();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Core code returns Status; an exception reaching here is a defect, but a hostile model or
+  // feed must still end in an error message and exit code 1, not an abort.
+  try {
+    return dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::bad_alloc&) {
+    return fail(make_status(StatusCode::kResourceExhausted, "out of memory"));
+  } catch (const std::exception& e) {
+    return fail(make_status(StatusCode::kFail, "internal error: ", e.what()));
+  }
 }

@@ -246,3 +246,44 @@ def test_models_without_a_default_opset_or_with_opset_zero_are_refused():
 def test_a_model_with_no_outputs_is_refused():
     with pytest.raises(rt.InvalidGraph, match="no graph outputs"):
         rt.InferenceSession(_relu_model([("", 13)], outputs=False))
+
+
+# --- the CLI's .npy reader --------------------------------------------------------------------
+
+def _npy(header, data=b""):
+    header = header.encode()
+    header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+@pytest.mark.parametrize("header,data,match", [
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 3, 32, 32), }", b"", "needs"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 3, 32, 32), }", b"", "not a non-negative integer"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999999999999999, 3), }", b"",
+     "not a non-negative integer"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 3, 32), }", b"", "2\\^64"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 32, 32), }", b"\0" * 8, "holds 8 data bytes"),
+])
+def test_crafted_npy_headers_are_errors(tmp_path, header, data, match):
+    (tmp_path / "x.npy").write_bytes(_npy(header, data))
+    r = subprocess.run([CLI, "run", CNN, "--input", f"image={tmp_path / 'x.npy'}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "x.npy" in r.stderr and __import__("re").search(match, r.stderr), r.stderr
+
+
+def test_npy_header_longer_than_the_file_is_an_error(tmp_path):
+    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY\x01\x00\xff\xff{'descr'")
+    r = subprocess.run([CLI, "run", CNN, "--input", f"image={tmp_path / 'x.npy'}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "runs past the end" in r.stderr, r.stderr
+
+
+def test_big_endian_npy_is_read_by_value(tmp_path):
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x.astype(">f4"))
+    r = subprocess.run([CLI, "run", CNN, "--input", f"image={tmp_path / 'x.npy'}", "--output-dir",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (expected,) = rt.InferenceSession(CNN).run(None, {"image": x})
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "probs.npy"), expected)
