@@ -74,12 +74,34 @@ Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py
     auto* s = t.data<std::string>();
     for (size_t i = 0; i < flat.size(); ++i) {
       py::handle item = flat[i];
+      if (!py::isinstance<py::str>(item) && !py::isinstance<py::bytes>(item)) {
+        raise_status(invalid_argument("input '", name, "': an object array must hold str or bytes, element ", i,
+                                      " is a ", std::string(py::str(py::type::of(item).attr("__name__")))));
+      }
       s[i] = py::isinstance<py::bytes>(item) ? std::string(py::bytes(py::reinterpret_borrow<py::object>(item)))
                                             : std::string(py::str(item));
     }
     return t;
   }
+  // A non-contiguous view (a stride-0 broadcast, say) is copied: one that cannot be
+  // allocated is an error naming the input, not a null buffer read later.
   py::array c = py::array::ensure(a, py::array::c_style);
+  if (!c) {
+    raise_status(make_status(StatusCode::kResourceExhausted, "input '", name, "': the ", dims_to_string(dims),
+                             " array is not contiguous and a contiguous copy cannot be allocated"));
+  }
+  // Foreign byte order ('>f4' on a little-endian host): read by value, never as native bytes.
+  constexpr char kForeign = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '>' : '<';
+  if (py::dtype(c.dtype()).byteorder() == kForeign && c.itemsize() > 1) {
+    Tensor t(dt, dims);
+    const auto* src = static_cast<const unsigned char*>(c.data());
+    auto* dst = static_cast<unsigned char*>(t.raw_data());
+    const size_t item = static_cast<size_t>(c.itemsize());
+    for (size_t i = 0; i < t.nbytes(); i += item) {
+      for (size_t k = 0; k < item; ++k) dst[i + k] = src[i + item - 1 - k];
+    }
+    return t;
+  }
   keep.push_back(c);
   return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), nullptr);
 }
@@ -215,7 +237,20 @@ class PySession {
  public:
   static std::vector<std::string> output_names_of(const py::object& output_names) {
     if (output_names.is_none()) return {};
-    return output_names.cast<std::vector<std::string>>();
+    if (!py::isinstance<py::sequence>(output_names) || py::isinstance<py::str>(output_names)) {
+      raise_status(invalid_argument("output_names: expected a list of str, got ",
+                                    std::string(py::str(py::type::of(output_names).attr("__name__")))));
+    }
+    std::vector<std::string> names;
+    for (py::handle item : output_names) {
+      if (!py::isinstance<py::str>(item)) {
+        raise_status(invalid_argument("output_names[", names.size(), "]: expected str, got ",
+                                      std::string(py::str(py::type::of(item).attr("__name__"))), " (",
+                                      std::string(py::repr(item)), ")"));
+      }
+      names.push_back(item.cast<std::string>());
+    }
+    return names;
   }
 
   // Converts the feed; `keep` holds the arrays the tensors wrap until the run is over.
@@ -422,6 +457,13 @@ Frame frame_from_python(const py::handle& obj, const std::string& what) {
   std::vector<py::object> keep;
   for (auto item : obj.cast<py::dict>()) {
     std::string name = py::str(item.first);
+    // Only arrays are tensors: a None, a list or an arbitrary object would otherwise become
+    // an object array and pass as a string tensor.
+    if (!py::isinstance<py::array>(item.second) && !py::isinstance<py::bytes>(item.second)) {
+      raise_status(invalid_argument(what, ": entry '", name, "' is a ",
+                                    std::string(py::str(py::type::of(item.second).attr("__name__"))),
+                                    ", expected a numpy array"));
+    }
     frame[name] = tensor_from_array(name, item.second, keep).clone();
   }
   return frame;
@@ -437,6 +479,8 @@ StageFn python_stage(const std::string& stage, py::object fn) {
       return frame_from_python(out, "the value returned by stage '" + stage + "'");
     } catch (py::error_already_set& e) {
       return runtime_error(e.what());
+    } catch (const std::exception& e) {  // a cast or an allocation: the stage's error, not the process's
+      return runtime_error("stage '", stage, "': ", e.what());
     }
   };
 }
@@ -612,6 +656,25 @@ class PyPipeline {
 
 PYBIND11_MODULE(_pyflame_rt, m) {
   m.doc() = "PyFlameRT native core (use the pyflame_rt package, not this module)";
+  // Exceptions that are not ours (a pybind11 cast of a user's value, an allocation, a library
+  // throwing) reach users as pyflame_rt errors, never as bare RuntimeError/MemoryError.
+  // Python errors already set (error_already_set) and pybind11's own Python exception types
+  // are left to pybind11.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const py::error_already_set&) {
+      throw;
+    } catch (const py::cast_error& e) {  // a builtin_exception too: before the next handler
+      raise_status(invalid_argument("argument of the wrong type: ", e.what()));
+    } catch (const py::builtin_exception&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      raise_status(make_status(StatusCode::kResourceExhausted, "out of memory"));
+    } catch (const std::exception& e) {
+      raise_status(make_status(StatusCode::kFail, "internal error: ", e.what()));
+    }
+  });
   py::class_<PySession>(m, "Session")
       .def(py::init<py::object, py::dict, std::vector<std::string>>(), py::arg("model"),
            py::arg("options"), py::arg("providers"))

@@ -248,6 +248,25 @@ def test_a_model_with_no_outputs_is_refused():
         rt.InferenceSession(_relu_model([("", 13)], outputs=False))
 
 
+# --- feeds ----------------------------------------------------------------------------------
+
+def test_big_endian_arrays_are_read_by_value(add_relu_model):
+    s = rt.InferenceSession(add_relu_model)
+    x = np.array([[1.5, 2.5, -3.0, 8.0]], np.float32)
+    (expected,) = s.run(None, {"x": x})
+    (got,) = s.run(None, {"x": x.astype(">f4")})
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_an_array_too_large_to_copy_is_a_clear_error(add_relu_model):
+    s = rt.InferenceSession(add_relu_model)
+    huge = np.broadcast_to(np.float32(1), (1 << 40, 4))  # stride 0: 16 TiB once contiguous
+    with pytest.raises(rt.PyFlameRTError, match="input 'x'"):
+        s.run(None, {"x": huge})
+    (y,) = s.run(None, {"x": np.ones((1, 4), np.float32)})
+    np.testing.assert_array_equal(y, [[2, 0, 4, 0]])
+
+
 # --- the CLI's .npy reader --------------------------------------------------------------------
 
 def _npy(header, data=b""):
