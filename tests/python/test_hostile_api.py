@@ -76,3 +76,23 @@ def test_python_stage_returning_non_arrays_fails_that_frame(bad):
     assert second.ok, second
     np.testing.assert_array_equal(second.outputs["y"], [4.0])
     p.stop()
+
+
+def test_pipeline_stop_returns_while_a_stage_is_stuck():
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(frame):
+        entered.set()
+        release.wait(30)
+        return frame
+
+    p = rt.Pipeline()
+    p.add_stage("stuck", fn=stuck)
+    p.start()
+    p.push({"x": np.zeros(1, np.float32)})
+    assert entered.wait(10)
+    done = threading.Event()
+    threading.Thread(target=lambda: (p.stop(), done.set()), daemon=True).start()
+    assert done.wait(20), "Pipeline.stop() waited on the stuck stage"
+    release.set()
