@@ -96,3 +96,18 @@ def test_pipeline_stop_returns_while_a_stage_is_stuck():
     threading.Thread(target=lambda: (p.stop(), done.set()), daemon=True).start()
     assert done.wait(20), "Pipeline.stop() waited on the stuck stage"
     release.set()
+
+
+def test_a_compile_that_fails_is_that_futures_error_and_the_compiler_carries_on(add_relu_model):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], name="mystery")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    bad = rt.InferenceSession.create_async(model.SerializeToString())
+    good = rt.InferenceSession.create_async(add_relu_model)
+    with pytest.raises(rt.NotImplemented, match="'NoSuchOp'"):
+        bad.result(timeout=60)
+    (y,) = good.result(timeout=60).run(None, {"x": np.ones((1, 4), np.float32)})
+    np.testing.assert_array_equal(y, [[2, 0, 4, 0]])
