@@ -338,6 +338,20 @@ Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::st
   return g;
 }
 
+// True when a node of `g` or of any subgraph is in the default domain.
+bool uses_default_domain(const onnx::GraphProto& g) {
+  for (const auto& n : g.node()) {
+    if (n.domain().empty() || n.domain() == "ai.onnx") return true;
+    for (const auto& a : n.attribute()) {
+      if (a.has_g() && uses_default_domain(a.g())) return true;
+      for (const auto& sub : a.graphs()) {
+        if (uses_default_domain(sub)) return true;
+      }
+    }
+  }
+  return false;
+}
+
 Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   onnx::ModelProto model;
   if (bytes.empty()) return make_status(StatusCode::kInvalidProtobuf, ctx.model_name, " is empty");
@@ -367,14 +381,14 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
     }
   }
   auto def = opsets.find("");
-  if (def == opsets.end()) {
+  if (def == opsets.end() && uses_default_domain(model.graph())) {
     return invalid_graph(ctx.model_name, " (IR version ", model.ir_version(),
-                         ") imports no opset of the default domain 'ai.onnx'");
+                         ") uses ops of the default domain 'ai.onnx' but imports no opset of it");
   }
   if (model.graph().output_size() == 0) {
     return invalid_graph(ctx.model_name, " declares no graph outputs");
   }
-  if (def->second > kMaxOnnxOpset) {
+  if (def != opsets.end() && def->second > kMaxOnnxOpset) {
     return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
                            "; supported opsets are up to ", kMaxOnnxOpset);
   }

@@ -232,9 +232,9 @@ def _relu_model(opsets, outputs=True):
 
 
 def test_models_without_a_default_opset_or_with_opset_zero_are_refused():
-    with pytest.raises(rt.InvalidGraph, match="no opset of the default domain"):
+    with pytest.raises(rt.InvalidGraph, match="imports no opset of it"):
         rt.InferenceSession(_relu_model([("com.example", 1)]))
-    with pytest.raises(rt.InvalidGraph, match="no opset of the default domain"):
+    with pytest.raises(rt.InvalidGraph, match="imports no opset of it"):
         rt.InferenceSession(_relu_model([]))
     with pytest.raises(rt.InvalidGraph, match="opset 0"):
         rt.InferenceSession(_relu_model([("", 0)]))
