@@ -59,7 +59,12 @@ struct StageServer::Impl {
 
   WireReply run(const WireFrame& wire) {
     served++;
-    Expected<Frame> in = from_wire(wire);
+    Expected<Frame> in = Status();
+    try {  // what a peer sent: nothing it holds may take the server down
+      in = from_wire(wire);
+    } catch (const std::bad_alloc&) {
+      in = make_status(StatusCode::kResourceExhausted, "stage '", info.name, "': the frame is too large to allocate");
+    }
     Expected<Frame> out = in.status();
     if (in.ok()) {
       try {

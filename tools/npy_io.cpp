@@ -80,6 +80,9 @@ Expected<Tensor> read_npy_bytes(const std::string& bytes, const std::string& wha
   while (std::getline(shape, item, ',')) {
     size_t first = item.find_first_not_of(" "), last = item.find_last_not_of(" L");
     if (first == std::string::npos) continue;
+    if (last == std::string::npos || last < first) {  // only L suffixes: " L" (found by fuzzing)
+      return invalid_argument("'", what, "': .npy shape entry '", item, "' is not a non-negative integer");
+    }
     int64_t d = -1;
     auto [end, ec] = std::from_chars(item.data() + first, item.data() + last + 1, d);
     if (ec != std::errc() || end != item.data() + last + 1 || d < 0) {

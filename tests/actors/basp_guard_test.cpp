@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "actors/remote_stage.h"
+#include "actors/remote_wire.h"
 
 namespace pyflame_rt {
 namespace {
@@ -108,6 +109,33 @@ TEST(BaspGuardTest, ConnectToASilentPeerTimesOut) {
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().code(), StatusCode::kDeadlineExceeded) << client.status().to_string();
   ::close(listener);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// Found by fuzz/stage_wire_fuzz: dims announcing 2^39 floats with 3 bytes behind them made
+// from_wire() allocate first (bad_alloc out of the stage server's actor).
+TEST(RemoteWireTest, DimsAreCheckedAgainstTheBytesBeforeAllocating) {
+  WireTensor w;
+  w.name = "x";
+  w.dtype = static_cast<int32_t>(DType::kFloat32);
+  w.dims = {int64_t{1} << 39};
+  w.bytes = "abc";
+  auto t = from_wire(w);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find("got 3 bytes"), std::string::npos) << t.status().message();
+  w.dtype = static_cast<int32_t>(DType::kString);
+  w.strings = {"a"};
+  EXPECT_EQ(from_wire(w).status().code(), StatusCode::kInvalidArgument);
+  w.dims = {1};
+  auto ok = from_wire(w);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->data<std::string>()[0], "a");
 }
 
 }  // namespace

@@ -306,3 +306,11 @@ def test_big_endian_npy_is_read_by_value(tmp_path):
     assert r.returncode == 0, r.stderr
     (expected,) = rt.InferenceSession(CNN).run(None, {"image": x})
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "probs.npy"), expected)
+
+
+def test_npy_shape_entry_of_only_a_suffix_is_an_error(tmp_path):
+    # Found by fuzz/npy_reader_fuzz (UBSan: a pointer range ending before it began).
+    (tmp_path / "x.npy").write_bytes(_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, L), }"))
+    r = subprocess.run([CLI, "run", CNN, "--input", f"image={tmp_path / 'x.npy'}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "shape entry ' L' is not a non-negative integer" in r.stderr, r.stderr
