@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev pybind11-dev python3-dev
   python3-numpy python3-onnx python3-pytest
   python3-torch python3-torchvision python3-grpcio python3-grpc-tools
+  clang-14 libclang-rt-14-dev  # make fuzz (libFuzzer, ASan, UBSan); make sanitize uses g++
   nodejs npm
 )
 
