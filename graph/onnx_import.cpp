@@ -166,6 +166,34 @@ Expected<Tensor> convert_tensor(const onnx::TensorProto& t, const ImportContext&
   for (int64_t d : dims) {
     if (d < 0) return invalid_graph("tensor '", t.name(), "' has a negative dimension ", d);
   }
+  // The data the model stores is counted before anything is allocated: dims announcing 4 GiB
+  // over a few stored bytes must be an error, not a 4 GiB allocation (found by fuzzing).
+  std::string external;
+  const std::string* raw = nullptr;
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    RETURN_IF_ERROR(read_external(t, ctx, &external));
+    raw = &external;
+  } else if (t.has_raw_data()) {
+    raw = &t.raw_data();
+  }
+  uint64_t stored = 0;  // elements (or bytes, for raw data) present
+  if (dt == DType::kString) stored = static_cast<uint64_t>(t.string_data_size());
+  else if (raw) stored = raw->size();
+  else if (dt == DType::kFloat32) stored = static_cast<uint64_t>(t.float_data_size());
+  else if (dt == DType::kFloat64) stored = static_cast<uint64_t>(t.double_data_size());
+  else if (dt == DType::kInt64) stored = static_cast<uint64_t>(t.int64_data_size());
+  else if (dt == DType::kUInt32 || dt == DType::kUInt64) stored = static_cast<uint64_t>(t.uint64_data_size());
+  else stored = static_cast<uint64_t>(t.int32_data_size());
+  uint64_t needed = num_elements(dims) == 0 ? 0 : static_cast<uint64_t>(num_elements(dims));
+  if (raw && dt != DType::kString &&
+      __builtin_mul_overflow(needed, static_cast<uint64_t>(dtype_size(dt)), &needed)) {
+    needed = UINT64_MAX;
+  }
+  if (needed != stored) {
+    return invalid_graph("tensor '", t.name(), "' (", dtype_name(dt), dims_to_string(dims), ") needs ",
+                         needed == UINT64_MAX ? std::string("too many") : std::to_string(needed),
+                         raw && dt != DType::kString ? " bytes of data" : " elements", ", the model stores ", stored);
+  }
   Tensor out(dt, dims);
   int64_t n = out.numel();
   auto count_error = [&](int64_t got) {
@@ -176,14 +204,6 @@ Expected<Tensor> convert_tensor(const onnx::TensorProto& t, const ImportContext&
     if (t.string_data_size() != n) return count_error(t.string_data_size());
     for (int64_t i = 0; i < n; ++i) out.data<std::string>()[i] = t.string_data(static_cast<int>(i));
     return out;
-  }
-  std::string external;
-  const std::string* raw = nullptr;
-  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-    RETURN_IF_ERROR(read_external(t, ctx, &external));
-    raw = &external;
-  } else if (t.has_raw_data()) {
-    raw = &t.raw_data();
   }
   if (raw) {
     if (raw->size() != out.nbytes()) {

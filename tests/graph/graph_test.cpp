@@ -27,6 +27,10 @@ TEST(ShapeTest, EmptyTensorWithHugeDimsHasZeroElements) {
   EXPECT_EQ(t.nbytes(), 0u);
   EXPECT_EQ(num_elements({int64_t{1} << 40, int64_t{1} << 40}), std::numeric_limits<int64_t>::max());
   EXPECT_EQ(num_elements({2, 3, 4}), 24);
+  // Found by fuzz/npy_reader_fuzz: the constructor refused (bad_alloc) an empty tensor whose
+  // other dims overflow uint64.
+  Tensor e(DType::kFloat32, {int64_t{1} << 40, int64_t{1} << 40, 0});
+  EXPECT_EQ(e.numel(), 0);
 }
 
 TEST(GraphTest, SortsProducersBeforeConsumers) {
