@@ -271,11 +271,13 @@ caf::behavior remote_call(caf::event_based_actor* self, caf::actor remote, WireF
   });
   self->request(remote, timeout, remote_run_atom::value, std::move(wire))
       .then(
-          [self, done](WireReply& reply) {
+          [self, done, remote](WireReply& reply) {
             done->set_value(std::move(reply));
+            self->demonitor(remote);
             self->quit();
           },
-          [self, done, timeout](caf::error& e) {
+          [self, done, timeout, remote](caf::error& e) {
+            self->demonitor(remote);
             if (e == caf::sec::request_timeout) {
               done->set_value(make_status(StatusCode::kDeadlineExceeded, "did not answer within ", timeout.count(), " ms"));
             } else {
