@@ -105,7 +105,7 @@ Status check_stages(const std::vector<StageSpec>& stages) {
 
 Expected<std::unique_ptr<Pipeline>> Pipeline::create(std::vector<StageSpec> specs, size_t output_capacity) {
   RETURN_IF_ERROR(check_stages(specs));
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_shared<Impl>();
   std::map<std::string, StageRuntime*> by_name;
   for (auto& spec : specs) {
     auto stage = std::make_unique<StageRuntime>();
@@ -131,13 +131,16 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(std::vector<StageSpec> spec
   caf::actor_system& system = actor_runtime();
   impl->running = impl->stages.size();
   Impl* raw = impl.get();
+  std::shared_ptr<Impl> keep = impl;  // a stage stuck past stop() still finds its state
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int share = std::max(1, cores / static_cast<int>(impl->stages.size()));
   for (auto& stage : impl->stages) {
     StageRuntime* st = stage.get();
     int threads = st->spec.intra_op_threads > 0 ? st->spec.intra_op_threads : share;
-    auto actor = system.spawn<caf::detached>([st, raw, threads](caf::event_based_actor* self) -> caf::behavior {
-      return {[=](run_atom) {
+    auto actor = system.spawn<caf::detached>([st, keep, threads](caf::event_based_actor* self) -> caf::behavior {
+      // The behavior holds `keep`: the spawn function is gone once the actor runs.
+      return {[st, keep, threads, self](run_atom) {
+        Impl* raw = keep.get();
         IntraOpThreadLimit limit(threads);
         run_stage_loop(*st);
         raw->stage_finished();
@@ -154,7 +157,7 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(std::vector<StageSpec> spec
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
-Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::Pipeline(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Pipeline::~Pipeline() {
   unregister_actor_owner(impl_->owner);
@@ -222,12 +225,12 @@ void Pipeline::close() {
   for (auto& s : impl_->sources) s->close();
 }
 
-void Pipeline::stop() {
+bool Pipeline::stop(std::chrono::milliseconds grace) {
   close();
   for (auto& st : impl_->stages) for (auto& c : st->inputs) c->abort();
   impl_->output->abort();
   std::unique_lock<std::mutex> lock(impl_->done_mu);
-  impl_->done_cv.wait(lock, [&] { return impl_->running == 0; });
+  return impl_->done_cv.wait_for(lock, grace, [&] { return impl_->running == 0; });
 }
 
 std::vector<StageMetrics> Pipeline::metrics() const {

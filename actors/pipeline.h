@@ -90,7 +90,10 @@ class Pipeline {
   // No more pushes; what was accepted still comes out of pull().
   void close();
   // close() and stop every stage now, discarding what waits (runtime shutdown, destructor).
-  void stop();
+  // Waits up to `grace` for stages to finish the frame they are computing; a stage stuck in
+  // its function is abandoned (it keeps the pipeline's state alive until it returns), so
+  // stop() never waits forever. Returns false when a stage was abandoned.
+  bool stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
   std::vector<StageMetrics> metrics() const;
   const std::vector<std::string>& stage_names() const;
@@ -98,8 +101,8 @@ class Pipeline {
   struct Impl;
 
  private:
-  explicit Pipeline(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Pipeline(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with the stages' actors, which may outlive stop()
 };
 
 }  // namespace pyflame_rt

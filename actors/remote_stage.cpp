@@ -5,9 +5,11 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <set>
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
+#include "actors/basp_guard.h"
 #include "actors/remote_wire.h"
 
 namespace pyflame_rt {
@@ -46,7 +48,9 @@ WireReply error_reply(const Status& s) {
 struct StageServer::Impl {
   StageFn fn;
   WireStageInfo info;
-  uint16_t port = 0;
+  uint16_t port = 0;      // the guard's: what clients connect to
+  uint16_t caf_port = 0;  // where the actor is published, on loopback only
+  std::unique_ptr<BaspGuard> guard;
   std::atomic<uint64_t> served{0};
   std::atomic<uint64_t> failed{0};
   std::mutex mu;
@@ -55,7 +59,12 @@ struct StageServer::Impl {
 
   WireReply run(const WireFrame& wire) {
     served++;
-    Expected<Frame> in = from_wire(wire);
+    Expected<Frame> in = Status();
+    try {  // what a peer sent: nothing it holds may take the server down
+      in = from_wire(wire);
+    } catch (const std::bad_alloc&) {
+      in = make_status(StatusCode::kResourceExhausted, "stage '", info.name, "': the frame is too large to allocate");
+    }
     Expected<Frame> out = in.status();
     if (in.ok()) {
       try {
@@ -79,8 +88,9 @@ struct StageServer::Impl {
     }
     unregister_actor_owner(owner);
     if (!a) return;
+    if (guard) guard->stop();
     // The actor's own system: during a runtime shutdown actor_runtime() would start a new one.
-    a.home_system().middleman().unpublish(a, port);
+    a.home_system().middleman().unpublish(a, caf_port);
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 };
@@ -100,13 +110,23 @@ Expected<std::unique_ptr<StageServer>> StageServer::start(std::shared_ptr<Impl> 
   caf::actor_system& sys = actor_runtime();
   // Detached: a stage computes for milliseconds and must not hold a scheduler thread.
   caf::actor actor = sys.spawn<caf::detached>(served_stage, impl);
-  auto port = sys.middleman().publish(actor, address.port, address.host.c_str(), /*reuse_addr=*/true);
+  // Clients reach the actor only through the guard (basp_guard.h), which checks every BASP
+  // header before CAF sizes a buffer from it.
+  auto port = sys.middleman().publish(actor, 0, "127.0.0.1", /*reuse_addr=*/true);
   if (!port) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    return make_status(StatusCode::kUnavailable, "stage '", impl->info.name, "': cannot listen on ", address.host,
-                       ":", address.port, ": ", sys.render(port.error()));
+    return make_status(StatusCode::kUnavailable, "stage '", impl->info.name, "': cannot listen on 127.0.0.1: ",
+                       sys.render(port.error()));
   }
-  impl->port = *port;
+  impl->caf_port = *port;
+  auto guard = BaspGuard::start(address.host, address.port, *port);
+  if (!guard.ok()) {
+    sys.middleman().unpublish(actor, *port);
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return guard.status().with_context("stage '" + impl->info.name + "': ");
+  }
+  impl->guard = std::move(guard).value();
+  impl->port = impl->guard->port();
   impl->actor = actor;
   std::weak_ptr<StageServer::Impl> weak = impl;
   impl->owner = register_actor_owner([weak] {
@@ -164,14 +184,29 @@ struct RemoteStage::Impl {
     std::lock_guard<std::mutex> lock(mu);
     if (remote) return remote;
     caf::actor_system& sys = actor_runtime();
-    auto actor = sys.middleman().remote_actor(host, port);
-    if (!actor) {
-      return make_status(StatusCode::kUnavailable, info.name.empty() ? "remote stage" : who(), ": cannot connect to ",
-                         address, ": ", sys.render(actor.error()));
+    caf::scoped_actor self{sys};
+    // middleman().remote_actor() waits without a limit for the BASP handshake: a peer that
+    // accepts TCP and then stays silent would hang this call forever. Asking the middleman
+    // actor ourselves bounds the wait by the call timeout.
+    caf::actor actor;
+    Status connected;
+    self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+        .receive(
+            [&](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+              actor = caf::actor_cast<caf::actor>(std::move(ptr));
+              if (!actor) connected = make_status(StatusCode::kUnavailable, "no stage is published there");
+            },
+            [&](caf::error& e) {
+              connected = e == caf::sec::request_timeout
+                              ? make_status(StatusCode::kDeadlineExceeded, "no handshake within ", timeout.count(), " ms")
+                              : make_status(StatusCode::kUnavailable, sys.render(e));
+            });
+    if (!connected.ok()) {
+      return Status(connected.code(), (info.name.empty() ? std::string("remote stage") : who()) + ": cannot connect to " +
+                                          address + ": " + connected.message());
     }
     Expected<WireStageInfo> answer = Status();
-    caf::scoped_actor self{sys};
-    self->request(*actor, timeout, remote_info_atom::value)
+    self->request(actor, timeout, remote_info_atom::value)
         .receive([&](WireStageInfo& i) { answer = std::move(i); },
                  [&](caf::error& e) {
                    answer = make_status(StatusCode::kUnavailable, "the server at ", address,
@@ -182,7 +217,7 @@ struct RemoteStage::Impl {
       return make_status(StatusCode::kUnavailable, who(), ": the server now serves stage '", answer->name, "'");
     }
     if (info.name.empty()) info = std::move(*answer);  // only the first time: readers hold no lock
-    remote = *actor;
+    remote = actor;
     return remote;
   }
 
@@ -236,11 +271,13 @@ caf::behavior remote_call(caf::event_based_actor* self, caf::actor remote, WireF
   });
   self->request(remote, timeout, remote_run_atom::value, std::move(wire))
       .then(
-          [self, done](WireReply& reply) {
+          [self, done, remote](WireReply& reply) {
             done->set_value(std::move(reply));
+            self->demonitor(remote);
             self->quit();
           },
-          [self, done, timeout](caf::error& e) {
+          [self, done, timeout, remote](caf::error& e) {
+            self->demonitor(remote);
             if (e == caf::sec::request_timeout) {
               done->set_value(make_status(StatusCode::kDeadlineExceeded, "did not answer within ", timeout.count(), " ms"));
             } else {

@@ -7,6 +7,9 @@
 //   std::string key = cache.key(imported, OptLevel::kAll, {});
 //   Expected<Graph> hit = cache.load(key);       // kNotFound on a miss
 //   RETURN_IF_ERROR(cache.store(key, optimized)); // atomic: temp file + rename
+//
+// Entries carry the key they were stored under and a checksum (encode_cache_entry): a damaged
+// or swapped entry fails to load and the session compiles again (with a warning).
 #pragma once
 
 #include <string>
@@ -36,5 +39,11 @@ class CompileCache {
  private:
   std::string dir_;
 };
+
+// The bytes of an entry: a header carrying the key and a checksum of the .pfm bytes, then them.
+std::string encode_cache_entry(const std::string& key, const std::string& pfm);
+// The graph an entry holds, after checking its header, the key it was stored under and the
+// checksum; any mismatch is kInvalidGraph naming `what` (the file) and the problem.
+Expected<Graph> decode_cache_entry(const std::string& key, const std::string& entry, const std::string& what);
 
 }  // namespace pyflame_rt

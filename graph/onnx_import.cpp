@@ -6,7 +6,11 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -76,38 +80,93 @@ Expected<ValueInfo> convert_value_info(const onnx::ValueInfoProto& v) {
   return info;
 }
 
+// A non-negative decimal integer (external data offset/length): a hostile model's "12abc",
+// "-1" or 2^70 is an error naming the tensor and the key, never an exception.
+Expected<int64_t> parse_external_number(const onnx::TensorProto& t, const std::string& key,
+                                        const std::string& text) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 0) {
+    return invalid_graph("tensor '", t.name(), "': external data ", key, " '", text,
+                         "' is not a non-negative integer below 2^63");
+  }
+  return v;
+}
+
+// The real path of `dir` ("" = the working directory), or an error.
+Expected<std::string> real_directory(const std::string& dir) {
+  std::unique_ptr<char, decltype(&std::free)> real(realpath(dir.empty() ? "." : dir.c_str(), nullptr), &std::free);
+  if (!real) {
+    return make_status(StatusCode::kNoSuchFile, "external data folder '", dir.empty() ? "." : dir,
+                       "' cannot be resolved: ", std::strerror(errno));
+  }
+  return std::string(real.get());
+}
+
+// External data must stay inside the model's folder: the location is relative, has no "..",
+// and after resolving every symlink (of the file and of the folders it passes through) the
+// file is still a regular file under the folder. A model is untrusted input: without this a
+// symlink next to it could make it read any file the process can.
 Status read_external(const onnx::TensorProto& t, const ImportContext& ctx, std::string* out) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : t.external_data()) {
-    if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::stoll(kv.value());
-    else if (kv.key() == "length") length = std::stoll(kv.value());
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset") {
+      ASSIGN_OR_RETURN(offset, parse_external_number(t, "offset", kv.value()));
+    } else if (kv.key() == "length") {
+      ASSIGN_OR_RETURN(length, parse_external_number(t, "length", kv.value()));
+    }
   }
   if (location.empty()) {
     return invalid_graph("tensor '", t.name(), "' has external data without a location");
   }
-  if (location.find("..") != std::string::npos || location[0] == '/') {
+  if (location.find("..") != std::string::npos || location[0] == '/' ||
+      location.find('\0') != std::string::npos) {
     return invalid_graph("tensor '", t.name(), "': external data location '", location,
                          "' must be a relative path inside the model's directory");
   }
   std::string path = ctx.base_dir.empty() ? location : ctx.base_dir + "/" + location;
-  std::ifstream in(path, std::ios::binary);
+  ASSIGN_OR_RETURN(std::string base, real_directory(ctx.base_dir));
+  std::unique_ptr<char, decltype(&std::free)> real(realpath(path.c_str(), nullptr), &std::free);
+  if (!real) {
+    return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
+                       t.name(), "' cannot be opened: ", std::strerror(errno));
+  }
+  std::string resolved(real.get());
+  std::string prefix = base == "/" ? base : base + "/";
+  if (resolved.compare(0, prefix.size(), prefix) != 0) {
+    return invalid_graph("tensor '", t.name(), "': external data location '", location,
+                         "' resolves to '", resolved, "', outside the model's directory '", base,
+                         "' (through a symlink)");
+  }
+  struct stat st {};
+  if (stat(resolved.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return invalid_graph("tensor '", t.name(), "': external data location '", location,
+                         "' is not a regular file");
+  }
+  std::ifstream in(resolved, std::ios::binary);
   if (!in) {
     return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
                        t.name(), "' cannot be opened");
   }
-  in.seekg(0, std::ios::end);
-  int64_t size = in.tellg();
+  int64_t size = static_cast<int64_t>(st.st_size);
+  if (offset > size) {
+    return invalid_graph("tensor '", t.name(), "': external data offset ", offset, " is past the end of '",
+                         path, "' (", size, " bytes)");
+  }
   if (length < 0) length = size - offset;
-  if (offset < 0 || offset + length > size) {
+  if (length > size - offset) {  // offset + length without overflow
     return invalid_graph("tensor '", t.name(), "': external data file '", path, "' has ", size,
-                         " bytes, expected at least ", offset + length, " (offset ", offset,
-                         " + length ", length, ")");
+                         " bytes, expected at least offset ", offset, " + length ", length);
   }
   out->resize(static_cast<size_t>(length));
   in.seekg(offset);
-  in.read(&(*out)[0], length);
+  if (length > 0 && !in.read(&(*out)[0], length)) {
+    return make_status(StatusCode::kNoSuchFile, "external data file '", path, "' of tensor '",
+                       t.name(), "' could not be read");
+  }
   return Status::OK();
 }
 
@@ -126,6 +185,34 @@ Expected<Tensor> convert_tensor(const onnx::TensorProto& t, const ImportContext&
   for (int64_t d : dims) {
     if (d < 0) return invalid_graph("tensor '", t.name(), "' has a negative dimension ", d);
   }
+  // The data the model stores is counted before anything is allocated: dims announcing 4 GiB
+  // over a few stored bytes must be an error, not a 4 GiB allocation (found by fuzzing).
+  std::string external;
+  const std::string* raw = nullptr;
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    RETURN_IF_ERROR(read_external(t, ctx, &external));
+    raw = &external;
+  } else if (t.has_raw_data()) {
+    raw = &t.raw_data();
+  }
+  uint64_t stored = 0;  // elements (or bytes, for raw data) present
+  if (dt == DType::kString) stored = static_cast<uint64_t>(t.string_data_size());
+  else if (raw) stored = raw->size();
+  else if (dt == DType::kFloat32) stored = static_cast<uint64_t>(t.float_data_size());
+  else if (dt == DType::kFloat64) stored = static_cast<uint64_t>(t.double_data_size());
+  else if (dt == DType::kInt64) stored = static_cast<uint64_t>(t.int64_data_size());
+  else if (dt == DType::kUInt32 || dt == DType::kUInt64) stored = static_cast<uint64_t>(t.uint64_data_size());
+  else stored = static_cast<uint64_t>(t.int32_data_size());
+  uint64_t needed = num_elements(dims) == 0 ? 0 : static_cast<uint64_t>(num_elements(dims));
+  if (raw && dt != DType::kString &&
+      __builtin_mul_overflow(needed, static_cast<uint64_t>(dtype_size(dt)), &needed)) {
+    needed = UINT64_MAX;
+  }
+  if (needed != stored) {
+    return invalid_graph("tensor '", t.name(), "' (", dtype_name(dt), dims_to_string(dims), ") needs ",
+                         needed == UINT64_MAX ? std::string("too many") : std::to_string(needed),
+                         raw && dt != DType::kString ? " bytes of data" : " elements", ", the model stores ", stored);
+  }
   Tensor out(dt, dims);
   int64_t n = out.numel();
   auto count_error = [&](int64_t got) {
@@ -136,14 +223,6 @@ Expected<Tensor> convert_tensor(const onnx::TensorProto& t, const ImportContext&
     if (t.string_data_size() != n) return count_error(t.string_data_size());
     for (int64_t i = 0; i < n; ++i) out.data<std::string>()[i] = t.string_data(static_cast<int>(i));
     return out;
-  }
-  std::string external;
-  const std::string* raw = nullptr;
-  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-    RETURN_IF_ERROR(read_external(t, ctx, &external));
-    raw = &external;
-  } else if (t.has_raw_data()) {
-    raw = &t.raw_data();
   }
   if (raw) {
     if (raw->size() != out.nbytes()) {
@@ -298,6 +377,20 @@ Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::st
   return g;
 }
 
+// True when a node of `g` or of any subgraph is in the default domain.
+bool uses_default_domain(const onnx::GraphProto& g) {
+  for (const auto& n : g.node()) {
+    if (n.domain().empty() || n.domain() == "ai.onnx") return true;
+    for (const auto& a : n.attribute()) {
+      if (a.has_g() && uses_default_domain(a.g())) return true;
+      for (const auto& sub : a.graphs()) {
+        if (uses_default_domain(sub)) return true;
+      }
+    }
+  }
+  return false;
+}
+
 Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   onnx::ModelProto model;
   if (bytes.empty()) return make_status(StatusCode::kInvalidProtobuf, ctx.model_name, " is empty");
@@ -317,8 +410,24 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
     std::string domain = o.domain() == "ai.onnx" ? "" : o.domain();
     opsets[domain] = o.version();
   }
-  if (model.opset_import_size() == 0) opsets[""] = 1;  // IR 1-2 models: opset 1 implied
+  // IR 1-2 models had no opset_import: opset 1 is implied. From IR 3 on, the default domain
+  // must be imported: without it every op's semantics (Clip's min/max as attributes or
+  // inputs, say) would be a guess.
+  if (model.opset_import_size() == 0 && model.ir_version() < 3) opsets[""] = 1;
+  for (const auto& kv : opsets) {
+    if (kv.second <= 0) {
+      return invalid_graph(ctx.model_name, " imports domain '", kv.first.empty() ? "ai.onnx" : kv.first,
+                           "' at opset ", kv.second, "; opset versions start at 1");
+    }
+  }
   auto def = opsets.find("");
+  if (def == opsets.end() && uses_default_domain(model.graph())) {
+    return invalid_graph(ctx.model_name, " (IR version ", model.ir_version(),
+                         ") uses ops of the default domain 'ai.onnx' but imports no opset of it");
+  }
+  if (model.graph().output_size() == 0) {
+    return invalid_graph(ctx.model_name, " declares no graph outputs");
+  }
   if (def != opsets.end() && def->second > kMaxOnnxOpset) {
     return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
                            "; supported opsets are up to ", kMaxOnnxOpset);

@@ -95,6 +95,17 @@ Expected<Tensor> from_proto(const pfm::Tensor& p, const std::string& what) {
   for (int64_t d : dims) {
     if (d < 0) return make_status(StatusCode::kInvalidProtobuf, what, " has a negative dim ", d);
   }
+  // What the file stores is counted before allocating what the dims announce.
+  uint64_t needed = static_cast<uint64_t>(num_elements(dims));
+  uint64_t stored = dt == DType::kString ? static_cast<uint64_t>(p.strings_size()) : p.data().size();
+  if (dt != DType::kString && __builtin_mul_overflow(needed, static_cast<uint64_t>(dtype_size(dt)), &needed)) {
+    needed = UINT64_MAX;
+  }
+  if (needed != stored) {
+    return make_status(StatusCode::kInvalidProtobuf, what, " (", dtype_name(dt), dims_to_string(dims), ") needs ",
+                       needed == UINT64_MAX ? std::string("too many") : std::to_string(needed),
+                       dt == DType::kString ? " strings" : " bytes", ", the file has ", stored);
+  }
   Tensor t(dt, dims);
   if (dt == DType::kString) {
     if (p.strings_size() != t.numel()) {

@@ -1,5 +1,7 @@
 #include "graph/shape.h"
 
+#include <limits>
+
 namespace pyflame_rt {
 
 std::string Dim::to_string() const {
@@ -33,8 +35,16 @@ std::string Shape::to_string() const {
 }
 
 int64_t num_elements(const Dims& dims) {
+  // A zero anywhere makes the product 0 even when the other dims multiply past int64 (a
+  // [2^40, 2^40, 0] tensor from a model file: found by fuzzing); otherwise a product that
+  // overflows saturates (no allocated tensor has one: Tensor's constructor refuses it).
+  for (int64_t d : dims) {
+    if (d == 0) return 0;
+  }
   int64_t n = 1;
-  for (int64_t d : dims) n *= d;
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
+  }
   return n;
 }
 

@@ -40,9 +40,15 @@ Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
   // Dims come from model data and feeds: a product that overflows (or a negative dim) must
   // fail like any allocation that cannot be satisfied, not wrap around to a small buffer.
   uint64_t count = 1;
+  bool empty = false;  // a zero dim: nothing to hold, however large the others (found by fuzzing)
   for (int64_t d : dims_) {
-    if (d < 0 || __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) throw std::bad_alloc();
+    if (d < 0) throw std::bad_alloc();
+    empty = empty || d == 0;
   }
+  for (int64_t d : dims_) {
+    if (!empty && __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) throw std::bad_alloc();
+  }
+  if (empty) count = 0;
   uint64_t bytes = 0;
   if (__builtin_mul_overflow(count, static_cast<uint64_t>(std::max<size_t>(dtype_size(dtype), 1)), &bytes) ||
       bytes > (uint64_t{1} << 48)) {

@@ -14,6 +14,7 @@ packages=(
   python3-numpy python3-onnx python3-pytest python3-tqdm python3-matplotlib
   python3-pip python3-setuptools python3-wheel
   python3-torch python3-torchvision python3-grpcio python3-grpc-tools
+  clang-14 libclang-rt-14-dev  # make fuzz (libFuzzer, ASan, UBSan); make sanitize uses g++
   nodejs npm
   # net/ gRPC + ZeroMQ side: JSON headers, the C++ HTTP client, their tests, FastAPI, k8s lint
   nlohmann-json3-dev libboost-dev python3-zmq python3-fastapi python3-uvicorn python3-httpx yamllint

@@ -1,5 +1,7 @@
 #include "npy_io.h"
 
+#include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -35,47 +37,91 @@ std::string header_field(const std::string& header, const std::string& key) {
 
 }  // namespace
 
-Expected<Tensor> read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_status(StatusCode::kNoSuchFile, "cannot open .npy file '", path, "'");
-  char magic[8];
-  in.read(magic, 8);
-  if (in.gcount() != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0) {
-    return invalid_argument("'", path, "' is not a .npy file (bad magic)");
+Expected<Tensor> read_npy_bytes(const std::string& bytes, const std::string& what) {
+  // Every field is checked against the bytes actually present before anything is allocated:
+  // a header announcing (1 << 40) rows, a negative dim or a header longer than the file is an
+  // error naming the file, never an allocation or a read past the end.
+  if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) {
+    return invalid_argument("'", what, "' is not a .npy file (bad magic)");
   }
-  uint32_t header_len = 0;
-  if (magic[6] == 1) {
-    uint16_t len16 = 0;
-    in.read(reinterpret_cast<char*>(&len16), 2);
-    header_len = len16;
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t header_len = 0, header_start = 0;
+  if (u[6] == 1) {
+    header_len = u[8] | (u[9] << 8);
+    header_start = 10;
+  } else if ((u[6] == 2 || u[6] == 3) && bytes.size() >= 12) {
+    header_len = u[8] | (u[9] << 8) | (static_cast<size_t>(u[10]) << 16) | (static_cast<size_t>(u[11]) << 24);
+    header_start = 12;
   } else {
-    in.read(reinterpret_cast<char*>(&header_len), 4);
+    return invalid_argument("'", what, "': unsupported .npy format version ", int{u[6]});
   }
-  std::string header(header_len, '\0');
-  in.read(&header[0], header_len);
+  if (header_len > bytes.size() - header_start) {
+    return invalid_argument("'", what, "': .npy header of ", header_len, " bytes runs past the end of the file (",
+                            bytes.size(), " bytes)");
+  }
+  std::string header = bytes.substr(header_start, header_len);
   std::string descr = header_field(header, "descr");
   if (header_field(header, "fortran_order") == "True") {
-    return invalid_argument("'", path, "': Fortran-order arrays are not supported; save with C order");
+    return invalid_argument("'", what, "': Fortran-order arrays are not supported; save with C order");
   }
+  // Big-endian data ('>f4') is read by value: byte-swapped, never taken as little-endian.
+  bool swap = descr.size() == 3 && descr[0] == '>' && descr[2] != '1';
+  if (swap) descr[0] = '<';
+  if (descr.size() == 3 && descr[0] == '>' && descr[2] == '1') descr[0] = '|';
   DType dtype = DType::kUndefined;
   for (const auto& t : kTypes) if (descr == t.descr) dtype = t.dtype;
   if (dtype == DType::kUndefined) {
-    return invalid_argument("'", path, "': unsupported .npy dtype '", descr, "'");
+    return invalid_argument("'", what, "': unsupported .npy dtype '", header_field(header, "descr"), "'");
   }
   Dims dims;
   std::stringstream shape(header_field(header, "shape"));
   std::string item;
+  uint64_t count = 1;
   while (std::getline(shape, item, ',')) {
-    if (item.find_first_not_of(" ") == std::string::npos) continue;
-    dims.push_back(std::stoll(item));
+    size_t first = item.find_first_not_of(" "), last = item.find_last_not_of(" L");
+    if (first == std::string::npos) continue;
+    if (last == std::string::npos || last < first) {  // only L suffixes: " L" (found by fuzzing)
+      return invalid_argument("'", what, "': .npy shape entry '", item, "' is not a non-negative integer");
+    }
+    int64_t d = -1;
+    auto [end, ec] = std::from_chars(item.data() + first, item.data() + last + 1, d);
+    if (ec != std::errc() || end != item.data() + last + 1 || d < 0) {
+      return invalid_argument("'", what, "': .npy shape entry '", item, "' is not a non-negative integer");
+    }
+    if (__builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) count = UINT64_MAX;
+    dims.push_back(d);
+  }
+  size_t data_start = header_start + header_len;
+  uint64_t need = 0;
+  if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_size(dtype)), &need) ||
+      need != bytes.size() - data_start) {
+    return invalid_argument("'", what, "': shape ", dims_to_string(dims), " of ", dtype_name(dtype), " needs ",
+                            count == UINT64_MAX ? std::string("more than 2^64") : std::to_string(count),
+                            " elements, the file holds ", bytes.size() - data_start, " data bytes");
   }
   Tensor t(dtype, dims);
-  in.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
-  if (static_cast<size_t>(in.gcount()) != t.nbytes()) {
-    return invalid_argument("'", path, "' is truncated: expected ", t.nbytes(), " data bytes for ",
-                            t.summary(), ", got ", in.gcount());
+  const char* src = bytes.data() + data_start;
+  auto* dst = static_cast<char*>(t.raw_data());
+  if (swap) {
+    size_t item_size = dtype_size(dtype);
+    for (size_t i = 0; i < need; i += item_size) {
+      for (size_t k = 0; k < item_size; ++k) dst[i + k] = src[i + item_size - 1 - k];
+    }
+  } else if (need) {
+    std::memcpy(dst, src, need);
+  }
+  if (dtype == DType::kBool) {  // a bool object holds only 0 or 1
+    for (size_t i = 0; i < need; ++i) dst[i] = dst[i] != 0;
   }
   return t;
+}
+
+Expected<Tensor> read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_status(StatusCode::kNoSuchFile, "cannot open .npy file '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return read_npy_bytes(ss.str(), path);
 }
 
 Status write_npy(const std::string& path, const Tensor& t) {

@@ -42,7 +42,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& cmd : commands) {
-    if (cmd.app->parsed()) return cmd.run();
+    if (!cmd.app->parsed()) continue;
+    // Core code returns Status; an exception reaching here is a defect, but a hostile model or
+    // feed must still end in an error message and exit code 1, not an abort.
+    try {
+      return cmd.run();
+    } catch (const std::bad_alloc&) {
+      return cli_fail(make_status(StatusCode::kResourceExhausted, "out of memory"));
+    } catch (const std::exception& e) {
+      return cli_fail(make_status(StatusCode::kFail, "internal error: ", e.what()));
+    }
   }
   return 2;
 }

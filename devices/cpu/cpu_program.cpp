@@ -99,12 +99,26 @@ NodeTiming timing_of(const Node& node, std::chrono::steady_clock::time_point sta
           us(std::chrono::steady_clock::now() - start), us(start - run_start)};
 }
 
+// True when an input holds a tensor with no elements (a 0-row batch, an empty chunk). oneDNN
+// divides by dimensions while it creates primitives (SIGFPE on 0), and an empty tensor has no
+// work a native op could speed up: such steps run on the reference kernel, which produces the
+// empty outputs with their shapes.
+bool has_empty_tensor(const std::vector<CpuValue*>& in) {
+  for (const CpuValue* v : in) {
+    if (!v) continue;
+    if (v->has_native ? num_elements(v->dims) == 0 : v->plain.is_tensor() && v->plain.tensor.numel() == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const {
   const Step& step = steps_[index];
   try {
-    if (!step.native) return run_reference(*step.node, step.opset, in, out);
+    // A native op given an empty tensor goes to the reference kernel: oneDNN primitive
+    // creation divides by zero-sized dims (SIGFPE), the reference kernels make empty outputs.
+    if (!step.native || has_empty_tensor(in)) return run_reference(*step.node, step.opset, in, out);
     // A native op falls back through run_reference on this thread: count those calls.
     uint64_t before = reference_runs_on_this_thread();
     Status st = step.native->run(in, out);

@@ -26,13 +26,13 @@ class Batcher:
         if not isinstance(input_feed, dict):
             raise InvalidArgument(
                 f"input_feed: expected a dict of input name -> numpy array, got {type(input_feed).__name__}")
-        return self._native.run(_names(output_names), input_feed, int(priority))
+        return self._native.run(_names(output_names), input_feed, _priority(priority))
 
     def run_many(self, output_names, input_feeds, priority=0):
         """Submits every feed at once and returns one output list per feed, in order."""
         if not isinstance(input_feeds, (list, tuple)):
             raise InvalidArgument(f"input_feeds: expected a list of dicts, got {type(input_feeds).__name__}")
-        return self._native.run_many(_names(output_names), list(input_feeds), int(priority))
+        return self._native.run_many(_names(output_names), list(input_feeds), _priority(priority))
 
     def stats(self):
         """Counters: requests, batches, batched_requests, mean_batch_size, model_runs, queued,
@@ -48,6 +48,13 @@ class Batcher:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _priority(priority):
+    """The native side takes a C int: anything else is our InvalidArgument, not a TypeError."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -2**31 <= priority < 2**31:
+        raise InvalidArgument(f"priority: expected an int in [-2**31, 2**31), got {priority!r}")
+    return priority
 
 
 def _names(output_names):

@@ -20,6 +20,9 @@ CPU_PROVIDER = "CPUExecutionProvider"
 CEREBRAS_PROVIDER = "CerebrasExecutionProvider"
 
 
+_MAX_CACHED_BATCHERS = 4  # run_batch's batchers kept per session (one per setting)
+
+
 def get_available_providers():
     """Providers this build can create, in the registry's order (devices/device_registry.h)."""
     return list(_pyflame_rt.available_providers())
@@ -382,9 +385,14 @@ class InferenceSession:
         run) and returns one output list per feed, in order. If any feed fails, the first
         failure is raised naming its index, after every feed was answered."""
         key = (int(max_batch_size), float(batch_timeout_ms))
-        batcher = self._batchers.get(key)
+        batcher = self._batchers.pop(key, None)
         if batcher is None:  # one batcher per setting, reused by later calls
-            batcher = self._batchers[key] = self.create_batcher(max_batch_size, batch_timeout_ms)
+            batcher = self.create_batcher(max_batch_size, batch_timeout_ms)
+        self._batchers[key] = batcher  # most recently used last
+        # A new setting per call must not pile up batchers and their threads: keep the few most
+        # recent; an evicted one stops once the calls still using it return (last reference).
+        while len(self._batchers) > _MAX_CACHED_BATCHERS:
+            self._batchers.pop(next(iter(self._batchers)))
         return batcher.run_many(output_names, input_feeds, priority)
 
     def create_batcher(self, max_batch_size=8, batch_timeout_ms=2.0, preferred_batch_sizes=(),

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include "python/src/py_bindings.h"
+#include "python/src/py_errors.h"
 #include "python/src/py_custom_ops.h"
 #include "python/src/py_serving.h"
 #include "python/src/py_session.h"
@@ -15,6 +16,24 @@ namespace py = pybind11;
 PYBIND11_MODULE(_pyflame_rt, m) {
   using namespace pyflame_rt::py_binding;
   m.doc() = "PyFlameRT native core (use the pyflame_rt package, not this module)";
+  // Exceptions that are not ours (a pybind11 cast of a user's value, an allocation, a library
+  // throwing) reach users as pyflame_rt errors, never as bare RuntimeError/MemoryError.
+  // Python errors already set and pybind11's own Python exception types are left to pybind11.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const py::error_already_set&) {
+      throw;
+    } catch (const py::cast_error& e) {  // a builtin_exception too: before the next handler
+      pyflame_rt::py_binding::raise_status(pyflame_rt::invalid_argument("argument of the wrong type: ", e.what()));
+    } catch (const py::builtin_exception&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      pyflame_rt::py_binding::raise_status(pyflame_rt::make_status(pyflame_rt::StatusCode::kResourceExhausted, "out of memory"));
+    } catch (const std::exception& e) {
+      pyflame_rt::py_binding::raise_status(pyflame_rt::make_status(pyflame_rt::StatusCode::kFail, "internal error: ", e.what()));
+    }
+  });
   bind_options(m);
   bind_logging(m);
   bind_ortvalue(m);

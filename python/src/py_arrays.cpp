@@ -60,6 +60,9 @@ Tensor string_tensor(const py::array& a, const Dims& dims) {
   auto* s = t.data<std::string>();
   for (size_t i = 0; i < flat.size(); ++i) {
     py::handle item = flat[i];
+    if (!py::isinstance<py::str>(item) && !py::isinstance<py::bytes>(item)) {
+      raise_status(invalid_argument("an object array must hold str or bytes, element ", i, " is a ", type_name(item)));
+    }
     s[i] = py::isinstance<py::bytes>(item) ? std::string(py::bytes(py::reinterpret_borrow<py::object>(item)))
                                           : std::string(py::str(item));
   }
@@ -73,7 +76,26 @@ Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py
   DType dt = dtype_of_numpy("input '" + name + "'", a.dtype());
   Dims dims(a.shape(), a.shape() + a.ndim());
   if (dt == DType::kString) return string_tensor(a, dims);
+  // A non-contiguous view (a stride-0 broadcast, say) is copied: one that cannot be
+  // allocated is an error naming the input, not a null buffer read later.
   py::array c = py::array::ensure(a, py::array::c_style);
+  if (!c) {
+    PyErr_Clear();
+    raise_status(make_status(StatusCode::kResourceExhausted, "input '", name, "': the ", dims_to_string(dims),
+                             " array is not contiguous and a contiguous copy cannot be allocated"));
+  }
+  // Foreign byte order ('>f4' on a little-endian host): read by value, never as native bytes.
+  constexpr char kForeign = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '>' : '<';
+  if (py::dtype(c.dtype()).byteorder() == kForeign && c.itemsize() > 1) {
+    Tensor t(dt, dims);
+    const auto* src = static_cast<const unsigned char*>(c.data());
+    auto* dst = static_cast<unsigned char*>(t.raw_data());
+    const size_t item = static_cast<size_t>(c.itemsize());
+    for (size_t i = 0; i < t.nbytes(); i += item) {
+      for (size_t k = 0; k < item; ++k) dst[i + k] = src[i + item - 1 - k];
+    }
+    return t;
+  }
   keep.push_back(c);
   return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), nullptr);
 }

@@ -32,6 +32,12 @@ Frame frame_from_python(const py::handle& obj, const std::string& what) {
   std::vector<py::object> keep;
   for (auto item : obj.cast<py::dict>()) {
     std::string name = py::str(item.first);
+    // Only arrays are tensors: a None, a list or an arbitrary object would otherwise become
+    // an object array and pass as a string tensor.
+    if (!py::isinstance<py::array>(item.second) && !py::isinstance<py::bytes>(item.second)) {
+      raise_status(invalid_argument(what, ": entry '", name, "' is a ", type_name(item.second),
+                                    ", expected a numpy array"));
+    }
     frame[name] = tensor_from_array(name, item.second, keep).clone();
   }
   return frame;
@@ -47,6 +53,8 @@ StageFn python_stage(const std::string& stage, py::object fn) {
       return frame_from_python(out, "the value returned by stage '" + stage + "'");
     } catch (py::error_already_set& e) {
       return runtime_error(e.what());
+    } catch (const std::exception& e) {  // a cast or an allocation: the stage's error, not the process's
+      return runtime_error("stage '", stage, "': ", e.what());
     }
   };
 }

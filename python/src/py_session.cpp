@@ -156,7 +156,18 @@ py::tuple PySession::run_with_profiling(const py::object& output_names, const py
 
 std::vector<std::string> PySession::output_names_of(const py::object& output_names) {
   if (output_names.is_none()) return {};
-  return output_names.cast<std::vector<std::string>>();
+  if (!py::isinstance<py::sequence>(output_names) || py::isinstance<py::str>(output_names)) {
+    raise_status(invalid_argument("output_names: expected a list of str, got ", type_name(output_names)));
+  }
+  std::vector<std::string> names;
+  for (py::handle item : output_names) {
+    if (!py::isinstance<py::str>(item)) {
+      raise_status(invalid_argument("output_names[", names.size(), "]: expected str, got ", type_name(item), " (",
+                                    std::string(py::repr(item)), ")"));
+    }
+    names.push_back(item.cast<std::string>());
+  }
+  return names;
 }
 
 std::map<std::string, Tensor> PySession::feeds_of(const py::dict& feed, std::vector<py::object>& keep) const {

@@ -79,6 +79,73 @@ TEST(CompileCacheTest, DamagedEntryIsRecompiledAndRewritten) {
   std::filesystem::remove_all(opts.compile_cache_dir);
 }
 
+std::vector<std::filesystem::path> entry_paths(const std::string& dir) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) if (e.path().extension() == ".pfm") out.push_back(e.path());
+  return out;
+}
+
+// Issue 14: a flipped bit inside the stored model ran silently (wrong weights).
+TEST(CompileCacheTest, BitFlipIsDetectedAndRecompiled) {
+  SessionOptions opts;
+  opts.compile_cache_dir = fresh_dir("bitflip");
+  auto first = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(first.ok());
+  auto paths = entry_paths(opts.compile_cache_dir);
+  ASSERT_EQ(paths.size(), 1u);
+  {
+    std::fstream f(paths[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    std::streamoff size = f.tellg();
+    f.seekg(size - 64);  // inside the last weights
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(size - 64);
+    c = static_cast<char>(c ^ 0x10);
+    f.write(&c, 1);
+  }
+  auto again = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_FALSE((*again)->compiled_from_cache());
+  ASSERT_EQ((*again)->warnings().size(), 1u);
+  EXPECT_NE((*again)->warnings()[0].find("checksum"), std::string::npos) << (*again)->warnings()[0];
+  EXPECT_EQ(probs(**first), probs(**again));
+  std::filesystem::remove_all(opts.compile_cache_dir);
+}
+
+// Issue 14: two entries swapped on disk made a session run another model's graph.
+TEST(CompileCacheTest, SwappedEntriesAreDetected) {
+  SessionOptions full, basic;
+  full.compile_cache_dir = basic.compile_cache_dir = fresh_dir("swap");
+  basic.optimization_level = OptLevel::kBasic;
+  ASSERT_TRUE(InferenceSession::create(kModel, full).ok());
+  ASSERT_TRUE(InferenceSession::create(kModel, basic).ok());
+  auto paths = entry_paths(full.compile_cache_dir);
+  ASSERT_EQ(paths.size(), 2u);
+  auto tmp = paths[0].string() + ".swap";
+  std::filesystem::rename(paths[0], tmp);
+  std::filesystem::rename(paths[1], paths[0]);
+  std::filesystem::rename(tmp, paths[1]);
+  for (const SessionOptions* o : {&full, &basic}) {
+    auto s = InferenceSession::create(kModel, *o);
+    ASSERT_TRUE(s.ok());
+    EXPECT_FALSE((*s)->compiled_from_cache());
+    ASSERT_EQ((*s)->warnings().size(), 1u);
+    EXPECT_NE((*s)->warnings()[0].find("was stored under key"), std::string::npos) << (*s)->warnings()[0];
+  }
+  std::filesystem::remove_all(full.compile_cache_dir);
+}
+
+TEST(CompileCacheTest, EntryDecoderRefusesTruncatedAndForeignBytes) {
+  std::string entry = encode_cache_entry("0123456789abcdef", "PYFLAMRT-not-really");
+  EXPECT_EQ(decode_cache_entry("0123456789abcdef", entry.substr(0, 20), "e").status().code(), StatusCode::kInvalidGraph);
+  EXPECT_EQ(decode_cache_entry("0123456789abcdef", entry.substr(0, entry.size() - 1), "e").status().code(),
+            StatusCode::kInvalidGraph);
+  EXPECT_EQ(decode_cache_entry("fedcba9876543210", entry, "e").status().code(), StatusCode::kInvalidGraph);
+  // Header and checksum fine, model bytes not a model: the .pfm loader's error.
+  EXPECT_EQ(decode_cache_entry("0123456789abcdef", entry, "e").status().code(), StatusCode::kInvalidProtobuf);
+}
+
 TEST(CompileCacheTest, UnwritableDirectoryOnlyWarns) {
   SessionOptions opts;
   opts.compile_cache_dir = "/proc/pfrt-no-such-cache";

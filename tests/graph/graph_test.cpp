@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace pyflame_rt {
 namespace {
 
@@ -13,6 +15,22 @@ Graph two_relus() {
   g.add_node("Relu", {"x"}, {"h"}, "first");
   g.outputs.push_back({"y", DType::kFloat32, Shape::from_dims({1, 4})});
   return g;
+}
+
+// Found by fuzz/pfm_loader_fuzz (UBSan): an empty tensor whose other dims multiply past
+// int64 overflowed in numel() although it holds nothing.
+TEST(ShapeTest, EmptyTensorWithHugeDimsHasZeroElements) {
+  Dims dims{1051200, 16911480651673, 0};
+  EXPECT_EQ(num_elements(dims), 0);
+  Tensor t(DType::kUInt8, dims);
+  EXPECT_EQ(t.numel(), 0);
+  EXPECT_EQ(t.nbytes(), 0u);
+  EXPECT_EQ(num_elements({int64_t{1} << 40, int64_t{1} << 40}), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(num_elements({2, 3, 4}), 24);
+  // Found by fuzz/npy_reader_fuzz: the constructor refused (bad_alloc) an empty tensor whose
+  // other dims overflow uint64.
+  Tensor e(DType::kFloat32, {int64_t{1} << 40, int64_t{1} << 40, 0});
+  EXPECT_EQ(e.numel(), 0);
 }
 
 TEST(GraphTest, SortsProducersBeforeConsumers) {

@@ -131,5 +131,25 @@ TEST(OnnxImportTest, DataCountMismatchNamesTensor) {
   EXPECT_NE(g.status().message().find("stores 5"), std::string::npos);
 }
 
+// Found by fuzz/onnx_import_fuzz: dims announcing terabytes over 4 stored bytes were
+// allocated (and zeroed) before the stored data was counted.
+TEST(OnnxImportTest, DeclaredSizeIsCheckedAgainstStoredDataBeforeAllocating) {
+  onnx::ModelProto m = relu_model();
+  auto* b = m.mutable_graph()->mutable_initializer(0);
+  b->clear_float_data();
+  b->clear_dims();
+  b->add_dims(int64_t{1} << 44);  // 64 TiB of floats
+  b->set_raw_data(std::string(4, '\0'));
+  auto g = import_onnx_bytes(m.SerializeAsString());
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidGraph) << g.status().to_string();
+  EXPECT_NE(g.status().message().find("the model stores 4"), std::string::npos) << g.status().message();
+  b->clear_raw_data();
+  b->add_float_data(1.0f);  // typed field: one element stored
+  g = import_onnx_bytes(m.SerializeAsString());
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidGraph) << g.status().to_string();
+}
+
 }  // namespace
 }  // namespace pyflame_rt

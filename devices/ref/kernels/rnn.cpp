@@ -71,6 +71,29 @@ Status recurrent_kernel(KernelContext& ctx, const RnnSpec& spec) {
   const Tensor* h0 = ctx.input(5);
   const Tensor* c0 = spec.cell == Cell::kLstm ? ctx.input(6) : nullptr;
   const Tensor* P = spec.cell == Cell::kLstm ? ctx.input(7) : nullptr;
+  // Every optional input is checked against the shape the loops below index: an empty or
+  // short initial_h (a valid ONNX tensor) would otherwise be read past its end.
+  Dims state = layout ? Dims{batch, dirs, H} : Dims{dirs, batch, H};
+  for (auto [t, name] : {std::pair{h0, "initial_h"}, std::pair{c0, "initial_c"}}) {
+    if (t && t->dims() != state) {
+      return ctx.error(StatusCode::kInvalidArgument, name, " ", dims_to_string(t->dims()), " must be ",
+                       dims_to_string(state));
+    }
+  }
+  if (P && P->dims() != Dims{dirs, 3 * H}) {
+    return ctx.error(StatusCode::kInvalidArgument, "P ", dims_to_string(P->dims()), " must be [", dirs, ",", 3 * H, "]");
+  }
+  if (lens) {
+    if (lens->dims() != Dims{batch}) {
+      return ctx.error(StatusCode::kInvalidArgument, "sequence_lens ", dims_to_string(lens->dims()), " must be [", batch, "]");
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t len = lens->value_as_int64(b);
+      if (len < 0 || len > seq) {
+        return ctx.error(StatusCode::kInvalidArgument, "sequence_lens[", b, "] = ", len, " must be in [0, ", seq, "]");
+      }
+    }
+  }
   double clip = node.attr_float("clip", 0.0f);
   bool linear_before_reset = node.attr_int("linear_before_reset", 0) != 0;
   bool input_forget = node.attr_int("input_forget", 0) != 0;
