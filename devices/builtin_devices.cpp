@@ -7,10 +7,17 @@ namespace pyflame_rt {
 
 DeviceEntry ref_device_entry();
 DeviceEntry cpu_device_entry();
+DeviceEntry wse3_device_entry();
+DeviceEntry wse2_device_entry();
+DeviceEntry wse_alias_device_entry();
 
 void register_builtin_devices(DeviceRegistry& registry) {
   (void)registry.add(cpu_device_entry());
   (void)registry.add(ref_device_entry());
+  // The wafer: newest first, so provider CerebrasExecutionProvider resolves to wse3.
+  (void)registry.add(wse3_device_entry());
+  (void)registry.add(wse2_device_entry());
+  (void)registry.add(wse_alias_device_entry());
 }
 
 }  // namespace pyflame_rt

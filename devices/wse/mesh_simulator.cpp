@@ -1,0 +1,362 @@
+// The mesh simulator (mesh_simulator.h).
+#include "devices/wse/mesh_simulator.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+
+#include "devices/ref/kernel.h"
+#include "devices/wse/cost_model.h"
+
+namespace pyflame_rt {
+
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstRowMap = Eigen::Map<const RowMat>;
+
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / std::max<int64_t>(1, b); }
+
+// [begin, end) of part `i` of `n` split in `parts` (ceil-sized pieces, as placement counts).
+std::pair<int64_t, int64_t> piece(int64_t n, int parts, int i) {
+  int64_t size = cdiv(n, parts);
+  int64_t b = std::min<int64_t>(n, size * i);
+  return {b, std::min<int64_t>(n, b + size)};
+}
+
+// Runs the reference kernel of (domain, op) on `inputs` with `node`'s attributes.
+Expected<std::vector<Value>> run_reference(const Graph& graph, const Node& node, const std::vector<const Value*>& inputs) {
+  KernelFn fn = KernelRegistry::reference().find(node.domain, node.op_type);
+  if (!fn) return node.error(StatusCode::kNotImplemented, "no kernel for the wafer simulator");
+  std::vector<Value> outs(node.outputs.size());
+  int64_t opset = graph.opset(node.domain == "ai.onnx" ? "" : node.domain);
+  KernelContext ctx(node, opset ? opset : 13, inputs, &outs, nullptr);
+  RETURN_IF_ERROR(fn(ctx));
+  return outs;
+}
+
+// The fused epilogue's activation, on the reference kernels (elementwise: the same per element
+// on every PE).
+Expected<Tensor> activation(const Graph& graph, const Node& node, Tensor y, size_t channel_axis) {
+  std::string act = node.attr_string("activation", "");
+  if (act.empty()) return y;
+  // FusedMatMul with only the activation is the reference's own composition: reuse it by
+  // running a FusedMatMul-free node of the activation.
+  std::vector<float> p = node.attr_floats("activation_params");
+  auto param = [&](size_t i, float d) { return i < p.size() ? p[i] : d; };
+  Node a;
+  a.name = node.name;
+  a.op_type = act;
+  Value yv(y);
+  std::vector<Value> extra;
+  if (act == "LeakyRelu" || act == "Elu") a.attributes["alpha"] = Attribute::make_float(param(0, act == "Elu" ? 1.0f : 0.01f));
+  if (act == "HardSigmoid") {
+    a.attributes["alpha"] = Attribute::make_float(param(0, 0.2f));
+    a.attributes["beta"] = Attribute::make_float(param(1, 0.5f));
+  }
+  if (act == "Clip") {
+    extra.emplace_back(Tensor::scalar<float>(param(0, -3.4e38f)));
+    extra.emplace_back(Tensor::scalar<float>(param(1, 3.4e38f)));
+  }
+  if (act == "PRelu") {
+    Dims slope_dims(y.rank() > channel_axis ? y.rank() - channel_axis : 1, 1);
+    slope_dims[0] = static_cast<int64_t>(p.size());
+    extra.emplace_back(Tensor::from_vector<float>(slope_dims, p));
+  }
+  if (act == "Gelu") a.domain = "com.microsoft";
+  if (act == "SiLU") {
+    a.op_type = "Sigmoid";
+    ASSIGN_OR_RETURN(auto s, run_reference(graph, a, {&yv}));
+    Node mul;
+    mul.name = node.name;
+    mul.op_type = "Mul";
+    ASSIGN_OR_RETURN(auto out, run_reference(graph, mul, {&yv, &s[0]}));
+    return out[0].tensor;
+  }
+  std::vector<const Value*> in = {&yv};
+  for (const Value& v : extra) in.push_back(&v);
+  a.outputs = {"y"};
+  ASSIGN_OR_RETURN(auto out, run_reference(graph, a, in));
+  return out[0].tensor;
+}
+
+}  // namespace
+
+struct MeshSimulator::Impl {
+  Graph graph;
+  WseSpec spec;
+  std::map<std::string, const MeshOp*> op_of;  // node name -> its placed op
+  std::map<std::string, RowMat> conv_weights;  // node -> [Cg*kh*kw, Cout] (im2col order)
+
+  // y = x W per PE tile (MatMul, Gemm, FusedMatMul).
+  Expected<Tensor> gemm(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s, MeshRunStats* st) const {
+    const Tensor& a = in[0]->tensor;
+    const Tensor& b = in[1]->tensor;
+    if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32 || b.rank() != 2 || a.rank() < 1) {
+      return node.error(StatusCode::kInvalidArgument, "the wafer's GEMM needs float32 A and 2-D B, received ",
+                        a.summary(), " and ", b.summary());
+    }
+    const bool is_gemm = node.op_type == "Gemm";
+    const bool ta = is_gemm && node.attr_int("transA", 0), tb = is_gemm && node.attr_int("transB", 0);
+    RowMat A = ta ? RowMat(ConstRowMap(a.data<float>(), a.dim(0), a.dim(1)).transpose())
+                  : RowMat(ConstRowMap(a.data<float>(), a.numel() / a.dims().back(), a.dims().back()));
+    RowMat B = tb ? RowMat(ConstRowMap(b.data<float>(), b.dim(0), b.dim(1)).transpose())
+                  : RowMat(ConstRowMap(b.data<float>(), b.dim(0), b.dim(1)));
+    const int64_t M = A.rows(), K = A.cols(), N = B.cols();
+    if (B.rows() != K) {
+      return node.error(StatusCode::kInvalidArgument, "inner dims differ: A ", a.summary(), ", B ", b.summary());
+    }
+    RowMat Y(M, N);
+    for (int mi = 0; mi < s.m_parts; ++mi) {
+      auto [m0, m1] = piece(M, s.m_parts, mi);
+      if (m1 <= m0) continue;
+      for (int ni = 0; ni < s.n_parts; ++ni) {
+        auto [n0, n1] = piece(N, s.n_parts, ni);
+        if (n1 <= n0) continue;
+        // The row of PEs (mi, ni): each column ki holds W[k0:k1, n0:n1]; partials flow EAST.
+        RowMat acc;
+        for (int ki = 0; ki < s.k_parts; ++ki) {
+          auto [k0, k1] = piece(K, s.k_parts, ki);
+          if (k1 <= k0) continue;
+          RowMat partial = A.block(m0, k0, m1 - m0, k1 - k0) * B.block(k0, n0, k1 - k0, n1 - n0);
+          if (acc.size() == 0) acc = std::move(partial); else acc += partial;
+          ++st->pe_tiles;
+        }
+        if (acc.size() == 0) acc = RowMat::Zero(m1 - m0, n1 - n0);
+        Y.block(m0, n0, m1 - m0, n1 - n0) = acc;
+      }
+    }
+    Dims out_dims = is_gemm ? Dims{M, N} : a.dims();
+    if (!is_gemm) out_dims.back() = N;
+    Tensor y(DType::kFloat32, out_dims);
+    Eigen::Map<RowMat>(y.data<float>(), M, N) = Y;
+    // Epilogue on the last column of each row.
+    float* yd = y.data<float>();
+    if (is_gemm) {
+      float alpha = node.attr_float("alpha", 1.0f), beta = node.attr_float("beta", 1.0f);
+      if (alpha != 1.0f) for (int64_t i = 0; i < M * N; ++i) yd[i] *= alpha;
+      if (in.size() > 2 && in[2] && in[2]->is_tensor() && in[2]->tensor.defined()) {
+        const Tensor& c = in[2]->tensor;  // broadcasts to [M, N]
+        const float* cd = c.data<float>();
+        int64_t cr = c.rank() == 2 ? c.dim(0) : 1, cc = c.rank() >= 1 ? c.dims().back() : 1;
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) yd[i * N + j] += beta * cd[(cr == 1 ? 0 : i) * cc + (cc == 1 ? 0 : j)];
+      }
+    } else if (node.op_type == "FusedMatMul") {
+      if (in.size() > 2 && in[2] && in[2]->is_tensor() && in[2]->tensor.defined()) {
+        const Tensor& bias = in[2]->tensor;
+        if (bias.numel() != N) {
+          return node.error(StatusCode::kInvalidArgument, "bias ", bias.summary(), " must have ", N, " elements");
+        }
+        const float* bd = bias.data<float>();
+        for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) yd[i * N + j] += bd[j];
+      }
+      ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), y.rank() ? y.rank() - 1 : 0));
+    }
+    count_gemm_wavelets(s, M, K, N, st);
+    return y;
+  }
+
+  static void count_gemm_wavelets(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) {
+    st->wavelets[0] += M * K * std::max(0, s.n_parts - 1);  // x down the columns
+    if (s.k_parts > 1) st->wavelets[1] += M * N * (s.k_parts - 1);  // partials EAST (colours 1/2)
+  }
+
+  // Conv / FusedConv per PE tile: im2col of the PE's output pixels and input channels.
+  Expected<Tensor> conv(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s, MeshRunStats* st) const {
+    const Tensor& x = in[0]->tensor;
+    const Tensor& w = in[1]->tensor;
+    if (x.rank() != 4 || w.rank() != 4 || x.dtype() != DType::kFloat32) {
+      return node.error(StatusCode::kInvalidArgument, "the wafer lowers 2-D float32 convolution, received ", x.summary(),
+                        " and weight ", w.summary());
+    }
+    const int64_t B = x.dim(0), C = x.dim(1), IH = x.dim(2), IW = x.dim(3);
+    const int64_t CO = w.dim(0), CG = w.dim(1), KH = w.dim(2), KW = w.dim(3);
+    const int64_t G = node.attr_int("group", 1);
+    if (G <= 0 || C != CG * G || CO % G != 0) {
+      return node.error(StatusCode::kInvalidArgument, "input ", x.summary(), ", weight ", w.summary(), " and group ", G,
+                        " do not agree");
+    }
+    std::vector<int64_t> st_ = node.attr_ints("strides", {1, 1}), dl = node.attr_ints("dilations", {1, 1});
+    std::vector<int64_t> pads = node.attr_ints("pads", {0, 0, 0, 0});
+    std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+    int64_t in_sz[2] = {IH, IW}, ks[2] = {KH, KW}, out_sz[2];
+    for (int i = 0; i < 2; ++i) {
+      int64_t eff = (ks[i] - 1) * dl[static_cast<size_t>(i)] + 1;
+      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        int64_t o = cdiv(in_sz[i], st_[static_cast<size_t>(i)]);
+        int64_t total = std::max<int64_t>(0, (o - 1) * st_[static_cast<size_t>(i)] + eff - in_sz[i]);
+        pads[static_cast<size_t>(i)] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        pads[static_cast<size_t>(i) + 2] = total - pads[static_cast<size_t>(i)];
+      } else if (auto_pad == "VALID") {
+        pads[static_cast<size_t>(i)] = pads[static_cast<size_t>(i) + 2] = 0;
+      }
+      out_sz[i] = (in_sz[i] + pads[static_cast<size_t>(i)] + pads[static_cast<size_t>(i) + 2] - eff) / st_[static_cast<size_t>(i)] + 1;
+    }
+    const int64_t OH = out_sz[0], OW = out_sz[1], M = B * OH * OW, NG = CO / G, area = KH * KW;
+    auto wit = conv_weights.find(node.name);
+    RowMat wlocal;
+    const RowMat* Wm;  // [CG*KH*KW, CO]
+    if (wit != conv_weights.end()) {
+      Wm = &wit->second;
+    } else {
+      wlocal = ConstRowMap(w.data<float>(), CO, CG * area).transpose();
+      Wm = &wlocal;
+    }
+    Tensor y(DType::kFloat32, {B, CO, OH, OW});
+    float* yd = y.data<float>();
+    const float* xd = x.data<float>();
+    // Splits are over pixels (m), input channels of a group (k) and output channels (n).
+    const int mp = s.m_parts, kp = static_cast<int>(std::min<int64_t>(s.k_parts, CG)), np = s.n_parts;
+    for (int mi = 0; mi < mp; ++mi) {
+      auto [m0, m1] = piece(M, mp, mi);
+      if (m1 <= m0) continue;
+      const int64_t mt = m1 - m0;
+      for (int ni = 0; ni < np; ++ni) {
+        auto [n0, n1] = piece(CO, np, ni);
+        if (n1 <= n0) continue;
+        for (int64_t g = n0 / NG; g <= (n1 - 1) / NG; ++g) {
+          const int64_t o0 = std::max(n0, g * NG), o1 = std::min(n1, (g + 1) * NG);
+          RowMat acc;
+          for (int ki = 0; ki < kp; ++ki) {
+            auto [c0, c1] = piece(CG, kp, ki);
+            if (c1 <= c0) continue;
+            // im2col of this PE's pixels for channels g*CG + [c0, c1).
+            RowMat patch(mt, (c1 - c0) * area);
+            for (int64_t m = m0; m < m1; ++m) {
+              const int64_t b = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
+              float* row = patch.data() + (m - m0) * patch.cols();
+              for (int64_t c = c0; c < c1; ++c) {
+                const float* plane = xd + (b * C + g * CG + c) * IH * IW;
+                for (int64_t i = 0; i < KH; ++i) {
+                  const int64_t ih = oh * st_[0] - pads[0] + i * dl[0];
+                  for (int64_t j = 0; j < KW; ++j) {
+                    const int64_t iw = ow * st_[1] - pads[1] + j * dl[1];
+                    *row++ = (ih >= 0 && ih < IH && iw >= 0 && iw < IW) ? plane[ih * IW + iw] : 0.0f;
+                  }
+                }
+              }
+            }
+            RowMat partial = patch * Wm->block(c0 * area, o0, (c1 - c0) * area, o1 - o0);
+            if (acc.size() == 0) acc = std::move(partial); else acc += partial;
+            ++st->pe_tiles;
+          }
+          for (int64_t m = m0; m < m1; ++m) {
+            const int64_t b = m / (OH * OW), p = m % (OH * OW);
+            for (int64_t o = o0; o < o1; ++o) yd[(b * CO + o) * OH * OW + p] = acc(m - m0, o - o0);
+          }
+        }
+      }
+    }
+    // Epilogue: bias, residual, activation (the last column of each row of PEs).
+    if (in.size() > 2 && in[2] && in[2]->is_tensor() && in[2]->tensor.defined()) {
+      const float* bd = in[2]->tensor.data<float>();
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t o = 0; o < CO; ++o) {
+          float* p = yd + (b * CO + o) * OH * OW;
+          for (int64_t i = 0; i < OH * OW; ++i) p[i] += bd[o];
+        }
+    }
+    if (in.size() > 3 && in[3] && in[3]->is_tensor() && in[3]->tensor.defined()) {
+      const Tensor& z = in[3]->tensor;
+      if (z.numel() != y.numel()) {
+        return node.error(StatusCode::kInvalidArgument, "residual ", z.summary(), " does not match the output ", y.summary());
+      }
+      const float* zd = z.data<float>();
+      for (int64_t i = 0; i < y.numel(); ++i) yd[i] += zd[i];
+    }
+    if (node.op_type == "FusedConv") {
+      ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), 1));
+    }
+    count_gemm_wavelets(s, M, CG * area, CO, st);
+    return y;
+  }
+};
+
+MeshSimulator::MeshSimulator(const Graph& graph, MeshPlan plan, WseSpec spec)
+    : impl_(std::make_unique<Impl>()), plan_(std::move(plan)) {
+  impl_->graph = graph;
+  impl_->spec = std::move(spec);
+  for (const auto& p : plan_.partitions) for (const auto& op : p.ops) impl_->op_of[op.node] = &op;
+  // Weights in the order the PEs hold them (im2col rows), prepared once.
+  for (const Node& n : impl_->graph.nodes) {
+    if ((n.op_type != "Conv" && n.op_type != "FusedConv") || n.inputs.size() < 2) continue;
+    auto w = impl_->graph.initializers.find(n.inputs[1]);
+    if (w == impl_->graph.initializers.end() || w->second.rank() != 4 || w->second.dtype() != DType::kFloat32) continue;
+    const Tensor& t = w->second;
+    impl_->conv_weights[n.name] = ConstRowMap(t.data<float>(), t.dim(0), t.numel() / t.dim(0)).transpose();
+  }
+}
+
+MeshSimulator::~MeshSimulator() = default;
+
+Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshRunStats* stats,
+                                                std::map<std::string, Dims>* shapes_seen) const {
+  const Graph& g = impl_->graph;
+  if (inputs.size() != g.inputs.size()) {
+    return invalid_argument("wafer simulator: expected ", g.inputs.size(), " inputs, received ", inputs.size());
+  }
+  std::map<std::string, Value> values;
+  for (size_t i = 0; i < inputs.size(); ++i) values[g.inputs[i].name] = std::move(inputs[i]);
+  // Uses left per value, so intermediates are freed after their last reader.
+  std::map<std::string, int> uses;
+  for (const Node& n : g.nodes) for (const auto& in : n.inputs) if (!in.empty()) ++uses[in];
+  for (const auto& o : g.outputs) ++uses[o.name];
+  MeshRunStats local;
+  MeshRunStats* st = stats ? stats : &local;
+  const MeshSplit unit;
+  for (const Node& node : g.nodes) {
+    std::vector<const Value*> in;
+    for (const auto& name : node.inputs) {
+      if (name.empty()) { in.push_back(nullptr); continue; }
+      auto v = values.find(name);
+      if (v != values.end()) { in.push_back(&v->second); continue; }
+      auto w = g.initializers.find(name);
+      if (w == g.initializers.end()) return node.error(StatusCode::kRuntimeError, "input '", name, "' was not computed");
+      values[name] = Value(w->second);
+      in.push_back(&values[name]);
+    }
+    auto placed = impl_->op_of.find(node.name);
+    const MeshOp* op = placed == impl_->op_of.end() ? nullptr : placed->second;
+    const MeshSplit& split = op ? op->split : unit;
+    const bool per_pe = !op || op->simulation == "per_pe";
+    std::vector<Value> outs;
+    if (per_pe && (node.op_type == "MatMul" || node.op_type == "Gemm" || node.op_type == "FusedMatMul")) {
+      ASSIGN_OR_RETURN(Tensor y, impl_->gemm(node, in, split, st));
+      outs.emplace_back(std::move(y));
+    } else if (per_pe && (node.op_type == "Conv" || node.op_type == "FusedConv")) {
+      ASSIGN_OR_RETURN(Tensor y, impl_->conv(node, in, split, st));
+      outs.emplace_back(std::move(y));
+    } else {
+      ASSIGN_OR_RETURN(outs, run_reference(g, node, in));
+      st->whole_tensor_ops.push_back(node.name);
+    }
+    if (op) st->cycles += op->cycles.total;
+    for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i) {
+      if (node.outputs[i].empty()) continue;
+      if (shapes_seen && outs[i].is_tensor()) (*shapes_seen)[node.outputs[i]] = outs[i].tensor.dims();
+      values[node.outputs[i]] = std::move(outs[i]);
+    }
+    for (const auto& name : node.inputs) {
+      if (!name.empty() && --uses[name] == 0) values.erase(name);
+    }
+  }
+  for (const auto& t : plan_.transfers) {
+    st->cycles += 0;  // transfers are in the plan's latency; counted as wavelets here
+    if (t.color >= 0) st->wavelets[t.color] += t.bytes / 4;
+  }
+  st->cycles = std::max(st->cycles, 0.0);
+  std::vector<Value> out;
+  for (const auto& o : g.outputs) {
+    auto v = values.find(o.name);
+    if (v == values.end()) {
+      auto w = g.initializers.find(o.name);
+      if (w == g.initializers.end()) return invalid_argument("wafer simulator: output '", o.name, "' was not computed");
+      out.emplace_back(w->second);
+    } else {
+      out.push_back(v->second);
+    }
+  }
+  return out;
+}
+
+}  // namespace pyflame_rt
