@@ -37,6 +37,10 @@ struct CslOpSpec {
   std::map<std::string, std::vector<int64_t>> ints;  // integer attributes (kernel_shape, ...)
   std::map<std::string, double> floats;              // float attributes (epsilon, alpha, ...)
   bool trans_b = false;         // Gemm transB (W given as [N, K])
+  // GEMM-view split from the plan (devices/wse MeshSplit): K over k_parts columns, N over
+  // n_parts rows, M over m_grid_x x m_grid_y replicas of that block. 0: the whole region is
+  // one block.
+  int k_parts = 0, n_parts = 0, m_grid_x = 1, m_grid_y = 1;
   std::string fused_activation; // "Relu" applied to the output in place ("" none)
 };
 

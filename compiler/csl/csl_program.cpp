@@ -2,6 +2,7 @@
 #include "compiler/csl/csl_program.h"
 
 #include <sstream>
+#include <vector>
 
 namespace pyflame_rt::csl {
 
@@ -17,10 +18,22 @@ std::string PeSet::predicate(int width, int height) const {
   };
   bound("x", x0, w, width);
   bound("y", y0, h, height);
-  if (x_mod > 1) {
-    std::string dx = x0 == 0 ? "x" : "(x - " + std::to_string(x0) + ")";
-    terms.push_back(dx + " % " + std::to_string(x_mod) + " == " + std::to_string(x_rem));
-  }
+  auto rel = [](const char* v, int origin) {
+    return origin == 0 ? std::string(v) : "(" + std::string(v) + " - " + std::to_string(origin) + ")";
+  };
+  auto block = [&](const char* v, int origin, int b, int lo, int n) {
+    if (b <= 0) return rel(v, origin);
+    const std::string r = rel(v, origin) + " % " + std::to_string(b);
+    if (n == 1) terms.push_back(r + " == " + std::to_string(lo));
+    else {
+      if (lo > 0) terms.push_back(r + " >= " + std::to_string(lo));
+      if (lo + n < b) terms.push_back(r + " < " + std::to_string(lo + n));
+    }
+    return "(" + r + ")";
+  };
+  const std::string xr = block("x", x0, bx, bx_lo, bx_n);
+  block("y", y0, by, by_lo, by_n);
+  if (x_mod > 1) terms.push_back(xr + " % " + std::to_string(x_mod) + " == " + std::to_string(x_rem));
   if (terms.empty()) return "true";
   std::string out;
   for (size_t i = 0; i < terms.size(); ++i) out += (i ? " and " : "") + terms[i];
@@ -30,6 +43,8 @@ std::string PeSet::predicate(int width, int height) const {
 std::string PeSet::to_string() const {
   std::ostringstream os;
   os << "[" << x0 << "," << y0 << "," << w << "," << h << "]";
+  if (bx > 0) os << " cols " << bx_lo << ".." << bx_lo + bx_n - 1 << " of every " << bx;
+  if (by > 0) os << " rows " << by_lo << ".." << by_lo + by_n - 1 << " of every " << by;
   if (x_mod > 1) os << " x%" << x_mod << "==" << x_rem;
   return os.str();
 }

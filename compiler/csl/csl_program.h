@@ -20,20 +20,35 @@
 
 namespace pyflame_rt::csl {
 
-// A set of PEs: a rectangle, optionally only every x_mod-th column of it (the alternating
-// colours of a row reduction). Printed as a CSL comptime predicate over the loop's (x, y).
+// A set of PEs: a rectangle, optionally cut into blocks (the replicas of an op: every bx-th
+// column starts a block) of which only columns [bx_lo, bx_lo + bx_n) count, and optionally
+// only every x_mod-th column (relative to the block) - the alternating colours of a row
+// reduction. Rows likewise with by. Printed as a CSL comptime predicate over (x, y).
 struct PeSet {
   int x0 = 0, y0 = 0, w = 0, h = 0;
-  int x_mod = 1, x_rem = 0;  // columns with (x - x0) % x_mod == x_rem
+  int x_mod = 1, x_rem = 0;        // columns with (x - x0) [% bx] % x_mod == x_rem
+  int bx = 0, bx_lo = 0, bx_n = 0; // bx > 0: columns with bx_lo <= (x - x0) % bx < bx_lo + bx_n
+  int by = 0, by_lo = 0, by_n = 0; // rows likewise
 
-  bool contains(int x, int y) const {
-    return x >= x0 && x < x0 + w && y >= y0 && y < y0 + h && (x - x0) % x_mod == x_rem;
+  bool contains_x(int x) const {
+    if (x < x0 || x >= x0 + w) return false;
+    int r = x - x0;
+    if (bx > 0) {
+      r %= bx;
+      if (r < bx_lo || r >= bx_lo + bx_n) return false;
+    }
+    return r % x_mod == x_rem;
   }
+  bool contains_y(int y) const {
+    if (y < y0 || y >= y0 + h) return false;
+    return by <= 0 || ((y - y0) % by >= by_lo && (y - y0) % by < by_lo + by_n);
+  }
+  bool contains(int x, int y) const { return contains_x(x) && contains_y(y); }
   bool empty() const { return w <= 0 || h <= 0 || x_rem >= w; }
   // "x >= 1 and x < 4 and y == 0 and (x - 1) % 2 == 0"; bounds that the partition rectangle
   // already implies (given its width/height) are left out; "true" for the whole rectangle.
   std::string predicate(int width, int height) const;
-  std::string to_string() const;  // "[x0,y0,w,h]" or "[x0,y0,w,h] x%2==1"
+  std::string to_string() const;  // "[x0,y0,w,h]" plus the block and parity terms
 };
 
 enum class Dir { kRamp, kNorth, kSouth, kEast, kWest };

@@ -1,10 +1,11 @@
 // Gemm / MatMul with a weight matrix, the public GEMV pattern: the M x N weight (y = x W^T)
 // is tiled Mt x Nt per PE over kx columns x ky rows of PEs and stays in SRAM (column-major
-// per PE); the R activation rows enter along the top row and flow SOUTH; every arriving x
-// element runs one @fmacs over a weight column; the partial y vectors are then reduced EAST
+// per PE); the activation rows enter along the block's top row and flow SOUTH; every arriving
+// x element runs one @fmacs over a weight column; the partial y vectors are then reduced EAST
 // along each row, on two colours that alternate by column so that a PE receives on one and
-// sends on the other; the result leaves from the rightmost column. R > 1 (a batch of rows, a
-// sequence) streams the rows one after another through the same weights.
+// sends on the other; the result leaves from the block's rightmost column. Several rows (a
+// batch, the pixels of an im2col Conv) stream one after another through the same weights; the
+// plan may place mx x my replicas of the block side by side, each taking its share of rows.
 #include "compiler/csl/lowering.h"
 
 namespace pyflame_rt::csl {
@@ -24,21 +25,40 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
                             wt ? w.shape[1] : w.shape[0]);
   }
   const int64_t R = numel(x.shape) / K;
-  const PeSet& g = spec.region;
-  const int kx = g.w, ky = g.h;
-  const int64_t Nt = ceil_div(K, kx), Mt = ceil_div(M, ky);
+  const int mx = std::max(1, spec.m_grid_x), my = std::max(1, spec.m_grid_y);
+  const int kx = spec.k_parts > 0 ? spec.k_parts : spec.region.w / mx;
+  const int ky = spec.n_parts > 0 ? spec.n_parts : spec.region.h / my;
+  if (kx < 1 || ky < 1 || kx * mx > spec.region.w || ky * my > spec.region.h) {
+    return invalid_argument("split ", kx, "x", ky, " blocks x ", mx, "x", my, " replicas does not fit the region ",
+                            spec.region.to_string());
+  }
+  const PeSet g{spec.region.x0, spec.region.y0, kx * mx, ky * my};
+  op.region = g;
+  const int64_t Nt = ceil_div(K, kx), Mt = ceil_div(M, ky), Rr = ceil_div(R, static_cast<int64_t>(mx) * my);
   const std::string P = op.launch;
-
-  op.roles.push_back({P + "_top", PeSet{g.x0, g.y0, g.w, 1}});
-  op.roles.push_back({P + "_left", PeSet{g.x0, g.y0, 1, g.h}});
-  op.roles.push_back({P + "_right", PeSet{g.x0 + g.w - 1, g.y0, 1, g.h}});
-  op.roles.push_back({P + "_even", PeSet{g.x0, g.y0, g.w, g.h, 2, 0}});
+  // Columns [lo, lo + n) and rows [ylo, ylo + yn) of every block (plain rectangles without replicas).
+  auto sub = [&](int lo, int n, int ylo, int yn, int xmod = 1, int xrem = 0) {
+    PeSet s = g;
+    if (mx == 1) { s.x0 += lo; s.w = n; } else { s.bx = kx; s.bx_lo = lo; s.bx_n = n; }
+    if (my == 1) { s.y0 += ylo; s.h = yn; } else { s.by = ky; s.by_lo = ylo; s.by_n = yn; }
+    s.x_mod = xmod;
+    s.x_rem = xrem;
+    if (xmod > 1 && mx == 1) s.x_rem = ((xrem - lo) % xmod + xmod) % xmod;  // relative to the moved x0
+    return s;
+  };
+  op.roles[0].second = g;
+  op.roles.push_back({P + "_top", sub(0, kx, 0, 1)});
+  op.roles.push_back({P + "_left", sub(0, 1, 0, ky)});
+  op.roles.push_back({P + "_right", sub(kx - 1, 1, 0, ky)});
+  op.roles.push_back({P + "_even", sub(0, kx, 0, ky, 2, 0)});
   const std::string Wa = add_array(op, ctx, "w", P + "_on", Mt * Nt, true);
-  const std::string Xa = add_array(op, ctx, "x", P + "_top", R * Nt, true);
-  const std::string Ya = add_array(op, ctx, "y", P + "_on", R * Mt, true);
+  const std::string Xa = add_array(op, ctx, "x", P + "_top", Rr * Nt, true);
+  const std::string Ya = add_array(op, ctx, "y", P + "_on", Rr * Mt, true);
   const bool has_bias = spec.inputs.size() > 2 && spec.inputs[2].weight;
-  const std::string Ba = add_array(op, ctx, "b", P + "_left", R * Mt, has_bias);
-  op.macs_per_pe = R * Mt * Nt;
+  // The bias seeds y on the blocks' left columns; with replicas across, every PE keeps it
+  // (one contiguous copy for the host).
+  const std::string Ba = add_array(op, ctx, "b", mx == 1 ? P + "_left" : P + "_on", Rr * Mt, has_bias);
+  op.macs_per_pe = Rr * Mt * Nt;
 
   // x down the columns: the top row injects from its RAMP and keeps a copy for itself.
   ASSIGN_OR_RETURN(int cx, ctx.alloc_color(op, g, "x down the columns"));
@@ -47,23 +67,25 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   if (ky == 1) {
     routes.push_back({g, cx, {Rp}, {Rp}});
   } else {
-    routes.push_back({PeSet{g.x0, g.y0, g.w, 1}, cx, {Rp}, {Rp, S}});
-    if (ky > 2) routes.push_back({PeSet{g.x0, g.y0 + 1, g.w, ky - 2}, cx, {N}, {Rp, S}});
-    routes.push_back({PeSet{g.x0, g.y0 + ky - 1, g.w, 1}, cx, {N}, {Rp}});
+    routes.push_back({sub(0, kx, 0, 1), cx, {Rp}, {Rp, S}});
+    if (ky > 2) routes.push_back({sub(0, kx, 1, ky - 2), cx, {N}, {Rp, S}});
+    routes.push_back({sub(0, kx, ky - 1, 1), cx, {N}, {Rp}});
   }
-  op.uses.push_back({PeSet{g.x0, g.y0, g.w, 1}, cx, false, false});
+  op.uses.push_back({sub(0, kx, 0, 1), cx, false, false});
   op.uses.push_back({g, cx, true, true});
   op.colors.push_back(cx);
   op.handlers.push_back({"recv_c" + std::to_string(cx), P + "_recv_x"});
 
   std::map<std::string, std::string> v = {
-      {"P", P}, {"Mt", std::to_string(Mt)}, {"Nt", std::to_string(Nt)}, {"RNt", std::to_string(R * Nt)},
-      {"RMt", std::to_string(R * Mt)}, {"cx", std::to_string(cx)}, {"W", Wa}, {"X", Xa}, {"Y", Ya}, {"B", Ba},
+      {"P", P}, {"Mt", std::to_string(Mt)}, {"Nt", std::to_string(Nt)}, {"RNt", std::to_string(Rr * Nt)},
+      {"RMt", std::to_string(Rr * Mt)}, {"cx", std::to_string(cx)}, {"W", Wa}, {"X", Xa}, {"Y", Ya}, {"B", Ba},
       {"node", spec.node}, {"op_type", spec.op_type}, {"M", std::to_string(M)}, {"K", std::to_string(K)},
-      {"R", std::to_string(R)}, {"kx", std::to_string(kx)}, {"ky", std::to_string(ky)},
-      {"prologue", launch_prologue(op)}};
-  std::string text = subst(R"(// {P}: {op_type} '{node}', y[{R} x {M}] = x[{R} x {K}] W^T on {kx} x {ky} PEs: W tile {Mt} x {Nt}
-// (column-major), x flows SOUTH on c{cx}, partial sums reduce EAST.
+      {"R", std::to_string(R)}, {"Rr", std::to_string(Rr)}, {"kx", std::to_string(kx)},
+      {"ky", std::to_string(ky)}, {"mx", std::to_string(mx)}, {"my", std::to_string(my)},
+      {"reps", std::to_string(mx * my)}, {"prologue", launch_prologue(op)}};
+  std::string text = subst(R"(// {P}: {op_type} '{node}', y[{R} x {M}] = x[{R} x {K}] W^T on {mx} x {my} blocks of {kx} x {ky} PEs,
+// {Rr} rows per block: W tile {Mt} x {Nt} (column-major), x flows SOUTH on c{cx}, partial sums
+// reduce EAST.
 var {P}_w_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{Mt}} -> {W}[i] });
 var {P}_yrow_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{Mt}} -> {Y}[i] });
 const {P}_y_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RMt}} -> {Y}[i] });
@@ -99,27 +121,20 @@ fn {P}_recv_x(xv: f32) void {
 }
 )", v);
 
-
   if (kx == 1) {
-    text += subst(R"(
-fn {P}_reduce() void {
-  {P}_finish();
-}
-)", v);
+    text += subst("\nfn {P}_reduce() void {\n  {P}_finish();\n}\n", v);
   } else {
     ASSIGN_OR_RETURN(int ca, ctx.alloc_color(op, g, "partial sums EAST from even columns"));
     ASSIGN_OR_RETURN(int cb, ctx.alloc_color(op, g, "partial sums EAST from odd columns"));
-    const PeSet even{g.x0, g.y0, g.w, g.h, 2, 0}, odd{g.x0, g.y0, g.w, g.h, 2, 1};
+    const PeSet even = sub(0, kx, 0, ky, 2, 0), odd = sub(0, kx, 0, ky, 2, 1);
     routes.push_back({even, ca, {Rp}, {E}});
     routes.push_back({even, cb, {W}, {Rp}});
-    if (!odd.empty()) {
-      routes.push_back({odd, ca, {W}, {Rp}});
-      routes.push_back({odd, cb, {Rp}, {E}});
-      op.uses.push_back({odd, cb, false, false});
-      op.uses.push_back({odd, ca, true, false});
-    }
+    routes.push_back({odd, ca, {W}, {Rp}});
+    routes.push_back({odd, cb, {Rp}, {E}});
     op.uses.push_back({even, ca, false, false});
     op.uses.push_back({even, cb, true, false});
+    op.uses.push_back({odd, cb, false, false});
+    op.uses.push_back({odd, ca, true, false});
     op.colors.push_back(ca);
     op.colors.push_back(cb);
     v["ca"] = std::to_string(ca);
@@ -150,31 +165,48 @@ fn {P}_reduce() void {
   op.handlers.push_back({"t_step", P + "_reduce"});
   op.handlers.push_back({"t_done", P + "_finish"});
 
-  // run.py: W as the M x K matrix, padded to (ky*Mt, kx*Nt); PE (px, py) gets block
-  // [py*Mt.., px*Nt..] column-major, PEs in row-major order (memcpy ROW_MAJOR).
+  // run.py. W as the M x K matrix padded to (ky*Mt, kx*Nt): PE (px, py) of a block gets block
+  // [py*Mt.., px*Nt..] column-major; every replica the same; PEs in row-major order (memcpy
+  // ROW_MAJOR). x: rows padded to reps*Rr, replica q = j*mx + i takes rows q*Rr...
   const std::string wsrc = w.py.empty() ? "w('" + w.name + "')" : w.py;
   const std::string wmat = wt ? wsrc : wsrc + ".T";
   const std::string xsrc = x.py.empty() ? py_tensor(x.name) : x.py;
   // A Conv lowered through im2col produces [Ho*Wo, Co]: the output tensor is its transpose.
   const std::string tr = spec.ints.count("im2col") ? ".T" : "";
-  op.before.push_back({true, Xa, PeSet{g.x0, g.y0, g.w, 1}, R * Nt,
-                       subst("pad(" + xsrc + ".reshape({R}, {K}), ({R}, {kx} * {Nt})).reshape({R}, {kx}, {Nt}).transpose(1, 0, 2)", v),
-                       false, x.name});
+  for (int j = 0; j < my; ++j) {
+    v["j"] = std::to_string(j);
+    op.before.push_back({true, Xa, PeSet{g.x0, g.y0 + j * ky, g.w, 1}, Rr * Nt,
+                         subst("pad(" + xsrc + ".reshape({R}, {K}), ({reps} * {Rr}, {kx} * {Nt})).reshape({my}, {mx}, {Rr}, {kx}, {Nt})[{j}].transpose(0, 2, 1, 3)", v),
+                         false, x.name});
+  }
   ctx.prog.weights.push_back({true, Wa, g, Mt * Nt,
-                              subst("pad(" + wmat + ", ({ky} * {Mt}, {kx} * {Nt})).reshape({ky}, {Mt}, {kx}, {Nt}).transpose(0, 2, 3, 1)", v),
+                              subst("np.tile(pad(" + wmat + ", ({ky} * {Mt}, {kx} * {Nt})).reshape({ky}, {Mt}, {kx}, {Nt}).transpose(0, 2, 3, 1).reshape({ky}, {kx}, -1), ({my}, {mx}, 1))", v),
                               true, w.name});
+  ctx.prog.host_weights.push_back(w.name);
   if (has_bias) {
-    ctx.prog.weights.push_back({true, Ba, PeSet{g.x0, g.y0, 1, g.h}, R * Mt,
-                                subst("np.tile(pad(w('" + spec.inputs[2].name + "').reshape(-1), ({ky} * {Mt},)).reshape({ky}, 1, {Mt}), (1, {R}, 1))", v),
-                                true, spec.inputs[2].name});
+    const std::string b = "pad(w('" + spec.inputs[2].name + "').reshape(-1), ({ky} * {Mt},))";
+    if (mx == 1) {
+      ctx.prog.weights.push_back({true, Ba, PeSet{g.x0, g.y0, 1, g.h}, Rr * Mt,
+                                  subst("np.tile(" + b + ".reshape({ky}, 1, {Mt}), ({my}, {Rr}, 1))", v), true,
+                                  spec.inputs[2].name});
+    } else {
+      ctx.prog.weights.push_back({true, Ba, g, Rr * Mt,
+                                  subst("np.tile(" + b + ".reshape({ky}, 1, 1, {Mt}), ({my}, {kx} * {mx}, {Rr}, 1))", v),
+                                  true, spec.inputs[2].name});
+    }
     ctx.prog.host_weights.push_back(spec.inputs[2].name);
   }
-  ctx.prog.host_weights.push_back(w.name);
-  op.after.push_back({false, Ya, PeSet{g.x0 + g.w - 1, g.y0, 1, g.h}, R * Mt,
-                      subst(py_tensor(spec.output.name) + " = buf.reshape({ky}, {R}, {Mt}).transpose(1, 0, 2).reshape({R}, {ky} * {Mt})[:, :{M}]" + tr + ".reshape" +
-                                py_shape(spec.output.shape),
-                            v),
-                      false, spec.output.name});
+  // y: each replica column's right column, then the rows in replica order.
+  for (int i = 0; i < mx; ++i) {
+    v["i"] = std::to_string(i);
+    std::string stmt = i == 0 ? subst("acc_{P} = np.zeros(({my}, {mx}, {Rr}, {M}), np.float32)\n    ", v) : "";
+    stmt += subst("acc_{P}[:, {i}] = buf.reshape({my}, {ky}, {Rr}, {Mt}).transpose(0, 2, 1, 3).reshape({my}, {Rr}, {ky} * {Mt})[:, :, :{M}]", v);
+    if (i == mx - 1) {
+      stmt += "\n    " + py_tensor(spec.output.name) + subst(" = acc_{P}.reshape(-1, {M})[:{R}]", v) + tr + ".reshape" +
+              py_shape(spec.output.shape);
+    }
+    op.after.push_back({false, Ya, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, Rr * Mt, stmt, false, spec.output.name});
+  }
   return Status::OK();
 }
 

@@ -19,7 +19,7 @@ from cerebras.sdk.runtime.sdkruntimepybind import SdkRuntime, MemcpyDataType, Me
 SYMBOLS = ['op0_w', 'op0_x', 'op0_y', 'op0_b']
 INPUTS = ['x']
 OUTPUTS = ['y']
-WEIGHTS = ['b', 'W']
+WEIGHTS = ['W', 'b']
 
 def pad(a, shape):
     """a (as float32) zero-padded at the end of every axis to `shape`."""
@@ -102,14 +102,16 @@ def main():
     runner.run()
 
     # Weights stay in SRAM for every run.
-    h2d(runner, sym['op0_w'], pad(w('W'), (2 * 16, 4 * 16)).reshape(2, 16, 4, 16).transpose(0, 2, 3, 1), 0, 0, 4, 2, 256)
+    h2d(runner, sym['op0_w'], np.tile(pad(w('W'), (2 * 16, 4 * 16)).reshape(2, 16, 4, 16).transpose(0, 2, 3, 1).reshape(2, 4, -1), (1, 1, 1)), 0, 0, 4, 2, 256)
     h2d(runner, sym['op0_b'], np.tile(pad(w('b').reshape(-1), (2 * 16,)).reshape(2, 1, 16), (1, 1, 1)), 0, 0, 1, 2, 16)
 
     # op0: Gemm 'fc' (gemv)
-    h2d(runner, sym['op0_x'], pad(t['x'].reshape(1, 64), (1, 4 * 16)).reshape(1, 4, 16).transpose(1, 0, 2), 0, 0, 4, 1, 16)
+    h2d(runner, sym['op0_x'], pad(t['x'].reshape(1, 64), (1 * 1, 4 * 16)).reshape(1, 1, 1, 4, 16)[0].transpose(0, 2, 1, 3), 0, 0, 4, 1, 16)
     runner.launch('op0', nonblock=False)
     buf = d2h(runner, sym['op0_y'], 3, 0, 1, 2, 16)
-    t['y'] = buf.reshape(2, 1, 16).transpose(1, 0, 2).reshape(1, 2 * 16)[:, :32].reshape(1, 32)
+    acc_op0 = np.zeros((1, 1, 1, 32), np.float32)
+    acc_op0[:, 0] = buf.reshape(1, 2, 1, 16).transpose(0, 2, 1, 3).reshape(1, 1, 2 * 16)[:, :, :32]
+    t['y'] = acc_op0.reshape(-1, 32)[:1].reshape(1, 32)
 
     runner.stop()
     np.savez(args.outputs, **{n: t[n] for n in OUTPUTS})
