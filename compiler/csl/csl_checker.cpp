@@ -148,6 +148,7 @@ void check_text(const CslProgram& prog, const std::map<std::string, std::string>
   // Every launched function ends by unblocking the memcpy command stream on every path we
   // generate: its prologue (PEs outside the op) and its completion.
   for (const OpCode& op : prog.ops) {
+    if (op.launch.empty()) continue;  // host-side movement
     size_t n = 0;
     for (size_t p = op.functions.find("sys_mod.unblock_cmd_stream()"); p != std::string::npos;
          p = op.functions.find("sys_mod.unblock_cmd_stream()", p + 1)) {

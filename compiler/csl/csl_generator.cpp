@@ -20,9 +20,11 @@ void plan_host_io(const CslPartitionSpec& spec, CslProgram& prog) {
     for (const CslTensor& t : op.inputs) read_anywhere.insert(t.name);
   }
   for (OpCode& op : prog.ops) {
-    for (const HostTransfer& t : op.before) {
-      host_read.insert(t.tensor);
-      if (!produced.count(t.tensor)) prog.host_inputs.push_back(t.tensor);
+    std::vector<std::string> reads = op.host_reads;
+    for (const HostTransfer& t : op.before) reads.push_back(t.tensor);
+    for (const std::string& r : reads) {
+      host_read.insert(r);
+      if (!produced.count(r)) prog.host_inputs.push_back(r);
     }
     for (const HostTransfer& t : op.after) produced.insert(t.tensor);
   }

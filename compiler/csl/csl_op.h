@@ -41,7 +41,9 @@ struct CslOpSpec {
   // n_parts rows, M over m_grid_x x m_grid_y replicas of that block. 0: the whole region is
   // one block.
   int k_parts = 0, n_parts = 0, m_grid_x = 1, m_grid_y = 1;
-  std::string fused_activation; // "Relu" applied to the output in place ("" none)
+  std::string fused_activation;            // applied to the output in place ("" none): "Relu", "Clip", ...
+  std::vector<double> activation_params;   // its alpha/beta or min/max (pyflame_rt fusion order)
+  std::string residual;                    // a tensor added before the activation (FusedConv), "" none
 };
 
 struct CslPartitionSpec {

@@ -23,6 +23,7 @@ std::string PeSet::predicate(int width, int height) const {
   };
   auto block = [&](const char* v, int origin, int b, int lo, int n) {
     if (b <= 0) return rel(v, origin);
+    if (b == 1) return std::string("0");  // blocks of one: every column is column 0 of its block
     const std::string r = rel(v, origin) + " % " + std::to_string(b);
     if (n == 1) terms.push_back(r + " == " + std::to_string(lo));
     else {
@@ -33,7 +34,11 @@ std::string PeSet::predicate(int width, int height) const {
   };
   const std::string xr = block("x", x0, bx, bx_lo, bx_n);
   block("y", y0, by, by_lo, by_n);
-  if (x_mod > 1) terms.push_back(xr + " % " + std::to_string(x_mod) + " == " + std::to_string(x_rem));
+  if (x_mod > 1 && xr == "0") {
+    if (x_rem != 0) terms.push_back("false");
+  } else if (x_mod > 1) {
+    terms.push_back(xr + " % " + std::to_string(x_mod) + " == " + std::to_string(x_rem));
+  }
   if (terms.empty()) return "true";
   std::string out;
   for (size_t i = 0; i < terms.size(); ++i) out += (i ? " and " : "") + terms[i];

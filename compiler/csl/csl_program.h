@@ -92,6 +92,7 @@ struct HostTransfer {
   std::string host_expr;
   bool weight = false;    // loaded once before the runs (weights), else per run (activations)
   std::string tensor;     // the model tensor it carries (d2h: the one it produces)
+  std::string prep;       // python statement run before it (an array several transfers slice)
 };
 
 // A function of one op, called from the program's shared tasks: the handler of a colour's
@@ -116,6 +117,10 @@ struct OpCode {
   std::vector<ColorUse> uses;
   std::vector<int> colors;   // colour ids it allocated (for the report and the checker)
   int64_t macs_per_pe = 0;   // the busiest PE's multiply-adds (for comments and reports)
+  // Ops that move data only (Reshape, Transpose, Concat) run in run.py: no launch, this
+  // python statement instead; host_reads are the tensors it reads.
+  std::string host_code;
+  std::vector<std::string> host_reads;
   std::vector<HostTransfer> before;  // run.py: activations in before the launch
   std::vector<HostTransfer> after;   // run.py: results out after it
 };

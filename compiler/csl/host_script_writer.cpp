@@ -30,6 +30,13 @@ def halo_tiles(x, pt, pl, sh, sw, th, tw, ih, iw, kx, ky, fill):
                                for px in range(kx)]) for py in range(ky)])
 
 
+def out_tiles(y, th, tw, kx, ky):
+    """(ky, kx, C, th, tw): a [1, C, H, W] tensor cut like an output-stationary op's output."""
+    y = np.asarray(y, dtype=np.float32)[0]
+    c = y.shape[0]
+    return pad(y, (c, ky * th, kx * tw)).reshape(c, ky, th, kx, tw).transpose(1, 3, 0, 2, 4)
+
+
 def im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo):
     """[ho * wo, C * kh * kw] patches of a [1, C, H, W] input (zero padding)."""
     x = np.asarray(x, dtype=np.float32)[0]
@@ -78,7 +85,9 @@ std::string py_list(const std::vector<std::string>& names) {
 
 std::string transfer(const HostTransfer& t) {
   std::ostringstream os;
+  if (t.symbol.empty()) return "";  // a host-side op's output: already in t
   const PeSet& p = t.pes;
+  if (!t.prep.empty()) os << "    " << t.prep << "\n";
   if (t.to_device) {
     os << "    h2d(runner, sym['" << t.symbol << "'], " << t.host_expr << ", " << p.x0 << ", " << p.y0 << ", " << p.w
        << ", " << p.h << ", " << t.elems_per_pe << ")\n";
@@ -138,6 +147,10 @@ std::string write_host_script(const CslProgram& prog) {
   os << "    # Weights stay in SRAM for every run.\n";
   for (const HostTransfer& t : prog.weights) os << transfer(t);
   for (const OpCode& op : prog.ops) {
+    if (op.launch.empty()) {
+      os << "\n    # " << op.op_type << " '" << op.node << "': data movement, on the host\n    " << op.host_code << "\n";
+      continue;
+    }
     os << "\n    # " << op.launch << ": " << op.op_type << " '" << op.node << "' (" << op.lowering << ")\n";
     for (const HostTransfer& t : op.before) os << transfer(t);
     os << "    runner.launch('" << op.launch << "', nonblock=False)\n";

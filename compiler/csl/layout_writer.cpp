@@ -72,7 +72,9 @@ std::string write_layout(const CslProgram& prog) {
   for (const CslArray& a : prog.arrays) {
     if (a.host_visible) os << "  @export_name(\"" << a.name << "\", [*]f32, true);\n";
   }
-  for (const OpCode& op : prog.ops) os << "  @export_name(\"" << op.launch << "\", fn()void);\n";
+  for (const OpCode& op : prog.ops) {
+    if (!op.launch.empty()) os << "  @export_name(\"" << op.launch << "\", fn()void);\n";
+  }
   os << "}\n";
   return os.str();
 }

@@ -97,11 +97,18 @@ fn {P}() void {
     }
   }
 )", v);
-  if (spec.fused_activation == "Relu") {
-    text += subst("  const all = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{" + std::to_string(g.Co * g.th * g.tw) +
-                      "} -> {Y}[i] });\n  @fmaxs(all, all, 0.0);\n",
-                  v);
+  const int64_t out_n = g.Co * g.th * g.tw;
+  std::string Res;
+  if (!spec.residual.empty() || !spec.fused_activation.empty()) {
+    text += subst("  const all = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{" + std::to_string(out_n) + "} -> {Y}[i] });\n", v);
   }
+  if (!spec.residual.empty()) {
+    Res = add_array(op, ctx, "res", P + "_on", out_n, true);
+    text += "  const res = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{" + std::to_string(out_n) + "} -> " + Res +
+            "[i] });\n  @fadds(all, all, res);\n";
+  }
+  ASSIGN_OR_RETURN(std::string act, activation_code(spec.fused_activation, spec.activation_params, "all", Y, out_n, ctx, "  "));
+  text += act;
   text += "  sys_mod.unblock_cmd_stream();\n}\n";
   op.functions = text;
 
@@ -117,6 +124,12 @@ fn {P}() void {
   ctx.prog.weights.push_back({true, B, r, g.Co, "np.tile(" + bias + ", (" + std::to_string(r.w * r.h) + ", 1))", true,
                               has_bias ? spec.inputs[2].name : ""});
   if (has_bias) ctx.prog.host_weights.push_back(spec.inputs[2].name);
+  if (!Res.empty()) {
+    op.before.push_back({true, Res, r, out_n,
+                         "out_tiles(" + py_tensor(spec.residual) + ", " + std::to_string(g.th) + ", " + std::to_string(g.tw) +
+                             ", " + std::to_string(g.kx) + ", " + std::to_string(g.ky) + ")",
+                         false, spec.residual});
+  }
   op.after.push_back({false, Y, r, g.Co * g.th * g.tw, py_tensor(spec.output.name) + " = " + g.py_untile(), false,
                       spec.output.name});
   return Status::OK();

@@ -60,7 +60,9 @@ Status lower_eltwise(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   else if (t == "Abs") body = loop("math_lib.abs(v)");
   else if (t == "Sqrt") body = loop("math_lib.sqrt(v)");
   else return not_implemented("elementwise op ", t, " has no CSL lowering");
-  if (spec.fused_activation == "Relu") body += "  @fmaxs({P}_y_dsd, {P}_y_dsd, 0.0);\n";
+  ASSIGN_OR_RETURN(std::string act, activation_code(spec.fused_activation, spec.activation_params, "{P}_y_dsd", "{Y}",
+                                                    ft.chunk, ctx, "  "));
+  body += act;
 
   std::string text = "// {P}: " + t + " '" + spec.node + "', " + std::to_string(ft.n) + " elements as {n} per PE on " +
                      std::to_string(spec.region.w) + " x " + std::to_string(spec.region.h) + " PEs.\n";

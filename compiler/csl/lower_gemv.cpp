@@ -159,8 +159,19 @@ fn {P}_reduce() void {
 }
 )", v);
   }
-  const std::string relu = spec.fused_activation == "Relu" ? "  if ({P}_right) {\n    @fmaxs({P}_y_dsd, {P}_y_dsd, 0.0);\n  }\n" : "";
-  text += subst("\nfn {P}_finish() void {\n" + relu + "  sys_mod.unblock_cmd_stream();\n}\n", v);
+  // Epilogue on the blocks' right columns, where y is complete: the residual, then the activation.
+  std::string epilogue;
+  std::string Res;
+  if (!spec.residual.empty()) {
+    Res = add_array(op, ctx, "res", P + "_right", Rr * Mt, true);
+    epilogue += subst("    const res = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RMt}} -> " + Res + "[i] });\n"
+                      "    @fadds({P}_y_dsd, {P}_y_dsd, res);\n", v);
+  }
+  ASSIGN_OR_RETURN(std::string act, activation_code(spec.fused_activation, spec.activation_params, P + "_y_dsd",
+                                                    Ya, Rr * Mt, ctx, "    "));
+  epilogue += act;
+  if (!epilogue.empty()) epilogue = subst("  if ({P}_right) {\n", v) + epilogue + "  }\n";
+  text += subst("\nfn {P}_finish() void {\n", v) + epilogue + "  sys_mod.unblock_cmd_stream();\n}\n";
   op.functions = text;
   op.handlers.push_back({"t_step", P + "_reduce"});
   op.handlers.push_back({"t_done", P + "_finish"});
@@ -173,11 +184,17 @@ fn {P}_reduce() void {
   const std::string xsrc = x.py.empty() ? py_tensor(x.name) : x.py;
   // A Conv lowered through im2col produces [Ho*Wo, Co]: the output tensor is its transpose.
   const std::string tr = spec.ints.count("im2col") ? ".T" : "";
-  for (int j = 0; j < my; ++j) {
-    v["j"] = std::to_string(j);
-    op.before.push_back({true, Xa, PeSet{g.x0, g.y0 + j * ky, g.w, 1}, Rr * Nt,
-                         subst("pad(" + xsrc + ".reshape({R}, {K}), ({reps} * {Rr}, {kx} * {Nt})).reshape({my}, {mx}, {Rr}, {kx}, {Nt})[{j}].transpose(0, 2, 1, 3)", v),
-                         false, x.name});
+  // (my, mx, Rr, kx, Nt): replica row j, replica i, its rows, by column of PEs.
+  const std::string xrows = subst("pad(" + xsrc + ".reshape({R}, {K}), ({reps} * {Rr}, {kx} * {Nt})).reshape({my}, {mx}, {Rr}, {kx}, {Nt})", v);
+  if (ky == 1) {  // the top rows are all rows: one transfer
+    op.before.push_back({true, Xa, g, Rr * Nt, xrows + ".transpose(0, 1, 3, 2, 4)", false, x.name, ""});
+  } else {
+    for (int j = 0; j < my; ++j) {
+      v["j"] = std::to_string(j);
+      op.before.push_back({true, Xa, PeSet{g.x0, g.y0 + j * ky, g.w, 1}, Rr * Nt,
+                           subst("x_{P}[{j}].transpose(0, 2, 1, 3)", v), false, x.name,
+                           j == 0 ? subst("x_{P} = ", v) + xrows : ""});
+    }
   }
   ctx.prog.weights.push_back({true, Wa, g, Mt * Nt,
                               subst("np.tile(pad(" + wmat + ", ({ky} * {Mt}, {kx} * {Nt})).reshape({ky}, {Mt}, {kx}, {Nt}).transpose(0, 2, 3, 1).reshape({ky}, {kx}, -1), ({my}, {mx}, 1))", v),
@@ -195,6 +212,16 @@ fn {P}_reduce() void {
                                   true, spec.inputs[2].name});
     }
     ctx.prog.host_weights.push_back(spec.inputs[2].name);
+  }
+  if (!Res.empty()) {
+    // Arranged like y: the (R, M) matrix (a Conv's [1, Co, Ho, Wo] transposed) per replica column.
+    const std::string res = py_tensor(spec.residual) + (tr.empty() ? ".reshape({R}, {M})" : ".reshape({M}, {R}).T");
+    for (int i = 0; i < mx; ++i) {
+      v["i"] = std::to_string(i);
+      op.before.push_back({true, Res, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, Rr * Mt,
+                           subst("pad(" + res + ", ({reps} * {Rr}, {ky} * {Mt})).reshape({my}, {mx}, {Rr}, {ky}, {Mt})[:, {i}].transpose(0, 2, 1, 3)", v),
+                           false, spec.residual});
+    }
   }
   // y: each replica column's right column, then the rows in replica order.
   for (int i = 0; i < mx; ++i) {

@@ -7,6 +7,7 @@
 //   lower_eltwise.cpp  unary/binary elementwise ops and activations
 //   lower_norm.cpp     BatchNormalization, LayerNormalization
 //   lower_softmax.cpp  Softmax over the last axis
+//   lower_host.cpp     Reshape-like and movement ops: numpy in run.py between launches
 //
 //   LowerContext ctx(prog, budget);
 //   for (const CslOpSpec& op : spec.ops) RETURN_IF_ERROR(lower_op(op, ctx));
@@ -62,6 +63,7 @@ Status lower_pool(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_eltwise(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_norm(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_softmax(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
+Status lower_host(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 
 // Which lowering an op type uses ("gemv", "conv_os", ...); "" when none does.
 std::string lowering_of(const CslOpSpec& spec);
@@ -105,6 +107,11 @@ struct RowTiling {
   int64_t rows = 0, L = 0, rt = 0;
 };
 RowTiling row_tiling(const CslOpSpec& spec, int64_t default_axis);
+// CSL statements (indented by `indent`) applying activation `act` in place to `array`'s first
+// n elements, whose DSD is `dsd`: DSD ops where a builtin does it (Relu, Clip, LeakyRelu,
+// HardSigmoid, HardSwish), else a loop over the generated exp helpers. "" for no activation.
+Expected<std::string> activation_code(const std::string& act, const std::vector<double>& params, const std::string& dsd,
+                                      const std::string& array, int64_t n, LowerContext& ctx, const std::string& indent);
 // "  cur_op = 2;\n  if (!op2_on) {...unblock...}\n": how every launched function starts.
 std::string launch_prologue(const OpCode& op);
 

@@ -108,7 +108,7 @@ Expected<int> LowerContext::alloc_color(const OpCode& op, const PeSet& region, c
 std::string lowering_of(const CslOpSpec& spec) {
   static const std::set<std::string> eltwise = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Exp", "Clip", "Add",
                                                 "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "HardSigmoid",
-                                                "HardSwish", "Identity", "Silu", "Erf"};
+                                                "HardSwish", "Identity", "Silu"};
   const std::string& t = spec.op_type;
   if (t == "Gemm" || t == "MatMul" || t == "FusedMatMul") {
     if (spec.inputs.size() < 2 || !spec.inputs[1].weight) return "";  // activation x activation: not lowered
@@ -127,6 +127,9 @@ std::string lowering_of(const CslOpSpec& spec) {
   if (t == "BatchNormalization" || t == "LayerNormalization") return "norm";
   if (t == "Softmax") return "softmax";
   if (eltwise.count(t)) return "eltwise";
+  static const std::set<std::string> movement = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Dropout",
+                                                 "Expand", "Transpose", "Concat"};
+  if (movement.count(t)) return "host";
   return "";
 }
 
@@ -152,6 +155,7 @@ Status lower_op(const CslOpSpec& spec, LowerContext& ctx) {
   else if (op.lowering == "eltwise") st = lower_eltwise(spec, ctx, op);
   else if (op.lowering == "norm") st = lower_norm(spec, ctx, op);
   else if (op.lowering == "softmax") st = lower_softmax(spec, ctx, op);
+  else if (op.lowering == "host") st = lower_host(spec, ctx, op);
   else st = not_implemented("op ", spec.op_type, " has no CSL lowering");
   if (!st.ok()) return st.with_context(spec.op_type + " '" + spec.node + "'");
   ctx.prog.ops.push_back(std::move(op));
@@ -204,6 +208,49 @@ std::string flat_output(OpCode& op, LowerContext& ctx, const CslTensor& t, const
 std::string launch_prologue(const OpCode& op) {
   return subst("  cur_op = {i};\n  if (!{P}_on) {\n    sys_mod.unblock_cmd_stream();\n    return;\n  }\n",
                {{"i", std::to_string(op.index)}, {"P", op.launch}});
+}
+
+}  // namespace pyflame_rt::csl
+
+namespace pyflame_rt::csl {
+
+Expected<std::string> activation_code(const std::string& act, const std::vector<double>& params, const std::string& dsd,
+                                      const std::string& array, int64_t n, LowerContext& ctx, const std::string& indent) {
+  auto p = [&](size_t i, double dflt) { return i < params.size() ? params[i] : dflt; };
+  std::vector<std::string> lines;
+  auto loop = [&](const std::string& expr) {
+    ctx.prog.imports.push_back("exp");
+    lines.push_back("for (@range(u16, " + std::to_string(n) + ")) |i| {");
+    lines.push_back("  const v = " + array + "[i];");
+    lines.push_back("  " + array + "[i] = " + expr + ";");
+    lines.push_back("}");
+  };
+  if (act.empty()) return std::string();
+  if (act == "Relu") {
+    lines.push_back("@fmaxs(" + dsd + ", " + dsd + ", 0.0);");
+  } else if (act == "Clip") {
+    lines.push_back("@fmaxs(" + dsd + ", " + dsd + ", " + f32_literal(p(0, -INFINITY)) + ");");
+    lines.push_back("@fmins(" + dsd + ", " + dsd + ", " + f32_literal(p(1, INFINITY)) + ");");
+  } else if (act == "LeakyRelu") {
+    loop("if (v > 0.0) v else v * " + f32_literal(p(0, 0.01)));
+  } else if (act == "HardSigmoid" || act == "HardSwish") {
+    const double a = act == "HardSwish" ? 1.0 / 6 : p(0, 0.2), b = act == "HardSwish" ? 0.5 : p(1, 0.5);
+    const std::string hs = "clamp01_f32(v * " + f32_literal(a) + " + " + f32_literal(b) + ")";
+    loop(act == "HardSwish" ? "v * " + hs : hs);
+  } else if (act == "Sigmoid") {
+    loop("sigmoid_f32(v)");
+  } else if (act == "Tanh") {
+    loop("2.0 * sigmoid_f32(2.0 * v) - 1.0");
+  } else if (act == "Silu" || act == "SiLU" || act == "Swish") {
+    loop("v * sigmoid_f32(v)");
+  } else if (act == "Elu") {
+    loop("if (v > 0.0) v else " + f32_literal(p(0, 1.0)) + " * (exp_f32(v) - 1.0)");
+  } else {
+    return not_implemented("fused activation ", act, " has no CSL lowering");
+  }
+  std::string out;
+  for (const std::string& l : lines) out += indent + l + "\n";
+  return out;
 }
 
 }  // namespace pyflame_rt::csl

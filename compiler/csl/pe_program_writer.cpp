@@ -40,6 +40,10 @@ fn sigmoid_f32(v: f32) f32 {
   return 1.0 / (1.0 + exp_f32(-v));
 }
 
+fn clamp01_f32(v: f32) f32 {
+  return if (v < 0.0) 0.0 else if (v > 1.0) 1.0 else v;
+}
+
 )";
 
 }  // namespace
@@ -50,8 +54,12 @@ std::string write_pe_program(const CslProgram& prog) {
      << prog.width << " x " << prog.height << " PEs, " << prog.arch << "). Do not edit.\n";
   os << "// Ops, each launched by run.py in this order:\n";
   for (const OpCode& op : prog.ops) {
-    os << "//   " << op.launch << ": " << op.op_type << " '" << op.node << "' (" << op.lowering << ") on PEs "
-       << op.region.to_string() << "\n";
+    if (op.launch.empty()) {
+      os << "//   (host) " << op.op_type << " '" << op.node << "': data movement done by run.py\n";
+    } else {
+      os << "//   " << op.launch << ": " << op.op_type << " '" << op.node << "' (" << op.lowering << ") on PEs "
+         << op.region.to_string() << "\n";
+    }
   }
   os << "\nparam memcpy_params: comptime_struct;\n";
   for (const std::string& p : prog.pe_params) os << p << "\n";
@@ -156,7 +164,9 @@ std::string write_pe_program(const CslProgram& prog) {
   for (const CslArray& a : prog.arrays) {
     if (a.host_visible) os << "  @export_symbol(" << a.name << "_ptr, \"" << a.name << "\");\n";
   }
-  for (const OpCode& op : prog.ops) os << "  @export_symbol(" << op.launch << ");\n";
+  for (const OpCode& op : prog.ops) {
+    if (!op.launch.empty()) os << "  @export_symbol(" << op.launch << ");\n";
+  }
   os << "}\n";
   return os.str();
 }

@@ -41,6 +41,13 @@ def halo_tiles(x, pt, pl, sh, sw, th, tw, ih, iw, kx, ky, fill):
                                for px in range(kx)]) for py in range(ky)])
 
 
+def out_tiles(y, th, tw, kx, ky):
+    """(ky, kx, C, th, tw): a [1, C, H, W] tensor cut like an output-stationary op's output."""
+    y = np.asarray(y, dtype=np.float32)[0]
+    c = y.shape[0]
+    return pad(y, (c, ky * th, kx * tw)).reshape(c, ky, th, kx, tw).transpose(1, 3, 0, 2, 4)
+
+
 def im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo):
     """[ho * wo, C * kh * kw] patches of a [1, C, H, W] input (zero padding)."""
     x = np.asarray(x, dtype=np.float32)[0]
@@ -106,7 +113,8 @@ def main():
     h2d(runner, sym['op0_b'], np.tile(pad(w('b').reshape(-1), (2 * 16,)).reshape(2, 1, 16), (1, 1, 1)), 0, 0, 1, 2, 16)
 
     # op0: Gemm 'fc' (gemv)
-    h2d(runner, sym['op0_x'], pad(t['x'].reshape(1, 64), (1 * 1, 4 * 16)).reshape(1, 1, 1, 4, 16)[0].transpose(0, 2, 1, 3), 0, 0, 4, 1, 16)
+    x_op0 = pad(t['x'].reshape(1, 64), (1 * 1, 4 * 16)).reshape(1, 1, 1, 4, 16)
+    h2d(runner, sym['op0_x'], x_op0[0].transpose(0, 2, 1, 3), 0, 0, 4, 1, 16)
     runner.launch('op0', nonblock=False)
     buf = d2h(runner, sym['op0_y'], 3, 0, 1, 2, 16)
     acc_op0 = np.zeros((1, 1, 1, 32), np.float32)

@@ -41,6 +41,13 @@ def halo_tiles(x, pt, pl, sh, sw, th, tw, ih, iw, kx, ky, fill):
                                for px in range(kx)]) for py in range(ky)])
 
 
+def out_tiles(y, th, tw, kx, ky):
+    """(ky, kx, C, th, tw): a [1, C, H, W] tensor cut like an output-stationary op's output."""
+    y = np.asarray(y, dtype=np.float32)[0]
+    c = y.shape[0]
+    return pad(y, (c, ky * th, kx * tw)).reshape(c, ky, th, kx, tw).transpose(1, 3, 0, 2, 4)
+
+
 def im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo):
     """[ho * wo, C * kh * kw] patches of a [1, C, H, W] input (zero padding)."""
     x = np.asarray(x, dtype=np.float32)[0]
