@@ -237,6 +237,7 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
       op.gemm.k = batch_first ? k[1] : k[0];      // keys per query
       op.gemm.n = q[2];                           // width: heads x head dim
       op.gemm.groups = heads;
+      op.simulation = "whole_tensor";  // the reference kernel: per-head softmax, double sums
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         if (node.inputs[i].empty()) continue;
         Dims d;
@@ -254,6 +255,7 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
       op.gemm.k = w[2] + r[2];          // input + hidden
       op.gemm.n = w[0] * w[1];          // directions x gates x hidden
       op.ints["seq_length"] = {x[0]};
+      op.simulation = "whole_tensor";  // the reference kernel, one time step after another
       add_tensor(node.inputs[0], "input", x);
       for (size_t i = 1; i < node.inputs.size(); ++i) {
         if (node.inputs[i].empty()) continue;

@@ -6,6 +6,7 @@
 
 #include "devices/ref/kernel.h"
 #include "devices/wse/cost_model.h"
+#include "devices/wse/fabric_sim.h"
 
 namespace pyflame_rt {
 
@@ -153,7 +154,36 @@ struct MeshSimulator::Impl {
       ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), y.rank() ? y.rank() - 1 : 0));
     }
     count_gemm_wavelets(s, M, K, N, st);
+    st->op_cycles[node.name] = gemm_row_cycles(s, M, K, N, st);
     return y;
+  }
+
+  // Cycles of a GEMM-view op: its first and last rows of PEs (the largest and the last-served
+  // ones) simulated wavelet by wavelet; each PE's compute from its own tile.
+  double gemm_row_cycles(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) const {
+    const int kp = static_cast<int>(std::min<int64_t>(s.k_parts, K));
+    auto [m0, m1] = piece(M, s.m_parts, 0);
+    const int64_t mt = m1 - m0;
+    double worst = 0;
+    for (int ni : {0, s.n_parts - 1}) {
+      auto [n0, n1] = piece(N, s.n_parts, ni);
+      if (n1 <= n0) continue;
+      const int64_t nt = n1 - n0;
+      std::vector<double> ready;
+      for (int ki = 0; ki < kp; ++ki) {
+        auto [k0, k1] = piece(K, kp, ki);
+        // x reaches this row after the broadcast down `ni + 1` PEs; the data tasks run as it
+        // arrives, so the PE is done at the later of its compute and the last wavelet + task.
+        double arrive = simulate_broadcast(spec, mt * (k1 - k0), ni + 1);
+        double compute = fmacs_cycles(spec, static_cast<double>(mt * (k1 - k0)), static_cast<double>(nt));
+        ready.push_back(std::max(compute, arrive + fmacs_cycles(spec, 1, static_cast<double>(nt))));
+      }
+      double row = ready.size() > 1 ? simulate_chain_reduce(spec, mt * nt, ready) : ready.empty() ? 0 : ready[0];
+      row += vector_cycles(spec, static_cast<double>(mt * nt), 1);  // the epilogue on the last column
+      worst = std::max(worst, row);
+      ++st->rows_simulated;
+    }
+    return worst;
   }
 
   static void count_gemm_wavelets(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) {
@@ -207,42 +237,57 @@ struct MeshSimulator::Impl {
     const float* xd = x.data<float>();
     // Splits are over pixels (m), input channels of a group (k) and output channels (n).
     const int mp = s.m_parts, kp = static_cast<int>(std::min<int64_t>(s.k_parts, CG)), np = s.n_parts;
+    // Loop order: an im2col patch (the x a column of PEs receives) is built once per (pixel
+    // block, group, channel block) and used by every PE row it reaches; each row's partial
+    // sums are added in column order, as the EAST chain reduction adds them.
+    RowMat patch, partial;
     for (int mi = 0; mi < mp; ++mi) {
       auto [m0, m1] = piece(M, mp, mi);
       if (m1 <= m0) continue;
       const int64_t mt = m1 - m0;
-      for (int ni = 0; ni < np; ++ni) {
-        auto [n0, n1] = piece(CO, np, ni);
-        if (n1 <= n0) continue;
-        for (int64_t g = n0 / NG; g <= (n1 - 1) / NG; ++g) {
+      for (int64_t g = 0; g < G; ++g) {
+        // PE rows whose output channels meet group g: [g*NG, (g+1)*NG) n [n0, n1).
+        std::vector<std::pair<int64_t, int64_t>> rows;
+        for (int ni = 0; ni < np; ++ni) {
+          auto [n0, n1] = piece(CO, np, ni);
           const int64_t o0 = std::max(n0, g * NG), o1 = std::min(n1, (g + 1) * NG);
-          RowMat acc;
-          for (int ki = 0; ki < kp; ++ki) {
-            auto [c0, c1] = piece(CG, kp, ki);
-            if (c1 <= c0) continue;
-            // im2col of this PE's pixels for channels g*CG + [c0, c1).
-            RowMat patch(mt, (c1 - c0) * area);
-            for (int64_t m = m0; m < m1; ++m) {
-              const int64_t b = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
-              float* row = patch.data() + (m - m0) * patch.cols();
-              for (int64_t c = c0; c < c1; ++c) {
-                const float* plane = xd + (b * C + g * CG + c) * IH * IW;
-                for (int64_t i = 0; i < KH; ++i) {
-                  const int64_t ih = oh * st_[0] - pads[0] + i * dl[0];
-                  for (int64_t j = 0; j < KW; ++j) {
-                    const int64_t iw = ow * st_[1] - pads[1] + j * dl[1];
-                    *row++ = (ih >= 0 && ih < IH && iw >= 0 && iw < IW) ? plane[ih * IW + iw] : 0.0f;
-                  }
+          if (o1 > o0) rows.emplace_back(o0, o1);
+        }
+        if (rows.empty()) continue;
+        std::vector<RowMat> acc(rows.size());
+        for (int ki = 0; ki < kp; ++ki) {
+          auto [c0, c1] = piece(CG, kp, ki);
+          if (c1 <= c0) continue;
+          patch.resize(mt, (c1 - c0) * area);
+          for (int64_t m = m0; m < m1; ++m) {
+            const int64_t b = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
+            float* row = patch.data() + (m - m0) * patch.cols();
+            for (int64_t c = c0; c < c1; ++c) {
+              const float* plane = xd + (b * C + g * CG + c) * IH * IW;
+              for (int64_t i = 0; i < KH; ++i) {
+                const int64_t ih = oh * st_[0] - pads[0] + i * dl[0];
+                const bool row_in = ih >= 0 && ih < IH;
+                for (int64_t j = 0; j < KW; ++j) {
+                  const int64_t iw = ow * st_[1] - pads[1] + j * dl[1];
+                  *row++ = (row_in && iw >= 0 && iw < IW) ? plane[ih * IW + iw] : 0.0f;
                 }
               }
             }
-            RowMat partial = patch * Wm->block(c0 * area, o0, (c1 - c0) * area, o1 - o0);
-            if (acc.size() == 0) acc = std::move(partial); else acc += partial;
+          }
+          for (size_t r = 0; r < rows.size(); ++r) {
+            const auto [o0, o1] = rows[r];
+            // The PE's own partial, then the add of the chain (not fused into the product).
+            partial.noalias() = patch * Wm->block(c0 * area, o0, (c1 - c0) * area, o1 - o0);
+            if (acc[r].size() == 0) acc[r].swap(partial); else acc[r] += partial;
             ++st->pe_tiles;
           }
+        }
+        for (size_t r = 0; r < rows.size(); ++r) {
+          const auto [o0, o1] = rows[r];
+          if (acc[r].size() == 0) continue;
           for (int64_t m = m0; m < m1; ++m) {
             const int64_t b = m / (OH * OW), p = m % (OH * OW);
-            for (int64_t o = o0; o < o1; ++o) yd[(b * CO + o) * OH * OW + p] = acc(m - m0, o - o0);
+            for (int64_t o = o0; o < o1; ++o) yd[(b * CO + o) * OH * OW + p] = acc[r](m - m0, o - o0);
           }
         }
       }
@@ -268,12 +313,15 @@ struct MeshSimulator::Impl {
       ASSIGN_OR_RETURN(y, activation(graph, node, std::move(y), 1));
     }
     count_gemm_wavelets(s, M, CG * area, CO, st);
+    st->op_cycles[node.name] = gemm_row_cycles(s, M, CG * area, CO, st);
     return y;
   }
 };
 
 MeshSimulator::MeshSimulator(const Graph& graph, MeshPlan plan, WseSpec spec)
     : impl_(std::make_unique<Impl>()), plan_(std::move(plan)) {
+  // One thread per product: PE tiles are small, and Eigen's OpenMP team would spin between them.
+  Eigen::setNbThreads(1);
   impl_->graph = graph;
   impl_->spec = std::move(spec);
   for (const auto& p : plan_.partitions) for (const auto& op : p.ops) impl_->op_of[op.node] = &op;
@@ -330,7 +378,12 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       ASSIGN_OR_RETURN(outs, run_reference(g, node, in));
       st->whole_tensor_ops.push_back(node.name);
     }
-    if (op) st->cycles += op->cycles.total;
+    if (auto c = st->op_cycles.find(node.name); c != st->op_cycles.end()) {
+      st->cycles += c->second;
+    } else if (op) {
+      st->cycles += op->cycles.total;
+      st->op_cycles[node.name] = op->cycles.total;
+    }
     for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i) {
       if (node.outputs[i].empty()) continue;
       if (shapes_seen && outs[i].is_tensor()) (*shapes_seen)[node.outputs[i]] = outs[i].tensor.dims();
@@ -340,11 +393,12 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       if (!name.empty() && --uses[name] == 0) values.erase(name);
     }
   }
+  // Transfers between partitions and to/from the host: their wavelets, and their cycles on
+  // the way of one item (as the plan's latency counts them).
   for (const auto& t : plan_.transfers) {
-    st->cycles += 0;  // transfers are in the plan's latency; counted as wavelets here
     if (t.color >= 0) st->wavelets[t.color] += t.bytes / 4;
+    st->cycles += t.cycles;
   }
-  st->cycles = std::max(st->cycles, 0.0);
   std::vector<Value> out;
   for (const auto& o : g.outputs) {
     auto v = values.find(o.name);

@@ -6,6 +6,9 @@
 // "whole_tensor" in the plan run once over the whole tensor on the reference kernels. Cycles
 // come from the cost model per PE (max over the op's PEs) and the plan's transfers.
 //
+// GEMM/conv cycles: every PE's compute from its own tile size, the broadcast and the EAST
+// reduction of its representative rows simulated wavelet by wavelet (fabric_sim.h).
+//
 //   MeshSimulator sim(graph, plan, spec);
 //   ASSIGN_OR_RETURN(std::vector<Value> outs, sim.run(inputs, &stats));
 #pragma once
@@ -28,6 +31,11 @@ struct MeshRunStats {
   int64_t pe_tiles = 0;              // PE tiles computed one by one
   std::map<int, int64_t> wavelets;   // per colour: wavelets moved (broadcasts, reductions, transfers)
   std::vector<std::string> whole_tensor_ops;  // nodes computed once over the whole tensor
+  // Per GEMM/conv node: cycles of its slowest PE row, its x broadcast and row reduction
+  // simulated wavelet by wavelet (fabric_sim.h) on the first and last rows of PEs (the others
+  // repeat them with no more data); other ops contribute the cost model's estimate.
+  std::map<std::string, double> op_cycles;
+  int64_t rows_simulated = 0;
 };
 
 class MeshSimulator {

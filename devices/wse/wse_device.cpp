@@ -66,6 +66,7 @@ class WseExecutable : public Executable {
     for (const auto& [c, n] : last.wavelets) w[std::to_string(c)] = n;
     run["wavelets_per_color"] = w;
     run["whole_tensor_ops"] = last.whole_tensor_ops.size();
+    run["rows_simulated_wavelet_level"] = last.rows_simulated;
     j["last_run"] = run;
     return j.dump();
   }
@@ -222,7 +223,9 @@ std::string mesh_plan_json(const MeshPlan& plan, const WseSpec& spec) {
   // What the numbers rest on: the functional results cover every PE; the cycles are the cost
   // model's, per PE, not a wavelet-by-wavelet timing.
   j["extrapolated"] = {
-      {"cycles", "cost model per op (max over the op's PEs) and per transfer; not a cycle-by-cycle router simulation"},
+      {"cycles", "est_*: the cost model per op (max over the op's PEs) and per transfer. last_run.simulated_cycles: "
+                 "GEMM/conv ops from their first and last PE rows simulated wavelet by wavelet (broadcast down, "
+                 "reduction EAST), extrapolated to the other rows, which repeat them with no more data"},
       {"replicas", plan.replicas > 1 ? "one replica simulated; the others are identical copies (throughput x replicas)"
                                      : "none"},
       {"whole_tensor_ops", "ops with no arithmetic across PEs (or marked whole_tensor) are computed once over the tensor"}};

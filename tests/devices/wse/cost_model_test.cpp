@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "devices/wse/cost_model.h"
+#include "devices/wse/fabric_sim.h"
 #include "devices/wse/placement.h"
 
 namespace pyflame_rt {
@@ -41,6 +42,29 @@ TEST(WseCostModel, ChainReductionFollowsLuczynskisShape) {
   EXPECT_DOUBLE_EQ(t2 - t1, 3 * 10);
   EXPECT_DOUBLE_EQ(chain_reduce_cycles(w3(), 512, 10) - t1, 256);
   EXPECT_DOUBLE_EQ(chain_reduce_cycles(w3(), 256, 0), 0);
+}
+
+// The wavelet-level line simulations agree with the closed forms when every PE is ready at
+// once, and show the compute term max(C, ...) of Luczynski's model when one PE is late.
+TEST(WseFabricSim, LineSimulationsMatchTheClosedForms) {
+  for (int64_t words : {1, 7, 300}) {
+    for (int64_t pes : {2, 5, 40}) {
+      EXPECT_DOUBLE_EQ(simulate_broadcast(w3(), words, pes), broadcast_cycles(w3(), static_cast<double>(words), pes))
+          << words << " words over " << pes;
+      EXPECT_DOUBLE_EQ(simulate_chain_reduce(w3(), words, std::vector<double>(static_cast<size_t>(pes), 0)),
+                       chain_reduce_cycles(w3(), static_cast<double>(words), pes - 1))
+          << words << " words over " << pes;
+    }
+  }
+  // The neighbour of the sender sees a wavelet 2 cycles after the sender's router (simprint).
+  EXPECT_DOUBLE_EQ(simulate_broadcast(w3(), 1, 2) - simulate_broadcast(w3(), 1, 1), 1 + 2);
+  // A PE whose partial is ready late holds the chain: the reduction ends (E + remaining hops)
+  // after it, not before.
+  std::vector<double> ready(10, 0);
+  ready[6] = 5000;
+  double t = simulate_chain_reduce(w3(), 100, ready);
+  EXPECT_GE(t, 5000 + 100);
+  EXPECT_LE(t, 5000 + 100 + 3 * 4 + 3);
 }
 
 TEST(WseCostModel, HostIoIsBandwidthPlusTransactionOverhead) {
