@@ -37,6 +37,14 @@ void plan_host_io(const CslPartitionSpec& spec, CslProgram& prog) {
       if (out) prog.host_outputs.push_back(t.tensor);
     }
     op.after = keep;
+    if (keep.empty()) {  // nothing comes back: no assembly of the result either
+      op.post.clear();
+      std::vector<std::string> prep;
+      for (const std::string& p : op.prep) {
+        if (p.rfind("acc_", 0) != 0) prep.push_back(p);
+      }
+      op.prep = prep;
+    }
   }
 }
 
@@ -76,7 +84,7 @@ Expected<CslProgram> build_program(const CslPartitionSpec& spec, const CslBudget
   LowerContext ctx(prog, budget);
   for (const CslOpSpec& op : spec.ops) {
     Status st = lower_op(op, ctx);
-    if (!st.ok()) return st.with_context("partition " + spec.name);
+    if (!st.ok()) return st.with_context("partition " + spec.name + ": ");
   }
   plan_host_io(spec, prog);
   RETURN_IF_ERROR(assign_tasks(prog, budget));

@@ -41,6 +41,9 @@ struct CslOpSpec {
   // n_parts rows, M over m_grid_x x m_grid_y replicas of that block. 0: the whole region is
   // one block.
   int k_parts = 0, n_parts = 0, m_grid_x = 1, m_grid_y = 1;
+  // SRAM this op may use per PE (the plan's figure for its buffers); 0: what the partition's
+  // other ops leave free. Ops that stream rows (GEMV) size their row chunks to it.
+  int64_t sram_budget_bytes = 0;
   std::string fused_activation;            // applied to the output in place ("" none): "Relu", "Clip", ...
   std::vector<double> activation_params;   // its alpha/beta or min/max (pyflame_rt fusion order)
   std::string residual;                    // a tensor added before the activation (FusedConv), "" none

@@ -123,6 +123,10 @@ struct OpCode {
   std::vector<std::string> host_reads;
   std::vector<HostTransfer> before;  // run.py: activations in before the launch
   std::vector<HostTransfer> after;   // run.py: results out after it
+  // run.py: the op runs `chunks` times (rows in chunks that fit SRAM), `c` the chunk index in
+  // the transfers' expressions; prep before the loop, post after it.
+  int chunks = 1;
+  std::vector<std::string> prep, post;
 };
 
 // A data task bound to a colour's wavelets (WSE-2: id from the colour; WSE-3: from the input

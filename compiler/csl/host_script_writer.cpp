@@ -83,17 +83,21 @@ std::string py_list(const std::vector<std::string>& names) {
   return s + "]";
 }
 
-std::string transfer(const HostTransfer& t) {
+std::string transfer(const HostTransfer& t, const std::string& in = "    ") {
   std::ostringstream os;
   if (t.symbol.empty()) return "";  // a host-side op's output: already in t
   const PeSet& p = t.pes;
-  if (!t.prep.empty()) os << "    " << t.prep << "\n";
+  if (!t.prep.empty()) os << in << t.prep << "\n";
   if (t.to_device) {
-    os << "    h2d(runner, sym['" << t.symbol << "'], " << t.host_expr << ", " << p.x0 << ", " << p.y0 << ", " << p.w
+    os << in << "h2d(runner, sym['" << t.symbol << "'], " << t.host_expr << ", " << p.x0 << ", " << p.y0 << ", " << p.w
        << ", " << p.h << ", " << t.elems_per_pe << ")\n";
   } else {
-    os << "    buf = d2h(runner, sym['" << t.symbol << "'], " << p.x0 << ", " << p.y0 << ", " << p.w << ", " << p.h
-       << ", " << t.elems_per_pe << ")\n    " << t.host_expr << "\n";
+    std::string stmt = t.host_expr;
+    for (size_t pos = stmt.find('\n'); pos != std::string::npos; pos = stmt.find('\n', pos + 1 + in.size())) {
+      stmt.replace(pos, 1, "\n" + in);
+    }
+    os << in << "buf = d2h(runner, sym['" << t.symbol << "'], " << p.x0 << ", " << p.y0 << ", " << p.w << ", " << p.h
+       << ", " << t.elems_per_pe << ")\n" << in << stmt << "\n";
   }
   return os.str();
 }
@@ -152,9 +156,18 @@ std::string write_host_script(const CslProgram& prog) {
       continue;
     }
     os << "\n    # " << op.launch << ": " << op.op_type << " '" << op.node << "' (" << op.lowering << ")\n";
-    for (const HostTransfer& t : op.before) os << transfer(t);
-    os << "    runner.launch('" << op.launch << "', nonblock=False)\n";
-    for (const HostTransfer& t : op.after) os << transfer(t);
+    for (const std::string& p : op.prep) os << "    " << p << "\n";
+    std::string in = "    ";
+    if (op.chunks > 1) {
+      os << "    for c in range(" << op.chunks << "):  # row chunks that fit the PEs' SRAM\n";
+      in = "        ";
+    } else if (!op.prep.empty()) {
+      os << "    c = 0  # all rows in one launch\n";
+    }
+    for (const HostTransfer& t : op.before) os << transfer(t, in);
+    os << in << "runner.launch('" << op.launch << "', nonblock=False)\n";
+    for (const HostTransfer& t : op.after) os << transfer(t, in);
+    for (const std::string& p : op.post) os << "    " << p << "\n";
   }
   os << "\n    runner.stop()\n    np.savez(args.outputs, **{n: t[n] for n in OUTPUTS})\n\n\n"
         "if __name__ == '__main__':\n    main()\n";

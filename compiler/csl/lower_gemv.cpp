@@ -6,6 +6,9 @@
 // sends on the other; the result leaves from the block's rightmost column. Several rows (a
 // batch, the pixels of an im2col Conv) stream one after another through the same weights; the
 // plan may place mx x my replicas of the block side by side, each taking its share of rows.
+#include <algorithm>
+
+#include "compiler/csl/csl_checker.h"
 #include "compiler/csl/lowering.h"
 
 namespace pyflame_rt::csl {
@@ -51,13 +54,28 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   op.roles.push_back({P + "_left", sub(0, 1, 0, ky)});
   op.roles.push_back({P + "_right", sub(kx - 1, 1, 0, ky)});
   op.roles.push_back({P + "_even", sub(0, kx, 0, ky, 2, 0)});
+  // Rows stream through in chunks of CR: x (top row), y and the residual hold one chunk, so the
+  // op fits the SRAM the plan gave it (or what the partition's earlier ops left free).
+  int64_t budget = spec.sram_budget_bytes;
+  if (budget <= 0) {
+    int64_t used = 0;
+    for_each_pe_class(ctx.prog, [&](int px, int py, int64_t) {
+      if (g.contains(px, py)) used = std::max(used, ctx.prog.array_bytes_at(px, py));
+    });
+    budget = ctx.budget.data_bytes() - used;
+  }
+  const bool has_res = !spec.residual.empty();
+  const int64_t fixed_floats = Mt * Nt + Mt, per_row = Nt + Mt + (has_res ? Mt : 0);
+  const int64_t CR = std::max<int64_t>(1, std::min<int64_t>(Rr, (budget / 4 - fixed_floats) / per_row));
+  const int64_t chunks = ceil_div(Rr, CR);
+  op.chunks = static_cast<int>(chunks);
   const std::string Wa = add_array(op, ctx, "w", P + "_on", Mt * Nt, true);
-  const std::string Xa = add_array(op, ctx, "x", P + "_top", Rr * Nt, true);
-  const std::string Ya = add_array(op, ctx, "y", P + "_on", Rr * Mt, true);
+  const std::string Xa = add_array(op, ctx, "x", P + "_top", CR * Nt, true);
+  const std::string Ya = add_array(op, ctx, "y", P + "_on", CR * Mt, true);
   const bool has_bias = spec.inputs.size() > 2 && spec.inputs[2].weight;
   // The bias seeds y on the blocks' left columns; with replicas across, every PE keeps it
   // (one contiguous copy for the host).
-  const std::string Ba = add_array(op, ctx, "b", mx == 1 ? P + "_left" : P + "_on", Rr * Mt, has_bias);
+  const std::string Ba = add_array(op, ctx, "b", mx == 1 ? P + "_left" : P + "_on", Mt, has_bias);
   op.macs_per_pe = Rr * Mt * Nt;
 
   // x down the columns: the top row injects from its RAMP and keeps a copy for itself.
@@ -77,27 +95,29 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   op.handlers.push_back({"recv_c" + std::to_string(cx), P + "_recv_x"});
 
   std::map<std::string, std::string> v = {
-      {"P", P}, {"Mt", std::to_string(Mt)}, {"Nt", std::to_string(Nt)}, {"RNt", std::to_string(Rr * Nt)},
-      {"RMt", std::to_string(Rr * Mt)}, {"cx", std::to_string(cx)}, {"W", Wa}, {"X", Xa}, {"Y", Ya}, {"B", Ba},
+      {"P", P}, {"Mt", std::to_string(Mt)}, {"Nt", std::to_string(Nt)}, {"RNt", std::to_string(CR * Nt)},
+      {"RMt", std::to_string(CR * Mt)}, {"CR", std::to_string(CR)}, {"chunks", std::to_string(chunks)}, {"cx", std::to_string(cx)}, {"W", Wa}, {"X", Xa}, {"Y", Ya}, {"B", Ba},
       {"node", spec.node}, {"op_type", spec.op_type}, {"M", std::to_string(M)}, {"K", std::to_string(K)},
       {"R", std::to_string(R)}, {"Rr", std::to_string(Rr)}, {"kx", std::to_string(kx)},
       {"ky", std::to_string(ky)}, {"mx", std::to_string(mx)}, {"my", std::to_string(my)},
       {"reps", std::to_string(mx * my)}, {"prologue", launch_prologue(op)}};
   std::string text = subst(R"(// {P}: {op_type} '{node}', y[{R} x {M}] = x[{R} x {K}] W^T on {mx} x {my} blocks of {kx} x {ky} PEs,
-// {Rr} rows per block: W tile {Mt} x {Nt} (column-major), x flows SOUTH on c{cx}, partial sums
-// reduce EAST.
+// {Rr} rows per block in {chunks} launch(es) of {CR}: W tile {Mt} x {Nt} (column-major), x flows
+// SOUTH on c{cx}, partial sums reduce EAST.
 var {P}_w_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{Mt}} -> {W}[i] });
 var {P}_yrow_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{Mt}} -> {Y}[i] });
 const {P}_y_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RMt}} -> {Y}[i] });
-const {P}_b_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RMt}} -> {B}[i] });
+const {P}_b_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{Mt}} -> {B}[i] });
 const {P}_x_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RNt}} -> {X}[i] });
 var {P}_n: u16 = 0;  // x elements received in this run
 
 fn {P}() void {
 {prologue}  {P}_n = 0;
-  // The left column starts from the bias, the others from zero.
+  // The left column starts every row from the bias, the others from zero.
   if ({P}_left) {
-    @fmovs({P}_y_dsd, {P}_b_dsd);
+    for (@range(u16, {CR})) |r| {
+      @fmovs(@increment_dsd_offset({P}_yrow_dsd, @as(i16, r * {Mt}), f32), {P}_b_dsd);
+    }
   } else {
     @fmovs({P}_y_dsd, 0.0);
   }
@@ -163,7 +183,7 @@ fn {P}_reduce() void {
   std::string epilogue;
   std::string Res;
   if (!spec.residual.empty()) {
-    Res = add_array(op, ctx, "res", P + "_right", Rr * Mt, true);
+    Res = add_array(op, ctx, "res", P + "_right", CR * Mt, true);
     epilogue += subst("    const res = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{RMt}} -> " + Res + "[i] });\n"
                       "    @fadds({P}_y_dsd, {P}_y_dsd, res);\n", v);
   }
@@ -184,16 +204,17 @@ fn {P}_reduce() void {
   const std::string xsrc = x.py.empty() ? py_tensor(x.name) : x.py;
   // A Conv lowered through im2col produces [Ho*Wo, Co]: the output tensor is its transpose.
   const std::string tr = spec.ints.count("im2col") ? ".T" : "";
-  // (my, mx, Rr, kx, Nt): replica row j, replica i, its rows, by column of PEs.
-  const std::string xrows = subst("pad(" + xsrc + ".reshape({R}, {K}), ({reps} * {Rr}, {kx} * {Nt})).reshape({my}, {mx}, {Rr}, {kx}, {Nt})", v);
+  // (my, mx, chunks, CR, kx, Nt): replica row j, replica i, chunk c, its rows, by PE column.
+  op.prep.push_back(subst("x_{P} = pad(pad(" + xsrc + ".reshape({R}, {K}), ({reps} * {Rr}, {K})).reshape({reps}, {Rr}, {K}), " +
+                              "({reps}, {chunks} * {CR}, {kx} * {Nt})).reshape({my}, {mx}, {chunks}, {CR}, {kx}, {Nt})",
+                          v));
   if (ky == 1) {  // the top rows are all rows: one transfer
-    op.before.push_back({true, Xa, g, Rr * Nt, xrows + ".transpose(0, 1, 3, 2, 4)", false, x.name, ""});
+    op.before.push_back({true, Xa, g, CR * Nt, subst("x_{P}[:, :, c].transpose(0, 1, 3, 2, 4)", v), false, x.name, ""});
   } else {
     for (int j = 0; j < my; ++j) {
       v["j"] = std::to_string(j);
-      op.before.push_back({true, Xa, PeSet{g.x0, g.y0 + j * ky, g.w, 1}, Rr * Nt,
-                           subst("x_{P}[{j}].transpose(0, 2, 1, 3)", v), false, x.name,
-                           j == 0 ? subst("x_{P} = ", v) + xrows : ""});
+      op.before.push_back({true, Xa, PeSet{g.x0, g.y0 + j * ky, g.w, 1}, CR * Nt,
+                           subst("x_{P}[{j}, :, c].transpose(0, 2, 1, 3)", v), false, x.name, ""});
     }
   }
   ctx.prog.weights.push_back({true, Wa, g, Mt * Nt,
@@ -203,37 +224,39 @@ fn {P}_reduce() void {
   if (has_bias) {
     const std::string b = "pad(w('" + spec.inputs[2].name + "').reshape(-1), ({ky} * {Mt},))";
     if (mx == 1) {
-      ctx.prog.weights.push_back({true, Ba, PeSet{g.x0, g.y0, 1, g.h}, Rr * Mt,
-                                  subst("np.tile(" + b + ".reshape({ky}, 1, {Mt}), ({my}, {Rr}, 1))", v), true,
+      ctx.prog.weights.push_back({true, Ba, PeSet{g.x0, g.y0, 1, g.h}, Mt,
+                                  subst("np.tile(" + b + ".reshape({ky}, {Mt}), ({my}, 1))", v), true,
                                   spec.inputs[2].name});
     } else {
-      ctx.prog.weights.push_back({true, Ba, g, Rr * Mt,
-                                  subst("np.tile(" + b + ".reshape({ky}, 1, 1, {Mt}), ({my}, {kx} * {mx}, {Rr}, 1))", v),
+      ctx.prog.weights.push_back({true, Ba, g, Mt,
+                                  subst("np.tile(" + b + ".reshape({ky}, 1, {Mt}), ({my}, {kx} * {mx}, 1))", v),
                                   true, spec.inputs[2].name});
     }
     ctx.prog.host_weights.push_back(spec.inputs[2].name);
   }
+  // (my, mx, chunks, CR, ky, Mt) arrangements of the (R, M) result rows, per replica column i.
+  const std::string mat = "pad({src}, ({reps} * {Rr}, {ky} * {Mt})).reshape({my}, {mx}, {Rr}, {ky} * {Mt})";
   if (!Res.empty()) {
-    // Arranged like y: the (R, M) matrix (a Conv's [1, Co, Ho, Wo] transposed) per replica column.
-    const std::string res = py_tensor(spec.residual) + (tr.empty() ? ".reshape({R}, {M})" : ".reshape({M}, {R}).T");
+    // Arranged like y: the (R, M) matrix (a Conv's [1, Co, Ho, Wo] transposed).
+    v["src"] = py_tensor(spec.residual) + (tr.empty() ? ".reshape({R}, {M})" : ".reshape({M}, {R}).T");
+    v["src"] = subst(v["src"], v);
+    op.prep.push_back(subst("res_{P} = pad(" + subst(mat, v) + ", ({my}, {mx}, {chunks} * {CR}, {ky} * {Mt})).reshape({my}, {mx}, {chunks}, {CR}, {ky}, {Mt})", v));
     for (int i = 0; i < mx; ++i) {
       v["i"] = std::to_string(i);
-      op.before.push_back({true, Res, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, Rr * Mt,
-                           subst("pad(" + res + ", ({reps} * {Rr}, {ky} * {Mt})).reshape({my}, {mx}, {Rr}, {ky}, {Mt})[:, {i}].transpose(0, 2, 1, 3)", v),
-                           false, spec.residual});
+      op.before.push_back({true, Res, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, CR * Mt,
+                           subst("res_{P}[:, {i}, c].transpose(0, 2, 1, 3)", v), false, spec.residual, ""});
     }
   }
-  // y: each replica column's right column, then the rows in replica order.
+  // y: each replica column's right column per chunk, then the rows in replica order.
+  op.prep.push_back(subst("acc_{P} = np.zeros(({my}, {mx}, {chunks} * {CR}, {M}), np.float32)", v));
   for (int i = 0; i < mx; ++i) {
     v["i"] = std::to_string(i);
-    std::string stmt = i == 0 ? subst("acc_{P} = np.zeros(({my}, {mx}, {Rr}, {M}), np.float32)\n    ", v) : "";
-    stmt += subst("acc_{P}[:, {i}] = buf.reshape({my}, {ky}, {Rr}, {Mt}).transpose(0, 2, 1, 3).reshape({my}, {Rr}, {ky} * {Mt})[:, :, :{M}]", v);
-    if (i == mx - 1) {
-      stmt += "\n    " + py_tensor(spec.output.name) + subst(" = acc_{P}.reshape(-1, {M})[:{R}]", v) + tr + ".reshape" +
-              py_shape(spec.output.shape);
-    }
-    op.after.push_back({false, Ya, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, Rr * Mt, stmt, false, spec.output.name});
+    op.after.push_back({false, Ya, PeSet{g.x0 + i * kx + kx - 1, g.y0, 1, g.h}, CR * Mt,
+                        subst("acc_{P}[:, {i}, c * {CR}:(c + 1) * {CR}] = buf.reshape({my}, {ky}, {CR}, {Mt}).transpose(0, 2, 1, 3).reshape({my}, {CR}, {ky} * {Mt})[:, :, :{M}]", v),
+                        false, spec.output.name, ""});
   }
+  op.post.push_back(py_tensor(spec.output.name) + subst(" = acc_{P}[:, :, :{Rr}].reshape(-1, {M})[:{R}]", v) + tr +
+                    ".reshape" + py_shape(spec.output.shape));
   return Status::OK();
 }
 

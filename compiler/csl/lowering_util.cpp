@@ -157,7 +157,7 @@ Status lower_op(const CslOpSpec& spec, LowerContext& ctx) {
   else if (op.lowering == "softmax") st = lower_softmax(spec, ctx, op);
   else if (op.lowering == "host") st = lower_host(spec, ctx, op);
   else st = not_implemented("op ", spec.op_type, " has no CSL lowering");
-  if (!st.ok()) return st.with_context(spec.op_type + " '" + spec.node + "'");
+  if (!st.ok()) return st.with_context(spec.op_type + " '" + spec.node + "': ");
   ctx.prog.ops.push_back(std::move(op));
   return Status::OK();
 }
