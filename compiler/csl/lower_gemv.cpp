@@ -56,14 +56,7 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   op.roles.push_back({P + "_even", sub(0, kx, 0, ky, 2, 0)});
   // Rows stream through in chunks of CR: x (top row), y and the residual hold one chunk, so the
   // op fits the SRAM the plan gave it (or what the partition's earlier ops left free).
-  int64_t budget = spec.sram_budget_bytes;
-  if (budget <= 0) {
-    int64_t used = 0;
-    for_each_pe_class(ctx.prog, [&](int px, int py, int64_t) {
-      if (g.contains(px, py)) used = std::max(used, ctx.prog.array_bytes_at(px, py));
-    });
-    budget = ctx.budget.data_bytes() - used;
-  }
+  const int64_t budget = spec.sram_budget_bytes > 0 ? spec.sram_budget_bytes : free_bytes(ctx, g);
   const bool has_res = !spec.residual.empty();
   const int64_t fixed_floats = Mt * Nt + Mt, per_row = Nt + Mt + (has_res ? Mt : 0);
   const int64_t CR = std::max<int64_t>(1, std::min<int64_t>(Rr, (budget / 4 - fixed_floats) / per_row));

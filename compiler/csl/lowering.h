@@ -112,6 +112,8 @@ RowTiling row_tiling(const CslOpSpec& spec, int64_t default_axis);
 // HardSigmoid, HardSwish), else a loop over the generated exp helpers. "" for no activation.
 Expected<std::string> activation_code(const std::string& act, const std::vector<double>& params, const std::string& dsd,
                                       const std::string& array, int64_t n, LowerContext& ctx, const std::string& indent);
+// SRAM bytes per PE the program's arrays so far leave free on the fullest PE of `region`.
+int64_t free_bytes(LowerContext& ctx, const PeSet& region);
 // "  cur_op = 2;\n  if (!op2_on) {...unblock...}\n": how every launched function starts.
 std::string launch_prologue(const OpCode& op);
 

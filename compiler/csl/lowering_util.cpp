@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "compiler/csl/csl_checker.h"
 #include "compiler/csl/lowering.h"
 
 namespace pyflame_rt::csl {
@@ -203,6 +204,14 @@ std::string flat_output(OpCode& op, LowerContext& ctx, const CslTensor& t, const
                       py_tensor(t.name) + " = buf.reshape(-1)[:" + std::to_string(ft.n) + "].reshape" + py_shape(t.shape),
                       false, t.name});
   return name;
+}
+
+int64_t free_bytes(LowerContext& ctx, const PeSet& region) {
+  int64_t used = 0;
+  for_each_pe_class(ctx.prog, [&](int x, int y, int64_t) {
+    if (region.contains(x, y)) used = std::max(used, ctx.prog.array_bytes_at(x, y));
+  });
+  return ctx.budget.data_bytes() - used;
 }
 
 std::string launch_prologue(const OpCode& op) {

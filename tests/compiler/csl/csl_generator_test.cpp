@@ -50,9 +50,11 @@ TEST(CslGolden, Gemv) { expect_golden(test::gemv_plan()); }
 TEST(CslGolden, ConvPool) { expect_golden(test::conv_plan()); }
 TEST(CslGolden, EltwiseChain) { expect_golden(test::eltwise_plan()); }
 TEST(CslGolden, Summa) { expect_golden(test::summa_plan()); }
+TEST(CslGolden, DepthwiseInBlocks) { expect_golden(test::depthwise_plan()); }
 
 TEST(CslGenerator, SamePlanSameBytes) {
-  for (const auto& spec : {test::gemv_plan(), test::conv_plan(), test::eltwise_plan(), test::summa_plan()}) {
+  for (const auto& spec : {test::gemv_plan(), test::conv_plan(), test::eltwise_plan(), test::summa_plan(),
+                           test::depthwise_plan()}) {
     EXPECT_EQ(generate(spec).files, generate(spec).files) << spec.name;
   }
 }
@@ -96,6 +98,15 @@ TEST(CslGenerator, GemvFollowsThePublicPattern) {
   EXPECT_EQ(out.check.colors, 3);
   // 256 + 16 (x, top row) + 16 (y) + 16 (bias, left column) floats + the code reserve.
   EXPECT_EQ(out.check.sram_bytes_max, 4 * (256 + 16 + 16 + 16) + CslBudget().code_reserve_bytes);
+}
+
+TEST(CslGenerator, DepthwiseSplitsGroupsIntoBlocks) {
+  CslPartitionOutput out = generate(test::depthwise_plan());
+  // 2 blocks of 4 x 8 PEs, 192 channels each: 4 x 2 output tiles with a 6 x 4 input halo tile.
+  EXPECT_NE(out.files.at("pe_program.csl").find("on 2 x 1 channel block(s) of 4 x 8 PEs: output tile 192 x 2 x 4"),
+            std::string::npos);
+  EXPECT_LE(out.check.sram_bytes_max, 48 * 1024);
+  EXPECT_NE(out.files.at("pe_program.csl").find("@fmins(all, all, 6.0);"), std::string::npos);
 }
 
 TEST(CslGenerator, EltwiseChainStaysInSram) {

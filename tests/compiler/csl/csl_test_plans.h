@@ -88,4 +88,26 @@ inline CslPartitionSpec summa_plan() {
   return p;
 }
 
+// dw: depthwise Conv (384 channels of 16 x 16, 3x3, pad 1, residual, Clip 0..6) on 8 x 8 PEs:
+// every channel on every PE does not fit, two blocks of 4 x 8 PEs with 192 channels each do.
+inline CslPartitionSpec depthwise_plan() {
+  CslPartitionSpec p;
+  p.name = "depthwise";
+  p.width = 8;
+  p.height = 8;
+  CslOpSpec& c = p.ops.emplace_back();
+  c.node = "dw";
+  c.op_type = "Conv";
+  c.region = {0, 0, 8, 8};
+  c.inputs = {{"x", {1, 384, 16, 16}, false, ""}, {"dw.w", {384, 1, 3, 3}, true, ""}};
+  c.output = {"y", {1, 384, 16, 16}, false, ""};
+  c.ints["kernel_shape"] = {3, 3};
+  c.ints["pads"] = {1, 1, 1, 1};
+  c.ints["group"] = {384};
+  c.residual = "x";
+  c.fused_activation = "Clip";
+  c.activation_params = {0, 6};
+  return p;
+}
+
 }  // namespace pyflame_rt::csl::test

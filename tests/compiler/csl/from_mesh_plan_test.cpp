@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "compiler/csl/from_mesh_plan.h"
+#include <nlohmann/json.hpp>
+
+#include "devices/device_registry.h"
 #include "devices/wse/placement.h"
 #include "tests/common/random_tensor.h"
 
@@ -73,6 +76,29 @@ TEST(CslFromMeshPlan, EveryPartitionOfATinyCnnGenerates) {
   ASSERT_EQ(again.written.size(), csl.written.size());
   for (size_t i = 0; i < csl.written.size(); ++i) EXPECT_EQ(again.written[i].files, csl.written[i].files);
   if (!std::getenv("PFRT_KEEP_CSL")) fs::remove_all(dir);
+}
+
+// The device writes the CSL into DeviceConfig.artifacts_dir when it compiles, and says so in its report.
+TEST(CslFromMeshPlan, WaferDeviceWritesArtifactsDir) {
+  const fs::path dir = fs::temp_directory_path() / ("pfrt_csl_dev_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  DeviceConfig cfg;
+  cfg.artifacts_dir = dir.string();
+  cfg.options = {{"fabric", "32x32"}};
+  auto dev = DeviceRegistry::global().create("wse3", cfg);
+  ASSERT_TRUE(dev.ok()) << dev.status().to_string();
+  auto exe = (*dev)->compile(tiny_cnn());
+  ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+  auto report = nlohmann::json::parse((*exe)->report_json());
+  ASSERT_TRUE(report.contains("csl")) << report.dump();
+  EXPECT_EQ(report["csl"]["failed"].size(), 0u) << report["csl"].dump();
+  ASSERT_EQ(report["csl"]["written"].size(), report["partitions"].size());
+  for (const auto& p : report["csl"]["written"]) {
+    for (const char* f : {"layout.csl", "pe_program.csl", "run.py", "compile.sh"}) {
+      EXPECT_TRUE(fs::exists(dir / p.get<std::string>() / f)) << p << "/" << f;
+    }
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

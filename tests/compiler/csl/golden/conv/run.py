@@ -109,14 +109,14 @@ def main():
     runner.run()
 
     # Weights stay in SRAM for every run.
-    h2d(runner, sym['op0_w'], np.tile(w('conv1.w').reshape(1, -1), (4, 1)), 0, 0, 2, 2, 108)
-    h2d(runner, sym['op0_b'], np.tile(w('conv1.b').reshape(1, -1), (4, 1)), 0, 0, 2, 2, 4)
+    h2d(runner, sym['op0_w'], np.broadcast_to(pad(w('conv1.w'), (4, 3, 3, 3)).reshape(1, 1, 1, 1, 108), (1, 2, 1, 2, 108)), 0, 0, 2, 2, 108)
+    h2d(runner, sym['op0_b'], np.broadcast_to(pad(w('conv1.b'), (4,)).reshape(1, 1, 1, 1, 4), (1, 2, 1, 2, 4)), 0, 0, 2, 2, 4)
 
     # op0: Conv 'conv1' (conv_os)
-    h2d(runner, sym['op0_x'], halo_tiles(t['image'], 1, 1, 1, 1, 4, 4, 6, 6, 2, 2, 0.0), 0, 0, 2, 2, 108)
+    h2d(runner, sym['op0_x'], halo_tiles(pad(t['image'], (1, 3, 8, 8)), 1, 1, 1, 1, 4, 4, 6, 6, 2, 2, 0.0).reshape(2, 2, 1, 1, 3, 6, 6).transpose(2, 0, 3, 1, 4, 5, 6), 0, 0, 2, 2, 108)
     runner.launch('op0', nonblock=False)
     buf = d2h(runner, sym['op0_y'], 0, 0, 2, 2, 64)
-    t['c1'] = buf.reshape(2, 2, 4, 4, 4).transpose(2, 0, 3, 1, 4).reshape(1, 4, 2 * 4, 2 * 4)[:, :, :8, :8]
+    t['c1'] = buf.reshape(1, 2, 1, 2, 4, 4, 4).transpose(0, 2, 4, 1, 5, 3, 6).reshape(1, 4, 2 * 4, 2 * 4)[:, :4, :8, :8]
 
     # op1: MaxPool 'pool1' (pool)
     h2d(runner, sym['op1_x'], halo_tiles(t['c1'], 0, 0, 2, 2, 2, 2, 4, 4, 2, 2, -3.4028235e38), 0, 0, 2, 2, 64)
