@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -85,6 +86,13 @@ int run_model(const std::string& path, const std::map<std::string, std::string>&
               r["est_cycles"].get<double>(), r["last_run"]["simulated_cycles"].get<double>(),
               static_cast<long long>(r["last_run"]["rows_simulated_wavelet_level"].get<int64_t>()),
               r["last_run"]["whole_tensor_ops"].get<size_t>());
+  std::map<std::string, int> whole;
+  for (const auto& p : r["partitions"])
+    for (const auto& op : p["ops"])
+      if (op["simulation"] == "whole_tensor") ++whole[op["op"].get<std::string>()];
+  std::string list;
+  for (const auto& [op, n] : whole) list += (list.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+  std::printf("  whole-tensor ops (no arithmetic across PEs, or not yet tiled): %s\n", list.empty() ? "none" : list.c_str());
   return 0;
 }
 

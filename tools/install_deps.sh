@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build ccache g++ pkg-config
   libprotobuf-dev protobuf-compiler libonnx-dev
-  libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev
+  libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev nlohmann-json3-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev pybind11-dev python3-dev

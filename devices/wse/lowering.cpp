@@ -237,7 +237,6 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
       op.gemm.k = batch_first ? k[1] : k[0];      // keys per query
       op.gemm.n = q[2];                           // width: heads x head dim
       op.gemm.groups = heads;
-      op.simulation = "whole_tensor";  // the reference kernel: per-head softmax, double sums
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         if (node.inputs[i].empty()) continue;
         Dims d;
@@ -255,7 +254,8 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
       op.gemm.k = w[2] + r[2];          // input + hidden
       op.gemm.n = w[0] * w[1];          // directions x gates x hidden
       op.ints["seq_length"] = {x[0]};
-      op.simulation = "whole_tensor";  // the reference kernel, one time step after another
+      // per_pe: GEMV tiles per time step (the simulator hands the forms it does not tile, such
+      // as sequence_lens or clip, to the reference kernel and reports them whole_tensor).
       add_tensor(node.inputs[0], "input", x);
       for (size_t i = 1; i < node.inputs.size(); ++i) {
         if (node.inputs[i].empty()) continue;
@@ -278,7 +278,9 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
         op.gemm.k = product(ks, 0, ks.size());
       }
       add_tensor(node.inputs[0], "input", x);
-      op.simulation = "whole_tensor";
+      // Global pools reduce across PEs (per_pe); windowed pools only read a halo from their
+      // neighbours, so no arithmetic crosses PEs and the tensor is computed once.
+      op.simulation = node.op_type.rfind("Global", 0) == 0 ? "per_pe" : "whole_tensor";
       break;
     }
     case MeshOpKind::kNorm:
@@ -308,7 +310,10 @@ Expected<MeshOp> describe_op(const Graph& graph, const Node& node, const ShapeMa
         add_tensor(node.inputs[i], "weight", t.dims());
         op.weight_bytes += t.numel() * 4;
       }
-      op.simulation = "whole_tensor";
+      // LayerNorm and softmax rows are reduced across the PEs of a row (per_pe); BatchNorm and
+      // reductions over other axes are computed over the whole tensor.
+      const bool row_reduce = node.op_type == "LayerNormalization" || op.kind == MeshOpKind::kSoftmax;
+      op.simulation = row_reduce ? "per_pe" : "whole_tensor";
       break;
     }
     case MeshOpKind::kElementwise:

@@ -3,8 +3,10 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cmath>
 
 #include "devices/ref/kernel.h"
+#include "devices/ref/kernels/attention_layout.h"
 #include "devices/wse/cost_model.h"
 #include "devices/wse/fabric_sim.h"
 
@@ -184,6 +186,289 @@ struct MeshSimulator::Impl {
       ++st->rows_simulated;
     }
     return worst;
+  }
+
+  // LayerNorm / softmax of `rows` x `cols` (the normalised extent last), per PE block: row
+  // blocks over the m replicas, column blocks over k_parts PEs; each statistic is a per-PE
+  // partial over its block, combined along the row in chain order (EAST) and sent back.
+  // Returns false when the node is not in the per-PE form (then the reference runs it).
+  Expected<bool> row_reduce(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                            std::vector<Value>* outs, MeshRunStats* st) const {
+    const Tensor& x = in[0]->tensor;
+    if (x.dtype() != DType::kFloat32 || x.rank() == 0) return false;
+    const int64_t rank = static_cast<int64_t>(x.rank());
+    const bool ln = node.op_type == "LayerNormalization";
+    int64_t opset = graph.opset("");
+    int64_t axis = node.attr_int("axis", ln || opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return false;
+    if (!ln && opset >= 13 && axis != rank - 1) return false;  // one axis, not the last: reference
+    if (ln) for (size_t i = 1; i < node.outputs.size(); ++i) if (!node.outputs[i].empty()) return false;
+    int64_t rows = 1, cols = 1;
+    for (int64_t d = 0; d < rank; ++d) (d < axis ? rows : cols) *= x.dim(static_cast<size_t>(d));
+    const float* gamma = nullptr;
+    const float* beta = nullptr;
+    if (ln) {
+      if (in.size() < 2 || !in[1] || in[1]->tensor.numel() != cols) return false;
+      gamma = in[1]->tensor.data<float>();
+      if (in.size() > 2 && in[2] && in[2]->is_tensor() && in[2]->tensor.defined()) {
+        if (in[2]->tensor.numel() != cols) return false;
+        beta = in[2]->tensor.data<float>();
+      }
+    }
+    const float eps = node.attr_float("epsilon", 1e-5f);
+    const bool log = node.op_type == "LogSoftmax";
+    Tensor y(DType::kFloat32, x.dims());
+    const float* xd = x.data<float>();
+    float* yd = y.data<float>();
+    const int kp = static_cast<int>(std::min<int64_t>(s.k_parts, cols));
+    const int mp = static_cast<int>(std::min<int64_t>(std::max(1, s.m_parts), rows));
+    for (int mi = 0; mi < mp; ++mi) {
+      auto [r0, r1] = piece(rows, mp, mi);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = xd + r * cols;
+        float* yr = yd + r * cols;
+        // Statistic 1 (sum / max), chained over the column blocks in order.
+        float first = 0;
+        for (int ki = 0; ki < kp; ++ki) {
+          auto [c0, c1] = piece(cols, kp, ki);
+          float part = ln ? 0.0f : -INFINITY;
+          for (int64_t c = c0; c < c1; ++c) part = ln ? part + xr[c] : std::max(part, xr[c]);
+          first = ki == 0 ? part : (ln ? first + part : std::max(first, part));
+        }
+        const float center = ln ? first / static_cast<float>(cols) : first;
+        // Statistic 2 (squared deviations / sum of exp), chained the same way.
+        float second = 0;
+        for (int ki = 0; ki < kp; ++ki) {
+          auto [c0, c1] = piece(cols, kp, ki);
+          float part = 0;
+          for (int64_t c = c0; c < c1; ++c) {
+            float d = xr[c] - center;
+            part += ln ? d * d : std::exp(d);
+          }
+          second = ki == 0 ? part : second + part;
+        }
+        if (ln) {
+          const float inv = 1.0f / std::sqrt(second / static_cast<float>(cols) + eps);
+          for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - center) * inv * gamma[c] + (beta ? beta[c] : 0.0f);
+        } else if (log) {
+          const float lse = std::log(second);
+          for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - center - lse;
+        } else {
+          for (int64_t c = 0; c < cols; ++c) yr[c] = std::exp(xr[c] - center) / second;
+        }
+      }
+      st->pe_tiles += kp;
+    }
+    if (kp > 1) {
+      st->wavelets[1] += 2 * rows * (kp - 1);  // the two statistics EAST
+      st->wavelets[2] += 2 * rows * (kp - 1);  // and back WEST
+    }
+    outs->emplace_back(std::move(y));
+    return true;
+  }
+
+  // GRU per PE tile, one time step after another: each step's gate pre-activations x_t W^T and
+  // h R^T are GEMV tiles (the input / hidden extents across k_parts columns, the 3H gate rows
+  // down n_parts rows) whose partials are chain-added along the row; the gates (elementwise)
+  // follow on the last column and h goes back to the PEs for the next step. Returns false for
+  // the forms the reference runs (sequence_lens, clip, custom activations, layout 1).
+  Expected<bool> gru(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                     std::vector<Value>* outs, MeshRunStats* st) const {
+    auto present = [&](size_t i) { return i < in.size() && in[i] && in[i]->is_tensor() && in[i]->tensor.defined(); };
+    if (!present(0) || !present(1) || !present(2) || present(4)) return false;
+    if (node.attr_int("layout", 0) != 0 || node.attr_float("clip", 0.0f) > 0) return false;
+    std::vector<std::string> acts = node.attr_strings("activations");
+    for (size_t i = 0; i < acts.size(); ++i) if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return false;
+    const Tensor& X = in[0]->tensor;
+    const Tensor& W = in[1]->tensor;
+    const Tensor& R = in[2]->tensor;
+    if (X.rank() != 3 || W.rank() != 3 || R.rank() != 3 || X.dtype() != DType::kFloat32) return false;
+    const int64_t T = X.dim(0), B = X.dim(1), I = X.dim(2), D = W.dim(0), H = R.dim(2);
+    if (W.dim(1) != 3 * H || W.dim(2) != I || R.dim(1) != 3 * H) return false;
+    const std::string dir = node.attr_string("direction", "forward");
+    const bool lbr = node.attr_int("linear_before_reset", 0) != 0;
+    const float* bias = present(3) ? in[3]->tensor.data<float>() : nullptr;
+    const float* h0 = present(5) ? in[5]->tensor.data<float>() : nullptr;
+    Tensor Y(DType::kFloat32, {T, D, B, H}), Yh(DType::kFloat32, {D, B, H});
+    const int kp = std::max(1, s.k_parts), np = std::max(1, s.n_parts);
+    auto sigmoid = [](float v) { return 1.0f / (1.0f + std::exp(-v)); };
+    // y[B, rows) = a[B, K] * M[rows, K]^T, tiled: K over kp columns, rows over np PE rows,
+    // partials added in column order.
+    auto gemv = [&](const RowMat& a, const float* m, int64_t K, int64_t rows, RowMat* y) {
+      ConstRowMap M(m, rows, K);
+      y->resize(a.rows(), rows);
+      for (int ni = 0; ni < np; ++ni) {
+        auto [n0, n1] = piece(rows, np, ni);
+        if (n1 <= n0) continue;
+        RowMat acc;
+        for (int ki = 0; ki < kp; ++ki) {
+          auto [k0, k1] = piece(K, kp, ki);
+          if (k1 <= k0) continue;
+          RowMat partial = a.middleCols(k0, k1 - k0) * M.block(n0, k0, n1 - n0, k1 - k0).transpose();
+          if (acc.size() == 0) acc = std::move(partial); else acc += partial;
+          ++st->pe_tiles;
+        }
+        y->middleCols(n0, n1 - n0) = acc.size() ? acc : RowMat::Zero(a.rows(), n1 - n0);
+      }
+      if (kp > 1) st->wavelets[1] += a.rows() * rows * (kp - 1);
+    };
+    for (int64_t d = 0; d < D; ++d) {
+      const bool reverse = dir == "reverse" || d == 1;
+      const float* Wd = W.data<float>() + d * 3 * H * I;
+      const float* Rd = R.data<float>() + d * 3 * H * H;
+      const float* wb = bias ? bias + d * 6 * H : nullptr;
+      const float* rb = bias ? bias + d * 6 * H + 3 * H : nullptr;
+      RowMat h = RowMat::Zero(B, H);
+      if (h0) h = ConstRowMap(h0 + d * B * H, B, H);
+      RowMat gx, gh, rh_gh;
+      for (int64_t step = 0; step < T; ++step) {
+        const int64_t t = reverse ? T - 1 - step : step;
+        RowMat xt = ConstRowMap(X.data<float>() + t * B * I, B, I);
+        gemv(xt, Wd, I, 3 * H, &gx);
+        gemv(h, Rd, H, 3 * H, &gh);
+        RowMat hn(B, H);
+        if (lbr) {
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < H; ++j) {
+              auto bx = [&](int64_t row) { return wb ? wb[row] : 0.0f; };
+              auto bh = [&](int64_t row) { return rb ? rb[row] : 0.0f; };
+              float z = sigmoid(gx(b, j) + bx(j) + gh(b, j) + bh(j));
+              float r = sigmoid(gx(b, H + j) + bx(H + j) + gh(b, H + j) + bh(H + j));
+              float c = std::tanh(gx(b, 2 * H + j) + bx(2 * H + j) + r * (gh(b, 2 * H + j) + bh(2 * H + j)));
+              hn(b, j) = (1 - z) * c + z * h(b, j);
+            }
+        } else {
+          // The candidate needs (r . h) R_h^T: a second GEMV on the candidate's rows.
+          RowMat rh(B, H);
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < H; ++j) {
+              float r = sigmoid(gx(b, H + j) + (wb ? wb[H + j] : 0) + gh(b, H + j) + (rb ? rb[H + j] : 0));
+              rh(b, j) = r * h(b, j);
+            }
+          gemv(rh, Rd + 2 * H * H, H, H, &rh_gh);
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < H; ++j) {
+              float z = sigmoid(gx(b, j) + (wb ? wb[j] : 0) + gh(b, j) + (rb ? rb[j] : 0));
+              float c = std::tanh(gx(b, 2 * H + j) + (wb ? wb[2 * H + j] : 0) + rh_gh(b, j) + (rb ? rb[2 * H + j] : 0));
+              hn(b, j) = (1 - z) * c + z * h(b, j);
+            }
+        }
+        h = hn;
+        st->wavelets[0] += B * H * (kp + np);  // h back to the PEs for the next step
+        Eigen::Map<RowMat>(Y.data<float>() + (t * D + d) * B * H, B, H) = h;
+      }
+      Eigen::Map<RowMat>(Yh.data<float>() + d * B * H, B, H) = h;
+    }
+    outs->emplace_back(std::move(Y));
+    if (node.outputs.size() > 1) outs->emplace_back(std::move(Yh));
+    return true;
+  }
+
+  // MultiHeadAttention per PE: heads down the n_parts rows, keys across the k_parts columns,
+  // queries over the m replicas. Each PE scores its queries against its key block; the row max
+  // is chain-reduced EAST and sent back, then each PE's sum of exp and its exp-weighted V block
+  // are chain-added EAST; the last column divides.
+  Expected<bool> attention(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                           std::vector<Value>* outs, MeshRunStats* st) const {
+    for (size_t i = 0; i < 3; ++i) if (i >= in.size() || !in[i] || !in[i]->is_tensor()) return false;
+    const Tensor* mask = in.size() > 3 && in[3] && in[3]->is_tensor() && in[3]->tensor.defined() ? &in[3]->tensor : nullptr;
+    const Tensor& q = in[0]->tensor;
+    const Tensor& k = in[1]->tensor;
+    const Tensor& v = in[2]->tensor;
+    ASSIGN_OR_RETURN(AttentionLayout a, attention_layout(node, q, k, v, mask));
+    const float scale = node.attr_float("scale", 1.0f);
+    Tensor y(DType::kFloat32, a.out_dims);
+    const int64_t L = a.q_len, S = a.kv_len, dk = a.dk, dv = a.dv;
+    const int np = static_cast<int>(std::min<int64_t>(std::max(1, s.n_parts), a.heads));
+    const int kp = static_cast<int>(std::min<int64_t>(std::max(1, s.k_parts), S));
+    const int mp = static_cast<int>(std::min<int64_t>(std::max(1, s.m_parts), a.batch * L));
+    const float* md = mask ? mask->data<float>() : nullptr;
+    RowMat Q, K, V;
+    for (int64_t b = 0; b < a.batch; ++b) {
+      for (int64_t h = 0; h < a.heads; ++h) {
+        Q.resize(L, dk);
+        K.resize(S, dk);
+        V.resize(S, dv);
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t d = 0; d < dk; ++d) Q(l, d) = q.data<float>()[b * a.q_batch + l * a.q_row + h * dk + d];
+        for (int64_t t = 0; t < S; ++t) {
+          for (int64_t d = 0; d < dk; ++d) K(t, d) = k.data<float>()[b * a.k_batch + t * a.k_row + h * dk + d];
+          for (int64_t d = 0; d < dv; ++d) V(t, d) = v.data<float>()[b * a.v_batch + t * a.v_row + h * dv + d];
+        }
+        for (int mi = 0; mi < mp; ++mi) {
+          auto [m0, m1] = piece(a.batch * L, mp, mi);
+          const int64_t l0 = std::max<int64_t>(m0, b * L) - b * L, l1 = std::min<int64_t>(m1, (b + 1) * L) - b * L;
+          if (l1 <= l0) continue;
+          const int64_t rows = l1 - l0;
+          std::vector<RowMat> scores(static_cast<size_t>(kp));
+          Eigen::VectorXf row_max = Eigen::VectorXf::Constant(rows, -INFINITY);
+          for (int ki = 0; ki < kp; ++ki) {  // pass 1: scores and the chained row max
+            auto [s0, s1] = piece(S, kp, ki);
+            RowMat& sc = scores[static_cast<size_t>(ki)];
+            sc.noalias() = (Q.middleRows(l0, rows) * K.middleRows(s0, s1 - s0).transpose()) * scale;
+            if (md) {
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t t = s0; t < s1; ++t)
+                  sc(r, t - s0) += md[b * a.mask_stride[0] + h * a.mask_stride[1] + (l0 + r) * a.mask_stride[2] + t * a.mask_stride[3]];
+            }
+            row_max = row_max.cwiseMax(sc.rowwise().maxCoeff());
+            ++st->pe_tiles;
+          }
+          Eigen::VectorXf sum;
+          RowMat acc;
+          for (int ki = 0; ki < kp; ++ki) {  // pass 2: exp, the chained sums and P V
+            auto [s0, s1] = piece(S, kp, ki);
+            RowMat p = (scores[static_cast<size_t>(ki)].colwise() - row_max).array().exp().matrix();
+            Eigen::VectorXf part_sum = p.rowwise().sum();
+            RowMat part_acc = p * V.middleRows(s0, s1 - s0);
+            if (ki == 0) {
+              sum = part_sum;
+              acc = std::move(part_acc);
+            } else {
+              sum += part_sum;
+              acc += part_acc;
+            }
+          }
+          float* yd = y.data<float>();
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t d = 0; d < dv; ++d) yd[b * a.o_batch + (l0 + r) * a.o_row + h * dv + d] = acc(r, d) / sum(r);
+          if (kp > 1) st->wavelets[1] += rows * (dv + 2) * (kp - 1);
+        }
+      }
+    }
+    (void)np;  // heads are independent: which row holds a head changes no arithmetic
+    outs->emplace_back(std::move(y));
+    return true;
+  }
+
+  // GlobalAveragePool / GlobalMaxPool per PE: (batch, channel) rows over the replicas, the
+  // pixels across k_parts columns; per-PE partial sums (maxima) chained EAST.
+  Expected<bool> global_pool(const Node& node, const std::vector<const Value*>& in, const MeshSplit& s,
+                             std::vector<Value>* outs, MeshRunStats* st) const {
+    const Tensor& x = in[0]->tensor;
+    if (x.dtype() != DType::kFloat32 || x.rank() < 3) return false;
+    const bool avg = node.op_type == "GlobalAveragePool";
+    const int64_t rows = x.dim(0) * x.dim(1), cols = x.numel() / std::max<int64_t>(1, rows);
+    Dims od = x.dims();
+    for (size_t i = 2; i < od.size(); ++i) od[i] = 1;
+    Tensor y(DType::kFloat32, od);
+    const int kp = static_cast<int>(std::min<int64_t>(std::max(1, s.k_parts), cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x.data<float>() + r * cols;
+      float total = 0;
+      for (int ki = 0; ki < kp; ++ki) {
+        auto [c0, c1] = piece(cols, kp, ki);
+        float part = avg ? 0.0f : -INFINITY;
+        for (int64_t c = c0; c < c1; ++c) part = avg ? part + xr[c] : std::max(part, xr[c]);
+        total = ki == 0 ? part : (avg ? total + part : std::max(total, part));
+      }
+      y.data<float>()[r] = avg ? total / static_cast<float>(cols) : total;
+    }
+    st->pe_tiles += static_cast<int64_t>(std::max(1, s.m_parts)) * kp;
+    if (kp > 1) st->wavelets[1] += rows * (kp - 1);
+    outs->emplace_back(std::move(y));
+    return true;
   }
 
   static void count_gemm_wavelets(const MeshSplit& s, int64_t M, int64_t K, int64_t N, MeshRunStats* st) {
@@ -375,8 +660,20 @@ Expected<std::vector<Value>> MeshSimulator::run(std::vector<Value> inputs, MeshR
       ASSIGN_OR_RETURN(Tensor y, impl_->conv(node, in, split, st));
       outs.emplace_back(std::move(y));
     } else {
-      ASSIGN_OR_RETURN(outs, run_reference(g, node, in));
-      st->whole_tensor_ops.push_back(node.name);
+      bool done = false;
+      if (per_pe && (node.op_type == "LayerNormalization" || node.op_type == "Softmax" || node.op_type == "LogSoftmax")) {
+        ASSIGN_OR_RETURN(done, impl_->row_reduce(node, in, split, &outs, st));
+      } else if (per_pe && (node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool")) {
+        ASSIGN_OR_RETURN(done, impl_->global_pool(node, in, split, &outs, st));
+      } else if (per_pe && node.op_type == "MultiHeadAttention") {
+        ASSIGN_OR_RETURN(done, impl_->attention(node, in, split, &outs, st));
+      } else if (per_pe && node.op_type == "GRU") {
+        ASSIGN_OR_RETURN(done, impl_->gru(node, in, split, &outs, st));
+      }
+      if (!done) {
+        ASSIGN_OR_RETURN(outs, run_reference(g, node, in));
+        st->whole_tensor_ops.push_back(node.name);
+      }
     }
     if (auto c = st->op_cycles.find(node.name); c != st->op_cycles.end()) {
       st->cycles += c->second;

@@ -20,6 +20,13 @@ struct Footprint {
   int64_t activations() const { return input + output + scratch; }
 };
 
+// LayerNorm and softmax: rows (M) over PE rows/replicas, the normalised extent (K) across
+// columns, partial statistics reduced EAST and broadcast back WEST.
+bool is_row_reduce(const MeshOp& op) {
+  return op.op_type == "LayerNormalization" || op.kind == MeshOpKind::kSoftmax || op.op_type == "GlobalAveragePool" ||
+         op.op_type == "GlobalMaxPool";
+}
+
 const TensorTiling* find_role(const MeshOp& op, const char* role) {
   for (const auto& t : op.tensors) if (t.role == role) return &t;
   return nullptr;
@@ -72,6 +79,13 @@ Footprint footprint(const MeshOp& op, const MeshSplit& s) {
       break;
     }
     default: {
+      if (is_row_reduce(op)) {
+        f.weight = op.op_type == "LayerNormalization" ? 2 * kt : 0;
+        f.input = mt * kt;
+        f.output = op.kind == MeshOpKind::kPool ? mt : mt * kt;
+        f.scratch = 2 * mt;
+        break;
+      }
       // Light ops spread their elements over the PEs; small weights (LayerNorm's gamma and
       // beta, a bias) are replicated where needed.
       int64_t in = 0;
@@ -156,6 +170,16 @@ void fill_tilings(MeshOp& op, int w, int h) {
       t.row_parts = s.n_parts;
       t.col_axis = rank >= 2 ? rank - 2 : -1;  // sequence across columns
       t.col_parts = s.k_parts;
+    } else if (is_row_reduce(op)) {
+      // The normalised (last) axis across k_parts columns, the rows over the replicas.
+      t.col_axis = rank - 1;
+      t.col_parts = s.k_parts;
+      if (t.role == "weight") {
+        t.replicated = "rows";
+      } else if (rank > 1) {
+        t.row_axis = 0;
+        t.row_parts = static_cast<int>(std::min<int64_t>(s.m_parts, std::max<int64_t>(1, t.dims[0])));
+      }
     } else {
       // Light ops: the flattened elements spread over the whole grid, rows first.
       if (t.role == "weight") {
@@ -199,6 +223,14 @@ void fill_buffers_routes_tasks(MeshOp& op, const Footprint& f) {
     op.tasks.push_back({"recv_x_" + op.node, "data", 0, "fmacs y[:] += w[:, j] * x_j per arriving x wavelet"});
     if (op.split.k_parts > 1) op.tasks.push_back({"recv_partial_" + op.node, "data", 1, "fadds y += partial from WEST"});
     op.tasks.push_back({"epilogue_" + op.node, "local", -1, "bias, residual and activation on the last column"});
+  } else if (is_row_reduce(op) && op.split.k_parts > 1) {
+    // Row statistics (sum / max, then squared deviations / sum of exp) flow EAST and the
+    // totals come back WEST.
+    op.routes.push_back({1, "row_reduce", area, {"WEST"}, {"EAST"}, find_role(op, "output")->name});
+    op.routes.push_back({2, "row_broadcast", area, {"EAST"}, {"RAMP", "WEST"}, find_role(op, "output")->name});
+    op.tasks.push_back({"stats_" + op.node, "local", -1, "partial row statistics of the PE's block"});
+    op.tasks.push_back({"recv_stats_" + op.node, "data", 1, "fadds/fmax partial statistics from WEST"});
+    op.tasks.push_back({"normalise_" + op.node, "data", 2, "apply the row totals to the PE's block"});
   } else {
     op.tasks.push_back({"compute_" + op.node, "local", -1, std::string(mesh_op_kind_name(op.kind)) + " on the PE's elements"});
   }
@@ -249,6 +281,22 @@ OpCycles op_cycles(const WseSpec& spec, const MeshOp& op) {
       return c;
     }
     default: {
+      if (is_row_reduce(op) && op.kind == MeshOpKind::kPool) {
+        // Global pooling: a sum (max) per PE block, one chained reduction EAST.
+        c.compute = vector_cycles(spec, mt * kt, 1);
+        c.reduce = chain_reduce_cycles(spec, mt, s.k_parts - 1);
+        c.total = c.compute + c.reduce;
+        return c;
+      }
+      if (is_row_reduce(op)) {
+        // LayerNorm: sum, then squared deviations, each reduced EAST and broadcast back, then
+        // the scale; softmax: max, then exp and sum, reduced the same way, then the division.
+        const bool ln = op.op_type == "LayerNormalization";
+        c.compute = vector_cycles(spec, mt * kt * (ln ? 5 : 4), 3, ln ? mt : mt * kt + mt);
+        c.reduce = 2 * (chain_reduce_cycles(spec, mt, s.k_parts - 1) + broadcast_cycles(spec, mt, s.k_parts));
+        c.total = c.compute + c.reduce;
+        return c;
+      }
       // Elementwise / pool / norm / softmax / reduce: per element about k operations (window,
       // normalised extent), transcendental ones where the op needs them, then a reduction
       // across the PEs sharing a row when the reduced axis is spread over them.
@@ -310,6 +358,17 @@ bool tile_op(const WseSpec& spec, MeshOp& op, int w, int h, int64_t budget_bytes
         }
         consider(s);
       }
+    }
+  } else if (is_row_reduce(op)) {
+    for (int k : candidates(g.k, w)) {
+      MeshSplit s;
+      s.k_parts = k;
+      int gx = w / k;
+      int64_t m = std::min<int64_t>(std::max<int64_t>(1, g.m), static_cast<int64_t>(gx) * h);
+      s.m_grid_x = static_cast<int>(std::min<int64_t>(gx, m));
+      s.m_grid_y = static_cast<int>(m / s.m_grid_x);
+      s.m_parts = s.m_grid_x * s.m_grid_y;
+      consider(s);
     }
   } else {
     MeshSplit s;

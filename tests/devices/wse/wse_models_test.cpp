@@ -99,6 +99,8 @@ TEST(WseModels, TransformerEncoderBlockOfFusedOps) {
   bool attention = false;
   for (const auto& p : report["partitions"]) for (const auto& op : p["ops"]) attention |= op["kind"] == "attention";
   EXPECT_TRUE(attention);
+  // Only the two residual Adds (elementwise: nothing crosses PEs) are computed whole-tensor.
+  EXPECT_EQ(report["last_run"]["whole_tensor_ops"], 2) << report["last_run"].dump();
 }
 
 }  // namespace

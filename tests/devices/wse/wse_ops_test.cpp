@@ -133,6 +133,24 @@ TEST(WseOps, PoolsNormsSoftmaxAndElementwise) {
   expect_wafer_matches_cpu(g, {Value(random_tensor({1, 8, 12, 12}, 26))}, kSmallFabric);
 }
 
+// GRU per PE tile, both reset forms, both directions, with biases and an initial state.
+TEST(WseOps, GruTiledPerTimeStep) {
+  for (int64_t lbr : {0, 1}) {
+    const int64_t T = 6, B = 2, I = 20, H = 24;
+    Node n = make("GRU", {"x", "w", "r", "b", "", "h0"}, {"y", "yh"});
+    n.attributes["hidden_size"] = Attribute::make_int(H);
+    n.attributes["linear_before_reset"] = Attribute::make_int(lbr);
+    n.attributes["direction"] = Attribute::make_string("bidirectional");
+    OneNode c(n, {{"x", random_tensor({T, B, I}, 30)}, {"h0", random_tensor({2, B, H}, 31)}},
+              {{"w", random_tensor({2, 3 * H, I}, 32)}, {"r", random_tensor({2, 3 * H, H}, 33)}, {"b", random_tensor({2, 6 * H}, 34)}},
+              {{"y", {T, 2, B, H}}, {"yh", {2, B, H}}});
+    auto report = expect_wafer_matches_cpu(c.g, c.feeds, {{"fabric", "8x8"}});
+    ASSERT_FALSE(report.empty()) << "linear_before_reset " << lbr;
+    EXPECT_EQ(report["last_run"]["whole_tensor_ops"], 0) << report.dump();
+    EXPECT_GT(report["last_run"]["pe_tiles"].get<int64_t>(), 2 * T * 2) << report.dump();
+  }
+}
+
 TEST(WseOps, UnsupportedDtypesAndOpsAreDeclinedWithTheReason) {
   Graph g;
   g.opset_imports[""] = 13;
