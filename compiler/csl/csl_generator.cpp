@@ -65,7 +65,16 @@ Status write_file(const std::filesystem::path& path, const std::string& text, bo
 
 }  // namespace
 
+namespace {
+Expected<CslProgram> build_program_with_share(const CslPartitionSpec& spec, const CslBudget& budget, double share);
+}  // namespace
+
 Expected<CslProgram> build_program(const CslPartitionSpec& spec, const CslBudget& budget) {
+  return build_program_with_share(spec, budget, 1.0);
+}
+
+namespace {
+Expected<CslProgram> build_program_with_share(const CslPartitionSpec& spec, const CslBudget& budget, double share) {
   if (spec.arch != "wse2" && spec.arch != "wse3") {
     return invalid_argument("partition ", spec.name, ": arch must be wse2 or wse3, got '", spec.arch, "'");
   }
@@ -82,6 +91,7 @@ Expected<CslProgram> build_program(const CslPartitionSpec& spec, const CslBudget
   prog.fabric_w = spec.fabric_w;
   prog.fabric_h = spec.fabric_h;
   LowerContext ctx(prog, budget);
+  ctx.chunk_share = share;
   for (const CslOpSpec& op : spec.ops) {
     Status st = lower_op(op, ctx);
     if (!st.ok()) return st.with_context("partition " + spec.name + ": ");
@@ -90,6 +100,7 @@ Expected<CslProgram> build_program(const CslPartitionSpec& spec, const CslBudget
   RETURN_IF_ERROR(assign_tasks(prog, budget));
   return prog;
 }
+}  // namespace
 
 std::map<std::string, std::string> render_program(const CslProgram& prog) {
   return {{"layout.csl", write_layout(prog)},
@@ -101,9 +112,14 @@ std::map<std::string, std::string> render_program(const CslProgram& prog) {
 Expected<CslPartitionOutput> generate_partition(const CslPartitionSpec& spec, const CslBudget& budget) {
   CslPartitionOutput out;
   out.name = spec.name;
-  ASSIGN_OR_RETURN(out.program, build_program(spec, budget));
-  out.files = render_program(out.program);
-  out.check = check_program(out.program, budget, out.files);
+  // Row-chunked ops first take all the SRAM they can; when later ops then do not fit, they
+  // take a half, a quarter, ... of it (one row at least).
+  for (double share = 1.0;; share /= 2) {
+    ASSIGN_OR_RETURN(out.program, build_program_with_share(spec, budget, share));
+    out.files = render_program(out.program);
+    out.check = check_program(out.program, budget, out.files);
+    if (out.check.sram_bytes_max <= budget.sram_bytes || share < 1.0 / 64) break;
+  }
   if (!out.check.errors.empty()) {
     std::string msg = "generated CSL for partition " + spec.name + " fails " + std::to_string(out.check.errors.size()) +
                       " structural check(s):";

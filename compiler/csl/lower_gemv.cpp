@@ -56,7 +56,11 @@ Status lower_gemv(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   op.roles.push_back({P + "_even", sub(0, kx, 0, ky, 2, 0)});
   // Rows stream through in chunks of CR: x (top row), y and the residual hold one chunk, so the
   // op fits the SRAM the plan gave it (or what the partition's earlier ops left free).
-  const int64_t budget = spec.sram_budget_bytes > 0 ? spec.sram_budget_bytes : free_bytes(ctx, g);
+  const int64_t free = free_bytes(ctx, g);
+  const int64_t budget = spec.sram_budget_bytes > 0 ? spec.sram_budget_bytes
+                                                    : std::max<int64_t>(0, static_cast<int64_t>(
+                                                                               (free - 4 * (Mt * Nt + Mt)) * ctx.chunk_share)) +
+                                                          4 * (Mt * Nt + Mt);
   const bool has_res = !spec.residual.empty();
   const int64_t fixed_floats = Mt * Nt + Mt, per_row = Nt + Mt + (has_res ? Mt : 0);
   const int64_t CR = std::max<int64_t>(1, std::min<int64_t>(Rr, (budget / 4 - fixed_floats) / per_row));

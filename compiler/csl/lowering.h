@@ -47,6 +47,9 @@ struct LowerContext {
   CslProgram& prog;
   const CslBudget& budget;
   std::map<std::string, ResidentTensor> resident;
+  // Share of the free SRAM an op that streams rows in chunks may take (GEMV): the generator
+  // lowers again with a smaller share when the ops after it do not fit.
+  double chunk_share = 1.0;
 
   // A colour id for `purpose` on `region`: a fresh one while the budget lasts, else one whose
   // routes so far are on PEs disjoint from `region`. kResourceExhausted names the numbers.

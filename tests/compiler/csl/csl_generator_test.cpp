@@ -109,6 +109,33 @@ TEST(CslGenerator, DepthwiseSplitsGroupsIntoBlocks) {
   EXPECT_NE(out.files.at("pe_program.csl").find("@fmins(all, all, 6.0);"), std::string::npos);
 }
 
+// A GEMV that streams its rows in chunks leaves room for the ops after it: 256 rows through a
+// 64 x 64 weight on 4 PEs, then a Relu over the 256 x 64 result needing 32 KB per PE.
+TEST(CslGenerator, RowChunksShrinkUntilLaterOpsFit) {
+  CslPartitionSpec p;
+  p.name = "chunks";
+  p.width = 4;
+  p.height = 1;
+  CslOpSpec& fc = p.ops.emplace_back();
+  fc.node = "fc";
+  fc.op_type = "MatMul";
+  fc.region = {0, 0, 4, 1};
+  fc.inputs = {{"x", {256, 64}, false, ""}, {"W", {64, 64}, true, ""}};
+  fc.output = {"h", {256, 64}, false, ""};
+  CslOpSpec& relu = p.ops.emplace_back();
+  relu.node = "relu";
+  relu.op_type = "Relu";
+  relu.region = {0, 0, 4, 1};
+  relu.inputs = {{"h", {256, 64}, false, ""}};
+  relu.output = {"y", {256, 64}, false, ""};
+  CslPartitionOutput out = generate(p);
+  EXPECT_LE(out.check.sram_bytes_max, 48 * 1024);
+  ASSERT_EQ(out.program.ops.size(), 2u);
+  EXPECT_GT(out.program.ops[0].chunks, 1);
+  EXPECT_NE(out.files.at("run.py").find("for c in range(" + std::to_string(out.program.ops[0].chunks) + "):"),
+            std::string::npos);
+}
+
 TEST(CslGenerator, EltwiseChainStaysInSram) {
   CslPartitionOutput out = generate(test::eltwise_plan());
   const std::string& py = out.files.at("run.py");
