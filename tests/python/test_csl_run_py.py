@@ -1,8 +1,9 @@
 """The generated run.py scripts (tests/compiler/csl/golden) against a stand-in for the Cerebras
-SDK runtime: every memcpy must carry exactly width x height x elements values (run.py asserts
-it), every symbol must exist, and the outputs must come back with the model's shapes. The
-device side is not simulated here (launch does nothing, d2h returns what h2d stored or zeros):
-this checks the host-side tiling arithmetic, not the CSL."""
+SDK runtime with per-PE memory: every memcpy must carry exactly width x height x elements values
+(run.py asserts it), every symbol must exist, and the outputs must come back with the model's
+shapes. For the GEMV and depthwise goldens the stand-in also does what each PE's program does
+(emulations written from pe_program.csl), and the outputs must equal numpy's: the host's tiling
+and the PE program's data layout agree. No CSL is compiled or simulated here."""
 
 import os
 import subprocess
@@ -17,6 +18,7 @@ GOLDEN = os.path.join(REPO, "tests", "compiler", "csl", "golden")
 
 FAKE_SDK = textwrap.dedent('''
     import numpy as np
+    EMULATE = None  # set by a test: what a launched function does to the PEs' memory
 
     class MemcpyDataType:
         MEMCPY_32BIT = 32
@@ -40,18 +42,27 @@ FAKE_SDK = textwrap.dedent('''
             assert self.loaded
             self.running = True
 
+        # Per-PE memory: (symbol, x, y) -> the PE's array, filled row-major as memcpy does.
         def memcpy_h2d(self, symbol, data, x, y, w, h, elems, streaming, order, data_type, nonblock):
             assert self.running and not streaming and data.dtype == np.float32
             assert data.size == w * h * elems
-            self.memory[(symbol, x, y, w, h)] = data.copy()
+            blocks = data.reshape(h, w, elems)
+            for j in range(h):
+                for i in range(w):
+                    self.memory[(symbol, x + i, y + j)] = blocks[j, i].copy()
 
         def memcpy_d2h(self, out, symbol, x, y, w, h, elems, streaming, order, data_type, nonblock):
             assert self.running and out.size == w * h * elems
-            out[:] = self.memory.get((symbol, x, y, w, h), np.zeros(out.size, np.float32))
+            blocks = out.reshape(h, w, elems)
+            for j in range(h):
+                for i in range(w):
+                    blocks[j, i] = self.memory.get((symbol, x + i, y + j), np.zeros(elems, np.float32))[:elems]
 
         def launch(self, name, nonblock):
             assert self.running
             self.launched.append(name)
+            if EMULATE:
+                EMULATE(self.memory, name)
 
         def stop(self):
             self.running = False
@@ -88,3 +99,101 @@ def test_generated_run_py_moves_consistent_tiles(case, tmp_path):
     assert sorted(out.files) == sorted(outputs)
     for k, s in outputs.items():
         assert out[k].shape == s, k
+
+
+# What pe_program.csl's op0 of the gemv golden does on its 4 x 2 PEs (16 x 16 tiles, one row):
+# each PE seeds y (bias on the left column), runs @fmacs(y, y, w[:, j], x_j) for every x element
+# of its column (x comes down from the top row), then the row's partial sums are added EAST and
+# the right column holds the result. Written from the CSL, not from run.py.
+GEMV_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        assert name == "op0"
+        Mt, Nt, kx, ky = 16, 16, 4, 2
+        for py in range(ky):
+            partial = []
+            for px in range(kx):
+                w = mem[("op0_w", px, py)].reshape(Nt, Mt)  # column-major: column j at j * Mt
+                x = mem[("op0_x", px, 0)]                   # from the top row of the column
+                y = mem[("op0_b", 0, py)].copy() if px == 0 else np.zeros(Mt, np.float32)
+                for j in range(Nt):
+                    y += w[j] * x[j]
+                partial.append(y)
+            mem[("op0_y", kx - 1, py)] = np.sum(partial, axis=0).astype(np.float32)
+''')
+
+
+def test_gemv_run_py_and_the_pe_programs_data_layout_compute_x_wt_plus_b(tmp_path):
+    sdk = tmp_path / "cerebras" / "sdk" / "runtime"
+    sdk.mkdir(parents=True)
+    for d in (tmp_path / "cerebras", tmp_path / "cerebras" / "sdk", sdk):
+        (d / "__init__.py").write_text("")
+    (sdk / "sdkruntimepybind.py").write_text(FAKE_SDK.replace("EMULATE = None", GEMV_EMULATION + "\nEMULATE = emulate"))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    W = rng.standard_normal((32, 64)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", x=x)
+    (tmp_path / "weights").mkdir()
+    np.save(tmp_path / "weights" / "W.npy", W)
+    np.save(tmp_path / "weights" / "b.npy", b)
+    r = subprocess.run([sys.executable, os.path.join(GOLDEN, "gemv", "run.py"), "--inputs", str(tmp_path / "inputs.npz"),
+                        "--weights", str(tmp_path / "weights"), "--outputs", str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    y = np.load(tmp_path / "out.npz")["y"]
+    np.testing.assert_allclose(y, x @ W.T + b, rtol=1e-5, atol=1e-5)
+
+
+# What op0 of the depthwise golden does on each of its 8 x 8 PEs (2 channel blocks of 4 x 8 PEs,
+# 192 channels, 2 x 4 output tile, 4 x 6 input tile with halo): per channel the bias, one
+# @fmacs per tap and output row over a strided input row, then + residual and Clip(0, 6).
+DEPTHWISE_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        assert name == "op0"
+        C, th, tw, ih, iw = 192, 2, 4, 4, 6
+        for py in range(8):
+            for px in range(8):
+                x = mem[("op0_x", px, py)].reshape(C, ih, iw)
+                w = mem[("op0_w", px, py)].reshape(C, 3, 3)
+                b = mem[("op0_b", px, py)]
+                y = np.empty((C, th, tw), np.float32)
+                for co in range(C):
+                    y[co] = b[co]
+                    for kh in range(3):
+                        for kw in range(3):
+                            for r in range(th):
+                                y[co, r] += x[co, r + kh, kw:kw + tw] * w[co, kh, kw]
+                y += mem[("op0_res", px, py)].reshape(C, th, tw)
+                mem[("op0_y", px, py)] = np.clip(y, 0.0, 6.0).ravel()
+''')
+
+
+def test_depthwise_run_py_and_the_pe_programs_tiles_compute_the_convolution(tmp_path):
+    sdk = tmp_path / "cerebras" / "sdk" / "runtime"
+    sdk.mkdir(parents=True)
+    for d in (tmp_path / "cerebras", tmp_path / "cerebras" / "sdk", sdk):
+        (d / "__init__.py").write_text("")
+    (sdk / "sdkruntimepybind.py").write_text(FAKE_SDK.replace("EMULATE = None", DEPTHWISE_EMULATION + "\nEMULATE = emulate"))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 384, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((384, 1, 3, 3)).astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", x=x)
+    (tmp_path / "weights").mkdir()
+    np.save(tmp_path / "weights" / "dw.w.npy", w)
+    r = subprocess.run([sys.executable, os.path.join(GOLDEN, "depthwise", "run.py"), "--inputs", str(tmp_path / "inputs.npz"),
+                        "--weights", str(tmp_path / "weights"), "--outputs", str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    xp = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((384, 16, 16), np.float32)
+    for kh in range(3):
+        for kw in range(3):
+            conv += xp[:, kh:kh + 16, kw:kw + 16] * w[:, 0, kh, kw][:, None, None]
+    expected = np.clip(conv + x[0], 0.0, 6.0)[None]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], expected, rtol=1e-5, atol=1e-5)
