@@ -1,7 +1,7 @@
 """The generated run.py scripts (tests/compiler/csl/golden) against a stand-in for the Cerebras
 SDK runtime with per-PE memory: every memcpy must carry exactly width x height x elements values
 (run.py asserts it), every symbol must exist, and the outputs must come back with the model's
-shapes. For the GEMV and depthwise goldens the stand-in also does what each PE's program does
+shapes. For the GEMV, depthwise and im2col goldens the stand-in also does what each PE's program does
 (emulations written from pe_program.csl), and the outputs must equal numpy's: the host's tiling
 and the PE program's data layout agree. No CSL is compiled or simulated here."""
 
@@ -74,6 +74,7 @@ CASES = {
     "eltwise": ({"x": (2, 50)}, {"bias": (50,)}, {"s": (2, 50)}),
     "summa": ({"A": (16, 12)}, {"B": (12, 8)}, {"C": (16, 8)}),
     "depthwise": ({"x": (1, 384, 16, 16)}, {"dw.w": (384, 1, 3, 3)}, {"y": (1, 384, 16, 16)}),
+    "im2col": ({"x": (1, 8, 8, 8), "skip": (1, 6, 8, 8)}, {"conv2.w": (6, 8, 3, 3), "conv2.b": (6,)}, {"y": (1, 6, 8, 8)}),
 }
 
 
@@ -197,3 +198,60 @@ def test_depthwise_run_py_and_the_pe_programs_tiles_compute_the_convolution(tmp_
             conv += xp[:, kh:kh + 16, kw:kw + 16] * w[:, 0, kh, kw][:, None, None]
     expected = np.clip(conv + x[0], 0.0, 6.0)[None]
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+# op0 of the im2col golden: 2 replicas (columns 0-1 and 2-3) of a 2 x 2 GEMV block, W tiles of
+# 3 x 36, 11 rows per launch; y seeded with the bias on each block's left column, @fmacs per x
+# element from the block's top row, the row's partials summed EAST into the block's right column,
+# then + residual and Relu there.
+IM2COL_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        assert name == "op0"
+        kx, ky, mx, Mt, Nt, CR = 2, 2, 2, 3, 36, 11
+        for i in range(mx):
+            for py in range(ky):
+                total = np.zeros((CR, Mt), np.float32)
+                for px in range(kx):
+                    X = i * kx + px
+                    w = mem[("op0_w", X, py)].reshape(Nt, Mt)
+                    x = mem[("op0_x", X, 0)].reshape(CR, Nt)
+                    y = np.tile(mem[("op0_b", X, py)], (CR, 1)) if px == 0 else np.zeros((CR, Mt), np.float32)
+                    for r in range(CR):
+                        for j in range(Nt):
+                            y[r] += w[j] * x[r, j]
+                    total += y
+                right = i * kx + kx - 1
+                total += mem[("op0_res", right, py)].reshape(CR, Mt)
+                mem[("op0_y", right, py)] = np.maximum(total, 0.0).ravel()
+''')
+
+
+def test_im2col_replicas_chunks_run_py_and_the_pe_programs_layout_compute_the_convolution(tmp_path):
+    sdk = tmp_path / "cerebras" / "sdk" / "runtime"
+    sdk.mkdir(parents=True)
+    for d in (tmp_path / "cerebras", tmp_path / "cerebras" / "sdk", sdk):
+        (d / "__init__.py").write_text("")
+    (sdk / "sdkruntimepybind.py").write_text(FAKE_SDK.replace("EMULATE = None", IM2COL_EMULATION + "\nEMULATE = emulate"))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)
+    skip = rng.standard_normal((1, 6, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", x=x, skip=skip)
+    (tmp_path / "weights").mkdir()
+    np.save(tmp_path / "weights" / "conv2.w.npy", w)
+    np.save(tmp_path / "weights" / "conv2.b.npy", b)
+    r = subprocess.run([sys.executable, os.path.join(GOLDEN, "im2col", "run.py"), "--inputs", str(tmp_path / "inputs.npz"),
+                        "--weights", str(tmp_path / "weights"), "--outputs", str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    xp = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((6, 8, 8), np.float32)
+    for kh in range(3):
+        for kw in range(3):
+            conv += np.einsum("oc,chw->ohw", w[:, :, kh, kw], xp[:, kh:kh + 8, kw:kw + 8])
+    expected = np.maximum(conv + b[:, None, None] + skip[0], 0.0)[None]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], expected, rtol=1e-4, atol=1e-4)

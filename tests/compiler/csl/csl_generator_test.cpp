@@ -51,10 +51,11 @@ TEST(CslGolden, ConvPool) { expect_golden(test::conv_plan()); }
 TEST(CslGolden, EltwiseChain) { expect_golden(test::eltwise_plan()); }
 TEST(CslGolden, Summa) { expect_golden(test::summa_plan()); }
 TEST(CslGolden, DepthwiseInBlocks) { expect_golden(test::depthwise_plan()); }
+TEST(CslGolden, Im2colReplicasInChunks) { expect_golden(test::im2col_plan()); }
 
 TEST(CslGenerator, SamePlanSameBytes) {
   for (const auto& spec : {test::gemv_plan(), test::conv_plan(), test::eltwise_plan(), test::summa_plan(),
-                           test::depthwise_plan()}) {
+                           test::depthwise_plan(), test::im2col_plan()}) {
     EXPECT_EQ(generate(spec).files, generate(spec).files) << spec.name;
   }
 }

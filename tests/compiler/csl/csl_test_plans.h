@@ -110,4 +110,32 @@ inline CslPartitionSpec depthwise_plan() {
   return p;
 }
 
+// conv2: Conv 8 -> 6 channels, 3x3, pad 1, on 8 x 8 pixels through im2col + GEMV with the
+// plan's split (K over 2 columns, N over 2 rows, 2 replicas side by side), a residual and Relu,
+// and a small SRAM budget so the 32 rows per replica stream in chunks.
+inline CslPartitionSpec im2col_plan() {
+  CslPartitionSpec p;
+  p.name = "im2col";
+  p.arch = "wse2";
+  p.width = 4;
+  p.height = 2;
+  CslOpSpec& c = p.ops.emplace_back();
+  c.node = "conv2";
+  c.op_type = "Conv";
+  c.region = {0, 0, 4, 2};
+  c.inputs = {{"x", {1, 8, 8, 8}, false, ""}, {"conv2.w", {6, 8, 3, 3}, true, ""}, {"conv2.b", {6}, true, ""}};
+  c.output = {"y", {1, 6, 8, 8}, false, ""};
+  c.ints["kernel_shape"] = {3, 3};
+  c.ints["pads"] = {1, 1, 1, 1};
+  c.ints["im2col"] = {1};
+  c.k_parts = 2;
+  c.n_parts = 2;
+  c.m_grid_x = 2;
+  c.m_grid_y = 1;
+  c.residual = "skip";
+  c.fused_activation = "Relu";
+  c.sram_budget_bytes = 2400;
+  return p;
+}
+
 }  // namespace pyflame_rt::csl::test
