@@ -255,3 +255,72 @@ def test_im2col_replicas_chunks_run_py_and_the_pe_programs_layout_compute_the_co
             conv += np.einsum("oc,chw->ohw", w[:, :, kh, kw], xp[:, kh:kh + 8, kw:kw + 8])
     expected = np.maximum(conv + b[:, None, None] + skip[0], 0.0)[None]
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], expected, rtol=1e-4, atol=1e-4)
+
+
+def run_with_emulation(case, emulation, inputs, weights, tmp_path):
+    sdk = tmp_path / "cerebras" / "sdk" / "runtime"
+    sdk.mkdir(parents=True)
+    for d in (tmp_path / "cerebras", tmp_path / "cerebras" / "sdk", sdk):
+        (d / "__init__.py").write_text("")
+    (sdk / "sdkruntimepybind.py").write_text(FAKE_SDK.replace("EMULATE = None", emulation + "\nEMULATE = emulate"))
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    (tmp_path / "weights").mkdir()
+    for k, v in weights.items():
+        np.save(tmp_path / "weights" / f"{k}.npy", v)
+    r = subprocess.run([sys.executable, os.path.join(GOLDEN, case, "run.py"), "--inputs", str(tmp_path / "inputs.npz"),
+                        "--weights", str(tmp_path / "weights"), "--outputs", str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    return np.load(tmp_path / "out.npz")
+
+
+# SUMMA on 2 x 2 PEs: tiles A 8 x 6, B 6 x 4, C 8 x 4, column-major; in step s PE (px, py) uses
+# the A tile of PE (s, py) and the B tile of PE (px, s); C starts from the bias (zeros here).
+SUMMA_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        assert name == "op0"
+        P, Mt, Kt, Nt = 2, 8, 6, 4
+        for py in range(P):
+            for px in range(P):
+                C = np.tile(mem[("op0_b", px, py)], (Mt, 1))  # C[i, j] = b[j]
+                for s in range(P):
+                    A = mem[("op0_a", s, py)].reshape(Kt, Mt).T
+                    B = mem[("op0_w", px, s)].reshape(Nt, Kt).T
+                    C += A @ B
+                mem[("op0_y", px, py)] = C.T.ravel()  # column-major
+''')
+
+
+def test_summa_run_py_and_the_pe_programs_tiles_compute_a_times_b(tmp_path):
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((16, 12)).astype(np.float32)
+    B = rng.standard_normal((12, 8)).astype(np.float32)
+    out = run_with_emulation("summa", SUMMA_EMULATION, {"A": A}, {"B": B}, tmp_path)
+    np.testing.assert_allclose(out["C"], A @ B, rtol=1e-5, atol=1e-5)
+
+
+# The elementwise chain on 4 PEs of 25 elements: op0 y = a + b, op1 reads op0's y in place,
+# op2 reads op1's y in place (names from pe_program.csl).
+ELTWISE_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        for x in range(4):
+            if name == "op0":
+                mem[("op0_y", x, 0)] = mem[("op0_a", x, 0)] + mem[("op0_b", x, 0)]
+            elif name == "op1":
+                mem[("op1_y", x, 0)] = np.maximum(mem[("op0_y", x, 0)], 0.0)
+            else:
+                mem[("op2_y", x, 0)] = 1.0 / (1.0 + np.exp(-mem[("op1_y", x, 0)]))
+''')
+
+
+def test_eltwise_chain_run_py_and_the_pe_programs_compute_sigmoid_relu_add(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 50)).astype(np.float32)
+    bias = rng.standard_normal(50).astype(np.float32)
+    out = run_with_emulation("eltwise", ELTWISE_EMULATION, {"x": x}, {"bias": bias}, tmp_path)
+    np.testing.assert_allclose(out["s"], 1 / (1 + np.exp(-np.maximum(x + bias, 0))), rtol=1e-6)
