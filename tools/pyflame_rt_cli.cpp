@@ -6,6 +6,7 @@
 //   pyflame-rt serve --model cnn=model.onnx --http-port 8000 --grpc-port 8001   (KServe v2)
 //   pyflame-rt serve model.onnx --stage-port 4242 (a remote stage for pipelines elsewhere)
 //   pyflame-rt perf model.onnx --batch 8 --iterations 200 --json
+//   pyflame-rt plan model.onnx --device wse3 [--json] [--svg placement.svg]
 //
 // Each command lives in its own *_command.cpp; parsing is CLI11's (`--help` and `--version`
 // on the tool and on every command).
@@ -17,7 +18,7 @@ using namespace pyflame_rt;
 
 namespace {
 constexpr const char* kUsage =
-    "usage: pyflame-rt {inspect,run,convert,serve,perf} MODEL [OPTIONS]"
+    "usage: pyflame-rt {inspect,run,convert,serve,perf,plan} MODEL [OPTIONS]"
     " (pyflame-rt COMMAND --help for a command's options)\n";
 }  // namespace
 
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", cli_version(), "print the version and exit");
   app.require_subcommand(1);
   std::vector<CliCommand> commands = {add_inspect_command(app), add_run_command(app), add_convert_command(app),
-                                      add_serve_command(app), add_perf_command(app)};
+                                      add_serve_command(app), add_perf_command(app), add_plan_command(app)};
   const std::string first = argc > 1 ? argv[1] : "";
   auto named_first = [&](CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named_first).empty()) {

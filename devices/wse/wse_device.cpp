@@ -4,6 +4,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "compiler/csl/from_mesh_plan.h"
 #include "devices/wse/lowering.h"
 #include "devices/wse/mesh_simulator.h"
 #include "devices/wse/placement.h"
@@ -14,13 +15,15 @@ namespace {
 
 class WseExecutable : public Executable {
  public:
-  WseExecutable(Graph graph, WseSpec spec) : graph_(std::move(graph)), spec_(std::move(spec)) {}
+  WseExecutable(Graph graph, WseSpec spec, std::string artifacts_dir)
+      : graph_(std::move(graph)), spec_(std::move(spec)), artifacts_dir_(std::move(artifacts_dir)) {}
 
   // Places the graph now if every shape is known; otherwise the first run discovers them.
   Status prepare() {
     auto plan = plan_mesh(graph_, spec_);
     if (plan.ok()) {
       sim_ = std::make_shared<MeshSimulator>(graph_, std::move(*plan), spec_);
+      emit_csl();
       return Status::OK();
     }
     if (plan.status().message().find("shape inference left unknown") == std::string::npos) return plan.status();
@@ -68,6 +71,10 @@ class WseExecutable : public Executable {
     run["whole_tensor_ops"] = last.whole_tensor_ops.size();
     run["rows_simulated_wavelet_level"] = last.rows_simulated;
     j["last_run"] = run;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!csl_.is_null()) j["csl"] = csl_;
+    }
     return j.dump();
   }
 
@@ -94,11 +101,28 @@ class WseExecutable : public Executable {
     for (auto& o : g.outputs) if (shapes.count(o.name)) o.shape = Shape::from_dims(shapes[o.name]);
     ASSIGN_OR_RETURN(MeshPlan plan, plan_mesh(g, spec_));
     sim_ = std::make_shared<MeshSimulator>(graph_, std::move(plan), spec_);
+    emit_csl();
     return sim_;
+  }
+
+  // The CSL of every partition into DeviceConfig.artifacts_dir (compiler/csl), once placed. A
+  // partition whose CSL cannot be generated is reported, not fatal: the simulator runs it.
+  void emit_csl() const {
+    if (artifacts_dir_.empty()) return;
+    csl::PlanCsl out = csl::write_plan_csl(sim_->plan(), spec_, &graph_, artifacts_dir_);
+    nlohmann::json j;
+    j["dir"] = artifacts_dir_;
+    j["written"] = nlohmann::json::array();
+    for (const auto& p : out.written) j["written"].push_back(p.name);
+    j["failed"] = nlohmann::json::object();
+    for (const auto& [id, st] : out.failed) j["failed"]["p" + std::to_string(id)] = st.to_string();
+    csl_ = j;
   }
 
   Graph graph_;
   WseSpec spec_;
+  std::string artifacts_dir_;
+  mutable nlohmann::json csl_;
   std::string deferred_;
   mutable std::mutex mu_;
   mutable std::shared_ptr<MeshSimulator> sim_;
@@ -107,7 +131,7 @@ class WseExecutable : public Executable {
 
 class WseDevice : public Device {
  public:
-  explicit WseDevice(WseSpec spec) : spec_(std::move(spec)) {
+  WseDevice(WseSpec spec, std::string artifacts_dir) : spec_(std::move(spec)), artifacts_dir_(std::move(artifacts_dir)) {
     caps_.dtypes = {DType::kFloat32};
     caps_.ops = wse_supported_ops();
   }
@@ -148,13 +172,14 @@ class WseDevice : public Device {
       std::string why = wse_why_not(partition, n);
       if (!why.empty()) return n.error(StatusCode::kNotImplemented, spec_.name, ": ", why);
     }
-    auto exe = std::make_unique<WseExecutable>(partition, spec_);
+    auto exe = std::make_unique<WseExecutable>(partition, spec_, artifacts_dir_);
     RETURN_IF_ERROR(exe->prepare());
     return std::unique_ptr<Executable>(std::move(exe));
   }
 
  private:
   WseSpec spec_;
+  std::string artifacts_dir_;  // where compile() writes each partition's CSL ("" = nowhere)
   DeviceCapabilities caps_;
 };
 
@@ -171,7 +196,7 @@ DeviceEntry wse_entry(WseGeneration generation, const char* name, const char* su
 
 Expected<std::unique_ptr<Device>> make_wse_device(const WseSpec& base, const DeviceConfig& config) {
   ASSIGN_OR_RETURN(WseSpec spec, wse_spec_with_options(base, config.options));
-  return std::unique_ptr<Device>(new WseDevice(std::move(spec)));
+  return std::unique_ptr<Device>(new WseDevice(std::move(spec), config.artifacts_dir));
 }
 
 std::string mesh_plan_json(const MeshPlan& plan, const WseSpec& spec) {

@@ -1,0 +1,198 @@
+// run.py (the SDK runtime driver) and compile.sh (the cslc command line) of a partition.
+#include <set>
+#include <sstream>
+
+#include "compiler/csl/writers.h"
+
+namespace pyflame_rt::csl {
+
+namespace {
+
+// Helpers every run.py carries: padding and the host-side data preparation of the lowerings.
+const char* kHelpers = R"PY(
+def pad(a, shape):
+    """a (as float32) zero-padded at the end of every axis to `shape`."""
+    a = np.asarray(a, dtype=np.float32)
+    out = np.zeros(shape, dtype=np.float32)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+def halo_tiles(x, pt, pl, sh, sw, th, tw, ih, iw, kx, ky, fill):
+    """(ky, kx, C, ih, iw): the input tile under each PE's th x tw output tile, with halo."""
+    x = np.asarray(x, dtype=np.float32)[0]
+    c, h, w = x.shape
+    hp = max(pt + h, (ky - 1) * th * sh + ih)
+    wp = max(pl + w, (kx - 1) * tw * sw + iw)
+    xp = np.full((c, hp, wp), fill, dtype=np.float32)
+    xp[:, pt:pt + h, pl:pl + w] = x
+    return np.stack([np.stack([xp[:, py * th * sh:py * th * sh + ih, px * tw * sw:px * tw * sw + iw]
+                               for px in range(kx)]) for py in range(ky)])
+
+
+def out_tiles(y, th, tw, kx, ky):
+    """(ky, kx, C, th, tw): a [1, C, H, W] tensor cut like an output-stationary op's output."""
+    y = np.asarray(y, dtype=np.float32)[0]
+    c = y.shape[0]
+    return pad(y, (c, ky * th, kx * tw)).reshape(c, ky, th, kx, tw).transpose(1, 3, 0, 2, 4)
+
+
+def im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo):
+    """[ho * wo, C * kh * kw] patches of a [1, C, H, W] input (zero padding)."""
+    x = np.asarray(x, dtype=np.float32)[0]
+    c, h, w = x.shape
+    xp = np.zeros((c, max(pt + h, (ho - 1) * sh + (kh - 1) * dh + 1), max(pl + w, (wo - 1) * sw + (kw - 1) * dw + 1)),
+                  dtype=np.float32)
+    xp[:, pt:pt + h, pl:pl + w] = x
+    cols = np.empty((c, kh, kw, ho, wo), dtype=np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xp[:, i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw]
+    return cols.reshape(c * kh * kw, ho * wo).T
+
+
+def pool_recip(h, w, kh, kw, sh, sw, dh, dw, pt, pl, th, tw, kx, ky):
+    """(ky, kx, th, tw): 1 / (window taps inside the unpadded input) per output position."""
+    ones = np.ones((1, 1, h, w), dtype=np.float32)
+    tiles = halo_tiles(ones, pt, pl, sh, sw, th, tw, (th - 1) * sh + (kh - 1) * dh + 1,
+                       (tw - 1) * sw + (kw - 1) * dw + 1, kx, ky, 0.0)[:, :, 0]
+    counts = np.zeros((ky, kx, th, tw), dtype=np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            counts += tiles[:, :, i * dh:i * dh + (th - 1) * sh + 1:sh, j * dw:j * dw + (tw - 1) * sw + 1:sw]
+    return 1.0 / np.maximum(counts, 1.0)
+
+
+def h2d(runner, symbol, array, x, y, w, h, elems):
+    data = np.ascontiguousarray(array, dtype=np.float32).ravel()
+    assert data.size == w * h * elems, f"{data.size} values for {w} x {h} PEs x {elems}"
+    runner.memcpy_h2d(symbol, data, x, y, w, h, elems, streaming=False, order=MemcpyOrder.ROW_MAJOR,
+                      data_type=MemcpyDataType.MEMCPY_32BIT, nonblock=False)
+
+
+def d2h(runner, symbol, x, y, w, h, elems):
+    buf = np.zeros(w * h * elems, dtype=np.float32)
+    runner.memcpy_d2h(buf, symbol, x, y, w, h, elems, streaming=False, order=MemcpyOrder.ROW_MAJOR,
+                      data_type=MemcpyDataType.MEMCPY_32BIT, nonblock=False)
+    return buf
+)PY";
+
+std::string py_list(const std::vector<std::string>& names) {
+  std::string s = "[";
+  for (size_t i = 0; i < names.size(); ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  return s + "]";
+}
+
+std::string transfer(const HostTransfer& t, const std::string& in = "    ") {
+  std::ostringstream os;
+  if (t.symbol.empty()) return "";  // a host-side op's output: already in t
+  const PeSet& p = t.pes;
+  if (!t.prep.empty()) os << in << t.prep << "\n";
+  if (t.to_device) {
+    os << in << "h2d(runner, sym['" << t.symbol << "'], " << t.host_expr << ", " << p.x0 << ", " << p.y0 << ", " << p.w
+       << ", " << p.h << ", " << t.elems_per_pe << ")\n";
+  } else {
+    std::string stmt = t.host_expr;
+    for (size_t pos = stmt.find('\n'); pos != std::string::npos; pos = stmt.find('\n', pos + 1 + in.size())) {
+      stmt.replace(pos, 1, "\n" + in);
+    }
+    os << in << "buf = d2h(runner, sym['" << t.symbol << "'], " << p.x0 << ", " << p.y0 << ", " << p.w << ", " << p.h
+       << ", " << t.elems_per_pe << ")\n" << in << stmt << "\n";
+  }
+  return os.str();
+}
+
+std::vector<std::string> unique(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& s : v) {
+    if (!s.empty() && seen.insert(s).second) out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string write_host_script(const CslProgram& prog) {
+  std::ostringstream os;
+  os << "#!/usr/bin/env cs_python\n";
+  os << "\"\"\"Generated by PyFlameRT: runs partition " << prog.partition << " (" << prog.width << " x " << prog.height
+     << " PEs, " << prog.arch << ") with the Cerebras SDK runtime.\n\n"
+     << "    cs_python run.py --name out --inputs inputs.npz --weights weights/ --outputs outputs.npz [--cmaddr IP:PORT]\n\n"
+     << "--name is cslc's output folder (compile.sh), --weights a folder with one NAME.npy per\n"
+     << "initialiser, --inputs an .npz of the partition's input tensors. Without --cmaddr the SDK\n"
+     << "simulator runs the program. Weights are copied once; then each op's inputs go in, the op is\n"
+     << "launched, and its outputs come back.\n\"\"\"\n\n";
+  os << "import argparse\nimport os\n\nimport numpy as np\n\n"
+     << "from cerebras.sdk.runtime.sdkruntimepybind import SdkRuntime, MemcpyDataType, MemcpyOrder  # pylint: disable=no-name-in-module\n\n";
+  std::vector<std::string> symbols;
+  for (const CslArray& a : prog.arrays) {
+    if (a.host_visible) symbols.push_back(a.name);
+  }
+  os << "SYMBOLS = " << py_list(symbols) << "\n";
+  os << "INPUTS = " << py_list(unique(prog.host_inputs)) << "\n";
+  os << "OUTPUTS = " << py_list(unique(prog.host_outputs)) << "\n";
+  os << "WEIGHTS = " << py_list(unique(prog.host_weights)) << "\n";
+  os << kHelpers << "\n\n";
+  os << "def main():\n"
+        "    parser = argparse.ArgumentParser()\n"
+        "    parser.add_argument('--name', default='out', help='the cslc output folder')\n"
+        "    parser.add_argument('--cmaddr', help='IP:port of the CS system (default: the simulator)')\n"
+        "    parser.add_argument('--inputs', default='inputs.npz')\n"
+        "    parser.add_argument('--weights', default='weights')\n"
+        "    parser.add_argument('--outputs', default='outputs.npz')\n"
+        "    args = parser.parse_args()\n\n"
+        "    t = dict(np.load(args.inputs)) if INPUTS else {}\n"
+        "    weights = {n: np.load(os.path.join(args.weights, n + '.npy')) for n in WEIGHTS}\n\n"
+        "    def w(name):\n        return weights[name]\n\n"
+        "    runner = SdkRuntime(args.name, cmaddr=args.cmaddr)\n"
+        "    sym = {s: runner.get_id(s) for s in SYMBOLS}\n"
+        "    runner.load()\n    runner.run()\n\n";
+  os << "    # Weights stay in SRAM for every run.\n";
+  for (const HostTransfer& t : prog.weights) os << transfer(t);
+  for (const OpCode& op : prog.ops) {
+    if (op.launch.empty()) {
+      os << "\n    # " << op.op_type << " '" << op.node << "': data movement, on the host\n    " << op.host_code << "\n";
+      continue;
+    }
+    os << "\n    # " << op.launch << ": " << op.op_type << " '" << op.node << "' (" << op.lowering << ")\n";
+    for (const std::string& p : op.prep) os << "    " << p << "\n";
+    std::string in = "    ";
+    if (op.chunks > 1) {
+      os << "    for c in range(" << op.chunks << "):  # row chunks that fit the PEs' SRAM\n";
+      in = "        ";
+    } else if (!op.prep.empty()) {
+      os << "    c = 0  # all rows in one launch\n";
+    }
+    for (const HostTransfer& t : op.before) os << transfer(t, in);
+    os << in << "runner.launch('" << op.launch << "', nonblock=False)\n";
+    for (const HostTransfer& t : op.after) os << transfer(t, in);
+    for (const std::string& p : op.post) os << "    " << p << "\n";
+  }
+  os << "\n    runner.stop()\n    np.savez(args.outputs, **{n: t[n] for n in OUTPUTS})\n\n\n"
+        "if __name__ == '__main__':\n    main()\n";
+  return os.str();
+}
+
+std::string write_compile_script(const CslProgram& prog) {
+  // memcpy adds 3 columns west and 2 east of the rectangle; with offsets 4,1 the simulated
+  // fabric must be at least width + 7 by height + 2 (wse.md).
+  const int sim_w = prog.width + 7, sim_h = prog.height + 2;
+  std::ostringstream os;
+  os << "#!/usr/bin/env bash\n";
+  os << "# Generated by PyFlameRT: compiles partition " << prog.partition << " (" << prog.width << " x "
+     << prog.height << " PEs) with the Cerebras SDK's cslc.\n";
+  os << "#   ./compile.sh                        for the SDK simulator (the smallest fabric around it)\n";
+  if (prog.fabric_w > 0) {
+    os << "#   FABRIC=" << prog.fabric_w << "," << prog.fabric_h << " ./compile.sh   for the " << prog.arch
+       << " system's whole fabric\n";
+  }
+  os << "# then: cs_python run.py --name out [--cmaddr IP:PORT]\n";
+  os << "set -e\ncd \"$(dirname \"$0\")\"\n";
+  os << "FABRIC=\"${FABRIC:-" << sim_w << "," << sim_h << "}\"\n";
+  os << "cslc layout.csl --arch=" << prog.arch << " --fabric-dims=\"$FABRIC\" --fabric-offsets=4,1 \\\n"
+     << "  --params=width:" << prog.width << ",height:" << prog.height << " --memcpy --channels=1 -o out\n";
+  return os.str();
+}
+
+}  // namespace pyflame_rt::csl

@@ -1,0 +1,44 @@
+// Movement ops (Reshape, Flatten, Squeeze, Unsqueeze, Dropout, Expand, Transpose, Concat):
+// run.py applies them to the host's copy of the tensor between launches, in numpy. On a real
+// system these would be fabric transfers between the producer's and the consumer's tiles; the
+// generated program keeps them on the host, which costs a round trip (docs/wse.md says so).
+#include "compiler/csl/lowering.h"
+
+namespace pyflame_rt::csl {
+
+Status lower_host(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
+  const std::string& t = spec.op_type;
+  if (spec.inputs.empty()) return invalid_argument("has no inputs");
+  auto src = [&](const CslTensor& x) { return x.weight ? "w('" + x.name + "')" : py_tensor(x.name); };
+  std::string expr;
+  if (t == "Transpose") {
+    auto it = spec.ints.find("perm");
+    std::string perm;
+    if (it != spec.ints.end()) {
+      perm = ", (";
+      for (size_t i = 0; i < it->second.size(); ++i) perm += (i ? ", " : "") + std::to_string(it->second[i]);
+      perm += it->second.size() == 1 ? ",)" : ")";
+    }
+    expr = "np.transpose(" + src(spec.inputs[0]) + perm + ")";
+  } else if (t == "Concat") {
+    auto it = spec.ints.find("axis");
+    expr = "np.concatenate([";
+    for (size_t i = 0; i < spec.inputs.size(); ++i) expr += (i ? ", " : "") + src(spec.inputs[i]);
+    expr += "], axis=" + std::to_string(it == spec.ints.end() || it->second.empty() ? 0 : it->second[0]) + ")";
+  } else if (t == "Expand") {
+    expr = "np.broadcast_to(" + src(spec.inputs[0]) + ", " + py_shape(spec.output.shape) + ")";
+  } else {  // Reshape, Flatten, Squeeze, Unsqueeze, Dropout (inference): the same elements
+    expr = "np.reshape(" + src(spec.inputs[0]) + ", " + py_shape(spec.output.shape) + ")";
+  }
+  op.launch.clear();
+  op.roles.clear();
+  op.host_code = py_tensor(spec.output.name) + " = np.ascontiguousarray(" + expr + ", dtype=np.float32)";
+  for (const CslTensor& x : spec.inputs) {
+    if (x.weight) ctx.prog.host_weights.push_back(x.name);
+    else op.host_reads.push_back(x.name);
+  }
+  op.after.push_back({false, "", PeSet{}, 0, "", false, spec.output.name});  // marks the output as produced
+  return Status::OK();
+}
+
+}  // namespace pyflame_rt::csl
