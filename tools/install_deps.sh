@@ -9,7 +9,7 @@ packages=(
   libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev nlohmann-json3-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libgrpc++-dev protobuf-compiler-grpc
-  libspdlog-dev nlohmann-json3-dev
+  libspdlog-dev nlohmann-json3-dev libxxhash-dev
   libgtest-dev libgmock-dev pybind11-dev python3-dev
   python3-numpy python3-onnx python3-pytest
   python3-torch python3-torchvision python3-grpcio python3-grpc-tools
