@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <set>
+#include <sstream>
 
 #include "session/profile_trace.h"
 #include "compiler/compile_cache.h"
@@ -148,9 +149,43 @@ void InferenceSession::warn(const std::string& message) {
   log_message(LogSeverity::kWarning, log_scope_, message);
 }
 
-void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
+Status InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
   const SessionOptions& o = options_;
-  if (o.free_dimension_overrides.empty() && o.free_dimension_overrides_by_denotation.empty()) return;
+  for (const auto& [name, text] : o.input_shapes) {
+    ValueInfo* input = nullptr;
+    for (auto& v : graph.inputs) if (v.name == name) input = &v;
+    if (!input) return invalid_argument("SessionOptions.input_shapes: the model has no input '", name, "'");
+    Dims dims;
+    std::stringstream ss(text);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      char* end = nullptr;
+      long long v = std::strtoll(part.c_str(), &end, 10);
+      if (part.empty() || *end != '\0' || v < -1) {
+        return invalid_argument("SessionOptions.input_shapes['", name, "']: expected sizes like '1,3,224,224' ",
+                                "(-1 keeps the model's dim), got '", text, "'");
+      }
+      dims.push_back(v);
+    }
+    const Shape& shape = input->shape;
+    bool fits = !shape.rank_known || shape.rank() == dims.size();
+    for (size_t i = 0; fits && shape.rank_known && i < dims.size(); ++i) {
+      fits = dims[i] == -1 || !shape.dims[i].known() || shape.dims[i].value == dims[i];
+    }
+    if (!fits) {
+      return invalid_argument("SessionOptions.input_shapes['", name, "']: the model's input has shape ",
+                              shape.to_string(), ", given ", dims_to_string(dims));
+    }
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (input->shape.rank_known && dims[i] != -1) input->shape.dims[i] = Dim(dims[i]);
+    }
+    if (!input->shape.rank_known) {
+      Shape fixed = Shape::from_dims(dims);
+      for (size_t i = 0; i < dims.size(); ++i) if (dims[i] == -1) fixed.dims[i] = Dim();
+      input->shape = fixed;
+    }
+  }
+  if (o.free_dimension_overrides.empty() && o.free_dimension_overrides_by_denotation.empty()) return Status::OK();
   for (auto& input : graph.inputs) {
     for (size_t axis = 0; axis < input.shape.dims.size(); ++axis) {
       Dim& d = input.shape.dims[axis];
@@ -167,6 +202,7 @@ void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
       }
     }
   }
+  return Status::OK();
 }
 
 namespace {
@@ -321,7 +357,7 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     graph.initializers.erase(it);
   }
 
-  apply_free_dimension_overrides(graph);
+  RETURN_IF_ERROR(apply_free_dimension_overrides(graph));
   warn_ignored_options(options);
   auto passes_start = Clock::now();
   RETURN_IF_ERROR(optimize_or_load_cached(std::move(graph), options));
@@ -399,6 +435,16 @@ Status InferenceSession::initialize_from_plan(PlanContents plan, const SessionOp
   for (const auto& v : graph_.inputs) inputs_.push_back({v.name, v.dtype, v.shape});
   for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
   return Status::OK();
+}
+
+Status InferenceSession::save_plan(const std::string& path) const {
+  if (!overridable_defaults_.empty()) {
+    return not_implemented("a plan cannot hold feedable initializers (an IR < 4 model lists them as inputs)");
+  }
+  PlanContents plan;
+  plan.metadata = metadata_;
+  ASSIGN_OR_RETURN(plan.compiled, compiled_->serialize(&plan.weights));
+  return write_plan_file(path, "", plan).with_context("saving the plan: ");
 }
 
 void InferenceSession::store_plan() {

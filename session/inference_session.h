@@ -88,6 +88,9 @@ class InferenceSession {
   // The graph after import and the device-independent passes (before placement). From a
   // plan it has the model's inputs and outputs only: the nodes live in compiled_model().
   const Graph& graph() const { return graph_; }
+  // Writes what runs as a plan file (session/plan_file.h) that create() runs directly, with
+  // no import, passes or cache: `pyflame-rt compile`. Atomic; valid on this CPU only.
+  Status save_plan(const std::string& path) const;
   // What runs: the placed, partitioned, compiled model.
   const CompiledModel& compiled_model() const { return *compiled_; }
 
@@ -153,7 +156,9 @@ class InferenceSession {
   // Records a creation warning and logs it with the session's id.
   void warn(const std::string& message);
   // Fixes symbolic input dims named in free_dimension_overrides(_by_denotation).
-  void apply_free_dimension_overrides(Graph& graph) const;
+  // Then the shapes in SessionOptions.input_shapes (an error names the input, the expected and
+  // the given shape).
+  Status apply_free_dimension_overrides(Graph& graph) const;
   // Warns about accepted options that have no effect here.
   void warn_ignored_options(const SessionOptions& options);
   // graph_ from the compile cache when it has this model, else by running the passes.

@@ -33,6 +33,7 @@ std::string plan_inputs(const SessionOptions& o, const std::vector<std::string>&
   }
   for (const auto& [k, v] : o.free_dimension_overrides) os << "free_dim=" << k << "=" << v << "\n";
   for (const auto& [k, v] : o.free_dimension_overrides_by_denotation) os << "free_dim_denotation=" << k << "=" << v << "\n";
+  for (const auto& [k, v] : o.input_shapes) os << "input_shape=" << k << "=" << v << "\n";
   return os.str();
 }
 

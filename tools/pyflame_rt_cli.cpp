@@ -3,6 +3,7 @@
 //   pyflame-rt inspect model.onnx
 //   pyflame-rt run model.onnx --input x=x.npy [--output-dir out/]
 //   pyflame-rt convert model.onnx -o model.pfm
+//   pyflame-rt compile model.onnx -o model.pfm   (an ahead-of-time plan; `run` runs it)
 //   pyflame-rt serve model.onnx --port 4242       (a remote stage for pipelines elsewhere)
 #include <filesystem>
 #include <iomanip>
@@ -15,6 +16,7 @@
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"
+#include "compile_command.h"
 #include "serve_command.h"
 
 using namespace pyflame_rt;
@@ -26,6 +28,7 @@ int usage() {
                "  pyflame-rt inspect MODEL\n"
                "  pyflame-rt run MODEL --input NAME=FILE.npy [--input ...] [--output-dir DIR]\n"
                "  pyflame-rt convert MODEL.onnx -o MODEL.pfm\n"
+               "  pyflame-rt compile MODEL -o PLAN.pfm [--opt all] [--input-shape NAME=1,3,224,224] [--precision fp32]\n"
                "  pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
   return 2;
 }
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) return usage();
   if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});
+  if (args[0] == "compile") return compile_command({args.begin() + 1, args.end()});
   const std::string& cmd = args[0];
   const std::string& model = args[1];
   if (cmd == "inspect" && args.size() == 2) return inspect(model);
