@@ -34,11 +34,12 @@ MODELS = {
 CHILD = r"""
 import json, sys, time
 import numpy as np
-path, cache, name, shape = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, cache, threads, shape = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
 import pyflame_rt as rt
 t1 = time.perf_counter()
 opts = rt.SessionOptions()
+opts.intra_op_num_threads = threads
 if cache:
     opts.compile_cache_dir = cache
 sess = rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
@@ -56,12 +57,12 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "session_ms": (t2 - t1) * 1e3, "
 
 ORT_CHILD = r"""
 const path = require('path');
-const [model, modules, shapeArg] = process.argv.slice(1);
+const [model, modules, shapeArg, threads] = process.argv.slice(1);
 const t0 = process.hrtime.bigint();
 const ort = require(path.join(modules, 'onnxruntime-node'));
 const t1 = process.hrtime.bigint();
 (async () => {
-  const sess = await ort.InferenceSession.create(model, {executionProviders: ['cpu']});
+  const sess = await ort.InferenceSession.create(model, {executionProviders: ['cpu'], intraOpNumThreads: Number(threads)});
   const t2 = process.hrtime.bigint();
   const meta = sess.inputNames[0];
   const dims = shapeArg.split(',').map(Number);
@@ -87,16 +88,19 @@ def model_input_shape(path):
 PYTHONPATH = os.path.join(REPO, "build", "python")
 
 
+THREADS = 0
+
+
 def run_ours(path, cache, shape):
     env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    out = subprocess.run(["/usr/bin/python3", "-c", CHILD, path, cache, "x", ",".join(map(str, shape))],
+    out = subprocess.run(["/usr/bin/python3", "-c", CHILD, path, cache, str(THREADS), ",".join(map(str, shape))],
                          env=env, capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_ort(path, shape):
     modules = os.environ.get("ORT_NODE_MODULES", os.path.join(REPO, "build", "npm", "node_modules"))
-    out = subprocess.run(["node", "-e", ORT_CHILD, path, modules, ",".join(map(str, shape))],
+    out = subprocess.run(["node", "-e", ORT_CHILD, path, modules, ",".join(map(str, shape)), str(THREADS)],
                          capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -111,10 +115,14 @@ def main():
     ap.add_argument("--models", default="resnet50,tiny_cnn")
     ap.add_argument("--cache-dir", default="", help="default: a fresh temporary directory")
     ap.add_argument("--pythonpath", default=PYTHONPATH, help="the pyflame_rt build to time (another build: before/after)")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads of both runtimes; 0 = their default")
     args = ap.parse_args()
     globals()["PYTHONPATH"] = args.pythonpath
+    globals()["THREADS"] = args.threads
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; {platform.platform()}")
+    load = os.getloadavg()[0]
+    print(f"CPU: {cpu}, {os.cpu_count()} cores; {platform.platform()}; load average {load:.1f}; "
+          f"threads {args.threads or 'default'}")
     for name in args.models.split(","):
         rel, _, shape = MODELS[name]
         path = os.path.join(REPO, rel)

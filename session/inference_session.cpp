@@ -55,8 +55,8 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
                          {{"plan_load", ms_since(start)}});
   }
   if (plan_cache_applies(options)) {
-    ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(model_path));
-    return create_via_plan(file->bytes(), model_path, "", options, providers);
+    ASSIGN_OR_RETURN(std::string content, PlanCache(options.compile_cache_dir).file_content_hash(model_path));
+    return create_via_plan(content, "", model_path, options, providers, start);
   }
   ModelMetadata metadata;
   ASSIGN_OR_RETURN(Graph graph, load_model_file(model_path, &metadata));
@@ -67,7 +67,10 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_bytes(
     const std::string& model_bytes, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
-  if (plan_cache_applies(options)) return create_via_plan(model_bytes, "", "", options, providers);
+  if (plan_cache_applies(options)) {
+    auto start = Clock::now();
+    return create_via_plan(PlanCache::content_hash(model_bytes), model_bytes, "", options, providers, start);
+  }
   auto start = Clock::now();
   ModelMetadata metadata;
   ASSIGN_OR_RETURN(Graph graph, load_model_bytes(model_bytes, "", &metadata));
@@ -83,12 +86,11 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_graph(
 }
 
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_via_plan(
-    std::string_view model_bytes, const std::string& model_path, const std::string& base_dir,
-    const SessionOptions& options, const std::vector<std::string>& providers) {
-  auto start = Clock::now();
+    const std::string& content_hash, std::string_view model_bytes, const std::string& model_path,
+    const SessionOptions& options, const std::vector<std::string>& providers, Clock::time_point start) {
   std::map<std::string, double> phases;
   const char* event = model_path.empty() ? "model_loading_array" : "model_loading_uri";
-  std::string key = PlanCache::key(model_bytes, options, providers);
+  std::string key = PlanCache::key_for(content_hash, options, providers);
   phases["plan_key"] = ms_since(start);
   PlanCache cache(options.compile_cache_dir);
   auto t = Clock::now();
@@ -102,7 +104,7 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_via_plan(
   if (hit.status().code() != StatusCode::kNotFound) log_bad_entry_once(hit.status(), options);
   t = Clock::now();
   ModelMetadata metadata;
-  Expected<Graph> graph = model_path.empty() ? load_model_bytes(std::string(model_bytes), base_dir, &metadata)
+  Expected<Graph> graph = model_path.empty() ? load_model_bytes(std::string(model_bytes), "", &metadata)
                                              : load_model_file(model_path, &metadata);
   if (!graph.ok()) return graph.status();
   phases["import"] = ms_since(t);

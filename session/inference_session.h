@@ -143,11 +143,12 @@ class InferenceSession {
       Graph graph, ModelMetadata metadata, std::chrono::steady_clock::time_point load_start, const char* load_event,
       const SessionOptions& options, const std::vector<std::string>& providers,
       PlanContents* plan = nullptr, const std::string& plan_key = "", std::map<std::string, double> phases = {});
-  // create() and create_from_bytes() with a plan cache or a plan file: the plan when there is
-  // one, else import and compile (and store the plan under the key).
+  // create() and create_from_bytes() with a plan cache: the plan when there is one, else
+  // import (`model_path`, or `model_bytes` when it is empty) and compile, and store the plan.
   static Expected<std::unique_ptr<InferenceSession>> create_via_plan(
-      std::string_view model_bytes, const std::string& model_path, const std::string& base_dir,
-      const SessionOptions& options, const std::vector<std::string>& providers);
+      const std::string& content_hash, std::string_view model_bytes, const std::string& model_path,
+      const SessionOptions& options, const std::vector<std::string>& providers,
+      std::chrono::steady_clock::time_point start);
   // initialize() from a plan: devices from the providers, the compiled model from the plan.
   Status initialize_from_plan(PlanContents plan, const SessionOptions& options,
                               const std::vector<std::string>& providers);

@@ -6,12 +6,15 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "compiler/compile_cache.h"
 #include "devices/device_registry.h"
 #include "graph/pfm_format.h"
 #include "graph/version.h"
+#include "session/mapped_file.h"
 
 namespace pyflame_rt {
 
@@ -37,6 +40,13 @@ std::string plan_inputs(const SessionOptions& o, const std::vector<std::string>&
   return os.str();
 }
 
+std::string hex128(XXH128_hash_t h) {
+  char hex[33];
+  std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return hex;
+}
+
 Status make_dirs(const std::string& dir) {
   std::string partial;
   std::stringstream ss(dir);
@@ -57,17 +67,52 @@ Status make_dirs(const std::string& dir) {
 
 std::string PlanCache::key(std::string_view model_bytes, const SessionOptions& options,
                            const std::vector<std::string>& providers) {
-  std::string inputs = plan_inputs(options, providers);
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_128bits_reset(state);
-  XXH3_128bits_update(state, inputs.data(), inputs.size());
-  XXH3_128bits_update(state, model_bytes.data(), model_bytes.size());
-  XXH128_hash_t h = XXH3_128bits_digest(state);
-  XXH3_freeState(state);
-  char hex[33];
-  std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(h.high64),
-                static_cast<unsigned long long>(h.low64));
-  return hex;
+  return key_for(content_hash(model_bytes), options, providers);
+}
+
+std::string PlanCache::content_hash(std::string_view model_bytes) {
+  return hex128(XXH3_128bits(model_bytes.data(), model_bytes.size()));
+}
+
+std::string PlanCache::key_for(const std::string& content_hash, const SessionOptions& options,
+                               const std::vector<std::string>& providers) {
+  std::string inputs = "model=" + content_hash + "\n" + plan_inputs(options, providers);
+  return hex128(XXH3_128bits(inputs.data(), inputs.size()));
+}
+
+Expected<std::string> PlanCache::file_content_hash(const std::string& path) const {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_status(StatusCode::kNoSuchFile, "model file '", path, "' cannot be opened: ", std::strerror(errno));
+  }
+  char stamp[256];
+  std::snprintf(stamp, sizeof stamp, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_dev,
+                (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  std::string identity = path + "\n" + stamp;
+  std::string memo = dir_ + "/files/" + hex128(XXH3_128bits(identity.data(), identity.size())).substr(0, 16);
+  {
+    std::ifstream in(memo);
+    std::string line, hash;
+    // The memo names the file and stamps it was taken under, then the hash.
+    if (std::getline(in, line) && line == identity.substr(0, identity.find('\n')) && std::getline(in, line) &&
+        line == stamp && std::getline(in, hash) && hash.size() == 32 &&
+        hash.find_first_not_of("0123456789abcdef") == std::string::npos) {
+      return hash;
+    }
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
+  std::string hash = content_hash(file->bytes());
+  // Best effort: a memo that cannot be written only means hashing the file next time.
+  if (make_dirs(dir_ + "/files").ok()) {
+    std::string tmp = memo + ".tmp." + std::to_string(::getpid());
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << path << "\n" << stamp << "\n" << hash << "\n";
+    }
+    if (std::rename(tmp.c_str(), memo.c_str()) != 0) std::remove(tmp.c_str());
+  }
+  return hash;
 }
 
 Expected<PlanContents> PlanCache::load(const std::string& key) const {

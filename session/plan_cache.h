@@ -25,9 +25,17 @@ class PlanCache {
  public:
   explicit PlanCache(std::string dir) : dir_(std::move(dir)) {}
 
-  // 32 hex digits.
+  // 32 hex digits: key_for(content_hash(model_bytes), ...).
   static std::string key(std::string_view model_bytes, const SessionOptions& options,
                          const std::vector<std::string>& providers);
+  // XXH3-128 of a model's bytes, 32 hex digits.
+  static std::string content_hash(std::string_view model_bytes);
+  static std::string key_for(const std::string& content_hash, const SessionOptions& options,
+                             const std::vector<std::string>& providers);
+  // content_hash() of a file, remembered in <dir>/files/ under the file's identity and
+  // change stamps (device, inode, size, mtime and ctime in ns, as ccache's direct mode and
+  // git's index do): a model file that has not changed is not read again to find its plan.
+  Expected<std::string> file_content_hash(const std::string& path) const;
   // kNotFound on a miss; kInvalidProtobuf (with the reason) for an entry that is corrupt,
   // truncated, of another format version, another key or another CPU.
   Expected<PlanContents> load(const std::string& key) const;

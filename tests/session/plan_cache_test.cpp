@@ -223,6 +223,29 @@ TEST(PlanCacheTest, ConcurrentSessionsLeaveOneGoodEntry) {
   std::filesystem::remove_all(opts.compile_cache_dir);
 }
 
+TEST(PlanCacheTest, ChangedModelFileIsHashedAgain) {
+  SessionOptions opts;
+  opts.compile_cache_dir = fresh_dir("changed");
+  std::string model = fresh_dir("model") + ".onnx";
+  std::filesystem::copy_file(kModel, model);
+  PlanCache cache(opts.compile_cache_dir);
+  auto a = cache.file_content_hash(model);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_EQ(*a, PlanCache::content_hash(read_all(kModel)));
+  EXPECT_EQ(*cache.file_content_hash(model), *a);  // from the memo
+  // Same size, other bytes: the stamps change, so does the hash.
+  std::string bytes = read_all(model);
+  bytes[bytes.size() - 1] ^= 1;
+  write_all(model, bytes);
+  auto b = cache.file_content_hash(model);
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(*b, *a);
+  EXPECT_EQ(*b, PlanCache::content_hash(bytes));
+  EXPECT_FALSE(cache.file_content_hash(model + ".missing").ok());
+  std::filesystem::remove(model);
+  std::filesystem::remove_all(opts.compile_cache_dir);
+}
+
 TEST(PlanCacheTest, PlanFileRunsDirectly) {
   SessionOptions opts;
   opts.compile_cache_dir = fresh_dir("aot");
