@@ -95,3 +95,50 @@ def test_import_and_a_session_start_no_actor_runtime():
     before, after = [int(v) for v in out.stdout.split()]
     assert before == 0
     assert after > 0  # an actor feature (create_async) starts it: the count is real
+
+
+CONCURRENT = r"""
+import sys
+import pyflame_rt as rt
+s = rt.InferenceSession(sys.argv[1], rt.SessionOptions(compile_cache_dir=sys.argv[2]))
+print(int(s.compiled_from_cache))
+"""
+
+
+def test_concurrent_processes_leave_one_good_entry(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python"))
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, CNN, str(cache)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert [f.name for f in cache.iterdir() if f.is_file()] and len(list(cache.glob("*.plan"))) == 1
+    assert not list(cache.glob("*.tmp*"))
+    hit = rt.InferenceSession(CNN, rt.SessionOptions(compile_cache_dir=str(cache)))
+    assert hit.compiled_from_cache
+
+
+FULL = r"""
+import resource, signal, sys
+import numpy as np
+import pyflame_rt as rt
+# Files may not grow past 4 KB: every write of the plan fails as on a full disk.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+s = rt.InferenceSession(sys.argv[1], rt.SessionOptions(compile_cache_dir=sys.argv[2]))
+print(s.run(None, {"image": np.zeros((1, 3, 32, 32), np.float32)})[0].shape)
+print([w for w in s._native.warnings() if "plan cache" in w])
+"""
+
+
+def test_a_full_cache_directory_costs_only_the_shortcut(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python"))
+    cache = tmp_path / "cache"
+    out = subprocess.run([sys.executable, "-c", FULL, CNN, str(cache)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    shape, warnings_line = out.stdout.strip().splitlines()[-2:]
+    assert shape == "(1, 10)"
+    assert "writing" in warnings_line and "failed" in warnings_line, warnings_line
+    assert not list(cache.glob("*.plan")) and not list(cache.glob("*.tmp*"))
