@@ -23,9 +23,13 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
   if (f->size_ > 0) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (p == MAP_FAILED) {
+    // Populated read-only, then made writable: populating a writable private mapping would
+    // break copy-on-write on every page (a copy of the whole file); this way the pages stay
+    // the page cache's until something writes into one.
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED || ::mprotect(p, f->size_, PROT_READ | PROT_WRITE) != 0) {
       int err = errno;
+      if (p != MAP_FAILED) ::munmap(p, f->size_);
       ::close(fd);
       return make_status(StatusCode::kNoSuchFile, "'", path, "' cannot be mapped: ", std::strerror(err));
     }
