@@ -169,7 +169,9 @@ std::string CompiledModel::report_json() const {
   return os.str();
 }
 
-Expected<std::string> CompiledModel::serialize() const {
+Expected<std::string> CompiledModel::serialize() const { return serialize(nullptr, 0); }
+
+Expected<std::string> CompiledModel::serialize(std::vector<ExternalTensor>* external, size_t min_bytes) const {
   compiled::CompiledModel proto;
   proto.set_format_version(kCompiledFormatVersion);
   // The interface as a node-less graph whose inputs are the model's inputs then its outputs
@@ -180,11 +182,22 @@ Expected<std::string> CompiledModel::serialize() const {
   ASSIGN_OR_RETURN(std::string iface, serialize_pfm(interface));
   proto.set_interface(iface);
   proto.set_input_count(static_cast<int32_t>(inputs_.size()));
-  for (const auto& p : partitions_) {
+  for (size_t index = 0; index < partitions_.size(); ++index) {
+    const CompiledPartition& p = partitions_[index];
     compiled::Partition* pp = proto.add_partitions();
     pp->set_name(p.name);
     pp->set_device(p.device);
-    ASSIGN_OR_RETURN(std::string g, serialize_pfm(p.graph));
+    // The copy shares the tensors' buffers: only the map entries are new.
+    Graph stored = p.graph;
+    if (external) {
+      for (auto& [name, tensor] : stored.initializers) {
+        if (tensor.dtype() == DType::kString || tensor.nbytes() < min_bytes) continue;
+        external->push_back({index, name, tensor});
+        // Empty, not removed: the graph still validates when it loads, before the weight is back.
+        tensor = Tensor(tensor.dtype(), {0});
+      }
+    }
+    ASSIGN_OR_RETURN(std::string g, serialize_pfm(stored));
     pp->set_graph(g);
     for (const auto& c : p.carry) pp->add_carry(c);
   }
@@ -195,6 +208,13 @@ Expected<std::string> CompiledModel::serialize() const {
 }
 
 Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::string& bytes, const DeviceConfig& config) {
+  return deserialize(bytes, {}, config, {});
+}
+
+Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::string& bytes,
+                                                                    const std::vector<std::shared_ptr<Device>>& devices,
+                                                                    const DeviceConfig& config,
+                                                                    std::vector<ExternalTensor> external) {
   compiled::CompiledModel proto;
   if (!proto.ParseFromString(bytes)) {
     return make_status(StatusCode::kInvalidProtobuf, "compiled model: the bytes do not parse (", bytes.size(), " bytes)");
@@ -213,9 +233,16 @@ Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::s
   model->inputs_.assign(iface.inputs.begin(), iface.inputs.begin() + input_count);
   model->outputs_.assign(iface.inputs.begin() + input_count, iface.inputs.end());
   for (const auto& d : proto.declined()) model->declined_.push_back(d);
-  for (const auto& pp : proto.partitions()) {
+  for (int index = 0; index < proto.partitions_size(); ++index) {
+    const compiled::Partition& pp = proto.partitions(index);
     std::shared_ptr<Device> device;
     for (const auto& d : model->devices_) if (d->name() == pp.device()) device = d;
+    for (const auto& d : devices) {
+      if (!device && d->name() == pp.device()) {
+        device = d;
+        model->devices_.push_back(d);
+      }
+    }
     if (!device) {
       ASSIGN_OR_RETURN(std::unique_ptr<Device> made, DeviceRegistry::global().create(pp.device(), config));
       device = std::move(made);
@@ -225,6 +252,15 @@ Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::s
     part.name = pp.name();
     part.device = pp.device();
     ASSIGN_OR_RETURN(part.graph, load_pfm_bytes(pp.graph()));
+    for (auto& e : external) {
+      if (e.partition != static_cast<size_t>(index)) continue;
+      auto it = part.graph.initializers.find(e.name);
+      if (it == part.graph.initializers.end() || it->second.dtype() != e.tensor.dtype()) {
+        return make_status(StatusCode::kInvalidProtobuf, "compiled model: partition ", part.name,
+                           " has no placeholder for the external weight '", e.name, "'");
+      }
+      it->second = std::move(e.tensor);
+    }
     part.carry.assign(pp.carry().begin(), pp.carry().end());
     Expected<std::unique_ptr<Executable>> exe = device->compile(part.graph);
     if (!exe.ok()) return exe.status().with_context("device " + part.device + ", partition " + part.name + ": ");

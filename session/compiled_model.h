@@ -24,6 +24,14 @@ namespace pyflame_rt {
 
 class PartitionChain;
 
+// A weight kept outside CompiledModel's bytes (a plan file stores it aligned and maps it):
+// the partition it belongs to, its initializer name and the tensor.
+struct ExternalTensor {
+  size_t partition = 0;
+  std::string name;
+  Tensor tensor;
+};
+
 struct CompiledPartition {
   std::string name;                // "p0"
   std::string device;              // the registry name of the device that runs it
@@ -43,6 +51,13 @@ class CompiledModel {
   // The inverse of serialize(): devices are created from the registry with `config`, and
   // each partition is compiled again without passes (its graph is stored after them).
   static Expected<std::shared_ptr<CompiledModel>> deserialize(const std::string& bytes, const DeviceConfig& config);
+  // deserialize() onto the session's own `devices` (made from its providers and options; a
+  // partition whose device is not among them gets one from the registry with `config`), with
+  // the weights serialize(&external) left out put back from `external`.
+  static Expected<std::shared_ptr<CompiledModel>> deserialize(const std::string& bytes,
+                                                              const std::vector<std::shared_ptr<Device>>& devices,
+                                                              const DeviceConfig& config,
+                                                              std::vector<ExternalTensor> external);
   ~CompiledModel();
 
   const std::vector<ValueInfo>& inputs() const { return inputs_; }
@@ -67,6 +82,10 @@ class CompiledModel {
   std::string report_json() const;
 
   Expected<std::string> serialize() const;
+  // serialize() without the bytes of initializers of at least `min_bytes`: each is left in
+  // its graph as an empty placeholder and appended to `external` (a plan file stores them
+  // aligned, to be mapped rather than parsed and copied).
+  Expected<std::string> serialize(std::vector<ExternalTensor>* external, size_t min_bytes = 256) const;
 
  private:
   CompiledModel() = default;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <set>
+#include <sstream>
 
 #include "session/profile_trace.h"
 #include "compiler/compile_cache.h"
@@ -13,6 +14,8 @@
 #include "graph/model_loader.h"
 #include "graph/onnx_export.h"
 #include "graph/pfm_format.h"
+#include "session/mapped_file.h"
+#include "session/plan_cache.h"
 
 namespace pyflame_rt {
 
@@ -21,6 +24,22 @@ InferenceSession::~InferenceSession() = default;
 namespace {
 using Clock = std::chrono::steady_clock;
 double micros_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) { return micros_since(t) / 1e3; }
+
+// A plan does not keep the optimised graph whole: options that need it bypass the cache.
+bool plan_cache_applies(const SessionOptions& o) {
+  return !o.compile_cache_dir.empty() && o.memory_limit_mb == 0 && o.optimized_model_path.empty();
+}
+
+// A bad cache entry is worth one line per process, not one per session.
+void log_bad_entry_once(const Status& st, const SessionOptions& o) {
+  static std::mutex mu;
+  static std::set<std::string> logged;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!logged.insert(st.message()).second) return;
+  log_at(LogSeverity::kWarning, LogScope{o.log_id, o.log_severity_level, o.log_verbosity_level},
+         "plan cache: ", st.message(), "; compiling again");
+}
 }  // namespace
 
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
@@ -28,6 +47,17 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
   auto start = Clock::now();
+  if (is_plan_file(model_path)) {
+    // An ahead-of-time plan (`pyflame-rt compile`): any key, this CPU.
+    ASSIGN_OR_RETURN(PlanContents plan, read_plan_file(model_path, ""));
+    ModelMetadata metadata = plan.metadata;
+    return create_loaded(Graph(), std::move(metadata), start, "model_loading_uri", options, providers, &plan, "",
+                         {{"plan_load", ms_since(start)}});
+  }
+  if (plan_cache_applies(options)) {
+    ASSIGN_OR_RETURN(std::string content, PlanCache(options.compile_cache_dir).file_content_hash(model_path));
+    return create_via_plan(content, "", model_path, options, providers, start);
+  }
   ModelMetadata metadata;
   ASSIGN_OR_RETURN(Graph graph, load_model_file(model_path, &metadata));
   return create_loaded(std::move(graph), std::move(metadata), start, "model_loading_uri", options, providers);
@@ -37,6 +67,10 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_bytes(
     const std::string& model_bytes, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
+  if (plan_cache_applies(options)) {
+    auto start = Clock::now();
+    return create_via_plan(PlanCache::content_hash(model_bytes), model_bytes, "", options, providers, start);
+  }
   auto start = Clock::now();
   ModelMetadata metadata;
   ASSIGN_OR_RETURN(Graph graph, load_model_bytes(model_bytes, "", &metadata));
@@ -51,9 +85,37 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_graph(
   return create_loaded(std::move(graph), std::move(metadata), Clock::now(), "model_loading_graph", options, providers);
 }
 
+Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_via_plan(
+    const std::string& content_hash, std::string_view model_bytes, const std::string& model_path,
+    const SessionOptions& options, const std::vector<std::string>& providers, Clock::time_point start) {
+  std::map<std::string, double> phases;
+  const char* event = model_path.empty() ? "model_loading_array" : "model_loading_uri";
+  std::string key = PlanCache::key_for(content_hash, options, providers);
+  phases["plan_key"] = ms_since(start);
+  PlanCache cache(options.compile_cache_dir);
+  auto t = Clock::now();
+  Expected<PlanContents> hit = cache.load(key);
+  if (hit.ok()) {
+    phases["plan_load"] = ms_since(t);
+    ModelMetadata metadata = hit.value().metadata;
+    return create_loaded(Graph(), std::move(metadata), start, event, options, providers, &hit.value(), "",
+                         std::move(phases));
+  }
+  if (hit.status().code() != StatusCode::kNotFound) log_bad_entry_once(hit.status(), options);
+  t = Clock::now();
+  ModelMetadata metadata;
+  Expected<Graph> graph = model_path.empty() ? load_model_bytes(std::string(model_bytes), "", &metadata)
+                                             : load_model_file(model_path, &metadata);
+  if (!graph.ok()) return graph.status();
+  phases["import"] = ms_since(t);
+  return create_loaded(std::move(graph).value(), std::move(metadata), start, event, options, providers, nullptr, key,
+                       std::move(phases));
+}
+
 Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_loaded(
     Graph graph, ModelMetadata metadata, Clock::time_point load_start, const char* load_event,
-    const SessionOptions& options, const std::vector<std::string>& providers) {
+    const SessionOptions& options, const std::vector<std::string>& providers, PlanContents* plan,
+    const std::string& plan_key, std::map<std::string, double> phases) {
   static std::atomic<int> sessions{0};
   std::unique_ptr<InferenceSession> session(new InferenceSession());
   session->created_ = load_start;
@@ -65,15 +127,22 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_loaded(
   session->metadata_ = std::move(metadata);
   session->log_scope_ = {options.log_id.empty() ? "session-" + std::to_string(++sessions) : options.log_id,
                          options.log_severity_level, options.log_verbosity_level};
+  session->plan_key_ = plan_key;
+  session->startup_phases_ = std::move(phases);
   auto init_start = Clock::now();
-  Status st = session->initialize(std::move(graph), options, providers);
+  Status st = plan ? session->initialize_from_plan(std::move(*plan), options, providers)
+                   : session->initialize(std::move(graph), options, providers);
   if (!st.ok()) {
     log_at(LogSeverity::kError, session->log_scope_, "session creation failed: ", st.to_string());
     return st;
   }
   session->init_us_ = micros_since(init_start);
-  log_at(LogSeverity::kInfo, session->log_scope_, "session ready: ", session->graph_.nodes.size(), " nodes after ",
-         opt_level_name(options.optimization_level), " optimisation, ", session->init_us_ / 1e3, " ms");
+  if (plan) {
+    log_at(LogSeverity::kInfo, session->log_scope_, "session ready from a plan, ", session->init_us_ / 1e3, " ms");
+  } else {
+    log_at(LogSeverity::kInfo, session->log_scope_, "session ready: ", session->graph_.nodes.size(), " nodes after ",
+           opt_level_name(options.optimization_level), " optimisation, ", session->init_us_ / 1e3, " ms");
+  }
   return session;
 }
 
@@ -82,9 +151,43 @@ void InferenceSession::warn(const std::string& message) {
   log_message(LogSeverity::kWarning, log_scope_, message);
 }
 
-void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
+Status InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
   const SessionOptions& o = options_;
-  if (o.free_dimension_overrides.empty() && o.free_dimension_overrides_by_denotation.empty()) return;
+  for (const auto& [name, text] : o.input_shapes) {
+    ValueInfo* input = nullptr;
+    for (auto& v : graph.inputs) if (v.name == name) input = &v;
+    if (!input) return invalid_argument("SessionOptions.input_shapes: the model has no input '", name, "'");
+    Dims dims;
+    std::stringstream ss(text);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      char* end = nullptr;
+      long long v = std::strtoll(part.c_str(), &end, 10);
+      if (part.empty() || *end != '\0' || v < -1) {
+        return invalid_argument("SessionOptions.input_shapes['", name, "']: expected sizes like '1,3,224,224' ",
+                                "(-1 keeps the model's dim), got '", text, "'");
+      }
+      dims.push_back(v);
+    }
+    const Shape& shape = input->shape;
+    bool fits = !shape.rank_known || shape.rank() == dims.size();
+    for (size_t i = 0; fits && shape.rank_known && i < dims.size(); ++i) {
+      fits = dims[i] == -1 || !shape.dims[i].known() || shape.dims[i].value == dims[i];
+    }
+    if (!fits) {
+      return invalid_argument("SessionOptions.input_shapes['", name, "']: the model's input has shape ",
+                              shape.to_string(), ", given ", dims_to_string(dims));
+    }
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (input->shape.rank_known && dims[i] != -1) input->shape.dims[i] = Dim(dims[i]);
+    }
+    if (!input->shape.rank_known) {
+      Shape fixed = Shape::from_dims(dims);
+      for (size_t i = 0; i < dims.size(); ++i) if (dims[i] == -1) fixed.dims[i] = Dim();
+      input->shape = fixed;
+    }
+  }
+  if (o.free_dimension_overrides.empty() && o.free_dimension_overrides_by_denotation.empty()) return Status::OK();
   for (auto& input : graph.inputs) {
     for (size_t axis = 0; axis < input.shape.dims.size(); ++axis) {
       Dim& d = input.shape.dims[axis];
@@ -101,6 +204,7 @@ void InferenceSession::apply_free_dimension_overrides(Graph& graph) const {
       }
     }
   }
+  return Status::OK();
 }
 
 namespace {
@@ -137,7 +241,8 @@ void InferenceSession::warn_ignored_options(const SessionOptions& o) {
 }
 
 Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptions& options) {
-  if (options.compile_cache_dir.empty()) {
+  // With a plan key the plan cache (session/plan_cache.h) stands in for the graph cache.
+  if (options.compile_cache_dir.empty() || !plan_key_.empty()) {
     ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
     return Status::OK();
   }
@@ -254,9 +359,11 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     graph.initializers.erase(it);
   }
 
-  apply_free_dimension_overrides(graph);
+  RETURN_IF_ERROR(apply_free_dimension_overrides(graph));
   warn_ignored_options(options);
+  auto passes_start = Clock::now();
   RETURN_IF_ERROR(optimize_or_load_cached(std::move(graph), options));
+  startup_phases_["passes"] = ms_since(passes_start);
   if (options.memory_limit_mb > 0) {
     // A lower bound (shapes known only at run time are not counted), checked now so a model
     // that cannot fit fails at creation, not in the middle of serving.
@@ -282,8 +389,11 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   }
   for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
 
+  auto compile_start = Clock::now();
   ASSIGN_OR_RETURN(compiled_, CompiledModel::compile(graph_, devices, options.optimization_level,
                                                      options.disabled_passes));
+  startup_phases_["compile"] = ms_since(compile_start);
+  if (!plan_key_.empty()) store_plan();
   // A wafer asked for but left without a node is worth a word: everything fell back.
   if (devices.size() > 1) {
     std::vector<std::string> used = compiled_->devices_used();
@@ -304,6 +414,57 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     log_list(part.executable->fallback_nodes(), "run on the slower reference kernels of " + part.device);
   }
   return Status::OK();
+}
+
+Status InferenceSession::initialize_from_plan(PlanContents plan, const SessionOptions& options,
+                                             const std::vector<std::string>& providers) {
+  options_ = options;
+  ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Device>> devices, create_devices(options, providers));
+  warn_ignored_options(options);
+  if (options.memory_limit_mb > 0) warn("SessionOptions.memory_limit_mb is not checked for a precompiled plan");
+  if (!options.optimized_model_path.empty()) {
+    warn("SessionOptions.optimized_model_path is ignored: a precompiled plan has no optimised graph to save");
+  }
+  auto t = Clock::now();
+  DeviceConfig config;
+  config.num_threads = options.num_threads;
+  ASSIGN_OR_RETURN(compiled_, CompiledModel::deserialize(plan.compiled, devices, config, std::move(plan.weights)));
+  startup_phases_["compile"] = ms_since(t);
+  compiled_from_cache_ = true;
+  graph_.name = metadata_.graph_name;
+  graph_.inputs = compiled_->inputs();
+  graph_.outputs = compiled_->outputs();
+  for (const auto& v : graph_.inputs) inputs_.push_back({v.name, v.dtype, v.shape});
+  for (const auto& v : graph_.outputs) outputs_.push_back({v.name, v.dtype, v.shape});
+  return Status::OK();
+}
+
+Status InferenceSession::save_plan(const std::string& path) const {
+  if (!overridable_defaults_.empty()) {
+    return not_implemented("a plan cannot hold feedable initializers (an IR < 4 model lists them as inputs)");
+  }
+  PlanContents plan;
+  plan.metadata = metadata_;
+  ASSIGN_OR_RETURN(plan.compiled, compiled_->serialize(&plan.weights));
+  return write_plan_file(path, "", plan).with_context("saving the plan: ");
+}
+
+void InferenceSession::store_plan() {
+  // Feedable initializers (IR < 4) are the session's, not the compiled model's: such models
+  // are not stored, and compile each time.
+  if (!overridable_defaults_.empty()) return;
+  auto t = Clock::now();
+  PlanContents plan;
+  plan.metadata = metadata_;
+  Expected<std::string> bytes = compiled_->serialize(&plan.weights);
+  Status st = bytes.ok() ? Status::OK() : bytes.status();
+  if (st.ok()) {
+    plan.compiled = std::move(bytes).value();
+    st = PlanCache(options_.compile_cache_dir).store(plan_key_, plan);
+  }
+  // A cache that cannot be written costs a later session its shortcut, not this one its model.
+  if (!st.ok()) warn("plan cache: " + st.message());
+  startup_phases_["plan_store"] = ms_since(t);
 }
 
 Status check_tensor_against(DType dtype, const Shape& shape, const Tensor& t, const std::string& what, int skip_axis) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "devices/device.h"
@@ -24,6 +25,7 @@
 #include "graph/logging.h"
 #include "graph/model_metadata.h"
 #include "session/compiled_model.h"
+#include "session/plan_file.h"
 #include "session/run_options.h"
 #include "session/session_options.h"
 #include "graph/tensor.h"
@@ -77,10 +79,18 @@ class InferenceSession {
   const std::vector<TensorInfo>& overridable_initializers() const { return overridable_; }
   // The session's tag and threshold on log lines (SessionOptions.log_id or "session-<n>").
   const LogScope& log_scope() const { return log_scope_; }
-  // True when the optimised graph came from SessionOptions.compile_cache_dir.
+  // True when the compiled model came from a plan: SessionOptions.compile_cache_dir had it,
+  // or the model file is a plan (`pyflame-rt compile`).
   bool compiled_from_cache() const { return compiled_from_cache_; }
-  // The graph after import and the device-independent passes (before placement).
+  // Where creation spent its time, in ms: "plan_key", "plan_load", "import", "passes",
+  // "compile", "plan_store" (only the steps this creation took).
+  const std::map<std::string, double>& startup_phases() const { return startup_phases_; }
+  // The graph after import and the device-independent passes (before placement). From a
+  // plan it has the model's inputs and outputs only: the nodes live in compiled_model().
   const Graph& graph() const { return graph_; }
+  // Writes what runs as a plan file (session/plan_file.h) that create() runs directly, with
+  // no import, passes or cache: `pyflame-rt compile`. Atomic; valid on this CPU only.
+  Status save_plan(const std::string& path) const;
   // What runs: the placed, partitioned, compiled model.
   const CompiledModel& compiled_model() const { return *compiled_; }
 
@@ -131,11 +141,25 @@ class InferenceSession {
   // of the profiling trace), `load_event` names that step in the trace.
   static Expected<std::unique_ptr<InferenceSession>> create_loaded(
       Graph graph, ModelMetadata metadata, std::chrono::steady_clock::time_point load_start, const char* load_event,
-      const SessionOptions& options, const std::vector<std::string>& providers);
+      const SessionOptions& options, const std::vector<std::string>& providers,
+      PlanContents* plan = nullptr, const std::string& plan_key = "", std::map<std::string, double> phases = {});
+  // create() and create_from_bytes() with a plan cache: the plan when there is one, else
+  // import (`model_path`, or `model_bytes` when it is empty) and compile, and store the plan.
+  static Expected<std::unique_ptr<InferenceSession>> create_via_plan(
+      const std::string& content_hash, std::string_view model_bytes, const std::string& model_path,
+      const SessionOptions& options, const std::vector<std::string>& providers,
+      std::chrono::steady_clock::time_point start);
+  // initialize() from a plan: devices from the providers, the compiled model from the plan.
+  Status initialize_from_plan(PlanContents plan, const SessionOptions& options,
+                              const std::vector<std::string>& providers);
+  // Stores the compiled model under plan_key_ when it can be (a failure is a warning).
+  void store_plan();
   // Records a creation warning and logs it with the session's id.
   void warn(const std::string& message);
   // Fixes symbolic input dims named in free_dimension_overrides(_by_denotation).
-  void apply_free_dimension_overrides(Graph& graph) const;
+  // Then the shapes in SessionOptions.input_shapes (an error names the input, the expected and
+  // the given shape).
+  Status apply_free_dimension_overrides(Graph& graph) const;
   // Warns about accepted options that have no effect here.
   void warn_ignored_options(const SessionOptions& options);
   // graph_ from the compile cache when it has this model, else by running the passes.
@@ -158,6 +182,8 @@ class InferenceSession {
   std::vector<std::string> providers_;
   std::vector<std::string> warnings_;
   bool compiled_from_cache_ = false;
+  std::string plan_key_;  // the plan cache key this session's compile is stored under
+  std::map<std::string, double> startup_phases_;
   ModelMetadata metadata_;
   LogScope log_scope_;
   std::map<std::string, Tensor> overridable_defaults_;  // IR<4 initializers listed as inputs

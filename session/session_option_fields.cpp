@@ -65,6 +65,7 @@ const std::vector<OptionField>& session_option_fields() {
       field("free_dimension_overrides", &O::free_dimension_overrides, "symbolic dim name -> size"),
       field("free_dimension_overrides_by_denotation", &O::free_dimension_overrides_by_denotation,
             "dim denotation -> size"),
+      field("input_shapes", &O::input_shapes, "input name -> its shape '1,3,224,224' (fixes its free dims)"),
       field("inter_op_num_threads", &O::inter_op_num_threads, "accepted for ORT; ignored (warns)"),
       field("use_deterministic_compute", &O::use_deterministic_compute, "accepted for ORT; ignored (warns)"),
       field("enable_cpu_mem_arena", &O::enable_cpu_mem_arena, "false = memory_pool 'default'"),

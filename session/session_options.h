@@ -56,6 +56,9 @@ struct SessionOptions {
   // and _by_denotation): {"batch": 1} makes every "batch" dim 1.
   std::map<std::string, int64_t> free_dimension_overrides;
   std::map<std::string, int64_t> free_dimension_overrides_by_denotation;
+  // Whole input shapes by input name, "1,3,224,224": the input's free dims take these values
+  // (its known dims must agree). A compiled plan is specialised to them (session/plan_cache.h).
+  std::map<std::string, std::string> input_shapes;
   // ORT options without an equivalent here: accepted, and a session warns when one is set to
   // anything but its default (inter-op parallelism is fixed at two workers, the CPU kernels
   // do not trade determinism for speed).

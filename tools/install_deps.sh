@@ -9,7 +9,7 @@ packages=(
   libcaf-dev libasio-dev libzmq3-dev cppzmq-dev libeigen3-dev nlohmann-json3-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libgrpc++-dev protobuf-compiler-grpc
-  libspdlog-dev nlohmann-json3-dev libcli11-dev libboost-dev curl
+  libspdlog-dev nlohmann-json3-dev libcli11-dev libboost-dev curl libxxhash-dev
   libgtest-dev libgmock-dev pybind11-dev python3-dev
   python3-numpy python3-onnx python3-pytest python3-tqdm python3-matplotlib
   python3-pip python3-setuptools python3-wheel

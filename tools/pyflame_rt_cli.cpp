@@ -7,6 +7,7 @@
 //   pyflame-rt serve model.onnx --stage-port 4242 (a remote stage for pipelines elsewhere)
 //   pyflame-rt perf model.onnx --batch 8 --iterations 200 --json
 //   pyflame-rt plan model.onnx --device wse3 [--json] [--svg placement.svg]
+//   pyflame-rt compile model.onnx -o model.pfm [--input-shape x=1,3,224,224]
 //
 // Each command lives in its own *_command.cpp; parsing is CLI11's (`--help` and `--version`
 // on the tool and on every command).
@@ -18,7 +19,7 @@ using namespace pyflame_rt;
 
 namespace {
 constexpr const char* kUsage =
-    "usage: pyflame-rt {inspect,run,convert,serve,perf,plan} MODEL [OPTIONS]"
+    "usage: pyflame-rt {inspect,run,convert,serve,perf,plan,compile} MODEL [OPTIONS]"
     " (pyflame-rt COMMAND --help for a command's options)\n";
 }  // namespace
 
@@ -27,7 +28,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", cli_version(), "print the version and exit");
   app.require_subcommand(1);
   std::vector<CliCommand> commands = {add_inspect_command(app), add_run_command(app), add_convert_command(app),
-                                      add_serve_command(app), add_perf_command(app), add_plan_command(app)};
+                                      add_serve_command(app), add_perf_command(app), add_plan_command(app),
+                                      add_compile_command(app)};
   const std::string first = argc > 1 ? argv[1] : "";
   auto named_first = [&](CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named_first).empty()) {

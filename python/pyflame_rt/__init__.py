@@ -20,6 +20,7 @@ from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
 from .streaming import Stream
 from . import serving
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
+from .compile_options import CompileOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
                       get_available_providers, get_device)
 from .iobinding import IOBinding, OrtValue
@@ -46,6 +47,7 @@ def get_build_info():
 __version__ = _pyflame_rt.__version__  # project(VERSION) in CMakeLists.txt
 
 __all__ = [
+    "CompileOptions",
     "InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata", "OptLevel", "Profile", "OpProfile",
     "GraphOptimizationLevel", "ExecutionMode", "get_available_providers", "get_all_providers",
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",

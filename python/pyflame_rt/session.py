@@ -233,8 +233,16 @@ class InferenceSession:
         if quantization is not None:
             from .errors import NotImplementedFailure
             raise NotImplementedFailure("quantization is not supported yet (arrives with reduced precision)")
-        if compile_options:
-            log.warn(f"from_onnx: compile_options {compile_options!r} are ignored (set SessionOptions instead)")
+        if compile_options is not None:
+            import copy
+            from .compile_options import CompileOptions
+            if not isinstance(compile_options, CompileOptions):
+                raise InvalidArgument(f"compile_options: expected CompileOptions, got {type(compile_options).__name__}")
+            # A copy: the caller's SessionOptions stay as they were.
+            base = sess_options if isinstance(sess_options, SessionOptions) else SessionOptions(**(sess_options or {}))
+            sess_options = SessionOptions()
+            object.__setattr__(sess_options, "_values", copy.deepcopy(base._values))
+            compile_options.apply(sess_options)
         if optimization_level is not None:
             kwargs["optimization_level"] = optimization_level
         return cls(path_or_bytes, sess_options, providers, **kwargs)

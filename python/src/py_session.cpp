@@ -254,6 +254,7 @@ void bind_session(py::module_& m) {
       .def("providers", &PySession::providers)
       .def("warnings", &PySession::warnings)
       .def("compiled_from_cache", &PySession::compiled_from_cache)
+      .def("startup_phases", &PySession::startup_phases)
       .def("graph_text", &PySession::graph_text)
       .def("fallback_nodes", &PySession::fallback_nodes)
       .def("devices_used", &PySession::devices_used)

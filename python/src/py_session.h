@@ -50,6 +50,7 @@ class PySession {
   std::vector<std::string> providers() const { return session_->providers(); }
   std::vector<std::string> warnings() const { return session_->warnings(); }
   bool compiled_from_cache() const { return session_->compiled_from_cache(); }
+  std::map<std::string, double> startup_phases() const { return session_->startup_phases(); }
   std::string graph_text() const { return print_graph(session_->graph()); }
   std::vector<std::string> fallback_nodes() const { return session_->fallback_nodes(); }
   std::vector<std::string> devices_used() const { return session_->devices_used(); }

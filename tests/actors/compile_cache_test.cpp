@@ -1,4 +1,5 @@
-// SessionOptions.compile_cache_dir: the second session of a model loads the optimised graph
+// SessionOptions.compile_cache_dir for sessions made from a Graph (those from a file or bytes
+// use the plan cache, tests/session/plan_cache_test.cpp): the second session loads the optimised graph
 // from the cache and computes the same outputs; settings change the key; a damaged entry is
 // recompiled (with a warning) and rewritten.
 #include "compiler/compile_cache.h"
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "graph/model_loader.h"
 #include "session/inference_session.h"
 
 namespace pyflame_rt {
@@ -29,6 +31,11 @@ size_t entries(const std::string& dir) {
   return n;
 }
 
+Expected<std::unique_ptr<InferenceSession>> create(const std::string& path, const SessionOptions& opts) {
+  ASSIGN_OR_RETURN(Graph g, load_model_file(path));
+  return InferenceSession::create_from_graph(std::move(g), opts);
+}
+
 std::vector<float> probs(const InferenceSession& s) {
   Tensor x(DType::kFloat32, {1, 3, 32, 32});
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::sin(0.1f * float(i));
@@ -41,11 +48,11 @@ std::vector<float> probs(const InferenceSession& s) {
 TEST(CompileCacheTest, SecondSessionLoadsTheOptimisedGraph) {
   SessionOptions opts;
   opts.compile_cache_dir = fresh_dir("hit");
-  auto first = InferenceSession::create(kModel, opts);
+  auto first = create(kModel, opts);
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   EXPECT_FALSE((*first)->compiled_from_cache());
   EXPECT_EQ(entries(opts.compile_cache_dir), 1u);
-  auto second = InferenceSession::create(kModel, opts);
+  auto second = create(kModel, opts);
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE((*second)->compiled_from_cache());
   EXPECT_EQ(probs(**first), probs(**second));
@@ -54,7 +61,7 @@ TEST(CompileCacheTest, SecondSessionLoadsTheOptimisedGraph) {
   // Other settings, other key: a second entry.
   SessionOptions basic = opts;
   basic.optimization_level = OptLevel::kBasic;
-  auto third = InferenceSession::create(kModel, basic);
+  auto third = create(kModel, basic);
   ASSERT_TRUE(third.ok());
   EXPECT_FALSE((*third)->compiled_from_cache());
   EXPECT_EQ(entries(opts.compile_cache_dir), 2u);
@@ -64,16 +71,16 @@ TEST(CompileCacheTest, SecondSessionLoadsTheOptimisedGraph) {
 TEST(CompileCacheTest, DamagedEntryIsRecompiledAndRewritten) {
   SessionOptions opts;
   opts.compile_cache_dir = fresh_dir("damaged");
-  ASSERT_TRUE(InferenceSession::create(kModel, opts).ok());
+  ASSERT_TRUE(create(kModel, opts).ok());
   for (const auto& e : std::filesystem::directory_iterator(opts.compile_cache_dir)) {
     std::ofstream(e.path(), std::ios::binary | std::ios::trunc) << "not a model";
   }
-  auto again = InferenceSession::create(kModel, opts);
+  auto again = create(kModel, opts);
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_FALSE((*again)->compiled_from_cache());
   ASSERT_EQ((*again)->warnings().size(), 1u);
   EXPECT_NE((*again)->warnings()[0].find("compile cache: ignored an entry"), std::string::npos);
-  auto healed = InferenceSession::create(kModel, opts);
+  auto healed = create(kModel, opts);
   ASSERT_TRUE(healed.ok());
   EXPECT_TRUE((*healed)->compiled_from_cache());
   std::filesystem::remove_all(opts.compile_cache_dir);
@@ -89,7 +96,7 @@ std::vector<std::filesystem::path> entry_paths(const std::string& dir) {
 TEST(CompileCacheTest, BitFlipIsDetectedAndRecompiled) {
   SessionOptions opts;
   opts.compile_cache_dir = fresh_dir("bitflip");
-  auto first = InferenceSession::create(kModel, opts);
+  auto first = create(kModel, opts);
   ASSERT_TRUE(first.ok());
   auto paths = entry_paths(opts.compile_cache_dir);
   ASSERT_EQ(paths.size(), 1u);
@@ -104,7 +111,7 @@ TEST(CompileCacheTest, BitFlipIsDetectedAndRecompiled) {
     c = static_cast<char>(c ^ 0x10);
     f.write(&c, 1);
   }
-  auto again = InferenceSession::create(kModel, opts);
+  auto again = create(kModel, opts);
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_FALSE((*again)->compiled_from_cache());
   ASSERT_EQ((*again)->warnings().size(), 1u);
@@ -118,8 +125,8 @@ TEST(CompileCacheTest, SwappedEntriesAreDetected) {
   SessionOptions full, basic;
   full.compile_cache_dir = basic.compile_cache_dir = fresh_dir("swap");
   basic.optimization_level = OptLevel::kBasic;
-  ASSERT_TRUE(InferenceSession::create(kModel, full).ok());
-  ASSERT_TRUE(InferenceSession::create(kModel, basic).ok());
+  ASSERT_TRUE(create(kModel, full).ok());
+  ASSERT_TRUE(create(kModel, basic).ok());
   auto paths = entry_paths(full.compile_cache_dir);
   ASSERT_EQ(paths.size(), 2u);
   auto tmp = paths[0].string() + ".swap";
@@ -127,7 +134,7 @@ TEST(CompileCacheTest, SwappedEntriesAreDetected) {
   std::filesystem::rename(paths[1], paths[0]);
   std::filesystem::rename(tmp, paths[1]);
   for (const SessionOptions* o : {&full, &basic}) {
-    auto s = InferenceSession::create(kModel, *o);
+    auto s = create(kModel, *o);
     ASSERT_TRUE(s.ok());
     EXPECT_FALSE((*s)->compiled_from_cache());
     ASSERT_EQ((*s)->warnings().size(), 1u);
@@ -149,7 +156,7 @@ TEST(CompileCacheTest, EntryDecoderRefusesTruncatedAndForeignBytes) {
 TEST(CompileCacheTest, UnwritableDirectoryOnlyWarns) {
   SessionOptions opts;
   opts.compile_cache_dir = "/proc/pfrt-no-such-cache";
-  auto s = InferenceSession::create(kModel, opts);
+  auto s = create(kModel, opts);
   ASSERT_TRUE(s.ok()) << s.status().to_string();
   ASSERT_EQ((*s)->warnings().size(), 1u);
   EXPECT_NE((*s)->warnings()[0].find("/proc/pfrt-no-such-cache"), std::string::npos) << (*s)->warnings()[0];

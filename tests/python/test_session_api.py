@@ -259,4 +259,4 @@ def test_compile_cache_dir_lets_a_second_session_skip_the_passes(tmp_path):
     assert (first.compiled_from_cache, second.compiled_from_cache) == (False, True)
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(first.run(None, {"image": x})[0], second.run(None, {"image": x})[0])
-    assert len(list((tmp_path / "cache").glob("*.pfm"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.plan"))) == 1

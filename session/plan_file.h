@@ -1,0 +1,51 @@
+// A plan file: a compiled model (session/compiled_model.h) ready to run, as the plan cache
+// (session/plan_cache.h) and `pyflame-rt compile` write it. Layout:
+//
+//   header (128 bytes): magic "PFRTPLAN", format version, the key it was stored under, the
+//                       sizes and offsets of the two sections, an XXH3-64 of both
+//   description:        plan.PlanMeta protobuf (session/plan_file.proto): the compiled model
+//                       without its large weights, where they lie, the model's metadata
+//   data (64-aligned):  the weights, each 64-byte aligned, so a reader maps the file and its
+//                       tensors view the mapping instead of parsing and copying them
+//
+//   RETURN_IF_ERROR(write_plan_file(path, key, contents));   // atomic: temp file + rename
+//   ASSIGN_OR_RETURN(PlanContents plan, read_plan_file(path, key));
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/model_metadata.h"
+#include "graph/status.h"
+#include "session/compiled_model.h"
+
+namespace pyflame_rt {
+
+// Bump when the file layout or anything a plan holds changes meaning (kernels included:
+// a plan stores partitions after the device passes).
+constexpr uint32_t kPlanFormatVersion = 1;
+
+struct PlanContents {
+  std::string compiled;                 // CompiledModel::serialize(&weights) bytes
+  std::vector<ExternalTensor> weights;  // after a read: views of the mapped file
+  ModelMetadata metadata;
+};
+
+// What a plan depends on in the machine: oneDNN's effective ISA (the kernels it picks and the
+// blocked layouts they want), e.g. "dnnl-isa-0x3e7" ("" when oneDNN cannot say).
+std::string plan_cpu_id();
+
+// True when the file at `path` starts with the plan magic.
+bool is_plan_file(const std::string& path);
+
+// Writes a temporary file beside `path` and renames it over: readers and concurrent writers
+// only ever see whole files. Errors name the path (a full disk, a read-only directory).
+Status write_plan_file(const std::string& path, const std::string& key, const PlanContents& contents);
+
+// Maps and checks the file. `expected_key` empty accepts any key (an ahead-of-time plan).
+// kNoSuchFile when it does not exist; kInvalidProtobuf for a truncated or corrupt file, a
+// checksum mismatch, another format version, another key, or another CPU, with the reason.
+Expected<PlanContents> read_plan_file(const std::string& path, const std::string& expected_key);
+
+}  // namespace pyflame_rt
