@@ -17,6 +17,7 @@
 #include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
+#include "compiler/quantization/qdq_conv_fusion.h"
 
 namespace pyflame_rt {
 namespace {
@@ -34,7 +35,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<DeadCodeElimination>(), entry<ConvBnFusion>(),        entry<ConvAddFusion>(),
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
-      entry<LayoutAssignment>(),    entry<MeshLayout>(),
+      entry<LayoutAssignment>(),    entry<MeshLayout>(),          entry<QdqConvFusion>(),
   };
   return all;
 }

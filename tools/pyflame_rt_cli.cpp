@@ -15,6 +15,7 @@
 #include "graph/model_loader.h"
 #include "graph/pfm_format.h"
 #include "npy_io.h"
+#include "quantize_command.h"
 #include "serve_command.h"
 
 using namespace pyflame_rt;
@@ -26,7 +27,9 @@ int usage() {
                "  pyflame-rt inspect MODEL\n"
                "  pyflame-rt run MODEL --input NAME=FILE.npy [--input ...] [--output-dir DIR]\n"
                "  pyflame-rt convert MODEL.onnx -o MODEL.pfm\n"
-               "  pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n";
+               "  pyflame-rt serve MODEL [--name NAME] [--host HOST] [--port PORT] [--threads N]\n"
+               "  pyflame-rt quantize MODEL [--calib DIR] -o OUT.onnx [--mode static|dynamic|qat]\n"
+               "                     [--dtype int8|fp16|bfloat16] [--method minmax|entropy|percentile]\n";
   return 2;
 }
 
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) return usage();
   if (args[0] == "serve") return serve_command({args.begin() + 1, args.end()});
+  if (args[0] == "quantize") return quantize_command({args.begin() + 1, args.end()});
   const std::string& cmd = args[0];
   const std::string& model = args[1];
   if (cmd == "inspect" && args.size() == 2) return inspect(model);

@@ -157,3 +157,25 @@ def test_cli_quantize_writes_model_onnxruntime_runs(cnn, tmp_path):
     ort = ort_reference.run_ort(str(out), feed)["y"]
     fp32 = rt.InferenceSession(cnn).run(None, feed)[0]
     assert _cosine(ort, fp32) >= 0.99
+
+
+def test_qdq_convs_run_as_native_int8(cnn, tmp_path):
+    """The QDQ groups around each Conv become QLinearConv on oneDNN's int8 kernel, and agree
+    with the unfused QDQ graph (fp32 on dequantized values) up to a few uint8 rounding steps."""
+    from pyflame_rt import quantization as q
+    model, _ = q.quantize(cnn, QuantConfig(mode="static", calibration_data=_feeds(8)))
+    path = str(tmp_path / "cnn.int8.onnx")
+    onnx.save(model, path)
+    sess = rt.InferenceSession(path)
+    placement = sess.get_node_placement()
+    int8 = [p for p in placement if p["op_type"] == "QLinearConv"]
+    assert len(int8) == 3 and all(p["kernel"] == "native" for p in int8), placement
+    assert not any(p["op_type"] == "Conv" for p in placement)
+    opts = rt.SessionOptions()
+    opts.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    unfused = rt.InferenceSession(path, opts)
+    assert not any(p["op_type"] == "QLinearConv" for p in unfused.get_node_placement())
+    for f in _feeds(4, seed=9):
+        a, b = sess.run(None, f)[0], unfused.run(None, f)[0]
+        assert np.abs(a - b).max() <= 0.05 * np.abs(b).max()
+        assert _cosine(a, b) >= 0.999
