@@ -27,6 +27,9 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
   if (node.domain.empty() && node.op_type == "Conv") return make_conv_op(node, opset, graph);
   if (node.domain == "pyflame_rt" && node.op_type == "FusedConv") return make_conv_op(node, opset, graph);
   if (node.domain.empty() && node.op_type == "QLinearConv") return make_qlinear_conv_op(node, opset, graph);
+  if (node.domain.empty() && (node.op_type == "QuantizeLinear" || node.op_type == "DequantizeLinear")) {
+    return make_qdq_op(node, opset, graph);
+  }
   if (node.domain == "pyflame_rt" && node.op_type == "FusedMatMul") return make_matmul_op(node, opset, graph);
   if (node.domain == "pyflame_rt" && node.op_type == "MultiHeadAttention") return make_attention_op(node, opset, graph);
   if (node.domain.empty() && (node.op_type == "MatMul" || node.op_type == "Gemm")) {
