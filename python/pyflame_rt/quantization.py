@@ -357,6 +357,7 @@ def rewrite_static(model, cfg, plan, ranges, report):
         new_nodes.append(helper.make_node("DequantizeLinear", [q_out, s_name, z_name], [dq_name],
                                           name=f"{name}_DequantizeLinear"))
 
+    identity_of = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity" and n.input[0] in inits}
     graph_inputs = {i.name for i in g.input}
     for name in plan.act_inputs:  # graph inputs: their Q/DQ comes first
         if name in graph_inputs:
@@ -388,6 +389,9 @@ def rewrite_static(model, cfg, plan, ranges, report):
                      "weight_scale_min": float(np.min(ws)), "weight_scale_max": float(np.max(ws)),
                      "input_scale": act_params.get(node.input[0], (None,))[0]}
             bias_idx = 2
+            if len(node.input) > bias_idx and node.input[bias_idx] in identity_of:
+                # torch shares equal constants through Identity nodes: quantize the constant itself.
+                node.input[bias_idx] = identity_of[node.input[bias_idx]]
             if len(node.input) > bias_idx and node.input[bias_idx] in inits and node.input[0] in act_params:
                 b = _const_value(inits, node.input[bias_idx]).astype(np.float64)
                 xs = act_params[node.input[0]][0]
@@ -396,7 +400,8 @@ def rewrite_static(model, cfg, plan, ranges, report):
                     bs = (xs * np.broadcast_to(ws, (b.shape[0],))).astype(np.float32)
                     bq = np.round(b / bs).astype(np.int64)
                     if np.abs(bq).max(initial=0) < 2 ** 31 - 1:
-                        bname = node.input[bias_idx]
+                        # One per node: the bias scale depends on the node's input and weight scales.
+                        bname = f"{node.name or node.output[0]}_{node.input[bias_idx]}"
                         new_inits.append(numpy_helper.from_array(bq.astype(np.int32), f"{bname}_quantized"))
                         new_inits.append(numpy_helper.from_array(bs, f"{bname}_scale"))
                         new_inits.append(numpy_helper.from_array(np.zeros(bs.shape, dtype=np.int32), f"{bname}_zero_point"))
