@@ -18,6 +18,12 @@ namespace {
 
 using dnnl::memory;
 
+// True when the CPU oneDNN uses has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX).
+bool has_vnni() {
+  auto isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx2_vnni || isa >= dnnl::cpu_isa::avx512_core_vnni;
+}
+
 // A scalar constant input of the node, as double; false when it is absent or not constant.
 bool scalar_const(const Graph& g, const Node& n, size_t i, double& out) {
   if (i >= n.inputs.size()) return false;
@@ -202,7 +208,29 @@ std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, 
   if (ws->numel() != 1 && ws->numel() != m) return nullptr;
   std::vector<float> scales(static_cast<size_t>(ws->numel()));
   for (size_t c = 0; c < scales.size(); ++c) scales[c] = static_cast<float>(xs * ws->data<float>()[c] / ys);
-  return std::make_unique<QLinearConvOp>(node, opset, *w, b ? *b : Tensor(), std::move(scales),
+  Tensor weights = *w;
+  if (!has_vnni()) {
+    // Without VNNI the u8 x s8 products are summed in pairs into saturating int16
+    // (vpmaddubsw): 2 * 255 * 127 overflows. Weights with 7 bits (halved, twice the scale)
+    // cannot overflow; the int32 bias is re-expressed in the doubled accumulator scale.
+    weights = w->clone();
+    int8_t* q = weights.data<int8_t>();
+    bool halve = false;
+    for (int64_t k = 0; k < weights.numel(); ++k) halve |= q[k] > 63 || q[k] < -64;
+    if (halve) {
+      for (int64_t k = 0; k < weights.numel(); ++k) q[k] = static_cast<int8_t>(std::nearbyint(q[k] / 2.0f));
+      for (float& sc : scales) sc *= 2.f;
+      if (b) {
+        Tensor halved = b->clone();
+        for (int64_t k = 0; k < halved.numel(); ++k) {
+          halved.data<int32_t>()[k] = static_cast<int32_t>(std::nearbyint(halved.data<int32_t>()[k] / 2.0));
+        }
+        return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), std::move(halved), std::move(scales),
+                                               static_cast<int32_t>(xz), static_cast<int32_t>(yz));
+      }
+    }
+  }
+  return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), b ? *b : Tensor(), std::move(scales),
                                          static_cast<int32_t>(xz), static_cast<int32_t>(yz));
 }
 

@@ -201,8 +201,21 @@ def _attr(node, name, default):
 
 
 def _const_value(inits, name):
+    """The value of an initializer or of a Constant node's output (see _constants)."""
     from onnx import numpy_helper
     return numpy_helper.to_array(inits[name]) if name in inits else None
+
+
+def _constants(graph):
+    """Initializers plus Constant nodes' tensors by output name (torch exports Clip bounds as
+    Constant nodes)."""
+    out = dict(_initializers(graph))
+    for n in graph.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = a.t
+    return out
 
 
 class _Plan:
@@ -214,6 +227,7 @@ class _Plan:
         inits = _initializers(g)
         consumers = _consumers(g)
         graph_outputs = {o.name for o in g.output}
+        consts = _constants(g)
         self.nodes = []          # quantized nodes
         self.act_inputs = []     # tensors quantized as inputs
         self.out_tensors = []    # tensors quantized as outputs (Conv/MatMul/Gemm or a folded activation)
@@ -243,8 +257,8 @@ class _Plan:
                 act = users[0]
                 clip_max = None
                 if act.op_type == "Clip":
-                    lo = _const_value(inits, act.input[1]) if len(act.input) > 1 and act.input[1] else _attr(act, "min", None)
-                    hi = _const_value(inits, act.input[2]) if len(act.input) > 2 and act.input[2] else _attr(act, "max", None)
+                    lo = _const_value(consts, act.input[1]) if len(act.input) > 1 and act.input[1] else _attr(act, "min", None)
+                    hi = _const_value(consts, act.input[2]) if len(act.input) > 2 and act.input[2] else _attr(act, "max", None)
                     if lo is None or float(lo) != 0.0:
                         act = None
                     else:
