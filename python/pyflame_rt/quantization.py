@@ -172,11 +172,16 @@ def _uint8_params(lo, hi):
 
 def _load(model):
     import onnx
-    if isinstance(model, bytes):
-        return onnx.load_from_string(model)
+    from .errors import InvalidArgument
     if isinstance(model, onnx.ModelProto):
         return model
-    return onnx.load(os.fspath(model))
+    try:
+        if isinstance(model, bytes):
+            return onnx.load_from_string(model)
+        return onnx.load(os.fspath(model))
+    except Exception as e:  # a .pfm plan or a damaged file: the quantizer rewrites ONNX only
+        what = "model bytes" if isinstance(model, bytes) else repr(os.fspath(model))
+        raise InvalidArgument(f"quantization: expected an ONNX model, got {what} that onnx cannot parse ({e})") from e
 
 
 def _initializers(graph):

@@ -179,3 +179,10 @@ def test_qdq_convs_run_as_native_int8(cnn, tmp_path):
         a, b = sess.run(None, f)[0], unfused.run(None, f)[0]
         assert np.abs(a - b).max() <= 0.05 * np.abs(b).max()
         assert _cosine(a, b) >= 0.999
+
+
+def test_quantizing_a_non_onnx_model_names_it(tmp_path):
+    bad = tmp_path / "model.pfm"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(rt.InvalidArgument, match="expected an ONNX model"):
+        rt.InferenceSession(str(bad), quantization=QuantConfig(mode="dynamic"))
