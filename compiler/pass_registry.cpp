@@ -18,6 +18,7 @@
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
+#include "compiler/quantization/qdq_residual_fusion.h"
 
 namespace pyflame_rt {
 namespace {
@@ -35,7 +36,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<DeadCodeElimination>(), entry<ConvBnFusion>(),        entry<ConvAddFusion>(),
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
-      entry<LayoutAssignment>(),    entry<MeshLayout>(),          entry<QdqConvFusion>(),
+      entry<LayoutAssignment>(),    entry<MeshLayout>(),          entry<QdqConvFusion>(), entry<QdqResidualFusion>(),
   };
   return all;
 }

@@ -38,7 +38,16 @@ class QLinearConvOp : public NativeOp {
   QLinearConvOp(const Node& node, int64_t opset, Tensor w, Tensor bias, std::vector<float> scales, int32_t x_zp,
                 int32_t y_zp)
       : node_(node), opset_(opset), weights_(std::move(w)), bias_(std::move(bias)), scales_(std::move(scales)),
-        x_zp_(x_zp), y_zp_(y_zp) {}
+        x_zp_(x_zp), y_zp_(y_zp) {
+    residual_ = node.domain == "pyflame_rt";  // pyflame_rt.QLinearConvAdd (qdq_residual_fusion.h)
+    relu_ = node.attr_string("activation", "") == "Relu";
+  }
+
+  // The residual's quantization (z_scale / y_scale, z zero point) for the sum post-op.
+  void set_residual(float sum_scale, int32_t sum_zp) {
+    sum_scale_ = sum_scale;
+    sum_zp_ = sum_zp;
+  }
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
@@ -48,10 +57,16 @@ class QLinearConvOp : public NativeOp {
     int64_t group = node_.attr_int("group", 1);
     bool shapes_ok = xd.size() == 4 && weights_.rank() == 4 && group > 0 && xd[1] == weights_.dim(1) * group &&
                      weights_.dim(0) % group == 0;
-    if (!u8 || !shapes_ok) return run_reference(node_, opset_, inputs, outputs);
+    if (!u8 || !shapes_ok) return fallback(inputs, outputs);
     auto plan = plan_for(xd, group);
-    if (!plan.ok()) return run_reference(node_, opset_, inputs, outputs);  // no int8 kernel: logged once
+    if (!plan.ok()) return fallback(inputs, outputs);  // no int8 kernel: logged once
     const Plan& p = **plan;
+    CpuValue* z = residual_ ? inputs[11] : nullptr;
+    if (z && !(z->has_native ? z->native.get_desc().data_type() == memory::data_type::u8 && z->dims == p.out_dims
+                             : z->plain.is_tensor() && z->plain.tensor.dtype() == DType::kUInt8 &&
+                                   z->plain.tensor.dims() == p.out_dims)) {
+      return fallback(inputs, outputs);
+    }
     memory src = x->has_native ? x->native
                                : memory(memory::desc(to_dnnl(xd), memory::data_type::u8, memory::format_tag::nchw),
                                         engine(), const_cast<void*>(x->plain.tensor.raw_data()));
@@ -61,6 +76,13 @@ class QLinearConvOp : public NativeOp {
       src = converted;
     }
     CpuValue out = CpuValue::allocate_native(p.dst, p.out_dims);
+    if (z) {
+      // The sum post-op adds what dst holds: the residual, in dst's layout.
+      memory zm = z->has_native ? z->native
+                                : memory(memory::desc(to_dnnl(p.out_dims), memory::data_type::u8, memory::format_tag::nchw),
+                                         engine(), const_cast<void*>(z->plain.tensor.raw_data()));
+      dnnl::reorder(zm, out.native).execute(thread_stream(), zm, out.native);
+    }
     memory scratch = scratchpad_for(p.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
                                             {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch},
@@ -133,6 +155,12 @@ class QLinearConvOp : public NativeOp {
     attr.set_output_scales(scales_.size() > 1 ? 1 << 1 : 0, scales_);
     attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+    if (residual_) {
+      dnnl::post_ops ops;
+      ops.append_sum(sum_scale_, sum_zp_, memory::data_type::u8);
+      if (relu_) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
     auto plan = std::make_shared<Plan>();
     plan->out_dims = out;
     try {
@@ -170,18 +198,42 @@ class QLinearConvOp : public NativeOp {
     return plan;
   }
 
+  // The reference kernel (QLinearConvAdd's does the residual in plain loops).
+  Status fallback(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) {
+    return run_reference(node_, opset_, inputs, outputs);
+  }
+
   Node node_;
   int64_t opset_;
   Tensor weights_, bias_;
   std::vector<float> scales_;
   int32_t x_zp_, y_zp_;
+  bool residual_ = false, relu_ = false;
+  float sum_scale_ = 1.f;
+  int32_t sum_zp_ = 0;
   std::mutex mu_;
   std::map<Dims, std::shared_ptr<Plan>> plans_;
 };
 
+std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph);
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, const Graph& graph) {
+  auto op = make_op(node, opset, graph);
+  if (!op || node.domain != "pyflame_rt") return op;
+  double ys, zs, zz;
+  if (node.inputs.size() < 14 || !scalar_const(graph, node, 6, ys) || !scalar_const(graph, node, 12, zs) ||
+      !scalar_const(graph, node, 13, zz)) {
+    return nullptr;
+  }
+  static_cast<QLinearConvOp*>(op.get())->set_residual(static_cast<float>(zs / ys), static_cast<int32_t>(zz));
+  return op;
+}
+
+namespace {
+
+std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.inputs.size() < 8) return nullptr;
   double xs, xz, ys, yz;
   if (!scalar_const(graph, node, 1, xs) || !scalar_const(graph, node, 2, xz) || !scalar_const(graph, node, 6, ys) ||
@@ -233,6 +285,8 @@ std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, 
   return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), b ? *b : Tensor(), std::move(scales),
                                          static_cast<int32_t>(xz), static_cast<int32_t>(yz));
 }
+
+}  // namespace
 
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -186,3 +186,43 @@ def test_quantizing_a_non_onnx_model_names_it(tmp_path):
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(rt.InvalidArgument, match="expected an ONNX model"):
         rt.InferenceSession(str(bad), quantization=QuantConfig(mode="dynamic"))
+
+
+def test_residual_add_relu_fuses_into_the_int8_convolution(tmp_path):
+    """DQ(conv) + DQ(residual) -> Add -> Relu -> Q becomes one QLinearConvAdd (sum post-op),
+    equal to the unfused QDQ graph and to ONNX Runtime up to uint8 rounding."""
+    import torch
+    from torch import nn
+    from pyflame_rt import quantization as q
+    torch.manual_seed(1)
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 8, 1)
+
+        def forward(self, x):
+            a = torch.relu(self.c1(x))
+            return self.c3(torch.relu(self.c2(a) + a))
+
+    src = str(tmp_path / "res.onnx")
+    torch.onnx.export(Res().eval(), (torch.randn(1, 3, 16, 16),), src, input_names=["x"], output_names=["y"],
+                      opset_version=13)
+    model, _ = q.quantize(src, QuantConfig(mode="static", calibration_data=_feeds(8)))
+    path = str(tmp_path / "res.int8.onnx")
+    onnx.save(model, path)
+    sess = rt.InferenceSession(path)
+    fused = [p for p in sess.get_node_placement() if p["op_type"] == "QLinearConvAdd"]
+    assert len(fused) == 1 and fused[0]["kernel"] == "native", sess.get_node_placement()
+    assert not any(p["op_type"] == "Add" for p in sess.get_node_placement())
+    opts = rt.SessionOptions()
+    opts.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    unfused = rt.InferenceSession(path, opts)
+    fp32 = rt.InferenceSession(src)
+    for f in _feeds(3, seed=11):
+        a, b = sess.run(None, f)[0], unfused.run(None, f)[0]
+        assert np.abs(a - b).max() <= 0.05 * np.abs(b).max()
+        assert _cosine(a, fp32.run(None, f)[0]) >= 0.99
+    f = _feeds(1, seed=12)[0]
+    ort = ort_reference.run_ort(path, f)["y"]
+    assert np.abs(sess.run(None, f)[0] - ort).max() <= 0.05 * np.abs(ort).max()
