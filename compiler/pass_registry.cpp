@@ -19,6 +19,8 @@
 #include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
+#include "compiler/quantization/qdq_conv_fusion.h"
+#include "compiler/quantization/qdq_residual_fusion.h"
 
 namespace pyflame_rt {
 namespace {
@@ -38,6 +40,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),
+      entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),
   };
   return all;
 }

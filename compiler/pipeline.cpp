@@ -13,7 +13,9 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   if (level == OptLevel::kNone) return {};
   // Identity removal first so folding sees through pass-through nodes; shape folding feeds
   // constant folding (Shape -> Gather -> Concat chains); DCE last sweeps what folding orphaned.
-  std::vector<std::string> names = {"identity_elimination", "shape_folding", "constant_folding",
+  // QDQ groups become int8 ops before constant folding turns their weights back into fp32
+  // (after identity removal: torch shares biases through Identity nodes).
+  std::vector<std::string> names = {"identity_elimination", "qdq_conv_fusion", "qdq_residual_fusion", "shape_folding", "constant_folding",
                                     "dead_code_elimination"};
   if (level == OptLevel::kBasic) return names;
   // Fusions: BatchNorm folds into the plain Conv first (bn_conv_fusion then takes those after

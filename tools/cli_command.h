@@ -45,5 +45,6 @@ CliCommand add_serve_command(CLI::App& app);
 CliCommand add_perf_command(CLI::App& app);
 CliCommand add_plan_command(CLI::App& app);
 CliCommand add_compile_command(CLI::App& app);
+CliCommand add_quantize_command(CLI::App& app);
 
 }  // namespace pyflame_rt

@@ -19,7 +19,7 @@ using namespace pyflame_rt;
 
 namespace {
 constexpr const char* kUsage =
-    "usage: pyflame-rt {inspect,run,convert,serve,perf,plan,compile} MODEL [OPTIONS]"
+    "usage: pyflame-rt {inspect,run,convert,serve,perf,plan,compile,quantize} MODEL [OPTIONS]"
     " (pyflame-rt COMMAND --help for a command's options)\n";
 }  // namespace
 
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<CliCommand> commands = {add_inspect_command(app), add_run_command(app), add_convert_command(app),
                                       add_serve_command(app), add_perf_command(app), add_plan_command(app),
-                                      add_compile_command(app)};
+                                      add_compile_command(app), add_quantize_command(app)};
   const std::string first = argc > 1 ? argv[1] : "";
   auto named_first = [&](CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named_first).empty()) {

@@ -39,8 +39,12 @@ CpuValue CpuValue::allocate_native(const dnnl::memory::desc& desc, Dims dims) {
 
 const Value& CpuValue::as_plain() {
   if (has_plain) return plain;
-  Tensor t(DType::kFloat32, dims);
-  dnnl::memory dst(plain_desc(dims), engine(), t.raw_data());
+  // int8 ops (int8_conv.cpp) leave uint8 data: it stays uint8 when made plain.
+  bool u8 = native.get_desc().data_type() == dnnl::memory::data_type::u8;
+  Tensor t(u8 ? DType::kUInt8 : DType::kFloat32, dims);
+  dnnl::memory::desc desc = plain_desc(dims);
+  if (u8) desc = dnnl::memory::desc(desc.dims(), dnnl::memory::data_type::u8, plain_tag(desc.dims().size()));
+  dnnl::memory dst(desc, engine(), t.raw_data());
   dnnl::reorder(native, dst).execute(thread_stream(), native, dst);
   thread_stream().wait();
   plain = Value(std::move(t));

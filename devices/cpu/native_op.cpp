@@ -1,5 +1,6 @@
 #include "devices/cpu/native_op.h"
 
+#include "devices/cpu/int8_ops.h"
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -32,6 +33,13 @@ Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue
 std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.domain.empty() && node.op_type == "Conv") return make_conv_op(node, opset, graph);
   if (node.domain == "pyflame_rt" && node.op_type == "FusedConv") return make_conv_op(node, opset, graph);
+  if ((node.domain.empty() && node.op_type == "QLinearConv") ||
+      (node.domain == "pyflame_rt" && node.op_type == "QLinearConvAdd")) {
+    return make_qlinear_conv_op(node, opset, graph);
+  }
+  if (node.domain.empty() && (node.op_type == "QuantizeLinear" || node.op_type == "DequantizeLinear")) {
+    return make_qdq_op(node, opset, graph);
+  }
   if (node.domain == "pyflame_rt" && node.op_type == "FusedMatMul") return make_matmul_op(node, opset, graph);
   if (node.domain == "pyflame_rt" && node.op_type == "MultiHeadAttention") return make_attention_op(node, opset, graph);
   if (node.domain.empty() && (node.op_type == "MatMul" || node.op_type == "Gemm")) {

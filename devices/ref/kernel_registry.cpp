@@ -77,6 +77,7 @@ const KernelRegistry& KernelRegistry::reference() {
     register_signal_kernels(r);
     register_vision_kernels(r);
     register_fused_kernels(r);
+    register_quantization_fused_kernels(r);
     register_attention_kernels(r);
     register_misc_kernels(r);
     return r;

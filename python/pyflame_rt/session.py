@@ -164,6 +164,11 @@ def _prepare(path_or_bytes, sess_options, providers, kwargs, provider_options=No
     return path_or_bytes, sess_options, _normalise_providers(providers, provider_options)
 
 
+def q_measure(fp32_session, session, feeds):
+    from .quantization import measure_error
+    return measure_error(fp32_session, session, feeds)
+
+
 def _native_options(options, provider_options):
     native = options.to_native()
     if provider_options:
@@ -197,10 +202,43 @@ class SessionFuture:
 class InferenceSession:
     """Loads a model (ONNX or .pfm, from a path or bytes) and runs it."""
 
+    _quantization = None  # (QuantConfig, fp32 model, report, fp32 session factory) when quantized
+
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
-                 **kwargs):
+                 quantization=None, **kwargs):
         model, options, requested = _prepare(path_or_bytes, sess_options, providers, kwargs, provider_options)
+        self._quantization = None
+        if quantization is not None:
+            model = self._quantize(model, options, requested, quantization)
         self._attach(model, options, requested, self._create_native(model, options, requested))
+
+    def _quantize(self, model, options, requested, cfg):
+        """Rewrites the model as cfg asks (pyflame_rt.quantization), calibrating on an fp32
+        session with the same options; returns the rewritten model's bytes."""
+        from . import quantization as q
+        if not isinstance(cfg, q.QuantConfig):
+            raise InvalidArgument(f"quantization: expected pyflame_rt.quantization.QuantConfig, got {type(cfg).__name__}")
+        names, provider_options = requested
+
+        def fp32_session(data):
+            return InferenceSession(data, options, names, [provider_options.get(n, {}) for n in names])
+
+        qmodel, report = q.quantize(model, cfg, fp32_session)
+        data = qmodel.SerializeToString()
+        self._quantization = (cfg, model, report, fp32_session)
+        return data
+
+    def quantization_report(self):
+        """What was quantized (nodes, weight and activation scales) and the error per output
+        against the fp32 model, measured on the calibration feeds (at most
+        QuantConfig.max_report_feeds of them). None for a session without quantization."""
+        if self._quantization is None:
+            return None
+        cfg, model, report, fp32_session = self._quantization
+        if "outputs" not in report:
+            feeds = (cfg.calibration_data or [])[:cfg.max_report_feeds]
+            report["outputs"] = q_measure(fp32_session(model), self, feeds) if feeds else {}
+        return report
 
     @staticmethod
     def _create_native(model, options, requested):
@@ -231,8 +269,7 @@ class InferenceSession:
     def from_onnx(cls, path_or_bytes, sess_options=None, providers=None, optimization_level=None,
                   quantization=None, compile_options=None, **kwargs):
         if quantization is not None:
-            from .errors import NotImplementedFailure
-            raise NotImplementedFailure("quantization is not supported yet (arrives with reduced precision)")
+            kwargs["quantization"] = quantization
         if compile_options is not None:
             import copy
             from .compile_options import CompileOptions
