@@ -83,7 +83,7 @@ DeviceClaim Device::claim(const Graph& graph, const std::vector<bool>& taken) co
   DeviceClaim claim;
   std::vector<size_t> run;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    std::string why = taken[i] ? "taken" : capabilities().why_not(graph, graph.nodes[i]);
+    std::string why = taken[i] ? "taken" : why_not(graph, graph.nodes[i]);
     if (why.empty()) {
       run.push_back(i);
       continue;

@@ -103,9 +103,14 @@ class Device {
   virtual ~Device() = default;
   virtual std::string name() const = 0;  // "ref", "cpu", "wse3"
   virtual const DeviceCapabilities& capabilities() const = 0;
+  // Empty when the device can run `node`, else why not. The default asks capabilities();
+  // a device with finer rules (shapes, attributes) overrides this rather than claim().
+  virtual std::string why_not(const Graph& graph, const Node& node) const {
+    return capabilities().why_not(graph, node);
+  }
   // ONNX Runtime's GetCapability: the nodes of `graph` this device takes among those not yet
-  // `taken` by a device of higher priority. The default takes every node capabilities()
-  // accepts, grouped into runs of consecutive nodes.
+  // `taken` by a device of higher priority. The default takes every node why_not() accepts,
+  // grouped into runs of consecutive nodes.
   virtual DeviceClaim claim(const Graph& graph, const std::vector<bool>& taken) const;
   // The device's own passes (names known to compiler/pass_registry.h), run on each partition
   // placed on it, after the device-independent passes of `level`.

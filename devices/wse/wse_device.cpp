@@ -138,22 +138,7 @@ class WseDevice : public Device {
   std::string name() const override { return spec_.name; }
   const DeviceCapabilities& capabilities() const override { return caps_; }
 
-  DeviceClaim claim(const Graph& graph, const std::vector<bool>& taken) const override {
-    DeviceClaim claim;
-    std::vector<size_t> run;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
-      std::string why = taken[i] ? "taken" : wse_why_not(graph, graph.nodes[i]);
-      if (why.empty()) {
-        run.push_back(i);
-        continue;
-      }
-      if (!taken[i]) claim.declined[i] = why;
-      if (!run.empty()) claim.groups.push_back(std::move(run));
-      run.clear();
-    }
-    if (!run.empty()) claim.groups.push_back(std::move(run));
-    return claim;
-  }
+  std::string why_not(const Graph& graph, const Node& node) const override { return wse_why_not(graph, node); }
 
   std::vector<std::string> pass_names(OptLevel level) const override {
     if (level == OptLevel::kNone) return {};
