@@ -14,17 +14,12 @@
 
 #include "devices/custom_ops.h"
 
+#include "python/src/py_errors.h"
+
 namespace py = pybind11;
 
 namespace pyflame_rt {
 namespace {
-
-[[noreturn]] void raise(const Status& st) {
-  py::object errors = py::module_::import("pyflame_rt.errors");
-  py::object cls = errors.attr("exception_for_code")(status_code_name(st.code()));
-  PyErr_SetString(cls.ptr(), st.message().c_str());
-  throw py::error_already_set();
-}
 
 // Owns the Python function; drops it under the GIL, or leaks it once the interpreter is gone.
 struct PythonKernel {
@@ -123,13 +118,13 @@ void bind_custom_ops(py::module_& m) {
     auto kernel = std::make_shared<PythonKernel>();
     kernel->fn = std::move(fn);
     Status st = register_custom_op(domain, op_type, [kernel](KernelContext& ctx) { return call_python(*kernel, ctx); });
-    if (!st.ok()) raise(st);
+    if (!st.ok()) py_binding::raise_status(st);
   }, py::arg("domain"), py::arg("op_type"), py::arg("fn"));
   m.def("unregister_custom_op", &unregister_custom_op, py::arg("domain"), py::arg("op_type"));
   m.def("custom_op_names", &custom_op_names);
   m.def("load_custom_ops_library", [](const std::string& path) {
     auto added = load_custom_ops_library(path);
-    if (!added.ok()) raise(added.status());
+    if (!added.ok()) py_binding::raise_status(added.status());
     return *added;
   }, py::arg("path"));
 }

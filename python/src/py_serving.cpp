@@ -6,17 +6,12 @@
 
 #include "net/server.h"
 
+#include "python/src/py_errors.h"
+
 namespace py = pybind11;
 
 namespace pyflame_rt {
 namespace {
-
-[[noreturn]] void raise(const Status& st) {
-  py::object errors = py::module_::import("pyflame_rt.errors");
-  py::object cls = errors.attr("exception_for_code")(status_code_name(st.code()));
-  PyErr_SetString(cls.ptr(), st.message().c_str());
-  throw py::error_already_set();
-}
 
 net::ServerOptions server_options(const py::dict& d) {
   net::ServerOptions o;
@@ -46,7 +41,7 @@ net::ServerOptions server_options(const py::dict& d) {
     else if (key == "zmq_pub") o.zmq_pub = py::str(v);
     else if (key == "zmq_sub") o.zmq_sub = py::str(v);
     else if (key == "sequence_idle_ms") o.sequence_idle_ms = v.cast<int>();
-    else raise(invalid_argument("ModelServer: unknown option '", key, "'"));
+    else py_binding::raise_status(invalid_argument("ModelServer: unknown option '", key, "'"));
   }
   return o;
 }
@@ -57,7 +52,7 @@ class PyModelServer {
   PyModelServer(const py::list& models, const py::dict& options,
                 const std::function<std::shared_ptr<const InferenceSession>(py::handle)>& session_of) {
     net::ServerOptions opts = server_options(options);
-    if (Status st = opts.model_defaults.validate(); !st.ok()) raise(st);
+    if (Status st = opts.model_defaults.validate(); !st.ok()) py_binding::raise_status(st);
     auto repo = std::make_shared<net::ModelRepository>(opts.model_defaults);
     std::vector<std::pair<std::string, std::string>> paths;
     for (auto item : models) {
@@ -67,7 +62,7 @@ class PyModelServer {
         paths.emplace_back(name, t[1].cast<std::string>());
       } else {
         Status st = repo->load(name, session_of(t[2]));
-        if (!st.ok()) raise(st);
+        if (!st.ok()) py_binding::raise_status(st);
       }
     }
     Expected<std::unique_ptr<net::Server>> started = Status();
@@ -83,7 +78,7 @@ class PyModelServer {
       }
       started = st.ok() ? net::Server::start(repo, opts) : Expected<std::unique_ptr<net::Server>>(st);
     }
-    if (!started.ok()) raise(started.status());
+    if (!started.ok()) py_binding::raise_status(started.status());
     server_ = std::move(started).value();
   }
 
