@@ -19,6 +19,7 @@
 #include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
+#include "compiler/passes/zero_channel_pruning.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
 #include "compiler/quantization/qdq_residual_fusion.h"
 
@@ -39,7 +40,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
-      entry<EinsumToMatMul>(),
+      entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),
       entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),
   };
   return all;
