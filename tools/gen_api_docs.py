@@ -20,7 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(REPO, "docs", "api")
 
 # Python modules documented, in this order; the package's own __all__ names come first.
-PY_MODULES = ["pyflame_rt", "pyflame_rt.benchmark", "pyflame_rt.custom_ops", "pyflame_rt.torch_import"]
+PY_MODULES = ["pyflame_rt", "pyflame_rt.benchmark", "pyflame_rt.compress", "pyflame_rt.custom_ops",
+              "pyflame_rt.torch_import"]
 # Public C++ headers (found in whichever of these folders holds them: files move between layers).
 CPP_HEADERS = ["inference_session.h", "session_options.h", "batcher.h", "stream.h", "pipeline.h",
                "remote_stage.h", "custom_ops.h", "custom_op_api.h", "status.h", "tensor.h", "dtype.h",

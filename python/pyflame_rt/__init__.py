@@ -19,6 +19,7 @@ from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
 from .streaming import Stream
 from . import serving
+from . import compress
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
 from .compile_options import CompileOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
