@@ -60,6 +60,9 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
     if (auto op = make_softmax_op(node, opset, graph)) return op;
     if (auto op = make_resize_op(node, opset, graph)) return op;
     if (auto op = make_broadcast_op(node, opset, graph)) return op;
+    if (auto op = make_cast_op(node, opset, graph)) return op;
+    if (auto op = make_erf_op(node, opset, graph)) return op;
+    if (auto op = make_instance_norm_op(node, opset, graph)) return op;
   }
   return nullptr;
 }

@@ -21,6 +21,9 @@ std::unique_ptr<NativeOp> make_batchnorm_op(const Node& node, int64_t opset, con
 std::unique_ptr<NativeOp> make_softmax_op(const Node& node, int64_t opset, const Graph& graph);   // softmax_op.cpp
 std::unique_ptr<NativeOp> make_broadcast_op(const Node& node, int64_t opset, const Graph& graph); // broadcast_op.cpp
 std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const Graph& graph);    // resize_op.cpp
+std::unique_ptr<NativeOp> make_cast_op(const Node& node, int64_t opset, const Graph& graph);      // cast_op.cpp
+std::unique_ptr<NativeOp> make_erf_op(const Node& node, int64_t opset, const Graph& graph);       // erf_op.cpp
+std::unique_ptr<NativeOp> make_instance_norm_op(const Node& node, int64_t opset, const Graph& graph);  // instance_norm_op.cpp
 
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
 // false when the activation has no oneDNN equivalent (PRelu: see PReluStep).

@@ -111,5 +111,20 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tanh_inplace(f
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void erf_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    float a = std::min(std::abs(v), 10.0f);  // erf(10) == 1 in float
+    float t = 1.f / (1.f + 0.3275911f * a);
+    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    float far = 1.f - poly * exp_core(clamp_exp_arg(-a * a));
+    // Below 0.5 the formula cancels (erf(1e-8) would come out as ~1e-7): odd Taylor series.
+    float v2 = v * v;
+    float near = 1.12837917f * v *
+                 (1.f + v2 * (-1.f / 3 + v2 * (1.f / 10 + v2 * (-1.f / 42 + v2 * (1.f / 216 + v2 * (-1.f / 1320))))));
+    x[i] = a < 0.5f ? near : (v < 0 ? -far : far);
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -12,6 +12,8 @@ namespace cpu {
 void exp_inplace(float* x, int64_t n);
 void sigmoid_inplace(float* x, int64_t n);
 void tanh_inplace(float* x, int64_t n);
+// erf: a Taylor series below 0.5, Abramowitz & Stegun 7.1.26 above (error below 3e-7).
+void erf_inplace(float* x, int64_t n);
 // x * sigmoid(x) (SiLU / Swish), to ~1e-6 relative: an AVX2 kernel with a degree-6 exp and a
 // refined reciprocal (a third of the time of oneDNN's swish post-op on AVX2); a plain loop
 // elsewhere. The _parallel form splits a large buffer across the calling thread's OpenMP team.

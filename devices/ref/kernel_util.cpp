@@ -4,17 +4,14 @@
 
 namespace pyflame_rt {
 
-Tensor convert_tensor(const Tensor& t, DType to) {
-  if (t.dtype() == to) return t.clone();
-  Tensor out(to, t.dims());
-  int64_t n = t.numel();
+void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end) {
   dispatch_numeric(t.dtype(), [&](auto in_tag) {
     using In = typename decltype(in_tag)::type;
-    dispatch_numeric(to, [&](auto out_tag) {
+    dispatch_numeric(out.dtype(), [&](auto out_tag) {
       using Out = typename decltype(out_tag)::type;
       const In* src = t.data<In>();
       Out* dst = out.data<Out>();
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t i = begin; i < end; ++i) {
         if constexpr (is_half_v<Out>) {
           dst[i] = Out(static_cast<float>(to_double(src[i])));
         } else if constexpr (is_half_v<In>) {
@@ -30,6 +27,12 @@ Tensor convert_tensor(const Tensor& t, DType to) {
       }
     });
   });
+}
+
+Tensor convert_tensor(const Tensor& t, DType to) {
+  if (t.dtype() == to) return t.clone();
+  Tensor out(to, t.dims());
+  convert_range(t, out, 0, t.numel());
   return out;
 }
 

@@ -122,5 +122,8 @@ Tensor concat_along(const std::vector<Tensor>& parts, int64_t axis);  // parts n
 // Converts a tensor of any numeric dtype into a new tensor of `to` (Cast semantics for
 // numbers; strings are handled by the Cast kernel itself).
 Tensor convert_tensor(const Tensor& t, DType to);
+// The same conversion for elements [begin, end) of `t` into `out` (same shape, out's dtype):
+// the native Cast splits a large tensor over threads with it.
+void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end);
 
 }  // namespace pyflame_rt

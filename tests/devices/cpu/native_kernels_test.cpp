@@ -1,6 +1,6 @@
-// The native kernels of reduce_op, copy_op, broadcast_op, batchnorm_op, softmax_op and resize_op against the
-// reference kernels of the same nodes, in every rank models use (1-D/2-D/3-D data), with
-// CpuProgram::native_by_node() asserting that the native kernel ran (no silent fallback).
+// The native kernels of reduce_op, copy_op, broadcast_op, batchnorm_op, softmax_op, resize_op,
+// cast_op, erf_op and instance_norm_op against the reference kernels of the same nodes, in every
+// rank models use (1-D/2-D/3-D data), with CpuProgram::native_by_node() asserting that the native kernel ran (no silent fallback).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,6 +38,10 @@ Tensor floats(Dims dims, std::vector<float> v) { return Tensor::from_vector<floa
 void expect_close(const Tensor& a, const Tensor& b, const std::string& label) {
   ASSERT_EQ(a.dtype(), b.dtype()) << label;
   ASSERT_EQ(a.dims(), b.dims()) << label;
+  if (a.dtype() == DType::kString) {
+    for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<std::string>()[i], b.data<std::string>()[i]) << label;
+    return;
+  }
   if (a.dtype() != DType::kFloat32) {
     EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0) << label;
     return;
@@ -370,6 +374,68 @@ TEST(NativeKernelsTest, UnaryMath) {
   c.runtime = {{"x", random_tensor({2, 1, 2, 1, 2, 1, 3}, 750)}};
   c.expect_native = false;
   check(c);
+}
+
+TEST(NativeKernelsTest, ErfInEveryRank) {
+  uint32_t seed = 800;
+  for (const Dims& d : std::vector<Dims>{{7}, {1, 512}, {2, 6, 40}, {2, 3, 5, 7}, {4, 128, 200}}) {
+    Case c;
+    c.label = "Erf x" + dims_to_string(d);
+    c.node = make_node("Erf", {"x"});
+    Tensor x = random_tensor(d, seed++);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] *= 3.0f;  // both sides of the 0.5 switch
+    c.runtime = {{"x", x}};
+    check(c);
+  }
+}
+
+TEST(NativeKernelsTest, CastBetweenNumericTypes) {
+  // Fractions, negatives and values past int8's range: truncation and wrap as the reference does.
+  Tensor x = random_tensor({3, 5, 7}, 820);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] *= 300.0f;
+  Tensor big = random_tensor({2, 300, 300}, 821);  // several chunks: split over the team
+  Tensor i64 = ints({2, 3}, {-7, 0, 5, 1 << 20, -(1 << 30), 3});
+  struct To { const char* name; DType dtype; };
+  for (const To& to : {To{"int64", DType::kInt64}, To{"int32", DType::kInt32}, To{"int8", DType::kInt8},
+                       To{"uint8", DType::kUInt8}, To{"float16", DType::kFloat16}, To{"bfloat16", DType::kBFloat16},
+                       To{"bool", DType::kBool}, To{"double", DType::kFloat64}, To{"float", DType::kFloat32}}) {
+    for (const auto& [label, input] : std::vector<std::pair<std::string, Tensor>>{{"f32", x}, {"big f32", big}, {"i64", i64}}) {
+      Case c;
+      c.label = "Cast " + label + " to " + to.name;
+      c.node = make_node("Cast", {"x"});
+      c.node.attributes["to"] = Attribute::make_int(static_cast<int64_t>(to.dtype));  // DType codes are ONNX's
+      c.runtime = {{"x", input}};
+      check(c);
+    }
+  }
+  Case like;
+  like.label = "CastLike f32 to int32";
+  like.node = make_node("CastLike", {"x", "t"});
+  like.runtime = {{"x", x}, {"t", Tensor::from_vector<int32_t>({1}, {0})}};
+  like.opset = 15;
+  check(like);
+  Case str;
+  str.label = "Cast to string (the reference)";
+  str.node = make_node("Cast", {"x"});
+  str.node.attributes["to"] = Attribute::make_int(8);  // TensorProto.STRING
+  str.runtime = {{"x", i64}};
+  str.expect_native = false;
+  check(str);
+}
+
+TEST(NativeKernelsTest, InstanceNormInEveryRank) {
+  uint32_t seed = 840;
+  for (const Dims& d : std::vector<Dims>{{2, 4, 50}, {1, 8, 9, 11}, {2, 3, 4, 5, 6}, {1, 32, 64, 64}}) {
+    Case c;
+    c.label = "InstanceNormalization x" + dims_to_string(d);
+    c.node = make_node("InstanceNormalization", {"x", "s", "b"});
+    c.node.attributes["epsilon"] = Attribute::make_float(1e-3f);
+    Tensor x = random_tensor(d, seed++);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = x.data<float>()[i] * 4.0f + 10.0f;  // a large mean
+    c.runtime = {{"x", x}};
+    c.constants = {{"s", random_tensor({d[1]}, seed++)}, {"b", random_tensor({d[1]}, seed++)}};
+    check(c);
+  }
 }
 
 TEST(NativeKernelsTest, ExpandTileWherePad) {

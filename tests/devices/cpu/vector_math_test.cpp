@@ -65,6 +65,20 @@ TEST(VectorMathTest, SiluMatchesLibm) {
   EXPECT_LE(std::fabs(extremes[2]), 1e-30f);
 }
 
+TEST(VectorMathTest, ErfMatchesLibm) {
+  std::vector<float> x = grid(-12.f, 12.f, 200001);
+  x.push_back(INFINITY);
+  x.push_back(-INFINITY);
+  std::vector<float> y = x;
+  erf_inplace(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double ref = std::erf(static_cast<double>(x[i]));
+    // Relative near 0 (tiny inputs stay tiny), absolute 3e-7 elsewhere.
+    double tol = std::fabs(x[i]) < 0.5f ? 1e-6 * std::fabs(ref) + 1e-30 : 3e-7;
+    EXPECT_NEAR(y[i], ref, tol) << "x=" << x[i];
+  }
+}
+
 TEST(VectorMathTest, ExtremesSaturateWithoutNaN) {
   std::vector<float> x = {-1e30f, -200.f, 200.f, 1e30f};
   std::vector<float> s = x, t = x;

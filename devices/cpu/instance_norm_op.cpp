@@ -1,0 +1,76 @@
+// Native InstanceNormalization on float32 [N, C, spatial...] (torch exports GroupNorm as
+// Reshape -> InstanceNormalization -> Reshape -> Mul -> Add, so this is GroupNorm's kernel too):
+// each (n, c) plane's mean and variance in double, then one fused multiply-add pass, planes
+// split over the OpenMP team.
+#include <cmath>
+
+#include "devices/cpu/native_ops.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+namespace {
+
+const Tensor* plain_f32(CpuValue* v) {
+  if (!v) return nullptr;
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
+}
+
+class InstanceNormOp : public NativeOp {
+ public:
+  InstanceNormOp(const Node& node, int64_t opset) : node_(node), opset_(opset), eps_(node.attr_float("epsilon", 1e-5f)) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_f32(inputs[0]);
+    const Tensor* scale = inputs.size() > 1 ? plain_f32(inputs[1]) : nullptr;
+    const Tensor* shift = inputs.size() > 2 ? plain_f32(inputs[2]) : nullptr;
+    // Shapes the reference kernel reports on (rank < 3, per-channel sizes) go to it.
+    if (!x || !scale || !shift || x->rank() < 3 || x->numel() == 0 || scale->numel() != x->dim(1) ||
+        shift->numel() != x->dim(1)) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const int64_t channels = x->dim(1), planes = x->dim(0) * channels, size = x->numel() / planes;
+    Tensor y(DType::kFloat32, x->dims());
+    const float* src = x->data<float>();
+    float* dst = y.data<float>();
+    const float* s = scale->data<float>();
+    const float* b = shift->data<float>();
+    const double eps = eps_;
+#pragma omp parallel for schedule(static) if (planes > 1 && x->numel() >= (1 << 15))
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* in = src + p * size;
+      float* out = dst + p * size;
+      double sum = 0;
+      for (int64_t i = 0; i < size; ++i) sum += in[i];
+      const double mean = sum / static_cast<double>(size);
+      double sq = 0;
+      for (int64_t i = 0; i < size; ++i) {
+        double d = in[i] - mean;
+        sq += d * d;
+      }
+      const double inv = 1.0 / std::sqrt(sq / static_cast<double>(size) + eps);
+      const int64_t c = p % channels;
+      const float a = static_cast<float>(s[c] * inv), shift_c = static_cast<float>(b[c] - mean * s[c] * inv);
+      for (int64_t i = 0; i < size; ++i) out[i] = in[i] * a + shift_c;
+    }
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+  float eps_;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeOp> make_instance_norm_op(const Node& node, int64_t opset, const Graph& graph) {
+  (void)graph;
+  if (node.op_type != "InstanceNormalization" || node.inputs.size() < 3) return nullptr;
+  return std::make_unique<InstanceNormOp>(node, opset);
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
