@@ -12,11 +12,16 @@ bool is_pass_through(const Graph& g, const Node& n, const std::set<std::string>&
   if (n.op_type == "Identity") return true;
   if (n.op_type == "Dropout") {
     bool mask_used = n.outputs.size() > 1 && !n.outputs[1].empty() && used.count(n.outputs[1]);
-    // training_mode (input 2) makes Dropout random unless it is a constant false.
+    // training_mode (input 2) makes Dropout random unless it is a constant false, or the
+    // ratio (input 1) is a constant 0 (torch exports F.dropout(p=0.0, training=True) so).
     bool training = false;
     if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
       auto it = g.initializers.find(n.inputs[2]);
-      training = it == g.initializers.end() || it->second.value_as_int64(0) != 0;
+      training = it == g.initializers.end() || it->second.numel() != 1 || it->second.value_as_int64(0) != 0;
+    }
+    if (training && n.inputs.size() > 1 && !n.inputs[1].empty()) {
+      auto it = g.initializers.find(n.inputs[1]);
+      training = it == g.initializers.end() || it->second.numel() != 1 || it->second.value_as_double(0) != 0.0;
     }
     return !mask_used && !training;
   }

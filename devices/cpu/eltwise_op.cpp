@@ -111,6 +111,7 @@ class BinaryOp : public NativeOp {
       if (bd[i] != da[i] && bd[i] != 1) return run_reference(node_, opset_, inputs, outputs);
     }
     memory::desc md0 = desc_of(a);
+    if (db != da && md0 == plain_desc(da) && merged_plain_binary(a, b, da, bd, outputs)) return Status::OK();
     memory src1;
     memory::desc md1;
     if (db == da) {
@@ -167,6 +168,46 @@ class BinaryOp : public NativeOp {
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();
+  }
+
+  // Plain operands viewed with neighbouring dims merged where both broadcast alike: oneDNN has
+  // jit kernels for few dims but takes its reference kernel for some rank-5 broadcasts (Swin's
+  // [1,64,3,49,49] + [1,64,1,49,49]: 100x slower), which merge to [64,3,2401] + [64,1,2401].
+  // False when nothing merges or oneDNN still has only its reference kernel.
+  bool merged_plain_binary(CpuValue* a, CpuValue* b, const Dims& da, const Dims& bd, std::vector<CpuValue>& outputs) {
+    Dims ma, mb;
+    int last = -1;  // 0: b matches a along the run, 1: b broadcasts along it
+    for (size_t i = 0; i < da.size(); ++i) {
+      if (da[i] == 1) continue;  // size-1 dims belong to any run
+      int kind = bd[i] == da[i] ? 0 : 1;
+      if (kind == last) {
+        ma.back() *= da[i];
+        mb.back() *= bd[i];
+      } else {
+        ma.push_back(da[i]);
+        mb.push_back(bd[i]);
+        last = kind;
+      }
+    }
+    if (ma.empty() || ma.size() >= da.size()) return false;
+    if (ma.size() == 1) {  // oneDNN's plain tags start at rank 1, but keep a leading 1 for 2-D kernels
+      ma.insert(ma.begin(), 1);
+      mb.insert(mb.begin(), 1);
+    }
+    memory::desc m0 = plain_desc(ma), m1 = plain_desc(mb);
+    Expected<std::shared_ptr<Plan>> plan = plan_for(m0, m1);
+    if (!plan.ok() || !*plan || (*plan)->reference) return false;
+    memory s0(m0, engine(), a->as_native(plain_desc(da)).get_data_handle());
+    const Tensor& t = b->as_plain().tensor;
+    memory s1(m1, engine(), const_cast<void*>(t.raw_data()));
+    CpuValue out = CpuValue::allocate_native(plain_desc(da), da);
+    memory dst(m0, engine(), out.native.get_data_handle());
+    memory scratch = scratchpad_for((*plan)->scratch);
+    (*plan)->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst},
+                                            {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = std::move(out);
+    return true;
   }
 
   // y = a (op) b[n?, c] where bd is [1 or N, C, 1, ...]: channels-last and 4/8/16-channel blocked

@@ -40,5 +40,23 @@ TEST(IdentityEliminationTest, KeepsGraphOutputsRealCastsAndUsedMasks) {
   EXPECT_EQ(g.nodes.size(), 3u);
 }
 
+TEST(IdentityEliminationTest, DropoutInTrainingModeIsAPassThroughOnlyWithRatioZero) {
+  // torch exports F.dropout(p=0.0, training=True) as Dropout(x, 0.0, true): the identity.
+  for (float ratio : {0.0f, 0.1f}) {
+    Graph g;
+    g.inputs = {f32("x", {2})};
+    g.initializers["ratio"] = Tensor::from_vector<float>({}, {ratio});
+    g.initializers["training"] = Tensor::from_vector<bool>({}, {true});
+    g.add_node("Dropout", {"x", "ratio", "training"}, {"d", "mask"});
+    g.add_node("Relu", {"d"}, {"y"});
+    g.outputs = {f32("y", {2})};
+    IdentityElimination pass;
+    bool changed = false;
+    run_pass(pass, g, &changed);
+    EXPECT_EQ(changed, ratio == 0.0f) << ratio;
+    EXPECT_EQ(g.nodes.size(), ratio == 0.0f ? 1u : 2u) << ratio;
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

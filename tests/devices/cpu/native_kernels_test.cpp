@@ -438,6 +438,25 @@ TEST(NativeKernelsTest, InstanceNormInEveryRank) {
   }
 }
 
+TEST(NativeKernelsTest, BroadcastBinaryWithMergedDims) {
+  // Plain operands whose broadcast pattern merges to fewer dims (Swin's window attention mask).
+  uint32_t seed = 860;
+  const std::vector<std::pair<Dims, Dims>> shapes = {
+      {{1, 64, 3, 7, 7}, {1, 64, 1, 7, 7}}, {{2, 3, 4, 5, 6}, {1, 1, 4, 5, 6}}, {{2, 3, 4, 5, 6}, {2, 1, 1, 5, 1}},
+      {{1, 2, 3, 4, 5, 6}, {1, 2, 1, 1, 5, 6}}, {{4, 6, 8}, {1, 6, 8}}};
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    for (const auto& [da, db] : shapes) {
+      Case c;
+      c.label = std::string(op) + " " + dims_to_string(da) + " with " + dims_to_string(db);
+      c.node = make_node(op, {"a", "b"});
+      Tensor b = random_tensor(db, seed++);
+      for (int64_t i = 0; i < b.numel(); ++i) b.data<float>()[i] += b.data<float>()[i] >= 0 ? 0.5f : -0.5f;  // Div
+      c.runtime = {{"a", random_tensor(da, seed++)}, {"b", b}};
+      check(c);
+    }
+  }
+}
+
 TEST(NativeKernelsTest, ExpandTileWherePad) {
   Case expand;
   expand.label = "Expand [3,1] to [2,3,4]";
