@@ -1,5 +1,8 @@
 #include "devices/cpu/loop_kernels.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -143,6 +146,53 @@ void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t 
         bool better = is_max ? (last ? v >= b : v > b) : (last ? v <= b : v < b);
         best[static_cast<size_t>(j)] = better ? v : b;
         idx[j] = better ? k : idx[j];
+      }
+    }
+  }
+}
+
+void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>& dims,
+                  const std::vector<int64_t>& strides, char* dst) {
+  // Merge from the inside out: dim d folds into d+1 when stepping d jumps exactly over d+1.
+  std::vector<int64_t> md, ms;
+  for (size_t i = dims.size(); i-- > 0;) {
+    if (dims[i] == 1) continue;
+    if (!md.empty() && strides[i] == ms.back() * md.back()) {
+      md.back() *= dims[i];
+    } else {
+      md.push_back(dims[i]);
+      ms.push_back(strides[i]);
+    }
+  }
+  if (md.empty()) {  // a single element
+    std::memcpy(dst, src, static_cast<size_t>(elem_size));
+    return;
+  }
+  std::reverse(md.begin(), md.end());
+  std::reverse(ms.begin(), ms.end());
+  const size_t rank = md.size();
+  const int64_t inner = md.back(), inner_stride = ms.back();
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < rank; ++d) rows *= md[d];
+  const int64_t row_bytes = inner * elem_size;
+#pragma omp parallel for schedule(static) if (rows * inner * elem_size >= (1 << 18) && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t offset = 0, rest = r;
+    for (size_t d = rank - 1; d-- > 0;) {  // row index -> source offset of its first element
+      offset += (rest % md[d]) * ms[d];
+      rest /= md[d];
+    }
+    const char* s = src + offset * elem_size;
+    char* o = dst + r * row_bytes;
+    if (inner_stride == 1) {
+      std::memcpy(o, s, static_cast<size_t>(row_bytes));
+    } else if (elem_size == 4) {
+      const float* sf = reinterpret_cast<const float*>(s);
+      float* of = reinterpret_cast<float*>(o);
+      for (int64_t j = 0; j < inner; ++j) of[j] = sf[j * inner_stride];
+    } else {
+      for (int64_t j = 0; j < inner; ++j) {
+        std::memcpy(o + j * elem_size, s + j * inner_stride * elem_size, static_cast<size_t>(elem_size));
       }
     }
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace pyflame_rt {
 namespace cpu {
@@ -22,6 +23,13 @@ void reduce_f32(ReduceKind kind, const float* x, float* y, int64_t len, int64_t 
 // the extreme value: y[o * inner + j], for o in [o_begin, o_end).
 void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t len, int64_t inner,
                     int64_t o_begin, int64_t o_end);
+
+// dst (contiguous, dims `dims`) = the elements of src at offset + sum(i_d * strides[d]), strides
+// in elements and possibly negative (a Slice with any step). Neighbouring dims that are
+// contiguous in src are merged first, so the inner loop is a memcpy wherever the view allows;
+// outer rows are split over the calling thread's OpenMP team when the copy is large.
+void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>& dims,
+                  const std::vector<int64_t>& strides, char* dst);
 
 }  // namespace cpu
 }  // namespace pyflame_rt

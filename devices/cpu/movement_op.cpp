@@ -1,7 +1,9 @@
-// Native data movement (Transpose, unit-step Slice) as oneDNN reorders: the source is viewed
-// through permuted strides or as a sub-block, and copied into a plain output in one pass.
-#include "devices/cpu/native_ops.h"
+// Native data movement: Transpose as a oneDNN reorder (the source viewed through permuted
+// strides, copied into a plain output in one pass); Slice as our strided copy.
+#include <algorithm>
 
+#include "devices/cpu/loop_kernels.h"
+#include "devices/cpu/native_ops.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -58,38 +60,60 @@ class TransposeOp : public NativeOp {
   int64_t opset_;
 };
 
+// Slice with any steps (PatchMerging's x[:, 0::2, 1::2, :], reversals) as one strided copy:
+// memcpy runs wherever the innermost kept dim is contiguous. Any dtype but strings.
 class SliceOp : public NativeOp {
  public:
   SliceOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
-    const Tensor* x = plain_f32(inputs[0]);
+    const Value& v = inputs[0]->as_plain();
     auto ints = [&](size_t i) {
       return i < inputs.size() && inputs[i] ? inputs[i]->as_plain().tensor.to_int64_vector() : std::vector<int64_t>{};
     };
-    if (!x || inputs.size() < 3 || !inputs[1] || !inputs[2]) return run_reference(node_, opset_, inputs, outputs);
+    if (!v.is_tensor() || v.tensor.dtype() == DType::kString || v.tensor.rank() == 0 || v.tensor.numel() == 0 ||
+        inputs.size() < 3 || !inputs[1] || !inputs[2]) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const Tensor& x = v.tensor;
     std::vector<int64_t> starts = ints(1), ends = ints(2), axes = ints(3), steps = ints(4);
-    int64_t rank = static_cast<int64_t>(x->rank());
+    const int64_t rank = static_cast<int64_t>(x.rank());
     if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
     if (steps.empty()) steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
-      return run_reference(node_, opset_, inputs, outputs);
+      return run_reference(node_, opset_, inputs, outputs);  // it reports the mismatch
     }
-    Dims out_dims = x->dims();
-    memory::dims offsets(x->rank(), 0);
+    Dims out_dims = x.dims();
+    std::vector<int64_t> strides = strides_of(x.dims());
+    std::vector<bool> seen(x.rank(), false);
+    int64_t offset = 0;
     for (size_t i = 0; i < starts.size(); ++i) {
-      int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
-      if (ax < 0 || ax >= rank || steps[i] != 1) return run_reference(node_, opset_, inputs, outputs);
-      int64_t dim = x->dim(static_cast<size_t>(ax));
+      const int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
+      if (ax < 0 || ax >= rank || seen[static_cast<size_t>(ax)] || steps[i] == 0) {
+        return run_reference(node_, opset_, inputs, outputs);
+      }
+      seen[static_cast<size_t>(ax)] = true;
+      const int64_t dim = x.dim(static_cast<size_t>(ax)), step = steps[i];
       int64_t s = starts[i] < 0 ? starts[i] + dim : starts[i], e = ends[i] < 0 ? ends[i] + dim : ends[i];
-      s = std::clamp<int64_t>(s, 0, dim);
-      e = std::clamp<int64_t>(e, 0, dim);
-      if (e <= s) return run_reference(node_, opset_, inputs, outputs);  // empty result: not worth a view
-      offsets[static_cast<size_t>(ax)] = s;
-      out_dims[static_cast<size_t>(ax)] = e - s;
+      int64_t count;
+      if (step > 0) {
+        s = std::clamp<int64_t>(s, 0, dim);
+        e = std::clamp<int64_t>(e, 0, dim);
+        count = e > s ? (e - s + step - 1) / step : 0;
+      } else {
+        s = std::clamp<int64_t>(s, 0, dim - 1);
+        e = std::clamp<int64_t>(e, -1, dim - 1);
+        count = s > e ? (s - e - step - 1) / -step : 0;
+      }
+      if (count == 0) return run_reference(node_, opset_, inputs, outputs);  // an empty result
+      offset += s * strides[static_cast<size_t>(ax)];
+      strides[static_cast<size_t>(ax)] *= step;
+      out_dims[static_cast<size_t>(ax)] = count;
     }
-    Tensor y(DType::kFloat32, out_dims);
-    copy_view(plain_desc(x->dims()).submemory_desc(to_dnnl(out_dims), offsets), *x, y);
+    Tensor y(x.dtype(), out_dims);
+    const int64_t elem = static_cast<int64_t>(dtype_size(x.dtype()));
+    strided_copy(static_cast<const char*>(x.raw_data()) + offset * elem, elem, out_dims, strides,
+                 static_cast<char*>(y.raw_data()));
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();
   }

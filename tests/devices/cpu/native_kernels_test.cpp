@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/ref/ref_device.h"
@@ -455,6 +456,42 @@ TEST(NativeKernelsTest, BroadcastBinaryWithMergedDims) {
       check(c);
     }
   }
+}
+
+TEST(NativeKernelsTest, SliceWithAnyStep) {
+  struct S { std::string label; Dims dims; std::vector<int64_t> starts, ends, axes, steps; };
+  const int64_t big = std::numeric_limits<int64_t>::max(), small = std::numeric_limits<int64_t>::min();
+  const std::vector<S> cases = {
+      {"unit step", {2, 8, 9, 5}, {1, 2}, {7, -1}, {1, 2}, {1, 1}},
+      {"PatchMerging 0::2, 1::2", {1, 56, 56, 24}, {0, 1}, {big, big}, {1, 2}, {2, 2}},
+      {"reverse", {3, 10}, {-1}, {small}, {1}, {-1}},
+      {"step -3 from the middle", {4, 11, 3}, {9, 2}, {0, big}, {1, -3}, {-3, 2}},
+      {"1-D step 4", {37}, {1}, {36}, {0}, {4}},
+      {"rank 5, inner axis strided", {2, 3, 4, 5, 6}, {0, 1}, {big, 6}, {0, 4}, {1, 2}},
+  };
+  uint32_t seed = 880;
+  for (const S& t : cases) {
+    Case c;
+    c.label = "Slice " + t.label;
+    c.node = make_node("Slice", {"x", "starts", "ends", "axes", "steps"});
+    c.runtime = {{"x", random_tensor(t.dims, seed++)}};
+    Dims n = {static_cast<int64_t>(t.starts.size())};
+    c.constants = {{"starts", ints(n, t.starts)}, {"ends", ints(n, t.ends)}, {"axes", ints(n, t.axes)}, {"steps", ints(n, t.steps)}};
+    check(c);
+  }
+  Case i64;
+  i64.label = "Slice of int64 with step 2";
+  i64.node = make_node("Slice", {"x", "starts", "ends", "axes", "steps"});
+  i64.runtime = {{"x", ints({2, 5}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9})}};
+  i64.constants = {{"starts", ints({1}, {0})}, {"ends", ints({1}, {5})}, {"axes", ints({1}, {1})}, {"steps", ints({1}, {2})}};
+  check(i64);
+  Case empty;
+  empty.label = "Slice to an empty result (the reference)";
+  empty.node = make_node("Slice", {"x", "starts", "ends", "axes", "steps"});
+  empty.runtime = {{"x", random_tensor({4, 4}, seed++)}};
+  empty.constants = {{"starts", ints({1}, {3})}, {"ends", ints({1}, {1})}, {"axes", ints({1}, {0})}, {"steps", ints({1}, {1})}};
+  empty.expect_native = false;
+  check(empty);
 }
 
 TEST(NativeKernelsTest, ExpandTileWherePad) {
