@@ -15,6 +15,8 @@
 #include <sstream>
 #include <sys/stat.h>
 
+#include "graph/onnx_export.h"
+
 namespace pyflame_rt {
 
 namespace {
@@ -476,6 +478,63 @@ Expected<Graph> import_onnx_file(const std::string& path, ModelMetadata* metadat
 
 Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir, ModelMetadata* metadata) {
   return import_model(bytes, ImportContext{"model bytes", base_dir, metadata});
+}
+
+namespace {
+
+// Known dims of a shape (-1: rank unknown), to tell whether inference learned something.
+int known_dims(const Shape& s) {
+  if (!s.rank_known) return -1;
+  int n = 0;
+  for (const Dim& d : s.dims) n += d.known() ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+Expected<int> refine_shapes_with_onnx(Graph& graph) {
+  // Shape inference reads initializers only for their values (shape arithmetic); weights are
+  // declared as inputs of their type instead of copied.
+  constexpr int64_t kMaxCopiedElements = 1024;
+  Graph light;
+  light.name = graph.name;
+  light.nodes = graph.nodes;
+  light.inputs = graph.inputs;
+  light.outputs = graph.outputs;
+  light.value_info = graph.value_info;
+  light.opset_imports = graph.opset_imports;
+  for (const auto& [name, t] : graph.initializers) {
+    if (t.numel() <= kMaxCopiedElements && t.dtype() != DType::kString) {
+      light.initializers.emplace(name, t);
+    } else {
+      light.inputs.push_back({name, t.dtype(), Shape::from_dims(t.dims())});
+    }
+  }
+  ASSIGN_OR_RETURN(std::string bytes, export_onnx_bytes(light));
+  onnx::ModelProto model;
+  if (!model.ParseFromString(bytes)) return make_status(StatusCode::kFail, "shape inference: re-reading the graph failed");
+  try {
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(false, 0, true));
+  } catch (const std::exception&) {
+    return 0;  // as at import: the graph keeps the types it has
+  }
+  int improved = 0;
+  for (const auto& v : model.graph().value_info()) {
+    auto info = convert_value_info(v);
+    if (!info.ok() || graph.initializers.count(v.name())) continue;
+    auto it = graph.value_info.find(v.name());
+    if (it == graph.value_info.end()) {
+      if (!info->shape.rank_known && info->dtype == DType::kUndefined) continue;
+      graph.value_info[v.name()] = *info;
+      ++improved;
+    } else if (known_dims(info->shape) > known_dims(it->second.shape)) {
+      it->second.shape = info->shape;
+      if (it->second.dtype == DType::kUndefined) it->second.dtype = info->dtype;
+      ++improved;
+    }
+  }
+  return improved;
 }
 
 }  // namespace pyflame_rt

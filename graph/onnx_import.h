@@ -24,4 +24,11 @@ Expected<Graph> import_onnx_file(const std::string& path, ModelMetadata* metadat
 Expected<Graph> import_onnx_bytes(const std::string& bytes, const std::string& base_dir = "",
                                   ModelMetadata* metadata = nullptr);
 
+// Runs ONNX shape inference (with data propagation) again over `graph` as the passes left it
+// and records every value whose shape it now knows better than graph.value_info does. After
+// constant folding has turned shape arithmetic into constants (a Reshape's target, a Slice's
+// ends), values ONNX could not type at import become typed, so more Shape nodes fold. Large
+// initializers are declared as typed inputs, not copied. Returns how many values improved.
+Expected<int> refine_shapes_with_onnx(Graph& graph);
+
 }  // namespace pyflame_rt

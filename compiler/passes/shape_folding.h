@@ -1,6 +1,8 @@
 // Replaces Shape and Size of values whose shape is fully known at compile time (from the
 // model's input shapes and ONNX shape inference) by constants, so the shape arithmetic around
-// them (Gather, Concat, Reshape targets) folds away too. The session checks every feed against
+// them (Gather, Concat, Reshape targets) folds away too. While some Shape reads a value of
+// unknown shape, each run first infers shapes again over the graph as earlier rounds of
+// folding left it (Swin's window shifts: a Reshape whose target was computed becomes typed). The session checks every feed against
 // the input shapes, so a static shape here cannot disagree with a run.
 #pragma once
 

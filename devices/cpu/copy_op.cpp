@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -219,6 +220,33 @@ class FlattenOp : public NativeOp {
   int64_t opset_;
 };
 
+// Reshape: a view of the plain input with the new dims, as the reference kernel's result is
+// (native so a blocked input is reordered once and the node is not reported as a fallback).
+// An invalid target shape goes to the reference kernel, which reports it.
+class ReshapeOp : public NativeOp {
+ public:
+  ReshapeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    if (!x || inputs.size() < 2 || !inputs[1] || !inputs[1]->as_plain().is_tensor()) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    Dims out;
+    std::string why;
+    if (!reshape_dims(x->dims(), inputs[1]->as_plain().tensor.to_int64_vector(), node_.attr_int("allowzero", 0) != 0,
+                      &out, &why)) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    outputs[0] = CpuValue::from_plain(Value(x->reshaped(out)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
@@ -226,6 +254,7 @@ std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Gr
   if (node.op_type == "Split") return std::make_unique<SplitOp>(node, opset);
   if (node.op_type == "Gather") return std::make_unique<GatherOp>(node, opset);
   if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
+  if (node.op_type == "Reshape" && opset >= 5) return std::make_unique<ReshapeOp>(node, opset);
   return nullptr;
 }
 

@@ -29,6 +29,51 @@ void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end) {
   });
 }
 
+bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_zero, Dims* out, std::string* why) {
+  const int64_t numel = num_elements(in);
+  out->assign(shape.size(), 0);
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    int64_t d = shape[i];
+    if (d == 0 && !allow_zero) {
+      if (i >= in.size()) {
+        *why = "shape " + dims_to_string(shape) + " copies dim " + std::to_string(i) + " from input " +
+               dims_to_string(in) + " which has no such dim";
+        return false;
+      }
+      d = in[i];
+    }
+    if (d == -1) {
+      if (infer >= 0) {
+        *why = "shape " + dims_to_string(shape) + " has more than one -1";
+        return false;
+      }
+      infer = static_cast<int64_t>(i);
+      continue;
+    }
+    if (d < 0) {
+      *why = "shape " + dims_to_string(shape) + " has a negative dim " + std::to_string(d);
+      return false;
+    }
+    (*out)[i] = d;
+    known *= d;
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel % known != 0) {
+      *why = "cannot reshape " + dims_to_string(in) + " (" + std::to_string(numel) + " elements) to " +
+             dims_to_string(shape);
+      return false;
+    }
+    (*out)[static_cast<size_t>(infer)] = numel / known;
+  }
+  if (num_elements(*out) != numel) {
+    *why = "cannot reshape " + dims_to_string(in) + " (" + std::to_string(numel) + " elements) to " +
+           dims_to_string(*out) + " (" + std::to_string(num_elements(*out)) + " elements)";
+    return false;
+  }
+  return true;
+}
+
 Tensor convert_tensor(const Tensor& t, DType to) {
   if (t.dtype() == to) return t.clone();
   Tensor out(to, t.dims());

@@ -122,6 +122,9 @@ Tensor concat_along(const std::vector<Tensor>& parts, int64_t axis);  // parts n
 // Converts a tensor of any numeric dtype into a new tensor of `to` (Cast semantics for
 // numbers; strings are handled by the Cast kernel itself).
 Tensor convert_tensor(const Tensor& t, DType to);
+// Reshape's output dims for input dims `in` and target `shape` (0 copies the input's dim unless
+// allow_zero, one -1 is inferred); false with the reason in `why` when the shape is invalid.
+bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_zero, Dims* out, std::string* why);
 // The same conversion for elements [begin, end) of `t` into `out` (same shape, out's dtype):
 // the native Cast splits a large tensor over threads with it.
 void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end);

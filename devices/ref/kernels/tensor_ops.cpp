@@ -56,37 +56,10 @@ Status reshape_kernel(KernelContext& ctx) {
   std::vector<int64_t> shape;
   if (ctx.opset() < 5) shape = ctx.node().attr_ints("shape");
   else { RETURN_IF_ERROR(ctx.require_input(1)); shape = ctx.input(1)->to_int64_vector(); }
-  bool allow_zero = ctx.node().attr_int("allowzero", 0) != 0;
-  Dims out(shape.size());
-  int64_t known = 1, infer = -1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    int64_t d = shape[i];
-    if (d == 0 && !allow_zero) {
-      if (i >= x.rank()) {
-        return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " copies dim ", i,
-                         " from input ", dims_to_string(x.dims()), " which has no such dim");
-      }
-      d = x.dim(i);
-    }
-    if (d == -1) {
-      if (infer >= 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " has more than one -1");
-      infer = static_cast<int64_t>(i);
-      continue;
-    }
-    if (d < 0) return ctx.error(StatusCode::kInvalidArgument, "shape ", dims_to_string(shape), " has a negative dim ", d);
-    out[i] = d;
-    known *= d;
-  }
-  if (infer >= 0) {
-    if (known == 0 || x.numel() % known != 0) {
-      return ctx.error(StatusCode::kInvalidArgument, "cannot reshape ", dims_to_string(x.dims()), " (",
-                       x.numel(), " elements) to ", dims_to_string(shape));
-    }
-    out[static_cast<size_t>(infer)] = x.numel() / known;
-  }
-  if (num_elements(out) != x.numel()) {
-    return ctx.error(StatusCode::kInvalidArgument, "cannot reshape ", dims_to_string(x.dims()), " (",
-                     x.numel(), " elements) to ", dims_to_string(out), " (", num_elements(out), " elements)");
+  Dims out;
+  std::string why;
+  if (!reshape_dims(x.dims(), shape, ctx.node().attr_int("allowzero", 0) != 0, &out, &why)) {
+    return ctx.error(StatusCode::kInvalidArgument, why);
   }
   ctx.set_output(0, x.reshaped(out));
   return Status::OK();

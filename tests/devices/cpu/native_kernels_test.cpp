@@ -494,6 +494,20 @@ TEST(NativeKernelsTest, SliceWithAnyStep) {
   check(empty);
 }
 
+TEST(NativeKernelsTest, ReshapeAsAView) {
+  const std::vector<std::pair<std::vector<int64_t>, int64_t>> shapes = {{{0, -1}, 0}, {{4, 0, 5}, 0}, {{-1}, 0}, {{2, 10, 3}, 1}};
+  for (const auto& [shape, allow_zero] : shapes) {
+    Case c;
+    c.label = "Reshape [4,3,5] to " + dims_to_string(shape);
+    c.node = make_node("Reshape", {"x", "shape"});
+    c.node.attributes["allowzero"] = Attribute::make_int(allow_zero);
+    c.runtime = {{"x", random_tensor({4, 3, 5}, 900)}};
+    c.constants = {{"shape", ints({static_cast<int64_t>(shape.size())}, shape)}};
+    c.opset = 14;
+    check(c);
+  }
+}
+
 TEST(NativeKernelsTest, ExpandTileWherePad) {
   Case expand;
   expand.label = "Expand [3,1] to [2,3,4]";
