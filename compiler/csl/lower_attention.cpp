@@ -198,8 +198,10 @@ fn {P}_next() void {
   op.prep.push_back(subst("k_{P} = pad({ks}.reshape({B}, {S}, {heads}, {dk}), ({B}, {kx} * {St}, {ky} * {Ht}, {dk})).reshape({B}, {kx}, {St}, {ky}, {Ht}, {dk}).transpose(0, 3, 1, 4, 5, 2)", v));
   op.prep.push_back(subst("v_{P} = pad({vs}.reshape({B}, {S}, {heads}, {dv}), ({B}, {kx} * {St}, {ky} * {Ht}, {dv})).reshape({B}, {kx}, {St}, {ky}, {Ht}, {dv}).transpose(0, 3, 1, 4, 2, 5)", v));
   op.before.push_back({true, Qa, PeSet{0, 0, 1, ky}, CRHt * dk, subst("q_{P}[c]", v), false, Q.name, ""});
-  op.before.push_back({true, Ka, g, Ht * dk * St, subst("k_{P}[c // {nb}]", v), false, K.name, ""});
-  op.before.push_back({true, Va, g, Ht * St * dv, subst("v_{P}[c // {nb}]", v), false, V.name, ""});
+  // K and V stay in SRAM for all launches of one batch row's queries.
+  const std::string first = nb > 1 ? subst("c % {nb} == 0", v) : "";
+  op.before.push_back({true, Ka, g, Ht * dk * St, subst("k_{P}[c // {nb}]", v), false, K.name, "", first});
+  op.before.push_back({true, Va, g, Ht * St * dv, subst("v_{P}[c // {nb}]", v), false, V.name, "", first});
   if (mask) {
     const std::string ms = mask->weight ? "w('" + mask->name + "')" : py_tensor(mask->name);
     op.prep.push_back(subst("mask_{P} = pad(np.broadcast_to(" + ms + ", ({B}, {heads}, {L}, {S})), ({B}, {ky} * {Ht}, {nb} * {CR}, {kx} * {St})).reshape({B}, {ky}, {Ht}, {nb}, {CR}, {kx}, {St}).transpose(0, 3, 1, 5, 4, 2, 6).reshape({B} * {nb}, {ky}, {kx}, -1)", v));

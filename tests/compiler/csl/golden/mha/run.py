@@ -119,8 +119,10 @@ def main():
     acc_op0 = np.zeros((1 * 2, 4, 2 * 1, 4), np.float32)
     for c in range(2):  # row chunks that fit the PEs' SRAM
         h2d(runner, sym['op0_q'], q_op0[c], 0, 0, 1, 2, 16)
-        h2d(runner, sym['op0_kt'], k_op0[c // 2], 0, 0, 3, 2, 8)
-        h2d(runner, sym['op0_v'], v_op0[c // 2], 0, 0, 3, 2, 8)
+        if c % 2 == 0:
+            h2d(runner, sym['op0_kt'], k_op0[c // 2], 0, 0, 3, 2, 8)
+        if c % 2 == 0:
+            h2d(runner, sym['op0_v'], v_op0[c // 2], 0, 0, 3, 2, 8)
         h2d(runner, sym['op0_mask'], mask_op0[c], 0, 0, 3, 2, 8)
         runner.launch('op0', nonblock=False)
         buf = d2h(runner, sym['op0_y'], 2, 0, 1, 2, 20)
