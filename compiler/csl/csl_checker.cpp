@@ -76,8 +76,8 @@ void check_routes(const CslProgram& prog, const CslBudget& budget, CslCheck& out
 }
 
 // Ops calling the SDK's <collectives_2d> (mpi_x along rows, mpi_y down columns): the library is
-// set up (its colours routed by it, its params passed), and the op spans the whole rectangle,
-// because every PE of a row or column takes part in each of its calls.
+// set up (its colours routed by it, its params passed) and initialised by the op, and the op
+// spans the whole rectangle, because every PE of a row or column takes part in each call.
 void check_collectives(const CslProgram& prog, CslCheck& out) {
   const bool imported = std::find(prog.imports.begin(), prog.imports.end(), "collectives") != prog.imports.end();
   for (const OpCode& op : prog.ops) {
@@ -85,6 +85,10 @@ void check_collectives(const CslProgram& prog, CslCheck& out) {
     const std::string where = "partition " + prog.partition + ": " + op.launch + " (" + op.op_type + " '" + op.node + "') ";
     if (!imported || prog.library_routed.size() < 4 || prog.layout_params.empty()) {
       out.errors.push_back(where + "calls <collectives_2d>, which the partition does not set up");
+    }
+    // The library must be initialised (mpi_x.init(), mpi_y.init()) before an op's first call.
+    if (op.functions.find("summa_init();") == std::string::npos) {
+      out.errors.push_back(where + "calls <collectives_2d> without initialising it (summa_init)");
     }
     const PeSet& r = op.region;
     if (r.x0 != 0 || r.y0 != 0 || r.w != prog.width || r.h != prog.height || r.x_mod != 1 || r.bx > 0 || r.by > 0) {

@@ -106,7 +106,8 @@ const {P}_orow_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{dv}} -> {Acc}[
 const {P}_yrow_dsd = @get_dsd(mem1d_dsd, .{ .tensor_access = |i|{{dv}} -> {Red}[i] });
 {mask_decl}
 fn {P}() void {
-{prologue}  {P}_stage = 0;
+{prologue}  summa_init();
+  {P}_stage = 0;
   {q_in}}
 
 // QK^T of this PE's keys: per (query row, head) one @fmacs of a K^T column per query element,

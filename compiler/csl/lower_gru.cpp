@@ -147,7 +147,6 @@ fn {P}_gemv() void {
 // The gates of this row's units from the summed pre-activations ([W x | R h] per batch row,
 // z, r, n blocks of {Ht}), linear_before_reset: n = tanh(Wn x + bWn + r (Rn h + bRn)).
 fn {P}_gates() void {
-  const t: u16 = {t};
   for (@range(u16, {B})) |b| {
     for (@range(u16, {Ht})) |u| {
       const g = b * {G6} + u;
@@ -158,7 +157,7 @@ fn {P}_gates() void {
       const hv = (1.0 - z) * c + z * {Hs}[b * {Hh} + summa_py * {Ht} + u];
       {Hn}[b * {Ht} + u] = hv;
       if ({P}_left) {
-        {Y}[(t * {B} + b) * {Ht} + u] = hv;
+        {Y}[(({t}) * {B} + b) * {Ht} + u] = hv;
       }
     }
   }

@@ -186,7 +186,8 @@ TEST(CslGenerator, AttentionStreamsQueriesAlongRowsOverResidentKeys) {
   // 2 heads down 2 rows, 5 keys across 3 columns (2 each), 4 query rows per launch.
   EXPECT_NE(pe.find("var op0_kt = @zeros([if (op0_on) 8 else 1]f32);"), std::string::npos);
   EXPECT_NE(pe.find("var op0_y = @zeros([if (op0_root) 20 else 1]f32);"), std::string::npos);
-  EXPECT_NE(pe.find("mpi_x.broadcast(0, @ptrcast([*]u32, &op0_q), 16, t_coll);"), std::string::npos);
+  EXPECT_NE(pe.find("  summa_init();\n  op0_stage = 0;\n  mpi_x.broadcast(0, @ptrcast([*]u32, &op0_q), 16, t_coll);"),
+            std::string::npos);
   EXPECT_NE(pe.find("@fmacs(srow, srow, kcol, op0_q[row * 4 + d]);"), std::string::npos);
   EXPECT_NE(pe.find("mpi_x.gather(2, @ptrcast([*]u32, &op0_m), @ptrcast([*]u32, &op0_mg), 4, t_coll);"), std::string::npos);
   EXPECT_NE(pe.find("mpi_x.reduce_fadds(2, @ptrcast([*]f32, &op0_acc), @ptrcast([*]f32, &op0_y), 20, t_coll);"),
@@ -355,11 +356,15 @@ TEST(CslCheckerCollectives, OpCallingTheLibraryMustSpanTheRectangle) {
   ASSERT_TRUE(check_program(*prog, budget, files).errors.empty());
   prog->ops[0].region = {0, 0, 1, 2};
   prog->library_routed.clear();
+  const std::string init = "summa_init();";
+  prog->ops[0].functions.replace(prog->ops[0].functions.find(init), init.size(), "");
   std::string errs;
   for (const auto& e : check_program(*prog, budget, files).errors) errs += e + "\n";
   EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d> on PEs [0,0,1,2], not the whole 2x2 rectangle"),
             std::string::npos) << errs;
   EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d>, which the partition does not set up"), std::string::npos)
+      << errs;
+  EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d> without initialising it (summa_init)"), std::string::npos)
       << errs;
   // A collective whose callback task is not bound.
   std::string& pe = files["pe_program.csl"];
