@@ -49,6 +49,10 @@ Status lower_gru(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
     return not_implemented("linear_before_reset = 0 needs a second GEMV per step after r; only 1 (PyTorch's) is lowered");
   }
   if (spec.floats.count("clip") && spec.floats.at("clip") > 0) return not_implemented("clip has no CSL lowering");
+  auto layout = spec.ints.find("layout");
+  if (layout != spec.ints.end() && !layout->second.empty() && layout->second[0] != 0) {
+    return not_implemented("layout = 1 (batch-major X) has no CSL lowering");
+  }
   auto acts = spec.strings.find("activations");
   if (acts != spec.strings.end() && acts->second != "Sigmoid,Tanh") {
     return not_implemented("activations ", acts->second, " (only Sigmoid, Tanh are lowered)");

@@ -223,6 +223,11 @@ TEST(CslGenerator, GruFormsItDoesNotLowerAreNamed) {
   EXPECT_EQ(out.status().code(), StatusCode::kNotImplemented);
   EXPECT_NE(out.status().message().find("linear_before_reset = 0"), std::string::npos) << out.status().message();
   p = test::gru_plan();
+  p.ops[0].ints["layout"] = {1};
+  out = generate_partition(p, CslBudget());
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("layout = 1"), std::string::npos) << out.status().message();
+  p = test::gru_plan();
   p.ops[0].region = {0, 0, 1, 2};
   out = generate_partition(p, CslBudget());
   ASSERT_FALSE(out.ok());
