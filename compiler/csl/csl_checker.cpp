@@ -75,6 +75,29 @@ void check_routes(const CslProgram& prog, const CslBudget& budget, CslCheck& out
   });
 }
 
+// Ops calling the SDK's <collectives_2d> (mpi_x along rows, mpi_y down columns): the library is
+// set up (its colours routed by it, its params passed) and initialised by the op, and the op
+// spans the whole rectangle, because every PE of a row or column takes part in each call.
+void check_collectives(const CslProgram& prog, CslCheck& out) {
+  const bool imported = std::find(prog.imports.begin(), prog.imports.end(), "collectives") != prog.imports.end();
+  for (const OpCode& op : prog.ops) {
+    if (op.functions.find("mpi_x.") == std::string::npos && op.functions.find("mpi_y.") == std::string::npos) continue;
+    const std::string where = "partition " + prog.partition + ": " + op.launch + " (" + op.op_type + " '" + op.node + "') ";
+    if (!imported || prog.library_routed.size() < 4 || prog.layout_params.empty()) {
+      out.errors.push_back(where + "calls <collectives_2d>, which the partition does not set up");
+    }
+    // The library must be initialised (mpi_x.init(), mpi_y.init()) before an op's first call.
+    if (op.functions.find("summa_init();") == std::string::npos) {
+      out.errors.push_back(where + "calls <collectives_2d> without initialising it (summa_init)");
+    }
+    const PeSet& r = op.region;
+    if (r.x0 != 0 || r.y0 != 0 || r.w != prog.width || r.h != prog.height || r.x_mod != 1 || r.bx > 0 || r.by > 0) {
+      out.errors.push_back(where + "calls <collectives_2d> on PEs " + r.to_string() + ", not the whole " +
+                           std::to_string(prog.width) + "x" + std::to_string(prog.height) + " rectangle");
+    }
+  }
+}
+
 void check_memory(const CslProgram& prog, const CslBudget& budget, CslCheck& out) {
   int64_t total = 0, max_bytes = 0, max_x = 0, max_y = 0;
   double sum = 0;
@@ -136,7 +159,10 @@ void check_text(const CslProgram& prog, const std::map<std::string, std::string>
   }
   std::set<std::string> used_ids = captures(pe, R"re(@(?:activate|block|unblock)\(([A-Za-z_0-9]+)\))re");
   for (const auto& id : captures(pe, R"(\.activate = ([A-Za-z_0-9]+))")) used_ids.insert(id);
-  for (const auto& id : captures(pe, R"(broadcast\([^;]*, ([A-Za-z_0-9]+)\);)")) used_ids.insert(id);
+  // <collectives_2d> calls activate their callback task when they complete.
+  for (const auto& id : captures(pe, R"((?:broadcast|scatter|gather|reduce_fadds)\([^;]*, ([A-Za-z_0-9]+)\);)")) {
+    used_ids.insert(id);
+  }
   for (const auto& id : used_ids) {
     if (!bound_ids.count(id)) out.errors.push_back(where + "task id '" + id + "' is activated but no task is bound to it");
   }
@@ -170,6 +196,7 @@ void check_text(const CslProgram& prog, const std::map<std::string, std::string>
 CslCheck check_program(const CslProgram& prog, const CslBudget& budget, const std::map<std::string, std::string>& files) {
   CslCheck out;
   check_routes(prog, budget, out);
+  check_collectives(prog, out);
   check_memory(prog, budget, out);
   check_text(prog, files, out);
   return out;

@@ -5,6 +5,8 @@
 //   - every @export_name has its @export_symbol and back, every task is bound, every task id
 //     activated/blocked is declared and bound, every colour param is routed in layout.csl,
 //     every symbol and function run.py uses is exported;
+//   - every op calling <collectives_2d> (mpi_x/mpi_y) has the library set up, initialises it
+//     and spans the whole rectangle, and every collective's callback task is bound;
 //   - every PE's arrays plus the code reserve fit its SRAM.
 //
 //   CslCheck check = check_program(prog, budget, files);

@@ -36,6 +36,9 @@ struct CslOpSpec {
   CslTensor output;
   std::map<std::string, std::vector<int64_t>> ints;  // integer attributes (kernel_shape, ...)
   std::map<std::string, double> floats;              // float attributes (epsilon, alpha, ...)
+  std::map<std::string, std::string> strings;        // string attributes (GRU direction, ...)
+  // Outputs after the first (GRU's Y_h), in the node's order; "" names for absent ones.
+  std::vector<CslTensor> extra_outputs;
   bool trans_b = false;         // Gemm transB (W given as [N, K])
   // GEMM-view split from the plan (devices/wse MeshSplit): K over k_parts columns, N over
   // n_parts rows, M over m_grid_x x m_grid_y replicas of that block. 0: the whole region is

@@ -93,6 +93,9 @@ struct HostTransfer {
   bool weight = false;    // loaded once before the runs (weights), else per run (activations)
   std::string tensor;     // the model tensor it carries (d2h: the one it produces)
   std::string prep;       // python statement run before it (an array several transfers slice)
+  // python condition for a per-launch transfer that not every launch needs ("c % 4 == 0": the
+  // keys of attention, once per batch row); "" = always.
+  std::string when;
 };
 
 // A function of one op, called from the program's shared tasks: the handler of a colour's

@@ -1,6 +1,8 @@
 // MeshPlan -> CslPartitionSpec (from_mesh_plan.h).
 #include "compiler/csl/from_mesh_plan.h"
 
+#include <algorithm>
+
 namespace pyflame_rt::csl {
 
 namespace {
@@ -22,6 +24,26 @@ bool scalar_constant(const Graph* graph, const std::string& name, double* value)
   auto it = graph->initializers.find(name);
   if (it == graph->initializers.end() || it->second.numel() != 1 || it->second.dtype() != DType::kFloat32) return false;
   *value = it->second.value_as_double(0);
+  return true;
+}
+
+const Node* find_node(const Graph* graph, const std::string& name) {
+  if (!graph) return nullptr;
+  for (const Node& n : graph->nodes) {
+    if (n.name == name) return &n;
+  }
+  return nullptr;
+}
+
+// An integer initializer's values (Slice's starts, ends, axes, steps).
+bool int_constant(const Graph* graph, const std::string& name, std::vector<int64_t>* out) {
+  if (!graph || name.empty()) return false;
+  auto it = graph->initializers.find(name);
+  if (it == graph->initializers.end()) return false;
+  const Tensor& t = it->second;
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32) return false;
+  out->clear();
+  for (int64_t i = 0; i < t.numel(); ++i) out->push_back(static_cast<int64_t>(t.value_as_double(i)));
   return true;
 }
 
@@ -56,6 +78,7 @@ Expected<CslPartitionSpec> csl_spec_from_partition(const MeshPlan& plan, const M
     for (const auto& [k, v] : m.floats) {
       if (!v.empty()) o.floats[k] = v[0];
     }
+    for (const auto& [k, v] : m.strings) o.strings[k] = v;
     auto act = m.strings.find("activation");
     if (act != m.strings.end()) o.fused_activation = act->second;
     auto ap = m.floats.find("activation_params");
@@ -67,6 +90,10 @@ Expected<CslPartitionSpec> csl_spec_from_partition(const MeshPlan& plan, const M
       o.n_parts = m.split.n_parts;
       o.m_grid_x = m.split.m_grid_x;
       o.m_grid_y = m.split.m_grid_y;
+    } else if (m.kind == MeshOpKind::kAttention || m.kind == MeshOpKind::kRecurrent) {
+      // Their lowerings call <collectives_2d>, which spans the whole rectangle: the plan's heads
+      // down rows / keys (inputs) across columns, spread over all of it.
+      o.region = {0, 0, part.rect.w, part.rect.h};
     } else {
       o.region = {0, 0, std::clamp(m.split.m_grid_x, 1, part.rect.w), std::clamp(m.split.m_grid_y, 1, part.rect.h)};
     }
@@ -91,6 +118,44 @@ Expected<CslPartitionSpec> csl_spec_from_partition(const MeshPlan& plan, const M
       if (gi == m.ints.end() || gi->second.empty() || gi->second[0] == 1) o.ints["im2col"] = {1};
       else o.region = {0, 0, part.rect.w, part.rect.h};
     }
+    const Node* node = find_node(graph, m.node);
+    if (m.kind == MeshOpKind::kRecurrent && node) {
+      // Y_h is not in the plan's tensors (it tiles the first output); the generator returns it too.
+      for (size_t i = 1; i < node->outputs.size(); ++i) {
+        CslTensor t{node->outputs[i], {}, false, ""};
+        if (!t.name.empty() && m.tensors.size() > 1) {
+          for (const TensorTiling& tt : m.tensors) {
+            if (tt.role == "weight" && tt.dims.size() == 3) {  // R [D, 3H, H] -> Y_h [D, B, H]
+              const auto& x = m.tensors.front().dims;
+              t.shape = {tt.dims[0], x.size() > 1 ? x[1] : 1, tt.dims[2]};
+            }
+          }
+        }
+        o.extra_outputs.push_back(t);
+        // The plan tiles the first output only; Y_h leaves the partition when another one
+        // reads it or the graph returns it.
+        bool leaves = false;
+        for (const MeshPartition& q : plan.partitions) {
+          leaves |= q.id != part.id && std::count(q.inputs.begin(), q.inputs.end(), t.name) > 0;
+        }
+        if (graph) {
+          for (const auto& out : graph->outputs) leaves |= out.name == t.name;
+        }
+        if (leaves && !t.name.empty()) p.outputs.push_back(t.name);
+      }
+      if (node->has_attr("activations")) {
+        std::string acts;
+        for (const std::string& a : node->attr_strings("activations")) acts += (acts.empty() ? "" : ",") + a;
+        o.strings["activations"] = acts;
+      }
+    }
+    if (o.op_type == "Slice" && node && node->inputs.size() >= 3) {  // opset 10+: constant inputs
+      const char* keys[] = {"starts", "ends", "axes", "steps"};
+      for (size_t i = 1; i < node->inputs.size() && i < 5; ++i) {
+        std::vector<int64_t> vals;
+        if (int_constant(graph, node->inputs[i], &vals)) o.ints[keys[i - 1]] = vals;
+      }
+    }
     if (o.op_type == "Clip") {  // opset 11+: the bounds are inputs
       double v;
       if (o.inputs.size() > 1 && scalar_constant(graph, o.inputs[1].name, &v)) o.floats["min"] = v;
@@ -100,7 +165,6 @@ Expected<CslPartitionSpec> csl_spec_from_partition(const MeshPlan& plan, const M
     if (o.output.name.empty()) return invalid_argument(m.op_type, " '", m.node, "' has no output in the plan");
     p.ops.push_back(std::move(o));
   }
-  (void)plan;
   return p;
 }
 

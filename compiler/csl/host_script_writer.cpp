@@ -83,10 +83,14 @@ std::string py_list(const std::vector<std::string>& names) {
   return s + "]";
 }
 
-std::string transfer(const HostTransfer& t, const std::string& in = "    ") {
+std::string transfer(const HostTransfer& t, std::string in = "    ") {
   std::ostringstream os;
   if (t.symbol.empty()) return "";  // a host-side op's output: already in t
   const PeSet& p = t.pes;
+  if (!t.when.empty()) {
+    os << in << "if " << t.when << ":\n";
+    in += "    ";
+  }
   if (!t.prep.empty()) os << in << t.prep << "\n";
   if (t.to_device) {
     os << in << "h2d(runner, sym['" << t.symbol << "'], " << t.host_expr << ", " << p.x0 << ", " << p.y0 << ", " << p.w

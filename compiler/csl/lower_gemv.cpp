@@ -6,6 +6,7 @@
 // sends on the other; the result leaves from the block's rightmost column. Several rows (a
 // batch, the pixels of an im2col Conv) stream one after another through the same weights; the
 // plan may place mx x my replicas of the block side by side, each taking its share of rows.
+// A MatMul whose B is an activation (2-D) lowers the same way, B's tiles copied in per launch.
 #include <algorithm>
 
 #include "compiler/csl/csl_checker.h"
@@ -196,7 +197,7 @@ fn {P}_reduce() void {
   // run.py. W as the M x K matrix padded to (ky*Mt, kx*Nt): PE (px, py) of a block gets block
   // [py*Mt.., px*Nt..] column-major; every replica the same; PEs in row-major order (memcpy
   // ROW_MAJOR). x: rows padded to reps*Rr, replica q = j*mx + i takes rows q*Rr...
-  const std::string wsrc = w.py.empty() ? "w('" + w.name + "')" : w.py;
+  const std::string wsrc = !w.py.empty() ? w.py : w.weight ? "w('" + w.name + "')" : py_tensor(w.name);
   const std::string wmat = wt ? wsrc : wsrc + ".T";
   const std::string xsrc = x.py.empty() ? py_tensor(x.name) : x.py;
   // A Conv lowered through im2col produces [Ho*Wo, Co]: the output tensor is its transpose.
@@ -214,10 +215,13 @@ fn {P}_reduce() void {
                            subst("x_{P}[{j}, :, c].transpose(0, 2, 1, 3)", v), false, x.name, ""});
     }
   }
-  ctx.prog.weights.push_back({true, Wa, g, Mt * Nt,
-                              subst("np.tile(pad(" + wmat + ", ({ky} * {Mt}, {kx} * {Nt})).reshape({ky}, {Mt}, {kx}, {Nt}).transpose(0, 2, 3, 1).reshape({ky}, {kx}, -1), ({my}, {mx}, 1))", v),
-                              true, w.name});
-  ctx.prog.host_weights.push_back(w.name);
+  const std::string wtiles = subst("np.tile(pad(" + wmat + ", ({ky} * {Mt}, {kx} * {Nt})).reshape({ky}, {Mt}, {kx}, {Nt}).transpose(0, 2, 3, 1).reshape({ky}, {kx}, -1), ({my}, {mx}, 1))", v);
+  if (w.weight) {
+    ctx.prog.weights.push_back({true, Wa, g, Mt * Nt, wtiles, true, w.name});
+    ctx.prog.host_weights.push_back(w.name);
+  } else {  // activation x activation: B's tiles are copied in with the rows, per launch
+    op.before.push_back({true, Wa, g, Mt * Nt, wtiles, false, w.name, ""});
+  }
   if (has_bias) {
     const std::string b = "pad(w('" + spec.inputs[2].name + "').reshape(-1), ({ky} * {Mt},))";
     if (mx == 1) {

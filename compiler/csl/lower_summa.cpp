@@ -7,33 +7,6 @@
 
 namespace pyflame_rt::csl {
 
-namespace {
-
-// The collectives library's colours, entry tasks and queues: one set per partition, shared by
-// its SUMMA ops (they run one after another, all on the whole rectangle).
-Status ensure_collectives(LowerContext& ctx, OpCode& op) {
-  CslProgram& prog = ctx.prog;
-  if (!prog.layout_imports.empty()) return Status::OK();
-  int c[4];
-  for (int i = 0; i < 4; ++i) {
-    ASSIGN_OR_RETURN(c[i], ctx.alloc_color(op, PeSet{0, 0, prog.width, prog.height},
-                                           i < 2 ? "collectives_2d row broadcast" : "collectives_2d column broadcast"));
-    prog.library_routed.insert(c[i]);
-  }
-  prog.layout_imports.push_back("const c2d = @import_module(\"<collectives_2d/params>\");");
-  prog.layout_params.push_back(subst(
-      ".c2d_params = c2d.get_params(x, y, .{ .x_colors = .{ @get_color({c0}), @get_color({c1}) }, "
-      ".x_entrypoints = .{ t_c2d_x0, t_c2d_x1 }, .y_colors = .{ @get_color({c2}), @get_color({c3}) }, "
-      ".y_entrypoints = .{ t_c2d_y0, t_c2d_y1 } })",
-      {{"c0", std::to_string(c[0])}, {"c1", std::to_string(c[1])}, {"c2", std::to_string(c[2])},
-       {"c3", std::to_string(c[3])}}));
-  prog.pe_params.push_back("param c2d_params: comptime_struct;");
-  prog.imports.push_back("collectives");
-  return Status::OK();
-}
-
-}  // namespace
-
 Status lower_summa(const CslOpSpec& spec, LowerContext& ctx, OpCode& op) {
   const CslTensor& a = spec.inputs[0];
   const CslTensor& w = spec.inputs[1];

@@ -7,7 +7,9 @@
 //   lower_eltwise.cpp  unary/binary elementwise ops and activations
 //   lower_norm.cpp     BatchNormalization, LayerNormalization
 //   lower_softmax.cpp  Softmax over the last axis
-//   lower_host.cpp     Reshape-like and movement ops: numpy in run.py between launches
+//   lower_attention.cpp pyflame_rt.MultiHeadAttention: heads down rows, keys across columns
+//   lower_gru.cpp      GRU: weights and h resident, the step loop on tasks and collectives
+//   lower_host.cpp     Reshape-like and movement ops (Slice too): numpy in run.py between launches
 //
 //   LowerContext ctx(prog, budget);
 //   for (const CslOpSpec& op : spec.ops) RETURN_IF_ERROR(lower_op(op, ctx));
@@ -67,6 +69,8 @@ Status lower_eltwise(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_norm(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_softmax(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 Status lower_host(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
+Status lower_attention(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
+Status lower_gru(const CslOpSpec& spec, LowerContext& ctx, OpCode& op);
 
 // Which lowering an op type uses ("gemv", "conv_os", ...); "" when none does.
 std::string lowering_of(const CslOpSpec& spec);
@@ -117,6 +121,9 @@ Expected<std::string> activation_code(const std::string& act, const std::vector<
                                       const std::string& array, int64_t n, LowerContext& ctx, const std::string& indent);
 // SRAM bytes per PE the program's arrays so far leave free on the fullest PE of `region`.
 int64_t free_bytes(LowerContext& ctx, const PeSet& region);
+// Sets up the SDK's <collectives_2d> library once per partition (4 colours it routes itself,
+// its entry tasks and queues); ops calling mpi_x/mpi_y must span the whole rectangle.
+Status ensure_collectives(LowerContext& ctx, OpCode& op);
 // "  cur_op = 2;\n  if (!op2_on) {...unblock...}\n": how every launched function starts.
 std::string launch_prologue(const OpCode& op);
 

@@ -112,7 +112,9 @@ std::string lowering_of(const CslOpSpec& spec) {
                                                 "HardSwish", "Identity", "Silu"};
   const std::string& t = spec.op_type;
   if (t == "Gemm" || t == "MatMul" || t == "FusedMatMul") {
-    if (spec.inputs.size() < 2 || !spec.inputs[1].weight) return "";  // activation x activation: not lowered
+    if (spec.inputs.size() < 2) return "";
+    // activation x activation (2-D B): GEMV with B's tiles copied in per launch instead of once.
+    if (!spec.inputs[1].weight) return spec.inputs[1].shape.size() == 2 ? "gemv" : "";
     const PeSet& r = spec.region;
     // SUMMA needs the square grid the collectives library spans: the whole rectangle.
     int64_t rows = spec.inputs[0].shape.empty() ? 1 : numel(spec.inputs[0].shape) / spec.inputs[0].shape.back();
@@ -127,9 +129,11 @@ std::string lowering_of(const CslOpSpec& spec) {
   if (t == "MaxPool" || t == "AveragePool" || t == "GlobalAveragePool" || t == "GlobalMaxPool") return "pool";
   if (t == "BatchNormalization" || t == "LayerNormalization") return "norm";
   if (t == "Softmax") return "softmax";
+  if (t == "MultiHeadAttention") return "attention";
+  if (t == "GRU") return "gru";
   if (eltwise.count(t)) return "eltwise";
   static const std::set<std::string> movement = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Dropout",
-                                                 "Expand", "Transpose", "Concat"};
+                                                 "Expand", "Transpose", "Concat", "Slice"};
   if (movement.count(t)) return "host";
   return "";
 }
@@ -157,6 +161,8 @@ Status lower_op(const CslOpSpec& spec, LowerContext& ctx) {
   else if (op.lowering == "norm") st = lower_norm(spec, ctx, op);
   else if (op.lowering == "softmax") st = lower_softmax(spec, ctx, op);
   else if (op.lowering == "host") st = lower_host(spec, ctx, op);
+  else if (op.lowering == "attention") st = lower_attention(spec, ctx, op);
+  else if (op.lowering == "gru") st = lower_gru(spec, ctx, op);
   else st = not_implemented("op ", spec.op_type, " has no CSL lowering");
   if (!st.ok()) return st.with_context(spec.op_type + " '" + spec.node + "': ");
   ctx.prog.ops.push_back(std::move(op));
@@ -212,6 +218,30 @@ int64_t free_bytes(LowerContext& ctx, const PeSet& region) {
     if (region.contains(x, y)) used = std::max(used, ctx.prog.array_bytes_at(x, y));
   });
   return ctx.budget.data_bytes() - used;
+}
+
+// The collectives library's colours, entry tasks and queues: one set per partition, shared by
+// its ops that use it (SUMMA, MultiHeadAttention, GRU: they run one after another, all on the
+// whole rectangle, which is what the library spans).
+Status ensure_collectives(LowerContext& ctx, OpCode& op) {
+  CslProgram& prog = ctx.prog;
+  if (!prog.layout_imports.empty()) return Status::OK();
+  int c[4];
+  for (int i = 0; i < 4; ++i) {
+    ASSIGN_OR_RETURN(c[i], ctx.alloc_color(op, PeSet{0, 0, prog.width, prog.height},
+                                           i < 2 ? "collectives_2d row broadcast" : "collectives_2d column broadcast"));
+    prog.library_routed.insert(c[i]);
+  }
+  prog.layout_imports.push_back("const c2d = @import_module(\"<collectives_2d/params>\");");
+  prog.layout_params.push_back(subst(
+      ".c2d_params = c2d.get_params(x, y, .{ .x_colors = .{ @get_color({c0}), @get_color({c1}) }, "
+      ".x_entrypoints = .{ t_c2d_x0, t_c2d_x1 }, .y_colors = .{ @get_color({c2}), @get_color({c3}) }, "
+      ".y_entrypoints = .{ t_c2d_y0, t_c2d_y1 } })",
+      {{"c0", std::to_string(c[0])}, {"c1", std::to_string(c[1])}, {"c2", std::to_string(c[2])},
+       {"c3", std::to_string(c[3])}}));
+  prog.pe_params.push_back("param c2d_params: comptime_struct;");
+  prog.imports.push_back("collectives");
+  return Status::OK();
 }
 
 std::string launch_prologue(const OpCode& op) {

@@ -149,7 +149,8 @@ std::string write_pe_program(const CslProgram& prog) {
     if (t.data) os << "  @bind_data_task(" << t.name << ", " << t.name << "_id);\n";
     else os << "  @bind_local_task(" << t.name << "_task, " << t.name << ");\n";
   }
-  if (has_import(prog, "collectives")) os << "  @block(t_summa);\n";
+  const bool summa = std::any_of(prog.tasks.begin(), prog.tasks.end(), [](const CslTask& t) { return t.name == "t_summa"; });
+  if (summa) os << "  @block(t_summa);\n";
   if (!prog.input_queue.empty() || !prog.output_queue.empty()) {
     os << "\n  // WSE-3: queues are bound to their colours explicitly.\n  if (@is_arch(\"wse3\")) {\n";
     for (const auto& [c, q] : prog.input_queue) {

@@ -52,7 +52,10 @@ Status assign_tasks(CslProgram& prog, const CslBudget& budget) {
       ASSIGN_OR_RETURN(int id, next_id(t));
       prog.library_tasks[t] = id;
     }
+    // SUMMA's own tasks only when a SUMMA op runs (attention and the GRU use t_coll).
+    const bool summa = std::any_of(prog.ops.begin(), prog.ops.end(), [](const OpCode& o) { return o.lowering == "summa"; });
     for (const char* t : {"t_summa", "t_xdone", "t_ydone"}) {
+      if (!summa) break;
       ASSIGN_OR_RETURN(int id, next_id(t));
       prog.tasks.push_back({t, false, -1, id});
     }

@@ -75,6 +75,9 @@ CASES = {
     "summa": ({"A": (16, 12)}, {"B": (12, 8)}, {"C": (16, 8)}),
     "depthwise": ({"x": (1, 384, 16, 16)}, {"dw.w": (384, 1, 3, 3)}, {"y": (1, 384, 16, 16)}),
     "im2col": ({"x": (1, 8, 8, 8), "skip": (1, 6, 8, 8)}, {"conv2.w": (6, 8, 3, 3), "conv2.b": (6,)}, {"y": (1, 6, 8, 8)}),
+    "mha": ({"q": (1, 6, 8), "k": (1, 5, 8), "v": (1, 5, 8), "mask": (1, 1, 6, 5)}, {}, {"o": (1, 6, 8)}),
+    "gru": ({"X": (4, 2, 5), "h0": (1, 2, 3)}, {"W": (1, 9, 5), "R": (1, 9, 3), "B": (1, 18)},
+            {"Y": (4, 1, 2, 3), "Y_h": (1, 2, 3)}),
 }
 
 
@@ -324,3 +327,128 @@ def test_eltwise_chain_run_py_and_the_pe_programs_compute_sigmoid_relu_add(tmp_p
     bias = rng.standard_normal(50).astype(np.float32)
     out = run_with_emulation("eltwise", ELTWISE_EMULATION, {"x": x}, {"bias": bias}, tmp_path)
     np.testing.assert_allclose(out["s"], 1 / (1 + np.exp(-np.maximum(x + bias, 0))), rtol=1e-6)
+
+
+# op0 of the mha golden on 3 x 2 PEs (one head per row, 2 keys per column, 4 query rows per
+# launch), stage by stage as pe_program.csl runs it: column 0's query rows broadcast along the
+# row; per PE the scores q . K^T column by column, * 0.5, + key bias + mask, and their maxima;
+# the maxima gathered on the last column and sent back; per PE exp(s - max), its sum and P V;
+# the sums added on the last column, which divides o by the sum.
+MHA_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def emulate(mem, name):
+        assert name == "op0"
+        kx, ky, Ht, St, dk, dv, CR = 3, 2, 1, 2, 4, 4, 4
+        for py in range(ky):
+            q = mem[("op0_q", 0, py)].reshape(CR, Ht, dk)
+            scores, maxima = [], []
+            for px in range(kx):
+                kt = mem[("op0_kt", px, py)].reshape(Ht, dk, St)
+                s = np.zeros((CR, Ht, St), np.float32)
+                for r in range(CR):
+                    for h in range(Ht):
+                        for d in range(dk):
+                            s[r, h] += kt[h, d] * q[r, h, d]
+                s = s * np.float32(0.5) + mem[("op0_kb", px, py)] + mem[("op0_mask", px, py)].reshape(CR, Ht, St)
+                scores.append(s)
+                maxima.append(s.max(axis=2))
+            m = np.max(maxima, axis=0)
+            total = np.zeros((CR, Ht, dv + 1), np.float32)
+            for px in range(kx):
+                v = mem[("op0_v", px, py)].reshape(Ht, St, dv)
+                p = np.exp(scores[px] - m[..., None])
+                total[..., 0] += p.sum(axis=2)
+                total[..., 1:] += np.einsum("rht,htd->rhd", p, v)
+            total[..., 1:] /= total[..., :1]
+            mem[("op0_y", kx - 1, py)] = total.ravel()
+''')
+
+
+def test_mha_run_py_and_the_pe_programs_tiles_compute_attention(tmp_path):
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((1, 6, 8)).astype(np.float32)
+    k = rng.standard_normal((1, 5, 8)).astype(np.float32)
+    v = rng.standard_normal((1, 5, 8)).astype(np.float32)
+    mask = np.where(rng.random((1, 1, 6, 5)) < 0.2, -1e4, 0.0).astype(np.float32)
+    out = run_with_emulation("mha", MHA_EMULATION, {"q": q, "k": k, "v": v, "mask": mask}, {}, tmp_path)
+    expected = np.zeros((1, 6, 8), np.float32)
+    for h in range(2):
+        c = slice(4 * h, 4 * h + 4)
+        s = 0.5 * q[0, :, c] @ k[0, :, c].T + mask[0, 0]
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        expected[0, :, c] = (p / p.sum(axis=1, keepdims=True)) @ v[0, :, c]
+    np.testing.assert_allclose(out["o"], expected, rtol=1e-5, atol=1e-5)
+
+
+# op0 of the gru golden on 2 x 2 PEs (2 hidden units per row, 3 inputs and 2 hidden values per
+# column), as pe_program.csl runs it, all 4 steps in one launch: per PE the GEMV tiles of its
+# columns ([W x_t | R h] per batch row), the row's partials summed (reduce_fadds) and sent back,
+# the gates (linear_before_reset) on every PE of the row, the new h gathered down each column
+# and broadcast; column 0 keeps Y.
+GRU_EMULATION = textwrap.dedent('''
+    import numpy as np
+
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    def emulate(mem, name):
+        assert name == "op0"
+        T, B, kx, ky, Ht, It, Hk, Hh = 4, 2, 2, 2, 2, 3, 2, 4
+        G3 = 3 * Ht
+        pes = [(px, py) for py in range(ky) for px in range(kx)]
+        h = {pe: mem[("op0_h",) + pe].reshape(B, Hh).copy() for pe in pes}
+        y = {py: np.zeros((T, B, Ht), np.float32) for py in range(ky)}
+        for t in range(T):
+            hn = {}
+            for py in range(ky):
+                red = np.zeros((B, 2 * G3), np.float32)
+                for px in range(kx):
+                    w = mem[("op0_w", px, py)].reshape(It, G3)
+                    r = mem[("op0_r", px, py)].reshape(Hk, G3)
+                    x = mem[("op0_x", px, py)].reshape(T, B, It)
+                    for b in range(B):
+                        for j in range(It):
+                            red[b, :G3] += w[j] * x[t, b, j]
+                        for j in range(Hk):
+                            red[b, G3:] += r[j] * h[(px, py)][b, px * Hk + j]
+                for px in range(kx):
+                    bi = mem[("op0_b", px, py)]
+                    z = sig(red[:, :Ht] + bi[:Ht] + red[:, G3:G3 + Ht] + bi[G3:G3 + Ht])
+                    rr = sig(red[:, Ht:2 * Ht] + bi[Ht:2 * Ht] + red[:, G3 + Ht:G3 + 2 * Ht] + bi[G3 + Ht:G3 + 2 * Ht])
+                    a = red[:, 2 * Ht:G3] + bi[2 * Ht:G3] + rr * (red[:, G3 + 2 * Ht:] + bi[G3 + 2 * Ht:])
+                    hn[(px, py)] = (1 - z) * np.tanh(a) + z * h[(px, py)][:, py * Ht:(py + 1) * Ht]
+                y[py][t] = hn[(0, py)]
+            for px in range(kx):
+                gathered = np.concatenate([hn[(px, q)] for q in range(ky)], axis=1)
+                for py in range(ky):
+                    h[(px, py)][:, :ky * Ht] = gathered
+        for py in range(ky):
+            mem[("op0_y", 0, py)] = y[py].ravel()
+        for pe in pes:
+            mem[("op0_h",) + pe] = h[pe].ravel()
+''')
+
+
+def test_gru_run_py_and_the_pe_programs_tiles_compute_the_recurrence(tmp_path):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((4, 2, 5)).astype(np.float32)
+    h0 = rng.standard_normal((1, 2, 3)).astype(np.float32)
+    W = rng.standard_normal((1, 9, 5)).astype(np.float32)
+    R = rng.standard_normal((1, 9, 3)).astype(np.float32)
+    Bias = rng.standard_normal((1, 18)).astype(np.float32)
+    out = run_with_emulation("gru", GRU_EMULATION, {"X": X, "h0": h0}, {"W": W, "R": R, "B": Bias}, tmp_path)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    Wz, Wr, Wn = np.split(W[0], 3)
+    Rz, Rr, Rn = np.split(R[0], 3)
+    wbz, wbr, wbn, rbz, rbr, rbn = np.split(Bias[0], 6)
+    h = h0[0]
+    Y = np.zeros((4, 1, 2, 3), np.float32)
+    for t in range(4):  # ONNX GRU, linear_before_reset = 1
+        z = sig(X[t] @ Wz.T + wbz + h @ Rz.T + rbz)
+        r = sig(X[t] @ Wr.T + wbr + h @ Rr.T + rbr)
+        n = np.tanh(X[t] @ Wn.T + wbn + r * (h @ Rn.T + rbn))
+        h = (1 - z) * n + z * h
+        Y[t, 0] = h
+    np.testing.assert_allclose(out["Y"], Y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["Y_h"], h[None], rtol=1e-5, atol=1e-5)

@@ -2,7 +2,10 @@
 transformer encoder and the GRU run with every node on the (simulated) wafer, and their outputs
 equal the CPU device's (normalised L2 error <= 1e-6). See docs/wse.md."""
 
+import json
 import os
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -86,3 +89,28 @@ def test_bad_fabric_option_is_a_clear_error(add_relu_model):
         rt.InferenceSession(add_relu_model, providers=[(CEREBRAS, {"fabric": "banana"})])
     with pytest.raises(rt.InvalidArgument, match="no_such_option"):
         rt.InferenceSession(add_relu_model, providers=[(CEREBRAS, {"no_such_option": "1"})])
+
+
+@pytest.mark.parametrize("name,fabric,lowered", [
+    ("encoder", "128x128", {"attention", "gemv", "norm"}),
+    ("gru", "64x64", {"gru"}),
+])
+def test_every_partition_of_the_encoder_and_gru_generates_csl_with_every_node_lowered(models, tmp_path, name, fabric,
+                                                                                   lowered):
+    # `pyflame-rt plan --artifacts`: the generator runs the structural checker on every partition
+    # before writing it (a partition failing a check is listed under csl.failed with the reason).
+    cli = os.path.join(REPO, "build", "bin", "pyflame-rt")
+    r = subprocess.run([cli, "plan", os.path.join(models, f"{name}.onnx"), "--device", "wse3", "--fabric", fabric,
+                        "--json", "--artifacts", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["csl"]["failed"] == {}
+    assert rep["csl"]["written"] == [f"p{p['id']}" for p in rep["partitions"]]
+    seen = set()
+    for p in rep["partitions"]:
+        header = (tmp_path / f"p{p['id']}" / "pe_program.csl").read_text().split("\nparam ")[0]
+        # "//   op3: GRU '/gru/GRU' (gru) on PEs [...]" or "//   (host) Squeeze '...': data movement"
+        ops = re.findall(r"^//   (?:op\d+: (\S+) '([^']*)' \((\w+)\)|\(host\) (\S+) '([^']*)')", header, re.M)
+        assert [o["node"] for o in p["ops"]] == [o[1] or o[4] for o in ops], f"p{p['id']}"
+        seen.update(o[2] for o in ops if o[2])
+    assert lowered <= seen, seen

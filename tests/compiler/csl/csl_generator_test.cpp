@@ -52,10 +52,12 @@ TEST(CslGolden, EltwiseChain) { expect_golden(test::eltwise_plan()); }
 TEST(CslGolden, Summa) { expect_golden(test::summa_plan()); }
 TEST(CslGolden, DepthwiseInBlocks) { expect_golden(test::depthwise_plan()); }
 TEST(CslGolden, Im2colReplicasInChunks) { expect_golden(test::im2col_plan()); }
+TEST(CslGolden, MultiHeadAttention) { expect_golden(test::mha_plan()); }
+TEST(CslGolden, Gru) { expect_golden(test::gru_plan()); }
 
 TEST(CslGenerator, SamePlanSameBytes) {
   for (const auto& spec : {test::gemv_plan(), test::conv_plan(), test::eltwise_plan(), test::summa_plan(),
-                           test::depthwise_plan(), test::im2col_plan()}) {
+                           test::depthwise_plan(), test::im2col_plan(), test::mha_plan(), test::gru_plan()}) {
     EXPECT_EQ(generate(spec).files, generate(spec).files) << spec.name;
   }
 }
@@ -177,6 +179,97 @@ TEST(CslGenerator, TooLargeForSramIsAnErrorWithTheNumbers) {
   EXPECT_NE(out.status().message().find("op0_w 65536"), std::string::npos) << out.status().message();
 }
 
+TEST(CslGenerator, AttentionStreamsQueriesAlongRowsOverResidentKeys) {
+  CslPartitionOutput out = generate(test::mha_plan());
+  const std::string& pe = out.files.at("pe_program.csl");
+  const std::string& py = out.files.at("run.py");
+  // 2 heads down 2 rows, 5 keys across 3 columns (2 each), 4 query rows per launch.
+  EXPECT_NE(pe.find("var op0_kt = @zeros([if (op0_on) 8 else 1]f32);"), std::string::npos);
+  EXPECT_NE(pe.find("var op0_y = @zeros([if (op0_root) 20 else 1]f32);"), std::string::npos);
+  EXPECT_NE(pe.find("  summa_init();\n  op0_stage = 0;\n  mpi_x.broadcast(0, @ptrcast([*]u32, &op0_q), 16, t_coll);"),
+            std::string::npos);
+  EXPECT_NE(pe.find("@fmacs(srow, srow, kcol, op0_q[row * 4 + d]);"), std::string::npos);
+  EXPECT_NE(pe.find("mpi_x.gather(2, @ptrcast([*]u32, &op0_m), @ptrcast([*]u32, &op0_mg), 4, t_coll);"), std::string::npos);
+  EXPECT_NE(pe.find("mpi_x.reduce_fadds(2, @ptrcast([*]f32, &op0_acc), @ptrcast([*]f32, &op0_y), 20, t_coll);"),
+            std::string::npos);
+  EXPECT_NE(pe.find("@bind_local_task(t_coll_task, t_coll);"), std::string::npos);
+  EXPECT_EQ(pe.find("t_summa"), std::string::npos) << "SUMMA's tasks without a SUMMA op";
+  EXPECT_NE(py.find("for c in range(2):"), std::string::npos);
+  EXPECT_NE(py.find("h2d(runner, sym['op0_q'], q_op0[c], 0, 0, 1, 2, 16)"), std::string::npos);
+  EXPECT_EQ(out.check.colors, 4);  // the library's 4
+}
+
+TEST(CslGenerator, GruRunsItsStepsOnTasksInOneLaunch) {
+  CslPartitionOutput out = generate(test::gru_plan());
+  const std::string& pe = out.files.at("pe_program.csl");
+  const std::string& py = out.files.at("run.py");
+  EXPECT_NE(pe.find("mpi_x.reduce_fadds(1, @ptrcast([*]f32, &op0_acc), @ptrcast([*]f32, &op0_red), 24, t_coll);"),
+            std::string::npos);
+  EXPECT_NE(pe.find("mpi_y.gather(0, @ptrcast([*]u32, &op0_hn), @ptrcast([*]u32, &op0_hg), 4, t_coll);"), std::string::npos);
+  EXPECT_NE(pe.find("mpi_y.broadcast(0, @ptrcast([*]u32, &op0_h), 8, t_coll);"), std::string::npos);
+  EXPECT_NE(pe.find("if (op0_step < 4) {\n      op0_gemv();"), std::string::npos);
+  // One launch for all 4 steps; W, R and the bias once, as weights.
+  EXPECT_EQ(py.find("for c in range"), std::string::npos);
+  EXPECT_EQ(py.find("runner.launch('op0'"), py.rfind("runner.launch('op0'"));
+  EXPECT_NE(py.find("WEIGHTS = ['W', 'R', 'B']"), std::string::npos);
+  EXPECT_NE(py.find("OUTPUTS = ['Y', 'Y_h']"), std::string::npos);
+}
+
+TEST(CslGenerator, GruFormsItDoesNotLowerAreNamed) {
+  CslPartitionSpec p = test::gru_plan();
+  p.ops[0].ints["linear_before_reset"] = {0};
+  auto out = generate_partition(p, CslBudget());
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kNotImplemented);
+  EXPECT_NE(out.status().message().find("linear_before_reset = 0"), std::string::npos) << out.status().message();
+  p = test::gru_plan();
+  p.ops[0].ints["layout"] = {1};
+  out = generate_partition(p, CslBudget());
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("layout = 1"), std::string::npos) << out.status().message();
+  p = test::gru_plan();
+  p.ops[0].region = {0, 0, 1, 2};
+  out = generate_partition(p, CslBudget());
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("needs the whole 2x2 rectangle"), std::string::npos) << out.status().message();
+}
+
+TEST(CslGenerator, MatMulOfTwoActivationsCopiesBPerLaunch) {
+  CslPartitionSpec p = test::gemv_plan();
+  p.ops[0].op_type = "MatMul";
+  p.ops[0].trans_b = false;
+  p.ops[0].inputs = {{"x", {1, 64}, false, ""}, {"Bm", {64, 32}, false, ""}};
+  CslPartitionOutput out = generate(p);
+  EXPECT_EQ(out.program.ops.at(0).lowering, "gemv");
+  const std::string& py = out.files.at("run.py");
+  EXPECT_NE(py.find("WEIGHTS = []"), std::string::npos);
+  EXPECT_NE(py.find("INPUTS = ['x', 'Bm']"), std::string::npos) << py;
+  // B's tiles go in next to the rows, after the weights section, before the launch.
+  const size_t b = py.find("h2d(runner, sym['op0_w'], np.tile(pad(t['Bm']");
+  ASSERT_NE(b, std::string::npos) << py;
+  EXPECT_GT(b, py.find("# op0: MatMul"));
+  EXPECT_LT(b, py.find("runner.launch('op0'"));
+}
+
+TEST(CslGenerator, SliceRunsOnTheHost) {
+  CslPartitionSpec p = test::eltwise_plan();
+  p.ops.resize(1);
+  CslOpSpec& s = p.ops.emplace_back();
+  s.node = "cut";
+  s.op_type = "Slice";
+  s.region = {0, 0, 4, 1};
+  s.inputs = {{"a", {2, 50}, false, ""}};
+  s.output = {"cut_out", {2, 10}, false, ""};
+  s.ints["starts"] = {5};
+  s.ints["ends"] = {9223372036854775807};
+  s.ints["axes"] = {-1};
+  s.ints["steps"] = {4};
+  CslPartitionOutput out = generate(p);
+  EXPECT_NE(out.files.at("run.py").find("t['cut_out'] = np.ascontiguousarray(np.asarray(t['a'])[:, 5:9223372036854775807:4], dtype=np.float32)"),
+            std::string::npos)
+      << out.files.at("run.py");
+}
+
 TEST(CslGenerator, UnknownOpIsNotImplemented) {
   CslPartitionSpec p = test::eltwise_plan();
   p.ops[1].op_type = "Loop";
@@ -258,6 +351,33 @@ TEST_F(CslChecker, TooManyColours) {
 TEST_F(CslChecker, LaunchOfAnUnexportedFunction) {
   files_["run.py"] += "\nrunner.launch('op7', nonblock=False)\n";
   EXPECT_NE(errors().find("run.py launches 'op7', which layout.csl does not export"), std::string::npos) << errors();
+}
+
+TEST(CslCheckerCollectives, OpCallingTheLibraryMustSpanTheRectangle) {
+  CslBudget budget;
+  auto prog = build_program(test::gru_plan(), budget);
+  ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+  auto files = render_program(*prog);
+  ASSERT_TRUE(check_program(*prog, budget, files).errors.empty());
+  prog->ops[0].region = {0, 0, 1, 2};
+  prog->library_routed.clear();
+  const std::string init = "summa_init();";
+  prog->ops[0].functions.replace(prog->ops[0].functions.find(init), init.size(), "");
+  std::string errs;
+  for (const auto& e : check_program(*prog, budget, files).errors) errs += e + "\n";
+  EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d> on PEs [0,0,1,2], not the whole 2x2 rectangle"),
+            std::string::npos) << errs;
+  EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d>, which the partition does not set up"), std::string::npos)
+      << errs;
+  EXPECT_NE(errs.find("op0 (GRU 'rnn') calls <collectives_2d> without initialising it (summa_init)"), std::string::npos)
+      << errs;
+  // A collective whose callback task is not bound.
+  std::string& pe = files["pe_program.csl"];
+  const std::string bind = "@bind_local_task(t_coll_task, t_coll);";
+  pe.replace(pe.find(bind), bind.size(), "");
+  errs.clear();
+  for (const auto& e : check_program(*prog, budget, files).errors) errs += e + "\n";
+  EXPECT_NE(errs.find("task id 't_coll' is activated but no task is bound to it"), std::string::npos) << errs;
 }
 
 TEST(CslPeClasses, CountEveryPeOnce) {

@@ -1,5 +1,6 @@
 // Small placed plans the CSL tests generate (and the golden files were made from): a GEMV, a
-// Conv with fused Relu followed by MaxPool, an elementwise chain, and a SUMMA GEMM.
+// Conv with fused Relu followed by MaxPool, an elementwise chain, a SUMMA GEMM, a depthwise and an
+// im2col Conv, a MultiHeadAttention and a GRU.
 #pragma once
 
 #include "compiler/csl/csl_op.h"
@@ -135,6 +136,52 @@ inline CslPartitionSpec im2col_plan() {
   c.residual = "skip";
   c.fused_activation = "Relu";
   c.sram_budget_bytes = 2400;
+  return p;
+}
+
+// attn: MultiHeadAttention, Q [1, 6, 8], K, V [1, 5, 8], 2 heads (dk = dv = 4), scale 0.5, an
+// additive mask [1, 1, 6, 5], on 3 x 2 PEs: one head per row, 2 keys per column (the last
+// column's second key is padding), and an SRAM budget that takes the 6 queries in 2 launches of 4.
+inline CslPartitionSpec mha_plan() {
+  CslPartitionSpec p;
+  p.name = "mha";
+  p.width = 3;
+  p.height = 2;
+  CslOpSpec& a = p.ops.emplace_back();
+  a.node = "attn";
+  a.op_type = "MultiHeadAttention";
+  a.region = {0, 0, 3, 2};
+  a.inputs = {{"q", {1, 6, 8}, false, ""}, {"k", {1, 5, 8}, false, ""}, {"v", {1, 5, 8}, false, ""},
+              {"mask", {1, 1, 6, 5}, false, ""}};
+  a.output = {"o", {1, 6, 8}, false, ""};
+  a.ints["num_heads"] = {2};
+  a.ints["batch_first"] = {1};
+  a.floats["scale"] = 0.5;
+  a.sram_budget_bytes = 424;
+  return p;
+}
+
+// rnn: GRU (forward, linear_before_reset = 1 as PyTorch exports it), X [4, 2, 5] (4 steps,
+// batch 2, 5 inputs), hidden 3, bias and h0, on 2 x 2 PEs: 2 hidden units per row (one padded),
+// 3 inputs and 2 hidden values per column; returns Y and Y_h.
+inline CslPartitionSpec gru_plan() {
+  CslPartitionSpec p;
+  p.name = "gru";
+  p.arch = "wse2";
+  p.width = 2;
+  p.height = 2;
+  CslOpSpec& g = p.ops.emplace_back();
+  g.node = "rnn";
+  g.op_type = "GRU";
+  g.region = {0, 0, 2, 2};
+  g.inputs = {{"X", {4, 2, 5}, false, ""}, {"W", {1, 9, 5}, true, ""}, {"R", {1, 9, 3}, true, ""},
+              {"B", {1, 18}, true, ""}, {"h0", {1, 2, 3}, false, ""}};
+  g.output = {"Y", {4, 1, 2, 3}, false, ""};
+  g.extra_outputs = {{"Y_h", {1, 2, 3}, false, ""}};
+  g.ints["hidden_size"] = {3};
+  g.ints["linear_before_reset"] = {1};
+  g.strings["direction"] = "forward";
+  p.outputs = {"Y", "Y_h"};
   return p;
 }
 
