@@ -20,6 +20,7 @@
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/transpose_reshape_folding.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
+#include "compiler/quantization/qdq_matmul_fusion.h"
 #include "compiler/quantization/qdq_residual_fusion.h"
 
 namespace pyflame_rt {
@@ -40,7 +41,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),
-      entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),
+      entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
   };
   return all;
 }
