@@ -111,6 +111,19 @@ class BinaryOp : public NativeOp {
       if (bd[i] != da[i] && bd[i] != 1) return run_reference(node_, opset_, inputs, outputs);
     }
     memory::desc md0 = desc_of(a);
+    if (db != da && md0 == plain_desc(da)) {
+      // b varies only along a's trailing dims (a bias [C] next to [T, 1, C]): as rows
+      // [outer, inner] + [1, inner], which has a jit kernel; the 3-D pair may have only the
+      // reference one (1000x slower).
+      size_t lead = 0;
+      while (lead < bd.size() && bd[lead] == 1) ++lead;
+      bool trailing = lead > 0 && lead < bd.size();
+      for (size_t i = lead; trailing && i < bd.size(); ++i) trailing = bd[i] == da[i];
+      if (trailing) {
+        Dims outer(da.begin(), da.begin() + static_cast<long>(lead)), inner(da.begin() + static_cast<long>(lead), da.end());
+        return run_rows(a, b, da, num_elements(outer), num_elements(inner), inputs, outputs);
+      }
+    }
     memory src1;
     memory::desc md1;
     if (db == da) {
@@ -163,6 +176,26 @@ class BinaryOp : public NativeOp {
     CpuValue out = in_place ? CpuValue::from_native(a->native, da, a->buffer) : CpuValue::allocate_native(md0, da);
     memory scratch = scratchpad_for(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},
+                                         {DNNL_ARG_SCRATCHPAD, scratch}});
+    thread_stream().wait();
+    outputs[0] = std::move(out);
+    return Status::OK();
+  }
+
+  // a [outer, inner] (op) b [1, inner], both plain: oneDNN's per-column broadcast kernel.
+  Status run_rows(CpuValue* a, CpuValue* b, const Dims& da, int64_t outer, int64_t inner,
+                  const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) {
+    memory::desc m0({outer, inner}, memory::data_type::f32, memory::format_tag::ab);
+    memory::desc m1({1, inner}, memory::data_type::f32, memory::format_tag::ab);
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(m0, m1));
+    if (!plan) return run_reference(node_, opset_, inputs, outputs);
+    memory s0 = a->as_native(plain_desc(da));
+    const Tensor& t = b->as_plain().tensor;
+    memory s1(m1, engine(), const_cast<void*>(t.raw_data()));
+    CpuValue out = CpuValue::allocate_native(plain_desc(da), da);
+    memory src0(m0, engine(), s0.get_data_handle()), dst(m0, engine(), out.native.get_data_handle());
+    memory scratch = scratchpad_for(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, src0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst},
                                          {DNNL_ARG_SCRATCHPAD, scratch}});
     thread_stream().wait();
     outputs[0] = std::move(out);
