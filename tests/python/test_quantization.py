@@ -316,8 +316,11 @@ def test_static_int8_transformer_encoder_close_to_fp32(tmp_path):
     path = str(tmp_path / "enc.int8.onnx")
     onnx.save(model, path)
     sess = rt.InferenceSession(path)
+    # 4 per layer (in/out projections, feed-forward): torch passes the cloned layers' equal
+    # weights on through Identity nodes, which the quantizer sees through.
+    assert len(report["nodes"]) == 8
     int8 = [p for p in sess.get_node_placement() if p["op_type"] in ("QLinearMatMul", "QMatMul")]
-    assert len(int8) >= 4 and all(p["kernel"] == "native" for p in int8), sess.get_node_placement()
+    assert len(int8) == 8 and all(p["kernel"] == "native" for p in int8), sess.get_node_placement()
     fp32 = rt.InferenceSession(src)
     cos = [_cosine(sess.run(None, f)[0], fp32.run(None, f)[0]) for f in feeds[16:]]
     assert min(cos) >= 0.99, cos
