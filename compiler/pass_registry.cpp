@@ -21,6 +21,7 @@
 #include "compiler/passes/transpose_reshape_folding.h"
 #include "compiler/passes/zero_channel_pruning.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
+#include "compiler/quantization/qdq_matmul_fusion.h"
 #include "compiler/quantization/qdq_residual_fusion.h"
 
 namespace pyflame_rt {
@@ -41,7 +42,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),
-      entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),
+      entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
   };
   return all;
 }

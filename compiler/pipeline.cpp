@@ -15,7 +15,7 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   // constant folding (Shape -> Gather -> Concat chains); DCE last sweeps what folding orphaned.
   // QDQ groups become int8 ops before constant folding turns their weights back into fp32
   // (after identity removal: torch shares biases through Identity nodes).
-  std::vector<std::string> names = {"identity_elimination", "qdq_conv_fusion", "qdq_residual_fusion", "shape_folding", "constant_folding",
+  std::vector<std::string> names = {"identity_elimination", "qdq_conv_fusion", "qdq_residual_fusion", "qdq_matmul_fusion", "shape_folding", "constant_folding",
                                     "dead_code_elimination"};
   if (level == OptLevel::kBasic) return names;
   // Fusions: BatchNorm folds into the plain Conv first (bn_conv_fusion then takes those after

@@ -171,8 +171,9 @@ class BinaryOp : public NativeOp {
   }
 
   // Plain operands viewed with neighbouring dims merged where both broadcast alike: oneDNN has
-  // jit kernels for few dims but takes its reference kernel for some rank-5 broadcasts (Swin's
-  // [1,64,3,49,49] + [1,64,1,49,49]: 100x slower), which merge to [64,3,2401] + [64,1,2401].
+  // jit kernels for few dims but takes its reference kernel for some broadcasts (Swin's
+  // [1,64,3,49,49] + [1,64,1,49,49]: 100x slower; a transformer's bias [C] next to [T,1,C]:
+  // 1000x), which merge to [64,3,2401] + [64,1,2401] and [T,C] + [1,C].
   // False when nothing merges or oneDNN still has only its reference kernel.
   bool merged_plain_binary(CpuValue* a, CpuValue* b, const Dims& da, const Dims& bd, std::vector<CpuValue>& outputs) {
     Dims ma, mb;

@@ -85,9 +85,9 @@ class QLinearConvOp : public NativeOp {
     }
     memory scratch = scratchpad_for(p.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
-                                            {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch},
-                                            {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, p.x_zp},
-                                            {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, p.y_zp}};
+                                            {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (x_zp_ != 0) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = p.x_zp;
+    if (y_zp_ != 0) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = p.y_zp;
     if (bias_.defined()) args[DNNL_ARG_BIAS] = p.bias;
     p.prim.execute(thread_stream(), args);
     thread_stream().wait();
@@ -153,8 +153,10 @@ class QLinearConvOp : public NativeOp {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_output_scales(scales_.size() > 1 ? 1 << 1 : 0, scales_);
-    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-    attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+    // Zero points only where they are not 0 (activations after a ReLU/ReLU6 have 0): with one
+    // set, oneDNN runs its compensation code (the AVX2 depthwise kernel then is slower than fp32).
+    if (x_zp_ != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    if (y_zp_ != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
     if (residual_) {
       dnnl::post_ops ops;
       ops.append_sum(sum_scale_, sum_zp_, memory::data_type::u8);

@@ -10,6 +10,7 @@ namespace pyflame_rt {
 namespace cpu {
 
 std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, const Graph& graph);  // int8_conv.cpp
+std::unique_ptr<NativeOp> make_int8_matmul_op(const Node& node, int64_t opset, const Graph& graph);  // int8_matmul.cpp
 std::unique_ptr<NativeOp> make_qdq_op(const Node& node, int64_t opset, const Graph& graph);          // int8_qdq.cpp
 
 }  // namespace cpu

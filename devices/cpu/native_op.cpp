@@ -37,6 +37,10 @@ std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const 
       (node.domain == "pyflame_rt" && node.op_type == "QLinearConvAdd")) {
     return make_qlinear_conv_op(node, opset, graph);
   }
+  if ((node.domain.empty() && (node.op_type == "QLinearMatMul" || node.op_type == "MatMulInteger")) ||
+      (node.domain == "pyflame_rt" && node.op_type == "QMatMul")) {
+    return make_int8_matmul_op(node, opset, graph);
+  }
   if (node.domain.empty() && (node.op_type == "QuantizeLinear" || node.op_type == "DequantizeLinear")) {
     return make_qdq_op(node, opset, graph);
   }

@@ -19,7 +19,7 @@ void register_rnn_kernels(KernelRegistry& r);          // kernels/rnn.cpp
 void register_control_flow_kernels(KernelRegistry& r); // kernels/control_flow.cpp (If/Loop/Scan)
 void register_sequence_kernels(KernelRegistry& r);     // kernels/sequence.cpp (+ Optional)
 void register_quantization_kernels(KernelRegistry& r); // kernels/quantization.cpp
-void register_quantization_fused_kernels(KernelRegistry& r); // kernels/quantization_fused.cpp (pyflame_rt.QLinearConvAdd)
+void register_quantization_fused_kernels(KernelRegistry& r); // kernels/quantization_fused.cpp (pyflame_rt.QLinearConvAdd, QMatMul)
 void register_normalization_kernels(KernelRegistry& r); // kernels/normalization.cpp
 void register_loss_kernels(KernelRegistry& r);          // kernels/loss.cpp
 void register_signal_kernels(KernelRegistry& r);        // kernels/signal.cpp (DFT, STFT, windows)

@@ -223,6 +223,12 @@ def _constants(graph):
     return out
 
 
+def _identity_sources(graph, inits):
+    """{Identity output: the initializer it passes on}: torch shares equal constants (the
+    weights of cloned layers) through Identity nodes."""
+    return {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in inits}
+
+
 class _Plan:
     """The static int8 plan: quantized nodes, the tensors they read (activations), the tensors
     they write (after a folded activation), and activations to drop."""
@@ -233,6 +239,7 @@ class _Plan:
         consumers = _consumers(g)
         graph_outputs = {o.name for o in g.output}
         consts = _constants(g)
+        identity_of = _identity_sources(g, inits)
         self.nodes = []          # quantized nodes
         self.act_inputs = []     # tensors quantized as inputs
         self.out_tensors = []    # tensors quantized as outputs (Conv/MatMul/Gemm or a folded activation)
@@ -250,7 +257,7 @@ class _Plan:
                 continue
             if node.op_type == "Gemm" and (_attr(node, "transA", 0) or len(node.input) < 2):
                 continue
-            if node.op_type in ("MatMul", "Gemm") and node.input[1] not in inits:
+            if node.op_type in ("MatMul", "Gemm") and identity_of.get(node.input[1], node.input[1]) not in inits:
                 continue  # activation x activation matmuls stay fp32 (attention scores)
             self.nodes.append(node)
             if want(node.input[0]):
@@ -376,7 +383,8 @@ def rewrite_static(model, cfg, plan, ranges, report):
         new_nodes.append(helper.make_node("DequantizeLinear", [q_out, s_name, z_name], [dq_name],
                                           name=f"{name}_DequantizeLinear"))
 
-    identity_of = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity" and n.input[0] in inits}
+    identity_of = _identity_sources(g, inits)
+    weight_dq = {}  # (weight, axis) -> its DequantizeLinear output: shared weights quantized once
     graph_inputs = {i.name for i in g.input}
     for name in plan.act_inputs:  # graph inputs: their Q/DQ comes first
         if name in graph_inputs:
@@ -392,18 +400,21 @@ def rewrite_static(model, cfg, plan, ranges, report):
             if inp in dq_of:  # every reader (quantized or not) takes the dequantized copy
                 n.input[i] = dq_of[inp][0]
         if id(node) in quantized_ids:
-            w_name = node.input[1]
+            w_name = identity_of.get(node.input[1], node.input[1])
             w = _const_value(inits, w_name)
             axis = _weight_axis(node)
             q, ws = _quantize_weight(w, axis, cfg.per_channel)
-            qn, sn, zn = f"{w_name}_quantized", f"{w_name}_scale", f"{w_name}_zero_point"
-            new_inits.append(numpy_helper.from_array(q, qn))
-            new_inits.append(numpy_helper.from_array(ws, sn))
-            new_inits.append(numpy_helper.from_array(np.zeros(ws.shape, dtype=np.int8), zn))
-            dq_attrs = {"axis": axis} if ws.ndim == 1 else {}
-            new_nodes.append(helper.make_node("DequantizeLinear", [qn, sn, zn], [f"{w_name}_DequantizeLinear_Output"],
-                                              name=f"{w_name}_DequantizeLinear", **dq_attrs))
-            n.input[1] = f"{w_name}_DequantizeLinear_Output"
+            if (w_name, axis) not in weight_dq:
+                tag = w_name if not any(k[0] == w_name for k in weight_dq) else f"{w_name}_axis{axis}"
+                qn, sn, zn = f"{tag}_quantized", f"{tag}_scale", f"{tag}_zero_point"
+                new_inits.append(numpy_helper.from_array(q, qn))
+                new_inits.append(numpy_helper.from_array(ws, sn))
+                new_inits.append(numpy_helper.from_array(np.zeros(ws.shape, dtype=np.int8), zn))
+                dq_attrs = {"axis": axis} if ws.ndim == 1 else {}
+                new_nodes.append(helper.make_node("DequantizeLinear", [qn, sn, zn], [f"{tag}_DequantizeLinear_Output"],
+                                                  name=f"{tag}_DequantizeLinear", **dq_attrs))
+                weight_dq[(w_name, axis)] = f"{tag}_DequantizeLinear_Output"
+            n.input[1] = weight_dq[(w_name, axis)]
             entry = {"op_type": node.op_type, "weight": w_name, "weight_scales": len(np.atleast_1d(ws)),
                      "weight_scale_min": float(np.min(ws)), "weight_scale_max": float(np.max(ws)),
                      "input_scale": act_params.get(node.input[0], (None,))[0]}
@@ -456,16 +467,17 @@ def rewrite_dynamic(model, cfg, report):
     from onnx import helper, numpy_helper
     g = model.graph
     inits = _initializers(g)
+    identity_of = _identity_sources(g, inits)
     new_nodes, new_inits = [], []
     for node in g.node:
         ok = (node.op_type in ("MatMul", "Gemm") and not cfg.excludes(node) and len(node.input) >= 2
-              and node.input[1] in inits)
+              and identity_of.get(node.input[1], node.input[1]) in inits)
         if ok and node.op_type == "Gemm":
             ok = not _attr(node, "transA", 0)
         if not ok:
             new_nodes.append(node)
             continue
-        w = _const_value(inits, node.input[1]).astype(np.float32)
+        w = _const_value(inits, identity_of.get(node.input[1], node.input[1])).astype(np.float32)
         if node.op_type == "Gemm" and _attr(node, "transB", 0):
             w = w.T
         if w.ndim != 2:

@@ -226,3 +226,100 @@ def test_residual_add_relu_fuses_into_the_int8_convolution(tmp_path):
     f = _feeds(1, seed=12)[0]
     ort = ort_reference.run_ort(path, f)["y"]
     assert np.abs(sess.run(None, f)[0] - ort).max() <= 0.05 * np.abs(ort).max()
+
+
+def _mlp(path):
+    """Linear layers on a 3-D input (torch writes MatMul + Add) and on a 2-D one (Gemm, Gemm
+    with ReLU): the int8 matmul paths."""
+    import torch
+    from torch import nn
+    torch.manual_seed(2)
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2 = nn.Linear(32, 64), nn.Linear(64, 32)
+            self.f1, self.f2 = nn.Linear(8 * 32, 48), nn.Linear(48, 10)
+
+        def forward(self, x):
+            h = self.l2(torch.relu(self.l1(x)))   # [1, 8, 32]: MatMul + Add
+            return self.f2(torch.relu(self.f1(h.flatten(1))))  # Gemm
+
+    torch.onnx.export(Mlp().eval(), (torch.randn(1, 8, 32),), str(path), input_names=["x"],
+                      output_names=["y"], opset_version=13)
+    return str(path)
+
+
+def _mlp_feeds(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.standard_normal((1, 8, 32)).astype(np.float32)} for _ in range(n)]
+
+
+def test_qdq_matmuls_run_as_native_int8(tmp_path):
+    """DQ -> MatMul/Gemm [-> Q] groups become QLinearMatMul / pyflame_rt.QMatMul on oneDNN's
+    int8 matmul, agree with the unfused QDQ graph and ONNX Runtime up to uint8 rounding, and
+    stay within cosine 0.99 of fp32."""
+    from pyflame_rt import quantization as q
+    src = _mlp(tmp_path / "mlp.onnx")
+    model, report = q.quantize(src, QuantConfig(mode="static", calibration_data=_mlp_feeds(16)))
+    assert sorted(n["op_type"] for n in report["nodes"]) == ["Gemm", "Gemm", "MatMul", "MatMul"]
+    path = str(tmp_path / "mlp.int8.onnx")
+    onnx.save(model, path)
+    sess = rt.InferenceSession(path)
+    placement = sess.get_node_placement()
+    int8 = [p for p in placement if p["op_type"] in ("QLinearMatMul", "QMatMul")]
+    assert len(int8) == 4 and all(p["kernel"] == "native" for p in int8), placement
+    assert {p["op_type"] for p in int8} == {"QLinearMatMul", "QMatMul"}
+    assert not any(p["op_type"] in ("MatMul", "Gemm") for p in placement), placement
+    opts = rt.SessionOptions()
+    opts.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    unfused = rt.InferenceSession(path, opts)
+    fp32 = rt.InferenceSession(src)
+    for f in _mlp_feeds(8, seed=21):
+        a, b = sess.run(None, f)[0], unfused.run(None, f)[0]
+        assert np.abs(a - b).max() <= 0.05 * np.abs(b).max()
+        assert _cosine(a, fp32.run(None, f)[0]) >= 0.99
+    f = _mlp_feeds(1, seed=22)[0]
+    ort = ort_reference.run_ort(path, f)["y"]
+    assert np.abs(sess.run(None, f)[0] - ort).max() <= 0.05 * np.abs(ort).max()
+
+
+def test_dynamic_int8_matmul_integer_runs_native(tmp_path):
+    src = _mlp(tmp_path / "mlp.onnx")
+    sess = rt.InferenceSession(src, quantization=QuantConfig(mode="dynamic"))
+    placement = sess.get_node_placement()
+    mmi = [p for p in placement if p["op_type"] == "MatMulInteger"]
+    assert len(mmi) == 4, placement
+    ref = rt.InferenceSession(src)
+    for f in _mlp_feeds(4, seed=23):
+        assert _cosine(sess.run(None, f)[0], ref.run(None, f)[0]) >= 0.999
+    # Without VNNI the weights' 8 bits would saturate oneDNN's int8 gemm: the reference runs.
+    if not os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        assert all(p["kernel"] == "native" for p in mmi), placement
+
+
+def test_static_int8_transformer_encoder_close_to_fp32(tmp_path):
+    """A whole (small) transformer encoder in int8: its projections and feed-forward matmuls
+    run on the int8 kernel; the output stays within cosine 0.99 of fp32."""
+    import torch
+    from torch import nn
+    from pyflame_rt import quantization as q
+    torch.manual_seed(3)
+    layer = nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, batch_first=True)
+    enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    src = str(tmp_path / "enc.onnx")
+    torch.onnx.export(enc, (torch.randn(1, 16, 64),), src, input_names=["x"], output_names=["y"], opset_version=13)
+    rng = np.random.default_rng(5)
+    feeds = [{"x": rng.standard_normal((1, 16, 64)).astype(np.float32)} for _ in range(24)]
+    model, report = q.quantize(src, QuantConfig(mode="static", calibration_data=feeds[:16]))
+    path = str(tmp_path / "enc.int8.onnx")
+    onnx.save(model, path)
+    sess = rt.InferenceSession(path)
+    # 4 per layer (in/out projections, feed-forward): torch passes the cloned layers' equal
+    # weights on through Identity nodes, which the quantizer sees through.
+    assert len(report["nodes"]) == 8
+    int8 = [p for p in sess.get_node_placement() if p["op_type"] in ("QLinearMatMul", "QMatMul")]
+    assert len(int8) == 8 and all(p["kernel"] == "native" for p in int8), sess.get_node_placement()
+    fp32 = rt.InferenceSession(src)
+    cos = [_cosine(sess.run(None, f)[0], fp32.run(None, f)[0]) for f in feeds[16:]]
+    assert min(cos) >= 0.99, cos

@@ -263,7 +263,9 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
   std::vector<B> binaries = {{"Add", {2, 3, 4, 5}, {2, 3, 4, 5}}, {"Add", {1, 4}, {4}},
                              {"Mul", {2, 3, 4, 5}, {3, 1, 1}}, {"Mul", {3, 1, 1}, {2, 3, 4, 5}},
                              {"Sub", {2, 3, 4, 5}, {5}}, {"Sub", {5}, {2, 3, 4, 5}},
-                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}, {"Div", {4, 5, 6}, {}}};
+                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}, {"Div", {4, 5, 6}, {}},
+                             // A bias over trailing dims (rows kernel): seq-first [T, 1, C] + [C].
+                             {"Add", {6, 1, 8}, {8}}, {"Sub", {7, 1, 5}, {1, 1, 5}}, {"Mul", {3, 2, 4, 5}, {4, 5}}};
   uint32_t seed = 40;
   for (const auto& b : binaries) {
     OpCase c;
