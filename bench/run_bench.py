@@ -49,8 +49,10 @@ DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru
 
 
 def run_json(cmd, env=None):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=1800).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {r.returncode}:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def ort_idle_rss_kb(modules):
