@@ -3,8 +3,8 @@ once, when it is loaded). Its default spins idle workers for milliseconds after 
 region; on cores other processes keep busy a spinning worker takes the core its descheduled
 teammate needs and 2-thread runs collapse. A process that starts on a loaded machine (1-minute
 load average, or the processes runnable right now besides this one, >= online CPUs) gets
-OMP_WAIT_POLICY=passive, unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. No effect when
-libgomp is already loaded (e.g. torch imported first). The same rule as the CLI's:
+OMP_WAIT_POLICY=passive, unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. Nothing is set when
+libgomp is already loaded (e.g. torch imported first): it has read its environment. The same rule as the CLI's:
 devices/cpu/omp_wait_policy.cpp (choose_omp_wait_setting).
 """
 
@@ -35,6 +35,18 @@ def read_load_figures():
     return load, running
 
 
-APPLIED = choose_omp_wait_setting(os.environ, *read_load_figures(), os.sysconf("SC_NPROCESSORS_ONLN"))
-if APPLIED:
-    os.environ.setdefault(*APPLIED)
+def libgomp_loaded():
+    """True when libgomp is already in this process (torch imported first, ...): it has read its
+    environment, and setting a variable now would only mislead."""
+    try:
+        with open("/proc/self/maps") as f:
+            return any("libgomp" in line for line in f)
+    except OSError:
+        return False
+
+
+APPLIED = None
+if not libgomp_loaded():
+    APPLIED = choose_omp_wait_setting(os.environ, *read_load_figures(), os.sysconf("SC_NPROCESSORS_ONLN"))
+    if APPLIED:
+        os.environ.setdefault(*APPLIED)

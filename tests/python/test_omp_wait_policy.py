@@ -52,6 +52,14 @@ def test_libgomp_sees_the_packages_choice():
     assert spin_counts(r.stderr) == (["0"] if applied != "None" else ["300000"]), (applied, r.stderr)
 
 
+def test_nothing_is_set_when_libgomp_was_loaded_first():
+    code = ("import ctypes, os; ctypes.CDLL('libgomp.so.1'); import pyflame_rt._omp_env as e; "
+            "print(e.APPLIED, os.environ.get('OMP_WAIT_POLICY'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["None", "None"]
+
+
 def test_the_users_wait_policy_stands_in_python_and_the_cli():
     r = subprocess.run([sys.executable, "-c", "import pyflame_rt"], capture_output=True, text=True, timeout=120,
                        env=clean_env(OMP_DISPLAY_ENV="verbose", GOMP_SPINCOUNT="7"))
