@@ -6,10 +6,17 @@ peak resident memory and the max error of our outputs against ONNX Runtime's.
 
     make bench            (or: PYTHONPATH=build/python /usr/bin/python3 bench/run_bench.py)
     options: --models resnet50,encoder --threads 1,2 --rounds 4 --runs 10 --markdown FILE
+             --background 2     contention mode: two busy processes run during the measurement
+             --ours-env K=V     an environment variable for our timer only (compare policies)
 
 Each timing round runs both runtimes in fresh processes, one after the other, so drifts of
 the machine hit both; peak memory is each process's maximum RSS minus its RSS before loading
 the model (the Python or Node.js runtime itself).
+
+Contention mode (--background N): N busy loops (one Python process each, pinned to nothing)
+run for the whole measurement, so both runtimes meet the same fixed load; the table adds the
+1-minute load average seen around each model. Other jobs on a shared machine add load of
+their own: compare the ratios (ours / ORT measured in the same rounds), not the times.
 """
 
 import argparse
@@ -19,6 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -41,8 +49,10 @@ DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru
 
 
 def run_json(cmd, env=None):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=1800).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {r.returncode}:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def ort_idle_rss_kb(modules):
@@ -56,7 +66,36 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle, mode="sequential"):
+def load_average():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+class Background:
+    """N busy loops for the duration of a `with` block: the fixed load of contention mode.
+    Each is a Python process spinning in a loop; they are stopped by their own pids."""
+
+    def __init__(self, n):
+        self.n, self.procs = n, []
+
+    def __enter__(self):
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        if self.n:
+            time.sleep(1.0)  # let the scheduler see them before the first timing
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait(timeout=30)
+        return False
+
+
+def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle, mode="sequential",
+                ours_env=None):
     rng = np.random.default_rng(0)
     inputs = []
     for i, shape in enumerate(INPUTS[name]):
@@ -64,12 +103,14 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         np.save(p, rng.standard_normal(shape).astype(np.float32))
         inputs.append(p)
     env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_EXECUTION_MODE=mode)
+    our_env = dict(env, **(ours_env or {}))
     ours, theirs, ours_rss, ort_rss = [], [], [], []
+    loads = [load_average()]
     ort_out = os.path.join(tmp, f"{name}_ort")
     our_out = os.path.join(tmp, f"{name}_ours")
     for _ in range(rounds):
         r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
-                      str(warmup), our_out] + inputs, env=env)
+                      str(warmup), our_out] + inputs, env=our_env)
         ours += r["latencies_ms"]
         ours_rss.append(r["max_rss_kb"] - r["idle_rss_kb"])
         o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
@@ -77,6 +118,7 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
                       "--execution-mode", mode], env=env)
         theirs += o["latencies_ms"]
         ort_rss.append(o["max_rss_kb"] - ort_idle)
+        loads.append(load_average())
     with open(os.path.join(ort_out, "outputs.json")) as f:
         index = json.load(f)
     err = 0.0
@@ -89,7 +131,20 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         "ours_p50": percentile(ours, 50), "ours_p99": percentile(ours, 99),
         "ort_p50": percentile(theirs, 50), "ort_p99": percentile(theirs, 99),
         "ours_mb": max(ours_rss) / 1024, "ort_mb": max(ort_rss) / 1024, "max_rel_err": err,
+        "load": (min(loads), max(loads)),
     }
+
+
+def contention_table(rows):
+    head = ("| model | threads | PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
+            "p99 ratio | load avg | max rel err |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['threads']} | {r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
+                     f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "
+                     f"{r['ours_p99'] / r['ort_p99']:.2f}x | {r['load'][0]:.1f}-{r['load'][1]:.1f} | "
+                     f"{r['max_rel_err']:.1e} |")
+    return "\n".join(lines)
 
 
 def table(rows):
@@ -122,19 +177,32 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--background", type=int, default=0,
+                    help="contention mode: this many busy processes run during the measurement")
+    ap.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an environment variable for PyFlameRT's timer only (e.g. OMP_WAIT_POLICY=passive)")
     args = ap.parse_args()
+    ours_env = dict(kv.split("=", 1) for kv in args.ours_env)
+    show = contention_table if args.background else table
     names = args.models.split(",")
     paths = export_models.export(os.path.join(REPO, "build", "models"), names)
     modules = ort_reference.ensure_ort()
     ort_idle = ort_idle_rss_kb(modules)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    start = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    with tempfile.TemporaryDirectory() as tmp, Background(args.background):
         for threads in [int(t) for t in args.threads.split(",")]:
             for name in names:
                 rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
-                                        modules, ort_idle, args.execution_mode))
-                print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = f"CPU: {cpu_model()}, {os.cpu_count()} cores, execution mode {args.execution_mode}\n\n" + table(rows)
+                                        modules, ort_idle, args.execution_mode, ours_env))
+                print(show(rows[-1:]).splitlines()[-1], flush=True)
+    text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, execution mode {args.execution_mode}, "
+            f"{start}-{time.strftime('%H:%M', time.gmtime())} UTC")
+    if args.background:
+        text += f", {args.background} busy background processes"
+    if ours_env:
+        text += ", ours with " + " ".join(f"{k}={v}" for k, v in ours_env.items())
+    text += "\n\n" + show(rows)
     print()
     print(text)
     if args.markdown:

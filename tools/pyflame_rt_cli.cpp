@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli_command.h"
+#include "omp_reexec.h"
 
 using namespace pyflame_rt;
 
@@ -24,6 +25,7 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  pyflame_rt::reexec_with_omp_wait_policy(argv);  // before any OpenMP thread starts
   CLI::App app{"PyFlameRT: run ONNX models with ONNX Runtime's API", "pyflame-rt"};
   app.set_version_flag("--version", cli_version(), "print the version and exit");
   app.require_subcommand(1);

@@ -5,6 +5,7 @@
     outputs = session.run(None, {"input": x})
 """
 
+from . import _omp_env  # noqa: F401 - before _pyflame_rt loads libgomp: its wait policy
 from . import _pyflame_rt, errors
 from .errors import (DeadlineExceeded, Fail, InvalidArgument, InvalidGraph, InvalidProtobuf,
                      NoSuchFile, NotFound, NotImplementedFailure, PyFlameRTError, ResourceExhausted,
