@@ -135,27 +135,17 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
     }
 
 
-def contention_table(rows):
+def table(rows, contention=False):
+    """Markdown rows; under contention the load average replaces the peak-memory column."""
+    extra = "load avg" if contention else "peak MB (ours / ORT)"
     head = ("| model | threads | PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
-            "p99 ratio | load avg | max rel err |")
+            f"p99 ratio | {extra} | max rel err |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
+        cell = (f"{r['load'][0]:.1f}-{r['load'][1]:.1f}" if contention else f"{r['ours_mb']:.0f} / {r['ort_mb']:.0f}")
         lines.append(f"| {r['model']} | {r['threads']} | {r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
                      f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "
-                     f"{r['ours_p99'] / r['ort_p99']:.2f}x | {r['load'][0]:.1f}-{r['load'][1]:.1f} | "
-                     f"{r['max_rel_err']:.1e} |")
-    return "\n".join(lines)
-
-
-def table(rows):
-    head = ("| model | threads | PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
-            "p99 ratio | peak MB (ours / ORT) | max rel err |")
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['threads']} | {r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
-                     f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "
-                     f"{r['ours_p99'] / r['ort_p99']:.2f}x | {r['ours_mb']:.0f} / {r['ort_mb']:.0f} | "
-                     f"{r['max_rel_err']:.1e} |")
+                     f"{r['ours_p99'] / r['ort_p99']:.2f}x | {cell} | {r['max_rel_err']:.1e} |")
     return "\n".join(lines)
 
 
@@ -183,7 +173,9 @@ def main():
                     help="an environment variable for PyFlameRT's timer only (e.g. OMP_WAIT_POLICY=passive)")
     args = ap.parse_args()
     ours_env = dict(kv.split("=", 1) for kv in args.ours_env)
-    show = contention_table if args.background else table
+    def show(rows):
+        return table(rows, contention=args.background > 0)
+
     names = args.models.split(",")
     paths = export_models.export(os.path.join(REPO, "build", "models"), names)
     modules = ort_reference.ensure_ort()

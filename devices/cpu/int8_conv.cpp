@@ -18,12 +18,6 @@ namespace {
 
 using dnnl::memory;
 
-// True when the CPU oneDNN uses has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX).
-bool has_vnni() {
-  auto isa = dnnl::get_effective_cpu_isa();
-  return isa == dnnl::cpu_isa::avx2_vnni || isa >= dnnl::cpu_isa::avx512_core_vnni;
-}
-
 // A scalar constant input of the node, as double; false when it is absent or not constant.
 bool scalar_const(const Graph& g, const Node& n, size_t i, double& out) {
   if (i >= n.inputs.size()) return false;

@@ -21,12 +21,6 @@ namespace {
 
 using dnnl::memory;
 
-// True when the CPU oneDNN uses has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX).
-bool has_vnni() {
-  auto isa = dnnl::get_effective_cpu_isa();
-  return isa == dnnl::cpu_isa::avx2_vnni || isa >= dnnl::cpu_isa::avx512_core_vnni;
-}
-
 const Tensor* constant(const Graph& g, const Node& n, size_t i) {
   if (i >= n.inputs.size() || n.inputs[i].empty()) return nullptr;
   auto it = g.initializers.find(n.inputs[i]);
