@@ -1,7 +1,8 @@
 // Native CPU ops: oneDNN primitives for the nodes the CPU device runs itself (convolution with
 // fused post-ops, matmul/Gemm, pooling, eltwise, add). An op is created once per node at
 // compile time and builds its primitives on the first run with a given input shape ("reshape
-// once, run many"); runs with the same shape reuse them. Anything a native op cannot handle at
+// once, run many"); runs with the same shape reuse them (one ShapePlanCache per op,
+// shape_plan_cache.h: bounded, thread-safe). Anything a native op cannot handle at
 // run time (an unexpected dtype, say) goes to the reference kernel of the same node.
 #pragma once
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "devices/cpu/dnnl_util.h"
+#include "devices/cpu/shape_plan_cache.h"
 #include "devices/ref/kernel.h"
 
 namespace pyflame_rt {
