@@ -13,13 +13,6 @@ namespace cpu {
 
 namespace {
 
-const Tensor* plain_fixed(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
-                                                                                                        : nullptr;
-}
-
 // Numpy broadcasting of `a` and `b`; false when they do not broadcast.
 bool broadcast(const Dims& a, const Dims& b, Dims* out) {
   size_t r = std::max(a.size(), b.size());

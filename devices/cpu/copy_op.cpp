@@ -18,13 +18,6 @@ namespace {
 // Below this many bytes a copy runs on the calling thread alone.
 constexpr int64_t kParallelBytes = 1 << 18;
 
-const Tensor* plain_fixed(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
-                                                                                                        : nullptr;
-}
-
 int64_t product(const Dims& d, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to; ++i) p *= d[i];
