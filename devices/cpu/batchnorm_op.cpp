@@ -153,5 +153,9 @@ std::unique_ptr<NativeOp> make_batchnorm_op(const Node& node, int64_t opset, con
   return std::make_unique<BatchNormOp>(node, opset, std::move(params));
 }
 
+void register_batchnorm_ops(NativeOpTable& t) {
+  t.add({"", "BatchNormalization", 1, kNativeAnyOpset, {DType::kFloat32}, make_batchnorm_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

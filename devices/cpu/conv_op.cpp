@@ -325,6 +325,12 @@ std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Gr
   return std::make_unique<ConvOp>(node, opset, w->second, bias);
 }
 
+// Float convolution, plain or fused by the compiler (compiler/passes/conv_fusion).
+void register_conv_ops(NativeOpTable& t) {
+  t.add({"", "Conv", 1, kNativeAnyOpset, {DType::kFloat32}, make_conv_op});
+  t.add({"pyflame_rt", "FusedConv", 1, kNativeAnyOpset, {DType::kFloat32}, make_conv_op});
+}
+
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& p) {
   using A = dnnl::algorithm;
   auto param = [&](size_t i, float fallback) { return i < p.size() ? p[i] : fallback; };

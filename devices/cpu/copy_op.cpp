@@ -222,5 +222,11 @@ std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Gr
   return nullptr;
 }
 
+// Byte copies: any fixed-width dtype. Concat from opset 4 (Concat-1's axis defaulted to 1).
+void register_copy_ops(NativeOpTable& t) {
+  t.add({"", "Concat", 4, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  for (const char* op : {"Split", "Gather", "Flatten"}) t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -313,5 +313,15 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
   return nullptr;
 }
 
+// The binary ops from opset 7: before it they broadcast by a `broadcast`/`axis` attribute
+// (legacy, not numpy) rules, which BinaryOp does not implement.
+void register_eltwise_ops(NativeOpTable& t) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) t.add({"", op, 7, kNativeAnyOpset, {DType::kFloat32}, make_eltwise_op});
+  for (const char* op : {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu", "Sqrt", "Abs",
+                         "Exp", "Log", "Neg"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_eltwise_op});
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

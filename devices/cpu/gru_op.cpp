@@ -196,5 +196,9 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
   return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph));
 }
 
+void register_gru_ops(NativeOpTable& t) {
+  t.add({"", "GRU", 1, kNativeAnyOpset, {DType::kFloat32}, make_gru_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -227,6 +227,12 @@ std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, 
   return op;
 }
 
+// u8 activations only (s8 weights): oneDNN's int8 convolution (QLinearConv is opset 10+).
+void register_qlinear_conv_ops(NativeOpTable& t) {
+  t.add({"", "QLinearConv", 10, kNativeAnyOpset, {DType::kUInt8}, make_qlinear_conv_op});
+  t.add({"pyflame_rt", "QLinearConvAdd", 1, kNativeAnyOpset, {DType::kUInt8}, make_qlinear_conv_op});
+}
+
 namespace {
 
 std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph) {

@@ -98,5 +98,11 @@ std::unique_ptr<NativeOp> make_qdq_op(const Node& node, int64_t opset, const Gra
                                  memory::data_type::u8);
 }
 
+// Per-tensor uint8 (de)quantization: float in for QuantizeLinear, uint8 in for DequantizeLinear.
+void register_qdq_ops(NativeOpTable& t) {
+  t.add({"", "QuantizeLinear", 10, kNativeAnyOpset, {DType::kFloat32}, make_qdq_op});
+  t.add({"", "DequantizeLinear", 10, kNativeAnyOpset, {DType::kUInt8}, make_qdq_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

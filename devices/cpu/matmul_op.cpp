@@ -238,5 +238,11 @@ std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const 
   return std::make_unique<MatMulOp>(node, opset, *w, tb, bias);
 }
 
+void register_matmul_ops(NativeOpTable& t) {
+  t.add({"", "MatMul", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
+  t.add({"", "Gemm", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
+  t.add({"pyflame_rt", "FusedMatMul", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

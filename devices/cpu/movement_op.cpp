@@ -101,8 +101,14 @@ class SliceOp : public NativeOp {
 
 std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "Transpose") return std::make_unique<TransposeOp>(node, opset);
-  if (node.op_type == "Slice" && opset >= 10) return std::make_unique<SliceOp>(node, opset);
+  if (node.op_type == "Slice") return std::make_unique<SliceOp>(node, opset);
   return nullptr;
+}
+
+// Slice from opset 10 (starts/ends as inputs; before, attributes the kernel does not read).
+void register_movement_ops(NativeOpTable& t) {
+  t.add({"", "Transpose", 1, kNativeAnyOpset, {DType::kFloat32}, make_movement_op});
+  t.add({"", "Slice", 10, kNativeAnyOpset, {DType::kFloat32}, make_movement_op});
 }
 
 }  // namespace cpu

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "devices/cpu/native_op.h"
+#include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
 namespace cpu {

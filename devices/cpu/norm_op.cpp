@@ -100,5 +100,9 @@ std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Gr
   return std::make_unique<LayerNormOp>(node, opset, s->second.reshaped({s->second.numel()}), shift.reshaped({shift.numel()}));
 }
 
+void register_norm_ops(NativeOpTable& t) {
+  t.add({"", "LayerNormalization", 1, kNativeAnyOpset, {DType::kFloat32}, make_norm_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

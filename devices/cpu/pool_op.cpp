@@ -207,5 +207,11 @@ std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Gr
   return std::make_unique<PoolOp>(node, opset);
 }
 
+void register_pool_ops(NativeOpTable& t) {
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_pool_op});
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -155,5 +155,12 @@ std::unique_ptr<NativeOp> make_reduce_op(const Node& node, int64_t opset, const 
   return nullptr;
 }
 
+void register_reduce_ops(NativeOpTable& t) {
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+                         "ReduceLogSum", "ReduceLogSumExp", "ArgMax", "ArgMin"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_reduce_op});
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

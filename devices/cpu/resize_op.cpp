@@ -209,7 +209,6 @@ class ResizeOp : public NativeOp {
 std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const Graph&) {
   const bool upsample = node.op_type == "Upsample";
   if (node.op_type != "Resize" && !upsample) return nullptr;
-  if (upsample && opset < 9) return nullptr;  // scales as an attribute: rare, reference
   Config cfg;
   cfg.mode = node.attr_string("mode", "nearest");
   if (cfg.mode == "bilinear") cfg.mode = "linear";
@@ -231,6 +230,12 @@ std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const 
     return nullptr;
   }
   return std::make_unique<ResizeOp>(node, opset, std::move(cfg), upsample);
+}
+
+// Resize (opset 10+) and Upsample from opset 9 (scales as an input; before, an attribute).
+void register_resize_ops(NativeOpTable& t) {
+  t.add({"", "Resize", 10, kNativeAnyOpset, {DType::kFloat32}, make_resize_op});
+  t.add({"", "Upsample", 9, kNativeAnyOpset, {DType::kFloat32}, make_resize_op});
 }
 
 }  // namespace cpu

@@ -93,5 +93,11 @@ std::unique_ptr<NativeOp> make_softmax_op(const Node& node, int64_t opset, const
   return nullptr;
 }
 
+// Both axis semantics: before opset 13 the input is coerced to 2-D at `axis`, from 13 one axis.
+void register_softmax_ops(NativeOpTable& t) {
+  t.add({"", "Softmax", 1, kNativeAnyOpset, {DType::kFloat32}, make_softmax_op});
+  t.add({"", "LogSoftmax", 1, kNativeAnyOpset, {DType::kFloat32}, make_softmax_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt
