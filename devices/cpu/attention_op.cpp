@@ -152,5 +152,9 @@ std::unique_ptr<NativeOp> make_attention_op(const Node& node, int64_t opset, con
   return std::make_unique<AttentionOp>(node, opset);
 }
 
+void register_attention_ops(NativeOpTable& t) {
+  t.add({"pyflame_rt", "MultiHeadAttention", 1, kNativeAnyOpset, {DType::kFloat32}, make_attention_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -39,7 +39,7 @@ class BatchNormOp : public NativeOp {
       outputs[0] = std::move(out);
       return Status::OK();
     }
-    std::shared_ptr<Plan> plan = plan_for(md);
+    std::shared_ptr<const Plan> plan = plan_for(md);
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(md);
     CpuValue out = CpuValue::allocate_native(md, dims);
@@ -104,9 +104,11 @@ class BatchNormOp : public NativeOp {
   }
 
   // nullptr when oneDNN cannot build it for this layout (remembered: no retry per run).
-  std::shared_ptr<Plan> plan_for(const memory::desc& md) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& p : plans_) if (p.first == md) return p.second;
+  std::shared_ptr<const Plan> plan_for(const memory::desc& md) {
+    return *plans_.get_or_build(md, [&] { return build_plan(md); });  // build_plan cannot fail
+  }
+
+  std::shared_ptr<Plan> build_plan(const memory::desc& md) {
     std::shared_ptr<Plan> plan;
     try {
       dnnl::primitive_attr attr;
@@ -124,7 +126,6 @@ class BatchNormOp : public NativeOp {
     } catch (const dnnl::error&) {
       plan = nullptr;
     }
-    plans_.emplace_back(md, plan);
     return plan;
   }
 
@@ -133,8 +134,7 @@ class BatchNormOp : public NativeOp {
   std::vector<Tensor> params_;  // scale, B, mean, var: f32 [C]
   std::once_flag folded_once_;
   std::vector<float> s_, t_;  // per-channel scale and shift for our loop
-  std::mutex mu_;
-  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+  ShapePlanCache<Plan, memory::desc> plans_;
 };
 
 }  // namespace
@@ -151,6 +151,10 @@ std::unique_ptr<NativeOp> make_batchnorm_op(const Node& node, int64_t opset, con
     params.push_back(it->second.reshaped({it->second.numel()}));
   }
   return std::make_unique<BatchNormOp>(node, opset, std::move(params));
+}
+
+void register_batchnorm_ops(NativeOpTable& t) {
+  t.add({"", "BatchNormalization", 1, kNativeAnyOpset, {DType::kFloat32}, make_batchnorm_op});
 }
 
 }  // namespace cpu

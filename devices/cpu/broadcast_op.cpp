@@ -13,13 +13,6 @@ namespace cpu {
 
 namespace {
 
-const Tensor* plain_fixed(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
-                                                                                                        : nullptr;
-}
-
 // Numpy broadcasting of `a` and `b`; false when they do not broadcast.
 bool broadcast(const Dims& a, const Dims& b, Dims* out) {
   size_t r = std::max(a.size(), b.size());
@@ -269,10 +262,19 @@ class PadOp : public NativeOp {
 
 std::unique_ptr<NativeOp> make_broadcast_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "Expand") return std::make_unique<ExpandOp>(node, opset);
-  if (node.op_type == "Tile" && opset >= 6) return std::make_unique<TileOp>(node, opset);
+  if (node.op_type == "Tile") return std::make_unique<TileOp>(node, opset);
   if (node.op_type == "Where") return std::make_unique<WhereOp>(node, opset);
   if (node.op_type == "Pad" && node.attr_string("mode", "constant") == "constant") return std::make_unique<PadOp>(node, opset);
   return nullptr;
+}
+
+// Byte copies: any fixed-width dtype (Where's input 0 is its bool condition). Expand is opset
+// 8+, Where 9+; Tile from 6 (repeats as an input).
+void register_broadcast_ops(NativeOpTable& t) {
+  t.add({"", "Expand", 8, kNativeAnyOpset, fixed_width_dtypes(), make_broadcast_op});
+  t.add({"", "Tile", 6, kNativeAnyOpset, fixed_width_dtypes(), make_broadcast_op});
+  t.add({"", "Where", 9, kNativeAnyOpset, {DType::kBool}, make_broadcast_op});
+  t.add({"", "Pad", 1, kNativeAnyOpset, fixed_width_dtypes(), make_broadcast_op});
 }
 
 }  // namespace cpu

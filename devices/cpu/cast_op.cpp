@@ -60,5 +60,11 @@ std::unique_ptr<NativeOp> make_cast_op(const Node& node, int64_t opset, const Gr
   return std::make_unique<CastOp>(node, opset, *to);
 }
 
+void register_cast_ops(NativeOpTable& t) {
+  // Opset 6 made `to` an integer (before: a type name); CastLike came with opset 15.
+  t.add({"", "Cast", 6, kNativeAnyOpset, fixed_width_dtypes(), make_cast_op});
+  t.add({"", "CastLike", 15, kNativeAnyOpset, fixed_width_dtypes(), make_cast_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -44,7 +44,7 @@ class ConvOp : public NativeOp {
     bool shapes_ok = xd.size() == weights_.rank() && xd.size() >= 3 && group > 0 &&
                      xd[1] == weights_.dim(1) * group && weights_.dim(0) % group == 0;
     if (!f32 || !shapes_ok) return run_reference(node_, opset_, inputs, outputs);  // ref explains errors
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, group));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(xd, group));
     if (has_sum_ && (!inputs[3] || !f32_dims(inputs[3], plan->out_dims))) {
       return run_reference(node_, opset_, inputs, outputs);  // a residual of another shape
     }
@@ -98,10 +98,11 @@ class ConvOp : public NativeOp {
     Dims out_dims;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(const Dims& xd, int64_t group) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(xd);
-    if (it != plans_.end()) return it->second;
+  Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
+    return plans_.get_or_build(xd, [&] { return build_plan(xd, group); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(const Dims& xd, int64_t group) {
     size_t k = xd.size() - 2;
     Dims kernel(weights_.dims().begin() + 2, weights_.dims().end());
     std::vector<int64_t> strides = node_.attr_ints("strides", std::vector<int64_t>(k, 1));
@@ -219,8 +220,7 @@ class ConvOp : public NativeOp {
         }
       }
       if (!built && winograd_shape && use_winograd_ && plan_own_winograd(*plan, xd, pad_l)) {
-        plans_[xd] = plan;  // oneDNN has no Winograd here (AVX2): ours
-        return plan;
+        return plan;  // oneDNN has no Winograd here (AVX2): ours
       }
       if (!built) {
         const bool forced = layout_tag(src_layout_, xd.size()) != any || layout_tag(dst_layout_, out.size()) != any;
@@ -255,7 +255,6 @@ class ConvOp : public NativeOp {
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
     }
-    plans_[xd] = plan;
     return plan;
   }
 
@@ -291,8 +290,7 @@ class ConvOp : public NativeOp {
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
   std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
-  std::mutex mu_;
-  std::map<Dims, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan> plans_;
 };
 
 }  // namespace
@@ -325,6 +323,12 @@ std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Gr
     return nullptr;
   }
   return std::make_unique<ConvOp>(node, opset, w->second, bias);
+}
+
+// Float convolution, plain or fused by the compiler (compiler/passes/conv_fusion).
+void register_conv_ops(NativeOpTable& t) {
+  t.add({"", "Conv", 1, kNativeAnyOpset, {DType::kFloat32}, make_conv_op});
+  t.add({"pyflame_rt", "FusedConv", 1, kNativeAnyOpset, {DType::kFloat32}, make_conv_op});
 }
 
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& p) {

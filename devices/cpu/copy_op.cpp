@@ -19,13 +19,6 @@ namespace {
 // Below this many bytes a copy runs on the calling thread alone.
 constexpr int64_t kParallelBytes = 1 << 18;
 
-const Tensor* plain_fixed(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
-                                                                                                        : nullptr;
-}
-
 int64_t product(const Dims& d, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to; ++i) p *= d[i];
@@ -256,6 +249,14 @@ std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Gr
   if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
   if (node.op_type == "Reshape" && opset >= 5) return std::make_unique<ReshapeOp>(node, opset);
   return nullptr;
+}
+
+// Byte copies: any fixed-width dtype. Concat from opset 4 (Concat-1's axis defaulted to 1).
+void register_copy_ops(NativeOpTable& t) {
+  t.add({"", "Concat", 4, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  for (const char* op : {"Split", "Gather", "Flatten"}) t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  // Opset 5 moved the target shape from an attribute to an input.
+  t.add({"", "Reshape", 5, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
 }
 
 }  // namespace cpu

@@ -4,6 +4,7 @@
 #include "devices/cpu/cpu_device.h"
 
 #include "devices/cpu/cpu_program.h"
+#include "devices/cpu/native_op_table.h"
 #include "devices/device_registry.h"
 #include "devices/ref/ref_device.h"
 
@@ -41,15 +42,32 @@ class CpuDevice : public Device {
  public:
   explicit CpuDevice(const CpuDeviceOptions& options) : options_(options) {}
   std::string name() const override { return "cpu"; }
-  // Every op the reference kernels have, in every dtype: what has no native kernel runs on
-  // them (and is reported by fallback_nodes()).
+  // The native kernels' table (cpu/native_op_table.h, with their opset ranges) and every op
+  // the reference kernels have: what has no native kernel runs on them (and is reported by
+  // fallback_nodes()). dtypes stay empty: between them, every dtype has a kernel.
   const DeviceCapabilities& capabilities() const override {
     static const DeviceCapabilities caps = [] {
       DeviceCapabilities c;
-      c.any_op = true;
+      for (const cpu::NativeOpEntry& e : cpu::NativeOpTable::cpu().entries()) {
+        c.ops.push_back({e.domain, e.op_type, e.since, e.until});
+      }
+      for (const KernelDef& d : KernelRegistry::reference().defs()) c.ops.push_back({d.domain, d.op_type, d.since, d.until});
       return c;
     }();
     return caps;
+  }
+  // The same two sources, asked live (custom ops registered after start-up are reference
+  // kernels too): a node is taken when a native kernel is registered for its (domain, op,
+  // opset, input dtype) or the reference registry has one; else both reasons.
+  std::string why_not(const Graph& graph, const Node& node) const override {
+    int64_t opset = graph.opset(canonical_domain(node.domain));
+    DType dtype = cpu::first_input_dtype(graph, node);
+    const cpu::NativeOpTable& table = cpu::NativeOpTable::cpu();
+    if (!table.find(node.domain, node.op_type, opset, dtype).empty()) return "";
+    if (KernelRegistry::reference().find(node.domain, node.op_type, opset, dtype)) return "";
+    return "op '" + node.op_type + "'" + (node.domain.empty() ? "" : " of domain '" + node.domain + "'") +
+           (opset > 0 ? " (opset " + std::to_string(opset) + ")" : "") + " is not supported: " +
+           table.why_not(node.domain, node.op_type, opset, dtype) + ", and no reference kernel";
   }
   // The blocked-layout choice is a CPU matter (nChw8c/nChw16c for its convolutions).
   std::vector<std::string> pass_names(OptLevel level) const override {

@@ -38,7 +38,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
     Step step;
     step.node = &node;
     step.opset = g.opset(node.domain);
-    step.native = make_native_op(node, step.opset, g);
+    step.native = make_native_op(node, step.opset, g, &step.no_native);
     if (!step.native && !KernelRegistry::reference().find(node.domain, node.op_type)) {
       return not_implemented("op '", node.op_type, "' (domain '", node.domain.empty() ? "ai.onnx" : node.domain,
                              "', opset ", step.opset, ") used by node '", node.name, "' is not supported");
@@ -282,7 +282,7 @@ std::vector<std::string> CpuProgram::fallback_nodes() const {
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = steps_[i];
     if (!s.native) {
-      names.push_back(s.node->describe());
+      names.push_back(s.node->describe() + ": " + s.no_native);
     } else if (!ran_native_[i].load(std::memory_order_relaxed)) {
       names.push_back(s.node->describe() + " (native kernel fell back at run time)");
     }

@@ -29,8 +29,9 @@ class CpuProgram : public Executable {
 
   // Per node: "native" or "reference" (what fallback_nodes() reports).
   std::vector<NodeKernel> node_kernels() const override;
-  // The nodes that run on the reference kernels (for reports and tests): those without a native
-  // op, and those whose native op fell back to the reference kernel in the latest run.
+  // The nodes that run on the reference kernels (for reports and tests), each with why: those
+  // without a native op ("Erf 'e': no native kernel for Erf"), and those whose native op fell
+  // back to the reference kernel in the latest run.
   std::vector<std::string> fallback_nodes() const override;
 
   // Per node, in run order: its name (its first output's when unnamed) and whether its native
@@ -46,6 +47,7 @@ class CpuProgram : public Executable {
     const Node* node;
     int64_t opset;
     std::unique_ptr<NativeOp> native;  // null: reference kernel
+    std::string no_native;              // with native null: why (NativeOpTable's answer)
     std::vector<int> inputs, outputs, release;
     std::vector<int> release_once;  // released after it and read once by it: it may overwrite them
     std::vector<size_t> consumers;  // steps that read one of its outputs (each once)

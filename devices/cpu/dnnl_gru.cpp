@@ -30,11 +30,12 @@ DnnlGru::DnnlGru(Tensor w, Tensor r, Tensor b, bool linear_before_reset, bool re
   }
 }
 
-std::shared_ptr<DnnlGru::Plan> DnnlGru::plan_for(int64_t seq, int64_t batch, bool has_h0) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto key = std::make_tuple(seq, batch, has_h0);
-  auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second;
+std::shared_ptr<const DnnlGru::Plan> DnnlGru::plan_for(int64_t seq, int64_t batch, bool has_h0) {
+  // A dnnl::error thrown by the builder leaves the cache as it was and reaches the caller.
+  return *plans_.get_or_build(std::make_tuple(seq, batch, has_h0), [&] { return build_plan(seq, batch, has_h0); });
+}
+
+std::shared_ptr<DnnlGru::Plan> DnnlGru::build_plan(int64_t seq, int64_t batch, bool has_h0) {
   const int64_t H = hidden_, I = input_, gates = lbr_ ? 4 : 3;
   auto plan = std::make_shared<Plan>();
   auto f32 = memory::data_type::f32;
@@ -75,12 +76,11 @@ std::shared_ptr<DnnlGru::Plan> DnnlGru::plan_for(int64_t seq, int64_t batch, boo
   dnnl::reorder(user_wi, plan->weights_iter).execute(thread_stream(), user_wi, plan->weights_iter);
   thread_stream().wait();
   plan->bias = memory(bias_md, engine(), bias_.data());
-  plans_[key] = plan;
   return plan;
 }
 
 void DnnlGru::run(const Tensor& x, const Tensor* h0, Tensor& y, Tensor& y_h) {
-  std::shared_ptr<Plan> plan = plan_for(x.dim(0), x.dim(1), h0 != nullptr);
+  std::shared_ptr<const Plan> plan = plan_for(x.dim(0), x.dim(1), h0 != nullptr);
   memory src(plan->src_layer, engine(), const_cast<void*>(x.raw_data()));
   memory dst(plan->dst_layer, engine(), y.raw_data());
   memory dst_iter(plan->dst_iter, engine(), y_h.raw_data());

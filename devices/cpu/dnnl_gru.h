@@ -4,12 +4,12 @@
 // plan into the primitive's layout; gate order (z, r, h) is oneDNN's (u, r, o).
 #pragma once
 
-#include <map>
 #include <memory>
-#include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "devices/cpu/dnnl_util.h"
+#include "devices/cpu/shape_plan_cache.h"
 #include "graph/tensor.h"
 
 namespace pyflame_rt {
@@ -30,14 +30,14 @@ class DnnlGru {
     dnnl::memory::desc src_layer, src_iter, dst_layer, dst_iter, scratch;
     dnnl::memory weights_layer, weights_iter, bias;
   };
-  std::shared_ptr<Plan> plan_for(int64_t seq, int64_t batch, bool has_h0);
+  std::shared_ptr<const Plan> plan_for(int64_t seq, int64_t batch, bool has_h0);
+  std::shared_ptr<Plan> build_plan(int64_t seq, int64_t batch, bool has_h0);  // throws dnnl::error
 
   Tensor w_, r_;
   std::vector<float> bias_;  // oneDNN's bias gates: lbr [z, r, Wh, Rh], otherwise [z, r, h]
   int64_t hidden_, input_;
   bool lbr_, reverse_;
-  std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, bool>, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan, std::tuple<int64_t, int64_t, bool>> plans_;
 };
 
 }  // namespace cpu

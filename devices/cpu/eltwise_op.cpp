@@ -29,7 +29,7 @@ class ActivationOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     memory::desc md = desc_of(x);
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
     memory src = x->as_native(md);
     CpuValue out = CpuValue::allocate_native(md, dims_of(x));
     memory scratch = scratchpad_for(plan->scratch);
@@ -47,9 +47,11 @@ class ActivationOp : public NativeOp {
 
   // Single-step activations map to one eltwise algorithm (oneDNN's jit kernels); multi-step
   // ones (HardSigmoid) run as "linear x 1" carrying the steps as post-ops, a slower path.
-  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& p : plans_) if (p.first == md) return p.second;
+  Expected<std::shared_ptr<const Plan>> plan_for(const memory::desc& md) {
+    return plans_.get_or_build(md, [&] { return build_plan(md); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(const memory::desc& md) {
     dnnl::post_ops steps;
     append_activation(steps, name_, params_);
     dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
@@ -72,7 +74,6 @@ class ActivationOp : public NativeOp {
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the activation: ", e.what());
     }
-    plans_.emplace_back(md, plan);
     return plan;
   }
 
@@ -80,8 +81,7 @@ class ActivationOp : public NativeOp {
   int64_t opset_;
   std::string name_;
   std::vector<float> params_;
-  std::mutex mu_;
-  std::vector<std::pair<memory::desc, std::shared_ptr<Plan>>> plans_;
+  ShapePlanCache<Plan, memory::desc> plans_;
 };
 
 // Add/Sub/Mul/Div with numpy broadcasting where the larger operand fixes the output shape (the
@@ -122,9 +122,9 @@ class BinaryOp : public NativeOp {
       // for that pair (a [1,C,1,1] scale next to a blocked conv output: the plain/blocked pair
       // only has the reference kernel on AVX2, 50x slower), else plain, viewed with the padded dims.
       memory::desc same = same_layout(md0, da, bd);
-      std::shared_ptr<Plan> fast;
+      std::shared_ptr<const Plan> fast;
       if (!same.is_zero()) {
-        Expected<std::shared_ptr<Plan>> p = plan_for(md0, same);
+        Expected<std::shared_ptr<const Plan>> p = plan_for(md0, same);
         if (p.ok()) fast = *p;
       }
       bool use_same = fast && !fast->reference;
@@ -154,7 +154,7 @@ class BinaryOp : public NativeOp {
   // node's reference kernel when oneDNN has no kernel for the layout pair.
   Status run_binary(CpuValue* a, const Dims& da, const memory::desc& md0, const memory& src1, const memory::desc& md1,
                     const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) {
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(md0, md1));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md0, md1));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory s0 = a->as_native(md0);
     // The big operand read for the last time (EfficientNet's squeeze-excite scale): the result
@@ -290,9 +290,11 @@ class BinaryOp : public NativeOp {
   }
 
   // nullptr (OK status) when oneDNN has no kernel for this layout pair.
-  Expected<std::shared_ptr<Plan>> plan_for(const memory::desc& md0, const memory::desc& md1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& p : plans_) if (p.first.first == md0 && p.first.second == md1) return p.second;
+  Expected<std::shared_ptr<const Plan>> plan_for(const memory::desc& md0, const memory::desc& md1) {
+    return plans_.get_or_build({md0, md1}, [&] { return build_plan(md0, md1); });
+  }
+
+  std::shared_ptr<Plan> build_plan(const memory::desc& md0, const memory::desc& md1) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     std::shared_ptr<Plan> plan;
@@ -304,9 +306,8 @@ class BinaryOp : public NativeOp {
       plan->scratch = pd.scratchpad_desc();
       plan->reference = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
     } catch (const dnnl::error&) {
-      plan = nullptr;  // remembered, so the reference path is taken without retrying
+      plan = nullptr;  // cached, so the reference path is taken without retrying
     }
-    plans_.emplace_back(std::make_pair(md0, md1), plan);
     return plan;
   }
 
@@ -314,8 +315,7 @@ class BinaryOp : public NativeOp {
   int64_t opset_;
   dnnl::algorithm alg_;
   bool commutative_;
-  std::mutex mu_;
-  std::vector<std::pair<std::pair<memory::desc, memory::desc>, std::shared_ptr<Plan>>> plans_;
+  ShapePlanCache<Plan, std::pair<memory::desc, memory::desc>> plans_;
 };
 
 }  // namespace
@@ -353,6 +353,16 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
     if (op == a) return std::make_unique<ActivationOp>(node, opset, op, params);
   }
   return nullptr;
+}
+
+// The binary ops from opset 7: before it they broadcast by a `broadcast`/`axis` attribute
+// (legacy, not numpy) rules, which BinaryOp does not implement.
+void register_eltwise_ops(NativeOpTable& t) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) t.add({"", op, 7, kNativeAnyOpset, {DType::kFloat32}, make_eltwise_op});
+  for (const char* op : {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu", "Sqrt", "Abs",
+                         "Exp", "Log", "Neg"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_eltwise_op});
+  }
 }
 
 }  // namespace cpu

@@ -47,5 +47,9 @@ std::unique_ptr<NativeOp> make_erf_op(const Node& node, int64_t opset, const Gra
   return std::make_unique<ErfOp>(node, opset);
 }
 
+void register_erf_ops(NativeOpTable& t) {
+  t.add({"", "Erf", 9, kNativeAnyOpset, {DType::kFloat32}, make_erf_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -29,12 +29,6 @@ class OmpThreadsWhile {
   int saved_;
 };
 
-const Tensor* f32_tensor(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
-}
-
 class GruOp : public NativeOp {
  public:
   // `dnnl` runs the cases it covers (constant weights, one direction, time-major); the loop
@@ -44,11 +38,11 @@ class GruOp : public NativeOp {
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     auto at = [&](size_t i) { return i < inputs.size() ? inputs[i] : nullptr; };
-    const Tensor* x = f32_tensor(at(0));
-    const Tensor* w = f32_tensor(at(1));
-    const Tensor* r = f32_tensor(at(2));
-    const Tensor* b = f32_tensor(at(3));
-    const Tensor* h0 = f32_tensor(at(5));
+    const Tensor* x = plain_f32(at(0));
+    const Tensor* w = plain_f32(at(1));
+    const Tensor* r = plain_f32(at(2));
+    const Tensor* b = plain_f32(at(3));
+    const Tensor* h0 = plain_f32(at(5));
     bool layout1 = node_.attr_int("layout", 0) != 0;
     std::string direction = node_.attr_string("direction", "forward");
     int64_t dirs = direction == "bidirectional" ? 2 : 1;
@@ -200,6 +194,10 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
   return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph));
+}
+
+void register_gru_ops(NativeOpTable& t) {
+  t.add({"", "GRU", 1, kNativeAnyOpset, {DType::kFloat32}, make_gru_op});
 }
 
 }  // namespace cpu

@@ -72,5 +72,10 @@ std::unique_ptr<NativeOp> make_instance_norm_op(const Node& node, int64_t opset,
   return std::make_unique<InstanceNormOp>(node, opset);
 }
 
+void register_instance_norm_ops(NativeOpTable& t) {
+  // Opset 1's consumed_inputs attribute is legacy; the arithmetic is the same from opset 6.
+  t.add({"", "InstanceNormalization", 6, kNativeAnyOpset, {DType::kFloat32}, make_instance_norm_op});
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -97,21 +97,18 @@ class QLinearConvOp : public NativeOp {
     Dims out_dims;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(const Dims& xd, int64_t group) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(xd);
-    if (it != plans_.end()) {
-      if (!it->second) return node_.error(StatusCode::kNotImplemented, "no int8 convolution for this shape");
-      return it->second;
-    }
-    auto built = build(xd, group);
-    plans_[xd] = built.ok() ? *built : nullptr;  // a failure is remembered: no rebuild per run
-    if (!built.ok()) {
-      // Not silent: this node now runs the (slow) reference kernel for this input shape.
+  Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(xd, [&]() -> std::shared_ptr<Plan> {
+      auto built = build(xd, group);
+      if (built.ok()) return *built;
+      // Not silent: this node now runs the (slow) reference kernel for this input shape. The
+      // null plan is cached: a failure is remembered, no rebuild per run.
       log_at(LogSeverity::kWarning, LogScope{}, "int8 convolution ", node_.describe(),
              " runs on the reference kernel: ", built.status().to_string());
-    }
-    return built;
+      return nullptr;
+    }));
+    if (!plan) return node_.error(StatusCode::kNotImplemented, "no int8 convolution for this shape");
+    return plan;
   }
 
   Expected<std::shared_ptr<Plan>> build(const Dims& xd, int64_t group) {
@@ -207,8 +204,7 @@ class QLinearConvOp : public NativeOp {
   bool residual_ = false, relu_ = false;
   float sum_scale_ = 1.f;
   int32_t sum_zp_ = 0;
-  std::mutex mu_;
-  std::map<Dims, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan> plans_;
 };
 
 std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph);
@@ -225,6 +221,12 @@ std::unique_ptr<NativeOp> make_qlinear_conv_op(const Node& node, int64_t opset, 
   }
   static_cast<QLinearConvOp*>(op.get())->set_residual(static_cast<float>(zs / ys), static_cast<int32_t>(zz));
   return op;
+}
+
+// u8 activations only (s8 weights): oneDNN's int8 convolution (QLinearConv is opset 10+).
+void register_qlinear_conv_ops(NativeOpTable& t) {
+  t.add({"", "QLinearConv", 10, kNativeAnyOpset, {DType::kUInt8}, make_qlinear_conv_op});
+  t.add({"pyflame_rt", "QLinearConvAdd", 1, kNativeAnyOpset, {DType::kUInt8}, make_qlinear_conv_op});
 }
 
 namespace {

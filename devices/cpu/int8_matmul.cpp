@@ -108,21 +108,18 @@ class Int8MatMulOp : public NativeOp {
     memory weights, bias, y_zp;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(int64_t m) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(m);
-    if (it != plans_.end()) {
-      if (!it->second) return node_.error(StatusCode::kNotImplemented, "no int8 matmul for ", m, " rows");
-      return it->second;
-    }
-    auto built = build(m);
-    plans_[m] = built.ok() ? *built : nullptr;  // a failure is remembered: no rebuild per run
-    if (!built.ok()) {
-      // Not silent: this node now runs the (slow) reference kernel for this input shape.
+  Expected<std::shared_ptr<const Plan>> plan_for(int64_t m) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(m, [&]() -> std::shared_ptr<Plan> {
+      auto built = build(m);
+      if (built.ok()) return *built;
+      // Not silent: this node now runs the (slow) reference kernel for this input shape. The
+      // null plan is cached: a failure is remembered, no rebuild per run.
       log_at(LogSeverity::kWarning, LogScope{}, "int8 matmul ", node_.describe(),
              " runs on the reference kernel: ", built.status().to_string());
-    }
-    return built;
+      return nullptr;
+    }));
+    if (!plan) return node_.error(StatusCode::kNotImplemented, "no int8 matmul for ", m, " rows");
+    return plan;
   }
 
   Expected<std::shared_ptr<Plan>> build(int64_t m) {
@@ -174,8 +171,7 @@ class Int8MatMulOp : public NativeOp {
   Node node_;
   int64_t opset_;
   Int8MatMulSpec spec_;
-  std::mutex mu_;
-  std::map<int64_t, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan, int64_t> plans_;
 };
 
 bool scalar(const Tensor* t, double& out) {
@@ -266,6 +262,13 @@ std::unique_ptr<NativeOp> make_int8_matmul_op(const Node& node, int64_t opset, c
     }
   }
   return std::make_unique<Int8MatMulOp>(node, opset, std::move(spec));
+}
+
+void register_int8_matmul_ops(NativeOpTable& t) {
+  const std::vector<DType> int8 = {DType::kUInt8, DType::kInt8};
+  t.add({"", "QLinearMatMul", 10, kNativeAnyOpset, int8, make_int8_matmul_op});
+  t.add({"", "MatMulInteger", 10, kNativeAnyOpset, int8, make_int8_matmul_op});
+  t.add({"pyflame_rt", "QMatMul", 1, kNativeAnyOpset, int8, make_int8_matmul_op});
 }
 
 }  // namespace cpu

@@ -54,24 +54,19 @@ class QdqOp : public NativeOp {
     if (src.get_desc().data_type() != in_type || dims.empty()) return run_reference(node_, opset_, inputs, outputs);
     memory::desc dst_md = retyped(src.get_desc(), quantize_ ? qtype_ : memory::data_type::f32);
     CpuValue out = CpuValue::allocate_native(dst_md, dims);
-    dnnl::reorder prim;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto key = std::make_pair(src.get_desc(), dst_md);
-      for (auto& [k, p] : prims_) if (k == key) prim = p;
-      if (!prim) {
-        dnnl::primitive_attr attr;
-        attr.set_output_scales(0, {quantize_ ? 1.f / scale_ : scale_});
-        attr.set_zero_points(quantize_ ? DNNL_ARG_DST : DNNL_ARG_SRC, 0, {zp_});
-        try {
-          prim = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(), dst_md, attr));
-        } catch (const dnnl::error&) {
-          return run_reference(node_, opset_, inputs, outputs);
-        }
-        prims_.push_back({key, prim});
+    auto prim = prims_.get_or_build({src.get_desc(), dst_md}, [&]() -> Expected<std::shared_ptr<dnnl::reorder>> {
+      dnnl::primitive_attr attr;
+      attr.set_output_scales(0, {quantize_ ? 1.f / scale_ : scale_});
+      attr.set_zero_points(quantize_ ? DNNL_ARG_DST : DNNL_ARG_SRC, 0, {zp_});
+      try {
+        return std::make_shared<dnnl::reorder>(
+            dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(), dst_md, attr));
+      } catch (const dnnl::error& e) {
+        return runtime_error("oneDNN has no reorder for it: ", e.what());  // not cached: retried
       }
-    }
-    prim.execute(thread_stream(), src, out.native);
+    });
+    if (!prim.ok()) return run_reference(node_, opset_, inputs, outputs);
+    (*prim)->execute(thread_stream(), src, out.native);
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();
@@ -84,8 +79,7 @@ class QdqOp : public NativeOp {
   float scale_;
   int32_t zp_;
   memory::data_type qtype_;
-  std::mutex mu_;
-  std::vector<std::pair<std::pair<memory::desc, memory::desc>, dnnl::reorder>> prims_;
+  ShapePlanCache<dnnl::reorder, std::pair<memory::desc, memory::desc>> prims_;
 };
 
 }  // namespace
@@ -102,6 +96,12 @@ std::unique_ptr<NativeOp> make_qdq_op(const Node& node, int64_t opset, const Gra
   if (!(scale > 0)) return nullptr;
   return std::make_unique<QdqOp>(node, opset, quantize, scale, static_cast<int32_t>(z->second.value_as_int64(0)),
                                  memory::data_type::u8);
+}
+
+// Per-tensor uint8 (de)quantization: float in for QuantizeLinear, uint8 in for DequantizeLinear.
+void register_qdq_ops(NativeOpTable& t) {
+  t.add({"", "QuantizeLinear", 10, kNativeAnyOpset, {DType::kFloat32}, make_qdq_op});
+  t.add({"", "DequantizeLinear", 10, kNativeAnyOpset, {DType::kUInt8}, make_qdq_op});
 }
 
 }  // namespace cpu

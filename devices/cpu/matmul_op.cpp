@@ -35,7 +35,7 @@ class MatMulOp : public NativeOp {
       int64_t wk = transposed_ ? weights_.dim(1) : weights_.dim(0);
       if (wk != K) return run_reference(node_, opset_, inputs, outputs);  // ref names the mismatch
       int64_t N = transposed_ ? weights_.dim(0) : weights_.dim(1);
-      ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({M, K}, {K, N}, /*batch=*/1));
+      ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({M, K}, {K, N}, /*batch=*/1));
       Dims out_dims(A.dims().begin(), A.dims().end() - 1);
       out_dims.push_back(N);
       Tensor y(DType::kFloat32, out_dims);
@@ -54,7 +54,7 @@ class MatMulOp : public NativeOp {
     const Tensor& B = bv.tensor;
     int64_t rows = A.dim(A.rank() - 2), N = B.dim(B.rank() - 1);
     int64_t batch = A.numel() / std::max<int64_t>(rows * K, 1);
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({batch, rows, K}, {batch, K, N}, batch));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({batch, rows, K}, {batch, K, N}, batch));
     Dims out_dims(A.dims().begin(), A.dims().end() - 1);
     out_dims.push_back(N);
     Tensor y(DType::kFloat32, out_dims);
@@ -84,12 +84,13 @@ class MatMulOp : public NativeOp {
     thread_stream().wait();
   }
 
-  Expected<std::shared_ptr<Plan>> plan_for(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
-    std::lock_guard<std::mutex> lock(mu_);
+  Expected<std::shared_ptr<const Plan>> plan_for(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
     Dims key = src_dims;
     key.insert(key.end(), w_dims.begin(), w_dims.end());
-    auto it = plans_.find(key);
-    if (it != plans_.end()) return it->second;
+    return plans_.get_or_build(key, [&] { return build_plan(src_dims, w_dims, batch); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
     auto plan = std::make_shared<Plan>();
     bool constant = weights_.defined();
     Dims dst_dims = src_dims;
@@ -111,7 +112,6 @@ class MatMulOp : public NativeOp {
       dnnl::matmul::primitive_desc pd(desc, attr, engine());
       if (constant && std::string(pd.impl_info_str()).rfind("gemm", 0) == 0 && src_dims[0] >= kMinConvRows) {
         if (std::shared_ptr<Plan> conv = conv_plan(src_dims[0], w_dims[0], w_dims[1], attr)) {
-          plans_[key] = conv;
           return conv;
         }
       }
@@ -136,7 +136,6 @@ class MatMulOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the matmul: ", e.what());
     }
     (void)batch;
-    plans_[key] = plan;
     return plan;
   }
 
@@ -188,8 +187,7 @@ class MatMulOp : public NativeOp {
   Tensor bias_;
   std::string activation_;
   std::vector<float> activation_params_;
-  std::mutex mu_;
-  std::map<Dims, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan> plans_;
 };
 
 const Tensor* f32_initializer(const Graph& g, const std::string& name) {
@@ -238,6 +236,12 @@ std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const 
     for (int64_t i = 0; i < N; ++i) bias.data<float>()[i] = beta * c->data<float>()[i];
   }
   return std::make_unique<MatMulOp>(node, opset, *w, tb, bias);
+}
+
+void register_matmul_ops(NativeOpTable& t) {
+  t.add({"", "MatMul", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
+  t.add({"", "Gemm", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
+  t.add({"pyflame_rt", "FusedMatMul", 1, kNativeAnyOpset, {DType::kFloat32}, make_matmul_op});
 }
 
 }  // namespace cpu

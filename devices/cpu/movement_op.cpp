@@ -13,12 +13,10 @@ namespace {
 
 using dnnl::memory;
 
-const Tensor* plain_f32(CpuValue* v) {
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 && p.tensor.rank() >= 1 && p.tensor.rank() <= 6 &&
-                 p.tensor.numel() > 0
-             ? &p.tensor
-             : nullptr;
+// A non-empty f32 tensor of rank 1-6 (what the plain format tags cover), else nullptr.
+const Tensor* viewable_f32(CpuValue* v) {
+  const Tensor* t = plain_f32(v);
+  return t && t->rank() >= 1 && t->rank() <= 6 && t->numel() > 0 ? t : nullptr;
 }
 
 void copy_view(const memory::desc& view, const Tensor& x, Tensor& y) {
@@ -33,7 +31,7 @@ class TransposeOp : public NativeOp {
   TransposeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
-    const Tensor* x = plain_f32(inputs[0]);
+    const Tensor* x = viewable_f32(inputs[0]);
     std::vector<int64_t> perm = node_.attr_ints("perm");
     if (!x || (!perm.empty() && perm.size() != x->rank())) return run_reference(node_, opset_, inputs, outputs);
     if (perm.empty()) for (int64_t i = static_cast<int64_t>(x->rank()) - 1; i >= 0; --i) perm.push_back(i);
@@ -127,8 +125,14 @@ class SliceOp : public NativeOp {
 
 std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "Transpose") return std::make_unique<TransposeOp>(node, opset);
-  if (node.op_type == "Slice" && opset >= 10) return std::make_unique<SliceOp>(node, opset);
+  if (node.op_type == "Slice") return std::make_unique<SliceOp>(node, opset);
   return nullptr;
+}
+
+// Slice from opset 10 (starts/ends as inputs; before, attributes the kernel does not read).
+void register_movement_ops(NativeOpTable& t) {
+  t.add({"", "Transpose", 1, kNativeAnyOpset, {DType::kFloat32}, make_movement_op});
+  t.add({"", "Slice", 10, kNativeAnyOpset, fixed_width_dtypes(), make_movement_op});
 }
 
 }  // namespace cpu

@@ -1,7 +1,8 @@
 #include "devices/cpu/native_op.h"
 
-#include "devices/cpu/int8_ops.h"
-#include "devices/cpu/native_ops.h"
+#include <algorithm>
+
+#include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -30,43 +31,124 @@ Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue
   return Status::OK();
 }
 
-std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph) {
-  if (node.domain.empty() && node.op_type == "Conv") return make_conv_op(node, opset, graph);
-  if (node.domain == "pyflame_rt" && node.op_type == "FusedConv") return make_conv_op(node, opset, graph);
-  if ((node.domain.empty() && node.op_type == "QLinearConv") ||
-      (node.domain == "pyflame_rt" && node.op_type == "QLinearConvAdd")) {
-    return make_qlinear_conv_op(node, opset, graph);
+void NativeOpTable::add(NativeOpEntry entry) {
+  entry.domain = canonical_domain(entry.domain);
+  entries_.push_back(std::move(entry));
+}
+
+std::vector<const NativeOpEntry*> NativeOpTable::find(const std::string& domain, const std::string& op_type,
+                                                      int64_t opset, DType dtype) const {
+  const std::string dom = canonical_domain(domain);
+  std::vector<const NativeOpEntry*> out;
+  for (const NativeOpEntry& e : entries_) {
+    if (e.op_type != op_type || e.domain != dom) continue;
+    if (opset > 0 && (opset < e.since || opset > e.until)) continue;
+    if (dtype != DType::kUndefined && std::find(e.dtypes.begin(), e.dtypes.end(), dtype) == e.dtypes.end()) continue;
+    out.push_back(&e);
   }
-  if ((node.domain.empty() && (node.op_type == "QLinearMatMul" || node.op_type == "MatMulInteger")) ||
-      (node.domain == "pyflame_rt" && node.op_type == "QMatMul")) {
-    return make_int8_matmul_op(node, opset, graph);
+  // Stable: entries of one priority keep their registration order.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const NativeOpEntry* a, const NativeOpEntry* b) { return a->priority > b->priority; });
+  return out;
+}
+
+namespace {
+
+// "float" for tensor(float): the ONNX type name, as ONNX Runtime's messages print it.
+std::string short_dtype_name(DType t) {
+  std::string n = dtype_onnx_name(t);
+  if (n.rfind("tensor(", 0) == 0 && n.back() == ')') n = n.substr(7, n.size() - 8);
+  return n;
+}
+
+std::string opset_range(int64_t since, int64_t until) {
+  if (until == kNativeAnyOpset) return "opsets " + std::to_string(since) + "+";
+  if (since == until) return "opset " + std::to_string(since);
+  return "opsets " + std::to_string(since) + "-" + std::to_string(until);
+}
+
+}  // namespace
+
+std::string NativeOpTable::why_not(const std::string& domain, const std::string& op_type, int64_t opset,
+                                   DType dtype) const {
+  if (!find(domain, op_type, opset, dtype).empty()) return "";
+  const std::string dom = canonical_domain(domain);
+  std::string what = dom.empty() ? op_type : dom + "." + op_type;
+  std::string offered;
+  for (const NativeOpEntry& e : entries_) {
+    if (e.op_type != op_type || e.domain != dom) continue;
+    std::string types;
+    if (e.dtypes == fixed_width_dtypes()) {
+      types = "any fixed-width type";
+    } else {
+      for (DType t : e.dtypes) types += (types.empty() ? "" : "/") + short_dtype_name(t);
+    }
+    offered += (offered.empty() ? "" : "; ") + types + ", " + opset_range(e.since, e.until);
   }
-  if (node.domain.empty() && (node.op_type == "QuantizeLinear" || node.op_type == "DequantizeLinear")) {
-    return make_qdq_op(node, opset, graph);
+  if (offered.empty()) return "no native kernel for " + what;
+  std::string msg = "no native kernel for " + what;
+  if (opset > 0) msg += " opset " + std::to_string(opset);
+  if (dtype != DType::kUndefined) msg += " with " + short_dtype_name(dtype) + " input";
+  return msg + " (native: " + offered + ")";
+}
+
+const std::vector<DType>& fixed_width_dtypes() {
+  static const std::vector<DType> types = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64,
+                                           DType::kInt8,    DType::kUInt8,   DType::kInt16,    DType::kUInt16,
+                                           DType::kInt32,   DType::kUInt32,  DType::kInt64,    DType::kUInt64,
+                                           DType::kBool};
+  return types;
+}
+
+DType first_input_dtype(const Graph& graph, const Node& node) {
+  if (node.inputs.empty() || node.inputs[0].empty()) return DType::kUndefined;
+  const std::string& name = node.inputs[0];
+  if (auto w = graph.initializers.find(name); w != graph.initializers.end()) return w->second.dtype();
+  const ValueInfo* info = graph.find_value_info(name);
+  return info ? info->dtype : DType::kUndefined;
+}
+
+const NativeOpTable& NativeOpTable::cpu() {
+  // The one list of families. Explicit calls: each family's object file is then referenced,
+  // so the static library cannot drop it (static registrars would silently lose kernels).
+  static const NativeOpTable table = [] {
+    NativeOpTable t;
+    register_conv_ops(t);
+    register_qlinear_conv_ops(t);
+    register_qdq_ops(t);
+    register_matmul_ops(t);
+    register_attention_ops(t);
+    register_pool_ops(t);
+    register_eltwise_ops(t);
+    register_norm_ops(t);
+    register_movement_ops(t);
+    register_gru_ops(t);
+    register_reduce_ops(t);
+    register_copy_ops(t);
+    register_batchnorm_ops(t);
+    register_softmax_ops(t);
+    register_resize_ops(t);
+    register_broadcast_ops(t);
+    register_int8_matmul_ops(t);
+    register_cast_ops(t);
+    register_erf_ops(t);
+    register_instance_norm_ops(t);
+    return t;
+  }();
+  return table;
+}
+
+std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph, std::string* why_not) {
+  const NativeOpTable& table = NativeOpTable::cpu();
+  DType dtype = first_input_dtype(graph, node);
+  std::vector<const NativeOpEntry*> entries = table.find(node.domain, node.op_type, opset, dtype);
+  for (const NativeOpEntry* e : entries) {
+    if (std::unique_ptr<NativeOp> op = e->factory(node, opset, graph)) return op;
   }
-  if (node.domain == "pyflame_rt" && node.op_type == "FusedMatMul") return make_matmul_op(node, opset, graph);
-  if (node.domain == "pyflame_rt" && node.op_type == "MultiHeadAttention") return make_attention_op(node, opset, graph);
-  if (node.domain.empty() && (node.op_type == "MatMul" || node.op_type == "Gemm")) {
-    return make_matmul_op(node, opset, graph);
-  }
-  if (node.domain.empty() && (node.op_type == "MaxPool" || node.op_type == "AveragePool" ||
-                              node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool")) {
-    return make_pool_op(node, opset, graph);
-  }
-  if (node.domain.empty()) {
-    if (auto op = make_eltwise_op(node, opset, graph)) return op;
-    if (auto op = make_norm_op(node, opset, graph)) return op;
-    if (auto op = make_movement_op(node, opset, graph)) return op;
-    if (auto op = make_gru_op(node, opset, graph)) return op;
-    if (auto op = make_reduce_op(node, opset, graph)) return op;
-    if (auto op = make_copy_op(node, opset, graph)) return op;
-    if (auto op = make_batchnorm_op(node, opset, graph)) return op;
-    if (auto op = make_softmax_op(node, opset, graph)) return op;
-    if (auto op = make_resize_op(node, opset, graph)) return op;
-    if (auto op = make_broadcast_op(node, opset, graph)) return op;
-    if (auto op = make_cast_op(node, opset, graph)) return op;
-    if (auto op = make_erf_op(node, opset, graph)) return op;
-    if (auto op = make_instance_norm_op(node, opset, graph)) return op;
+  if (why_not) {
+    *why_not = entries.empty() ? table.why_not(node.domain, node.op_type, opset, dtype)
+                               : "the native " + node.op_type + " kernel does not take this node's attributes or "
+                                 "constant inputs";
   }
   return nullptr;
 }

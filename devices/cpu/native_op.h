@@ -1,16 +1,19 @@
 // Native CPU ops: oneDNN primitives for the nodes the CPU device runs itself (convolution with
 // fused post-ops, matmul/Gemm, pooling, eltwise, add). An op is created once per node at
 // compile time and builds its primitives on the first run with a given input shape ("reshape
-// once, run many"); runs with the same shape reuse them. Anything a native op cannot handle at
+// once, run many"); runs with the same shape reuse them (one ShapePlanCache per op,
+// shape_plan_cache.h: bounded, thread-safe). Anything a native op cannot handle at
 // run time (an unexpected dtype, say) goes to the reference kernel of the same node.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "devices/cpu/dnnl_util.h"
+#include "devices/cpu/shape_plan_cache.h"
 #include "devices/ref/kernel.h"
 
 namespace pyflame_rt {
@@ -23,9 +26,12 @@ class NativeOp {
   virtual Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) = 0;
 };
 
-// The native op for `node`, or nullptr when the node should run on the reference kernel.
-// `graph` gives access to constant inputs (initializers) such as weights.
-std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph);
+// The native op for `node`, or nullptr when the node should run on the reference kernel (then
+// `why_not`, if given, says why). `graph` gives access to constant inputs (initializers) such
+// as weights and to the dtype of the first input. The kernels are listed in NativeOpTable
+// (native_op_table.h) by (domain, op, opset range, dtype).
+std::unique_ptr<NativeOp> make_native_op(const Node& node, int64_t opset, const Graph& graph,
+                                         std::string* why_not = nullptr);
 
 // Runs the node's reference kernel on plain values (the fallback of every native op). Each call
 // counts on the calling thread, so the program can tell that a native op fell back at run time.

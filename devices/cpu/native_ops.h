@@ -3,6 +3,7 @@
 #pragma once
 
 #include "devices/cpu/native_op.h"
+#include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -24,6 +25,23 @@ std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const 
 std::unique_ptr<NativeOp> make_cast_op(const Node& node, int64_t opset, const Graph& graph);      // cast_op.cpp
 std::unique_ptr<NativeOp> make_erf_op(const Node& node, int64_t opset, const Graph& graph);       // erf_op.cpp
 std::unique_ptr<NativeOp> make_instance_norm_op(const Node& node, int64_t opset, const Graph& graph);  // instance_norm_op.cpp
+
+// The plain tensor `v` holds (converted from a native layout if need be) when its elements
+// are fixed-width, i.e. any dtype but string; nullptr for an absent input or a non-tensor.
+// What the byte-copying ops (Concat, Gather, Expand, ...) take.
+inline const Tensor* plain_fixed(CpuValue* v) {
+  if (!v) return nullptr;
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() != DType::kString && p.tensor.dtype() != DType::kUndefined ? &p.tensor
+                                                                                                        : nullptr;
+}
+
+// The plain float32 tensor `v` holds; nullptr for an absent input, another dtype or a non-tensor.
+inline const Tensor* plain_f32(CpuValue* v) {
+  if (!v) return nullptr;
+  const Value& p = v->as_plain();
+  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
+}
 
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
 // false when the activation has no oneDNN equivalent (PRelu: see PReluStep).

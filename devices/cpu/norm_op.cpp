@@ -29,7 +29,7 @@ class LayerNormOp : public NativeOp {
     const Tensor& x = inputs[0]->as_plain().tensor;
     int64_t axis = node_.attr_int("axis", -1);
     if (axis != -1 && axis != static_cast<int64_t>(x.rank()) - 1) return run_reference(node_, opset_, inputs, outputs);
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(rows, d));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(rows, d));
     Tensor y(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
@@ -50,10 +50,11 @@ class LayerNormOp : public NativeOp {
     memory scale, shift;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(int64_t rows, int64_t d) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(rows);
-    if (it != plans_.end()) return it->second;
+  Expected<std::shared_ptr<const Plan>> plan_for(int64_t rows, int64_t d) {
+    return plans_.get_or_build(rows, [&] { return build_plan(rows, d); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(int64_t rows, int64_t d) {
     auto plan = std::make_shared<Plan>();
     try {
       plan->data = memory::desc({rows, d}, memory::data_type::f32, memory::format_tag::ab);
@@ -72,15 +73,13 @@ class LayerNormOp : public NativeOp {
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the layer normalization: ", e.what());
     }
-    plans_[rows] = plan;
     return plan;
   }
 
   Node node_;
   int64_t opset_;
   Tensor scale_, shift_;
-  std::mutex mu_;
-  std::map<int64_t, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan, int64_t> plans_;  // by rows (d is fixed by the scale)
 };
 
 }  // namespace
@@ -99,6 +98,10 @@ std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Gr
     shift = b->second;
   }
   return std::make_unique<LayerNormOp>(node, opset, s->second.reshaped({s->second.numel()}), shift.reshaped({shift.numel()}));
+}
+
+void register_norm_ops(NativeOpTable& t) {
+  t.add({"", "LayerNormalization", 1, kNativeAnyOpset, {DType::kFloat32}, make_norm_op});
 }
 
 }  // namespace cpu

@@ -31,7 +31,7 @@ class PoolOp : public NativeOp {
       outputs[0] = global_average_8c(x->native, xd);
       return Status::OK();
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for(xd, src_md));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(xd, src_md));
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(plan->src);
     CpuValue out = CpuValue::allocate_native(plan->dst, plan->out_dims);
@@ -127,10 +127,12 @@ class PoolOp : public NativeOp {
   };
 
   // nullptr (with OK status) when this configuration is one oneDNN cannot express.
-  Expected<std::shared_ptr<Plan>> plan_for(const Dims& xd, const memory::desc& src_md) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(xd);
-    if (it != plans_.end() && it->second->src == src_md) return it->second;
+  // The source layout is part of the key: a blocked and a plain input of one shape are two plans.
+  Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, const memory::desc& src_md) {
+    return plans_.get_or_build({xd, src_md}, [&] { return build_plan(xd, src_md); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(const Dims& xd, const memory::desc& src_md) {
     size_t k = xd.size() - 2;
     Dims in(xd.begin() + 2, xd.end());
     Dims kernel = global_ ? in : node_.attr_ints("kernel_shape");
@@ -189,15 +191,13 @@ class PoolOp : public NativeOp {
       plan->own_max_8c = true;
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
     }
-    plans_[xd] = plan;
     return plan;
   }
 
   Node node_;
   int64_t opset_;
   bool global_ = false, max_ = false;
-  std::mutex mu_;
-  std::map<Dims, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan, std::pair<Dims, memory::desc>> plans_;
 };
 
 }  // namespace
@@ -205,6 +205,12 @@ class PoolOp : public NativeOp {
 std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "MaxPool" && node.outputs.size() > 1 && !node.outputs[1].empty()) return nullptr;  // Indices
   return std::make_unique<PoolOp>(node, opset);
+}
+
+void register_pool_ops(NativeOpTable& t) {
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_pool_op});
+  }
 }
 
 }  // namespace cpu

@@ -19,12 +19,6 @@ namespace {
 // Below this many input elements a reduction runs on the calling thread alone.
 constexpr int64_t kParallelMin = 1 << 15;
 
-const Tensor* plain_f32(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
-}
-
 // Splits `x`'s dims into [outer, len, inner] around the reduced axes; false when the reduced
 // axes (ignoring size-1 dims, which move freely) are not one contiguous run.
 bool split_around(const Dims& dims, const std::vector<bool>& reduced, int64_t* outer, int64_t* len, int64_t* inner) {
@@ -159,6 +153,13 @@ std::unique_ptr<NativeOp> make_reduce_op(const Node& node, int64_t opset, const 
     return std::make_unique<ArgReduceOp>(node, opset, node.op_type == "ArgMax");
   }
   return nullptr;
+}
+
+void register_reduce_ops(NativeOpTable& t) {
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+                         "ReduceLogSum", "ReduceLogSumExp", "ArgMax", "ArgMin"}) {
+    t.add({"", op, 1, kNativeAnyOpset, {DType::kFloat32}, make_reduce_op});
+  }
 }
 
 }  // namespace cpu

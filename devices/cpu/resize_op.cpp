@@ -164,7 +164,7 @@ class ResizeOp : public NativeOp {
     const int64_t hi = rank >= 2 ? x.dim(first) : 1, wi = x.dim(rank - 1);
     const int64_t ho = rank >= 2 ? sizes[first] : 1, wo = sizes[rank - 1];
     const double sh = rank >= 2 ? scales[first] : 1.0, sw = scales[rank - 1];
-    std::shared_ptr<Tables> tables = tables_for(hi, wi, ho, wo, sh, sw);
+    std::shared_ptr<const Tables> tables = tables_for(hi, wi, ho, wo, sh, sw);
     int64_t planes = 1;
     for (size_t d = 0; d < first; ++d) planes *= x.dim(d);
     Tensor y(DType::kFloat32, sizes);
@@ -188,24 +188,20 @@ class ResizeOp : public NativeOp {
     AxisTable h, w;
   };
 
-  std::shared_ptr<Tables> tables_for(int64_t hi, int64_t wi, int64_t ho, int64_t wo, double sh, double sw) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto key = std::make_tuple(hi, wi, ho, wo, sh, sw);
-    auto it = tables_.find(key);
-    if (it != tables_.end()) return it->second;
-    auto t = std::make_shared<Tables>();
-    t->h = axis_table(cfg_, hi, ho, sh);
-    t->w = axis_table(cfg_, wi, wo, sw);
-    tables_[key] = t;
-    return t;
+  std::shared_ptr<const Tables> tables_for(int64_t hi, int64_t wi, int64_t ho, int64_t wo, double sh, double sw) {
+    return *tables_.get_or_build(std::make_tuple(hi, wi, ho, wo, sh, sw), [&] {
+      auto t = std::make_shared<Tables>();
+      t->h = axis_table(cfg_, hi, ho, sh);
+      t->w = axis_table(cfg_, wi, wo, sw);
+      return t;
+    });
   }
 
   Node node_;
   int64_t opset_;
   Config cfg_;
   bool upsample_;
-  std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, double, double>, std::shared_ptr<Tables>> tables_;
+  ShapePlanCache<Tables, std::tuple<int64_t, int64_t, int64_t, int64_t, double, double>> tables_;
 };
 
 }  // namespace
@@ -213,7 +209,6 @@ class ResizeOp : public NativeOp {
 std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const Graph&) {
   const bool upsample = node.op_type == "Upsample";
   if (node.op_type != "Resize" && !upsample) return nullptr;
-  if (upsample && opset < 9) return nullptr;  // scales as an attribute: rare, reference
   Config cfg;
   cfg.mode = node.attr_string("mode", "nearest");
   if (cfg.mode == "bilinear") cfg.mode = "linear";
@@ -235,6 +230,12 @@ std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const 
     return nullptr;
   }
   return std::make_unique<ResizeOp>(node, opset, std::move(cfg), upsample);
+}
+
+// Resize (opset 10+) and Upsample from opset 9 (scales as an input; before, an attribute).
+void register_resize_ops(NativeOpTable& t) {
+  t.add({"", "Resize", 10, kNativeAnyOpset, {DType::kFloat32}, make_resize_op});
+  t.add({"", "Upsample", 9, kNativeAnyOpset, {DType::kFloat32}, make_resize_op});
 }
 
 }  // namespace cpu

@@ -32,7 +32,7 @@ class SoftmaxOp : public NativeOp {
       else if (i == axis || opset_ < 13) d *= n;
       else inner *= n;
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, plan_for({outer, d, inner}));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({outer, d, inner}));
     Tensor y(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
@@ -49,10 +49,11 @@ class SoftmaxOp : public NativeOp {
     memory::desc data, scratch;
   };
 
-  Expected<std::shared_ptr<Plan>> plan_for(const std::vector<int64_t>& shape) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(shape);
-    if (it != plans_.end()) return it->second;
+  Expected<std::shared_ptr<const Plan>> plan_for(const std::vector<int64_t>& shape) {
+    return plans_.get_or_build(shape, [&] { return build_plan(shape); });
+  }
+
+  Expected<std::shared_ptr<Plan>> build_plan(const std::vector<int64_t>& shape) {
     auto plan = std::make_shared<Plan>();
     try {
       // [outer, D] when nothing follows the axis: oneDNN's fastest (last-axis) kernels.
@@ -75,15 +76,13 @@ class SoftmaxOp : public NativeOp {
     } catch (const dnnl::error& e) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the ", log_ ? "log-" : "", "softmax: ", e.what());
     }
-    plans_[shape] = plan;
     return plan;
   }
 
   Node node_;
   int64_t opset_;
   bool log_;
-  std::mutex mu_;
-  std::map<std::vector<int64_t>, std::shared_ptr<Plan>> plans_;
+  ShapePlanCache<Plan> plans_;  // by [outer, axis, inner]
 };
 
 }  // namespace
@@ -92,6 +91,12 @@ std::unique_ptr<NativeOp> make_softmax_op(const Node& node, int64_t opset, const
   if (node.op_type == "Softmax") return std::make_unique<SoftmaxOp>(node, opset, false);
   if (node.op_type == "LogSoftmax") return std::make_unique<SoftmaxOp>(node, opset, true);
   return nullptr;
+}
+
+// Both axis semantics: before opset 13 the input is coerced to 2-D at `axis`, from 13 one axis.
+void register_softmax_ops(NativeOpTable& t) {
+  t.add({"", "Softmax", 1, kNativeAnyOpset, {DType::kFloat32}, make_softmax_op});
+  t.add({"", "LogSoftmax", 1, kNativeAnyOpset, {DType::kFloat32}, make_softmax_op});
 }
 
 }  // namespace cpu

@@ -107,6 +107,8 @@ class KernelRegistry {
   KernelFn find(const std::string& domain, const std::string& op_type, int64_t opset = 0,
                 DType dtype = DType::kUndefined) const;
   std::vector<std::string> op_names() const;
+  // Every registration's key, in registration order per op (what a device's capabilities list).
+  std::vector<KernelDef> defs() const;
 
  private:
   struct Entry {

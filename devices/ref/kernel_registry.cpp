@@ -57,6 +57,14 @@ std::vector<std::string> KernelRegistry::op_names() const {
   return names;
 }
 
+std::vector<KernelDef> KernelRegistry::defs() const {
+  std::vector<KernelDef> out;
+  for (const auto& kv : kernels_) {
+    for (const Entry& e : kv.second) out.push_back(e.def);
+  }
+  return out;
+}
+
 const KernelRegistry& KernelRegistry::reference() {
   static const KernelRegistry registry = [] {
     KernelRegistry r;

@@ -53,12 +53,12 @@ def test_ignored_options_warn_on_both_channels(add_relu_model, capfd):
 
 
 def test_fallback_nodes_are_logged_at_creation(capfd):
-    model = make_model([helper.make_node("Erf", ["x"], ["y"], name="erf_node")],
+    model = make_model([helper.make_node("Hardmax", ["x"], ["y"], name="hardmax_node")],
                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
-    rt.InferenceSession(model.SerializeToString(), rt.SessionOptions(log_id="erf"))
+    rt.InferenceSession(model.SerializeToString(), rt.SessionOptions(log_id="hm"))
     err = capfd.readouterr().err
-    assert "[W:pyflame_rt:erf] 1 node(s) run on the slower reference kernels" in err and "Erf 'erf_node'" in err
+    assert "[W:pyflame_rt:hm] 1 node(s) run on the slower reference kernels" in err and "Hardmax 'hardmax_node'" in err
 
 
 def test_options_read_back_as_ort_enums():
@@ -193,16 +193,16 @@ def test_cli_prints_creation_warnings(tmp_path):
     import os
     import subprocess
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    model = make_model([helper.make_node("Erf", ["x"], ["y"], name="erf_node")],
+    model = make_model([helper.make_node("Hardmax", ["x"], ["y"], name="hardmax_node")],
                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
-    onnx.save(model, str(tmp_path / "erf.onnx"))
+    onnx.save(model, str(tmp_path / "hardmax.onnx"))
     np.save(tmp_path / "x.npy", np.ones(4, np.float32))
-    r = subprocess.run([os.path.join(repo, "build", "bin", "pyflame-rt"), "run", str(tmp_path / "erf.onnx"), "--input",
+    r = subprocess.run([os.path.join(repo, "build", "bin", "pyflame-rt"), "run", str(tmp_path / "hardmax.onnx"), "--input",
                         f"x={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "[W:pyflame_rt:session-1]" in r.stderr and "Erf 'erf_node'" in r.stderr
+    assert "[W:pyflame_rt:session-1]" in r.stderr and "Hardmax 'hardmax_node'" in r.stderr
 
 
 def test_accepted_run_settings_without_effect_warn(add_relu_model, capfd):
