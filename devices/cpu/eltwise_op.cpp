@@ -196,7 +196,7 @@ class BinaryOp : public NativeOp {
       mb.insert(mb.begin(), 1);
     }
     memory::desc m0 = plain_desc(ma), m1 = plain_desc(mb);
-    Expected<std::shared_ptr<Plan>> plan = plan_for(m0, m1);
+    Expected<std::shared_ptr<const Plan>> plan = plan_for(m0, m1);
     if (!plan.ok() || !*plan || (*plan)->reference) return false;
     memory s0(m0, engine(), a->as_native(plain_desc(da)).get_data_handle());
     const Tensor& t = b->as_plain().tensor;

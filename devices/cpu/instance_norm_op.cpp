@@ -11,12 +11,6 @@ namespace cpu {
 
 namespace {
 
-const Tensor* plain_f32(CpuValue* v) {
-  if (!v) return nullptr;
-  const Value& p = v->as_plain();
-  return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
-}
-
 class InstanceNormOp : public NativeOp {
  public:
   InstanceNormOp(const Node& node, int64_t opset) : node_(node), opset_(opset), eps_(node.attr_float("epsilon", 1e-5f)) {}
