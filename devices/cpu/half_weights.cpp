@@ -155,7 +155,8 @@ std::string weights_report_json(const Graph& graph) {
     os << "no half-precision weights reach a native convolution or matmul";
   } else if (halved) {
     os << "bf16 weights run on oneDNN's bf16 kernels (bf16 source and weights, f32 accumulation and output); "
-          "stored and packed weights are bf16";
+          "stored and packed weights are bf16 (depthwise convolutions compute in f32: their few weights are "
+          "packed f32)";
   } else {
     os << "stored weights are half; ";
     if (fp16) os << "fp16 weights are converted once to f32 packed weights (oneDNN 2.6 has no f16 CPU kernels); ";
