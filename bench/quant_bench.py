@@ -11,7 +11,9 @@ Accuracy: cosine similarity to our fp32 output and top-1 agreement over --sample
 inputs (standard normal, fixed seed; calibration uses --calib other random inputs); the
 encoder's top-1 is the argmax of each token's 256 features.  Latency:
 p50 over --runs runs after warm-up, each runtime in turn at the same thread count. Weight
-memory: bytes of the model's initializers as stored (what the session loads), fp32 vs halved.
+memory (fp16/bf16): bytes of the model's initializers as stored, bytes of the initializers the
+compiled program holds, and the RSS growth of a fresh process from creating the session and
+from its first run (when the weights are packed), fp32 vs half.
 """
 
 import argparse
@@ -182,13 +184,57 @@ def main():
                     hpath = os.path.join(tmp, f"{name}.{dtype}.onnx")
                     onnx.save(model, hpath)
                     sess = rt.InferenceSession(hpath, opts)
-                    mn, mean, top1 = accuracy(fp32, sess, evals[: max(20, len(evals) // 4)])
+                    mn, mean, top1 = accuracy(fp32, sess, evals)
                     t_fp32, t_h = p50_interleaved([fp32, sess], evals[0], args.runs)
                     b32, bh = initializer_bytes(path), initializer_bytes(hpath)
-                    print(f"{dtype} weights: cosine min {mn:.5f} mean {mean:.5f}, top-1 {top1 * 100:.1f}%; "
-                          f"p50 {t_h:.1f} ms vs fp32 {t_fp32:.1f} ms ({t_h / t_fp32:.2f}x); "
+                    mem32, memh = memory_in_process(path, args.threads), memory_in_process(hpath, args.threads)
+                    w = mem_weights(sess)
+                    print(f"{dtype} weights: cosine min {mn:.5f} mean {mean:.5f}, top-1 {top1 * 100:.1f}% over "
+                          f"{len(evals)} inputs; p50 {t_h:.1f} ms vs fp32 {t_fp32:.1f} ms ({t_h / t_fp32:.2f}x); "
                           f"stored weights {bh / 2**20:.1f} MiB vs {b32 / 2**20:.1f} MiB")
+                    print(f"  executable initializers {memh['initializer_bytes'] / 2**20:.1f} MiB vs fp32 "
+                          f"{mem32['initializer_bytes'] / 2**20:.1f} MiB; process RSS above the baseline after "
+                          f"session creation {memh['rss_created'] / 2**20:.0f} MiB vs {mem32['rss_created'] / 2**20:.0f} MiB, "
+                          f"after the first run (weights packed) {memh['rss_first_run'] / 2**20:.0f} MiB vs "
+                          f"{mem32['rss_first_run'] / 2**20:.0f} MiB")
+                    print(f"  half compute {w['half_compute']}, packed weights halved: {w['packed_weights_halved']}, "
+                          f"bf16 kernels declined {w['bf16_kernels_declined']}; reference-kernel nodes: "
+                          f"{len(sess.get_fallback_nodes())} {sess.get_fallback_nodes()[:4]}")
+                    for note in w["notes"]:
+                        print(f"  note: {note}")
 
+
+def mem_weights(sess):
+    """The CPU device's weights report (pyflame_rt: quantization_report()['weights_in_memory'])."""
+    return sess._weights_in_memory()
+
+
+_MEM_PROBE = """
+import json, sys
+import numpy as np
+import pyflame_rt as rt
+def rss():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+base = rss()
+o = rt.SessionOptions(); o.intra_op_num_threads = int(sys.argv[2])
+s = rt.InferenceSession(sys.argv[1], o)
+created = rss() - base
+s.run(None, {'input': np.zeros((1, 3, 224, 224), np.float32)})
+first = rss() - base
+print(json.dumps({'rss_created': created, 'rss_first_run': first,
+                  'initializer_bytes': s._weights_in_memory()['initializer_bytes']}))
+"""
+
+
+def memory_in_process(path, threads):
+    """RSS growth of a fresh process (same environment, so the same ISA cap) from creating a
+    session on `path`, then after its first run, and the initializer bytes its program holds."""
+    out = subprocess.run([sys.executable, "-c", _MEM_PROBE, path, str(threads)], check=True, capture_output=True,
+                         text=True, timeout=600, env=dict(os.environ))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 if __name__ == "__main__":
     main()

@@ -71,4 +71,37 @@ const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt)
   return it != graph.initializers.end() && it->second.dtype() == dt ? &it->second : nullptr;
 }
 
+namespace {
+
+bool half_initializer_cast(const Graph& graph, const Node& n) {
+  if (!n.domain.empty() || n.op_type != "Cast" || n.inputs.size() != 1 || n.outputs.size() != 1) return false;
+  if (n.attr_int("to", 0) != static_cast<int64_t>(DType::kFloat32)) return false;
+  auto it = graph.initializers.find(n.inputs[0]);
+  return it != graph.initializers.end() &&
+         (it->second.dtype() == DType::kFloat16 || it->second.dtype() == DType::kBFloat16);
+}
+
+}  // namespace
+
+const Tensor* half_weight_of(const Graph& graph, const std::string& name) {
+  for (const auto& n : graph.nodes) {
+    if (n.outputs.size() == 1 && n.outputs[0] == name) {
+      return half_initializer_cast(graph, n) ? &graph.initializers.at(n.inputs[0]) : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+bool is_half_weight_cast(const Graph& graph, const Node& cast,
+                         const std::vector<std::pair<const Node*, size_t>>& readers) {
+  if (!half_initializer_cast(graph, cast) || readers.empty() || graph.find_output(cast.outputs[0])) return false;
+  for (const auto& [node, index] : readers) {
+    const std::string& op = node->op_type;
+    bool weight_op = node->domain.empty() ? (op == "Conv" || op == "MatMul" || op == "Gemm")
+                                          : node->domain == "pyflame_rt" && (op == "FusedConv" || op == "FusedMatMul");
+    if (!weight_op || index != 1) return false;
+  }
+  return true;
+}
+
 }  // namespace pyflame_rt

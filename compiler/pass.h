@@ -43,4 +43,16 @@ void erase_nodes(Graph& graph, const std::vector<bool>& removed);
 // The constant behind `name` when it is an initializer of dtype `dt`, else nullptr.
 const Tensor* constant_of(const Graph& graph, const std::string& name, DType dt);
 
+// The float16/bfloat16 initializer behind `name` when `name` is made by a Cast of it to float:
+// the quantizer's half-precision weights (python/pyflame_rt/quantization.py), which constant
+// folding leaves unfolded in front of a Conv/MatMul/Gemm weight input (is_half_weight_cast).
+// Fusions that only need the weights' shape look through the Cast with this; else nullptr.
+const Tensor* half_weight_of(const Graph& graph, const std::string& name);
+
+// True for a Cast of a float16/bfloat16 initializer to float whose output every reader takes
+// as the weights (input 1) of a Conv, MatMul or Gemm (or their fused forms). `readers` are
+// (node, input index) pairs of the Cast's output.
+bool is_half_weight_cast(const Graph& graph, const Node& cast,
+                         const std::vector<std::pair<const Node*, size_t>>& readers);
+
 }  // namespace pyflame_rt

@@ -1,5 +1,8 @@
 #include "compiler/passes/constant_folding.h"
 
+#include <map>
+#include <set>
+
 #include "devices/custom_ops.h"
 #include "devices/ref/ref_program.h"
 
@@ -31,11 +34,35 @@ Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
   return program->run({});
 }
 
+// Half-precision weights stay half here, at the graph level, rather than being narrowed back
+// later: folding their Cast would materialise an fp32 copy (double the memory, and what the
+// quantizer halved on disk would be fp32 again in the session). The Cast stays in the graph,
+// a valid ONNX graph every device can run as it is; a device with kernels that take half
+// weights directly (the CPU device: devices/cpu/half_weights.h) absorbs the Cast when it
+// compiles its partition, the others run the Cast. Deciding it here and not in the
+// quantizer keeps the quantized model a standard one (ONNX Runtime runs it too).
+std::set<const Node*> half_weight_casts(const Graph& graph) {
+  std::map<std::string, std::vector<std::pair<const Node*, size_t>>> readers;
+  for (const auto& n : graph.nodes) {
+    for (size_t i = 0; i < n.inputs.size(); ++i) if (!n.inputs[i].empty()) readers[n.inputs[i]].push_back({&n, i});
+  }
+  std::map<std::string, int> uses = use_counts(graph);  // also counts subgraph reads
+  std::set<const Node*> out;
+  for (const auto& n : graph.nodes) {
+    if (n.op_type != "Cast" || n.outputs.size() != 1) continue;
+    const auto& r = readers[n.outputs[0]];
+    if (static_cast<int>(r.size()) == uses[n.outputs[0]] && is_half_weight_cast(graph, n, r)) out.insert(&n);
+  }
+  return out;
+}
+
 }  // namespace
 
 Status ConstantFolding::run(Graph& graph, bool& changed) {
+  const std::set<const Node*> keep_half = half_weight_casts(graph);
   std::vector<Node> kept;
   for (auto& n : graph.nodes) {
+    if (keep_half.count(&n)) { kept.push_back(std::move(n)); continue; }
     bool all_const = foldable_op(n) && KernelRegistry::reference().find(n.domain, n.op_type);
     for (const auto& in : n.inputs) all_const &= in.empty() || graph.initializers.count(in) > 0;
     if (!all_const) { kept.push_back(std::move(n)); continue; }

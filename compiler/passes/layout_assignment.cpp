@@ -29,10 +29,13 @@ bool rank4(const Graph& g, const std::string& value) {
 
 // Channels of a convolution from its weights (0 when they are not a constant).
 int64_t conv_channels(const Graph& g, const Node& conv) {
-  auto w = conv.inputs.size() > 1 ? g.initializers.find(conv.inputs[1]) : g.initializers.end();
-  if (w == g.initializers.end() || w->second.rank() != 4) return 0;
+  if (conv.inputs.size() < 2) return 0;
+  auto it = g.initializers.find(conv.inputs[1]);
+  // Half-precision weights reach the convolution through a Cast (constant_folding.cpp).
+  const Tensor* w = it != g.initializers.end() ? &it->second : half_weight_of(g, conv.inputs[1]);
+  if (!w || w->rank() != 4) return 0;
   int64_t group = conv.attr_int("group", 1);
-  return std::max(w->second.dim(0), w->second.dim(1) * group);
+  return std::max(w->dim(0), w->dim(1) * group);
 }
 
 int find(std::vector<int>& parent, int i) {

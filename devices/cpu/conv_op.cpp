@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
@@ -99,10 +100,24 @@ class ConvOp : public NativeOp {
   };
 
   Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
-    return plans_.get_or_build(xd, [&] { return build_plan(xd, group); });
+    return plans_.get_or_build(xd, [&]() -> Expected<std::shared_ptr<Plan>> {
+      // Depthwise convolutions stay f32 (their weights are a few KiB): oneDNN 2.6's bf16
+      // depthwise kernel (brdgmm_dw) took 19x the f32 one's time in MobileNetV2 here, and the
+      // conversions around it cost more than the bf16 arithmetic saves.
+      const bool depthwise = group > 1 && group == xd[1] && weights_.dim(0) == group;
+      const memory::data_type cdt = depthwise ? memory::data_type::f32 : compute_type(weights_.dtype());
+      Expected<std::shared_ptr<Plan>> plan = build_plan(xd, group, cdt);
+      if (!plan.ok() && cdt != memory::data_type::f32) {
+        // No bf16 kernel at all for this convolution: f32 with the weights converted.
+        note_bf16_declined(node_, plan.status().message());
+        plan = build_plan(xd, group, memory::data_type::f32);
+      }
+      return plan;
+    });
   }
 
-  Expected<std::shared_ptr<Plan>> build_plan(const Dims& xd, int64_t group) {
+  // The plan for input dims `xd`, computing in `cdt` (f32, or bf16 for bf16 weights).
+  Expected<std::shared_ptr<Plan>> build_plan(const Dims& xd, int64_t group, memory::data_type cdt) {
     size_t k = xd.size() - 2;
     Dims kernel(weights_.dims().begin() + 2, weights_.dims().end());
     std::vector<int64_t> strides = node_.attr_ints("strides", std::vector<int64_t>(k, 1));
@@ -165,13 +180,13 @@ class ConvOp : public NativeOp {
     if (trimmed) {
       Dims wd = weights_.dims();
       for (size_t d = 0; d < k; ++d) wd[d + 2] = live[d];
-      w_used = Tensor(DType::kFloat32, wd);
-      memory src_w(plain_desc(weights_.dims()).submemory_desc(to_dnnl(wd), [&] {
+      w_used = Tensor(weights_.dtype(), wd);
+      memory src_w(stored_desc(weights_.dims()).submemory_desc(to_dnnl(wd), [&] {
         memory::dims off(weights_.rank(), 0);
         for (size_t d = 0; d < k; ++d) off[d + 2] = first[d];
         return off;
       }()), engine(), const_cast<void*>(weights_.raw_data()));
-      memory dst_w(plain_desc(wd), engine(), w_used.raw_data());
+      memory dst_w(stored_desc(wd), engine(), w_used.raw_data());
       dnnl::reorder(src_w, dst_w).execute(thread_stream(), src_w, dst_w);
       thread_stream().wait();
       kernel = live;
@@ -182,10 +197,15 @@ class ConvOp : public NativeOp {
       wdims.insert(wdims.end(), w_used.dims().begin() + 1, w_used.dims().end());
     }
     auto any = memory::format_tag::any;
-    memory::desc src_md(to_dnnl(xd), memory::data_type::f32, layout_tag(src_layout_, xd.size()));
-    memory::desc w_md(to_dnnl(wdims), memory::data_type::f32, any);
+    // bf16 weights on a CPU with bf16 math: bf16 source and weights, f32 output (half_weights.h);
+    // the source is converted anyway, so its layout is the kernel's choice.
+    const bool f32_compute = cdt == memory::data_type::f32;
+    memory::desc src_md(to_dnnl(xd), cdt, f32_compute ? layout_tag(src_layout_, xd.size()) : any);
+    memory::desc w_md(to_dnnl(wdims), cdt, any);
     memory::desc b_md({weights_.dim(0)}, memory::data_type::f32, memory::format_tag::x);
-    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, layout_tag(dst_layout_, out.size()));
+    // A bf16 kernel picks its output layout too: given the compiler's blocked f32 layout,
+    // oneDNN 2.6 takes its AVX-512 bf16 kernel instead of AMX (ResNet-50: 1.7x slower than f32).
+    memory::desc dst_md(to_dnnl(out), memory::data_type::f32, f32_compute ? layout_tag(dst_layout_, out.size()) : any);
     memory::dims strides_d(strides.begin(), strides.end());
     // 3x3 stride-1 convolutions try Winograd first (faster here when oneDNN has it for the
     // shape); everything else, and any shape Winograd rejects, is a direct convolution.
@@ -219,7 +239,7 @@ class ConvOp : public NativeOp {
         } catch (const dnnl::error&) {
         }
       }
-      if (!built && winograd_shape && use_winograd_ && plan_own_winograd(*plan, xd, pad_l)) {
+      if (!built && winograd_shape && use_winograd_ && f32_compute && plan_own_winograd(*plan, xd, pad_l)) {
         return plan;  // oneDNN has no Winograd here (AVX2): ours
       }
       if (!built) {
@@ -236,17 +256,28 @@ class ConvOp : public NativeOp {
         // group in AVX-512's 16-channel blocks gets oneDNN's reference kernel, 100x slower):
         // the kernel's own choice of layouts instead, reordering around it.
         if (reference && forced) {
-          src_md = memory::desc(to_dnnl(xd), memory::data_type::f32, any);
+          src_md = memory::desc(to_dnnl(xd), cdt, any);
           dst_md = memory::desc(to_dnnl(out), memory::data_type::f32, any);
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
         }
+      }
+      if (!f32_compute && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+        // No bf16 jit kernel for this shape: f32 with the weights converted, said in the log
+        // and the weights report rather than a reference kernel 100x slower.
+        note_bf16_declined(node_, pd.impl_info_str());
+        src_md = memory::desc(to_dnnl(xd), memory::data_type::f32, any);
+        w_md = memory::desc(to_dnnl(wdims), memory::data_type::f32, any);
+        pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
       }
       plan->prim = dnnl::convolution_forward(pd);
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::f32, plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(w_used.raw_data()));
+      // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones
+      // converted first: oneDNN 2.6 has no f16 -> blocked f32 reorder; the copy is freed once packed).
+      Tensor w_src = pd.weights_desc().data_type() == memory::data_type::f32 ? to_float(w_used) : w_used;
+      memory user_w(memory::desc(to_dnnl(wdims), dnnl_type(w_src.dtype()), plain_tag(wdims.size())), engine(),
+                    const_cast<void*>(w_src.raw_data()));
       plan->weights = memory(pd.weights_desc(), engine());
       dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
@@ -256,6 +287,11 @@ class ConvOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
     }
     return plan;
+  }
+
+  // The weights' own type, row-major, for `dims` (the stored layout).
+  memory::desc stored_desc(const Dims& dims) const {
+    return memory::desc(to_dnnl(dims), dnnl_type(weights_.dtype()), plain_tag(dims.size()));
   }
 
   // The format for a layout the compiler chose (compiler/passes/layout_assignment.h): the
@@ -275,7 +311,7 @@ class ConvOp : public NativeOp {
     // The output size accounts for the bottom/right padding: tiles past it read zeros.
     WinogradConv::Geometry g{xd[0], xd[2], xd[3], pad_l[0], pad_l[1], plan.out_dims[2], plan.out_dims[3]};
     if (!WinogradConv::suits(xd[1], weights_.dim(0), g)) return false;
-    plan.winograd = std::make_shared<const WinogradConv>(weights_, bias_, activation_ == "Relu");
+    plan.winograd = std::make_shared<const WinogradConv>(to_float(weights_), bias_, activation_ == "Relu");
     plan.geometry = g;
     plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, memory::format_tag::nChw8c);
     plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, memory::format_tag::nChw8c);
@@ -298,7 +334,9 @@ class ConvOp : public NativeOp {
 std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.inputs.size() < 2) return nullptr;
   auto w = graph.initializers.find(node.inputs[1]);
-  if (w == graph.initializers.end() || w->second.dtype() != DType::kFloat32 || w->second.rank() < 3 ||
+  // Half weights: absorbed from the quantizer's Cast (half_weights.h).
+  if (w == graph.initializers.end() || !(w->second.dtype() == DType::kFloat32 || is_half(w->second.dtype())) ||
+      w->second.rank() < 3 ||
       w->second.rank() > 5) {
     return nullptr;  // weights computed at run time or not f32: the reference kernel handles it
   }

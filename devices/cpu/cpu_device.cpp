@@ -4,6 +4,7 @@
 #include "devices/cpu/cpu_device.h"
 
 #include "devices/cpu/cpu_program.h"
+#include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_op_table.h"
 #include "devices/device_registry.h"
 #include "devices/ref/ref_device.h"
@@ -79,7 +80,10 @@ class CpuDevice : public Device {
       ASSIGN_OR_RETURN(std::unique_ptr<Executable> ref, make_ref_device()->compile(partition));
       return std::unique_ptr<Executable>(new CpuOnReference(std::move(ref)));
     }
-    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(partition, options_));
+    // Half-precision weights go to the native convolutions and matmuls as they are stored.
+    Graph graph = partition;
+    cpu::absorb_half_weights(graph);
+    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(graph, options_));
     return std::unique_ptr<Executable>(std::move(program));
   }
 

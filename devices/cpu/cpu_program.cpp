@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "devices/cpu/half_weights.h"
 #include "devices/run_interrupt.h"
 #include "devices/thread_limit.h"
 
@@ -289,6 +290,8 @@ std::vector<std::string> CpuProgram::fallback_nodes() const {
   }
   return names;
 }
+
+std::string CpuProgram::report_json() const { return "{\"weights\": " + weights_report_json(graph_) + "}"; }
 
 std::vector<std::pair<std::string, bool>> CpuProgram::native_by_node() const {
   std::vector<std::pair<std::string, bool>> out;

@@ -33,6 +33,9 @@ class CpuProgram : public Executable {
   // without a native op ("Erf 'e': no native kernel for Erf"), and those whose native op fell
   // back to the reference kernel in the latest run.
   std::vector<std::string> fallback_nodes() const override;
+  // {"weights": ...}: the initializers this program holds, by dtype, and how half-precision
+  // weights compute (half_weights.h: weights_report_json).
+  std::string report_json() const override;
 
   // Per node, in run order: its name (its first output's when unnamed) and whether its native
   // kernel ran in the latest run, false when it has none or fell back to the reference kernel at

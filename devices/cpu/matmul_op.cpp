@@ -4,6 +4,7 @@
 #include <numeric>
 #include <optional>
 
+#include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -70,10 +71,12 @@ class MatMulOp : public NativeOp {
     memory::desc src, w_desc, dst, scratch;
     memory weights, bias;
     std::optional<PReluStep> prelu;
+    std::string impl;        // oneDNN's implementation name
+    bool reference = false;  // oneDNN's reference kernel
   };
 
   void execute(const Plan& plan, const Tensor& A, const memory& w, Tensor& y) {
-    memory src(plan.src, engine(), const_cast<void*>(A.raw_data()));
+    memory src = source(plan, A);
     memory dst(plan.dst, engine(), y.raw_data());
     memory scratch = scratchpad_for(plan.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst},
@@ -84,20 +87,45 @@ class MatMulOp : public NativeOp {
     thread_stream().wait();
   }
 
+  // A as the plan's source: itself when the plan computes in f32, else converted (bf16).
+  static memory source(const Plan& plan, const Tensor& A) {
+    if (plan.src.data_type() == memory::data_type::f32) return memory(plan.src, engine(), const_cast<void*>(A.raw_data()));
+    // Only matmul plans compute in bf16 (conv_plan is f32): their source is plain row-major.
+    memory plain(memory::desc(plan.src.dims(), memory::data_type::f32, plain_tag(plan.src.dims().size())), engine(),
+                 const_cast<void*>(A.raw_data()));
+    memory converted(plan.src, engine());
+    dnnl::reorder(plain, converted).execute(thread_stream(), plain, converted);
+    return converted;
+  }
+
   Expected<std::shared_ptr<const Plan>> plan_for(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
     Dims key = src_dims;
     key.insert(key.end(), w_dims.begin(), w_dims.end());
-    return plans_.get_or_build(key, [&] { return build_plan(src_dims, w_dims, batch); });
+    return plans_.get_or_build(key, [&]() -> Expected<std::shared_ptr<Plan>> {
+      const memory::data_type cdt = weights_.defined() ? compute_type(weights_.dtype()) : memory::data_type::f32;
+      Expected<std::shared_ptr<Plan>> plan = build_plan(src_dims, w_dims, batch, cdt);
+      if (plan.ok() && cdt != memory::data_type::f32 && (*plan)->reference) {
+        // oneDNN has only a reference bf16 kernel here: f32 with the weights converted instead.
+        note_bf16_declined(node_, (*plan)->impl);
+        plan = build_plan(src_dims, w_dims, batch, memory::data_type::f32);
+      } else if (!plan.ok() && cdt != memory::data_type::f32) {
+        note_bf16_declined(node_, plan.status().message());
+        plan = build_plan(src_dims, w_dims, batch, memory::data_type::f32);
+      }
+      return plan;
+    });
   }
 
-  Expected<std::shared_ptr<Plan>> build_plan(const Dims& src_dims, const Dims& w_dims, int64_t batch) {
+  // The plan computing in `cdt` (f32, or bf16 for bf16 weights where the CPU has bf16 math).
+  Expected<std::shared_ptr<Plan>> build_plan(const Dims& src_dims, const Dims& w_dims, int64_t batch,
+                                             memory::data_type cdt) {
     auto plan = std::make_shared<Plan>();
     bool constant = weights_.defined();
     Dims dst_dims = src_dims;
     dst_dims.back() = w_dims.back();
-    memory::desc src_md(to_dnnl(src_dims), memory::data_type::f32, plain_tag(src_dims.size()));
+    memory::desc src_md(to_dnnl(src_dims), cdt, plain_tag(src_dims.size()));
     memory::desc dst_md(to_dnnl(dst_dims), memory::data_type::f32, plain_tag(dst_dims.size()));
-    memory::desc w_md = constant ? memory::desc(to_dnnl(w_dims), memory::data_type::f32, memory::format_tag::any)
+    memory::desc w_md = constant ? memory::desc(to_dnnl(w_dims), cdt, memory::format_tag::any)
                                  : memory::desc(to_dnnl(w_dims), memory::data_type::f32, plain_tag(w_dims.size()));
     memory::desc b_md({1, w_dims.back()}, memory::data_type::f32, memory::format_tag::ab);
     dnnl::primitive_attr attr;
@@ -110,10 +138,11 @@ class MatMulOp : public NativeOp {
     try {
       auto desc = bias_.defined() ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
       dnnl::matmul::primitive_desc pd(desc, attr, engine());
-      if (constant && std::string(pd.impl_info_str()).rfind("gemm", 0) == 0 && src_dims[0] >= kMinConvRows) {
-        if (std::shared_ptr<Plan> conv = conv_plan(src_dims[0], w_dims[0], w_dims[1], attr)) {
-          return conv;
-        }
+      plan->impl = pd.impl_info_str();
+      plan->reference = plan->impl.rfind("ref", 0) == 0;
+      if (constant && cdt == memory::data_type::f32 && plan->impl.rfind("gemm", 0) == 0 &&
+          src_dims[0] >= kMinConvRows) {
+        if (std::shared_ptr<Plan> conv = conv_plan(src_dims[0], w_dims[0], w_dims[1], attr)) return conv;
       }
       plan->prim = dnnl::matmul(pd);
       plan->src = pd.src_desc();
@@ -121,9 +150,12 @@ class MatMulOp : public NativeOp {
       plan->w_desc = pd.weights_desc();
       plan->scratch = pd.scratchpad_desc();
       if (constant) {
-        memory::desc user(to_dnnl(w_dims), memory::data_type::f32,
+        // bf16 kernels take the bf16 weights as stored, f32 kernels f32 ones (half weights
+        // converted first: oneDNN 2.6 has no f16 -> packed f32 reorder; freed once packed).
+        Tensor w_src = cdt == memory::data_type::f32 ? to_float(weights_) : weights_;
+        memory::desc user(to_dnnl(w_dims), dnnl_type(w_src.dtype()),
                           transposed_ ? memory::format_tag::ba : memory::format_tag::ab);
-        memory user_w(user, engine(), const_cast<void*>(weights_.raw_data()));
+        memory user_w(user, engine(), const_cast<void*>(w_src.raw_data()));
         plan->weights = memory(pd.weights_desc(), engine());
         dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
         thread_stream().wait();
@@ -167,8 +199,9 @@ class MatMulOp : public NativeOp {
       plan->w_desc = pd.weights_desc();
       plan->scratch = pd.scratchpad_desc();
       // Weights [K,N] (or [N,K] when transposed) as OIhw [N,K,1,1]: K-major is "bacd".
+      Tensor w_src = to_float(weights_);  // f32 kernel (see build_plan)
       memory user_w(memory::desc({N, K, 1, 1}, f32, transposed_ ? tag::abcd : tag::bacd), engine(),
-                    const_cast<void*>(weights_.raw_data()));
+                    const_cast<void*>(w_src.raw_data()));
       plan->weights = memory(pd.weights_desc(), engine());
       dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
       thread_stream().wait();
@@ -195,11 +228,18 @@ const Tensor* f32_initializer(const Graph& g, const std::string& name) {
   return it != g.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
 }
 
+// Constant weights: f32, or half absorbed from the quantizer's Cast (half_weights.h).
+const Tensor* weight_initializer(const Graph& g, const std::string& name) {
+  auto it = g.initializers.find(name);
+  if (it == g.initializers.end()) return nullptr;
+  return it->second.dtype() == DType::kFloat32 || is_half(it->second.dtype()) ? &it->second : nullptr;
+}
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.inputs.size() < 2) return nullptr;
-  const Tensor* w = f32_initializer(graph, node.inputs[1]);
+  const Tensor* w = weight_initializer(graph, node.inputs[1]);
   if (node.op_type == "FusedMatMul") {
     // Constant [K,N] weights, optional constant bias over N, optional activation post-op.
     std::string act = node.attr_string("activation", "");

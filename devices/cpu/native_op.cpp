@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
@@ -23,6 +24,11 @@ Status run_reference(const Node& node, int64_t opset, const std::vector<CpuValue
     if (!v) { in.push_back(nullptr); continue; }
     const Value& p = v->as_plain();
     in.push_back(p.is_none() ? nullptr : &p);
+  }
+  // Half weights absorbed from a Cast (half_weights.h): the reference kernel wants one type.
+  Value float_weights;
+  if (in.size() > 1 && in[0] && in[1] && float_weights_for_reference(node, *in[0], *in[1], &float_weights)) {
+    in[1] = &float_weights;
   }
   std::vector<Value> out(outputs.size());
   KernelContext ctx(node, opset, std::move(in), &out, nullptr);

@@ -13,7 +13,10 @@ result is a model ONNX Runtime runs too (`pyflame-rt quantize` writes it to a fi
 - dynamic int8: MatMul/Gemm with constant weights become DynamicQuantizeLinear + MatMulInteger
   (weights int8 per column, activations quantized on every run);
 - qat: the model is already QDQ (from another tool) and runs as it is;
-- fp16/bfloat16: float initializers stored halved, each followed by a Cast to float.
+- fp16/bfloat16: float initializers stored halved, each followed by a Cast to float; the
+  session keeps Conv/MatMul/Gemm weights half in memory (constant folding leaves those Casts,
+  the CPU device absorbs them: bf16 kernels where the CPU has bf16 math, else fp32 kernels on
+  weights converted once; quantization_report()["weights_in_memory"] says which).
 
 numpy and the onnx package are used here, at quantization/calibration time only; the session
 runs the rewritten model on the native core.
@@ -533,7 +536,8 @@ def rewrite_dynamic(model, cfg, report):
 
 def rewrite_half(model, cfg, report):
     """Float initializers of non-excluded consumers stored as fp16/bf16, each behind a Cast to
-    float: weights take half the bytes, arithmetic stays fp32 and outputs stay fp32."""
+    float: weights take half the bytes and outputs stay fp32 (the arithmetic is bf16 only where
+    the CPU device runs bf16 weights on bf16 kernels; docs/quantization.md)."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper

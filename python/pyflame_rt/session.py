@@ -238,7 +238,33 @@ class InferenceSession:
         if "outputs" not in report:
             feeds = (cfg.calibration_data or [])[:cfg.max_report_feeds]
             report["outputs"] = q_measure(fp32_session(model), self, feeds) if feeds else {}
+        report["weights_in_memory"] = self._weights_in_memory()
         return report
+
+    def _weights_in_memory(self):
+        """What the compiled partitions hold as weights (from the CPU device's report): the
+        initializer bytes by dtype, and how half-precision weights compute on this CPU (bf16
+        kernels, or f32 packed weights: then the weights in memory are not halved, said in
+        "notes"). Read fresh: a kernel that declines bf16 at its first run is counted then."""
+        out = {"initializer_bytes": 0, "initializer_bytes_by_dtype": {}, "half_weight_nodes": {},
+               "half_compute": {}, "packed_weights_halved": None, "bf16_kernels_declined": 0, "notes": []}
+        for part in self.device_report()["partitions"]:
+            w = part.get("weights")
+            if not w:
+                continue
+            out["initializer_bytes"] += w["initializer_bytes"]
+            for k, v in w["initializer_bytes_by_dtype"].items():
+                out["initializer_bytes_by_dtype"][k] = out["initializer_bytes_by_dtype"].get(k, 0) + v
+            for k, v in w["half_weight_nodes"].items():
+                out["half_weight_nodes"][k] = out["half_weight_nodes"].get(k, 0) + v
+            out["half_compute"].update(w["half_compute"])
+            out["bf16_kernels_declined"] = max(out["bf16_kernels_declined"], w["bf16_kernels_declined"])
+            if w["packed_weights_halved"] is not None:
+                prev = out["packed_weights_halved"]
+                out["packed_weights_halved"] = w["packed_weights_halved"] if prev is None else prev and w["packed_weights_halved"]
+            if w["note"] not in out["notes"]:
+                out["notes"].append(w["note"])
+        return out
 
     @staticmethod
     def _create_native(model, options, requested):
@@ -353,8 +379,11 @@ class InferenceSession:
         report = {"devices": self.get_devices_used(), "partitions": []}
         for part in raw["partitions"]:
             dev = part.get("report")
-            if not dev:
-                report["partitions"].append({"name": part["name"], "device": part["device"], "nodes": part["nodes"]})
+            if not dev or "partitions" not in dev:
+                # A device report about this partition alone (the CPU's "weights") stays with it.
+                entry = {"name": part["name"], "device": part["device"], "nodes": part["nodes"]}
+                entry.update(dev or {})
+                report["partitions"].append(entry)
                 continue
             for key, value in dev.items():
                 if key == "partitions":

@@ -43,5 +43,51 @@ TEST(ConstantFoldingTest, LeavesRandomOpsAndFailingNodes) {
   EXPECT_EQ(g.nodes.size(), 2u);
 }
 
+TEST(ConstantFoldingTest, KeepsTheCastOfHalfWeightsIntoAConvolution) {
+  // The quantizer's bf16 weights: folding the Cast would make them fp32 again. The bias's Cast
+  // (not a weight input) folds as before.
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.inputs = {f32("x", {1, 1, 2, 2})};
+  Tensor w(DType::kBFloat16, {1, 1, 1, 1});
+  static_cast<uint16_t*>(w.raw_data())[0] = BFloat16::from_float(2.0f);
+  Tensor b(DType::kBFloat16, {1});
+  static_cast<uint16_t*>(b.raw_data())[0] = BFloat16::from_float(0.5f);
+  g.initializers["w16"] = w;
+  g.initializers["b16"] = b;
+  g.add_node("Cast", {"w16"}, {"w"}).attributes["to"] = Attribute::make_int(1);
+  g.add_node("Cast", {"b16"}, {"b"}).attributes["to"] = Attribute::make_int(1);
+  g.add_node("Conv", {"x", "w", "b"}, {"y"});
+  g.outputs = {f32("y", {1, 1, 2, 2})};
+  ConstantFolding pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  EXPECT_TRUE(changed);
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(g.nodes[0].op_type, "Cast");
+  EXPECT_EQ(g.nodes[0].inputs[0], "w16");
+  ASSERT_TRUE(g.initializers.count("b"));
+  EXPECT_EQ(g.initializers.at("b").dtype(), DType::kFloat32);
+  EXPECT_FALSE(g.initializers.count("w"));
+}
+
+TEST(ConstantFoldingTest, FoldsTheCastOfHalfWeightsReadAsAnActivation) {
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.inputs = {f32("x", {1, 1, 1, 1})};
+  Tensor w(DType::kFloat16, {1, 1, 1, 1});
+  static_cast<uint16_t*>(w.raw_data())[0] = Float16::from_float(2.0f);
+  g.initializers["w16"] = w;
+  g.add_node("Cast", {"w16"}, {"w"}).attributes["to"] = Attribute::make_int(1);
+  g.add_node("Conv", {"w", "x"}, {"y"});  // the half tensor is the data input here
+  g.outputs = {f32("y", {1, 1, 1, 1})};
+  ConstantFolding pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].op_type, "Conv");
+  EXPECT_EQ(g.initializers.at("w").dtype(), DType::kFloat32);
+}
+
 }  // namespace
 }  // namespace pyflame_rt
