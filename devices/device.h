@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "devices/packed_weights.h"
 #include "graph/graph.h"
 #include "graph/opt_level.h"
 #include "graph/value.h"
@@ -70,6 +71,9 @@ class Executable {
   // A device's own report as a JSON object (the wafer's placement and cycle estimates); "" if
   // the device has none.
   virtual std::string report_json() const { return ""; }
+  // Appends the weights its kernels packed for the shapes run so far (packed_weights.h), for a
+  // plan file to keep. Optional: a device that packs nothing, or cannot say, adds none.
+  virtual Status export_packed(PackedWeights* out) const { return Status::OK(); }
 };
 
 // One supported operator: domain ("" = ai.onnx), type and the opset versions it covers.
@@ -118,6 +122,13 @@ class Device {
   // Relative cost estimate of a node on this device (optional; 1.0 when unknown).
   virtual double cost(const Graph& graph, const Node& node) const { return 1.0; }
   virtual Expected<std::unique_ptr<Executable>> compile(const Graph& partition) = 0;
+  // compile() with weights packed before (by export_packed() of an executable of this very
+  // partition, kept in a plan file): used where they still fit instead of packing again.
+  // Optional: the default ignores them.
+  virtual Expected<std::unique_ptr<Executable>> compile_packed(const Graph& partition,
+                                                               std::shared_ptr<const PackedWeights> packed) {
+    return compile(partition);
+  }
 };
 
 }  // namespace pyflame_rt

@@ -1,5 +1,6 @@
 #include "session/compiled_model.h"
 
+#include <cstring>
 #include <sstream>
 
 #include "actors/partition_chain.h"
@@ -214,7 +215,8 @@ Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::s
 Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::string& bytes,
                                                                     const std::vector<std::shared_ptr<Device>>& devices,
                                                                     const DeviceConfig& config,
-                                                                    std::vector<ExternalTensor> external) {
+                                                                    std::vector<ExternalTensor> external,
+                                                                    std::map<size_t, PackedWeights> packed) {
   compiled::CompiledModel proto;
   if (!proto.ParseFromString(bytes)) {
     return make_status(StatusCode::kInvalidProtobuf, "compiled model: the bytes do not parse (", bytes.size(), " bytes)");
@@ -262,13 +264,40 @@ Expected<std::shared_ptr<CompiledModel>> CompiledModel::deserialize(const std::s
       it->second = std::move(e.tensor);
     }
     part.carry.assign(pp.carry().begin(), pp.carry().end());
-    Expected<std::unique_ptr<Executable>> exe = device->compile(part.graph);
+    auto mine = packed.find(static_cast<size_t>(index));
+    Expected<std::unique_ptr<Executable>> exe =
+        mine == packed.end() ? device->compile(part.graph)
+                             : device->compile_packed(part.graph,
+                                                      std::make_shared<const PackedWeights>(std::move(mine->second)));
     if (!exe.ok()) return exe.status().with_context("device " + part.device + ", partition " + part.name + ": ");
     part.executable = std::move(exe).value();
     model->partitions_.push_back(std::move(part));
   }
   RETURN_IF_ERROR(model->start_chain());
   return model;
+}
+
+Expected<bool> CompiledModel::warm_up() const {
+  std::vector<Value> inputs;
+  for (const auto& v : inputs_) {
+    if (!v.shape.fully_known() || v.dtype == DType::kString || v.dtype == DType::kUndefined) return false;
+    Dims dims;
+    for (const Dim& d : v.shape.dims) dims.push_back(d.value);
+    Tensor zeros(v.dtype, dims);
+    if (zeros.nbytes()) std::memset(zeros.raw_data(), 0, zeros.nbytes());
+    inputs.emplace_back(Value(std::move(zeros)));
+  }
+  RETURN_IF_ERROR(run(std::move(inputs), RunContext{}).status());
+  return true;
+}
+
+Status CompiledModel::export_packed(std::map<size_t, PackedWeights>* out) const {
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    PackedWeights packed;
+    RETURN_IF_ERROR(partitions_[i].executable->export_packed(&packed));
+    if (!packed.blobs.empty()) (*out)[i] = std::move(packed);
+  }
+  return Status::OK();
 }
 
 }  // namespace pyflame_rt

@@ -57,7 +57,8 @@ class CompiledModel {
   static Expected<std::shared_ptr<CompiledModel>> deserialize(const std::string& bytes,
                                                               const std::vector<std::shared_ptr<Device>>& devices,
                                                               const DeviceConfig& config,
-                                                              std::vector<ExternalTensor> external);
+                                                              std::vector<ExternalTensor> external,
+                                                              std::map<size_t, PackedWeights> packed = {});
   ~CompiledModel();
 
   const std::vector<ValueInfo>& inputs() const { return inputs_; }
@@ -86,6 +87,15 @@ class CompiledModel {
   // its graph as an empty placeholder and appended to `external` (a plan file stores them
   // aligned, to be mapped rather than parsed and copied).
   Expected<std::string> serialize(std::vector<ExternalTensor>* external, size_t min_bytes = 256) const;
+
+  // Shape-specialised plans: when every input has a static shape (fixed by the model or by
+  // SessionOptions.input_shapes), one run on zeros builds every kernel's plan for those
+  // shapes, packing its weights. False (nothing run) when some input's shape is not static
+  // or is not numeric; an error when that run fails.
+  Expected<bool> warm_up() const;
+  // Per partition index: the weights its executable packed so far (Executable::export_packed),
+  // for a plan file; the inverse is deserialize(..., packed).
+  Status export_packed(std::map<size_t, PackedWeights>* out) const;
 
  private:
   CompiledModel() = default;

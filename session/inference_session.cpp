@@ -428,7 +428,8 @@ Status InferenceSession::initialize_from_plan(PlanContents plan, const SessionOp
   auto t = Clock::now();
   DeviceConfig config;
   config.num_threads = options.num_threads;
-  ASSIGN_OR_RETURN(compiled_, CompiledModel::deserialize(plan.compiled, devices, config, std::move(plan.weights)));
+  ASSIGN_OR_RETURN(compiled_, CompiledModel::deserialize(plan.compiled, devices, config, std::move(plan.weights),
+                                                         std::move(plan.packed)));
   startup_phases_["compile"] = ms_since(t);
   compiled_from_cache_ = true;
   graph_.name = metadata_.graph_name;
@@ -446,7 +447,20 @@ Status InferenceSession::save_plan(const std::string& path) const {
   PlanContents plan;
   plan.metadata = metadata_;
   ASSIGN_OR_RETURN(plan.compiled, compiled_->serialize(&plan.weights));
+  pack_for_plan(&plan);
   return write_plan_file(path, "", plan).with_context("saving the plan: ");
+}
+
+void InferenceSession::pack_for_plan(PlanContents* plan) const {
+  // A plan whose input shapes are all static keeps its kernels' packed weights: a session
+  // made from it maps them rather than packing on its first run. Best effort: a plan without
+  // them is only slower to start.
+  Expected<bool> ran = compiled_->warm_up();
+  Status st = ran.ok() && ran.value() ? compiled_->export_packed(&plan->packed) : ran.status();
+  if (!st.ok()) {
+    plan->packed.clear();
+    log_at(LogSeverity::kInfo, log_scope_, "the plan keeps no packed weights: ", st.message());
+  }
 }
 
 void InferenceSession::store_plan() {
@@ -460,6 +474,7 @@ void InferenceSession::store_plan() {
   Status st = bytes.ok() ? Status::OK() : bytes.status();
   if (st.ok()) {
     plan.compiled = std::move(bytes).value();
+    pack_for_plan(&plan);
     st = PlanCache(options_.compile_cache_dir).store(plan_key_, plan);
   }
   // A cache that cannot be written costs a later session its shortcut, not this one its model.

@@ -154,6 +154,8 @@ class InferenceSession {
                               const std::vector<std::string>& providers);
   // Stores the compiled model under plan_key_ when it can be (a failure is a warning).
   void store_plan();
+  // Adds the packed weights of a shape-specialised plan (after one run on zeros).
+  void pack_for_plan(PlanContents* plan) const;
   // Records a creation warning and logs it with the session's id.
   void warn(const std::string& message);
   // Fixes symbolic input dims named in free_dimension_overrides(_by_denotation).

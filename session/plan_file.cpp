@@ -123,6 +123,25 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
     pw->set_size(w.tensor.nbytes());
     data_size += w.tensor.nbytes();
   }
+  std::vector<const Tensor*> packed_data;  // in the order of meta.packed
+  for (const auto& [partition, packed] : contents.packed) {
+    if (packed.blobs.empty()) continue;
+    meta.set_packed_validity(packed.validity);
+    for (const auto& b : packed.blobs) {
+      plan::Packed* pp = meta.add_packed();
+      pp->set_partition(static_cast<uint32_t>(partition));
+      pp->set_node(b.node);
+      for (int64_t d : b.key) pp->add_key(d);
+      pp->set_kind(b.kind);
+      pp->set_impl(b.impl);
+      pp->set_desc(b.desc);
+      data_size = align_up(data_size);
+      pp->set_offset(data_size);
+      pp->set_size(b.data.nbytes());
+      data_size += b.data.nbytes();
+      packed_data.push_back(&b.data);
+    }
+  }
   std::string meta_bytes;
   if (!meta.SerializeToString(&meta_bytes)) return make_status(StatusCode::kFail, "the plan did not serialise");
   // The data section as it will be in the file (alignment padding included), for the checksum.
@@ -130,6 +149,10 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
   for (size_t i = 0; i < contents.weights.size(); ++i) {
     const Tensor& t = contents.weights[i].tensor;
     if (t.nbytes()) std::memcpy(&data[meta.weights(static_cast<int>(i)).offset()], t.raw_data(), t.nbytes());
+  }
+  for (size_t i = 0; i < packed_data.size(); ++i) {
+    const Tensor& t = *packed_data[i];
+    if (t.nbytes()) std::memcpy(&data[meta.packed(static_cast<int>(i)).offset()], t.raw_data(), t.nbytes());
   }
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
@@ -211,6 +234,21 @@ Expected<PlanContents> read_plan_file(const std::string& path, const std::string
     Tensor t = Tensor::wrap(dtype, dims, data + w.offset(), file);
     if (t.nbytes() != w.size()) return corrupt(path, "weight '" + w.name() + "' has the wrong size");
     out.weights.push_back({w.partition(), w.name(), std::move(t)});
+  }
+  for (const auto& p : meta.packed()) {
+    if (p.offset() % kAlign != 0 || p.offset() + p.size() > h.data_size) {
+      return corrupt(path, "packed weights of '" + p.node() + "' lie outside the data section");
+    }
+    PackedWeights& packed = out.packed[p.partition()];
+    packed.validity = meta.packed_validity();
+    PackedBlob b;
+    b.node = p.node();
+    b.key.assign(p.key().begin(), p.key().end());
+    b.kind = p.kind();
+    b.impl = p.impl();
+    b.desc = p.desc();
+    b.data = Tensor::wrap(DType::kUInt8, {static_cast<int64_t>(p.size())}, data + p.offset(), file);
+    packed.blobs.push_back(std::move(b));
   }
   return out;
 }

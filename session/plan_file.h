@@ -6,12 +6,14 @@
 //   description:        plan.PlanMeta protobuf (session/plan_file.proto): the compiled model
 //                       without its large weights, where they lie, the model's metadata
 //   data (64-aligned):  the weights, each 64-byte aligned, so a reader maps the file and its
-//                       tensors view the mapping instead of parsing and copying them
+//                       tensors view the mapping instead of parsing and copying them; then
+//                       the packed weights (devices/packed_weights.h), likewise
 //
 //   RETURN_IF_ERROR(write_plan_file(path, key, contents));   // atomic: temp file + rename
 //   ASSIGN_OR_RETURN(PlanContents plan, read_plan_file(path, key));
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +32,10 @@ struct PlanContents {
   std::string compiled;                 // CompiledModel::serialize(&weights) bytes
   std::vector<ExternalTensor> weights;  // after a read: views of the mapped file
   ModelMetadata metadata;
+  // Per partition index: weights its kernels packed for the plan's shapes (CompiledModel::
+  // export_packed); after a read, views of the mapped file. Empty for a plan not
+  // shape-specialised.
+  std::map<size_t, PackedWeights> packed;
 };
 
 // What a plan depends on in the machine: oneDNN's effective ISA (the kernels it picks and the

@@ -8,6 +8,7 @@
 
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
 
@@ -97,7 +98,64 @@ class ConvOp : public NativeOp {
     std::shared_ptr<const WinogradConv> winograd;  // set: our Winograd instead of prim
     WinogradConv::Geometry geometry{};
     Dims out_dims;
+    std::string impl;    // the primitive's kernel (what its packed weights are for)
+    Tensor packed_keep;  // imported packed weights that `weights` views
   };
+
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    plans_.for_each([&](const Dims& xd, const std::shared_ptr<const Plan>& plan) {
+      if (!plan) return;
+      if (plan->winograd) {
+        out->push_back({node, xd, "winograd", "pyflame_rt-winograd-f4x4", "", plan->winograd->packed_bytes()});
+      } else if (plan->weights) {
+        out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
+      }
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  Status prepare(const Dims& xd) override {
+    int64_t group = node_.attr_int("group", 1);
+    if (xd.size() != weights_.rank() || group <= 0 || xd[1] != weights_.dim(1) * group) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for input ", dims_to_string(xd),
+                         " do not fit weights ", weights_.summary());
+    }
+    return plan_for(xd, group).status();
+  }
+
+  // The primitive's weights: imported packed bytes when they fit it, else `user_w` reordered.
+  void pack_weights(Plan& plan, const dnnl::convolution_forward::primitive_desc& pd, const Dims& xd,
+                    memory& user_w) {
+    plan.impl = pd.impl_info_str();
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    if (auto w = take_dnnl_blob(imported_, node_name(), xd, plan.impl, pd.weights_desc())) {
+      plan.weights = w->memory;
+      plan.packed_keep = w->bytes;
+      return;
+    }
+    plan.weights = memory(pd.weights_desc(), engine());
+    dnnl::reorder(user_w, plan.weights).execute(thread_stream(), user_w, plan.weights);
+  }
+
+  // Our Winograd for input `xd`: its transformed weights imported when they fit, else made.
+  std::shared_ptr<const WinogradConv> own_winograd_for(const Dims& xd) {
+    bool relu = activation_ == "Relu";
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    for (const auto& b : imported_) {
+      if (b.key != xd || b.kind != "winograd") continue;
+      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu)) {
+        note_used_packed();
+        return w;
+      }
+      note_stale_packed(node_name(), "Winograd weights of " + std::to_string(b.data.nbytes()) + " bytes do not fit " +
+                                         weights_.summary());
+    }
+    return std::make_shared<const WinogradConv>(to_float(weights_), bias_, relu);
+  }
+
+  std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
 
   Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
     return plans_.get_or_build(xd, [&]() -> Expected<std::shared_ptr<Plan>> {
@@ -278,8 +336,7 @@ class ConvOp : public NativeOp {
       Tensor w_src = pd.weights_desc().data_type() == memory::data_type::f32 ? to_float(w_used) : w_used;
       memory user_w(memory::desc(to_dnnl(wdims), dnnl_type(w_src.dtype()), plain_tag(wdims.size())), engine(),
                     const_cast<void*>(w_src.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      pack_weights(*plan, pd, xd, user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
       thread_stream().wait();
@@ -311,7 +368,7 @@ class ConvOp : public NativeOp {
     // The output size accounts for the bottom/right padding: tiles past it read zeros.
     WinogradConv::Geometry g{xd[0], xd[2], xd[3], pad_l[0], pad_l[1], plan.out_dims[2], plan.out_dims[3]};
     if (!WinogradConv::suits(xd[1], weights_.dim(0), g)) return false;
-    plan.winograd = std::make_shared<const WinogradConv>(to_float(weights_), bias_, activation_ == "Relu");
+    plan.winograd = own_winograd_for(xd);
     plan.geometry = g;
     plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, memory::format_tag::nChw8c);
     plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, memory::format_tag::nChw8c);
@@ -327,6 +384,8 @@ class ConvOp : public NativeOp {
   std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
   ShapePlanCache<Plan> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // import_packed(): used as plans are built
 };
 
 }  // namespace

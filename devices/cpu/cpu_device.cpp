@@ -76,6 +76,10 @@ class CpuDevice : public Device {
     return {};
   }
   Expected<std::unique_ptr<Executable>> compile(const Graph& partition) override {
+    return compile_packed(partition, nullptr);
+  }
+  Expected<std::unique_ptr<Executable>> compile_packed(const Graph& partition,
+                                                       std::shared_ptr<const PackedWeights> packed) override {
     if (has_subgraphs(partition)) {
       ASSIGN_OR_RETURN(std::unique_ptr<Executable> ref, make_ref_device()->compile(partition));
       return std::unique_ptr<Executable>(new CpuOnReference(std::move(ref)));
@@ -83,7 +87,7 @@ class CpuDevice : public Device {
     // Half-precision weights go to the native convolutions and matmuls as they are stored.
     Graph graph = partition;
     cpu::absorb_half_weights(graph);
-    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(graph, options_));
+    ASSIGN_OR_RETURN(auto program, cpu::CpuProgram::build(graph, options_, std::move(packed)));
     return std::unique_ptr<Executable>(std::move(program));
   }
 

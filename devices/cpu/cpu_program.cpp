@@ -17,7 +17,8 @@
 namespace pyflame_rt {
 namespace cpu {
 
-Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, const CpuDeviceOptions& options) {
+Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, const CpuDeviceOptions& options,
+                                                        std::shared_ptr<const PackedWeights> packed) {
   std::unique_ptr<CpuProgram> p(new CpuProgram());
   p->graph_ = graph;
   p->num_threads_ = options.num_threads;
@@ -82,7 +83,59 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
   for (int s : p->output_slots_) p->readers_[static_cast<size_t>(s)] = -1;  // never released
   p->ran_native_.reset(new std::atomic<bool>[p->steps_.size()]);
   for (size_t i = 0; i < p->steps_.size(); ++i) p->ran_native_[i].store(p->steps_[i].native != nullptr);
+  if (packed && !packed->blobs.empty()) p->import_packed(*packed);
   return p;
+}
+
+namespace {
+std::string step_name(const Node& node) { return node.name.empty() ? node.outputs[0] : node.name; }
+}  // namespace
+
+int CpuProgram::run_threads() const {
+  static const int kDefaultThreads = omp_get_num_procs();  // num_threads 0: one per core
+  int threads = num_threads_ > 0 ? num_threads_ : kDefaultThreads;
+  if (int limit = IntraOpThreadLimit::current(); limit > 0 && limit < threads) threads = limit;
+  return threads;
+}
+
+void CpuProgram::import_packed(const PackedWeights& packed) {
+  if (!packed.valid_here()) {
+    note_stale_packed("(every node)", "packed on " + packed.validity + ", this machine is " + packed_weights_validity());
+    return;
+  }
+  std::vector<std::pair<NativeOp*, Dims>> work;
+  for (Step& step : steps_) {
+    if (!step.native) continue;
+    std::vector<PackedBlob> blobs = packed.for_node(step_name(*step.node));
+    if (blobs.empty()) continue;
+    for (const auto& b : blobs) work.emplace_back(step.native.get(), b.key);
+    step.native->import_packed(std::move(blobs));
+  }
+  // Building the plans is mostly oneDNN generating its jit kernels, independent per op: two
+  // threads (this machine's cores) halve it. A plan that fails here fails again, and says
+  // why, on the first run.
+  // oneDNN sizes a primitive (and the layout of its weights) for the OpenMP threads of the
+  // thread that creates it: those of the runs, as when a run builds it.
+  const int threads_per_run = run_threads();
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    omp_set_num_threads(threads_per_run);
+    for (size_t i; (i = next.fetch_add(1)) < work.size();) (void)work[i].first->prepare(work[i].second);
+  };
+  unsigned threads = std::min<unsigned>(2, std::max(1u, std::thread::hardware_concurrency()));
+  if (work.size() < 2) threads = 1;
+  std::vector<std::thread> helpers;
+  for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(worker);
+  worker();
+  for (auto& h : helpers) h.join();
+}
+
+Status CpuProgram::export_packed(PackedWeights* out) const {
+  out->validity = packed_weights_validity();
+  for (const Step& step : steps_) {
+    if (step.native) step.native->export_packed(step_name(*step.node), &out->blobs);
+  }
+  return Status::OK();
 }
 
 namespace {
@@ -227,9 +280,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   }
   // omp_set_num_threads is per calling thread and sticky: set it on every run, so a limit
   // that a previous run on this thread had does not leak into this one.
-  static const int kDefaultThreads = omp_get_num_procs();  // num_threads 0: one per core
-  int threads = num_threads_ > 0 ? num_threads_ : kDefaultThreads;
-  if (int limit = IntraOpThreadLimit::current(); limit > 0 && limit < threads) threads = limit;
+  int threads = run_threads();
   omp_set_num_threads(threads);
   // Declared before the slots: destroyed after them, once every buffer came back.
   RunPools::Lease pool = pools_->lease();

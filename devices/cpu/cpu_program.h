@@ -21,7 +21,10 @@ class CpuProgram : public Executable {
   // options.num_threads 0 = oneDNN's default (one per core). options.parallel_branches:
   // independent steps run at the same time on two workers (see execute_parallel).
   // options.memory_reuse/memory_arena: where native outputs' buffers come from (buffer_pool.h).
-  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, const CpuDeviceOptions& options = {});
+  // `packed` (optional): weights packed by export_packed() of a program of this graph; the
+  // plans of their shapes are built now (on two threads), mapping them instead of packing.
+  static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, const CpuDeviceOptions& options = {},
+                                                     std::shared_ptr<const PackedWeights> packed = nullptr);
   Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return execute(std::move(inputs), nullptr); }
   Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const override {
     return execute(std::move(inputs), timings);
@@ -36,6 +39,8 @@ class CpuProgram : public Executable {
   // {"weights": ...}: the initializers this program holds, by dtype, and how half-precision
   // weights compute (half_weights.h: weights_report_json).
   std::string report_json() const override;
+  // The packed weights of every native op's plans built so far (by runs, or by build()).
+  Status export_packed(PackedWeights* out) const override;
 
   // Per node, in run order: its name (its first output's when unnamed) and whether its native
   // kernel ran in the latest run, false when it has none or fell back to the reference kernel at
@@ -62,6 +67,10 @@ class CpuProgram : public Executable {
   // One step on `in` (nullptr = absent input), exceptions turned into errors naming the node.
   // Records in ran_native_[index] whether the native kernel ran (no reference fallback).
   Status run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const;
+  // Hands each native op its blobs of `packed` and builds their plans (import_packed, prepare).
+  void import_packed(const PackedWeights& packed);
+  // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
+  int run_threads() const;
 
   Graph graph_;
   int num_threads_ = 0;

@@ -6,6 +6,7 @@
 
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -71,9 +72,46 @@ class MatMulOp : public NativeOp {
     memory::desc src, w_desc, dst, scratch;
     memory weights, bias;
     std::optional<PReluStep> prelu;
-    std::string impl;        // oneDNN's implementation name
+    std::string impl;        // the primitive's kernel (what its packed weights are for)
     bool reference = false;  // oneDNN's reference kernel
+    Tensor packed_keep;      // imported packed weights that `weights` views
   };
+
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    if (!weights_.defined()) return;  // run-time operands: nothing packed
+    plans_.for_each([&](const Dims& key, const std::shared_ptr<const Plan>& plan) {
+      if (plan && plan->weights) out->push_back(dnnl_blob(node, key, plan->impl, plan->weights));
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  // `key` is a plan key of constant weights: {M, K} then {K, N}.
+  Status prepare(const Dims& key) override {
+    if (!weights_.defined() || key.size() != 4) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for ", dims_to_string(key),
+                         " do not fit a matmul with constant weights");
+    }
+    return plan_for({key[0], key[1]}, {key[2], key[3]}, 1).status();
+  }
+
+  // The primitive's weights: imported packed bytes when they fit it (kernel `impl`, layout
+  // `want`), else `user_w` reordered.
+  void pack_weights(Plan& plan, const Dims& key, const std::string& impl, const memory::desc& want,
+                    memory& user_w) {
+    plan.impl = impl;
+    std::string node = node_.name.empty() ? node_.outputs[0] : node_.name;
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    if (auto w = take_dnnl_blob(imported_, node, key, impl, want)) {
+      plan.weights = w->memory;
+      plan.packed_keep = w->bytes;
+      return;
+    }
+    plan.weights = memory(want, engine());
+    dnnl::reorder(user_w, plan.weights).execute(thread_stream(), user_w, plan.weights);
+    thread_stream().wait();
+  }
 
   void execute(const Plan& plan, const Tensor& A, const memory& w, Tensor& y) {
     memory src = source(plan, A);
@@ -119,6 +157,8 @@ class MatMulOp : public NativeOp {
   // The plan computing in `cdt` (f32, or bf16 for bf16 weights where the CPU has bf16 math).
   Expected<std::shared_ptr<Plan>> build_plan(const Dims& src_dims, const Dims& w_dims, int64_t batch,
                                              memory::data_type cdt) {
+    Dims key = src_dims;  // the plan's cache key, which names its packed weights
+    key.insert(key.end(), w_dims.begin(), w_dims.end());
     auto plan = std::make_shared<Plan>();
     bool constant = weights_.defined();
     Dims dst_dims = src_dims;
@@ -142,7 +182,7 @@ class MatMulOp : public NativeOp {
       plan->reference = plan->impl.rfind("ref", 0) == 0;
       if (constant && cdt == memory::data_type::f32 && plan->impl.rfind("gemm", 0) == 0 &&
           src_dims[0] >= kMinConvRows) {
-        if (std::shared_ptr<Plan> conv = conv_plan(src_dims[0], w_dims[0], w_dims[1], attr)) return conv;
+        if (std::shared_ptr<Plan> conv = conv_plan(key, src_dims[0], w_dims[0], w_dims[1], attr)) return conv;
       }
       plan->prim = dnnl::matmul(pd);
       plan->src = pd.src_desc();
@@ -156,9 +196,7 @@ class MatMulOp : public NativeOp {
         memory::desc user(to_dnnl(w_dims), dnnl_type(w_src.dtype()),
                           transposed_ ? memory::format_tag::ba : memory::format_tag::ab);
         memory user_w(user, engine(), const_cast<void*>(w_src.raw_data()));
-        plan->weights = memory(pd.weights_desc(), engine());
-        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
-        thread_stream().wait();
+        pack_weights(*plan, key, pd.impl_info_str(), pd.weights_desc(), user_w);
       }
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") {
@@ -177,7 +215,7 @@ class MatMulOp : public NativeOp {
   // plain [M,K] rows are NHWC [1,K,M,1] as they are, so no reorder is needed. nullptr when the
   // convolution would be a reference kernel.
   static constexpr int64_t kMinConvRows = 16;
-  std::shared_ptr<Plan> conv_plan(int64_t M, int64_t K, int64_t N, const dnnl::primitive_attr& attr) {
+  std::shared_ptr<Plan> conv_plan(const Dims& key, int64_t M, int64_t K, int64_t N, const dnnl::primitive_attr& attr) {
     using tag = memory::format_tag;
     auto f32 = memory::data_type::f32;
     try {
@@ -202,9 +240,7 @@ class MatMulOp : public NativeOp {
       Tensor w_src = to_float(weights_);  // f32 kernel (see build_plan)
       memory user_w(memory::desc({N, K, 1, 1}, f32, transposed_ ? tag::abcd : tag::bacd), engine(),
                     const_cast<void*>(w_src.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
-      thread_stream().wait();
+      pack_weights(*plan, key, pd.impl_info_str(), pd.weights_desc(), user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(dst, activation_params_, 1);
       return plan;
@@ -221,6 +257,8 @@ class MatMulOp : public NativeOp {
   std::string activation_;
   std::vector<float> activation_params_;
   ShapePlanCache<Plan> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // import_packed(): used as plans are built
 };
 
 const Tensor* f32_initializer(const Graph& g, const std::string& name) {

@@ -14,6 +14,7 @@
 
 #include "devices/cpu/dnnl_util.h"
 #include "devices/cpu/shape_plan_cache.h"
+#include "devices/packed_weights.h"
 #include "devices/ref/kernel.h"
 
 namespace pyflame_rt {
@@ -24,6 +25,15 @@ class NativeOp {
   virtual ~NativeOp() = default;
   // inputs[i] is nullptr for an omitted optional input; outputs has one entry per node output.
   virtual Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) = 0;
+
+  // Optional, for ops with constant weights they pack per shape (devices/packed_weights.h).
+  // export_packed: the packed weights of every plan built so far, named `node`.
+  virtual void export_packed(const std::string& node, std::vector<PackedBlob>* out) const {}
+  // import_packed: blobs a plan file kept, used instead of packing when the plan of their key
+  // is built (a blob that does not fit the kernel chosen then is packed again).
+  virtual void import_packed(std::vector<PackedBlob> blobs) {}
+  // prepare: builds the plan of an imported blob's key now, ahead of the first run.
+  virtual Status prepare(const Dims& key) { return Status::OK(); }
 };
 
 // The native op for `node`, or nullptr when the node should run on the reference kernel (then

@@ -1,5 +1,7 @@
 #include "devices/cpu/winograd_conv.h"
 
+#include <cstring>
+
 #include <immintrin.h>
 
 #include <cstdlib>
@@ -202,6 +204,32 @@ WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu)
   }
   bias_.assign(static_cast<size_t>(cout_), 0.f);
   if (bias.defined()) bias_.assign(bias.data<float>(), bias.data<float>() + cout_);
+  u_data_ = u_.data();
+}
+
+std::shared_ptr<const WinogradConv> WinogradConv::from_packed(const Tensor& packed, int64_t cin, int64_t cout,
+                                                              const Tensor& bias, bool relu) {
+  int64_t cout_pad = (cout + 15) / 16 * 16;
+  if (!packed.raw_data() || packed.nbytes() != static_cast<size_t>(kPositions * cin * cout_pad) * sizeof(float)) {
+    return nullptr;
+  }
+  std::shared_ptr<WinogradConv> w(new WinogradConv());
+  w->cin_ = cin;
+  w->cout_ = cout;
+  w->cout_pad_ = cout_pad;
+  w->relu_ = relu;
+  w->packed_ = packed;
+  w->u_data_ = static_cast<const float*>(packed.raw_data());
+  w->bias_.assign(static_cast<size_t>(cout), 0.f);
+  if (bias.defined()) w->bias_.assign(bias.data<float>(), bias.data<float>() + cout);
+  return w;
+}
+
+Tensor WinogradConv::packed_bytes() const {
+  size_t n = static_cast<size_t>(kPositions * cin_ * cout_pad_) * sizeof(float);
+  Tensor out(DType::kUInt8, {static_cast<int64_t>(n)});
+  std::memcpy(out.raw_data(), u_data_, n);
+  return out;
 }
 
 void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
@@ -225,7 +253,7 @@ void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int p = 0; p < kPositions; ++p) {
     for (int64_t nb = 0; nb < col_blocks; ++nb) {
-      multiply_column_block(v + p * v_stride, tiles, cin_, u_.data() + (p * col_blocks + nb) * cin_ * 16,
+      multiply_column_block(v + p * v_stride, tiles, cin_, u_data_ + (p * col_blocks + nb) * cin_ * 16,
                             m + p * m_stride + nb * 16, cout_pad_);
     }
   }

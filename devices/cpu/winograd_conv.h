@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "graph/tensor.h"
@@ -37,18 +38,29 @@ class WinogradConv {
 
   // `weights` [cout, cin, 3, 3] f32; `bias` [cout] or undefined; `relu` applies max(0, x).
   WinogradConv(const Tensor& weights, const Tensor& bias, bool relu);
+  WinogradConv(const WinogradConv&) = delete;  // u_data_ points into the object
+  WinogradConv& operator=(const WinogradConv&) = delete;
+  // On weights transformed before (packed_bytes() of an equal convolution, e.g. a plan file's,
+  // viewed in place and kept alive): nullptr when their size is not that of cin x cout.
+  static std::shared_ptr<const WinogradConv> from_packed(const Tensor& packed, int64_t cin, int64_t cout,
+                                                         const Tensor& bias, bool relu);
+  // The transformed weights as bytes (uint8 [n], a copy), what from_packed() takes.
+  Tensor packed_bytes() const;
 
   // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c. Uses the calling
   // thread's OpenMP team.
   void run(const float* src, float* dst, const Geometry& g) const;
 
  private:
-  int64_t cin_, cout_, cout_pad_;  // cout_pad_: cout rounded up to the 16-column blocks
+  WinogradConv() = default;
+  int64_t cin_ = 0, cout_ = 0, cout_pad_ = 0;  // cout_pad_: cout rounded up to the 16-column blocks
   // Transformed weights, one cin x cout_pad matrix per position, packed in blocks of 16
   // columns: [36][cout_pad / 16][cin][16].
   std::vector<float> u_;
+  const float* u_data_ = nullptr;  // u_, or the packed bytes of from_packed()
+  Tensor packed_;                  // from_packed(): keeps those bytes alive
   std::vector<float> bias_;  // [cout], zeros without bias
-  bool relu_;
+  bool relu_ = false;
 };
 
 }  // namespace cpu

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "devices/packed_weights.h"
 #include "session/inference_session.h"
 
 namespace pyflame_rt {
@@ -193,6 +194,62 @@ TEST(PlanCacheTest, ForeignCpuEntryIsRecompiled) {
     b[at + plan_cpu_id().size() - 1] = b[at + plan_cpu_id().size() - 1] == 'f' ? 'e' : 'f';
     reseal(b);
   }, "compiled for CPU");
+}
+
+// With its free batch dim fixed (input_shapes), tiny_cnn's plan keeps the packed weights of
+// its convolutions and matmuls, which a hit uses instead of packing; packed weights of another
+// oneDNN (or CPU) are packed again, with the same outputs. Without, the plan keeps none.
+TEST(PlanCacheTest, HitUsesThePlansPackedWeights) {
+  SessionOptions dynamic;
+  dynamic.compile_cache_dir = fresh_dir("unpacked");
+  ASSERT_TRUE(InferenceSession::create(kModel, dynamic).ok());
+  Expected<PlanContents> unpacked = PlanCache(dynamic.compile_cache_dir)
+                                        .load(std::filesystem::path(files(dynamic.compile_cache_dir)[0]).stem().string());
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status().to_string();
+  EXPECT_TRUE(unpacked->packed.empty());
+  std::filesystem::remove_all(dynamic.compile_cache_dir);
+
+  SessionOptions opts;
+  opts.compile_cache_dir = fresh_dir("packed");
+  opts.input_shapes["image"] = "1,3,32,32";
+  auto first = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  std::string path = files(opts.compile_cache_dir)[0];
+  std::string key = std::filesystem::path(path).stem().string();
+  Expected<PlanContents> stored = PlanCache(opts.compile_cache_dir).load(key);
+  ASSERT_TRUE(stored.ok()) << stored.status().to_string();
+  size_t blobs = 0;
+  for (const auto& [partition, packed] : stored->packed) {
+    EXPECT_EQ(packed.validity, packed_weights_validity());
+    blobs += packed.blobs.size();
+  }
+  EXPECT_GE(blobs, 2u);  // at least its convolutions
+
+  uint64_t used = packed_weights_used_count(), stale = packed_weights_stale_count();
+  auto second = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  EXPECT_TRUE((*second)->compiled_from_cache());
+  std::vector<float> a = probs(**first), b = probs(**second);
+  ASSERT_EQ(a.size(), 10u);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(packed_weights_used_count() - used, blobs);
+  EXPECT_EQ(packed_weights_stale_count(), stale);
+
+  // The same entry as if packed by another oneDNN: still a hit, packed again, same outputs.
+  std::string bytes = read_all(path);
+  size_t at = bytes.find("onednn=");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 6] = '~';
+  reseal(bytes);
+  write_all(path, bytes);
+  used = packed_weights_used_count();
+  auto third = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  EXPECT_TRUE((*third)->compiled_from_cache());
+  EXPECT_EQ(probs(**third), a);
+  EXPECT_EQ(packed_weights_used_count(), used);
+  EXPECT_GT(packed_weights_stale_count(), stale);
+  std::filesystem::remove_all(opts.compile_cache_dir);
 }
 
 TEST(PlanCacheTest, UnwritableDirectoryCostsOnlyTheShortcut) {
