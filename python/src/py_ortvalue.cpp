@@ -86,25 +86,6 @@ void PyOrtValue::update_inplace(const py::array& a) {
   if (t.nbytes()) std::memcpy(const_cast<void*>(t.raw_data()), c.data(), t.nbytes());
 }
 
-Status copy_output_into(const std::string& name, const Value& produced, const Value& bound) {
-  if (!produced.is_tensor()) {
-    return invalid_argument("output '", name, "' is not a tensor; it cannot be written into a bound buffer");
-  }
-  const Tensor& src = produced.tensor;
-  const Tensor& dst = bound.tensor;
-  if (src.dtype() != dst.dtype() || src.dims() != dst.dims()) {
-    return invalid_argument("output '", name, "': the bound buffer is ", dst.summary(), ", the run produced ",
-                            src.summary());
-  }
-  if (src.dtype() == DType::kString) {
-    auto* out = const_cast<std::string*>(dst.data<std::string>());
-    for (int64_t i = 0; i < src.numel(); ++i) out[i] = src.data<std::string>()[i];
-  } else if (src.nbytes() && src.raw_data() != dst.raw_data()) {
-    std::memcpy(const_cast<void*>(dst.raw_data()), src.raw_data(), src.nbytes());
-  }
-  return Status::OK();
-}
-
 void bind_ortvalue(py::module_& m) {
   py::class_<PyOrtValue>(m, "OrtValue")
       .def_static("ortvalue_from_numpy", &PyOrtValue::from_numpy, py::arg("numpy_obj"), py::arg("device_type") = "cpu",
