@@ -540,8 +540,8 @@ Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value
   for (size_t i : wanted) {
     Value& v = results[i];
     if (!v.is_tensor()) {
-      return not_implemented("output '", outputs_[i].name, "' is a ", v.is_sequence() ? "sequence" : "empty optional",
-                             "; only tensor outputs can be returned");
+      const char* kind = v.is_sequence() ? "sequence" : v.is_map() ? "map" : "empty optional";
+      return not_implemented("output '", outputs_[i].name, "' is a ", kind, "; only tensor outputs can be returned");
     }
     out.push_back(v.tensor);
   }

@@ -53,12 +53,25 @@ py::object PyOrtValue::numpy() const { return object_from_value(value_); }
 
 std::vector<int64_t> PyOrtValue::shape() const {
   if (value_.is_tensor()) return value_.tensor.dims();
+  if (value_.is_map_sequence()) return {static_cast<int64_t>(value_.maps.size())};
+  if (value_.is_map()) return {value_.map_keys.numel()};
   if (value_.is_sequence()) return {static_cast<int64_t>(value_.sequence.size())};
   return {};
 }
 
+namespace {
+// "map(string,tensor(float))", as ONNX Runtime names it.
+std::string map_type_name(const Value& m) {
+  std::string key = dtype_onnx_name(m.map_keys.dtype());  // "tensor(string)"
+  key = key.substr(7, key.size() - 8);
+  return "map(" + key + "," + dtype_onnx_name(m.map_values.dtype()) + ")";
+}
+}  // namespace
+
 std::string PyOrtValue::data_type() const {
   if (value_.is_tensor()) return dtype_onnx_name(value_.tensor.dtype());
+  if (value_.is_map()) return map_type_name(value_);
+  if (value_.is_map_sequence()) return "seq(" + map_type_name(value_.maps[0]) + ")";
   if (value_.is_sequence()) return "seq(" + dtype_onnx_name(value_.sequence_dtype) + ")";
   return "optional";
 }
