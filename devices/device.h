@@ -47,6 +47,10 @@ struct NodeKernel {
 struct RunContext {
   const std::atomic<bool>* terminate = nullptr;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Graph outputs the caller pre-allocated (IOBinding), by value name: tensors wrapping the
+  // caller's buffers, alive for the run. A device may write an output straight into its buffer
+  // and return a tensor on that same memory; any output it does not, the session copies in.
+  const std::map<std::string, Tensor>* preallocated = nullptr;
   // OK, or the status that ends the run now.
   Status check() const;  // kFail "terminated" (as ONNX Runtime), kDeadlineExceeded
 };

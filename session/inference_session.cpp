@@ -14,6 +14,7 @@
 #include "graph/model_loader.h"
 #include "graph/onnx_export.h"
 #include "graph/pfm_format.h"
+#include "session/bound_outputs.h"
 #include "session/mapped_file.h"
 #include "session/plan_cache.h"
 
@@ -554,8 +555,8 @@ Expected<std::vector<Tensor>> InferenceSession::select_outputs(std::vector<Value
   for (size_t i : wanted) {
     Value& v = results[i];
     if (!v.is_tensor()) {
-      return not_implemented("output '", outputs_[i].name, "' is a ", v.is_sequence() ? "sequence" : "empty optional",
-                             "; only tensor outputs can be returned");
+      const char* kind = v.is_sequence() ? "sequence" : v.is_map() ? "map" : "empty optional";
+      return not_implemented("output '", outputs_[i].name, "' is a ", kind, "; only tensor outputs can be returned");
     }
     out.push_back(v.tensor);
   }
@@ -579,6 +580,14 @@ Expected<std::vector<Tensor>> InferenceSession::run(const std::vector<std::strin
 Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std::string>& output_names,
                                                           const std::map<std::string, Tensor>& feeds,
                                                           const RunOptions& run_options) const {
+  return run_values(output_names, feeds, run_options, {}, nullptr);
+}
+
+Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std::string>& output_names,
+                                                          const std::map<std::string, Tensor>& feeds,
+                                                          const RunOptions& run_options,
+                                                          const std::map<std::string, Tensor>& preallocated,
+                                                          std::vector<bool>* in_place) const {
   // The run's lines carry the session's id and the run's; the run's levels, when set, win.
   LogScope scope = log_scope_;
   if (!run_options.log_id.empty()) scope.id += ":" + run_options.log_id;
@@ -587,6 +596,13 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   std::vector<size_t> wanted;
   std::vector<Value> inputs;
   RETURN_IF_ERROR(prepare(output_names, feeds, &wanted, &inputs));
+  for (const auto& kv : preallocated) {
+    auto w = std::find_if(wanted.begin(), wanted.end(), [&](size_t i) { return outputs_[i].name == kv.first; });
+    if (w == wanted.end()) {
+      return invalid_argument("output '", kv.first, "' has a bound buffer but is not among the requested outputs");
+    }
+    RETURN_IF_ERROR(check_bound_output(kv.first, outputs_[*w].dtype, outputs_[*w].shape, kv.second));
+  }
   log_at(LogSeverity::kVerbose, scope, "run started: ", feeds.size(), " feeds, ", wanted.size(), " outputs");
   warn_ignored_run_entries(run_options, scope);
   // Between nodes on this thread (RunInterruptScope) and between partitions on the device
@@ -594,6 +610,7 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   RunInterruptScope interrupt(&run_options.terminate);
   RunContext ctx;
   ctx.terminate = &run_options.terminate;
+  if (!preallocated.empty()) ctx.preallocated = &preallocated;
   auto start = Clock::now();
   auto execute = [&]() -> Expected<std::vector<Value>> {
     if (!options_.enable_profiling) return compiled_->run(std::move(inputs), ctx);
@@ -613,7 +630,17 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   log_at(LogSeverity::kVerbose, scope, "run finished in ", micros_since(start), " us");
   std::vector<Value> out;
   out.reserve(wanted.size());
-  for (size_t i : wanted) out.push_back(std::move(results.value()[i]));
+  if (in_place) in_place->assign(wanted.size(), false);
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    Value& v = results.value()[wanted[k]];
+    auto bound = preallocated.find(outputs_[wanted[k]].name);
+    if (bound != preallocated.end()) {
+      ASSIGN_OR_RETURN(bool direct, finish_bound_output(bound->first, v, bound->second));
+      if (in_place) (*in_place)[k] = direct;
+      v = Value(bound->second);
+    }
+    out.push_back(std::move(v));
+  }
   return out;
 }
 

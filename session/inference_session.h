@@ -105,6 +105,19 @@ class InferenceSession {
   Expected<std::vector<Value>> run_values(const std::vector<std::string>& output_names,
                                           const std::map<std::string, Tensor>& feeds,
                                           const RunOptions& run_options) const;
+  // run_values() into the caller's buffers (ONNX Runtime's IOBinding with pre-allocated
+  // outputs): `preallocated` maps requested output names to tensors wrapping those buffers
+  // (Tensor::wrap; alive and untouched by the caller until the run returns). The CPU device
+  // writes such an output straight into its buffer when its last writer is a native op with
+  // the bound dtype, dims and the plain layout; any other is copied in after the run. The
+  // returned Value of a bound output is the bound tensor. `in_place` (may be null) receives,
+  // per requested output, whether it was written in place (false for unbound outputs).
+  // A bound buffer of the wrong dtype or shape is kInvalidArgument naming the output, the
+  // expected and the received, before the run (or after it, for dims the model leaves open).
+  Expected<std::vector<Value>> run_values(const std::vector<std::string>& output_names,
+                                          const std::map<std::string, Tensor>& feeds, const RunOptions& run_options,
+                                          const std::map<std::string, Tensor>& preallocated,
+                                          std::vector<bool>* in_place) const;
 
   // The checks run() does on a feed (names, dtypes, ranks, known dims), without running:
   // batchers and streams use it to reject a bad request before it joins others.

@@ -8,6 +8,7 @@
 
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/output_destination.h"
 #include "devices/cpu/packed_dnnl.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
@@ -61,7 +62,7 @@ class ConvOp : public NativeOp {
     CpuValue out;
     CpuValue* residual = has_sum_ ? inputs[3] : nullptr;
     if (residual && residual->last_use && residual->has_native && residual->native.get_desc() == plan->dst &&
-        residual != x) {
+        residual != x && !OutputDestination::pending()) {  // a bound output (IOBinding) gets the sum instead
       // The sum post-op adds what dst holds: sum into the residual itself (sharing its buffer).
       out = CpuValue::from_native(residual->native, plan->out_dims, residual->buffer);
     } else {

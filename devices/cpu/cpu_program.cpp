@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "devices/cpu/half_weights.h"
+#include "devices/cpu/output_destination.h"
 #include "devices/run_interrupt.h"
 #include "devices/thread_limit.h"
 
@@ -81,6 +82,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
     for (int s : step.outputs) if (s >= 0) producer[static_cast<size_t>(s)] = static_cast<int>(i);
   }
   for (int s : p->output_slots_) p->readers_[static_cast<size_t>(s)] = -1;  // never released
+  p->producer_of_ = std::move(producer);
   p->ran_native_.reset(new std::atomic<bool>[p->steps_.size()]);
   for (size_t i = 0; i < p->steps_.size(); ++i) p->ran_native_[i].store(p->steps_[i].native != nullptr);
   if (packed && !packed->blobs.empty()) p->import_packed(*packed);
@@ -167,8 +169,10 @@ bool has_empty_tensor(const std::vector<CpuValue*>& in) {
 
 }  // namespace
 
-Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const {
+Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,
+                            const Tensor* dest) const {
   const Step& step = steps_[index];
+  OutputDestination::Scope destination(dest);
   try {
     // A native op given an empty tensor goes to the reference kernel: oneDNN primitive
     // creation divides by zero-sized dims (SIGFPE), the reference kernels make empty outputs.
@@ -189,7 +193,8 @@ Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std:
 // more thread, a step running alone with every intra-op thread, two side by side with half. A step works on its own copies of its
 // inputs (copies share the buffers): a value's lazy layout conversions are not thread-safe,
 // and two branches may read the same value at once. The first error stops the run.
-Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const {
+Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings,
+                                    const std::vector<const Tensor*>& dest) const {
   const int workers = 2;
   BufferPool* pool = BufferPool::current();  // the helper thread allocates from the run's pool too
   const int per_worker = std::max(1, threads / workers);
@@ -229,7 +234,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       for (size_t k = 0; k < copies.size(); ++k) in.push_back(present_or_null(step.inputs[k] >= 0 ? &copies[k] : nullptr));
       std::vector<CpuValue> out(step.outputs.size());
       auto start = std::chrono::steady_clock::now();
-      Status st = run_step(i, in, out);
+      Status st = run_step(i, in, out, dest[i]);
       NodeTiming timing = timing_of(*step.node, start, run_start);
       copies.clear();
       lock.lock();
@@ -274,10 +279,40 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
   return error;
 }
 
-Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const {
+std::vector<const Tensor*> CpuProgram::destinations(const std::map<std::string, Tensor>& preallocated,
+                                                    const std::vector<Value>& inputs) const {
+  std::vector<const Tensor*> dest(steps_.size(), nullptr);
+  auto overlaps = [](const Tensor& a, const Tensor& b) {
+    auto* a0 = static_cast<const char*>(a.raw_data());
+    auto* b0 = static_cast<const char*>(b.raw_data());
+    return a0 && b0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+  };
+  for (size_t k = 0; k < output_slots_.size(); ++k) {
+    auto it = preallocated.find(graph_.outputs[k].name);
+    if (it == preallocated.end()) continue;
+    const Tensor& t = it->second;
+    int s = output_slots_[k];
+    int producer = producer_of_[static_cast<size_t>(s)];
+    if (producer < 0 || t.dtype() == DType::kString || t.nbytes() == 0 ||
+        std::count(output_slots_.begin(), output_slots_.end(), s) != 1 ||
+        steps_[static_cast<size_t>(producer)].outputs.size() != 1) {
+      continue;
+    }
+    bool clash = false;
+    for (const Value& in : inputs) clash = clash || (in.is_tensor() && overlaps(in.tensor, t));
+    for (const auto& kv : preallocated) clash = clash || (kv.first != it->first && overlaps(kv.second, t));
+    if (!clash) dest[static_cast<size_t>(producer)] = &t;
+  }
+  return dest;
+}
+
+Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings,
+                                                 const std::map<std::string, Tensor>* preallocated) const {
   if (inputs.size() != input_slots_.size()) {
     return invalid_argument("graph expects ", input_slots_.size(), " inputs, got ", inputs.size());
   }
+  std::vector<const Tensor*> dest = preallocated && !preallocated->empty() ? destinations(*preallocated, inputs)
+                                                                          : std::vector<const Tensor*>(steps_.size());
   // omp_set_num_threads is per calling thread and sticky: set it on every run, so a limit
   // that a previous run on this thread had does not leak into this one.
   int threads = run_threads();
@@ -289,7 +324,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));
   if (parallel_ && steps_.size() > 1) {
-    RETURN_IF_ERROR(execute_parallel(slots, threads, timings));
+    RETURN_IF_ERROR(execute_parallel(slots, threads, timings, dest));
   } else {
     std::vector<CpuValue*> in;
     auto run_start = std::chrono::steady_clock::now();
@@ -301,7 +336,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
       std::vector<CpuValue> out(step.outputs.size());
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-      RETURN_IF_ERROR(run_step(index, in, out));
+      RETURN_IF_ERROR(run_step(index, in, out, dest[index]));
       if (timings) timings->push_back(timing_of(*step.node, start, run_start));
       for (size_t i = 0; i < out.size(); ++i) {
         int s = step.outputs[i];
@@ -313,6 +348,14 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   std::vector<Value> results;
   for (int s : output_slots_) {
     CpuValue& v = slots[static_cast<size_t>(s)];
+    // Written into the caller's buffer (always the plain layout there, see allocate_native):
+    // returned as the caller's tensor rather than reordered into a new one.
+    int producer = producer_of_[static_cast<size_t>(s)];
+    const Tensor* d = producer >= 0 ? dest[static_cast<size_t>(producer)] : nullptr;
+    if (d && v.has_native && v.native.get_data_handle() == d->raw_data()) {
+      results.push_back(Value(*d));
+      continue;
+    }
     results.push_back(v.has_native || v.has_plain ? v.as_plain() : Value());
   }
   return results;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,13 @@ class CpuProgram : public Executable {
   static Expected<std::unique_ptr<CpuProgram>> build(const Graph& graph, const CpuDeviceOptions& options = {},
                                                      std::shared_ptr<const PackedWeights> packed = nullptr);
   Expected<std::vector<Value>> run(std::vector<Value> inputs) const override { return execute(std::move(inputs), nullptr); }
+  // With ctx.preallocated: a bound output whose last writer is a native op allocating it in
+  // the plain layout with the bound dtype and dims is written into the caller's buffer (the
+  // returned tensor is on that memory); any other bound output comes back in its own memory.
+  Expected<std::vector<Value>> run(std::vector<Value> inputs, const RunContext& ctx) const override {
+    RETURN_IF_ERROR(ctx.check());
+    return execute(std::move(inputs), nullptr, ctx.preallocated);
+  }
   Expected<std::vector<Value>> run_profiled(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const override {
     return execute(std::move(inputs), timings);
   }
@@ -62,11 +70,20 @@ class CpuProgram : public Executable {
     int producers = 0;              // distinct steps whose outputs it reads
   };
 
-  Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings) const;
-  Status execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings) const;
+  Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings,
+                                       const std::map<std::string, Tensor>* preallocated = nullptr) const;
+  // Per step: the caller's buffer its output may be written into, or null. Only a step with
+  // one output, not an input or constant, and a buffer overlapping no input and no other
+  // bound buffer (a feed bound as output too would be overwritten while still read).
+  std::vector<const Tensor*> destinations(const std::map<std::string, Tensor>& preallocated,
+                                          const std::vector<Value>& inputs) const;
+  Status execute_parallel(std::vector<CpuValue>& slots, int threads, std::vector<NodeTiming>* timings,
+                          const std::vector<const Tensor*>& dest) const;
   // One step on `in` (nullptr = absent input), exceptions turned into errors naming the node.
   // Records in ran_native_[index] whether the native kernel ran (no reference fallback).
-  Status run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out) const;
+  // `dest`: the caller's buffer for its output (OutputDestination), or null.
+  Status run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,
+                  const Tensor* dest = nullptr) const;
   // Hands each native op its blobs of `packed` and builds their plans (import_packed, prepare).
   void import_packed(const PackedWeights& packed);
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
@@ -82,6 +99,7 @@ class CpuProgram : public Executable {
   std::vector<int> input_slots_, output_slots_;
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<Step> steps_;
+  std::vector<int> producer_of_;  // per slot: the step that writes it, -1 for inputs and constants
   // Per step: did its native kernel run in the latest run (concurrent runs may write it).
   std::unique_ptr<std::atomic<bool>[]> ran_native_;
 };

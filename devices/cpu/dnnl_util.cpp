@@ -1,6 +1,7 @@
 #include "devices/cpu/dnnl_util.h"
 
 #include "devices/cpu/buffer_pool.h"
+#include "devices/cpu/output_destination.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -30,6 +31,19 @@ dnnl::memory::desc plain_desc(const Dims& d) {
 }
 
 CpuValue CpuValue::allocate_native(const dnnl::memory::desc& desc, Dims dims) {
+  // A bound graph output (IOBinding) in the plain layout: written straight into the caller's
+  // buffer. Its owner is the caller (a no-op deleter), so no pool ever hands it to anyone else.
+  if (OutputDestination::pending() && desc.get_size() > 0) {
+    using dt = dnnl::memory::data_type;
+    bool f32 = desc.data_type() == dt::f32, u8 = desc.data_type() == dt::u8;
+    dnnl::memory::desc plain = plain_desc(dims);
+    if (u8) plain = dnnl::memory::desc(plain.dims(), dt::u8, plain_tag(plain.dims().size()));
+    if ((f32 || u8) && desc == plain) {
+      if (void* p = OutputDestination::claim(f32 ? DType::kFloat32 : DType::kUInt8, dims)) {
+        return from_native(dnnl::memory(desc, engine(), p), std::move(dims), std::shared_ptr<void>(p, [](void*) {}));
+      }
+    }
+  }
   BufferPool* pool = BufferPool::current();
   if (!pool || desc.get_size() == 0) return from_native(dnnl::memory(desc, engine()), std::move(dims));
   std::shared_ptr<void> buffer = pool->acquire(desc.get_size());

@@ -2,6 +2,7 @@
 // Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
 // with one-sided broadcasting.
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/output_destination.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -160,7 +161,9 @@ class BinaryOp : public NativeOp {
     // The big operand read for the last time (EfficientNet's squeeze-excite scale): the result
     // overwrites it, sharing its buffer, instead of taking a fresh one (oneDNN binary allows
     // dst == src0).
-    bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a->native != src1;
+    // Not when the output is bound by the caller (IOBinding): it goes straight to that buffer.
+    bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a->native != src1 &&
+                    !OutputDestination::pending();
     CpuValue out = in_place ? CpuValue::from_native(a->native, da, a->buffer) : CpuValue::allocate_native(md0, da);
     memory scratch = scratchpad_for(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},

@@ -6,6 +6,7 @@
 
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/output_destination.h"
 #include "devices/cpu/packed_dnnl.h"
 
 namespace pyflame_rt {
@@ -40,7 +41,7 @@ class MatMulOp : public NativeOp {
       ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({M, K}, {K, N}, /*batch=*/1));
       Dims out_dims(A.dims().begin(), A.dims().end() - 1);
       out_dims.push_back(N);
-      Tensor y(DType::kFloat32, out_dims);
+      Tensor y = plain_output_tensor(DType::kFloat32, out_dims);  // a bound output: the caller's buffer
       execute(*plan, A, plan->weights, y);
       outputs[0] = CpuValue::from_plain(Value(std::move(y)));
       return Status::OK();
@@ -59,7 +60,7 @@ class MatMulOp : public NativeOp {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({batch, rows, K}, {batch, K, N}, batch));
     Dims out_dims(A.dims().begin(), A.dims().end() - 1);
     out_dims.push_back(N);
-    Tensor y(DType::kFloat32, out_dims);
+    Tensor y = plain_output_tensor(DType::kFloat32, out_dims);  // a bound output: the caller's buffer
     memory bm(plan->w_desc, engine(), const_cast<void*>(B.raw_data()));
     execute(*plan, A, bm, y);
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));

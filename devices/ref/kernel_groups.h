@@ -27,5 +27,6 @@ void register_vision_kernels(KernelRegistry& r);        // kernels/vision.cpp (N
 void register_fused_kernels(KernelRegistry& r);         // kernels/fused.cpp (compiler-made fused ops)
 void register_attention_kernels(KernelRegistry& r);     // kernels/attention.cpp (pyflame_rt.MultiHeadAttention)
 void register_misc_kernels(KernelRegistry& r);          // kernels/misc.cpp (strings, random, training)
+void register_ml_kernels(KernelRegistry& r);            // kernels/ml.cpp (ai.onnx.ml: ZipMap)
 
 }  // namespace pyflame_rt

@@ -88,6 +88,7 @@ const KernelRegistry& KernelRegistry::reference() {
     register_quantization_fused_kernels(r);
     register_attention_kernels(r);
     register_misc_kernels(r);
+    register_ml_kernels(r);
     return r;
   }();
   return registry;

@@ -29,6 +29,7 @@ class IOBinding:
         self._outputs = []       # names, in binding order
         self._bound = {}         # name -> OrtValue receiving that output
         self._results = []
+        self._in_place = []      # bound outputs the last run wrote straight into their buffers
 
     # Inputs -------------------------------------------------------------------------------
     def bind_cpu_input(self, name, arr_on_cpu):
@@ -72,7 +73,7 @@ class IOBinding:
             self._outputs.append(name)
 
     def clear_binding_outputs(self):
-        self._outputs, self._bound, self._results = [], {}, []
+        self._outputs, self._bound, self._results, self._in_place = [], {}, [], []
 
     def synchronize_outputs(self):
         """Nothing to wait for: outputs are complete when run_with_iobinding returns."""
@@ -84,6 +85,15 @@ class IOBinding:
     def get_outputs_as_ortvaluevector(self):
         return self.get_outputs()
 
+    def outputs_written_in_place(self):
+        """Names of the bound outputs the last run wrote straight into their buffers (no copy).
+
+        A pyflame_rt extension. A bound output is written in place when the native CPU kernel
+        that computes it last writes the bound dtype and shape in the plain row-major layout;
+        it is copied in after the run when a reference kernel, a channel-blocked layout or a
+        view of another value produces it, or when its buffer overlaps an input."""
+        return list(self._in_place)
+
     def copy_outputs_to_cpu(self):
         """The outputs of the last run as numpy arrays (copies)."""
         return [v.numpy() for v in self._results]
@@ -91,4 +101,4 @@ class IOBinding:
     # Used by InferenceSession.run_with_iobinding.
     def _run(self, native, run_options):
         outputs = self._outputs or [o.name for o in self._session.get_outputs()]
-        self._results = native.run_with_binding(self._inputs, outputs, self._bound, run_options)
+        self._results, self._in_place = native.run_with_binding(self._inputs, outputs, self._bound, run_options)

@@ -131,8 +131,36 @@ py::object array_from_tensor(const Tensor& t) {
   return std::move(out);
 }
 
+namespace {
+
+// A map as ONNX Runtime returns it: a dict of Python scalars (str or int keys; float, int or
+// str values), in the map's key order.
+py::dict dict_from_map(const Value& m) {
+  py::dict out;
+  const Tensor& k = m.map_keys;
+  const Tensor& v = m.map_values;
+  for (int64_t i = 0; i < k.numel() && i < v.numel(); ++i) {
+    py::object key = k.dtype() == DType::kString ? py::object(py::str(k.data<std::string>()[i]))
+                                                 : py::object(py::int_(k.value_as_int64(i)));
+    py::object value;
+    if (v.dtype() == DType::kString) value = py::str(v.data<std::string>()[i]);
+    else if (v.dtype() == DType::kFloat32 || v.dtype() == DType::kFloat64) value = py::float_(v.value_as_double(i));
+    else value = py::int_(v.value_as_int64(i));
+    out[key] = value;
+  }
+  return out;
+}
+
+}  // namespace
+
 py::object object_from_value(const Value& v) {
   if (v.is_tensor()) return array_from_tensor(v.tensor);
+  if (v.is_map()) return dict_from_map(v);
+  if (v.is_map_sequence()) {
+    py::list items;
+    for (const auto& m : v.maps) items.append(dict_from_map(m));
+    return std::move(items);
+  }
   if (v.is_sequence()) {
     py::list items;
     for (const auto& t : v.sequence) items.append(array_from_tensor(t));

@@ -53,12 +53,25 @@ py::object PyOrtValue::numpy() const { return object_from_value(value_); }
 
 std::vector<int64_t> PyOrtValue::shape() const {
   if (value_.is_tensor()) return value_.tensor.dims();
+  if (value_.is_map_sequence()) return {static_cast<int64_t>(value_.maps.size())};
+  if (value_.is_map()) return {value_.map_keys.numel()};
   if (value_.is_sequence()) return {static_cast<int64_t>(value_.sequence.size())};
   return {};
 }
 
+namespace {
+// "map(string,tensor(float))", as ONNX Runtime names it.
+std::string map_type_name(const Value& m) {
+  std::string key = dtype_onnx_name(m.map_keys.dtype());  // "tensor(string)"
+  key = key.substr(7, key.size() - 8);
+  return "map(" + key + "," + dtype_onnx_name(m.map_values.dtype()) + ")";
+}
+}  // namespace
+
 std::string PyOrtValue::data_type() const {
   if (value_.is_tensor()) return dtype_onnx_name(value_.tensor.dtype());
+  if (value_.is_map()) return map_type_name(value_);
+  if (value_.is_map_sequence()) return "seq(" + map_type_name(value_.maps[0]) + ")";
   if (value_.is_sequence()) return "seq(" + dtype_onnx_name(value_.sequence_dtype) + ")";
   return "optional";
 }
@@ -84,25 +97,6 @@ void PyOrtValue::update_inplace(const py::array& a) {
   if (dt == DType::kString) raise_status(not_implemented("update_inplace of string tensors"));
   py::array c = py::array::ensure(a, py::array::c_style);
   if (t.nbytes()) std::memcpy(const_cast<void*>(t.raw_data()), c.data(), t.nbytes());
-}
-
-Status copy_output_into(const std::string& name, const Value& produced, const Value& bound) {
-  if (!produced.is_tensor()) {
-    return invalid_argument("output '", name, "' is not a tensor; it cannot be written into a bound buffer");
-  }
-  const Tensor& src = produced.tensor;
-  const Tensor& dst = bound.tensor;
-  if (src.dtype() != dst.dtype() || src.dims() != dst.dims()) {
-    return invalid_argument("output '", name, "': the bound buffer is ", dst.summary(), ", the run produced ",
-                            src.summary());
-  }
-  if (src.dtype() == DType::kString) {
-    auto* out = const_cast<std::string*>(dst.data<std::string>());
-    for (int64_t i = 0; i < src.numel(); ++i) out[i] = src.data<std::string>()[i];
-  } else if (src.nbytes() && src.raw_data() != dst.raw_data()) {
-    std::memcpy(const_cast<void*>(dst.raw_data()), src.raw_data(), src.nbytes());
-  }
-  return Status::OK();
 }
 
 void bind_ortvalue(py::module_& m) {

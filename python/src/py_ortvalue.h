@@ -48,8 +48,4 @@ class PyOrtValue {
   Value value_;
 };
 
-// Writes a run's output into the buffer of a bound OrtValue (IOBinding with a pre-allocated
-// output): dtype and dims must match. Runs without the GIL.
-Status copy_output_into(const std::string& name, const Value& produced, const Value& bound);
-
 }  // namespace pyflame_rt::py_binding

@@ -87,30 +87,31 @@ py::list PySession::run_with_ort_values(const py::object& output_names, const py
   return out;
 }
 
-py::list PySession::run_with_binding(const py::dict& inputs, const std::vector<std::string>& output_names,
-                                     const py::dict& bound, const RunOptions* run_options) {
+py::tuple PySession::run_with_binding(const py::dict& inputs, const std::vector<std::string>& output_names,
+                                      const py::dict& bound, const RunOptions* run_options) {
   std::map<std::string, Tensor> feeds = tensors_of(inputs, "bound input");
   std::vector<py::object> targets;  // the bound OrtValue per output, or None
-  std::vector<Value> into;
+  std::map<std::string, Tensor> preallocated;
   for (const auto& name : output_names) {
     py::object target = bound.contains(name) ? py::object(bound[py::str(name)]) : py::object(py::none());
-    into.push_back(target.is_none() ? Value() : target.cast<const PyOrtValue&>().value());
+    if (!target.is_none()) {
+      const Value& v = target.cast<const PyOrtValue&>().value();
+      if (!v.is_tensor()) raise_status(invalid_argument("output '", name, "': a bound OrtValue must hold a tensor"));
+      preallocated[name] = v.tensor;
+    }
     targets.push_back(std::move(target));
   }
   const RunOptions& ro = options_or_default(run_options);
-  Expected<std::vector<Value>> result = without_gil([&]() -> Expected<std::vector<Value>> {
-    ASSIGN_OR_RETURN(std::vector<Value> values, session_->run_values(output_names, feeds, ro));
-    for (size_t i = 0; i < into.size(); ++i) {
-      if (!into[i].is_none()) RETURN_IF_ERROR(copy_output_into(output_names[i], values[i], into[i]));
-    }
-    return values;
-  });
+  std::vector<bool> in_place;
+  Expected<std::vector<Value>> result = without_gil(
+      [&] { return session_->run_values(output_names, feeds, ro, preallocated, &in_place); });
   std::vector<Value> produced = unwrap(std::move(result));
-  py::list out;
+  py::list out, direct;
   for (size_t i = 0; i < produced.size(); ++i) {
     out.append(targets[i].is_none() ? py::cast(PyOrtValue(std::move(produced[i]))) : targets[i]);
+    if (in_place[i]) direct.append(output_names[i]);
   }
-  return out;
+  return py::make_tuple(out, direct);
 }
 
 void PySession::run_async(const py::object& output_names, const py::dict& feed, py::object callback,

@@ -29,8 +29,9 @@ class PySession {
   // Feeds and outputs as OrtValues (py_ortvalue.h).
   py::list run_with_ort_values(const py::object& output_names, const py::dict& feed, const RunOptions* run_options);
   // IOBinding: `bound` maps output names to OrtValues whose buffers receive the outputs; the
-  // other requested outputs come back as new OrtValues. Returns one OrtValue per name.
-  py::list run_with_binding(const py::dict& inputs, const std::vector<std::string>& output_names,
+  // other requested outputs come back as new OrtValues. Returns (one OrtValue per name, the
+  // names of the bound outputs the run wrote straight into their buffers, with no copy).
+  py::tuple run_with_binding(const py::dict& inputs, const std::vector<std::string>& output_names,
                             const py::dict& bound, const RunOptions* run_options);
   // Starts the run on an actor and returns; callback(outputs or None, user_data, error "")
   // is called from that actor's thread with the GIL held.
