@@ -120,7 +120,7 @@ Expected<Dims> dims_from_request(const std::vector<int64_t>& shape, const std::s
 Expected<Tensor> tensor_from_bytes(DType dtype, const Dims& dims, const char* data, size_t size,
                                    const std::string& what) {
   // The declared shape is compared with the bytes sent before anything is allocated: a few
-  // bytes announcing 2^40 elements are an error, not a terabyte allocation (found by fuzzing).
+  // bytes announcing 2^40 elements are an error, not a terabyte allocation.
   for (int64_t d : dims) {
     if (d < 0) return invalid_argument(what, ": shape ", dims_to_string(dims), " has a negative dim");
   }
