@@ -45,7 +45,7 @@ clean:
 # Hardening (issue 14, docs/reliability.md). Each in its own build dir; -j2 like every build.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= onnx_import pfm_loader compile_cache_entry npy_reader stage_wire
+FUZZ_TARGETS ?= onnx_import pfm_loader compile_cache_entry npy_reader stage_wire kserve_json http_request zmq_frame
 
 .PHONY: fuzz fuzz-build sanitize sanitize-asan sanitize-tsan
 

@@ -56,8 +56,8 @@ partition_actor::behavior_type partition_behavior(partition_actor::pointer self,
 }  // namespace
 
 Status run_chain_stage(const ChainStage& stage, ValueFrame& frame, const RunContext& ctx) {
-  // The device's executor checks the run's terminate flag between nodes on this thread too.
-  RunInterruptScope interrupt(ctx.terminate);
+  // The device's executor checks the run's controls between nodes on this thread too.
+  RunInterruptScope interrupt(ctx);
   std::vector<Value> inputs;
   inputs.reserve(stage.inputs.size());
   for (const auto& name : stage.inputs) {

@@ -7,16 +7,6 @@
 
 namespace pyflame_rt {
 
-Status RunContext::check() const {
-  if (terminate && terminate->load(std::memory_order_relaxed)) {
-    return make_status(StatusCode::kFail, "the run was terminated (RunOptions.terminate is set)");
-  }
-  if (deadline != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() >= deadline) {
-    return make_status(StatusCode::kDeadlineExceeded, "the run passed its deadline");
-  }
-  return Status::OK();
-}
-
 Expected<std::vector<Value>> Executable::run(std::vector<Value> inputs, const RunContext& ctx) const {
   RETURN_IF_ERROR(ctx.check());
   return run(std::move(inputs));

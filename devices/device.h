@@ -22,6 +22,7 @@
 #include "graph/graph.h"
 #include "graph/opt_level.h"
 #include "graph/value.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -42,18 +43,8 @@ struct NodeKernel {
   std::string kernel;   // "native" (the device's own kernel) or "reference" (plain C++ fallback)
 };
 
-// Per-run controls a device checks between nodes (and inside loops): ONNX Runtime's
-// RunOptions.terminate and a deadline. A run that stops returns kCancelled/kDeadlineExceeded.
-struct RunContext {
-  const std::atomic<bool>* terminate = nullptr;
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  // Graph outputs the caller pre-allocated (IOBinding), by value name: tensors wrapping the
-  // caller's buffers, alive for the run. A device may write an output straight into its buffer
-  // and return a tensor on that same memory; any output it does not, the session copies in.
-  const std::map<std::string, Tensor>* preallocated = nullptr;
-  // OK, or the status that ends the run now.
-  Status check() const;  // kFail "terminated" (as ONNX Runtime), kDeadlineExceeded
-};
+// Per-run controls (terminate, deadline, memory budget, pre-allocated outputs): RunContext,
+// devices/run_interrupt.h.
 
 // A compiled partition, ready to run. run() may be called from several threads at once.
 class Executable {

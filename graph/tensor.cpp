@@ -1,5 +1,7 @@
 #include "graph/tensor.h"
 
+#include "graph/memory_budget.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -15,8 +17,13 @@ TensorBuffer::TensorBuffer(DType dtype, size_t count) {
   bytes_ = count * dtype_size(dtype);
   size_t alloc = (bytes_ + kAlignment - 1) / kAlignment * kAlignment;
   if (alloc == 0) alloc = kAlignment;
+  charged_ = charge_current_budget(alloc);  // a run under memory_limit_mb: refused past it
+  charged_bytes_ = alloc;
   data_ = std::aligned_alloc(kAlignment, alloc);
-  if (!data_) throw std::bad_alloc();
+  if (!data_) {
+    if (charged_) charged_->release(alloc);
+    throw std::bad_alloc();
+  }
   if (dtype == DType::kString) {
     auto* s = static_cast<std::string*>(data_);
     for (size_t i = 0; i < count; ++i) new (s + i) std::string();
@@ -34,6 +41,7 @@ TensorBuffer::~TensorBuffer() {
   auto* s = static_cast<std::string*>(data_);
   for (size_t i = 0; i < string_count_; ++i) s[i].~basic_string();
   std::free(data_);
+  if (charged_) charged_->release(charged_bytes_);
 }
 
 Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {

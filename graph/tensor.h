@@ -18,6 +18,8 @@
 
 namespace pyflame_rt {
 
+class MemoryBudget;  // graph/memory_budget.h
+
 class TensorBuffer {
  public:
   TensorBuffer(DType dtype, size_t count);  // zero-filled (strings: empty)
@@ -35,6 +37,8 @@ class TensorBuffer {
   size_t string_count_ = 0;  // > 0 when the buffer holds constructed std::strings
   bool owned_ = true;
   std::shared_ptr<void> keep_alive_;
+  std::shared_ptr<MemoryBudget> charged_;  // the run's budget this buffer counts against
+  size_t charged_bytes_ = 0;
 };
 
 class Tensor {

@@ -1,6 +1,8 @@
 #include "net/infer_types.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace pyflame_rt::net {
 namespace {
@@ -117,12 +119,27 @@ Expected<Dims> dims_from_request(const std::vector<int64_t>& shape, const std::s
 
 Expected<Tensor> tensor_from_bytes(DType dtype, const Dims& dims, const char* data, size_t size,
                                    const std::string& what) {
-  Tensor t(dtype, dims);
+  // The declared shape is compared with the bytes sent before anything is allocated: a few
+  // bytes announcing 2^40 elements are an error, not a terabyte allocation.
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_argument(what, ": shape ", dims_to_string(dims), " has a negative dim");
+  }
+  const int64_t count = num_elements(dims);
   if (dtype != DType::kString) {
-    if (static_cast<int64_t>(size) != static_cast<int64_t>(t.nbytes())) {
-      return invalid_argument(what, ": ", kserve_datatype(dtype), dims_to_string(dims), " needs ", t.nbytes(),
+    const int64_t width = static_cast<int64_t>(dtype_size(dtype));
+    if (count > static_cast<int64_t>(size) / std::max<int64_t>(width, 1) || count * width != static_cast<int64_t>(size)) {
+      return invalid_argument(what, ": ", kserve_datatype(dtype), dims_to_string(dims), " needs ",
+                              count > std::numeric_limits<int64_t>::max() / std::max<int64_t>(width, 1)
+                                  ? std::string("more than 2^63")
+                                  : std::to_string(count * width),
                               " bytes, got ", size);
     }
+  } else if (count > static_cast<int64_t>(size / 4)) {
+    return invalid_argument(what, ": ", count, " BYTES elements need at least ", count, " 4-byte lengths, got ", size,
+                            " bytes");
+  }
+  Tensor t(dtype, dims);
+  if (dtype != DType::kString) {
     if (size) std::memcpy(t.raw_data(), data, size);
     return t;
   }

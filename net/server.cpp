@@ -62,6 +62,7 @@ Status Server::start_listeners() {
   if (options_.grpc_port < 0 && !zmq) return Status::OK();
   SequenceOptions seq_options;
   seq_options.idle_timeout = std::chrono::milliseconds(options_.sequence_idle_ms);
+  seq_options.max_sequences = options_.max_sequences;
   RETURN_IF_ERROR(seq_options.validate());
   auto sequences = std::make_shared<SequenceTable>(*repository_, seq_options);
   if (options_.grpc_port >= 0) {

@@ -36,6 +36,7 @@ struct ServerOptions {
   std::string zmq_pub;
   std::string zmq_sub;        // connected SUB socket (frame 0 = topic = model name); empty = off
   int sequence_idle_ms = 1000;  // stateful sequences (gRPC sequence_id, ZeroMQ stream) idle longer are freed
+  size_t max_sequences = 4096;  // open at once; a new one beyond is RESOURCE_EXHAUSTED / 503
 };
 
 // A transport in front of the repository.

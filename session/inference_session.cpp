@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -32,6 +33,18 @@ bool plan_cache_applies(const SessionOptions& o) {
   return !o.compile_cache_dir.empty() && o.memory_limit_mb == 0 && o.optimized_model_path.empty();
 }
 
+// SessionOptions.max_model_size_mb, checked on the file's size or the bytes' length before
+// anything parses them (a hostile 10 GB file is refused without being read).
+Status check_model_size(uint64_t bytes, const SessionOptions& o, const std::string& what) {
+  if (o.max_model_size_mb <= 0) return Status::OK();
+  const uint64_t limit = static_cast<uint64_t>(o.max_model_size_mb) << 20;
+  if (bytes <= limit) return Status::OK();
+  count_limit(nullptr, &LimitCounters::models_too_large);
+  return make_status(StatusCode::kResourceExhausted, what, " is ", bytes,
+                     " bytes, more than SessionOptions.max_model_size_mb allows (", o.max_model_size_mb, " MB = ",
+                     limit, " bytes); raise the option to load it");
+}
+
 // A bad cache entry is worth one line per process, not one per session.
 void log_bad_entry_once(const Status& st, const SessionOptions& o) {
   static std::mutex mu;
@@ -47,6 +60,9 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create(
     const std::string& model_path, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
+  std::error_code size_error;  // a missing file: the loader's own error names it
+  const uintmax_t file_size = std::filesystem::file_size(model_path, size_error);
+  if (!size_error) RETURN_IF_ERROR(check_model_size(file_size, options, "model file '" + model_path + "'"));
   auto start = Clock::now();
   if (is_plan_file(model_path)) {
     // An ahead-of-time plan (`pyflame-rt compile`): any key, this CPU.
@@ -68,6 +84,7 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_from_bytes(
     const std::string& model_bytes, const SessionOptions& options,
     const std::vector<std::string>& providers) {
   RETURN_IF_ERROR(options.validate());
+  RETURN_IF_ERROR(check_model_size(model_bytes.size(), options, "the model bytes"));
   if (plan_cache_applies(options)) {
     auto start = Clock::now();
     return create_via_plan(PlanCache::content_hash(model_bytes), model_bytes, "", options, providers, start);
@@ -605,13 +622,24 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   }
   log_at(LogSeverity::kVerbose, scope, "run started: ", feeds.size(), " feeds, ", wanted.size(), " outputs");
   warn_ignored_run_entries(run_options, scope);
+  if (run_options.timeout_ms < 0) {
+    return invalid_argument("RunOptions.timeout_ms: expected >= 0 (0 = no deadline), got ", run_options.timeout_ms);
+  }
   // Between nodes on this thread (RunInterruptScope) and between partitions on the device
-  // actors of a multi-device model (the RunContext travels with the frame).
-  RunInterruptScope interrupt(&run_options.terminate);
+  // actors of a multi-device model (the RunContext travels with the frame): terminate, the
+  // deadline, and the memory budget every allocation of the run is charged to.
+  auto start = Clock::now();
   RunContext ctx;
   ctx.terminate = &run_options.terminate;
+  if (run_options.timeout_ms > 0) {
+    ctx.timeout_ms = run_options.timeout_ms;
+    ctx.deadline = start + std::chrono::milliseconds(run_options.timeout_ms);
+  }
+  if (options_.memory_limit_mb > 0) {
+    ctx.memory = std::make_shared<MemoryBudget>(options_.memory_limit_mb << 20, "SessionOptions.memory_limit_mb");
+  }
   if (!preallocated.empty()) ctx.preallocated = &preallocated;
-  auto start = Clock::now();
+  RunInterruptScope interrupt(ctx);
   auto execute = [&]() -> Expected<std::vector<Value>> {
     if (!options_.enable_profiling) return compiled_->run(std::move(inputs), ctx);
     TracedRun traced;
@@ -624,8 +652,18 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   };
   Expected<std::vector<Value>> results = execute();
   if (!results.ok()) {
-    log_at(LogSeverity::kError, scope, "run failed: ", results.status().to_string());
-    return results.status();
+    Status st = results.status();
+    if (ctx.memory && ctx.memory->exceeded()) {
+      // The node that asked reported a plain allocation failure: name the limit instead.
+      st = make_status(StatusCode::kResourceExhausted, ctx.memory->message(), " (", st.message(), ")");
+      count_limit(&counters_, &LimitCounters::runs_memory_exceeded);
+    } else if (st.code() == StatusCode::kDeadlineExceeded) {
+      count_limit(&counters_, &LimitCounters::runs_deadline_exceeded);
+    } else if (run_options.terminate.load()) {
+      count_limit(&counters_, &LimitCounters::runs_terminated);
+    }
+    log_at(LogSeverity::kError, scope, "run failed: ", st.to_string());
+    return st;
   }
   log_at(LogSeverity::kVerbose, scope, "run finished in ", micros_since(start), " us");
   std::vector<Value> out;
@@ -642,6 +680,18 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
     out.push_back(std::move(v));
   }
   return out;
+}
+
+Status InferenceSession::acquire_stream_slot(const std::string& stream) const {
+  const int64_t open = open_streams_.fetch_add(1) + 1;
+  if (options_.max_streams > 0 && open > options_.max_streams) {
+    open_streams_.fetch_sub(1);
+    count_limit(&counters_, &LimitCounters::streams_refused);
+    return make_status(StatusCode::kResourceExhausted, "stream '", stream, "': ", open - 1,
+                       " streams are open on this session, SessionOptions.max_streams is ", options_.max_streams,
+                       "; close one (or let it be collected) first");
+  }
+  return Status::OK();
 }
 
 Expected<std::string> InferenceSession::end_profiling() {

@@ -12,6 +12,7 @@
 // session usable.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "graph/logging.h"
 #include "graph/model_metadata.h"
 #include "session/compiled_model.h"
+#include "session/limit_counters.h"
 #include "session/plan_file.h"
 #include "session/run_options.h"
 #include "session/session_options.h"
@@ -118,6 +120,15 @@ class InferenceSession {
                                           const std::map<std::string, Tensor>& feeds, const RunOptions& run_options,
                                           const std::map<std::string, Tensor>& preallocated,
                                           std::vector<bool>* in_place) const;
+
+  // How often each limit stopped one of this session's runs: runs_deadline_exceeded
+  // (RunOptions.timeout_ms), runs_memory_exceeded (memory_limit_mb), runs_terminated.
+  std::map<std::string, uint64_t> limit_counters() const { return counters_.snapshot(); }
+  // Stream slots (SessionOptions.max_streams): Stream::create takes one (kResourceExhausted
+  // naming the limit when none is left), the stream's destructor gives it back.
+  Status acquire_stream_slot(const std::string& stream) const;
+  void release_stream_slot() const { open_streams_.fetch_sub(1); }
+  int64_t open_streams() const { return open_streams_.load(); }
 
   // The checks run() does on a feed (names, dtypes, ranks, known dims), without running:
   // batchers and streams use it to reject a bad request before it joins others.
@@ -215,6 +226,8 @@ class InferenceSession {
   double load_us_ = 0, init_us_ = 0;  // model loading and initialisation times
   const char* load_event_ = "model_loading_uri";
   std::shared_ptr<const CompiledModel> compiled_;
+  mutable LimitCounters counters_;
+  mutable std::atomic<int64_t> open_streams_{0};
 };
 
 }  // namespace pyflame_rt

@@ -26,6 +26,13 @@ Status SessionOptions::validate() const {
     return invalid_argument("SessionOptions.memory_limit_mb: expected >= 0 (0 = no limit), got ",
                             memory_limit_mb);
   }
+  if (max_model_size_mb < 0) {
+    return invalid_argument("SessionOptions.max_model_size_mb: expected >= 0 (0 = no limit), got ",
+                            max_model_size_mb);
+  }
+  if (max_streams < 0) {
+    return invalid_argument("SessionOptions.max_streams: expected >= 0 (0 = no limit), got ", max_streams);
+  }
   if (log_severity_level < -1 || log_severity_level > 4) {
     return invalid_argument("SessionOptions.log_severity_level: expected 0 (verbose) .. 4 (fatal), or -1 for the "
                             "default, got ", log_severity_level);

@@ -20,7 +20,17 @@ struct SessionOptions {
   int num_threads = 0;                      // intra-op threads; 0 = one per core
   bool enable_profiling = false;
   std::string profile_file_prefix = "pyflame_rt_profile";
+  // Bytes a run may hold at once (intermediates and outputs it allocates; feeds and weights
+  // excluded), checked at creation against the plan's estimate and at run time (each
+  // allocation): past it the run fails with kResourceExhausted, the session stays usable.
   int64_t memory_limit_mb = 0;              // 0 = no limit
+  // A model file (or bytes) larger than this is refused before it is parsed. 2048 MB is
+  // protobuf's own ceiling for an ONNX file (weights beyond it live in external data, which
+  // is not counted here); .pfm files and plans may need more. 0 = no limit.
+  int64_t max_model_size_mb = 2048;
+  // Streams (create_stream) open at once on this session; one more is kResourceExhausted.
+  // 0 = no limit (each stream is its caller's object; the server bounds its own sequences).
+  int64_t max_streams = 0;
   std::string execution_mode = "sequential";  // sequential or parallel
   // Where the CPU device's intermediates live (devices/cpu/buffer_pool.h): "arena" keeps
   // them for later runs (one pool per concurrent run, nothing allocated in a steady state);

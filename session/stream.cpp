@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "session/limit_counters.h"
+#include "session/stream_reaper.h"
 #include "streams/tensor_axis.h"
 
 namespace pyflame_rt {
@@ -89,8 +91,16 @@ Expected<std::unique_ptr<Stream>> Stream::create(std::shared_ptr<const Inference
       return invalid_argument(where, ": overlap: expected less than the window ", window, ", got ", options.overlap);
     }
   }
-  return std::unique_ptr<Stream>(new Stream(std::move(session), std::move(options), *chosen, std::move(pairs), window,
+  if (options.idle_timeout_ms < 0) {
+    return invalid_argument(where, ": idle_timeout_ms: expected >= 0 (0 = never), got ", options.idle_timeout_ms);
+  }
+  RETURN_IF_ERROR(session->acquire_stream_slot(options.name));
+  std::unique_ptr<Stream> stream(new Stream(std::move(session), std::move(options), *chosen, std::move(pairs), window,
                                             static_cast<size_t>(axis)));
+  if (stream->options_.idle_timeout_ms > 0) {
+    StreamReaper::global().add(stream.get(), std::chrono::milliseconds(stream->options_.idle_timeout_ms));
+  }
+  return stream;
 }
 
 Stream::Stream(std::shared_ptr<const InferenceSession> session, StreamOptions options, ValueInfo data_input,
@@ -110,6 +120,42 @@ Stream::Stream(std::shared_ptr<const InferenceSession> session, StreamOptions op
     is_state_.push_back(state);
     aligned_.push_back(aligned);
   }
+}
+
+Stream::~Stream() {
+  if (options_.idle_timeout_ms > 0) StreamReaper::global().remove(this);
+  release_slot();
+}
+
+void Stream::release_slot() {
+  if (holds_slot_.exchange(false)) session_->release_stream_slot();
+}
+
+Status Stream::check_open(const char* call) const {
+  if (idle_expired_.load()) {
+    return make_status(StatusCode::kDeadlineExceeded, "stream '", options_.name, "': ", call, " after the stream was freed: ",
+                       "no chunk came for longer than StreamOptions.idle_timeout_ms (", options_.idle_timeout_ms,
+                       " ms), its buffered samples and state are gone; create a new stream");
+  }
+  if (closed_) return make_status(StatusCode::kUnavailable, "stream '", options_.name, "': ", call, " after close()");
+  return Status::OK();
+}
+
+bool Stream::expire_if_idle(std::chrono::steady_clock::time_point now) {
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;  // in a call: not idle
+  if (closed_ || options_.idle_timeout_ms <= 0 ||
+      now - last_used_ <= std::chrono::milliseconds(options_.idle_timeout_ms)) {
+    return false;
+  }
+  closed_ = true;
+  idle_expired_ = true;
+  assembler_.reset();
+  state_.clear();
+  chunk_dims_.clear();
+  release_slot();
+  count_limit(nullptr, &LimitCounters::streams_idle_expired);
+  return true;
 }
 
 Status Stream::error_context(Status st) const { return st.with_context("stream '" + options_.name + "': "); }
@@ -202,7 +248,8 @@ Expected<std::vector<Tensor>> Stream::run_windows(const std::vector<Window>& win
 
 Expected<std::vector<Tensor>> Stream::process(const Tensor& chunk) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return make_status(StatusCode::kUnavailable, "stream '", options_.name, "': process() after close()");
+  RETURN_IF_ERROR(check_open("process()"));
+  last_used_ = std::chrono::steady_clock::now();
   if (Status st = check_chunk(chunk); !st.ok()) return error_context(st);
   if (chunk_dims_.empty()) chunk_dims_ = chunk.dims();
   if (Status st = ensure_state(chunk); !st.ok()) return error_context(st);
@@ -214,7 +261,8 @@ Expected<std::vector<Tensor>> Stream::process(const Tensor& chunk) {
 
 Expected<std::vector<Tensor>> Stream::flush() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return make_status(StatusCode::kUnavailable, "stream '", options_.name, "': flush() after close()");
+  RETURN_IF_ERROR(check_open("flush()"));
+  last_used_ = std::chrono::steady_clock::now();
   bool fixed = data_input_.shape.dims[assembler_.time_axis()].known();
   std::vector<Window> windows = assembler_.flush(fixed);
   Expected<std::vector<Tensor>> out = run_windows(windows);
@@ -226,6 +274,7 @@ Expected<std::vector<Tensor>> Stream::flush() {
 
 void Stream::reset() {
   std::lock_guard<std::mutex> lock(mu_);
+  last_used_ = std::chrono::steady_clock::now();
   assembler_.reset();
   state_.clear();
   chunk_dims_.clear();
@@ -235,6 +284,7 @@ void Stream::close() {
   std::lock_guard<std::mutex> lock(mu_);
   closed_ = true;
   state_.clear();
+  release_slot();
 }
 
 int64_t Stream::windows_run() const { return windows_run_; }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,12 +41,17 @@ struct StreamOptions {
   int time_axis = -1;      // -1: axis 1 for inputs of rank >= 2, else 0
   std::vector<std::string> time_aligned_outputs;  // force these outputs to be trimmed
   std::string name;        // names the stream in errors (default "stream-<n>")
+  // A stream given no chunk for this long (its producer stopped without flush/close) is
+  // freed: its buffered samples and state go, later calls fail with kDeadlineExceeded, and
+  // the freeing is counted (idle_expired(), LimitCounters::streams_idle_expired). 0 = never.
+  int64_t idle_timeout_ms = 0;
 };
 
 class Stream {
  public:
   static Expected<std::unique_ptr<Stream>> create(std::shared_ptr<const InferenceSession> session,
                                                   StreamOptions options = {});
+  ~Stream();
 
   // Every model output for the windows this chunk completed; empty when none completed.
   Expected<std::vector<Tensor>> process(const Tensor& chunk);
@@ -61,6 +67,11 @@ class Stream {
   const std::string& input_name() const { return data_input_.name; }
   int64_t window() const { return assembler_.window(); }
   int64_t windows_run() const;
+  // True once idle_timeout_ms freed the stream.
+  bool idle_expired() const { return idle_expired_.load(); }
+  // Frees the stream when it has been idle past idle_timeout_ms at `now` (the reaper's call;
+  // a stream busy in a call is not idle). True when it did.
+  bool expire_if_idle(std::chrono::steady_clock::time_point now);
 
  private:
   Stream(std::shared_ptr<const InferenceSession> session, StreamOptions options, ValueInfo data_input,
@@ -69,6 +80,7 @@ class Stream {
   Status ensure_state(const Tensor& chunk);
   Expected<std::vector<Tensor>> run_windows(const std::vector<Window>& windows);
   Status error_context(Status st) const;
+  Status check_open(const char* call) const;  // with mu_ held
 
   std::shared_ptr<const InferenceSession> session_;
   StreamOptions options_;
@@ -81,6 +93,10 @@ class Stream {
   Dims chunk_dims_;                // dims of the first chunk (time dim excluded from checks)
   std::map<std::string, Tensor> state_;
   bool closed_ = false;
+  std::chrono::steady_clock::time_point last_used_ = std::chrono::steady_clock::now();
+  std::atomic<bool> idle_expired_{false};
+  std::atomic<bool> holds_slot_{true};  // of the session's max_streams; given back once (close, expiry, end)
+  void release_slot();
   std::atomic<int64_t> windows_run_{0};
 };
 

@@ -172,6 +172,8 @@ CliCommand add_serve_command(CLI::App& app) {
   sub->add_option("--zmq-pub", o->server.zmq_pub, "ZeroMQ PUB endpoint for results and errors");
   sub->add_option("--sequence-idle-ms", o->server.sequence_idle_ms, "free a stateful sequence idle this long")
       ->check(CLI::Range(1, 86400000));
+  sub->add_option("--max-sequences", o->server.max_sequences, "stateful sequences open at once (503 beyond)")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(1) << 24));
   sub->add_option("--max-batch-size", m.batching.max_batch_size, "dynamic batching: largest batch")
       ->check(CLI::Range(1, 4096));
   sub->add_option("--batch-timeout-us", o->batch_timeout_us, "dynamic batching: longest wait for a fuller batch")

@@ -4,6 +4,8 @@
 #include <map>
 #include <new>
 
+#include "graph/memory_budget.h"
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -62,16 +64,32 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
       state_->idle.clear();
     }
   }
+  // A run under memory_limit_mb counts what it holds: a buffer, reused or fresh, is charged
+  // while the run holds it (the pool's idle buffers are not the run's). Past the limit the
+  // buffer goes back and the run fails (bad_alloc -> kResourceExhausted, the budget's message).
+  std::shared_ptr<MemoryBudget> budget;
+  try {
+    budget = charge_current_budget(capacity);
+  } catch (const std::bad_alloc&) {
+    if (p) state_->give_back(p, capacity);
+    throw;
+  }
   if (p) {
     ++state_->counters->reused;
   } else {
     p = std::aligned_alloc(kAlignment, capacity);
-    if (!p) throw std::bad_alloc();
+    if (!p) {
+      if (budget) budget->release(capacity);
+      throw std::bad_alloc();
+    }
     ++state_->counters->fresh;
     state_->counters->fresh_bytes += static_cast<int64_t>(capacity);
   }
   std::shared_ptr<State> state = state_;
-  return std::shared_ptr<void>(p, [state, capacity](void* q) { state->give_back(q, capacity); });
+  return std::shared_ptr<void>(p, [state, capacity, budget](void* q) {
+    state->give_back(q, capacity);
+    if (budget) budget->release(capacity);
+  });
 }
 
 size_t BufferPool::idle_buffers() const {

@@ -263,10 +263,12 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       if (ready.size() >= 2 || finished == steps_.size()) cv.notify_all();
     }
   };
-  const std::atomic<bool>* interrupt = current_run_interrupt();
+  // The helper checks the same terminate flag and deadline, and charges the same budget.
+  const RunContext* context = current_run_context();
+  RunContext run_context = context ? *context : RunContext();
   std::thread helper([&] {
     BufferPool::Scope scope(pool);
-    RunInterruptScope interrupt_scope(interrupt);
+    RunInterruptScope interrupt_scope(run_context);
     work();
   });
   work();

@@ -179,6 +179,27 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     repository_.metrics().record_server_failure(failure_reason(request.status().code()));
     return finish(ctx, to_grpc_status(request.status()));
   }
+  // The client's gRPC deadline bounds the wait in the queue, as the KServe `timeout` parameter
+  // does (which wins when both are given): a request whose deadline passes while queued is
+  // dropped with DEADLINE_EXCEEDED and counted (failure reason "timeout").
+  if (request->timeout_us == 0) {
+    const auto now = std::chrono::system_clock::now();
+    const auto deadline = ctx->deadline();
+    if (deadline < now + std::chrono::hours(24 * 365)) {  // a finite deadline
+      if (deadline <= now) {
+        leave();
+        if (auto model = repository_.find(request->model_name, request->model_version); model.ok()) {
+          (*model)->metrics().record_failure(failure_reason(StatusCode::kDeadlineExceeded));
+        } else {
+          repository_.metrics().record_server_failure(failure_reason(StatusCode::kDeadlineExceeded));
+        }
+        return finish(ctx, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                        "model '" + request->model_name + "': the request's deadline passed before it ran"));
+      }
+      request->timeout_us = std::max<int64_t>(
+          1, std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count());
+    }
+  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   // The reactor and *resp live until Finish() has been called, so the callback may use them
   // from whichever thread answers (a device actor, a sequence worker, or this one). `answered`

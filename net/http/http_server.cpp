@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "net/http/http_routes.h"
 #include "net/http/kserve_json.h"
 
 namespace pyflame_rt::net::http {
@@ -27,6 +28,8 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr const char* kJson = "application/json";
+
+std::string_view sv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
 
 // Runs model loads and unloads one at a time, off the I/O threads (a load compiles a model).
 class AdminWorker {
@@ -67,25 +70,6 @@ class AdminWorker {
   bool stopped_ = false;
   std::thread thread_;
 };
-
-// What the path names: /v2/models/{m}[/versions/{v}][/{action}], /v2/repository/models/{m}/{action}.
-struct Route {
-  std::vector<std::string> parts;
-  std::string model, version, action;
-};
-
-Route split(beast::string_view target) {
-  Route r;
-  std::string path(target.substr(0, target.find('?')));
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) r.parts.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return r;
-}
 
 }  // namespace
 
@@ -199,7 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = 11;
     if (ec == bhttp::error::body_limit) {
       draining_ = true;
-      std::string model = model_of(parser_->get().target());
+      std::string model = model_of_target(sv(parser_->get().target()));
       count_failure(model, "body_too_large");
       return send_error(bhttp::status::payload_too_large,
                         "request body exceeds the server's limit of " + std::to_string(core_->options.max_body_bytes) +
@@ -215,12 +199,6 @@ class Session : public std::enable_shared_from_this<Session> {
     handle(std::move(req));
   }
 
-  // The model a /v2/models/{m}/... target names, for counting a failure against it.
-  static std::string model_of(beast::string_view target) {
-    Route r = split(target);
-    return r.parts.size() >= 3 && r.parts[0] == "v2" && r.parts[1] == "models" ? r.parts[2] : "";
-  }
-
   void count_failure(const std::string& model, const std::string& reason, const std::string& version = "") {
     auto found = model.empty() ? Expected<std::shared_ptr<ServedModel>>(Status(StatusCode::kNotFound, ""))
                                : core_->repo->find(model, version);
@@ -229,88 +207,66 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void handle(bhttp::request<bhttp::string_body> req) {
-    Route r = split(req.target());
-    const auto& p = r.parts;
-    bool get = req.method() == bhttp::verb::get;
-    bool post = req.method() == bhttp::verb::post;
     ModelRepository& repo = *core_->repo;
-
-    if (p.size() == 1 && p[0] == "metrics") {
-      if (!get) return method_not_allowed(req);
-      return send(bhttp::status::ok, repo.metrics().render(), "text/plain; version=0.0.4");
-    }
-    if (p.empty() || p[0] != "v2") return not_found(req);
-    if (p.size() == 1) {
-      if (!get) return method_not_allowed(req);
-      return send(bhttp::status::ok, server_metadata_json(core_->options.server_version), kJson);
-    }
-    if (p.size() == 3 && p[1] == "health" && (p[2] == "live" || p[2] == "ready")) {
-      if (!get) return method_not_allowed(req);
-      bool ok = p[2] == "live" || repo.ready();
-      return send(ok ? bhttp::status::ok : bhttp::status::service_unavailable, "", kJson);
-    }
-    if (p[1] == "repository") return handle_repository(req, p);
-    if (p[1] != "models" || p.size() < 3) return not_found(req);
-
-    // /v2/models/{m}[/versions/{v}][/ready|/infer]
-    std::string model = p[2];
-    size_t next = 3;
-    std::string version;
-    if (p.size() >= 5 && p[3] == "versions") {
-      version = p[4];
-      next = 5;
-    }
-    std::string action = p.size() > next ? p[next] : "";
-    if (p.size() > next + 1) return not_found(req);
-    if (action.empty()) {
-      if (!get) return method_not_allowed(req);
-      auto md = repo.metadata(model, version);
-      if (!md.ok()) return send_status(md.status());
-      return send(bhttp::status::ok, model_metadata_json(*md), kJson);
-    }
-    if (action == "ready") {
-      if (!get) return method_not_allowed(req);
-      auto found = repo.find(model, version);
-      if (!found.ok()) return send_status(found.status());
-      return send(bhttp::status::ok, "", kJson);
-    }
-    if (action == "infer") {
-      if (!post) return method_not_allowed(req);
-      return infer(std::move(req), model, version);
+    RouteMatch m = route_request(req.method() == bhttp::verb::get, req.method() == bhttp::verb::post, sv(req.target()));
+    switch (m.route) {
+      case HttpRoute::kMetrics:
+        return send(bhttp::status::ok, repo.metrics().render(), "text/plain; version=0.0.4");
+      case HttpRoute::kServerMetadata:
+        return send(bhttp::status::ok, server_metadata_json(core_->options.server_version), kJson);
+      case HttpRoute::kHealthLive:
+        return send(bhttp::status::ok, "", kJson);
+      case HttpRoute::kHealthReady:
+        return send(repo.ready() ? bhttp::status::ok : bhttp::status::service_unavailable, "", kJson);
+      case HttpRoute::kRepositoryIndex:
+        return repository_index(req);
+      case HttpRoute::kRepositoryLoad:
+      case HttpRoute::kRepositoryUnload:
+        return load_or_unload(m.model, m.route == HttpRoute::kRepositoryLoad);
+      case HttpRoute::kModelMetadata: {
+        auto md = repo.metadata(m.model, m.version);
+        if (!md.ok()) return send_status(md.status());
+        return send(bhttp::status::ok, model_metadata_json(*md), kJson);
+      }
+      case HttpRoute::kModelReady: {
+        auto found = repo.find(m.model, m.version);
+        if (!found.ok()) return send_status(found.status());
+        return send(bhttp::status::ok, "", kJson);
+      }
+      case HttpRoute::kInfer:
+        return infer(std::move(req), m.model, m.version);
+      case HttpRoute::kMethodNotAllowed:
+        return method_not_allowed(req);
+      case HttpRoute::kNotFound:
+        break;
     }
     return not_found(req);
   }
 
-  void handle_repository(const bhttp::request<bhttp::string_body>& req, const std::vector<std::string>& p) {
-    if (req.method() != bhttp::verb::post) return method_not_allowed(req);
+  void repository_index(const bhttp::request<bhttp::string_body>& req) {
     ModelRepository& repo = *core_->repo;
-    if (p.size() == 3 && p[2] == "index") {
-      bool ready_only = false;
-      if (!req.body().empty()) {
-        auto body = nlohmann::json::parse(req.body(), nullptr, false);
-        if (body.is_discarded() || !body.is_object()) {
-          repo.metrics().record_server_failure("invalid_argument");
-          return send_error(bhttp::status::bad_request, "repository index: malformed JSON body");
-        }
-        if (body.contains("ready") && body["ready"].is_boolean()) ready_only = body["ready"].get<bool>();
+    bool ready_only = false;
+    if (!req.body().empty()) {
+      auto body = nlohmann::json::parse(req.body(), nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        repo.metrics().record_server_failure("invalid_argument");
+        return send_error(bhttp::status::bad_request, "repository index: malformed JSON body");
       }
-      return send(bhttp::status::ok, repository_index_json(repo.index(), ready_only), kJson);
+      if (body.contains("ready") && body["ready"].is_boolean()) ready_only = body["ready"].get<bool>();
     }
-    if (p.size() == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
-      // Loading compiles a model: the admin thread does it and this connection waits.
-      std::string model = p[3];
-      bool load = p[4] == "load";
-      auto self = shared_from_this();
-      core_->admin->post([self, model, load] {
-        Status st = load ? self->core_->repo->load(model) : self->core_->repo->unload(model);
-        asio::post(self->stream_.get_executor(), [self, st] {
-          if (!st.ok()) return self->send_status(st);
-          self->send(bhttp::status::ok, "", kJson);
-        });
+    return send(bhttp::status::ok, repository_index_json(repo.index(), ready_only), kJson);
+  }
+
+  // Loading compiles a model: the admin thread does it and this connection waits.
+  void load_or_unload(const std::string& model, bool load) {
+    auto self = shared_from_this();
+    core_->admin->post([self, model, load] {
+      Status st = load ? self->core_->repo->load(model) : self->core_->repo->unload(model);
+      asio::post(self->stream_.get_executor(), [self, st] {
+        if (!st.ok()) return self->send_status(st);
+        self->send(bhttp::status::ok, "", kJson);
       });
-      return;
-    }
-    return not_found(req);
+    });
   }
 
   void infer(bhttp::request<bhttp::string_body> req, const std::string& model, const std::string& version) {
@@ -320,19 +276,14 @@ class Session : public std::enable_shared_from_this<Session> {
       repo.metrics().record_server_failure(failure_reason(found.status().code()));
       return send_status(found.status());
     }
-    std::optional<size_t> json_length;
     auto header = req.find("Inference-Header-Content-Length");
-    if (header != req.end()) {
-      std::string v(header->value());
-      char* end = nullptr;
-      unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0') {
-        (*found)->metrics().record_failure("invalid_argument");
-        return send_error(bhttp::status::bad_request, "Inference-Header-Content-Length '" + v + "' is not a number");
-      }
-      json_length = static_cast<size_t>(n);
+    auto json_length = json_length_header(header == req.end() ? std::nullopt
+                                                              : std::optional<std::string_view>(sv(header->value())));
+    if (!json_length.ok()) {
+      (*found)->metrics().record_failure("invalid_argument");
+      return send_status(json_length.status());
     }
-    auto parsed = parse_infer_request(req.body(), json_length, model, version);
+    auto parsed = parse_infer_request(req.body(), *json_length, model, version);
     if (!parsed.ok()) {
       (*found)->metrics().record_failure(failure_reason(parsed.status().code()));
       return send_status(parsed.status());

@@ -27,12 +27,20 @@ Expected<InferParameters> read_parameters(const json& j, const std::string& what
   return out;
 }
 
-void flatten(const json& j, std::vector<const json*>* out) {
-  if (j.is_array()) {
-    for (const auto& e : j) flatten(e, out);
-  } else {
+// Nested 'data' deeper than any tensor rank is refused: the recursion is bounded by it, not by
+// how many '[' a client sends.
+constexpr int kMaxDataDepth = 64;
+
+bool flatten(const json& j, std::vector<const json*>* out, int depth = 0) {
+  if (!j.is_array()) {
     out->push_back(&j);
+    return true;
   }
+  if (depth >= kMaxDataDepth) return false;
+  for (const auto& e : j) {
+    if (!flatten(e, out, depth + 1)) return false;
+  }
+  return true;
 }
 
 template <typename T>
@@ -149,12 +157,16 @@ Expected<ParsedInferRequest> parse(const json& doc, std::string_view binary, con
     } else {
       if (!in.contains("data")) return invalid_argument(what, ": needs 'data' or a 'binary_data_size' parameter");
       std::vector<const json*> values;
-      flatten(in["data"], &values);
-      tensor = Tensor(dtype, dims);
-      if (static_cast<int64_t>(values.size()) != tensor.numel()) {
-        return invalid_argument(what, ": shape ", dims_to_string(dims), " needs ", tensor.numel(), " elements, 'data' has ",
+      if (!flatten(in["data"], &values)) {
+        return invalid_argument(what, ": 'data' is nested deeper than ", kMaxDataDepth, " levels");
+      }
+      // Counted before allocating: a small body cannot make the server allocate a huge shape.
+      const int64_t count = num_elements(dims);
+      if (static_cast<int64_t>(values.size()) != count) {
+        return invalid_argument(what, ": shape ", dims_to_string(dims), " needs ", count, " elements, 'data' has ",
                                 values.size());
       }
+      tensor = Tensor(dtype, dims);
       RETURN_IF_ERROR(fill_from_json(values, &tensor, what));
     }
     r.inputs.push_back({in["name"].get<std::string>(), std::move(tensor), std::move(params)});
@@ -298,38 +310,6 @@ std::string server_metadata_json(const std::string& version) {
               {"version", version},
               {"extensions", {"binary_tensor_data", "model_repository", "schedule_policy", "metrics"}}}
       .dump();
-}
-
-std::string model_metadata_json(const ModelMetadata& md) {
-  auto tensors = [](const std::vector<TensorInfo>& infos) {
-    json arr = json::array();
-    for (const auto& t : infos) {
-      json shape = json::array();
-      if (t.shape.rank_known) {
-        for (const auto& d : t.shape.dims) shape.push_back(d.known() ? d.value : -1);
-      }
-      arr.push_back({{"name", t.name}, {"datatype", kserve_datatype(t.dtype)}, {"shape", shape}});
-    }
-    return arr;
-  };
-  return json{{"name", md.name},
-              {"versions", md.versions},
-              {"platform", md.platform},
-              {"inputs", tensors(md.inputs)},
-              {"outputs", tensors(md.outputs)}}
-      .dump();
-}
-
-std::string repository_index_json(const std::vector<RepositoryEntry>& index, bool ready_only) {
-  json arr = json::array();
-  for (const auto& e : index) {
-    if (ready_only && e.state != ModelState::kReady) continue;
-    json row = {{"name", e.name}, {"state", model_state_name(e.state)}};
-    if (!e.version.empty()) row["version"] = e.version;
-    if (!e.reason.empty()) row["reason"] = e.reason;
-    arr.push_back(std::move(row));
-  }
-  return arr.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace pyflame_rt::net::http

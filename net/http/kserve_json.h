@@ -17,7 +17,11 @@
 #include <string_view>
 
 #include "net/infer_types.h"
-#include "net/model_repository.h"
+
+namespace pyflame_rt::net {
+struct ModelMetadata;    // net/model_repository.h
+struct RepositoryEntry;
+}  // namespace pyflame_rt::net
 
 namespace pyflame_rt::net::http {
 
@@ -50,7 +54,7 @@ EncodedBody encode_infer_response(const InferResponse& response, const BinaryOut
 
 // {"error": "..."}
 std::string error_json(const std::string& message);
-// GET /v2, /v2/models/{m}, POST /v2/repository/index.
+// GET /v2, /v2/models/{m}, POST /v2/repository/index (the last two in kserve_metadata.cpp).
 std::string server_metadata_json(const std::string& version);
 std::string model_metadata_json(const ModelMetadata& metadata);
 std::string repository_index_json(const std::vector<RepositoryEntry>& index, bool ready_only);

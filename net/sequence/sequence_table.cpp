@@ -120,6 +120,17 @@ void SequenceTable::infer(InferRequest request, InferCallback done) {
     }
     auto it = sequences_.find(key);
     if (it == sequences_.end() || it->second->ended) {
+      if (auto gone = expired_keys_.find(key); gone != expired_keys_.end()) {
+        if (!request.sequence->start) {
+          (*model)->metrics().record_failure(failure_reason(StatusCode::kDeadlineExceeded));
+          done(make_status(StatusCode::kDeadlineExceeded, "sequence '", request.sequence->id, "' of model '",
+                           request.model_name, "' was freed after ", options_.idle_timeout.count(),
+                           " ms without a request (the sequence idle timeout); its state is gone: send sequence_start "
+                           "to begin it again"));
+          return;
+        }
+        expired_keys_.erase(gone);  // started again: a new sequence
+      }
       if (sequences_.size() >= options_.max_sequences) {
         (*model)->metrics().record_failure(failure_reason(StatusCode::kResourceExhausted));
         done(make_status(StatusCode::kResourceExhausted, "sequence '", request.sequence->id, "' of model '",
@@ -244,13 +255,23 @@ void SequenceTable::expire_idle() {
     const Sequence& s = *it->second;
     if (s.pending == 0 && now - s.last_used > options_.idle_timeout) {
       expired.push_back(it->second);
+      if (!s.ended) {  // an ended sequence is not waiting for more
+        expired_keys_[it->first] = ++expiries_;
+        expired_order_.emplace_back(it->first, expiries_);
+      }
       it = sequences_.erase(it);
       ++stats_.expired;
     } else {
       ++it;
     }
   }
+  while (expired_order_.size() > options_.max_sequences) {
+    auto& [key, n] = expired_order_.front();
+    if (auto k = expired_keys_.find(key); k != expired_keys_.end() && k->second == n) expired_keys_.erase(k);
+    expired_order_.pop_front();
+  }
   stats_.active = sequences_.size();
+  if (!expired.empty()) repository_.metrics().count_event("sequences_expired", expired.size());
 }
 
 void SequenceTable::reaper_loop() {

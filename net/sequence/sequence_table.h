@@ -7,8 +7,11 @@
 // A sequence id (per model) selects one session Stream (session/stream.h): its hidden state
 // (h <- h_out) carries from one request to the next, as Triton's implicit state does.
 // `sequence_start` resets it, `sequence_end` flushes it and frees it, and a sequence idle
-// longer than idle_timeout is freed (Triton's max_sequence_idle_microseconds, default 1 s);
-// the first request of an unknown id starts it. Requests of one sequence run in the order
+// longer than idle_timeout is freed (Triton's max_sequence_idle_microseconds, default 1 s) and
+// counted (stats().expired, the server event `sequences_expired`); a later request on it
+// without sequence_start is kDeadlineExceeded naming the timeout (its state is gone: running
+// it as a new sequence would answer from a reset state without saying so). The first request
+// of an id never seen starts it. Requests of one sequence run in the order
 // they were submitted, on one worker thread picked by the id's hash: never on the caller's
 // (an I/O or completion thread), and never two at once, which is what a stream needs.
 #pragma once
@@ -73,6 +76,10 @@ class SequenceTable {
   SequenceOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Sequence>> sequences_;  // "<model>\n<id>" -> sequence
+  // Keys of sequences freed for idleness, oldest first (at most max_sequences remembered).
+  std::map<std::string, uint64_t> expired_keys_;
+  std::deque<std::pair<std::string, uint64_t>> expired_order_;
+  uint64_t expiries_ = 0;
   SequenceStats stats_;
   bool stopped_ = false;
   std::vector<std::unique_ptr<Worker>> workers_;

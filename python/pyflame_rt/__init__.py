@@ -17,7 +17,7 @@ from .custom_ops import (custom_op, custom_op_names, register_custom_op, registe
                          unregister_custom_op)
 from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
-from .runtime import actor_runtime_threads, configure_actor_runtime, shutdown
+from .runtime import actor_runtime_threads, configure_actor_runtime, limit_counters, shutdown
 from .streaming import Stream
 from . import serving
 from . import compress
@@ -55,7 +55,7 @@ __all__ = [
     "get_device", "errors", "PyFlameRTError", "Fail", "InvalidArgument", "NoSuchFile",
     "InvalidProtobuf", "InvalidGraph", "NotImplemented", "NotImplementedFailure", "NotFound", "RuntimeException",
     "ResourceExhausted", "Unavailable", "DeadlineExceeded", "Batcher", "Stream", "Pipeline", "PipelineResult", "shutdown",
-    "configure_actor_runtime", "actor_runtime_threads", "serve", "RemoteStage", "StageServer",
+    "configure_actor_runtime", "actor_runtime_threads", "limit_counters", "serve", "RemoteStage", "StageServer",
     "OrtValue", "IOBinding", "SessionIOBinding", "set_seed", "set_default_logger_severity",
     "set_default_logger_verbosity", "get_version_string", "get_build_info", "capi",
     "custom_op", "register_custom_op", "unregister_custom_op", "custom_op_names", "register_custom_ops_library",

@@ -21,3 +21,9 @@ def shutdown():
 
 
 atexit.register(shutdown)
+
+
+def limit_counters():
+    """How often each limit stopped something in this process: {"models_too_large",
+    "runs_deadline_exceeded", "runs_memory_exceeded", "runs_terminated", "streams_idle_expired"}."""
+    return dict(_pyflame_rt.limit_counters())

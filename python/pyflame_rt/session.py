@@ -104,7 +104,8 @@ class ModelMetadata:
 
 class RunOptions(_pyflame_rt.RunOptions):
     """Per-run settings (ONNX Runtime's RunOptions): terminate (cancels runs using these
-    options between nodes: they raise Fail), logid, log_severity_level, log_verbosity_level,
+    options between nodes: they raise Fail), timeout_ms (a deadline from the start of each run,
+    checked between nodes and Loop/Scan iterations: DeadlineExceeded; 0 = none), logid, log_severity_level, log_verbosity_level,
     add_run_config_entry / get_run_config_entry."""
 
     def __init__(self):
@@ -357,6 +358,12 @@ class InferenceSession:
         kept = self._requested_providers[1]
         return {p: dict(kept.get(p, {})) for p in self.get_providers()}
 
+    def get_limit_counters(self):
+        """How often each limit stopped one of this session's runs: {"runs_deadline_exceeded",
+        "runs_memory_exceeded", "runs_terminated", ...}; pyflame_rt.limit_counters() sums the
+        process (and counts models refused by max_model_size_mb)."""
+        return dict(self._native.limit_counters())
+
     def get_fallback_nodes(self):
         """Nodes not on the first provider asked for (with the reason), and nodes a device runs
         on its slower reference kernels."""
@@ -478,14 +485,16 @@ class InferenceSession:
                        request_timeout_ms, device_actors)
 
     def create_stream(self, chunk_size=0, overlap=0, stateful=True, state=None, state_map=None,
-                      input_name=None, time_axis=None, time_aligned_outputs=None, name=None):
+                      input_name=None, time_axis=None, time_aligned_outputs=None, name=None, idle_timeout_ms=0):
         """A Stream over this model (see pyflame_rt.streaming): chunk_size samples per window
         along the time axis (0 = each chunk as it comes), overlap samples shared by consecutive
         windows, hidden state fed back when stateful (pairs detected from names and shapes such
-        as h0/hn, or given as state_map={input: output}; first value zeros or state={input: array})."""
+        as h0/hn, or given as state_map={input: output}; first value zeros or state={input: array}).
+        idle_timeout_ms > 0: a stream given no chunk for that long is freed (its state goes; later
+        calls raise DeadlineExceeded; counted in pyflame_rt.limit_counters())."""
         return Stream(self, chunk_size=int(chunk_size), overlap=int(overlap), stateful=bool(stateful), state=state,
                       state_map=state_map, input_name=input_name, time_axis=time_axis,
-                      time_aligned_outputs=time_aligned_outputs, name=name)
+                      time_aligned_outputs=time_aligned_outputs, name=name, idle_timeout_ms=int(idle_timeout_ms))
 
     def run_with_profiling(self, input_feed, output_names=None):
         """Runs once timing every node; returns a Profile (.operations, .outputs, .total_us)."""

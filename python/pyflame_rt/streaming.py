@@ -49,6 +49,11 @@ class Stream:
         return self._native.windows_run()
 
     @property
+    def idle_expired(self):
+        """True once idle_timeout_ms freed the stream (later calls raise DeadlineExceeded)."""
+        return self._native.idle_expired()
+
+    @property
     def state_pairs(self):
         """{state input: output that carries its next value}."""
         return self._native.state_pairs()

@@ -80,6 +80,12 @@ void bind_options(py::module_& m) {
       .def_property(
           "terminate", [](const RunOptions& r) { return r.terminate.load(); },
           [](RunOptions& r, bool v) { r.terminate = v; })
+      .def_property(
+          "timeout_ms", [](const RunOptions& r) { return r.timeout_ms; },
+          [](RunOptions& r, int64_t v) {
+            if (v < 0) raise_status(invalid_argument("RunOptions.timeout_ms: expected >= 0 (0 = no deadline), got ", v));
+            r.timeout_ms = v;
+          })
       .def_readwrite("logid", &RunOptions::log_id)
       .def_readwrite("log_severity_level", &RunOptions::log_severity_level)
       .def_readwrite("log_verbosity_level", &RunOptions::log_verbosity_level)

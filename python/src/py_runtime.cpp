@@ -5,6 +5,7 @@
 #include "graph/status_codes.h"
 #include "devices/device_registry.h"
 #include "devices/random_seed.h"
+#include "session/limit_counters.h"
 #include "graph/version.h"
 #include "python/src/py_bindings.h"
 #include "python/src/py_errors.h"
@@ -20,6 +21,8 @@ void bind_runtime(py::module_& m) {
     shutdown_actor_runtime();
   });
   m.def("status_code_names", &status_code_names);
+  // Every limit's count over the process (sessions' runs, streams, refused models).
+  m.def("limit_counters", [] { return process_limit_counters().snapshot(); });
   m.def("set_seed", [](int64_t seed) { set_random_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
   m.def("build_info", &build_info);
   m.attr("__version__") = version_string();

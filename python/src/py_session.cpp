@@ -254,6 +254,7 @@ void bind_session(py::module_& m) {
       .def("outputs", &PySession::outputs)
       .def("providers", &PySession::providers)
       .def("warnings", &PySession::warnings)
+      .def("limit_counters", &PySession::limit_counters)
       .def("compiled_from_cache", &PySession::compiled_from_cache)
       .def("startup_phases", &PySession::startup_phases)
       .def("graph_text", &PySession::graph_text)

@@ -50,6 +50,7 @@ class PySession {
   py::list outputs() const;
   std::vector<std::string> providers() const { return session_->providers(); }
   std::vector<std::string> warnings() const { return session_->warnings(); }
+  std::map<std::string, uint64_t> limit_counters() const { return session_->limit_counters(); }
   bool compiled_from_cache() const { return session_->compiled_from_cache(); }
   std::map<std::string, double> startup_phases() const { return session_->startup_phases(); }
   std::string graph_text() const { return print_graph(session_->graph()); }

@@ -27,6 +27,7 @@ class PyStream {
       else if (key == "time_axis") o.time_axis = v.cast<int>();
       else if (key == "time_aligned_outputs") o.time_aligned_outputs = v.cast<std::vector<std::string>>();
       else if (key == "name") o.name = py::str(v);
+      else if (key == "idle_timeout_ms") o.idle_timeout_ms = v.cast<int64_t>();
       else raise_status(invalid_argument("create_stream: unknown option '", key, "'"));
     }
     stream_ = unwrap(Stream::create(session.shared(), o));
@@ -46,6 +47,7 @@ class PyStream {
   std::string input_name() const { return stream_->input_name(); }
   int64_t window() const { return stream_->window(); }
   int64_t windows_run() const { return stream_->windows_run(); }
+  bool idle_expired() const { return stream_->idle_expired(); }
   std::map<std::string, std::string> state_pairs() const {
     std::map<std::string, std::string> m;
     for (const auto& p : stream_->state_pairs()) m[p.input] = p.output;
@@ -69,6 +71,7 @@ void bind_stream(py::module_& m) {
       .def("input_name", &PyStream::input_name)
       .def("window", &PyStream::window)
       .def("windows_run", &PyStream::windows_run)
+      .def("idle_expired", &PyStream::idle_expired)
       .def("state_pairs", &PyStream::state_pairs);
 }
 

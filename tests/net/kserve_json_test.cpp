@@ -1,4 +1,5 @@
 #include "net/http/kserve_json.h"
+#include "net/model_repository.h"
 
 #include <gtest/gtest.h>
 

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -226,6 +227,27 @@ def test_full_queue_is_resource_exhausted_and_nothing_is_lost(cnn):
                 exhausted += 1
         assert ok >= 1 and exhausted >= 1 and ok + exhausted == 12
         assert 'reason="queue_full"' in srv.metrics()
+        channel.close()
+
+
+def test_grpc_deadline_drops_a_queued_request_and_counts_it():
+    # A 3 s batch timeout keeps a lone request queued past its 200 ms gRPC deadline: the server
+    # takes the deadline as the request's timeout, drops it from the queue and counts it.
+    with GRPCServer(model_path=CNN, name="cnn", host="127.0.0.1", port=0, max_batch_size=64,
+                    batch_timeout_ms=3000) as srv:
+        channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(raw_request("cnn", {"image": images(1, 8)}), timeout=0.2)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        deadline = time.monotonic() + TIMEOUT  # bounded wait for the server's own answer
+        while 'reason="timeout"' not in srv.metrics() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert re.search(r'fail\w*\{[^}]*model="cnn"[^}]*reason="timeout"[^}]*\} 1', srv.metrics()), srv.metrics()
+        # The model serves on.
+        x = images(1, 9)
+        assert output(stub.ModelInfer(raw_request("cnn", {"image": x}), timeout=TIMEOUT)).shape[0] == 1
         channel.close()
 
 

@@ -114,6 +114,16 @@ TEST_F(SequenceTableTest, IdleSequencesExpire) {
   for (int i = 0; i < 500 && table.stats().expired == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(table.stats().expired, 1u);
   EXPECT_EQ(table.stats().active, 0u);
+  EXPECT_EQ(repo_.metrics().events("sequences_expired"), 1u);
+  // Its state is gone: a later request on it is refused, naming the timeout...
+  auto late = infer_sync(table, gru_request("s1", features(2, 0.f)));
+  ASSERT_EQ(late.status().code(), StatusCode::kDeadlineExceeded) << late.status().to_string();
+  EXPECT_NE(late.status().message().find("sequence 's1' of model 'gru' was freed after 30 ms"), std::string::npos)
+      << late.status().message();
+  // ...until the client starts it again; an id never seen starts without sequence_start.
+  EXPECT_TRUE(infer_sync(table, gru_request("s1", features(2, 0.f), /*start=*/true)).ok());
+  EXPECT_TRUE(infer_sync(table, gru_request("s1", features(2, 0.f))).ok());
+  EXPECT_TRUE(infer_sync(table, gru_request("fresh", features(2, 0.f))).ok());
 }
 
 TEST_F(SequenceTableTest, BadRequestsAreNamed) {

@@ -1,0 +1,55 @@
+#include "graph/memory_budget.h"
+
+#include <new>
+#include <sstream>
+
+namespace pyflame_rt {
+
+namespace {
+thread_local MemoryBudget* t_budget = nullptr;
+}  // namespace
+
+MemoryBudget::MemoryBudget(int64_t limit_bytes, std::string limit_name)
+    : limit_(limit_bytes), limit_name_(std::move(limit_name)) {}
+
+bool MemoryBudget::try_charge(size_t bytes) {
+  const int64_t n = static_cast<int64_t>(bytes);
+  int64_t now = used_.load(std::memory_order_relaxed);
+  do {
+    if (n > limit_ - now) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!exceeded_.load(std::memory_order_relaxed)) {
+        std::ostringstream s;
+        s << "the run needs more memory than " << limit_name_ << " allows: " << (limit_ >> 20) << " MB ("
+          << limit_ << " bytes) allowed, " << now << " bytes held, " << bytes << " more asked for";
+        message_ = s.str();
+        exceeded_.store(true, std::memory_order_release);
+      }
+      return false;
+    }
+  } while (!used_.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+  int64_t peak = peak_.load(std::memory_order_relaxed);
+  while (now + n > peak && !peak_.compare_exchange_weak(peak, now + n, std::memory_order_relaxed)) {
+  }
+  return true;
+}
+
+void MemoryBudget::release(size_t bytes) { used_.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed); }
+
+std::string MemoryBudget::message() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return message_;
+}
+
+MemoryBudget* MemoryBudget::current() { return t_budget; }
+MemoryBudget::Scope::Scope(MemoryBudget* budget) : previous_(t_budget) { t_budget = budget; }
+MemoryBudget::Scope::~Scope() { t_budget = previous_; }
+
+std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes) {
+  MemoryBudget* budget = t_budget;
+  if (!budget || bytes < MemoryBudget::kChargedFrom) return nullptr;
+  if (!budget->try_charge(bytes)) throw std::bad_alloc();
+  return budget->shared_from_this();
+}
+
+}  // namespace pyflame_rt

@@ -1,0 +1,71 @@
+// MemoryBudget: the bytes one run may hold at once (SessionOptions.memory_limit_mb enforced at
+// run time). The session creates one per run and installs it on the run's threads (through
+// RunInterruptScope, devices/run_interrupt.h); allocations made while it is installed (the CPU
+// device's buffer pool, reference kernels' large tensors) are charged to it and credited back
+// when freed, so it counts what the run holds, not what it ever allocated. An allocation that
+// would pass the limit is refused (std::bad_alloc, which kernels already map to
+// kResourceExhausted) and the budget keeps the first refusal's message for the session to
+// report. Feeds and weights are not charged: they exist before the run.
+//
+//   auto budget = std::make_shared<MemoryBudget>(64 << 20, "SessionOptions.memory_limit_mb");
+//   { MemoryBudget::Scope scope(budget.get()); ... }
+//   if (budget->exceeded()) return make_status(kResourceExhausted, budget->message());
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace pyflame_rt {
+
+class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
+ public:
+  // `limit_name` names the setting in messages ("SessionOptions.memory_limit_mb").
+  MemoryBudget(int64_t limit_bytes, std::string limit_name);
+
+  // True (and counted) when `bytes` more stay within the limit; false records the refusal.
+  bool try_charge(size_t bytes);
+  void release(size_t bytes);
+
+  int64_t limit() const { return limit_; }
+  int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
+  bool exceeded() const { return exceeded_.load(std::memory_order_acquire); }
+  // The first refusal: the limit, what was held and what was asked for.
+  std::string message() const;
+
+  // Allocations of at least this many bytes are charged (smaller ones are bookkeeping: a
+  // shape, a scalar; charging them would cost more than they weigh).
+  static constexpr size_t kChargedFrom = 4096;
+
+  // The budget of the run on this thread (nullptr: none, nothing is charged).
+  static MemoryBudget* current();
+  class Scope {
+   public:
+    explicit Scope(MemoryBudget* budget);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    MemoryBudget* previous_;
+  };
+
+ private:
+  const int64_t limit_;
+  const std::string limit_name_;
+  std::atomic<int64_t> used_{0}, peak_{0};
+  std::atomic<bool> exceeded_{false};
+  mutable std::mutex mu_;
+  std::string message_;
+};
+
+// Charges `bytes` to the budget installed on this thread, if any and if large enough. Returns
+// the budget to credit later (nullptr when nothing was charged); throws std::bad_alloc when
+// the charge would pass the limit.
+std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes);
+
+}  // namespace pyflame_rt
