@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "graph/memory_budget.h"
+#include "graph/tensor.h"
 #include "graph/status.h"
 
 namespace pyflame_rt {

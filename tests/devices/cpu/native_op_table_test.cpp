@@ -73,6 +73,32 @@ Graph one_node(const std::string& domain, const std::string& op, int64_t opset, 
     input("x", dtype, xd);
     constant("s", scalar(DType::kFloat32, 0.1));
     constant("z", scalar(DType::kUInt8, 128));
+  } else if (op == "QLinearMatMul" || op == "QMatMul") {
+    // a, a_scale, a_zero_point, b (int8 [K, N]), b_scale, b_zero_point, y_scale, y_zero_point
+    input("a", dtype, {4, 8});
+    constant("as", scalar(DType::kFloat32, 0.1));
+    constant("az", scalar(dtype, 0));
+    constant("b", filled(DType::kInt8, {8, 5}));
+    constant("bs", scalar(DType::kFloat32, 0.05));
+    constant("bz", scalar(DType::kInt8, 0));
+    constant("ys", scalar(DType::kFloat32, 0.2));
+    constant("yz", scalar(dtype, 0));
+  } else if (op == "MatMulInteger") {
+    input("a", dtype, {4, 8});
+    constant("b", filled(DType::kInt8, {8, 5}));
+  } else if (op == "Cast") {
+    input("x", dtype, xd);
+    n.attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kFloat32));  // DType codes are ONNX's
+  } else if (op == "CastLike") {
+    input("x", dtype, xd);
+    input("t", DType::kFloat32, {1});
+  } else if (op == "InstanceNormalization") {
+    input("x", dtype, xd);
+    constant("scale", filled(DType::kFloat32, {8}));
+    constant("b", filled(DType::kFloat32, {8}));
+  } else if (op == "Reshape") {
+    input("x", dtype, xd);
+    constant("shape", Tensor::from_vector<int64_t>({2}, {0, -1}));
   } else if (op == "MatMul" || op == "Gemm" || op == "FusedMatMul") {
     input("a", dtype, {4, 8});
     constant("b", filled(DType::kFloat32, {8, 5}));
@@ -145,7 +171,7 @@ TEST(NativeOpTableTest, AnOpsetOutsideTheRangeRunsOnTheReferenceWithTheReason) {
   std::vector<std::string> fallbacks;
   EXPECT_EQ(kernel_of(g, &fallbacks), "reference");
   ASSERT_EQ(fallbacks.size(), 1u);
-  EXPECT_EQ(fallbacks[0], "Slice 'n': no native kernel for Slice opset 9 with float input (native: float, opsets 10+)");
+  EXPECT_EQ(fallbacks[0], "Slice 'n': no native kernel for Slice opset 9 with float input (native: any fixed-width type, opsets 10+)");
   // And it runs there, equal to the reference device.
   Tensor x = filled(DType::kFloat32, {1, 8, 6, 6});
   auto cpu = make_cpu_device(1)->compile(g);
