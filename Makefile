@@ -98,12 +98,14 @@ sanitize-asan-python: $(ASAN_BUILD)/build.ninja
 
 # ThreadSanitizer for the actor engine (batcher, streams, pipelines, remote stages, the
 # stage-server guard, fault injection). Suppressions (tools/tsan.supp) are for uninstrumented
-# third-party libraries only, never for our code.
+# third-party libraries only, never for our code. A test with any report fails (exit 66); with
+# Debian's CAF (not built with TSan) the suites that pass messages between threads report the
+# mailbox hand-over TSan cannot see (docs/reliability.md, "Sanitizers").
 $(TSAN_BUILD)/build.ninja:
 	cmake -S . -B $(TSAN_BUILD) $(SANITIZE_CMAKE) -DPFRT_SANITIZE=thread
 
 TSAN_SUITES := ActorRuntimeTest|BaspGuardTest|BatchRunnerTest|BatcherTest|FaultInjectionTest|PartitionedModelTest|PipelineTest|RemoteStageTest|RemoteWireTest|StreamTest|StateMapTest|TensorAxisTest|WindowAssemblerTest
 sanitize-tsan: $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j 2 --target runtime_tests stream_tests
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure \
+	TSAN_OPTIONS=second_deadlock_stack=1:suppressions=$(CURDIR)/tools/tsan.supp ctest --test-dir $(TSAN_BUILD) --output-on-failure \
 	    -R '^($(TSAN_SUITES))\.' -j 2
