@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/target_clones.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/ref/kernels/attention_layout.h"
 
@@ -25,7 +26,7 @@ namespace {
 // running max or sum, but it does vectorise independent lanes.
 constexpr int64_t kLanes = 16;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const float* x, int64_t n) {
+PFRT_TARGET_CLONES float row_max(const float* x, int64_t n) {
   float lane[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) lane[j] = x[0];
   int64_t i = 0;
@@ -38,15 +39,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float row_max(const
   return m;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void add_scalar(float* x, int64_t n, float c) {
+PFRT_TARGET_CLONES void add_scalar(float* x, int64_t n, float c) {
   for (int64_t i = 0; i < n; ++i) x[i] += c;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void add_row(float* x, const float* y, int64_t n) {
+PFRT_TARGET_CLONES void add_row(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) float row_sum(const float* x, int64_t n) {
+PFRT_TARGET_CLONES float row_sum(const float* x, int64_t n) {
   float lane[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -58,7 +59,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float row_sum(const
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_row(float* x, int64_t n, float c) {
+PFRT_TARGET_CLONES void scale_row(float* x, int64_t n, float c) {
   for (int64_t i = 0; i < n; ++i) x[i] *= c;
 }
 

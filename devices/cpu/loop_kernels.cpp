@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "devices/cpu/vector_math.h"
+#include "devices/target_clones.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -43,7 +44,7 @@ namespace {
     }                                                                        \
   }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PFRT_TARGET_CLONES
 void reduce_simple(ReduceKind kind, const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin,
                    int64_t o_end, int64_t j_begin, int64_t j_end) {
   const float inf = std::numeric_limits<float>::infinity();
@@ -128,7 +129,7 @@ void reduce_f32(ReduceKind kind, const float* x, float* y, int64_t len, int64_t 
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PFRT_TARGET_CLONES
 void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t len, int64_t inner,
                     int64_t o_begin, int64_t o_end) {
   std::vector<float> best(static_cast<size_t>(inner));

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "devices/target_clones.h"
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -90,15 +92,15 @@ void silu_inplace_parallel(float* x, int64_t n) {
 }
 
 // Each loop is compiled per ISA and picked at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void exp_inplace(float* x, int64_t n) {
+PFRT_TARGET_CLONES void exp_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = exp_core(clamp_exp_arg(x[i]));
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sigmoid_inplace(float* x, int64_t n) {
+PFRT_TARGET_CLONES void sigmoid_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + exp_core(clamp_exp_arg(-x[i])));
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void tanh_inplace(float* x, int64_t n) {
+PFRT_TARGET_CLONES void tanh_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
     float a = std::min(std::abs(v), 9.0f);  // tanh(9) == 1 in float
@@ -111,7 +113,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tanh_inplace(f
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void erf_inplace(float* x, int64_t n) {
+PFRT_TARGET_CLONES void erf_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
     float a = std::min(std::abs(v), 10.0f);  // erf(10) == 1 in float
