@@ -195,6 +195,11 @@ TEST_F(GrpcServerTest, StreamInferAnswersInOrderAndCarriesSequenceState) {
   EXPECT_NE(answers[2].error_message().find("INT4"), std::string::npos) << answers[2].error_message();
   EXPECT_TRUE(answers[3].error_message().empty()) << answers[3].error_message();
   // A's first chunk and B's (the same input, fresh state) agree; A's second differs (state).
+  for (size_t i : {0u, 1u, 3u}) {
+    ASSERT_TRUE(answers[i].error_message().empty()) << "answer " << i << ": " << answers[i].error_message();
+    ASSERT_GE(answers[i].infer_response().raw_output_contents_size(), 1)
+        << "answer " << i << ": " << answers[i].infer_response().ShortDebugString();
+  }
   const std::string& a0 = answers[0].infer_response().raw_output_contents(0);
   const std::string& a1 = answers[1].infer_response().raw_output_contents(0);
   const std::string& b0 = answers[3].infer_response().raw_output_contents(0);
