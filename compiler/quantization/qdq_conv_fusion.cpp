@@ -3,10 +3,10 @@
 #include <cmath>
 #include <limits>
 
+#include "compiler/quantization/qdq_match.h"
+
 namespace pyflame_rt {
 namespace {
-
-bool is_op(const Node& n, const char* op) { return n.domain.empty() && n.op_type == op; }
 
 // A per-tensor quantization parameter pair (scale f32 scalar, zero point of `zp_type` scalar).
 bool scalar_params(const Graph& g, const std::string& scale, const std::string& zp, DType zp_type) {
@@ -26,11 +26,7 @@ struct Match {
 Status QdqConvFusion::run(Graph& graph, bool& changed) {
   std::map<std::string, int> uses = use_counts(graph);
   std::map<std::string, size_t> producer = producers(graph);
-  auto made_by = [&](const std::string& name, const char* op) -> const Node* {
-    auto p = producer.find(name);
-    if (p == producer.end() || !is_op(graph.nodes[p->second], op)) return nullptr;
-    return &graph.nodes[p->second];
-  };
+  auto made_by = [&](const std::string& name, const char* op) { return pyflame_rt::made_by(graph, producer, name, op); };
 
   std::vector<Match> matches;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {

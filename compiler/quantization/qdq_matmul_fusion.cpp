@@ -2,10 +2,10 @@
 
 #include <cmath>
 
+#include "compiler/quantization/qdq_match.h"
+
 namespace pyflame_rt {
 namespace {
-
-bool is_op(const Node& n, const char* op) { return n.domain.empty() && n.op_type == op; }
 
 // A scalar constant zero point of uint8 or int8 type with a scalar f32 scale.
 bool scalar_8bit_params(const Graph& g, const Node& n) {
@@ -34,11 +34,7 @@ Status QdqMatMulFusion::run(Graph& graph, bool& changed) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     for (const auto& in : graph.nodes[i].inputs) if (!in.empty() && uses[in] == 1) reader[in] = i;
   }
-  auto made_by = [&](const std::string& name, const char* op) -> const Node* {
-    auto p = producer.find(name);
-    if (p == producer.end() || !is_op(graph.nodes[p->second], op)) return nullptr;
-    return &graph.nodes[p->second];
-  };
+  auto made_by = [&](const std::string& name, const char* op) { return pyflame_rt::made_by(graph, producer, name, op); };
 
   std::vector<Match> matches;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {

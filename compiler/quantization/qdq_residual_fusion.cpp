@@ -1,9 +1,9 @@
 #include "compiler/quantization/qdq_residual_fusion.h"
 
+#include "compiler/quantization/qdq_match.h"
+
 namespace pyflame_rt {
 namespace {
-
-bool is_op(const Node& n, const char* op) { return n.domain.empty() && n.op_type == op; }
 
 bool scalar_u8_params(const Graph& g, const Node& n) {
   if (n.inputs.size() < 3) return false;
