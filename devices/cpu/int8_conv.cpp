@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "devices/cpu/int8_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
 namespace pyflame_rt {
@@ -95,7 +96,31 @@ class QLinearConvOp : public NativeOp {
     memory::desc src, dst, scratch;
     memory weights, bias, x_zp, y_zp;
     Dims out_dims;
+    std::string impl;    // the primitive's kernel (what its packed weights are for)
+    Tensor packed_keep;  // imported packed weights that `weights` views
   };
+
+  // The s8 weights in the kernel's blocked layout, with what oneDNN appends to them (the
+  // compensation for s8 activations or zero points): the whole weights memory is one blob.
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    plans_.for_each([&](const Dims& xd, const std::shared_ptr<const Plan>& plan) {
+      if (plan && plan->weights) out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  Status prepare(const Dims& xd) override {
+    int64_t group = node_.attr_int("group", 1);
+    if (xd.size() != 4 || group <= 0 || xd[1] != weights_.dim(1) * group) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for input ", dims_to_string(xd),
+                         " do not fit weights ", weights_.summary());
+    }
+    return plan_for(xd, group).status();
+  }
+
+  std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
 
   Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(xd, [&]() -> std::shared_ptr<Plan> {
@@ -174,10 +199,18 @@ class QLinearConvOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::s8, plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(weights_.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      plan->impl = impl;
+      std::unique_lock<std::mutex> lock(imported_mu_);
+      if (auto w = take_dnnl_blob(imported_, node_name(), xd, impl, pd.weights_desc())) {
+        plan->weights = w->memory;
+        plan->packed_keep = w->bytes;
+      } else {
+        lock.unlock();
+        memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::s8, plain_tag(wdims.size())), engine(),
+                      const_cast<void*>(weights_.raw_data()));
+        plan->weights = memory(pd.weights_desc(), engine());
+        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      }
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       memory::desc zp_md({1}, memory::data_type::s32, memory::format_tag::x);
       plan->x_zp = memory(zp_md, engine());
@@ -205,6 +238,8 @@ class QLinearConvOp : public NativeOp {
   float sum_scale_ = 1.f;
   int32_t sum_zp_ = 0;
   ShapePlanCache<Plan> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // from a plan file (import_packed)
 };
 
 std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph);

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "devices/cpu/int8_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
 namespace pyflame_rt {
@@ -106,7 +107,28 @@ class Int8MatMulOp : public NativeOp {
     dnnl::matmul prim;
     memory::desc src, dst, scratch;
     memory weights, bias, y_zp;
+    std::string impl;    // the primitive's kernel (what its packed weights are for)
+    Tensor packed_keep;  // imported packed weights that `weights` views
   };
+
+  // A blob's key: {rows, K, N} (the plan's rows, then the weights' dims).
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    const int64_t K = spec_.weights.dim(0), N = spec_.weights.dim(1);
+    plans_.for_each([&](const int64_t& m, const std::shared_ptr<const Plan>& plan) {
+      if (plan && plan->weights) out->push_back(dnnl_blob(node, {m, K, N}, plan->impl, plan->weights));
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  Status prepare(const Dims& key) override {
+    if (key.size() != 3 || key[0] <= 0 || key[1] != spec_.weights.dim(0) || key[2] != spec_.weights.dim(1)) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for ", dims_to_string(key),
+                         " do not fit an int8 matmul with weights ", spec_.weights.summary());
+    }
+    return plan_for(key[0]).status();
+  }
 
   Expected<std::shared_ptr<const Plan>> plan_for(int64_t m) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(m, [&]() -> std::shared_ptr<Plan> {
@@ -154,10 +176,19 @@ class Int8MatMulOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      memory user_w(memory::desc({K, N}, memory::data_type::s8, memory::format_tag::ab), engine(),
-                    const_cast<void*>(spec_.weights.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      plan->impl = impl;
+      std::unique_lock<std::mutex> lock(imported_mu_);
+      const std::string node = node_.name.empty() ? node_.outputs[0] : node_.name;
+      if (auto w = take_dnnl_blob(imported_, node, {m, K, N}, impl, pd.weights_desc())) {
+        plan->weights = w->memory;
+        plan->packed_keep = w->bytes;
+      } else {
+        lock.unlock();
+        memory user_w(memory::desc({K, N}, memory::data_type::s8, memory::format_tag::ab), engine(),
+                      const_cast<void*>(spec_.weights.raw_data()));
+        plan->weights = memory(pd.weights_desc(), engine());
+        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      }
       if (spec_.bias.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(spec_.bias.raw_data()));
       plan->y_zp = memory(memory::desc({1}, memory::data_type::s32, memory::format_tag::x), engine());
       *static_cast<int32_t*>(plan->y_zp.get_data_handle()) = spec_.y_zp;
@@ -172,6 +203,8 @@ class Int8MatMulOp : public NativeOp {
   int64_t opset_;
   Int8MatMulSpec spec_;
   ShapePlanCache<Plan, int64_t> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // from a plan file (import_packed)
 };
 
 bool scalar(const Tensor* t, double& out) {
