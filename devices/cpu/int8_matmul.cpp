@@ -10,6 +10,7 @@
 // elementwise ops that want them plain).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "devices/cpu/int8_ops.h"
 #include "devices/cpu/packed_dnnl.h"
@@ -55,6 +56,7 @@ struct Int8MatMulSpec {
   Tensor bias;                // f32 [N] in accumulator units (oneDNN adds it before the scales), or undefined
   int32_t x_zp = 0, y_zp = 0;
   int x_zp_input = -1;        // MatMulInteger: the a_zero_point input, read on every run
+  bool src_zp = true;         // oneDNN gets the activations' zero point (else 0, or folded into bias)
   bool relu = false;
 };
 
@@ -93,8 +95,8 @@ class Int8MatMulOp : public NativeOp {
     memory x_zp_m(zp_md, engine(), &x_zp);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad_for(p.scratch)},
-                                            {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, x_zp_m},
                                             {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, p.y_zp}};
+    if (spec_.src_zp) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = x_zp_m;
     if (spec_.bias.defined()) args[DNNL_ARG_BIAS] = p.bias;
     p.prim.execute(thread_stream(), args);
     thread_stream().wait();
@@ -153,7 +155,7 @@ class Int8MatMulOp : public NativeOp {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (spec_.dst != memory::data_type::s32) attr.set_output_scales(spec_.scales.size() > 1 ? 1 << 1 : 0, spec_.scales);
-    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    if (spec_.src_zp) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     if (spec_.dst != memory::data_type::s32 && spec_.dst != memory::data_type::f32) {
       attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
     }
@@ -211,6 +213,35 @@ bool scalar(const Tensor* t, double& out) {
   if (!t || t->numel() != 1) return false;
   out = t->value_as_double(0);
   return true;
+}
+
+// The activations' zero point as a bias: sum_k (a[k] - zp) * w[k,n] = sum_k a[k] * w[k,n] - zp *
+// colsum_n(w), a constant per column. In the f32 bias (accumulator units) when every such
+// constant is an exact float (below 2^24), so that the matmul runs without oneDNN's zero-point
+// compensation. A zero point of 0 needs neither.
+void fold_zero_point(Int8MatMulSpec& spec) {
+  if (spec.x_zp_input >= 0) return;  // known only at run time
+  if (spec.x_zp == 0) {
+    spec.src_zp = false;
+    return;
+  }
+  const int64_t K = spec.weights.dim(0), N = spec.weights.dim(1);
+  std::vector<int64_t> colsum(static_cast<size_t>(N), 0);
+  const int8_t* w = spec.weights.data<int8_t>();
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t n = 0; n < N; ++n) colsum[n] += w[k * N + n];
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    if (std::llabs(static_cast<long long>(spec.x_zp) * colsum[n]) >= (1LL << 24)) return;
+  }
+  Tensor bias(DType::kFloat32, {1, N});
+  for (int64_t n = 0; n < N; ++n) {
+    float b = spec.bias.defined() ? spec.bias.data<float>()[n] : 0.f;
+    bias.data<float>()[n] = b - static_cast<float>(static_cast<int64_t>(spec.x_zp) * colsum[n]);
+  }
+  spec.bias = std::move(bias);
+  spec.x_zp = 0;
+  spec.src_zp = false;
 }
 
 }  // namespace
@@ -294,6 +325,7 @@ std::unique_ptr<NativeOp> make_int8_matmul_op(const Node& node, int64_t opset, c
       }
     }
   }
+  if (!integer) fold_zero_point(spec);
   return std::make_unique<Int8MatMulOp>(node, opset, std::move(spec));
 }
 
