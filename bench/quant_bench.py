@@ -163,18 +163,21 @@ def main():
                     int8_ops = sum(p["op_type"] in ("QLinearConv", "QLinearConvAdd", "QLinearMatMul", "QMatMul")
                                    for p in placement)
                     mn, mean, top1 = accuracy(fp32, sess, evals)
-                    # ORT between two halves of ours: all three see the same machine state.
+                    # ORT and ours take turns (ours, ORT, ours, ORT QDQ again): on a shared host the
+                    # load moves between measurements, each side sees the same share of it.
                     a32, a8 = p50_interleaved([fp32, sess], evals[0], args.runs // 2)
-                    t_ort = p50_ort(qpath, evals[0], args.runs, args.threads)
+                    o1 = p50_ort(qpath, evals[0], args.runs // 2, args.threads)
                     t_ort32 = p50_ort(path, evals[0], args.runs, args.threads)
                     b32, b8 = p50_interleaved([fp32, sess], evals[0], args.runs // 2)
-                    t_fp32, t_ours = (a32 + b32) / 2, (a8 + b8) / 2
+                    o2 = p50_ort(qpath, evals[0], args.runs // 2, args.threads)
+                    t_fp32, t_ours, t_ort = (a32 + b32) / 2, (a8 + b8) / 2, (o1 + o2) / 2
                     print(f"int8 static ({args.method}, {len(report['nodes'])} nodes, quantize {t_quant:.1f} s): "
                           f"cosine min {mn:.4f} mean {mean:.4f}, top-1 agreement {top1 * 100:.1f}% "
                           f"over {len(evals)} inputs")
                     print(f"  p50 ours int8 {t_ours:.1f} ms | ours fp32 {t_fp32:.1f} ms | ORT QDQ {t_ort:.1f} ms | "
                           f"ORT fp32 {t_ort32:.1f} ms -> speed-up vs our fp32 {t_fp32 / t_ours:.2f}x, "
-                          f"ours/ORT-QDQ {t_ours / t_ort:.2f}")
+                          f"ours/ORT-QDQ {t_ours / t_ort:.2f} (turns: ours {a8:.1f}, {b8:.1f}; ORT QDQ {o1:.1f}, "
+                          f"{o2:.1f} ms; load average {os.getloadavg()[0]:.1f})")
                     print(f"  int8 kernels: {int8_ops} nodes; nodes not on native kernels: {len(fallback)} "
                           f"{sorted(set(fallback))[:6]}")
                 else:

@@ -6,9 +6,11 @@
 // stay in the kernel's layout (nhwc-like) so consecutive int8 convolutions pass them on without
 // conversion; a reader that needs plain data gets a plain uint8 tensor (CpuValue::as_plain).
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "devices/cpu/int8_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
 namespace pyflame_rt {
@@ -95,7 +97,31 @@ class QLinearConvOp : public NativeOp {
     memory::desc src, dst, scratch;
     memory weights, bias, x_zp, y_zp;
     Dims out_dims;
+    std::string impl;    // the primitive's kernel (what its packed weights are for)
+    Tensor packed_keep;  // imported packed weights that `weights` views
   };
+
+  // The s8 weights in the kernel's blocked layout, with what oneDNN appends to them (the
+  // compensation for s8 activations or zero points): the whole weights memory is one blob.
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    plans_.for_each([&](const Dims& xd, const std::shared_ptr<const Plan>& plan) {
+      if (plan && plan->weights) out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  Status prepare(const Dims& xd) override {
+    int64_t group = node_.attr_int("group", 1);
+    if (xd.size() != 4 || group <= 0 || xd[1] != weights_.dim(1) * group) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for input ", dims_to_string(xd),
+                         " do not fit weights ", weights_.summary());
+    }
+    return plan_for(xd, group).status();
+  }
+
+  std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
 
   Expected<std::shared_ptr<const Plan>> plan_for(const Dims& xd, int64_t group) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(xd, [&]() -> std::shared_ptr<Plan> {
@@ -174,10 +200,18 @@ class QLinearConvOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::s8, plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(weights_.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      plan->impl = impl;
+      std::unique_lock<std::mutex> lock(imported_mu_);
+      if (auto w = take_dnnl_blob(imported_, node_name(), xd, impl, pd.weights_desc())) {
+        plan->weights = w->memory;
+        plan->packed_keep = w->bytes;
+      } else {
+        lock.unlock();
+        memory user_w(memory::desc(to_dnnl(wdims), memory::data_type::s8, plain_tag(wdims.size())), engine(),
+                      const_cast<void*>(weights_.raw_data()));
+        plan->weights = memory(pd.weights_desc(), engine());
+        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      }
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       memory::desc zp_md({1}, memory::data_type::s32, memory::format_tag::x);
       plan->x_zp = memory(zp_md, engine());
@@ -205,6 +239,8 @@ class QLinearConvOp : public NativeOp {
   float sum_scale_ = 1.f;
   int32_t sum_zp_ = 0;
   ShapePlanCache<Plan> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // from a plan file (import_packed)
 };
 
 std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph);
@@ -230,6 +266,33 @@ void register_qlinear_conv_ops(NativeOpTable& t) {
 }
 
 namespace {
+
+// Without padding every output reads only real inputs, so the activations' zero point is a
+// constant per output channel: sum_k w[c,k] * (x[k] - zp) = sum_k w[c,k] * x[k] - zp * sum_k
+// w[c,k]. Folded into the int32 bias (exact), the convolution runs without oneDNN's zero-point
+// compensation, which costs a 1x1 convolution ~25% on AVX2 (MobileNetV2's expansions read the
+// linear bottlenecks' outputs, zero point ~128). With padding, the border would read zp as 0:
+// the zero point stays. Sets `x_zp` to 0 when folded.
+void fold_zero_point(const Node& node, const Tensor& weights, Tensor& bias, int32_t& x_zp) {
+  std::vector<int64_t> pads = node.attr_ints("pads", {0, 0, 0, 0});
+  std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") return;
+  if (auto_pad == "NOTSET" && std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p != 0; })) return;
+  const int64_t m = weights.dim(0), per = weights.numel() / m;
+  if (bias.defined() && bias.numel() != m) return;
+  std::vector<int64_t> folded(static_cast<size_t>(m));
+  for (int64_t c = 0; c < m; ++c) {
+    int64_t sum = 0;
+    const int8_t* row = weights.data<int8_t>() + c * per;
+    for (int64_t k = 0; k < per; ++k) sum += row[k];
+    folded[c] = (bias.defined() ? bias.data<int32_t>()[c] : 0) - static_cast<int64_t>(x_zp) * sum;
+    if (folded[c] > INT32_MAX || folded[c] < INT32_MIN) return;  // would not fit the s32 bias
+  }
+  Tensor out(DType::kInt32, {m});
+  for (int64_t c = 0; c < m; ++c) out.data<int32_t>()[c] = static_cast<int32_t>(folded[c]);
+  bias = std::move(out);
+  x_zp = 0;
+}
 
 std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.inputs.size() < 8) return nullptr;
@@ -259,29 +322,34 @@ std::unique_ptr<NativeOp> make_op(const Node& node, int64_t opset, const Graph& 
   std::vector<float> scales(static_cast<size_t>(ws->numel()));
   for (size_t c = 0; c < scales.size(); ++c) scales[c] = static_cast<float>(xs * ws->data<float>()[c] / ys);
   Tensor weights = *w;
-  if (!has_vnni()) {
+  Tensor bias = b ? *b : Tensor();
+  // A depthwise convolution (one input channel per group) has no pairs to sum: oneDNN's AVX2
+  // kernel multiplies in int32 (vpmaddwd on zero-extended inputs), full 8-bit weights are safe.
+  const int64_t group = node.attr_int("group", 1);
+  const bool depthwise = group > 1 && w->dim(1) == 1 && m == group;
+  if (!has_vnni() && !depthwise) {
     // Without VNNI the u8 x s8 products are summed in pairs into saturating int16
     // (vpmaddubsw): 2 * 255 * 127 overflows. Weights with 7 bits (halved, twice the scale)
     // cannot overflow; the int32 bias is re-expressed in the doubled accumulator scale.
-    weights = w->clone();
-    int8_t* q = weights.data<int8_t>();
     bool halve = false;
-    for (int64_t k = 0; k < weights.numel(); ++k) halve |= q[k] > 63 || q[k] < -64;
+    for (int64_t k = 0; k < w->numel(); ++k) halve |= w->data<int8_t>()[k] > 63 || w->data<int8_t>()[k] < -64;
     if (halve) {
+      weights = w->clone();
+      int8_t* q = weights.data<int8_t>();
       for (int64_t k = 0; k < weights.numel(); ++k) q[k] = static_cast<int8_t>(std::nearbyint(q[k] / 2.0f));
       for (float& sc : scales) sc *= 2.f;
       if (b) {
-        Tensor halved = b->clone();
-        for (int64_t k = 0; k < halved.numel(); ++k) {
-          halved.data<int32_t>()[k] = static_cast<int32_t>(std::nearbyint(halved.data<int32_t>()[k] / 2.0));
+        bias = b->clone();
+        for (int64_t k = 0; k < bias.numel(); ++k) {
+          bias.data<int32_t>()[k] = static_cast<int32_t>(std::nearbyint(bias.data<int32_t>()[k] / 2.0));
         }
-        return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), std::move(halved), std::move(scales),
-                                               static_cast<int32_t>(xz), static_cast<int32_t>(yz));
       }
     }
   }
-  return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), b ? *b : Tensor(), std::move(scales),
-                                         static_cast<int32_t>(xz), static_cast<int32_t>(yz));
+  int32_t x_zp = static_cast<int32_t>(xz);
+  if (x_zp != 0) fold_zero_point(node, weights, bias, x_zp);
+  return std::make_unique<QLinearConvOp>(node, opset, std::move(weights), std::move(bias), std::move(scales), x_zp,
+                                         static_cast<int32_t>(yz));
 }
 
 }  // namespace

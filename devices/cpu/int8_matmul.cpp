@@ -10,8 +10,10 @@
 // elementwise ops that want them plain).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "devices/cpu/int8_ops.h"
+#include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
 namespace pyflame_rt {
@@ -54,6 +56,7 @@ struct Int8MatMulSpec {
   Tensor bias;                // f32 [N] in accumulator units (oneDNN adds it before the scales), or undefined
   int32_t x_zp = 0, y_zp = 0;
   int x_zp_input = -1;        // MatMulInteger: the a_zero_point input, read on every run
+  bool src_zp = true;         // oneDNN gets the activations' zero point (else 0, or folded into bias)
   bool relu = false;
 };
 
@@ -92,8 +95,8 @@ class Int8MatMulOp : public NativeOp {
     memory x_zp_m(zp_md, engine(), &x_zp);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad_for(p.scratch)},
-                                            {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, x_zp_m},
                                             {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, p.y_zp}};
+    if (spec_.src_zp) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = x_zp_m;
     if (spec_.bias.defined()) args[DNNL_ARG_BIAS] = p.bias;
     p.prim.execute(thread_stream(), args);
     thread_stream().wait();
@@ -106,7 +109,28 @@ class Int8MatMulOp : public NativeOp {
     dnnl::matmul prim;
     memory::desc src, dst, scratch;
     memory weights, bias, y_zp;
+    std::string impl;    // the primitive's kernel (what its packed weights are for)
+    Tensor packed_keep;  // imported packed weights that `weights` views
   };
+
+  // A blob's key: {rows, K, N} (the plan's rows, then the weights' dims).
+  void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
+    const int64_t K = spec_.weights.dim(0), N = spec_.weights.dim(1);
+    plans_.for_each([&](const int64_t& m, const std::shared_ptr<const Plan>& plan) {
+      if (plan && plan->weights) out->push_back(dnnl_blob(node, {m, K, N}, plan->impl, plan->weights));
+    });
+  }
+  void import_packed(std::vector<PackedBlob> blobs) override {
+    std::lock_guard<std::mutex> lock(imported_mu_);
+    imported_ = std::move(blobs);
+  }
+  Status prepare(const Dims& key) override {
+    if (key.size() != 3 || key[0] <= 0 || key[1] != spec_.weights.dim(0) || key[2] != spec_.weights.dim(1)) {
+      return node_.error(StatusCode::kInvalidArgument, "packed weights for ", dims_to_string(key),
+                         " do not fit an int8 matmul with weights ", spec_.weights.summary());
+    }
+    return plan_for(key[0]).status();
+  }
 
   Expected<std::shared_ptr<const Plan>> plan_for(int64_t m) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plans_.get_or_build(m, [&]() -> std::shared_ptr<Plan> {
@@ -131,7 +155,7 @@ class Int8MatMulOp : public NativeOp {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (spec_.dst != memory::data_type::s32) attr.set_output_scales(spec_.scales.size() > 1 ? 1 << 1 : 0, spec_.scales);
-    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    if (spec_.src_zp) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     if (spec_.dst != memory::data_type::s32 && spec_.dst != memory::data_type::f32) {
       attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
     }
@@ -154,10 +178,19 @@ class Int8MatMulOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      memory user_w(memory::desc({K, N}, memory::data_type::s8, memory::format_tag::ab), engine(),
-                    const_cast<void*>(spec_.weights.raw_data()));
-      plan->weights = memory(pd.weights_desc(), engine());
-      dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      plan->impl = impl;
+      std::unique_lock<std::mutex> lock(imported_mu_);
+      const std::string node = node_.name.empty() ? node_.outputs[0] : node_.name;
+      if (auto w = take_dnnl_blob(imported_, node, {m, K, N}, impl, pd.weights_desc())) {
+        plan->weights = w->memory;
+        plan->packed_keep = w->bytes;
+      } else {
+        lock.unlock();
+        memory user_w(memory::desc({K, N}, memory::data_type::s8, memory::format_tag::ab), engine(),
+                      const_cast<void*>(spec_.weights.raw_data()));
+        plan->weights = memory(pd.weights_desc(), engine());
+        dnnl::reorder(user_w, plan->weights).execute(thread_stream(), user_w, plan->weights);
+      }
       if (spec_.bias.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(spec_.bias.raw_data()));
       plan->y_zp = memory(memory::desc({1}, memory::data_type::s32, memory::format_tag::x), engine());
       *static_cast<int32_t*>(plan->y_zp.get_data_handle()) = spec_.y_zp;
@@ -172,12 +205,43 @@ class Int8MatMulOp : public NativeOp {
   int64_t opset_;
   Int8MatMulSpec spec_;
   ShapePlanCache<Plan, int64_t> plans_;
+  std::mutex imported_mu_;
+  std::vector<PackedBlob> imported_;  // from a plan file (import_packed)
 };
 
 bool scalar(const Tensor* t, double& out) {
   if (!t || t->numel() != 1) return false;
   out = t->value_as_double(0);
   return true;
+}
+
+// The activations' zero point as a bias: sum_k (a[k] - zp) * w[k,n] = sum_k a[k] * w[k,n] - zp *
+// colsum_n(w), a constant per column. In the f32 bias (accumulator units) when every such
+// constant is an exact float (below 2^24), so that the matmul runs without oneDNN's zero-point
+// compensation. A zero point of 0 needs neither.
+void fold_zero_point(Int8MatMulSpec& spec) {
+  if (spec.x_zp_input >= 0) return;  // known only at run time
+  if (spec.x_zp == 0) {
+    spec.src_zp = false;
+    return;
+  }
+  const int64_t K = spec.weights.dim(0), N = spec.weights.dim(1);
+  std::vector<int64_t> colsum(static_cast<size_t>(N), 0);
+  const int8_t* w = spec.weights.data<int8_t>();
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t n = 0; n < N; ++n) colsum[n] += w[k * N + n];
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    if (std::llabs(static_cast<long long>(spec.x_zp) * colsum[n]) >= (1LL << 24)) return;
+  }
+  Tensor bias(DType::kFloat32, {1, N});
+  for (int64_t n = 0; n < N; ++n) {
+    float b = spec.bias.defined() ? spec.bias.data<float>()[n] : 0.f;
+    bias.data<float>()[n] = b - static_cast<float>(static_cast<int64_t>(spec.x_zp) * colsum[n]);
+  }
+  spec.bias = std::move(bias);
+  spec.x_zp = 0;
+  spec.src_zp = false;
 }
 
 }  // namespace
@@ -261,6 +325,7 @@ std::unique_ptr<NativeOp> make_int8_matmul_op(const Node& node, int64_t opset, c
       }
     }
   }
+  if (!integer) fold_zero_point(spec);
   return std::make_unique<Int8MatMulOp>(node, opset, std::move(spec));
 }
 

@@ -323,3 +323,25 @@ def test_static_int8_transformer_encoder_close_to_fp32(tmp_path):
     fp32 = rt.InferenceSession(src)
     cos = [_cosine(sess.run(None, f)[0], fp32.run(None, f)[0]) for f in feeds[16:]]
     assert min(cos) >= 0.99, cos
+
+
+def test_int8_plan_keeps_packed_int8_weights(cnn, tmp_path):
+    """A shape-specialised plan of a QDQ model keeps its int8 convolutions' and matmuls'
+    packed weights: the cached session (no import, no passes, no packing) gives the same bytes
+    as the session that compiled it."""
+    from pyflame_rt import quantization as q
+    model, _ = q.quantize(cnn, QuantConfig(mode="static", calibration_data=_feeds(8)))
+    path = str(tmp_path / "cnn.int8.onnx")
+    onnx.save(model, path)
+    co = rt.CompileOptions(cache_dir=tmp_path / "cache", input_shapes={"x": [1, 3, 16, 16]})
+    first = rt.InferenceSession.from_onnx(path, compile_options=co)
+    second = rt.InferenceSession.from_onnx(path, compile_options=co)
+    assert (first.compiled_from_cache, second.compiled_from_cache) == (False, True)
+    plan = list((tmp_path / "cache").glob("*.plan"))
+    assert len(plan) == 1
+    # The int8 blobs name the int8 kernels they were packed for (oneDNN's impl names).
+    assert b"int8" in plan[0].read_bytes()
+    int8 = [p for p in second.get_node_placement() if p["op_type"] in ("QLinearConv", "QMatMul")]
+    assert len(int8) >= 3 and all(p["kernel"] == "native" for p in int8), int8
+    for f in _feeds(3, seed=4):
+        np.testing.assert_array_equal(second.run(None, f)[0], first.run(None, f)[0])
