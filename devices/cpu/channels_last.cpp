@@ -39,5 +39,25 @@ void channels_last_to_first(const float* src, float* dst, int64_t batch, int64_t
   }
 }
 
+void channels_first_to_last(const float* src, float* dst, int64_t batch, int64_t channels, int64_t spatial) {
+  // The same tiles as above, the roles of the two layouts swapped: writes run along channels.
+  constexpr int64_t kTile = 16;
+  const int64_t c_tiles = (channels + kTile - 1) / kTile, s_tiles = (spatial + kTile - 1) / kTile;
+  const int64_t tiles = batch * c_tiles * s_tiles;
+#pragma omp parallel for schedule(static) if (batch * channels * spatial >= (int64_t{1} << 17))
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t n = t / (c_tiles * s_tiles), ct = t / s_tiles % c_tiles, st = t % s_tiles;
+    const int64_t c0 = ct * kTile, c1 = std::min(channels, c0 + kTile);
+    const int64_t s0 = st * kTile, s1 = std::min(spatial, s0 + kTile);
+    const float* in = src + n * channels * spatial;
+    float* out = dst + n * spatial * channels;
+    for (int64_t s = s0; s < s1; ++s) {
+      float* row = out + s * channels;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) row[c] = in[c * spatial + s];
+    }
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

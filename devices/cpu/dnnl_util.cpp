@@ -81,6 +81,14 @@ dnnl::memory CpuValue::as_native(const dnnl::memory::desc& desc) {
                                                const_cast<void*>(plain.tensor.raw_data()));
   if (src.get_desc() == desc) return src;
   dnnl::memory dst(desc, engine());
+  const Dims& d = has_native ? dims : plain.tensor.dims();
+  if (d.size() >= 3 && src.get_desc() == plain_desc(d) && is_channels_last_f32(desc, d)) {
+    // Our transpose: oneDNN's reorder is slow for this one too (channels_last.h).
+    const int64_t batch = d[0], channels = d[1];
+    channels_first_to_last(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(dst.get_data_handle()),
+                           batch, channels, batch * channels == 0 ? 0 : num_elements(d) / (batch * channels));
+    return dst;
+  }
   dnnl::reorder(src, dst).execute(thread_stream(), src, dst);
   thread_stream().wait();
   return dst;

@@ -59,6 +59,31 @@ TEST(ChannelsLastTest, ParallelOnLargeValues) {
   expect_plain(v);
 }
 
+// A plain value asked for channels-last (a kernel's input): the transpose the other way.
+TEST(ChannelsLastTest, PlainValueMadeChannelsLast) {
+  omp_set_num_threads(2);
+  for (const Dims& d : std::vector<Dims>{{1, 256, 200}, {3, 17, 5}, {2, 33, 7, 9}, {2, 300, 19, 23}}) {
+    Tensor t(DType::kFloat32, d);
+    const int64_t n = d[0], c = d[1], s = num_elements(d) / (n * c);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(i);
+    CpuValue v = CpuValue::from_plain(Value(t));
+    static const dnnl::memory::format_tag kTags[] = {dnnl::memory::format_tag::undef, dnnl::memory::format_tag::undef,
+                                                     dnnl::memory::format_tag::undef, dnnl::memory::format_tag::acb,
+                                                     dnnl::memory::format_tag::acdb};
+    dnnl::memory::desc last(to_dnnl(d), dnnl::memory::data_type::f32, kTags[d.size()]);
+    dnnl::memory m = v.as_native(last);
+    ASSERT_TRUE(m.get_desc() == last);
+    const auto* p = static_cast<const float*>(m.get_data_handle());
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < s; ++k) {
+        for (int64_t j = 0; j < c; ++j) {
+          ASSERT_EQ(p[(i * s + k) * c + j], static_cast<float>((i * c + j) * s + k)) << dims_to_string(d);
+        }
+      }
+    }
+  }
+}
+
 TEST(ChannelsLastTest, OtherLayoutsAreNotChannelsLast) {
   Dims d{1, 32, 10};
   EXPECT_FALSE(is_channels_last_f32(plain_desc(d), d));
