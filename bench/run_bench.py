@@ -8,6 +8,8 @@ peak resident memory and the max error of our outputs against ONNX Runtime's.
     options: --models resnet50,encoder --threads 1,2 --rounds 4 --runs 10 --markdown FILE
              --background 2     contention mode: two busy processes run during the measurement
              --ours-env K=V     an environment variable for our timer only (compare policies)
+             --baseline DIR     also time the pyflame_rt package in DIR (an earlier build's
+                                build/python) in the same rounds: before/after columns
 
 Each timing round runs both runtimes in fresh processes, one after the other, so drifts of
 the machine hit both; peak memory is each process's maximum RSS minus its RSS before loading
@@ -95,7 +97,7 @@ class Background:
 
 
 def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle, mode="sequential",
-                ours_env=None):
+                ours_env=None, baseline=None):
     rng = np.random.default_rng(0)
     inputs = []
     for i, shape in enumerate(INPUTS[name]):
@@ -104,7 +106,7 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         inputs.append(p)
     env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_EXECUTION_MODE=mode)
     our_env = dict(env, **(ours_env or {}))
-    ours, theirs, ours_rss, ort_rss = [], [], [], []
+    ours, theirs, ours_rss, ort_rss, before = [], [], [], [], []
     loads = [load_average()]
     ort_out = os.path.join(tmp, f"{name}_ort")
     our_out = os.path.join(tmp, f"{name}_ours")
@@ -113,6 +115,10 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
                       str(warmup), our_out] + inputs, env=our_env)
         ours += r["latencies_ms"]
         ours_rss.append(r["max_rss_kb"] - r["idle_rss_kb"])
+        if baseline:
+            b = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
+                          str(warmup), our_out + "_baseline"] + inputs, env=dict(our_env, PYTHONPATH=baseline))
+            before += b["latencies_ms"]
         o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
                      ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup),
                       "--execution-mode", mode], env=env)
@@ -132,18 +138,24 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         "ort_p50": percentile(theirs, 50), "ort_p99": percentile(theirs, 99),
         "ours_mb": max(ours_rss) / 1024, "ort_mb": max(ort_rss) / 1024, "max_rel_err": err,
         "load": (min(loads), max(loads)),
+        "before_p50": percentile(before, 50) if before else None,
+        "before_p99": percentile(before, 99) if before else None,
     }
 
 
 def table(rows, contention=False):
-    """Markdown rows; under contention the load average replaces the peak-memory column."""
+    """Markdown rows; under contention the load average replaces the peak-memory column. With a
+    baseline (--baseline) its p50 and its ratio to ORT's come first, measured in the same rounds."""
     extra = "load avg" if contention else "peak MB (ours / ORT)"
-    head = ("| model | threads | PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
+    baseline = any(r.get("before_p50") is not None for r in rows)
+    pre = "baseline p50 ms | baseline / ORT | " if baseline else ""
+    head = (f"| model | threads | {pre}PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
             f"p99 ratio | {extra} | max rel err |")
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * (12 if baseline else 10)]
     for r in rows:
         cell = (f"{r['load'][0]:.1f}-{r['load'][1]:.1f}" if contention else f"{r['ours_mb']:.0f} / {r['ort_mb']:.0f}")
-        lines.append(f"| {r['model']} | {r['threads']} | {r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
+        b = f"{r['before_p50']:.2f} | {r['before_p50'] / r['ort_p50']:.2f}x | " if baseline else ""
+        lines.append(f"| {r['model']} | {r['threads']} | {b}{r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
                      f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "
                      f"{r['ours_p99'] / r['ort_p99']:.2f}x | {cell} | {r['max_rel_err']:.1e} |")
     return "\n".join(lines)
@@ -169,6 +181,8 @@ def main():
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--background", type=int, default=0,
                     help="contention mode: this many busy processes run during the measurement")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also time the pyflame_rt package in DIR (e.g. an earlier build's build/python) in every round")
     ap.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
                     help="an environment variable for PyFlameRT's timer only (e.g. OMP_WAIT_POLICY=passive)")
     args = ap.parse_args()
@@ -186,12 +200,14 @@ def main():
         for threads in [int(t) for t in args.threads.split(",")]:
             for name in names:
                 rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
-                                        modules, ort_idle, args.execution_mode, ours_env))
+                                        modules, ort_idle, args.execution_mode, ours_env, args.baseline))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
     text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, execution mode {args.execution_mode}, "
             f"{start}-{time.strftime('%H:%M', time.gmtime())} UTC")
     if args.background:
         text += f", {args.background} busy background processes"
+    if args.baseline:
+        text += f", baseline {args.baseline}"
     if ours_env:
         text += ", ours with " + " ".join(f"{k}={v}" for k, v in ours_env.items())
     text += "\n\n" + show(rows)

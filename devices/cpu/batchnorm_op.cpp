@@ -2,8 +2,9 @@
 // in the layout of its input: after a convolution and an activation (which the conv fusions
 // cannot fold through) the value stays blocked or channels-last. Plain (N,C,...) and
 // channels-last inputs take our loop y = x * s[c] + t[c] (oneDNN 2.6 has only its reference
-// kernel for channels-last, 20x slower); other layouts (blocked) oneDNN's batch normalization
-// with global statistics. Any rank 2-5.
+// kernel for channels-last, 20x slower), and so do channel-blocked inputs (aBc8b, nChw16c: its
+// reference kernel again for 1-D blocked data); other layouts oneDNN's batch normalization with
+// global statistics. Any rank 2-5.
 #include <omp.h>
 
 #include <cmath>
@@ -39,6 +40,16 @@ class BatchNormOp : public NativeOp {
       outputs[0] = std::move(out);
       return Status::OK();
     }
+    if (const int64_t block = channel_block(md, dims)) {
+      // Channels in blocks of 8 or 16 (a convolution's output): our loop too. oneDNN 2.6 has
+      // only its reference kernel for 1-D blocked data (1.2 ms for [1, 256, 200] on AVX2).
+      memory src = x->as_native(md);
+      CpuValue out = CpuValue::allocate_native(md, dims);
+      scale_shift_blocked(static_cast<const float*>(src.get_data_handle()),
+                          static_cast<float*>(out.native.get_data_handle()), dims, block);
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
     std::shared_ptr<const Plan> plan = plan_for(md);
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(md);
@@ -65,9 +76,9 @@ class BatchNormOp : public NativeOp {
     return memory::desc(to_dnnl(dims), memory::data_type::f32, kTags[dims.size()]);
   }
 
-  // y = x * s[c] + t[c], with s = scale / sqrt(var + eps) and t = B - mean * s, channel axis 1
-  // of `dims`: innermost in channels-last data, else outside the spatial positions.
-  void scale_shift(const float* x, float* y, const Dims& dims, bool channels_first) {
+  // s = scale / sqrt(var + eps) and t = B - mean * s per channel, then both padded with zeros
+  // to whole blocks of 16 (padding channels of blocked data: 0 * x + 0 = 0), once.
+  void fold_once() {
     std::call_once(folded_once_, [&] {
       const int64_t c = params_[0].numel();
       const double eps = node_.attr_float("epsilon", 1e-5f);
@@ -78,7 +89,48 @@ class BatchNormOp : public NativeOp {
         s_[static_cast<size_t>(i)] = static_cast<float>(k);
         t_[static_cast<size_t>(i)] = static_cast<float>(params_[1].data<float>()[i] - params_[2].data<float>()[i] * k);
       }
+      s_.resize(static_cast<size_t>((c + 15) / 16 * 16), 0.f);
+      t_.resize(s_.size(), 0.f);
     });
+  }
+
+  // The channel block (8 or 16) when `md` is f32 [N][C/block][spatial...][block] (aBc8b,
+  // nChw16c, ...) for `dims`, else 0.
+  static int64_t channel_block(const memory::desc& md, const Dims& dims) {
+    using tag = memory::format_tag;
+    static const tag k8[] = {tag::undef, tag::undef, tag::undef, tag::aBc8b, tag::aBcd8b, tag::aBcde8b};
+    static const tag k16[] = {tag::undef, tag::undef, tag::undef, tag::aBc16b, tag::aBcd16b, tag::aBcde16b};
+    if (dims.size() < 3 || dims.size() > 5) return 0;
+    for (int64_t block : {8, 16}) {
+      const tag t = block == 8 ? k8[dims.size()] : k16[dims.size()];
+      if (md == memory::desc(to_dnnl(dims), memory::data_type::f32, t)) return block;
+    }
+    return 0;
+  }
+
+  // y = x * s[c] + t[c] on channel-blocked data, padding channels included (they stay 0).
+  void scale_shift_blocked(const float* x, float* y, const Dims& dims, int64_t block) {
+    fold_once();
+    const int64_t n = dims[0], c = dims[1], blocks = (c + block - 1) / block;
+    const int64_t spatial = num_elements(dims) / (n * c);
+    const bool parallel = num_elements(dims) >= (1 << 15) && omp_get_max_threads() > 1;
+#pragma omp parallel for if (parallel) schedule(static)
+    for (int64_t nb = 0; nb < n * blocks; ++nb) {
+      const float* s = s_.data() + (nb % blocks) * block;
+      const float* t = t_.data() + (nb % blocks) * block;
+      const float* src = x + nb * spatial * block;
+      float* dst = y + nb * spatial * block;
+      for (int64_t p = 0; p < spatial; ++p) {
+#pragma omp simd
+        for (int64_t i = 0; i < block; ++i) dst[p * block + i] = src[p * block + i] * s[i] + t[i];
+      }
+    }
+  }
+
+  // y = x * s[c] + t[c], with s = scale / sqrt(var + eps) and t = B - mean * s, channel axis 1
+  // of `dims`: innermost in channels-last data, else outside the spatial positions.
+  void scale_shift(const float* x, float* y, const Dims& dims, bool channels_first) {
+    fold_once();
     const int64_t n = dims[0], c = dims[1], spatial = num_elements(dims) / (n * c);
     const float* s = s_.data();
     const float* t = t_.data();
@@ -133,7 +185,7 @@ class BatchNormOp : public NativeOp {
   int64_t opset_;
   std::vector<Tensor> params_;  // scale, B, mean, var: f32 [C]
   std::once_flag folded_once_;
-  std::vector<float> s_, t_;  // per-channel scale and shift for our loop
+  std::vector<float> s_, t_;  // per-channel scale and shift for our loop, zero-padded to blocks of 16
   ShapePlanCache<Plan, memory::desc> plans_;
 };
 

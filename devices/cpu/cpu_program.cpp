@@ -12,6 +12,7 @@
 
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/output_destination.h"
+#include "devices/cpu/step_threads.h"
 #include "devices/run_interrupt.h"
 #include "devices/thread_limit.h"
 
@@ -42,6 +43,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
     step.node = &node;
     step.opset = g.opset(node.domain);
     step.native = make_native_op(node, step.opset, g, &step.no_native);
+    step.work = step_work_of(node.op_type);
     if (!step.native && !KernelRegistry::reference().find(node.domain, node.op_type)) {
       return not_implemented("op '", node.op_type, "' (domain '", node.domain.empty() ? "ai.onnx" : node.domain,
                              "', opset ", step.opset, ") used by node '", node.name, "' is not supported");
@@ -169,6 +171,22 @@ bool has_empty_tensor(const std::vector<CpuValue*>& in) {
 
 }  // namespace
 
+void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads) const {
+  std::vector<const Dims*> dims;
+  dims.reserve(in.size());
+  for (const CpuValue* v : in) {
+    if (v && v->has_native) {
+      dims.push_back(&v->dims);
+    } else if (v && v->has_plain && v->plain.is_tensor()) {
+      dims.push_back(&v->plain.tensor.dims());
+    } else {
+      dims.push_back(nullptr);
+    }
+  }
+  // omp_set_num_threads only sets this thread's ICV: cheap enough for every step.
+  omp_set_num_threads(step_threads(steps_[index].work, dims, threads));
+}
+
 Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,
                             const Tensor* dest) const {
   const Step& step = steps_[index];
@@ -223,7 +241,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       size_t i = ready.front();
       ready.pop_front();
       // Alone (nothing else running or ready): every thread; beside another step: a share.
-      omp_set_num_threads(running == 0 && ready.empty() ? threads : per_worker);
+      const int team = running == 0 && ready.empty() ? threads : per_worker;
       ++running;
       const Step& step = steps_[i];
       std::vector<CpuValue> copies;
@@ -232,6 +250,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
       lock.unlock();
       std::vector<CpuValue*> in;
       for (size_t k = 0; k < copies.size(); ++k) in.push_back(present_or_null(step.inputs[k] >= 0 ? &copies[k] : nullptr));
+      set_step_threads(i, in, team);
       std::vector<CpuValue> out(step.outputs.size());
       auto start = std::chrono::steady_clock::now();
       Status st = run_step(i, in, out, dest[i]);
@@ -337,6 +356,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
       for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
       std::vector<CpuValue> out(step.outputs.size());
+      set_step_threads(index, in, threads);
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       RETURN_IF_ERROR(run_step(index, in, out, dest[index]));
       if (timings) timings->push_back(timing_of(*step.node, start, run_start));
@@ -346,6 +366,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
       }
       for (int s : step.release) slots[static_cast<size_t>(s)] = CpuValue();
     }
+    omp_set_num_threads(threads);  // the run's team again for whatever this thread runs next
   }
   std::vector<Value> results;
   for (int s : output_slots_) {

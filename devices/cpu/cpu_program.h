@@ -12,6 +12,7 @@
 
 #include "devices/cpu/buffer_pool.h"
 #include "devices/cpu/native_op.h"
+#include "devices/cpu/step_threads.h"
 #include "devices/cpu/cpu_device.h"
 
 namespace pyflame_rt {
@@ -68,6 +69,7 @@ class CpuProgram : public Executable {
     std::vector<int> release_once;  // released after it and read once by it: it may overwrite them
     std::vector<size_t> consumers;  // steps that read one of its outputs (each once)
     int producers = 0;              // distinct steps whose outputs it reads
+    StepWork work = StepWork::kOwn;  // what its team size follows (step_threads.h)
   };
 
   Expected<std::vector<Value>> execute(std::vector<Value> inputs, std::vector<NodeTiming>* timings,
@@ -88,6 +90,9 @@ class CpuProgram : public Executable {
   void import_packed(const PackedWeights& packed);
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
   int run_threads() const;
+  // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its
+  // problem is too small to pay for a fork (step_threads.h).
+  void set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads) const;
 
   Graph graph_;
   int num_threads_ = 0;

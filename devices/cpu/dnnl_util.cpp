@@ -1,6 +1,7 @@
 #include "devices/cpu/dnnl_util.h"
 
 #include "devices/cpu/buffer_pool.h"
+#include "devices/cpu/channels_last.h"
 #include "devices/cpu/output_destination.h"
 
 namespace pyflame_rt {
@@ -58,9 +59,16 @@ const Value& CpuValue::as_plain() {
   Tensor t(u8 ? DType::kUInt8 : DType::kFloat32, dims);
   dnnl::memory::desc desc = plain_desc(dims);
   if (u8) desc = dnnl::memory::desc(desc.dims(), dnnl::memory::data_type::u8, plain_tag(desc.dims().size()));
-  dnnl::memory dst(desc, engine(), t.raw_data());
-  dnnl::reorder(native, dst).execute(thread_stream(), native, dst);
-  thread_stream().wait();
+  if (!u8 && is_channels_last_f32(native.get_desc(), dims)) {
+    // Our transpose: oneDNN's reorder is slow for this one (channels_last.h).
+    const int64_t batch = dims[0], channels = dims[1];
+    channels_last_to_first(static_cast<const float*>(native.get_data_handle()), t.data<float>(), batch, channels,
+                           batch * channels == 0 ? 0 : num_elements(dims) / (batch * channels));
+  } else {
+    dnnl::memory dst(desc, engine(), t.raw_data());
+    dnnl::reorder(native, dst).execute(thread_stream(), native, dst);
+    thread_stream().wait();
+  }
   plain = Value(std::move(t));
   has_plain = true;
   return plain;
@@ -73,6 +81,14 @@ dnnl::memory CpuValue::as_native(const dnnl::memory::desc& desc) {
                                                const_cast<void*>(plain.tensor.raw_data()));
   if (src.get_desc() == desc) return src;
   dnnl::memory dst(desc, engine());
+  const Dims& d = has_native ? dims : plain.tensor.dims();
+  if (d.size() >= 3 && src.get_desc() == plain_desc(d) && is_channels_last_f32(desc, d)) {
+    // Our transpose: oneDNN's reorder is slow for this one too (channels_last.h).
+    const int64_t batch = d[0], channels = d[1];
+    channels_first_to_last(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(dst.get_data_handle()),
+                           batch, channels, batch * channels == 0 ? 0 : num_elements(d) / (batch * channels));
+    return dst;
+  }
   dnnl::reorder(src, dst).execute(thread_stream(), src, dst);
   thread_stream().wait();
   return dst;

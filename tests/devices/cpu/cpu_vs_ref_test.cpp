@@ -360,11 +360,11 @@ TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
 namespace pyflame_rt {
 namespace {
 
-// Squeeze-excite on a blocked conv output: our GlobalAveragePool over nChw8c (channel counts
-// with padding, a spatial size that is no multiple of 4, a batch of 2), then the scale Mul
-// written over the conv output it reads last.
+// Squeeze-excite on a blocked conv output: our GlobalAveragePool over nChw8c or (AVX-512,
+// wider convs) nChw16c (channel counts with padding, a spatial size that is no multiple of 4,
+// a batch of 2), then the scale Mul written over the conv output it reads last.
 TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
-  for (int64_t C : {8, 12, 24}) {
+  for (int64_t C : {8, 12, 24, 20, 40}) {
     Graph g = blocked_conv_graph(C, 93);
     g.add_node("GlobalAveragePool", {"c"}, {"m"}, "squeeze");
     g.add_node("Sigmoid", {"m"}, {"s"}, "gate");

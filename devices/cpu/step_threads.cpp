@@ -1,0 +1,46 @@
+#include "devices/cpu/step_threads.h"
+
+#include <algorithm>
+#include <set>
+
+namespace pyflame_rt {
+namespace cpu {
+
+StepWork step_work_of(const std::string& op_type) {
+  static const std::set<std::string> kConv = {"Conv", "FusedConv", "ConvTranspose"};
+  static const std::set<std::string> kProduct = {"MatMul", "FusedMatMul", "Gemm", "FusedGemm"};
+  // These decide their own team (gru_op.cpp, attention_op.cpp) or hold subgraphs and int8
+  // kernels whose work the input shapes do not tell.
+  static const std::set<std::string> kOwn = {"GRU", "LSTM", "RNN", "MultiHeadAttention", "Attention",
+                                             "Einsum", "Loop", "If", "Scan", "QLinearConv", "QLinearMatMul",
+                                             "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"};
+  if (kConv.count(op_type)) return StepWork::kConv;
+  if (kProduct.count(op_type)) return StepWork::kProduct;
+  if (kOwn.count(op_type)) return StepWork::kOwn;
+  return StepWork::kElements;
+}
+
+int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads) {
+  if (threads <= 1 || work == StepWork::kOwn || dims.empty() || !dims[0]) return threads;
+  const Dims& x = *dims[0];
+  if (work == StepWork::kElements) {
+    int64_t largest = 0;
+    for (const Dims* d : dims) {
+      if (d) largest = std::max(largest, num_elements(*d));
+    }
+    return largest < kSerialElements ? 1 : threads;
+  }
+  if (dims.size() < 2 || !dims[1] || x.size() < 2 || dims[1]->size() < 2) return threads;
+  const Dims& w = *dims[1];
+  // Convolution [N, C, spatial...] by [M, C/group, kernel...]: each output position costs the
+  // weights' size, and there are at most as many positions as input positions (fewer with
+  // strides: an upper bound). Product: rows of A times B's size over the shared dimension
+  // (with batched B, an upper bound too).
+  const int64_t per = work == StepWork::kConv ? x[1] : x.back();
+  if (per <= 0) return threads;
+  const int64_t macs = num_elements(x) / per * num_elements(w);
+  return macs < kSerialMacs ? 1 : threads;
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt

@@ -1,0 +1,42 @@
+// How many OpenMP threads one step of a run gets, from the work its input shapes imply.
+//
+// Every oneDNN primitive (convolutions, reorders, pooling, matmul) forks all the run's threads,
+// however small its problem. A fork and its join cost microseconds when the second thread is
+// spinning, and tens when it sleeps (the passive wait policy chosen on a loaded machine,
+// omp_wait_policy.h) or was descheduled: more than a 1x1 convolution on a 1x1 squeeze-excite
+// tensor, a GRU's transposes or a pooling of a few thousand values compute. Such steps run on
+// the calling thread alone; oneDNN sizes a primitive for the threads of the thread that creates
+// it (conv and matmul plans are built on their first run), so a step keeps the same team size
+// from plan to execution as long as its shapes do.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "graph/shape.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+// What a step's work grows with.
+enum class StepWork {
+  kConv,      // convolution: multiply-adds from the input and weight shapes
+  kProduct,   // matrix product: multiply-adds from the two operands' shapes
+  kElements,  // elementwise, movement, normalisation, pooling, reduction: its largest input
+  kOwn,       // an op that chooses its own team (recurrent, attention, control flow, int8)
+};
+
+StepWork step_work_of(const std::string& op_type);
+
+// Multiply-adds below which a convolution or product runs on one thread (~3-6 us of work on
+// one AVX2/AVX-512 core), and elements below which any other step does (128 KiB of floats).
+constexpr int64_t kSerialMacs = int64_t{1} << 18;
+constexpr int64_t kSerialElements = int64_t{1} << 15;
+
+// The team for a step of kind `work` whose inputs have `dims` (nullptr: absent or not a
+// tensor), in a run with `threads`: 1 for a small problem, `threads` otherwise or when a
+// shape is unknown.
+int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads);
+
+}  // namespace cpu
+}  // namespace pyflame_rt
