@@ -74,7 +74,9 @@ class ConvOp : public NativeOp {
     }
     memory dst = out.native;
     memory scratch = scratchpad_for(plan->scratch);
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan->weights},
+    // Half weights on an f32 kernel: this layer's packed weights expanded for this run.
+    memory weights = plan->half ? plan->half->expand() : plan->weights;
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights},
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
     if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
     plan->prim.execute(thread_stream(), args);
@@ -101,6 +103,7 @@ class ConvOp : public NativeOp {
     Dims out_dims;
     std::string impl;    // the primitive's kernel (what its packed weights are for)
     Tensor packed_keep;  // imported packed weights that `weights` views
+    std::shared_ptr<const HalfPacked> half;  // set (and `weights` empty): f32 kernel, half weights
   };
 
   void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
@@ -110,6 +113,8 @@ class ConvOp : public NativeOp {
         out->push_back({node, xd, "winograd", "pyflame_rt-winograd-f4x4", "", plan->winograd->packed_bytes()});
       } else if (plan->weights) {
         out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
+      } else if (plan->half) {
+        out->push_back(dnnl_blob(node, xd, plan->impl, plan->half->expand_copy()));  // plan files hold f32
       }
     });
   }
@@ -127,13 +132,24 @@ class ConvOp : public NativeOp {
   }
 
   // The primitive's weights: imported packed bytes when they fit it, else `user_w` reordered.
+  // An f32 kernel on half weights keeps them half (plan.half; half_weights.h): `user_w` is
+  // then the half weights described as f32, converted on the way.
   void pack_weights(Plan& plan, const dnnl::convolution_forward::primitive_desc& pd, const Dims& xd,
                     memory& user_w) {
     plan.impl = pd.impl_info_str();
+    const bool half = is_half(weights_.dtype()) && pd.weights_desc().data_type() == memory::data_type::f32;
     std::lock_guard<std::mutex> lock(imported_mu_);
     if (auto w = take_dnnl_blob(imported_, node_name(), xd, plan.impl, pd.weights_desc())) {
+      if (half) {
+        plan.half = std::make_shared<const HalfPacked>(w->memory, weights_.dtype());
+        return;
+      }
       plan.weights = w->memory;
       plan.packed_keep = w->bytes;
+      return;
+    }
+    if (half) {
+      plan.half = pack_half_for_f32(user_w.get_data_handle(), weights_.dtype(), user_w.get_desc(), pd.weights_desc());
       return;
     }
     plan.weights = memory(pd.weights_desc(), engine());
@@ -146,14 +162,19 @@ class ConvOp : public NativeOp {
     std::lock_guard<std::mutex> lock(imported_mu_);
     for (const auto& b : imported_) {
       if (b.key != xd || b.kind != "winograd") continue;
-      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu)) {
+      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu, weights_.dtype())) {
         note_used_packed();
         return w;
       }
       note_stale_packed(node_name(), "Winograd weights of " + std::to_string(b.data.nbytes()) + " bytes do not fit " +
                                          weights_.summary());
     }
-    return std::make_shared<const WinogradConv>(to_float(weights_), bias_, relu);
+    if (!is_half(weights_.dtype())) return std::make_shared<const WinogradConv>(weights_, bias_, relu);
+    // Half weights: their f32 form only while transforming, in a transient mapping (half_weights.h).
+    auto wf = std::make_shared<MappedFloats>(static_cast<size_t>(weights_.numel()));
+    half_to_float(static_cast<const uint16_t*>(weights_.raw_data()), wf->data(), weights_.numel(), weights_.dtype());
+    Tensor f32 = Tensor::wrap(DType::kFloat32, weights_.dims(), wf->data(), wf);
+    return std::make_shared<const WinogradConv>(f32, bias_, relu, weights_.dtype());
   }
 
   std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
@@ -332,11 +353,12 @@ class ConvOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones
-      // converted first: oneDNN 2.6 has no f16 -> blocked f32 reorder; the copy is freed once packed).
-      Tensor w_src = pd.weights_desc().data_type() == memory::data_type::f32 ? to_float(w_used) : w_used;
-      memory user_w(memory::desc(to_dnnl(wdims), dnnl_type(w_src.dtype()), plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(w_src.raw_data()));
+      // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones are
+      // converted in pack_weights: oneDNN 2.6 has no f16 -> blocked f32 reorder).
+      const bool f32_kernel = pd.weights_desc().data_type() == memory::data_type::f32;
+      memory user_w(memory::desc(to_dnnl(wdims), f32_kernel ? memory::data_type::f32 : dnnl_type(w_used.dtype()),
+                                 plain_tag(wdims.size())),
+                    engine(), const_cast<void*>(w_used.raw_data()));
       pack_weights(*plan, pd, xd, user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
