@@ -26,6 +26,12 @@ bool f32_dims(const CpuValue* v, const Dims& dims) {
   return v->plain.is_tensor() && v->plain.tensor.dtype() == DType::kFloat32 && v->plain.tensor.dims() == dims;
 }
 
+// bf16 compute pays when a convolution does enough arithmetic per input element to cover
+// converting its f32 input to bf16 (MobileNetV2 bf16 on AMX, 1 thread, interleaved with fp32:
+// every layer bf16 1.21x the fp32 time, only layers with at least 128 multiply-adds per input
+// element 0.94x; docs/performance.md). ResNet-50's layers all have 64 or more.
+constexpr double kBf16MinMacs = 128;
+
 class ConvOp : public NativeOp {
  public:
   ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
@@ -185,7 +191,12 @@ class ConvOp : public NativeOp {
       // depthwise kernel (brdgmm_dw) took 19x the f32 one's time in MobileNetV2 here, and the
       // conversions around it cost more than the bf16 arithmetic saves.
       const bool depthwise = group > 1 && group == xd[1] && weights_.dim(0) == group;
-      const memory::data_type cdt = depthwise ? memory::data_type::f32 : compute_type(weights_.dtype());
+      memory::data_type cdt = depthwise ? memory::data_type::f32 : compute_type(weights_.dtype());
+      if (cdt == memory::data_type::bf16 && bf16_macs_per_input(xd, group) < bf16_min_macs_) {
+        // Too little arithmetic per input element for bf16 to pay for converting the f32 input
+        // (MobileNetV2's narrow projections): f32 from the bf16 packed weights instead.
+        cdt = memory::data_type::f32;
+      }
       Expected<std::shared_ptr<Plan>> plan = build_plan(xd, group, cdt);
       if (!plan.ok() && cdt != memory::data_type::f32) {
         // No bf16 kernel at all for this convolution: f32 with the weights converted.
@@ -312,7 +323,13 @@ class ConvOp : public NativeOp {
     try {
       dnnl::convolution_forward::primitive_desc pd;
       bool built = false;
-      if (winograd_shape && use_winograd_) {
+      // Half weights on an f32 kernel expand their packed weights in every run, and oneDNN's
+      // Winograd layout is 1.78x the direct one: below 14x14 outputs (ResNet-50's 7x7 stage,
+      // 63% of its 3x3 weights) the expansion costs more than Winograd saves (ResNet-50 fp16,
+      // 1 thread, interleaved with fp32, two runs: Winograd everywhere 1.11x / 1.16x the fp32
+      // time, from 14x14 up 1.02x / 1.12x, from 28x28 up 1.07x / 1.14x; a loaded host).
+      const bool half_f32 = is_half(weights_.dtype()) && f32_compute;
+      if (winograd_shape && use_winograd_ && !(half_f32 && out[2] * out[3] < half_winograd_min_area_)) {
         try {
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
           built = true;
@@ -369,6 +386,16 @@ class ConvOp : public NativeOp {
     return plan;
   }
 
+  // Multiply-adds per input element: output channels per group x kernel taps / stride area.
+  double bf16_macs_per_input(const Dims& xd, int64_t group) const {
+    double taps = 1;
+    for (size_t d = 2; d < weights_.rank(); ++d) taps *= static_cast<double>(weights_.dim(d));
+    std::vector<int64_t> strides = node_.attr_ints("strides", std::vector<int64_t>(xd.size() - 2, 1));
+    double area = 1;
+    for (int64_t st : strides) area *= static_cast<double>(std::max<int64_t>(st, 1));
+    return static_cast<double>(weights_.dim(0) / std::max<int64_t>(group, 1)) * taps / area;
+  }
+
   // The weights' own type, row-major, for `dims` (the stored layout).
   memory::desc stored_desc(const Dims& dims) const {
     return memory::desc(to_dnnl(dims), dnnl_type(weights_.dtype()), plain_tag(dims.size()));
@@ -404,6 +431,17 @@ class ConvOp : public NativeOp {
   bool fused_ = false, has_sum_ = false;
   bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
+  // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
+  int64_t half_winograd_min_area_ = [] {
+    const char* v = std::getenv("PFRT_HALF_WINOGRAD_MIN_AREA");
+    return v ? std::atol(v) : int64_t{14 * 14};
+  }();
+  // Below this many multiply-adds per input element a bf16-capable convolution computes in f32
+  // (PFRT_BF16_MIN_MACS overrides; measured in docs/performance.md).
+  double bf16_min_macs_ = [] {
+    const char* v = std::getenv("PFRT_BF16_MIN_MACS");
+    return v ? std::atof(v) : kBf16MinMacs;
+  }();
   std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
   ShapePlanCache<Plan> plans_;
