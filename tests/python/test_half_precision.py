@@ -163,6 +163,15 @@ def test_bf16_runs_on_onednn_bf16_kernels(model):
     bf16 = [line for line in weighted if "src_bf16" in line and "wei_bf16" in line and "dst_f32" in line]
     assert bf16, "\n".join(weighted[:20])
     assert not any(line.split(",")[4].startswith("ref") for line in bf16), "\n".join(bf16)
+    if path.endswith("cnn.onnx"):
+        # The 1x1 32->32 convolution (32 multiply-adds per input element, under 128) computes
+        # in f32 from its bf16 weights; the 3x3 ones (288) in bf16 (conv_op.cpp: kBf16MinMacs).
+        convs = [line for line in weighted if ",convolution," in line]
+        one_by_one = [line for line in convs if "kh1" in line and "ic32" in line]
+        three = [line for line in convs if "kh3" in line and "ic32" in line]
+        # (The fp32 session of the same process logs its f32 convolutions too.)
+        assert one_by_one and not any("src_bf16" in line for line in one_by_one), "\n".join(convs)
+        assert any("src_bf16" in line for line in three), "\n".join(convs)
 
 
 _RSS_PROBE = """
