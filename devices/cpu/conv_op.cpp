@@ -26,6 +26,13 @@ bool f32_dims(const CpuValue* v, const Dims& dims) {
   return v->plain.is_tensor() && v->plain.tensor.dtype() == DType::kFloat32 && v->plain.tensor.dims() == dims;
 }
 
+// bf16 compute pays when a convolution does enough arithmetic per input element to cover
+// converting its f32 input to bf16 (MobileNetV2 bf16 on AMX, 1 thread, interleaved with fp32:
+// every layer bf16 1.21x the fp32 time, only layers with at least 128 multiply-adds per input
+// element 0.94x; docs/performance.md). ResNet-50's 1x1 reductions (64) then compute in f32
+// too, at no measurable cost (0.386x the fp32 time vs 0.376x with every layer bf16).
+constexpr double kBf16MinMacs = 128;
+
 class ConvOp : public NativeOp {
  public:
   ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
@@ -74,7 +81,9 @@ class ConvOp : public NativeOp {
     }
     memory dst = out.native;
     memory scratch = scratchpad_for(plan->scratch);
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan->weights},
+    // Half weights on an f32 kernel: this layer's packed weights expanded for this run.
+    memory weights = plan->half ? plan->half->expand() : plan->weights;
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights},
                                             {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
     if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
     plan->prim.execute(thread_stream(), args);
@@ -101,6 +110,7 @@ class ConvOp : public NativeOp {
     Dims out_dims;
     std::string impl;    // the primitive's kernel (what its packed weights are for)
     Tensor packed_keep;  // imported packed weights that `weights` views
+    std::shared_ptr<const HalfPacked> half;  // set (and `weights` empty): f32 kernel, half weights
   };
 
   void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
@@ -110,6 +120,8 @@ class ConvOp : public NativeOp {
         out->push_back({node, xd, "winograd", "pyflame_rt-winograd-f4x4", "", plan->winograd->packed_bytes()});
       } else if (plan->weights) {
         out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
+      } else if (plan->half) {
+        out->push_back(dnnl_blob(node, xd, plan->impl, plan->half->expand_copy()));  // plan files hold f32
       }
     });
   }
@@ -127,13 +139,24 @@ class ConvOp : public NativeOp {
   }
 
   // The primitive's weights: imported packed bytes when they fit it, else `user_w` reordered.
+  // An f32 kernel on half weights keeps them half (plan.half; half_weights.h): `user_w` is
+  // then the half weights described as f32, converted on the way.
   void pack_weights(Plan& plan, const dnnl::convolution_forward::primitive_desc& pd, const Dims& xd,
                     memory& user_w) {
     plan.impl = pd.impl_info_str();
+    const bool half = is_half(weights_.dtype()) && pd.weights_desc().data_type() == memory::data_type::f32;
     std::lock_guard<std::mutex> lock(imported_mu_);
     if (auto w = take_dnnl_blob(imported_, node_name(), xd, plan.impl, pd.weights_desc())) {
+      if (half) {
+        plan.half = std::make_shared<const HalfPacked>(w->memory, weights_.dtype());
+        return;
+      }
       plan.weights = w->memory;
       plan.packed_keep = w->bytes;
+      return;
+    }
+    if (half) {
+      plan.half = pack_half_for_f32(user_w.get_data_handle(), weights_.dtype(), user_w.get_desc(), pd.weights_desc());
       return;
     }
     plan.weights = memory(pd.weights_desc(), engine());
@@ -146,14 +169,19 @@ class ConvOp : public NativeOp {
     std::lock_guard<std::mutex> lock(imported_mu_);
     for (const auto& b : imported_) {
       if (b.key != xd || b.kind != "winograd") continue;
-      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu)) {
+      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu, weights_.dtype())) {
         note_used_packed();
         return w;
       }
       note_stale_packed(node_name(), "Winograd weights of " + std::to_string(b.data.nbytes()) + " bytes do not fit " +
                                          weights_.summary());
     }
-    return std::make_shared<const WinogradConv>(to_float(weights_), bias_, relu);
+    if (!is_half(weights_.dtype())) return std::make_shared<const WinogradConv>(weights_, bias_, relu);
+    // Half weights: their f32 form only while transforming, in a transient mapping (half_weights.h).
+    auto wf = std::make_shared<MappedFloats>(static_cast<size_t>(weights_.numel()));
+    half_to_float(static_cast<const uint16_t*>(weights_.raw_data()), wf->data(), weights_.numel(), weights_.dtype());
+    Tensor f32 = Tensor::wrap(DType::kFloat32, weights_.dims(), wf->data(), wf);
+    return std::make_shared<const WinogradConv>(f32, bias_, relu, weights_.dtype());
   }
 
   std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
@@ -164,7 +192,12 @@ class ConvOp : public NativeOp {
       // depthwise kernel (brdgmm_dw) took 19x the f32 one's time in MobileNetV2 here, and the
       // conversions around it cost more than the bf16 arithmetic saves.
       const bool depthwise = group > 1 && group == xd[1] && weights_.dim(0) == group;
-      const memory::data_type cdt = depthwise ? memory::data_type::f32 : compute_type(weights_.dtype());
+      memory::data_type cdt = depthwise ? memory::data_type::f32 : compute_type(weights_.dtype());
+      if (cdt == memory::data_type::bf16 && bf16_macs_per_input(xd, group) < bf16_min_macs_) {
+        // Too little arithmetic per input element for bf16 to pay for converting the f32 input
+        // (MobileNetV2's narrow projections): f32 from the bf16 packed weights instead.
+        cdt = memory::data_type::f32;
+      }
       Expected<std::shared_ptr<Plan>> plan = build_plan(xd, group, cdt);
       if (!plan.ok() && cdt != memory::data_type::f32) {
         // No bf16 kernel at all for this convolution: f32 with the weights converted.
@@ -291,7 +324,13 @@ class ConvOp : public NativeOp {
     try {
       dnnl::convolution_forward::primitive_desc pd;
       bool built = false;
-      if (winograd_shape && use_winograd_) {
+      // Half weights on an f32 kernel expand their packed weights in every run, and oneDNN's
+      // Winograd layout is 1.78x the direct one: below 14x14 outputs (ResNet-50's 7x7 stage,
+      // 63% of its 3x3 weights) the expansion costs more than Winograd saves (ResNet-50 fp16,
+      // 1 thread, interleaved with fp32, two runs: Winograd everywhere 1.11x / 1.16x the fp32
+      // time, from 14x14 up 1.02x / 1.12x, from 28x28 up 1.07x / 1.14x; a loaded host).
+      const bool half_f32 = is_half(weights_.dtype()) && f32_compute;
+      if (winograd_shape && use_winograd_ && !(half_f32 && out[2] * out[3] < half_winograd_min_area_)) {
         try {
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
           built = true;
@@ -332,11 +371,12 @@ class ConvOp : public NativeOp {
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
       plan->scratch = pd.scratchpad_desc();
-      // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones
-      // converted first: oneDNN 2.6 has no f16 -> blocked f32 reorder; the copy is freed once packed).
-      Tensor w_src = pd.weights_desc().data_type() == memory::data_type::f32 ? to_float(w_used) : w_used;
-      memory user_w(memory::desc(to_dnnl(wdims), dnnl_type(w_src.dtype()), plain_tag(wdims.size())), engine(),
-                    const_cast<void*>(w_src.raw_data()));
+      // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones are
+      // converted in pack_weights: oneDNN 2.6 has no f16 -> blocked f32 reorder).
+      const bool f32_kernel = pd.weights_desc().data_type() == memory::data_type::f32;
+      memory user_w(memory::desc(to_dnnl(wdims), f32_kernel ? memory::data_type::f32 : dnnl_type(w_used.dtype()),
+                                 plain_tag(wdims.size())),
+                    engine(), const_cast<void*>(w_used.raw_data()));
       pack_weights(*plan, pd, xd, user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
@@ -345,6 +385,16 @@ class ConvOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
     }
     return plan;
+  }
+
+  // Multiply-adds per input element: output channels per group x kernel taps / stride area.
+  double bf16_macs_per_input(const Dims& xd, int64_t group) const {
+    double taps = 1;
+    for (size_t d = 2; d < weights_.rank(); ++d) taps *= static_cast<double>(weights_.dim(d));
+    std::vector<int64_t> strides = node_.attr_ints("strides", std::vector<int64_t>(xd.size() - 2, 1));
+    double area = 1;
+    for (int64_t st : strides) area *= static_cast<double>(std::max<int64_t>(st, 1));
+    return static_cast<double>(weights_.dim(0) / std::max<int64_t>(group, 1)) * taps / area;
   }
 
   // The weights' own type, row-major, for `dims` (the stored layout).
@@ -382,6 +432,17 @@ class ConvOp : public NativeOp {
   bool fused_ = false, has_sum_ = false;
   bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
+  // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
+  int64_t half_winograd_min_area_ = [] {
+    const char* v = std::getenv("PFRT_HALF_WINOGRAD_MIN_AREA");
+    return v ? std::atol(v) : int64_t{14 * 14};
+  }();
+  // Below this many multiply-adds per input element a bf16-capable convolution computes in f32
+  // (PFRT_BF16_MIN_MACS overrides; measured in docs/performance.md).
+  double bf16_min_macs_ = [] {
+    const char* v = std::getenv("PFRT_BF16_MIN_MACS");
+    return v ? std::atof(v) : kBf16MinMacs;
+  }();
   std::string activation_, src_layout_, dst_layout_;
   std::vector<float> activation_params_;
   ShapePlanCache<Plan> plans_;

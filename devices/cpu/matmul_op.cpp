@@ -42,7 +42,8 @@ class MatMulOp : public NativeOp {
       Dims out_dims(A.dims().begin(), A.dims().end() - 1);
       out_dims.push_back(N);
       Tensor y = plain_output_tensor(DType::kFloat32, out_dims);  // a bound output: the caller's buffer
-      execute(*plan, A, plan->weights, y);
+      // Half weights on an f32 kernel: the packed weights expanded for this run.
+      execute(*plan, A, plan->half ? plan->half->expand() : plan->weights, y);
       outputs[0] = CpuValue::from_plain(Value(std::move(y)));
       return Status::OK();
     }
@@ -76,12 +77,14 @@ class MatMulOp : public NativeOp {
     std::string impl;        // the primitive's kernel (what its packed weights are for)
     bool reference = false;  // oneDNN's reference kernel
     Tensor packed_keep;      // imported packed weights that `weights` views
+    std::shared_ptr<const HalfPacked> half;  // set (and `weights` empty): f32 kernel, half weights
   };
 
   void export_packed(const std::string& node, std::vector<PackedBlob>* out) const override {
     if (!weights_.defined()) return;  // run-time operands: nothing packed
     plans_.for_each([&](const Dims& key, const std::shared_ptr<const Plan>& plan) {
       if (plan && plan->weights) out->push_back(dnnl_blob(node, key, plan->impl, plan->weights));
+      if (plan && plan->half) out->push_back(dnnl_blob(node, key, plan->impl, plan->half->expand_copy()));
     });
   }
   void import_packed(std::vector<PackedBlob> blobs) override {
@@ -104,9 +107,20 @@ class MatMulOp : public NativeOp {
     plan.impl = impl;
     std::string node = node_.name.empty() ? node_.outputs[0] : node_.name;
     std::lock_guard<std::mutex> lock(imported_mu_);
+    // An f32 kernel on half weights keeps them half (plan.half; half_weights.h): `user_w` is
+    // then the half weights described as f32, converted on the way.
+    const bool half = is_half(weights_.dtype()) && want.data_type() == memory::data_type::f32;
     if (auto w = take_dnnl_blob(imported_, node, key, impl, want)) {
+      if (half) {
+        plan.half = std::make_shared<const HalfPacked>(w->memory, weights_.dtype());
+        return;
+      }
       plan.weights = w->memory;
       plan.packed_keep = w->bytes;
+      return;
+    }
+    if (half) {
+      plan.half = pack_half_for_f32(user_w.get_data_handle(), weights_.dtype(), user_w.get_desc(), want);
       return;
     }
     plan.weights = memory(want, engine());
@@ -192,11 +206,10 @@ class MatMulOp : public NativeOp {
       plan->scratch = pd.scratchpad_desc();
       if (constant) {
         // bf16 kernels take the bf16 weights as stored, f32 kernels f32 ones (half weights
-        // converted first: oneDNN 2.6 has no f16 -> packed f32 reorder; freed once packed).
-        Tensor w_src = cdt == memory::data_type::f32 ? to_float(weights_) : weights_;
-        memory::desc user(to_dnnl(w_dims), dnnl_type(w_src.dtype()),
+        // are converted in pack_weights: oneDNN 2.6 has no f16 -> packed f32 reorder).
+        memory::desc user(to_dnnl(w_dims), cdt == memory::data_type::f32 ? cdt : dnnl_type(weights_.dtype()),
                           transposed_ ? memory::format_tag::ba : memory::format_tag::ab);
-        memory user_w(user, engine(), const_cast<void*>(w_src.raw_data()));
+        memory user_w(user, engine(), const_cast<void*>(weights_.raw_data()));
         pack_weights(*plan, key, pd.impl_info_str(), pd.weights_desc(), user_w);
       }
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
@@ -238,9 +251,9 @@ class MatMulOp : public NativeOp {
       plan->w_desc = pd.weights_desc();
       plan->scratch = pd.scratchpad_desc();
       // Weights [K,N] (or [N,K] when transposed) as OIhw [N,K,1,1]: K-major is "bacd".
-      Tensor w_src = to_float(weights_);  // f32 kernel (see build_plan)
+      // An f32 kernel: half weights are converted in pack_weights (see build_plan).
       memory user_w(memory::desc({N, K, 1, 1}, f32, transposed_ ? tag::abcd : tag::bacd), engine(),
-                    const_cast<void*>(w_src.raw_data()));
+                    const_cast<void*>(weights_.raw_data()));
       pack_weights(*plan, key, pd.impl_info_str(), pd.weights_desc(), user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(dst, activation_params_, 1);

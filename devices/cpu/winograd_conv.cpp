@@ -1,5 +1,7 @@
 #include "devices/cpu/winograd_conv.h"
 
+#include "devices/cpu/half_weights.h"
+
 #include <cstring>
 
 #include <immintrin.h>
@@ -178,14 +180,25 @@ bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g) {
   return cin % 8 == 0 && cout % 8 == 0 && tiles >= 16;
 }
 
-WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu)
+WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage)
     : cin_(weights.dim(1)), cout_(weights.dim(0)), cout_pad_((cout_ + 15) / 16 * 16), relu_(relu) {
   // U = G g G^T per (cout, cin), in double so the transform adds no rounding of its own.
   static const double G[kTile][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                      {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
   const float* w = weights.data<float>();
-  u_.assign(static_cast<size_t>(kPositions * cin_ * cout_pad_), 0.f);  // padded columns stay 0
+  // Half storage transforms into a transient mapping (half_weights.h: MappedFloats), so the
+  // f32 form does not stay in the heap once kept half.
+  const size_t count = static_cast<size_t>(kPositions * cin_ * cout_pad_);
+  std::unique_ptr<MappedFloats> transient;
+  float* u = nullptr;
+  if (is_half(storage)) {
+    transient = std::make_unique<MappedFloats>(count);  // zero-filled pages
+    u = transient->data();
+  } else {
+    u_.assign(count, 0.f);  // padded columns stay 0
+    u = u_.data();
+  }
   for (int64_t co = 0; co < cout_; ++co) {
     for (int64_t ci = 0; ci < cin_; ++ci) {
       const float* g = w + (co * cin_ + ci) * 9;
@@ -195,20 +208,33 @@ WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu)
       }
       for (int i = 0; i < kTile; ++i) {
         for (int j = 0; j < kTile; ++j) {
-          double u = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+          double uu = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
           size_t at = static_cast<size_t>((((i * kTile + j) * (cout_pad_ / 16) + co / 16) * cin_ + ci) * 16 + co % 16);
-          u_[at] = static_cast<float>(u);
+          u[at] = static_cast<float>(uu);
         }
       }
     }
   }
   bias_.assign(static_cast<size_t>(cout_), 0.f);
   if (bias.defined()) bias_.assign(bias.data<float>(), bias.data<float>() + cout_);
-  u_data_ = u_.data();
+  u_data_ = u;
+  if (is_half(storage)) keep_half(storage);
+}
+
+void WinogradConv::keep_half(DType) {
+  // Scaled fp16 whatever the weights' half type (half_weights.h: transformed_scale).
+  size_t n = static_cast<size_t>(kPositions * cin_ * cout_pad_);
+  u_half_.resize(n);
+  u_scale_ = transformed_scale(u_data_, static_cast<int64_t>(n));
+  float_to_scaled_f16(u_data_, u_half_.data(), static_cast<int64_t>(n), u_scale_);
+  storage_ = DType::kFloat16;
+  u_data_ = nullptr;
+  std::vector<float>().swap(u_);
+  packed_ = Tensor();
 }
 
 std::shared_ptr<const WinogradConv> WinogradConv::from_packed(const Tensor& packed, int64_t cin, int64_t cout,
-                                                              const Tensor& bias, bool relu) {
+                                                              const Tensor& bias, bool relu, DType storage) {
   int64_t cout_pad = (cout + 15) / 16 * 16;
   if (!packed.raw_data() || packed.nbytes() != static_cast<size_t>(kPositions * cin * cout_pad) * sizeof(float)) {
     return nullptr;
@@ -222,13 +248,19 @@ std::shared_ptr<const WinogradConv> WinogradConv::from_packed(const Tensor& pack
   w->u_data_ = static_cast<const float*>(packed.raw_data());
   w->bias_.assign(static_cast<size_t>(cout), 0.f);
   if (bias.defined()) w->bias_.assign(bias.data<float>(), bias.data<float>() + cout);
+  if (is_half(storage)) w->keep_half(storage);
   return w;
 }
 
 Tensor WinogradConv::packed_bytes() const {
   size_t n = static_cast<size_t>(kPositions * cin_ * cout_pad_) * sizeof(float);
   Tensor out(DType::kUInt8, {static_cast<int64_t>(n)});
-  std::memcpy(out.raw_data(), u_data_, n);
+  if (u_data_) {
+    std::memcpy(out.raw_data(), u_data_, n);
+  } else {
+    half_to_float(u_half_.data(), static_cast<float*>(out.raw_data()), static_cast<int64_t>(n / sizeof(float)), storage_,
+                  1.f / u_scale_);
+  }
   return out;
 }
 
@@ -253,8 +285,14 @@ void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int p = 0; p < kPositions; ++p) {
     for (int64_t nb = 0; nb < col_blocks; ++nb) {
-      multiply_column_block(v + p * v_stride, tiles, cin_, u_data_ + (p * col_blocks + nb) * cin_ * 16,
-                            m + p * m_stride + nb * 16, cout_pad_);
+      const int64_t at = (p * col_blocks + nb) * cin_ * 16;
+      const float* u = u_data_ ? u_data_ + at : nullptr;
+      if (!u) {  // half storage: this block in f32 in the worker's scratch
+        float* block = weights_scratch(static_cast<size_t>(cin_ * 16));
+        half_to_float(u_half_.data() + at, block, cin_ * 16, storage_, 1.f / u_scale_);
+        u = block;
+      }
+      multiply_column_block(v + p * v_stride, tiles, cin_, u, m + p * m_stride + nb * 16, cout_pad_);
     }
   }
 #pragma omp parallel for collapse(2) schedule(static)

@@ -37,14 +37,18 @@ class WinogradConv {
   static bool suits(int64_t cin, int64_t cout, const Geometry& g);
 
   // `weights` [cout, cin, 3, 3] f32; `bias` [cout] or undefined; `relu` applies max(0, x).
-  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu);
+  // `storage` float16/bfloat16 (weights that were half): the transformed weights are kept as
+  // scaled fp16 (half_weights.h: transformed_scale), halving their memory, and each product expands its block of 16 columns into
+  // the worker's scratch (cin x 16 floats, in L1/L2) before it multiplies.
+  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage = DType::kFloat32);
   WinogradConv(const WinogradConv&) = delete;  // u_data_ points into the object
   WinogradConv& operator=(const WinogradConv&) = delete;
   // On weights transformed before (packed_bytes() of an equal convolution, e.g. a plan file's,
   // viewed in place and kept alive): nullptr when their size is not that of cin x cout.
   static std::shared_ptr<const WinogradConv> from_packed(const Tensor& packed, int64_t cin, int64_t cout,
-                                                         const Tensor& bias, bool relu);
-  // The transformed weights as bytes (uint8 [n], a copy), what from_packed() takes.
+                                                         const Tensor& bias, bool relu,
+                                                         DType storage = DType::kFloat32);
+  // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes.
   Tensor packed_bytes() const;
 
   // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c. Uses the calling
@@ -57,7 +61,11 @@ class WinogradConv {
   // Transformed weights, one cin x cout_pad matrix per position, packed in blocks of 16
   // columns: [36][cout_pad / 16][cin][16].
   std::vector<float> u_;
-  const float* u_data_ = nullptr;  // u_, or the packed bytes of from_packed()
+  const float* u_data_ = nullptr;  // u_, or the packed bytes of from_packed(); nullptr when half
+  std::vector<uint16_t> u_half_;   // the same as scaled fp16 (half storage): u * u_scale_
+  DType storage_ = DType::kFloat32;
+  float u_scale_ = 1.f;
+  void keep_half(DType storage);   // u_data_'s values into u_half_, dropping the f32 ones
   Tensor packed_;                  // from_packed(): keeps those bytes alive
   std::vector<float> bias_;  // [cout], zeros without bias
   bool relu_ = false;

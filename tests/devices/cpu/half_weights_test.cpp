@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/ref/ref_device.h"
+#include "graph/half.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -71,9 +74,10 @@ TEST_P(HalfWeightsTest, ConvAndGemmRunNativeOnHalfWeights) {
     err = std::max(err, std::fabs(static_cast<double>(ta.data<float>()[i]) - tb.data<float>()[i]));
   }
   // bf16 kernels round the activations to bf16 too (8 bits of mantissa); f32 compute from half
-  // storage is exact up to summation order.
+  // storage is exact up to summation order, except for a 3x3 convolution in oneDNN's Winograd
+  // layout (AVX-512), whose transformed weights are held as scaled fp16.
   const bool bf16_compute = cpu::compute_type(dt) == dnnl::memory::data_type::bf16;
-  EXPECT_LT(err / scale, bf16_compute ? 2e-2 : 1e-5);
+  EXPECT_LT(err / scale, bf16_compute ? 2e-2 : 2e-3);
   auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
   ASSERT_NE(program, nullptr);
   // The Casts are gone (absorbed) and every node ran its native kernel.
@@ -102,6 +106,72 @@ TEST_P(HalfWeightsTest, ReferenceFallbackConvertsTheWeights) {
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   EXPECT_EQ((*out)[0].tensor.dims(), (Dims{0, 10}));
   EXPECT_EQ((*out)[0].tensor.dtype(), DType::kFloat32);
+}
+
+TEST_P(HalfWeightsTest, HalfToFloatMatchesTheScalarConversionForEveryPattern) {
+  // All 65536 bit patterns, at an odd offset and length (vector body + scalar tail), in one call
+  // large enough to split across threads.
+  const DType dt = GetParam();
+  std::vector<uint16_t> bits(65536 + 2);
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(i - 1);
+  std::vector<float> got(bits.size(), 12345.f);
+  cpu::half_to_float(bits.data() + 1, got.data() + 1, 65536, dt);
+  EXPECT_EQ(got[0], 12345.f);  // nothing written outside the range
+  EXPECT_EQ(got[65537], 12345.f);
+  for (size_t i = 1; i <= 65536; ++i) {
+    float want = dt == DType::kBFloat16 ? BFloat16::to_float(bits[i]) : Float16::to_float(bits[i]);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got[i])) << std::hex << bits[i];
+    } else {
+      ASSERT_EQ(float_bits(got[i]), float_bits(want)) << std::hex << "pattern 0x" << bits[i];
+    }
+  }
+}
+
+TEST_P(HalfWeightsTest, FloatToHalfRoundsLikeTheScalarConversion) {
+  // Random floats over the half range, ties (values halfway between two halves), subnormal
+  // halves, overflow to Inf and signed zeros: bit-identical to graph/half.h.
+  const DType dt = GetParam();
+  Tensor r = random_tensor({100003}, 11);
+  std::vector<float> src(r.data<float>(), r.data<float>() + r.numel());
+  for (size_t i = 0; i < src.size(); i += 7) src[i] *= 1000.f;
+  for (size_t i = 3; i < src.size(); i += 11) src[i] *= 1e-6f;  // half subnormals
+  for (uint32_t m = 0; m < 2048; ++m) {
+    src.push_back(bits_float(0x3f800000u | (m << 12) | 0x1000u));  // f16 ties (bit 12 set, below it 0)
+    src.push_back(bits_float(0x3f800000u | ((m & 127u) << 16) | 0x8000u));  // bf16 ties
+  }
+  for (float v : {0.f, -0.f, 65504.f, 65520.f, 1e9f, -1e9f, 5.96e-8f, 2.98e-8f}) src.push_back(v);
+  std::vector<uint16_t> got(src.size());
+  cpu::float_to_half(src.data(), got.data(), static_cast<int64_t>(src.size()), dt);
+  for (size_t i = 0; i < src.size(); ++i) {
+    uint16_t want = dt == DType::kBFloat16 ? BFloat16::from_float(src[i]) : Float16::from_float(src[i]);
+    ASSERT_EQ(got[i], want) << "value " << src[i] << " at " << i;
+  }
+}
+
+TEST_P(HalfWeightsTest, HalfPackedExpandsBlockedWeightsExactly) {
+  // Blocked f32 packed weights whose values came from half ones: half storage of half the
+  // bytes, expanded back bit for bit (padding zeros included) into the thread's scratch.
+  const DType dt = GetParam();
+  using dnnl::memory;
+  Tensor w = halve(random_tensor({20, 12, 3, 3}, 5), dt);
+  Tensor wf = cpu::to_float(w);
+  memory plain(memory::desc({20, 12, 3, 3}, memory::data_type::f32, memory::format_tag::oihw), cpu::engine(),
+               wf.raw_data());
+  memory blocked(memory::desc({20, 12, 3, 3}, memory::data_type::f32, memory::format_tag::OIhw16i16o), cpu::engine());
+  dnnl::reorder(plain, blocked).execute(cpu::thread_stream(), plain, blocked);
+  cpu::thread_stream().wait();
+  const size_t bytes = blocked.get_desc().get_size();
+  ASSERT_EQ(bytes, static_cast<size_t>(32 * 16 * 9 * 4));  // padded to 16-channel blocks
+  cpu::HalfPacked half(blocked, dt);
+  EXPECT_EQ(half.half_bytes(), bytes / 2);
+  memory expanded = half.expand();
+  EXPECT_EQ(expanded.get_desc(), blocked.get_desc());
+  EXPECT_EQ(std::memcmp(expanded.get_data_handle(), blocked.get_data_handle(), bytes), 0);
+  EXPECT_EQ(expanded.get_data_handle(), cpu::weights_scratch(1));  // the thread's scratch
+  memory copy = half.expand_copy();
+  EXPECT_NE(copy.get_data_handle(), expanded.get_data_handle());
+  EXPECT_EQ(std::memcmp(copy.get_data_handle(), blocked.get_data_handle(), bytes), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, HalfWeightsTest, ::testing::Values(DType::kFloat16, DType::kBFloat16),
