@@ -1,7 +1,8 @@
 // Native data movement as plain memory copies, for every fixed-size dtype: Concat, Split and
 // Gather copy whole runs of the inner dims with memcpy (at memory speed, split over the
-// OpenMP team when large), and Flatten is a view of its input (no copy unless the input lives
-// in a blocked oneDNN layout, which is reordered to plain once). Anything unusual (strings, a
+// OpenMP team when large), and Flatten, Reshape, Squeeze and Unsqueeze are views of their
+// input (no copy unless the input lives in a blocked oneDNN layout, which is reordered to
+// plain once). Anything unusual (strings, a
 // bad axis or index) goes to the reference kernel, which reports it.
 #include <omp.h>
 
@@ -240,6 +241,34 @@ class ReshapeOp : public NativeOp {
   int64_t opset_;
 };
 
+// Squeeze and Unsqueeze: views of the plain input, like Reshape, with the reference kernel's
+// axis rules (kernel_util's squeeze_dims/unsqueeze_dims). Axes come from input 1 (opset 13+) or
+// the attribute; a bad axis goes to the reference kernel, which reports it.
+class SqueezeOp : public NativeOp {
+ public:
+  SqueezeOp(const Node& node, int64_t opset, bool unsqueeze) : node_(node), opset_(opset), unsqueeze_(unsqueeze) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    const bool axes_input = inputs.size() > 1 && inputs[1];
+    if (!x || (axes_input && !inputs[1]->as_plain().is_tensor())) return run_reference(node_, opset_, inputs, outputs);
+    const std::vector<int64_t> axes =
+        axes_input ? inputs[1]->as_plain().tensor.to_int64_vector() : node_.attr_ints("axes");
+    Dims out;
+    std::string why;
+    if (!(unsqueeze_ ? unsqueeze_dims(x->dims(), axes, &out, &why) : squeeze_dims(x->dims(), axes, &out, &why))) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    outputs[0] = CpuValue::from_plain(Value(x->reshaped(out)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+  bool unsqueeze_;
+};
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
@@ -248,13 +277,18 @@ std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Gr
   if (node.op_type == "Gather") return std::make_unique<GatherOp>(node, opset);
   if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
   if (node.op_type == "Reshape" && opset >= 5) return std::make_unique<ReshapeOp>(node, opset);
+  if (node.op_type == "Squeeze" || node.op_type == "Unsqueeze") {
+    return std::make_unique<SqueezeOp>(node, opset, node.op_type == "Unsqueeze");
+  }
   return nullptr;
 }
 
 // Byte copies: any fixed-width dtype. Concat from opset 4 (Concat-1's axis defaulted to 1).
 void register_copy_ops(NativeOpTable& t) {
   t.add({"", "Concat", 4, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
-  for (const char* op : {"Split", "Gather", "Flatten"}) t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  for (const char* op : {"Split", "Gather", "Flatten", "Squeeze", "Unsqueeze"}) {
+    t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  }
   // Opset 5 moved the target shape from an attribute to an input.
   t.add({"", "Reshape", 5, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
 }
