@@ -68,7 +68,7 @@ class ConcatOp : public NativeOp {
     const size_t ax = static_cast<size_t>(axis);
     const int64_t outer = product(out_dims, 0, ax), esize = static_cast<int64_t>(dtype_size(first.dtype()));
     const int64_t row_bytes = product(out_dims, ax, out_dims.size()) * esize;
-    Tensor y(first.dtype(), out_dims);
+    Tensor y = plain_output_tensor(first.dtype(), out_dims);
     std::vector<int64_t> part_bytes, offsets;
     int64_t offset = 0;
     for (const Tensor* t : parts) {
@@ -125,7 +125,7 @@ class SplitOp : public NativeOp {
     for (size_t k = 0; k < sizes.size(); ++k) {
       Dims d = x->dims();
       d[ax] = sizes[k];
-      Tensor y(x->dtype(), d);
+      Tensor y = plain_output_tensor(x->dtype(), d);
       const int64_t part = sizes[k] * inner_bytes, off = start * inner_bytes;
       char* dst = static_cast<char*>(y.raw_data());
       if (part > 0) {
@@ -171,7 +171,7 @@ class GatherOp : public NativeOp {
     out_dims.insert(out_dims.end(), x->dims().begin() + axis + 1, x->dims().end());
     const int64_t esize = static_cast<int64_t>(dtype_size(x->dtype()));
     const int64_t outer = product(x->dims(), 0, ax), inner_bytes = product(x->dims(), ax + 1, x->rank()) * esize;
-    Tensor y(x->dtype(), out_dims);
+    Tensor y = plain_output_tensor(x->dtype(), out_dims);
     const char* src = static_cast<const char*>(x->raw_data());
     char* dst = static_cast<char*>(y.raw_data());
     if (inner_bytes > 0) {
