@@ -377,6 +377,29 @@ TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
   }
 }
 
+// Concat along channels of two blocked conv outputs (DenseNet's pattern), read by a conv in the
+// blocked layout: whole channel blocks are joined in that layout (16 + 32 channels), channel
+// counts with padding (12 + 16) go through the plain concat; a batch of 2 checks the per-image
+// runs.
+TEST(CpuVsRefTest, ChannelConcatOfBlockedConvOutputs) {
+  for (const auto& [ca, cb] : std::vector<std::pair<int64_t, int64_t>>{{16, 32}, {12, 16}}) {
+    Graph g = blocked_conv_graph(ca, 97);
+    g.initializers["w2"] = random_tensor({cb, 4, 3, 3}, 98);
+    g.initializers["w3"] = random_tensor({8, ca + cb, 1, 1}, 99);
+    Node& conv2 = g.add_node("Conv", {"x", "w2"}, {"d"}, "conv2");
+    conv2.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    for (Node& n : g.nodes) n.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+    g.add_node("Concat", {"c", "d"}, {"cat"}, "concat").attributes["axis"] = Attribute::make_int(1);
+    Node& conv3 = g.add_node("Conv", {"cat", "w3"}, {"y"}, "conv3");
+    conv3.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    g.outputs.push_back({"cat", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 4, 9, 9}, 100));
+    expect_graph_matches_ref(g, feeds, "channels " + std::to_string(ca) + " + " + std::to_string(cb));
+  }
+}
+
 // MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
 // that hangs over the edge, channel counts with padding.
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
