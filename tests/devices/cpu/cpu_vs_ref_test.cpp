@@ -459,3 +459,49 @@ TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A graph with an If (SSDLite's post-processing has one): the If runs on the interpreter, the
+// nodes before and after it natively; the branches read an outer-scope value made natively
+// (r), and a value made before the If is read after it (r again, by the Mul).
+TEST(CpuVsRefTest, ControlFlowNodeRunsOnTheInterpreterTheRestNatively) {
+  auto branch = [](const std::string& op) {
+    auto g = std::make_shared<Graph>();
+    g->initializers["one"] = Tensor::from_vector<float>({1}, {1.0f});
+    g->add_node(op, {"r", "one"}, {"b"}, op == "Add" ? "then_add" : "else_sub");
+    g->outputs.push_back({"b", DType::kFloat32, Shape::unknown_rank()});
+    return g;
+  };
+  for (bool cond : {true, false}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 8})});
+    g.inputs.push_back({"c", DType::kBool, Shape::from_dims({})});
+    g.add_node("Relu", {"x"}, {"r"}, "relu");
+    Node& when = g.add_node("If", {"c"}, {"i"}, "if");
+    when.attributes["then_branch"] = Attribute::make_graph(branch("Add"));
+    when.attributes["else_branch"] = Attribute::make_graph(branch("Sub"));
+    g.add_node("Mul", {"i", "r"}, {"y"}, "mul");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    g.outputs.push_back({"r", DType::kFloat32, Shape::unknown_rank()});
+    Tensor c(DType::kBool, {});
+    c.data<bool>()[0] = cond;
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 8}, 101));
+    feeds.emplace_back(c);
+    expect_graph_matches_ref(g, feeds, cond ? "then" : "else");
+    auto cpu = make_cpu_device(1)->compile(g);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().to_string();
+    ASSERT_TRUE((*cpu)->run(feeds).ok());
+    std::map<std::string, std::string> kernel;
+    for (const NodeKernel& k : (*cpu)->node_kernels()) kernel[k.node] = k.kernel;
+    EXPECT_EQ(kernel["relu"], "native");
+    EXPECT_EQ(kernel["mul"], "native");
+    EXPECT_EQ(kernel["if"], "reference");
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
