@@ -26,6 +26,7 @@ import sys
 import tempfile
 
 import numpy as np
+import onnx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -167,9 +168,12 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout):
     row["load"] = (min(loads), max(loads))
     with open(os.path.join(ort_dir, "outputs.json")) as f:
         index = json.load(f)
+    # By name: outputs.json is a JSON object, whose integer-like keys (detection models' "4129")
+    # come back in numeric order, not in the graph's output order.
+    names = [o.name for o in onnx.load(path, load_external_data=False).graph.output]
     err = 0.0
-    for i, file in enumerate(index.values()):
-        err = max(err, rel_l2(np.load(os.path.join(ours_dir, f"{i}.npy")), np.load(os.path.join(ort_dir, file))))
+    for i, name in enumerate(names):
+        err = max(err, rel_l2(np.load(os.path.join(ours_dir, f"{i}.npy")), np.load(os.path.join(ort_dir, index[name]))))
     row["rel_l2"] = err
     if all(not np.load(os.path.join(ort_dir, file)).any() for file in index.values()):
         row["status"] = "FAIL (ORT's outputs are all zero: nothing compared)"
