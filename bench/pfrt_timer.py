@@ -6,7 +6,9 @@
 PFRT_EXECUTION_MODE=parallel selects that execution mode; PFRT_MEMORY_POOL (default, arena,
 custom) and PFRT_MEMORY_REUSE=0 set those session options (left at their defaults when unset). Writes the outputs of the first run
 as OUTDIR/<i>.npy and prints one JSON line:
-{"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N}.
+{"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N, "cpu_ms": X, "fallback": [...]}
+(cpu_ms: the process's CPU time per timed run, all threads; fallback: the session's
+get_fallback_nodes() after the runs, run-time fallbacks included).
 """
 
 import json
@@ -47,12 +49,14 @@ def main():
     for _ in range(warmup):
         sess.run(None, feed)
     lat = []
+    cpu0 = time.process_time()
     for _ in range(runs):
         t0 = time.perf_counter()
         sess.run(None, feed)
         lat.append((time.perf_counter() - t0) * 1e3)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / max(runs, 1)
     print(json.dumps({"latencies_ms": lat, "max_rss_kb": peak_rss_kb(),
-                      "idle_rss_kb": idle}))
+                      "idle_rss_kb": idle, "cpu_ms": cpu_ms, "fallback": [str(f) for f in sess.get_fallback_nodes()]}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include "compiler/passes/activation_fusion.h"
 #include "compiler/passes/attention_fusion.h"
 #include "compiler/passes/bn_conv_fusion.h"
+#include "compiler/passes/bn_to_depthwise_conv.h"
 #include "compiler/passes/constant_folding.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
@@ -41,7 +42,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<TransposeReshapeFolding>(), entry<MatMulAddFusion>(), entry<GeluFusion>(),
       entry<ActivationFusion>(),    entry<LayerNormFusion>(),     entry<AttentionFusion>(),
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
-      entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),
+      entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),  entry<BnToDepthwiseConv>(),
       entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
   };
   return all;

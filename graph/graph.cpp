@@ -52,10 +52,14 @@ void collect_outer(const Graph& sub, std::set<std::string>& used) {
   for (const auto& n : sub.nodes) for (const auto& o : n.outputs) local.insert(o);
   for (const auto& n : sub.nodes) {
     for (const auto& i : n.inputs) if (!i.empty() && !local.count(i)) used.insert(i);
+    // A nested subgraph may read what this one defines (Faster R-CNN: an If inside an If's
+    // branch reads a value of that branch): only the rest comes from the enclosing scopes.
+    std::set<std::string> nested;
     for (const auto& kv : n.attributes) {
-      if (kv.second.g) collect_outer(*kv.second.g, used);
-      for (const auto& g : kv.second.graphs) collect_outer(*g, used);
+      if (kv.second.g) collect_outer(*kv.second.g, nested);
+      for (const auto& g : kv.second.graphs) collect_outer(*g, nested);
     }
+    for (const auto& u : nested) if (!local.count(u)) used.insert(u);
   }
   for (const auto& o : sub.outputs) if (!local.count(o.name)) used.insert(o.name);
 }

@@ -14,6 +14,9 @@ bool is_conv(const Node& n) {
 bool layout_agnostic(const Node& n) {
   if (is_conv(n)) return true;
   if (!n.domain.empty()) return false;
+  // Concat along channels: the CPU device joins whole channel blocks without leaving the
+  // blocked layout (DenseNet's and GoogLeNet's concats sit between convolutions).
+  if (n.op_type == "Concat") return n.attr_int("axis", 0) == 1 || n.attr_int("axis", 0) == -3;
   static const char* kOps[] = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
                                "Relu", "Sigmoid", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh", "Elu",
                                "Add", "Sub", "Mul", "Div"};

@@ -1,6 +1,6 @@
 // Layout optimisation: chooses, once per graph, the channel layout of every region of 4-D
 // activations that flows between layout-agnostic ops (convolutions, pooling, BatchNorm,
-// activations, elementwise arithmetic). A region holding a convolution with at least 8 input
+// activations, elementwise arithmetic, Concat along channels). A region holding a convolution with at least 8 input
 // or output channels is "blocked" (the device's channel-blocked layout, e.g. nChw8c on AVX2:
 // what its fast convolution kernels read and write); any other region is "plain" (NCHW).
 //

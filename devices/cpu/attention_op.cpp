@@ -97,7 +97,7 @@ class AttentionOp : public NativeOp {
     if (!layout.ok()) return layout.status();
     const AttentionLayout& a = *layout;
     if (a.q_len == 0 || a.kv_len == 0 || a.batch == 0) return run_reference(node_, opset_, inputs, outputs);
-    Tensor y(DType::kFloat32, a.out_dims);
+    Tensor y = plain_output_tensor(DType::kFloat32, a.out_dims);
     const float* q = t[0]->data<float>();
     const float* k = t[1]->data<float>();
     const float* v = t[2]->data<float>();

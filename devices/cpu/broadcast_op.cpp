@@ -78,7 +78,7 @@ class ExpandOp : public NativeOp {
         out.empty()) {
       return run_reference(node_, opset_, inputs, outputs);
     }
-    Tensor y(x->dtype(), out);
+    Tensor y = plain_output_tensor(x->dtype(), out);
     const size_t es = dtype_size(x->dtype());
     std::vector<std::vector<int64_t>> st = {broadcast_strides(x->dims(), out)};
     const int64_t last = out.back(), step = st[0].back();
@@ -113,7 +113,7 @@ class TileOp : public NativeOp {
       if (reps[i] < 0) return run_reference(node_, opset_, inputs, outputs);
       out[i] *= reps[i];
     }
-    Tensor y(x->dtype(), out);
+    Tensor y = plain_output_tensor(x->dtype(), out);
     const size_t es = dtype_size(x->dtype()), rank = out.size();
     const int64_t in_last = x->dims().back(), last = out.back();
     const char* src = static_cast<const char*>(x->raw_data());
@@ -160,7 +160,7 @@ class WhereOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     if (out.empty()) out = {1};  // all scalars: one row of one element, reshaped below
-    Tensor y(a->dtype(), out);
+    Tensor y = plain_output_tensor(a->dtype(), out);
     const size_t es = dtype_size(a->dtype());
     std::vector<std::vector<int64_t>> st = {broadcast_strides(c->dims(), out), broadcast_strides(a->dims(), out),
                                             broadcast_strides(b->dims(), out)};
@@ -228,13 +228,16 @@ class PadOp : public NativeOp {
     for (int64_t p : pads) if (p < 0) return run_reference(node_, opset_, inputs, outputs);  // cropping
     Dims out = x->dims();
     for (size_t d = 0; d < rank; ++d) out[d] += pads[d] + pads[d + rank];
-    Tensor y(x->dtype(), out);
+    Tensor y = plain_output_tensor(x->dtype(), out);  // not zeroed: the fill is written first
     const size_t es = dtype_size(x->dtype());
     char* dst = static_cast<char*>(y.raw_data());
-    // Tensor zero-fills; any other fill value is written element by element first.
     bool zero = true;
     for (size_t i = 0; i < es; ++i) zero &= static_cast<const char*>(fill.raw_data())[i] == 0;
-    if (!zero) copy_run(dst, static_cast<const char*>(fill.raw_data()), y.numel(), 0, es);
+    if (zero) {
+      std::memset(dst, 0, y.nbytes());
+    } else {
+      copy_run(dst, static_cast<const char*>(fill.raw_data()), y.numel(), 0, es);
+    }
     if (x->numel() > 0) {
       std::vector<int64_t> out_strides(rank, 1);
       for (size_t d = rank - 1; d-- > 0;) out_strides[d] = out_strides[d + 1] * out[d + 1];

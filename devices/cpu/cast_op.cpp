@@ -26,7 +26,7 @@ class CastOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     const Tensor& x = v.tensor;
-    Tensor y(to, x.dims());  // a same-dtype Cast copies too: the output must not alias its input
+    Tensor y = plain_output_tensor(to, x.dims());  // a same-dtype Cast copies too: the output must not alias its input
     constexpr int64_t kChunk = 1 << 16;
     const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)

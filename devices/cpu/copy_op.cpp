@@ -1,7 +1,8 @@
 // Native data movement as plain memory copies, for every fixed-size dtype: Concat, Split and
 // Gather copy whole runs of the inner dims with memcpy (at memory speed, split over the
-// OpenMP team when large), and Flatten is a view of its input (no copy unless the input lives
-// in a blocked oneDNN layout, which is reordered to plain once). Anything unusual (strings, a
+// OpenMP team when large; a channel Concat of channel-blocked values stays blocked), and Flatten, Reshape, Squeeze and Unsqueeze are views of their
+// input (no copy unless the input lives in a blocked oneDNN layout, which is reordered to
+// plain once). Anything unusual (strings, a
 // bad axis or index) goes to the reference kernel, which reports it.
 #include <omp.h>
 
@@ -36,11 +37,26 @@ void for_rows(int64_t outer, int64_t bytes, F f) {
   for (int64_t o = 0; o < outer; ++o) f(o);
 }
 
+// The channel-blocked tag (nChw8c, nChw16c and their 3-D/5-D forms) `desc` is exactly, with
+// no padding (channels a multiple of the block); format_tag::undef when it is none of them.
+dnnl::memory::format_tag dense_channel_block(const dnnl::memory::desc& desc, const Dims& dims) {
+  using tag = dnnl::memory::format_tag;
+  if (desc.data_type() != dnnl::memory::data_type::f32 || dims.size() < 3 || dims.size() > 5) return tag::undef;
+  const tag tags[3][2] = {{tag::aBc8b, tag::aBc16b}, {tag::aBcd8b, tag::aBcd16b}, {tag::aBcde8b, tag::aBcde16b}};
+  const int64_t blocks[2] = {8, 16};
+  for (int i = 0; i < 2; ++i) {
+    const tag t = tags[dims.size() - 3][i];
+    if (dims[1] % blocks[i] == 0 && desc == dnnl::memory::desc(to_dnnl(dims), dnnl::memory::data_type::f32, t)) return t;
+  }
+  return tag::undef;
+}
+
 class ConcatOp : public NativeOp {
  public:
   ConcatOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    if (concat_blocked(inputs, outputs)) return Status::OK();
     std::vector<const Tensor*> parts;
     for (CpuValue* v : inputs) {
       const Tensor* t = plain_fixed(v);
@@ -67,7 +83,7 @@ class ConcatOp : public NativeOp {
     const size_t ax = static_cast<size_t>(axis);
     const int64_t outer = product(out_dims, 0, ax), esize = static_cast<int64_t>(dtype_size(first.dtype()));
     const int64_t row_bytes = product(out_dims, ax, out_dims.size()) * esize;
-    Tensor y(first.dtype(), out_dims);
+    Tensor y = plain_output_tensor(first.dtype(), out_dims);
     std::vector<int64_t> part_bytes, offsets;
     int64_t offset = 0;
     for (const Tensor* t : parts) {
@@ -88,6 +104,49 @@ class ConcatOp : public NativeOp {
   }
 
  private:
+  // Channel concat of values in one dense channel-blocked layout (convolution outputs in a
+  // blocked region: DenseNet, GoogLeNet, SqueezeNet): with whole blocks, each image of each
+  // input is one contiguous run in that layout too, so the output is built in it with the
+  // same copies as the plain concat, and nothing is reordered to plain and back. False (and
+  // nothing written) when the inputs are not all such values.
+  bool concat_blocked(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) {
+    if (inputs.empty() || !inputs[0] || !inputs[0]->has_native) return false;
+    const Dims& first = inputs[0]->dims;
+    int64_t axis = node_.attr_int("axis", 0);
+    if (axis < 0) axis += static_cast<int64_t>(first.size());
+    if (axis != 1) return false;
+    const dnnl::memory::format_tag tag = dense_channel_block(inputs[0]->native.get_desc(), first);
+    if (tag == dnnl::memory::format_tag::undef) return false;
+    Dims out_dims = first;
+    out_dims[1] = 0;
+    std::vector<int64_t> part_bytes;
+    for (CpuValue* v : inputs) {
+      if (!v || !v->has_native || v->dims.size() != first.size() || dense_channel_block(v->native.get_desc(), v->dims) != tag) {
+        return false;
+      }
+      for (size_t d = 0; d < first.size(); ++d) {
+        if (d != 1 && v->dims[d] != first[d]) return false;
+      }
+      out_dims[1] += v->dims[1];
+      part_bytes.push_back(product(v->dims, 1, v->dims.size()) * static_cast<int64_t>(sizeof(float)));
+    }
+    const int64_t outer = first[0], row_bytes = product(out_dims, 1, out_dims.size()) * static_cast<int64_t>(sizeof(float));
+    CpuValue out = CpuValue::allocate_native(
+        dnnl::memory::desc(to_dnnl(out_dims), dnnl::memory::data_type::f32, tag), out_dims);
+    char* dst = static_cast<char*>(out.native.get_data_handle());
+    for_rows(outer, outer * row_bytes, [&](int64_t o) {
+      int64_t offset = 0;
+      for (size_t k = 0; k < inputs.size(); ++k) {
+        std::memcpy(dst + o * row_bytes + offset,
+                    static_cast<const char*>(inputs[k]->native.get_data_handle()) + o * part_bytes[k],
+                    static_cast<size_t>(part_bytes[k]));
+        offset += part_bytes[k];
+      }
+    });
+    outputs[0] = std::move(out);
+    return true;
+  }
+
   Node node_;
   int64_t opset_;
 };
@@ -124,7 +183,7 @@ class SplitOp : public NativeOp {
     for (size_t k = 0; k < sizes.size(); ++k) {
       Dims d = x->dims();
       d[ax] = sizes[k];
-      Tensor y(x->dtype(), d);
+      Tensor y = plain_output_tensor(x->dtype(), d);
       const int64_t part = sizes[k] * inner_bytes, off = start * inner_bytes;
       char* dst = static_cast<char*>(y.raw_data());
       if (part > 0) {
@@ -170,7 +229,7 @@ class GatherOp : public NativeOp {
     out_dims.insert(out_dims.end(), x->dims().begin() + axis + 1, x->dims().end());
     const int64_t esize = static_cast<int64_t>(dtype_size(x->dtype()));
     const int64_t outer = product(x->dims(), 0, ax), inner_bytes = product(x->dims(), ax + 1, x->rank()) * esize;
-    Tensor y(x->dtype(), out_dims);
+    Tensor y = plain_output_tensor(x->dtype(), out_dims);
     const char* src = static_cast<const char*>(x->raw_data());
     char* dst = static_cast<char*>(y.raw_data());
     if (inner_bytes > 0) {
@@ -240,6 +299,34 @@ class ReshapeOp : public NativeOp {
   int64_t opset_;
 };
 
+// Squeeze and Unsqueeze: views of the plain input, like Reshape, with the reference kernel's
+// axis rules (kernel_util's squeeze_dims/unsqueeze_dims). Axes come from input 1 (opset 13+) or
+// the attribute; a bad axis goes to the reference kernel, which reports it.
+class SqueezeOp : public NativeOp {
+ public:
+  SqueezeOp(const Node& node, int64_t opset, bool unsqueeze) : node_(node), opset_(opset), unsqueeze_(unsqueeze) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* x = plain_fixed(inputs[0]);
+    const bool axes_input = inputs.size() > 1 && inputs[1];
+    if (!x || (axes_input && !inputs[1]->as_plain().is_tensor())) return run_reference(node_, opset_, inputs, outputs);
+    const std::vector<int64_t> axes =
+        axes_input ? inputs[1]->as_plain().tensor.to_int64_vector() : node_.attr_ints("axes");
+    Dims out;
+    std::string why;
+    if (!(unsqueeze_ ? unsqueeze_dims(x->dims(), axes, &out, &why) : squeeze_dims(x->dims(), axes, &out, &why))) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    outputs[0] = CpuValue::from_plain(Value(x->reshaped(out)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+  bool unsqueeze_;
+};
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
@@ -248,13 +335,18 @@ std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Gr
   if (node.op_type == "Gather") return std::make_unique<GatherOp>(node, opset);
   if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
   if (node.op_type == "Reshape" && opset >= 5) return std::make_unique<ReshapeOp>(node, opset);
+  if (node.op_type == "Squeeze" || node.op_type == "Unsqueeze") {
+    return std::make_unique<SqueezeOp>(node, opset, node.op_type == "Unsqueeze");
+  }
   return nullptr;
 }
 
 // Byte copies: any fixed-width dtype. Concat from opset 4 (Concat-1's axis defaulted to 1).
 void register_copy_ops(NativeOpTable& t) {
   t.add({"", "Concat", 4, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
-  for (const char* op : {"Split", "Gather", "Flatten"}) t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  for (const char* op : {"Split", "Gather", "Flatten", "Squeeze", "Unsqueeze"}) {
+    t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
+  }
   // Opset 5 moved the target shape from an attribute to an input.
   t.add({"", "Reshape", 5, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
 }

@@ -1,8 +1,9 @@
 // The CPU device: native oneDNN ops where they exist, the reference kernels elsewhere, node
-// by node. Graphs with control flow (If/Loop/Scan bodies) run entirely on the reference
-// interpreter, which owns subgraph scoping.
+// by node. Control-flow nodes (If/Loop/Scan bodies) run on the reference interpreter, which
+// owns subgraph scoping; the nodes between them natively (cpu/control_flow_split.h).
 #include "devices/cpu/cpu_device.h"
 
+#include "devices/cpu/control_flow_split.h"
 #include "devices/cpu/cpu_program.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_op_table.h"
@@ -81,8 +82,19 @@ class CpuDevice : public Device {
   Expected<std::unique_ptr<Executable>> compile_packed(const Graph& partition,
                                                        std::shared_ptr<const PackedWeights> packed) override {
     if (has_subgraphs(partition)) {
-      ASSIGN_OR_RETURN(std::unique_ptr<Executable> ref, make_ref_device()->compile(partition));
-      return std::unique_ptr<Executable>(new CpuOnReference(std::move(ref)));
+      auto reference = [](const Graph& g) -> Expected<std::unique_ptr<Executable>> {
+        ASSIGN_OR_RETURN(std::unique_ptr<Executable> ref, make_ref_device()->compile(g));
+        return std::unique_ptr<Executable>(new CpuOnReference(std::move(ref)));
+      };
+      // Control-flow nodes on the interpreter, the rest native (cpu/control_flow_split.h);
+      // the whole graph on the interpreter when it cannot be cut (feeds that may override
+      // initializers, an unsorted graph).
+      if (partition.overridable_initializers.empty()) {
+        auto split = cpu::compile_around_control_flow(
+            partition, [&](const Graph& g) { return compile_packed(g, packed); }, reference);
+        if (split.ok()) return split;
+      }
+      return reference(partition);
     }
     // Half-precision weights go to the native convolutions and matmuls as they are stored.
     Graph graph = partition;

@@ -56,7 +56,7 @@ const Value& CpuValue::as_plain() {
   if (has_plain) return plain;
   // int8 ops (int8_conv.cpp) leave uint8 data: it stays uint8 when made plain.
   bool u8 = native.get_desc().data_type() == dnnl::memory::data_type::u8;
-  Tensor t(u8 ? DType::kUInt8 : DType::kFloat32, dims);
+  Tensor t = pooled_tensor(u8 ? DType::kUInt8 : DType::kFloat32, dims);  // the reorder writes it all
   dnnl::memory::desc desc = plain_desc(dims);
   if (u8) desc = dnnl::memory::desc(desc.dims(), dnnl::memory::data_type::u8, plain_tag(desc.dims().size()));
   if (!u8 && is_channels_last_f32(native.get_desc(), dims)) {

@@ -19,7 +19,7 @@ class ErfOp : public NativeOp {
     const Value& v = inputs[0]->as_plain();
     if (!v.is_tensor() || v.tensor.dtype() != DType::kFloat32) return run_reference(node_, opset_, inputs, outputs);
     const Tensor& x = v.tensor;
-    Tensor y(DType::kFloat32, x.dims());
+    Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
     constexpr int64_t kChunk = 16384;
     const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
     const float* src = x.data<float>();

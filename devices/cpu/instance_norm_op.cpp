@@ -25,7 +25,7 @@ class InstanceNormOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     const int64_t channels = x->dim(1), planes = x->dim(0) * channels, size = x->numel() / planes;
-    Tensor y(DType::kFloat32, x->dims());
+    Tensor y = plain_output_tensor(DType::kFloat32, x->dims());
     const float* src = x->data<float>();
     float* dst = y.data<float>();
     const float* s = scale->data<float>();

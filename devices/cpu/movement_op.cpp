@@ -47,7 +47,7 @@ class TransposeOp : public NativeOp {
       out_dims.push_back(x->dim(static_cast<size_t>(p)));
       strides.push_back(in_strides[static_cast<size_t>(p)]);
     }
-    Tensor y(DType::kFloat32, out_dims);
+    Tensor y = plain_output_tensor(DType::kFloat32, out_dims);
     copy_view(memory::desc(to_dnnl(out_dims), memory::data_type::f32, strides), *x, y);
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();
@@ -108,7 +108,7 @@ class SliceOp : public NativeOp {
       strides[static_cast<size_t>(ax)] *= step;
       out_dims[static_cast<size_t>(ax)] = count;
     }
-    Tensor y(x.dtype(), out_dims);
+    Tensor y = plain_output_tensor(x.dtype(), out_dims);
     const int64_t elem = static_cast<int64_t>(dtype_size(x.dtype()));
     strided_copy(static_cast<const char*>(x.raw_data()) + offset * elem, elem, out_dims, strides,
                  static_cast<char*>(y.raw_data()));

@@ -4,6 +4,7 @@
 
 #include "devices/cpu/native_op.h"
 #include "devices/cpu/native_op_table.h"
+#include "devices/cpu/output_destination.h"
 
 namespace pyflame_rt {
 namespace cpu {

@@ -30,7 +30,7 @@ class LayerNormOp : public NativeOp {
     int64_t axis = node_.attr_int("axis", -1);
     if (axis != -1 && axis != static_cast<int64_t>(x.rank()) - 1) return run_reference(node_, opset_, inputs, outputs);
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(rows, d));
-    Tensor y(DType::kFloat32, x.dims());
+    Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
     memory scratch = scratchpad_for(plan->scratch);

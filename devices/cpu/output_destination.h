@@ -42,8 +42,12 @@ class OutputDestination {
 };
 
 // A plain output tensor for an op that writes every element: the bound buffer when it fits
-// (OutputDestination::claim), else a new tensor.
+// (OutputDestination::claim), else pooled_tensor().
 Tensor plain_output_tensor(DType dtype, const Dims& dims);
+// A plain tensor whose every element the caller writes: during a run a buffer of the run's
+// BufferPool (not zeroed), else a new tensor. Never the bound buffer: for values that are not
+// the step's output (an input made plain).
+Tensor pooled_tensor(DType dtype, const Dims& dims);
 
 }  // namespace cpu
 }  // namespace pyflame_rt

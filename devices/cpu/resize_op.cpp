@@ -167,7 +167,7 @@ class ResizeOp : public NativeOp {
     std::shared_ptr<const Tables> tables = tables_for(hi, wi, ho, wo, sh, sw);
     int64_t planes = 1;
     for (size_t d = 0; d < first; ++d) planes *= x.dim(d);
-    Tensor y(DType::kFloat32, sizes);
+    Tensor y = plain_output_tensor(DType::kFloat32, sizes);
     const float* src = x.data<float>();
     float* dst = y.data<float>();
     const bool parallel = planes > 1 && planes * ho * wo >= (1 << 14) && omp_get_max_threads() > 1;

@@ -33,7 +33,7 @@ class SoftmaxOp : public NativeOp {
       else inner *= n;
     }
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({outer, d, inner}));
-    Tensor y(DType::kFloat32, x.dims());
+    Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
     memory scratch = scratchpad_for(plan->scratch);

@@ -74,6 +74,62 @@ bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_
   return true;
 }
 
+namespace {
+
+// The message of normalize_axis (kernel_util.h), for the rules below that have no context.
+bool axis_in_range(int64_t axis, int64_t rank, int64_t* out, std::string* why) {
+  if (axis < -rank || axis >= rank) {
+    *why = "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank) + " (expected [" +
+           std::to_string(-rank) + ", " + std::to_string(rank - 1) + "])";
+    return false;
+  }
+  *out = axis < 0 ? axis + rank : axis;
+  return true;
+}
+
+}  // namespace
+
+bool squeeze_dims(const Dims& in, const std::vector<int64_t>& axes, Dims* out, std::string* why) {
+  const int64_t rank = static_cast<int64_t>(in.size());
+  std::vector<bool> drop(in.size(), false);
+  if (axes.empty()) {
+    for (size_t i = 0; i < in.size(); ++i) drop[i] = in[i] == 1;
+  }
+  for (int64_t a : axes) {
+    int64_t ax = 0;
+    if (!axis_in_range(a, rank, &ax, why)) return false;
+    if (in[static_cast<size_t>(ax)] != 1) {
+      *why = "cannot squeeze axis " + std::to_string(a) + " of shape " + dims_to_string(in) + ": its size is " +
+             std::to_string(in[static_cast<size_t>(ax)]) + ", not 1";
+      return false;
+    }
+    drop[static_cast<size_t>(ax)] = true;
+  }
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!drop[i]) out->push_back(in[i]);
+  }
+  return true;
+}
+
+bool unsqueeze_dims(const Dims& in, const std::vector<int64_t>& axes, Dims* out, std::string* why) {
+  const int64_t out_rank = static_cast<int64_t>(in.size() + axes.size());
+  std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
+  for (int64_t a : axes) {
+    int64_t ax = 0;
+    if (!axis_in_range(a, out_rank, &ax, why)) return false;
+    if (inserted[static_cast<size_t>(ax)]) {
+      *why = "axis " + std::to_string(a) + " given twice";
+      return false;
+    }
+    inserted[static_cast<size_t>(ax)] = true;
+  }
+  out->clear();
+  size_t src = 0;
+  for (int64_t i = 0; i < out_rank; ++i) out->push_back(inserted[static_cast<size_t>(i)] ? 1 : in[src++]);
+  return true;
+}
+
 Tensor convert_tensor(const Tensor& t, DType to) {
   if (t.dtype() == to) return t.clone();
   Tensor out(to, t.dims());

@@ -125,6 +125,12 @@ Tensor convert_tensor(const Tensor& t, DType to);
 // Reshape's output dims for input dims `in` and target `shape` (0 copies the input's dim unless
 // allow_zero, one -1 is inferred); false with the reason in `why` when the shape is invalid.
 bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_zero, Dims* out, std::string* why);
+// Squeeze's output dims for input dims `in` and `axes` (empty: every dim of size 1); false with
+// the reason in `why` when an axis is out of range or names a dim whose size is not 1.
+bool squeeze_dims(const Dims& in, const std::vector<int64_t>& axes, Dims* out, std::string* why);
+// Unsqueeze's output dims: `in` with a dim of size 1 at each of `axes` (axes of the output);
+// false with the reason in `why` when an axis is out of range or given twice.
+bool unsqueeze_dims(const Dims& in, const std::vector<int64_t>& axes, Dims* out, std::string* why);
 // The same conversion for elements [begin, end) of `t` into `out` (same shape, out's dtype):
 // the native Cast splits a large tensor over threads with it.
 void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end);

@@ -76,5 +76,26 @@ TEST(LayoutAssignmentTest, ValuesOfUnknownRankSplitRegions) {
   EXPECT_EQ(attr(g, "c2", "pyflame_rt_dst_layout"), "blocked");  // its own 16 channels
 }
 
+// conv a, conv b -> Concat(axis 1) -> conv c (DenseNet): the channel concat joins one blocked
+// region, so c reads its input blocked; a Concat along another axis splits the region.
+TEST(LayoutAssignmentTest, ChannelConcatJoinsTheRegion) {
+  for (int64_t axis : {1, 2}) {
+    Graph g;
+    g.inputs = {f32("x", {1, 16, 8, 8})};
+    for (const char* w : {"wa", "wb"}) g.initializers[w] = Tensor(DType::kFloat32, {16, 16, 1, 1});
+    g.initializers["wc"] = Tensor(DType::kFloat32, {16, axis == 1 ? 32 : 16, 1, 1});
+    g.add_node("Conv", {"x", "wa"}, {"a"});
+    g.add_node("Conv", {"x", "wb"}, {"b"});
+    g.add_node("Concat", {"a", "b"}, {"cat"}).attributes["axis"] = Attribute::make_int(axis);
+    g.add_node("Conv", {"cat", "wc"}, {"c"});
+    for (const char* v : {"a", "b"}) g.value_info[v] = f32(v, {1, 16, 8, 8});
+    g.value_info["cat"] = f32("cat", axis == 1 ? Dims{1, 32, 8, 8} : Dims{1, 16, 16, 8});
+    g.outputs = {f32("c", axis == 1 ? Dims{1, 16, 8, 8} : Dims{1, 16, 16, 8})};
+    LayoutAssignment pass;
+    run_pass(pass, g, nullptr);
+    EXPECT_EQ(attr(g, "c", "pyflame_rt_src_layout"), axis == 1 ? "blocked" : "(none)") << "axis " << axis;
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -81,6 +81,33 @@ TEST(GraphTest, CheckSortedRejectsAValueProducedTwice) {
   EXPECT_NE(st.message().find("again"), std::string::npos) << st.message();
 }
 
+// An If inside an If's branch reading a value that branch makes (Faster R-CNN's post-processing):
+// not an outer-scope read of the outer If, which sorting and checking must accept.
+TEST(GraphTest, NestedSubgraphReadsAValueOfItsEnclosingBranch) {
+  auto leaf = std::make_shared<Graph>();
+  leaf->add_node("Identity", {"v"}, {"w"});
+  leaf->outputs.push_back({"w", DType::kFloat32, Shape::unknown_rank()});
+  auto branch = std::make_shared<Graph>();
+  branch->add_node("Neg", {"x"}, {"v"});  // x: from the top level
+  Node& inner = branch->add_node("If", {"c"}, {"o"});
+  inner.attributes["then_branch"] = Attribute::make_graph(leaf);
+  inner.attributes["else_branch"] = Attribute::make_graph(leaf);
+  branch->outputs.push_back({"o", DType::kFloat32, Shape::unknown_rank()});
+  Graph g;
+  g.inputs = {{"x", DType::kFloat32, Shape::unknown_rank()}, {"c", DType::kBool, Shape::unknown_rank()}};
+  Node& outer = g.add_node("If", {"c"}, {"y"}, "outer");
+  outer.attributes["then_branch"] = Attribute::make_graph(branch);
+  outer.attributes["else_branch"] = Attribute::make_graph(branch);
+  g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+  Status sorted = g.sort_topologically();
+  EXPECT_TRUE(sorted.ok()) << sorted.to_string();
+  Status checked = g.check_sorted();
+  EXPECT_TRUE(checked.ok()) << checked.to_string();
+  // A value no scope defines is still an error.
+  leaf->nodes[0].inputs[0] = "nowhere";
+  EXPECT_FALSE(g.sort_topologically().ok());
+}
+
 TEST(GraphTest, PrinterIsDeterministic) {
   Graph g = two_relus();
   ASSERT_TRUE(g.sort_topologically().ok());

@@ -6,7 +6,8 @@
 //                   [--execution-mode sequential|parallel]
 //
 // Writes OUTDIR/<output name>.npy and OUTDIR/outputs.json. With --time it also prints a JSON
-// object {"latencies_ms": [...]} on stdout (after warm-up runs).
+// object {"latencies_ms": [...], "max_rss_kb": N, "cpu_ms": X} on stdout (after warm-up runs;
+// cpu_ms: CPU time per timed run).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -101,12 +102,16 @@ async function main() {
   if (timeRuns > 0) {
     for (let i = 0; i < warmup; ++i) await session.run(feeds);
     const lat = [];
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < timeRuns; ++i) {
       const t0 = process.hrtime.bigint();
       await session.run(feeds);
       lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: peakRssKb()}) + '\n');
+    // CPU time per run (user + system, all threads, in ms): less swayed by a loaded machine.
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000 / timeRuns;
+    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: peakRssKb(), cpu_ms: cpuMs}) + '\n');
   }
 }
 

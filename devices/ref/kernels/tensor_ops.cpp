@@ -101,26 +101,13 @@ Status flatten_kernel(KernelContext& ctx) {
   return Status::OK();
 }
 
+// Squeeze and Unsqueeze share their rules with the CPU device's native views (kernel_util).
 Status squeeze_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
-  int64_t rank = static_cast<int64_t>(x.rank());
-  std::vector<int64_t> axes = axes_from(ctx, 1);
-  std::vector<bool> drop(x.rank(), false);
-  if (axes.empty()) {
-    for (size_t i = 0; i < x.rank(); ++i) drop[i] = x.dim(i) == 1;
-  }
-  for (int64_t a : axes) {
-    int64_t ax = 0;
-    RETURN_IF_ERROR(normalize_axis(ctx, a, rank, &ax));
-    if (x.dim(static_cast<size_t>(ax)) != 1) {
-      return ctx.error(StatusCode::kInvalidArgument, "cannot squeeze axis ", a, " of shape ",
-                       dims_to_string(x.dims()), ": its size is ", x.dim(static_cast<size_t>(ax)), ", not 1");
-    }
-    drop[static_cast<size_t>(ax)] = true;
-  }
   Dims out;
-  for (size_t i = 0; i < x.rank(); ++i) if (!drop[i]) out.push_back(x.dim(i));
+  std::string why;
+  if (!squeeze_dims(x.dims(), axes_from(ctx, 1), &out, &why)) return ctx.error(StatusCode::kInvalidArgument, why);
   ctx.set_output(0, x.reshaped(out));
   return Status::OK();
 }
@@ -128,18 +115,9 @@ Status squeeze_kernel(KernelContext& ctx) {
 Status unsqueeze_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
   const Tensor& x = *ctx.input(0);
-  std::vector<int64_t> axes = axes_from(ctx, 1);
-  int64_t out_rank = static_cast<int64_t>(x.rank() + axes.size());
-  std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
-  for (int64_t a : axes) {
-    int64_t ax = 0;
-    RETURN_IF_ERROR(normalize_axis(ctx, a, out_rank, &ax));
-    if (inserted[static_cast<size_t>(ax)]) return ctx.error(StatusCode::kInvalidArgument, "axis ", a, " given twice");
-    inserted[static_cast<size_t>(ax)] = true;
-  }
   Dims out;
-  size_t src = 0;
-  for (int64_t i = 0; i < out_rank; ++i) out.push_back(inserted[static_cast<size_t>(i)] ? 1 : x.dim(src++));
+  std::string why;
+  if (!unsqueeze_dims(x.dims(), axes_from(ctx, 1), &out, &why)) return ctx.error(StatusCode::kInvalidArgument, why);
   ctx.set_output(0, x.reshaped(out));
   return Status::OK();
 }

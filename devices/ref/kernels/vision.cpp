@@ -46,21 +46,32 @@ Status nms_kernel(KernelContext& ctx) {
   bool center = ctx.node().attr_int("center_point_box", 0) != 0;
   int64_t B = boxes.dim(0), N = boxes.dim(1), C = scores.dim(1);
   std::vector<int64_t> selected;
+  // Boxes and scores read once (not per comparison), and a candidate stops at the first kept
+  // box that suppresses it: torchvision's batched NMS hands over every box of every class at
+  // once (SSDLite: ~27000 with random weights), where the per-pair reads took seconds.
+  std::vector<Box> all(static_cast<size_t>(N));
+  std::vector<double> score(static_cast<size_t>(N));
   for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < N; ++i) all[static_cast<size_t>(i)] = read_box(boxes, (b * N + i) * 4, center);
     for (int64_t c = 0; c < C; ++c) {
       std::vector<int64_t> order;
       for (int64_t i = 0; i < N; ++i) {
-        if (!has_score_thr || scores.value_as_double((b * C + c) * N + i) > score_thr) order.push_back(i);
+        score[static_cast<size_t>(i)] = scores.value_as_double((b * C + c) * N + i);
+        if (!has_score_thr || score[static_cast<size_t>(i)] > score_thr) order.push_back(i);
       }
-      std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) {
-        return scores.value_as_double((b * C + c) * N + p) > scores.value_as_double((b * C + c) * N + q);
-      });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t p, int64_t q) { return score[static_cast<size_t>(p)] > score[static_cast<size_t>(q)]; });
       std::vector<Box> kept;
       for (int64_t i : order) {
         if (static_cast<int64_t>(kept.size()) >= max_out) break;
-        Box box = read_box(boxes, (b * N + i) * 4, center);
+        const Box& box = all[static_cast<size_t>(i)];
         bool suppressed = false;
-        for (const Box& k : kept) suppressed |= iou(box, k) > iou_thr;
+        for (const Box& k : kept) {
+          if (iou(box, k) > iou_thr) {
+            suppressed = true;
+            break;
+          }
+        }
         if (suppressed) continue;
         kept.push_back(box);
         selected.insert(selected.end(), {b, c, i});

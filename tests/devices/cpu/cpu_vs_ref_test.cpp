@@ -377,6 +377,29 @@ TEST(CpuVsRefTest, SqueezeExciteOnABlockedConvOutput) {
   }
 }
 
+// Concat along channels of two blocked conv outputs (DenseNet's pattern), read by a conv in the
+// blocked layout: whole channel blocks are joined in that layout (16 + 32 channels), channel
+// counts with padding (12 + 16) go through the plain concat; a batch of 2 checks the per-image
+// runs.
+TEST(CpuVsRefTest, ChannelConcatOfBlockedConvOutputs) {
+  for (const auto& [ca, cb] : std::vector<std::pair<int64_t, int64_t>>{{16, 32}, {12, 16}}) {
+    Graph g = blocked_conv_graph(ca, 97);
+    g.initializers["w2"] = random_tensor({cb, 4, 3, 3}, 98);
+    g.initializers["w3"] = random_tensor({8, ca + cb, 1, 1}, 99);
+    Node& conv2 = g.add_node("Conv", {"x", "w2"}, {"d"}, "conv2");
+    conv2.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    for (Node& n : g.nodes) n.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+    g.add_node("Concat", {"c", "d"}, {"cat"}, "concat").attributes["axis"] = Attribute::make_int(1);
+    Node& conv3 = g.add_node("Conv", {"cat", "w3"}, {"y"}, "conv3");
+    conv3.attributes["pyflame_rt_src_layout"] = Attribute::make_string("blocked");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    g.outputs.push_back({"cat", DType::kFloat32, Shape::unknown_rank()});
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 4, 9, 9}, 100));
+    expect_graph_matches_ref(g, feeds, "channels " + std::to_string(ca) + " + " + std::to_string(cb));
+  }
+}
+
 // MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
 // that hangs over the edge, channel counts with padding.
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
@@ -431,6 +454,52 @@ TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
     for (size_t o = 0; o < g.outputs.size(); ++o) {
       EXPECT_LT(max_normalised_error((*a)[o].tensor, (*b)[o].tensor), 1e-5) << "read_later=" << read_later << " output " << o;
     }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A graph with an If (SSDLite's post-processing has one): the If runs on the interpreter, the
+// nodes before and after it natively; the branches read an outer-scope value made natively
+// (r), and a value made before the If is read after it (r again, by the Mul).
+TEST(CpuVsRefTest, ControlFlowNodeRunsOnTheInterpreterTheRestNatively) {
+  auto branch = [](const std::string& op) {
+    auto g = std::make_shared<Graph>();
+    g->initializers["one"] = Tensor::from_vector<float>({1}, {1.0f});
+    g->add_node(op, {"r", "one"}, {"b"}, op == "Add" ? "then_add" : "else_sub");
+    g->outputs.push_back({"b", DType::kFloat32, Shape::unknown_rank()});
+    return g;
+  };
+  for (bool cond : {true, false}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 8})});
+    g.inputs.push_back({"c", DType::kBool, Shape::from_dims({})});
+    g.add_node("Relu", {"x"}, {"r"}, "relu");
+    Node& when = g.add_node("If", {"c"}, {"i"}, "if");
+    when.attributes["then_branch"] = Attribute::make_graph(branch("Add"));
+    when.attributes["else_branch"] = Attribute::make_graph(branch("Sub"));
+    g.add_node("Mul", {"i", "r"}, {"y"}, "mul");
+    g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+    g.outputs.push_back({"r", DType::kFloat32, Shape::unknown_rank()});
+    Tensor c(DType::kBool, {});
+    c.data<bool>()[0] = cond;
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({2, 8}, 101));
+    feeds.emplace_back(c);
+    expect_graph_matches_ref(g, feeds, cond ? "then" : "else");
+    auto cpu = make_cpu_device(1)->compile(g);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().to_string();
+    ASSERT_TRUE((*cpu)->run(feeds).ok());
+    std::map<std::string, std::string> kernel;
+    for (const NodeKernel& k : (*cpu)->node_kernels()) kernel[k.node] = k.kernel;
+    EXPECT_EQ(kernel["relu"], "native");
+    EXPECT_EQ(kernel["mul"], "native");
+    EXPECT_EQ(kernel["if"], "reference");
   }
 }
 

@@ -1,6 +1,8 @@
-// The native kernels of reduce_op, copy_op, broadcast_op, batchnorm_op, softmax_op, resize_op,
-// cast_op, erf_op and instance_norm_op against the reference kernels of the same nodes, in every
-// rank models use (1-D/2-D/3-D data), with CpuProgram::native_by_node() asserting that the native kernel ran (no silent fallback).
+// The native kernels of reduce_op, copy_op (copies, and Reshape/Squeeze/Unsqueeze as views),
+// broadcast_op, batchnorm_op, softmax_op, resize_op, cast_op, erf_op and instance_norm_op
+// against the reference kernels of the same nodes, in every rank models use (1-D/2-D/3-D
+// data), with CpuProgram::native_by_node() asserting that the native kernel ran (no silent
+// fallback).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -508,6 +510,55 @@ TEST(NativeKernelsTest, ReshapeAsAView) {
     c.opset = 14;
     check(c);
   }
+}
+
+TEST(NativeKernelsTest, SqueezeAndUnsqueezeAsViews) {
+  struct S { std::string op; Dims x; std::vector<int64_t> axes; int64_t opset; };
+  const std::vector<S> cases = {
+      {"Squeeze", {1, 3, 1, 5}, {0, 2}, 13},     // axes as an input
+      {"Squeeze", {1, 3, 1, 5}, {-2}, 13},       // negative axis
+      {"Squeeze", {1, 3, 1, 5}, {}, 13},         // no axes: every dim of size 1
+      {"Squeeze", {4, 1, 6}, {1}, 11},           // axes as an attribute
+      {"Unsqueeze", {3, 5}, {0, 3}, 13},         // axes of the output
+      {"Unsqueeze", {3, 5}, {-1, 1}, 13},
+      {"Unsqueeze", {}, {0}, 13},                // a scalar to [1]
+      {"Unsqueeze", {2, 7}, {2}, 11},            // attribute
+  };
+  uint32_t seed = 910;
+  for (const S& t : cases) {
+    Case c;
+    c.label = t.op + " " + dims_to_string(t.x) + " axes " + dims_to_string(t.axes) + " opset " + std::to_string(t.opset);
+    c.node = make_node(t.op, {"x"});
+    c.opset = t.opset;
+    if (t.opset >= 13 && !t.axes.empty()) {
+      c.node.inputs.push_back("axes");
+      c.constants = {{"axes", ints({static_cast<int64_t>(t.axes.size())}, t.axes)}};
+    } else if (!t.axes.empty()) {
+      c.node.attributes["axes"] = Attribute::make_ints(t.axes);
+    }
+    c.runtime = {{"x", random_tensor(t.x, seed++)}};
+    check(c);
+  }
+  Case i64;
+  i64.label = "Unsqueeze of int64 shape values";
+  i64.node = make_node("Unsqueeze", {"x", "axes"});
+  i64.runtime = {{"x", ints({3}, {7, 8, 9})}};
+  i64.constants = {{"axes", ints({1}, {0})}};
+  check(i64);
+
+  // A bad axis goes to the reference kernel, whose error the CPU device returns unchanged.
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 3})});
+  g.initializers["axes"] = ints({1}, {1});
+  g.nodes.push_back(make_node("Squeeze", {"x", "axes"}));
+  g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+  auto cpu = make_cpu_device(1)->compile(g);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().to_string();
+  auto r = (*cpu)->run({Value(random_tensor({1, 3}, 920))});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().to_string().find("cannot squeeze axis 1 of shape [1,3]: its size is 3, not 1"), std::string::npos)
+      << r.status().to_string();
 }
 
 TEST(NativeKernelsTest, ExpandTileWherePad) {
