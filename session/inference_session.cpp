@@ -18,6 +18,7 @@
 #include "session/bound_outputs.h"
 #include "session/mapped_file.h"
 #include "session/plan_cache.h"
+#include "session/plan_weights.h"
 
 namespace pyflame_rt {
 
@@ -116,8 +117,14 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_via_plan(
   if (hit.ok()) {
     phases["plan_load"] = ms_since(t);
     ModelMetadata metadata = hit.value().metadata;
-    return create_loaded(Graph(), std::move(metadata), start, event, options, providers, &hit.value(), "",
-                         std::move(phases));
+    Expected<std::unique_ptr<InferenceSession>> made =
+        create_loaded(Graph(), std::move(metadata), start, event, options, providers, &hit.value(), "", phases);
+    // A plan that does not fit this machine (packed weights another oneDNN or thread count
+    // would lay out differently, for weights the plan left out) is compiled again, like a
+    // damaged entry; an error of the options or the model would be the same again.
+    if (made.ok() || made.status().code() != StatusCode::kInvalidProtobuf) return made;
+    hit = made.status();
+    phases.erase("plan_load");
   }
   if (hit.status().code() != StatusCode::kNotFound) log_bad_entry_once(hit.status(), options);
   t = Clock::now();
@@ -478,7 +485,10 @@ void InferenceSession::pack_for_plan(PlanContents* plan) const {
   if (!st.ok()) {
     plan->packed.clear();
     log_at(LogSeverity::kInfo, log_scope_, "the plan keeps no packed weights: ", st.message());
+    return;
   }
+  // Weights only packed kernels read are stored once, packed (session/plan_weights.h).
+  leave_out_packed_weights(*compiled_, plan);
 }
 
 void InferenceSession::store_plan() {
