@@ -472,11 +472,11 @@ Status InferenceSession::save_plan(const std::string& path) const {
   PlanContents plan;
   plan.metadata = metadata_;
   ASSIGN_OR_RETURN(plan.compiled, compiled_->serialize(&plan.weights));
-  pack_for_plan(&plan);
+  pack_for_plan(&plan, false);
   return write_plan_file(path, "", plan).with_context("saving the plan: ");
 }
 
-void InferenceSession::pack_for_plan(PlanContents* plan) const {
+void InferenceSession::pack_for_plan(PlanContents* plan, bool leave_out) const {
   // A plan whose input shapes are all static keeps its kernels' packed weights: a session
   // made from it maps them rather than packing on its first run. Best effort: a plan without
   // them is only slower to start.
@@ -488,7 +488,9 @@ void InferenceSession::pack_for_plan(PlanContents* plan) const {
     return;
   }
   // Weights only packed kernels read are stored once, packed (session/plan_weights.h).
-  leave_out_packed_weights(*compiled_, plan);
+  // A session made from a cache entry has only stand-ins for those: a plan file saved from it
+  // leaves them out too.
+  leave_out_packed_weights(*compiled_, plan, /*stand_ins_only=*/!leave_out);
 }
 
 void InferenceSession::store_plan() {
@@ -502,7 +504,7 @@ void InferenceSession::store_plan() {
   Status st = bytes.ok() ? Status::OK() : bytes.status();
   if (st.ok()) {
     plan.compiled = std::move(bytes).value();
-    pack_for_plan(&plan);
+    pack_for_plan(&plan, true);
     st = PlanCache(options_.compile_cache_dir).store(plan_key_, plan);
   }
   // A cache that cannot be written costs a later session its shortcut, not this one its model.

@@ -87,10 +87,10 @@ std::set<std::string> replaced_by_blobs(const Graph& g, const PackedWeights* pac
 
 }  // namespace
 
-void leave_out_packed_weights(const CompiledModel& model, PlanContents* plan) {
+void leave_out_packed_weights(const CompiledModel& model, PlanContents* plan, bool stand_ins_only) {
   const auto& parts = model.partitions();
   std::vector<std::set<std::string>> replaced(parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) {
+  for (size_t i = 0; i < parts.size() && !stand_ins_only; ++i) {
     auto it = plan->packed.find(i);
     replaced[i] = replaced_by_blobs(parts[i].graph, it == plan->packed.end() ? nullptr : &it->second);
   }

@@ -19,6 +19,7 @@ namespace pyflame_rt {
 // another shape, which would need the raw weight), and (4) is no graph input or output. Weights that are stand-ins already (a session made from a plan saving it again)
 // are left out too. Partitions with subgraphs keep all their weights. The session that loads
 // the plan checks that each such reader took its blob (cpu/cpu_program.cpp).
-void leave_out_packed_weights(const CompiledModel& model, PlanContents* plan);
+// `stand_ins_only`: only the stand-ins (a plan file, which keeps every weight it has).
+void leave_out_packed_weights(const CompiledModel& model, PlanContents* plan, bool stand_ins_only = false);
 
 }  // namespace pyflame_rt

@@ -365,5 +365,34 @@ TEST(PlanCacheTest, PlanFileRunsDirectly) {
   std::filesystem::remove_all(opts.compile_cache_dir);
 }
 
+// A plan file (save_plan, `pyflame-rt compile`) has no model to compile again from: it keeps
+// the raw weights beside the packed ones, so a session whose kernels refuse a blob repacks.
+// Saved from a session made from a cache entry, it leaves out what that entry left out.
+TEST(PlanCacheTest, SavedPlanKeepsItsRawWeights) {
+  SessionOptions opts;
+  opts.input_shapes["image"] = "1,3,32,32";
+  auto fresh = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().to_string();
+  std::string dir = fresh_dir("saved");
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE((*fresh)->save_plan(dir + "/a.pfm").ok());
+  Expected<PlanContents> a = read_plan_file(dir + "/a.pfm", "");
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_FALSE(a->packed.empty());
+  for (const auto& w : a->weights) EXPECT_FALSE(is_weight_stand_in(w.tensor)) << w.name;
+
+  opts.compile_cache_dir = dir + "/cache";
+  ASSERT_TRUE(InferenceSession::create(kModel, opts).ok());
+  auto hit = InferenceSession::create(kModel, opts);
+  ASSERT_TRUE(hit.ok());
+  ASSERT_TRUE((*hit)->compiled_from_cache());
+  Status saved = (*hit)->save_plan(dir + "/b.pfm");
+  ASSERT_TRUE(saved.ok()) << saved.to_string();
+  auto from_b = InferenceSession::create(dir + "/b.pfm", SessionOptions());
+  ASSERT_TRUE(from_b.ok()) << from_b.status().to_string();
+  EXPECT_EQ(probs(**from_b), probs(**fresh));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace pyflame_rt
