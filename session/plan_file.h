@@ -8,8 +8,8 @@
 //                       XXH3-64 per 4 MiB chunk of the data section
 //   data (64-aligned):  the weights, each 64-byte aligned, so a reader maps the file and its
 //                       tensors view the mapping instead of parsing and copying them; then
-//                       the packed weights (devices/packed_weights.h), likewise. Weights that
-//                       only packed kernels read are left out (PlanContents::left_out).
+//                       the packed weights (devices/packed_weights.h), likewise. A cache
+//                       entry leaves out weights only packed kernels read (PlanContents::left_out).
 //
 // Every byte is checked on read (a flipped bit anywhere is a checksum mismatch), the chunks
 // on all cores: hashing is most of what a hit costs.
