@@ -1,6 +1,6 @@
 """pip install --no-build-isolation .  (offline: Debian's python3-setuptools, python3-wheel, pybind11-dev)
 
-Builds the _pyflame_rt extension with CMake (in ./build, or $PYFLAME_RT_BUILD_DIR; an existing
+Builds the _pyflame_rt and _pyflame_rt_serving extensions with CMake (in ./build, or $PYFLAME_RT_BUILD_DIR; an existing
 `make build` tree is reused, so the install costs a link at most) and installs the pyflame_rt
 package for the interpreter running pip (use /usr/bin/python3: it sees numpy and onnx).
 The version is read from CMakeLists.txt's project(PyFlameRT VERSION ...), its one home.
@@ -38,7 +38,7 @@ class CMakeBuildPy(build_py):
             subprocess.check_call(["cmake", "-S", ROOT, "-B", build_dir, "-G", "Ninja",
                                    "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}"])
         jobs = os.environ.get("PYFLAME_RT_JOBS", "2")
-        subprocess.check_call(["cmake", "--build", build_dir, "--target", "_pyflame_rt", "pyflame_rt_py", "-j", jobs])
+        subprocess.check_call(["cmake", "--build", build_dir, "--target", "_pyflame_rt", "_pyflame_rt_serving", "pyflame_rt_py", "-j", jobs])
         super().run()
         target = os.path.join(self.build_lib, "pyflame_rt")
         os.makedirs(target, exist_ok=True)

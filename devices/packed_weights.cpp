@@ -58,7 +58,14 @@ void note_stale_packed(const std::string& node, const std::string& why) {
 
 uint64_t packed_weights_stale_count() { return stale_count.load(); }
 
-void note_used_packed() { used_count.fetch_add(1); }
+thread_local uint64_t used_on_this_thread = 0;
+
+void note_used_packed() {
+  used_count.fetch_add(1);
+  ++used_on_this_thread;
+}
+
+uint64_t packed_weights_used_on_this_thread() { return used_on_this_thread; }
 
 uint64_t packed_weights_used_count() { return used_count.load(); }
 

@@ -53,5 +53,8 @@ uint64_t packed_weights_stale_count();
 // Kernels call it for each blob they used in place of packing (counted, for tests).
 void note_used_packed();
 uint64_t packed_weights_used_count();
+// The same count for the calling thread only: whether one op took its blob, with other
+// sessions loading on other threads (cpu/cpu_program.cpp, for weights a plan left out).
+uint64_t packed_weights_used_on_this_thread();
 
 }  // namespace pyflame_rt

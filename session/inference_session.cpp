@@ -18,6 +18,7 @@
 #include "session/bound_outputs.h"
 #include "session/mapped_file.h"
 #include "session/plan_cache.h"
+#include "session/plan_weights.h"
 
 namespace pyflame_rt {
 
@@ -116,8 +117,14 @@ Expected<std::unique_ptr<InferenceSession>> InferenceSession::create_via_plan(
   if (hit.ok()) {
     phases["plan_load"] = ms_since(t);
     ModelMetadata metadata = hit.value().metadata;
-    return create_loaded(Graph(), std::move(metadata), start, event, options, providers, &hit.value(), "",
-                         std::move(phases));
+    Expected<std::unique_ptr<InferenceSession>> made =
+        create_loaded(Graph(), std::move(metadata), start, event, options, providers, &hit.value(), "", phases);
+    // A plan that does not fit this machine (packed weights another oneDNN or thread count
+    // would lay out differently, for weights the plan left out) is compiled again, like a
+    // damaged entry; an error of the options or the model would be the same again.
+    if (made.ok() || made.status().code() != StatusCode::kInvalidProtobuf) return made;
+    hit = made.status();
+    phases.erase("plan_load");
   }
   if (hit.status().code() != StatusCode::kNotFound) log_bad_entry_once(hit.status(), options);
   t = Clock::now();
@@ -465,11 +472,11 @@ Status InferenceSession::save_plan(const std::string& path) const {
   PlanContents plan;
   plan.metadata = metadata_;
   ASSIGN_OR_RETURN(plan.compiled, compiled_->serialize(&plan.weights));
-  pack_for_plan(&plan);
+  pack_for_plan(&plan, false);
   return write_plan_file(path, "", plan).with_context("saving the plan: ");
 }
 
-void InferenceSession::pack_for_plan(PlanContents* plan) const {
+void InferenceSession::pack_for_plan(PlanContents* plan, bool leave_out) const {
   // A plan whose input shapes are all static keeps its kernels' packed weights: a session
   // made from it maps them rather than packing on its first run. Best effort: a plan without
   // them is only slower to start.
@@ -478,7 +485,12 @@ void InferenceSession::pack_for_plan(PlanContents* plan) const {
   if (!st.ok()) {
     plan->packed.clear();
     log_at(LogSeverity::kInfo, log_scope_, "the plan keeps no packed weights: ", st.message());
+    return;
   }
+  // Weights only packed kernels read are stored once, packed (session/plan_weights.h).
+  // A session made from a cache entry has only stand-ins for those: a plan file saved from it
+  // leaves them out too.
+  leave_out_packed_weights(*compiled_, plan, /*stand_ins_only=*/!leave_out);
 }
 
 void InferenceSession::store_plan() {
@@ -492,7 +504,7 @@ void InferenceSession::store_plan() {
   Status st = bytes.ok() ? Status::OK() : bytes.status();
   if (st.ok()) {
     plan.compiled = std::move(bytes).value();
-    pack_for_plan(&plan);
+    pack_for_plan(&plan, true);
     st = PlanCache(options_.compile_cache_dir).store(plan_key_, plan);
   }
   // A cache that cannot be written costs a later session its shortcut, not this one its model.

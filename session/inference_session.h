@@ -179,7 +179,10 @@ class InferenceSession {
   // Stores the compiled model under plan_key_ when it can be (a failure is a warning).
   void store_plan();
   // Adds the packed weights of a shape-specialised plan (after one run on zeros).
-  void pack_for_plan(PlanContents* plan) const;
+  // `leave_out`: weights only packed kernels read are not stored (session/plan_weights.h).
+  // Only for cache entries, which a hit that cannot use its blobs compiles again; a plan file
+  // (save_plan) has no model to compile from, so it keeps them and repacks instead.
+  void pack_for_plan(PlanContents* plan, bool leave_out) const;
   // Records a creation warning and logs it with the session's id.
   void warn(const std::string& message);
   // Fixes symbolic input dims named in free_dimension_overrides(_by_denotation).

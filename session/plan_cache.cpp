@@ -27,7 +27,10 @@ std::string plan_inputs(const SessionOptions& o, const std::vector<std::string>&
   std::ostringstream os;
   os << "plan_format=" << kPlanFormatVersion << "\noptimizer=" << kOptimizerRevision << "\npfm=" << kPfmFormatVersion
      << "\nruntime=" << version_string() << "\ncpu=" << plan_cpu_id() << "\nopt_level=" << static_cast<int>(o.optimization_level)
-     << "\ndevice=" << o.device << "\nexecution_mode=" << o.execution_mode << "\n";
+     << "\ndevice=" << o.device << "\nexecution_mode=" << o.execution_mode
+     // oneDNN lays out packed weights for the threads that create a primitive: an entry whose
+     // raw weights are left out (plan_weights.h) only fits sessions with the same team.
+     << "\nintra_op_threads=" << o.num_threads << "\n";
   for (const auto& p : o.disabled_passes) os << "disabled_pass=" << p << "\n";
   for (const auto& p : providers) os << "provider=" << p << "\n";
   for (const auto& p : DeviceRegistry::global().available_providers()) os << "available=" << p << "\n";

@@ -1,7 +1,8 @@
 // PlanCache: compiled models (plan files, session/plan_file.h) in a directory, keyed BEFORE
 // import: an XXH3-128 of the model file's bytes and of everything that changes the plan
 // (optimisation level, disabled passes, providers and their options, fixed input dims, the
-// pass-pipeline, kernel and format revisions, the runtime's version, the CPU's ISA). A hit
+// intra-op thread count, the pass-pipeline, kernel and format revisions, the runtime's
+// version, the CPU's ISA). A hit
 // gives a session its compiled model without ONNX import or passes; the weights are views of
 // the mapped entry. It replaces the optimised-graph cache (compiler/compile_cache.h) for
 // sessions made from a file or bytes.

@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "devices/weight_stand_in.h"
 #include "graph/version.h"
 #include "session/mapped_file.h"
 #include "session/plan_file.pb.h"
@@ -25,6 +27,8 @@ constexpr char kMagic[8] = {'P', 'F', 'R', 'T', 'P', 'L', 'A', 'N'};
 constexpr size_t kHeaderSize = 128;
 constexpr size_t kAlign = 64;
 constexpr size_t kKeySize = 48;
+// Chunks of the data section hashed separately, so that a read checks them on all cores.
+constexpr size_t kChunkSize = size_t{4} << 20;
 
 // Little-endian on every machine this runs on (x86-64); the fields are fixed-size.
 struct Header {
@@ -34,20 +38,34 @@ struct Header {
   char key[kKeySize];  // NUL-padded
   uint64_t meta_offset, meta_size;
   uint64_t data_offset, data_size;
-  uint64_t checksum;  // XXH3-64 of the description, then the data
+  uint64_t checksum;  // XXH3-64 of the description (which holds the data's chunk checksums)
 };
 static_assert(sizeof(Header) <= kHeaderSize, "the plan header must fit its slot");
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-uint64_t checksum_of(const char* meta, size_t meta_size, const char* data, size_t data_size) {
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  XXH3_64bits_update(state, meta, meta_size);
-  XXH3_64bits_update(state, data, data_size);
-  uint64_t h = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return h;
+size_t chunk_count(size_t data_size, size_t chunk) { return data_size / chunk + (data_size % chunk != 0); }
+
+// The index of a chunk of `data` whose XXH3-64 is not `sums[i]`, or -1 when all match.
+// The chunks are split over the cores (at most 4 threads): the hash runs at memory speed, and
+// a hit of a large model is mostly this pass.
+int64_t first_bad_chunk(const char* data, size_t size, size_t chunk, const uint64_t* sums) {
+  const size_t n = chunk_count(size, chunk);
+  std::atomic<size_t> next{0};
+  std::atomic<int64_t> bad{-1};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n && bad.load(std::memory_order_relaxed) < 0;) {
+      size_t len = std::min(chunk, size - i * chunk);
+      if (XXH3_64bits(data + i * chunk, len) != sums[i]) bad.store(static_cast<int64_t>(i));
+    }
+  };
+  unsigned threads = std::min<unsigned>({4u, std::max(1u, std::thread::hardware_concurrency()),
+                                         static_cast<unsigned>(std::max<size_t>(1, n))});
+  std::vector<std::thread> helpers;
+  for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(worker);
+  worker();
+  for (auto& h : helpers) h.join();
+  return bad.load();
 }
 
 Status corrupt(const std::string& path, const std::string& why) {
@@ -113,6 +131,9 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
   meta.set_runtime(version_string());
   size_t data_size = 0;
   for (const auto& w : contents.weights) {
+    if (is_weight_stand_in(w.tensor)) {  // its bytes are zeros standing in for a packed blob
+      return make_status(StatusCode::kFail, "plan weight '", w.name, "' was left out of the plan it came from");
+    }
     plan::Weight* pw = meta.add_weights();
     pw->set_partition(static_cast<uint32_t>(w.partition));
     pw->set_name(w.name);
@@ -122,6 +143,14 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
     pw->set_offset(data_size);
     pw->set_size(w.tensor.nbytes());
     data_size += w.tensor.nbytes();
+  }
+  for (const auto& w : contents.left_out) {
+    plan::Weight* pw = meta.add_weights();
+    pw->set_partition(static_cast<uint32_t>(w.partition));
+    pw->set_name(w.name);
+    pw->set_dtype(static_cast<int>(w.tensor.dtype()));
+    for (int64_t d : w.tensor.dims()) pw->add_dims(d);
+    pw->set_left_out(true);
   }
   std::vector<const Tensor*> packed_data;  // in the order of meta.packed
   for (const auto& [partition, packed] : contents.packed) {
@@ -142,9 +171,7 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
       packed_data.push_back(&b.data);
     }
   }
-  std::string meta_bytes;
-  if (!meta.SerializeToString(&meta_bytes)) return make_status(StatusCode::kFail, "the plan did not serialise");
-  // The data section as it will be in the file (alignment padding included), for the checksum.
+  // The data section as it will be in the file (alignment padding included), for the checksums.
   std::string data(data_size, '\0');
   for (size_t i = 0; i < contents.weights.size(); ++i) {
     const Tensor& t = contents.weights[i].tensor;
@@ -154,6 +181,12 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
     const Tensor& t = *packed_data[i];
     if (t.nbytes()) std::memcpy(&data[meta.packed(static_cast<int>(i)).offset()], t.raw_data(), t.nbytes());
   }
+  meta.set_chunk_size(kChunkSize);
+  for (size_t i = 0; i < chunk_count(data.size(), kChunkSize); ++i) {
+    meta.add_chunk_checksums(XXH3_64bits(data.data() + i * kChunkSize, std::min(kChunkSize, data.size() - i * kChunkSize)));
+  }
+  std::string meta_bytes;
+  if (!meta.SerializeToString(&meta_bytes)) return make_status(StatusCode::kFail, "the plan did not serialise");
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kPlanFormatVersion;
@@ -163,7 +196,7 @@ Status write_plan_file(const std::string& path, const std::string& key, const Pl
   h.meta_size = meta_bytes.size();
   h.data_offset = align_up(kHeaderSize + meta_bytes.size());
   h.data_size = data.size();
-  h.checksum = checksum_of(meta_bytes.data(), meta_bytes.size(), data.data(), data.size());
+  h.checksum = XXH3_64bits(meta_bytes.data(), meta_bytes.size());
   std::string head(h.data_offset - meta_bytes.size(), '\0');
   std::memcpy(&head[0], &h, sizeof h);
 
@@ -214,11 +247,20 @@ Expected<PlanContents> read_plan_file(const std::string& path, const std::string
   }
   const char* meta_bytes = file->data() + h.meta_offset;
   char* data = file->data() + h.data_offset;
-  if (checksum_of(meta_bytes, h.meta_size, data, h.data_size) != h.checksum) {
-    return corrupt(path, "checksum mismatch (the file was damaged after it was written)");
+  if (XXH3_64bits(meta_bytes, h.meta_size) != h.checksum) {
+    return corrupt(path, "checksum mismatch in the description (the file was damaged after it was written)");
   }
   plan::PlanMeta meta;
   if (!meta.ParseFromArray(meta_bytes, static_cast<int>(h.meta_size))) return corrupt(path, "description does not parse");
+  if (meta.chunk_size() == 0 ||
+      static_cast<size_t>(meta.chunk_checksums_size()) != chunk_count(h.data_size, meta.chunk_size())) {
+    return corrupt(path, "the description has " + std::to_string(meta.chunk_checksums_size()) +
+                             " chunk checksums for " + std::to_string(h.data_size) + " bytes of data");
+  }
+  if (int64_t bad = first_bad_chunk(data, h.data_size, meta.chunk_size(), meta.chunk_checksums().data()); bad >= 0) {
+    return corrupt(path, "checksum mismatch in data bytes from " + std::to_string(bad * meta.chunk_size()) +
+                             " (the file was damaged after it was written)");
+  }
   if (meta.cpu() != plan_cpu_id()) {
     return corrupt(path, "compiled for CPU " + meta.cpu() + ", this one is " + plan_cpu_id());
   }
@@ -228,6 +270,12 @@ Expected<PlanContents> read_plan_file(const std::string& path, const std::string
   for (const auto& w : meta.weights()) {
     DType dtype = static_cast<DType>(w.dtype());
     Dims dims(w.dims().begin(), w.dims().end());
+    if (w.left_out()) {
+      Expected<Tensor> stand_in = weight_stand_in(dtype, dims);
+      if (!stand_in.ok()) return corrupt(path, "left-out weight '" + w.name() + "': " + stand_in.status().message());
+      out.weights.push_back({w.partition(), w.name(), std::move(stand_in).value()});
+      continue;
+    }
     if (w.offset() % kAlign != 0 || w.offset() + w.size() > h.data_size) {
       return corrupt(path, "weight '" + w.name() + "' lies outside the data section");
     }

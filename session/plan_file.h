@@ -2,12 +2,17 @@
 // (session/plan_cache.h) and `pyflame-rt compile` write it. Layout:
 //
 //   header (128 bytes): magic "PFRTPLAN", format version, the key it was stored under, the
-//                       sizes and offsets of the two sections, an XXH3-64 of both
+//                       sizes and offsets of the two sections, an XXH3-64 of the description
 //   description:        plan.PlanMeta protobuf (session/plan_file.proto): the compiled model
-//                       without its large weights, where they lie, the model's metadata
+//                       without its large weights, where they lie, the model's metadata, an
+//                       XXH3-64 per 4 MiB chunk of the data section
 //   data (64-aligned):  the weights, each 64-byte aligned, so a reader maps the file and its
 //                       tensors view the mapping instead of parsing and copying them; then
-//                       the packed weights (devices/packed_weights.h), likewise
+//                       the packed weights (devices/packed_weights.h), likewise. A cache
+//                       entry leaves out weights only packed kernels read (PlanContents::left_out).
+//
+// Every byte is checked on read (a flipped bit anywhere is a checksum mismatch), the chunks
+// on all cores: hashing is most of what a hit costs.
 //
 //   RETURN_IF_ERROR(write_plan_file(path, key, contents));   // atomic: temp file + rename
 //   ASSIGN_OR_RETURN(PlanContents plan, read_plan_file(path, key));
@@ -26,7 +31,7 @@ namespace pyflame_rt {
 
 // Bump when the file layout or anything a plan holds changes meaning (kernels included:
 // a plan stores partitions after the device passes).
-constexpr uint32_t kPlanFormatVersion = 1;
+constexpr uint32_t kPlanFormatVersion = 2;  // 2: chunk checksums, left-out weights
 
 struct PlanContents {
   std::string compiled;                 // CompiledModel::serialize(&weights) bytes
@@ -36,6 +41,10 @@ struct PlanContents {
   // export_packed); after a read, views of the mapped file. Empty for a plan not
   // shape-specialised.
   std::map<size_t, PackedWeights> packed;
+  // Weights whose bytes the file leaves out because every kernel reading them runs on its
+  // packed blob (leave_out_packed_weights, session/plan_weights.h): written as dtype and dims
+  // only; after a read they are in `weights` as stand-ins (devices/weight_stand_in.h).
+  std::vector<ExternalTensor> left_out;
 };
 
 // What a plan depends on in the machine: oneDNN's effective ISA (the kernels it picks and the

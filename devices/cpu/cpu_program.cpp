@@ -14,6 +14,7 @@
 #include "devices/cpu/output_destination.h"
 #include "devices/cpu/step_threads.h"
 #include "devices/run_interrupt.h"
+#include "devices/weight_stand_in.h"
 #include "devices/thread_limit.h"
 
 namespace pyflame_rt {
@@ -87,7 +88,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
   p->producer_of_ = std::move(producer);
   p->ran_native_.reset(new std::atomic<bool>[p->steps_.size()]);
   for (size_t i = 0; i < p->steps_.size(); ++i) p->ran_native_[i].store(p->steps_[i].native != nullptr);
-  if (packed && !packed->blobs.empty()) p->import_packed(*packed);
+  RETURN_IF_ERROR(p->import_packed(packed ? *packed : PackedWeights{}));
   return p;
 }
 
@@ -102,17 +103,52 @@ int CpuProgram::run_threads() const {
   return threads;
 }
 
-void CpuProgram::import_packed(const PackedWeights& packed) {
-  if (!packed.valid_here()) {
-    note_stale_packed("(every node)", "packed on " + packed.validity + ", this machine is " + packed_weights_validity());
-    return;
+Status CpuProgram::import_packed(const PackedWeights& packed) {
+  // Weights a plan left out (devices/weight_stand_in.h): their readers must run on their
+  // blobs, or the partition cannot run here (the plan cache then compiles the model again).
+  std::set<std::string> left_out;
+  for (const auto& [name, tensor] : graph_.initializers) {
+    if (is_weight_stand_in(tensor)) left_out.insert(name);
   }
-  std::vector<std::pair<NativeOp*, Dims>> work;
-  for (Step& step : steps_) {
-    if (!step.native) continue;
+  std::vector<const Node*> need_blob;  // per step: the node, when it reads a left-out weight
+  std::vector<std::string> need_what;
+  for (const Step& step : steps_) {
+    std::string what;
+    for (const auto& in : step.node->inputs) if (left_out.count(in)) what = in;
+    need_blob.push_back(what.empty() ? nullptr : step.node);
+    need_what.push_back(what);
+  }
+  auto unfit = [&](size_t i, const std::string& why) {
+    return make_status(StatusCode::kInvalidProtobuf, "plan: node '", step_name(*need_blob[i]), "' reads weight '",
+                       need_what[i], "', which the plan left out for its packed form, and ", why,
+                       "; the plan must be compiled again on this machine");
+  };
+  if (packed.blobs.empty() && left_out.empty()) return Status::OK();
+  if (!packed.valid_here()) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      if (need_blob[i]) return unfit(i, "the packed weights were made on " + packed.validity);
+    }
+    note_stale_packed("(every node)", "packed on " + packed.validity + ", this machine is " + packed_weights_validity());
+    return Status::OK();
+  }
+  struct Work {
+    size_t step;
+    Dims key;
+    bool used = false;  // the op built this plan on its blob
+  };
+  std::vector<Work> work;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& step = steps_[i];
+    if (!step.native) {
+      if (need_blob[i]) return unfit(i, "no native kernel takes it here");
+      continue;
+    }
     std::vector<PackedBlob> blobs = packed.for_node(step_name(*step.node));
-    if (blobs.empty()) continue;
-    for (const auto& b : blobs) work.emplace_back(step.native.get(), b.key);
+    if (blobs.empty()) {
+      if (need_blob[i]) return unfit(i, "the plan has no packed weights for it");
+      continue;
+    }
+    for (const auto& b : blobs) work.push_back({i, b.key});
     step.native->import_packed(std::move(blobs));
   }
   // Building the plans is mostly oneDNN generating its jit kernels, independent per op: two
@@ -124,7 +160,11 @@ void CpuProgram::import_packed(const PackedWeights& packed) {
   std::atomic<size_t> next{0};
   auto worker = [&] {
     omp_set_num_threads(threads_per_run);
-    for (size_t i; (i = next.fetch_add(1)) < work.size();) (void)work[i].first->prepare(work[i].second);
+    for (size_t i; (i = next.fetch_add(1)) < work.size();) {
+      uint64_t before = packed_weights_used_on_this_thread();
+      Status st = steps_[work[i].step].native->prepare(work[i].key);
+      work[i].used = st.ok() && packed_weights_used_on_this_thread() > before;
+    }
   };
   unsigned threads = std::min<unsigned>(2, std::max(1u, std::thread::hardware_concurrency()));
   if (work.size() < 2) threads = 1;
@@ -132,6 +172,12 @@ void CpuProgram::import_packed(const PackedWeights& packed) {
   for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(worker);
   worker();
   for (auto& h : helpers) h.join();
+  std::vector<bool> took(steps_.size(), false);
+  for (const Work& w : work) took[w.step] = took[w.step] || w.used;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    if (need_blob[i] && !took[i]) return unfit(i, "its kernel did not take the packed weights");
+  }
+  return Status::OK();
 }
 
 Status CpuProgram::export_packed(PackedWeights* out) const {

@@ -87,7 +87,8 @@ class CpuProgram : public Executable {
   Status run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,
                   const Tensor* dest = nullptr) const;
   // Hands each native op its blobs of `packed` and builds their plans (import_packed, prepare).
-  void import_packed(const PackedWeights& packed);
+  // Fails (kInvalidProtobuf) when a reader of a weight the plan left out did not take its blob.
+  Status import_packed(const PackedWeights& packed);
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
   int run_threads() const;
   // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its

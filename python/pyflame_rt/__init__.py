@@ -19,8 +19,6 @@ from .pipeline import Pipeline, PipelineResult
 from .remote import RemoteStage, StageServer, serve
 from .runtime import actor_runtime_threads, configure_actor_runtime, limit_counters, shutdown
 from .streaming import Stream
-from . import serving
-from . import compress
 from .options import ExecutionMode, GraphOptimizationLevel, OptLevel, SessionOptions
 from .compile_options import CompileOptions
 from .session import (InferenceSession, ModelMetadata, NodeArg, OpProfile, Profile, RunOptions, get_all_providers,
@@ -29,6 +27,25 @@ from .iobinding import IOBinding, OrtValue
 from .log import set_default_logger_severity, set_default_logger_verbosity
 
 SessionIOBinding = IOBinding  # ONNX Runtime's name
+
+# Submodules a session does not need, imported on first use (PEP 562): serving loads the second
+# extension (_pyflame_rt_serving: HTTP, gRPC, ZeroMQ), compress and quantization load onnx and
+# numpy. `rt.serving.ModelServer` and `from pyflame_rt import compress` work as before.
+_LAZY_SUBMODULES = frozenset({"serving", "grpc_serving", "fastapi_serving", "client", "compress", "quantization",
+                              "benchmark", "torch_import"})
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
 
 
 def set_seed(seed):

@@ -16,7 +16,6 @@ answers go back from C++. Routes and options: docs/serving.md.
 import os
 import threading
 
-from . import _pyflame_rt
 from .errors import InvalidArgument
 
 
@@ -61,7 +60,9 @@ class MultiModelServer:
         """Loads the models and starts listening; returns once requests are accepted."""
         if self._native is None:
             self._stopped.clear()
-            self._native = _pyflame_rt.ModelServer(self._models, self._options)
+            # The servers are a second extension (gRPC, ZeroMQ, Beast), loaded by the first server.
+            from . import _pyflame_rt_serving
+            self._native = _pyflame_rt_serving.ModelServer(self._models, self._options)
         return self
 
     def start(self):
@@ -121,6 +122,13 @@ class ModelServer(MultiModelServer):
         super().__init__({name: model_path if model_path is not None else session}, **options)
 
 
-# gRPC/ZeroMQ and the FastAPI app live in their own modules; they are part of this namespace.
-from .grpc_serving import GRPCServer  # noqa: E402
-from .fastapi_serving import fastapi_app  # noqa: E402
+# gRPC/ZeroMQ and the FastAPI app live in their own modules; they are part of this namespace,
+# imported when first asked for (fastapi_serving imports numpy).
+def __getattr__(name):
+    if name == "GRPCServer":
+        from .grpc_serving import GRPCServer
+        return GRPCServer
+    if name == "fastapi_app":
+        from .fastapi_serving import fastapi_app
+        return fastapi_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,8 @@
 // The _pyflame_rt extension: pybind11 wrappers over the public C++ API, one file per wrapped
 // class (py_*.cpp). The ONNX-Runtime-shaped Python surface lives in pyflame_rt/*.py.
 //
+// The servers live in a second extension, _pyflame_rt_serving, linked against this one.
+//
 // Status codes become the exception classes of pyflame_rt.errors (py_errors.h). Input arrays
 // are wrapped without copying for the duration of a run; the GIL is released while it runs.
 #include <pybind11/pybind11.h>
@@ -8,7 +10,6 @@
 #include "python/src/py_bindings.h"
 #include "python/src/py_errors.h"
 #include "python/src/py_custom_ops.h"
-#include "python/src/py_serving.h"
 #include "python/src/py_session.h"
 
 namespace py = pybind11;
@@ -44,5 +45,6 @@ PYBIND11_MODULE(_pyflame_rt, m) {
   bind_pipeline(m);
   bind_runtime(m);
   pyflame_rt::bind_custom_ops(m);
-  pyflame_rt::register_serving(m, [](py::handle h) { return h.cast<const PySession&>().shared(); });
+  // The model servers (HTTP, gRPC, ZeroMQ) are in _pyflame_rt_serving (serving_module.cpp),
+  // loaded by pyflame_rt.serving on first use: importing this module does not load gRPC.
 }

@@ -1,5 +1,6 @@
-// _pyflame_rt.ModelServer: a net::Server (KServe v2 over HTTP) over models given as paths or
-// native sessions. The Python wrapper is pyflame_rt/serving.py.
+// _pyflame_rt_serving.ModelServer (the extension of serving_module.cpp): a net::Server (KServe
+// v2 over HTTP) over models given as paths or native sessions. The Python wrapper is
+// pyflame_rt/serving.py.
 #include "python/src/py_serving.h"
 
 #include <pybind11/stl.h>

@@ -1,4 +1,4 @@
-// The model server's Python binding (pyflame_rt.serving), kept out of bindings.cpp.
+// The model server's Python binding (pyflame_rt.serving), in the _pyflame_rt_serving extension.
 #pragma once
 
 #include <functional>
