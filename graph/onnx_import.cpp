@@ -439,7 +439,7 @@ size_t onnx_element_size(int32_t data_type) {
 // elements without comparing with its length: a 7-byte raw_data for an int64[1] overreads
 // the heap (SIGSEGV). Every stored tensor of the graph (initializers, attribute tensors,
 // subgraphs) is checked before inference sees it.
-Status check_raw_data_sizes(const onnx::GraphProto& g, const ImportContext& ctx);
+Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const ImportContext& ctx);
 
 Status check_raw_data_size(const onnx::TensorProto& t, const ImportContext& ctx) {
   if (t.data_location() == onnx::TensorProto::EXTERNAL || t.raw_data().empty()) return Status::OK();
@@ -460,14 +460,39 @@ Status check_raw_data_size(const onnx::TensorProto& t, const ImportContext& ctx)
   return Status::OK();
 }
 
-Status check_raw_data_sizes(const onnx::GraphProto& g, const ImportContext& ctx) {
+// The same inference dereferences attributes its op requires (Scan's `body`) without looking:
+// a default-domain node must carry every attribute its ONNX schema requires, of its kind.
+Status check_required_attributes(const onnx::NodeProto& n, int version, const ImportContext& ctx) {
+  if (!n.domain().empty() && n.domain() != "ai.onnx") return Status::OK();
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), version, "");
+  if (!schema) return Status::OK();
+  for (const auto& [name, attr] : schema->attributes()) {
+    const onnx::AttributeProto* given = nullptr;
+    for (const auto& a : n.attribute()) {
+      if (a.name() == name) given = &a;
+    }
+    if (given && given->type() != attr.type && given->type() != onnx::AttributeProto::UNDEFINED) {
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), "): attribute '", name, "' is ",
+                           onnx::AttributeProto::AttributeType_Name(given->type()), ", the op expects ",
+                           onnx::AttributeProto::AttributeType_Name(attr.type));
+    }
+    if (!given && attr.required) {
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ") lacks its required attribute '",
+                           name, "'");
+    }
+  }
+  return Status::OK();
+}
+
+Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const ImportContext& ctx) {
   for (const auto& t : g.initializer()) RETURN_IF_ERROR(check_raw_data_size(t, ctx));
   for (const auto& n : g.node()) {
+    RETURN_IF_ERROR(check_required_attributes(n, version, ctx));
     for (const auto& a : n.attribute()) {
       if (a.has_t()) RETURN_IF_ERROR(check_raw_data_size(a.t(), ctx));
       for (const auto& t : a.tensors()) RETURN_IF_ERROR(check_raw_data_size(t, ctx));
-      if (a.has_g()) RETURN_IF_ERROR(check_raw_data_sizes(a.g(), ctx));
-      for (const auto& sg : a.graphs()) RETURN_IF_ERROR(check_raw_data_sizes(sg, ctx));
+      if (a.has_g()) RETURN_IF_ERROR(check_raw_data_sizes(a.g(), version, ctx));
+      for (const auto& sg : a.graphs()) RETURN_IF_ERROR(check_raw_data_sizes(sg, version, ctx));
     }
   }
   return Status::OK();
@@ -514,7 +539,13 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
     return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
                            "; supported opsets are up to ", kMaxOnnxOpset);
   }
-  RETURN_IF_ERROR(check_raw_data_sizes(model.graph(), ctx));
+  {
+    // What libonnx's shape inference reads unchecked (stored tensor sizes, required attributes).
+    auto def_opset = opsets.find("");
+    const int version = def_opset == opsets.end() ? 1 : static_cast<int>(std::min<int64_t>(
+                                                             def_opset->second, std::numeric_limits<int>::max()));
+    RETURN_IF_ERROR(check_raw_data_sizes(model.graph(), version, ctx));
+  }
   try {
     // Node-level inference errors are not fatal (error_mode 0): a model we can still run
     // should not be refused because ONNX cannot type one of its values.

@@ -190,3 +190,35 @@ def test_remote_stage_arguments_are_checked(port, timeout):
             rt.RemoteStage("127.0.0.1", [1], timeout_ms=timeout)
         else:
             rt.RemoteStage("127.0.0.1", port, timeout_ms=timeout)
+
+
+def test_a_message_quoting_a_non_utf8_name_keeps_its_text():
+    # A tensor named with invalid UTF-8: the InvalidGraph came with an empty message.
+    from onnx import numpy_helper
+    w = numpy_helper.from_array(np.ones(3, np.float32), "w")
+    w.name = "placeholder"
+    model = make_model([helper.make_node("Add", ["x", "placeholder"], ["y"])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])], [w])
+    model.graph.initializer[0].ClearField("raw_data")  # stores 0 of 3 elements
+    data = model.SerializeToString().replace(b"placeholder", b"bad\xff\xfenamee!")  # same length
+    with pytest.raises(rt.InvalidGraph) as e:
+        rt.InferenceSession(data)
+    assert "bad\\xff\\xfenamee!" in str(e.value) and "needs 3" in str(e.value)
+
+
+def test_a_node_lacking_a_required_attribute_is_invalid_graph(tmp_path):
+    # A Scan without its body crashed inside libonnx's shape inference (SIGSEGV).
+    model = make_model([helper.make_node("Scan", ["x"], ["y"], num_scan_inputs=1)],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(rt.InvalidGraph, match="lacks its required attribute 'body'"):
+        rt.InferenceSession(str(tmp_path / "m.onnx"))
+    # An attribute of the wrong kind: Cast's `to` as a string.
+    model = make_model([helper.make_node("Cast", ["x"], ["y"], to="float")],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(model, str(tmp_path / "m2.onnx"))
+    with pytest.raises(rt.InvalidGraph, match="attribute 'to' is STRING, the op expects INT"):
+        rt.InferenceSession(str(tmp_path / "m2.onnx"))
