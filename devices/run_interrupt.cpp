@@ -12,7 +12,7 @@ Status RunContext::check() const {
   }
   if (deadline != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() >= deadline) {
     if (timeout_ms > 0) {
-      return make_status(StatusCode::kDeadlineExceeded, "the run passed its deadline: RunOptions.timeout_ms is ",
+      return make_status(StatusCode::kDeadlineExceeded, "the run passed its deadline: ", timeout_name, " is ",
                          timeout_ms, " ms");
     }
     return make_status(StatusCode::kDeadlineExceeded, "the run passed its deadline");

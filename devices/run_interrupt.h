@@ -26,6 +26,7 @@ struct RunContext {
   const std::atomic<bool>* terminate = nullptr;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   int64_t timeout_ms = 0;                // what set the deadline (named in its error)
+  const char* timeout_name = "RunOptions.timeout_ms";  // the setting it came from
   std::shared_ptr<MemoryBudget> memory;  // nullptr: no limit
   // Graph outputs the caller pre-allocated (IOBinding), by value name: tensors wrapping the
   // caller's buffers, alive for the run. A device may write an output straight into its buffer

@@ -3,15 +3,18 @@
 // tensors (raw, typed fields or external files) into our IR.
 #include "graph/onnx_import.h"
 
+#include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -333,6 +336,31 @@ Expected<Attribute> convert_attribute(const onnx::AttributeProto& a, const Node&
   return out;
 }
 
+// A node that leaves a required input empty ("" marks an omitted *optional* input), or gives
+// fewer inputs than its op needs, would reach kernels that read them (native kernels read
+// their inputs unchecked): refused here, by the op's ONNX schema at the model's opset, once
+// for every op rather than in each kernel.
+Status check_required_inputs(const Node& n, const std::map<std::string, int64_t>& opsets) {
+  if (!n.domain.empty()) return Status::OK();  // only the default domain's schemas are known here
+  auto opset = opsets.find("");
+  if (opset == opsets.end()) return Status::OK();
+  const int version = static_cast<int>(std::min<int64_t>(opset->second, std::numeric_limits<int>::max()));
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type, version, "");
+  if (!schema) return Status::OK();  // an unknown op fails later, naming it
+  const auto& formal = schema->inputs();
+  for (size_t i = 0; i < n.inputs.size() && i < formal.size(); ++i) {
+    if (n.inputs[i].empty() && formal[i].GetOption() == onnx::OpSchema::Single) {
+      return n.error(StatusCode::kInvalidGraph, "input ", i, " ('", formal[i].GetName(),
+                     "') is required, but the node leaves it empty");
+    }
+  }
+  if (static_cast<int64_t>(n.inputs.size()) < schema->min_input()) {
+    return n.error(StatusCode::kInvalidGraph, "has ", n.inputs.size(), " inputs, ", n.op_type, " (opset ", version,
+                   ") needs at least ", schema->min_input());
+  }
+  return Status::OK();
+}
+
 Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::string, int64_t>& opsets,
                               const ImportContext& ctx) {
   Graph g;
@@ -369,6 +397,7 @@ Expected<Graph> convert_graph(const onnx::GraphProto& gp, const std::map<std::st
     n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
+    RETURN_IF_ERROR(check_required_inputs(n, opsets));
     for (const auto& a : np.attribute()) {
       if (!a.ref_attr_name().empty()) continue;  // only meaningful inside function bodies
       ASSIGN_OR_RETURN(Attribute attr, convert_attribute(a, n, opsets, ctx));
@@ -391,6 +420,82 @@ bool uses_default_domain(const onnx::GraphProto& g) {
     }
   }
   return false;
+}
+
+// Bytes per element of a fixed-width ONNX type; 0 for strings and unknown codes.
+size_t onnx_element_size(int32_t data_type) {
+  using TP = onnx::TensorProto;
+  switch (data_type) {
+    case TP::UINT8: case TP::INT8: case TP::BOOL: return 1;
+    case TP::UINT16: case TP::INT16: case TP::FLOAT16: case TP::BFLOAT16: return 2;
+    case TP::FLOAT: case TP::INT32: case TP::UINT32: return 4;
+    case TP::INT64: case TP::UINT64: case TP::DOUBLE: case TP::COMPLEX64: return 8;
+    case TP::COMPLEX128: return 16;
+    default: return 0;
+  }
+}
+
+// ONNX's shape inference (libonnx 1.12) reads a constant tensor's raw_data as dims-product
+// elements without comparing with its length: a 7-byte raw_data for an int64[1] overreads
+// the heap (SIGSEGV). Every stored tensor of the graph (initializers, attribute tensors,
+// subgraphs) is checked before inference sees it.
+Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const ImportContext& ctx);
+
+Status check_raw_data_size(const onnx::TensorProto& t, const ImportContext& ctx) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.raw_data().empty()) return Status::OK();
+  const size_t item = onnx_element_size(t.data_type());
+  if (item == 0) return Status::OK();
+  uint64_t count = 1;
+  bool overflow = false;
+  for (int64_t d : t.dims()) {
+    if (d < 0) return invalid_graph(ctx.model_name, ": tensor '", t.name(), "' has a negative dim ", d);
+    if (d != 0 && count > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) overflow = true;
+    count *= static_cast<uint64_t>(d);
+  }
+  if (overflow || count > std::numeric_limits<uint64_t>::max() / item || count * item != t.raw_data().size()) {
+    return invalid_graph(ctx.model_name, ": tensor '", t.name(), "' needs ",
+                         overflow ? std::string("more than 2^64") : std::to_string(count), " elements of ", item,
+                         " bytes of data, the model stores ", t.raw_data().size(), " bytes");
+  }
+  return Status::OK();
+}
+
+// The same inference dereferences attributes its op requires (Scan's `body`) without looking:
+// a default-domain node must carry every attribute its ONNX schema requires, of its kind.
+Status check_required_attributes(const onnx::NodeProto& n, int version, const ImportContext& ctx) {
+  if (!n.domain().empty() && n.domain() != "ai.onnx") return Status::OK();
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), version, "");
+  if (!schema) return Status::OK();
+  for (const auto& [name, attr] : schema->attributes()) {
+    const onnx::AttributeProto* given = nullptr;
+    for (const auto& a : n.attribute()) {
+      if (a.name() == name) given = &a;
+    }
+    if (given && given->type() != attr.type && given->type() != onnx::AttributeProto::UNDEFINED) {
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), "): attribute '", name, "' is ",
+                           onnx::AttributeProto::AttributeType_Name(given->type()), ", the op expects ",
+                           onnx::AttributeProto::AttributeType_Name(attr.type));
+    }
+    if (!given && attr.required) {
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ") lacks its required attribute '",
+                           name, "'");
+    }
+  }
+  return Status::OK();
+}
+
+Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const ImportContext& ctx) {
+  for (const auto& t : g.initializer()) RETURN_IF_ERROR(check_raw_data_size(t, ctx));
+  for (const auto& n : g.node()) {
+    RETURN_IF_ERROR(check_required_attributes(n, version, ctx));
+    for (const auto& a : n.attribute()) {
+      if (a.has_t()) RETURN_IF_ERROR(check_raw_data_size(a.t(), ctx));
+      for (const auto& t : a.tensors()) RETURN_IF_ERROR(check_raw_data_size(t, ctx));
+      if (a.has_g()) RETURN_IF_ERROR(check_raw_data_sizes(a.g(), version, ctx));
+      for (const auto& sg : a.graphs()) RETURN_IF_ERROR(check_raw_data_sizes(sg, version, ctx));
+    }
+  }
+  return Status::OK();
 }
 
 Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
@@ -433,6 +538,13 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   if (def != opsets.end() && def->second > kMaxOnnxOpset) {
     return not_implemented(ctx.model_name, " uses ONNX opset ", def->second,
                            "; supported opsets are up to ", kMaxOnnxOpset);
+  }
+  {
+    // What libonnx's shape inference reads unchecked (stored tensor sizes, required attributes).
+    auto def_opset = opsets.find("");
+    const int version = def_opset == opsets.end() ? 1 : static_cast<int>(std::min<int64_t>(
+                                                             def_opset->second, std::numeric_limits<int>::max()));
+    RETURN_IF_ERROR(check_raw_data_sizes(model.graph(), version, ctx));
   }
   try {
     // Node-level inference errors are not fatal (error_mode 0): a model we can still run

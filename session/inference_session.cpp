@@ -643,9 +643,12 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   auto start = Clock::now();
   RunContext ctx;
   ctx.terminate = &run_options.terminate;
-  if (run_options.timeout_ms > 0) {
-    ctx.timeout_ms = run_options.timeout_ms;
-    ctx.deadline = start + std::chrono::milliseconds(run_options.timeout_ms);
+  // The run's own deadline wins; else the session's (SessionOptions.run_timeout_ms).
+  const int64_t timeout_ms = run_options.timeout_ms > 0 ? run_options.timeout_ms : options_.run_timeout_ms;
+  if (timeout_ms > 0) {
+    ctx.timeout_ms = timeout_ms;
+    if (run_options.timeout_ms <= 0) ctx.timeout_name = "SessionOptions.run_timeout_ms";
+    ctx.deadline = start + std::chrono::milliseconds(timeout_ms);
   }
   if (options_.memory_limit_mb > 0) {
     ctx.memory = std::make_shared<MemoryBudget>(options_.memory_limit_mb << 20, "SessionOptions.memory_limit_mb");

@@ -52,6 +52,8 @@ const std::vector<OptionField>& session_option_fields() {
       field("profile_file_prefix", &O::profile_file_prefix, "path prefix of the profiling trace"),
       field("memory_limit_mb", &O::memory_limit_mb,
             "MB a run may hold: refuse a model needing more, fail a run going past it (0 = no limit)"),
+      field("run_timeout_ms", &O::run_timeout_ms,
+            "deadline of every run whose RunOptions.timeout_ms is 0 (0 = none): DeadlineExceeded"),
       field("max_model_size_mb", &O::max_model_size_mb,
             "refuse a model file or bytes larger than this before parsing (0 = no limit)"),
       field("max_streams", &O::max_streams, "streams open at once on the session (0 = no limit)"),

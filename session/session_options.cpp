@@ -26,6 +26,9 @@ Status SessionOptions::validate() const {
     return invalid_argument("SessionOptions.memory_limit_mb: expected >= 0 (0 = no limit), got ",
                             memory_limit_mb);
   }
+  if (run_timeout_ms < 0) {
+    return invalid_argument("SessionOptions.run_timeout_ms: expected >= 0 (0 = no deadline), got ", run_timeout_ms);
+  }
   if (max_model_size_mb < 0) {
     return invalid_argument("SessionOptions.max_model_size_mb: expected >= 0 (0 = no limit), got ",
                             max_model_size_mb);

@@ -24,6 +24,11 @@ struct SessionOptions {
   // excluded), checked at creation against the plan's estimate and at run time (each
   // allocation): past it the run fails with kResourceExhausted, the session stays usable.
   int64_t memory_limit_mb = 0;              // 0 = no limit
+  // The deadline of every run of this session (run(), batchers, streams, pipelines, the
+  // server) whose RunOptions.timeout_ms is 0: a hostile model (a Loop of 2^62 trips) or feed
+  // (a trip count as an input) cannot hold a run forever. Checked where RunOptions.timeout_ms
+  // is: between nodes and Loop/Scan iterations. 0 = none.
+  int64_t run_timeout_ms = 0;
   // A model file (or bytes) larger than this is refused before it is parsed. 2048 MB is
   // protobuf's own ceiling for an ONNX file (weights beyond it live in external data, which
   // is not counted here); .pfm files and plans may need more. 0 = no limit.

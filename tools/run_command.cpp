@@ -15,10 +15,21 @@ struct RunCommandOptions {
   std::string model;
   std::vector<std::string> inputs;
   std::string out_dir;
+  SessionOptions session;  // --run-timeout-ms, --memory-limit-mb
 };
 
+// Output names come from the model, which is untrusted: one naming a path ("../x", "/tmp/x")
+// must not write outside --output-dir.
+Status check_output_file_name(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
+    return invalid_argument("output '", name, "' cannot be written under --output-dir: an output name must be a plain "
+                            "file name (no '/', '\\', NUL, '.' or '..')");
+  }
+  return Status::OK();
+}
+
 int run(const RunCommandOptions& o) {
-  auto session = InferenceSession::create(o.model);
+  auto session = InferenceSession::create(o.model, o.session);
   if (!session.ok()) return cli_fail(session.status());
   for (const auto& w : (*session)->warnings()) std::cerr << "warning: " << w << "\n";
   std::map<std::string, Tensor> feeds;
@@ -30,6 +41,11 @@ int run(const RunCommandOptions& o) {
     auto t = read_npy(spec.substr(eq + 1));
     if (!t.ok()) return cli_fail(t.status());
     feeds[spec.substr(0, eq)] = std::move(t).value();
+  }
+  if (!o.out_dir.empty()) {
+    for (const auto& out : (*session)->outputs()) {
+      if (Status st = check_output_file_name(out.name); !st.ok()) return cli_fail(st);
+    }
   }
   auto outs = (*session)->run({}, feeds);
   if (!outs.ok()) return cli_fail(outs.status());
@@ -66,6 +82,11 @@ CliCommand add_run_command(CLI::App& app) {
   sub->add_option("model", o->model, "ONNX or .pfm model")->required();
   sub->add_option("--input", o->inputs, "NAME=FILE.npy, once per input")->allow_extra_args(false);
   sub->add_option("--output-dir", o->out_dir, "write each output as DIR/NAME.npy");
+  // Untrusted models (docs/reliability.md): a deadline for the run and a memory bound.
+  sub->add_option("--run-timeout-ms", o->session.run_timeout_ms, "deadline of the run (0 = none)")
+      ->check(CLI::Range(static_cast<int64_t>(0), static_cast<int64_t>(86400000)));
+  sub->add_option("--memory-limit-mb", o->session.memory_limit_mb, "memory the run may hold (0 = no limit)")
+      ->check(CLI::Range(static_cast<int64_t>(0), static_cast<int64_t>(1) << 30));
   return {sub, [o] { return run(*o); }};
 }
 

@@ -44,7 +44,7 @@ sigset_t block_stop_signals() {
 
 int serve_stage(const ServeOptions& o) {
   std::string name = o.name.empty() ? std::filesystem::path(o.model).stem().string() : o.name;
-  SessionOptions opts;
+  SessionOptions opts = o.server.model_defaults.session;  // --run-timeout-ms, --memory-limit-mb
   opts.num_threads = o.threads < 0 ? 0 : o.threads;
   sigset_t stop_signals = block_stop_signals();
   auto session = InferenceSession::create(o.model, opts);
@@ -185,6 +185,11 @@ CliCommand add_serve_command(CLI::App& app) {
       ->check(CLI::Range(static_cast<int64_t>(1), static_cast<int64_t>(86400000)));
   sub->add_option("--device-actors", m.batching.device_actors, "batches computing at once per model")
       ->check(CLI::Range(1, 64));
+  // Untrusted models (docs/reliability.md): a deadline for every run and a memory bound.
+  sub->add_option("--run-timeout-ms", m.session.run_timeout_ms, "deadline of every model run (0 = none)")
+      ->check(CLI::Range(static_cast<int64_t>(0), static_cast<int64_t>(86400000)));
+  sub->add_option("--memory-limit-mb", m.session.memory_limit_mb, "memory one run may hold (0 = no limit)")
+      ->check(CLI::Range(static_cast<int64_t>(0), static_cast<int64_t>(1) << 30));
   sub->add_option("--threads", o->threads, "intra-op threads per run (model server default 1, stage default: cores)")
       ->check(CLI::Range(0, 1024));
   // The stage server.

@@ -15,10 +15,14 @@ class Batcher:
                  max_queue_size=1024, request_timeout_ms=60000, device_actors=1):
         """device_actors: batches computed at once, each on its share of the cores (with 2,
         one batch computes while the next forms)."""
-        options = {"max_batch_size": int(max_batch_size), "batch_timeout_ms": float(batch_timeout_ms),
-                   "preferred_batch_sizes": [int(p) for p in preferred_batch_sizes],
-                   "max_queue_size": int(max_queue_size), "request_timeout_ms": int(request_timeout_ms),
-                   "device_actors": int(device_actors)}
+        if isinstance(preferred_batch_sizes, (str, bytes)) or not hasattr(preferred_batch_sizes, "__iter__"):
+            raise InvalidArgument(f"preferred_batch_sizes: expected a list of ints, got {preferred_batch_sizes!r}")
+        options = {"max_batch_size": as_int("max_batch_size", max_batch_size),
+                   "batch_timeout_ms": as_float("batch_timeout_ms", batch_timeout_ms),
+                   "preferred_batch_sizes": [as_int("preferred_batch_sizes", p) for p in preferred_batch_sizes],
+                   "max_queue_size": as_int("max_queue_size", max_queue_size),
+                   "request_timeout_ms": as_int("request_timeout_ms", request_timeout_ms),
+                   "device_actors": as_int("device_actors", device_actors)}
         self._native = _pyflame_rt.Batcher(session._native, name, options)
 
     def run(self, output_names, input_feed, priority=0):
@@ -55,6 +59,21 @@ def _priority(priority):
     if isinstance(priority, bool) or not isinstance(priority, int) or not -2**31 <= priority < 2**31:
         raise InvalidArgument(f"priority: expected an int in [-2**31, 2**31), got {priority!r}")
     return priority
+
+
+def as_int(name, value):
+    """An option the native side takes as a C int64: anything else is our InvalidArgument (int("x")
+    would raise ValueError, int(None) TypeError, a huge int an OverflowError later)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
+            not -2**63 <= value < 2**63 or int(value) != value:
+        raise InvalidArgument(f"{name}: expected an integer, got {value!r}")
+    return int(value)
+
+
+def as_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidArgument(f"{name}: expected a number, got {value!r}")
+    return float(value)
 
 
 def _names(output_names):

@@ -34,7 +34,11 @@ class IOBinding:
     # Inputs -------------------------------------------------------------------------------
     def bind_cpu_input(self, name, arr_on_cpu):
         """Binds a numpy array (shared, not copied) as input `name`."""
-        self._inputs[name] = OrtValue.ortvalue_from_numpy(arr_on_cpu)
+        try:
+            self._inputs[name] = OrtValue.ortvalue_from_numpy(arr_on_cpu)
+        except TypeError:  # pybind11's "incompatible function arguments": ours, naming the input
+            raise InvalidArgument(f"bind_cpu_input('{name}'): expected a numpy array, got "
+                                  f"{type(arr_on_cpu).__name__}") from None
 
     def bind_input(self, name, device_type, device_id, element_type, shape, buffer_ptr):
         """Binds memory at buffer_ptr (kept alive by the caller) as input `name`."""

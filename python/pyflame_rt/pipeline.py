@@ -18,6 +18,7 @@ its input is a bounded channel with a policy: "block" (back-pressure), "drop_old
 is accounted for; a stage that raises fails that frame only.
 """
 from . import _pyflame_rt
+from .batching import as_int
 from .errors import InvalidArgument, PyFlameRTError, exception_for_code
 from .remote import RemoteStage
 
@@ -54,7 +55,7 @@ class PipelineResult:
 class Pipeline:
     def __init__(self, output_capacity=1024):
         self._stages = []
-        self._output_capacity = int(output_capacity)
+        self._output_capacity = as_int("output_capacity", output_capacity)
         self._native = None
 
     def add_stage(self, name, session=None, fn=None, after=None, capacity=64, policy="block", remote=None):
@@ -77,7 +78,7 @@ class Pipeline:
         native_session = session._native if session is not None else None
         self._stages.append({"name": name, "after": list(after), "session": native_session, "fn": fn,
                              "remote": remote._native if remote is not None else None,
-                             "capacity": int(capacity), "policy": policy})
+                             "capacity": as_int(f"stage '{name}': capacity", capacity), "policy": policy})
         return self
 
     @classmethod

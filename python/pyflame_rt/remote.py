@@ -69,9 +69,11 @@ class RemoteStage:
     def __init__(self, host, port=None, timeout_ms=30000):
         if port is None:
             host, port = parse_address(host)
-        if timeout_ms <= 0:
-            raise InvalidArgument(f"RemoteStage: timeout_ms: expected > 0, got {timeout_ms}")
-        self._native = _pyflame_rt.RemoteStage(str(host), int(port), float(timeout_ms))
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidArgument(f"RemoteStage: port: expected an int in [0, 65535], got {port!r}")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms > 0:
+            raise InvalidArgument(f"RemoteStage: timeout_ms: expected a number > 0, got {timeout_ms!r}")
+        self._native = _pyflame_rt.RemoteStage(str(host), port, float(timeout_ms))
 
     @property
     def name(self):
@@ -111,8 +113,9 @@ class RemoteStage:
 
 def parse_address(address):
     """'host:port' or (host, port) -> (host, port)."""
-    if isinstance(address, (tuple, list)) and len(address) == 2:
-        return str(address[0]), int(address[1])
+    if isinstance(address, (tuple, list)) and len(address) == 2 and isinstance(address[1], int) \
+            and not isinstance(address[1], bool):
+        return str(address[0]), address[1]
     if isinstance(address, str) and ":" in address:
         host, _, port = address.rpartition(":")
         if port.isdigit() and 0 < int(port) < 65536:

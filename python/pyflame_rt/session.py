@@ -10,7 +10,7 @@ import warnings
 
 from . import _pyflame_rt, log
 from .errors import InvalidArgument
-from .batching import Batcher
+from .batching import Batcher, as_float, as_int
 from .iobinding import IOBinding, OrtValue
 from .options import SessionOptions
 from .provider_args import normalize_provider_args
@@ -465,7 +465,7 @@ class InferenceSession:
         """Runs many feeds through the batching actor (coalesced up to max_batch_size per model
         run) and returns one output list per feed, in order. If any feed fails, the first
         failure is raised naming its index, after every feed was answered."""
-        key = (int(max_batch_size), float(batch_timeout_ms))
+        key = (as_int("max_batch_size", max_batch_size), as_float("batch_timeout_ms", batch_timeout_ms))
         batcher = self._batchers.pop(key, None)
         if batcher is None:  # one batcher per setting, reused by later calls
             batcher = self.create_batcher(max_batch_size, batch_timeout_ms)
@@ -492,9 +492,10 @@ class InferenceSession:
         as h0/hn, or given as state_map={input: output}; first value zeros or state={input: array}).
         idle_timeout_ms > 0: a stream given no chunk for that long is freed (its state goes; later
         calls raise DeadlineExceeded; counted in pyflame_rt.limit_counters())."""
-        return Stream(self, chunk_size=int(chunk_size), overlap=int(overlap), stateful=bool(stateful), state=state,
-                      state_map=state_map, input_name=input_name, time_axis=time_axis,
-                      time_aligned_outputs=time_aligned_outputs, name=name, idle_timeout_ms=int(idle_timeout_ms))
+        return Stream(self, chunk_size=as_int("chunk_size", chunk_size), overlap=as_int("overlap", overlap),
+                      stateful=bool(stateful), state=state, state_map=state_map, input_name=input_name,
+                      time_axis=time_axis, time_aligned_outputs=time_aligned_outputs, name=name,
+                      idle_timeout_ms=as_int("idle_timeout_ms", idle_timeout_ms))
 
     def run_with_profiling(self, input_feed, output_names=None):
         """Runs once timing every node; returns a Profile (.operations, .outputs, .total_us)."""

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "python/src/py_errors.h"
 
@@ -69,6 +70,34 @@ Tensor string_tensor(const py::array& a, const Dims& dims) {
   return t;
 }
 
+// A non-contiguous view (a stride-0 broadcast, say) is copied: one that cannot be allocated
+// is an error naming the input, not a null buffer read later (every path that takes arrays:
+// run, OrtValue, run_async, IOBinding, streams, frames).
+py::array contiguous(const std::string& name, const py::array& a, const Dims& dims) {
+  py::array c = py::array::ensure(a, py::array::c_style);
+  if (!c) {
+    PyErr_Clear();
+    raise_status(make_status(StatusCode::kResourceExhausted, "input '", name, "': the ", dims_to_string(dims),
+                             " array is not contiguous and a contiguous copy cannot be allocated"));
+  }
+  return c;
+}
+
+// Foreign byte order ('>f4' on a little-endian host) must be read by value, never as native
+// bytes: a native copy, or nothing when the array is already native.
+std::optional<Tensor> native_order_copy(const py::array& c, DType dt, const Dims& dims) {
+  constexpr char kForeign = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '>' : '<';
+  if (py::dtype(c.dtype()).byteorder() != kForeign || c.itemsize() <= 1) return std::nullopt;
+  Tensor t(dt, dims);
+  const auto* src = static_cast<const unsigned char*>(c.data());
+  auto* dst = static_cast<unsigned char*>(t.raw_data());
+  const size_t item = static_cast<size_t>(c.itemsize());
+  for (size_t i = 0; i < t.nbytes(); i += item) {
+    for (size_t k = 0; k < item; ++k) dst[i + k] = src[i + item - 1 - k];
+  }
+  return t;
+}
+
 }  // namespace
 
 Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py::object>& keep) {
@@ -76,26 +105,8 @@ Tensor tensor_from_array(const std::string& name, py::handle obj, std::vector<py
   DType dt = dtype_of_numpy("input '" + name + "'", a.dtype());
   Dims dims(a.shape(), a.shape() + a.ndim());
   if (dt == DType::kString) return string_tensor(a, dims);
-  // A non-contiguous view (a stride-0 broadcast, say) is copied: one that cannot be
-  // allocated is an error naming the input, not a null buffer read later.
-  py::array c = py::array::ensure(a, py::array::c_style);
-  if (!c) {
-    PyErr_Clear();
-    raise_status(make_status(StatusCode::kResourceExhausted, "input '", name, "': the ", dims_to_string(dims),
-                             " array is not contiguous and a contiguous copy cannot be allocated"));
-  }
-  // Foreign byte order ('>f4' on a little-endian host): read by value, never as native bytes.
-  constexpr char kForeign = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '>' : '<';
-  if (py::dtype(c.dtype()).byteorder() == kForeign && c.itemsize() > 1) {
-    Tensor t(dt, dims);
-    const auto* src = static_cast<const unsigned char*>(c.data());
-    auto* dst = static_cast<unsigned char*>(t.raw_data());
-    const size_t item = static_cast<size_t>(c.itemsize());
-    for (size_t i = 0; i < t.nbytes(); i += item) {
-      for (size_t k = 0; k < item; ++k) dst[i + k] = src[i + item - 1 - k];
-    }
-    return t;
-  }
+  py::array c = contiguous(name, a, dims);
+  if (auto swapped = native_order_copy(c, dt, dims)) return std::move(*swapped);
   keep.push_back(c);
   return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), nullptr);
 }
@@ -104,7 +115,9 @@ Tensor tensor_sharing_array(const std::string& name, const py::array& a) {
   DType dt = dtype_of_numpy("'" + name + "'", a.dtype());
   Dims dims(a.shape(), a.shape() + a.ndim());
   if (dt == DType::kString) return string_tensor(a, dims);
-  py::array c = py::array::ensure(a, py::array::c_style);
+  py::array c = contiguous(name, a, dims);
+  // A byte-swapped copy cannot share the caller's buffer (an IOBinding input read by value).
+  if (auto swapped = native_order_copy(c, dt, dims)) return std::move(*swapped);
   // The last owner may be a C++ thread: it takes the GIL to drop the array.
   auto* held = new py::object(c);
   std::shared_ptr<void> keep(held, [](void* p) {
@@ -126,7 +139,16 @@ py::object array_from_tensor(const Tensor& t) {
     }
     return std::move(out);
   }
-  py::array out(numpy_dtype_of(t.dtype()), shape);
+  // numpy refuses shapes whose non-zero dims overflow its size even when one dim is 0 (an
+  // empty output of [0, 2^62, 2^62] from a hostile model): our error, not numpy's ValueError.
+  py::array out;
+  try {
+    out = py::array(numpy_dtype_of(t.dtype()), shape);
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_MemoryError)) throw;
+    raise_status(make_status(StatusCode::kResourceExhausted, "a ", dtype_name(t.dtype()), dims_to_string(t.dims()),
+                             " tensor cannot be made a numpy array: ", e.what()));
+  }
   if (t.nbytes()) std::memcpy(out.mutable_data(), t.raw_data(), t.nbytes());
   return std::move(out);
 }
