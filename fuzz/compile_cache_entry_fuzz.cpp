@@ -3,6 +3,12 @@
 #include <string>
 
 #include "compiler/compile_cache.h"
+#include "fuzz/quiet_protobuf.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  quiet_protobuf_logging();
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data), size);
