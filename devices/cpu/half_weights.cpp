@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "devices/cpu/native_op.h"
+#include "devices/cpu/thread_scratch.h"
 #include "devices/target_clones.h"
 #include "graph/logging.h"
 
@@ -216,24 +217,8 @@ void float_to_scaled_f16(const float* src, uint16_t* dst, int64_t n, float scale
   }
 }
 
-float* weights_scratch(size_t floats) {
-  struct Buffer {
-    float* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  if (buffer.size < floats) {
-    std::free(buffer.data);
-    buffer.data = nullptr;
-    buffer.size = 0;
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buffer.data = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!buffer.data) throw std::bad_alloc();
-    buffer.size = floats;
-  }
-  return buffer.data;
-}
+struct WeightsScratchTag;
+float* weights_scratch(size_t floats) { return thread_scratch<WeightsScratchTag>(floats); }
 
 MappedFloats::MappedFloats(size_t count) : bytes_(std::max<size_t>(count, 1) * sizeof(float)) {
   void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

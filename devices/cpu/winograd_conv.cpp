@@ -1,6 +1,7 @@
 #include "devices/cpu/winograd_conv.h"
 
 #include "devices/cpu/half_weights.h"
+#include "devices/cpu/thread_scratch.h"
 
 #include <cstring>
 
@@ -18,24 +19,8 @@ constexpr int kTile = 6;  // input tile (and transform) size: 4 outputs + 3 - 1
 constexpr int kOut = 4;   // output tile size
 constexpr int kPositions = kTile * kTile;
 
-// The calling thread's scratch for V and M, grown on demand and kept: one run at a time per
-// thread, and the sizes repeat from run to run.
-float* thread_scratch(size_t floats) {
-  struct Buffer {
-    float* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  if (buffer.size < floats) {
-    std::free(buffer.data);
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buffer.data = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!buffer.data) throw std::bad_alloc();
-    buffer.size = floats;
-  }
-  return buffer.data;
-}
+// The calling thread's scratch for V and M (one run at a time per thread).
+struct WinogradScratchTag;
 
 // The rows of B^T applied to d0..d5 (one column or row of a tile, 8 channels per vector).
 __attribute__((target("avx2,fma"))) inline void input_rows(const __m256 d[6], __m256 r[6]) {
@@ -269,7 +254,7 @@ void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
   const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
   const int64_t in_blocks = cin_ / 8, out_blocks = cout_ / 8;
   const int64_t v_stride = tiles * cin_, m_stride = tiles * cout_pad_;  // between positions
-  float* v = thread_scratch(static_cast<size_t>(kPositions * (v_stride + m_stride)));
+  float* v = thread_scratch<WinogradScratchTag>(static_cast<size_t>(kPositions * (v_stride + m_stride)));
   float* m = v + kPositions * v_stride;
 
 #pragma omp parallel for collapse(2) schedule(static)
