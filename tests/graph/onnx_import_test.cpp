@@ -198,5 +198,40 @@ TEST(OnnxImportTest, EmptyRequiredInputIsRefusedByTheOpSchema) {
   EXPECT_NE(g.status().message().find("needs at least 1"), std::string::npos) << g.status().message();
 }
 
+// libonnx's shape inference divided by a Conv's stride: a stride of 0 killed the process with
+// SIGFPE (found by the onnx_import fuzzer; its input is in fuzz/corpus/onnx_import).
+TEST(OnnxImportTest, ZeroConvStrideIsRefusedBeforeShapeInference) {
+  for (const char* attr : {"strides", "dilations", "kernel_shape"}) {
+    onnx::ModelProto m = relu_model();
+    auto* g = m.mutable_graph();
+    auto* x = g->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+    x->clear_dim();
+    for (int64_t d : {1, 1, 8, 8}) x->add_dim()->set_dim_value(d);
+    auto* c = g->add_node();
+    c->set_op_type("Conv");
+    c->set_name("conv");
+    c->add_input("x");
+    c->add_input("w");
+    c->add_output("c");
+    auto* a = c->add_attribute();
+    a->set_name(attr);
+    a->set_type(onnx::AttributeProto::INTS);
+    a->add_ints(1);
+    a->add_ints(0);
+    auto* w = g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {1, 1, 3, 3}) w->add_dims(d);
+    for (int i = 0; i < 9; ++i) w->add_float_data(1.f);
+    g->mutable_output(0)->set_name("c");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_FALSE(r.ok()) << attr;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidGraph) << r.status().to_string();
+    EXPECT_NE(r.status().message().find(std::string("attribute '") + attr + "' has 0 at index 1; each must be at least 1"),
+              std::string::npos)
+        << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
