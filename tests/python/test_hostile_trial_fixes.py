@@ -222,3 +222,27 @@ def test_a_node_lacking_a_required_attribute_is_invalid_graph(tmp_path):
     onnx.save(model, str(tmp_path / "m2.onnx"))
     with pytest.raises(rt.InvalidGraph, match="attribute 'to' is STRING, the op expects INT"):
         rt.InferenceSession(str(tmp_path / "m2.onnx"))
+
+
+# MaxUnpool's reference kernel read kernel_shape/strides/pads per spatial dim and I per element
+# of X without checking their lengths (found reading the kernels after the fuzzer's Conv stride
+# finding): a short list or a smaller I was read past its end.
+
+def _max_unpool(kernel, strides, i_shape=(1, 1, 2, 2)):
+    node = helper.make_node("MaxUnpool", ["x", "i"], ["y"], kernel_shape=kernel, strides=strides)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 1, 2, 2)),
+                                            helper.make_tensor_value_info("i", TensorProto.INT64, i_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]).SerializeToString()
+
+
+def test_max_unpool_checks_its_attribute_lengths_and_index_shape():
+    x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    i = np.array([0, 3, 8, 15], np.int64).reshape(1, 1, 2, 2)
+    y = rt.InferenceSession(_max_unpool([2, 2], [2, 2])).run(None, {"x": x, "i": i})[0]
+    np.testing.assert_array_equal(y.ravel(), [0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 3])
+    for kernel, strides in (([2], [2, 2]), ([2, 2], [2])):
+        with pytest.raises(rt.InvalidArgument, match=r"must match the input's 2 spatial dims"):
+            rt.InferenceSession(_max_unpool(kernel, strides)).run(None, {"x": x, "i": i})
+    with pytest.raises(rt.InvalidArgument, match=r"I must have its shape, got I \[1,1,1,2\]"):
+        rt.InferenceSession(_max_unpool([2, 2], [2, 2], (1, 1, 1, 2))).run(None, {"x": x, "i": i[:, :, :1]})

@@ -370,6 +370,10 @@ Status max_unpool_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
   const Tensor& x = *ctx.input(0);
   const Tensor& idx = *ctx.input(1);
+  if (x.rank() < 3 || idx.dims() != x.dims()) {
+    return ctx.error(StatusCode::kInvalidArgument, "X ", dims_to_string(x.dims()),
+                     " must be [N, C, spatial...] and I must have its shape, got I ", dims_to_string(idx.dims()));
+  }
   Dims out_dims;
   if (const Tensor* s = ctx.input(2)) {
     out_dims = s->to_int64_vector();
@@ -379,6 +383,12 @@ Status max_unpool_kernel(KernelContext& ctx) {
     win.kernel = ctx.node().attr_ints("kernel_shape");
     win.stride = ctx.node().attr_ints("strides", std::vector<int64_t>(win.in.size(), 1));
     std::vector<int64_t> pads = ctx.node().attr_ints("pads", std::vector<int64_t>(2 * win.in.size(), 0));
+    // Read per spatial dim below: a shorter list would be read past its end.
+    if (win.kernel.size() != win.in.size() || win.stride.size() != win.in.size() || pads.size() != 2 * win.in.size()) {
+      return ctx.error(StatusCode::kInvalidArgument, "kernel_shape (", win.kernel.size(), " values), strides (",
+                       win.stride.size(), ") and pads (", pads.size(), ") must match the input's ", win.in.size(),
+                       " spatial dims (pads twice)");
+    }
     out_dims = {x.dim(0), x.dim(1)};
     for (size_t d = 0; d < win.in.size(); ++d) {
       out_dims.push_back((win.in[d] - 1) * win.stride[d] + win.kernel[d] - pads[d] - pads[d + win.in.size()]);
