@@ -97,7 +97,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 SANITIZE_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PY)
 ASAN_CPP_TESTS := graph_tests stream_tests device_tests compiler_tests runtime_tests net_tests
-ASAN_ENV := ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/ubsan.supp
 sanitize: sanitize-asan sanitize-tsan
 
 sanitize-asan: sanitize-asan-cpp sanitize-asan-python
@@ -117,7 +117,7 @@ sanitize-asan-cpp: $(ASAN_BUILD)/build.ninja
 # the whole build (the module, the CLI, the gRPC stubs, the custom-op library).
 sanitize-asan-python: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j 2
-	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tools/ubsan.supp \
 	    LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    PYTHONPATH=$(ASAN_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python
 
