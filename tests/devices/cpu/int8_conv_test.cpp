@@ -17,18 +17,10 @@
 #include "devices/device.h"
 #include "devices/packed_weights.h"
 #include "devices/ref/ref_device.h"
+#include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
 namespace {
-
-template <typename T>
-Tensor random_ints(Dims dims, int lo, int hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u(lo, hi);
-  Tensor t(DTypeOf<T>::value, std::move(dims));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(u(rng));
-  return t;
-}
 
 struct ConvCase {
   Dims x, w;

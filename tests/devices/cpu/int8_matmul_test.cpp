@@ -14,6 +14,7 @@
 #include "devices/cpu/cpu_program.h"
 #include "devices/device.h"
 #include "devices/ref/ref_device.h"
+#include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
 namespace {
@@ -26,15 +27,6 @@ struct Case {
   int max_step = 0;           // integer outputs: largest allowed difference
   double max_off_share = 0;   // integer outputs: share of elements allowed to differ
 };
-
-template <typename T>
-Tensor random_ints(Dims dims, int lo, int hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u(lo, hi);
-  Tensor t(DTypeOf<T>::value, std::move(dims));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(u(rng));
-  return t;
-}
 
 Tensor floats(Dims dims, std::vector<float> v) { return Tensor::from_vector<float>(std::move(dims), v); }
 template <typename T>

@@ -13,6 +13,7 @@
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
 #include "devices/packed_weights.h"
+#include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
 namespace {
@@ -25,15 +26,6 @@ Node make_node(const std::string& op, const std::string& name, std::vector<std::
   n.inputs = std::move(in);
   n.outputs = std::move(out);
   return n;
-}
-
-template <typename T>
-Tensor random_ints(Dims dims, int lo, int hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u(lo, hi);
-  Tensor t(DTypeOf<T>::value, std::move(dims));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(u(rng));
-  return t;
 }
 
 Tensor per_channel_scales(int64_t n, float base) {
