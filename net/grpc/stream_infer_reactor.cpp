@@ -115,17 +115,6 @@ void StreamInferReactor::OnReadDone(bool ok) {
   auto request = request_from_proto(request_);
   const std::string model_name = request_.model_name();
   const std::string id = request_.id();
-  bool keep_reading;
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    keep_reading = !state_->finished;
-    if (keep_reading && state_->next_slot - state_->next_write >= state_->max_unwritten) {
-      state_->read_paused = true;  // resumed by next_action() once answers drain
-      keep_reading = false;
-      service_.count_read_pause();
-    }
-  }
-  if (keep_reading) StartRead(&request_);  // request_ is free again: everything was copied out
   std::shared_ptr<State> state = state_;
   auto answer = [state, slot, model_name, id](Expected<InferResponse> result) {
     inference::ModelStreamInferResponse out;
@@ -139,11 +128,27 @@ void StreamInferReactor::OnReadDone(bool ok) {
     }
     complete(state, slot, std::move(out));
   };
-  if (!request.ok()) {
+  // Hand the request over before the next read can start (here, or by next_action() resuming a
+  // paused read): the next OnReadDone may run on another thread at once, and a sequence's
+  // requests must reach the sequence table in the order the client sent them (a chunk that
+  // overtook its predecessor ran on the wrong state, or after its sequence_end). dispatch()
+  // only queues, so reading never waits on a run.
+  if (request.ok()) {
+    service_.dispatch(std::move(*request), std::move(answer));
+  } else {
     answer(request.status());
-    return;
   }
-  service_.dispatch(std::move(*request), std::move(answer));
+  bool keep_reading;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    keep_reading = !state_->finished;
+    if (keep_reading && state_->next_slot - state_->next_write >= state_->max_unwritten) {
+      state_->read_paused = true;  // resumed by next_action() once answers drain
+      keep_reading = false;
+      service_.count_read_pause();
+    }
+  }
+  if (keep_reading) StartRead(&request_);  // request_ is free again: everything was copied out
 }
 
 void StreamInferReactor::OnWriteDone(bool ok) {

@@ -178,6 +178,34 @@ def test_stream_infer_sequences_match_an_in_process_stream(stub):
         np.testing.assert_allclose(output(b, 0), want[0][0], rtol=1e-5, atol=1e-6)  # restarted every time
 
 
+def test_stream_infer_keeps_each_sequence_in_order(stub):
+    # Many sequences interleaved on one stream: each chunk must reach its sequence after the one
+    # sent before it. Reads used to restart before a request was handed over, so the next request
+    # (read on another gRPC thread) could overtake it: a chunk then ran on the wrong state, or
+    # after its sequence_end ("already ended"). Seen in about 1 of 100 streams of the test above.
+    session = rt.InferenceSession(GRU)
+    sequences, length = 6, 16
+    chunks = {s: [gru_chunk(1000 + 100 * s + i, time=2) for i in range(length)] for s in range(sequences)}
+    want = {}
+    for s in range(sequences):
+        stream = session.create_stream()
+        want[s] = [stream.process(c)[1] for c in chunks[s]]
+    for rep in range(8):
+        def requests():
+            for i in range(length):
+                for s in range(sequences):
+                    yield raw_request("gru", {"features": chunks[s][i]}, sequence_id=f"order-{rep}-{s}",
+                                      sequence_start=(i == 0), sequence_end=(i == length - 1))
+        answers = list(stub.ModelStreamInfer(requests(), timeout=TIMEOUT))
+        assert len(answers) == sequences * length
+        for k, a in enumerate(answers):
+            i, s = divmod(k, sequences)
+            assert not a.error_message, (rep, s, i, a.error_message)
+            assert a.infer_response.parameters["sequence_id"].string_param == f"order-{rep}-{s}"
+            np.testing.assert_allclose(output(a.infer_response, 1), want[s][i], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"stream {rep}, sequence {s}, chunk {i}")
+
+
 def test_stream_errors_answer_in_place_and_the_stream_goes_on(stub, cnn):
     x = images(1, 4)
     bad = raw_request("cnn", {"image": x})
@@ -268,7 +296,10 @@ def test_grpc_server_class_limits_concurrent_rpcs(cnn):
         held = stub.ModelStreamInfer(hold(), timeout=TIMEOUT)
         req = raw_request("tiny_cnn", {"image": images(1, 8)})
         codes = []
-        for _ in range(200):  # bounded: until the server has counted the held stream
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:  # bounded: until the server has counted the held stream
+            # A count of tries was not enough on a loaded machine: the held stream can take
+            # longer to reach the server than 200 quick calls.
             try:
                 stub.ModelInfer(req, timeout=TIMEOUT)
                 codes.append(grpc.StatusCode.OK)
