@@ -4,7 +4,7 @@ BUILD ?= build
 PY := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(PY)
 
-.PHONY: all deps build run test bench bench-actors install clean
+.PHONY: all deps build run test bench bench-ci bench-actors install clean
 
 all: build
 
@@ -30,6 +30,11 @@ test: build
 
 bench: build
 	PYTHONPATH=$(BUILD)/python $(PY) bench/run_bench.py
+
+# A short side-by-side run for CI's log: the host changes between CI machines, and the table
+# names its CPU, flags and load. One round: a record of the host, not a measurement to quote.
+bench-ci: build
+	PYTHONPATH=$(BUILD)/python $(PY) bench/run_bench.py --rounds 1 --runs 5 --warmup 2 --markdown $(BUILD)/bench-ci.md
 
 bench-actors: build
 	PYTHONPATH=$(BUILD)/python $(PY) bench/bench_actors.py

@@ -48,6 +48,7 @@ import time
 import traceback
 
 import numpy as np
+from host import cpu_model  # noqa: E402  (bench/ is sys.path[0])
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(REPO, "build", "bin", "pyflame-rt")
@@ -60,12 +61,6 @@ RUN_DEADLINE_MS = 5000    # the trial's own RunOptions.timeout_ms for hostile mo
 MEMORY_LIMIT_MB = 1024    # the trial's SessionOptions.memory_limit_mb for hostile models
 
 
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "?"
 
 
 # ================================================================================================

@@ -19,7 +19,6 @@ from its first run (when the weights are packed), fp32 vs half.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,28 +31,15 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 
 import export_models  # noqa: E402
+from host import cpu_model, cpu_flags  # noqa: E402  (bench/ is sys.path[0])
 import ort_reference  # noqa: E402
 
 import pyflame_rt as rt  # noqa: E402
 from pyflame_rt import quantization as q  # noqa: E402
 
 
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
-def cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-                                    "amx_int8", "amx_bf16") if f in flags]
-    return []
 
 
 def p50_ours(sess, feed, runs, warmup=3):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Benchmarks PyFlameRT against ONNX Runtime (onnxruntime-node) side by side, interleaved, on
 ResNet-50, MobileNetV2, EfficientNet-B0, a 4-layer d=256 transformer encoder (seq 128) and a
-2-layer GRU (and on request a 1-D audio embedding model, audio_tdnn), at 1 and 2 threads, after warm-up. Prints p50/p99 latency of both, their ratio,
+2-layer GRU and a 1-D audio embedding model (audio_tdnn), at 1 and 2 threads, after warm-up. Prints p50/p99 latency of both, their ratio,
 peak resident memory and the max error of our outputs against ONNX Runtime's.
 
     make bench            (or: PYTHONPATH=build/python /usr/bin/python3 bench/run_bench.py)
@@ -24,7 +24,6 @@ their own: compare the ratios (ours / ORT measured in the same rounds), not the 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 
 import export_models  # noqa: E402
 import ort_reference  # noqa: E402
+import host  # noqa: E402  (bench/ is sys.path[0])
 
 INPUTS = {
     "resnet50": [(1, 3, 224, 224)],
@@ -45,9 +45,9 @@ INPUTS = {
     "efficientnet_b0": [(1, 3, 224, 224)],
     "encoder": [(1, 128, 256)],
     "gru": [(1, 50, 64), (2, 1, 128)],
-    "audio_tdnn": [(1, 80, 200)],  # not run by default (--models audio_tdnn)
+    "audio_tdnn": [(1, 80, 200)],
 }
-DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
+DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru", "audio_tdnn"]
 
 
 def run_json(cmd, env=None):
@@ -161,12 +161,6 @@ def table(rows, contention=False):
     return "\n".join(lines)
 
 
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main():
@@ -202,7 +196,7 @@ def main():
                 rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
                                         modules, ort_idle, args.execution_mode, ours_env, args.baseline))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
-    text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, execution mode {args.execution_mode}, "
+    text = (f"CPU: {host.describe()}, execution mode {args.execution_mode}, "
             f"{start}-{time.strftime('%H:%M', time.gmtime())} UTC")
     if args.background:
         text += f", {args.background} busy background processes"

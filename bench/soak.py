@@ -23,6 +23,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "python"))
 import pyflame_rt as rt  # noqa: E402
+from host import cpu_model  # noqa: E402  (bench/ is sys.path[0])
 
 CNN = os.path.join(REPO, "examples", "models", "tiny_cnn.onnx")
 GRU = os.path.join(REPO, "examples", "models", "tiny_gru.onnx")
@@ -40,12 +41,6 @@ def threads():
     return len(os.listdir("/proc/self/task"))
 
 
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "?"
 
 
 class Stats:

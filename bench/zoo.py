@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 sys.path.insert(0, HERE)
 
 import ort_reference  # noqa: E402
-from run_bench import cpu_model  # noqa: E402
+import host  # noqa: E402
 
 # name -> (family, input shape)
 ZOO = {
@@ -231,7 +231,7 @@ def main():
     cpu_ratios = [r["cpu_ratio"] for r in rows if r.get("status") == "pass"]
     cpu_geo = float(np.exp(np.mean(np.log(cpu_ratios)))) if cpu_ratios else float("nan")
     passed = sum(r.get("status") == "pass" for r in rows)
-    text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, {args.threads} thread(s), {args.rounds} rounds x "
+    text = (f"CPU: {host.describe()}, {args.threads} thread(s), {args.rounds} rounds x "
             f"{args.runs} timed runs\n\n" + table(rows) + f"\n\n{passed} of {len(rows)} pass; geometric-mean p50 "
             f"ratio over the passing models: {geo:.2f}x (CPU time: {cpu_geo:.2f}x)\n")
     print()
