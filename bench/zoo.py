@@ -67,7 +67,10 @@ ns = {"classification": torchvision.models, "segmentation": torchvision.models.s
       "detection": torchvision.models.detection}[family]
 kwargs = {"weights": None}
 if family == "detection":
+    # No score threshold: with random weights every box scores low, and both runtimes would
+    # return nothing to compare.
     kwargs["weights_backbone"] = None
+    kwargs["box_score_thresh" if name.startswith("fasterrcnn") else "score_thresh"] = 0.0
 if family == "segmentation":
     kwargs.update(weights_backbone=None, aux_loss=False)
 model = getattr(ns, name)(**kwargs).eval()
@@ -77,6 +80,20 @@ for m in model.modules():
     if isinstance(m, torch.nn.Linear) and not m.weight.detach().any():
         torch.nn.init.normal_(m.weight, std=0.02)
 x = torch.randn(*shape)
+# BatchNorm statistics from forward passes, as training would leave them: with the defaults
+# (mean 0, var 1) activations decay or blow up through deep stacks (GoogLeNet's output was the
+# same for every input, its classifier's bias), and the comparison tests little.
+norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+if norms:
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the calibration passes
+        m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            batch = torch.randn(2, *shape[1:])
+            model([batch[0], batch[1]] if family == "detection" else batch)
+    model.eval()
 if family == "detection":
     torch.onnx.export(model, ([x[0]],), path, opset_version=17, input_names=["input"])
 else:
@@ -216,7 +233,7 @@ def main():
     args = ap.parse_args()
     families = args.family.split(",")
     names = args.models.split(",") if args.models else [n for n, (f, _) in ZOO.items() if f in families]
-    cache = os.path.join(REPO, "build", "zoo")
+    cache = os.path.join(REPO, "build", "zoo-v2")  # v2: calibrated BatchNorm, no detection score threshold
     modules = ort_reference.ensure_ort()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
