@@ -10,9 +10,11 @@ reference path. Prints a markdown table headed by the CPU model.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/zoo.py [--models regnet_y_400mf,resnet18]
         [--family classification,segmentation,detection] [--threads 1] [--rounds 2] [--runs 5]
-        [--markdown FILE]
+        [--markdown FILE] [--all]
 
-Exported models are cached under build/zoo/ (never in git); an export that fails is reported
+By default a representative set of 19 models (ZOO); --all adds every model torchvision 0.14
+lists for the families (104 with the three; the largest take minutes per run on 2 cores).
+Exported models are cached under build/zoo-v2/ (never in git); an export that fails is reported
 as such. Our sessions run with PFRT_VERIFY_PASSES=1: every graph pass is checked on every
 model. Each model runs in fresh processes, one per runtime and round, the two runtimes
 alternating (a crash or a hang fails that model only).
@@ -58,6 +60,30 @@ ZOO = {
     "ssdlite320_mobilenet_v3_large": ("detection", (1, 3, 320, 320)),
     "fasterrcnn_mobilenet_v3_large_320_fpn": ("detection", (1, 3, 320, 320)),
 }
+
+FAMILY_MODULES = {"classification": "torchvision.models", "segmentation": "torchvision.models.segmentation",
+                  "detection": "torchvision.models.detection"}
+
+
+def input_shape(name, family):
+    """The input a model of the whole zoo (--all) gets: 224x224 for classification and
+    segmentation (Inception v3 needs 299), one 320x320 image for detection (the model resizes)."""
+    if family == "detection":
+        return (1, 3, 320, 320)
+    return (1, 3, 299, 299) if name == "inception_v3" else (1, 3, 224, 224)
+
+
+def every_model(families):
+    """Every model torchvision lists for the families (torchvision.models.list_models), in a
+    child process: importing torch here would slow every run this script starts."""
+    code = ("import json, sys, importlib, torchvision\n"
+            "print(json.dumps({f: torchvision.models.list_models(module=importlib.import_module(m))"
+            " for f, m in json.loads(sys.argv[1]).items()}))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps({f: FAMILY_MODULES[f] for f in families})],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    listed = json.loads(out.strip().splitlines()[-1])
+    return {name: (family, input_shape(name, family)) for family in families for name in listed[family]}
+
 
 EXPORT_SCRIPT = r"""
 import sys, torch, torchvision
@@ -230,8 +256,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per model and runtime")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--all", action="store_true",
+                    help="every model torchvision lists for the families, not the representative set")
     args = ap.parse_args()
     families = args.family.split(",")
+    if args.all:
+        ZOO.update({n: e for n, e in every_model(families).items() if n not in ZOO})
     names = args.models.split(",") if args.models else [n for n, (f, _) in ZOO.items() if f in families]
     cache = os.path.join(REPO, "build", "zoo-v2")  # v2: calibrated BatchNorm, no detection score threshold
     modules = ort_reference.ensure_ort()
