@@ -3,14 +3,19 @@
     PYTHONPATH=build/python /usr/bin/python3 bench/soak.py --seconds 600
 
 Interfaces: session.run, a batcher (several clients), a stream, a pipeline (Python stage +
-model stage), and a remote stage (a served model over loopback). About one request in five is
-bad (wrong shape or dtype, missing input, unknown output, a 0-row batch, a non-array, a chunk
-of the wrong rank). Reports requests served, errors by kind (per interface), p99 latency per
-interval, resident memory and threads at start and end. A good request that fails, a bad one
-that succeeds where it must not, or an exception that is not a pyflame_rt error is counted
-as "unexpected": the run exits 1 if there is any.
+model stage), a remote stage (a served model over loopback), and a `pyflame-rt serve` process
+over HTTP, gRPC (ModelInfer, and ModelStreamInfer carrying whole GRU sequences) and ZeroMQ
+(bench/soak_server.py). About one request in five is bad (wrong shape or dtype, missing input,
+unknown output, a 0-row batch, a non-array, a chunk of the wrong rank, an input the model
+lacks, a frame shorter than its header says). Every good answer from the server is compared
+with an in-process run of the same input. Reports requests served, errors by kind (per
+interface), p99 latency per interval, resident memory and threads of this process and of the
+server at start and end. A good request that fails or answers wrongly, a bad one that succeeds
+where it must not, or an exception that is not a pyflame_rt error is counted as "unexpected":
+the run exits 1 if there is any.
 """
 import argparse
+import array
 import collections
 import os
 import random
@@ -24,6 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "python"))
 import pyflame_rt as rt  # noqa: E402
 from host import cpu_model  # noqa: E402  (bench/ is sys.path[0])
+from soak_server import ServedModels, ServerTraffic  # noqa: E402
 
 CNN = os.path.join(REPO, "examples", "models", "tiny_cnn.onnx")
 GRU = os.path.join(REPO, "examples", "models", "tiny_gru.onnx")
@@ -51,7 +57,9 @@ class Stats:
         self.ok = collections.Counter()
         self.errors = collections.Counter()  # (interface, kind)
         self.unexpected = []
-        self.latencies = collections.defaultdict(list)  # interval index -> seconds (good requests)
+        # interval index -> seconds (good requests); an array of doubles, not a list of floats:
+        # 700k Python floats were ~25 MB of the RSS growth this soak reports.
+        self.latencies = collections.defaultdict(lambda: array.array("d"))
 
     def record(self, interface, seconds, error=None, expected_error=False):
         with self.lock:
@@ -104,6 +112,10 @@ def main():
     pipeline.add_stage("scale", fn=lambda f: {"image": f["image"] * np.float32(0.5)})
     pipeline.add_stage("cnn", session=session)
     pipeline.start()
+    served_models = ServedModels(CNN, GRU)
+    traffic = ServerTraffic(served_models, session, gru)
+    server_rss0, server_threads0 = served_models.status("VmRSS"), served_models.status("Threads")
+    server_rss, server_threads = [], []
     pipeline_lock = threading.Lock()  # push + pull pairs stay together per client
     stats = Stats(args.interval)
     deadline = time.monotonic() + args.seconds
@@ -134,7 +146,8 @@ def main():
         stream = gru.create_stream(name=f"soak-{seed}")
         while time.monotonic() < deadline:
             bad = random.random() < args.bad_fraction
-            which = random.choice(["run", "batcher", "stream", "pipeline", "remote"])
+            which = random.choice(["run", "batcher", "stream", "pipeline", "remote", "http", "grpc", "grpc-seq",
+                                   "zmq"])
             feed, names = random.choice(bad_cnn_feeds()) if bad else ({"image": image(rng.integers(1, 4), rng)}, None)
             if which == "run":
                 timed("run", lambda: session.run(names, feed), bad)
@@ -145,8 +158,16 @@ def main():
             elif which == "pipeline":
                 x = np.zeros((1, 3, 31, 32), np.float32) if bad else image(1, rng)
                 timed("pipeline", lambda: pipeline_frame(x), bad)
-            else:
+            elif which == "remote":
                 timed("remote", lambda: remote.run(names, feed), bad)
+            elif which in ("http", "grpc", "zmq"):
+                x = np.zeros((1, 3, 31, 32), np.float32) if bad and which != "zmq" else image(rng.integers(1, 4), rng)
+                call = {"http": traffic.http, "grpc": traffic.grpc, "zmq": traffic.zmq_request}[which]
+                timed(which, lambda: call(x, bad), bad)
+            else:
+                shape = [1, int(rng.integers(1, 6)), 40]
+                chunks = [rng.standard_normal(shape).astype(np.float32) for _ in range(int(rng.integers(1, 5)))]
+                timed("grpc-seq", lambda: traffic.grpc_sequence(chunks, bad), bad)
             if random.random() < 0.01:  # a 0-row batch now and then: valid, empty answer
                 timed("run-empty", lambda: session.run(None, {"image": image(0, rng)}), False)
         stream.close()
@@ -161,11 +182,16 @@ def main():
             next_report += args.interval
             rss_mid.append(rss_mb())
             threads_mid.append(threads())
+            server_rss.append(served_models.status("VmRSS"))
+            server_threads.append(served_models.status("Threads"))
     for w in workers:
         w.join(60)
     pipeline.stop()
     server.stop()
     batcher.close()
+    traffic.close()
+    server_rss_end, server_threads_end = served_models.status("VmRSS"), served_models.status("Threads")
+    server_exit = served_models.stop()
 
     served = sum(stats.ok.values())
     print(f"requests served: {served} ({dict(stats.ok)})")
@@ -180,6 +206,12 @@ def main():
     print(f"RSS MB: start {rss0:.0f}, after setup-and-traffic intervals {[round(r) for r in rss_mid]}, "
           f"end {rss_mb():.0f}")
     print(f"threads: start {threads0}, intervals {threads_mid}, end {threads()}")
+    print(f"server process RSS MB: after start {server_rss0:.0f}, intervals {[round(r) for r in server_rss]}, "
+          f"end {server_rss_end:.0f}")
+    print(f"server process threads: after start {server_threads0}, intervals {server_threads}, "
+          f"end {server_threads_end}; exit code after SIGTERM {server_exit}")
+    if server_exit != 0:
+        stats.unexpected.append(f"pyflame-rt serve exited with {server_exit} after SIGTERM")
     if stats.unexpected:
         print(f"UNEXPECTED ({len(stats.unexpected)}):")
         for u in stats.unexpected:
