@@ -1,6 +1,7 @@
 #include "session/inference_session.h"
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <filesystem>
 #include <set>
@@ -428,10 +429,25 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
   }
   // Logged like ONNX Runtime's "some nodes were not assigned to the preferred provider" (not
   // a Python warning: most are cheap shape ops; fallback_nodes() lists them).
+  // At most kListed nodes by name; a detection model has a thousand, one warning line then
+  // counts the rest by op type (an item reads "OpType 'node': reason").
+  constexpr size_t kListed = 10;
   auto log_list = [&](const std::vector<std::string>& items, const std::string& what) {
     if (items.empty()) return;
     std::string list;
-    for (const auto& n : items) list += (list.empty() ? "" : ", ") + n;
+    std::map<std::string, int> rest;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i < kListed) {
+        list += (list.empty() ? "" : ", ") + items[i];
+      } else {
+        ++rest[items[i].substr(0, items[i].find(" '"))];
+      }
+    }
+    if (!rest.empty()) {
+      std::string counts;
+      for (const auto& [op, n] : rest) counts += (counts.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+      list += "; and " + std::to_string(items.size() - kListed) + " more: " + counts + " (get_fallback_nodes() lists all)";
+    }
     log_at(LogSeverity::kWarning, log_scope_, items.size(), " node(s) ", what, ": ", list);
   };
   log_list(compiled_->declined(), "were not assigned to the preferred provider");

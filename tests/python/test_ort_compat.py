@@ -61,6 +61,18 @@ def test_fallback_nodes_are_logged_at_creation(capfd):
     assert "[W:pyflame_rt:hm] 1 node(s) run on the slower reference kernels" in err and "Hardmax 'hardmax_node'" in err
 
 
+def test_many_fallback_nodes_are_logged_in_one_short_line(capfd):
+    # A detection model has a thousand: ten by name, the rest counted by op type.
+    nodes = [helper.make_node("Hardmax", [f"v{i}"], [f"v{i + 1}"], name=f"hm{i}") for i in range(13)]
+    model = make_model(nodes, [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [4])],
+                       [helper.make_tensor_value_info("v13", TensorProto.FLOAT, [4])])
+    rt.InferenceSession(model.SerializeToString(), rt.SessionOptions(log_id="many"))
+    err = capfd.readouterr().err
+    line = next(l for l in err.splitlines() if "[W:pyflame_rt:many] 13 node(s) run on the slower" in l)
+    assert "Hardmax 'hm9'" in line and "'hm10'" not in line
+    assert "and 3 more: Hardmax x3 (get_fallback_nodes() lists all)" in line
+
+
 def test_options_read_back_as_ort_enums():
     o = rt.SessionOptions()
     assert o.graph_optimization_level == rt.GraphOptimizationLevel.ORT_ENABLE_ALL
