@@ -199,5 +199,49 @@ void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>
   }
 }
 
+namespace {
+
+// The inner loop with the block size known to the compiler: one vector per position.
+template <int64_t kBlock, bool kRelu>
+inline void channel_affine_block(const float* x, float* y, const float* s, const float* t, int64_t positions) {
+  float sv[kBlock], tv[kBlock];
+  for (int64_t i = 0; i < kBlock; ++i) sv[i] = s[i], tv[i] = t[i];
+  for (int64_t p = 0; p < positions; ++p) {
+#pragma omp simd
+    for (int64_t i = 0; i < kBlock; ++i) {
+      const float v = x[p * kBlock + i] * sv[i] + tv[i];
+      y[p * kBlock + i] = kRelu ? std::max(v, 0.f) : v;
+    }
+  }
+}
+
+}  // namespace
+
+PFRT_TARGET_CLONES
+void channel_affine_f32(const float* x, float* y, const float* s, const float* t, int64_t positions, int64_t block,
+                        bool relu) {
+  if (block == 16) {
+    relu ? channel_affine_block<16, true>(x, y, s, t, positions) : channel_affine_block<16, false>(x, y, s, t, positions);
+  } else if (block == 8) {
+    relu ? channel_affine_block<8, true>(x, y, s, t, positions) : channel_affine_block<8, false>(x, y, s, t, positions);
+  } else if (block == 1) {
+    const float s0 = s[0], t0 = t[0];
+    if (relu) {
+#pragma omp simd
+      for (int64_t p = 0; p < positions; ++p) y[p] = std::max(x[p] * s0 + t0, 0.f);
+    } else {
+#pragma omp simd
+      for (int64_t p = 0; p < positions; ++p) y[p] = x[p] * s0 + t0;
+    }
+  } else {
+    for (int64_t p = 0; p < positions; ++p) {
+      for (int64_t i = 0; i < block; ++i) {
+        const float v = x[p * block + i] * s[i] + t[i];
+        y[p * block + i] = relu ? std::max(v, 0.f) : v;
+      }
+    }
+  }
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

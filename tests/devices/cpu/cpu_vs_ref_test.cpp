@@ -400,6 +400,52 @@ TEST(CpuVsRefTest, ChannelConcatOfBlockedConvOutputs) {
   }
 }
 
+// pyflame_rt.FusedConcat (concat_affine_fusion: DenseNet's Concat -> BatchNorm -> Relu) on
+// blocked conv outputs (16 + 32 channels: whole blocks, the output stays blocked), on
+// channel counts with padding (12 + 16: made plain) and on plain graph inputs, with and without
+// the Relu; the native kernel must run in every case.
+TEST(CpuVsRefTest, FusedConcatAppliesScaleShiftAndReluNatively) {
+  for (bool relu : {true, false}) {
+    for (const auto& [ca, cb] : std::vector<std::pair<int64_t, int64_t>>{{16, 32}, {12, 16}, {0, 0}}) {
+      const bool from_convs = ca > 0;
+      const int64_t total = from_convs ? ca + cb : 3 + 5;
+      Graph g;
+      std::vector<Value> feeds;
+      if (from_convs) {
+        g = blocked_conv_graph(ca, 101);
+        g.initializers["w2"] = random_tensor({cb, 4, 3, 3}, 102);
+        Node& conv2 = g.add_node("Conv", {"x", "w2"}, {"d"}, "conv2");
+        conv2.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+        for (Node& n : g.nodes) n.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+        feeds.emplace_back(random_tensor({2, 4, 9, 9}, 103));
+      } else {
+        g.opset_imports[""] = 13;
+        g.inputs = {{"c", DType::kFloat32, Shape::from_dims({2, 3, 4, 5})},
+                    {"d", DType::kFloat32, Shape::from_dims({2, 5, 4, 5})}};
+        feeds.emplace_back(random_tensor({2, 3, 4, 5}, 104));
+        feeds.emplace_back(random_tensor({2, 5, 4, 5}, 105));
+      }
+      g.opset_imports["pyflame_rt"] = 1;
+      Tensor scale = random_tensor({total}, 106), shift = random_tensor({total}, 107);
+      Node& cat = g.add_node("FusedConcat", {"c", "d"}, {"y"}, "fused_concat");
+      cat.domain = "pyflame_rt";
+      cat.attributes["axis"] = Attribute::make_int(1);
+      cat.attributes["scale"] = Attribute::make_floats(std::vector<float>(scale.data<float>(), scale.data<float>() + total));
+      cat.attributes["shift"] = Attribute::make_floats(std::vector<float>(shift.data<float>(), shift.data<float>() + total));
+      if (relu) cat.attributes["activation"] = Attribute::make_string("Relu");
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      const std::string label = "FusedConcat " + std::to_string(ca) + " + " + std::to_string(cb) + (relu ? " relu" : "");
+      expect_graph_matches_ref(g, feeds, label);
+      auto cpu = make_cpu_device(2)->compile(g);
+      ASSERT_TRUE(cpu.ok()) << label;
+      ASSERT_TRUE((*cpu)->run(feeds).ok()) << label;
+      auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+      ASSERT_NE(program, nullptr);
+      for (const auto& [node_name, native] : program->native_by_node()) EXPECT_TRUE(native) << label << ": " << node_name;
+    }
+  }
+}
+
 // MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
 // that hangs over the edge, channel counts with padding.
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
