@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "devices/cpu/cpu_device.h"
@@ -147,6 +148,29 @@ TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {
   c.runtime = {{"x", random_tensor({1, 48, 12, 12}, 15)}};
   c.constants = {{"w", random_tensor({48, 8, 3, 3}, 16)}, {"b", random_tensor({48}, 17)}};
   check(c);
+}
+
+// A fused SiLU both ways (conv_op.cpp silu_as_post_op): oneDNN's swish post-op (the default
+// with AVX-512) and our pass over the output (the default on AVX2), on a 1x1 expansion and a
+// depthwise conv (EfficientNet's) and a channel count that pads the blocked layout.
+TEST(CpuVsRefTest, ConvWithSiluAsPostOpOrPass) {
+  for (const char* form : {"postop", "pass"}) {
+    ASSERT_EQ(setenv("PFRT_CONV_SILU", form, 1), 0);
+    struct Conf { Dims x, w; int64_t group; std::vector<int64_t> pads; };
+    for (const Conf& f : {Conf{{1, 16, 12, 12}, {40, 16, 1, 1}, 1, {0, 0, 0, 0}},
+                          Conf{{1, 24, 10, 10}, {24, 1, 3, 3}, 24, {1, 1, 1, 1}}}) {
+      OpCase c;
+      c.name = std::string("conv + SiLU as ") + form + " x" + dims_to_string(f.x);
+      c.node = node("FusedConv", {"x", "w", "b"}, "pyflame_rt");
+      c.node.attributes["group"] = Attribute::make_int(f.group);
+      c.node.attributes["pads"] = Attribute::make_ints(f.pads);
+      c.node.attributes["activation"] = Attribute::make_string("SiLU");
+      c.runtime = {{"x", random_tensor(f.x, 21)}};
+      c.constants = {{"w", random_tensor(f.w, 22)}, {"b", random_tensor({f.w[0]}, 23)}};
+      check(c);
+    }
+  }
+  unsetenv("PFRT_CONV_SILU");
 }
 
 TEST(CpuVsRefTest, ResidualFusedConv) {
