@@ -20,6 +20,7 @@
 #include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
+#include "compiler/passes/squeeze_excite_fusion.h"
 #include "compiler/passes/transpose_reshape_folding.h"
 #include "compiler/passes/zero_channel_pruning.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
@@ -45,7 +46,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),  entry<BnToDepthwiseConv>(),
       entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
-      entry<ConcatAffineFusion>(),
+      entry<ConcatAffineFusion>(),  entry<SqueezeExciteFusion>(),
   };
   return all;
 }

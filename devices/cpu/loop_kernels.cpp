@@ -243,5 +243,47 @@ void channel_affine_f32(const float* x, float* y, const float* s, const float* t
   }
 }
 
+namespace {
+
+template <int64_t kBlock>
+inline void channel_mean_block(const float* x, float* mean, int64_t positions) {
+  float acc[4][kBlock] = {};  // four running sums: independent adds the compiler vectorises
+  int64_t p = 0;
+  for (; p + 4 <= positions; p += 4) {
+    for (int r = 0; r < 4; ++r) {
+#pragma omp simd
+      for (int64_t i = 0; i < kBlock; ++i) acc[r][i] += x[(p + r) * kBlock + i];
+    }
+  }
+  for (; p < positions; ++p) {
+#pragma omp simd
+    for (int64_t i = 0; i < kBlock; ++i) acc[0][i] += x[p * kBlock + i];
+  }
+  const float scale = 1.f / static_cast<float>(positions);
+  for (int64_t i = 0; i < kBlock; ++i) mean[i] = (acc[0][i] + acc[1][i] + acc[2][i] + acc[3][i]) * scale;
+}
+
+}  // namespace
+
+PFRT_TARGET_CLONES
+void channel_mean_f32(const float* x, float* mean, int64_t positions, int64_t block) {
+  if (block == 16) return channel_mean_block<16>(x, mean, positions);
+  if (block == 8) return channel_mean_block<8>(x, mean, positions);
+  for (int64_t i = 0; i < block; ++i) {
+    float s = 0.f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t p = 0; p < positions; ++p) s += x[p * block + i];
+    mean[i] = s / static_cast<float>(positions);
+  }
+}
+
+PFRT_TARGET_CLONES
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -38,5 +38,12 @@ void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>
 void channel_affine_f32(const float* x, float* y, const float* s, const float* t, int64_t positions, int64_t block,
                         bool relu);
 
+// mean[i] = the mean over p of x[p * block + i], i in [0, block): the channels of one run of a
+// channel-blocked layout (block 8/16), or one plain plane (block 1).
+void channel_mean_f32(const float* x, float* mean, int64_t positions, int64_t block);
+
+// sum of a[i] * b[i] over [0, n), in vector lanes (the order of the sum is not sequential).
+float dot_f32(const float* a, const float* b, int64_t n);
+
 }  // namespace cpu
 }  // namespace pyflame_rt

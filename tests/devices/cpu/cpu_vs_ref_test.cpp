@@ -470,6 +470,52 @@ TEST(CpuVsRefTest, FusedConcatAppliesScaleShiftAndReluNatively) {
   }
 }
 
+// pyflame_rt.SqueezeExcite (squeeze_excite_fusion) on a blocked conv output (32 channels, and 24:
+// padded in AVX-512's 16-channel blocks), scaled in place or, when the conv output is also a
+// graph output, into a new buffer; and on a plain graph input. EfficientNet's SiLU/Sigmoid and
+// MobileNetV3's Relu/HardSigmoid. The native kernel must run in every case.
+TEST(CpuVsRefTest, SqueezeExciteNatively) {
+  struct Conf { int64_t channels; bool from_conv, conv_is_output; const char* act; const char* gate; };
+  for (const Conf& f : {Conf{32, true, false, "SiLU", "Sigmoid"}, Conf{24, true, true, "Relu", "HardSigmoid"},
+                        Conf{24, true, false, "SiLU", "Sigmoid"}, Conf{6, false, false, "", "Sigmoid"}}) {
+    const int64_t C = f.channels, hidden = 4;
+    Graph g;
+    std::vector<Value> feeds;
+    std::string x = "x";
+    if (f.from_conv) {
+      g = blocked_conv_graph(C, 111);
+      g.nodes[0].attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+      x = "c";
+      feeds.emplace_back(random_tensor({2, 4, 9, 9}, 112));
+      if (f.conv_is_output) g.outputs.push_back({"c", DType::kFloat32, Shape::unknown_rank()});
+    } else {
+      g.opset_imports[""] = 13;
+      g.inputs = {{"x", DType::kFloat32, Shape::from_dims({2, C, 5, 3})}};
+      feeds.emplace_back(random_tensor({2, C, 5, 3}, 113));
+    }
+    g.opset_imports["pyflame_rt"] = 1;
+    g.initializers["w1"] = random_tensor({hidden, C, 1, 1}, 114);
+    g.initializers["b1"] = random_tensor({hidden}, 115);
+    g.initializers["w2"] = random_tensor({C, hidden, 1, 1}, 116);
+    g.initializers["b2"] = random_tensor({C}, 117);
+    Node& se = g.add_node("SqueezeExcite", {x, "w1", "b1", "w2", "b2"}, {"y"}, "se");
+    se.domain = "pyflame_rt";
+    if (*f.act) se.attributes["activation"] = Attribute::make_string(f.act);
+    se.attributes["gate"] = Attribute::make_string(f.gate);
+    if (std::string(f.gate) == "HardSigmoid") se.attributes["gate_params"] = Attribute::make_floats({0.25f, 0.4f});
+    g.outputs.insert(g.outputs.begin(), {"y", DType::kFloat32, Shape::unknown_rank()});
+    const std::string label = "SqueezeExcite C=" + std::to_string(C) + " " + f.act + "/" + f.gate +
+                              (f.conv_is_output ? " (input also an output)" : "");
+    expect_graph_matches_ref(g, feeds, label);
+    auto cpu = make_cpu_device(2)->compile(g);
+    ASSERT_TRUE(cpu.ok()) << label;
+    ASSERT_TRUE((*cpu)->run(feeds).ok()) << label;
+    auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+    ASSERT_NE(program, nullptr);
+    for (const auto& [node_name, native] : program->native_by_node()) EXPECT_TRUE(native) << label << ": " << node_name;
+  }
+}
+
 // MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
 // that hangs over the edge, channel counts with padding.
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
