@@ -1,7 +1,7 @@
 // Native pyflame_rt.SqueezeExcite (compiler/passes/squeeze_excite_fusion.h) on f32 4-D input in
-// any layout it arrives in: a dense channel-blocked one (nChw8c/nChw16c, a convolution's
-// output) or plain NCHW. One step: the global average per channel (over the team when large),
-// the two small products and their activations on the calling thread (at most ~0.2 M
+// any layout it arrives in: a channel-blocked one (nChw8c/nChw16c, a convolution's output) or
+// plain NCHW. One step and one parallel region: the mean per channel (split over the team when
+// large), the two small products and their activations on one thread (at most ~0.2 M
 // multiply-adds, EfficientNet-B0's largest), then X scaled per channel, over X itself when this
 // is its last read.
 #include <omp.h>
@@ -81,40 +81,52 @@ class SqueezeExciteOp : public NativeOp {
     const int64_t padded = (channels + block - 1) / block * block;
     const int64_t n = xd[0], hw = xd[2] * xd[3], runs = n * padded / block;  // runs of hw * block floats
     const bool parallel = num_elements(xd) >= kParallelElements && omp_get_max_threads() > 1;
-    // Squeeze: the mean of each (image, channel).
-    std::vector<float> mean(static_cast<size_t>(n * padded));
-#pragma omp parallel for if (parallel) schedule(static)
-    for (int64_t r = 0; r < runs; ++r) channel_mean_f32(xp + r * hw * block, mean.data() + r * block, hw, block);
-    // Excite: two small products per image; then the gate per channel.
-    std::vector<float> hidden_v(static_cast<size_t>(hidden)), gate(static_cast<size_t>(n * padded), 0.f);
-    const float* w1 = w1_.data<float>();
-    const float* w2 = w2_.data<float>();
-    for (int64_t b = 0; b < n; ++b) {
-      const float* g = mean.data() + b * padded;
-      for (int64_t o = 0; o < hidden; ++o) {
-        const float acc = b1_.data<float>()[o] + dot_f32(w1 + o * channels, g, channels);
-        hidden_v[static_cast<size_t>(o)] = apply(act_, acc, 0.f, 0.f);
-      }
-      for (int64_t c = 0; c < channels; ++c) {
-        const float acc = b2_.data<float>()[c] + dot_f32(w2 + c * hidden, hidden_v.data(), hidden);
-        gate[static_cast<size_t>(b * padded + c)] = apply(gate_, acc, alpha_, beta_);
-      }
-    }
-    // Scale: X * gate, over X when nothing reads it after this step.
+    std::vector<float> mean(static_cast<size_t>(n * padded)), hidden_v(static_cast<size_t>(hidden)),
+        gate(static_cast<size_t>(n * padded), 0.f);
+    const std::vector<float> zero(static_cast<size_t>(block), 0.f);
+    // Y over X when nothing reads X after this step (allocated here, on the run's thread: the
+    // buffer pool is the calling thread's).
     const bool in_place = x->last_use && x->has_native && !OutputDestination::pending();
     CpuValue out = in_place ? CpuValue::from_native(src, xd, x->buffer) : CpuValue::allocate_native(md, xd);
     float* yp = static_cast<float*>(out.native.get_data_handle());
-    const std::vector<float> zero(static_cast<size_t>(block), 0.f);
-#pragma omp parallel for if (parallel) schedule(static)
-    for (int64_t r = 0; r < runs; ++r) {
-      channel_affine_f32(xp + r * hw * block, yp + r * hw * block, gate.data() + r * block, zero.data(), hw, block,
-                         false);
+    // One parallel region for the whole step (a fork and join cost more than the excite's
+    // products compute, and far more when the second thread sleeps: the passive wait policy).
+#pragma omp parallel if (parallel)
+    {
+      // Squeeze: the mean of each (image, channel).
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < runs; ++r) channel_mean_f32(xp + r * hw * block, mean.data() + r * block, hw, block);
+      // Excite: two small products per image on one thread; the others wait at its barrier.
+#pragma omp single
+      excite(mean.data(), hidden_v.data(), gate.data(), n, channels, hidden, padded);
+      // Scale: X * gate.
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < runs; ++r) {
+        channel_affine_f32(xp + r * hw * block, yp + r * hw * block, gate.data() + r * block, zero.data(), hw, block,
+                           false);
+      }
     }
     outputs[0] = std::move(out);
     return Status::OK();
   }
 
  private:
+  // gate[b * padded + c] = gate(W2 . act(W1 . mean_b + B1) + B2)[c] for each image b.
+  void excite(const float* mean, float* hidden_v, float* gate, int64_t n, int64_t channels, int64_t hidden,
+              int64_t padded) const {
+    const float* w1 = w1_.data<float>();
+    const float* w2 = w2_.data<float>();
+    for (int64_t b = 0; b < n; ++b) {
+      const float* g = mean + b * padded;
+      for (int64_t o = 0; o < hidden; ++o) {
+        hidden_v[o] = apply(act_, b1_.data<float>()[o] + dot_f32(w1 + o * channels, g, channels), 0.f, 0.f);
+      }
+      for (int64_t c = 0; c < channels; ++c) {
+        gate[b * padded + c] = apply(gate_, b2_.data<float>()[c] + dot_f32(w2 + c * hidden, hidden_v, hidden), alpha_, beta_);
+      }
+    }
+  }
+
   Node node_;
   int64_t opset_;
   Act act_, gate_;
