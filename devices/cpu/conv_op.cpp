@@ -35,10 +35,10 @@ constexpr double kBf16MinMacs = 128;
 
 // A fused SiLU as oneDNN's swish post-op (applied in registers as the kernel writes its output)
 // or as our pass over the output afterwards (vector_math silu_inplace). On AVX2 our pass won
-// (EfficientNet-B0 0.87x the time, docs/performance.md); with AVX-512 the post-op does: the 49
-// SiLU convolutions of EfficientNet-B0 at 0.93-0.94x the time at 1 thread (per-node minima), one
-// memory pass and, at 2 threads, one OpenMP fork and join fewer each. PFRT_CONV_SILU=pass or
-// =postop overrides the choice (for A/B runs).
+// (EfficientNet-B0 0.87x the time, docs/performance.md); with AVX-512 the post-op does
+// (EfficientNet-B0's SiLU convolutions at 0.92-0.94x the time at 1 thread, per-node minima), and
+// it saves a memory pass and, at 2 threads, an OpenMP fork and join per convolution.
+// PFRT_CONV_SILU=pass or =postop overrides the choice (for A/B runs).
 // Read when each convolution is made (tests cover both forms in one process).
 bool silu_as_post_op() {
   const char* v = std::getenv("PFRT_CONV_SILU");
