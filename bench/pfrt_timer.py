@@ -4,7 +4,8 @@
     PYTHONPATH=build/python /usr/bin/python3 bench/pfrt_timer.py MODEL THREADS RUNS WARMUP OUTDIR IN.npy...
 
 PFRT_EXECUTION_MODE=parallel selects that execution mode; PFRT_MEMORY_POOL (default, arena,
-custom) and PFRT_MEMORY_REUSE=0 set those session options (left at their defaults when unset). Writes the outputs of the first run
+custom) and PFRT_MEMORY_REUSE=0 set those session options (left at their defaults when unset);
+PFRT_DISABLED_PASSES (comma-separated pass names) skips those passes, for a same-build A/B. Writes the outputs of the first run
 as OUTDIR/<i>.npy and prints one JSON line:
 {"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N, "cpu_ms": X, "fallback": [...]}
 (cpu_ms: the process's CPU time per timed run, all threads; fallback: the session's
@@ -40,6 +41,8 @@ def main():
         memory["memory_pool"] = os.environ["PFRT_MEMORY_POOL"]
     if "PFRT_MEMORY_REUSE" in os.environ:
         memory["enable_memory_reuse"] = os.environ["PFRT_MEMORY_REUSE"] != "0"
+    if os.environ.get("PFRT_DISABLED_PASSES"):
+        memory["disabled_passes"] = os.environ["PFRT_DISABLED_PASSES"].split(",")
     sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads, execution_mode=mode, **memory))
     feed = {i.name: np.load(p) for i, p in zip(sess.get_inputs(), sys.argv[6:])}
     outputs = sess.run(None, feed)

@@ -14,7 +14,12 @@ Prints a markdown table headed by the CPU model.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/zoo.py [--models regnet_y_400mf,resnet18]
         [--family classification,segmentation,detection] [--threads 1] [--rounds 2] [--runs 5]
-        [--markdown FILE] [--all]
+        [--markdown FILE] [--all] [--baseline DIR] [--baseline-env KEY=VALUE ...]
+
+--baseline DIR also times the pyflame_rt package in DIR (another build's build/python) in every
+round, between ours and ORT; --baseline-env sets variables for that baseline process only (alone,
+it makes the baseline this build under them: `--baseline-env PFRT_DISABLED_PASSES=some_pass`
+is a same-build A/B of one pass). The table then gains the baseline's p50 and its ratio to ORT.
 
 By default a representative set of 19 models (ZOO); --all adds every model torchvision 0.14
 lists for the families (104 with the three; the largest take minutes per run on 2 cores).
@@ -195,7 +200,7 @@ def fallback_ops(entries):
     return ops
 
 
-def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout):
+def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, baseline_env=None):
     """Both runtimes in fresh processes, alternating round by round (ours, then ORT) so that a
     change of load on a shared machine hits both; p50 over every timed run of each."""
     family, shape = ZOO[name]
@@ -208,8 +213,16 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout):
     env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_VERIFY_PASSES="1")
     ours_dir, ort_dir = os.path.join(tmp, f"{name}_ours"), os.path.join(tmp, f"{name}_ort")
     row = {"model": name, "family": family}
-    ours, theirs, loads, ours_cpu, ort_cpu = [], [], [load_average()], [], []
+    ours, theirs, loads, ours_cpu, ort_cpu, before = [], [], [load_average()], [], [], []
     for _ in range(rounds):
+        if baseline_env is not None:
+            try:
+                r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
+                              str(warmup), ours_dir + "_baseline", inp], dict(env, **baseline_env), timeout)
+                before += r["latencies_ms"]
+            except Exception as e:  # noqa: BLE001
+                row["status"] = f"baseline failed: {e}"
+                return row
         try:
             r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
                           str(warmup), ours_dir, inp], env, timeout)
@@ -232,6 +245,8 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout):
             return row
         loads.append(load_average())
     row["ours_p50"] = float(np.percentile(ours, 50))
+    if before:
+        row["before_p50"] = float(np.percentile(before, 50))
     row["ort_p50"] = float(np.percentile(theirs, 50))
     row["cpu_ratio"] = min(ours_cpu) / max(min(ort_cpu), 1e-9)
     row["load"] = (min(loads), max(loads))
@@ -262,13 +277,18 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout):
 
 
 def table(rows):
-    lines = ["| model | family | result | rel L2 | PyFlameRT p50 ms | ORT p50 ms | ratio | CPU time ratio | load avg | "
-             "on reference kernels |", "|---|---|---|---|---|---|---|---|---|---|"]
+    baseline = any(r.get("before_p50") for r in rows)
+    pre = "baseline p50 ms | baseline / ORT | " if baseline else ""
+    lines = [f"| model | family | result | rel L2 | {pre}PyFlameRT p50 ms | ORT p50 ms | ratio | CPU time ratio | load avg | "
+             "on reference kernels |", "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if baseline else "")]
     for r in rows:
         ours, ort = r.get("ours_p50"), r.get("ort_p50")
         fb = r.get("fallback")
+        before = r.get("before_p50")
+        base = ([f"{before:.1f}" if before else "-", f"{before / ort:.2f}x" if before and ort else "-"]
+                if baseline else [])
         cells = [r["model"], r["family"], r["status"],
-                 f"{r['rel_l2']:.1e}" if "rel_l2" in r else "-",
+                 f"{r['rel_l2']:.1e}" if "rel_l2" in r else "-"] + base + [
                  f"{ours:.1f}" if ours else "-", f"{ort:.1f}" if ort else "-",
                  f"{ours / ort:.2f}x" if ours and ort else "-",
                  f"{r['cpu_ratio']:.2f}x" if "cpu_ratio" in r else "-",
@@ -290,7 +310,15 @@ def main():
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--all", action="store_true",
                     help="every model torchvision lists for the families, not the representative set")
+    ap.add_argument("--baseline", metavar="DIR", help="also time the pyflame_rt package in DIR in every round")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an environment variable for the baseline's process only")
     args = ap.parse_args()
+    baseline_env = None
+    if args.baseline or args.baseline_env:
+        baseline_env = dict(kv.split("=", 1) for kv in args.baseline_env)
+        if args.baseline:
+            baseline_env["PYTHONPATH"] = args.baseline
     families = args.family.split(",")
     if args.all:
         ZOO.update({n: e for n, e in every_model(families).items() if n not in ZOO})
@@ -301,7 +329,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             path, why = export(name, cache)
-            row = bench(name, path, args.threads, args.rounds, args.runs, args.warmup, tmp, modules, args.timeout) if path else \
+            row = bench(name, path, args.threads, args.rounds, args.runs, args.warmup, tmp, modules, args.timeout,
+                        baseline_env) if path else \
                 {"model": name, "family": ZOO[name][0], "status": why}
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
@@ -312,7 +341,9 @@ def main():
     cpu_geo = float(np.exp(np.mean(np.log(cpu_ratios)))) if cpu_ratios else float("nan")
     passed = len(passing)
     text = (f"CPU: {host.describe()}, {args.threads} thread(s), {args.rounds} rounds x "
-            f"{args.runs} timed runs\n\n" + table(rows) + f"\n\n{passed} of {len(rows)} pass; geometric-mean p50 "
+            f"{args.runs} timed runs" + (f", baseline {args.baseline or 'this build'} "
+                                         f"{' '.join(args.baseline_env)}" if baseline_env is not None else "") +
+            "\n\n" + table(rows) + f"\n\n{passed} of {len(rows)} pass; geometric-mean p50 "
             f"ratio over the passing models: {geo:.2f}x (CPU time: {cpu_geo:.2f}x)\n")
     print()
     print(text)

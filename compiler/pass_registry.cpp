@@ -7,6 +7,7 @@
 #include "compiler/passes/attention_fusion.h"
 #include "compiler/passes/bn_conv_fusion.h"
 #include "compiler/passes/bn_to_depthwise_conv.h"
+#include "compiler/passes/concat_affine_fusion.h"
 #include "compiler/passes/constant_folding.h"
 #include "compiler/passes/conv_add_fusion.h"
 #include "compiler/passes/conv_bn_fusion.h"
@@ -19,6 +20,7 @@
 #include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/mesh_layout.h"
 #include "compiler/passes/shape_folding.h"
+#include "compiler/passes/squeeze_excite_fusion.h"
 #include "compiler/passes/transpose_reshape_folding.h"
 #include "compiler/passes/zero_channel_pruning.h"
 #include "compiler/quantization/qdq_conv_fusion.h"
@@ -44,6 +46,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),  entry<BnToDepthwiseConv>(),
       entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
+      entry<ConcatAffineFusion>(),  entry<SqueezeExciteFusion>(),
   };
   return all;
 }

@@ -23,13 +23,15 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   // activation_fusion to absorb the activation); the residual Add and a matmul's bias must be fused before the activation
   // (the sum/bias come before the eltwise post-op); einsum_to_matmul before the matmul
   // fusions, which then see MatMul; gelu_fusion before activation_fusion, which absorbs Gelu;
+  // concat_affine_fusion and squeeze_excite_fusion after activation_fusion (they take the
+  // activations fused on the convolutions they absorb);
   // zero_channel_pruning after BatchNorm and activations are fused (it reads the folded bias
   // and f(0) of the activation on the convolution itself); attention last: it sees the
   // Reshape/Transpose chains as folded above. Layouts are a device matter (the CPU device's
   // layout_assignment), chosen after placement.
   for (const char* n : {"conv_bn_fusion", "bn_conv_fusion", "bn_to_depthwise_conv", "conv_add_fusion", "einsum_to_matmul",
                         "transpose_reshape_folding", "matmul_add_fusion", "gelu_fusion", "activation_fusion",
-                        "zero_channel_pruning", "layer_norm_fusion", "attention_fusion"}) {
+                        "concat_affine_fusion", "squeeze_excite_fusion", "zero_channel_pruning", "layer_norm_fusion", "attention_fusion"}) {
     names.push_back(n);
   }
   return names;

@@ -6,6 +6,11 @@ namespace pyflame_rt {
 
 namespace {
 
+bool all_zero(const std::vector<int64_t>& v) {
+  for (int64_t x : v) if (x != 0) return false;
+  return true;
+}
+
 // True when `n` forwards input 0 to output 0 unchanged (and has no other live output).
 bool is_pass_through(const Graph& g, const Node& n, const std::set<std::string>& used) {
   if (!n.domain.empty() || n.inputs.empty() || n.inputs[0].empty() || n.outputs.empty()) return false;
@@ -28,6 +33,16 @@ bool is_pass_through(const Graph& g, const Node& n, const std::set<std::string>&
   if (n.op_type == "Cast") {
     const ValueInfo* in = g.find_value_info(n.inputs[0]);
     return in && in->dtype != DType::kUndefined && static_cast<int64_t>(in->dtype) == n.attr_int("to", -1);
+  }
+  if (n.op_type == "Pad") {
+    // Zero pads add nothing whatever the mode or fill value: torch exports AvgPool2d with
+    // ceil_mode off as Pad(x, [0]*8) -> AveragePool (DenseNet's transitions), and the copy
+    // costs as much as the pooling.
+    if (n.attributes.count("pads")) return all_zero(n.attr_ints("pads"));  // opset < 11
+    if (n.inputs.size() < 2 || n.inputs[1].empty()) return false;
+    auto it = g.initializers.find(n.inputs[1]);
+    if (it == g.initializers.end() || it->second.dtype() != DType::kInt64) return false;
+    return all_zero(it->second.to_int64_vector());
   }
   return false;
 }

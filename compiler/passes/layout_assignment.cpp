@@ -13,6 +13,10 @@ bool is_conv(const Node& n) {
 // Ops that compute the same in any channel layout, so a region can flow through them.
 bool layout_agnostic(const Node& n) {
   if (is_conv(n)) return true;
+  // concat_affine_fusion's Concat + scale/shift + Relu, channels only (as Concat's).
+  if (n.domain == "pyflame_rt" && n.op_type == "FusedConcat") return n.attr_int("axis", 1) == 1;
+  // Per-channel pool and scale of its input (X, weights): any channel layout of X.
+  if (n.domain == "pyflame_rt" && n.op_type == "SqueezeExcite") return true;
   if (!n.domain.empty()) return false;
   // Concat along channels: the CPU device joins whole channel blocks without leaving the
   // blocked layout (DenseNet's and GoogLeNet's concats sit between convolutions).

@@ -33,6 +33,24 @@ bool f32_dims(const CpuValue* v, const Dims& dims) {
 // too, at no measurable cost (0.386x the fp32 time vs 0.376x with every layer bf16).
 constexpr double kBf16MinMacs = 128;
 
+// A fused SiLU as oneDNN's swish post-op (applied in registers as the kernel writes its output)
+// or as our pass over the output afterwards (vector_math silu_inplace). On AVX2 our pass won
+// (EfficientNet-B0 0.87x the time, docs/performance.md); with AVX-512 the post-op does
+// (EfficientNet-B0's SiLU convolutions at 0.92-0.94x the time at 1 thread, per-node minima), and
+// it saves a memory pass and, at 2 threads, an OpenMP fork and join per convolution.
+// PFRT_CONV_SILU=pass or =postop overrides the choice (for A/B runs).
+// Read when each convolution is made (tests cover both forms in one process).
+bool silu_as_post_op() {
+  const char* v = std::getenv("PFRT_CONV_SILU");
+  if (v && std::string(v) == "pass") return false;
+  if (v && std::string(v) == "postop") return true;
+  static const bool avx512 = [] {
+    const auto need = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & need) == need;
+  }();
+  return avx512;
+}
+
 class ConvOp : public NativeOp {
  public:
   ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
@@ -42,7 +60,7 @@ class ConvOp : public NativeOp {
     activation_params_ = node.attr_floats("activation_params");
     src_layout_ = node.attr_string("pyflame_rt_src_layout", "");
     dst_layout_ = node.attr_string("pyflame_rt_dst_layout", "");
-    silu_after_ = activation_ == "SiLU";
+    silu_after_ = activation_ == "SiLU" && !silu_as_post_op();
     has_sum_ = fused_ && node.inputs.size() > 3 && !node.inputs[3].empty();
   }
 
@@ -430,7 +448,7 @@ class ConvOp : public NativeOp {
   int64_t opset_;
   Tensor weights_, bias_;
   bool fused_ = false, has_sum_ = false;
-  bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op
+  bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op (silu_as_post_op)
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
   // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
   int64_t half_winograd_min_area_ = [] {

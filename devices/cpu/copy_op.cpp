@@ -2,13 +2,16 @@
 // Gather copy whole runs of the inner dims with memcpy (at memory speed, split over the
 // OpenMP team when large; a channel Concat of channel-blocked values stays blocked), and Flatten, Reshape, Squeeze and Unsqueeze are views of their
 // input (no copy unless the input lives in a blocked oneDNN layout, which is reordered to
-// plain once). Anything unusual (strings, a
+// plain once). pyflame_rt.FusedConcat (concat_affine_fusion: DenseNet's Concat -> BatchNorm
+// -> Relu) is the channel Concat applying each channel's scale, shift and Relu on the way:
+// one read of each input, one write of the output. Anything unusual (strings, a
 // bad axis or index) goes to the reference kernel, which reports it.
 #include <omp.h>
 
 #include <cstring>
 #include <numeric>
 
+#include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/ref/kernel_util.h"
 
@@ -149,6 +152,100 @@ class ConcatOp : public NativeOp {
 
   Node node_;
   int64_t opset_;
+};
+
+// pyflame_rt.FusedConcat {axis = 1, scale, shift, activation = "" | "Relu"} on f32:
+// activation(Concat(X...) * scale[c] + shift[c]). Inputs in one dense channel-blocked layout
+// give an output in that layout (each image of each input is a run of whole channel blocks);
+// any other inputs are made plain and so is the output.
+class FusedConcatOp : public NativeOp {
+ public:
+  FusedConcatOp(const Node& node, int64_t opset)
+      : node_(node), opset_(opset), scale_(node.attr_floats("scale")), shift_(node.attr_floats("shift")),
+        relu_(node.attr_string("activation", "") == "Relu") {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    if (inputs.empty()) return run_reference(node_, opset_, inputs, outputs);
+    for (CpuValue* v : inputs) {
+      bool f32 = v && (v->has_native || (v->plain.is_tensor() && v->plain.tensor.dtype() == DType::kFloat32));
+      if (!f32) return run_reference(node_, opset_, inputs, outputs);
+    }
+    const Dims first = inputs[0]->has_native ? inputs[0]->dims : inputs[0]->plain.tensor.dims();
+    if (first.size() != 4) return run_reference(node_, opset_, inputs, outputs);
+    Dims out_dims = first;
+    out_dims[1] = 0;
+    for (CpuValue* v : inputs) {
+      const Dims& d = v->has_native ? v->dims : v->plain.tensor.dims();
+      if (d.size() != 4 || d[0] != first[0] || d[2] != first[2] || d[3] != first[3]) {
+        return run_reference(node_, opset_, inputs, outputs);  // it names the mismatch
+      }
+      out_dims[1] += d[1];
+    }
+    if (out_dims[1] != static_cast<int64_t>(scale_.size()) || shift_.size() != scale_.size()) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const int64_t spatial = first[2] * first[3];
+    // Blocked when every input is in the first one's dense channel-blocked layout.
+    dnnl::memory::format_tag tag =
+        inputs[0]->has_native ? dense_channel_block(inputs[0]->native.get_desc(), first) : dnnl::memory::format_tag::undef;
+    for (CpuValue* v : inputs) {
+      if (tag != dnnl::memory::format_tag::undef &&
+          (!v->has_native || dense_channel_block(v->native.get_desc(), v->dims) != tag)) {
+        tag = dnnl::memory::format_tag::undef;
+      }
+    }
+    using ftag = dnnl::memory::format_tag;
+    const int64_t block = tag == ftag::undef ? 1 : tag == ftag::aBcd16b ? 16 : 8;
+    // Work items: (image, input, channel block or channel), each a contiguous run of
+    // spatial * block floats in both the input and the output.
+    struct Item {
+      const float* src;
+      float* dst;
+      int64_t channel;
+    };
+    std::vector<const float*> srcs;
+    for (CpuValue* v : inputs) {
+      srcs.push_back(block > 1 ? static_cast<const float*>(v->native.get_data_handle())
+                               : static_cast<const float*>(plain_fixed(v)->raw_data()));
+    }
+    CpuValue out;
+    Tensor plain_out;
+    float* dst;
+    if (block > 1) {
+      out = CpuValue::allocate_native(dnnl::memory::desc(to_dnnl(out_dims), dnnl::memory::data_type::f32, tag), out_dims);
+      dst = static_cast<float*>(out.native.get_data_handle());
+    } else {
+      plain_out = plain_output_tensor(DType::kFloat32, out_dims);
+      dst = plain_out.data<float>();
+    }
+    std::vector<Item> items;
+    const int64_t out_channels = out_dims[1];
+    for (int64_t n = 0; n < first[0]; ++n) {
+      int64_t c0 = 0;
+      for (size_t k = 0; k < inputs.size(); ++k) {
+        const int64_t ck = (inputs[k]->has_native ? inputs[k]->dims : inputs[k]->plain.tensor.dims())[1];
+        for (int64_t c = 0; c < ck; c += block) {
+          items.push_back({srcs[k] + (n * ck + c) * spatial, dst + (n * out_channels + c0 + c) * spatial, c0 + c});
+        }
+        c0 += ck;
+      }
+    }
+    const int64_t count = static_cast<int64_t>(items.size());
+    const bool parallel = count > 1 && num_elements(out_dims) * 4 >= kParallelBytes && omp_get_max_threads() > 1;
+#pragma omp parallel for if (parallel) schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const Item& it = items[static_cast<size_t>(i)];
+      channel_affine_f32(it.src, it.dst, scale_.data() + it.channel, shift_.data() + it.channel, spatial, block, relu_);
+    }
+    outputs[0] = block > 1 ? std::move(out) : CpuValue::from_plain(Value(std::move(plain_out)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+  std::vector<float> scale_, shift_;
+  bool relu_;
 };
 
 class SplitOp : public NativeOp {
@@ -331,6 +428,11 @@ class SqueezeOp : public NativeOp {
 
 std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "Concat") return std::make_unique<ConcatOp>(node, opset);
+  if (node.op_type == "FusedConcat") {
+    const std::string act = node.attr_string("activation", "");
+    if (node.attr_int("axis", 1) != 1 || (!act.empty() && act != "Relu")) return nullptr;
+    return std::make_unique<FusedConcatOp>(node, opset);
+  }
   if (node.op_type == "Split") return std::make_unique<SplitOp>(node, opset);
   if (node.op_type == "Gather") return std::make_unique<GatherOp>(node, opset);
   if (node.op_type == "Flatten") return std::make_unique<FlattenOp>(node, opset);
@@ -347,6 +449,7 @@ void register_copy_ops(NativeOpTable& t) {
   for (const char* op : {"Split", "Gather", "Flatten", "Squeeze", "Unsqueeze"}) {
     t.add({"", op, 1, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
   }
+  t.add({"pyflame_rt", "FusedConcat", 1, kNativeAnyOpset, {DType::kFloat32}, make_copy_op});
   // Opset 5 moved the target shape from an attribute to an input.
   t.add({"", "Reshape", 5, kNativeAnyOpset, fixed_width_dtypes(), make_copy_op});
 }

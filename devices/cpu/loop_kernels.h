@@ -31,5 +31,19 @@ void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t 
 void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>& dims,
                   const std::vector<int64_t>& strides, char* dst);
 
+// Per-channel affine map with an optional Relu over one run of a channel-blocked layout
+// (nChw8c/nChw16c: `positions` spatial positions of `block` channels each):
+//   y[p * block + i] = f(x[p * block + i] * s[i] + t[i]), f = max(., 0) when `relu`.
+// block == 1 is one plane of a plain layout (s[0], t[0] for all). x and y may be the same.
+void channel_affine_f32(const float* x, float* y, const float* s, const float* t, int64_t positions, int64_t block,
+                        bool relu);
+
+// mean[i] = the mean over p of x[p * block + i], i in [0, block): the channels of one run of a
+// channel-blocked layout (block 8/16), or one plain plane (block 1).
+void channel_mean_f32(const float* x, float* mean, int64_t positions, int64_t block);
+
+// sum of a[i] * b[i] over [0, n), in vector lanes (the order of the sum is not sequential).
+float dot_f32(const float* a, const float* b, int64_t n);
+
 }  // namespace cpu
 }  // namespace pyflame_rt

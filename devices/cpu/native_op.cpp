@@ -131,6 +131,7 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_gru_ops(t);
     register_reduce_ops(t);
     register_copy_ops(t);
+    register_squeeze_excite_ops(t);
     register_batchnorm_ops(t);
     register_softmax_ops(t);
     register_resize_ops(t);

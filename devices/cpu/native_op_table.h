@@ -73,6 +73,7 @@ void register_batchnorm_ops(NativeOpTable& t);     // batchnorm_op.cpp
 void register_softmax_ops(NativeOpTable& t);       // softmax_op.cpp
 void register_movement_ops(NativeOpTable& t);      // movement_op.cpp
 void register_copy_ops(NativeOpTable& t);          // copy_op.cpp
+void register_squeeze_excite_ops(NativeOpTable& t);  // squeeze_excite_op.cpp
 void register_broadcast_ops(NativeOpTable& t);     // broadcast_op.cpp
 void register_reduce_ops(NativeOpTable& t);        // reduce_op.cpp
 void register_resize_ops(NativeOpTable& t);        // resize_op.cpp

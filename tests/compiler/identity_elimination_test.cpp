@@ -58,5 +58,34 @@ TEST(IdentityEliminationTest, DropoutInTrainingModeIsAPassThroughOnlyWithRatioZe
   }
 }
 
+TEST(IdentityEliminationTest, PadWithZeroPadsIsAPassThrough) {
+  // torch's AvgPool2d export (DenseNet's transitions): Pad(x, zeros) -> AveragePool.
+  for (int64_t pad : {0, 1}) {
+    Graph g;
+    g.inputs = {f32("x", {1, 2, 4, 4})};
+    g.initializers["pads"] = Tensor::from_vector<int64_t>({8}, {0, 0, 0, 0, 0, 0, pad, pad});
+    g.add_node("Pad", {"x", "pads"}, {"p"});
+    g.add_node("Relu", {"p"}, {"y"});
+    g.outputs = {f32("y", {1, 2, 4 + pad, 4 + pad})};
+    IdentityElimination pass;
+    bool changed = false;
+    run_pass(pass, g, &changed);
+    EXPECT_EQ(changed, pad == 0) << pad;
+    ASSERT_EQ(g.nodes.size(), pad == 0 ? 1u : 2u) << pad;
+    EXPECT_EQ(g.nodes.back().inputs[0], pad == 0 ? "x" : "p");
+  }
+  Graph g;  // opset 2's attribute form
+  g.inputs = {f32("x", {1, 2})};
+  Node& pad = g.add_node("Pad", {"x"}, {"p"});
+  pad.attributes["pads"] = Attribute::make_ints({0, 0, 0, 0});
+  g.add_node("Relu", {"p"}, {"y"});
+  g.outputs = {f32("y", {1, 2})};
+  IdentityElimination pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(g.nodes.size(), 1u);
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -3,6 +3,10 @@
 //   FusedConv(X, W, B?, Z?) {activation, activation_params, Conv attributes}
 //     = activation(Conv(X, W, B) + Z)
 //   FusedMatMul(A, B, bias?) {activation, activation_params} = activation(MatMul(A, B) + bias)
+//   FusedConcat(X0, ..., Xn-1) {axis = 1, scale, shift, activation}
+//     = activation(Concat(X0, ..., Xn-1) * scale[c] + shift[c]), c along axis 1
+//   SqueezeExcite(X, W1, B1, W2, B2) {activation, gate, gate_params}
+//     = X * FusedConv(FusedConv(GlobalAveragePool(X), W1, B1) {activation}, W2, B2) {gate}
 // A PRelu activation's parameters are its slopes, one per output channel: along axis 1 of a
 // FusedConv's output, the last axis of a FusedMatMul's.
 #include "devices/ref/kernel_groups.h"
@@ -94,11 +98,54 @@ Status fused_matmul(KernelContext& ctx) {
   return Status::OK();
 }
 
+Status fused_concat(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(1));
+  std::vector<Value> parts;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.input(i)) return ctx.error(StatusCode::kInvalidArgument, "input ", i, " is missing");
+    parts.push_back(*ctx.input(i));
+  }
+  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "Concat", parts, {{"axis", Attribute::make_int(1)}}));
+  const std::vector<float> scale = ctx.node().attr_floats("scale"), shift = ctx.node().attr_floats("shift");
+  if (y.rank() < 2 || static_cast<int64_t>(scale.size()) != y.dim(1) || shift.size() != scale.size()) {
+    return ctx.error(StatusCode::kInvalidArgument, "scale and shift: expected ", y.rank() < 2 ? 0 : y.dim(1),
+                     " values each (the concatenated channels), got ", scale.size(), " and ", shift.size());
+  }
+  Dims per_channel(y.rank() - 1, 1);
+  per_channel[0] = static_cast<int64_t>(scale.size());
+  ASSIGN_OR_RETURN(y, run_standard(ctx, "Mul", {y, Tensor::from_vector<float>(per_channel, scale)}, {}));
+  ASSIGN_OR_RETURN(y, run_standard(ctx, "Add", {y, Tensor::from_vector<float>(per_channel, shift)}, {}));
+  ASSIGN_OR_RETURN(y, apply_activation(ctx, std::move(y), 1));
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+Status squeeze_excite(KernelContext& ctx) {
+  RETURN_IF_ERROR(ctx.require_inputs(5));
+  for (size_t i = 0; i < 5; ++i) {
+    if (!ctx.input(i)) return ctx.error(StatusCode::kInvalidArgument, "input ", i, " is missing");
+  }
+  ASSIGN_OR_RETURN(Tensor g, run_standard(ctx, "GlobalAveragePool", {*ctx.input(0)}, {}));
+  std::map<std::string, Attribute> fc1, fc2;
+  const std::string act = ctx.node().attr_string("activation", "");
+  if (!act.empty()) fc1["activation"] = Attribute::make_string(act);
+  fc2["activation"] = Attribute::make_string(ctx.node().attr_string("gate", "Sigmoid"));
+  const std::vector<float> gate_params = ctx.node().attr_floats("gate_params");
+  if (!gate_params.empty()) fc2["activation_params"] = Attribute::make_floats(gate_params);
+  ASSIGN_OR_RETURN(Tensor h, run_standard(ctx, "FusedConv", {g, *ctx.input(1), *ctx.input(2)}, fc1, "pyflame_rt"));
+  ASSIGN_OR_RETURN(Tensor s, run_standard(ctx, "FusedConv", {h, *ctx.input(3), *ctx.input(4)}, fc2, "pyflame_rt"));
+  ASSIGN_OR_RETURN(Tensor y, run_standard(ctx, "Mul", {*ctx.input(0), s}, {}));
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
 }  // namespace
 
 void register_fused_kernels(KernelRegistry& r) {
   r.add("pyflame_rt", "FusedConv", fused_conv);
   r.add("pyflame_rt", "FusedMatMul", fused_matmul);
+  r.add("pyflame_rt", "FusedConcat", fused_concat);
+  r.add("pyflame_rt", "SqueezeExcite", squeeze_excite);
 }
 
 }  // namespace pyflame_rt

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "devices/cpu/cpu_device.h"
@@ -147,6 +148,29 @@ TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {
   c.runtime = {{"x", random_tensor({1, 48, 12, 12}, 15)}};
   c.constants = {{"w", random_tensor({48, 8, 3, 3}, 16)}, {"b", random_tensor({48}, 17)}};
   check(c);
+}
+
+// A fused SiLU both ways (conv_op.cpp silu_as_post_op): oneDNN's swish post-op (the default
+// with AVX-512) and our pass over the output (the default on AVX2), on a 1x1 expansion and a
+// depthwise conv (EfficientNet's) and a channel count that pads the blocked layout.
+TEST(CpuVsRefTest, ConvWithSiluAsPostOpOrPass) {
+  for (const char* form : {"postop", "pass"}) {
+    ASSERT_EQ(setenv("PFRT_CONV_SILU", form, 1), 0);
+    struct Conf { Dims x, w; int64_t group; std::vector<int64_t> pads; };
+    for (const Conf& f : {Conf{{1, 16, 12, 12}, {40, 16, 1, 1}, 1, {0, 0, 0, 0}},
+                          Conf{{1, 24, 10, 10}, {24, 1, 3, 3}, 24, {1, 1, 1, 1}}}) {
+      OpCase c;
+      c.name = std::string("conv + SiLU as ") + form + " x" + dims_to_string(f.x);
+      c.node = node("FusedConv", {"x", "w", "b"}, "pyflame_rt");
+      c.node.attributes["group"] = Attribute::make_int(f.group);
+      c.node.attributes["pads"] = Attribute::make_ints(f.pads);
+      c.node.attributes["activation"] = Attribute::make_string("SiLU");
+      c.runtime = {{"x", random_tensor(f.x, 21)}};
+      c.constants = {{"w", random_tensor(f.w, 22)}, {"b", random_tensor({f.w[0]}, 23)}};
+      check(c);
+    }
+  }
+  unsetenv("PFRT_CONV_SILU");
 }
 
 TEST(CpuVsRefTest, ResidualFusedConv) {
@@ -397,6 +421,98 @@ TEST(CpuVsRefTest, ChannelConcatOfBlockedConvOutputs) {
     std::vector<Value> feeds;
     feeds.emplace_back(random_tensor({2, 4, 9, 9}, 100));
     expect_graph_matches_ref(g, feeds, "channels " + std::to_string(ca) + " + " + std::to_string(cb));
+  }
+}
+
+// pyflame_rt.FusedConcat (concat_affine_fusion: DenseNet's Concat -> BatchNorm -> Relu) on
+// blocked conv outputs (16 + 32 channels: whole blocks, the output stays blocked), on
+// channel counts with padding (12 + 16: made plain) and on plain graph inputs, with and without
+// the Relu; the native kernel must run in every case.
+TEST(CpuVsRefTest, FusedConcatAppliesScaleShiftAndReluNatively) {
+  for (bool relu : {true, false}) {
+    for (const auto& [ca, cb] : std::vector<std::pair<int64_t, int64_t>>{{16, 32}, {12, 16}, {0, 0}}) {
+      const bool from_convs = ca > 0;
+      const int64_t total = from_convs ? ca + cb : 3 + 5;
+      Graph g;
+      std::vector<Value> feeds;
+      if (from_convs) {
+        g = blocked_conv_graph(ca, 101);
+        g.initializers["w2"] = random_tensor({cb, 4, 3, 3}, 102);
+        Node& conv2 = g.add_node("Conv", {"x", "w2"}, {"d"}, "conv2");
+        conv2.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+        for (Node& n : g.nodes) n.attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+        feeds.emplace_back(random_tensor({2, 4, 9, 9}, 103));
+      } else {
+        g.opset_imports[""] = 13;
+        g.inputs = {{"c", DType::kFloat32, Shape::from_dims({2, 3, 4, 5})},
+                    {"d", DType::kFloat32, Shape::from_dims({2, 5, 4, 5})}};
+        feeds.emplace_back(random_tensor({2, 3, 4, 5}, 104));
+        feeds.emplace_back(random_tensor({2, 5, 4, 5}, 105));
+      }
+      g.opset_imports["pyflame_rt"] = 1;
+      Tensor scale = random_tensor({total}, 106), shift = random_tensor({total}, 107);
+      Node& cat = g.add_node("FusedConcat", {"c", "d"}, {"y"}, "fused_concat");
+      cat.domain = "pyflame_rt";
+      cat.attributes["axis"] = Attribute::make_int(1);
+      cat.attributes["scale"] = Attribute::make_floats(std::vector<float>(scale.data<float>(), scale.data<float>() + total));
+      cat.attributes["shift"] = Attribute::make_floats(std::vector<float>(shift.data<float>(), shift.data<float>() + total));
+      if (relu) cat.attributes["activation"] = Attribute::make_string("Relu");
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      const std::string label = "FusedConcat " + std::to_string(ca) + " + " + std::to_string(cb) + (relu ? " relu" : "");
+      expect_graph_matches_ref(g, feeds, label);
+      auto cpu = make_cpu_device(2)->compile(g);
+      ASSERT_TRUE(cpu.ok()) << label;
+      ASSERT_TRUE((*cpu)->run(feeds).ok()) << label;
+      auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+      ASSERT_NE(program, nullptr);
+      for (const auto& [node_name, native] : program->native_by_node()) EXPECT_TRUE(native) << label << ": " << node_name;
+    }
+  }
+}
+
+// pyflame_rt.SqueezeExcite (squeeze_excite_fusion) on a blocked conv output (32 channels, and 24:
+// padded in AVX-512's 16-channel blocks), scaled in place or, when the conv output is also a
+// graph output, into a new buffer; and on a plain graph input. EfficientNet's SiLU/Sigmoid and
+// MobileNetV3's Relu/HardSigmoid. The native kernel must run in every case.
+TEST(CpuVsRefTest, SqueezeExciteNatively) {
+  struct Conf { int64_t channels; bool from_conv, conv_is_output; const char* act; const char* gate; };
+  for (const Conf& f : {Conf{32, true, false, "SiLU", "Sigmoid"}, Conf{24, true, true, "Relu", "HardSigmoid"},
+                        Conf{24, true, false, "SiLU", "Sigmoid"}, Conf{6, false, false, "", "Sigmoid"}}) {
+    const int64_t C = f.channels, hidden = 4;
+    Graph g;
+    std::vector<Value> feeds;
+    std::string x = "x";
+    if (f.from_conv) {
+      g = blocked_conv_graph(C, 111);
+      g.nodes[0].attributes["pyflame_rt_dst_layout"] = Attribute::make_string("blocked");
+      x = "c";
+      feeds.emplace_back(random_tensor({2, 4, 9, 9}, 112));
+      if (f.conv_is_output) g.outputs.push_back({"c", DType::kFloat32, Shape::unknown_rank()});
+    } else {
+      g.opset_imports[""] = 13;
+      g.inputs = {{"x", DType::kFloat32, Shape::from_dims({2, C, 5, 3})}};
+      feeds.emplace_back(random_tensor({2, C, 5, 3}, 113));
+    }
+    g.opset_imports["pyflame_rt"] = 1;
+    g.initializers["w1"] = random_tensor({hidden, C, 1, 1}, 114);
+    g.initializers["b1"] = random_tensor({hidden}, 115);
+    g.initializers["w2"] = random_tensor({C, hidden, 1, 1}, 116);
+    g.initializers["b2"] = random_tensor({C}, 117);
+    Node& se = g.add_node("SqueezeExcite", {x, "w1", "b1", "w2", "b2"}, {"y"}, "se");
+    se.domain = "pyflame_rt";
+    if (*f.act) se.attributes["activation"] = Attribute::make_string(f.act);
+    se.attributes["gate"] = Attribute::make_string(f.gate);
+    if (std::string(f.gate) == "HardSigmoid") se.attributes["gate_params"] = Attribute::make_floats({0.25f, 0.4f});
+    g.outputs.insert(g.outputs.begin(), {"y", DType::kFloat32, Shape::unknown_rank()});
+    const std::string label = "SqueezeExcite C=" + std::to_string(C) + " " + f.act + "/" + f.gate +
+                              (f.conv_is_output ? " (input also an output)" : "");
+    expect_graph_matches_ref(g, feeds, label);
+    auto cpu = make_cpu_device(2)->compile(g);
+    ASSERT_TRUE(cpu.ok()) << label;
+    ASSERT_TRUE((*cpu)->run(feeds).ok()) << label;
+    auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+    ASSERT_NE(program, nullptr);
+    for (const auto& [node_name, native] : program->native_by_node()) EXPECT_TRUE(native) << label << ": " << node_name;
   }
 }
 

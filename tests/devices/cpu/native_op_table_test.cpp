@@ -126,6 +126,12 @@ Graph one_node(const std::string& domain, const std::string& op, int64_t opset, 
   } else if (op == "Split") {
     input("x", dtype, xd);
     n.outputs = {"y", "y2"};
+  } else if (op == "SqueezeExcite") {
+    input("x", dtype, xd);
+    constant("w1", filled(DType::kFloat32, {2, 8, 1, 1}));
+    constant("b1", filled(DType::kFloat32, {2}));
+    constant("w2", filled(DType::kFloat32, {8, 2, 1, 1}));
+    constant("b2", filled(DType::kFloat32, {8}));
   } else {
     input("x", dtype, xd);
   }
