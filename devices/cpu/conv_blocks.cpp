@@ -119,7 +119,15 @@ class BlockPool {
     work();
     // No helper joins from here on; wait only for those that did (they finish their block).
     open_.store(false, std::memory_order_seq_cst);
-    while (active_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+    // Spin briefly, then sleep until the last helper leaves: on a loaded machine sched_yield
+    // can give the core away for a whole time slice, while a futex wake-up gets it back at once.
+    for (int i = 0; i < spins_ && active_.load(std::memory_order_acquire) > 0; ++i) __builtin_ia32_pause();
+    if (active_.load(std::memory_order_acquire) > 0) {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      caller_waiting_.store(true, std::memory_order_seq_cst);
+      done_cv_.wait(lock, [&] { return active_.load(std::memory_order_seq_cst) == 0; });
+      caller_waiting_.store(false, std::memory_order_relaxed);
+    }
     fn_ = nullptr;
     return true;
   }
@@ -150,7 +158,7 @@ class BlockPool {
     while (true) {
       // Spin a little for the next job (consecutive convolutions follow each other within
       // microseconds), then block so a loaded machine gets the core back.
-      for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i) {
+      for (int i = 0; i < spins_ && generation_.load(std::memory_order_acquire) == seen; ++i) {
         __builtin_ia32_pause();
       }
       if (generation_.load(std::memory_order_acquire) == seen) {
@@ -165,15 +173,21 @@ class BlockPool {
           joined_.fetch_add(1, std::memory_order_relaxed) < max_helpers_.load(std::memory_order_relaxed)) {
         work();
       }
-      active_.fetch_sub(1, std::memory_order_release);
+      if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_waiting_.load(std::memory_order_seq_cst)) {
+        std::lock_guard<std::mutex> lock(done_mu_);  // the caller is between its check and its wait, or in it
+        done_cv_.notify_one();
+      }
     }
   }
 
-  // ~20-50 us of pause instructions.
-  static constexpr int kSpins = 4000;
+  // Pause instructions before blocking: ~10-50 us (a pause takes 10-140 cycles by CPU model).
+  // Not fewer under the passive OpenMP wait policy: with none, two busy processes beside a
+  // 2-thread run made blocks slower still (docs/performance.md, "Dynamic blocks").
+  static constexpr int spins_ = 2000;
 
-  std::mutex run_mu_, mu_, error_mu_;
-  std::condition_variable cv_;
+  std::mutex run_mu_, mu_, error_mu_, done_mu_;
+  std::condition_variable cv_, done_cv_;
+  std::atomic<bool> caller_waiting_{false};
   std::vector<std::thread> threads_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> sleeping_{0}, active_{0}, joined_{0}, max_helpers_{0};

@@ -1,4 +1,4 @@
-// A convolution cut into blocks (of output channels or rows) that the run's threads take one at a time.
+// A convolution cut into blocks (output channels or rows) the run's threads take one at a time.
 //
 // oneDNN (Debian's libdnnl 2.6, OpenMP runtime) gives each OpenMP thread one static share of a
 // convolution, so a thread that is late (descheduled by another process, or waking from the

@@ -17,6 +17,7 @@
 #include "devices/cpu/thread_scratch.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
+#include "devices/weight_stand_in.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -404,7 +405,9 @@ class ConvOp : public NativeOp {
       memory user_w(memory::desc(to_dnnl(wdims), f32_kernel ? memory::data_type::f32 : dnnl_type(w_used.dtype()),
                                  plain_tag(wdims.size())),
                     engine(), const_cast<void*>(w_used.raw_data()));
-      pack_weights(*plan, pd, xd, user_w);
+      // Row blocks that were declined may have packed the weights for this pd already (an
+      // imported blob is taken once).
+      if (!plan->weights) pack_weights(*plan, pd, xd, user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
       thread_stream().wait();
@@ -486,7 +489,9 @@ class ConvOp : public NativeOp {
     // oneDNN's Winograd stays whole: each block of output channels would transform the whole
     // input again (ResNet-50's 3x3 layers cut into 8 blocks: 1.36x the time on one thread).
     if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) return false;
-    const bool by_channels = dst_cb > 0 && (group == 1 || src_cb > 0);
+    // Blocks of channels pack their own weight slices: not from a plan file's stand-in for
+    // weights it kept only packed whole (weight_stand_in.h).
+    const bool by_channels = dst_cb > 0 && (group == 1 || src_cb > 0) && !is_weight_stand_in(weights_);
     const bool by_rows = !by_channels && channels_last(plan.src) && channels_last(plan.dst);
     if (!by_channels && !by_rows) return false;
     int64_t per_output = 1;  // multiply-adds per output element
@@ -559,8 +564,9 @@ class ConvOp : public NativeOp {
         blk.dst = dst_md;
         blk.scratch = bpd.scratchpad_desc();
         if (by_channels) {
-          // The slice of the weights made dense first: oneDNN's reorder into the Winograd
-          // layout reads its source as dense.
+          // The slice made dense before packing: oneDNN 2.6's reorder into its Winograd layout
+          // read a strided source as dense (wrong outputs when Winograd layers were cut), and a
+          // dense copy at plan time costs nothing per run.
           memory part(user_desc.submemory_desc(bw, w_off), engine(), const_cast<void*>(w_used.raw_data()));
           memory dense(memory::desc(bw, memory::data_type::f32, plain_tag(bw.size())), engine());
           dnnl::reorder(part, dense).execute(thread_stream(), part, dense);
@@ -577,9 +583,7 @@ class ConvOp : public NativeOp {
         blocks.push_back(std::move(blk));
       }
     } catch (const dnnl::error&) {  // a block oneDNN cannot make: the convolution stays whole
-      plan.weights = memory();
-      plan.packed_keep = Tensor();
-      return false;
+      return false;  // (row blocks' packed weights, if made, are the whole pd's: kept for it)
     }
     thread_stream().wait();
     if (by_channels) plan.impl = "blocks:" + std::to_string(blocks.size()) + ":" + first_impl;
