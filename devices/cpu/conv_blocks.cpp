@@ -7,6 +7,7 @@
 #include <exception>
 #include <mutex>
 #include <condition_variable>
+#include <cstdlib>
 #include <numeric>
 #include <thread>
 
@@ -209,8 +210,36 @@ struct OmpThreads {
 
 uint64_t blocks_run_on_this_thread() { return blocks_run; }
 
+// The first prototype's way, kept for comparison (PFRT_CONV_BLOCKS_OMP=1): the run's OpenMP
+// team takes the blocks inside one parallel region (oneDNN does not nest: each primitive runs
+// on the thread that calls it). No extra thread, but the region's end waits for every team
+// thread to arrive.
+void run_blocks_openmp(size_t n, int threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+  {
+    for (size_t b = next.fetch_add(1, std::memory_order_relaxed); b < n;
+         b = next.fetch_add(1, std::memory_order_relaxed)) {
+      try {
+        fn(b);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 void run_blocks_dynamic(size_t n, int threads, const std::function<void(size_t)>& fn) {
   blocks_run += n;
+  static const bool openmp = std::getenv("PFRT_CONV_BLOCKS_OMP") != nullptr;
+  if (openmp && threads > 1 && n > 1) {
+    run_blocks_openmp(n, threads, fn);
+    return;
+  }
   OmpThreads one(1);  // oneDNN runs each block's primitive on the calling thread
   std::exception_ptr error;
   if (threads <= 1 || n <= 1 || !BlockPool::instance().run(n, std::min<int>(threads - 1, static_cast<int>(n) - 1), fn, &error)) {

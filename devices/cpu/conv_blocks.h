@@ -12,8 +12,9 @@
 // At run time the caller and helper threads of our own pool (not OpenMP: libgomp's join waits
 // for every team thread to arrive, even one that was never scheduled and has nothing to do)
 // take blocks from an atomic counter; the caller waits only for blocks a helper has taken.
-// Helpers spin briefly for the next job, then block. Off by default (PFRT_CONV_BLOCKS, blocks
-// per thread): docs/performance.md, "Dynamic blocks".
+// Helpers spin briefly for the next job, then block (PFRT_CONV_BLOCKS_OMP=1: the run's OpenMP
+// team takes the blocks inside one parallel region instead, the first prototype). Off by
+// default (PFRT_CONV_BLOCKS, blocks per thread): docs/performance.md, "Dynamic blocks".
 #pragma once
 
 #include <cstdint>
