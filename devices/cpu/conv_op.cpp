@@ -3,15 +3,21 @@
 // Weights are reordered once per input shape into the layout the chosen kernel wants; the
 // source and destination layouts are oneDNN's choice ("any"), so consecutive convolutions
 // pass blocked tensors to each other without converting back to NCHW.
+#include <omp.h>
+
 #include <cstdlib>
 #include <optional>
+#include <tuple>
 
+#include "devices/cpu/conv_blocks.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
 #include "devices/cpu/packed_dnnl.h"
+#include "devices/cpu/thread_scratch.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/cpu/winograd_conv.h"
+#include "devices/weight_stand_in.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -98,13 +104,17 @@ class ConvOp : public NativeOp {
       }
     }
     memory dst = out.native;
-    memory scratch = scratchpad_for(plan->scratch);
-    // Half weights on an f32 kernel: this layer's packed weights expanded for this run.
-    memory weights = plan->half ? plan->half->expand() : plan->weights;
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights},
-                                            {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
-    if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
-    plan->prim.execute(thread_stream(), args);
+    if (!plan->blocks.empty()) {
+      run_blocks(*plan, src, dst);
+    } else {
+      memory scratch = scratchpad_for(plan->scratch);
+      // Half weights on an f32 kernel: this layer's packed weights expanded for this run.
+      memory weights = plan->half ? plan->half->expand() : plan->weights;
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights},
+                                              {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+      if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
+      plan->prim.execute(thread_stream(), args);
+    }
     if (plan->prelu) plan->prelu->execute(dst);
     thread_stream().wait();
     // SiLU as our own pass over the output rather than oneDNN's swish post-op: EfficientNet-B0
@@ -118,7 +128,19 @@ class ConvOp : public NativeOp {
   }
 
  private:
+  // One block of output channels or rows (conv_blocks.h): its own primitive, made for one
+  // thread, on a range of the whole convolution's source and destination buffers.
+  struct Block {
+    dnnl::convolution_forward prim;
+    memory::desc src, dst, scratch;
+    memory weights, bias;
+    size_t src_offset = 0, dst_offset = 0;  // bytes into the whole source / destination
+  };
+
   struct Plan {
+    // Set: these instead of prim. Blocks of channels hold their own slices of the weights
+    // (`weights` empty, nothing exported); blocks of rows share `weights`.
+    std::vector<Block> blocks;
     dnnl::convolution_forward prim;
     memory::desc src, dst, scratch;
     memory weights, bias;
@@ -385,9 +407,15 @@ class ConvOp : public NativeOp {
         w_md = memory::desc(to_dnnl(wdims), memory::data_type::f32, any);
         pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_direct), attr, engine());
       }
-      plan->prim = dnnl::convolution_forward(pd);
       plan->src = pd.src_desc();
       plan->dst = pd.dst_desc();
+      if (f32_compute && !is_half(weights_.dtype()) &&
+          plan_blocks(*plan, pd, xd, wdims, w_used, group, strides_d, dnnl_dil, pad_l, pad_r, attr)) {
+        if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
+        thread_stream().wait();
+        return plan;
+      }
+      plan->prim = dnnl::convolution_forward(pd);
       plan->scratch = pd.scratchpad_desc();
       // bf16 kernels take the bf16 weights as stored; f32 kernels f32 weights (half ones are
       // converted in pack_weights: oneDNN 2.6 has no f16 -> blocked f32 reorder).
@@ -395,7 +423,9 @@ class ConvOp : public NativeOp {
       memory user_w(memory::desc(to_dnnl(wdims), f32_kernel ? memory::data_type::f32 : dnnl_type(w_used.dtype()),
                                  plain_tag(wdims.size())),
                     engine(), const_cast<void*>(w_used.raw_data()));
-      pack_weights(*plan, pd, xd, user_w);
+      // Row blocks that were declined may have packed the weights for this pd already (an
+      // imported blob is taken once).
+      if (!plan->weights) pack_weights(*plan, pd, xd, user_w);
       if (bias_.defined()) plan->bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
       if (activation_ == "PRelu") plan->prelu = make_prelu_step(plan->dst, activation_params_, 1);
       thread_stream().wait();
@@ -403,6 +433,199 @@ class ConvOp : public NativeOp {
       return node_.error(StatusCode::kRuntimeError, "oneDNN could not build the convolution: ", e.what());
     }
     return plan;
+  }
+
+  // The channel block of `d` when, at batch 1, channels are its outermost dimension (plain
+  // ncw/nchw/ncdhw, or 8- or 16-channel blocks of them): a channel range starting on a block is
+  // then one contiguous piece. 0 otherwise.
+  static int64_t channel_outer_block(const memory::desc& d) {
+    const memory::dims dims = d.dims();
+    if (dims.empty() || dims[0] != 1 || d.data_type() != memory::data_type::f32) return 0;
+    using T = memory::format_tag;
+    const T plain[] = {T::abc, T::abcd, T::abcde}, b8[] = {T::aBc8b, T::aBcd8b, T::aBcde8b},
+            b16[] = {T::aBc16b, T::aBcd16b, T::aBcde16b};
+    if (dims.size() < 3 || dims.size() > 5) return 0;
+    const size_t r = dims.size() - 3;
+    if (d == memory::desc(dims, memory::data_type::f32, plain[r])) return 1;
+    if (d == memory::desc(dims, memory::data_type::f32, b8[r])) return 8;
+    if (d == memory::desc(dims, memory::data_type::f32, b16[r])) return 16;
+    return 0;
+  }
+
+  // Channels [c0, c0 + count) of `whole` (channel_outer_block > 0): their desc in the same
+  // layout, and their byte offset into `whole`'s buffer.
+  static std::pair<memory::desc, size_t> channel_range(const memory::desc& whole, int64_t cb, int64_t c0, int64_t count) {
+    using T = memory::format_tag;
+    memory::dims dims = whole.dims();
+    int64_t spatial = 1;
+    for (size_t d = 2; d < dims.size(); ++d) spatial *= dims[d];
+    dims[1] = count;
+    const size_t r = dims.size() - 3;
+    const T plain[] = {T::abc, T::abcd, T::abcde}, b8[] = {T::aBc8b, T::aBcd8b, T::aBcde8b},
+            b16[] = {T::aBc16b, T::aBcd16b, T::aBcde16b};
+    const T tag = cb == 16 ? b16[r] : cb == 8 ? b8[r] : plain[r];
+    return {memory::desc(dims, memory::data_type::f32, tag), static_cast<size_t>(c0 * spatial) * sizeof(float)};
+  }
+
+  // At batch 1, whether `d` is channels-last (nwc, nhwc, ndhwc): its first spatial dimension
+  // is then outermost, and a range of it one contiguous piece.
+  static bool channels_last(const memory::desc& d) {
+    const memory::dims dims = d.dims();
+    if (dims.size() < 3 || dims.size() > 5 || dims[0] != 1 || d.data_type() != memory::data_type::f32) return false;
+    using T = memory::format_tag;
+    const T tags[] = {T::acb, T::acdb, T::acdeb};
+    return d == memory::desc(dims, memory::data_type::f32, tags[dims.size() - 3]);
+  }
+
+  // Rows [r0, r0 + count) of the first spatial dimension of channels-last `whole`: their desc
+  // and byte offset.
+  static std::pair<memory::desc, size_t> row_range(const memory::desc& whole, int64_t r0, int64_t count) {
+    using T = memory::format_tag;
+    memory::dims dims = whole.dims();
+    int64_t row = 1;  // floats per row
+    for (size_t d = 1; d < dims.size(); ++d) row *= d == 2 ? 1 : dims[d];
+    dims[2] = count;
+    const T tags[] = {T::acb, T::acdb, T::acdeb};
+    return {memory::desc(dims, memory::data_type::f32, tags[dims.size() - 3]), static_cast<size_t>(r0 * row) * sizeof(float)};
+  }
+
+  // Cuts the convolution `pd` describes into blocks taken dynamically (conv_blocks.h) when
+  // PFRT_CONV_BLOCKS asks for it and the plan is for more than one thread: blocks of output
+  // channels when the layouts keep channels outermost (each block its own slice of the
+  // weights), blocks of output rows when they are channels-last (each reading its input rows
+  // with their halo, all sharing the packed weights). False (nothing changed) when neither
+  // applies or a block would get oneDNN's reference kernel.
+  bool plan_blocks(Plan& plan, const dnnl::convolution_forward::primitive_desc& pd, const Dims& xd, const Dims& wdims,
+                   const Tensor& w_used, int64_t group, const memory::dims& strides, const memory::dims& dil,
+                   const memory::dims& pad_l, const memory::dims& pad_r, const dnnl::primitive_attr& attr) {
+    // PFRT_CONV_BLOCKS_PLAN_THREADS: plan blocks as for that many threads whatever the run's
+    // team (measuring what the cut alone costs on one thread; docs/performance.md).
+    const char* plan_threads = std::getenv("PFRT_CONV_BLOCKS_PLAN_THREADS");
+    const int threads = plan_threads ? std::atoi(plan_threads) : omp_get_max_threads();
+    if (blocks_per_thread_ <= 0 || threads <= 1 || xd[0] != 1) return false;
+    const int64_t src_cb = channel_outer_block(plan.src), dst_cb = channel_outer_block(plan.dst);
+    // oneDNN's Winograd stays whole: each block of output channels would transform the whole
+    // input again (ResNet-50's 3x3 layers cut into 8 blocks: 1.36x the time on one thread).
+    if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) return false;
+    // Blocks of channels pack their own weight slices: not from a plan file's stand-in for
+    // weights it kept only packed whole (weight_stand_in.h).
+    const bool by_channels = dst_cb > 0 && (group == 1 || src_cb > 0) && !is_weight_stand_in(weights_);
+    const bool by_rows = !by_channels && channels_last(plan.src) && channels_last(plan.dst);
+    if (!by_channels && !by_rows) return false;
+    int64_t per_output = 1;  // multiply-adds per output element
+    for (size_t d = 1; d < w_used.rank(); ++d) per_output *= w_used.dim(d);
+    const int64_t macs = num_elements(plan.out_dims) * per_output;
+    std::vector<ConvBlock> cuts;
+    if (by_channels) {
+      ConvBlockShape shape;
+      shape.in_channels = xd[1];
+      shape.out_channels = weights_.dim(0);
+      shape.group = group;
+      shape.channel_block = group > 1 ? std::max(src_cb, dst_cb) : dst_cb;
+      shape.macs = macs;
+      cuts = plan_conv_blocks(shape, threads, blocks_per_thread_);
+    } else {
+      cuts = plan_row_blocks(plan.out_dims[2], macs, threads, blocks_per_thread_);
+    }
+    if (cuts.empty()) return false;
+    const memory::desc user_desc(to_dnnl(wdims), memory::data_type::f32, plain_tag(wdims.size()));
+    memory user_w(user_desc, engine(), const_cast<void*>(w_used.raw_data()));
+    std::vector<Block> blocks;
+    std::string first_impl;
+    // oneDNN sizes a primitive for the calling thread's OpenMP threads: these run on one.
+    struct OneThread {
+      int saved = omp_get_max_threads();
+      OneThread() { omp_set_num_threads(1); }
+      ~OneThread() { omp_set_num_threads(saved); }
+    } one_thread;
+    try {
+      memory shared_w;  // row blocks: the whole convolution's packed weights
+      if (by_rows) {
+        pack_weights(plan, pd, xd, user_w);
+        shared_w = plan.weights;
+      }
+      for (const ConvBlock& c : cuts) {
+        Block blk;
+        memory::desc src_md = plan.src, dst_md = plan.dst, w_md, b_md;
+        memory::dims bpad_l = pad_l, bpad_r = pad_r;
+        memory::dims bw = to_dnnl(wdims), w_off(wdims.size(), 0);
+        if (by_channels) {
+          if (group > 1) std::tie(src_md, blk.src_offset) = channel_range(plan.src, src_cb, c.in0, c.ins);
+          std::tie(dst_md, blk.dst_offset) = channel_range(plan.dst, dst_cb, c.out0, c.outs);
+          bw[0] = group > 1 ? c.groups : c.outs;
+          w_off[0] = group > 1 ? c.group0 : c.out0;
+          w_md = memory::desc(bw, memory::data_type::f32, memory::format_tag::any);
+          b_md = memory::desc({c.outs}, memory::data_type::f32, memory::format_tag::x);
+        } else {
+          RowWindow win = row_window(c.row0, c.row0 + c.rows, xd[2], strides[0], dil[0] + 1, w_used.dim(2), pad_l[0]);
+          if (win.ins <= 0) return false;  // rows that read only padding
+          std::tie(src_md, blk.src_offset) = row_range(plan.src, win.in0, win.ins);
+          std::tie(dst_md, blk.dst_offset) = row_range(plan.dst, c.row0, c.rows);
+          bpad_l[0] = win.pad_before;
+          bpad_r[0] = win.pad_after;
+          w_md = pd.weights_desc();
+          b_md = memory::desc({weights_.dim(0)}, memory::data_type::f32, memory::format_tag::x);
+        }
+        auto make = [&](dnnl::algorithm alg) {
+          auto desc = bias_.defined()
+                          ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md,
+                                                            dst_md, strides, dil, bpad_l, bpad_r)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_md,
+                                                            dst_md, strides, dil, bpad_l, bpad_r);
+          return dnnl::convolution_forward::primitive_desc(desc, attr, engine());
+        };
+        dnnl::convolution_forward::primitive_desc bpd = make(dnnl::algorithm::convolution_direct);
+        if (std::string(bpd.impl_info_str()).rfind("ref", 0) == 0) return false;
+        if (first_impl.empty()) first_impl = bpd.impl_info_str();
+        blk.prim = dnnl::convolution_forward(bpd);
+        blk.src = src_md;
+        blk.dst = dst_md;
+        blk.scratch = bpd.scratchpad_desc();
+        if (by_channels) {
+          // The slice made dense before packing: oneDNN 2.6's reorder into its Winograd layout
+          // read a strided source as dense (wrong outputs when Winograd layers were cut), and a
+          // dense copy at plan time costs nothing per run.
+          memory part(user_desc.submemory_desc(bw, w_off), engine(), const_cast<void*>(w_used.raw_data()));
+          memory dense(memory::desc(bw, memory::data_type::f32, plain_tag(bw.size())), engine());
+          dnnl::reorder(part, dense).execute(thread_stream(), part, dense);
+          blk.weights = memory(bpd.weights_desc(), engine());
+          dnnl::reorder(dense, blk.weights).execute(thread_stream(), dense, blk.weights);
+          thread_stream().wait();
+          if (bias_.defined()) {
+            blk.bias = memory(b_md, engine(), static_cast<float*>(const_cast<void*>(bias_.raw_data())) + c.out0);
+          }
+        } else {
+          blk.weights = shared_w;
+          if (bias_.defined()) blk.bias = memory(b_md, engine(), const_cast<void*>(bias_.raw_data()));
+        }
+        blocks.push_back(std::move(blk));
+      }
+    } catch (const dnnl::error&) {  // a block oneDNN cannot make: the convolution stays whole
+      return false;  // (row blocks' packed weights, if made, are the whole pd's: kept for it)
+    }
+    thread_stream().wait();
+    if (by_channels) plan.impl = "blocks:" + std::to_string(blocks.size()) + ":" + first_impl;
+    plan.blocks = std::move(blocks);
+    return true;
+  }
+
+  struct BlockScratch {};
+
+  // The blocks of `plan` on this step's team, each thread taking the next block when it is done.
+  static void run_blocks(const Plan& plan, const memory& src, const memory& dst) {
+    char* src_base = static_cast<char*>(src.get_data_handle());
+    char* dst_base = static_cast<char*>(dst.get_data_handle());
+    run_blocks_dynamic(plan.blocks.size(), omp_get_max_threads(), [&](size_t b) {
+      const Block& blk = plan.blocks[b];
+      memory s(blk.src, engine(), src_base + blk.src_offset);
+      memory d(blk.dst, engine(), dst_base + blk.dst_offset);
+      memory scratch(blk.scratch, engine(), thread_scratch<BlockScratch>(blk.scratch.get_size() / sizeof(float) + 1));
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, blk.weights}, {DNNL_ARG_DST, d}, {DNNL_ARG_SCRATCHPAD, scratch}};
+      if (blk.bias) args[DNNL_ARG_BIAS] = blk.bias;
+      blk.prim.execute(thread_stream(), args);
+      thread_stream().wait();
+    });
   }
 
   // Multiply-adds per input element: output channels per group x kernel taps / stride area.
@@ -450,6 +673,12 @@ class ConvOp : public NativeOp {
   bool fused_ = false, has_sum_ = false;
   bool silu_after_ = false;  // SiLU runs as our pass after the primitive, not as a post-op (silu_as_post_op)
   bool use_winograd_ = std::getenv("PFRT_NO_WINOGRAD") == nullptr;
+  // Blocks per thread for convolutions cut into blocks taken dynamically (conv_blocks.h);
+  // 0 (the default): one primitive, oneDNN's static split.
+  int blocks_per_thread_ = [] {
+    const char* v = std::getenv("PFRT_CONV_BLOCKS");
+    return v ? std::atoi(v) : 0;
+  }();
   // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
   int64_t half_winograd_min_area_ = [] {
     const char* v = std::getenv("PFRT_HALF_WINOGRAD_MIN_AREA");
