@@ -139,6 +139,7 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_cast_ops(t);
     register_erf_ops(t);
     register_instance_norm_ops(t);
+    register_nms_ops(t);
     return t;
   }();
   return table;

@@ -83,6 +83,7 @@ void register_int8_matmul_ops(NativeOpTable& t);   // int8_matmul.cpp
 void register_cast_ops(NativeOpTable& t);          // cast_op.cpp
 void register_erf_ops(NativeOpTable& t);           // erf_op.cpp
 void register_instance_norm_ops(NativeOpTable& t); // instance_norm_op.cpp
+void register_nms_ops(NativeOpTable& t);           // nms_op.cpp
 
 // Every fixed-width element type (all but string): what the byte-copying ops take.
 const std::vector<DType>& fixed_width_dtypes();
