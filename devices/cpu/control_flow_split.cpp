@@ -19,8 +19,6 @@ std::vector<const Graph*> subgraphs_of(const Node& n) {
   return out;
 }
 
-// Names a subgraph reads from its enclosing scopes: read by its nodes (or by theirs, nested)
-// and defined by none of its nodes, inputs or initializers.
 void free_names(const Graph& g, std::set<std::string>* out) {
   std::set<std::string> defined;
   for (const auto& i : g.inputs) defined.insert(i.name);
@@ -125,6 +123,8 @@ class SplitExecutable : public Executable {
 };
 
 }  // namespace
+
+void outer_scope_reads(const Graph& subgraph, std::set<std::string>* out) { free_names(subgraph, out); }
 
 Expected<std::unique_ptr<Executable>> compile_around_control_flow(const Graph& graph, const PieceCompiler& native,
                                                                   const PieceCompiler& reference) {

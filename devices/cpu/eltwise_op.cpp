@@ -1,6 +1,7 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
 // Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
 // with one-sided broadcasting.
+#include "devices/cpu/arith_op.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
 
@@ -96,20 +97,21 @@ class BinaryOp : public NativeOp {
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* a = inputs[0];
     CpuValue* b = inputs[1];
-    if (!f32_value(a) || !f32_value(b)) return run_reference(node_, opset_, inputs, outputs);
+    if (!f32_value(a) || !f32_value(b)) return plain_arith(node_, opset_, inputs, outputs);  // int64 index math
     Dims da = dims_of(a), db = dims_of(b);
+    // The shapes below have no oneDNN primitive here: our plain loop (arith_op.h).
     if (da.size() < db.size() || (da.size() == db.size() && da != db && num_elements(da) < num_elements(db))) {
-      if (!commutative_) return run_reference(node_, opset_, inputs, outputs);
+      if (!commutative_) return plain_arith(node_, opset_, inputs, outputs);
       std::swap(a, b);
       std::swap(da, db);
     }
     // b must broadcast to a: same rank after leading 1s, each dim equal or 1 (rank <= 6: the
     // plain format tags there are).
-    if (da.size() < 2 || da.size() > 6) return run_reference(node_, opset_, inputs, outputs);
+    if (da.size() < 2 || da.size() > 6) return plain_arith(node_, opset_, inputs, outputs);
     Dims bd(da.size() - db.size(), 1);
     bd.insert(bd.end(), db.begin(), db.end());
     for (size_t i = 0; i < da.size(); ++i) {
-      if (bd[i] != da[i] && bd[i] != 1) return run_reference(node_, opset_, inputs, outputs);
+      if (bd[i] != da[i] && bd[i] != 1) return plain_arith(node_, opset_, inputs, outputs);
     }
     memory::desc md0 = desc_of(a);
     if (db != da && md0 == plain_desc(da) && merged_plain_binary(a, b, da, bd, outputs)) return Status::OK();

@@ -54,25 +54,39 @@ Expected<Branch> compile_branch_graph(const Graph& piece, const Graph& body, con
   g.initializers = body.initializers;
   g.value_info = body.value_info;
   std::set<std::string> produced;
+  // Identity nodes vanish: their output is another name for their input (torchvision's
+  // "else: Identity" branches, which would otherwise run a reference copy).
+  std::map<std::string, std::string> alias;
+  auto resolve = [&](const std::string& name) {
+    auto a = alias.find(name);
+    return a == alias.end() ? name : a->second;
+  };
   for (const Node& n : body.nodes) {
     Tensor t;
     if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1 && constant_value(n, &t)) {
       g.initializers[n.outputs[0]] = std::move(t);
       continue;
     }
-    g.nodes.push_back(n);
+    if (n.op_type == "Identity" && n.domain.empty() && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+        !n.inputs[0].empty()) {
+      alias[n.outputs[0]] = resolve(n.inputs[0]);
+      continue;
+    }
+    Node copy = n;
+    for (auto& in : copy.inputs) in = resolve(in);
+    g.nodes.push_back(std::move(copy));
     for (const auto& o : n.outputs) if (!o.empty()) produced.insert(o);
   }
   Branch branch;
   std::set<std::string> seen;
   auto need = [&](const std::string& name) -> Status {
     if (name.empty() || produced.count(name) || g.initializers.count(name) || seen.count(name)) return Status::OK();
-    auto from = piece_input.find(name);
-    if (from == piece_input.end()) return invalid_graph(label, " reads '", name, "', which the If's scope does not define");
     if (auto w = piece.initializers.find(name); w != piece.initializers.end()) {
       g.initializers[name] = w->second;
       return Status::OK();
     }
+    auto from = piece_input.find(name);
+    if (from == piece_input.end()) return invalid_graph(label, " reads '", name, "', which the If's scope does not define");
     seen.insert(name);
     g.inputs.push_back(piece.inputs[from->second]);
     branch.inputs.push_back(from->second);
@@ -80,11 +94,20 @@ Expected<Branch> compile_branch_graph(const Graph& piece, const Graph& body, con
   };
   for (const Node& n : g.nodes) {
     for (const auto& in : n.inputs) RETURN_IF_ERROR(need(in));
+    // A nested If/Loop/Scan reads outer names too; the branch compiler splits it out again.
+    std::set<std::string> nested;
     for (const auto& kv : n.attributes) {
-      if (kv.second.g || !kv.second.graphs.empty()) return not_implemented(label, " holds nested subgraphs");
+      if (kv.second.g) outer_scope_reads(*kv.second.g, &nested);
+      for (const auto& sub : kv.second.graphs) if (sub) outer_scope_reads(*sub, &nested);
+    }
+    for (const auto& name : nested) {
+      if (alias.count(name)) return not_implemented(label, ": a nested subgraph reads '", name, "', an Identity's output");
+      RETURN_IF_ERROR(need(name));
     }
   }
-  for (const ValueInfo& out : body.outputs) {
+  for (const ValueInfo& declared : body.outputs) {
+    ValueInfo out = declared;
+    out.name = resolve(declared.name);
     OutputSource src;
     if (produced.count(out.name)) {
       src.index = g.outputs.size();
@@ -92,6 +115,9 @@ Expected<Branch> compile_branch_graph(const Graph& piece, const Graph& body, con
     } else if (auto w = g.initializers.find(out.name); w != g.initializers.end()) {
       src.kind = OutputSource::kConstant;
       src.constant = Value(w->second);
+    } else if (auto pw = piece.initializers.find(out.name); pw != piece.initializers.end()) {
+      src.kind = OutputSource::kConstant;
+      src.constant = Value(pw->second);
     } else if (auto p = piece_input.find(out.name); p != piece_input.end()) {
       src.kind = OutputSource::kPassThrough;
       src.index = p->second;

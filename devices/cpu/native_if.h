@@ -4,8 +4,10 @@
 // whose else branch is the whole batched NMS: on the interpreter it was the slowest part of
 // SSDLite and ran every one of its nodes on reference kernels.
 //
-// Each branch becomes a graph of its own: its outer-scope reads are its inputs (the If's piece
-// passes them), its Constant nodes become initializers, its outputs the If's outputs.
+// Each branch becomes a graph of its own: its outer-scope reads (its nested subgraphs' too)
+// are its inputs (the If's piece passes them), its Constant nodes become initializers, its
+// Identity nodes other names for their inputs, its outputs the If's outputs. A nested If is
+// split out of the branch and compiled the same way.
 #pragma once
 
 #include "devices/cpu/control_flow_split.h"

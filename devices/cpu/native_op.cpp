@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "devices/cpu/arith_op.h"
 #include "devices/cpu/half_weights.h"
+#include "devices/cpu/int_reduce_op.h"
 #include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
@@ -140,6 +142,13 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_erf_ops(t);
     register_instance_norm_ops(t);
     register_nms_ops(t);
+    register_topk_ops(t);
+    register_nonzero_ops(t);
+    register_gather_nd_ops(t);
+    register_compare_ops(t);
+    register_shape_ops(t);
+    register_arith_ops(t);
+    register_int_reduce_ops(t);
     return t;
   }();
   return table;
