@@ -5,6 +5,8 @@
 #include "devices/cpu/arith_op.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/int_reduce_op.h"
+#include "devices/cpu/roi_align_op.h"
+#include "devices/cpu/scatter_elements_op.h"
 #include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
@@ -149,6 +151,8 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_shape_ops(t);
     register_arith_ops(t);
     register_int_reduce_ops(t);
+    register_roi_align_ops(t);
+    register_scatter_elements_ops(t);
     return t;
   }();
   return table;

@@ -1,5 +1,6 @@
 // The native kernels of detection post-processing (topk_op, nonzero_op, gather_nd_op,
-// compare_op, shape_op, nms_op, arith_op, int_reduce_op, Transpose on int64 in movement_op)
+// compare_op, shape_op, nms_op, arith_op, int_reduce_op, roi_align_op, scatter_elements_op,
+// Transpose on int64 in movement_op)
 // against the reference
 // kernels of the same nodes, edge cases included (empty tensors, ties, k = 0, negative axes
 // and indices, int64 and float inputs), with CpuProgram::native_by_node() asserting that the
@@ -416,6 +417,89 @@ TEST(DetectionOpsTest, IntegerReductionsOverAnyAxes) {
   bad.node.attributes["axes"] = Attribute::make_ints({3});
   bad.runtime = {{"x", x}};
   check_error(bad, "axis");
+}
+
+Case roi_align(const std::string& label, const Tensor& x, const Tensor& rois, const Tensor& idx, int64_t opset) {
+  Case c;
+  c.label = label;
+  c.opset = opset;
+  c.node = make_node("RoiAlign", {"x", "rois", "idx"});
+  c.node.attributes["output_height"] = Attribute::make_int(7);
+  c.node.attributes["output_width"] = Attribute::make_int(5);
+  c.runtime = {{"x", x}, {"rois", rois}, {"idx", idx}};
+  c.exact = false;  // float sums, the reference's in double
+  return c;
+}
+
+TEST(DetectionOpsTest, RoiAlignAvgAsTheReference) {
+  Tensor x = random_tensor({2, 5, 12, 15}, 947);
+  // Inside, partly outside, past the far edge, tiny, and one wider than the map.
+  Tensor rois = floats({5, 4}, {1, 1, 9, 7, -3, -2, 4, 5, 10, 8, 20, 16, 3.2f, 4.1f, 3.6f, 4.3f, -5, 0, 30, 11});
+  Tensor idx = ints({5}, {0, 1, 1, 0, 1});
+  for (int64_t opset : {10, 16}) {
+    for (int64_t ratio : {0, 2}) {
+      Case c = roi_align("RoiAlign opset " + std::to_string(opset) + " ratio " + std::to_string(ratio), x, rois, idx, opset);
+      c.node.attributes["sampling_ratio"] = Attribute::make_int(ratio);
+      check(c);
+    }
+  }
+  Case scaled = roi_align("RoiAlign spatial_scale 0.5, output_half_pixel, int32 indices", x, rois,
+                          Tensor::from_vector<int32_t>({5}, {1, 0, 0, 1, 0}), 16);
+  scaled.node.attributes["spatial_scale"] = Attribute::make_float(0.5f);
+  scaled.node.attributes["coordinate_transformation_mode"] = Attribute::make_string("output_half_pixel");
+  check(scaled);
+  Tensor many = random_tensor({300, 4}, 948);  // regions split over the team
+  for (int64_t i = 0; i < 300; ++i) {
+    float* b = many.data<float>() + i * 4;
+    b[0] = 6 + 6 * b[0];
+    b[1] = 5 + 5 * b[1];
+    b[2] = b[0] + 4 + 3 * b[2];
+    b[3] = b[1] + 3 + 2 * b[3];
+  }
+  check(roi_align("RoiAlign 300 regions", random_tensor({1, 16, 12, 15}, 949), many, Tensor(DType::kInt64, {300}), 16));
+  check(roi_align("RoiAlign no regions", x, Tensor(DType::kFloat32, {0, 4}), Tensor(DType::kInt64, {0}), 16));
+  Case max = roi_align("RoiAlign max mode (the reference)", x, rois, idx, 16);
+  max.node.attributes["mode"] = Attribute::make_string("max");
+  max.expect_native = false;
+  check(max);
+  check_error(roi_align("RoiAlign batch index 2 of 2", x, rois, ints({5}, {0, 1, 2, 0, 1}), 16), "batch index 2");
+  Case zero = roi_align("RoiAlign output_height 0", x, rois, idx, 16);
+  zero.node.attributes["output_height"] = Attribute::make_int(0);
+  check_error(zero, "output_height 0");
+}
+
+Case scatter(const std::string& label, const Tensor& x, const Tensor& idx, const Tensor& upd, int64_t axis) {
+  Case c;
+  c.label = label;
+  c.node = make_node("ScatterElements", {"x", "i", "u"});
+  c.node.attributes["axis"] = Attribute::make_int(axis);
+  c.runtime = {{"x", x}, {"i", idx}, {"u", upd}};
+  return c;
+}
+
+TEST(DetectionOpsTest, ScatterElementsOnAnyAxis) {
+  Tensor x = random_tensor({4, 5, 6}, 950);
+  for (int64_t axis : {0, 1, 2, -1}) {
+    const int64_t len = x.dim(static_cast<size_t>(axis < 0 ? axis + 3 : axis));
+    Tensor idx = random_ints<int64_t>({3, 4, 5}, static_cast<int>(-len), static_cast<int>(len - 1), 951);  // negatives, repeats
+    check(scatter("ScatterElements axis " + std::to_string(axis), x, idx, random_tensor({3, 4, 5}, 952), axis));
+  }
+  check(scatter("ScatterElements int32 indices, int64 data", random_ints<int64_t>({6, 3}, -9, 9, 953),
+                Tensor::from_vector<int32_t>({2, 3}, {5, 0, 1, -1, 2, 2}), random_ints<int64_t>({2, 3}, 100, 200, 954), 0));
+  check(scatter("ScatterElements no updates", x, Tensor(DType::kInt64, {0, 5, 6}), Tensor(DType::kFloat32, {0, 5, 6}), 0));
+  // Faster R-CNN's form: an expanded [R, 1, 1, 1] row index over [R, C, 7, 7].
+  Tensor rows(DType::kInt64, {10, 8, 7, 7});
+  for (int64_t i = 0; i < rows.numel(); ++i) rows.data<int64_t>()[i] = (i / (8 * 49) * 3) % 12;
+  check(scatter("ScatterElements rows of pooled boxes", random_tensor({12, 8, 7, 7}, 955), rows, random_tensor({10, 8, 7, 7}, 956), 0));
+  Case add = scatter("ScatterElements reduction add (the reference)", x, Tensor(DType::kInt64, {1, 1, 1}),
+                     random_tensor({1, 1, 1}, 957), 0);
+  add.node.attributes["reduction"] = Attribute::make_string("add");
+  add.opset = 18;
+  add.expect_native = false;
+  check(add);
+  check_error(scatter("ScatterElements index 4 of 4", x, ints({1, 1, 1}, {4}), random_tensor({1, 1, 1}, 958), 0), "out of range");
+  check_error(scatter("ScatterElements shapes differ", x, ints({1, 1, 1}, {0}), random_tensor({1, 1, 2}, 959), 0),
+              "same shape");
 }
 
 // Boxes in torchvision's batched-NMS form: per class, `per_class` boxes around a few centres
