@@ -1,5 +1,5 @@
-// Native comparisons (Greater, Less, Equal, GreaterOrEqual, LessOrEqual) with numpy
-// broadcasting, bool output, on the numeric dtypes models compare (float, double, int64,
+// Native comparisons (Greater, Less, Equal, GreaterOrEqual, LessOrEqual) and logic (And, Or,
+// Xor on bool) with numpy broadcasting, bool output, on the numeric dtypes models compare (float, double, int64,
 // int32, int8, uint8, bool for Equal): detection post-processing compares scores with a
 // threshold once per class. Compared in the operands' own type (the reference goes through
 // double, which rounds int64 above 2^53). Shapes that do not broadcast, mixed dtypes and
@@ -12,7 +12,7 @@ namespace cpu {
 
 namespace {
 
-enum class Cmp { kGreater, kLess, kEqual, kGreaterOrEqual, kLessOrEqual };
+enum class Cmp { kGreater, kLess, kEqual, kGreaterOrEqual, kLessOrEqual, kAnd, kOr, kXor };
 
 template <Cmp C, typename T>
 inline bool compare(T a, T b) {
@@ -21,6 +21,9 @@ inline bool compare(T a, T b) {
   if constexpr (C == Cmp::kEqual) return a == b;
   if constexpr (C == Cmp::kGreaterOrEqual) return a >= b;
   if constexpr (C == Cmp::kLessOrEqual) return a <= b;
+  if constexpr (C == Cmp::kAnd) return a && b;
+  if constexpr (C == Cmp::kOr) return a || b;
+  if constexpr (C == Cmp::kXor) return a != b;
   return false;
 }
 
@@ -48,6 +51,11 @@ void compare_rows(const Tensor& a, const Tensor& b, const Dims& out, Tensor* y) 
 
 template <Cmp C>
 bool compare_typed(const Tensor& a, const Tensor& b, const Dims& out, Tensor* y) {
+  if constexpr (C == Cmp::kAnd || C == Cmp::kOr || C == Cmp::kXor) {  // logic: bool only
+    if (a.dtype() != DType::kBool) return false;
+    compare_rows<C, bool>(a, b, out, y);
+    return true;
+  }
   switch (a.dtype()) {
     case DType::kFloat32: compare_rows<C, float>(a, b, out, y); return true;
     case DType::kFloat64: compare_rows<C, double>(a, b, out, y); return true;
@@ -84,6 +92,9 @@ class CompareOp : public NativeOp {
         case Cmp::kEqual: done = compare_typed<Cmp::kEqual>(*a, *b, rows, &y); break;
         case Cmp::kGreaterOrEqual: done = compare_typed<Cmp::kGreaterOrEqual>(*a, *b, rows, &y); break;
         case Cmp::kLessOrEqual: done = compare_typed<Cmp::kLessOrEqual>(*a, *b, rows, &y); break;
+        case Cmp::kAnd: done = compare_typed<Cmp::kAnd>(*a, *b, rows, &y); break;
+        case Cmp::kOr: done = compare_typed<Cmp::kOr>(*a, *b, rows, &y); break;
+        case Cmp::kXor: done = compare_typed<Cmp::kXor>(*a, *b, rows, &y); break;
       }
     }
     if (!done) return run_reference(node_, opset_, inputs, outputs);
@@ -114,6 +125,9 @@ std::unique_ptr<NativeOp> make_compare_op(const Node& node, int64_t opset, const
   else if (op == "Equal") cmp = Cmp::kEqual;
   else if (op == "GreaterOrEqual") cmp = Cmp::kGreaterOrEqual;
   else if (op == "LessOrEqual") cmp = Cmp::kLessOrEqual;
+  else if (op == "And") cmp = Cmp::kAnd;
+  else if (op == "Or") cmp = Cmp::kOr;
+  else if (op == "Xor") cmp = Cmp::kXor;
   else return nullptr;
   return std::make_unique<CompareOp>(node, opset, cmp);
 }
@@ -125,6 +139,7 @@ void register_compare_ops(NativeOpTable& t) {
   for (const char* op : {"GreaterOrEqual", "LessOrEqual"}) {
     t.add({"", op, 12, kNativeAnyOpset, compare_dtypes(), make_compare_op});
   }
+  for (const char* op : {"And", "Or", "Xor"}) t.add({"", op, 7, kNativeAnyOpset, {DType::kBool}, make_compare_op});
 }
 
 }  // namespace cpu

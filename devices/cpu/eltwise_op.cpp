@@ -1,6 +1,8 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
 // Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
 // with one-sided broadcasting.
+#include <cmath>
+
 #include "devices/cpu/arith_op.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
@@ -25,10 +27,35 @@ class ActivationOp : public NativeOp {
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
-    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones;
     // plain_desc has format tags up to rank 6 only.
-    if (!f32_value(x) || dims_of(x).size() < 2 || dims_of(x).size() > 6) {
-      return run_reference(node_, opset_, inputs, outputs);
+    if (!f32_value(x) || dims_of(x).size() > 6) return run_reference(node_, opset_, inputs, outputs);
+    // oneDNN's eltwise post-op chains mishandle 1-d tensors: 0-d and 1-d ones (Faster R-CNN's
+    // per-box level arithmetic) run as a [1, n] view for the ops oneDNN computes exactly, and
+    // Log/Exp as std:: calls in double, as the reference does: oneDNN's log(1) is -1.4e-6, past
+    // torchvision's 1e-6 epsilon before its LevelMapper's floor.
+    if (dims_of(x).size() < 2) {
+      const bool exact_in_dnnl = name_ == "Relu" || name_ == "LeakyRelu" || name_ == "Clip" || name_ == "Sqrt" ||
+                                 name_ == "Abs" || name_ == "Neg";
+      const bool by_std = name_ == "Log" || name_ == "Exp";
+      if (!exact_in_dnnl && !by_std) return run_reference(node_, opset_, inputs, outputs);
+      const Tensor& t = x->as_plain().tensor;
+      Tensor y = plain_output_tensor(DType::kFloat32, t.dims());
+      if (by_std) {
+        const float* src = t.data<float>();
+        float* dst = y.data<float>();
+        for (int64_t i = 0; i < t.numel(); ++i) {
+          dst[i] = static_cast<float>(name_ == "Log" ? std::log(static_cast<double>(src[i])) : std::exp(static_cast<double>(src[i])));
+        }
+      } else if (t.numel() > 0) {
+        memory::desc md = plain_desc({1, t.numel()});
+        ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
+        memory src(md, engine(), const_cast<void*>(t.raw_data())), dst(md, engine(), y.raw_data());
+        memory scratch = scratchpad_for(plan->scratch);
+        plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        thread_stream().wait();
+      }
+      outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+      return Status::OK();
     }
     memory::desc md = desc_of(x);
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
