@@ -1,7 +1,7 @@
 // Plain arithmetic with numpy broadcasting on the numeric dtypes the oneDNN kernels do not
 // take: Add/Sub/Mul/Div on int64, int32 and double (detection heads compute box indices and
 // sizes in int64), and variadic Max/Min/Sum (float, double, int64, int32; clamps of box
-// coordinates). Float Add/Sub/Mul/Div stay with eltwise_op, which hands over here the shapes
+// coordinates), and Floor/Ceil on float and double. Float Add/Sub/Mul/Div stay with eltwise_op, which hands over here the shapes
 // oneDNN has no primitive for (scalars, 1-D, two-sided broadcasts). As the reference: integer
 // division truncates and a zero divisor gives 0; Max/Min propagate NaN. Each pairwise step
 // rounds to the element type (the reference folds floats in double, so a Sum of three or more
@@ -115,10 +115,27 @@ Status plain_arith(const Node& node, int64_t opset, const std::vector<CpuValue*>
 
 namespace {
 
+// Floor and Ceil on float and double (oneDNN has no eltwise for them).
+template <typename T>
+void round_all(bool floor, const Tensor& x, Tensor* y) {
+  const T* src = x.data<T>();
+  T* dst = y->data<T>();
+  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = floor ? std::floor(src[i]) : std::ceil(src[i]);
+}
+
 class ArithOp : public NativeOp {
  public:
   ArithOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    if (node_.op_type == "Floor" || node_.op_type == "Ceil") {
+      const Tensor* x = plain_fixed(inputs[0]);
+      if (!x || (x->dtype() != DType::kFloat32 && x->dtype() != DType::kFloat64)) return run_reference(node_, opset_, inputs, outputs);
+      Tensor y = plain_output_tensor(x->dtype(), x->dims());
+      if (x->dtype() == DType::kFloat32) round_all<float>(node_.op_type == "Floor", *x, &y);
+      else round_all<double>(node_.op_type == "Floor", *x, &y);
+      outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+      return Status::OK();
+    }
     return plain_arith(node_, opset_, inputs, outputs);
   }
 
@@ -132,7 +149,7 @@ class ArithOp : public NativeOp {
 std::unique_ptr<NativeOp> make_arith_op(const Node& node, int64_t opset, const Graph& graph) {
   (void)graph;
   Arith op;
-  if (!arith_of(node.op_type, &op)) return nullptr;
+  if (!arith_of(node.op_type, &op) && node.op_type != "Floor" && node.op_type != "Ceil") return nullptr;
   return std::make_unique<ArithOp>(node, opset);
 }
 
@@ -143,6 +160,7 @@ void register_arith_ops(NativeOpTable& t) {
   // Opset 8 brought broadcasting to the variadic ops.
   const std::vector<DType> all = {DType::kFloat32, DType::kFloat64, DType::kInt64, DType::kInt32};
   for (const char* op : {"Max", "Min", "Sum"}) t.add({"", op, 8, kNativeAnyOpset, all, make_arith_op});
+  for (const char* op : {"Floor", "Ceil"}) t.add({"", op, 6, kNativeAnyOpset, {DType::kFloat32, DType::kFloat64}, make_arith_op});
 }
 
 }  // namespace cpu

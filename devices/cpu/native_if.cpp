@@ -161,6 +161,13 @@ class NativeIf : public Executable {
     return out;
   }
 
+  Status export_packed(PackedWeights* out) const override {
+    for (const Branch& b : branches_) {
+      if (b.exe) RETURN_IF_ERROR(b.exe->export_packed(out));
+    }
+    return Status::OK();
+  }
+
   std::vector<std::string> fallback_nodes() const override {
     std::vector<std::string> out;
     for (const Branch& b : branches_) {

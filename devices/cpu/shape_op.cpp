@@ -1,8 +1,9 @@
-// Native Shape and ConstantOfShape. Shape reads a value's dims without converting it: a
+// Native Shape, ConstantOfShape and Range (below). Shape reads a value's dims without converting it: a
 // blocked oneDNN value keeps its layout (the reference kernel needs it plain first).
 // ConstantOfShape fills with the value's bytes (one element, any fixed-width dtype; float 0
 // when absent). torchvision's detection heads run both once per class; a bad shape input
 // goes to the reference kernel, which names it.
+#include <cmath>
 #include <cstring>
 
 #include "devices/cpu/native_ops.h"
@@ -76,12 +77,57 @@ class ConstantOfShapeOp : public NativeOp {
   int64_t opset_;
 };
 
+// Range for int64, int32, float and double: start + i * delta, as the reference computes it
+// (integers in int64, floats in double); a bad delta or length goes to the reference kernel,
+// which names it.
+class RangeOp : public NativeOp {
+ public:
+  RangeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
+
+  Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    const Tensor* t[3];
+    for (size_t i = 0; i < 3; ++i) {
+      t[i] = inputs.size() > 2 ? plain_fixed(inputs[i]) : nullptr;
+      if (!t[i] || t[i]->numel() != 1 || t[i]->dtype() != t[0]->dtype()) return run_reference(node_, opset_, inputs, outputs);
+    }
+    const DType dt = t[0]->dtype();
+    if (dt != DType::kInt64 && dt != DType::kInt32 && dt != DType::kFloat32 && dt != DType::kFloat64) {
+      return run_reference(node_, opset_, inputs, outputs);
+    }
+    const double s = t[0]->value_as_double(0), l = t[1]->value_as_double(0), d = t[2]->value_as_double(0);
+    const double count = d == 0 ? NAN : std::ceil((l - s) / d);
+    if (!std::isfinite(count) || count > static_cast<double>(int64_t{1} << 40)) return run_reference(node_, opset_, inputs, outputs);
+    const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
+    Tensor y = plain_output_tensor(dt, {n});
+    if (dt == DType::kInt64 || dt == DType::kInt32) {
+      const int64_t si = t[0]->value_as_int64(0), di = t[2]->value_as_int64(0);
+      for (int64_t i = 0; i < n; ++i) {
+        if (dt == DType::kInt64) y.data<int64_t>()[i] = si + i * di;
+        else y.data<int32_t>()[i] = static_cast<int32_t>(si + i * di);
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = s + static_cast<double>(i) * d;
+        if (dt == DType::kFloat32) y.data<float>()[i] = static_cast<float>(v);
+        else y.data<double>()[i] = v;
+      }
+    }
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return Status::OK();
+  }
+
+ private:
+  Node node_;
+  int64_t opset_;
+};
+
 }  // namespace
 
 std::unique_ptr<NativeOp> make_shape_op(const Node& node, int64_t opset, const Graph& graph) {
   (void)graph;
   if (node.op_type == "Shape") return std::make_unique<ShapeOp>(node, opset);
   if (node.op_type == "ConstantOfShape") return std::make_unique<ConstantOfShapeOp>(node, opset);
+  if (node.op_type == "Range") return std::make_unique<RangeOp>(node, opset);
   return nullptr;
 }
 
@@ -91,6 +137,7 @@ void register_shape_ops(NativeOpTable& t) {
   t.add({"", "Shape", 1, kNativeAnyOpset, any, make_shape_op});
   // Input 0 is the shape (int64); the output's dtype comes from `value`.
   t.add({"", "ConstantOfShape", 9, kNativeAnyOpset, {DType::kInt64, DType::kInt32}, make_shape_op});
+  t.add({"", "Range", 11, kNativeAnyOpset, {DType::kInt64, DType::kInt32, DType::kFloat32, DType::kFloat64}, make_shape_op});
 }
 
 }  // namespace cpu

@@ -1,11 +1,9 @@
 // The native kernels of detection post-processing (topk_op, nonzero_op, gather_nd_op,
 // compare_op, shape_op, nms_op, arith_op, int_reduce_op, roi_align_op, scatter_elements_op,
-// Transpose on int64 in movement_op)
-// against the reference
-// kernels of the same nodes, edge cases included (empty tensors, ties, k = 0, negative axes
-// and indices, int64 and float inputs), with CpuProgram::native_by_node() asserting that the
-// native kernel ran; invalid inputs give an error naming the problem. And an If whose branches
-// run natively (native_if.h).
+// Transpose on int64 in movement_op) against the reference kernels of the same nodes, edge
+// cases included (empty tensors, ties, k = 0, negative axes and indices, int64 and float
+// inputs), with CpuProgram::native_by_node() asserting that the native kernel ran; invalid
+// inputs give an error naming the problem. And an If whose branches run natively (native_if.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -309,6 +307,42 @@ TEST(DetectionOpsTest, ShapeAndConstantOfShape) {
   neg.node = make_node("ConstantOfShape", {"s"});
   neg.runtime = {{"s", ints({2}, {2, -1})}};
   check_error(neg, "negative dim");
+}
+
+TEST(DetectionOpsTest, RangeFloorAndCeil) {
+  struct R { std::string label; Tensor s, l, d; };
+  std::vector<R> ranges = {
+      {"int64 up", Tensor::scalar<int64_t>(0), Tensor::scalar<int64_t>(20), Tensor::scalar<int64_t>(3)},
+      {"int64 down", Tensor::scalar<int64_t>(10), Tensor::scalar<int64_t>(-5), Tensor::scalar<int64_t>(-4)},
+      {"int64 empty", Tensor::scalar<int64_t>(5), Tensor::scalar<int64_t>(5), Tensor::scalar<int64_t>(1)},
+      {"int32", Tensor::scalar<int32_t>(-3), Tensor::scalar<int32_t>(9), Tensor::scalar<int32_t>(2)},
+      {"float (anchor grid)", Tensor::scalar<float>(0.0f), Tensor::scalar<float>(320.0f), Tensor::scalar<float>(16.0f)},
+      {"float fractional", Tensor::scalar<float>(0.1f), Tensor::scalar<float>(1.0f), Tensor::scalar<float>(0.3f)},
+      {"double", Tensor::scalar<double>(1.0), Tensor::scalar<double>(-2.0), Tensor::scalar<double>(-0.25)},
+  };
+  for (const R& r : ranges) {
+    Case c;
+    c.label = "Range " + r.label;
+    c.node = make_node("Range", {"s", "l", "d"});
+    c.runtime = {{"s", r.s}, {"l", r.l}, {"d", r.d}};
+    check(c);
+  }
+  Case zero;
+  zero.label = "Range delta 0";
+  zero.node = make_node("Range", {"s", "l", "d"});
+  zero.runtime = {{"s", Tensor::scalar<int64_t>(0)}, {"l", Tensor::scalar<int64_t>(3)}, {"d", Tensor::scalar<int64_t>(0)}};
+  check_error(zero, "delta must not be 0");
+  Tensor x = random_tensor({3, 7}, 963);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] *= 5;
+  for (const char* op : {"Floor", "Ceil"}) {
+    for (const Tensor& in : {x, Tensor::scalar<float>(-2.5f), Tensor::from_vector<double>({3}, {-0.5, 0.0, 7.25})}) {
+      Case c;
+      c.label = std::string(op) + " of " + dims_to_string(in.dims());
+      c.node = make_node(op, {"x"});
+      c.runtime = {{"x", in}};
+      check(c);
+    }
+  }
 }
 
 TEST(DetectionOpsTest, TransposeOfInt64) {
