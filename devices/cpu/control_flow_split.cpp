@@ -1,5 +1,7 @@
 #include "devices/cpu/control_flow_split.h"
 
+#include "devices/cpu/native_if.h"
+
 #include <map>
 #include <set>
 
@@ -17,8 +19,6 @@ std::vector<const Graph*> subgraphs_of(const Node& n) {
   return out;
 }
 
-// Names a subgraph reads from its enclosing scopes: read by its nodes (or by theirs, nested)
-// and defined by none of its nodes, inputs or initializers.
 void free_names(const Graph& g, std::set<std::string>* out) {
   std::set<std::string> defined;
   for (const auto& i : g.inputs) defined.insert(i.name);
@@ -124,6 +124,8 @@ class SplitExecutable : public Executable {
 
 }  // namespace
 
+void outer_scope_reads(const Graph& subgraph, std::set<std::string>* out) { free_names(subgraph, out); }
+
 Expected<std::unique_ptr<Executable>> compile_around_control_flow(const Graph& graph, const PieceCompiler& native,
                                                                   const PieceCompiler& reference) {
   RETURN_IF_ERROR(graph.check_sorted());
@@ -179,7 +181,18 @@ Expected<std::unique_ptr<Executable>> compile_around_control_flow(const Graph& g
     for (const auto& [name, info] : graph.value_info) {
       if (produced.count(name)) g.value_info[name] = info;
     }
-    ASSIGN_OR_RETURN(piece.exe, has_control ? reference(g) : native(g));
+    if (has_control) {
+      // An If's branches compiled like any graph; the interpreter for Loop/Scan and for an If
+      // whose branches do not compile natively (nested subgraphs, say).
+      auto native_if = compile_native_if(g, native);
+      if (native_if.ok()) {
+        piece.exe = std::move(*native_if);
+      } else {
+        ASSIGN_OR_RETURN(piece.exe, reference(g));
+      }
+    } else {
+      ASSIGN_OR_RETURN(piece.exe, native(g));
+    }
     pieces.push_back(std::move(piece));
   }
   return std::unique_ptr<Executable>(new SplitExecutable(graph, std::move(pieces)));

@@ -13,6 +13,8 @@
 
 #include <functional>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "devices/device.h"
 
@@ -20,6 +22,10 @@ namespace pyflame_rt {
 namespace cpu {
 
 using PieceCompiler = std::function<Expected<std::unique_ptr<Executable>>(const Graph&)>;
+
+// Adds to `out` the names `subgraph` reads from its enclosing scopes: read by its nodes (or by
+// theirs, nested) and defined by none of its nodes, inputs or initializers.
+void outer_scope_reads(const Graph& subgraph, std::set<std::string>* out);
 
 // `native` compiles a piece without subgraphs, `reference` one with its control-flow node.
 // Needs a topologically sorted graph (kInvalidArgument otherwise).

@@ -1,6 +1,9 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
 // Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
 // with one-sided broadcasting.
+#include <cmath>
+
+#include "devices/cpu/arith_op.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
 
@@ -24,10 +27,35 @@ class ActivationOp : public NativeOp {
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
-    // 0-d and 1-d tensors are tiny and oneDNN's eltwise post-op chains mishandle 1-d ones;
     // plain_desc has format tags up to rank 6 only.
-    if (!f32_value(x) || dims_of(x).size() < 2 || dims_of(x).size() > 6) {
-      return run_reference(node_, opset_, inputs, outputs);
+    if (!f32_value(x) || dims_of(x).size() > 6) return run_reference(node_, opset_, inputs, outputs);
+    // oneDNN's eltwise post-op chains mishandle 1-d tensors: 0-d and 1-d ones (Faster R-CNN's
+    // per-box level arithmetic) run as a [1, n] view for the ops oneDNN computes exactly, and
+    // Log/Exp as std:: calls in double, as the reference does: oneDNN's log(1) is -1.4e-6, past
+    // torchvision's 1e-6 epsilon before its LevelMapper's floor.
+    if (dims_of(x).size() < 2) {
+      const bool exact_in_dnnl = name_ == "Relu" || name_ == "LeakyRelu" || name_ == "Clip" || name_ == "Sqrt" ||
+                                 name_ == "Abs" || name_ == "Neg";
+      const bool by_std = name_ == "Log" || name_ == "Exp";
+      if (!exact_in_dnnl && !by_std) return run_reference(node_, opset_, inputs, outputs);
+      const Tensor& t = x->as_plain().tensor;
+      Tensor y = plain_output_tensor(DType::kFloat32, t.dims());
+      if (by_std) {
+        const float* src = t.data<float>();
+        float* dst = y.data<float>();
+        for (int64_t i = 0; i < t.numel(); ++i) {
+          dst[i] = static_cast<float>(name_ == "Log" ? std::log(static_cast<double>(src[i])) : std::exp(static_cast<double>(src[i])));
+        }
+      } else if (t.numel() > 0) {
+        memory::desc md = plain_desc({1, t.numel()});
+        ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
+        memory src(md, engine(), const_cast<void*>(t.raw_data())), dst(md, engine(), y.raw_data());
+        memory scratch = scratchpad_for(plan->scratch);
+        plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        thread_stream().wait();
+      }
+      outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+      return Status::OK();
     }
     memory::desc md = desc_of(x);
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
@@ -96,20 +124,21 @@ class BinaryOp : public NativeOp {
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* a = inputs[0];
     CpuValue* b = inputs[1];
-    if (!f32_value(a) || !f32_value(b)) return run_reference(node_, opset_, inputs, outputs);
+    if (!f32_value(a) || !f32_value(b)) return plain_arith(node_, opset_, inputs, outputs);  // int64 index math
     Dims da = dims_of(a), db = dims_of(b);
+    // The shapes below have no oneDNN primitive here: our plain loop (arith_op.h).
     if (da.size() < db.size() || (da.size() == db.size() && da != db && num_elements(da) < num_elements(db))) {
-      if (!commutative_) return run_reference(node_, opset_, inputs, outputs);
+      if (!commutative_) return plain_arith(node_, opset_, inputs, outputs);
       std::swap(a, b);
       std::swap(da, db);
     }
     // b must broadcast to a: same rank after leading 1s, each dim equal or 1 (rank <= 6: the
     // plain format tags there are).
-    if (da.size() < 2 || da.size() > 6) return run_reference(node_, opset_, inputs, outputs);
+    if (da.size() < 2 || da.size() > 6) return plain_arith(node_, opset_, inputs, outputs);
     Dims bd(da.size() - db.size(), 1);
     bd.insert(bd.end(), db.begin(), db.end());
     for (size_t i = 0; i < da.size(); ++i) {
-      if (bd[i] != da[i] && bd[i] != 1) return run_reference(node_, opset_, inputs, outputs);
+      if (bd[i] != da[i] && bd[i] != 1) return plain_arith(node_, opset_, inputs, outputs);
     }
     memory::desc md0 = desc_of(a);
     if (db != da && md0 == plain_desc(da) && merged_plain_binary(a, b, da, bd, outputs)) return Status::OK();

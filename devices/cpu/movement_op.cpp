@@ -1,5 +1,6 @@
 // Native data movement: Transpose as a oneDNN reorder (the source viewed through permuted
-// strides, copied into a plain output in one pass); Slice as our strided copy.
+// strides, copied into a plain output in one pass) for float, our strided copy for the other
+// fixed-width dtypes; Slice as our strided copy.
 #include <algorithm>
 
 #include "devices/cpu/loop_kernels.h"
@@ -31,9 +32,9 @@ class TransposeOp : public NativeOp {
   TransposeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
-    const Tensor* x = viewable_f32(inputs[0]);
+    const Tensor* x = plain_fixed(inputs[0]);
     std::vector<int64_t> perm = node_.attr_ints("perm");
-    if (!x || (!perm.empty() && perm.size() != x->rank())) return run_reference(node_, opset_, inputs, outputs);
+    if (!x || x->rank() == 0 || (!perm.empty() && perm.size() != x->rank())) return run_reference(node_, opset_, inputs, outputs);
     if (perm.empty()) for (int64_t i = static_cast<int64_t>(x->rank()) - 1; i >= 0; --i) perm.push_back(i);
     std::vector<int64_t> in_strides = strides_of(x->dims());
     Dims out_dims;
@@ -47,8 +48,14 @@ class TransposeOp : public NativeOp {
       out_dims.push_back(x->dim(static_cast<size_t>(p)));
       strides.push_back(in_strides[static_cast<size_t>(p)]);
     }
-    Tensor y = plain_output_tensor(DType::kFloat32, out_dims);
-    copy_view(memory::desc(to_dnnl(out_dims), memory::data_type::f32, strides), *x, y);
+    Tensor y = plain_output_tensor(x->dtype(), out_dims);
+    if (viewable_f32(inputs[0])) {
+      copy_view(memory::desc(to_dnnl(out_dims), memory::data_type::f32, strides), *x, y);
+    } else if (x->numel() > 0) {
+      // Other dtypes (detection heads transpose int64 indices): our strided copy.
+      strided_copy(static_cast<const char*>(x->raw_data()), static_cast<int64_t>(dtype_size(x->dtype())), out_dims,
+                   std::vector<int64_t>(strides.begin(), strides.end()), static_cast<char*>(y.raw_data()));
+    }
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();
   }
@@ -131,7 +138,7 @@ std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, cons
 
 // Slice from opset 10 (starts/ends as inputs; before, attributes the kernel does not read).
 void register_movement_ops(NativeOpTable& t) {
-  t.add({"", "Transpose", 1, kNativeAnyOpset, {DType::kFloat32}, make_movement_op});
+  t.add({"", "Transpose", 1, kNativeAnyOpset, fixed_width_dtypes(), make_movement_op});
   t.add({"", "Slice", 10, kNativeAnyOpset, fixed_width_dtypes(), make_movement_op});
 }
 

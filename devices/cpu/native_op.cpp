@@ -2,7 +2,11 @@
 
 #include <algorithm>
 
+#include "devices/cpu/arith_op.h"
 #include "devices/cpu/half_weights.h"
+#include "devices/cpu/int_reduce_op.h"
+#include "devices/cpu/roi_align_op.h"
+#include "devices/cpu/scatter_elements_op.h"
 #include "devices/cpu/native_op_table.h"
 
 namespace pyflame_rt {
@@ -140,6 +144,16 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_cast_ops(t);
     register_erf_ops(t);
     register_instance_norm_ops(t);
+    register_nms_ops(t);
+    register_topk_ops(t);
+    register_nonzero_ops(t);
+    register_gather_nd_ops(t);
+    register_compare_ops(t);
+    register_shape_ops(t);
+    register_arith_ops(t);
+    register_int_reduce_ops(t);
+    register_roi_align_ops(t);
+    register_scatter_elements_ops(t);
     return t;
   }();
   return table;

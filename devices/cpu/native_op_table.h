@@ -84,6 +84,12 @@ void register_int8_matmul_ops(NativeOpTable& t);   // int8_matmul.cpp
 void register_cast_ops(NativeOpTable& t);          // cast_op.cpp
 void register_erf_ops(NativeOpTable& t);           // erf_op.cpp
 void register_instance_norm_ops(NativeOpTable& t); // instance_norm_op.cpp
+void register_nms_ops(NativeOpTable& t);           // nms_op.cpp
+void register_topk_ops(NativeOpTable& t);          // topk_op.cpp
+void register_nonzero_ops(NativeOpTable& t);       // nonzero_op.cpp
+void register_gather_nd_ops(NativeOpTable& t);     // gather_nd_op.cpp
+void register_compare_ops(NativeOpTable& t);       // compare_op.cpp
+void register_shape_ops(NativeOpTable& t);         // shape_op.cpp
 
 // Every fixed-width element type (all but string): what the byte-copying ops take.
 const std::vector<DType>& fixed_width_dtypes();

@@ -26,6 +26,12 @@ std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const 
 std::unique_ptr<NativeOp> make_cast_op(const Node& node, int64_t opset, const Graph& graph);      // cast_op.cpp
 std::unique_ptr<NativeOp> make_erf_op(const Node& node, int64_t opset, const Graph& graph);       // erf_op.cpp
 std::unique_ptr<NativeOp> make_instance_norm_op(const Node& node, int64_t opset, const Graph& graph);  // instance_norm_op.cpp
+std::unique_ptr<NativeOp> make_nms_op(const Node& node, int64_t opset, const Graph& graph);            // nms_op.cpp
+std::unique_ptr<NativeOp> make_topk_op(const Node& node, int64_t opset, const Graph& graph);           // topk_op.cpp
+std::unique_ptr<NativeOp> make_nonzero_op(const Node& node, int64_t opset, const Graph& graph);        // nonzero_op.cpp
+std::unique_ptr<NativeOp> make_gather_nd_op(const Node& node, int64_t opset, const Graph& graph);      // gather_nd_op.cpp
+std::unique_ptr<NativeOp> make_compare_op(const Node& node, int64_t opset, const Graph& graph);        // compare_op.cpp
+std::unique_ptr<NativeOp> make_shape_op(const Node& node, int64_t opset, const Graph& graph);          // shape_op.cpp
 
 // The plain tensor `v` holds (converted from a native layout if need be) when its elements
 // are fixed-width, i.e. any dtype but string; nullptr for an absent input or a non-tensor.

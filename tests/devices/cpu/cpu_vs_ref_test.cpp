@@ -296,8 +296,9 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
     c.name = std::string(b.op) + dims_to_string(b.a) + dims_to_string(b.b);
     c.node = node(b.op, {"x", "z"});
     c.runtime = {{"x", random_tensor(b.a, seed++)}, {"z", random_tensor(b.b, seed++)}};
-    // The native binary op broadcasts one side only, and swaps operands only when commutative.
-    c.native = !(b.op == std::string("Sub") && b.a.size() < b.b.size()) && c.name != "Add[2,1,4][3,1]";
+    // Every pair runs natively: the shapes oneDNN's binary takes there, the rest (a smaller
+    // first operand of Sub, two-sided broadcasts) on arith_op's plain loop.
+    c.native = true;
     check(c);
   }
 }
@@ -579,10 +580,10 @@ TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
 namespace pyflame_rt {
 namespace {
 
-// A graph with an If (SSDLite's post-processing has one): the If runs on the interpreter, the
-// nodes before and after it natively; the branches read an outer-scope value made natively
-// (r), and a value made before the If is read after it (r again, by the Mul).
-TEST(CpuVsRefTest, ControlFlowNodeRunsOnTheInterpreterTheRestNatively) {
+// A graph with an If (SSDLite's post-processing has one): the nodes before and after it and
+// its branches (native_if.h) run natively; the branches read an outer-scope value made
+// natively (r), and a value made before the If is read after it (r again, by the Mul).
+TEST(CpuVsRefTest, IfBranchesAndTheNodesAroundItRunNatively) {
   auto branch = [](const std::string& op) {
     auto g = std::make_shared<Graph>();
     g->initializers["one"] = Tensor::from_vector<float>({1}, {1.0f});
@@ -615,7 +616,10 @@ TEST(CpuVsRefTest, ControlFlowNodeRunsOnTheInterpreterTheRestNatively) {
     for (const NodeKernel& k : (*cpu)->node_kernels()) kernel[k.node] = k.kernel;
     EXPECT_EQ(kernel["relu"], "native");
     EXPECT_EQ(kernel["mul"], "native");
-    EXPECT_EQ(kernel["if"], "reference");
+    EXPECT_EQ(kernel["if"], "native");
+    EXPECT_EQ(kernel["then_add"], "native");
+    EXPECT_EQ(kernel["else_sub"], "native");
+    EXPECT_TRUE((*cpu)->fallback_nodes().empty()) << ::testing::PrintToString((*cpu)->fallback_nodes());
   }
 }
 

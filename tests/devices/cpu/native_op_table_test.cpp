@@ -197,7 +197,9 @@ TEST(NativeOpTableTest, AnOpsetOutsideTheRangeRunsOnTheReferenceWithTheReason) {
   Graph add = one_node("", "Add", 6, DType::kFloat32);
   EXPECT_EQ(kernel_of(add, &fallbacks), "reference");
   ASSERT_EQ(fallbacks.size(), 1u);
-  EXPECT_EQ(fallbacks[0], "Add 'n': no native kernel for Add opset 6 with float input (native: float, opsets 7+)");
+  EXPECT_EQ(fallbacks[0],
+            "Add 'n': no native kernel for Add opset 6 with float input (native: float, opsets 7+; double/int64/int32, "
+            "opsets 7+)");
 }
 
 TEST(NativeOpTableTest, AnUnregisteredDtypeRunsOnTheReferenceWithTheReason) {
