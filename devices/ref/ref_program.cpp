@@ -98,7 +98,16 @@ Expected<std::shared_ptr<RefProgram>> RefProgram::build(const Graph& graph,
       if (kv.second.g) subs.push_back(kv.second.g.get());
       for (const auto& sg : kv.second.graphs) subs.push_back(sg.get());
       for (const Graph* sub : subs) {
-        ASSIGN_OR_RETURN(auto sp, build(*sub, registry, visible));
+        // A subgraph's nodes use the model's opset imports (ONNX); a subgraph made in code
+        // without its own ran TopK in an If branch as TopK-1 (its k an attribute, default 1).
+        Graph inheriting;
+        const Graph* body = sub;
+        for (const auto& [domain, version] : g.opset_imports) {
+          if (body->opset_imports.count(domain)) continue;
+          if (body == sub) body = &(inheriting = *sub);
+          inheriting.opset_imports.emplace(domain, version);
+        }
+        ASSIGN_OR_RETURN(auto sp, build(*body, registry, visible));
         p.subprograms_[sub] = sp;
         // Names the body reads from this scope are uses by this step (kept alive until it
         // runs); names from further out become this graph's outer reads too.

@@ -2,6 +2,8 @@
 // these tests do not depend on the arithmetic kernels.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/ref_program.h"
 
@@ -40,6 +42,36 @@ Expected<std::vector<Value>> run(const Graph& g, std::vector<Value> in) {
   static const KernelRegistry r = registry();
   ASSIGN_OR_RETURN(auto p, RefProgram::build(g, r));
   return p->run(std::move(in));
+}
+
+// A subgraph built without opset imports runs at its model's opsets (ONNX): an If branch made
+// in code ran TopK as TopK-1, its k the attribute's default 1 instead of the input.
+TEST(ControlFlowTest, BranchWithoutOpsetImportsUsesTheEnclosingGraphs) {
+  KernelRegistry r = registry();
+  // The old version registered last: what an opset of 0 ("any") used to find.
+  r.add(KernelDef{"", "Versioned", 11, std::numeric_limits<int64_t>::max(), {}}, [](KernelContext& ctx) {
+    ctx.set_output(0, Tensor::from_vector<float>({1}, {11.f}));
+    return Status::OK();
+  });
+  r.add(KernelDef{"", "Versioned", 1, 10, {}}, [](KernelContext& ctx) {
+    ctx.set_output(0, Tensor::from_vector<float>({1}, {1.f}));
+    return Status::OK();
+  });
+  auto branch = std::make_shared<Graph>();  // no opset_imports of its own
+  branch->add_node("Versioned", {}, {"v"});
+  branch->outputs.push_back(vi("v", DType::kFloat32, {1}));
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs = {vi("c", DType::kBool, {})};
+  Node& n = g.add_node("If", {"c"}, {"y"});
+  n.attributes["then_branch"] = Attribute::make_graph(branch);
+  n.attributes["else_branch"] = Attribute::make_graph(branch);
+  g.outputs.push_back(vi("y", DType::kFloat32, {1}));
+  auto p = RefProgram::build(g, r);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  auto y = (*p)->run({Tensor::scalar<bool>(true)});
+  ASSERT_TRUE(y.ok()) << y.status().to_string();
+  EXPECT_EQ((*y)[0].tensor.data<float>()[0], 11.f);
 }
 
 TEST(ControlFlowTest, IfPicksBranchAndReadsOuterScope) {
