@@ -12,7 +12,7 @@ thread_local MemoryBudget* t_budget = nullptr;
 MemoryBudget::MemoryBudget(int64_t limit_bytes, std::string limit_name)
     : limit_(limit_bytes), limit_name_(std::move(limit_name)) {}
 
-bool MemoryBudget::try_charge(size_t bytes) {
+bool MemoryBudget::try_charge(size_t bytes, const char* what) {
   const int64_t n = static_cast<int64_t>(bytes);
   int64_t now = used_.load(std::memory_order_relaxed);
   do {
@@ -22,6 +22,7 @@ bool MemoryBudget::try_charge(size_t bytes) {
         std::ostringstream s;
         s << "the run needs more memory than " << limit_name_ << " allows: " << (limit_ >> 20) << " MB ("
           << limit_ << " bytes) allowed, " << now << " bytes held, " << bytes << " more asked for";
+        if (what) s << " (" << what << ")";
         message_ = s.str();
         exceeded_.store(true, std::memory_order_release);
       }
@@ -45,10 +46,10 @@ MemoryBudget* MemoryBudget::current() { return t_budget; }
 MemoryBudget::Scope::Scope(MemoryBudget* budget) : previous_(t_budget) { t_budget = budget; }
 MemoryBudget::Scope::~Scope() { t_budget = previous_; }
 
-std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes) {
+std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes, const char* what) {
   MemoryBudget* budget = t_budget;
   if (!budget || bytes < MemoryBudget::kChargedFrom) return nullptr;
-  if (!budget->try_charge(bytes)) throw std::bad_alloc();
+  if (!budget->try_charge(bytes, what)) throw std::bad_alloc();
   return budget->shared_from_this();
 }
 

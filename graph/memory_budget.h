@@ -27,7 +27,8 @@ class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
   MemoryBudget(int64_t limit_bytes, std::string limit_name);
 
   // True (and counted) when `bytes` more stay within the limit; false records the refusal.
-  bool try_charge(size_t bytes);
+  // `what` (may be null) names the allocation in the refusal's message ("a oneDNN scratchpad").
+  bool try_charge(size_t bytes, const char* what = nullptr);
   void release(size_t bytes);
 
   int64_t limit() const { return limit_; }
@@ -65,7 +66,7 @@ class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
 
 // Charges `bytes` to the budget installed on this thread, if any and if large enough. Returns
 // the budget to credit later (nullptr when nothing was charged); throws std::bad_alloc when
-// the charge would pass the limit.
-std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes);
+// the charge would pass the limit. `what` as for try_charge.
+std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes, const char* what = nullptr);
 
 }  // namespace pyflame_rt

@@ -54,10 +54,10 @@ class BatchNormOp : public NativeOp {
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(md);
     CpuValue out = CpuValue::allocate_native(md, dims);
-    memory scratch = scratchpad_for(plan->scratch);
+    Scratchpad scratch(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCALE, plan->vec[0]},
                                          {DNNL_ARG_SHIFT, plan->vec[1]}, {DNNL_ARG_MEAN, plan->vec[2]},
-                                         {DNNL_ARG_VARIANCE, plan->vec[3]}, {DNNL_ARG_SCRATCHPAD, scratch}});
+                                         {DNNL_ARG_VARIANCE, plan->vec[3]}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();

@@ -46,7 +46,7 @@ BufferPool::BufferPool(bool reuse, std::shared_ptr<BufferPoolCounters> counters)
 
 BufferPool::~BufferPool() = default;
 
-std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
+std::shared_ptr<void> BufferPool::acquire(size_t bytes, const char* what) {
   if (bytes == 0) return nullptr;
   size_t capacity = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* p = nullptr;
@@ -69,21 +69,26 @@ std::shared_ptr<void> BufferPool::acquire(size_t bytes) {
   // buffer goes back and the run fails (bad_alloc -> kResourceExhausted, the budget's message).
   std::shared_ptr<MemoryBudget> budget;
   try {
-    budget = charge_current_budget(capacity);
+    budget = charge_current_budget(capacity, what);
   } catch (const std::bad_alloc&) {
     if (p) state_->give_back(p, capacity);
     throw;
   }
+  BufferPoolCounters& counters = *state_->counters;
   if (p) {
-    ++state_->counters->reused;
+    ++(what ? counters.other_reused : counters.reused);
   } else {
     p = std::aligned_alloc(kAlignment, capacity);
     if (!p) {
       if (budget) budget->release(capacity);
       throw std::bad_alloc();
     }
-    ++state_->counters->fresh;
-    state_->counters->fresh_bytes += static_cast<int64_t>(capacity);
+    if (what) {
+      ++counters.other_fresh;
+    } else {
+      ++counters.fresh;
+      counters.fresh_bytes += static_cast<int64_t>(capacity);
+    }
   }
   std::shared_ptr<State> state = state_;
   return std::shared_ptr<void>(p, [state, capacity, budget](void* q) {

@@ -26,9 +26,15 @@ namespace cpu {
 
 // Counts shared by the pools of one program (for tests and reports).
 struct BufferPoolCounters {
+  // Output buffers (acquire() without `what`).
   std::atomic<int64_t> fresh{0};        // buffers obtained from the system allocator
   std::atomic<int64_t> reused{0};       // buffers handed out again from a pool
   std::atomic<int64_t> fresh_bytes{0};  // bytes of the fresh ones
+  // Other buffers (acquire() with `what`: oneDNN scratchpads), counted apart so that the counts
+  // above stay those of the graph's values (whether a primitive wants a scratchpad depends on
+  // the kernel oneDNN picks for the machine).
+  std::atomic<int64_t> other_fresh{0};
+  std::atomic<int64_t> other_reused{0};
 };
 
 class BufferPool {
@@ -42,8 +48,10 @@ class BufferPool {
   // early buffers then hold later small values instead of sitting idle); when none fits, a
   // fresh one, after the idle ones (all smaller) went back to the system. Measured on
   // MobileNetV2 (peak RSS, arena): 55 MB with a "fits if at most 2x" rule that kept idle
-  // buffers, 49.5 MB with this one, 48.9 MB with plain oneDNN allocations.
-  std::shared_ptr<void> acquire(size_t bytes);
+  // buffers, 49.5 MB with this one, 48.9 MB with plain oneDNN allocations. `what` names a
+  // buffer that is not a value's ("a oneDNN scratchpad"): in the message if memory_limit_mb
+  // refuses it (MemoryBudget::try_charge), and counted in other_fresh/other_reused.
+  std::shared_ptr<void> acquire(size_t bytes, const char* what = nullptr);
 
   size_t idle_buffers() const;
 

@@ -107,11 +107,11 @@ class ConvOp : public NativeOp {
     if (!plan->blocks.empty()) {
       run_blocks(*plan, src, dst);
     } else {
-      memory scratch = scratchpad_for(plan->scratch);
+      Scratchpad scratch(plan->scratch);
       // Half weights on an f32 kernel: this layer's packed weights expanded for this run.
       memory weights = plan->half ? plan->half->expand() : plan->weights;
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights},
-                                              {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+                                              {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}};
       if (bias_.defined()) args[DNNL_ARG_BIAS] = plan->bias;
       plan->prim.execute(thread_stream(), args);
     }
@@ -762,9 +762,10 @@ bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::
 }
 
 void PReluStep::execute(const dnnl::memory& dst) const {
-  memory scratchpad = scratchpad_for(scratch);
+  Scratchpad scratchpad(scratch);
   prim.execute(thread_stream(), {{DNNL_ARG_SRC, dst}, {DNNL_ARG_WEIGHTS, slopes}, {DNNL_ARG_DST, dst},
-                                 {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                                 {DNNL_ARG_SCRATCHPAD, scratchpad.memory()}});
+  thread_stream().wait();  // the scratchpad is freed on return
 }
 
 PReluStep make_prelu_step(const memory::desc& dst, const std::vector<float>& slopes, int channel_axis) {

@@ -84,12 +84,12 @@ void DnnlGru::run(const Tensor& x, const Tensor* h0, Tensor& y, Tensor& y_h) {
   memory src(plan->src_layer, engine(), const_cast<void*>(x.raw_data()));
   memory dst(plan->dst_layer, engine(), y.raw_data());
   memory dst_iter(plan->dst_iter, engine(), y_h.raw_data());
-  memory scratch = scratchpad_for(plan->scratch);
+  Scratchpad scratch(plan->scratch);
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC_LAYER, src},           {DNNL_ARG_WEIGHTS_LAYER, plan->weights_layer},
       {DNNL_ARG_WEIGHTS_ITER, plan->weights_iter}, {DNNL_ARG_BIAS, plan->bias},
       {DNNL_ARG_DST_LAYER, dst},           {DNNL_ARG_DST_ITER, dst_iter},
-      {DNNL_ARG_SCRATCHPAD, scratch}};
+      {DNNL_ARG_SCRATCHPAD, scratch.memory()}};
   if (h0) args[DNNL_ARG_SRC_ITER] = memory(plan->src_iter, engine(), const_cast<void*>(h0->raw_data()));
   plan->prim.execute(thread_stream(), args);
   thread_stream().wait();

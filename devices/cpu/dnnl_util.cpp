@@ -94,5 +94,30 @@ dnnl::memory CpuValue::as_native(const dnnl::memory::desc& desc) {
   return dst;
 }
 
+namespace {
+constexpr char kScratchpad[] = "a oneDNN scratchpad";
+}  // namespace
+
+Scratchpad::Scratchpad(const dnnl::memory::desc& desc) {
+  const size_t bytes = desc.get_size();
+  BufferPool* pool = BufferPool::current();
+  if (pool && bytes > 0) {
+    buffer_ = pool->acquire(bytes, kScratchpad);  // charged by the pool while held
+    memory_ = dnnl::memory(desc, engine(), buffer_.get());
+    return;
+  }
+  charged_ = charge_current_budget(bytes, kScratchpad);  // before allocating: refused first
+  try {
+    memory_ = dnnl::memory(desc, engine());
+  } catch (...) {
+    if (charged_) charged_->release(bytes);
+    throw;
+  }
+}
+
+Scratchpad::~Scratchpad() {
+  if (charged_) charged_->release(memory_.get_desc().get_size());
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

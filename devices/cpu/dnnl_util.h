@@ -7,6 +7,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "graph/memory_budget.h"
 #include "graph/value.h"
 
 namespace pyflame_rt {
@@ -56,6 +57,32 @@ struct CpuValue {
   // The value as f32 memory with exactly `desc` (reordering when its layout differs).
   // Only for f32 tensors.
   dnnl::memory as_native(const dnnl::memory::desc& desc);
+};
+
+// Scratchpad memory for one execution of a primitive built with user-managed scratchpads
+// (dnnl::scratchpad_mode::user: one primitive can then run on several threads at once). In a
+// run it comes from the run's buffer pool, so it is reused like any buffer and charged to
+// SessionOptions.memory_limit_mb while the step holds it: a GRU's scratchpad is about 20 times
+// its output (time steps x gates x hidden), and it was the largest allocation a limit did not
+// see. Past the limit the constructor throws std::bad_alloc naming "a oneDNN scratchpad" in the
+// budget's message. Outside a run (no pool) oneDNN allocates it, still charged to a budget if
+// one is installed. Keep the object alive until the primitive has executed (and the stream
+// waited): the memory is freed with it.
+//
+//   Scratchpad scratch(plan->scratch);
+//   prim.execute(thread_stream(), {..., {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
+class Scratchpad {
+ public:
+  explicit Scratchpad(const dnnl::memory::desc& desc);
+  ~Scratchpad();
+  Scratchpad(const Scratchpad&) = delete;
+  Scratchpad& operator=(const Scratchpad&) = delete;
+  const dnnl::memory& memory() const { return memory_; }
+
+ private:
+  std::shared_ptr<void> buffer_;           // the pooled storage (null: oneDNN owns it)
+  std::shared_ptr<MemoryBudget> charged_;  // credited back on destruction (no pool only)
+  dnnl::memory memory_;
 };
 
 }  // namespace cpu

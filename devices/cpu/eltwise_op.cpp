@@ -50,8 +50,8 @@ class ActivationOp : public NativeOp {
         memory::desc md = plain_desc({1, t.numel()});
         ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
         memory src(md, engine(), const_cast<void*>(t.raw_data())), dst(md, engine(), y.raw_data());
-        memory scratch = scratchpad_for(plan->scratch);
-        plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        Scratchpad scratch(plan->scratch);
+        plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
         thread_stream().wait();
       }
       outputs[0] = CpuValue::from_plain(Value(std::move(y)));
@@ -61,8 +61,8 @@ class ActivationOp : public NativeOp {
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(md));
     memory src = x->as_native(md);
     CpuValue out = CpuValue::allocate_native(md, dims_of(x));
-    memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    Scratchpad scratch(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();
@@ -194,9 +194,9 @@ class BinaryOp : public NativeOp {
     bool in_place = a->last_use && a->has_native && a->native.get_desc() == md0 && a->native != src1 &&
                     !OutputDestination::pending();
     CpuValue out = in_place ? CpuValue::from_native(a->native, da, a->buffer) : CpuValue::allocate_native(md0, da);
-    memory scratch = scratchpad_for(plan->scratch);
+    Scratchpad scratch(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, out.native},
-                                         {DNNL_ARG_SCRATCHPAD, scratch}});
+                                         {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();
@@ -235,9 +235,9 @@ class BinaryOp : public NativeOp {
     memory s1(m1, engine(), const_cast<void*>(t.raw_data()));
     CpuValue out = CpuValue::allocate_native(plain_desc(da), da);
     memory dst(m0, engine(), out.native.get_data_handle());
-    memory scratch = scratchpad_for((*plan)->scratch);
+    Scratchpad scratch((*plan)->scratch);
     (*plan)->prim.execute(thread_stream(), {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst},
-                                            {DNNL_ARG_SCRATCHPAD, scratch}});
+                                            {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = std::move(out);
     return true;

@@ -79,9 +79,9 @@ class QLinearConvOp : public NativeOp {
                                          engine(), const_cast<void*>(z->plain.tensor.raw_data()));
       dnnl::reorder(zm, out.native).execute(thread_stream(), zm, out.native);
     }
-    memory scratch = scratchpad_for(p.scratch);
+    Scratchpad scratch(p.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
-                                            {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}};
+                                            {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}};
     if (x_zp_ != 0) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = p.x_zp;
     if (y_zp_ != 0) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = p.y_zp;
     if (bias_.defined()) args[DNNL_ARG_BIAS] = p.bias;

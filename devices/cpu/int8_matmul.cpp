@@ -93,8 +93,9 @@ class Int8MatMulOp : public NativeOp {
     memory dst(p.dst, engine(), y.raw_data());
     memory::desc zp_md({1}, memory::data_type::s32, memory::format_tag::x);
     memory x_zp_m(zp_md, engine(), &x_zp);
+    Scratchpad scratch(p.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights},
-                                            {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad_for(p.scratch)},
+                                            {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()},
                                             {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, p.y_zp}};
     if (spec_.src_zp) args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = x_zp_m;
     if (spec_.bias.defined()) args[DNNL_ARG_BIAS] = p.bias;

@@ -131,9 +131,9 @@ class MatMulOp : public NativeOp {
   void execute(const Plan& plan, const Tensor& A, const memory& w, Tensor& y) {
     memory src = source(plan, A);
     memory dst(plan.dst, engine(), y.raw_data());
-    memory scratch = scratchpad_for(plan.scratch);
+    Scratchpad scratch(plan.scratch);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst},
-                                            {DNNL_ARG_SCRATCHPAD, scratch}};
+                                            {DNNL_ARG_SCRATCHPAD, scratch.memory()}};
     if (bias_.defined()) args[DNNL_ARG_BIAS] = plan.bias;
     plan.prim.execute(thread_stream(), args);
     if (plan.prelu) plan.prelu->execute(dst);

@@ -68,9 +68,5 @@ struct PReluStep {
 // For an output laid out as `dst` with `slopes` along its axis `channel_axis`; throws dnnl::error.
 PReluStep make_prelu_step(const dnnl::memory::desc& dst, const std::vector<float>& slopes, int channel_axis);
 
-// Scratchpad memory for one execution of a primitive built with user-managed scratchpads, so
-// one primitive can run on several threads at once.
-inline dnnl::memory scratchpad_for(const dnnl::memory::desc& d) { return dnnl::memory(d, engine()); }
-
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -33,11 +33,11 @@ class LayerNormOp : public NativeOp {
     Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
-    memory scratch = scratchpad_for(plan->scratch);
+    Scratchpad scratch(plan->scratch);
     memory mean(plan->stat, engine()), var(plan->stat, engine());
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCALE, plan->scale},
                                          {DNNL_ARG_SHIFT, plan->shift}, {DNNL_ARG_MEAN, mean},
-                                         {DNNL_ARG_VARIANCE, var}, {DNNL_ARG_SCRATCHPAD, scratch}});
+                                         {DNNL_ARG_VARIANCE, var}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();

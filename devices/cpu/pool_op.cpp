@@ -46,8 +46,8 @@ class PoolOp : public NativeOp {
       outputs[0] = std::move(out);
       return Status::OK();
     }
-    memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    Scratchpad scratch(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out.native}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = std::move(out);
     return Status::OK();

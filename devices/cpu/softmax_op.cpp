@@ -36,8 +36,8 @@ class SoftmaxOp : public NativeOp {
     Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
     memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
     memory dst(plan->data, engine(), y.raw_data());
-    memory scratch = scratchpad_for(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    Scratchpad scratch(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();

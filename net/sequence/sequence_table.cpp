@@ -12,8 +12,14 @@ struct SequenceTable::Sequence {
   std::shared_ptr<ServedModel> model;  // the version found when the sequence started
   std::unique_ptr<Stream> stream;      // created by the first request, on the worker
   Clock::time_point last_used = Clock::now();
-  int pending = 0;     // requests submitted and not yet answered (never expire those)
-  bool ended = false;  // sequence_end seen: freed once nothing is pending
+  int pending = 0;          // requests submitted and not yet answered (never expire those)
+  // A request with sequence_end was submitted (set by infer(), under mu_): the next request of
+  // the id begins a new sequence, and this one is freed once nothing is pending. Decided when
+  // the request is submitted, not when its worker has run it: a start+end request followed at
+  // once by another on the same id (one-shot sequences) found this one not yet ended, joined
+  // it and was refused as "already ended".
+  bool end_submitted = false;
+  bool ended = false;       // the worker ran sequence_end (only the worker reads or writes it)
 };
 
 // One thread and its FIFO. A sequence always lands on the same worker, so its requests run
@@ -119,7 +125,7 @@ void SequenceTable::infer(InferRequest request, InferCallback done) {
       return;
     }
     auto it = sequences_.find(key);
-    if (it == sequences_.end() || it->second->ended) {
+    if (it == sequences_.end() || it->second->end_submitted) {
       if (auto gone = expired_keys_.find(key); gone != expired_keys_.end()) {
         if (!request.sequence->start) {
           (*model)->metrics().record_failure(failure_reason(StatusCode::kDeadlineExceeded));
@@ -149,6 +155,7 @@ void SequenceTable::infer(InferRequest request, InferCallback done) {
     }
     ++seq->pending;
     seq->last_used = Clock::now();
+    if (request.sequence->end) seq->end_submitted = true;
   }
   Worker& w = *workers_[std::hash<std::string>()(key) % workers_.size()];
   {
@@ -178,7 +185,7 @@ void SequenceTable::run(const std::shared_ptr<Sequence>& seq, InferRequest& requ
     seq->last_used = finished;
     ++stats_.requests;
     auto it = sequences_.find(seq->key);
-    if (seq->ended && seq->pending == 0 && it != sequences_.end() && it->second == seq) {
+    if (seq->end_submitted && seq->pending == 0 && it != sequences_.end() && it->second == seq) {
       sequences_.erase(it);
       stats_.active = sequences_.size();
     }
@@ -255,7 +262,7 @@ void SequenceTable::expire_idle() {
     const Sequence& s = *it->second;
     if (s.pending == 0 && now - s.last_used > options_.idle_timeout) {
       expired.push_back(it->second);
-      if (!s.ended) {  // an ended sequence is not waiting for more
+      if (!s.end_submitted) {  // an ended sequence is not waiting for more
         expired_keys_[it->first] = ++expiries_;
         expired_order_.emplace_back(it->first, expiries_);
       }

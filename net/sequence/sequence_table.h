@@ -6,7 +6,8 @@
 //
 // A sequence id (per model) selects one session Stream (session/stream.h): its hidden state
 // (h <- h_out) carries from one request to the next, as Triton's implicit state does.
-// `sequence_start` resets it, `sequence_end` flushes it and frees it, and a sequence idle
+// `sequence_start` resets it, `sequence_end` flushes it and frees it (the next request of the
+// id begins a new sequence, even one submitted before the end has run), and a sequence idle
 // longer than idle_timeout is freed (Triton's max_sequence_idle_microseconds, default 1 s) and
 // counted (stats().expired, the server event `sequences_expired`); a later request on it
 // without sequence_start is kDeadlineExceeded naming the timeout (its state is gone: running

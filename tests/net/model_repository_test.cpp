@@ -295,8 +295,12 @@ TEST(ModelRepository, HigherPriorityOvertakesTheDefaultLevel) {
     r.priority = priority;
     r.inputs.push_back({"x", Tensor::from_vector<float>({1}, {v}), {}});
     repo.infer(std::move(r), [&, p](Expected<InferResponse> resp) {
-      std::lock_guard<std::mutex> lock(mu);
-      order.push_back(resp.ok() ? resp->outputs[0].tensor.data<float>()[0] : -1.f);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        order.push_back(resp.ok() ? resp->outputs[0].tensor.data<float>()[0] : -1.f);
+      }
+      // Only after the unlock: once every future is ready the test returns and `mu` is gone
+      // (ThreadSanitizer saw this thread unlock it after the next test reused its stack).
       p->set_value();
     });
   };

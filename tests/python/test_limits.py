@@ -1,6 +1,7 @@
 """Limits that hold (issue 14): each a clear error naming the limit, the value asked for and
 the allowed, and a counter. Waits are bounded; nothing asserts on speed."""
 
+import re
 import threading
 import time
 
@@ -32,6 +33,24 @@ def _constant_of_shape_model(path):
                           value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]))],
         [helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _gru_model(path, hidden=64, features=40):
+    """One GRU layer with constant weights (oneDNN's GRU primitive runs it), x: float[T, 1,
+    features] with T symbolic, so creation cannot size the run. oneDNN's scratchpad for it
+    holds every time step's gates: about 20 times the output Y [T, 1, 1, hidden]."""
+    rng = np.random.default_rng(14)
+    w = numpy_helper.from_array(rng.uniform(-0.3, 0.3, (1, 3 * hidden, features)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.uniform(-0.3, 0.3, (1, 3 * hidden, hidden)).astype(np.float32), "R")
+    b = numpy_helper.from_array(rng.uniform(-0.1, 0.1, (1, 6 * hidden)).astype(np.float32), "B")
+    model = make_model(
+        [helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], name="gru", hidden_size=hidden)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, 1, hidden]),
+         helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 1, hidden])],
+        [w, r, b])
     onnx.save(model, str(path))
     return str(path)
 
@@ -126,6 +145,30 @@ def test_memory_limit_covers_reference_kernel_allocations(tmp_path):
         session.run(None, {"shape": np.array([1024, 4096], np.int64)})  # 16 MB
     assert rt.limit_counters()["runs_memory_exceeded"] == before + 1
     assert session.run(None, {"shape": np.array([2, 3], np.int64)})[0].tolist() == [[1, 1, 1], [1, 1, 1]]
+
+
+def test_memory_limit_covers_onednn_scratchpads(tmp_path):
+    # 2,000 steps: Y is 512 KB, oneDNN's scratchpad about 10 MB. The scratchpad comes from the
+    # run's buffer pool and is charged like an output: 4 MB is refused at it, naming it.
+    path = _gru_model(tmp_path / "gru.onnx")
+    x = np.random.default_rng(7).uniform(-1, 1, (2000, 1, 40)).astype(np.float32)
+    want = rt.InferenceSession(path).run(None, {"x": x})
+    tight = rt.InferenceSession(path, rt.SessionOptions(memory_limit_mb=4))
+    with pytest.raises(rt.ResourceExhausted) as error:
+        tight.run(None, {"x": x})
+    message = str(error.value)
+    assert "SessionOptions.memory_limit_mb allows: 4 MB (4194304 bytes) allowed" in message, message
+    asked = re.search(r"(\d+) more asked for \(a oneDNN scratchpad\)", message)
+    assert asked and int(asked.group(1)) > 4 << 20, message  # the scratchpad alone passes the limit
+    assert tight.get_limit_counters()["runs_memory_exceeded"] == 1
+    # Within the limit the same session runs it, with the same answer; and a limit that
+    # allows it from the start runs it too.
+    short = x[:100]
+    np.testing.assert_allclose(tight.run(None, {"x": short})[0], rt.InferenceSession(path).run(None, {"x": short})[0],
+                               rtol=1e-5, atol=1e-6)
+    got = rt.InferenceSession(path, rt.SessionOptions(memory_limit_mb=32)).run(None, {"x": x})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
 # RunOptions.timeout_ms --------------------------------------------------------------------

@@ -149,6 +149,33 @@ TEST_F(SequenceTableTest, BadRequestsAreNamed) {
   EXPECT_TRUE(infer_sync(table, gru_request("s", features(2, 0.f))).ok());
 }
 
+TEST_F(SequenceTableTest, BackToBackOneShotSequencesOnOneIdEachStartFresh) {
+  // Requests with both sequence_start and sequence_end, submitted at once on one id (as a
+  // client of one-shot sequences does): each is a sequence of its own. A request submitted
+  // while the previous end had not run yet joined the ending sequence and was refused as
+  // "already ended" (and the worker's write of `ended` raced with infer()'s read of it).
+  SequenceTable table(repo_);
+  Tensor x = features(4, 0.25f);
+  auto want = reference({x});
+  constexpr int kRequests = 40;
+  std::vector<std::future<Expected<InferResponse>>> futures;
+  for (int i = 0; i < kRequests; ++i) {
+    auto p = std::make_shared<std::promise<Expected<InferResponse>>>();
+    futures.push_back(p->get_future());
+    table.infer(gru_request("once", x, /*start=*/true, /*end=*/true),
+                [p](Expected<InferResponse> r) { p->set_value(std::move(r)); });
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(futures[i].wait_for(std::chrono::seconds(60)), std::future_status::ready) << "request " << i;
+    auto got = futures[i].get();
+    ASSERT_TRUE(got.ok()) << "request " << i << ": " << got.status().to_string();
+    ASSERT_EQ(got->outputs.size(), 2u);
+    EXPECT_LT(max_diff(got->outputs[0].tensor, want[0][0]), 1e-5f) << "request " << i;
+  }
+  EXPECT_EQ(table.stats().ended, static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(table.stats().active, 0u);
+}
+
 TEST_F(SequenceTableTest, StopAnswersEveryone) {
   SequenceTable table(repo_);
   std::vector<std::future<Expected<InferResponse>>> futures;
