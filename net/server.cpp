@@ -65,6 +65,7 @@ Status Server::start_listeners() {
   seq_options.max_sequences = options_.max_sequences;
   RETURN_IF_ERROR(seq_options.validate());
   auto sequences = std::make_shared<SequenceTable>(*repository_, seq_options);
+  sequences_ = sequences;
   if (options_.grpc_port >= 0) {
     ASSIGN_OR_RETURN(auto grpc, start_grpc_listener(repository_, sequences, options_.host, options_.grpc_port,
                                                     options_.grpc_max_concurrent_rpcs, &grpc_port_));
@@ -102,10 +103,13 @@ void Server::stop() {
     stopping_ = true;
     listeners.swap(listeners_);
   }
-  // Listeners first (no new requests), then the models (queued ones are answered, dropped).
+  // Listeners first (no new requests), then the models and the sequences (queued requests are
+  // answered, dropped), and only then the listeners' objects: a queued request's answer calls
+  // back into its listener's service (its in-flight count), which must still exist.
   for (auto it = listeners.rbegin(); it != listeners.rend(); ++it) (*it)->stop();
-  listeners.clear();
   repository_->stop();
+  if (sequences_) sequences_->stop();
+  listeners.clear();
   std::lock_guard<std::mutex> lock(mu_);
   stopped_ = true;
   cv_.notify_all();

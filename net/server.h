@@ -22,6 +22,8 @@
 
 namespace pyflame_rt::net {
 
+class SequenceTable;
+
 struct ServerOptions {
   std::vector<std::pair<std::string, std::string>> models;  // name -> model file or directory
   std::string repository_dir;                               // load-by-name; every model loaded at start
@@ -80,6 +82,7 @@ class Server {
   std::shared_ptr<ModelRepository> repository_;
   ServerOptions options_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::shared_ptr<SequenceTable> sequences_;  // shared by the gRPC and ZeroMQ listeners
   std::vector<std::string> warnings_;
   int http_port_ = -1;
   int grpc_port_ = -1;

@@ -9,6 +9,7 @@
 #include "net/client/inference_client.h"
 #include "net/grpc/inference_service.h"
 #include "net/proto/grpc_service.grpc.pb.h"
+#include "net/server.h"
 
 namespace pyflame_rt::net {
 namespace {
@@ -320,6 +321,36 @@ TEST(GrpcServerStop, AnswersCallsStillWaitingForAModel) {
   EXPECT_FALSE(result.ok());
   sequences.stop();
   repo.stop();
+}
+
+// The whole server's stop with a unary call queued and one of a sequence: its answer calls back
+// into the gRPC service, which must outlive the models' stop (the listeners were destroyed
+// first, and that callback touched a freed service: found by reading; without a sanitizer the
+// old order may pass silently, under ASan this is the test that would report it).
+TEST(ServerStop, AnswersQueuedCallsBeforeItsListenersGo) {
+  ServerOptions options;
+  options.models = {{"cnn", kCnn}};
+  options.host = "127.0.0.1";
+  options.http_port = -1;
+  options.grpc_port = 0;
+  options.model_defaults.batching.max_batch_size = 64;
+  options.model_defaults.batching.batch_timeout_ms = 120000;
+  options.model_defaults.batching.request_timeout_ms = 300000;
+  auto server = Server::start(options);
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  auto client = InferenceClient::create("grpc://127.0.0.1:" + std::to_string((*server)->grpc_port()));
+  ASSERT_TRUE(client.ok());
+  auto pending = (*client)->infer_async("cnn", {{"image", image(1, 0)}});
+  auto model = (*server)->repository()->find("cnn");
+  ASSERT_TRUE(model.ok());
+  for (int i = 0; i < 500 && (*model)->batcher().stats().queued == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ((*model)->batcher().stats().queued, 1);
+  (*server)->stop();
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(pending.get().ok());
+  server->reset();
 }
 
 }  // namespace
