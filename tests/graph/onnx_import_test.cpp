@@ -233,5 +233,61 @@ TEST(OnnxImportTest, ZeroConvStrideIsRefusedBeforeShapeInference) {
   }
 }
 
+// libonnx's inference of the opset-1 recurrent ops (RNNShapeInference1: RNN-1, GRU-1/3, LSTM-1)
+// read dims 0 and 1 of X without looking at its rank: an X of rank 1, declared or inferred
+// from an earlier node, was SIGSEGV inside libonnx (found by the kernel_run fuzzer; its input
+// is fuzz/corpus/kernel_run/regress_segv-rnn1-x-rank1). Now that node's inference fails (error
+// mode 0 ignores it) and the model imports; the kernel checks X when it runs.
+TEST(OnnxImportTest, OldRecurrentOpWithXOfRankOneDoesNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int gates; };
+  for (const Case& c : {Case{"RNN", 1, 1}, Case{"GRU", 3, 3}, Case{"GRU", 1, 3}, Case{"LSTM", 1, 4}}) {
+    for (bool inferred : {false, true}) {
+      onnx::ModelProto m;
+      m.set_ir_version(8);
+      m.add_opset_import()->set_version(c.opset);
+      auto* g = m.mutable_graph();
+      g->set_name("rnn1");
+      if (inferred) {  // X comes out of a Constant of rank 1: its shape is inferred, not declared
+        auto* k = g->add_node();
+        k->set_op_type("Constant");
+        k->add_output("x");
+        auto* a = k->add_attribute();
+        a->set_name("value");
+        a->set_type(onnx::AttributeProto::TENSOR);
+        a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+        a->mutable_t()->add_dims(2);
+        a->mutable_t()->add_float_data(1.f);
+        a->mutable_t()->add_float_data(2.f);
+      } else {
+        auto* in = g->add_input();
+        in->set_name("x");
+        auto* tt = in->mutable_type()->mutable_tensor_type();
+        tt->set_elem_type(onnx::TensorProto::FLOAT);
+        tt->mutable_shape()->add_dim()->set_dim_value(2);
+      }
+      for (const char* name : {"w", "r"}) {
+        auto* t = g->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::FLOAT);
+        for (int64_t d : {int64_t{1}, int64_t{c.gates}, int64_t{1}}) t->add_dims(d);
+        for (int i = 0; i < c.gates; ++i) t->add_float_data(0.5f);
+      }
+      auto* n = g->add_node();
+      n->set_op_type(c.op);
+      n->set_name("rnn");
+      for (const char* in : {"x", "w", "r"}) n->add_input(in);
+      n->add_output("y");
+      auto* hs = n->add_attribute();
+      hs->set_name("hidden_size");
+      hs->set_type(onnx::AttributeProto::INT);
+      hs->set_i(1);
+      g->add_output()->set_name("y");
+      auto r = import_onnx_bytes(m.SerializeAsString());
+      ASSERT_TRUE(r.ok()) << c.op << " opset " << c.opset << ": " << r.status().to_string();
+      EXPECT_EQ(r->nodes.back().op_type, c.op);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
