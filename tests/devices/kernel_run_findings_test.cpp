@@ -1,0 +1,82 @@
+// Regression tests for what the kernel_run fuzzer (fuzz/kernel_run_fuzz.cpp) found: one-node
+// models whose shapes or attributes a kernel read without checking. Each runs the node on the
+// reference device and on the CPU device; a failure must be an error naming the node, not a
+// crash (these tests also run under ASan: `make sanitize-asan-cpp`).
+#include <gtest/gtest.h>
+
+#include "devices/cpu/cpu_device.h"
+#include "devices/ref/kernel.h"
+#include "devices/ref/ref_device.h"
+
+namespace pyflame_rt {
+namespace {
+
+struct OneNode {
+  Graph g;
+  std::vector<Value> feeds;
+};
+
+// `op` on runtime inputs `inputs`, with `n_out` outputs named out0.. (an op's optional outputs
+// beyond them left off, as a model may).
+OneNode one_node(const std::string& op, std::vector<Tensor> inputs, size_t n_out, int64_t opset = 17) {
+  OneNode m;
+  m.g.opset_imports[""] = opset;
+  Node n;
+  n.op_type = op;
+  n.name = "fuzzed";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "in" + std::to_string(i);
+    m.g.inputs.push_back({name, inputs[i].dtype(), Shape::from_dims(inputs[i].dims())});
+    n.inputs.push_back(name);
+    m.feeds.emplace_back(std::move(inputs[i]));
+  }
+  for (size_t i = 0; i < n_out; ++i) {
+    n.outputs.push_back("out" + std::to_string(i));
+    m.g.outputs.push_back({n.outputs.back(), DType::kUndefined, Shape::unknown_rank()});
+  }
+  m.g.nodes.push_back(n);
+  return m;
+}
+
+std::vector<std::unique_ptr<Device>> both_devices() {
+  std::vector<std::unique_ptr<Device>> d;
+  d.push_back(make_ref_device());
+  d.push_back(make_cpu_device(1));
+  return d;
+}
+
+Expected<std::vector<Value>> run_on(Device& device, const OneNode& m) {
+  ASSIGN_OR_RETURN(auto exe, device.compile(m.g));
+  return exe->run(m.feeds);
+}
+
+// A kernel sets every output it computes; a node may name fewer (Unique with only Y): the
+// extra ones are dropped, not written past the outputs vector.
+TEST(KernelRunFindingsTest, OutputsPastTheNodesCountAreDropped) {
+  Node node;
+  node.op_type = "Unique";
+  std::vector<Value> outs(1);
+  KernelContext ctx(node, 17, {}, &outs, nullptr);
+  ctx.set_output(3, Tensor::scalar<int64_t>(7));
+  ctx.set_output_value(1, Value(Tensor::scalar<int64_t>(8)));
+  ctx.set_output(0, Tensor::scalar<int64_t>(9));
+  ASSERT_EQ(outs.size(), 1u);
+  EXPECT_EQ(outs[0].tensor.data<int64_t>()[0], 9);
+}
+
+TEST(KernelRunFindingsTest, UniqueWithOnlyItsFirstOutput) {
+  OneNode m = one_node("Unique", {Tensor::from_vector<float>({5}, {3, 1, 3, 2, 1})}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    ASSERT_EQ(out->size(), 1u);
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{3})) << device->name();
+    EXPECT_EQ(y.data<float>()[0], 1.f);
+    EXPECT_EQ(y.data<float>()[1], 2.f);
+    EXPECT_EQ(y.data<float>()[2], 3.f);
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
