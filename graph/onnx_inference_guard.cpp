@@ -3,6 +3,7 @@
 #include <onnx/defs/schema.h>
 #include <onnx/defs/shape_inference.h>
 
+#include <initializer_list>
 #include <mutex>
 #include <set>
 #include <string>
@@ -43,6 +44,17 @@ void guard_onnx_shape_inference() {
       }
       for (const onnx::OpSchema* s : old) require_input_rank(s, 0, 2);
     }
+    // Found by probing every default-domain schema with inputs of rank 0 and 1 (each in a
+    // forked process, libonnx 1.12 as Debian ships it): Gemm-6 reads A's and B's dims,
+    // STFT-17 the signal's dim 1, LayerNormalization-17 X's dims by its axis.
+    auto guard = [](const char* op, int version, std::initializer_list<size_t> inputs, int min_rank) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(op, version, "");
+      if (!s || s->SinceVersion() != version) return;
+      for (size_t i : inputs) require_input_rank(s, i, min_rank);
+    };
+    guard("Gemm", 6, {0, 1}, 2);
+    guard("STFT", 17, {0}, 2);
+    guard("LayerNormalization", 17, {0}, 1);
   });
 }
 

@@ -289,5 +289,34 @@ TEST(OnnxImportTest, OldRecurrentOpWithXOfRankOneDoesNotCrashShapeInference) {
   }
 }
 
+// The same class in other schemas (a probe of every default-domain op with rank-0 and rank-1
+// inputs; STFT first by the kernel_run fuzzer): Gemm-6, STFT-17 and LayerNormalization-17 read
+// dims of a rank-0 input. Each model imports (its node's inference is skipped).
+TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int inputs; };
+  for (const Case& c : {Case{"Gemm", 6, 3}, Case{"STFT", 17, 2}, Case{"LayerNormalization", 17, 2}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("low_rank");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    for (int i = 0; i < c.inputs; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(i == 1 && std::string(c.op) == "STFT" ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
+      tt->mutable_shape();  // rank 0: a declared scalar
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << ": " << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
