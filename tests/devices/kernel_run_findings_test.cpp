@@ -78,5 +78,25 @@ TEST(KernelRunFindingsTest, UniqueWithOnlyItsFirstOutput) {
   }
 }
 
+// An integer ReduceMean over an empty axis is NaN in double; converting it (or a sum past the
+// type's range) to the integer type was undefined behaviour (UBSan, found by kernel_run; on
+// x86 it gave INT_MIN). The reference's double-to-integer conversion (from_double) now maps
+// NaN to 0 and saturates.
+TEST(KernelRunFindingsTest, IntegerReductionsOfNothingAndPastTheRangeAreDefined) {
+  OneNode mean = one_node("ReduceMean", {Tensor(DType::kInt32, {0, 3})}, 1);
+  mean.g.nodes[0].attributes["axes"] = Attribute::make_ints({0});
+  OneNode sum = one_node("ReduceSum", {Tensor::from_vector<uint8_t>({2}, {200, 200})}, 1, 11);
+  for (auto& device : both_devices()) {
+    auto m = run_on(*device, mean);
+    ASSERT_TRUE(m.ok()) << device->name() << ": " << m.status().to_string();
+    const Tensor& y = (*m)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 3})) << device->name();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(y.data<int32_t>()[i], 0) << device->name();
+    auto s = run_on(*device, sum);
+    ASSERT_TRUE(s.ok()) << device->name() << ": " << s.status().to_string();
+    EXPECT_EQ((*s)[0].tensor.data<uint8_t>()[0], 255) << device->name();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
