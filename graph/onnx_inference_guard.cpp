@@ -28,6 +28,26 @@ void require_input_rank(const onnx::OpSchema* schema, size_t input, int min_rank
   });
 }
 
+// Wraps `schema`'s inference: when both shapes are known, input `b` must have the rank of
+// input `a`, and `a` at least `min_rank` dims.
+void require_equal_ranks(const onnx::OpSchema* schema, size_t a, size_t b, int min_rank) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name();
+  s->TypeAndShapeInferenceFunction([original, a, b, min_rank, op](onnx::InferenceContext& ctx) {
+    if (onnx::hasInputShape(ctx, a)) {
+      const int ra = onnx::getInputShape(ctx, a).dim_size();
+      if (ra < min_rank) fail_shape_inference(op, ": input ", a, " has rank ", ra, ", expected at least ", min_rank);
+      if (onnx::hasInputShape(ctx, b) && onnx::getInputShape(ctx, b).dim_size() != ra) {
+        fail_shape_inference(op, ": input ", b, " has rank ", onnx::getInputShape(ctx, b).dim_size(), ", input ", a,
+                             " has rank ", ra);
+      }
+    }
+    original(ctx);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -55,6 +75,13 @@ void guard_onnx_shape_inference() {
     guard("Gemm", 6, {0, 1}, 2);
     guard("STFT", 17, {0}, 2);
     guard("LayerNormalization", 17, {0}, 1);
+    // convTransposeShapeInference (ConvTranspose-1 and -11) reads W's dims by X's rank: a W
+    // of lower rank than X was SIGSEGV (found by kernel_run; a probe of every schema with X of
+    // rank 3-4 and the other inputs of rank 0-2 found no other).
+    for (int v : {1, 11}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("ConvTranspose", v, "");
+      if (s && s->SinceVersion() == v) require_equal_ranks(s, 0, 1, 3);
+    }
   });
 }
 

@@ -291,10 +291,13 @@ TEST(OnnxImportTest, OldRecurrentOpWithXOfRankOneDoesNotCrashShapeInference) {
 
 // The same class in other schemas (a probe of every default-domain op with rank-0 and rank-1
 // inputs; STFT first by the kernel_run fuzzer): Gemm-6, STFT-17 and LayerNormalization-17 read
-// dims of a rank-0 input. Each model imports (its node's inference is skipped).
+// dims of a rank-0 input, ConvTranspose-1/11 W's dims by X's rank (kernel_run, then a probe
+// with X of rank 3-4 and the other inputs of rank 0-2). Each model imports (its node's
+// inference is skipped).
 TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
   struct Case { const char* op; int opset; int inputs; };
-  for (const Case& c : {Case{"Gemm", 6, 3}, Case{"STFT", 17, 2}, Case{"LayerNormalization", 17, 2}}) {
+  for (const Case& c : {Case{"Gemm", 6, 3}, Case{"STFT", 17, 2}, Case{"LayerNormalization", 17, 2},
+                        Case{"ConvTranspose", 11, 2}, Case{"ConvTranspose", 1, 2}}) {
     onnx::ModelProto m;
     m.set_ir_version(8);
     m.add_opset_import()->set_version(c.opset);
@@ -309,6 +312,10 @@ TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
       auto* tt = in->mutable_type()->mutable_tensor_type();
       tt->set_elem_type(i == 1 && std::string(c.op) == "STFT" ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
       tt->mutable_shape();  // rank 0: a declared scalar
+      // ConvTranspose: X of rank 4, W of rank 0 (W's dims were read by X's rank).
+      if (i == 0 && std::string(c.op) == "ConvTranspose") {
+        for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+      }
       n->add_input(in->name());
     }
     n->add_output("y");
