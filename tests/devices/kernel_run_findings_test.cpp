@@ -4,6 +4,8 @@
 // crash (these tests also run under ASan: `make sanitize-asan-cpp`).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "devices/cpu/cpu_device.h"
 #include "devices/ref/kernel.h"
 #include "devices/ref/ref_device.h"
@@ -95,6 +97,33 @@ TEST(KernelRunFindingsTest, IntegerReductionsOfNothingAndPastTheRangeAreDefined)
     auto s = run_on(*device, sum);
     ASSERT_TRUE(s.ok()) << device->name() << ": " << s.status().to_string();
     EXPECT_EQ((*s)[0].tensor.data<uint8_t>()[0], 255) << device->name();
+  }
+}
+
+// The same conversion in the elementwise path (Abs of uint64 max went through 2^64 as a double)
+// and in the Random* ops' seed (a NaN, infinite or negative float seed): both undefined (UBSan,
+// kernel_run). Abs saturates back to the max; a NaN seed is seed 0.
+TEST(KernelRunFindingsTest, ElementwiseAndSeedConversionsAreDefined) {
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  OneNode abs = one_node("Abs", {Tensor::from_vector<uint64_t>({2}, {max, 5})}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, abs);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.data<uint64_t>()[0], max) << device->name();
+    EXPECT_EQ((*out)[0].tensor.data<uint64_t>()[1], 5u) << device->name();
+  }
+  auto uniform = [](float seed) {
+    OneNode m = one_node("RandomUniform", {}, 1);
+    m.g.nodes[0].attributes["shape"] = Attribute::make_ints({8});
+    m.g.nodes[0].attributes["seed"] = Attribute::make_float(seed);
+    return m;
+  };
+  auto ref = make_ref_device();
+  auto nan_seed = run_on(*ref, uniform(std::numeric_limits<float>::quiet_NaN()));
+  auto zero_seed = run_on(*ref, uniform(0.f));
+  ASSERT_TRUE(nan_seed.ok() && zero_seed.ok());
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ((*nan_seed)[0].tensor.data<float>()[i], (*zero_seed)[0].tensor.data<float>()[i]) << i;
   }
 }
 
