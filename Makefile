@@ -51,7 +51,7 @@ clean:
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
-FUZZ_TARGETS ?= onnx_import pfm_loader compile_cache_entry npy_reader stage_wire kserve_json http_request zmq_frame
+FUZZ_TARGETS ?= onnx_import pfm_loader compile_cache_entry npy_reader stage_wire kserve_json http_request zmq_frame kernel_run
 # The throughput build (make fuzz FUZZ_BUILD=build-fuzz-ubsan): UBSan only, no ASan shadow,
 # redzones or quarantine. A finding there is re-run on the ASan build to see memory errors.
 FUZZ_UBSAN_BUILD ?= build-fuzz-ubsan

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "graph/onnx_export.h"
+#include "graph/onnx_inference_guard.h"
 
 namespace pyflame_rt {
 
@@ -571,6 +572,7 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   try {
     // Node-level inference errors are not fatal (error_mode 0): a model we can still run
     // should not be refused because ONNX cannot type one of its values.
+    guard_onnx_shape_inference();
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(false, 0, false));
   } catch (const std::exception&) {
@@ -648,6 +650,7 @@ Expected<int> refine_shapes_with_onnx(Graph& graph) {
   onnx::ModelProto model;
   if (!model.ParseFromString(bytes)) return make_status(StatusCode::kFail, "shape inference: re-reading the graph failed");
   try {
+    guard_onnx_shape_inference();
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(false, 0, true));
   } catch (const std::exception&) {

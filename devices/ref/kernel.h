@@ -62,8 +62,15 @@ class KernelContext {
   bool output_wanted(size_t i) const {
     return i < node_.outputs.size() && !node_.outputs[i].empty();
   }
-  void set_output(size_t i, Tensor t) { (*outputs_)[i] = Value(std::move(t)); }
-  void set_output_value(size_t i, Value v) { (*outputs_)[i] = std::move(v); }
+  // An output past the node's count (Unique's counts when the node names only Y) is dropped:
+  // kernels compute their optional outputs unconditionally, and writing them wrote past the
+  // outputs vector (found by the kernel_run fuzzer).
+  void set_output(size_t i, Tensor t) {
+    if (i < outputs_->size()) (*outputs_)[i] = Value(std::move(t));
+  }
+  void set_output_value(size_t i, Value v) {
+    if (i < outputs_->size()) (*outputs_)[i] = std::move(v);
+  }
 
   Expected<std::vector<Value>> run_subgraph(const Graph& body, const std::vector<Value>& inputs) {
     return runner_->run_subgraph(body, inputs);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -27,6 +28,16 @@ inline T from_double(double v) {
     return T(static_cast<float>(v));
   } else if constexpr (std::is_same_v<T, bool>) {
     return v != 0;
+  } else if constexpr (std::is_integral_v<T>) {
+    // Converting NaN or a value outside T's range is undefined (an integer ReduceMean over
+    // no element is NaN; found by the kernel_run fuzzer under UBSan): NaN is 0, the rest
+    // saturates at T's limits. T's max as a double rounds up (2^63 for int64), hence >=.
+    constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+    if (std::isnan(v)) return T(0);
+    if (v <= lo) return std::numeric_limits<T>::lowest();
+    if (v >= hi) return std::numeric_limits<T>::max();
+    return static_cast<T>(v);
   } else {
     return static_cast<T>(v);
   }

@@ -233,5 +233,97 @@ TEST(OnnxImportTest, ZeroConvStrideIsRefusedBeforeShapeInference) {
   }
 }
 
+// libonnx's inference of the opset-1 recurrent ops (RNNShapeInference1: RNN-1, GRU-1/3, LSTM-1)
+// read dims 0 and 1 of X without looking at its rank: an X of rank 1, declared or inferred
+// from an earlier node, was SIGSEGV inside libonnx (found by the kernel_run fuzzer; its input
+// is fuzz/corpus/kernel_run/regress_segv-rnn1-x-rank1). Now that node's inference fails (error
+// mode 0 ignores it) and the model imports; the kernel checks X when it runs.
+TEST(OnnxImportTest, OldRecurrentOpWithXOfRankOneDoesNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int gates; };
+  for (const Case& c : {Case{"RNN", 1, 1}, Case{"GRU", 3, 3}, Case{"GRU", 1, 3}, Case{"LSTM", 1, 4}}) {
+    for (bool inferred : {false, true}) {
+      onnx::ModelProto m;
+      m.set_ir_version(8);
+      m.add_opset_import()->set_version(c.opset);
+      auto* g = m.mutable_graph();
+      g->set_name("rnn1");
+      if (inferred) {  // X comes out of a Constant of rank 1: its shape is inferred, not declared
+        auto* k = g->add_node();
+        k->set_op_type("Constant");
+        k->add_output("x");
+        auto* a = k->add_attribute();
+        a->set_name("value");
+        a->set_type(onnx::AttributeProto::TENSOR);
+        a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+        a->mutable_t()->add_dims(2);
+        a->mutable_t()->add_float_data(1.f);
+        a->mutable_t()->add_float_data(2.f);
+      } else {
+        auto* in = g->add_input();
+        in->set_name("x");
+        auto* tt = in->mutable_type()->mutable_tensor_type();
+        tt->set_elem_type(onnx::TensorProto::FLOAT);
+        tt->mutable_shape()->add_dim()->set_dim_value(2);
+      }
+      for (const char* name : {"w", "r"}) {
+        auto* t = g->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::FLOAT);
+        for (int64_t d : {int64_t{1}, int64_t{c.gates}, int64_t{1}}) t->add_dims(d);
+        for (int i = 0; i < c.gates; ++i) t->add_float_data(0.5f);
+      }
+      auto* n = g->add_node();
+      n->set_op_type(c.op);
+      n->set_name("rnn");
+      for (const char* in : {"x", "w", "r"}) n->add_input(in);
+      n->add_output("y");
+      auto* hs = n->add_attribute();
+      hs->set_name("hidden_size");
+      hs->set_type(onnx::AttributeProto::INT);
+      hs->set_i(1);
+      g->add_output()->set_name("y");
+      auto r = import_onnx_bytes(m.SerializeAsString());
+      ASSERT_TRUE(r.ok()) << c.op << " opset " << c.opset << ": " << r.status().to_string();
+      EXPECT_EQ(r->nodes.back().op_type, c.op);
+    }
+  }
+}
+
+// The same class in other schemas (a probe of every default-domain op with rank-0 and rank-1
+// inputs; STFT first by the kernel_run fuzzer): Gemm-6, STFT-17 and LayerNormalization-17 read
+// dims of a rank-0 input, ConvTranspose-1/11 W's dims by X's rank (kernel_run, then a probe
+// with X of rank 3-4 and the other inputs of rank 0-2). Each model imports (its node's
+// inference is skipped).
+TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int inputs; };
+  for (const Case& c : {Case{"Gemm", 6, 3}, Case{"STFT", 17, 2}, Case{"LayerNormalization", 17, 2},
+                        Case{"ConvTranspose", 11, 2}, Case{"ConvTranspose", 1, 2}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("low_rank");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    for (int i = 0; i < c.inputs; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(i == 1 && std::string(c.op) == "STFT" ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
+      tt->mutable_shape();  // rank 0: a declared scalar
+      // ConvTranspose: X of rank 4, W of rank 0 (W's dims were read by X's rank).
+      if (i == 0 && std::string(c.op) == "ConvTranspose") {
+        for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+      }
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << ": " << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

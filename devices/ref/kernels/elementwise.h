@@ -58,7 +58,8 @@ Status unary_map(KernelContext& ctx, TypeSet set, F f) {
     } else if constexpr (std::is_same_v<T, bool>) {
       for (int64_t i = 0; i < n; ++i) out[i] = f(static_cast<double>(in[i])) != 0;
     } else {
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(f(static_cast<double>(in[i])));
+      // from_double: a result past T's range (Abs of uint64 max is 2^64 as a double) saturates.
+      for (int64_t i = 0; i < n; ++i) out[i] = from_double<T>(f(static_cast<double>(in[i])));
     }
   });
   ctx.set_output(0, std::move(y));

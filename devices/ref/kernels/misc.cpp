@@ -140,7 +140,11 @@ Status tfidf_vectorizer(KernelContext& ctx) {
 
 // Random generators: seeded when the node says so, otherwise from a process-wide engine.
 std::mt19937_64 make_engine(const Node& n) {
-  if (const Attribute* a = n.attr("seed")) return std::mt19937_64(static_cast<uint64_t>(a->f * 1000003.0f));
+  // A NaN, infinite or negative seed (a hostile model's) was an undefined conversion: NaN is
+  // seed 0, the rest saturates (from_double); finite seeds keep their engine.
+  if (const Attribute* a = n.attr("seed")) {
+    return std::mt19937_64(from_double<uint64_t>(static_cast<double>(a->f * 1000003.0f)));
+  }
   if (std::optional<uint64_t> seed = next_random_seed()) return std::mt19937_64(*seed);  // set_seed()
   static std::random_device device;
   return std::mt19937_64(device());

@@ -118,14 +118,8 @@ Status reduce_kernel(KernelContext& ctx) {
   dispatch_numeric(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     for (size_t t = 0; t < acc.size(); ++t) {
-      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        double a = acc[t];
-        if (std::isinf(a)) a = a > 0 ? static_cast<double>(std::numeric_limits<T>::max())
-                                     : static_cast<double>(std::numeric_limits<T>::lowest());
-        y.data<T>()[t] = static_cast<T>(a);
-      } else {
-        y.data<T>()[t] = from_double<T>(acc[t]);
-      }
+      // Integers: a mean over no element (NaN) is 0, sums past T's range saturate.
+      y.data<T>()[t] = from_double<T>(acc[t]);
     }
   });
   ctx.set_output(0, std::move(y));

@@ -1,0 +1,131 @@
+// Regression tests for what the kernel_run fuzzer (fuzz/kernel_run_fuzz.cpp) found: one-node
+// models whose shapes or attributes a kernel read without checking. Each runs the node on the
+// reference device and on the CPU device; a failure must be an error naming the node, not a
+// crash (these tests also run under ASan: `make sanitize-asan-cpp`).
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "devices/cpu/cpu_device.h"
+#include "devices/ref/kernel.h"
+#include "devices/ref/ref_device.h"
+
+namespace pyflame_rt {
+namespace {
+
+struct OneNode {
+  Graph g;
+  std::vector<Value> feeds;
+};
+
+// `op` on runtime inputs `inputs`, with `n_out` outputs named out0.. (an op's optional outputs
+// beyond them left off, as a model may).
+OneNode one_node(const std::string& op, std::vector<Tensor> inputs, size_t n_out, int64_t opset = 17) {
+  OneNode m;
+  m.g.opset_imports[""] = opset;
+  Node n;
+  n.op_type = op;
+  n.name = "fuzzed";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "in" + std::to_string(i);
+    m.g.inputs.push_back({name, inputs[i].dtype(), Shape::from_dims(inputs[i].dims())});
+    n.inputs.push_back(name);
+    m.feeds.emplace_back(std::move(inputs[i]));
+  }
+  for (size_t i = 0; i < n_out; ++i) {
+    n.outputs.push_back("out" + std::to_string(i));
+    m.g.outputs.push_back({n.outputs.back(), DType::kUndefined, Shape::unknown_rank()});
+  }
+  m.g.nodes.push_back(n);
+  return m;
+}
+
+std::vector<std::unique_ptr<Device>> both_devices() {
+  std::vector<std::unique_ptr<Device>> d;
+  d.push_back(make_ref_device());
+  d.push_back(make_cpu_device(1));
+  return d;
+}
+
+Expected<std::vector<Value>> run_on(Device& device, const OneNode& m) {
+  ASSIGN_OR_RETURN(auto exe, device.compile(m.g));
+  return exe->run(m.feeds);
+}
+
+// A kernel sets every output it computes; a node may name fewer (Unique with only Y): the
+// extra ones are dropped, not written past the outputs vector.
+TEST(KernelRunFindingsTest, OutputsPastTheNodesCountAreDropped) {
+  Node node;
+  node.op_type = "Unique";
+  std::vector<Value> outs(1);
+  KernelContext ctx(node, 17, {}, &outs, nullptr);
+  ctx.set_output(3, Tensor::scalar<int64_t>(7));
+  ctx.set_output_value(1, Value(Tensor::scalar<int64_t>(8)));
+  ctx.set_output(0, Tensor::scalar<int64_t>(9));
+  ASSERT_EQ(outs.size(), 1u);
+  EXPECT_EQ(outs[0].tensor.data<int64_t>()[0], 9);
+}
+
+TEST(KernelRunFindingsTest, UniqueWithOnlyItsFirstOutput) {
+  OneNode m = one_node("Unique", {Tensor::from_vector<float>({5}, {3, 1, 3, 2, 1})}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    ASSERT_EQ(out->size(), 1u);
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{3})) << device->name();
+    EXPECT_EQ(y.data<float>()[0], 1.f);
+    EXPECT_EQ(y.data<float>()[1], 2.f);
+    EXPECT_EQ(y.data<float>()[2], 3.f);
+  }
+}
+
+// An integer ReduceMean over an empty axis is NaN in double; converting it (or a sum past the
+// type's range) to the integer type was undefined behaviour (UBSan, found by kernel_run; on
+// x86 it gave INT_MIN). The reference's double-to-integer conversion (from_double) now maps
+// NaN to 0 and saturates.
+TEST(KernelRunFindingsTest, IntegerReductionsOfNothingAndPastTheRangeAreDefined) {
+  OneNode mean = one_node("ReduceMean", {Tensor(DType::kInt32, {0, 3})}, 1);
+  mean.g.nodes[0].attributes["axes"] = Attribute::make_ints({0});
+  OneNode sum = one_node("ReduceSum", {Tensor::from_vector<uint8_t>({2}, {200, 200})}, 1, 11);
+  for (auto& device : both_devices()) {
+    auto m = run_on(*device, mean);
+    ASSERT_TRUE(m.ok()) << device->name() << ": " << m.status().to_string();
+    const Tensor& y = (*m)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 3})) << device->name();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(y.data<int32_t>()[i], 0) << device->name();
+    auto s = run_on(*device, sum);
+    ASSERT_TRUE(s.ok()) << device->name() << ": " << s.status().to_string();
+    EXPECT_EQ((*s)[0].tensor.data<uint8_t>()[0], 255) << device->name();
+  }
+}
+
+// The same conversion in the elementwise path (Abs of uint64 max went through 2^64 as a double)
+// and in the Random* ops' seed (a NaN, infinite or negative float seed): both undefined (UBSan,
+// kernel_run). Abs saturates back to the max; a NaN seed is seed 0.
+TEST(KernelRunFindingsTest, ElementwiseAndSeedConversionsAreDefined) {
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  OneNode abs = one_node("Abs", {Tensor::from_vector<uint64_t>({2}, {max, 5})}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, abs);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.data<uint64_t>()[0], max) << device->name();
+    EXPECT_EQ((*out)[0].tensor.data<uint64_t>()[1], 5u) << device->name();
+  }
+  auto uniform = [](float seed) {
+    OneNode m = one_node("RandomUniform", {}, 1);
+    m.g.nodes[0].attributes["shape"] = Attribute::make_ints({8});
+    m.g.nodes[0].attributes["seed"] = Attribute::make_float(seed);
+    return m;
+  };
+  auto ref = make_ref_device();
+  auto nan_seed = run_on(*ref, uniform(std::numeric_limits<float>::quiet_NaN()));
+  auto zero_seed = run_on(*ref, uniform(0.f));
+  ASSERT_TRUE(nan_seed.ok() && zero_seed.ok());
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ((*nan_seed)[0].tensor.data<float>()[i], (*zero_seed)[0].tensor.data<float>()[i]) << i;
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt

@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""Looks for crashes in libonnx's shape inference (docs/reliability.md, kernel_run findings).
+
+Runs every default-domain schema's inference (each version up to opset 17) on one node whose
+inputs are declared tensors of low rank: all inputs of rank 0 or 1, then input 0 of rank 3-4
+with the others of rank 0-2. Each case runs in a forked process; a case that dies on a signal
+is printed as (op, version, ranks, signal). Import guards each one found in
+graph/onnx_inference_guard.cpp; re-run this after a libonnx upgrade. Exit status 1 when a crash
+is found that the guards do not cover (Scan without a body is refused before inference).
+"""
+import os
+import sys
+
+import onnx
+import onnx.defs
+import onnx.helper as h
+import onnx.shape_inference
+
+# (op, version) pairs guarded in graph/onnx_inference_guard.cpp or refused before inference.
+GUARDED = {("RNN", 1), ("GRU", 1), ("GRU", 3), ("LSTM", 1), ("Gemm", 6), ("STFT", 17),
+           ("LayerNormalization", 17), ("ConvTranspose", 1), ("ConvTranspose", 11)}
+
+
+def crashes(schema, ranks, dtype):
+    n_in = len(ranks)
+    ins = [h.make_tensor_value_info(f"i{k}", dtype, [2] * r) for k, r in enumerate(ranks)]
+    outs = [f"o{k}" for k in range(max(1, min(schema.max_output, 4)))]
+    node = h.make_node(schema.name, [f"i{k}" for k in range(n_in)], outs)
+    g = h.make_graph([node], "g", ins, [h.make_tensor_value_info("o0", onnx.TensorProto.FLOAT, None)])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", schema.since_version)])
+    pid = os.fork()
+    if pid == 0:
+        os.close(2)
+        try:
+            onnx.shape_inference.infer_shapes(m)
+        except Exception:
+            pass
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+
+
+def main():
+    found = set()
+    for s in sorted(onnx.defs.get_all_schemas_with_history(), key=lambda s: (s.name, s.since_version)):
+        if s.domain not in ("", "ai.onnx") or s.since_version > 17 or s.deprecated or s.name == "Scan":
+            continue
+        n_in = max(s.min_input, min(len(s.inputs), 6))
+        cases = [[r] * n_in for r in (0, 1)]
+        if n_in >= 2:
+            cases += [[x] + [o] * (n_in - 1) for x in (3, 4) for o in (0, 1, 2)]
+        for ranks in cases:
+            for dtype in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64):
+                sig = crashes(s, ranks, dtype)
+                if sig:
+                    found.add((s.name, s.since_version))
+                    print(s.name, s.since_version, ranks, onnx.TensorProto.DataType.Name(dtype), "signal", sig)
+    unguarded = sorted(found - GUARDED)
+    print("unguarded:", unguarded if unguarded else "none")
+    return 1 if unguarded else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
