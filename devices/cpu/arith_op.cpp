@@ -1,7 +1,8 @@
 // Plain arithmetic with numpy broadcasting on the numeric dtypes the oneDNN kernels do not
 // take: Add/Sub/Mul/Div on int64, int32 and double (detection heads compute box indices and
 // sizes in int64), and variadic Max/Min/Sum (float, double, int64, int32; clamps of box
-// coordinates), and Floor/Ceil on float and double. Float Add/Sub/Mul/Div stay with eltwise_op, which hands over here the shapes
+// coordinates), Mod (RetinaNet and FCOS compute anchor indices with it; Python-style remainder,
+// or C's with fmod=1), Floor/Ceil on float and double, and Not on bool. Float Add/Sub/Mul/Div stay with eltwise_op, which hands over here the shapes
 // oneDNN has no primitive for (scalars, 1-D, two-sided broadcasts). As the reference: integer
 // division truncates and a zero divisor gives 0; Max/Min propagate NaN. Each pairwise step
 // rounds to the element type (the reference folds floats in double, so a Sum of three or more
@@ -20,12 +21,12 @@ namespace cpu {
 
 namespace {
 
-enum class Arith { kAdd, kSub, kMul, kDiv, kMax, kMin };
+enum class Arith { kAdd, kSub, kMul, kDiv, kMax, kMin, kMod, kFmod };
 
 bool arith_of(const std::string& op, Arith* out) {
   static const std::pair<const char*, Arith> kOps[] = {{"Add", Arith::kAdd}, {"Sub", Arith::kSub}, {"Mul", Arith::kMul},
                                                        {"Div", Arith::kDiv}, {"Max", Arith::kMax}, {"Min", Arith::kMin},
-                                                       {"Sum", Arith::kAdd}};
+                                                       {"Sum", Arith::kAdd}, {"Mod", Arith::kMod}};
   for (const auto& [name, a] : kOps) {
     if (op == name) {
       *out = a;
@@ -50,6 +51,16 @@ T apply(Arith op, T a, T b) {
     case Arith::kMin:
       if constexpr (std::is_floating_point_v<T>) if (std::isnan(a) || std::isnan(b)) return NAN;
       return a < b ? a : b;
+    case Arith::kMod:  // Python's: the remainder takes the divisor's sign (integers only)
+    case Arith::kFmod:  // C's: the dividend's sign
+      if constexpr (std::is_floating_point_v<T>) {
+        return static_cast<T>(std::fmod(a, b));
+      } else {
+        if (b == 0) return T(0);  // as the reference
+        T r = static_cast<T>(a % b);
+        if (op == Arith::kMod && r != 0 && ((r < 0) != (b < 0))) r = static_cast<T>(r + b);
+        return r;
+      }
   }
   return a;
 }
@@ -91,6 +102,11 @@ Status plain_arith(const Node& node, int64_t opset, const std::vector<CpuValue*>
   if (!arith_of(node.op_type, &op) || xs.empty() || (op != Arith::kMax && op != Arith::kMin && node.op_type != "Sum" && xs.size() != 2)) {
     return run_reference(node, opset, inputs, outputs);
   }
+  if (op == Arith::kMod && node.attr_int("fmod", 0) != 0) op = Arith::kFmod;
+  // A float Mod without fmod=1 is invalid: the reference names it.
+  if (op == Arith::kMod && xs[0] && (xs[0]->dtype() == DType::kFloat32 || xs[0]->dtype() == DType::kFloat64)) {
+    return run_reference(node, opset, inputs, outputs);
+  }
   for (const Tensor* x : xs) {
     if (!x || x->dtype() != xs[0]->dtype()) return run_reference(node, opset, inputs, outputs);
   }
@@ -127,6 +143,16 @@ class ArithOp : public NativeOp {
  public:
   ArithOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    if (node_.op_type == "Not") {
+      const Tensor* x = plain_fixed(inputs[0]);
+      if (!x || x->dtype() != DType::kBool) return run_reference(node_, opset_, inputs, outputs);
+      Tensor y = plain_output_tensor(DType::kBool, x->dims());
+      const bool* src = x->data<bool>();
+      bool* dst = y.data<bool>();
+      for (int64_t i = 0; i < x->numel(); ++i) dst[i] = !src[i];
+      outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+      return Status::OK();
+    }
     if (node_.op_type == "Floor" || node_.op_type == "Ceil") {
       const Tensor* x = plain_fixed(inputs[0]);
       if (!x || (x->dtype() != DType::kFloat32 && x->dtype() != DType::kFloat64)) return run_reference(node_, opset_, inputs, outputs);
@@ -149,7 +175,9 @@ class ArithOp : public NativeOp {
 std::unique_ptr<NativeOp> make_arith_op(const Node& node, int64_t opset, const Graph& graph) {
   (void)graph;
   Arith op;
-  if (!arith_of(node.op_type, &op) && node.op_type != "Floor" && node.op_type != "Ceil") return nullptr;
+  if (!arith_of(node.op_type, &op) && node.op_type != "Floor" && node.op_type != "Ceil" && node.op_type != "Not") {
+    return nullptr;
+  }
   return std::make_unique<ArithOp>(node, opset);
 }
 
@@ -161,6 +189,8 @@ void register_arith_ops(NativeOpTable& t) {
   const std::vector<DType> all = {DType::kFloat32, DType::kFloat64, DType::kInt64, DType::kInt32};
   for (const char* op : {"Max", "Min", "Sum"}) t.add({"", op, 8, kNativeAnyOpset, all, make_arith_op});
   for (const char* op : {"Floor", "Ceil"}) t.add({"", op, 6, kNativeAnyOpset, {DType::kFloat32, DType::kFloat64}, make_arith_op});
+  t.add({"", "Mod", 10, kNativeAnyOpset, all, make_arith_op});
+  t.add({"", "Not", 1, kNativeAnyOpset, {DType::kBool}, make_arith_op});
 }
 
 }  // namespace cpu

@@ -442,6 +442,38 @@ TEST(DetectionOpsTest, ArithmeticOnIntegersScalarsAndVariadics) {
   check_error(mixed, "int32");
 }
 
+// Mod as RetinaNet and FCOS use it (anchor indices), both remainder conventions, and Not.
+TEST(DetectionOpsTest, ModBothConventionsAndNot) {
+  Tensor ia = ints({2, 3}, {7, -7, 0, 9, -9, 1 << 20}), ib = ints({3}, {2, 0, -4});
+  struct ModCase { std::string label; Tensor a, b; int64_t fmod; };
+  std::vector<ModCase> cases = {
+      {"int64 python-style, signs and a zero divisor", ia, ib, 0},
+      {"int64 fmod=1", ia, ib, 1},
+      {"int32 vs scalar", random_ints<int32_t>({4, 5}, -50, 50, 945), Tensor::scalar<int32_t>(-3), 0},
+      {"f32 fmod=1 broadcast", random_tensor({3, 4}, 946), floats({4}, {0.3f, -0.7f, 2.0f, 1e-3f}), 1},
+      {"f64 fmod=1", Tensor::from_vector<double>({3}, {5.5, -5.5, 1.0}), Tensor::from_vector<double>({1}, {2.0}), 1},
+      {"int64 empty", Tensor(DType::kInt64, {0, 3}), ib, 0},
+  };
+  for (const ModCase& m : cases) {
+    Case c;
+    c.label = "Mod " + m.label;
+    c.node = make_node("Mod", {"a", "b"});
+    c.node.attributes["fmod"] = Attribute::make_int(m.fmod);
+    c.runtime = {{"a", m.a}, {"b", m.b}};
+    check(c);
+  }
+  Case float_without_fmod;
+  float_without_fmod.label = "Mod f32 with fmod=0";
+  float_without_fmod.node = make_node("Mod", {"a", "b"});
+  float_without_fmod.runtime = {{"a", random_tensor({3}, 947)}, {"b", random_tensor({3}, 948)}};
+  check_error(float_without_fmod, "fmod must be 1");
+  Case negate;
+  negate.label = "Not";
+  negate.node = make_node("Not", {"a"});
+  negate.runtime = {{"a", Tensor::from_vector<bool>({2, 3}, {true, false, false, true, true, false})}};
+  check(negate);
+}
+
 TEST(DetectionOpsTest, IntegerReductionsOverAnyAxes) {
   Tensor x = random_ints<int64_t>({3, 4, 5}, -20, 20, 945);
   Tensor y = random_ints<int32_t>({6, 2}, -9, 9, 946);
