@@ -105,7 +105,7 @@ if family == "detection":
     # No score threshold: with random weights every box scores low, and both runtimes would
     # return nothing to compare.
     kwargs["weights_backbone"] = None
-    kwargs["box_score_thresh" if name.startswith("fasterrcnn") else "score_thresh"] = 0.0
+    kwargs["box_score_thresh" if "rcnn" in name else "score_thresh"] = 0.0  # R-CNNs name it box_
 if family == "segmentation":
     kwargs.update(weights_backbone=None, aux_loss=False)
 model = getattr(ns, name)(**kwargs).eval()
