@@ -12,30 +12,18 @@
 #include <numeric>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/nms_box.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
 
-struct Box {
-  double y1, x1, y2, x2;
-};
+using Box = NmsBox;
 
-// As the reference: corners in any order, or [xc, yc, w, h] when center_point_box = 1.
-Box read_box(const float* p, bool center) {
-  double a = p[0], b = p[1], c = p[2], d = p[3];
-  if (center) return {b - d / 2, a - c / 2, b + d / 2, a + c / 2};
-  return {std::min(a, c), std::min(b, d), std::max(a, c), std::max(b, d)};
-}
+Box read_box(const float* p, bool center) { return nms_box(p[0], p[1], p[2], p[3], center); }
 
-double iou(const Box& p, const Box& q) {
-  double ih = std::max(0.0, std::min(p.y2, q.y2) - std::max(p.y1, q.y1));
-  double iw = std::max(0.0, std::min(p.x2, q.x2) - std::max(p.x1, q.x1));
-  double inter = ih * iw;
-  double uni = (p.y2 - p.y1) * (p.x2 - p.x1) + (q.y2 - q.y1) * (q.x2 - q.x1) - inter;
-  return uni <= 0 ? 0.0 : inter / uni;
-}
+double iou(const Box& p, const Box& q) { return nms_iou(p, q); }
 
 // Kept boxes bucketed by x1: a box of width <= max_width reaching [x1, x2] has its x1 in
 // (x1 - max_width, x2), i.e. in buckets bucket(x1 - max_width) .. bucket(x2).

@@ -7,28 +7,21 @@
 #include <numeric>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/nms_box.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 
 namespace {
 
-struct Box { double y1, x1, y2, x2; };
+using Box = NmsBox;
 
 Box read_box(const Tensor& boxes, int64_t offset, bool center) {
-  double a = boxes.value_as_double(offset), b = boxes.value_as_double(offset + 1);
-  double c = boxes.value_as_double(offset + 2), d = boxes.value_as_double(offset + 3);
-  if (center) return {b - d / 2, a - c / 2, b + d / 2, a + c / 2};  // [xc, yc, w, h]
-  return {std::min(a, c), std::min(b, d), std::max(a, c), std::max(b, d)};
+  return nms_box(boxes.value_as_double(offset), boxes.value_as_double(offset + 1), boxes.value_as_double(offset + 2),
+                 boxes.value_as_double(offset + 3), center);
 }
 
-double iou(const Box& p, const Box& q) {
-  double ih = std::max(0.0, std::min(p.y2, q.y2) - std::max(p.y1, q.y1));
-  double iw = std::max(0.0, std::min(p.x2, q.x2) - std::max(p.x1, q.x1));
-  double inter = ih * iw;
-  double uni = (p.y2 - p.y1) * (p.x2 - p.x1) + (q.y2 - q.y1) * (q.x2 - q.x1) - inter;
-  return uni <= 0 ? 0.0 : inter / uni;
-}
+double iou(const Box& p, const Box& q) { return nms_iou(p, q); }
 
 Status nms_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_inputs(2));
