@@ -165,21 +165,35 @@ def rel_l2(got, ref):
     return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
 
 
+def detection_outputs(arrays):
+    """(boxes [N, 4] float, scores [N] float, labels [N] int) among a detection model's outputs,
+    whatever their order (torchvision's dict order differs by model: RetinaNet's is boxes,
+    scores, labels; Mask R-CNN's boxes, labels, scores, masks); None if they are not there."""
+    arrays = [np.asarray(a) for a in arrays]
+    boxes = next((a for a in arrays if a.ndim == 2 and a.shape[1] == 4 and a.dtype.kind == "f"), None)
+    if boxes is None:
+        return None
+    n = boxes.shape[0]
+    scores = next((a for a in arrays if a.shape == (n,) and a.dtype.kind == "f"), None)
+    labels = next((a for a in arrays if a.shape == (n,) and a.dtype.kind in "iu"), None)
+    return None if scores is None or labels is None else (boxes, scores, labels)
+
+
 def detections_matched(ours, theirs):
-    """For torchvision detection outputs (boxes [N, 4], scores [N], labels [N] first): how many of
-    ORT's detections have one of ours with the same label, score within 1e-4 and box within
-    0.01 px, each of ours used once; and how many ORT has. With random weights many scores are
-    equal to 1e-6, and the two runtimes' last-bit differences reorder them: the same detections
-    in another order fail an element-wise comparison."""
-    boxes, scores, labels = (np.asarray(a) for a in ours[:3])
-    rb, rs, rl = (np.asarray(a) for a in theirs[:3])
-    if boxes.ndim != 2 or rb.ndim != 2 or scores.shape != boxes.shape[:1] or rs.shape != rb.shape[:1]:
-        return 0, max(len(rb), 1)
+    """How many of ORT's detections have one of ours with the same label, score within 1e-4 and
+    box within 1e-4 of the image's scale, each of ours used once; and how many ORT has. With
+    random weights many scores are equal to 1e-6, and the two runtimes' last-bit differences
+    reorder them: the same detections in another order fail an element-wise comparison."""
+    a, b = detection_outputs(ours), detection_outputs(theirs)
+    if a is None or b is None:
+        return 0, 1
+    (boxes, scores, labels), (rb, rs, rl) = a, b
+    box_tol = 1e-4 * max(1.0, float(np.abs(rb).max(initial=0.0)))
     used = np.zeros(len(boxes), bool)
     matched = 0
     for i in range(len(rb)):
         ok = ~used & (labels == rl[i]) & (np.abs(scores - rs[i]) <= 1e-4 * max(1.0, abs(float(rs[i]))))
-        ok &= np.abs(boxes - rb[i]).max(axis=1, initial=0.0) <= 1e-2
+        ok &= np.abs(boxes - rb[i]).max(axis=1, initial=0.0) <= box_tol
         j = np.flatnonzero(ok)
         if j.size:
             used[j[0]] = True
@@ -261,8 +275,8 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, base
     row["rel_l2"] = err
     as_set = None
     if family == "detection" and err > 1e-4:
-        as_set = detections_matched([np.load(os.path.join(ours_dir, f"{i}.npy")) for i in range(3)],
-                                    [np.load(os.path.join(ort_dir, index[n])) for n in names[:3]])
+        as_set = detections_matched([np.load(os.path.join(ours_dir, f"{i}.npy")) for i in range(len(names))],
+                                    [np.load(os.path.join(ort_dir, index[n])) for n in names])
     same_set = as_set is not None and as_set[0] >= 0.99 * as_set[1]
     set_note = f"{as_set[0]}/{as_set[1]} detections matched" if as_set else ""
     if all(not np.load(os.path.join(ort_dir, file)).any() for file in index.values()):
