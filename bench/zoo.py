@@ -10,6 +10,10 @@ reference path. A detection model whose outputs differ element-wise may "pass as
 least 99% of ORT's detections have one of ours with the same label, score and box
 (detections_matched: random weights give many equal scores, which the two runtimes order
 differently); then masks and keypoints, which follow their boxes' order, are not compared.
+A single-output model whose outputs differ from ORT's by more than 1e-4 (but at most 1e-2) is
+measured against the truth, torch's float64 run of the same model and input: it "passes at
+float32 noise" when ours is within 1.5x of the larger of ORT's and torch float32's own error
+(deep random-weight segmentation nets, where torch float32 itself misses float64 by 1e-4).
 Prints a markdown table headed by the CPU model.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/zoo.py [--models regnet_y_400mf,resnet18]
@@ -94,9 +98,11 @@ def every_model(families):
     return {name: (family, input_shape(name, family)) for family in families for name in listed[family]}
 
 
-EXPORT_SCRIPT = r"""
+# Builds `model` (random weights, calibrated BatchNorm) and `x` from name, family and shape; the
+# same seed gives the same weights, so the float64 reference below rebuilds what was exported.
+MODEL_SCRIPT = r"""
 import sys, torch, torchvision
-name, family, shape, path = sys.argv[1], sys.argv[2], eval(sys.argv[3]), sys.argv[4]
+name, family, shape = sys.argv[1], sys.argv[2], eval(sys.argv[3])
 torch.manual_seed(0)
 ns = {"classification": torchvision.models, "segmentation": torchvision.models.segmentation,
       "detection": torchvision.models.detection}[family]
@@ -129,10 +135,27 @@ if norms:
             batch = torch.randn(2, *shape[1:])
             model([batch[0], batch[1]] if family == "detection" else batch)
     model.eval()
+"""
+
+EXPORT_SCRIPT = MODEL_SCRIPT + r"""
+path = sys.argv[4]
 if family == "detection":
     torch.onnx.export(model, ([x[0]],), path, opset_version=17, input_names=["input"])
 else:
     torch.onnx.export(model, x, path, opset_version=17, input_names=["input"])
+"""
+
+# The model's output on the .npy input in float32 and in float64 (torch's CPU kernels), saved as
+# OUT.f32.npy and OUT.f64.npy: the second is the truth both runtimes are measured against when
+# they differ from each other by more than 1e-4 (float32_noise).
+F64_SCRIPT = MODEL_SCRIPT + r"""
+import numpy as np
+inp, out = sys.argv[4], sys.argv[5]
+x = torch.from_numpy(np.load(inp))
+with torch.no_grad():
+    pick = (lambda y: y["out"]) if family == "segmentation" else (lambda y: y)
+    np.save(out + ".f32.npy", pick(model(x)).numpy())
+    np.save(out + ".f64.npy", pick(model.double()(x.double())).numpy())
 """
 
 
@@ -201,6 +224,26 @@ def detections_matched(ours, theirs):
     return matched, max(len(rb), len(boxes))
 
 
+def float32_noise(name, path, inp, ours, ort, cache):
+    """When ours and ORT differ by more than 1e-4, how far each is from the truth: the model run
+    by torch in float64 on the same input (cached beside the export). Deep random-weight
+    segmentation nets amplify float32 rounding; there torch's own float32 misses its float64 by
+    1e-4 too (DeepLabV3-ResNet50: 1.1e-4), and no float32 runtime can be within 1e-4 of another.
+    Returns (ours, ORT, torch float32) relative L2 against float64, or None when no reference
+    could be made or the rebuilt model is not the exported one (torch float32 vs ORT > 1e-3)."""
+    family, shape = ZOO[name]
+    ref = os.path.join(cache, f"{name}.reference")  # the input is always the same (seed 0)
+    if not os.path.exists(ref + ".f64.npy"):
+        r = subprocess.run([sys.executable, "-c", F64_SCRIPT, name, family, repr(shape), inp, ref],
+                           capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0:
+            return None
+    f32, f64 = np.load(ref + ".f32.npy"), np.load(ref + ".f64.npy")
+    if rel_l2(f32, ort) > 1e-3:
+        return None
+    return rel_l2(ours, f64), rel_l2(ort, f64), rel_l2(f32, f64)
+
+
 def load_average():
     return os.getloadavg()[0]
 
@@ -214,7 +257,7 @@ def fallback_ops(entries):
     return ops
 
 
-def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, baseline_env=None):
+def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, cache, baseline_env=None):
     """Both runtimes in fresh processes, alternating round by round (ours, then ORT) so that a
     change of load on a shared machine hits both; p50 over every timed run of each."""
     family, shape = ZOO[name]
@@ -270,8 +313,8 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, base
     # come back in numeric order, not in the graph's output order.
     names = [o.name for o in onnx.load(path, load_external_data=False).graph.output]
     err = 0.0
-    for i, name in enumerate(names):
-        err = max(err, rel_l2(np.load(os.path.join(ours_dir, f"{i}.npy")), np.load(os.path.join(ort_dir, index[name]))))
+    for i, out_name in enumerate(names):
+        err = max(err, rel_l2(np.load(os.path.join(ours_dir, f"{i}.npy")), np.load(os.path.join(ort_dir, index[out_name]))))
     row["rel_l2"] = err
     as_set = None
     if family == "detection" and err > 1e-4:
@@ -279,14 +322,27 @@ def bench(name, path, threads, rounds, runs, warmup, tmp, modules, timeout, base
                                     [np.load(os.path.join(ort_dir, index[n])) for n in names])
     same_set = as_set is not None and as_set[0] >= 0.99 * as_set[1]
     set_note = f"{as_set[0]}/{as_set[1]} detections matched" if as_set else ""
+    # A single-output model that misses 1e-4 by a little is measured against float64: it passes
+    # "at float32 noise" only if ours is no further from the truth than 1.5x the worse of ORT
+    # and torch's own float32 (the two errors are independent: ours vs ORT is about their sum).
+    noise = None
+    if family != "detection" and 1e-4 < err <= 1e-2 and len(names) == 1:
+        noise = float32_noise(name, path, inp, np.load(os.path.join(ours_dir, "0.npy")),
+                              np.load(os.path.join(ort_dir, index[names[0]])), cache)
+    noise_ok = noise is not None and noise[0] <= 1.5 * max(noise[1], noise[2])
+    noise_note = (f"vs float64: ours {noise[0]:.1e}, ORT {noise[1]:.1e}, torch float32 {noise[2]:.1e}"
+                  if noise else "")
     if all(not np.load(os.path.join(ort_dir, file)).any() for file in index.values()):
         row["status"] = "FAIL (ORT's outputs are all zero: nothing compared)"
-    elif err > 1e-4 and not same_set:
-        row["status"] = "FAIL (outputs differ" + (f"; {set_note})" if as_set else ")")
+    elif err > 1e-4 and not same_set and not noise_ok:
+        row["status"] = "FAIL (outputs differ" + (f"; {set_note})" if as_set else f"; {noise_note})" if noise else ")")
     elif row["fallback"]:
         row["status"] = "FAIL (reference kernels)"
+    elif err > 1e-4:
+        row["status"] = (f"pass as a set ({set_note}; order differs)" if same_set else
+                         f"pass at float32 noise ({noise_note})")
     else:
-        row["status"] = f"pass as a set ({set_note}; order differs)" if err > 1e-4 else "pass"
+        row["status"] = "pass"
     return row
 
 
@@ -344,7 +400,7 @@ def main():
         for name in names:
             path, why = export(name, cache)
             row = bench(name, path, args.threads, args.rounds, args.runs, args.warmup, tmp, modules, args.timeout,
-                        baseline_env) if path else \
+                        cache, baseline_env) if path else \
                 {"model": name, "family": ZOO[name][0], "status": why}
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
