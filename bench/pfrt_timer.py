@@ -7,8 +7,10 @@ PFRT_EXECUTION_MODE=parallel selects that execution mode; PFRT_MEMORY_POOL (defa
 custom) and PFRT_MEMORY_REUSE=0 set those session options (left at their defaults when unset);
 PFRT_DISABLED_PASSES (comma-separated pass names) skips those passes, for a same-build A/B. Writes the outputs of the first run
 as OUTDIR/<i>.npy and prints one JSON line:
-{"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N, "cpu_ms": X, "fallback": [...]}
-(cpu_ms: the process's CPU time per timed run, all threads; fallback: the session's
+{"latencies_ms": [...], "max_rss_kb": N, "idle_rss_kb": N, "cpu_ms": X, "runq_wait_ms": W, "fallback": [...]}
+(cpu_ms: the process's CPU time per timed run, all threads; runq_wait_ms: the time its threads
+were runnable but waiting for a core, per timed run (the kernel's schedstat): on a shared machine,
+the part of the latency that is the scheduler's, not the runtime's; fallback: the session's
 get_fallback_nodes() after the runs, run-time fallbacks included).
 """
 
@@ -32,6 +34,19 @@ def peak_rss_kb():
     return 0
 
 
+def runq_wait_ns():
+    """Nanoseconds this process's live threads have spent runnable but not running
+    (/proc/self/task/*/schedstat, second field). ort_run.js reads the same for ONNX Runtime."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
 def main():
     model, threads, runs, warmup, outdir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     idle = peak_rss_kb()
@@ -52,14 +67,15 @@ def main():
     for _ in range(warmup):
         sess.run(None, feed)
     lat = []
-    cpu0 = time.process_time()
+    cpu0, wait0 = time.process_time(), runq_wait_ns()
     for _ in range(runs):
         t0 = time.perf_counter()
         sess.run(None, feed)
         lat.append((time.perf_counter() - t0) * 1e3)
     cpu_ms = (time.process_time() - cpu0) * 1e3 / max(runs, 1)
+    wait_ms = (runq_wait_ns() - wait0) / 1e6 / max(runs, 1)
     print(json.dumps({"latencies_ms": lat, "max_rss_kb": peak_rss_kb(),
-                      "idle_rss_kb": idle, "cpu_ms": cpu_ms, "fallback": [str(f) for f in sess.get_fallback_nodes()]}))
+                      "idle_rss_kb": idle, "cpu_ms": cpu_ms, "runq_wait_ms": wait_ms, "fallback": [str(f) for f in sess.get_fallback_nodes()]}))
 
 
 if __name__ == "__main__":

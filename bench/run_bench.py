@@ -17,8 +17,10 @@ the model (the Python or Node.js runtime itself).
 
 Contention mode (--background N): N busy loops (one Python process each, pinned to nothing)
 run for the whole measurement, so both runtimes meet the same fixed load; the table adds the
-1-minute load average seen around each model. Other jobs on a shared machine add load of
-their own: compare the ratios (ours / ORT measured in the same rounds), not the times.
+1-minute load average seen around each model, and splits each runtime's latency into its CPU
+time and the time its threads waited runnable for a core (schedstat): a runtime that waits
+longer for the same CPU time lost to the scheduler, not to its kernels. Other jobs on a shared
+machine add load of their own: compare the ratios (ours / ORT measured in the same rounds).
 """
 
 import argparse
@@ -107,6 +109,7 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
     env = dict(os.environ, ORT_NODE_MODULES=modules, PFRT_EXECUTION_MODE=mode)
     our_env = dict(env, **(ours_env or {}))
     ours, theirs, ours_rss, ort_rss, before = [], [], [], [], []
+    sched = {"ours_cpu": [], "ort_cpu": [], "ours_wait": [], "ort_wait": []}  # per round, ms per run
     loads = [load_average()]
     ort_out = os.path.join(tmp, f"{name}_ort")
     our_out = os.path.join(tmp, f"{name}_ours")
@@ -115,6 +118,8 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
                       str(warmup), our_out] + inputs, env=our_env)
         ours += r["latencies_ms"]
         ours_rss.append(r["max_rss_kb"] - r["idle_rss_kb"])
+        sched["ours_cpu"].append(r["cpu_ms"])
+        sched["ours_wait"].append(r["runq_wait_ms"])
         if baseline:
             b = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
                           str(warmup), our_out + "_baseline"] + inputs, env=dict(our_env, PYTHONPATH=baseline))
@@ -124,6 +129,8 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
                       "--execution-mode", mode], env=env)
         theirs += o["latencies_ms"]
         ort_rss.append(o["max_rss_kb"] - ort_idle)
+        sched["ort_cpu"].append(o["cpu_ms"])
+        sched["ort_wait"].append(o["runq_wait_ms"])
         loads.append(load_average())
     with open(os.path.join(ort_out, "outputs.json")) as f:
         index = json.load(f)
@@ -138,22 +145,28 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         "ort_p50": percentile(theirs, 50), "ort_p99": percentile(theirs, 99),
         "ours_mb": max(ours_rss) / 1024, "ort_mb": max(ort_rss) / 1024, "max_rel_err": err,
         "load": (min(loads), max(loads)),
+        **{k: float(np.median(v)) for k, v in sched.items()},
         "before_p50": percentile(before, 50) if before else None,
         "before_p99": percentile(before, 99) if before else None,
     }
 
 
 def table(rows, contention=False):
-    """Markdown rows; under contention the load average replaces the peak-memory column. With a
+    """Markdown rows; under contention the load average replaces the peak-memory column, and two
+    columns split the latency (medians over the rounds, ms per run, ours / ORT): CPU time and the
+    time the threads waited runnable for a core (the scheduler's share, not the runtime's). With a
     baseline (--baseline) its p50 and its ratio to ORT's come first, measured in the same rounds."""
-    extra = "load avg" if contention else "peak MB (ours / ORT)"
+    extra = "load avg | CPU ms/run (ours / ORT) | run-queue wait ms/run (ours / ORT)" if contention else \
+        "peak MB (ours / ORT)"
     baseline = any(r.get("before_p50") is not None for r in rows)
     pre = "baseline p50 ms | baseline / ORT | " if baseline else ""
     head = (f"| model | threads | {pre}PyFlameRT p50 ms | ORT p50 ms | p50 ratio | PyFlameRT p99 ms | ORT p99 ms | "
             f"p99 ratio | {extra} | max rel err |")
-    lines = [head, "|" + "---|" * (12 if baseline else 10)]
+    lines = [head, "|" + "---|" * ((12 if baseline else 10) + (2 if contention else 0))]
     for r in rows:
-        cell = (f"{r['load'][0]:.1f}-{r['load'][1]:.1f}" if contention else f"{r['ours_mb']:.0f} / {r['ort_mb']:.0f}")
+        cell = (f"{r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['ours_cpu']:.2f} / {r['ort_cpu']:.2f} | "
+                f"{r['ours_wait']:.2f} / {r['ort_wait']:.2f}" if contention else
+                f"{r['ours_mb']:.0f} / {r['ort_mb']:.0f}")
         b = f"{r['before_p50']:.2f} | {r['before_p50'] / r['ort_p50']:.2f}x | " if baseline else ""
         lines.append(f"| {r['model']} | {r['threads']} | {b}{r['ours_p50']:.2f} | {r['ort_p50']:.2f} | "
                      f"{r['ours_p50'] / r['ort_p50']:.2f}x | {r['ours_p99']:.2f} | {r['ort_p99']:.2f} | "

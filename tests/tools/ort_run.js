@@ -6,8 +6,9 @@
 //                   [--execution-mode sequential|parallel]
 //
 // Writes OUTDIR/<output name>.npy and OUTDIR/outputs.json. With --time it also prints a JSON
-// object {"latencies_ms": [...], "max_rss_kb": N, "cpu_ms": X} on stdout (after warm-up runs;
-// cpu_ms: CPU time per timed run).
+// object {"latencies_ms": [...], "max_rss_kb": N, "cpu_ms": X, "runq_wait_ms": W} on stdout
+// (after warm-up runs; cpu_ms: CPU time per timed run; runq_wait_ms: time the threads were
+// runnable but waiting for a core, per timed run, from the kernel's schedstat).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -22,6 +23,17 @@ const NPY_TYPES = {
   '|u1': ['uint8', Uint8Array], '|i1': ['int8', Int8Array], '|b1': ['bool', Uint8Array],
   '<i2': ['int16', Int16Array], '<u2': ['uint16', Uint16Array],
 };
+
+// Nanoseconds this process's threads have waited runnable for a core (schedstat's second field).
+function runqWaitNs() {
+  let total = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      total += Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[1]);
+    } catch (e) { /* a thread that ended meanwhile */ }
+  }
+  return total;
+}
 
 function readNpy(file) {
   const buf = fs.readFileSync(file);
@@ -103,6 +115,7 @@ async function main() {
     for (let i = 0; i < warmup; ++i) await session.run(feeds);
     const lat = [];
     const cpu0 = process.cpuUsage();
+    const wait0 = runqWaitNs();
     for (let i = 0; i < timeRuns; ++i) {
       const t0 = process.hrtime.bigint();
       await session.run(feeds);
@@ -111,7 +124,9 @@ async function main() {
     // CPU time per run (user + system, all threads, in ms): less swayed by a loaded machine.
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000 / timeRuns;
-    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: peakRssKb(), cpu_ms: cpuMs}) + '\n');
+    const waitMs = (runqWaitNs() - wait0) / 1e6 / timeRuns;
+    process.stdout.write(JSON.stringify({latencies_ms: lat, max_rss_kb: peakRssKb(), cpu_ms: cpuMs,
+                                         runq_wait_ms: waitMs}) + '\n');
   }
 }
 
