@@ -18,6 +18,20 @@ bool is_channels_last_f32(const dnnl::memory::desc& desc, const Dims& dims) {
   return desc == dnnl::memory::desc(to_dnnl(dims), dnnl::memory::data_type::f32, t);
 }
 
+bool channels_last_view(const CpuValue& v, ChannelsLastView* view) {
+  if (!v.has_native || v.has_plain || !is_channels_last_f32(v.native.get_desc(), v.dims)) return false;
+  const int64_t rank = static_cast<int64_t>(v.dims.size());
+  view->data = static_cast<const float*>(v.native.get_data_handle());
+  view->dims.clear();
+  view->logical_axis.clear();
+  for (int64_t i = 0; i < rank; ++i) {
+    const int64_t axis = i == 0 ? 0 : i == rank - 1 ? 1 : i + 1;  // N, spatial..., C
+    view->logical_axis.push_back(axis);
+    view->dims.push_back(v.dims[static_cast<size_t>(axis)]);
+  }
+  return true;
+}
+
 namespace {
 
 // Per batch item, src [rows, cols] -> dst [cols, rows], in 16 x 16 tiles: a tile's 16 source

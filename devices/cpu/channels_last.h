@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "devices/cpu/dnnl_util.h"
 
@@ -13,6 +14,18 @@ namespace cpu {
 
 // True when `desc` is f32 channels-last (acb, acdb or acdeb) for `dims`.
 bool is_channels_last_f32(const dnnl::memory::desc& desc, const Dims& dims);
+
+// A channels-last value read in place as the row-major tensor of its memory order,
+// [N, spatial..., C]: ops that only need "which axis is which" (reductions, Softmax) work on it
+// without a transpose to plain and back (the 1-D audio model's attentive pooling had five).
+struct ChannelsLastView {
+  const float* data = nullptr;
+  Dims dims;                          // in memory order
+  std::vector<int64_t> logical_axis;  // logical_axis[i]: the logical axis of memory axis i
+};
+// True and `view` filled when `v` is held natively (and not already plain) in a channels-last
+// f32 layout.
+bool channels_last_view(const CpuValue& v, ChannelsLastView* view);
 
 // dst[n][c][s] = src[n][s][c] for n < batch, c < channels, s < spatial (the product of the
 // spatial dims). Parallel over the run's OpenMP threads when large.

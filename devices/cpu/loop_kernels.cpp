@@ -129,6 +129,63 @@ void reduce_f32(ReduceKind kind, const float* x, float* y, int64_t len, int64_t 
   }
 }
 
+namespace {
+
+PFRT_TARGET_CLONES
+void subtract_row(const float* x, const float* m, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) y[j] = x[j] - m[j];
+}
+
+PFRT_TARGET_CLONES
+void max_row(const float* a, float* m, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) m[j] = a[j] > m[j] ? a[j] : m[j];
+}
+
+PFRT_TARGET_CLONES
+void add_row(const float* a, float* acc, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) acc[j] += a[j];
+}
+
+PFRT_TARGET_CLONES
+void scale_row(const float* s, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) y[j] *= s[j];
+}
+
+}  // namespace
+
+void softmax_middle_f32(const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin, int64_t o_end,
+                        int64_t j_begin, int64_t j_end, bool log) {
+  const int64_t n = j_end - j_begin;
+  std::vector<float> max(static_cast<size_t>(n)), sum(static_cast<size_t>(n)), e(static_cast<size_t>(log ? n : 0));
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const float* xo = x + o * len * inner + j_begin;
+    float* yo = y + o * len * inner + j_begin;
+    std::copy(xo, xo + n, max.begin());
+    for (int64_t k = 1; k < len; ++k) {
+      const float* row = xo + k * inner;
+      max_row(row, max.data(), n);
+    }
+    std::fill(sum.begin(), sum.end(), 0.f);
+    for (int64_t k = 0; k < len; ++k) {
+      float* row = yo + k * inner;
+      subtract_row(xo + k * inner, max.data(), row, n);  // <= 0: exp cannot overflow
+      float* ex = log ? e.data() : row;
+      if (log) std::copy(row, row + n, ex);
+      exp_inplace(ex, n);
+      add_row(ex, sum.data(), n);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      float& s = sum[static_cast<size_t>(j)];
+      s = log ? -std::log(s) : 1.f / s;
+    }
+    for (int64_t k = 0; k < len; ++k) (log ? add_row : scale_row)(sum.data(), yo + k * inner, n);
+  }
+}
+
 PFRT_TARGET_CLONES
 void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t len, int64_t inner,
                     int64_t o_begin, int64_t o_end) {

@@ -3,11 +3,14 @@
 // reduced axes are merged, must form one run: the tensor is then [outer, len, inner] and the
 // loops of loop_kernels.cpp reduce the middle axis, split over the OpenMP team by outer rows
 // (or by column blocks when there are few rows). Reductions over two separate runs of axes
-// (rare in models) take the reference kernel.
+// (rare in models) take the reference kernel. A channels-last input (a 1-D convolution's) is
+// reduced in its memory order, without a transpose.
 #include <omp.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "devices/cpu/channels_last.h"
 #include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
 
@@ -44,33 +47,78 @@ class ReduceOp : public NativeOp {
       : node_(node), opset_(opset), kind_(kind), axes_input_(axes_input) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    // A channels-last input is reduced where it lies, over its memory order, when the kept
+    // axes keep their logical order there (the output's bytes are then its plain layout):
+    // reducing N, spatial..., C over the spatial axes, say.
+    ChannelsLastView view;
+    if (inputs[0] && channels_last_view(*inputs[0], &view) && num_elements(view.dims) > 0) {
+      std::optional<Status> done = run_channels_last(view, inputs, outputs);
+      if (done) return *done;
+    }
     const Tensor* x = plain_f32(inputs[0]);
     if (!x || x->numel() == 0) return run_reference(node_, opset_, inputs, outputs);
+    std::vector<bool> reduced;
+    if (!reduced_axes(inputs, x->dims(), &reduced)) return run_reference(node_, opset_, inputs, outputs);
+    int64_t outer, len, inner;
+    if (!split_around(x->dims(), reduced, &outer, &len, &inner)) return run_reference(node_, opset_, inputs, outputs);
+    outputs[0] = CpuValue::from_plain(Value(reduce(x->data<float>(), x->dims(), reduced, outer, len, inner)));
+    return Status::OK();
+  }
+
+ private:
+  // Which logical axes are reduced (axes attribute or input, none given: all); false when an
+  // axis is out of range or the op is a no-op (the reference names or handles those).
+  bool reduced_axes(const std::vector<CpuValue*>& inputs, const Dims& dims, std::vector<bool>* reduced) {
     std::vector<int64_t> axes;
     if (axes_input_) {
       if (inputs.size() > 1 && inputs[1]) axes = inputs[1]->as_plain().tensor.to_int64_vector();
     } else {
       axes = node_.attr_ints("axes");
     }
-    if (axes.empty() && node_.attr_int("noop_with_empty_axes", 0) != 0) return run_reference(node_, opset_, inputs, outputs);
-    int64_t rank = static_cast<int64_t>(x->rank());
-    std::vector<bool> reduced(x->rank(), axes.empty());
+    if (axes.empty() && node_.attr_int("noop_with_empty_axes", 0) != 0) return false;
+    const int64_t rank = static_cast<int64_t>(dims.size());
+    reduced->assign(dims.size(), axes.empty());
     for (int64_t a : axes) {
-      if (a < -rank || a >= rank) return run_reference(node_, opset_, inputs, outputs);  // it names the bad axis
-      reduced[static_cast<size_t>(a < 0 ? a + rank : a)] = true;
+      if (a < -rank || a >= rank) return false;  // the reference names the bad axis
+      (*reduced)[static_cast<size_t>(a < 0 ? a + rank : a)] = true;
+    }
+    return true;
+  }
+
+  // The reduction of a channels-last input in its memory order; nullopt when the output's
+  // bytes would not be in its plain order (the caller then makes the input plain).
+  std::optional<Status> run_channels_last(const ChannelsLastView& view, const std::vector<CpuValue*>& inputs,
+                                          std::vector<CpuValue>& outputs) {
+    const Dims& logical = inputs[0]->dims;
+    std::vector<bool> reduced_logical, reduced;
+    if (!reduced_axes(inputs, logical, &reduced_logical)) return std::nullopt;
+    int64_t last_kept = -1;
+    for (size_t i = 0; i < view.dims.size(); ++i) {
+      const int64_t axis = view.logical_axis[i];
+      reduced.push_back(reduced_logical[static_cast<size_t>(axis)]);
+      if (reduced.back() || view.dims[i] == 1) continue;
+      if (axis < last_kept) return std::nullopt;  // a kept axis out of its logical order
+      last_kept = axis;
     }
     int64_t outer, len, inner;
-    if (!split_around(x->dims(), reduced, &outer, &len, &inner)) return run_reference(node_, opset_, inputs, outputs);
+    if (!split_around(view.dims, reduced, &outer, &len, &inner)) return std::nullopt;
+    outputs[0] = CpuValue::from_plain(Value(reduce(view.data, logical, reduced_logical, outer, len, inner)));
+    return Status::OK();
+  }
+
+  // Reduces `src` viewed as [outer, len, inner] over len; the result has `dims` with the
+  // `reduced` axes dropped (or 1 under keepdims).
+  Tensor reduce(const float* src, const Dims& dims, const std::vector<bool>& reduced, int64_t outer, int64_t len,
+                int64_t inner) const {
     bool keepdims = node_.attr_int("keepdims", 1) != 0;
     Dims out_dims;
-    for (size_t d = 0; d < x->rank(); ++d) {
-      if (!reduced[d]) out_dims.push_back(x->dim(d));
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (!reduced[d]) out_dims.push_back(dims[d]);
       else if (keepdims) out_dims.push_back(1);
     }
     Tensor y(DType::kFloat32, out_dims);
-    const float* src = x->data<float>();
     float* dst = y.data<float>();
-    if (x->numel() < kParallelMin || omp_get_max_threads() == 1) {
+    if (num_elements(dims) < kParallelMin || omp_get_max_threads() == 1) {
       reduce_f32(kind_, src, dst, len, inner, 0, outer, 0, inner);
     } else if (outer >= omp_get_max_threads() || inner == 1) {
 #pragma omp parallel for schedule(static)
@@ -85,11 +133,9 @@ class ReduceOp : public NativeOp {
         }
       }
     }
-    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-    return Status::OK();
+    return y;
   }
 
- private:
   Node node_;
   int64_t opset_;
   ReduceKind kind_;

@@ -1,7 +1,15 @@
 // Native Softmax and LogSoftmax on oneDNN over any axis. From opset 13 the op normalises along
-// one axis: the input is viewed as [outer, D, inner] and oneDNN normalises the middle axis
-// (a channel softmax of a segmentation head, say, with no transposes). Before opset 13 the
-// input is flattened to [outer, rest] at `axis` and normalised over the whole rest.
+// one axis: the input is viewed as [outer, D, inner] and the middle axis normalised in place
+// (a channel softmax of a segmentation head, say, with no transposes): by oneDNN when inner is
+// 1, by our loop otherwise. Before opset 13 the
+// input is flattened to [outer, rest] at `axis` and normalised over the whole rest. From opset
+// 13 a channels-last input (a 1-D convolution's output) is normalised in its memory order.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "devices/cpu/channels_last.h"
+#include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
 
 namespace pyflame_rt {
@@ -11,11 +19,30 @@ namespace {
 
 using dnnl::memory;
 
+// Below this many elements the loop stays on the calling thread.
+constexpr int64_t kParallelElements = int64_t{1} << 15;
+
 class SoftmaxOp : public NativeOp {
  public:
   SoftmaxOp(const Node& node, int64_t opset, bool log) : node_(node), opset_(opset), log_(log) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
+    ChannelsLastView view;
+    if (opset_ >= 13 && inputs[0] && channels_last_view(*inputs[0], &view) && num_elements(view.dims) > 0) {
+      // Normalised in its memory order ([N, spatial..., C]: the axis is one of them), the
+      // output in the same layout: no transpose either way (the next op, often a Mul with the
+      // convolution's channels-last output, takes it as it is).
+      int64_t axis = node_.attr_int("axis", -1);
+      if (axis < 0) axis += static_cast<int64_t>(view.dims.size());
+      const auto at = std::find(view.logical_axis.begin(), view.logical_axis.end(), axis);
+      if (at != view.logical_axis.end()) {
+        CpuValue y = CpuValue::allocate_native(inputs[0]->native.get_desc(), inputs[0]->dims);
+        RETURN_IF_ERROR(normalise(view.data, static_cast<float*>(y.native.get_data_handle()), view.dims,
+                                  at - view.logical_axis.begin()));
+        outputs[0] = std::move(y);
+        return Status::OK();
+      }
+    }
     const Value& p = inputs[0]->as_plain();
     if (!p.is_tensor() || p.tensor.dtype() != DType::kFloat32 || p.tensor.rank() < 1 || p.tensor.numel() == 0) {
       return run_reference(node_, opset_, inputs, outputs);
@@ -25,25 +52,49 @@ class SoftmaxOp : public NativeOp {
     int64_t axis = node_.attr_int("axis", opset_ < 13 ? 1 : -1);
     if (axis < 0) axis += rank;
     if (axis < 0 || axis >= rank) return run_reference(node_, opset_, inputs, outputs);  // it names the bad axis
-    int64_t outer = 1, d = 1, inner = 1;
-    for (int64_t i = 0; i < rank; ++i) {
-      int64_t n = x.dim(static_cast<size_t>(i));
-      if (i < axis) outer *= n;
-      else if (i == axis || opset_ < 13) d *= n;
-      else inner *= n;
+    Dims dims = x.dims();
+    if (opset_ < 13) {  // [outer, the rest]: one axis
+      int64_t rest = 1;
+      for (int64_t i = axis; i < rank; ++i) rest *= dims[static_cast<size_t>(i)];
+      dims.resize(static_cast<size_t>(axis));
+      dims.push_back(rest);
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({outer, d, inner}));
     Tensor y = plain_output_tensor(DType::kFloat32, x.dims());
-    memory src(plan->data, engine(), const_cast<void*>(x.raw_data()));
-    memory dst(plan->data, engine(), y.raw_data());
-    Scratchpad scratch(plan->scratch);
-    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
-    thread_stream().wait();
+    RETURN_IF_ERROR(normalise(x.data<float>(), y.data<float>(), dims, axis));
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();
   }
 
  private:
+  // y = softmax of x (row-major `dims`) along `axis`. [outer, D] with nothing after the axis goes
+  // to oneDNN's last-axis kernels; otherwise our loop with vector lanes along the inner axis
+  // (oneDNN 2.6 has only its reference kernel there), split by columns over the team when large.
+  Status normalise(const float* x, float* y, const Dims& dims, int64_t axis) {
+    int64_t outer = 1, d = 1, inner = 1;
+    for (int64_t i = 0; i < static_cast<int64_t>(dims.size()); ++i) {
+      const int64_t n = dims[static_cast<size_t>(i)];
+      (i < axis ? outer : i == axis ? d : inner) *= n;
+    }
+    if (inner > 1) {
+      const int64_t block = 64, blocks = (inner + block - 1) / block;
+      const bool parallel = outer * d * inner >= kParallelElements && omp_get_max_threads() > 1;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          softmax_middle_f32(x, y, d, inner, o, o + 1, b * block, std::min(inner, (b + 1) * block), log_);
+        }
+      }
+      return Status::OK();
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for({outer, d}));
+    memory src(plan->data, engine(), const_cast<float*>(x));
+    memory dst(plan->data, engine(), y);
+    Scratchpad scratch(plan->scratch);
+    plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
+    thread_stream().wait();
+    return Status::OK();
+  }
+
   struct Plan {
     dnnl::primitive prim;
     memory::desc data, scratch;
@@ -56,10 +107,8 @@ class SoftmaxOp : public NativeOp {
   Expected<std::shared_ptr<Plan>> build_plan(const std::vector<int64_t>& shape) {
     auto plan = std::make_shared<Plan>();
     try {
-      // [outer, D] when nothing follows the axis: oneDNN's fastest (last-axis) kernels.
-      bool rows = shape[2] == 1;
-      plan->data = rows ? memory::desc({shape[0], shape[1]}, memory::data_type::f32, memory::format_tag::ab)
-                        : memory::desc({shape[0], shape[1], shape[2]}, memory::data_type::f32, memory::format_tag::abc);
+      // [outer, D]: the axis is the last one, oneDNN's fast (jit) case.
+      plan->data = memory::desc({shape[0], shape[1]}, memory::data_type::f32, memory::format_tag::ab);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       if (log_) {
@@ -82,7 +131,7 @@ class SoftmaxOp : public NativeOp {
   Node node_;
   int64_t opset_;
   bool log_;
-  ShapePlanCache<Plan> plans_;  // by [outer, axis, inner]
+  ShapePlanCache<Plan> plans_;  // by [outer, axis]
 };
 
 }  // namespace

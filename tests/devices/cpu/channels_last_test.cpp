@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cmath>
+
+#include "devices/cpu/native_ops.h"
+
 namespace pyflame_rt {
 namespace cpu {
 namespace {
@@ -81,6 +85,96 @@ TEST(ChannelsLastTest, PlainValueMadeChannelsLast) {
         }
       }
     }
+  }
+}
+
+// An op on a channels-last value gives what it gives on the same value made plain (the path
+// every other layout takes), and says whether its output kept the layout.
+struct Both {
+  CpuValue from_native, from_plain;
+  bool read_in_place = false;  // the channels-last input was never made plain
+};
+
+// A channels-last value of `dims` holding sin(0.37 i) * 3 at memory offset i.
+CpuValue wavy_value(const Dims& dims, dnnl::memory::format_tag tag) {
+  CpuValue v = channels_last_value(dims, tag);
+  auto* p = static_cast<float*>(v.native.get_data_handle());
+  for (int64_t i = 0; i < num_elements(dims); ++i) p[i] = std::sin(0.37f * static_cast<float>(i)) * 3.f;
+  return v;
+}
+
+Both run_both(const Node& node, int64_t opset, const Dims& dims, dnnl::memory::format_tag tag) {
+  CpuValue native = wavy_value(dims, tag);
+  CpuValue plain = CpuValue::from_plain(Value(wavy_value(dims, tag).as_plain().tensor));
+  Graph g;
+  Both out;
+  std::vector<CpuValue> results(1);
+  for (CpuValue* x : {&native, &plain}) {
+    std::vector<CpuValue*> in{x};
+    std::unique_ptr<NativeOp> op = node.op_type == "Softmax" || node.op_type == "LogSoftmax"
+                                       ? make_softmax_op(node, opset, g)
+                                       : make_reduce_op(node, opset, g);
+    EXPECT_TRUE(op->run(in, results).ok()) << node.op_type;
+    (x == &native ? out.from_native : out.from_plain) = results[0];
+  }
+  out.read_in_place = !native.has_plain;
+  return out;
+}
+
+void expect_same(CpuValue& a, CpuValue& b, const std::string& label) {
+  const Tensor& x = a.as_plain().tensor;
+  const Tensor& y = b.as_plain().tensor;
+  ASSERT_EQ(x.dims(), y.dims()) << label;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    ASSERT_NEAR(x.data<float>()[i], y.data<float>()[i], 1e-5f * (1.f + std::abs(y.data<float>()[i]))) << label << " @" << i;
+  }
+}
+
+Node op_node(const std::string& op) {
+  Node n;
+  n.op_type = n.name = op;
+  n.inputs = {"x"};
+  n.outputs = {"y"};
+  return n;
+}
+
+// The 1-D audio model's attentive pooling: Softmax over time and ReduceSum/ReduceMean over time
+// on a 1-D convolution's channels-last output, read in place; and the cases that cannot be.
+TEST(ChannelsLastTest, ReductionsAndSoftmaxReadTheLayoutInPlace) {
+  omp_set_num_threads(2);
+  using tag = dnnl::memory::format_tag;
+  for (int64_t axis : {0, 1, 2, -1}) {
+    for (const char* op : {"Softmax", "LogSoftmax"}) {
+      Node n = op_node(op);
+      n.attributes["axis"] = Attribute::make_int(axis);
+      for (const Dims& d : std::vector<Dims>{{1, 256, 200}, {3, 17, 5}}) {
+        Both r = run_both(n, 13, d, tag::acb);
+        const std::string label = std::string(op) + " axis " + std::to_string(axis) + " " + dims_to_string(d);
+        // The output stays channels-last: nothing was transposed.
+        EXPECT_TRUE(r.read_in_place) << label;
+        EXPECT_TRUE(r.from_native.has_native && is_channels_last_f32(r.from_native.native.get_desc(), d)) << label;
+        expect_same(r.from_native, r.from_plain, label);
+      }
+    }
+  }
+  Node n = op_node("Softmax");
+  n.attributes["axis"] = Attribute::make_int(1);
+  Both r4 = run_both(n, 13, {2, 9, 5, 7}, tag::acdb);
+  expect_same(r4.from_native, r4.from_plain, "Softmax 4-D channel axis");
+
+  struct R { const char* op; std::vector<int64_t> axes; int64_t keepdims; Dims dims; bool in_place; };
+  for (const R& c : std::vector<R>{{"ReduceSum", {2}, 0, {1, 256, 200}, true},   // over time: [1, 256]
+                                   {"ReduceMean", {2}, 1, {1, 256, 200}, true},  // [1, 256, 1]
+                                   {"ReduceMax", {1}, 1, {3, 17, 5}, true},      // over channels
+                                   {"ReduceSum", {0}, 0, {3, 17, 5}, false},     // C kept before T: made plain
+                                   {"ReduceL2", {2, 3}, 1, {2, 9, 5, 7}, true},
+                                   {"ReduceSum", {}, 0, {3, 17, 5}, true}}) {   // all axes
+    Node rn = op_node(c.op);
+    if (!c.axes.empty()) rn.attributes["axes"] = Attribute::make_ints(c.axes);
+    rn.attributes["keepdims"] = Attribute::make_int(c.keepdims);
+    Both r = run_both(rn, 11, c.dims, c.dims.size() == 3 ? tag::acb : tag::acdb);
+    EXPECT_EQ(r.read_in_place, c.in_place) << c.op << " " << dims_to_string(c.dims);
+    expect_same(r.from_native, r.from_plain, std::string(c.op) + " " + dims_to_string(c.dims));
   }
 }
 
