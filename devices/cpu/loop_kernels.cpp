@@ -144,6 +144,14 @@ void max_row(const float* a, float* m, int64_t n) {
 }
 
 PFRT_TARGET_CLONES
+float row_min(const float* a, int64_t n) {
+  float m = 0.f;
+#pragma omp simd reduction(min : m)
+  for (int64_t j = 0; j < n; ++j) m = a[j] < m ? a[j] : m;
+  return m;
+}
+
+PFRT_TARGET_CLONES
 void add_row(const float* a, float* acc, int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) acc[j] += a[j];
@@ -160,23 +168,29 @@ void scale_row(const float* s, float* y, int64_t n) {
 void softmax_middle_f32(const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin, int64_t o_end,
                         int64_t j_begin, int64_t j_end, bool log) {
   const int64_t n = j_end - j_begin;
-  std::vector<float> max(static_cast<size_t>(n)), sum(static_cast<size_t>(n)), e(static_cast<size_t>(log ? n : 0));
+  std::vector<float> max(static_cast<size_t>(n)), sum(static_cast<size_t>(n)), arg(static_cast<size_t>(n)),
+      e(static_cast<size_t>(n));
   for (int64_t o = o_begin; o < o_end; ++o) {
     const float* xo = x + o * len * inner + j_begin;
     float* yo = y + o * len * inner + j_begin;
     std::copy(xo, xo + n, max.begin());
-    for (int64_t k = 1; k < len; ++k) {
-      const float* row = xo + k * inner;
-      max_row(row, max.data(), n);
-    }
+    for (int64_t k = 1; k < len; ++k) max_row(xo + k * inner, max.data(), n);
     std::fill(sum.begin(), sum.end(), 0.f);
     for (int64_t k = 0; k < len; ++k) {
       float* row = yo + k * inner;
-      subtract_row(xo + k * inner, max.data(), row, n);  // <= 0: exp cannot overflow
+      subtract_row(xo + k * inner, max.data(), arg.data(), n);  // <= 0: exp cannot overflow
       float* ex = log ? e.data() : row;
-      if (log) std::copy(row, row + n, ex);
+      std::copy(arg.begin(), arg.end(), ex);
       exp_inplace(ex, n);
+      // exp_inplace clamps its argument at -87 (1.6e-38); below it the true exp is a denormal
+      // or 0, which is what ONNX Runtime gives and what a `score > 0` threshold sees.
+      if (row_min(arg.data(), n) < -87.f) {
+        for (int64_t j = 0; j < n; ++j) {
+          if (arg[static_cast<size_t>(j)] < -87.f) ex[j] = std::exp(arg[static_cast<size_t>(j)]);
+        }
+      }
       add_row(ex, sum.data(), n);
+      if (log) std::copy(arg.begin(), arg.end(), row);
     }
     for (int64_t j = 0; j < n; ++j) {
       float& s = sum[static_cast<size_t>(j)];
