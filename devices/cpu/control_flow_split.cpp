@@ -1,6 +1,7 @@
 #include "devices/cpu/control_flow_split.h"
 
 #include "devices/cpu/native_if.h"
+#include "devices/cpu/native_loop.h"
 
 #include <map>
 #include <set>
@@ -182,11 +183,12 @@ Expected<std::unique_ptr<Executable>> compile_around_control_flow(const Graph& g
       if (produced.count(name)) g.value_info[name] = info;
     }
     if (has_control) {
-      // An If's branches compiled like any graph; the interpreter for Loop/Scan and for an If
-      // whose branches do not compile natively (nested subgraphs, say).
-      auto native_if = compile_native_if(g, native);
-      if (native_if.ok()) {
-        piece.exe = std::move(*native_if);
+      // An If's branches and a Loop's body compiled like any graph; the interpreter for Scan
+      // and for an If or Loop whose subgraphs do not compile natively.
+      auto compiled = g.nodes.size() == 1 && g.nodes[0].op_type == "Loop" ? compile_native_loop(g, native)
+                                                                           : compile_native_if(g, native);
+      if (compiled.ok()) {
+        piece.exe = std::move(*compiled);
       } else {
         ASSIGN_OR_RETURN(piece.exe, reference(g));
       }

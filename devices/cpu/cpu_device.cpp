@@ -1,7 +1,7 @@
 // The CPU device: native oneDNN ops where they exist, the reference kernels elsewhere, node
 // by node. The nodes between control-flow nodes run natively (cpu/control_flow_split.h), so do
-// an If's branches (cpu/native_if.h); Loop/Scan bodies run on the reference interpreter, which
-// owns subgraph scoping.
+// an If's branches (cpu/native_if.h) and a Loop's body (cpu/native_loop.h); Scan bodies run on
+// the reference interpreter, which owns subgraph scoping.
 #include "devices/cpu/cpu_device.h"
 
 #include "devices/cpu/control_flow_split.h"

@@ -8,11 +8,7 @@
 namespace pyflame_rt {
 namespace cpu {
 
-namespace {
-
-// The value of a Constant node in one of its common forms; false for the others (strings,
-// sparse), which stay nodes.
-bool constant_value(const Node& n, Tensor* out) {
+bool constant_node_value(const Node& n, Tensor* out) {
   if (const Tensor* t = n.attr_tensor("value")) {
     *out = *t;
   } else if (const Attribute* a = n.attr("value_float")) {
@@ -28,6 +24,8 @@ bool constant_value(const Node& n, Tensor* out) {
   }
   return true;
 }
+
+namespace {
 
 // Where a branch output comes from: a node of the compiled branch (its output k), one of the
 // piece's inputs passed through, or a constant.
@@ -63,7 +61,7 @@ Expected<Branch> compile_branch_graph(const Graph& piece, const Graph& body, con
   };
   for (const Node& n : body.nodes) {
     Tensor t;
-    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1 && constant_value(n, &t)) {
+    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1 && constant_node_value(n, &t)) {
       g.initializers[n.outputs[0]] = std::move(t);
       continue;
     }

@@ -19,6 +19,10 @@ namespace cpu {
 // read (as control_flow_split cuts it). `compile_branch` compiles a branch graph (which may
 // hold control flow itself). An error when the piece is not that shape or a branch does not
 // compile; the caller then runs the piece on the interpreter.
+// The value of a Constant node in one of its common forms; false for the others (strings,
+// sparse), which stay nodes. Shared with the Loop's body (native_loop.h).
+bool constant_node_value(const Node& n, Tensor* out);
+
 Expected<std::unique_ptr<Executable>> compile_native_if(const Graph& piece, const PieceCompiler& compile_branch);
 
 }  // namespace cpu

@@ -124,6 +124,7 @@ const NativeOpTable& NativeOpTable::cpu() {
   static const NativeOpTable table = [] {
     NativeOpTable t;
     register_conv_ops(t);
+    register_conv_transpose_ops(t);
     register_qlinear_conv_ops(t);
     register_qdq_ops(t);
     register_matmul_ops(t);

@@ -90,6 +90,7 @@ void register_nonzero_ops(NativeOpTable& t);       // nonzero_op.cpp
 void register_gather_nd_ops(NativeOpTable& t);     // gather_nd_op.cpp
 void register_compare_ops(NativeOpTable& t);       // compare_op.cpp
 void register_shape_ops(NativeOpTable& t);         // shape_op.cpp
+void register_conv_transpose_ops(NativeOpTable& t);  // conv_transpose_op.cpp
 
 // Every fixed-width element type (all but string): what the byte-copying ops take.
 const std::vector<DType>& fixed_width_dtypes();

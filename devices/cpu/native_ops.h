@@ -32,6 +32,7 @@ std::unique_ptr<NativeOp> make_nonzero_op(const Node& node, int64_t opset, const
 std::unique_ptr<NativeOp> make_gather_nd_op(const Node& node, int64_t opset, const Graph& graph);      // gather_nd_op.cpp
 std::unique_ptr<NativeOp> make_compare_op(const Node& node, int64_t opset, const Graph& graph);        // compare_op.cpp
 std::unique_ptr<NativeOp> make_shape_op(const Node& node, int64_t opset, const Graph& graph);          // shape_op.cpp
+std::unique_ptr<NativeOp> make_conv_transpose_op(const Node& node, int64_t opset, const Graph& graph); // conv_transpose_op.cpp
 
 // The plain tensor `v` holds (converted from a native layout if need be) when its elements
 // are fixed-width, i.e. any dtype but string; nullptr for an absent input or a non-tensor.

@@ -133,6 +133,55 @@ TEST(CpuVsRefTest, Convolutions) {
   }
 }
 
+// ConvTranspose over ranks, groups, dilations, strides, pads, auto_pad, output_padding and
+// output_shape, with and without bias; the first two are Mask R-CNN's and Keypoint R-CNN's
+// heads. The last case takes its weights at run time (as the ONNX node tests do).
+TEST(CpuVsRefTest, ConvTranspose) {
+  struct Conf {
+    std::string name;
+    Dims x, w;
+    int64_t group;
+    std::vector<int64_t> strides, dil, pads, out_pad, out_shape;
+    std::string auto_pad;
+    bool bias, runtime_weights;
+  };
+  std::vector<Conf> confs = {
+      {"mask rcnn 2x2 s2", {3, 256, 14, 14}, {256, 256, 2, 2}, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, {}, {}, "", true, false},
+      {"keypoint rcnn 4x4 s2 p1", {2, 512, 14, 14}, {512, 17, 4, 4}, 1, {2, 2}, {1, 1}, {1, 1, 1, 1}, {}, {}, "", true, false},
+      {"1-D", {2, 5, 11}, {5, 7, 3}, 1, {2}, {1}, {1, 0}, {}, {}, "", true, false},
+      {"1-D grouped dilated", {1, 8, 9}, {8, 3, 3}, 4, {1}, {2}, {2, 1}, {}, {}, "", false, false},
+      {"2-D grouped", {2, 6, 5, 7}, {6, 2, 3, 3}, 3, {2, 1}, {1, 1}, {1, 1, 0, 1}, {}, {}, "", true, false},
+      {"2-D dilated strided", {1, 4, 6, 5}, {4, 3, 3, 2}, 1, {3, 2}, {2, 3}, {0, 1, 2, 0}, {}, {}, "", false, false},
+      {"output_padding", {1, 3, 4, 5}, {3, 2, 3, 3}, 1, {3, 2}, {1, 1}, {0, 0, 0, 0}, {1, 1}, {}, "", true, false},
+      {"output_shape", {1, 3, 3, 3}, {3, 2, 3, 3}, 1, {3, 2}, {1, 1}, {0, 0, 0, 0}, {}, {10, 8}, "", true, false},
+      {"output_shape smaller", {1, 3, 5, 4}, {3, 2, 3, 3}, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, {}, {9, 6}, "", false, false},
+      {"SAME_UPPER", {1, 2, 5, 6}, {2, 3, 3, 3}, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, {}, {}, "SAME_UPPER", true, false},
+      {"SAME_LOWER", {1, 2, 5, 6}, {2, 3, 4, 3}, 1, {2, 3}, {1, 1}, {0, 0, 0, 0}, {}, {}, "SAME_LOWER", true, false},
+      {"VALID", {1, 2, 4, 4}, {2, 3, 3, 3}, 1, {2, 2}, {1, 1}, {1, 1, 1, 1}, {}, {}, "VALID", true, false},
+      {"3-D", {1, 4, 3, 4, 5}, {4, 2, 3, 2, 3}, 2, {2, 1, 2}, {1, 2, 1}, {1, 0, 1, 0, 1, 1}, {1, 0, 1}, {}, "", true, false},
+      {"run-time weights", {2, 3, 6, 6}, {3, 4, 3, 3}, 1, {2, 2}, {1, 1}, {1, 1, 1, 1}, {}, {}, "", true, true},
+  };
+  uint32_t seed = 100;
+  for (const auto& f : confs) {
+    OpCase c;
+    c.name = "ConvTranspose " + f.name;
+    c.node = node("ConvTranspose", {"x", "w", f.bias ? "b" : ""});
+    c.node.attributes["group"] = Attribute::make_int(f.group);
+    c.node.attributes["strides"] = Attribute::make_ints(f.strides);
+    c.node.attributes["dilations"] = Attribute::make_ints(f.dil);
+    if (f.auto_pad.empty()) c.node.attributes["pads"] = Attribute::make_ints(f.pads);
+    else c.node.attributes["auto_pad"] = Attribute::make_string(f.auto_pad);
+    if (!f.out_pad.empty()) c.node.attributes["output_padding"] = Attribute::make_ints(f.out_pad);
+    if (!f.out_shape.empty()) c.node.attributes["output_shape"] = Attribute::make_ints(f.out_shape);
+    c.runtime = {{"x", random_tensor(f.x, seed++)}};
+    Tensor w = random_tensor(f.w, seed++);
+    if (f.runtime_weights) c.runtime.push_back({"w", w});
+    else c.constants.push_back({"w", w});
+    if (f.bias) c.constants.push_back({"b", random_tensor({f.w[1] * f.group}, seed++)});
+    check(c);
+  }
+}
+
 // AVX-512's 16-channel blocks forced on a grouped conv with 8 channels per group: oneDNN has
 // only its reference kernel for that layout, so the op takes the kernel's own layouts.
 TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {

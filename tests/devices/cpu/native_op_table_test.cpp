@@ -54,6 +54,9 @@ Graph one_node(const std::string& domain, const std::string& op, int64_t opset, 
   if (op == "Conv" || op == "FusedConv") {
     input("x", dtype, xd);
     constant("w", filled(DType::kFloat32, {4, 8, 3, 3}));
+  } else if (op == "ConvTranspose") {
+    input("x", dtype, xd);
+    constant("w", filled(DType::kFloat32, {8, 4, 2, 2}));  // [C_in, C_out, k, k]
   } else if (op == "QLinearConv" || op == "QLinearConvAdd") {
     input("x", dtype, xd);
     constant("xs", scalar(DType::kFloat32, 0.1));
