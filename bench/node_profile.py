@@ -4,7 +4,7 @@ minimum over the runs (robust to a loaded machine: a run slowed by another proce
 mean, rarely the minimum), summed per op type, and the largest nodes of ours.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/node_profile.py MODEL.onnx [--threads 1]
-        [--runs 20] [--warmup 3] [--top 15] [--ours-only] [--dump FILE.json]
+        [--runs 20] [--warmup 3] [--top 15] [--ours-only] [--stat min|median] [--dump FILE.json]
 
 Ours: InferenceSession.run_with_profiling (graph after our passes, fused names). ORT:
 onnxruntime-node's profiler (bench/ort_profile.js), its own fused nodes. The two graphs are
@@ -23,22 +23,29 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def ours_profile(model, x, threads, runs, warmup):
+def reduce_runs(per_run, stat):
+    """Each node's minimum (default: robust to a loaded machine) or median over its runs (what a
+    typical run pays: a node slowed by cache misses in most runs shows here, not in the minimum)."""
+    pick = min if stat == "min" else (lambda v: float(np.median(v)))
+    return {n: float(pick(v)) for n, v in per_run.items()}
+
+
+def ours_profile(model, x, threads, runs, warmup, stat="min"):
     import pyflame_rt as rt
     sess = rt.InferenceSession(model, rt.SessionOptions(num_threads=threads))
     feed = {sess.get_inputs()[0].name: x}
     for _ in range(warmup):
         sess.run(None, feed)
-    best, kind = {}, {}
+    per_run, kind = {}, {}
     for _ in range(runs):
         p = sess.run_with_profiling(feed)
         for op in p.operations:
-            best[op.name] = min(best.get(op.name, float("inf")), op.duration_us)
+            per_run.setdefault(op.name, []).append(op.duration_us)
             kind[op.name] = op.op_type
-    return best, kind
+    return reduce_runs(per_run, stat), kind
 
 
-def ort_profile(model, inp, threads, runs, warmup, tmp):
+def ort_profile(model, inp, threads, runs, warmup, tmp, stat="min"):
     prefix = os.path.join(tmp, "ort_prof")
     r = subprocess.run(["node", os.path.join(HERE, "ort_profile.js"), model, inp, str(threads), str(runs),
                         str(warmup), prefix], capture_output=True, text=True, timeout=1800)
@@ -56,8 +63,7 @@ def ort_profile(model, inp, threads, runs, warmup, tmp):
         per_run.setdefault(name, []).append(e["dur"])
         kind[name] = e.get("args", {}).get("op_name", "?")
     # The first WARMUP runs of every node are warm-up.
-    best = {n: float(min(v[warmup:] or v)) for n, v in per_run.items()}
-    return best, kind
+    return reduce_runs({n: v[warmup:] or v for n, v in per_run.items()}, stat), kind
 
 
 def by_type(best, kind):
@@ -77,7 +83,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--ours-only", action="store_true")
-    ap.add_argument("--dump", help="write both profiles (per-node minima) to this JSON file")
+    ap.add_argument("--stat", choices=["min", "median"], default="min",
+                    help="each node's minimum over the runs (default) or its median")
+    ap.add_argument("--dump", help="write both profiles (per-node minima or medians) to this JSON file")
     a = ap.parse_args()
     import onnx
     m = onnx.load(a.model, load_external_data=False)
@@ -86,11 +94,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         inp = os.path.join(tmp, "in.npy")
         np.save(inp, x)
-        ours, ours_kind = ours_profile(a.model, x, a.threads, a.runs, a.warmup)
-        theirs, theirs_kind = ({}, {}) if a.ours_only else ort_profile(a.model, inp, a.threads, a.runs, a.warmup, tmp)
-    print(f"{os.path.basename(a.model)}, {a.threads} thread(s), per-node minima over {a.runs} runs; "
+        ours, ours_kind = ours_profile(a.model, x, a.threads, a.runs, a.warmup, a.stat)
+        theirs, theirs_kind = ({}, {}) if a.ours_only else ort_profile(a.model, inp, a.threads, a.runs, a.warmup, tmp,
+                                                                       a.stat)
+    what = "minima" if a.stat == "min" else "medians"
+    print(f"{os.path.basename(a.model)}, {a.threads} thread(s), per-node {what} over {a.runs} runs; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"sum of minima: ours {sum(ours.values()) / 1e3:.2f} ms ({len(ours)} nodes), "
+    print(f"sum of {what}: ours {sum(ours.values()) / 1e3:.2f} ms ({len(ours)} nodes), "
           f"ORT {sum(theirs.values()) / 1e3:.2f} ms ({len(theirs)} nodes)")
     for label, b, k in (("ours", ours, ours_kind), ("ORT", theirs, theirs_kind)):
         if not b:
