@@ -407,6 +407,45 @@ TEST(NativeKernelsTest, ResizeSourcePositionsAreFloatAsOnnxRuntime) {
   }
 }
 
+// Softmax outputs below FLT_MIN are denormals, as std::exp and ONNX Runtime give them, not 0
+// (oneDNN's exp flushes them): `score > 0` with a zero threshold must keep the same candidates
+// (SSD300 lost 7 of 8732). Rows along the last axis and along a middle axis (strided).
+TEST(NativeKernelsTest, SoftmaxKeepsDenormalOutputs) {
+  const std::vector<float> row = {0.f, -90.f, -100.f, -3.f, -200.f};  // exp(-90) = 8.2e-40, exp(-200) = 0
+  for (bool middle : {false, true}) {
+    Dims dims = middle ? Dims{1, 5, 2} : Dims{2, 5};
+    std::vector<float> x(10);
+    for (int64_t k = 0; k < 10; ++k) {
+      int64_t j = middle ? k / 2 : k % 5, r = middle ? k % 2 : k / 5;
+      x[static_cast<size_t>(k)] = row[static_cast<size_t>(j)] + 0.5f * static_cast<float>(r);  // same shape, shifted
+    }
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims(dims)});
+    Node n = make_node("Softmax", {"x"});
+    n.attributes["axis"] = Attribute::make_int(1);
+    g.nodes.push_back(n);
+    g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+    auto exe = make_cpu_device(1)->compile(g);
+    ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+    auto y = (*exe)->run({Value(floats(dims, x))});
+    ASSERT_TRUE(y.ok()) << y.status().to_string();
+    const float* out = (*y)[0].tensor.data<float>();
+    double sum = 0;
+    for (float v : row) sum += std::exp(static_cast<double>(v));
+    for (int64_t k = 0; k < 10; ++k) {
+      int64_t j = middle ? k / 2 : k % 5;
+      const float want = static_cast<float>(std::exp(static_cast<double>(row[static_cast<size_t>(j)])) / sum);
+      EXPECT_NEAR(out[k], want, std::max(2e-45, 1e-6 * want)) << (middle ? "middle axis" : "last axis") << " element " << k;
+    }
+    EXPECT_GT(out[middle ? 2 : 1], 0.f) << "exp(-90) / sum is a denormal, not 0";
+    EXPECT_EQ(out[middle ? 8 : 4], 0.f) << "exp(-200) underflows float entirely";
+    auto* program = dynamic_cast<cpu::CpuProgram*>(exe->get());
+    ASSERT_NE(program, nullptr);
+    EXPECT_TRUE(program->native_by_node()[0].second) << "the native Softmax ran";
+  }
+}
+
 TEST(NativeKernelsTest, UnaryMath) {
   uint32_t seed = 700;
   for (const char* op : {"Sqrt", "Abs", "Exp", "Log", "Neg"}) {
