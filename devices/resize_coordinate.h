@@ -3,12 +3,12 @@
 // drift apart.
 //
 // Evaluated in float, as ONNX Runtime does (its GetOriginalCoordinateFromResizedCoordinate takes
-// and returns float; PyTorch's upsampling also computes source indices in float for float
-// tensors). In double the positions are closer to the spec's real numbers, but at a source
-// position near 300 the float's rounding moves an interpolation weight by ~1e-5, and
-// torchvision's detectors upsample their input image (320 -> 800): a 1e-5 (relative L2)
-// difference in that first Resize grew through the random-weight backbones to 3e-4 in the
-// scores and flipped near-equal candidates at the top-k cuts (FCOS: 14 of 100 detections).
+// and returns float; PyTorch float32 works in float too, rounding differently). In double the
+// positions are closer to the spec's real numbers, but at a source position near 300 the
+// float's rounding moves an interpolation weight by ~1e-5, and torchvision's detectors upsample
+// their input image (320 -> 800): a 1e-5 (relative L2) difference in that first Resize grew
+// through the random-weight backbones to 3e-4 in the scores and flipped near-equal candidates
+// at the top-k cuts (FCOS: 14 of 100 detections).
 // The mode names are the ONNX ones; tf_crop_and_resize is the reference kernel's own.
 #pragma once
 
