@@ -10,6 +10,7 @@
 #include <map>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/resize_coordinate.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -30,24 +31,12 @@ struct AxisTable {
   std::vector<float> weight;
 };
 
-double source_position(const Config& c, int64_t o, int64_t in_len, int64_t out_len, double scale) {
-  double x = static_cast<double>(o);
-  if (c.coord == "half_pixel") return (x + 0.5) / scale - 0.5;
-  if (c.coord == "pytorch_half_pixel") return out_len > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-  if (c.coord == "align_corners") {
-    double resized = static_cast<double>(in_len) * scale;  // the spec's unrounded length
-    return out_len == 1 ? 0.0 : x * static_cast<double>(in_len - 1) / (resized - 1);
-  }
-  if (c.coord == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
-  return x / scale;  // asymmetric
-}
-
 AxisTable axis_table(const Config& c, int64_t in_len, int64_t out_len, double scale) {
   const bool cubic = c.mode == "cubic";
   AxisTable t;
   t.taps = c.mode == "nearest" ? 1 : cubic ? 4 : 2;
   for (int64_t o = 0; o < out_len; ++o) {
-    double x = source_position(c, o, in_len, out_len, scale);
+    double x = resize_source_position(c.coord, o, in_len, out_len, scale);
     // base = ceil(x) - 1 and ratio in (0, 1]: an integral x lands on its own source point.
     double base = std::ceil(x) - 1, r = x - base;
     if (c.mode == "nearest") {

@@ -1,4 +1,4 @@
-// Native Softmax and LogSoftmax on oneDNN over any axis. From opset 13 the op normalises along
+// Native Softmax and LogSoftmax over any axis. From opset 13 the op normalises along
 // one axis: the input is viewed as [outer, D, inner] and the middle axis normalised in place
 // (a channel softmax of a segmentation head, say, with no transposes): by oneDNN when inner is
 // 1, by our loop otherwise. Before opset 13 the
@@ -7,10 +7,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "devices/cpu/channels_last.h"
 #include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/target_clones.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -21,6 +23,48 @@ using dnnl::memory;
 
 // Below this many elements the loop stays on the calling thread.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
+
+// oneDNN's exp returns 0 below FLT_MIN (x - max < -87.3); ONNX Runtime's, like std::exp, gives
+// the denormal down to 1.4e-45. A score threshold of 0 (torchvision's `scores > 0` with
+// score_thresh=0) keeps a denormal score and drops a zero: SSD300's candidates differed (8725
+// here against ORT's 8732). Each row holding a zero gets its zeros recomputed as
+// exp(x - max + log(y_max)), y_max = 1 / sum being the row's largest output (restore_denormals;
+// for the oneDNN path, rows along the last axis: our middle-axis loop gets them right itself).
+
+// Whether any of y[0, n) is zero: one vectorised pass (the common case ends here; a per-row scan
+// with an early exit doubled a [12, 197, 197] attention softmax's time).
+PFRT_TARGET_CLONES bool any_zero(const float* y, int64_t n) {
+  int zeros = 0;
+  for (int64_t k = 0; k < n; ++k) zeros |= y[k] == 0.f;
+  return zeros != 0;
+}
+
+void restore_denormals(const float* x, float* y, int64_t outer, int64_t d, int64_t inner) {
+  if (!any_zero(y, outer * d * inner)) return;
+  const int64_t rows = outer * inner;
+  auto row = [&](int64_t r) {
+    const int64_t o = r / inner, i = r % inner;
+    const float* xr = x + o * d * inner + i;
+    float* yr = y + o * d * inner + i;
+    bool zero = false;
+    for (int64_t j = 0; j < d && !zero; ++j) zero = yr[j * inner] == 0.f;
+    if (!zero) return;
+    int64_t top = 0;
+    for (int64_t j = 1; j < d; ++j) if (xr[j * inner] > xr[top * inner]) top = j;
+    const double m = xr[top * inner], ymax = yr[top * inner];
+    if (!std::isfinite(m) || !(ymax > 0)) return;  // NaN or infinite rows keep oneDNN's answer
+    const double shift = std::log(ymax) - m;
+    for (int64_t j = 0; j < d; ++j) {
+      if (yr[j * inner] == 0.f) yr[j * inner] = static_cast<float>(std::exp(static_cast<double>(xr[j * inner]) + shift));
+    }
+  };
+  if (rows * d < (1 << 16) || omp_get_max_threads() == 1) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) row(r);
+}
 
 class SoftmaxOp : public NativeOp {
  public:
@@ -92,6 +136,7 @@ class SoftmaxOp : public NativeOp {
     Scratchpad scratch(plan->scratch);
     plan->prim.execute(thread_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch.memory()}});
     thread_stream().wait();
+    if (!log_) restore_denormals(x, y, outer, d, 1);
     return Status::OK();
   }
 

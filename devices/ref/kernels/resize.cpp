@@ -10,6 +10,7 @@
 
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/resize_coordinate.h"
 
 namespace pyflame_rt {
 
@@ -44,21 +45,12 @@ std::vector<double> coefficients(const ResizeConfig& c, double ratio) {
 double source_coordinate(const ResizeConfig& c, int64_t o, int64_t in_len, int64_t out_len, double scale,
                          double roi_start, double roi_end) {
   double x = static_cast<double>(o);
-  if (c.coord == "half_pixel") return (x + 0.5) / scale - 0.5;
-  if (c.coord == "pytorch_half_pixel") return out_len > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-  if (c.coord == "align_corners") {
-    // The spec uses the unrounded resized length (in_len * scale), which differs from the
-    // integer output length when scales (not sizes) are given.
-    double resized = static_cast<double>(in_len) * scale;
-    return out_len == 1 ? 0.0 : x * static_cast<double>(in_len - 1) / (resized - 1);
-  }
-  if (c.coord == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
   if (c.coord == "tf_crop_and_resize") {
     double span = static_cast<double>(in_len - 1);
     return out_len > 1 ? roi_start * span + x * (roi_end - roi_start) * span / static_cast<double>(out_len - 1)
                        : 0.5 * (roi_start + roi_end) * span;
   }
-  return x / scale;  // asymmetric
+  return resize_source_position(c.coord, o, in_len, out_len, scale);  // in float, as ONNX Runtime
 }
 
 // Per axis and output index: source indices (clamped) and weights; `outside` marks positions

@@ -11,6 +11,7 @@
 #include <functional>
 #include <cstring>
 #include <limits>
+#include <tuple>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
@@ -659,6 +660,32 @@ TEST(DetectionOpsTest, NonMaxSuppressionAsTheReference) {
   check(nms("NMS no boxes", Tensor(DType::kFloat32, {1, 0, 4}), Tensor(DType::kFloat32, {1, 1, 0}), 10, 0.5f, &thr));
   Case bad = nms("NMS boxes [1, 3, 3]", random_tensor({1, 3, 3}, 937), random_tensor({1, 1, 3}, 938), 5, 0.5f, nullptr);
   check_error(bad, "must be [B, N, 4]");
+}
+
+// Equal scores go in index order, as ONNX Runtime 1.30 gives them (observed with onnxruntime-node
+// on these very inputs, 2026-11-30): disjoint boxes scored {.5, .9, .5, .9, .5, .7} come out
+// 1, 3, 5, 0, 2, 4, and of three overlapping boxes with one score the first suppresses the rest.
+// Checked on both devices: the native kernel and its reference must keep ORT's order.
+TEST(DetectionOpsTest, NonMaxSuppressionTiesInIndexOrderAsOnnxRuntime) {
+  std::vector<float> disjoint;
+  for (int i = 0; i < 6; ++i) disjoint.insert(disjoint.end(), {10.f * i, 0, 10.f * i + 5, 5});
+  const std::vector<std::tuple<Tensor, Tensor, std::vector<int64_t>>> cases = {
+      {floats({1, 6, 4}, disjoint), floats({1, 1, 6}, {.5f, .9f, .5f, .9f, .5f, .7f}), {1, 3, 5, 0, 2, 4}},
+      {floats({1, 3, 4}, {0, 0, 10, 10, 0, 1, 10, 11, 0, 2, 10, 12}), floats({1, 1, 3}, {.5f, .5f, .5f}), {0}},
+  };
+  for (const auto& [boxes, scores, want] : cases) {
+    Case c = nms("NMS ties", boxes, scores, 10, 0.5f, nullptr);
+    Graph g = graph_of(c);
+    for (bool native : {true, false}) {
+      auto exe = native ? make_cpu_device(1)->compile(g) : make_ref_device()->compile(g);
+      ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+      auto out = (*exe)->run(feeds_of(c));
+      ASSERT_TRUE(out.ok()) << out.status().to_string();
+      std::vector<int64_t> sel = (*out)[0].tensor.to_int64_vector(), picked;
+      for (size_t k = 2; k < sel.size(); k += 3) picked.push_back(sel[k]);
+      EXPECT_EQ(picked, want) << (native ? "native" : "reference");
+    }
+  }
 }
 
 // If whose else branch is torchvision's tail (Greater, NonZero, GatherND, TopK on outer-scope

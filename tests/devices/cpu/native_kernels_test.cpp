@@ -359,6 +359,93 @@ TEST(NativeKernelsTest, ResizeModesAndCoordinateTransforms) {
   }
 }
 
+// Source positions in float, as ONNX Runtime computes them: torchvision's detectors upsample
+// their input 320 -> 800 (linear, half_pixel), and at a position near 300 the float's rounding
+// moves a weight by ~1.5e-5. Neighbours alternating +-16 make that 5e-4 in the output, far
+// beyond the 1e-5 tolerance here: positions taken in double (as before) fail. Both devices.
+TEST(NativeKernelsTest, ResizeSourcePositionsAreFloatAsOnnxRuntime) {
+  const int64_t in = 320, out = 800;
+  std::vector<float> x(static_cast<size_t>(in));
+  for (int64_t i = 0; i < in; ++i) x[static_cast<size_t>(i)] = (i % 2 ? 16.f : -16.f) + 0.01f * static_cast<float>(i);
+  // ONNX Runtime's arithmetic: position (o + 0.5f) / scale - 0.5f in float, clamped to
+  // [0, in - 1], weights from its distance to the lower neighbour.
+  const float scale = static_cast<float>(out) / static_cast<float>(in);
+  std::vector<double> expected;
+  double moved = 0;  // the largest output change between float and double positions
+  for (int64_t o = 0; o < out; ++o) {
+    float pos = (static_cast<float>(o) + 0.5f) / scale - 0.5f;
+    pos = std::min(std::max(pos, 0.f), static_cast<float>(in - 1));
+    const int64_t lo = static_cast<int64_t>(pos), hi = std::min(lo + 1, in - 1);
+    const double w = static_cast<double>(pos) - static_cast<double>(lo);
+    expected.push_back(x[static_cast<size_t>(lo)] * (1 - w) + x[static_cast<size_t>(hi)] * w);
+    double exact = std::min(std::max((static_cast<double>(o) + 0.5) / 2.5 - 0.5, 0.0), static_cast<double>(in - 1));
+    double we = exact - static_cast<double>(static_cast<int64_t>(exact));
+    moved = std::max(moved, std::fabs(x[static_cast<size_t>(lo)] * (1 - we) + x[static_cast<size_t>(hi)] * we -
+                                      expected.back()));
+  }
+  ASSERT_GT(moved, 1e-4);  // the case tells float from double positions
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({1, 1, 1, in})});
+  g.initializers["sizes"] = ints({4}, {1, 1, 1, out});
+  Node n = make_node("Resize", {"x", "", "", "sizes"});
+  n.attributes["mode"] = Attribute::make_string("linear");
+  n.attributes["coordinate_transformation_mode"] = Attribute::make_string("half_pixel");
+  g.nodes.push_back(n);
+  g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+  std::vector<Value> feeds{Value(floats({1, 1, 1, in}, x))};
+  for (bool native : {true, false}) {
+    auto exe = native ? make_cpu_device(1)->compile(g) : make_ref_device()->compile(g);
+    ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+    auto y = (*exe)->run(feeds);
+    ASSERT_TRUE(y.ok()) << y.status().to_string();
+    const Tensor& t = (*y)[0].tensor;
+    ASSERT_EQ(t.numel(), out);
+    double err = 0;
+    for (int64_t o = 0; o < out; ++o) err = std::max(err, std::fabs(t.data<float>()[o] - expected[static_cast<size_t>(o)]));
+    EXPECT_LT(err, 1e-5) << (native ? "native" : "reference") << " kernel";
+  }
+}
+
+// Softmax outputs below FLT_MIN are denormals, as std::exp and ONNX Runtime give them, not 0
+// (oneDNN's exp flushes them): `score > 0` with a zero threshold must keep the same candidates
+// (SSD300 lost 7 of 8732). Rows along the last axis and along a middle axis (strided).
+TEST(NativeKernelsTest, SoftmaxKeepsDenormalOutputs) {
+  const std::vector<float> row = {0.f, -90.f, -100.f, -3.f, -200.f};  // exp(-90) = 8.2e-40, exp(-200) = 0
+  for (bool middle : {false, true}) {
+    Dims dims = middle ? Dims{1, 5, 2} : Dims{2, 5};
+    std::vector<float> x(10);
+    for (int64_t k = 0; k < 10; ++k) {
+      int64_t j = middle ? k / 2 : k % 5, r = middle ? k % 2 : k / 5;
+      x[static_cast<size_t>(k)] = row[static_cast<size_t>(j)] + 0.5f * static_cast<float>(r);  // same shape, shifted
+    }
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims(dims)});
+    Node n = make_node("Softmax", {"x"});
+    n.attributes["axis"] = Attribute::make_int(1);
+    g.nodes.push_back(n);
+    g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+    auto exe = make_cpu_device(1)->compile(g);
+    ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+    auto y = (*exe)->run({Value(floats(dims, x))});
+    ASSERT_TRUE(y.ok()) << y.status().to_string();
+    const float* out = (*y)[0].tensor.data<float>();
+    double sum = 0;
+    for (float v : row) sum += std::exp(static_cast<double>(v));
+    for (int64_t k = 0; k < 10; ++k) {
+      int64_t j = middle ? k / 2 : k % 5;
+      const float want = static_cast<float>(std::exp(static_cast<double>(row[static_cast<size_t>(j)])) / sum);
+      EXPECT_NEAR(out[k], want, std::max(2e-45, 1e-6 * want)) << (middle ? "middle axis" : "last axis") << " element " << k;
+    }
+    EXPECT_GT(out[middle ? 2 : 1], 0.f) << "exp(-90) / sum is a denormal, not 0";
+    EXPECT_EQ(out[middle ? 8 : 4], 0.f) << "exp(-200) underflows float entirely";
+    auto* program = dynamic_cast<cpu::CpuProgram*>(exe->get());
+    ASSERT_NE(program, nullptr);
+    EXPECT_TRUE(program->native_by_node()[0].second) << "the native Softmax ran";
+  }
+}
+
 TEST(NativeKernelsTest, UnaryMath) {
   uint32_t seed = 700;
   for (const char* op : {"Sqrt", "Abs", "Exp", "Log", "Neg"}) {
