@@ -48,6 +48,22 @@ void require_equal_ranks(const onnx::OpSchema* schema, size_t a, size_t b, int m
   });
 }
 
+// Wraps `schema`'s data propagation (the shape arithmetic libonnx computes on values):
+// skipped while an input has no type. libonnx 1.12's propagators read their inputs' types
+// unchecked: Shape of a graph input declared without a type (make_empty_tensor_value_info;
+// ONNX Runtime accepts such a model) was SIGSEGV at session creation.
+void require_typed_inputs_for_data_propagation(const onnx::OpSchema* schema) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::DataPropagationFunction original = s->GetDataPropagationFunction();
+  s->PartialDataPropagationFunction([original](onnx::DataPropagationContext& ctx) {
+    for (size_t i = 0; i < ctx.getNumInputs(); ++i) {
+      const onnx::TypeProto* t = ctx.getInputType(i);
+      if (!t || t->value_case() == onnx::TypeProto::VALUE_NOT_SET) return;
+    }
+    original(ctx);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -81,6 +97,13 @@ void guard_onnx_shape_inference() {
     for (int v : {1, 11}) {
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("ConvTranspose", v, "");
       if (s && s->SinceVersion() == v) require_equal_ranks(s, 0, 1, 3);
+    }
+    // Every schema with a data propagator (Shape, Size, Gather, Concat, Slice, the binary
+    // arithmetic, ...), in every domain and version.
+    for (const onnx::OpSchema& copy : onnx::OpSchemaRegistry::get_all_schemas_with_history()) {
+      if (!copy.has_data_propagation_function()) continue;
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(copy.Name(), copy.SinceVersion(), copy.domain());
+      if (s && s->SinceVersion() == copy.SinceVersion()) require_typed_inputs_for_data_propagation(s);
     }
   });
 }

@@ -325,5 +325,44 @@ TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
   }
 }
 
+// libonnx's data propagation read the types of Shape's input unchecked: a graph input declared
+// without a type feeding Shape (directly or through Gather) was SIGSEGV, at import and again in
+// the optimiser's shape refinement (found by the detection probe: ORT runs such a model). The
+// model imports, and the session runs it.
+TEST(OnnxImportTest, UntypedInputIntoShapeDoesNotCrashDataPropagation) {
+  for (bool through_gather : {false, true}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    g->set_name("untyped");
+    g->add_input()->set_name("x");  // no type
+    std::string shape_of = "x";
+    if (through_gather) {
+      auto* i = g->add_initializer();
+      i->set_name("i");
+      i->set_data_type(onnx::TensorProto::INT64);
+      i->add_int64_data(0);
+      auto* gather = g->add_node();
+      gather->set_op_type("Gather");
+      gather->add_input("x");
+      gather->add_input("i");
+      gather->add_output("y");
+      shape_of = "y";
+    }
+    auto* n = g->add_node();
+    n->set_op_type("Shape");
+    n->add_input(shape_of);
+    n->add_output("z");
+    auto* out = g->add_output();
+    out->set_name("z");
+    out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::UNDEFINED);
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    auto refined = refine_shapes_with_onnx(*r);  // the optimiser's ShapeFolding calls this
+    EXPECT_TRUE(refined.ok()) << refined.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
