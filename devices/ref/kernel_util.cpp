@@ -20,7 +20,7 @@ void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end) {
           dst[i] = src[i] != In(0);
         } else if constexpr (std::is_floating_point_v<In> && std::is_integral_v<Out>) {
           double v = static_cast<double>(src[i]);
-          dst[i] = std::isfinite(v) ? static_cast<Out>(static_cast<int64_t>(v)) : Out(0);
+          dst[i] = std::isfinite(v) ? static_cast<Out>(int64_from_double(v)) : Out(0);
         } else {
           dst[i] = static_cast<Out>(src[i]);
         }

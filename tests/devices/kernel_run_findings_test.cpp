@@ -127,5 +127,50 @@ TEST(KernelRunFindingsTest, ElementwiseAndSeedConversionsAreDefined) {
   }
 }
 
+// Every other double-to-integer conversion of an unchecked value: an integer Pow's power (2^-1
+// of 0 is infinite, a NaN exponent is NaN), a Cast of a float past int64's range, was
+// undefined behaviour (UBSan, kernel_run: Pow of int32 with a NaN exponent). int64_from_double
+// maps NaN to 0 and saturates at int64's limits; a narrower type wraps as before.
+TEST(KernelRunFindingsTest, PowAndCastOfUnrepresentableValuesAreDefined) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t lo = std::numeric_limits<int64_t>::lowest(), hi = std::numeric_limits<int64_t>::max();
+  OneNode pow = one_node("Pow", {Tensor::from_vector<int64_t>({4}, {0, 2, 3, -2}),
+                                 Tensor::from_vector<float>({4}, {-1.f, nan, 2.f, 101.f})}, 1);
+  OneNode cast = one_node("Cast", {Tensor::from_vector<float>({4}, {1e30f, -1e30f, nan, 3.75f})}, 1);
+  cast.g.nodes[0].attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kInt64));
+  for (auto& device : both_devices()) {
+    auto p = run_on(*device, pow);
+    ASSERT_TRUE(p.ok()) << device->name() << ": " << p.status().to_string();
+    const Tensor& y = (*p)[0].tensor;
+    ASSERT_EQ(y.dtype(), DType::kInt64) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[0], hi) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[1], 0) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[2], 9) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[3], lo) << device->name();  // -2^101
+    auto c = run_on(*device, cast);
+    ASSERT_TRUE(c.ok()) << device->name() << ": " << c.status().to_string();
+    const Tensor& z = (*c)[0].tensor;
+    ASSERT_EQ(z.dtype(), DType::kInt64) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[0], hi) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[1], lo) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[2], 0) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[3], 3) << device->name();
+  }
+}
+
+// Resize with a NaN or infinite scale: floor(dim * scale) converted to a size was undefined
+// (the positive-scale check let NaN through). Both devices refuse it, naming the scale.
+TEST(KernelRunFindingsTest, ResizeRefusesScalesThatAreNotFinite) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    OneNode m = one_node("Resize", {Tensor(DType::kFloat32, {1, 1, 2, 2}), Tensor(DType::kFloat32, {0}),
+                                    Tensor::from_vector<float>({4}, {1.f, 1.f, bad, 2.f})}, 1, 13);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " scale " << bad;
+      EXPECT_NE(out.status().to_string().find("finite"), std::string::npos) << out.status().to_string();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -116,7 +116,7 @@ Status pow_kernel(KernelContext& ctx) {
       double expo = b.value_as_double(ib[static_cast<size_t>(i)]);
       double v = std::pow(base, expo);
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        out[i] = static_cast<T>(static_cast<int64_t>(v));
+        out[i] = static_cast<T>(int64_from_double(v));
       } else {
         out[i] = from_double<T>(v);
       }

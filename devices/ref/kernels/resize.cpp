@@ -102,8 +102,10 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
       return ctx.error(StatusCode::kInvalidArgument, "scales has ", scales.size(), " entries, input rank is ", rank);
     }
     for (size_t d = 0; d < rank; ++d) {
-      if (scales[d] <= 0) return ctx.error(StatusCode::kInvalidArgument, "scales must be positive, got ", scales[d]);
-      sizes.push_back(static_cast<int64_t>(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
+      if (!(scales[d] > 0) || !std::isfinite(scales[d])) {
+        return ctx.error(StatusCode::kInvalidArgument, "scales must be positive and finite, got ", scales[d]);
+      }
+      sizes.push_back(int64_from_double(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
     }
   } else {
     if (sizes.size() != rank) {
