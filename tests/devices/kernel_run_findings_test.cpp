@@ -4,11 +4,15 @@
 // crash (these tests also run under ASan: `make sanitize-asan-cpp`).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/ref/kernel.h"
 #include "devices/ref/ref_device.h"
+#include "devices/run_interrupt.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 namespace {
@@ -170,6 +174,74 @@ TEST(KernelRunFindingsTest, ResizeRefusesScalesThatAreNotFinite) {
       EXPECT_NE(out.status().to_string().find("finite"), std::string::npos) << out.status().to_string();
     }
   }
+}
+
+// Runs `m` under a memory budget and a deadline, as a session does (RunInterruptScope).
+Expected<std::vector<Value>> run_limited(Device& device, const OneNode& m, int64_t limit_mb, int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(auto exe, device.compile(m.g));
+  RunContext ctx;
+  if (limit_mb > 0) ctx.memory = std::make_shared<MemoryBudget>(limit_mb << 20, "SessionOptions.memory_limit_mb");
+  if (timeout_ms > 0) {
+    ctx.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    ctx.timeout_ms = timeout_ms;
+  }
+  RunInterruptScope scope(ctx);
+  return exe->run(m.feeds, ctx);
+}
+
+// A window's size is a value: the kernel filled a std::vector<double> of that size before any
+// tensor existed, outside memory_limit_mb (kernel_run: HannWindow of 2^31 took 4 GB past a
+// 64 MB limit; a size past a vector's max_size threw std::length_error, uncaught). Its scratch
+// is now charged (ScratchCharge): past the budget, or unrepresentable, the run fails cleanly.
+TEST(KernelRunFindingsTest, ValueSizedScratchIsChargedToTheMemoryLimit) {
+  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) {
+    OneNode big = one_node(op, {Tensor::scalar<int64_t>(int64_t{1} << 31)}, 1);
+    OneNode huge = one_node(op, {Tensor::scalar<int64_t>(std::numeric_limits<int64_t>::max())}, 1);
+    OneNode small = one_node(op, {Tensor::scalar<int64_t>(4)}, 1);
+    for (auto& device : both_devices()) {
+      auto b = run_limited(*device, big, 64, 0);
+      ASSERT_FALSE(b.ok()) << op << " on " << device->name();
+      EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted) << b.status().to_string();
+      auto h = run_limited(*device, huge, 0, 0);  // no limit at all
+      ASSERT_FALSE(h.ok()) << op << " on " << device->name();
+      EXPECT_EQ(h.status().code(), StatusCode::kResourceExhausted) << h.status().to_string();
+      auto s = run_limited(*device, small, 64, 0);
+      ASSERT_TRUE(s.ok()) << op << " on " << device->name() << ": " << s.status().to_string();
+      ASSERT_EQ((*s)[0].tensor.dims(), (Dims{4}));
+      EXPECT_NEAR((*s)[0].tensor.data<float>()[0], std::string(op) == "HammingWindow" ? 4.0 / 46.0 : 0.0, 1e-5) << op;
+    }
+  }
+}
+
+// MelWeightMatrix with a tiny sample_rate: the band edges (dft_length * hz / rate) were past
+// int64 (undefined conversion), their differences overflowed, and the loops walked from one
+// edge to the other (2^63 steps). Edges now saturate and only the bins are walked.
+TEST(KernelRunFindingsTest, MelWeightMatrixWithEdgesFarOutsideTheBins) {
+  OneNode m = one_node("MelWeightMatrix", {Tensor::scalar<int64_t>(2), Tensor::scalar<int64_t>(8),
+                                           Tensor::scalar<float>(1e-30f), Tensor::scalar<float>(0.f),
+                                           Tensor::scalar<float>(100.f)}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_limited(*device, m, 64, 0);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& w = (*out)[0].tensor;
+    ASSERT_EQ(w.dims(), (Dims{5, 2})) << device->name();
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      EXPECT_TRUE(std::isfinite(w.data<float>()[i])) << i;
+      EXPECT_GE(w.data<float>()[i], 0.f) << i;
+      EXPECT_LE(w.data<float>()[i], 1.f) << i;
+    }
+  }
+}
+
+// A DFT's length is a value and the reference's transform is a direct O(n len) sum: a length
+// of 2^20 over 2,048 samples ran for minutes, past the run's deadline. The transform checks
+// the deadline as it goes.
+TEST(KernelRunFindingsTest, LongDftStopsAtTheRunsDeadline) {
+  OneNode m = one_node("DFT", {Tensor(DType::kFloat32, {1, 2048, 1}), Tensor::scalar<int64_t>(int64_t{1} << 20)}, 1);
+  auto ref = make_ref_device();
+  auto out = run_limited(*ref, m, 0, 50);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded) << out.status().to_string();
 }
 
 }  // namespace
