@@ -244,5 +244,27 @@ TEST(KernelRunFindingsTest, LongDftStopsAtTheRunsDeadline) {
   EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded) << out.status().to_string();
 }
 
+// LRN read N and C (dims 0 and 1) of any input: a scalar's read past its dims (UBSan,
+// kernel_run, while constant folding). Ranks below 2 are refused on both devices.
+TEST(KernelRunFindingsTest, LrnRefusesInputsWithoutNAndC) {
+  for (Dims dims : {Dims{}, Dims{3}}) {
+    OneNode m = one_node("LRN", {Tensor(DType::kFloat32, dims)}, 1);
+    m.g.nodes[0].attributes["size"] = Attribute::make_int(1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " rank " << dims.size();
+      EXPECT_NE(out.status().to_string().find("rank >= 2"), std::string::npos) << out.status().to_string();
+    }
+  }
+  OneNode ok = one_node("LRN", {Tensor::from_vector<float>({1, 2}, {1.f, 2.f})}, 1);
+  ok.g.nodes[0].attributes["size"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    // x / (1 + 1e-4 * x^2)^0.75
+    EXPECT_NEAR((*out)[0].tensor.data<float>()[1], 2.0 / std::pow(1.0 + 1e-4 * 4.0, 0.75), 1e-5) << device->name();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
