@@ -14,13 +14,15 @@ void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if constexpr (is_half_v<Out>) {
           dst[i] = Out(static_cast<float>(to_double(src[i])));
+        } else if constexpr (is_floating_v<In> && std::is_integral_v<Out> && !std::is_same_v<Out, bool>) {
+          // Every floating source, half ones included (a bfloat16 -11.875 to uint8 was a direct,
+          // undefined conversion: UBSan, kernel_run): through int64, then wrapped to Out.
+          double v = to_double(src[i]);
+          dst[i] = std::isfinite(v) ? static_cast<Out>(int64_from_double(v)) : Out(0);
         } else if constexpr (is_half_v<In>) {
           dst[i] = static_cast<Out>(static_cast<float>(src[i]));
         } else if constexpr (std::is_same_v<Out, bool>) {
           dst[i] = src[i] != In(0);
-        } else if constexpr (std::is_floating_point_v<In> && std::is_integral_v<Out>) {
-          double v = static_cast<double>(src[i]);
-          dst[i] = std::isfinite(v) ? static_cast<Out>(int64_from_double(v)) : Out(0);
         } else {
           dst[i] = static_cast<Out>(src[i]);
         }

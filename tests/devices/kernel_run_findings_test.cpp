@@ -266,5 +266,28 @@ TEST(KernelRunFindingsTest, LrnRefusesInputsWithoutNAndC) {
   }
 }
 
+// A half-precision Cast to an integer type converted the float directly (bfloat16 -11.875 to
+// uint8: undefined; UBSan, kernel_run). Half sources now take the float path: through int64,
+// wrapped to the type (245, as float32 -11.875 gives), NaN 0.
+TEST(KernelRunFindingsTest, HalfCastToIntegersIsDefined) {
+  for (DType half : {DType::kFloat16, DType::kBFloat16}) {
+    Tensor x(half, {3});
+    const bool f16 = half == DType::kFloat16;
+    x.data<uint16_t>()[0] = f16 ? 0xc9f0 : 0xc13e;  // -11.875
+    x.data<uint16_t>()[1] = f16 ? 0x5cb0 : 0x4396;  // 300
+    x.data<uint16_t>()[2] = f16 ? 0x7e00 : 0x7fc0;  // NaN
+    OneNode m = one_node("Cast", {x}, 1);
+    m.g.nodes[0].attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kUInt8));
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      const Tensor& y = (*out)[0].tensor;
+      EXPECT_EQ(y.data<uint8_t>()[0], 245) << device->name() << " " << dtype_name(half);
+      EXPECT_EQ(y.data<uint8_t>()[1], 44) << device->name() << " " << dtype_name(half);
+      EXPECT_EQ(y.data<uint8_t>()[2], 0) << device->name() << " " << dtype_name(half);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
