@@ -47,7 +47,7 @@ Status dft_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "input must be [batch, ..., 1 or 2], got ", dims_to_string(x.dims()));
   }
   int64_t signal_rank = static_cast<int64_t>(x.rank()) - 1;
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 1), signal_rank, &axis));
   if (axis == 0) return ctx.error(StatusCode::kInvalidArgument, "axis 0 is the batch axis");
   bool inverse = ctx.node().attr_int("inverse", 0) != 0, onesided = ctx.node().attr_int("onesided", 0) != 0;
