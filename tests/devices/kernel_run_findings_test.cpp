@@ -290,26 +290,36 @@ TEST(KernelRunFindingsTest, HalfCastToIntegersIsDefined) {
 }
 
 // Integer arithmetic past the type's range was signed overflow, undefined (PRelu of int32
-// INT_MIN by 7; UBSan, kernel_run), and INT_MIN / -1 or % -1 trapped (SIGFPE). It wraps now,
-// as ONNX Runtime and numpy give; x / -1 is the wrapped negation, x % -1 is 0.
+// INT_MIN by 7 on the reference, int64 MIN - 1 in the CPU device's arith_op; UBSan,
+// kernel_run), and MIN / -1 or % -1 trapped (SIGFPE). Both devices wrap now, as ONNX Runtime
+// and numpy give; x / -1 is the wrapped negation, x % -1 is 0.
+template <typename T>
+void expect_wrapping_arithmetic() {
+  const T lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  for (auto& device : both_devices()) {
+    auto run = [&](const std::string& op, std::vector<T> a, std::vector<T> b) {
+      const int64_t n = static_cast<int64_t>(a.size());
+      OneNode m = one_node(op, {Tensor::from_vector<T>({n}, a), Tensor::from_vector<T>({n}, b)}, 1);
+      auto out = run_on(*device, m);
+      EXPECT_TRUE(out.ok()) << op << " on " << device->name() << ": " << out.status().to_string();
+      std::vector<T> y;
+      if (out.ok()) y.assign((*out)[0].tensor.data<T>(), (*out)[0].tensor.data<T>() + n);
+      return y;
+    };
+    const std::string on = device->name() + " " + dtype_name(DTypeOf<T>::value);
+    EXPECT_EQ(run("PRelu", {lo, -3}, {7, 7}), (std::vector<T>{lo, -21})) << on;  // lo * 7 wraps to lo
+    EXPECT_EQ(run("Add", {hi, 1}, {1, 1}), (std::vector<T>{lo, 2})) << on;
+    EXPECT_EQ(run("Sub", {lo, 5}, {1, 7}), (std::vector<T>{hi, -2})) << on;
+    EXPECT_EQ(run("Mul", {hi, 3}, {2, -4}), (std::vector<T>{-2, -12})) << on;
+    EXPECT_EQ(run("Div", {lo, 7}, {-1, -1}), (std::vector<T>{lo, -7})) << on;
+    EXPECT_EQ(run("Mod", {lo, 7}, {-1, -1}), (std::vector<T>{0, 0})) << on;
+    EXPECT_EQ(run("Sum", {hi, 2}, {hi, 3}), (std::vector<T>{-2, 5})) << on;
+  }
+}
+
 TEST(KernelRunFindingsTest, IntegerArithmeticWraps) {
-  const int32_t lo = std::numeric_limits<int32_t>::min(), hi = std::numeric_limits<int32_t>::max();
-  auto run = [](const std::string& op, std::vector<int32_t> a, std::vector<int32_t> b) {
-    const int64_t n = static_cast<int64_t>(a.size());
-    OneNode m = one_node(op, {Tensor::from_vector<int32_t>({n}, a), Tensor::from_vector<int32_t>({n}, b)}, 1);
-    auto out = run_on(*make_ref_device(), m);
-    EXPECT_TRUE(out.ok()) << op << ": " << out.status().to_string();
-    std::vector<int32_t> y;
-    if (out.ok()) y.assign((*out)[0].tensor.data<int32_t>(), (*out)[0].tensor.data<int32_t>() + n);
-    return y;
-  };
-  EXPECT_EQ(run("PRelu", {lo, -3}, {7, 7}), (std::vector<int32_t>{lo, -21}));  // lo * 7 wraps to lo
-  EXPECT_EQ(run("Add", {hi, 1}, {1, 1}), (std::vector<int32_t>{lo, 2}));
-  EXPECT_EQ(run("Sub", {lo, 5}, {1, 7}), (std::vector<int32_t>{hi, -2}));
-  EXPECT_EQ(run("Mul", {hi, 3}, {2, -4}), (std::vector<int32_t>{-2, -12}));
-  EXPECT_EQ(run("Div", {lo, 7}, {-1, -1}), (std::vector<int32_t>{lo, -7}));
-  EXPECT_EQ(run("Mod", {lo, 7}, {-1, -1}), (std::vector<int32_t>{0, 0}));
-  EXPECT_EQ(run("Sum", {hi, 2}, {hi, 3}), (std::vector<int32_t>{-2, 5}));
+  expect_wrapping_arithmetic<int32_t>();
+  expect_wrapping_arithmetic<int64_t>();
   // A uint16 product past int's range after promotion: 65535 * 65535 wraps to 1.
   OneNode mul16 = one_node("Mul", {Tensor::from_vector<uint16_t>({1}, {65535}), Tensor::from_vector<uint16_t>({1}, {65535})}, 1);
   auto p = run_on(*make_ref_device(), mul16);
