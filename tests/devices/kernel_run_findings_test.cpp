@@ -327,5 +327,23 @@ TEST(KernelRunFindingsTest, IntegerArithmeticWraps) {
   EXPECT_EQ((*p)[0].tensor.data<uint16_t>()[0], 1);
 }
 
+// EyeLike's k is an attribute: k = 2^63 - 1 overflowed r + k (UBSan, kernel_run). A diagonal
+// outside the matrix gives zeros; one inside is as before.
+TEST(KernelRunFindingsTest, EyeLikeWithADiagonalOutsideTheMatrix) {
+  for (int64_t k : {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(), int64_t{3}, int64_t{1}}) {
+    OneNode m = one_node("EyeLike", {Tensor(DType::kFloat32, {2, 3})}, 1);
+    m.g.nodes[0].attributes["k"] = Attribute::make_int(k);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      const float* y = (*out)[0].tensor.data<float>();
+      for (int64_t i = 0; i < 6; ++i) {
+        const bool one = k == 1 && (i == 1 || i == 5);  // (0, 1) and (1, 2)
+        EXPECT_EQ(y[i], one ? 1.f : 0.f) << device->name() << " k " << k << " element " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
