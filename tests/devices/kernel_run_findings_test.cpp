@@ -345,5 +345,24 @@ TEST(KernelRunFindingsTest, EyeLikeWithADiagonalOutsideTheMatrix) {
   }
 }
 
+// An integer Resize converted its rounded double directly: an extrapolation_value of 1.8e19
+// (or a cubic overshoot) past the type's range was undefined (UBSan, kernel_run). It
+// saturates, as the reference's other conversions do.
+TEST(KernelRunFindingsTest, IntegerResizeSaturates) {
+  // tf_crop_and_resize with a box past the input: every output is the extrapolation value.
+  OneNode m = one_node("Resize", {Tensor::from_vector<uint8_t>({1, 1, 2, 2}, {1, 2, 3, 4}),
+                                  Tensor::from_vector<float>({8}, {0, 0, 2, 2, 1, 1, 3, 3}),
+                                  Tensor(DType::kFloat32, {0}), Tensor::from_vector<int64_t>({4}, {1, 1, 2, 2})}, 1, 13);
+  m.g.nodes[0].attributes["coordinate_transformation_mode"] = Attribute::make_string("tf_crop_and_resize");
+  m.g.nodes[0].attributes["extrapolation_value"] = Attribute::make_float(1.8e19f);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.numel(), 4) << device->name();
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(y.data<uint8_t>()[i], 255) << device->name() << " " << i;
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -153,7 +153,9 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
     dispatch_numeric(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        y.data<T>()[f] = static_cast<T>(std::nearbyint(acc));
+        // Rounded, then saturated (cubic taps overshoot; an extrapolation_value is any float:
+        // 1.8e19 into uint64 was undefined; UBSan, kernel_run).
+        y.data<T>()[f] = from_double<T>(std::nearbyint(acc));
       } else {
         y.data<T>()[f] = from_double<T>(acc);
       }
