@@ -58,7 +58,9 @@ bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_
       return false;
     }
     (*out)[i] = d;
-    known *= d;
+    // Saturates (a shape's dims are a model's values: 2^62 * 2^62 overflowed; UBSan,
+    // kernel_run): a product past int64 cannot equal numel, and a later 0 still makes it 0.
+    if (__builtin_mul_overflow(known, d, &known)) known = std::numeric_limits<int64_t>::max();
   }
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) {

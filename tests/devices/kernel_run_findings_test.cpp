@@ -364,5 +364,23 @@ TEST(KernelRunFindingsTest, IntegerResizeSaturates) {
   }
 }
 
+// Reshape's shape is a value: the product of its known dims overflowed (2^62 * 2^62; UBSan,
+// kernel_run). It saturates: such a shape cannot match a real tensor, and a 0 among the
+// dims still makes the product 0 (an empty tensor reshapes to it).
+TEST(KernelRunFindingsTest, ReshapeToDimsWhoseProductPassesInt64) {
+  const int64_t big = int64_t{1} << 62;
+  OneNode bad = one_node("Reshape", {Tensor(DType::kFloat32, {2, 3}), Tensor::from_vector<int64_t>({3}, {big, big, -1})}, 1);
+  OneNode empty = one_node("Reshape", {Tensor(DType::kFloat32, {2, 0}), Tensor::from_vector<int64_t>({3}, {big, big, 0})}, 1);
+  empty.g.nodes[0].attributes["allowzero"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto b = run_on(*device, bad);
+    ASSERT_FALSE(b.ok()) << device->name();
+    EXPECT_NE(b.status().to_string().find("cannot reshape"), std::string::npos) << b.status().to_string();
+    auto e = run_on(*device, empty);
+    ASSERT_TRUE(e.ok()) << device->name() << ": " << e.status().to_string();
+    EXPECT_EQ((*e)[0].tensor.dims(), (Dims{big, big, 0})) << device->name();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
