@@ -382,5 +382,18 @@ TEST(KernelRunFindingsTest, ReshapeToDimsWhoseProductPassesInt64) {
   }
 }
 
+// ReverseSequence added its two axis attributes to check them: time_axis = 2^63 - 1 overflowed
+// (UBSan, kernel_run). Refused as any other pair but (0, 1) and (1, 0).
+TEST(KernelRunFindingsTest, ReverseSequenceWithAHugeTimeAxis) {
+  OneNode m = one_node("ReverseSequence", {Tensor(DType::kFloat32, {2, 2}), Tensor::from_vector<int64_t>({2}, {1, 2})}, 1);
+  m.g.nodes[0].attributes["batch_axis"] = Attribute::make_int(1);
+  m.g.nodes[0].attributes["time_axis"] = Attribute::make_int(std::numeric_limits<int64_t>::max());
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    EXPECT_NE(out.status().to_string().find("batch_axis and time_axis"), std::string::npos) << out.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -665,7 +665,8 @@ Status reverse_sequence_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   std::vector<int64_t> lens = ctx.input(1)->to_int64_vector();
   int64_t batch_axis = ctx.node().attr_int("batch_axis", 1), time_axis = ctx.node().attr_int("time_axis", 0);
-  if ((batch_axis != 0 && batch_axis != 1) || time_axis + batch_axis != 1) {
+  // time_axis is compared, not added (time_axis + batch_axis overflowed for 2^63 - 1; UBSan).
+  if ((batch_axis != 0 && batch_axis != 1) || time_axis != 1 - batch_axis) {
     return ctx.error(StatusCode::kInvalidArgument, "batch_axis and time_axis must be 0 and 1 in some order, got ",
                      batch_axis, " and ", time_axis);
   }
