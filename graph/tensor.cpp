@@ -3,8 +3,10 @@
 #include "graph/memory_budget.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 namespace pyflame_rt {
@@ -107,10 +109,22 @@ double Tensor::value_as_double(int64_t i) const {
 
 int64_t Tensor::value_as_int64(int64_t i) const {
   int64_t v = 0;
+  // A float element read as an integer (a count, an axis, a flag: any kernel reading a scalar
+  // input) is a model's value: NaN, infinities and values past int64 were undefined
+  // conversions (Dropout's training_mode of NaN; UBSan, kernel_run). NaN is 0, the rest
+  // saturates at int64's limits (2^63 as a double is one past the max, hence >=).
+  auto from_floating = [](double d) -> int64_t {
+    if (std::isnan(d)) return 0;
+    if (d >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
+    if (d <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(d);
+  };
   dispatch_numeric(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
-      v = static_cast<int64_t>(static_cast<float>(data<T>()[i]));
+      v = from_floating(static_cast<float>(data<T>()[i]));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      v = from_floating(static_cast<double>(data<T>()[i]));
     } else {
       v = static_cast<int64_t>(data<T>()[i]);
     }
