@@ -82,6 +82,18 @@ void guard_onnx_shape_inference() {
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("ConvTranspose", v, "");
       if (s && s->SinceVersion() == v) require_equal_ranks(s, 0, 1, 3);
     }
+    // convPoolShapeInference (Conv-1/11, ConvInteger-10, QLinearConv-10) takes the kernel
+    // shape from W's dims and indexes X's per-spatial-dim lists with it: a W of higher rank
+    // than X (Conv with X [6, 1] and W [3, 6, 6]) was SIGSEGV (found by kernel_run; the probe's
+    // higher-rank cases then found the other three). W must have X's rank.
+    auto guard_weights = [](const char* op, int version, size_t w) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(op, version, "");
+      if (s && s->SinceVersion() == version) require_equal_ranks(s, 0, w, 2);
+    };
+    guard_weights("Conv", 1, 1);
+    guard_weights("Conv", 11, 1);
+    guard_weights("ConvInteger", 10, 1);
+    guard_weights("QLinearConv", 10, 3);
   });
 }
 

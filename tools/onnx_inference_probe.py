@@ -3,7 +3,7 @@
 
 Runs every default-domain schema's inference (each version up to opset 17) on one node whose
 inputs are declared tensors of low rank: all inputs of rank 0 or 1, then input 0 of rank 3-4
-with the others of rank 0-2. Each case runs in a forked process; a case that dies on a signal
+with the others of rank 0-2, then input 0 of rank 1-3 with the others of a higher rank (3-4). Each case runs in a forked process; a case that dies on a signal
 is printed as (op, version, ranks, signal). Import guards each one found in
 graph/onnx_inference_guard.cpp; re-run this after a libonnx upgrade. Exit status 1 when a crash
 is found that the guards do not cover (Scan without a body is refused before inference).
@@ -18,7 +18,8 @@ import onnx.shape_inference
 
 # (op, version) pairs guarded in graph/onnx_inference_guard.cpp or refused before inference.
 GUARDED = {("RNN", 1), ("GRU", 1), ("GRU", 3), ("LSTM", 1), ("Gemm", 6), ("STFT", 17),
-           ("LayerNormalization", 17), ("ConvTranspose", 1), ("ConvTranspose", 11)}
+           ("LayerNormalization", 17), ("ConvTranspose", 1), ("ConvTranspose", 11), ("Conv", 1),
+           ("Conv", 11), ("ConvInteger", 10), ("QLinearConv", 10)}
 
 
 def crashes(schema, ranks, dtype):
@@ -49,6 +50,9 @@ def main():
         cases = [[r] * n_in for r in (0, 1)]
         if n_in >= 2:
             cases += [[x] + [o] * (n_in - 1) for x in (3, 4) for o in (0, 1, 2)]
+            # the other inputs of higher rank than input 0 (Conv's X [6, 1] with W [3, 6, 6]
+            # was SIGSEGV in convPoolShapeInference: kernel_run)
+            cases += [[x] + [o] * (n_in - 1) for x in (1, 2, 3) for o in (3, 4) if o > x]
         for ranks in cases:
             for dtype in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64):
                 sig = crashes(s, ranks, dtype)

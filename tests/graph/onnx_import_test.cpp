@@ -325,5 +325,42 @@ TEST(OnnxImportTest, LowRankInputsDoNotCrashShapeInference) {
   }
 }
 
+// convPoolShapeInference takes the kernel shape from W's dims: a W of higher rank than X was
+// SIGSEGV at import (Conv with X [6, 1], W [3, 6, 6]: kernel_run; ConvInteger and QLinearConv
+// by tools/onnx_inference_probe.py). Import now succeeds (the node's inference fails, the
+// kernel refuses the shapes at run time).
+TEST(OnnxImportTest, ConvWeightsOfHigherRankThanXDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int inputs; int w; };
+  for (const Case& c : {Case{"Conv", 11, 2, 1}, Case{"Conv", 1, 2, 1}, Case{"ConvInteger", 10, 2, 1},
+                        Case{"QLinearConv", 10, 8, 3}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("w_rank");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    const bool quantized = std::string(c.op) != "Conv";
+    for (int i = 0; i < c.inputs; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      const bool tensor = i == 0 || i == c.w;
+      tt->set_elem_type(quantized && tensor ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT);
+      if (quantized && (i == 2 || i == 5 || i == 7)) tt->set_elem_type(onnx::TensorProto::UINT8);  // zero points
+      if (std::string(c.op) == "QLinearConv" && i == 7) tt->set_elem_type(onnx::TensorProto::INT32);  // bias
+      const int rank = i == 0 ? 2 : i == c.w ? 3 : 0;  // X [6, 1], W [3, 6, 6], scales and zero points scalars
+      for (int k = 0; k < rank; ++k) tt->mutable_shape()->add_dim()->set_dim_value(i == 0 ? (k == 0 ? 6 : 1) : (k == 0 ? 3 : 6));
+      if (rank == 0) tt->mutable_shape();
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << ": " << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
