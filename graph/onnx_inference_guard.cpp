@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace pyflame_rt {
 
@@ -42,6 +43,29 @@ void require_equal_ranks(const onnx::OpSchema* schema, size_t a, size_t b, int m
       if (onnx::hasInputShape(ctx, b) && onnx::getInputShape(ctx, b).dim_size() != ra) {
         fail_shape_inference(op, ": input ", b, " has rank ", onnx::getInputShape(ctx, b).dim_size(), ", input ", a,
                              " has rank ", ra);
+      }
+    }
+    original(ctx);
+  });
+}
+
+// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, the smallest
+// known rank of `inputs`) (checked as int64, before libonnx narrows it to int).
+void require_attribute_below_ranks(const onnx::OpSchema* schema, const char* name, int64_t lo,
+                                   std::initializer_list<size_t> inputs) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  const std::vector<size_t> ins(inputs);
+  s->TypeAndShapeInferenceFunction([original, op, attr, lo, ins](onnx::InferenceContext& ctx) {
+    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
+      if (a->i() < lo) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected at least ", lo);
+      for (size_t i : ins) {
+        if (onnx::hasInputShape(ctx, i) && a->i() >= onnx::getInputShape(ctx, i).dim_size()) {
+          fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", i, " has rank ",
+                               onnx::getInputShape(ctx, i).dim_size());
+        }
       }
     }
     original(ctx);
@@ -94,6 +118,12 @@ void guard_onnx_shape_inference() {
     guard_weights("Conv", 11, 1);
     guard_weights("ConvInteger", 10, 1);
     guard_weights("QLinearConv", 10, 3);
+    // GatherND-12/13's inference starts copying data's dims at (indices' last dim + batch_dims)
+    // unchecked below: a batch_dims of -9 read dims before the first (SIGSEGV, kernel_run).
+    for (int v : {12, 13}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("GatherND", v, "");
+      if (s && s->SinceVersion() == v) require_attribute_below_ranks(s, "batch_dims", 0, {0, 1});
+    }
   });
 }
 

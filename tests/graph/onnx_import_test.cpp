@@ -362,5 +362,37 @@ TEST(OnnxImportTest, ConvWeightsOfHigherRankThanXDoNotCrashShapeInference) {
   }
 }
 
+// GatherND-12/13's inference copied data's dims from (indices' last dim + batch_dims) without
+// a lower bound: batch_dims -9 was SIGSEGV at import (kernel_run). Import succeeds now; the
+// kernel names the bad attribute at run time.
+TEST(OnnxImportTest, GatherNdWithANegativeBatchDimsDoesNotCrashShapeInference) {
+  for (int64_t batch_dims : {int64_t{-9}, int64_t{3}, (int64_t{1} << 32) - 9}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("gathernd");
+    auto* n = g->add_node();
+    n->set_op_type("GatherND");
+    n->set_name("node");
+    auto* a = n->add_attribute();
+    a->set_name("batch_dims");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(batch_dims);
+    for (int i = 0; i < 2; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(i == 0 ? onnx::TensorProto::FLOAT : onnx::TensorProto::INT64);
+      for (int k = 0; k < 3; ++k) tt->mutable_shape()->add_dim()->set_dim_value(4);
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << batch_dims << ": " << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
