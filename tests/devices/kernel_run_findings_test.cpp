@@ -395,5 +395,29 @@ TEST(KernelRunFindingsTest, ReverseSequenceWithAHugeTimeAxis) {
   }
 }
 
+// DepthToSpace/SpaceToDepth squared blocksize unchecked: 2^62 squared overflowed to 0 and
+// was divided by (SIGFPE; kernel_run). A blocksize whose square or output dims pass int64 is
+// refused, on empty inputs too (nothing else bounds it there).
+TEST(KernelRunFindingsTest, DepthSpaceRefuseABlocksizeTooLargeForTheShape) {
+  for (const char* op : {"DepthToSpace", "SpaceToDepth"}) {
+    for (Dims dims : {Dims{4, 1, 1, 6}, Dims{0, 0, 0, 0}}) {
+      OneNode m = one_node(op, {Tensor(DType::kFloat32, dims)}, 1, 13);
+      m.g.nodes[0].attributes["blocksize"] = Attribute::make_int(int64_t{1} << 62);
+      for (auto& device : both_devices()) {
+        auto out = run_on(*device, m);
+        ASSERT_FALSE(out.ok()) << op << " on " << device->name() << " " << dims_to_string(dims);
+        EXPECT_NE(out.status().to_string().find("blocksize"), std::string::npos) << out.status().to_string();
+      }
+    }
+  }
+  OneNode ok = one_node("DepthToSpace", {Tensor::from_vector<float>({1, 4, 1, 1}, {1, 2, 3, 4})}, 1, 13);
+  ok.g.nodes[0].attributes["blocksize"] = Attribute::make_int(2);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.dims(), (Dims{1, 1, 2, 2})) << device->name();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
