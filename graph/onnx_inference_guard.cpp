@@ -72,6 +72,39 @@ void require_attribute_below_ranks(const onnx::OpSchema* schema, const char* nam
   });
 }
 
+// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, hi].
+void require_attribute_in(const onnx::OpSchema* schema, const char* name, int64_t lo, int64_t hi) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  s->TypeAndShapeInferenceFunction([original, op, attr, lo, hi](onnx::InferenceContext& ctx) {
+    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
+      if (a->i() < lo || a->i() > hi) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected [", lo, ", ", hi, "]");
+    }
+    original(ctx);
+  });
+}
+
+// Wraps `schema`'s inference: the axis attribute `name`, when set and input `input`'s rank is
+// known, must be in [-rank, rank).
+void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t input) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  s->TypeAndShapeInferenceFunction([original, op, attr, input](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* a = ctx.getAttribute(attr);
+    if (a && onnx::hasInputShape(ctx, input)) {
+      const int64_t rank = onnx::getInputShape(ctx, input).dim_size();
+      if (a->i() < -rank || a->i() >= rank) {
+        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", input, " has rank ", rank);
+      }
+    }
+    original(ctx);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -123,6 +156,18 @@ void guard_onnx_shape_inference() {
     for (int v : {12, 13}) {
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("GatherND", v, "");
       if (s && s->SinceVersion() == v) require_attribute_below_ranks(s, "batch_dims", 0, {0, 1});
+    }
+    // Found by probing every schema's int and ints attributes with -9, -1, 0, 2^31, 2^62 and
+    // INT64_MIN on inputs of rank 3 and 4 (tools/onnx_inference_probe.py --attributes):
+    // DepthToSpace divides by blocksize squared (2^62: the square overflows to 0, SIGFPE);
+    // LayerNormalization-17 reads X's dims from its axis unchecked (-9, 2^31: SIGSEGV). Conv's
+    // zero strides are refused before inference (onnx_import.cpp).
+    for (int v : {1, 11, 13}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("DepthToSpace", v, "");
+      if (s && s->SinceVersion() == v) require_attribute_in(s, "blocksize", 1, int64_t{1} << 31);
+    }
+    if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("LayerNormalization", 17, "")) {
+      if (s->SinceVersion() == 17) require_axis_in_rank(s, "axis", 0);
     }
   });
 }

@@ -7,6 +7,11 @@ with the others of rank 0-2, then input 0 of rank 1-3 with the others of a highe
 is printed as (op, version, ranks, signal). Import guards each one found in
 graph/onnx_inference_guard.cpp; re-run this after a libonnx upgrade. Exit status 1 when a crash
 is found that the guards do not cover (Scan without a body is refused before inference).
+
+--attributes: instead, every schema's int attribute set to -9, -1, 0, 2^31, 2^62 and INT64_MIN,
+and its ints attributes to 1, 2 or 4 copies of 0, -1 or 2^62, on float inputs of rank 3 and 4
+(DepthToSpace's blocksize and LayerNormalization's axis were found so, after kernel_run found
+GatherND's batch_dims). Guarded: ATTRIBUTES_GUARDED; zero strides are refused before inference.
 """
 import os
 import sys
@@ -22,11 +27,18 @@ GUARDED = {("RNN", 1), ("GRU", 1), ("GRU", 3), ("LSTM", 1), ("Gemm", 6), ("STFT"
            ("Conv", 11), ("ConvInteger", 10), ("QLinearConv", 10)}
 
 
-def crashes(schema, ranks, dtype):
+# (op, version, attribute) guarded, or refused by import before inference (zero strides).
+ATTRIBUTES_GUARDED = {("GatherND", 12, "batch_dims"), ("GatherND", 13, "batch_dims"), ("DepthToSpace", 1, "blocksize"),
+                      ("DepthToSpace", 11, "blocksize"), ("DepthToSpace", 13, "blocksize"),
+                      ("LayerNormalization", 17, "axis"), ("Conv", 1, "strides"), ("Conv", 11, "strides"),
+                      ("ConvInteger", 10, "strides"), ("QLinearConv", 10, "strides")}
+
+
+def crashes(schema, ranks, dtype, attrs=None):
     n_in = len(ranks)
     ins = [h.make_tensor_value_info(f"i{k}", dtype, [2] * r) for k, r in enumerate(ranks)]
     outs = [f"o{k}" for k in range(max(1, min(schema.max_output, 4)))]
-    node = h.make_node(schema.name, [f"i{k}" for k in range(n_in)], outs)
+    node = h.make_node(schema.name, [f"i{k}" for k in range(n_in)], outs, **(attrs or {}))
     g = h.make_graph([node], "g", ins, [h.make_tensor_value_info("o0", onnx.TensorProto.FLOAT, None)])
     m = h.make_model(g, opset_imports=[h.make_opsetid("", schema.since_version)])
     pid = os.fork()
@@ -41,7 +53,35 @@ def crashes(schema, ranks, dtype):
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
 
 
+def probe_attributes():
+    ints = [-9, -1, 0, 1 << 31, 1 << 62, -(1 << 63)]
+    kind = onnx.defs.OpSchema.AttrType
+    found = set()
+    for s in sorted(onnx.defs.get_all_schemas_with_history(), key=lambda s: (s.name, s.since_version)):
+        if s.domain not in ("", "ai.onnx") or s.since_version > 17 or s.deprecated or s.name in ("Scan", "Loop", "If"):
+            continue
+        n_in = max(s.min_input, min(len(s.inputs), 6))
+        for name, attr in s.attributes.items():
+            if attr.type == kind.INT:
+                values = [{name: v} for v in ints]
+            elif attr.type == kind.INTS:
+                values = [{name: [v] * k} for v in (0, -1, 1 << 62) for k in (1, 2, 4)]
+            else:
+                continue
+            for attrs in values:
+                for rank in (3, 4):
+                    sig = crashes(s, [rank] * n_in, onnx.TensorProto.FLOAT, attrs)
+                    if sig:
+                        found.add((s.name, s.since_version, name))
+                        print(s.name, s.since_version, attrs, "rank", rank, "signal", sig)
+    unguarded = sorted(found - ATTRIBUTES_GUARDED)
+    print("unguarded:", unguarded if unguarded else "none")
+    return 1 if unguarded else 0
+
+
 def main():
+    if "--attributes" in sys.argv[1:]:
+        return probe_attributes()
     found = set()
     for s in sorted(onnx.defs.get_all_schemas_with_history(), key=lambda s: (s.name, s.since_version)):
         if s.domain not in ("", "ai.onnx") or s.since_version > 17 or s.deprecated or s.name == "Scan":

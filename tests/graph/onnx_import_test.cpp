@@ -394,5 +394,44 @@ TEST(OnnxImportTest, GatherNdWithANegativeBatchDimsDoesNotCrashShapeInference) {
   }
 }
 
+// Found by tools/onnx_inference_probe.py --attributes after kernel_run's GatherND: libonnx's
+// DepthToSpace inference divides by blocksize squared (2^62: SIGFPE) and LayerNormalization-17
+// reads X's dims by its axis unchecked (-9, 2^31: SIGSEGV). Import succeeds now.
+TEST(OnnxImportTest, CraftedAttributesDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; const char* attr; int64_t value; };
+  for (const Case& c : {Case{"DepthToSpace", 13, "blocksize", int64_t{1} << 62}, Case{"DepthToSpace", 1, "blocksize", int64_t{1} << 62},
+                        Case{"LayerNormalization", 17, "axis", -9}, Case{"LayerNormalization", 17, "axis", int64_t{1} << 31}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("crafted");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    auto* a = n->add_attribute();
+    a->set_name(c.attr);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(c.value);
+    auto* in = g->add_input();
+    in->set_name("x");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+    n->add_input("x");
+    if (std::string(c.op) == "LayerNormalization") {  // Scale, required
+      auto* sc = g->add_input();
+      sc->set_name("scale");
+      sc->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+      sc->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(2);
+      n->add_input("scale");
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << " " << c.attr << " " << c.value << ": " << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
