@@ -105,6 +105,21 @@ void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t
   });
 }
 
+// Wraps MaxUnpool's inference: once X's shape is known it reads I's dim 1 whether or not I's
+// shape is (a rank-0 or unknown I was SIGSEGV; kernel_run). I must be known with rank >= 2.
+void require_known_indices(const onnx::OpSchema* schema) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  s->TypeAndShapeInferenceFunction([original](onnx::InferenceContext& ctx) {
+    if (onnx::hasInputShape(ctx, 0) && ctx.getNumInputs() > 1 &&
+        (!onnx::hasInputShape(ctx, 1) || onnx::getInputShape(ctx, 1).dim_size() < 2)) {
+      fail_shape_inference("MaxUnpool: input 1 (I) needs a known shape of rank >= 2");
+    }
+    original(ctx);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -168,6 +183,10 @@ void guard_onnx_shape_inference() {
     }
     if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("LayerNormalization", 17, "")) {
       if (s->SinceVersion() == 17) require_axis_in_rank(s, "axis", 0);
+    }
+    for (int v : {9, 11}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("MaxUnpool", v, "");
+      if (s && s->SinceVersion() == v) require_known_indices(s);
     }
   });
 }

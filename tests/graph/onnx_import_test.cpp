@@ -433,5 +433,43 @@ TEST(OnnxImportTest, CraftedAttributesDoNotCrashShapeInference) {
   }
 }
 
+// MaxUnpool's inference reads I's dim 1 once X's shape is known, whatever I's shape: an I of
+// rank 0 (or of unknown shape) was SIGSEGV at import (kernel_run). Import succeeds now.
+TEST(OnnxImportTest, MaxUnpoolWithIndicesOfRankZeroDoesNotCrashShapeInference) {
+  for (int opset : {11, 9}) {
+    for (bool known : {true, false}) {
+      onnx::ModelProto m;
+      m.set_ir_version(8);
+      m.add_opset_import()->set_version(opset);
+      auto* g = m.mutable_graph();
+      g->set_name("maxunpool");
+      auto* n = g->add_node();
+      n->set_op_type("MaxUnpool");
+      n->set_name("node");
+      auto* a = n->add_attribute();
+      a->set_name("kernel_shape");
+      a->set_type(onnx::AttributeProto::INTS);
+      a->add_ints(2);
+      a->add_ints(2);
+      for (int i = 0; i < 2; ++i) {
+        auto* in = g->add_input();
+        in->set_name("i" + std::to_string(i));
+        auto* tt = in->mutable_type()->mutable_tensor_type();
+        tt->set_elem_type(i == 0 ? onnx::TensorProto::FLOAT : onnx::TensorProto::INT64);
+        if (i == 0) {
+          for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+        } else if (known) {
+          tt->mutable_shape();  // rank 0
+        }
+        n->add_input(in->name());
+      }
+      n->add_output("y");
+      g->add_output()->set_name("y");
+      auto r = import_onnx_bytes(m.SerializeAsString());
+      ASSERT_TRUE(r.ok()) << opset << (known ? " rank 0" : " unknown") << ": " << r.status().to_string();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
