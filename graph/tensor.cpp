@@ -46,16 +46,16 @@ TensorBuffer::~TensorBuffer() {
   if (charged_) charged_->release(charged_bytes_);
 }
 
-Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+size_t Tensor::allocation_bytes(DType dtype, const Dims& dims) {
   // Dims come from model data and feeds: a product that overflows (or a negative dim) must
   // fail like any allocation that cannot be satisfied, not wrap around to a small buffer.
   uint64_t count = 1;
   bool empty = false;  // a zero dim: nothing to hold, however large the others (found by fuzzing)
-  for (int64_t d : dims_) {
+  for (int64_t d : dims) {
     if (d < 0) throw std::bad_alloc();
     empty = empty || d == 0;
   }
-  for (int64_t d : dims_) {
+  for (int64_t d : dims) {
     if (!empty && __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) throw std::bad_alloc();
   }
   if (empty) count = 0;
@@ -64,7 +64,12 @@ Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
       bytes > (uint64_t{1} << 48)) {
     throw std::bad_alloc();
   }
-  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(count));
+  return static_cast<size_t>(bytes);
+}
+
+Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+  allocation_bytes(dtype_, dims_);  // throws std::bad_alloc for dims no buffer can hold
+  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(num_elements(dims_)));
 }
 
 Tensor Tensor::wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keep_alive) {

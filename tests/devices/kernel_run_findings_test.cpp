@@ -419,5 +419,23 @@ TEST(KernelRunFindingsTest, DepthSpaceRefuseABlocksizeTooLargeForTheShape) {
   }
 }
 
+// The CPU device's pooled outputs were sized num_elements(dims) * dtype size unchecked: a
+// ConstantOfShape of [2^62 + 1] float32 wrapped to a 4-byte buffer and the kernel wrote past
+// it (heap corruption; kernel_run, UBSan build). Pooled buffers are sized by
+// Tensor::allocation_bytes, which refuses what no buffer can hold, as Tensor's constructor.
+TEST(KernelRunFindingsTest, OutputsTooLargeToAllocateFailTheRun) {
+  for (int64_t n : {(int64_t{1} << 62) + 1, int64_t{1} << 62, std::numeric_limits<int64_t>::max()}) {
+    OneNode m = one_node("ConstantOfShape", {Tensor::from_vector<int64_t>({1}, {n})}, 1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " " << n;
+      EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted) << out.status().to_string();
+    }
+  }
+  EXPECT_THROW(Tensor::allocation_bytes(DType::kFloat32, {(int64_t{1} << 62) + 1}), std::bad_alloc);
+  EXPECT_EQ(Tensor::allocation_bytes(DType::kFloat32, {int64_t{1} << 62, 0}), 0u);
+  EXPECT_EQ(Tensor::allocation_bytes(DType::kFloat32, {3, 5}), 60u);
+}
+
 }  // namespace
 }  // namespace pyflame_rt
