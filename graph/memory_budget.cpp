@@ -53,4 +53,13 @@ std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes, const char* wh
   return budget->shared_from_this();
 }
 
+ScratchCharge::ScratchCharge(int64_t count, size_t elem_size, const char* what) {
+  if (count < 0 || __builtin_mul_overflow(static_cast<size_t>(count), elem_size, &bytes_)) throw std::bad_alloc();
+  budget_ = charge_current_budget(bytes_, what);
+}
+
+ScratchCharge::~ScratchCharge() {
+  if (budget_) budget_->release(bytes_);
+}
+
 }  // namespace pyflame_rt

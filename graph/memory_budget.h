@@ -69,4 +69,25 @@ class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
 // the charge would pass the limit. `what` as for try_charge.
 std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes, const char* what = nullptr);
 
+// A kernel's scratch sized by its inputs' values or shapes (a std::vector a window, DFT or
+// im2col fills before the output tensor exists), charged to the run's budget for the charge's
+// lifetime, so such a buffer counts like a tensor (a HannWindow of size 2^28 took 4 GB past a
+// 64 MB memory_limit_mb: kernel_run). Declare it before the buffer. Throws std::bad_alloc when
+// the charge would pass the limit, or when `count` elements of `elem_size` bytes cannot be
+// represented (negative, or past size_t) whatever the budget.
+//
+//   ScratchCharge charge(size, sizeof(double));
+//   std::vector<double> w(static_cast<size_t>(size));
+class ScratchCharge {
+ public:
+  ScratchCharge(int64_t count, size_t elem_size, const char* what = "a kernel's scratch buffer");
+  ~ScratchCharge();
+  ScratchCharge(const ScratchCharge&) = delete;
+  ScratchCharge& operator=(const ScratchCharge&) = delete;
+
+ private:
+  size_t bytes_ = 0;
+  std::shared_ptr<MemoryBudget> budget_;
+};
+
 }  // namespace pyflame_rt

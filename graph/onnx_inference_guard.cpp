@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace pyflame_rt {
 
@@ -64,6 +65,77 @@ void require_typed_inputs_for_data_propagation(const onnx::OpSchema* schema) {
   });
 }
 
+// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, the smallest
+// known rank of `inputs`) (checked as int64, before libonnx narrows it to int).
+void require_attribute_below_ranks(const onnx::OpSchema* schema, const char* name, int64_t lo,
+                                   std::initializer_list<size_t> inputs) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  const std::vector<size_t> ins(inputs);
+  s->TypeAndShapeInferenceFunction([original, op, attr, lo, ins](onnx::InferenceContext& ctx) {
+    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
+      if (a->i() < lo) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected at least ", lo);
+      for (size_t i : ins) {
+        if (onnx::hasInputShape(ctx, i) && a->i() >= onnx::getInputShape(ctx, i).dim_size()) {
+          fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", i, " has rank ",
+                               onnx::getInputShape(ctx, i).dim_size());
+        }
+      }
+    }
+    original(ctx);
+  });
+}
+
+// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, hi].
+void require_attribute_in(const onnx::OpSchema* schema, const char* name, int64_t lo, int64_t hi) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  s->TypeAndShapeInferenceFunction([original, op, attr, lo, hi](onnx::InferenceContext& ctx) {
+    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
+      if (a->i() < lo || a->i() > hi) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected [", lo, ", ", hi, "]");
+    }
+    original(ctx);
+  });
+}
+
+// Wraps `schema`'s inference: the axis attribute `name`, when set and input `input`'s rank is
+// known, must be in [-rank, rank).
+void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t input) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  s->TypeAndShapeInferenceFunction([original, op, attr, input](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* a = ctx.getAttribute(attr);
+    if (a && onnx::hasInputShape(ctx, input)) {
+      const int64_t rank = onnx::getInputShape(ctx, input).dim_size();
+      if (a->i() < -rank || a->i() >= rank) {
+        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", input, " has rank ", rank);
+      }
+    }
+    original(ctx);
+  });
+}
+
+// Wraps MaxUnpool's inference: once X's shape is known it reads I's dim 1 whether or not I's
+// shape is (a rank-0 or unknown I was SIGSEGV; kernel_run). I must be known with rank >= 2.
+void require_known_indices(const onnx::OpSchema* schema) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  s->TypeAndShapeInferenceFunction([original](onnx::InferenceContext& ctx) {
+    if (onnx::hasInputShape(ctx, 0) && ctx.getNumInputs() > 1 &&
+        (!onnx::hasInputShape(ctx, 1) || onnx::getInputShape(ctx, 1).dim_size() < 2)) {
+      fail_shape_inference("MaxUnpool: input 1 (I) needs a known shape of rank >= 2");
+    }
+    original(ctx);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -104,6 +176,40 @@ void guard_onnx_shape_inference() {
       if (!copy.has_data_propagation_function()) continue;
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(copy.Name(), copy.SinceVersion(), copy.domain());
       if (s && s->SinceVersion() == copy.SinceVersion()) require_typed_inputs_for_data_propagation(s);
+    }
+    // convPoolShapeInference (Conv-1/11, ConvInteger-10, QLinearConv-10) takes the kernel
+    // shape from W's dims and indexes X's per-spatial-dim lists with it: a W of higher rank
+    // than X (Conv with X [6, 1] and W [3, 6, 6]) was SIGSEGV (found by kernel_run; the probe's
+    // higher-rank cases then found the other three). W must have X's rank.
+    auto guard_weights = [](const char* op, int version, size_t w) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(op, version, "");
+      if (s && s->SinceVersion() == version) require_equal_ranks(s, 0, w, 2);
+    };
+    guard_weights("Conv", 1, 1);
+    guard_weights("Conv", 11, 1);
+    guard_weights("ConvInteger", 10, 1);
+    guard_weights("QLinearConv", 10, 3);
+    // GatherND-12/13's inference starts copying data's dims at (indices' last dim + batch_dims)
+    // unchecked below: a batch_dims of -9 read dims before the first (SIGSEGV, kernel_run).
+    for (int v : {12, 13}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("GatherND", v, "");
+      if (s && s->SinceVersion() == v) require_attribute_below_ranks(s, "batch_dims", 0, {0, 1});
+    }
+    // Found by probing every schema's int and ints attributes with -9, -1, 0, 2^31, 2^62 and
+    // INT64_MIN on inputs of rank 3 and 4 (tools/onnx_inference_probe.py --attributes):
+    // DepthToSpace divides by blocksize squared (2^62: the square overflows to 0, SIGFPE);
+    // LayerNormalization-17 reads X's dims from its axis unchecked (-9, 2^31: SIGSEGV). Conv's
+    // zero strides are refused before inference (onnx_import.cpp).
+    for (int v : {1, 11, 13}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("DepthToSpace", v, "");
+      if (s && s->SinceVersion() == v) require_attribute_in(s, "blocksize", 1, int64_t{1} << 31);
+    }
+    if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("LayerNormalization", 17, "")) {
+      if (s->SinceVersion() == 17) require_axis_in_rank(s, "axis", 0);
+    }
+    for (int v : {9, 11}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("MaxUnpool", v, "");
+      if (s && s->SinceVersion() == v) require_known_indices(s);
     }
   });
 }

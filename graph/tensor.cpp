@@ -3,8 +3,10 @@
 #include "graph/memory_budget.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 namespace pyflame_rt {
@@ -44,16 +46,16 @@ TensorBuffer::~TensorBuffer() {
   if (charged_) charged_->release(charged_bytes_);
 }
 
-Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+size_t Tensor::allocation_bytes(DType dtype, const Dims& dims) {
   // Dims come from model data and feeds: a product that overflows (or a negative dim) must
   // fail like any allocation that cannot be satisfied, not wrap around to a small buffer.
   uint64_t count = 1;
   bool empty = false;  // a zero dim: nothing to hold, however large the others (found by fuzzing)
-  for (int64_t d : dims_) {
+  for (int64_t d : dims) {
     if (d < 0) throw std::bad_alloc();
     empty = empty || d == 0;
   }
-  for (int64_t d : dims_) {
+  for (int64_t d : dims) {
     if (!empty && __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count)) throw std::bad_alloc();
   }
   if (empty) count = 0;
@@ -62,7 +64,12 @@ Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
       bytes > (uint64_t{1} << 48)) {
     throw std::bad_alloc();
   }
-  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(count));
+  return static_cast<size_t>(bytes);
+}
+
+Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
+  allocation_bytes(dtype_, dims_);  // throws std::bad_alloc for dims no buffer can hold
+  buffer_ = std::make_shared<TensorBuffer>(dtype, static_cast<size_t>(num_elements(dims_)));
 }
 
 Tensor Tensor::wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keep_alive) {
@@ -107,10 +114,22 @@ double Tensor::value_as_double(int64_t i) const {
 
 int64_t Tensor::value_as_int64(int64_t i) const {
   int64_t v = 0;
+  // A float element read as an integer (a count, an axis, a flag: any kernel reading a scalar
+  // input) is a model's value: NaN, infinities and values past int64 were undefined
+  // conversions (Dropout's training_mode of NaN; UBSan, kernel_run). NaN is 0, the rest
+  // saturates at int64's limits (2^63 as a double is one past the max, hence >=).
+  auto from_floating = [](double d) -> int64_t {
+    if (std::isnan(d)) return 0;
+    if (d >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
+    if (d <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(d);
+  };
   dispatch_numeric(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
-      v = static_cast<int64_t>(static_cast<float>(data<T>()[i]));
+      v = from_floating(static_cast<float>(data<T>()[i]));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      v = from_floating(static_cast<double>(data<T>()[i]));
     } else {
       v = static_cast<int64_t>(data<T>()[i]);
     }

@@ -45,6 +45,10 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(DType dtype, Dims dims);
+  // The bytes a tensor of `dims` needs; throws std::bad_alloc for a negative dim, a product past
+  // int64 or more than 2^48 bytes (dims come from models and feeds). Allocators outside Tensor
+  // (the CPU device's pool) size their buffers with it.
+  static size_t allocation_bytes(DType dtype, const Dims& dims);
   // Wraps memory owned elsewhere (no copy). The caller keeps it alive via keep_alive.
   static Tensor wrap(DType dtype, Dims dims, void* data, std::shared_ptr<void> keep_alive);
   template <typename T>

@@ -4,6 +4,7 @@
 #include <map>
 #include <atomic>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -394,9 +395,12 @@ Status InferenceSession::initialize(Graph graph, const SessionOptions& options,
     // A lower bound (shapes known only at run time are not counted), checked now so a model
     // that cannot fit fails at creation, not in the middle of serving.
     MemoryPlan plan = plan_memory(graph_);
-    int64_t need = plan.weight_bytes + plan.arena_bytes, limit = options.memory_limit_mb << 20;
+    const int64_t need = plan.needed_bytes();  // saturating: shapes come from the model
+    const int64_t limit = options.memory_limit_mb > (std::numeric_limits<int64_t>::max() >> 20)
+                              ? std::numeric_limits<int64_t>::max()
+                              : options.memory_limit_mb << 20;
     if (need > limit) {
-      return make_status(StatusCode::kResourceExhausted, "the model needs at least ", (need + (1 << 20) - 1) >> 20,
+      return make_status(StatusCode::kResourceExhausted, "the model needs at least ", (need >> 20) + ((need & ((1 << 20) - 1)) != 0),
                          " MB (weights ", plan.weight_bytes >> 20, " MB + activations ", plan.arena_bytes >> 20,
                          " MB at their peak), SessionOptions.memory_limit_mb is ", options.memory_limit_mb);
     }

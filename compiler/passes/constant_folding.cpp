@@ -1,10 +1,14 @@
 #include "compiler/passes/constant_folding.h"
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "devices/custom_ops.h"
 #include "devices/ref/ref_program.h"
+#include "devices/run_interrupt.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 
@@ -21,7 +25,8 @@ bool foldable_op(const Node& n) {
   return true;
 }
 
-// Runs one node on constant inputs through the reference interpreter.
+// Runs one node on constant inputs through the reference interpreter, under the fold's own
+// memory and time bounds (kFoldMemoryBytes, kFoldTimeoutMs).
 Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
   Graph one;
   one.opset_imports = graph.opset_imports;
@@ -31,6 +36,13 @@ Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
   one.nodes.push_back(n);
   for (const auto& o : n.outputs) if (!o.empty()) one.outputs.push_back({o, DType::kUndefined, Shape::unknown_rank()});
   ASSIGN_OR_RETURN(auto program, RefProgram::build(one, KernelRegistry::reference()));
+  RunContext ctx;
+  ctx.memory = std::make_shared<MemoryBudget>(static_cast<int64_t>(ConstantFolding::kFoldMemoryBytes),
+                                              "ConstantFolding::kFoldMemoryBytes");
+  ctx.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ConstantFolding::kFoldTimeoutMs);
+  ctx.timeout_ms = ConstantFolding::kFoldTimeoutMs;
+  ctx.timeout_name = "ConstantFolding::kFoldTimeoutMs";
+  RunInterruptScope scope(ctx);
   return program->run({});
 }
 

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "devices/cpu/broadcast_rows.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -39,12 +40,19 @@ bool arith_of(const std::string& op, Arith* out) {
 template <typename T>
 T apply(Arith op, T a, T b) {
   switch (op) {
-    case Arith::kAdd: return static_cast<T>(a + b);
-    case Arith::kSub: return static_cast<T>(a - b);
-    case Arith::kMul: return static_cast<T>(a * b);
+    // Integers wrap, as the reference (wrapping_*: signed overflow is undefined; UBSan,
+    // kernel_run: int64 MIN - 1); MIN / -1 is the wrapped negation and MIN % -1 is 0 (both trap).
+    case Arith::kAdd: return wrapping_add(a, b);
+    case Arith::kSub: return wrapping_sub(a, b);
+    case Arith::kMul: return wrapping_mul(a, b);
     case Arith::kDiv:
-      if constexpr (std::is_integral_v<T>) return b == 0 ? T(0) : static_cast<T>(a / b);
-      else return a / b;
+      if constexpr (std::is_integral_v<T>) {
+        if (b == 0) return T(0);
+        if constexpr (std::is_signed_v<T>) { if (b == T(-1)) return wrapping_sub(T(0), a); }
+        return static_cast<T>(a / b);
+      } else {
+        return a / b;
+      }
     case Arith::kMax:
       if constexpr (std::is_floating_point_v<T>) if (std::isnan(a) || std::isnan(b)) return NAN;
       return a > b ? a : b;
@@ -57,8 +65,9 @@ T apply(Arith op, T a, T b) {
         return static_cast<T>(std::fmod(a, b));
       } else {
         if (b == 0) return T(0);  // as the reference
+        if constexpr (std::is_signed_v<T>) { if (b == T(-1)) return T(0); }
         T r = static_cast<T>(a % b);
-        if (op == Arith::kMod && r != 0 && ((r < 0) != (b < 0))) r = static_cast<T>(r + b);
+        if (op == Arith::kMod && r != 0 && ((r < 0) != (b < 0))) r = wrapping_add(r, b);
         return r;
       }
   }

@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "devices/cpu/half_weights.h"
@@ -248,6 +249,8 @@ Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std:
     return st;
   } catch (const std::bad_alloc&) {
     return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
+  } catch (const std::length_error&) {  // a value-sized std::vector past max_size
+    return step.node->error(StatusCode::kResourceExhausted, "a buffer for its outputs is too large to allocate");
   } catch (const dnnl::error& e) {
     return step.node->error(StatusCode::kRuntimeError, "oneDNN failed: ", e.what());
   }

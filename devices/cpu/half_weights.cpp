@@ -1,5 +1,6 @@
 #include "devices/cpu/half_weights.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -118,7 +119,13 @@ using FromFloat = void (*)(const float*, uint16_t*, int64_t);
 // The CPU's own features (not oneDNN's ISA cap): these are our loops, and ONEDNN_MAX_CPU_ISA
 // does not make an instruction unavailable.
 bool has_avx512() { return __builtin_cpu_supports("avx512f"); }
-bool has_f16c() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"); }
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c" (the
+// fuzz build with clang++-14 failed to compile).
+bool has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  return __builtin_cpu_supports("avx2") && f16c;
+}
 
 ToFloat to_float_fn(DType half) {
   static const ToFloat f16 = has_avx512() ? f16_to_f32_avx512 : has_f16c() ? f16_to_f32_avx2 : f16_to_f32_plain;

@@ -34,7 +34,9 @@ Tensor pooled_tensor(DType dtype, const Dims& dims) {
   // for large ones, fault fresh pages in on every run (7% of MaxViT-T's run in memset alone).
   BufferPool* pool = BufferPool::current();
   if (pool && dtype != DType::kString && dtype != DType::kUndefined) {
-    const size_t bytes = static_cast<size_t>(num_elements(dims)) * dtype_size(dtype);
+    // Checked (num_elements saturates and the product wrapped: a ConstantOfShape of 2^62 + 1
+    // floats got a 4-byte buffer and wrote past it; kernel_run).
+    const size_t bytes = Tensor::allocation_bytes(dtype, dims);
     if (bytes > 0) {
       std::shared_ptr<void> buffer = pool->acquire(bytes);
       void* p = buffer.get();

@@ -11,6 +11,7 @@
 
 #include "devices/cpu/native_ops.h"
 #include "devices/resize_coordinate.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -136,8 +137,8 @@ class ResizeOp : public NativeOp {
     if (sizes.empty()) {
       if (scales.size() != rank) return run_reference(node_, opset_, inputs, outputs);
       for (size_t d = 0; d < rank; ++d) {
-        if (scales[d] <= 0) return run_reference(node_, opset_, inputs, outputs);
-        sizes.push_back(static_cast<int64_t>(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
+        if (!(scales[d] > 0) || !std::isfinite(scales[d])) return run_reference(node_, opset_, inputs, outputs);
+        sizes.push_back(int64_from_double(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
       }
     } else {
       if (sizes.size() != rank) return run_reference(node_, opset_, inputs, outputs);

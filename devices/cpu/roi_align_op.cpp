@@ -11,6 +11,8 @@
 
 #include <cmath>
 
+#include "devices/ref/kernel_util.h"
+
 namespace pyflame_rt {
 namespace cpu {
 
@@ -66,8 +68,8 @@ class RoiAlignOp : public NativeOp {
         rh = std::max(rh, 1.0);
       }
       const double bh = rh / static_cast<double>(oh), bw = rw / static_cast<double>(ow);
-      const int64_t gh = std::max<int64_t>(ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rh / static_cast<double>(oh))), 1);
-      const int64_t gw = std::max<int64_t>(ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rw / static_cast<double>(ow))), 1);
+      const int64_t gh = std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rh / static_cast<double>(oh))), 1);
+      const int64_t gw = std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rw / static_cast<double>(ow))), 1);
       samples.resize(static_cast<size_t>(oh * ow * gh * gw));
       Sample* s = samples.data();
       for (int64_t py = 0; py < oh; ++py) {

@@ -14,13 +14,15 @@ void convert_range(const Tensor& t, Tensor& out, int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if constexpr (is_half_v<Out>) {
           dst[i] = Out(static_cast<float>(to_double(src[i])));
+        } else if constexpr (is_floating_v<In> && std::is_integral_v<Out> && !std::is_same_v<Out, bool>) {
+          // Every floating source, half ones included (a bfloat16 -11.875 to uint8 was a direct,
+          // undefined conversion: UBSan, kernel_run): through int64, then wrapped to Out.
+          double v = to_double(src[i]);
+          dst[i] = std::isfinite(v) ? static_cast<Out>(int64_from_double(v)) : Out(0);
         } else if constexpr (is_half_v<In>) {
           dst[i] = static_cast<Out>(static_cast<float>(src[i]));
         } else if constexpr (std::is_same_v<Out, bool>) {
           dst[i] = src[i] != In(0);
-        } else if constexpr (std::is_floating_point_v<In> && std::is_integral_v<Out>) {
-          double v = static_cast<double>(src[i]);
-          dst[i] = std::isfinite(v) ? static_cast<Out>(static_cast<int64_t>(v)) : Out(0);
         } else {
           dst[i] = static_cast<Out>(src[i]);
         }
@@ -56,7 +58,9 @@ bool reshape_dims(const Dims& in, const std::vector<int64_t>& shape, bool allow_
       return false;
     }
     (*out)[i] = d;
-    known *= d;
+    // Saturates (a shape's dims are a model's values: 2^62 * 2^62 overflowed; UBSan,
+    // kernel_run): a product past int64 cannot equal numel, and a later 0 still makes it 0.
+    if (__builtin_mul_overflow(known, d, &known)) known = std::numeric_limits<int64_t>::max();
   }
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) {

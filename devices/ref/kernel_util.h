@@ -42,6 +42,39 @@ inline T from_double(double v) {
     return static_cast<T>(v);
   }
 }
+// A double as int64 where the value is not checked first (a computed power, a cast element, a
+// size from scales, a sample count from a box): converting NaN, an infinity or a value past
+// int64's range is undefined behaviour (Pow of integers, found by the kernel_run fuzzer under
+// UBSan). NaN is 0, the rest saturates at int64's limits; callers that narrow further wrap as
+// a C++ integer conversion does.
+inline int64_t int64_from_double(double v) {
+  constexpr double lo = static_cast<double>(std::numeric_limits<int64_t>::lowest());
+  constexpr double hi = static_cast<double>(std::numeric_limits<int64_t>::max());  // 2^63, hence >=
+  if (std::isnan(v)) return 0;
+  if (v <= lo) return std::numeric_limits<int64_t>::lowest();
+  if (v >= hi) return std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(v);
+}
+// Integer arithmetic wraps (two's complement, as ONNX Runtime and numpy give): signed overflow
+// is undefined behaviour in C++ (PRelu of int32 INT_MIN by 7; UBSan, kernel_run), and so is a
+// uint16 product past int's range after promotion. Computed in the unsigned type of the
+// promoted operand, narrowed back. Floats and bool: the plain operation.
+template <typename C, typename Op>
+C wrapping(C a, C b, Op op) {
+  if constexpr (std::is_integral_v<C> && !std::is_same_v<C, bool>) {
+    using U = std::make_unsigned_t<decltype(+a)>;
+    return static_cast<C>(op(static_cast<U>(a), static_cast<U>(b)));
+  } else {
+    return static_cast<C>(op(a, b));
+  }
+}
+template <typename C>
+C wrapping_add(C a, C b) { return wrapping(a, b, [](auto x, auto y) { return x + y; }); }
+template <typename C>
+C wrapping_sub(C a, C b) { return wrapping(a, b, [](auto x, auto y) { return x - y; }); }
+template <typename C>
+C wrapping_mul(C a, C b) { return wrapping(a, b, [](auto x, auto y) { return x * y; }); }
+
 template <typename T>
 constexpr bool is_half_v = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
 template <typename T>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <stdexcept>
 
 #include "devices/run_interrupt.h"
 
@@ -186,6 +187,9 @@ Expected<std::vector<Value>> RefProgram::run_in_scope(std::vector<Value> inputs,
       // Kernels do not throw, but an allocation sized by the input (ConstantOfShape, Expand,
       // Tile...) can exceed memory: fail this run, keep the process.
       return step.node->error(StatusCode::kResourceExhausted, "out of memory while computing its outputs");
+    } catch (const std::length_error&) {
+      // A buffer sized by a value past what a std::vector can hold: as above, not a crash.
+      return step.node->error(StatusCode::kResourceExhausted, "a buffer for its outputs is too large to allocate");
     }
     if (!st.ok()) return st;
     for (size_t i = 0; i < outs.size(); ++i) {

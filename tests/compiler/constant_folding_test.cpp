@@ -89,5 +89,28 @@ TEST(ConstantFoldingTest, FoldsTheCastOfHalfWeightsReadAsAnActivation) {
   EXPECT_EQ(g.initializers.at("w").dtype(), DType::kFloat32);
 }
 
+// A constant chooses how much a folded kernel allocates: a HammingWindow of size 2^31 made a
+// 16 GB buffer at compile time, outside any memory_limit_mb, before its result could be judged
+// too large to keep (kernel_run). Evaluation runs under kFoldMemoryBytes: the node stays in the
+// graph, for the run and its own limit; a small window is still folded.
+TEST(ConstantFoldingTest, LeavesNodesWhoseEvaluationPassesTheFoldsMemoryBound) {
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.initializers["big"] = Tensor::scalar<int64_t>(int64_t{1} << 31);
+  g.initializers["small"] = Tensor::scalar<int64_t>(4);
+  g.add_node("HammingWindow", {"big"}, {"w_big"});
+  g.add_node("HammingWindow", {"small"}, {"w_small"});
+  g.outputs = {f32("w_big", {1 << 30}), f32("w_small", {4})};
+  ConstantFolding pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  EXPECT_TRUE(changed);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].outputs[0], "w_big");
+  ASSERT_EQ(g.initializers.count("w_small"), 1u);
+  EXPECT_EQ(g.initializers.at("w_small").dims(), (Dims{4}));
+  EXPECT_EQ(g.initializers.count("w_big"), 0u);
+}
+
 }  // namespace
 }  // namespace pyflame_rt

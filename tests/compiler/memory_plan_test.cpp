@@ -1,5 +1,7 @@
 #include "compiler/memory_plan.h"
 
+#include <limits>
+
 #include "pass_test_util.h"
 
 namespace pyflame_rt {
@@ -34,6 +36,27 @@ TEST(MemoryPlanTest, SymbolicShapesAreCountedAsUnknown) {
   MemoryPlan plan = plan_memory(g);
   EXPECT_EQ(plan.arena_bytes, 0);
   EXPECT_EQ(plan.unknown_values, 1);
+}
+
+// Shapes are the model's: a RandomUniform of shape [2^31] * 6 (2^186 elements) overflowed the
+// size, then the sums (UBSan, kernel_run). Sizes and sums saturate; the model is simply larger
+// than any limit. Two such values side by side saturate too (offset + size).
+TEST(MemoryPlanTest, SizesPastInt64Saturate) {
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  Graph g;
+  g.inputs = {f32("x", {4})};
+  g.add_node("Relu", {"x"}, {"a"});
+  g.add_node("Relu", {"x"}, {"b"});
+  g.add_node("Add", {"a", "b"}, {"y"});
+  const int64_t big = int64_t{1} << 31;
+  g.value_info["a"] = f32("a", {big, big, big, big, big, big});
+  g.value_info["b"] = f32("b", {int64_t{1} << 40, 1024});  // 2^52 bytes: fits, 2^53 with a
+  g.outputs = {f32("y", {4})};
+  MemoryPlan plan = plan_memory(g);
+  EXPECT_EQ(plan.no_reuse_bytes, max);
+  EXPECT_EQ(plan.arena_bytes, max);
+  EXPECT_EQ(plan.needed_bytes(), max);
+  EXPECT_EQ(plan.unknown_values, 0);
 }
 
 }  // namespace

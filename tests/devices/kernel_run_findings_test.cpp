@@ -4,11 +4,15 @@
 // crash (these tests also run under ASan: `make sanitize-asan-cpp`).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/ref/kernel.h"
 #include "devices/ref/ref_device.h"
+#include "devices/run_interrupt.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 namespace {
@@ -125,6 +129,312 @@ TEST(KernelRunFindingsTest, ElementwiseAndSeedConversionsAreDefined) {
   for (int i = 0; i < 8; ++i) {
     EXPECT_EQ((*nan_seed)[0].tensor.data<float>()[i], (*zero_seed)[0].tensor.data<float>()[i]) << i;
   }
+}
+
+// Every other double-to-integer conversion of an unchecked value: an integer Pow's power (2^-1
+// of 0 is infinite, a NaN exponent is NaN), a Cast of a float past int64's range, was
+// undefined behaviour (UBSan, kernel_run: Pow of int32 with a NaN exponent). int64_from_double
+// maps NaN to 0 and saturates at int64's limits; a narrower type wraps as before.
+TEST(KernelRunFindingsTest, PowAndCastOfUnrepresentableValuesAreDefined) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t lo = std::numeric_limits<int64_t>::lowest(), hi = std::numeric_limits<int64_t>::max();
+  OneNode pow = one_node("Pow", {Tensor::from_vector<int64_t>({4}, {0, 2, 3, -2}),
+                                 Tensor::from_vector<float>({4}, {-1.f, nan, 2.f, 101.f})}, 1);
+  OneNode cast = one_node("Cast", {Tensor::from_vector<float>({4}, {1e30f, -1e30f, nan, 3.75f})}, 1);
+  cast.g.nodes[0].attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kInt64));
+  for (auto& device : both_devices()) {
+    auto p = run_on(*device, pow);
+    ASSERT_TRUE(p.ok()) << device->name() << ": " << p.status().to_string();
+    const Tensor& y = (*p)[0].tensor;
+    ASSERT_EQ(y.dtype(), DType::kInt64) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[0], hi) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[1], 0) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[2], 9) << device->name();
+    EXPECT_EQ(y.data<int64_t>()[3], lo) << device->name();  // -2^101
+    auto c = run_on(*device, cast);
+    ASSERT_TRUE(c.ok()) << device->name() << ": " << c.status().to_string();
+    const Tensor& z = (*c)[0].tensor;
+    ASSERT_EQ(z.dtype(), DType::kInt64) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[0], hi) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[1], lo) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[2], 0) << device->name();
+    EXPECT_EQ(z.data<int64_t>()[3], 3) << device->name();
+  }
+}
+
+// Resize with a NaN or infinite scale: floor(dim * scale) converted to a size was undefined
+// (the positive-scale check let NaN through). Both devices refuse it, naming the scale.
+TEST(KernelRunFindingsTest, ResizeRefusesScalesThatAreNotFinite) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    OneNode m = one_node("Resize", {Tensor(DType::kFloat32, {1, 1, 2, 2}), Tensor(DType::kFloat32, {0}),
+                                    Tensor::from_vector<float>({4}, {1.f, 1.f, bad, 2.f})}, 1, 13);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " scale " << bad;
+      EXPECT_NE(out.status().to_string().find("finite"), std::string::npos) << out.status().to_string();
+    }
+  }
+}
+
+// Runs `m` under a memory budget and a deadline, as a session does (RunInterruptScope).
+Expected<std::vector<Value>> run_limited(Device& device, const OneNode& m, int64_t limit_mb, int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(auto exe, device.compile(m.g));
+  RunContext ctx;
+  if (limit_mb > 0) ctx.memory = std::make_shared<MemoryBudget>(limit_mb << 20, "SessionOptions.memory_limit_mb");
+  if (timeout_ms > 0) {
+    ctx.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    ctx.timeout_ms = timeout_ms;
+  }
+  RunInterruptScope scope(ctx);
+  return exe->run(m.feeds, ctx);
+}
+
+// A window's size is a value: the kernel filled a std::vector<double> of that size before any
+// tensor existed, outside memory_limit_mb (kernel_run: HannWindow of 2^31 took 4 GB past a
+// 64 MB limit; a size past a vector's max_size threw std::length_error, uncaught). Its scratch
+// is now charged (ScratchCharge): past the budget, or unrepresentable, the run fails cleanly.
+TEST(KernelRunFindingsTest, ValueSizedScratchIsChargedToTheMemoryLimit) {
+  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) {
+    OneNode big = one_node(op, {Tensor::scalar<int64_t>(int64_t{1} << 31)}, 1);
+    OneNode huge = one_node(op, {Tensor::scalar<int64_t>(std::numeric_limits<int64_t>::max())}, 1);
+    OneNode small = one_node(op, {Tensor::scalar<int64_t>(4)}, 1);
+    for (auto& device : both_devices()) {
+      auto b = run_limited(*device, big, 64, 0);
+      ASSERT_FALSE(b.ok()) << op << " on " << device->name();
+      EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted) << b.status().to_string();
+      auto h = run_limited(*device, huge, 0, 0);  // no limit at all
+      ASSERT_FALSE(h.ok()) << op << " on " << device->name();
+      EXPECT_EQ(h.status().code(), StatusCode::kResourceExhausted) << h.status().to_string();
+      auto s = run_limited(*device, small, 64, 0);
+      ASSERT_TRUE(s.ok()) << op << " on " << device->name() << ": " << s.status().to_string();
+      ASSERT_EQ((*s)[0].tensor.dims(), (Dims{4}));
+      EXPECT_NEAR((*s)[0].tensor.data<float>()[0], std::string(op) == "HammingWindow" ? 4.0 / 46.0 : 0.0, 1e-5) << op;
+    }
+  }
+}
+
+// MelWeightMatrix with a tiny sample_rate: the band edges (dft_length * hz / rate) were past
+// int64 (undefined conversion), their differences overflowed, and the loops walked from one
+// edge to the other (2^63 steps). Edges now saturate and only the bins are walked.
+TEST(KernelRunFindingsTest, MelWeightMatrixWithEdgesFarOutsideTheBins) {
+  OneNode m = one_node("MelWeightMatrix", {Tensor::scalar<int64_t>(2), Tensor::scalar<int64_t>(8),
+                                           Tensor::scalar<float>(1e-30f), Tensor::scalar<float>(0.f),
+                                           Tensor::scalar<float>(100.f)}, 1);
+  for (auto& device : both_devices()) {
+    auto out = run_limited(*device, m, 64, 0);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& w = (*out)[0].tensor;
+    ASSERT_EQ(w.dims(), (Dims{5, 2})) << device->name();
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      EXPECT_TRUE(std::isfinite(w.data<float>()[i])) << i;
+      EXPECT_GE(w.data<float>()[i], 0.f) << i;
+      EXPECT_LE(w.data<float>()[i], 1.f) << i;
+    }
+  }
+}
+
+// A DFT's length is a value and the reference's transform is a direct O(n len) sum: a length
+// of 2^20 over 2,048 samples ran for minutes, past the run's deadline. The transform checks
+// the deadline as it goes.
+TEST(KernelRunFindingsTest, LongDftStopsAtTheRunsDeadline) {
+  OneNode m = one_node("DFT", {Tensor(DType::kFloat32, {1, 2048, 1}), Tensor::scalar<int64_t>(int64_t{1} << 20)}, 1);
+  auto ref = make_ref_device();
+  auto out = run_limited(*ref, m, 0, 50);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded) << out.status().to_string();
+}
+
+// LRN read N and C (dims 0 and 1) of any input: a scalar's read past its dims (UBSan,
+// kernel_run, while constant folding). Ranks below 2 are refused on both devices.
+TEST(KernelRunFindingsTest, LrnRefusesInputsWithoutNAndC) {
+  for (Dims dims : {Dims{}, Dims{3}}) {
+    OneNode m = one_node("LRN", {Tensor(DType::kFloat32, dims)}, 1);
+    m.g.nodes[0].attributes["size"] = Attribute::make_int(1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " rank " << dims.size();
+      EXPECT_NE(out.status().to_string().find("rank >= 2"), std::string::npos) << out.status().to_string();
+    }
+  }
+  OneNode ok = one_node("LRN", {Tensor::from_vector<float>({1, 2}, {1.f, 2.f})}, 1);
+  ok.g.nodes[0].attributes["size"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    // x / (1 + 1e-4 * x^2)^0.75
+    EXPECT_NEAR((*out)[0].tensor.data<float>()[1], 2.0 / std::pow(1.0 + 1e-4 * 4.0, 0.75), 1e-5) << device->name();
+  }
+}
+
+// A half-precision Cast to an integer type converted the float directly (bfloat16 -11.875 to
+// uint8: undefined; UBSan, kernel_run). Half sources now take the float path: through int64,
+// wrapped to the type (245, as float32 -11.875 gives), NaN 0.
+TEST(KernelRunFindingsTest, HalfCastToIntegersIsDefined) {
+  for (DType half : {DType::kFloat16, DType::kBFloat16}) {
+    Tensor x(half, {3});
+    const bool f16 = half == DType::kFloat16;
+    x.data<uint16_t>()[0] = f16 ? 0xc9f0 : 0xc13e;  // -11.875
+    x.data<uint16_t>()[1] = f16 ? 0x5cb0 : 0x4396;  // 300
+    x.data<uint16_t>()[2] = f16 ? 0x7e00 : 0x7fc0;  // NaN
+    OneNode m = one_node("Cast", {x}, 1);
+    m.g.nodes[0].attributes["to"] = Attribute::make_int(static_cast<int64_t>(DType::kUInt8));
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      const Tensor& y = (*out)[0].tensor;
+      EXPECT_EQ(y.data<uint8_t>()[0], 245) << device->name() << " " << dtype_name(half);
+      EXPECT_EQ(y.data<uint8_t>()[1], 44) << device->name() << " " << dtype_name(half);
+      EXPECT_EQ(y.data<uint8_t>()[2], 0) << device->name() << " " << dtype_name(half);
+    }
+  }
+}
+
+// Integer arithmetic past the type's range was signed overflow, undefined (PRelu of int32
+// INT_MIN by 7 on the reference, int64 MIN - 1 in the CPU device's arith_op; UBSan,
+// kernel_run), and MIN / -1 or % -1 trapped (SIGFPE). Both devices wrap now, as ONNX Runtime
+// and numpy give; x / -1 is the wrapped negation, x % -1 is 0.
+template <typename T>
+void expect_wrapping_arithmetic() {
+  const T lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  for (auto& device : both_devices()) {
+    auto run = [&](const std::string& op, std::vector<T> a, std::vector<T> b) {
+      const int64_t n = static_cast<int64_t>(a.size());
+      OneNode m = one_node(op, {Tensor::from_vector<T>({n}, a), Tensor::from_vector<T>({n}, b)}, 1);
+      auto out = run_on(*device, m);
+      EXPECT_TRUE(out.ok()) << op << " on " << device->name() << ": " << out.status().to_string();
+      std::vector<T> y;
+      if (out.ok()) y.assign((*out)[0].tensor.data<T>(), (*out)[0].tensor.data<T>() + n);
+      return y;
+    };
+    const std::string on = device->name() + " " + dtype_name(DTypeOf<T>::value);
+    EXPECT_EQ(run("PRelu", {lo, -3}, {7, 7}), (std::vector<T>{lo, -21})) << on;  // lo * 7 wraps to lo
+    EXPECT_EQ(run("Add", {hi, 1}, {1, 1}), (std::vector<T>{lo, 2})) << on;
+    EXPECT_EQ(run("Sub", {lo, 5}, {1, 7}), (std::vector<T>{hi, -2})) << on;
+    EXPECT_EQ(run("Mul", {hi, 3}, {2, -4}), (std::vector<T>{-2, -12})) << on;
+    EXPECT_EQ(run("Div", {lo, 7}, {-1, -1}), (std::vector<T>{lo, -7})) << on;
+    EXPECT_EQ(run("Mod", {lo, 7}, {-1, -1}), (std::vector<T>{0, 0})) << on;
+    EXPECT_EQ(run("Sum", {hi, 2}, {hi, 3}), (std::vector<T>{-2, 5})) << on;
+  }
+}
+
+TEST(KernelRunFindingsTest, IntegerArithmeticWraps) {
+  expect_wrapping_arithmetic<int32_t>();
+  expect_wrapping_arithmetic<int64_t>();
+  // A uint16 product past int's range after promotion: 65535 * 65535 wraps to 1.
+  OneNode mul16 = one_node("Mul", {Tensor::from_vector<uint16_t>({1}, {65535}), Tensor::from_vector<uint16_t>({1}, {65535})}, 1);
+  auto p = run_on(*make_ref_device(), mul16);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ((*p)[0].tensor.data<uint16_t>()[0], 1);
+}
+
+// EyeLike's k is an attribute: k = 2^63 - 1 overflowed r + k (UBSan, kernel_run). A diagonal
+// outside the matrix gives zeros; one inside is as before.
+TEST(KernelRunFindingsTest, EyeLikeWithADiagonalOutsideTheMatrix) {
+  for (int64_t k : {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(), int64_t{3}, int64_t{1}}) {
+    OneNode m = one_node("EyeLike", {Tensor(DType::kFloat32, {2, 3})}, 1);
+    m.g.nodes[0].attributes["k"] = Attribute::make_int(k);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      const float* y = (*out)[0].tensor.data<float>();
+      for (int64_t i = 0; i < 6; ++i) {
+        const bool one = k == 1 && (i == 1 || i == 5);  // (0, 1) and (1, 2)
+        EXPECT_EQ(y[i], one ? 1.f : 0.f) << device->name() << " k " << k << " element " << i;
+      }
+    }
+  }
+}
+
+// An integer Resize converted its rounded double directly: an extrapolation_value of 1.8e19
+// (or a cubic overshoot) past the type's range was undefined (UBSan, kernel_run). It
+// saturates, as the reference's other conversions do.
+TEST(KernelRunFindingsTest, IntegerResizeSaturates) {
+  // tf_crop_and_resize with a box past the input: every output is the extrapolation value.
+  OneNode m = one_node("Resize", {Tensor::from_vector<uint8_t>({1, 1, 2, 2}, {1, 2, 3, 4}),
+                                  Tensor::from_vector<float>({8}, {0, 0, 2, 2, 1, 1, 3, 3}),
+                                  Tensor(DType::kFloat32, {0}), Tensor::from_vector<int64_t>({4}, {1, 1, 2, 2})}, 1, 13);
+  m.g.nodes[0].attributes["coordinate_transformation_mode"] = Attribute::make_string("tf_crop_and_resize");
+  m.g.nodes[0].attributes["extrapolation_value"] = Attribute::make_float(1.8e19f);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.numel(), 4) << device->name();
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(y.data<uint8_t>()[i], 255) << device->name() << " " << i;
+  }
+}
+
+// Reshape's shape is a value: the product of its known dims overflowed (2^62 * 2^62; UBSan,
+// kernel_run). It saturates: such a shape cannot match a real tensor, and a 0 among the
+// dims still makes the product 0 (an empty tensor reshapes to it).
+TEST(KernelRunFindingsTest, ReshapeToDimsWhoseProductPassesInt64) {
+  const int64_t big = int64_t{1} << 62;
+  OneNode bad = one_node("Reshape", {Tensor(DType::kFloat32, {2, 3}), Tensor::from_vector<int64_t>({3}, {big, big, -1})}, 1);
+  OneNode empty = one_node("Reshape", {Tensor(DType::kFloat32, {2, 0}), Tensor::from_vector<int64_t>({3}, {big, big, 0})}, 1);
+  empty.g.nodes[0].attributes["allowzero"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto b = run_on(*device, bad);
+    ASSERT_FALSE(b.ok()) << device->name();
+    EXPECT_NE(b.status().to_string().find("cannot reshape"), std::string::npos) << b.status().to_string();
+    auto e = run_on(*device, empty);
+    ASSERT_TRUE(e.ok()) << device->name() << ": " << e.status().to_string();
+    EXPECT_EQ((*e)[0].tensor.dims(), (Dims{big, big, 0})) << device->name();
+  }
+}
+
+// ReverseSequence added its two axis attributes to check them: time_axis = 2^63 - 1 overflowed
+// (UBSan, kernel_run). Refused as any other pair but (0, 1) and (1, 0).
+TEST(KernelRunFindingsTest, ReverseSequenceWithAHugeTimeAxis) {
+  OneNode m = one_node("ReverseSequence", {Tensor(DType::kFloat32, {2, 2}), Tensor::from_vector<int64_t>({2}, {1, 2})}, 1);
+  m.g.nodes[0].attributes["batch_axis"] = Attribute::make_int(1);
+  m.g.nodes[0].attributes["time_axis"] = Attribute::make_int(std::numeric_limits<int64_t>::max());
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    EXPECT_NE(out.status().to_string().find("batch_axis and time_axis"), std::string::npos) << out.status().to_string();
+  }
+}
+
+// DepthToSpace/SpaceToDepth squared blocksize unchecked: 2^62 squared overflowed to 0 and
+// was divided by (SIGFPE; kernel_run). A blocksize whose square or output dims pass int64 is
+// refused, on empty inputs too (nothing else bounds it there).
+TEST(KernelRunFindingsTest, DepthSpaceRefuseABlocksizeTooLargeForTheShape) {
+  for (const char* op : {"DepthToSpace", "SpaceToDepth"}) {
+    for (Dims dims : {Dims{4, 1, 1, 6}, Dims{0, 0, 0, 0}}) {
+      OneNode m = one_node(op, {Tensor(DType::kFloat32, dims)}, 1, 13);
+      m.g.nodes[0].attributes["blocksize"] = Attribute::make_int(int64_t{1} << 62);
+      for (auto& device : both_devices()) {
+        auto out = run_on(*device, m);
+        ASSERT_FALSE(out.ok()) << op << " on " << device->name() << " " << dims_to_string(dims);
+        EXPECT_NE(out.status().to_string().find("blocksize"), std::string::npos) << out.status().to_string();
+      }
+    }
+  }
+  OneNode ok = one_node("DepthToSpace", {Tensor::from_vector<float>({1, 4, 1, 1}, {1, 2, 3, 4})}, 1, 13);
+  ok.g.nodes[0].attributes["blocksize"] = Attribute::make_int(2);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.dims(), (Dims{1, 1, 2, 2})) << device->name();
+  }
+}
+
+// The CPU device's pooled outputs were sized num_elements(dims) * dtype size unchecked: a
+// ConstantOfShape of [2^62 + 1] float32 wrapped to a 4-byte buffer and the kernel wrote past
+// it (heap corruption; kernel_run, UBSan build). Pooled buffers are sized by
+// Tensor::allocation_bytes, which refuses what no buffer can hold, as Tensor's constructor.
+TEST(KernelRunFindingsTest, OutputsTooLargeToAllocateFailTheRun) {
+  for (int64_t n : {(int64_t{1} << 62) + 1, int64_t{1} << 62, std::numeric_limits<int64_t>::max()}) {
+    OneNode m = one_node("ConstantOfShape", {Tensor::from_vector<int64_t>({1}, {n})}, 1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name() << " " << n;
+      EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted) << out.status().to_string();
+    }
+  }
+  EXPECT_THROW(Tensor::allocation_bytes(DType::kFloat32, {(int64_t{1} << 62) + 1}), std::bad_alloc);
+  EXPECT_EQ(Tensor::allocation_bytes(DType::kFloat32, {int64_t{1} << 62, 0}), 0u);
+  EXPECT_EQ(Tensor::allocation_bytes(DType::kFloat32, {3, 5}), 60u);
 }
 
 }  // namespace

@@ -33,6 +33,21 @@ TEST(ShapeTest, EmptyTensorWithHugeDimsHasZeroElements) {
   EXPECT_EQ(e.numel(), 0);
 }
 
+// A float element read as an integer (a kernel's count, axis or flag from a model's tensor):
+// NaN, infinities and values past int64 were undefined conversions (Dropout's training_mode
+// of NaN; UBSan, kernel_run). NaN reads as 0, the rest saturates; in-range values truncate.
+TEST(TensorTest, FloatElementsReadAsInt64AreDefined) {
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor f = Tensor::from_vector<float>({6}, {std::numeric_limits<float>::quiet_NaN(), inf, -inf, 1e30f, -2.75f, 7.5f});
+  const int64_t max = std::numeric_limits<int64_t>::max(), min = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(f.to_int64_vector(), (std::vector<int64_t>{0, max, min, max, -2, 7}));
+  Tensor d = Tensor::from_vector<double>({2}, {9223372036854775807.0, -9223372036854775808.0});
+  EXPECT_EQ(d.to_int64_vector(), (std::vector<int64_t>{max, min}));
+  Tensor h(DType::kFloat16, {1});
+  h.data<uint16_t>()[0] = 0x7e00;  // NaN
+  EXPECT_EQ(h.value_as_int64(0), 0);
+}
+
 TEST(GraphTest, SortsProducersBeforeConsumers) {
   Graph g = two_relus();
   ASSERT_TRUE(g.sort_topologically().ok());

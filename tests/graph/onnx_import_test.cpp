@@ -364,5 +364,151 @@ TEST(OnnxImportTest, UntypedInputIntoShapeDoesNotCrashDataPropagation) {
   }
 }
 
+// convPoolShapeInference takes the kernel shape from W's dims: a W of higher rank than X was
+// SIGSEGV at import (Conv with X [6, 1], W [3, 6, 6]: kernel_run; ConvInteger and QLinearConv
+// by tools/onnx_inference_probe.py). Import now succeeds (the node's inference fails, the
+// kernel refuses the shapes at run time).
+TEST(OnnxImportTest, ConvWeightsOfHigherRankThanXDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; int inputs; int w; };
+  for (const Case& c : {Case{"Conv", 11, 2, 1}, Case{"Conv", 1, 2, 1}, Case{"ConvInteger", 10, 2, 1},
+                        Case{"QLinearConv", 10, 8, 3}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("w_rank");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    const bool quantized = std::string(c.op) != "Conv";
+    for (int i = 0; i < c.inputs; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      const bool tensor = i == 0 || i == c.w;
+      tt->set_elem_type(quantized && tensor ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT);
+      if (quantized && (i == 2 || i == 5 || i == 7)) tt->set_elem_type(onnx::TensorProto::UINT8);  // zero points
+      if (std::string(c.op) == "QLinearConv" && i == 7) tt->set_elem_type(onnx::TensorProto::INT32);  // bias
+      const int rank = i == 0 ? 2 : i == c.w ? 3 : 0;  // X [6, 1], W [3, 6, 6], scales and zero points scalars
+      for (int k = 0; k < rank; ++k) tt->mutable_shape()->add_dim()->set_dim_value(i == 0 ? (k == 0 ? 6 : 1) : (k == 0 ? 3 : 6));
+      if (rank == 0) tt->mutable_shape();
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << ": " << r.status().to_string();
+  }
+}
+
+// GatherND-12/13's inference copied data's dims from (indices' last dim + batch_dims) without
+// a lower bound: batch_dims -9 was SIGSEGV at import (kernel_run). Import succeeds now; the
+// kernel names the bad attribute at run time.
+TEST(OnnxImportTest, GatherNdWithANegativeBatchDimsDoesNotCrashShapeInference) {
+  for (int64_t batch_dims : {int64_t{-9}, int64_t{3}, (int64_t{1} << 32) - 9}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("gathernd");
+    auto* n = g->add_node();
+    n->set_op_type("GatherND");
+    n->set_name("node");
+    auto* a = n->add_attribute();
+    a->set_name("batch_dims");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(batch_dims);
+    for (int i = 0; i < 2; ++i) {
+      auto* in = g->add_input();
+      in->set_name("i" + std::to_string(i));
+      auto* tt = in->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(i == 0 ? onnx::TensorProto::FLOAT : onnx::TensorProto::INT64);
+      for (int k = 0; k < 3; ++k) tt->mutable_shape()->add_dim()->set_dim_value(4);
+      n->add_input(in->name());
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << batch_dims << ": " << r.status().to_string();
+  }
+}
+
+// Found by tools/onnx_inference_probe.py --attributes after kernel_run's GatherND: libonnx's
+// DepthToSpace inference divides by blocksize squared (2^62: SIGFPE) and LayerNormalization-17
+// reads X's dims by its axis unchecked (-9, 2^31: SIGSEGV). Import succeeds now.
+TEST(OnnxImportTest, CraftedAttributesDoNotCrashShapeInference) {
+  struct Case { const char* op; int opset; const char* attr; int64_t value; };
+  for (const Case& c : {Case{"DepthToSpace", 13, "blocksize", int64_t{1} << 62}, Case{"DepthToSpace", 1, "blocksize", int64_t{1} << 62},
+                        Case{"LayerNormalization", 17, "axis", -9}, Case{"LayerNormalization", 17, "axis", int64_t{1} << 31}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(c.opset);
+    auto* g = m.mutable_graph();
+    g->set_name("crafted");
+    auto* n = g->add_node();
+    n->set_op_type(c.op);
+    n->set_name("node");
+    auto* a = n->add_attribute();
+    a->set_name(c.attr);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(c.value);
+    auto* in = g->add_input();
+    in->set_name("x");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+    n->add_input("x");
+    if (std::string(c.op) == "LayerNormalization") {  // Scale, required
+      auto* sc = g->add_input();
+      sc->set_name("scale");
+      sc->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+      sc->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(2);
+      n->add_input("scale");
+    }
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    ASSERT_TRUE(r.ok()) << c.op << " " << c.attr << " " << c.value << ": " << r.status().to_string();
+  }
+}
+
+// MaxUnpool's inference reads I's dim 1 once X's shape is known, whatever I's shape: an I of
+// rank 0 (or of unknown shape) was SIGSEGV at import (kernel_run). Import succeeds now.
+TEST(OnnxImportTest, MaxUnpoolWithIndicesOfRankZeroDoesNotCrashShapeInference) {
+  for (int opset : {11, 9}) {
+    for (bool known : {true, false}) {
+      onnx::ModelProto m;
+      m.set_ir_version(8);
+      m.add_opset_import()->set_version(opset);
+      auto* g = m.mutable_graph();
+      g->set_name("maxunpool");
+      auto* n = g->add_node();
+      n->set_op_type("MaxUnpool");
+      n->set_name("node");
+      auto* a = n->add_attribute();
+      a->set_name("kernel_shape");
+      a->set_type(onnx::AttributeProto::INTS);
+      a->add_ints(2);
+      a->add_ints(2);
+      for (int i = 0; i < 2; ++i) {
+        auto* in = g->add_input();
+        in->set_name("i" + std::to_string(i));
+        auto* tt = in->mutable_type()->mutable_tensor_type();
+        tt->set_elem_type(i == 0 ? onnx::TensorProto::FLOAT : onnx::TensorProto::INT64);
+        if (i == 0) {
+          for (int k = 0; k < 4; ++k) tt->mutable_shape()->add_dim()->set_dim_value(2);
+        } else if (known) {
+          tt->mutable_shape();  // rank 0
+        }
+        n->add_input(in->name());
+      }
+      n->add_output("y");
+      g->add_output()->set_name("y");
+      auto r = import_onnx_bytes(m.SerializeAsString());
+      ASSERT_TRUE(r.ok()) << opset << (known ? " rank 0" : " unknown") << ": " << r.status().to_string();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -13,20 +13,23 @@ namespace {
 template <typename C>
 C divide(C a, C b) {
   if constexpr (std::is_integral_v<C>) {
-    return b == 0 ? C(0) : static_cast<C>(a / b);  // C truncation; division by zero gives 0
+    if (b == 0) return C(0);  // C truncation; division by zero gives 0
+    // MIN / -1 overflows (SIGFPE on x86): the negation, wrapped (MIN itself).
+    if constexpr (std::is_signed_v<C>) { if (b == C(-1)) return wrapping_sub(C(0), a); }
+    return static_cast<C>(a / b);
   } else {
     return a / b;
   }
 }
 
 Status add_kernel(KernelContext& ctx) {
-  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return a + b; });
+  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return wrapping_add(a, b); });
 }
 Status sub_kernel(KernelContext& ctx) {
-  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return a - b; });
+  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return wrapping_sub(a, b); });
 }
 Status mul_kernel(KernelContext& ctx) {
-  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return a * b; });
+  return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return wrapping_mul(a, b); });
 }
 Status div_kernel(KernelContext& ctx) {
   return binary_map<false>(ctx, TypeSet::kNumeric, [](auto a, auto b) { return divide(a, b); });
@@ -45,9 +48,10 @@ Status mod_kernel(KernelContext& ctx) {
       return a;  // never reached: bool is not a Mod type
     } else {
       if (b == 0) return C(0);
+      if constexpr (std::is_signed_v<C>) { if (b == C(-1)) return C(0); }  // MIN % -1 traps on x86
       C r = static_cast<C>(a % b);
       // Python-style: the remainder takes the divisor's sign (fmod=0).
-      if (!fmod && r != 0 && ((r < 0) != (b < 0))) r = static_cast<C>(r + b);
+      if (!fmod && r != 0 && ((r < 0) != (b < 0))) r = wrapping_add(r, b);
       return r;
     }
   });
@@ -61,9 +65,13 @@ Status bitshift_kernel(KernelContext& ctx) {
   bool left = dir == "LEFT";
   return binary_map<false>(ctx, TypeSet::kInteger, [&](auto a, auto b) {
     using C = decltype(a);
-    if constexpr (std::is_integral_v<C>) {
+    if constexpr (std::is_integral_v<C> && !std::is_same_v<C, bool>) {
+      // On the unsigned bits: a negative count, or a signed operand shifted left, is undefined.
+      if constexpr (std::is_signed_v<C>) { if (b < 0) return C(0); }
       if (b >= static_cast<C>(sizeof(C) * 8)) return C(0);
-      return static_cast<C>(left ? (a << b) : (a >> b));
+      using U = std::make_unsigned_t<decltype(+a)>;
+      const U bits = static_cast<U>(static_cast<std::make_unsigned_t<C>>(a));
+      return static_cast<C>(left ? (bits << b) : (bits >> b));
     } else {
       return a;
     }
@@ -116,7 +124,7 @@ Status pow_kernel(KernelContext& ctx) {
       double expo = b.value_as_double(ib[static_cast<size_t>(i)]);
       double v = std::pow(base, expo);
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        out[i] = static_cast<T>(static_cast<int64_t>(v));
+        out[i] = static_cast<T>(int64_from_double(v));
       } else {
         out[i] = from_double<T>(v);
       }
@@ -192,10 +200,10 @@ Status min_kernel(KernelContext& ctx) {
   return variadic(ctx, [](auto a, auto b) { return min_nan(a, b); }, false);
 }
 Status sum_kernel(KernelContext& ctx) {
-  return variadic(ctx, [](auto a, auto b) { return static_cast<decltype(a)>(a + b); }, false);
+  return variadic(ctx, [](auto a, auto b) { return wrapping_add(a, b); }, false);
 }
 Status mean_kernel(KernelContext& ctx) {
-  return variadic(ctx, [](auto a, auto b) { return static_cast<decltype(a)>(a + b); }, true);
+  return variadic(ctx, [](auto a, auto b) { return wrapping_add(a, b); }, true);
 }
 
 Status where_kernel(KernelContext& ctx) {
@@ -238,7 +246,7 @@ Status prelu_kernel(KernelContext& ctx) {
   }
   return binary_map<false>(ctx, TypeSet::kSigned, [](auto a, auto s) {
     if constexpr (std::is_same_v<decltype(a), bool>) return a;  // never reached: not a PRelu type
-    else return a < 0 ? a * s : a;
+    else return a < 0 ? wrapping_mul(a, s) : a;
   });
 }
 

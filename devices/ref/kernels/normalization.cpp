@@ -187,6 +187,9 @@ Status lrn_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(float_check(ctx, x));
   int64_t size = ctx.node().attr_int("size", 0);
   if (size <= 0) return ctx.error(StatusCode::kInvalidArgument, "size must be positive, got ", size);
+  if (x.rank() < 2) {  // N and C are read below (a rank-0 input read past its dims: kernel_run)
+    return ctx.error(StatusCode::kInvalidArgument, "input must be [N, C, ...] (rank >= 2), got ", dims_to_string(x.dims()));
+  }
   double alpha = ctx.node().attr_float("alpha", 1e-4f), beta = ctx.node().attr_float("beta", 0.75f);
   double bias = ctx.node().attr_float("bias", 1.0f);
   int64_t N = x.dim(0), C = x.dim(1), sp = x.numel() / std::max<int64_t>(N * C, 1);

@@ -94,8 +94,10 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
       return ctx.error(StatusCode::kInvalidArgument, "scales has ", scales.size(), " entries, input rank is ", rank);
     }
     for (size_t d = 0; d < rank; ++d) {
-      if (scales[d] <= 0) return ctx.error(StatusCode::kInvalidArgument, "scales must be positive, got ", scales[d]);
-      sizes.push_back(static_cast<int64_t>(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
+      if (!(scales[d] > 0) || !std::isfinite(scales[d])) {
+        return ctx.error(StatusCode::kInvalidArgument, "scales must be positive and finite, got ", scales[d]);
+      }
+      sizes.push_back(int64_from_double(std::floor(static_cast<double>(x.dim(d)) * scales[d])));
     }
   } else {
     if (sizes.size() != rank) {
@@ -143,7 +145,9 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
     dispatch_numeric(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        y.data<T>()[f] = static_cast<T>(std::nearbyint(acc));
+        // Rounded, then saturated (cubic taps overshoot; an extrapolation_value is any float:
+        // 1.8e19 into uint64 was undefined; UBSan, kernel_run).
+        y.data<T>()[f] = from_double<T>(std::nearbyint(acc));
       } else {
         y.data<T>()[f] = from_double<T>(acc);
       }

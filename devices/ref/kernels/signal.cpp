@@ -1,10 +1,13 @@
 // Reference kernels: signal processing of opset 17 (DFT, STFT, Hann/Hamming/Blackman windows,
 // MelWeightMatrix). Complex tensors are real tensors with a trailing dim of 2 (re, im).
 // Transforms are direct O(n^2) sums in double: the reference, not the fast path.
+#include <algorithm>
 #include <cmath>
 
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/run_interrupt.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 
@@ -13,13 +16,16 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // DFT of `n` complex samples (re[i], im[i]) of length `len` zero-padded/truncated to `len`.
-void dft(const std::vector<double>& re, const std::vector<double>& im, int64_t len, bool inverse,
-         std::vector<double>* out_re, std::vector<double>* out_im) {
+// `len` is a model's value and the sum is O(n len): the run's deadline and terminate flag are
+// checked every 64 output bins, so a huge dft_length is stopped, not a hang.
+Status dft(const std::vector<double>& re, const std::vector<double>& im, int64_t len, bool inverse,
+           std::vector<double>* out_re, std::vector<double>* out_im) {
   out_re->assign(static_cast<size_t>(len), 0.0);
   out_im->assign(static_cast<size_t>(len), 0.0);
   double sign = inverse ? 1.0 : -1.0;
   int64_t n = std::min<int64_t>(len, static_cast<int64_t>(re.size()));
   for (int64_t k = 0; k < len; ++k) {
+    if ((k & 63) == 0) RETURN_IF_ERROR(check_run_interrupt());
     double sr = 0, si = 0;
     for (int64_t t = 0; t < n; ++t) {
       double angle = sign * 2 * kPi * static_cast<double>(k * t % len) / static_cast<double>(len);
@@ -31,6 +37,7 @@ void dft(const std::vector<double>& re, const std::vector<double>& im, int64_t l
     (*out_re)[static_cast<size_t>(k)] = sr;
     (*out_im)[static_cast<size_t>(k)] = si;
   }
+  return Status::OK();
 }
 
 Status dft_kernel(KernelContext& ctx) {
@@ -40,7 +47,7 @@ Status dft_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "input must be [batch, ..., 1 or 2], got ", dims_to_string(x.dims()));
   }
   int64_t signal_rank = static_cast<int64_t>(x.rank()) - 1;
-  int64_t axis;
+  int64_t axis = 0;
   RETURN_IF_ERROR(normalize_axis(ctx, ctx.node().attr_int("axis", 1), signal_rank, &axis));
   if (axis == 0) return ctx.error(StatusCode::kInvalidArgument, "axis 0 is the batch axis");
   bool inverse = ctx.node().attr_int("inverse", 0) != 0, onesided = ctx.node().attr_int("onesided", 0) != 0;
@@ -56,6 +63,8 @@ Status dft_kernel(KernelContext& ctx) {
   for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<size_t>(d));
   for (int64_t d = axis + 1; d < signal_rank; ++d) inner *= x.dim(static_cast<size_t>(d));
   int64_t comp = x.dim(x.rank() - 1);
+  // dft_length is a value: the output and the transform's buffers are charged before they exist.
+  ScratchCharge charge_y(num_elements(out_dims), sizeof(double)), charge_f(num_elements({len, 2}), sizeof(double));
   std::vector<double> y(static_cast<size_t>(num_elements(out_dims)));
   std::vector<double> re(static_cast<size_t>(n)), im(static_cast<size_t>(n)), fr, fi;
   for (int64_t o = 0; o < outer; ++o) {
@@ -65,7 +74,7 @@ Status dft_kernel(KernelContext& ctx) {
         re[static_cast<size_t>(t)] = x.value_as_double(base);
         im[static_cast<size_t>(t)] = complex_in ? x.value_as_double(base + 1) : 0.0;
       }
-      dft(re, im, len, inverse, &fr, &fi);
+      RETURN_IF_ERROR(dft(re, im, len, inverse, &fr, &fi));
       for (int64_t k = 0; k < out_len; ++k) {
         int64_t base = ((o * out_len + k) * inner + i) * 2;
         y[static_cast<size_t>(base)] = fr[static_cast<size_t>(k)];
@@ -93,6 +102,7 @@ Status stft_kernel(KernelContext& ctx) {
   bool onesided = ctx.node().attr_int("onesided", 1) != 0;
   int64_t B = x.dim(0), L = x.dim(1), comp = x.dim(2);
   int64_t frames = (L - frame) / step + 1, bins = onesided ? frame / 2 + 1 : frame;
+  ScratchCharge charge_y(num_elements({B, frames, bins, 2}), sizeof(double)), charge_f(num_elements({frame, 2}), sizeof(double));
   std::vector<double> y(static_cast<size_t>(B * frames * bins * 2));
   std::vector<double> re(static_cast<size_t>(frame)), im(static_cast<size_t>(frame)), fr, fi;
   for (int64_t b = 0; b < B; ++b) {
@@ -103,7 +113,7 @@ Status stft_kernel(KernelContext& ctx) {
         re[static_cast<size_t>(t)] = x.value_as_double(base) * w;
         im[static_cast<size_t>(t)] = comp == 2 ? x.value_as_double(base + 1) * w : 0.0;
       }
-      dft(re, im, frame, false, &fr, &fi);
+      RETURN_IF_ERROR(dft(re, im, frame, false, &fr, &fi));
       for (int64_t k = 0; k < bins; ++k) {
         int64_t o = ((b * frames + f) * bins + k) * 2;
         y[static_cast<size_t>(o)] = fr[static_cast<size_t>(k)];
@@ -122,6 +132,7 @@ Status cosine_window(KernelContext& ctx, const std::vector<double>& a) {
   if (size < 0) return ctx.error(StatusCode::kInvalidArgument, "size must be >= 0, got ", size);
   bool periodic = ctx.node().attr_int("periodic", 1) != 0;
   double N = static_cast<double>(periodic ? size : size - 1);
+  ScratchCharge charge(size, sizeof(double));  // size is a value: charged before the buffer exists
   std::vector<double> w(static_cast<size_t>(size));
   for (int64_t n = 0; n < size; ++n) {
     double v = 0;
@@ -148,24 +159,34 @@ Status mel_weight_matrix(KernelContext& ctx) {
                      "0 <= lower_edge_hertz < upper_edge_hertz; got ", mels, ", ", dft_len, ", ", rate, ", ", lo, ", ", hi);
   }
   int64_t bins = dft_len / 2 + 1;
+  // Both counts are values: the output is charged first (an unrepresentable count throws
+  // bad_alloc there, before mels + 2 could overflow).
+  ScratchCharge charge_out(num_elements({bins, mels}), sizeof(double)), charge_f(mels, sizeof(int64_t));
   auto to_mel = [](double hz) { return 2595.0 * std::log10(1 + hz / 700.0); };
   double lo_mel = to_mel(lo), step = (to_mel(hi) - lo_mel) / static_cast<double>(mels + 2);
   std::vector<int64_t> f(static_cast<size_t>(mels + 2));
   for (int64_t i = 0; i < mels + 2; ++i) {
     double hz = 700.0 * (std::pow(10.0, (static_cast<double>(i) * step + lo_mel) / 2595.0) - 1);
-    f[static_cast<size_t>(i)] = static_cast<int64_t>(std::floor(static_cast<double>(dft_len + 1) * hz / rate));
+    f[static_cast<size_t>(i)] = int64_from_double(std::floor((static_cast<double>(dft_len) + 1) * hz / rate));
   }
   std::vector<double> out(static_cast<size_t>(bins * mels), 0.0);
   auto at = [&](int64_t j, int64_t i) -> double& { return out[static_cast<size_t>(j * mels + i)]; };
   for (int64_t i = 0; i < mels; ++i) {
-    int64_t l = f[static_cast<size_t>(i)], c = f[static_cast<size_t>(i + 1)], h = f[static_cast<size_t>(i + 2)];
-    if (c - l == 0) {
+    // Edges far outside the bins (a tiny sample_rate saturates them) are walked only where
+    // they meet the bins, and their differences are taken in double (no int64 overflow).
+    const int64_t l = f[static_cast<size_t>(i)], c = f[static_cast<size_t>(i + 1)], h = f[static_cast<size_t>(i + 2)];
+    const double ld = static_cast<double>(l), cd = static_cast<double>(c), hd = static_cast<double>(h);
+    if (c == l) {
       if (c >= 0 && c < bins) at(c, i) = 1;
     } else {
-      for (int64_t j = l; j <= c; ++j) if (j >= 0 && j < bins) at(j, i) = static_cast<double>(j - l) / static_cast<double>(c - l);
+      for (int64_t j = std::max<int64_t>(l, 0); j <= std::min(c, bins - 1); ++j) {
+        at(j, i) = (static_cast<double>(j) - ld) / (cd - ld);
+      }
     }
-    if (h - c > 0) {
-      for (int64_t j = c; j < h; ++j) if (j >= 0 && j < bins) at(j, i) = static_cast<double>(h - j) / static_cast<double>(h - c);
+    if (h > c) {
+      for (int64_t j = std::max<int64_t>(c, 0); j < std::min(h, bins); ++j) {
+        at(j, i) = (hd - static_cast<double>(j)) / (hd - cd);
+      }
     }
   }
   auto dt = dtype_from_onnx(static_cast<int>(ctx.node().attr_int("output_datatype", 1)));

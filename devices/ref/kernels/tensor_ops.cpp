@@ -528,16 +528,24 @@ Status depth_space(KernelContext& ctx, bool to_space) {
   if (b <= 0) return ctx.error(StatusCode::kInvalidArgument, "blocksize must be positive, got ", b);
   int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   bool crd = ctx.node().attr_string("mode", "DCR") == "CRD";
+  // blocksize is a model's value: its square and the output dims it multiplies must fit int64
+  // (2^62 squared overflowed to 0, then divided by: SIGFPE; kernel_run).
+  int64_t bb = 0, h_out = 0, w_out = 0, c_out = 0;
+  if (__builtin_mul_overflow(b, b, &bb) ||
+      (to_space ? __builtin_mul_overflow(h, b, &h_out) || __builtin_mul_overflow(w, b, &w_out)
+                : __builtin_mul_overflow(c, bb, &c_out))) {
+    return ctx.error(StatusCode::kInvalidArgument, "blocksize ", b, " is too large for input ", dims_to_string(x.dims()));
+  }
   if (to_space) {
-    if (c % (b * b)) return ctx.error(StatusCode::kInvalidArgument, "channels ", c, " not divisible by blocksize^2 ", b * b);
-    int64_t oc = c / (b * b);
+    if (c % bb) return ctx.error(StatusCode::kInvalidArgument, "channels ", c, " not divisible by blocksize^2 ", bb);
+    int64_t oc = c / bb;
     Tensor t = crd ? x.reshaped({n, oc, b, b, h, w}) : x.reshaped({n, b, b, oc, h, w});
     Tensor p = crd ? transpose(t, {0, 1, 4, 2, 5, 3}) : transpose(t, {0, 3, 4, 1, 5, 2});
-    ctx.set_output(0, p.reshaped({n, oc, h * b, w * b}));
+    ctx.set_output(0, p.reshaped({n, oc, h_out, w_out}));
   } else {
     if (h % b || w % b) return ctx.error(StatusCode::kInvalidArgument, "H and W (", h, ", ", w, ") must be divisible by blocksize ", b);
     Tensor t = x.reshaped({n, c, h / b, b, w / b, b});
-    ctx.set_output(0, transpose(t, {0, 3, 5, 1, 2, 4}).reshaped({n, c * b * b, h / b, w / b}));
+    ctx.set_output(0, transpose(t, {0, 3, 5, 1, 2, 4}).reshaped({n, c_out, h / b, w / b}));
   }
   return Status::OK();
 }
@@ -559,6 +567,12 @@ Status eye_like_kernel(KernelContext& ctx) {
   }
   int64_t k = ctx.node().attr_int("k", 0);
   Tensor y(dt, x.dims());
+  // A diagonal outside the matrix leaves it zero; only one inside is walked, so r + k cannot
+  // overflow (k = 2^63 - 1 did: UBSan, kernel_run).
+  if (k <= -x.dim(0) || k >= x.dim(1)) {
+    ctx.set_output(0, std::move(y));
+    return Status::OK();
+  }
   dispatch_numeric(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
     for (int64_t r = 0; r < x.dim(0); ++r) {
@@ -659,7 +673,8 @@ Status reverse_sequence_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   std::vector<int64_t> lens = ctx.input(1)->to_int64_vector();
   int64_t batch_axis = ctx.node().attr_int("batch_axis", 1), time_axis = ctx.node().attr_int("time_axis", 0);
-  if ((batch_axis != 0 && batch_axis != 1) || time_axis + batch_axis != 1) {
+  // time_axis is compared, not added (time_axis + batch_axis overflowed for 2^63 - 1; UBSan).
+  if ((batch_axis != 0 && batch_axis != 1) || time_axis != 1 - batch_axis) {
     return ctx.error(StatusCode::kInvalidArgument, "batch_axis and time_axis must be 0 and 1 in some order, got ",
                      batch_axis, " and ", time_axis);
   }

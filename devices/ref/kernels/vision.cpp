@@ -116,8 +116,8 @@ Status roi_align_kernel(KernelContext& ctx) {
     double rw = x2 - x1, rh = y2 - y1;
     if (!half_pixel) { rw = std::max(rw, 1.0); rh = std::max(rh, 1.0); }
     double bh = rh / static_cast<double>(oh), bw = rw / static_cast<double>(ow);
-    int64_t gh = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rh / static_cast<double>(oh)));
-    int64_t gw = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rw / static_cast<double>(ow)));
+    int64_t gh = ratio > 0 ? ratio : int64_from_double(std::ceil(rh / static_cast<double>(oh)));
+    int64_t gw = ratio > 0 ? ratio : int64_from_double(std::ceil(rw / static_cast<double>(ow)));
     gh = std::max<int64_t>(gh, 1);
     gw = std::max<int64_t>(gw, 1);
     for (int64_t c = 0; c < C; ++c) {
@@ -161,8 +161,8 @@ Status grid_sample_kernel(KernelContext& ctx) {
   auto reflect = [&](double v, double lo, double hi) {
     double span = hi - lo;
     if (span <= 0) return lo;
-    if (v < lo) { double d = lo - v; int64_t f = static_cast<int64_t>(d / span); double r = d - static_cast<double>(f) * span; return f % 2 ? hi - r : lo + r; }
-    if (v > hi) { double d = v - hi; int64_t f = static_cast<int64_t>(d / span); double r = d - static_cast<double>(f) * span; return f % 2 ? lo + r : hi - r; }
+    if (v < lo) { double d = lo - v; int64_t f = int64_from_double(d / span); double r = d - static_cast<double>(f) * span; return f % 2 ? hi - r : lo + r; }
+    if (v > hi) { double d = v - hi; int64_t f = int64_from_double(d / span); double r = d - static_cast<double>(f) * span; return f % 2 ? lo + r : hi - r; }
     return v;
   };
   auto fix = [&](double v, int64_t len) {
@@ -188,7 +188,7 @@ Status grid_sample_kernel(KernelContext& ctx) {
           double gy = fix(unnormalize(grid.value_as_double(g + 1), H), H);
           double v = 0;
           if (mode == "nearest") {
-            v = pixel(static_cast<int64_t>(std::nearbyint(gy)), static_cast<int64_t>(std::nearbyint(gx)));
+            v = pixel(int64_from_double(std::nearbyint(gy)), int64_from_double(std::nearbyint(gx)));
           } else if (mode == "bilinear") {
             double y0 = std::floor(gy), x0 = std::floor(gx), ly = gy - y0, lx = gx - x0;
             int64_t r0 = static_cast<int64_t>(y0), q0 = static_cast<int64_t>(x0);
