@@ -29,7 +29,7 @@ Status BnConvFusion::run(Graph& graph, bool& changed) {
     if (!bn.domain.empty() || bn.op_type != "BatchNormalization" || bn.inputs.size() < 5) continue;
     if (bn.attr_int("training_mode", 0) != 0 || (bn.outputs.size() > 1 && !bn.outputs[1].empty())) continue;
     const Tensor* w = constant_of(graph, conv.inputs[1], DType::kFloat32);
-    if (!w || w->rank() < 3) continue;
+    if (!w || w->rank() < 3 || w->numel() == 0) continue;  // an empty W: nothing to fold (and no division by 0)
     const int64_t group = conv.attr_int("group", 1), M = w->dim(0), per_group_in = w->dim(1);
     const int64_t C = per_group_in * group, taps = w->numel() / (M * per_group_in);
     if (group < 1 || M % group != 0) continue;

@@ -29,7 +29,7 @@ Status ConvBnFusion::run(Graph& graph, bool& changed) {
       b = constant_of(graph, conv.inputs[2], DType::kFloat32);
       ok = b && b->numel() == w->dim(0) && uses[conv.inputs[2]] == 1;
     }
-    if (!ok) continue;
+    if (!ok || w->dim(0) == 0) continue;  // no output channels: nothing to fold (and no division by 0)
     double eps = bn.attr_float("epsilon", 1e-5f);
     int64_t M = w->dim(0), per = w->numel() / M;
     Tensor nw = w->clone(), nb(DType::kFloat32, {M});

@@ -51,7 +51,9 @@ bool bias_zero_at(const ConvConstants& c, int64_t m) { return !c.b || c.b->data<
 std::vector<int64_t> zero_output_channels(const Node& n, const ConvConstants& c) {
   std::vector<int64_t> zero;
   if (!activation_keeps_zero(n)) return zero;
-  int64_t m_count = c.w->dim(0), per = c.w->numel() / m_count;
+  const int64_t m_count = c.w->dim(0);
+  if (m_count == 0) return zero;  // no output channels: nothing to prune (and no division by 0)
+  const int64_t per = c.w->numel() / m_count;
   const float* w = c.w->data<float>();
   for (int64_t m = 0; m < m_count; ++m) {
     if (!bias_zero_at(c, m)) continue;

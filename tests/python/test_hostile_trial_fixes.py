@@ -246,3 +246,30 @@ def test_max_unpool_checks_its_attribute_lengths_and_index_shape():
             rt.InferenceSession(_max_unpool(kernel, strides)).run(None, {"x": x, "i": i})
     with pytest.raises(rt.InvalidArgument, match=r"I must have its shape, got I \[1,1,1,2\]"):
         rt.InferenceSession(_max_unpool([2, 2], [2, 2], (1, 1, 1, 2))).run(None, {"x": x, "i": i[:, :, :1]})
+
+
+# Convolutions with no output channels ----------------------------------------------------------
+
+@pytest.mark.parametrize("around", ["relu", "bn_after", "bn_before"])
+def test_a_convolution_with_no_output_channels_loads_and_runs(around):
+    """W of shape [0, C, kH, kW] (a valid, empty convolution) divided by its output channel count
+    in three graph passes (zero-channel pruning, Conv+BN and BN+Conv folding): SIGFPE at session
+    creation, the process gone. It now loads, and runs to an empty output as ONNX says."""
+    inits = [onnx.numpy_helper.from_array(np.zeros((0, 3, 1, 1), np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"])]
+    if around == "relu":
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    else:
+        stats = {"scale": 1.0, "bias": 0.0, "mean": 0.0, "var": 1.0}
+        channels = 0 if around == "bn_after" else 3
+        for name, value in stats.items():
+            inits.append(onnx.numpy_helper.from_array(np.full(channels, value, np.float32), name))
+        bn = helper.make_node("BatchNormalization", [("c" if around == "bn_after" else "x"), "scale", "bias", "mean", "var"],
+                              ["y" if around == "bn_after" else "n"])
+        nodes = [bn, helper.make_node("Conv", ["n", "w"], ["y"])] if around == "bn_before" else nodes + [bn]
+    graph = helper.make_graph(nodes, "empty_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = rt.InferenceSession(model.SerializeToString())
+    (y,) = session.run(None, {"x": np.ones((1, 3, 4, 4), np.float32)})
+    assert y.shape == (1, 0, 4, 4)
