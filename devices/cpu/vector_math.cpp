@@ -12,11 +12,14 @@ namespace cpu {
 
 namespace {
 
-// exp(x) for x already clamped to [-87, 88]: x = k ln2 + r, exp(x) = 2^k e^r.
+// exp(x) for x already clamped to [-87, 88]: x = k ln2 + r, exp(x) = 2^k e^r. A NaN x (which
+// the clamp passes through) takes k = 0: converting NaN to int is undefined (UBSan, kernel_run);
+// r stays NaN, so the result is NaN.
 inline float exp_core(float x) {
   const float log2e = 1.44269504088896341f;
   const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;  // ln2 split so k*ln2_hi is exact
-  float k = static_cast<float>(static_cast<int>(x * log2e + (x >= 0 ? 0.5f : -0.5f)));
+  const float finite = x == x ? x : 0.f;
+  float k = static_cast<float>(static_cast<int>(finite * log2e + (finite >= 0 ? 0.5f : -0.5f)));
   float r = x - k * ln2_hi - k * ln2_lo;
   float p = 1.f / 5040;
   p = p * r + 1.f / 720;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace pyflame_rt {
@@ -90,6 +91,19 @@ TEST(VectorMathTest, ExtremesSaturateWithoutNaN) {
   EXPECT_NEAR(t[3], 1.0f, 6e-8f);
   for (float v : s) EXPECT_FALSE(std::isnan(v));
   for (float v : t) EXPECT_FALSE(std::isnan(v));
+}
+
+// NaN in, NaN out, through every function built on exp (exp's integer part of a NaN was an
+// undefined float-to-int conversion: UBSan, kernel_run run 21).
+TEST(VectorMathTest, NaNPropagates) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (void (*f)(float*, int64_t) : {exp_inplace, sigmoid_inplace, tanh_inplace, erf_inplace}) {
+    std::vector<float> x = {nan, 1.f, nan};
+    f(x.data(), 3);
+    EXPECT_TRUE(std::isnan(x[0]));
+    EXPECT_FALSE(std::isnan(x[1]));
+    EXPECT_TRUE(std::isnan(x[2]));
+  }
 }
 
 }  // namespace
