@@ -84,14 +84,18 @@ TEST(KernelRunFindingsTest, UniqueWithOnlyItsFirstOutput) {
   }
 }
 
-// An integer ReduceMean over an empty axis is NaN in double; converting it (or a sum past the
-// type's range) to the integer type was undefined behaviour (UBSan, found by kernel_run; on
-// x86 it gave INT_MIN). The reference's double-to-integer conversion (from_double) now maps
-// NaN to 0 and saturates.
+// An integer ReduceMean over an empty axis was NaN in double, and converting it (or a sum past
+// the type's range) to the integer type was undefined behaviour (UBSan, found by kernel_run; on
+// x86 it gave INT_MIN). Integer reductions now run in the element type on both devices, exactly
+// and wrapping as ONNX Runtime's do: a mean of nothing is 0, 200 + 200 in uint8 is 144, and an
+// int64 sum past the limit wraps (the reference saturated it in double while the CPU device
+// wrapped: a kernel_run mismatch).
 TEST(KernelRunFindingsTest, IntegerReductionsOfNothingAndPastTheRangeAreDefined) {
   OneNode mean = one_node("ReduceMean", {Tensor(DType::kInt32, {0, 3})}, 1);
   mean.g.nodes[0].attributes["axes"] = Attribute::make_ints({0});
   OneNode sum = one_node("ReduceSum", {Tensor::from_vector<uint8_t>({2}, {200, 200})}, 1, 11);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  OneNode wide = one_node("ReduceSum", {Tensor::from_vector<int64_t>({3}, {max, 10, 1})}, 1, 11);
   for (auto& device : both_devices()) {
     auto m = run_on(*device, mean);
     ASSERT_TRUE(m.ok()) << device->name() << ": " << m.status().to_string();
@@ -100,7 +104,10 @@ TEST(KernelRunFindingsTest, IntegerReductionsOfNothingAndPastTheRangeAreDefined)
     for (int i = 0; i < 3; ++i) EXPECT_EQ(y.data<int32_t>()[i], 0) << device->name();
     auto s = run_on(*device, sum);
     ASSERT_TRUE(s.ok()) << device->name() << ": " << s.status().to_string();
-    EXPECT_EQ((*s)[0].tensor.data<uint8_t>()[0], 255) << device->name();
+    EXPECT_EQ((*s)[0].tensor.data<uint8_t>()[0], 144) << device->name();
+    auto w = run_on(*device, wide);
+    ASSERT_TRUE(w.ok()) << device->name() << ": " << w.status().to_string();
+    EXPECT_EQ((*w)[0].tensor.data<int64_t>()[0], std::numeric_limits<int64_t>::lowest() + 10) << device->name();
   }
 }
 

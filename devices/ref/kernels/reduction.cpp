@@ -56,6 +56,54 @@ std::vector<int64_t> reduce_targets(const Tensor& x, const ReducePlan& p) {
 
 enum class Reduce { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
 
+// Integer Sum/Prod/Max/Min/L1/SumSquare/Mean in the element type, exactly, wrapping on overflow
+// as ONNX Runtime (and the CPU device's int_reduce_op) compute them; Mean truncates the wrapped
+// sum over the count (0 for no element). In double, int64 values past 2^53 lost precision and
+// sums saturated: the two devices disagreed near the limits (kernel_run).
+template <Reduce kOp>
+Tensor reduce_integers(const Tensor& x, const ReducePlan& p, const std::vector<int64_t>& target) {
+  Tensor y(x.dtype(), p.out_dims);
+  dispatch_numeric(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      T init = 0;
+      if (kOp == Reduce::kProd) init = 1;
+      if (kOp == Reduce::kMax) init = std::numeric_limits<T>::lowest();
+      if (kOp == Reduce::kMin) init = std::numeric_limits<T>::max();
+      std::vector<T> acc(static_cast<size_t>(p.out_count), init);
+      std::vector<int64_t> count(acc.size(), 0);
+      const T* src = x.data<T>();
+      for (int64_t f = 0; f < x.numel(); ++f) {
+        const size_t t = static_cast<size_t>(target[static_cast<size_t>(f)]);
+        const T v = src[f];
+        T& a = acc[t];
+        switch (kOp) {
+          case Reduce::kSum: case Reduce::kMean: a = wrapping_add(a, v); break;
+          case Reduce::kProd: a = wrapping_mul(a, v); break;
+          case Reduce::kMax: a = std::max(a, v); break;
+          case Reduce::kMin: a = std::min(a, v); break;
+          case Reduce::kL1: a = wrapping_add(a, v < 0 ? wrapping_sub(T{0}, v) : v); break;
+          case Reduce::kSumSquare: a = wrapping_add(a, wrapping_mul(v, v)); break;
+          default: break;
+        }
+        ++count[t];
+      }
+      for (size_t t = 0; t < acc.size(); ++t) {
+        T a = acc[t];
+        if (kOp == Reduce::kMean) {
+          // MIN / -1 cannot occur: the count is positive.
+          a = count[t] ? static_cast<T>(a / static_cast<T>(count[t] > std::numeric_limits<T>::max()
+                                                                ? std::numeric_limits<T>::max()
+                                                                : count[t]))
+                       : T{0};
+        }
+        y.data<T>()[t] = a;
+      }
+    }
+  });
+  return y;
+}
+
 template <Reduce kOp>
 Status reduce_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(ctx.require_input(0));
@@ -73,6 +121,13 @@ Status reduce_kernel(KernelContext& ctx) {
   ReducePlan p;
   RETURN_IF_ERROR(plan_reduce(ctx, x, axes, keepdims, false, &p));
   std::vector<int64_t> target = reduce_targets(x, p);
+  if constexpr (kOp == Reduce::kSum || kOp == Reduce::kProd || kOp == Reduce::kMax || kOp == Reduce::kMin ||
+                kOp == Reduce::kL1 || kOp == Reduce::kSumSquare || kOp == Reduce::kMean) {
+    if (dtype_is_integer(x.dtype())) {
+      ctx.set_output(0, reduce_integers<kOp>(x, p, target));
+      return Status::OK();
+    }
+  }
   double init = 0;
   if (kOp == Reduce::kMax) init = -std::numeric_limits<double>::infinity();
   if (kOp == Reduce::kMin) init = std::numeric_limits<double>::infinity();
@@ -118,7 +173,7 @@ Status reduce_kernel(KernelContext& ctx) {
   dispatch_numeric(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     for (size_t t = 0; t < acc.size(); ++t) {
-      // Integers: a mean over no element (NaN) is 0, sums past T's range saturate.
+      // Integers here are the L2/LogSum/LogSumExp results only: past T's range they saturate.
       y.data<T>()[t] = from_double<T>(acc[t]);
     }
   });
