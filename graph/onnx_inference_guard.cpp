@@ -121,6 +121,26 @@ void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t
   });
 }
 
+// Wraps `schema`'s inference: the int attribute `name`, when set, must count at most the node's
+// inputs (Scan's num_scan_inputs: libonnx sizes a vector by it before any check, and 2^31 made
+// a 16 GB allocation that the kernel's overcommit let through until the OOM killer ended the
+// process; kernel_run).
+void require_attribute_at_most_inputs(const onnx::OpSchema* schema, const char* name) {
+  auto* s = const_cast<onnx::OpSchema*>(schema);
+  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
+  if (!original) return;
+  const std::string op = s->Name(), attr = name;
+  s->TypeAndShapeInferenceFunction([original, op, attr](onnx::InferenceContext& ctx) {
+    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
+      const int64_t inputs = static_cast<int64_t>(ctx.getNumInputs());
+      if (a->i() < 0 || a->i() > inputs) {
+        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", the node has ", inputs, " inputs");
+      }
+    }
+    original(ctx);
+  });
+}
+
 // Wraps MaxUnpool's inference: once X's shape is known it reads I's dim 1 whether or not I's
 // shape is (a rank-0 or unknown I was SIGSEGV; kernel_run). I must be known with rank >= 2.
 void require_known_indices(const onnx::OpSchema* schema) {
@@ -210,6 +230,10 @@ void guard_onnx_shape_inference() {
     for (int v : {9, 11}) {
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("MaxUnpool", v, "");
       if (s && s->SinceVersion() == v) require_known_indices(s);
+    }
+    for (int v : {8, 9, 11, 16}) {
+      const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("Scan", v, "");
+      if (s && s->SinceVersion() == v) require_attribute_at_most_inputs(s, "num_scan_inputs");
     }
   });
 }

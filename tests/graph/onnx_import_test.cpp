@@ -1,8 +1,11 @@
 // ONNX import: models built with the onnx protobuf API, including external data and errors.
 #include "graph/onnx_import.h"
+#include "graph/onnx_inference_guard.h"
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+#include <onnx/defs/schema.h>
 
 #include <cstdio>
 #include <fstream>
@@ -507,6 +510,48 @@ TEST(OnnxImportTest, MaxUnpoolWithIndicesOfRankZeroDoesNotCrashShapeInference) {
       auto r = import_onnx_bytes(m.SerializeAsString());
       ASSERT_TRUE(r.ok()) << opset << (known ? " rank 0" : " unknown") << ": " << r.status().to_string();
     }
+  }
+}
+
+// libonnx's Scan inference sizes a vector by num_scan_inputs before checking it: 2^31 was a
+// 16 GB allocation at import that overcommit let through until the OOM killer ended the process
+// (kernel_run). The guard refuses the node's inference first, naming the attribute; here libonnx
+// is called in strict mode to see that message (1 << 26 keeps a regression to a 512 MB vector).
+TEST(OnnxImportTest, ScanWithMoreScanInputsThanInputsIsRefusedBeforeShapeInference) {
+  guard_onnx_shape_inference();
+  for (int opset : {9, 11, 16}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(opset);
+    auto* g = m.mutable_graph();
+    g->set_name("scan");
+    auto* in = g->add_input();
+    in->set_name("x");
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+    auto* n = g->add_node();
+    n->set_op_type("Scan");
+    n->add_input("x");
+    n->add_output("y");
+    auto* count = n->add_attribute();
+    count->set_name("num_scan_inputs");
+    count->set_type(onnx::AttributeProto::INT);
+    count->set_i(int64_t{1} << 26);
+    auto* body = n->add_attribute();
+    body->set_name("body");
+    body->set_type(onnx::AttributeProto::GRAPH);
+    body->mutable_g()->set_name("body");
+    g->add_output()->set_name("y");
+    std::string message;
+    try {
+      onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 1, false));
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("num_scan_inputs is 67108864, the node has 1 inputs"), std::string::npos)
+        << "opset " << opset << ": " << message;
+    auto r = import_onnx_bytes(m.SerializeAsString());
+    EXPECT_TRUE(r.ok()) << r.status().to_string();  // the kernel refuses it at run time
   }
 }
 
