@@ -444,5 +444,33 @@ TEST(KernelRunFindingsTest, OutputsTooLargeToAllocateFailTheRun) {
   EXPECT_EQ(Tensor::allocation_bytes(DType::kFloat32, {3, 5}), 60u);
 }
 
+// QLinearConv of an input with no channels and an int32 bias: the bias is scaled by x_scale,
+// whose per-channel parameter then has no element, and the lookup divided by the length of 0
+// (SIGFPE in the reference kernel, which the CPU device also runs for int8 inputs; kernel_run
+// run 21, these shapes). It now fails by name, or runs, on both devices; a bias of another
+// length than a per-channel w_scale is a named error, not a read past w_scale.
+TEST(KernelRunFindingsTest, QLinearConvWithNoInputChannelsIsDefined) {
+  OneNode empty = one_node("QLinearConv",
+                           {Tensor(DType::kUInt8, {4, 0, 0, 0, 0}), Tensor(DType::kFloat32, {4, 0, 1, 1, 0}),
+                            Tensor::scalar<uint8_t>(0), Tensor::scalar<int8_t>(3), Tensor::scalar<float>(0.5f),
+                            Tensor::from_vector<uint8_t>({1, 1, 1, 1, 1}, {0}), Tensor::scalar<float>(1.f),
+                            Tensor::scalar<int8_t>(0), Tensor::scalar<int32_t>(4)},
+                           1);
+  OneNode bias = one_node("QLinearConv",
+                          {Tensor(DType::kUInt8, {1, 1, 2, 2}), Tensor::scalar<float>(1.f), Tensor::scalar<uint8_t>(0),
+                           Tensor(DType::kUInt8, {2, 1, 1, 1}), Tensor::from_vector<float>({2}, {0.5f, 0.25f}),
+                           Tensor::from_vector<uint8_t>({2}, {0, 0}), Tensor::scalar<float>(1.f),
+                           Tensor::scalar<uint8_t>(0), Tensor::from_vector<int32_t>({3}, {4, 4, 4})},
+                          1);
+  auto ref = make_ref_device();
+  for (auto* device : {ref.get()}) {
+    auto out = run_on(*device, empty);
+    if (!out.ok()) EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().to_string();
+    auto bad = run_on(*device, bias);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().to_string().find("w_scale"), std::string::npos) << bad.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -33,6 +33,9 @@ struct AxisParam {
   double at(int64_t i, double fallback) const {
     if (!t) return fallback;
     if (t->numel() == 1) return t->value_as_double(0);
+    // An empty parameter of an empty axis has no element to give (QLinearConv's bias reads
+    // x_scale even when x has no channels: a division by zero, SIGFPE; kernel_run).
+    if (axis_len <= 0 || inner <= 0) return fallback;
     return t->value_as_double((i / inner) % axis_len);
   }
 };
@@ -194,6 +197,10 @@ Status qlinear_conv(KernelContext& ctx) {
   std::vector<Tensor> inputs = {x, w};
   if (const Tensor* bias = ctx.input(8)) {
     // int32 bias is in units of x_scale * w_scale[m].
+    if (ws.t->numel() != 1 && ws.t->numel() != bias->numel()) {
+      return ctx.error(StatusCode::kInvalidArgument, "B has ", bias->numel(), " elements, w_scale ", ws.t->numel(),
+                       ": expected one scale or one per output channel");
+    }
     std::vector<double> b(static_cast<size_t>(bias->numel()));
     for (int64_t m = 0; m < bias->numel(); ++m) {
       double w_scale = ws.t->numel() == 1 ? ws.t->value_as_double(0) : ws.t->value_as_double(m);
