@@ -165,38 +165,46 @@ void scale_row(const float* s, float* y, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// Columns of the softmax loop handled together: its per-column state lives on the stack (the
+// callers split wider ranges into blocks of this size anyway).
+constexpr int64_t kSoftmaxColumns = 64;
+
+// softmax_middle_f32 for one row o and at most kSoftmaxColumns columns starting at xo / yo.
+void softmax_columns(const float* xo, float* yo, int64_t len, int64_t inner, int64_t n, bool log) {
+  float max[kSoftmaxColumns], sum[kSoftmaxColumns] = {}, arg[kSoftmaxColumns], e[kSoftmaxColumns];
+  std::copy(xo, xo + n, max);
+  for (int64_t k = 1; k < len; ++k) max_row(xo + k * inner, max, n);
+  for (int64_t k = 0; k < len; ++k) {
+    float* row = yo + k * inner;
+    subtract_row(xo + k * inner, max, arg, n);  // <= 0: exp cannot overflow
+    float* ex = log ? e : row;
+    std::copy(arg, arg + n, ex);
+    exp_inplace(ex, n);
+    // exp_inplace clamps its argument at -87 (1.6e-38); below it the true exp is a denormal
+    // or 0, which is what ONNX Runtime gives and what a `score > 0` threshold sees.
+    if (row_min(arg, n) < -87.f) {
+      for (int64_t j = 0; j < n; ++j) {
+        if (arg[j] < -87.f) ex[j] = std::exp(arg[j]);
+      }
+    }
+    add_row(ex, sum, n);
+    if (log) std::copy(arg, arg + n, row);
+  }
+  for (int64_t j = 0; j < n; ++j) sum[j] = log ? -std::log(sum[j]) : 1.f / sum[j];
+  for (int64_t k = 0; k < len; ++k) (log ? add_row : scale_row)(sum, yo + k * inner, n);
+}
+
+}  // namespace
+
 void softmax_middle_f32(const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin, int64_t o_end,
                         int64_t j_begin, int64_t j_end, bool log) {
-  const int64_t n = j_end - j_begin;
-  std::vector<float> max(static_cast<size_t>(n)), sum(static_cast<size_t>(n)), arg(static_cast<size_t>(n)),
-      e(static_cast<size_t>(n));
   for (int64_t o = o_begin; o < o_end; ++o) {
-    const float* xo = x + o * len * inner + j_begin;
-    float* yo = y + o * len * inner + j_begin;
-    std::copy(xo, xo + n, max.begin());
-    for (int64_t k = 1; k < len; ++k) max_row(xo + k * inner, max.data(), n);
-    std::fill(sum.begin(), sum.end(), 0.f);
-    for (int64_t k = 0; k < len; ++k) {
-      float* row = yo + k * inner;
-      subtract_row(xo + k * inner, max.data(), arg.data(), n);  // <= 0: exp cannot overflow
-      float* ex = log ? e.data() : row;
-      std::copy(arg.begin(), arg.end(), ex);
-      exp_inplace(ex, n);
-      // exp_inplace clamps its argument at -87 (1.6e-38); below it the true exp is a denormal
-      // or 0, which is what ONNX Runtime gives and what a `score > 0` threshold sees.
-      if (row_min(arg.data(), n) < -87.f) {
-        for (int64_t j = 0; j < n; ++j) {
-          if (arg[static_cast<size_t>(j)] < -87.f) ex[j] = std::exp(arg[static_cast<size_t>(j)]);
-        }
-      }
-      add_row(ex, sum.data(), n);
-      if (log) std::copy(arg.begin(), arg.end(), row);
+    for (int64_t j = j_begin; j < j_end; j += kSoftmaxColumns) {
+      softmax_columns(x + o * len * inner + j, y + o * len * inner + j, len, inner,
+                      std::min(kSoftmaxColumns, j_end - j), log);
     }
-    for (int64_t j = 0; j < n; ++j) {
-      float& s = sum[static_cast<size_t>(j)];
-      s = log ? -std::log(s) : 1.f / s;
-    }
-    for (int64_t k = 0; k < len; ++k) (log ? add_row : scale_row)(sum.data(), yo + k * inner, n);
   }
 }
 
