@@ -13,39 +13,41 @@ namespace pyflame_rt {
 
 namespace {
 
-// Wraps `schema`'s inference: input `input` must have at least `min_rank` dims when its
-// shape is known (declared, or inferred from an earlier node).
-void require_input_rank(const onnx::OpSchema* schema, size_t input, int min_rank) {
+// Runs `check` before `schema`'s own inference; `check` fails the node's inference (throws
+// through fail_shape_inference) on what the original would read unchecked.
+template <typename Check>
+void check_before_inference(const onnx::OpSchema* schema, Check check) {
   auto* s = const_cast<onnx::OpSchema*>(schema);  // the registry hands out const schemas only
   onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
   if (!original) return;
-  const std::string op = s->Name();
-  s->TypeAndShapeInferenceFunction([original, input, min_rank, op](onnx::InferenceContext& ctx) {
-    if (onnx::hasInputShape(ctx, input) && onnx::getInputShape(ctx, input).dim_size() < min_rank) {
-      fail_shape_inference(op, ": input ", input, " has rank ", onnx::getInputShape(ctx, input).dim_size(),
-                           ", expected ", min_rank);
-    }
+  s->TypeAndShapeInferenceFunction([original, check](onnx::InferenceContext& ctx) {
+    check(ctx);
     original(ctx);
   });
 }
 
-// Wraps `schema`'s inference: when both shapes are known, input `b` must have the rank of
-// input `a`, and `a` at least `min_rank` dims.
-void require_equal_ranks(const onnx::OpSchema* schema, size_t a, size_t b, int min_rank) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  const std::string op = s->Name();
-  s->TypeAndShapeInferenceFunction([original, a, b, min_rank, op](onnx::InferenceContext& ctx) {
-    if (onnx::hasInputShape(ctx, a)) {
-      const int ra = onnx::getInputShape(ctx, a).dim_size();
-      if (ra < min_rank) fail_shape_inference(op, ": input ", a, " has rank ", ra, ", expected at least ", min_rank);
-      if (onnx::hasInputShape(ctx, b) && onnx::getInputShape(ctx, b).dim_size() != ra) {
-        fail_shape_inference(op, ": input ", b, " has rank ", onnx::getInputShape(ctx, b).dim_size(), ", input ", a,
-                             " has rank ", ra);
-      }
+// Input `input` must have at least `min_rank` dims when its shape is known (declared, or
+// inferred from an earlier node).
+void require_input_rank(const onnx::OpSchema* schema, size_t input, int min_rank) {
+  check_before_inference(schema, [op = schema->Name(), input, min_rank](onnx::InferenceContext& ctx) {
+    if (onnx::hasInputShape(ctx, input) && onnx::getInputShape(ctx, input).dim_size() < min_rank) {
+      fail_shape_inference(op, ": input ", input, " has rank ", onnx::getInputShape(ctx, input).dim_size(),
+                           ", expected ", min_rank);
     }
-    original(ctx);
+  });
+}
+
+// When both shapes are known, input `b` must have the rank of input `a`, and `a` at least
+// `min_rank` dims.
+void require_equal_ranks(const onnx::OpSchema* schema, size_t a, size_t b, int min_rank) {
+  check_before_inference(schema, [op = schema->Name(), a, b, min_rank](onnx::InferenceContext& ctx) {
+    if (!onnx::hasInputShape(ctx, a)) return;
+    const int ra = onnx::getInputShape(ctx, a).dim_size();
+    if (ra < min_rank) fail_shape_inference(op, ": input ", a, " has rank ", ra, ", expected at least ", min_rank);
+    if (onnx::hasInputShape(ctx, b) && onnx::getInputShape(ctx, b).dim_size() != ra) {
+      fail_shape_inference(op, ": input ", b, " has rank ", onnx::getInputShape(ctx, b).dim_size(), ", input ", a,
+                           " has rank ", ra);
+    }
   });
 }
 
@@ -65,94 +67,69 @@ void require_typed_inputs_for_data_propagation(const onnx::OpSchema* schema) {
   });
 }
 
-// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, the smallest
-// known rank of `inputs`) (checked as int64, before libonnx narrows it to int).
+// The int attribute `name`, when set, must be in [lo, the smallest known rank of `inputs`)
+// (checked as int64, before libonnx narrows it to int).
 void require_attribute_below_ranks(const onnx::OpSchema* schema, const char* name, int64_t lo,
                                    std::initializer_list<size_t> inputs) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  const std::string op = s->Name(), attr = name;
-  const std::vector<size_t> ins(inputs);
-  s->TypeAndShapeInferenceFunction([original, op, attr, lo, ins](onnx::InferenceContext& ctx) {
-    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
-      if (a->i() < lo) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected at least ", lo);
-      for (size_t i : ins) {
-        if (onnx::hasInputShape(ctx, i) && a->i() >= onnx::getInputShape(ctx, i).dim_size()) {
-          fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", i, " has rank ",
-                               onnx::getInputShape(ctx, i).dim_size());
-        }
-      }
-    }
-    original(ctx);
-  });
-}
-
-// Wraps `schema`'s inference: the int attribute `name`, when set, must be in [lo, hi].
-void require_attribute_in(const onnx::OpSchema* schema, const char* name, int64_t lo, int64_t hi) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  const std::string op = s->Name(), attr = name;
-  s->TypeAndShapeInferenceFunction([original, op, attr, lo, hi](onnx::InferenceContext& ctx) {
-    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
-      if (a->i() < lo || a->i() > hi) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected [", lo, ", ", hi, "]");
-    }
-    original(ctx);
-  });
-}
-
-// Wraps `schema`'s inference: the axis attribute `name`, when set and input `input`'s rank is
-// known, must be in [-rank, rank).
-void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t input) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  const std::string op = s->Name(), attr = name;
-  s->TypeAndShapeInferenceFunction([original, op, attr, input](onnx::InferenceContext& ctx) {
+  check_before_inference(schema, [op = schema->Name(), attr = std::string(name), lo,
+                                  ins = std::vector<size_t>(inputs)](onnx::InferenceContext& ctx) {
     const onnx::AttributeProto* a = ctx.getAttribute(attr);
-    if (a && onnx::hasInputShape(ctx, input)) {
-      const int64_t rank = onnx::getInputShape(ctx, input).dim_size();
-      if (a->i() < -rank || a->i() >= rank) {
-        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", input, " has rank ", rank);
+    if (!a) return;
+    if (a->i() < lo) fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected at least ", lo);
+    for (size_t i : ins) {
+      if (onnx::hasInputShape(ctx, i) && a->i() >= onnx::getInputShape(ctx, i).dim_size()) {
+        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", i, " has rank ",
+                             onnx::getInputShape(ctx, i).dim_size());
       }
     }
-    original(ctx);
   });
 }
 
-// Wraps `schema`'s inference: the int attribute `name`, when set, must count at most the node's
-// inputs (Scan's num_scan_inputs: libonnx sizes a vector by it before any check, and 2^31 made
-// a 16 GB allocation that the kernel's overcommit let through until the OOM killer ended the
-// process; kernel_run).
+// The int attribute `name`, when set, must be in [lo, hi].
+void require_attribute_in(const onnx::OpSchema* schema, const char* name, int64_t lo, int64_t hi) {
+  check_before_inference(schema, [op = schema->Name(), attr = std::string(name), lo, hi](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* a = ctx.getAttribute(attr);
+    if (a && (a->i() < lo || a->i() > hi)) {
+      fail_shape_inference(op, ": ", attr, " is ", a->i(), ", expected [", lo, ", ", hi, "]");
+    }
+  });
+}
+
+// The axis attribute `name`, when set and input `input`'s rank is known, must be in
+// [-rank, rank).
+void require_axis_in_rank(const onnx::OpSchema* schema, const char* name, size_t input) {
+  check_before_inference(schema, [op = schema->Name(), attr = std::string(name), input](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* a = ctx.getAttribute(attr);
+    if (!a || !onnx::hasInputShape(ctx, input)) return;
+    const int64_t rank = onnx::getInputShape(ctx, input).dim_size();
+    if (a->i() < -rank || a->i() >= rank) {
+      fail_shape_inference(op, ": ", attr, " is ", a->i(), ", input ", input, " has rank ", rank);
+    }
+  });
+}
+
+// The int attribute `name`, when set, must count at most the node's inputs (Scan's
+// num_scan_inputs: libonnx sizes a vector by it before any check, and 2^31 made a 16 GB
+// allocation that the kernel's overcommit let through until the OOM killer ended the process;
+// kernel_run).
 void require_attribute_at_most_inputs(const onnx::OpSchema* schema, const char* name) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  const std::string op = s->Name(), attr = name;
-  s->TypeAndShapeInferenceFunction([original, op, attr](onnx::InferenceContext& ctx) {
-    if (const onnx::AttributeProto* a = ctx.getAttribute(attr)) {
-      const int64_t inputs = static_cast<int64_t>(ctx.getNumInputs());
-      if (a->i() < 0 || a->i() > inputs) {
-        fail_shape_inference(op, ": ", attr, " is ", a->i(), ", the node has ", inputs, " inputs");
-      }
+  check_before_inference(schema, [op = schema->Name(), attr = std::string(name)](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* a = ctx.getAttribute(attr);
+    const int64_t inputs = static_cast<int64_t>(ctx.getNumInputs());
+    if (a && (a->i() < 0 || a->i() > inputs)) {
+      fail_shape_inference(op, ": ", attr, " is ", a->i(), ", the node has ", inputs, " inputs");
     }
-    original(ctx);
   });
 }
 
-// Wraps MaxUnpool's inference: once X's shape is known it reads I's dim 1 whether or not I's
-// shape is (a rank-0 or unknown I was SIGSEGV; kernel_run). I must be known with rank >= 2.
+// MaxUnpool's inference, once X's shape is known, reads I's dim 1 whether or not I's shape is
+// (a rank-0 or unknown I was SIGSEGV; kernel_run). I must be known with rank >= 2.
 void require_known_indices(const onnx::OpSchema* schema) {
-  auto* s = const_cast<onnx::OpSchema*>(schema);
-  onnx::InferenceFunction original = s->GetTypeAndShapeInferenceFunction();
-  if (!original) return;
-  s->TypeAndShapeInferenceFunction([original](onnx::InferenceContext& ctx) {
+  check_before_inference(schema, [](onnx::InferenceContext& ctx) {
     if (onnx::hasInputShape(ctx, 0) && ctx.getNumInputs() > 1 &&
         (!onnx::hasInputShape(ctx, 1) || onnx::getInputShape(ctx, 1).dim_size() < 2)) {
       fail_shape_inference("MaxUnpool: input 1 (I) needs a known shape of rank >= 2");
     }
-    original(ctx);
   });
 }
 
