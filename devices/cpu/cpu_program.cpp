@@ -231,7 +231,9 @@ void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in
     }
   }
   // omp_set_num_threads only sets this thread's ICV: cheap enough for every step.
-  omp_set_num_threads(step_threads(steps_[index].work, dims, threads));
+  const int team = step_threads(steps_[index].work, dims, threads);
+  (team > 1 ? team_counters_.team : team_counters_.one_thread).fetch_add(1, std::memory_order_relaxed);
+  omp_set_num_threads(team);
 }
 
 Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,

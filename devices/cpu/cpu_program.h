@@ -58,6 +58,13 @@ class CpuProgram : public Executable {
 
   // Buffers the runs of this program obtained for native outputs so far (for tests).
   const BufferPoolCounters& buffer_counters() const { return pools_->counters(); }
+  // Steps run so far, by the OpenMP team they were given (step_threads.h): on the calling
+  // thread alone (no worker is woken for them) or with a team of 2+ threads (for tests).
+  struct StepTeamCounters {
+    std::atomic<int64_t> one_thread{0};
+    std::atomic<int64_t> team{0};
+  };
+  const StepTeamCounters& step_team_counters() const { return team_counters_; }
 
  private:
   struct Step {
@@ -108,6 +115,7 @@ class CpuProgram : public Executable {
   std::vector<int> producer_of_;  // per slot: the step that writes it, -1 for inputs and constants
   // Per step: did its native kernel run in the latest run (concurrent runs may write it).
   std::unique_ptr<std::atomic<bool>[]> ran_native_;
+  mutable StepTeamCounters team_counters_;
 };
 
 }  // namespace cpu

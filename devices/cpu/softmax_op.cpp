@@ -120,8 +120,9 @@ class SoftmaxOp : public NativeOp {
       (i < axis ? outer : i == axis ? d : inner) *= n;
     }
     if (inner > 1) {
-      const int64_t block = 64, blocks = (inner + block - 1) / block;
       const bool parallel = outer * d * inner >= kParallelElements && omp_get_max_threads() > 1;
+      // Split into blocks of 64 columns over a team; on one thread a row's columns in one call.
+      const int64_t block = parallel ? 64 : inner, blocks = (inner + block - 1) / block;
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
       for (int64_t o = 0; o < outer; ++o) {
         for (int64_t b = 0; b < blocks; ++b) {

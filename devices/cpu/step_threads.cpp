@@ -1,7 +1,10 @@
 #include "devices/cpu/step_threads.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <set>
+#include <strings.h>
 
 namespace pyflame_rt {
 namespace cpu {
@@ -20,15 +23,25 @@ StepWork step_work_of(const std::string& op_type) {
   return StepWork::kElements;
 }
 
-int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads) {
+bool omp_workers_block() {
+  static const bool block = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const char* spin = std::getenv("GOMP_SPINCOUNT");
+    return (policy && strcasecmp(policy, "passive") == 0) || (spin && std::strcmp(spin, "0") == 0);
+  }();
+  return block;
+}
+
+int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads, bool workers_block) {
   if (threads <= 1 || work == StepWork::kOwn || dims.empty() || !dims[0]) return threads;
+  const int64_t scale = workers_block ? kBlockingWorkersScale : 1;
   const Dims& x = *dims[0];
   if (work == StepWork::kElements) {
     int64_t largest = 0;
     for (const Dims* d : dims) {
       if (d) largest = std::max(largest, num_elements(*d));
     }
-    return largest < kSerialElements ? 1 : threads;
+    return largest < kSerialElements * scale ? 1 : threads;
   }
   if (dims.size() < 2 || !dims[1] || x.size() < 2 || dims[1]->size() < 2) return threads;
   const Dims& w = *dims[1];
@@ -39,7 +52,7 @@ int step_threads(StepWork work, const std::vector<const Dims*>& dims, int thread
   const int64_t per = work == StepWork::kConv ? x[1] : x.back();
   if (per <= 0) return threads;
   const int64_t macs = num_elements(x) / per * num_elements(w);
-  return macs < kSerialMacs ? 1 : threads;
+  return macs < kSerialMacs * scale ? 1 : threads;
 }
 
 }  // namespace cpu

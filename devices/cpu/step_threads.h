@@ -32,11 +32,21 @@ StepWork step_work_of(const std::string& op_type);
 // one AVX2/AVX-512 core), and elements below which any other step does (128 KiB of floats).
 constexpr int64_t kSerialMacs = int64_t{1} << 18;
 constexpr int64_t kSerialElements = int64_t{1} << 15;
+// Both limits times this when idle workers block instead of spinning (OMP_WAIT_POLICY=passive,
+// chosen on a loaded machine, omp_wait_policy.h): waking a blocked worker and joining it costs
+// 4-15 us (a spinning one ~1 us), more than splitting a Mul, a reduction or a BatchNorm over
+// 2^15-2^17 floats saves.
+constexpr int64_t kBlockingWorkersScale = 4;
+
+// Whether this process's OpenMP workers block when idle: OMP_WAIT_POLICY=passive or
+// GOMP_SPINCOUNT=0, as libgomp read them when it loaded (read once).
+bool omp_workers_block();
 
 // The team for a step of kind `work` whose inputs have `dims` (nullptr: absent or not a
 // tensor), in a run with `threads`: 1 for a small problem, `threads` otherwise or when a
-// shape is unknown.
-int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads);
+// shape is unknown. `workers_block`: the limits are kBlockingWorkersScale times larger.
+int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads,
+                 bool workers_block = omp_workers_block());
 
 }  // namespace cpu
 }  // namespace pyflame_rt

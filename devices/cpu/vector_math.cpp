@@ -12,31 +12,6 @@ namespace cpu {
 
 namespace {
 
-// exp(x) for x already clamped to [-87, 88]: x = k ln2 + r, exp(x) = 2^k e^r. A NaN x (which
-// the clamp passes through) takes k = 0: converting NaN to int is undefined (UBSan, kernel_run);
-// r stays NaN, so the result is NaN.
-inline float exp_core(float x) {
-  const float log2e = 1.44269504088896341f;
-  const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;  // ln2 split so k*ln2_hi is exact
-  const float finite = x == x ? x : 0.f;
-  float k = static_cast<float>(static_cast<int>(finite * log2e + (finite >= 0 ? 0.5f : -0.5f)));
-  float r = x - k * ln2_hi - k * ln2_lo;
-  float p = 1.f / 5040;
-  p = p * r + 1.f / 720;
-  p = p * r + 1.f / 120;
-  p = p * r + 1.f / 24;
-  p = p * r + 1.f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-inline float clamp_exp_arg(float x) { return std::min(std::max(x, -87.0f), 88.0f); }
-
 // SiLU on 8 floats: e = exp(-x) as 2^k e^r (degree-6 Taylor on |r| <= ln2/2, error ~1e-7),
 // then x / (1 + e) as x * rcp refined by one Newton step (the divide is the slow part of the
 // plain loop). Large |x| saturates: x >> 0 gives x, x << 0 gives 0.

@@ -327,6 +327,13 @@ TEST(NativeKernelsTest, SoftmaxAndLogSoftmaxOnAnyAxis) {
         check(c);
       }
     }
+    // A middle axis with 600 columns after it: more than one 256-column pass of the loop.
+    Case wide;
+    wide.label = std::string(op) + " axis 1 of [2, 9, 600]";
+    wide.node = make_node(op, {"x"});
+    wide.node.attributes["axis"] = Attribute::make_int(1);
+    wide.runtime = {{"x", random_tensor({2, 9, 600}, seed++)}};
+    check(wide);
   }
 }
 

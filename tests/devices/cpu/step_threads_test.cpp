@@ -59,6 +59,22 @@ TEST(StepThreadsTest, UnknownShapesAndOwnTeamsKeepTheRunsThreads) {
   EXPECT_EQ(step_threads(StepWork::kElements, {&small}, 1), 1);
 }
 
+TEST(StepThreadsTest, BlockingWorkersRaiseBothLimitsFourTimes) {
+  // audio_tdnn's attention values: 51200 floats, a Mul or ReduceSum of 5-10 us on one thread.
+  Dims att{1, 256, 200};
+  EXPECT_EQ(step_threads(StepWork::kElements, {&att}, 2, /*workers_block=*/false), 2);
+  EXPECT_EQ(step_threads(StepWork::kElements, {&att}, 2, /*workers_block=*/true), 1);
+  Dims large{1, 64, 64, 64};  // 2^18 floats: worth a woken worker too
+  EXPECT_EQ(step_threads(StepWork::kElements, {&large}, 2, true), 2);
+  // A 1x1 convolution of exactly 2^18 multiply-adds, then one of 2^22.
+  Dims x{1, 32, 16, 16}, w{32, 32, 1, 1};
+  EXPECT_EQ(step_threads(StepWork::kConv, {&x, &w}, 2, false), 2);
+  EXPECT_EQ(step_threads(StepWork::kConv, {&x, &w}, 2, true), 1);
+  Dims bx{1, 64, 32, 32}, bw{64, 64, 1, 1};
+  EXPECT_EQ(step_threads(StepWork::kConv, {&bx, &bw}, 2, true), 2);
+  EXPECT_EQ(step_threads(StepWork::kOwn, {&att}, 2, true), 2) << "a GRU or attention step sizes its own team";
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace pyflame_rt
