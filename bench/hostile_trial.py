@@ -837,7 +837,8 @@ class WorkerProc:
         self.n += 1
         cmd = [sys.executable, os.path.abspath(__file__), "--worker"]
         if self.use_strace:
-            cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-e", "signal=none",
+            # -I1: a terminated strace detaches and leaves the worker running (stacks() below).
+            cmd = ["strace", "-I1", "-f", "-qq", "-e", "trace=open,openat,openat2", "-e", "signal=none",
                    "-o", os.path.join(self.trial_dir, f"strace.worker.{self.n}")] + cmd
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "build", "python")] + sys.path))
         self.stderr = open(os.path.join(self.trial_dir, f"worker.{self.n}.stderr"), "wb")
@@ -858,8 +859,9 @@ class WorkerProc:
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
+                stacks = self.stacks()
                 self.kill()
-                return "hang", f"no answer in {timeout:.0f} s"
+                return "hang", f"no answer in {timeout:.0f} s; stacks in {stacks}"
             r, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
             if r:
                 chunk = os.read(self.proc.stdout.fileno(), 65536)
@@ -868,6 +870,35 @@ class WorkerProc:
                 self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
+
+    def stacks(self):
+        """Every thread's stack of the hung worker (gdb, when present), to a file named in the
+        finding: a hang that depends on the worker's history does not reproduce alone."""
+        path = os.path.join(self.trial_dir, f"hang.{self.n}.stacks.txt")
+        if shutil.which("gdb") is None:
+            return "(no gdb)"
+        pid = self.proc.pid
+        if self.use_strace:
+            # The worker is strace's child, and a process has one tracer: strace detaches from
+            # its tracees when terminated, then gdb can attach (the worker is killed after).
+            children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+            if not children:
+                return "(no worker process)"
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            pid = int(children[0])
+        with open(path, "wb") as f:
+            subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 25"],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=120, check=False)
+        if self.use_strace:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return path
 
     def _crashed(self):
         try:
