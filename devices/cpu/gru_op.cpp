@@ -1,7 +1,8 @@
 // Native GRU (default sigmoid/tanh activations, no clip, full-length sequences). Constant
 // weights, one direction, time-major: oneDNN's GRU primitive (dnnl_gru.h). Otherwise our loop:
-// the input projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ
-// (on pre-transposed weights) and the gate arithmetic, in float, on contiguous rows.
+// the input projection X·Wᵀ for all time steps is one product; each step then needs only H·Rᵀ
+// and the gate arithmetic, in float. Wᵀ and Rᵀ are packed into column panels
+// (rows_times_matrix.h) once for constant weights, per run otherwise.
 // Everything else the reference kernel covers.
 #include <cmath>
 
@@ -9,8 +10,8 @@
 
 #include "devices/cpu/dnnl_gru.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
-#include "devices/ref/kernels/gemm.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -29,12 +30,42 @@ class OmpThreadsWhile {
   int saved_;
 };
 
+// Wᵀ [in, 3H] and Rᵀ [H, 3H] of each direction packed for rows_times_panels: all of Wᵀ (the
+// input projection), Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
+// linear_before_reset=0 they multiply r∘H, known only after z and r).
+struct PackedGruWeights {
+  Dims w_dims, r_dims;  // of the W and R they were made from
+  std::vector<std::vector<float>> w, r_zr, r_h;  // per direction
+};
+
+PackedGruWeights pack_gru_weights(const Tensor& w, const Tensor& r) {
+  PackedGruWeights p{w.dims(), r.dims(), {}, {}, {}};
+  const int64_t dirs = w.dim(0), in = w.dim(2), H = r.dim(2);
+  std::vector<float> t;
+  // Wᵀ / Rᵀ of one direction: column g of the result is row g of the source.
+  auto transpose = [&](const float* src, int64_t rows, int64_t cols) {
+    t.resize(static_cast<size_t>(rows * cols));
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) t[static_cast<size_t>(j * rows + i)] = src[i * cols + j];
+    }
+  };
+  for (int64_t d = 0; d < dirs; ++d) {
+    transpose(w.data<float>() + d * 3 * H * in, 3 * H, in);
+    p.w.push_back(pack_column_panels(t.data(), in, 3 * H, 3 * H));
+    transpose(r.data<float>() + d * 3 * H * H, 3 * H, H);
+    p.r_zr.push_back(pack_column_panels(t.data(), H, 2 * H, 3 * H));
+    p.r_h.push_back(pack_column_panels(t.data() + 2 * H, H, H, 3 * H));
+  }
+  return p;
+}
+
 class GruOp : public NativeOp {
  public:
   // `dnnl` runs the cases it covers (constant weights, one direction, time-major); the loop
   // below runs the rest.
-  GruOp(const Node& node, int64_t opset, std::unique_ptr<DnnlGru> dnnl)
-      : node_(node), opset_(opset), dnnl_(std::move(dnnl)) {}
+  // `packed`: constant weights packed once (empty: packed per run).
+  GruOp(const Node& node, int64_t opset, std::unique_ptr<DnnlGru> dnnl, PackedGruWeights packed)
+      : node_(node), opset_(opset), dnnl_(std::move(dnnl)), packed_(std::move(packed)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     auto at = [&](size_t i) { return i < inputs.size() ? inputs[i] : nullptr; };
@@ -82,17 +113,17 @@ class GruOp : public NativeOp {
     std::vector<float> xw(static_cast<size_t>(seq * batch * 3 * H)), hr(static_cast<size_t>(batch * 3 * H));
     std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
     cand_.assign(static_cast<size_t>(H), 0.f);
+    const bool cached = packed_.w_dims == w->dims() && packed_.r_dims == r->dims();
+    PackedGruWeights local;
+    if (!cached) local = pack_gru_weights(*w, *r);
+    const PackedGruWeights& pw = cached ? packed_ : local;
     for (int64_t d = 0; d < dirs; ++d) {
       bool reverse = direction == "reverse" || d == 1;
-      const float* wd = w->data<float>() + d * 3 * H * in;
-      // Rᵀ [H, 3H] once per direction: the per-step GEMMs then stream contiguous rows.
-      std::vector<float> rt(static_cast<size_t>(3 * H * H));
-      const float* rsrc = r->data<float>() + d * 3 * H * H;
-      for (int64_t g = 0; g < 3 * H; ++g) for (int64_t k = 0; k < H; ++k) rt[static_cast<size_t>(k * 3 * H + g)] = rsrc[g * H + k];
+      const size_t di = static_cast<size_t>(d);
       const float* wb = b ? b->data<float>() + d * 6 * H : nullptr;
       const float* rb = b ? wb + 3 * H : nullptr;
       // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
-      ref_gemm<float>(seq * batch, 3 * H, in, 1.f, xs.data(), in, false, wd, in, true, 0.f, xw.data(), 3 * H);
+      rows_times_panels(xs.data(), seq * batch, in, in, pw.w[di].data(), 3 * H, xw.data(), 3 * H);
       if (wb) for (int64_t i = 0; i < seq * batch; ++i) for (int64_t j = 0; j < 3 * H; ++j) xw[static_cast<size_t>(i * 3 * H + j)] += wb[j];
       for (int64_t n = 0; n < batch; ++n) {
         for (int64_t j = 0; j < H; ++j) {
@@ -103,7 +134,8 @@ class GruOp : public NativeOp {
       for (int64_t s = 0; s < seq; ++s) {
         int64_t t = reverse ? seq - 1 - s : s;
         // z and r use H·Rᵀ; the candidate uses (r∘H)·Rᵀ, or r∘(H·Rᵀ + Rbh) with linear_before_reset.
-        ref_gemm<float>(batch, lbr ? 3 * H : 2 * H, H, 1.f, h.data(), H, false, rt.data(), 3 * H, false, 0.f, hr.data(), 3 * H);
+        rows_times_panels(h.data(), batch, H, H, pw.r_zr[di].data(), 2 * H, hr.data(), 3 * H);
+        if (lbr) rows_times_panels(h.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
           const float* hg = hr.data() + n * 3 * H;
@@ -118,7 +150,7 @@ class GruOp : public NativeOp {
         }
         if (!lbr) {
           for (size_t i = 0; i < rh.size(); ++i) rh[i] *= h[i];
-          ref_gemm<float>(batch, H, H, 1.f, rh.data(), H, false, rt.data() + 2 * H, 3 * H, false, 0.f, hr.data() + 2 * H, 3 * H);
+          rows_times_panels(rh.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
         }
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
@@ -154,6 +186,7 @@ class GruOp : public NativeOp {
   Node node_;
   int64_t opset_;
   std::unique_ptr<DnnlGru> dnnl_;
+  PackedGruWeights packed_;
   thread_local static std::vector<float> cand_;
 };
 
@@ -193,7 +226,20 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
   for (size_t i = 0; i < acts.size(); ++i) {
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
-  return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph));
+  PackedGruWeights packed;
+  auto constant = [&](size_t i) -> const Tensor* {
+    if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+    auto it = graph.initializers.find(node.inputs[i]);
+    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
+  };
+  const Tensor* w = constant(1);
+  const Tensor* r = constant(2);
+  // Only consistent shapes (run() checks them again before reading): W [dirs, 3H, in], R [dirs, 3H, H].
+  if (w && r && w->rank() == 3 && r->rank() == 3 && w->dim(0) == r->dim(0) && w->dim(1) == r->dim(1) &&
+      r->dim(1) == 3 * r->dim(2)) {
+    packed = pack_gru_weights(*w, *r);
+  }
+  return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph), std::move(packed));
 }
 
 void register_gru_ops(NativeOpTable& t) {
