@@ -1,5 +1,5 @@
 // Native GRU (default sigmoid/tanh activations, no clip, full-length sequences). Constant
-// weights, one direction, time-major: oneDNN's GRU primitive (dnnl_gru.h). Otherwise our loop:
+// weights, time-major: oneDNN's GRU primitive (dnnl_gru.h), one per direction. Otherwise our loop:
 // the input projection X·Wᵀ for all time steps is one product; each step then needs only H·Rᵀ
 // and the gate arithmetic, in float. Wᵀ and Rᵀ are packed into column panels
 // (rows_times_matrix.h) once for constant weights, per run otherwise.
@@ -61,10 +61,9 @@ PackedGruWeights pack_gru_weights(const Tensor& w, const Tensor& r) {
 
 class GruOp : public NativeOp {
  public:
-  // `dnnl` runs the cases it covers (constant weights, one direction, time-major); the loop
-  // below runs the rest.
-  // `packed`: constant weights packed once (empty: packed per run).
-  GruOp(const Node& node, int64_t opset, std::unique_ptr<DnnlGru> dnnl, PackedGruWeights packed)
+  // `dnnl`, one per direction, runs the cases it covers (constant weights, time-major); the
+  // loop below runs the rest. `packed`: constant weights packed once (empty: packed per run).
+  GruOp(const Node& node, int64_t opset, std::vector<std::unique_ptr<DnnlGru>> dnnl, PackedGruWeights packed)
       : node_(node), opset_(opset), dnnl_(std::move(dnnl)), packed_(std::move(packed)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
@@ -89,12 +88,16 @@ class GruOp : public NativeOp {
     bool lbr = node_.attr_int("linear_before_reset", 0) != 0;
     Tensor y(DType::kFloat32, layout1 ? Dims{batch, seq, dirs, H} : Dims{seq, dirs, batch, H});
     Tensor yh(DType::kFloat32, layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H});
-    if (dnnl_ && !layout1 && dirs == 1 && seq > 0 && batch > 0) {
+    if (static_cast<int64_t>(dnnl_.size()) == dirs && !layout1 && seq > 0 && batch > 0) {
       try {
         // One step's product is batch x 3H x H multiply-adds: below ~1M, a second thread
         // costs more in synchronisation per step than it computes.
         OmpThreadsWhile one(batch * 3 * H * H < (int64_t{1} << 20) ? 1 : 0);
-        dnnl_->run(*x, h0, y, yh);
+        if (dirs == 1) {
+          dnnl_[0]->run(*x, h0, y, yh);
+        } else {
+          run_dnnl_bidirectional(*x, h0, seq, batch, H, y, yh);
+        }
         outputs[0] = CpuValue::from_plain(Value(std::move(y)));
         if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
         return Status::OK();
@@ -185,7 +188,28 @@ class GruOp : public NativeOp {
  private:
   Node node_;
   int64_t opset_;
-  std::unique_ptr<DnnlGru> dnnl_;
+  // Each direction on its own oneDNN GRU (forward, then reverse), written into its slots of
+  // y [seq, 2, batch, H] and y_h [2, batch, H]. oneDNN's bidirectional primitive would need
+  // both directions' weights in one reorder; two one-direction plans reuse dnnl_gru.h as is.
+  void run_dnnl_bidirectional(const Tensor& x, const Tensor* h0, int64_t seq, int64_t batch, int64_t H, Tensor& y,
+                              Tensor& yh) {
+    const int64_t step = batch * H;
+    for (int64_t d = 0; d < 2; ++d) {
+      Tensor yd(DType::kFloat32, Dims{seq, 1, batch, H}), yhd(DType::kFloat32, Dims{1, batch, H});
+      Tensor h0d;
+      if (h0) {
+        h0d = Tensor(DType::kFloat32, Dims{1, batch, H});
+        std::copy(h0->data<float>() + d * step, h0->data<float>() + (d + 1) * step, h0d.data<float>());
+      }
+      dnnl_[static_cast<size_t>(d)]->run(x, h0 ? &h0d : nullptr, yd, yhd);
+      for (int64_t t = 0; t < seq; ++t) {
+        std::copy(yd.data<float>() + t * step, yd.data<float>() + (t + 1) * step, y.data<float>() + (2 * t + d) * step);
+      }
+      std::copy(yhd.data<float>(), yhd.data<float>() + step, yh.data<float>() + d * step);
+    }
+  }
+
+  std::vector<std::unique_ptr<DnnlGru>> dnnl_;
   PackedGruWeights packed_;
   thread_local static std::vector<float> cand_;
 };
@@ -194,9 +218,10 @@ thread_local std::vector<float> GruOp::cand_;
 
 }  // namespace
 
-// oneDNN's GRU for the node when its weights are constant f32 of consistent shapes and it
-// runs one direction, time-major, without sequence_lens; nullptr otherwise.
-std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
+// oneDNN's GRUs for the node, one per direction (a bidirectional node: forward on W[0],
+// reverse on W[1]), when its weights are constant f32 of consistent shapes and it runs
+// time-major without sequence_lens; none otherwise.
+std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Graph& graph) {
   auto constant = [&](size_t i) -> const Tensor* {
     if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
     auto it = graph.initializers.find(node.inputs[i]);
@@ -208,16 +233,29 @@ std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
   const Tensor* w = constant(1);
   const Tensor* r = constant(2);
   const Tensor* b = has_b ? constant(3) : nullptr;
-  if (!w || !r || (has_b && !b) || has_lens || direction == "bidirectional" || node.attr_int("layout", 0) != 0 ||
-      r->rank() != 3 || w->rank() != 3) {
-    return nullptr;
+  std::vector<std::unique_ptr<DnnlGru>> grus;
+  if (!w || !r || (has_b && !b) || has_lens || node.attr_int("layout", 0) != 0 || r->rank() != 3 || w->rank() != 3) {
+    return grus;
   }
-  int64_t H = r->dim(2);
-  if (w->dim(0) != 1 || r->dims() != Dims{1, 3 * H, H} || w->dim(1) != 3 * H || (b && b->dims() != Dims{1, 6 * H})) {
-    return nullptr;
+  const int64_t dirs = direction == "bidirectional" ? 2 : 1, H = r->dim(2), in = w->dim(2);
+  if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} || (b && b->dims() != Dims{dirs, 6 * H})) {
+    return grus;
   }
-  return std::make_unique<DnnlGru>(*w, *r, b ? *b : Tensor(), node.attr_int("linear_before_reset", 0) != 0,
-                                   direction == "reverse");
+  // Direction d's slice of a [dirs, ...] tensor, as [1, ...].
+  auto slice = [](const Tensor& t, int64_t d) {
+    Dims dims = t.dims();
+    dims[0] = 1;
+    Tensor s(DType::kFloat32, dims);
+    const int64_t n = s.numel();
+    std::copy(t.data<float>() + d * n, t.data<float>() + (d + 1) * n, s.data<float>());
+    return s;
+  };
+  const bool lbr = node.attr_int("linear_before_reset", 0) != 0;
+  for (int64_t d = 0; d < dirs; ++d) {
+    grus.push_back(std::make_unique<DnnlGru>(slice(*w, d), slice(*r, d), b ? slice(*b, d) : Tensor(), lbr,
+                                             direction == "reverse" || d == 1));
+  }
+  return grus;
 }
 
 std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph) {
@@ -239,7 +277,7 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
       r->dim(1) == 3 * r->dim(2)) {
     packed = pack_gru_weights(*w, *r);
   }
-  return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph), std::move(packed));
+  return std::make_unique<GruOp>(node, opset, dnnl_grus_for(node, graph), std::move(packed));
 }
 
 void register_gru_ops(NativeOpTable& t) {

@@ -382,7 +382,8 @@ TEST(CpuVsRefTest, NormalisationSoftmaxAndDataMovement) {
 }
 
 TEST(CpuVsRefTest, Gru) {
-  // The one-direction time-major cases run on oneDNN's GRU, the others on our loop.
+  // The time-major cases with constant weights run on oneDNN's GRU (one per direction), the
+  // others on our loop.
   // H 70 and in 33 (our loop's products: whole 64-column panels, 16-column blocks and single
   // columns); `runtime_weights`: W, R and B as run-time inputs, packed per run, not once.
   struct G { std::string direction; int64_t lbr, layout; bool bias, h0; int64_t H = 6, in = 7; bool runtime_weights = false; };
