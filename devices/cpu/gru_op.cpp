@@ -6,10 +6,9 @@
 // Everything else the reference kernel covers.
 #include <cmath>
 
-#include <omp.h>
-
 #include "devices/cpu/dnnl_gru.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/omp_threads_while.h"
 #include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
 
@@ -17,18 +16,6 @@ namespace pyflame_rt {
 namespace cpu {
 
 namespace {
-
-// Sets the calling thread's OpenMP team size (n > 0) until the scope ends.
-class OmpThreadsWhile {
- public:
-  explicit OmpThreadsWhile(int n) : saved_(omp_get_max_threads()) {
-    if (n > 0) omp_set_num_threads(n);
-  }
-  ~OmpThreadsWhile() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 // Wᵀ [in, 3H] and Rᵀ [H, 3H] of each direction packed for rows_times_panels: all of Wᵀ (the
 // input projection), Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
@@ -90,9 +77,7 @@ class GruOp : public NativeOp {
     Tensor yh(DType::kFloat32, layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H});
     if (static_cast<int64_t>(dnnl_.size()) == dirs && !layout1 && seq > 0 && batch > 0) {
       try {
-        // One step's product is batch x 3H x H multiply-adds: below ~1M, a second thread
-        // costs more in synchronisation per step than it computes.
-        OmpThreadsWhile one(batch * 3 * H * H < (int64_t{1} << 20) ? 1 : 0);
+        OmpThreadsWhile team(recurrent_step_team(batch, 3, H));
         if (dirs == 1) {
           dnnl_[0]->run(*x, h0, y, yh);
         } else {

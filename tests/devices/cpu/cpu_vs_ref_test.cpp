@@ -415,6 +415,32 @@ TEST(CpuVsRefTest, Gru) {
   }
 }
 
+TEST(CpuVsRefTest, Lstm) {
+  // Constant weights, time-major: oneDNN's LSTM, one per direction (gates reordered from ONNX's
+  // i, o, f, c; B's two halves summed).
+  struct L { std::string direction; bool bias, h0, c0; int64_t H, in; };
+  std::vector<L> confs = {{"forward", true, true, true, 6, 7},        {"reverse", true, false, false, 6, 7},
+                          {"forward", false, true, false, 16, 5},     {"bidirectional", true, true, true, 9, 4},
+                          {"bidirectional", false, false, true, 6, 7}};
+  uint32_t seed = 160;
+  for (const auto& l : confs) {
+    const int64_t dirs = l.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, H = l.H;
+    OpCase c;
+    c.name = "LSTM " + l.direction + " H=" + std::to_string(H) + (l.bias ? " B" : "") + (l.h0 ? " h0" : "") +
+             (l.c0 ? " c0" : "");
+    c.node = node("LSTM", {"x", "w", "r", l.bias ? "b" : "", "", l.h0 ? "h0" : "", l.c0 ? "c0" : ""});
+    c.node.outputs = {"y", "yh", "yc"};
+    c.node.attributes["hidden_size"] = Attribute::make_int(H);
+    c.node.attributes["direction"] = Attribute::make_string(l.direction);
+    c.runtime = {{"x", random_tensor({seq, batch, l.in}, seed++)}};
+    if (l.h0) c.runtime.push_back({"h0", random_tensor({dirs, batch, H}, seed++)});
+    if (l.c0) c.runtime.push_back({"c0", random_tensor({dirs, batch, H}, seed++)});
+    c.constants = {{"w", random_tensor({dirs, 4 * H, l.in}, seed++)}, {"r", random_tensor({dirs, 4 * H, H}, seed++)}};
+    if (l.bias) c.constants.push_back({"b", random_tensor({dirs, 8 * H}, seed++)});
+    check(c);
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
 
