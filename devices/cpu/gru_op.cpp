@@ -1,40 +1,57 @@
 // Native GRU (default sigmoid/tanh activations, no clip, full-length sequences). Constant
-// weights, one direction, time-major: oneDNN's GRU primitive (dnnl_gru.h). Otherwise our loop:
-// the input projection X·Wᵀ for all time steps is one GEMM; each step then needs only H·Rᵀ
-// (on pre-transposed weights) and the gate arithmetic, in float, on contiguous rows.
+// weights, time-major: oneDNN's GRU primitive (dnnl_gru.h), one per direction. Otherwise our loop:
+// the input projection X·Wᵀ for all time steps is one product; each step then needs only H·Rᵀ
+// and the gate arithmetic, in float. Wᵀ and Rᵀ are packed into column panels
+// (rows_times_matrix.h) once for constant weights, per run otherwise.
 // Everything else the reference kernel covers.
 #include <cmath>
 
-#include <omp.h>
-
 #include "devices/cpu/dnnl_gru.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/omp_threads_while.h"
+#include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
-#include "devices/ref/kernels/gemm.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
 
-// Sets the calling thread's OpenMP team size (n > 0) until the scope ends.
-class OmpThreadsWhile {
- public:
-  explicit OmpThreadsWhile(int n) : saved_(omp_get_max_threads()) {
-    if (n > 0) omp_set_num_threads(n);
-  }
-  ~OmpThreadsWhile() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
+// Wᵀ [in, 3H] and Rᵀ [H, 3H] of each direction packed for rows_times_panels: all of Wᵀ (the
+// input projection), Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
+// linear_before_reset=0 they multiply r∘H, known only after z and r).
+struct PackedGruWeights {
+  Dims w_dims, r_dims;  // of the W and R they were made from
+  std::vector<std::vector<float>> w, r_zr, r_h;  // per direction
 };
+
+PackedGruWeights pack_gru_weights(const Tensor& w, const Tensor& r) {
+  PackedGruWeights p{w.dims(), r.dims(), {}, {}, {}};
+  const int64_t dirs = w.dim(0), in = w.dim(2), H = r.dim(2);
+  std::vector<float> t;
+  // Wᵀ / Rᵀ of one direction: column g of the result is row g of the source.
+  auto transpose = [&](const float* src, int64_t rows, int64_t cols) {
+    t.resize(static_cast<size_t>(rows * cols));
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) t[static_cast<size_t>(j * rows + i)] = src[i * cols + j];
+    }
+  };
+  for (int64_t d = 0; d < dirs; ++d) {
+    transpose(w.data<float>() + d * 3 * H * in, 3 * H, in);
+    p.w.push_back(pack_column_panels(t.data(), in, 3 * H, 3 * H));
+    transpose(r.data<float>() + d * 3 * H * H, 3 * H, H);
+    p.r_zr.push_back(pack_column_panels(t.data(), H, 2 * H, 3 * H));
+    p.r_h.push_back(pack_column_panels(t.data() + 2 * H, H, H, 3 * H));
+  }
+  return p;
+}
 
 class GruOp : public NativeOp {
  public:
-  // `dnnl` runs the cases it covers (constant weights, one direction, time-major); the loop
-  // below runs the rest.
-  GruOp(const Node& node, int64_t opset, std::unique_ptr<DnnlGru> dnnl)
-      : node_(node), opset_(opset), dnnl_(std::move(dnnl)) {}
+  // `dnnl`, one per direction, runs the cases it covers (constant weights, time-major); the
+  // loop below runs the rest. `packed`: constant weights packed once (empty: packed per run).
+  GruOp(const Node& node, int64_t opset, std::vector<std::unique_ptr<DnnlGru>> dnnl, PackedGruWeights packed)
+      : node_(node), opset_(opset), dnnl_(std::move(dnnl)), packed_(std::move(packed)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     auto at = [&](size_t i) { return i < inputs.size() ? inputs[i] : nullptr; };
@@ -58,12 +75,14 @@ class GruOp : public NativeOp {
     bool lbr = node_.attr_int("linear_before_reset", 0) != 0;
     Tensor y(DType::kFloat32, layout1 ? Dims{batch, seq, dirs, H} : Dims{seq, dirs, batch, H});
     Tensor yh(DType::kFloat32, layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H});
-    if (dnnl_ && !layout1 && dirs == 1 && seq > 0 && batch > 0) {
+    if (static_cast<int64_t>(dnnl_.size()) == dirs && !layout1 && seq > 0 && batch > 0) {
       try {
-        // One step's product is batch x 3H x H multiply-adds: below ~1M, a second thread
-        // costs more in synchronisation per step than it computes.
-        OmpThreadsWhile one(batch * 3 * H * H < (int64_t{1} << 20) ? 1 : 0);
-        dnnl_->run(*x, h0, y, yh);
+        OmpThreadsWhile team(recurrent_step_team(batch, 3, H));
+        if (dirs == 1) {
+          dnnl_[0]->run(*x, h0, y, yh);
+        } else {
+          run_dnnl_bidirectional(*x, h0, seq, batch, H, y, yh);
+        }
         outputs[0] = CpuValue::from_plain(Value(std::move(y)));
         if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
         return Status::OK();
@@ -82,17 +101,17 @@ class GruOp : public NativeOp {
     std::vector<float> xw(static_cast<size_t>(seq * batch * 3 * H)), hr(static_cast<size_t>(batch * 3 * H));
     std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
     cand_.assign(static_cast<size_t>(H), 0.f);
+    const bool cached = packed_.w_dims == w->dims() && packed_.r_dims == r->dims();
+    PackedGruWeights local;
+    if (!cached) local = pack_gru_weights(*w, *r);
+    const PackedGruWeights& pw = cached ? packed_ : local;
     for (int64_t d = 0; d < dirs; ++d) {
       bool reverse = direction == "reverse" || d == 1;
-      const float* wd = w->data<float>() + d * 3 * H * in;
-      // Rᵀ [H, 3H] once per direction: the per-step GEMMs then stream contiguous rows.
-      std::vector<float> rt(static_cast<size_t>(3 * H * H));
-      const float* rsrc = r->data<float>() + d * 3 * H * H;
-      for (int64_t g = 0; g < 3 * H; ++g) for (int64_t k = 0; k < H; ++k) rt[static_cast<size_t>(k * 3 * H + g)] = rsrc[g * H + k];
+      const size_t di = static_cast<size_t>(d);
       const float* wb = b ? b->data<float>() + d * 6 * H : nullptr;
       const float* rb = b ? wb + 3 * H : nullptr;
       // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
-      ref_gemm<float>(seq * batch, 3 * H, in, 1.f, xs.data(), in, false, wd, in, true, 0.f, xw.data(), 3 * H);
+      rows_times_panels(xs.data(), seq * batch, in, in, pw.w[di].data(), 3 * H, xw.data(), 3 * H);
       if (wb) for (int64_t i = 0; i < seq * batch; ++i) for (int64_t j = 0; j < 3 * H; ++j) xw[static_cast<size_t>(i * 3 * H + j)] += wb[j];
       for (int64_t n = 0; n < batch; ++n) {
         for (int64_t j = 0; j < H; ++j) {
@@ -103,7 +122,8 @@ class GruOp : public NativeOp {
       for (int64_t s = 0; s < seq; ++s) {
         int64_t t = reverse ? seq - 1 - s : s;
         // z and r use H·Rᵀ; the candidate uses (r∘H)·Rᵀ, or r∘(H·Rᵀ + Rbh) with linear_before_reset.
-        ref_gemm<float>(batch, lbr ? 3 * H : 2 * H, H, 1.f, h.data(), H, false, rt.data(), 3 * H, false, 0.f, hr.data(), 3 * H);
+        rows_times_panels(h.data(), batch, H, H, pw.r_zr[di].data(), 2 * H, hr.data(), 3 * H);
+        if (lbr) rows_times_panels(h.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
           const float* hg = hr.data() + n * 3 * H;
@@ -118,7 +138,7 @@ class GruOp : public NativeOp {
         }
         if (!lbr) {
           for (size_t i = 0; i < rh.size(); ++i) rh[i] *= h[i];
-          ref_gemm<float>(batch, H, H, 1.f, rh.data(), H, false, rt.data() + 2 * H, 3 * H, false, 0.f, hr.data() + 2 * H, 3 * H);
+          rows_times_panels(rh.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
         }
         for (int64_t n = 0; n < batch; ++n) {
           const float* g = xw.data() + (t * batch + n) * 3 * H;
@@ -153,7 +173,29 @@ class GruOp : public NativeOp {
  private:
   Node node_;
   int64_t opset_;
-  std::unique_ptr<DnnlGru> dnnl_;
+  // Each direction on its own oneDNN GRU (forward, then reverse), written into its slots of
+  // y [seq, 2, batch, H] and y_h [2, batch, H]. oneDNN's bidirectional primitive would need
+  // both directions' weights in one reorder; two one-direction plans reuse dnnl_gru.h as is.
+  void run_dnnl_bidirectional(const Tensor& x, const Tensor* h0, int64_t seq, int64_t batch, int64_t H, Tensor& y,
+                              Tensor& yh) {
+    const int64_t step = batch * H;
+    for (int64_t d = 0; d < 2; ++d) {
+      Tensor yd(DType::kFloat32, Dims{seq, 1, batch, H}), yhd(DType::kFloat32, Dims{1, batch, H});
+      Tensor h0d;
+      if (h0) {
+        h0d = Tensor(DType::kFloat32, Dims{1, batch, H});
+        std::copy(h0->data<float>() + d * step, h0->data<float>() + (d + 1) * step, h0d.data<float>());
+      }
+      dnnl_[static_cast<size_t>(d)]->run(x, h0 ? &h0d : nullptr, yd, yhd);
+      for (int64_t t = 0; t < seq; ++t) {
+        std::copy(yd.data<float>() + t * step, yd.data<float>() + (t + 1) * step, y.data<float>() + (2 * t + d) * step);
+      }
+      std::copy(yhd.data<float>(), yhd.data<float>() + step, yh.data<float>() + d * step);
+    }
+  }
+
+  std::vector<std::unique_ptr<DnnlGru>> dnnl_;
+  PackedGruWeights packed_;
   thread_local static std::vector<float> cand_;
 };
 
@@ -161,9 +203,10 @@ thread_local std::vector<float> GruOp::cand_;
 
 }  // namespace
 
-// oneDNN's GRU for the node when its weights are constant f32 of consistent shapes and it
-// runs one direction, time-major, without sequence_lens; nullptr otherwise.
-std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
+// oneDNN's GRUs for the node, one per direction (a bidirectional node: forward on W[0],
+// reverse on W[1]), when its weights are constant f32 of consistent shapes and it runs
+// time-major without sequence_lens; none otherwise.
+std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Graph& graph) {
   auto constant = [&](size_t i) -> const Tensor* {
     if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
     auto it = graph.initializers.find(node.inputs[i]);
@@ -175,16 +218,29 @@ std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
   const Tensor* w = constant(1);
   const Tensor* r = constant(2);
   const Tensor* b = has_b ? constant(3) : nullptr;
-  if (!w || !r || (has_b && !b) || has_lens || direction == "bidirectional" || node.attr_int("layout", 0) != 0 ||
-      r->rank() != 3 || w->rank() != 3) {
-    return nullptr;
+  std::vector<std::unique_ptr<DnnlGru>> grus;
+  if (!w || !r || (has_b && !b) || has_lens || node.attr_int("layout", 0) != 0 || r->rank() != 3 || w->rank() != 3) {
+    return grus;
   }
-  int64_t H = r->dim(2);
-  if (w->dim(0) != 1 || r->dims() != Dims{1, 3 * H, H} || w->dim(1) != 3 * H || (b && b->dims() != Dims{1, 6 * H})) {
-    return nullptr;
+  const int64_t dirs = direction == "bidirectional" ? 2 : 1, H = r->dim(2), in = w->dim(2);
+  if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} || (b && b->dims() != Dims{dirs, 6 * H})) {
+    return grus;
   }
-  return std::make_unique<DnnlGru>(*w, *r, b ? *b : Tensor(), node.attr_int("linear_before_reset", 0) != 0,
-                                   direction == "reverse");
+  // Direction d's slice of a [dirs, ...] tensor, as [1, ...].
+  auto slice = [](const Tensor& t, int64_t d) {
+    Dims dims = t.dims();
+    dims[0] = 1;
+    Tensor s(DType::kFloat32, dims);
+    const int64_t n = s.numel();
+    std::copy(t.data<float>() + d * n, t.data<float>() + (d + 1) * n, s.data<float>());
+    return s;
+  };
+  const bool lbr = node.attr_int("linear_before_reset", 0) != 0;
+  for (int64_t d = 0; d < dirs; ++d) {
+    grus.push_back(std::make_unique<DnnlGru>(slice(*w, d), slice(*r, d), b ? slice(*b, d) : Tensor(), lbr,
+                                             direction == "reverse" || d == 1));
+  }
+  return grus;
 }
 
 std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Graph& graph) {
@@ -193,7 +249,20 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
   for (size_t i = 0; i < acts.size(); ++i) {
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
-  return std::make_unique<GruOp>(node, opset, dnnl_gru_for(node, graph));
+  PackedGruWeights packed;
+  auto constant = [&](size_t i) -> const Tensor* {
+    if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+    auto it = graph.initializers.find(node.inputs[i]);
+    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
+  };
+  const Tensor* w = constant(1);
+  const Tensor* r = constant(2);
+  // Only consistent shapes (run() checks them again before reading): W [dirs, 3H, in], R [dirs, 3H, H].
+  if (w && r && w->rank() == 3 && r->rank() == 3 && w->dim(0) == r->dim(0) && w->dim(1) == r->dim(1) &&
+      r->dim(1) == 3 * r->dim(2)) {
+    packed = pack_gru_weights(*w, *r);
+  }
+  return std::make_unique<GruOp>(node, opset, dnnl_grus_for(node, graph), std::move(packed));
 }
 
 void register_gru_ops(NativeOpTable& t) {

@@ -382,17 +382,23 @@ TEST(CpuVsRefTest, NormalisationSoftmaxAndDataMovement) {
 }
 
 TEST(CpuVsRefTest, Gru) {
-  struct G { std::string direction; int64_t lbr, layout; bool bias, h0; };
-  // The one-direction time-major cases run on oneDNN's GRU, the others on our loop.
+  // The time-major cases with constant weights run on oneDNN's GRU (one per direction), the
+  // others on our loop.
+  // H 70 and in 33 (our loop's products: whole 64-column panels, 16-column blocks and single
+  // columns); `runtime_weights`: W, R and B as run-time inputs, packed per run, not once.
+  struct G { std::string direction; int64_t lbr, layout; bool bias, h0; int64_t H = 6, in = 7; bool runtime_weights = false; };
   std::vector<G> confs = {{"forward", 1, 0, true, true},  {"reverse", 0, 0, true, false},
                           {"forward", 0, 0, false, true}, {"reverse", 1, 0, false, true},
                           {"forward", 1, 1, true, true},  {"bidirectional", 1, 1, false, true},
-                          {"bidirectional", 0, 0, true, true}};
+                          {"bidirectional", 0, 0, true, true},
+                          {"bidirectional", 0, 1, true, true, 70, 33}, {"bidirectional", 1, 0, true, false, 70, 33},
+                          {"bidirectional", 0, 0, true, true, 70, 33, true}, {"forward", 1, 1, true, true, 6, 7, true}};
   uint32_t seed = 60;
   for (const auto& g : confs) {
-    int64_t dirs = g.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, in = 7, H = 6;
+    int64_t dirs = g.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, in = g.in, H = g.H;
     OpCase c;
-    c.name = "GRU " + g.direction + " lbr=" + std::to_string(g.lbr) + " layout=" + std::to_string(g.layout);
+    c.name = "GRU " + g.direction + " lbr=" + std::to_string(g.lbr) + " layout=" + std::to_string(g.layout) +
+             " H=" + std::to_string(H) + (g.runtime_weights ? " run-time weights" : "");
     c.node = node("GRU", {"x", "w", "r", g.bias ? "b" : "", "", g.h0 ? "h0" : ""});
     c.node.outputs = {"y", "yh"};
     c.node.attributes["hidden_size"] = Attribute::make_int(H);
@@ -401,8 +407,36 @@ TEST(CpuVsRefTest, Gru) {
     c.node.attributes["layout"] = Attribute::make_int(g.layout);
     c.runtime = {{"x", random_tensor(g.layout ? Dims{batch, seq, in} : Dims{seq, batch, in}, seed++)}};
     if (g.h0) c.runtime.push_back({"h0", random_tensor(g.layout ? Dims{batch, dirs, H} : Dims{dirs, batch, H}, seed++)});
-    c.constants = {{"w", random_tensor({dirs, 3 * H, in}, seed++)}, {"r", random_tensor({dirs, 3 * H, H}, seed++)}};
-    if (g.bias) c.constants.push_back({"b", random_tensor({dirs, 6 * H}, seed++)});
+    auto& weights = g.runtime_weights ? c.runtime : c.constants;
+    weights.push_back({"w", random_tensor({dirs, 3 * H, in}, seed++)});
+    weights.push_back({"r", random_tensor({dirs, 3 * H, H}, seed++)});
+    if (g.bias) weights.push_back({"b", random_tensor({dirs, 6 * H}, seed++)});
+    check(c);
+  }
+}
+
+TEST(CpuVsRefTest, Lstm) {
+  // Constant weights, time-major: oneDNN's LSTM, one per direction (gates reordered from ONNX's
+  // i, o, f, c; B's two halves summed).
+  struct L { std::string direction; bool bias, h0, c0; int64_t H, in; };
+  std::vector<L> confs = {{"forward", true, true, true, 6, 7},        {"reverse", true, false, false, 6, 7},
+                          {"forward", false, true, false, 16, 5},     {"bidirectional", true, true, true, 9, 4},
+                          {"bidirectional", false, false, true, 6, 7}};
+  uint32_t seed = 160;
+  for (const auto& l : confs) {
+    const int64_t dirs = l.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, H = l.H;
+    OpCase c;
+    c.name = "LSTM " + l.direction + " H=" + std::to_string(H) + (l.bias ? " B" : "") + (l.h0 ? " h0" : "") +
+             (l.c0 ? " c0" : "");
+    c.node = node("LSTM", {"x", "w", "r", l.bias ? "b" : "", "", l.h0 ? "h0" : "", l.c0 ? "c0" : ""});
+    c.node.outputs = {"y", "yh", "yc"};
+    c.node.attributes["hidden_size"] = Attribute::make_int(H);
+    c.node.attributes["direction"] = Attribute::make_string(l.direction);
+    c.runtime = {{"x", random_tensor({seq, batch, l.in}, seed++)}};
+    if (l.h0) c.runtime.push_back({"h0", random_tensor({dirs, batch, H}, seed++)});
+    if (l.c0) c.runtime.push_back({"c0", random_tensor({dirs, batch, H}, seed++)});
+    c.constants = {{"w", random_tensor({dirs, 4 * H, l.in}, seed++)}, {"r", random_tensor({dirs, 4 * H, H}, seed++)}};
+    if (l.bias) c.constants.push_back({"b", random_tensor({dirs, 8 * H}, seed++)});
     check(c);
   }
 }
