@@ -11,11 +11,19 @@
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/ref/kernels/gemm.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
+
+// H is read from R's dims. hidden_size, when the model sets it, must equal it, and 6 x H must fit
+// int64 (an empty R may carry any H); otherwise the reference kernel names the problem (this
+// kernel ignored hidden_size: kernel_run, stop 15).
+bool usable_hidden_size(const Node& node, int64_t H) {
+  return H >= 0 && !(CheckedInt64(6) * H).overflowed() && node.attr_int("hidden_size", H) == H;
+}
 
 // Sets the calling thread's OpenMP team size (n > 0) until the scope ends.
 class OmpThreadsWhile {
@@ -51,6 +59,7 @@ class GruOp : public NativeOp {
     }
     int64_t seq = layout1 ? x->dim(1) : x->dim(0), batch = layout1 ? x->dim(0) : x->dim(1), in = x->dim(2);
     int64_t H = r->rank() == 3 ? r->dim(2) : 0;
+    if (!usable_hidden_size(node_, H)) return run_reference(node_, opset_, inputs, outputs);
     if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
         (b && b->dims() != Dims{dirs, 6 * H}) || (h0 && h0->numel() != dirs * batch * H)) {
       return run_reference(node_, opset_, inputs, outputs);  // the reference names the mismatch
@@ -180,6 +189,7 @@ std::unique_ptr<DnnlGru> dnnl_gru_for(const Node& node, const Graph& graph) {
     return nullptr;
   }
   int64_t H = r->dim(2);
+  if (!usable_hidden_size(node, H)) return nullptr;
   if (w->dim(0) != 1 || r->dims() != Dims{1, 3 * H, H} || w->dim(1) != 3 * H || (b && b->dims() != Dims{1, 6 * H})) {
     return nullptr;
   }
