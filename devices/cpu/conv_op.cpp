@@ -5,6 +5,7 @@
 // pass blocked tensors to each other without converting back to NCHW.
 #include <omp.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <tuple>
@@ -740,6 +741,15 @@ void register_conv_ops(NativeOpTable& t) {
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& p) {
   using A = dnnl::algorithm;
   auto param = [&](size_t i, float fallback) { return i < p.size() ? p[i] : fallback; };
+  // Parameters are the model's. oneDNN computes x <= 0 branches as alpha x even at x = 0, so an
+  // infinite alpha gives NaN where ONNX's x >= 0 branch gives 0 (Elu, LeakyRelu, HardSigmoid;
+  // kernel_run found the CPU device and the reference disagreeing), and it throws on a Clip
+  // whose min passes its max (a std::terminate at session creation: FusedMatMul probed here
+  // outside any try). Such activations are left to the reference kernels.
+  for (float v : p) {
+    if (!std::isfinite(v)) return false;
+  }
+  if (name == "Clip" && !(param(0, -3.4e38f) <= param(1, 3.4e38f))) return false;
   if (name == "Relu") ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
   else if (name == "LeakyRelu") ops.append_eltwise(1.f, A::eltwise_relu, param(0, 0.01f), 0.f);
   else if (name == "Clip") ops.append_eltwise(1.f, A::eltwise_clip, param(0, -3.4e38f), param(1, 3.4e38f));
