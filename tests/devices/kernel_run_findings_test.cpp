@@ -526,6 +526,16 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
       }
     }
   }
+  // An empty input with an axis of 2^63 - 1 split in two: len + 1 and the running offset
+  // stayed inside int64 only by luck before; the parts are 2^62 and 2^62 - 1.
+  OneNode halves = one_node("Split", {Tensor(DType::kFloat32, {0, max})}, 2, 13);
+  halves.g.nodes[0].attributes["axis"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto h = run_on(*device, halves);
+    ASSERT_TRUE(h.ok()) << device->name() << ": " << h.status().to_string();
+    EXPECT_EQ((*h)[0].tensor.dims(), (Dims{0, big})) << device->name();
+    EXPECT_EQ((*h)[1].tensor.dims(), (Dims{0, big - 1})) << device->name();
+  }
   // The same ops at ordinary sizes still run: Tile [2, 1] x (2, 3) and Split [1, 2].
   OneNode tile = one_node("Tile", {Tensor::from_vector<float>({2, 1}, {1, 2}), Tensor::from_vector<int64_t>({2}, {2, 3})}, 1);
   OneNode split = one_node("Split", {Tensor::from_vector<float>({3}, {1, 2, 3}), Tensor::from_vector<int64_t>({2}, {1, 2})}, 2);

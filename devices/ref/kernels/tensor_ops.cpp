@@ -196,8 +196,11 @@ Status split_kernel(KernelContext& ctx) {
       return ctx.error(StatusCode::kInvalidArgument, "num_outputs is ", parts, " but the node has ", n_out,
                        " outputs");
     }
-    int64_t chunk = (len + parts - 1) / parts;
-    for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+    int64_t chunk = len / parts + (len % parts != 0);  // len + parts - 1 may pass int64 (an empty x)
+    for (int64_t s = 0; s < len;) {  // s + chunk may pass int64 when len is near it
+      sizes.push_back(std::min(chunk, len - s));
+      s += sizes.back();
+    }
     while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
   }
   for (int64_t v : sizes) {
