@@ -499,6 +499,12 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
     m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({max, 1});
     cases.push_back({std::move(m), "passes int64"});
   }
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    OneNode m = one_node(op, {Tensor(DType::kFloat32, {1, 1, 4, 4})}, 1, 11);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({2, 2});
+    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({big + 4, 0, big, 0});
+    cases.push_back({std::move(m), "passes int64"});
+  }
   cases.push_back({one_node("Tile", {Tensor(DType::kFloat32, {4, 3}), Tensor::from_vector<int64_t>({2}, {big, 1})}, 1),
                    "passes int64"});
   cases.push_back({one_node("Split", {Tensor(DType::kFloat32, {3}), Tensor::from_vector<int64_t>({3}, {max, max, 5})}, 3),

@@ -40,10 +40,20 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
     if (w->stride[i] <= 0 || w->dilation[i] <= 0 || w->kernel[i] <= 0) {
       return ctx.error(StatusCode::kInvalidArgument, "kernel, strides and dilations must be positive");
     }
-    int64_t eff = (w->kernel[i] - 1) * w->dilation[i] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      int64_t out = (w->in[i] + w->stride[i] - 1) / w->stride[i];
-      int64_t total = std::max<int64_t>(0, (out - 1) * w->stride[i] + eff - w->in[i]);
+    // Negative pads would put a window's taps before position -2^63 (for_each_tap subtracts them).
+    if (w->pad_begin[i] < 0 || w->pad_end[i] < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "pads must be >= 0, got ", w->pad_begin[i], " and ", w->pad_end[i],
+                       " on spatial dim ", i);
+    }
+    // Every term is an attribute or a dim the model chooses (pads of 2^62 overflowed the CPU
+    // device's copy of this arithmetic; UBSan, kernel_run stop 15): checked, one error for all.
+    const CheckedInt64 eff = (CheckedInt64(w->kernel[i]) - 1) * w->dilation[i] + 1;
+    bool overflow = eff.overflowed();
+    if (!overflow && (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")) {
+      const int64_t out = w->in[i] / w->stride[i] + (w->in[i] % w->stride[i] != 0);  // ceil, without in + stride
+      const CheckedInt64 need = (CheckedInt64(out) - 1) * w->stride[i] + eff - w->in[i];
+      overflow = need.overflowed();
+      const int64_t total = overflow ? 0 : std::max<int64_t>(0, need.value());
       w->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       w->pad_end[i] = total - w->pad_begin[i];
     } else if (auto_pad == "VALID") {
@@ -52,16 +62,25 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
       return ctx.error(StatusCode::kInvalidArgument, "auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '",
                        auto_pad, "'");
     }
-    int64_t span = w->in[i] + w->pad_begin[i] + w->pad_end[i] - eff;
-    if (span < 0) {
-      return ctx.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ",
-                       w->in[i] + w->pad_begin[i] + w->pad_end[i], " on spatial dim ", i);
+    const CheckedInt64 padded = CheckedInt64(w->in[i]) + w->pad_begin[i] + w->pad_end[i];
+    const CheckedInt64 span = padded - eff;
+    const CheckedInt64 start_limit = CheckedInt64(w->in[i]) + w->pad_begin[i];
+    if (overflow || span.overflowed() || start_limit.overflowed()) {
+      return ctx.error(StatusCode::kInvalidArgument, "window on spatial dim ", i, " (input ", w->in[i], ", kernel ",
+                       w->kernel[i], ", dilation ", w->dilation[i], ", pads ", w->pad_begin[i], ", ", w->pad_end[i],
+                       ") passes int64");
     }
-    int64_t out = span / w->stride[i] + 1;
-    if (ceil_mode && span % w->stride[i] != 0) {
+    if (span.value() < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "kernel extent ", eff.value(), " exceeds padded input ",
+                       padded.value(), " on spatial dim ", i);
+    }
+    int64_t out = span.value() / w->stride[i] + 1;
+    if (ceil_mode && span.value() % w->stride[i] != 0) {
       ++out;
-      // The last window must start inside the input or its leading padding.
-      if ((out - 1) * w->stride[i] >= w->in[i] + w->pad_begin[i]) --out;
+      // The last window must start inside the input or its leading padding (a start past int64
+      // is past it too).
+      const CheckedInt64 last = (CheckedInt64(out) - 1) * w->stride[i];
+      if (last.overflowed() || last.value() >= start_limit.value()) --out;
     }
     w->out[i] = out;
   }
