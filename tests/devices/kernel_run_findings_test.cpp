@@ -689,6 +689,20 @@ TEST(KernelRunFindingsTest, ActivationsWithParametersOneDnnCannotTakeRunOnTheRef
   EXPECT_EQ((*out)[0].tensor.dims(), (Dims{1, 1}));
 }
 
+// InstanceNormalization of constant planes with epsilon 1e-40: 1 / sqrt(epsilon) is 1e20, and
+// the CPU device computed x a + (b - mean a), which cancels to 0 in float; the output is b.
+TEST(KernelRunFindingsTest, InstanceNormOfConstantPlanesWithATinyEpsilonIsTheBias) {
+  OneNode m = one_node("InstanceNormalization", {Tensor::from_vector<float>({3, 1, 1, 1}, {0.5f, -2.75f, -3.f}),
+                                                 Tensor::from_vector<float>({1}, {1.f}),
+                                                 Tensor::from_vector<float>({1}, {16.25f})}, 1, 13);
+  m.g.nodes[0].attributes["epsilon"] = Attribute::make_float(1e-40f);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ((*out)[0].tensor.data<float>()[i], 16.25f) << device->name() << " " << i;
+  }
+}
+
 // A MaxPool window that covers only padding held -inf on the reference and the float's lowest
 // value on the CPU device (oneDNN), as in ONNX Runtime; the reference now agrees.
 TEST(KernelRunFindingsTest, MaxPoolWindowOfOnlyPaddingHoldsTheLowestValue) {
