@@ -2,6 +2,7 @@
 
 #include <onnx/defs/schema.h>
 #include <onnx/defs/shape_inference.h>
+#include <onnx/defs/tensor_proto_util.h>
 
 #include <initializer_list>
 #include <mutex>
@@ -133,6 +134,23 @@ void require_known_indices(const onnx::OpSchema* schema) {
   });
 }
 
+// SplitToSequence-11's inference divides the split axis by a constant scalar `split` unchecked:
+// a scalar 0 initializer was SIGFPE at import (kernel_run, stop 15). A constant scalar split
+// must be positive, as the kernels require.
+void require_positive_scalar_split(const onnx::OpSchema* schema) {
+  check_before_inference(schema, [](onnx::InferenceContext& ctx) {
+    const onnx::TensorProto* split = ctx.getNumInputs() > 1 ? ctx.getInputData(1) : nullptr;
+    if (!split || split->dims_size() != 0) return;
+    std::vector<int64_t> v;
+    if (split->data_type() == onnx::TensorProto::INT64) {
+      v = onnx::ParseData<int64_t>(split);
+    } else if (split->data_type() == onnx::TensorProto::INT32) {
+      for (int32_t x : onnx::ParseData<int32_t>(split)) v.push_back(x);
+    }
+    if (v.size() == 1 && v[0] <= 0) fail_shape_inference("SplitToSequence: a scalar split must be positive, got ", v[0]);
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -211,6 +229,9 @@ void guard_onnx_shape_inference() {
     for (int v : {8, 9, 11, 16}) {
       const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("Scan", v, "");
       if (s && s->SinceVersion() == v) require_attribute_at_most_inputs(s, "num_scan_inputs");
+    }
+    if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("SplitToSequence", 11, "")) {
+      if (s->SinceVersion() == 11) require_positive_scalar_split(s);
     }
   });
 }

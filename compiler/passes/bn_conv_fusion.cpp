@@ -31,8 +31,9 @@ Status BnConvFusion::run(Graph& graph, bool& changed) {
     const Tensor* w = constant_of(graph, conv.inputs[1], DType::kFloat32);
     if (!w || w->rank() < 3 || w->numel() == 0) continue;  // an empty W: nothing to fold (and no division by 0)
     const int64_t group = conv.attr_int("group", 1), M = w->dim(0), per_group_in = w->dim(1);
-    const int64_t C = per_group_in * group, taps = w->numel() / (M * per_group_in);
     if (group < 1 || M % group != 0) continue;
+    // Only now: group divides M > 0, so C <= W's element count (a huge group overflowed).
+    const int64_t C = per_group_in * group, taps = w->numel() / (M * per_group_in);
     const Tensor* stats[4];
     bool ok = true;
     for (int k = 0; k < 4 && ok; ++k) {

@@ -1,6 +1,9 @@
 #include "compiler/passes/layout_assignment.h"
 
+#include <limits>
 #include <numeric>
+
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 
@@ -42,7 +45,10 @@ int64_t conv_channels(const Graph& g, const Node& conv) {
   const Tensor* w = it != g.initializers.end() ? &it->second : half_weight_of(g, conv.inputs[1]);
   if (!w || w->rank() != 4) return 0;
   int64_t group = conv.attr_int("group", 1);
-  return std::max(w->dim(0), w->dim(1) * group);
+  // group is the model's: W's channels times it may pass int64 (UBSan, kernel_run stop 15),
+  // which counts as "many channels" here.
+  CheckedInt64 in_channels = CheckedInt64(w->dim(1)) * group;
+  return in_channels.overflowed() ? std::numeric_limits<int64_t>::max() : std::max(w->dim(0), in_channels.value());
 }
 
 int find(std::vector<int>& parent, int i) {

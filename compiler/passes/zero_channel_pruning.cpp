@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "graph/checked_math.h"
+
 namespace pyflame_rt {
 
 namespace {
@@ -86,7 +88,9 @@ bool collect_readers(const Graph& g, const std::string& value, const std::vector
     ConvConstants c;
     if (!conv_constants(g, n, &c)) return false;
     int64_t group = n.attr_int("group", 1);
-    int64_t in_channels = c.w->dim(1) * group;
+    CheckedInt64 checked_in = CheckedInt64(c.w->dim(1)) * group;  // group is the model's
+    if (checked_in.overflowed()) return false;
+    int64_t in_channels = checked_in.value();
     if (group == 1) {
       removal->readers.push_back(j);
       continue;

@@ -8,6 +8,7 @@
 
 #include "devices/cpu/broadcast_rows.h"
 #include "devices/cpu/native_ops.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -67,8 +68,10 @@ class TileOp : public NativeOp {
     if (reps.size() != x->rank()) return run_reference(node_, opset_, inputs, outputs);
     Dims out = x->dims();
     for (size_t i = 0; i < reps.size(); ++i) {
-      if (reps[i] < 0) return run_reference(node_, opset_, inputs, outputs);
-      out[i] *= reps[i];
+      // Negative or past int64 (4 x 2^62 wrapped to an empty output): the reference names it.
+      CheckedInt64 dim = CheckedInt64(out[i]) * reps[i];
+      if (reps[i] < 0 || dim.overflowed()) return run_reference(node_, opset_, inputs, outputs);
+      out[i] = dim.value();
     }
     Tensor y = plain_output_tensor(x->dtype(), out);
     const size_t es = dtype_size(x->dtype()), rank = out.size();

@@ -5,11 +5,13 @@
 // pass blocked tensors to each other without converting back to NCHW.
 #include <omp.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <tuple>
 
 #include "devices/cpu/conv_blocks.h"
+#include "graph/checked_math.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
@@ -75,8 +77,9 @@ class ConvOp : public NativeOp {
     bool f32 = x->has_native || (x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kFloat32);
     Dims xd = x->has_native ? x->dims : (x->plain.is_tensor() ? x->plain.tensor.dims() : Dims{});
     int64_t group = node_.attr_int("group", 1);
-    bool shapes_ok = xd.size() == weights_.rank() && xd.size() >= 3 && group > 0 &&
-                     xd[1] == weights_.dim(1) * group && weights_.dim(0) % group == 0;
+    const CheckedInt64 in_c = CheckedInt64(weights_.dim(1)) * group;  // group is the model's
+    bool shapes_ok = xd.size() == weights_.rank() && xd.size() >= 3 && group > 0 && !in_c.overflowed() &&
+                     xd[1] == in_c.value() && weights_.dim(0) % group == 0;
     if (!f32 || !shapes_ok) return run_reference(node_, opset_, inputs, outputs);  // ref explains errors
     ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(xd, group));
     if (has_sum_ && (!inputs[3] || !f32_dims(inputs[3], plan->out_dims))) {
@@ -171,7 +174,8 @@ class ConvOp : public NativeOp {
   }
   Status prepare(const Dims& xd) override {
     int64_t group = node_.attr_int("group", 1);
-    if (xd.size() != weights_.rank() || group <= 0 || xd[1] != weights_.dim(1) * group) {
+    const CheckedInt64 in_c = CheckedInt64(weights_.dim(1)) * group;
+    if (xd.size() != weights_.rank() || group <= 0 || in_c.overflowed() || xd[1] != in_c.value()) {
       return node_.error(StatusCode::kInvalidArgument, "packed weights for input ", dims_to_string(xd),
                          " do not fit weights ", weights_.summary());
     }
@@ -740,6 +744,15 @@ void register_conv_ops(NativeOpTable& t) {
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& p) {
   using A = dnnl::algorithm;
   auto param = [&](size_t i, float fallback) { return i < p.size() ? p[i] : fallback; };
+  // Parameters are the model's. oneDNN computes x <= 0 branches as alpha x even at x = 0, so an
+  // infinite alpha gives NaN where ONNX's x >= 0 branch gives 0 (Elu, LeakyRelu, HardSigmoid;
+  // kernel_run found the CPU device and the reference disagreeing), and it throws on a Clip
+  // whose min passes its max (a std::terminate at session creation: FusedMatMul probed here
+  // outside any try). Such activations are left to the reference kernels.
+  for (float v : p) {
+    if (!std::isfinite(v)) return false;
+  }
+  if (name == "Clip" && !(param(0, -3.4e38f) <= param(1, 3.4e38f))) return false;
   if (name == "Relu") ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
   else if (name == "LeakyRelu") ops.append_eltwise(1.f, A::eltwise_relu, param(0, 0.01f), 0.f);
   else if (name == "Clip") ops.append_eltwise(1.f, A::eltwise_clip, param(0, -3.4e38f), param(1, 3.4e38f));

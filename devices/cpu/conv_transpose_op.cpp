@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "devices/cpu/native_ops.h"
+#include "graph/checked_math.h"
 #include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
@@ -104,7 +105,8 @@ class ConvTransposeOp : public NativeOp {
     // Anything outside the native kernel (another dtype, shapes that do not fit) goes to the
     // reference kernel, which also words the error for an invalid node.
     if (!f32 || !w || (has_bias && !b) || xd.size() < 3 || xd.size() > 5 || w->rank() != xd.size() || group <= 0 ||
-        w->dim(0) != xd[1] || xd[1] % group != 0 || (b && b->numel() != w->dim(1) * group)) {
+        w->dim(0) != xd[1] || xd[1] % group != 0 || (CheckedInt64(w->dim(1)) * group).overflowed() ||
+        (b && b->numel() != w->dim(1) * group)) {
       return run_reference(node_, opset_, inputs, outputs);
     }
     Dims key = xd;

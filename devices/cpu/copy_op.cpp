@@ -264,11 +264,15 @@ class SplitOp : public NativeOp {
                                                                  : node_.attr_ints("split");
     if (sizes.empty()) {
       if (node_.attr_int("num_outputs", n_out) != n_out || n_out < 1) return run_reference(node_, opset_, inputs, outputs);
-      int64_t chunk = (len + n_out - 1) / n_out;
-      for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+      int64_t chunk = len / n_out + (len % n_out != 0);  // len + n_out - 1 may pass int64 (an empty x)
+      for (int64_t s = 0; s < len;) {  // s + chunk may pass int64 when len is near it
+        sizes.push_back(std::min(chunk, len - s));
+        s += sizes.back();
+      }
       while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
     }
-    if (static_cast<int64_t>(sizes.size()) != n_out || std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) != len ||
+    int64_t total = 0;  // the sizes are the model's: their sum may pass int64 (kernel_run, stop 15)
+    if (static_cast<int64_t>(sizes.size()) != n_out || !checked_sum(sizes, &total) || total != len ||
         std::any_of(sizes.begin(), sizes.end(), [](int64_t v) { return v < 0; })) {
       return run_reference(node_, opset_, inputs, outputs);
     }

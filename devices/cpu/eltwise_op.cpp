@@ -382,7 +382,10 @@ std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const
   static const char* kActivations[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Elu",
                                        "Sqrt", "Abs", "Exp", "Log", "Neg"};
   for (const char* a : kActivations) {
-    if (op == a) return std::make_unique<ActivationOp>(node, opset, op, params);
+    if (op != a) continue;
+    dnnl::post_ops probe;  // parameters oneDNN cannot take as ONNX means them go to the reference
+    if (!append_activation(probe, op, params)) return nullptr;
+    return std::make_unique<ActivationOp>(node, opset, op, params);
   }
   return nullptr;
 }

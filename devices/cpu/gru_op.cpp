@@ -11,11 +11,19 @@
 #include "devices/cpu/omp_threads_while.h"
 #include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
+
+// H is read from R's dims. hidden_size, when the model sets it, must equal it, and 6 x H must fit
+// int64 (an empty R may carry any H); otherwise the reference kernel names the problem (this
+// kernel ignored hidden_size: kernel_run, stop 15).
+bool usable_hidden_size(const Node& node, int64_t H) {
+  return H >= 0 && !(CheckedInt64(6) * H).overflowed() && node.attr_int("hidden_size", H) == H;
+}
 
 // Wᵀ [in, 3H] and Rᵀ [H, 3H] of each direction packed for rows_times_panels: all of Wᵀ (the
 // input projection), Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
@@ -68,6 +76,7 @@ class GruOp : public NativeOp {
     }
     int64_t seq = layout1 ? x->dim(1) : x->dim(0), batch = layout1 ? x->dim(0) : x->dim(1), in = x->dim(2);
     int64_t H = r->rank() == 3 ? r->dim(2) : 0;
+    if (!usable_hidden_size(node_, H)) return run_reference(node_, opset_, inputs, outputs);
     if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
         (b && b->dims() != Dims{dirs, 6 * H}) || (h0 && h0->numel() != dirs * batch * H)) {
       return run_reference(node_, opset_, inputs, outputs);  // the reference names the mismatch
@@ -223,7 +232,8 @@ std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Grap
     return grus;
   }
   const int64_t dirs = direction == "bidirectional" ? 2 : 1, H = r->dim(2), in = w->dim(2);
-  if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} || (b && b->dims() != Dims{dirs, 6 * H})) {
+  if (!usable_hidden_size(node, H) || w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
+      (b && b->dims() != Dims{dirs, 6 * H})) {
     return grus;
   }
   // Direction d's slice of a [dirs, ...] tensor, as [1, ...].

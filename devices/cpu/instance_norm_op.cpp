@@ -45,8 +45,11 @@ class InstanceNormOp : public NativeOp {
       }
       const double inv = 1.0 / std::sqrt(sq / static_cast<double>(size) + eps);
       const int64_t c = p % channels;
-      const float a = static_cast<float>(s[c] * inv), shift_c = static_cast<float>(b[c] - mean * s[c] * inv);
-      for (int64_t i = 0; i < size; ++i) out[i] = in[i] * a + shift_c;
+      // (x - mean) a + b, not x a + (b - mean a): with a tiny epsilon over a constant plane, a is
+      // huge (1e20 for epsilon 1e-40) and x a and mean a cancel in float, losing b (0 where the
+      // reference gives b; kernel_run stop 15).
+      const float a = static_cast<float>(s[c] * inv), mean_f = static_cast<float>(mean), b_c = b[c];
+      for (int64_t i = 0; i < size; ++i) out[i] = (in[i] - mean_f) * a + b_c;
     }
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();

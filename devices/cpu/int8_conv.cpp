@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "devices/cpu/int8_ops.h"
+#include "graph/checked_math.h"
 #include "devices/cpu/packed_dnnl.h"
 #include "graph/logging.h"
 
@@ -51,8 +52,9 @@ class QLinearConvOp : public NativeOp {
                             : x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kUInt8;
     Dims xd = x->has_native ? x->dims : (x->plain.is_tensor() ? x->plain.tensor.dims() : Dims{});
     int64_t group = node_.attr_int("group", 1);
-    bool shapes_ok = xd.size() == 4 && weights_.rank() == 4 && group > 0 && xd[1] == weights_.dim(1) * group &&
-                     weights_.dim(0) % group == 0;
+    const CheckedInt64 in_c = CheckedInt64(weights_.dim(1)) * group;  // group is the model's
+    bool shapes_ok = xd.size() == 4 && weights_.rank() == 4 && group > 0 && !in_c.overflowed() &&
+                     xd[1] == in_c.value() && weights_.dim(0) % group == 0;
     if (!u8 || !shapes_ok) return fallback(inputs, outputs);
     auto plan = plan_for(xd, group);
     if (!plan.ok()) return fallback(inputs, outputs);  // no int8 kernel: logged once
@@ -114,7 +116,8 @@ class QLinearConvOp : public NativeOp {
   }
   Status prepare(const Dims& xd) override {
     int64_t group = node_.attr_int("group", 1);
-    if (xd.size() != 4 || group <= 0 || xd[1] != weights_.dim(1) * group) {
+    const CheckedInt64 in_c = CheckedInt64(weights_.dim(1)) * group;
+    if (xd.size() != 4 || group <= 0 || in_c.overflowed() || xd[1] != in_c.value()) {
       return node_.error(StatusCode::kInvalidArgument, "packed weights for input ", dims_to_string(xd),
                          " do not fit weights ", weights_.summary());
     }

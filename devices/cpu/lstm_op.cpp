@@ -111,7 +111,8 @@ std::unique_ptr<NativeOp> make_lstm_op(const Node& node, int64_t opset, const Gr
   const Tensor* b = constant(3);
   if (!w || !r || (named(3) && !b) || named(4) || named(7) || w->rank() != 3 || r->rank() != 3) return nullptr;
   const int64_t H = r->dim(2), in = w->dim(2);
-  if (H <= 0 || in <= 0 || w->dims() != Dims{dirs, 4 * H, in} || r->dims() != Dims{dirs, 4 * H, H} ||
+  // hidden_size, when set, must be R's H (the reference names a mismatch).
+  if (H <= 0 || in <= 0 || node.attr_int("hidden_size", H) != H || w->dims() != Dims{dirs, 4 * H, in} || r->dims() != Dims{dirs, 4 * H, H} ||
       (b && b->dims() != Dims{dirs, 8 * H})) {
     return nullptr;
   }

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "devices/cpu/native_ops.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -157,12 +158,17 @@ class PoolOp : public NativeOp {
     memory::dims pad_l(k), pad_r(k);
     Dims out = {xd[0], xd[1]};
     for (size_t d = 0; d < k; ++d) {
-      int64_t span = in[d] + pads[d] + pads[d + k] - kernel[d];
+      // Pads and kernel are the model's (pads of 2^62 overflowed; UBSan, kernel_run stop 15):
+      // past int64 the reference kernel names the problem.
+      const CheckedInt64 checked_span = CheckedInt64(in[d]) + pads[d] + pads[d + k] - kernel[d];
+      if (checked_span.overflowed() || (CheckedInt64(in[d]) + pads[d]).overflowed()) return std::shared_ptr<Plan>();
+      int64_t span = checked_span.value();
       if (span < 0 || strides[d] <= 0) return std::shared_ptr<Plan>();
       int64_t o = span / strides[d] + 1;
       if (ceil_mode && span % strides[d] != 0) {
         ++o;
-        if ((o - 1) * strides[d] >= in[d] + pads[d]) --o;
+        const CheckedInt64 last = (CheckedInt64(o) - 1) * strides[d];
+        if (last.overflowed() || last.value() >= in[d] + pads[d]) --o;
       }
       int64_t right = (o - 1) * strides[d] + kernel[d] - in[d] - pads[d];
       // Padding oneDNN would have to count but ONNX does not (ceil_mode windows).

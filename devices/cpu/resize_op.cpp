@@ -154,10 +154,13 @@ class ResizeOp : public NativeOp {
     const int64_t hi = rank >= 2 ? x.dim(first) : 1, wi = x.dim(rank - 1);
     const int64_t ho = rank >= 2 ? sizes[first] : 1, wo = sizes[rank - 1];
     const double sh = rank >= 2 ? scales[first] : 1.0, sw = scales[rank - 1];
+    // The output first: sizes from the model's scales may be 2^63 - 1 (1e30 saturated), and its
+    // allocation (checked and charged to the run's budget) fails before tables of that length
+    // are built (a kernel_run timeout on the reference, run 21; this path had the same order).
+    Tensor y = plain_output_tensor(DType::kFloat32, sizes);
     std::shared_ptr<const Tables> tables = tables_for(hi, wi, ho, wo, sh, sw);
     int64_t planes = 1;
     for (size_t d = 0; d < first; ++d) planes *= x.dim(d);
-    Tensor y = plain_output_tensor(DType::kFloat32, sizes);
     const float* src = x.data<float>();
     float* dst = y.data<float>();
     const bool parallel = planes > 1 && planes * ho * wo >= (1 << 14) && omp_get_max_threads() > 1;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "devices/cpu/native_ops.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -97,13 +98,16 @@ class RangeOp : public NativeOp {
     const double s = t[0]->value_as_double(0), l = t[1]->value_as_double(0), d = t[2]->value_as_double(0);
     const double count = d == 0 ? NAN : std::ceil((l - s) / d);
     if (!std::isfinite(count) || count > static_cast<double>(int64_t{1} << 40)) return run_reference(node_, opset_, inputs, outputs);
-    const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
+    // Finite and at most 2^40, but possibly any negative number (-1e30): no elements.
+    const int64_t n = count <= 0 ? 0 : static_cast<int64_t>(count);
     Tensor y = plain_output_tensor(dt, {n});
     if (dt == DType::kInt64 || dt == DType::kInt32) {
       const int64_t si = t[0]->value_as_int64(0), di = t[2]->value_as_int64(0);
       for (int64_t i = 0; i < n; ++i) {
-        if (dt == DType::kInt64) y.data<int64_t>()[i] = si + i * di;
-        else y.data<int32_t>()[i] = static_cast<int32_t>(si + i * di);
+        // Wraps like the reference (the count comes from doubles and may be one past exact).
+        const int64_t v = wrapping_add(si, wrapping_mul(i, di));
+        if (dt == DType::kInt64) y.data<int64_t>()[i] = v;
+        else y.data<int32_t>()[i] = static_cast<int32_t>(v);
       }
     } else {
       for (int64_t i = 0; i < n; ++i) {

@@ -2,6 +2,7 @@
 // element conversion. Header-only so kernels stay readable and inlinable.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "devices/ref/kernel.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 
@@ -42,19 +44,18 @@ inline T from_double(double v) {
     return static_cast<T>(v);
   }
 }
-// A double as int64 where the value is not checked first (a computed power, a cast element, a
-// size from scales, a sample count from a box): converting NaN, an infinity or a value past
-// int64's range is undefined behaviour (Pow of integers, found by the kernel_run fuzzer under
-// UBSan). NaN is 0, the rest saturates at int64's limits; callers that narrow further wrap as
-// a C++ integer conversion does.
-inline int64_t int64_from_double(double v) {
-  constexpr double lo = static_cast<double>(std::numeric_limits<int64_t>::lowest());
-  constexpr double hi = static_cast<double>(std::numeric_limits<int64_t>::max());  // 2^63, hence >=
-  if (std::isnan(v)) return 0;
-  if (v <= lo) return std::numeric_limits<int64_t>::lowest();
-  if (v >= hi) return std::numeric_limits<int64_t>::max();
-  return static_cast<int64_t>(v);
+// int64_from_double (a double as int64: NaN 0, saturating) is in graph/checked_math.h.
+// A rounded quantized value (QuantizeLinear, QLinearMatMul, ...) as the integer T: saturates at
+// T's limits and NaN is T's lowest, as the reference QuantizeLinear has always given
+// (std::max(lo, NaN) is lo). std::clamp keeps a NaN, and converting it is undefined
+// (QLinearMatMul with a NaN scale; UBSan, kernel_run).
+template <typename T>
+T saturate_quantized(double q) {
+  constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+  constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+  return static_cast<T>(std::min(hi, std::max(lo, q)));
 }
+
 // Integer arithmetic wraps (two's complement, as ONNX Runtime and numpy give): signed overflow
 // is undefined behaviour in C++ (PRelu of int32 INT_MIN by 7; UBSan, kernel_run), and so is a
 // uint16 product past int's range after promotion. Computed in the unsigned type of the

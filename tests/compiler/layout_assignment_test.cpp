@@ -67,6 +67,23 @@ TEST(LayoutAssignmentTest, RegionWithOnlyTinyConvolutionsStaysPlain) {
   EXPECT_EQ(attr(g, "b", "pyflame_rt_src_layout"), "plain");
 }
 
+// A group of 2^62 on a W with 2 channels per group: W's channels times group overflowed int64
+// while the pass sized the convolution (UBSan, kernel_run stop 15). It counts as a wide
+// convolution, so the region is blocked; the kernels then refuse the node by name.
+TEST(LayoutAssignmentTest, GroupWhoseChannelsPassInt64CountsAsWide) {
+  Graph g;
+  g.inputs = {f32("x", {1, 1, 5, 5})};
+  g.initializers["w1"] = Tensor(DType::kFloat32, {2, 1, 3, 3});
+  g.initializers["w2"] = Tensor(DType::kFloat32, {2, 2, 1, 1});
+  g.add_node("Conv", {"x", "w1"}, {"a"});
+  g.add_node("Conv", {"a", "w2"}, {"b"}).attributes["group"] = Attribute::make_int(int64_t{1} << 62);
+  g.value_info["a"] = f32("a", {1, 2, 3, 3});
+  g.outputs = {f32("b", {1, 2, 3, 3})};
+  LayoutAssignment pass;
+  run_pass(pass, g, nullptr);
+  EXPECT_EQ(attr(g, "a", "pyflame_rt_dst_layout"), "blocked");
+}
+
 TEST(LayoutAssignmentTest, ValuesOfUnknownRankSplitRegions) {
   Graph g = squeeze_excite_net();
   g.value_info.erase("y");  // the Mul's output rank unknown: it is not part of a region

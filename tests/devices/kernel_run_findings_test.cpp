@@ -12,6 +12,7 @@
 #include "devices/ref/kernel.h"
 #include "devices/ref/ref_device.h"
 #include "devices/run_interrupt.h"
+#include "graph/checked_math.h"
 #include "graph/memory_budget.h"
 
 namespace pyflame_rt {
@@ -469,6 +470,253 @@ TEST(KernelRunFindingsTest, QLinearConvWithNoInputChannelsIsDefined) {
     auto bad = run_on(*device, bias);
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().to_string().find("w_scale"), std::string::npos) << bad.status().to_string();
+  }
+}
+
+// Size arithmetic on dims and attributes a model chooses overflowed int64 in the reference
+// kernels (UBSan, kernel_run run 21: Conv's W channels x group, ConvTranspose's and MaxUnpool's
+// output sizes, Tile's dims, Split's and SplitToSequence's size sums, the RNNs' gates x
+// hidden_size). Each is checked (graph/checked_math.h) and fails by name on both devices.
+TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
+  const int64_t big = int64_t{1} << 62, max = std::numeric_limits<int64_t>::max();
+  struct Case {
+    OneNode m;
+    std::string expected;  // part of the error
+  };
+  std::vector<Case> cases;
+  {
+    OneNode m = one_node("Conv", {Tensor(DType::kFloat32, {1, 4, 3, 3}), Tensor(DType::kFloat32, {0, big, 1, 1})}, 1);
+    m.g.nodes[0].attributes["group"] = Attribute::make_int(4);
+    cases.push_back({std::move(m), "more than int64 holds"});
+  }
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 1, 4}), Tensor(DType::kFloat32, {1, 1, 1})}, 1);
+    m.g.nodes[0].attributes["strides"] = Attribute::make_ints({big});
+    cases.push_back({std::move(m), "passes int64"});
+  }
+  {
+    OneNode m = one_node("MaxUnpool", {Tensor(DType::kFloat32, {1, 1, 2, 2}), Tensor(DType::kInt64, {1, 1, 2, 2})}, 1, 11);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({max, 1});
+    cases.push_back({std::move(m), "passes int64"});
+  }
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    OneNode m = one_node(op, {Tensor(DType::kFloat32, {1, 1, 4, 4})}, 1, 11);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({2, 2});
+    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({big + 4, 0, big, 0});
+    cases.push_back({std::move(m), "passes int64"});
+  }
+  cases.push_back({one_node("Tile", {Tensor(DType::kFloat32, {4, 3}), Tensor::from_vector<int64_t>({2}, {big, 1})}, 1),
+                   "passes int64"});
+  cases.push_back({one_node("Split", {Tensor(DType::kFloat32, {3}), Tensor::from_vector<int64_t>({3}, {max, max, 5})}, 3),
+                   "does not divide"});
+  {
+    OneNode m = one_node("SplitToSequence", {Tensor(DType::kFloat32, {3}), Tensor::from_vector<int64_t>({2}, {max, max})}, 1);
+    cases.push_back({std::move(m), "does not sum"});
+    OneNode n = one_node("SplitToSequence",
+                         {Tensor(DType::kFloat32, {3}), Tensor::from_vector<int64_t>({3}, {-1, 2, 2})}, 1);
+    cases.push_back({std::move(n), "negative size"});
+  }
+  {
+    OneNode m = one_node("GRU", {Tensor(DType::kFloat32, {1, 1, 2}), Tensor(DType::kFloat32, {1, 3, 2}),
+                                 Tensor(DType::kFloat32, {1, 3, 1})}, 1);
+    m.g.nodes[0].attributes["hidden_size"] = Attribute::make_int(max);
+    cases.push_back({std::move(m), "hidden_size"});
+  }
+  for (const Case& c : cases) {
+    const std::string& op = c.m.g.nodes[0].op_type;
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, c.m);
+      ASSERT_FALSE(out.ok()) << op << " on " << device->name();
+      if (device->name() == make_ref_device()->name()) {
+        EXPECT_NE(out.status().to_string().find(c.expected), std::string::npos) << op << ": " << out.status().to_string();
+      }
+    }
+  }
+  // An empty input with an axis of 2^63 - 1 split in two: len + 1 and the running offset
+  // stayed inside int64 only by luck before; the parts are 2^62 and 2^62 - 1.
+  OneNode halves = one_node("Split", {Tensor(DType::kFloat32, {0, max})}, 2, 13);
+  halves.g.nodes[0].attributes["axis"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto h = run_on(*device, halves);
+    ASSERT_TRUE(h.ok()) << device->name() << ": " << h.status().to_string();
+    EXPECT_EQ((*h)[0].tensor.dims(), (Dims{0, big})) << device->name();
+    EXPECT_EQ((*h)[1].tensor.dims(), (Dims{0, big - 1})) << device->name();
+  }
+  // The same ops at ordinary sizes still run: Tile [2, 1] x (2, 3) and Split [1, 2].
+  OneNode tile = one_node("Tile", {Tensor::from_vector<float>({2, 1}, {1, 2}), Tensor::from_vector<int64_t>({2}, {2, 3})}, 1);
+  OneNode split = one_node("Split", {Tensor::from_vector<float>({3}, {1, 2, 3}), Tensor::from_vector<int64_t>({2}, {1, 2})}, 2);
+  for (auto& device : both_devices()) {
+    auto t = run_on(*device, tile);
+    ASSERT_TRUE(t.ok()) << device->name() << ": " << t.status().to_string();
+    EXPECT_EQ((*t)[0].tensor.dims(), (Dims{4, 3}));
+    EXPECT_EQ((*t)[0].tensor.data<float>()[3], 2.f);
+    auto sp = run_on(*device, split);
+    ASSERT_TRUE(sp.ok()) << device->name() << ": " << sp.status().to_string();
+    EXPECT_EQ((*sp)[1].tensor.dims(), (Dims{2}));
+    EXPECT_EQ((*sp)[1].tensor.data<float>()[1], 3.f);
+  }
+  CheckedInt64 ok = CheckedInt64(3) * 4 - 5, over = CheckedInt64(big) * 2 + 0, under = CheckedInt64(-max) - 2;
+  EXPECT_FALSE(ok.overflowed());
+  EXPECT_EQ(ok.value(), 7);
+  EXPECT_TRUE(over.overflowed());
+  EXPECT_TRUE((over - big).overflowed());  // stays flagged
+  EXPECT_TRUE(under.overflowed());
+}
+
+// Floats a model gives where a kernel needs an integer were converted unchecked (UBSan,
+// kernel_run run 21: OneHot's depth and float indices, GridSample's sample positions, Range's
+// negative count on both devices, QMatMul's requantization of a NaN). Each is now defined:
+// NaN and out-of-range values saturate or clamp (graph/checked_math.h) or fail by name.
+TEST(KernelRunFindingsTest, FloatsUsedAsIntegersAreDefined) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto& device : both_devices()) {
+    const std::string name = device->name();
+    // OneHot: a NaN depth is 0, refused; a depth of 1e30 over no index is an empty output; a NaN
+    // index matches no class.
+    auto d = run_on(*device, one_node("OneHot", {Tensor::from_vector<int64_t>({1}, {0}), Tensor::scalar<float>(nan),
+                                                 Tensor::from_vector<float>({2}, {0, 1})}, 1, 11));
+    ASSERT_FALSE(d.ok()) << name;
+    EXPECT_NE(d.status().to_string().find("depth must be positive"), std::string::npos) << d.status().to_string();
+    auto e = run_on(*device, one_node("OneHot", {Tensor(DType::kInt64, {0}), Tensor::scalar<float>(1e30f),
+                                                 Tensor::from_vector<float>({2}, {0, 1})}, 1, 11));
+    ASSERT_TRUE(e.ok()) << name << ": " << e.status().to_string();
+    EXPECT_EQ((*e)[0].tensor.dims(), (Dims{0, std::numeric_limits<int64_t>::max()})) << name;
+    auto i = run_on(*device, one_node("OneHot", {Tensor::from_vector<float>({2}, {nan, 1}), Tensor::scalar<float>(3),
+                                                 Tensor::from_vector<float>({2}, {0, 1})}, 1, 11));
+    ASSERT_TRUE(i.ok()) << name << ": " << i.status().to_string();
+    const float* oh = (*i)[0].tensor.data<float>();
+    EXPECT_EQ(std::vector<float>(oh, oh + 6), (std::vector<float>{0, 0, 0, 0, 1, 0})) << name;  // NaN: no class
+    // Range from 0 to -1e30 by 1: no element (the count, -1e30, was converted to int64).
+    auto r = run_on(*device, one_node("Range", {Tensor::scalar<float>(0), Tensor::scalar<float>(-1e30f),
+                                                Tensor::scalar<float>(1)}, 1, 11));
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status().to_string();
+    EXPECT_EQ((*r)[0].tensor.dims(), (Dims{0})) << name;
+    // GridSample at positions 1e37 and NaN, zeros padding: 0 and NaN in every mode.
+    for (const char* mode : {"bilinear", "bicubic", "nearest"}) {
+      OneNode g = one_node("GridSample", {Tensor::from_vector<float>({1, 1, 2, 2}, {1, 2, 3, 4}),
+                                          Tensor::from_vector<float>({1, 1, 2, 2}, {1e37f, 0.f, nan, 0.f})}, 1, 16);
+      g.g.nodes[0].attributes["mode"] = Attribute::make_string(mode);
+      auto y = run_on(*device, g);
+      ASSERT_TRUE(y.ok()) << name << " " << mode << ": " << y.status().to_string();
+      EXPECT_EQ((*y)[0].tensor.data<float>()[0], 0.f) << name << " " << mode;
+      if (std::string(mode) == "bilinear") EXPECT_TRUE(std::isnan((*y)[0].tensor.data<float>()[1])) << name;
+      g.g.nodes[0].attributes["padding_mode"] = Attribute::make_string("mirror");
+      auto bad = run_on(*device, g);
+      ASSERT_FALSE(bad.ok()) << name;
+      EXPECT_NE(bad.status().to_string().find("padding_mode"), std::string::npos) << bad.status().to_string();
+    }
+    // QMatMul requantizing with a NaN y_scale: the quantized type's lowest value, as QuantizeLinear.
+    for (bool s8 : {false, true}) {
+      OneNode q = one_node("QMatMul", {Tensor::from_vector<uint8_t>({1, 1}, {2}), Tensor::scalar<float>(1),
+                                       Tensor::scalar<uint8_t>(0), Tensor::from_vector<uint8_t>({1, 1}, {3}),
+                                       Tensor::scalar<float>(1), Tensor::scalar<uint8_t>(0), Tensor::scalar<float>(nan),
+                                       s8 ? Tensor::scalar<int8_t>(0) : Tensor::scalar<uint8_t>(0)}, 1, 13);
+      q.g.nodes[0].domain = "pyflame_rt";
+      q.g.opset_imports["pyflame_rt"] = 1;
+      auto y = run_on(*device, q);
+      ASSERT_TRUE(y.ok()) << name << ": " << y.status().to_string();
+      if (s8) EXPECT_EQ((*y)[0].tensor.data<int8_t>()[0], -128) << name;
+      else EXPECT_EQ((*y)[0].tensor.data<uint8_t>()[0], 0) << name;
+    }
+  }
+  EXPECT_EQ(index_from_double(std::nan(""), -1, 5), -1);
+  EXPECT_EQ(index_from_double(1e300, -1, 5), 5);
+  EXPECT_EQ(index_from_double(-1e300, -1, 5), -1);
+  EXPECT_EQ(index_from_double(3.0, -1, 5), 3);
+}
+
+// Resize and Upsample with scales of 1e30 (sizes saturating at 2^63 - 1): the per-axis taps
+// were built for every output position before the output existed (kernel_run timeouts, run
+// 21). Both are charged to the run's budget first, and an empty output is not walked.
+TEST(KernelRunFindingsTest, ResizeToHugeSizesFailsBeforeBuildingTaps) {
+  OneNode big = one_node("Upsample", {Tensor::from_vector<float>({2}, {1, 2}), Tensor::from_vector<float>({1}, {1e30f})}, 1, 9);
+  OneNode empty = one_node("Upsample", {Tensor(DType::kFloat32, {0, 2}), Tensor::from_vector<float>({2}, {1, 1e30f})}, 1, 9);
+  for (auto& device : both_devices()) {
+    auto b = run_limited(*device, big, 64, 0);
+    ASSERT_FALSE(b.ok()) << device->name();
+    EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted) << b.status().to_string();
+    auto e = run_limited(*device, empty, 64, 0);
+    ASSERT_TRUE(e.ok()) << device->name() << ": " << e.status().to_string();
+    EXPECT_EQ((*e)[0].tensor.dims(), (Dims{0, std::numeric_limits<int64_t>::max()})) << device->name();
+  }
+}
+
+// Activations with an infinite alpha: oneDNN computes alpha x on the x <= 0 side, so x = 0
+// gave NaN on the CPU device where ONNX's x >= 0 branch gives 0 (Elu), and HardSigmoid's
+// clamp of NaN differed (0 against the reference's 1); a Clip post-op with min above max made
+// oneDNN throw while the CPU device probed FusedMatMul, outside any try (std::terminate at
+// session creation). Such parameters now leave the node to the reference kernels.
+TEST(KernelRunFindingsTest, ActivationsWithParametersOneDnnCannotTakeRunOnTheReference) {
+  const float inf = std::numeric_limits<float>::infinity();
+  OneNode elu = one_node("Elu", {Tensor::from_vector<float>({3}, {0.f, 2.f, -1.f})}, 1, 13);
+  elu.g.nodes[0].attributes["alpha"] = Attribute::make_float(-inf);
+  OneNode hs = one_node("HardSigmoid", {Tensor::from_vector<float>({2}, {0.f, 1.f})}, 1, 13);
+  hs.g.nodes[0].attributes["alpha"] = Attribute::make_float(-inf);
+  for (auto& device : both_devices()) {
+    auto e = run_on(*device, elu);
+    ASSERT_TRUE(e.ok()) << device->name() << ": " << e.status().to_string();
+    const float* y = (*e)[0].tensor.data<float>();
+    EXPECT_EQ(y[0], 0.f) << device->name();
+    EXPECT_EQ(y[1], 2.f) << device->name();
+    EXPECT_EQ(y[2], inf) << device->name();  // -inf x (e^-1 - 1)
+    auto h = run_on(*device, hs);
+    ASSERT_TRUE(h.ok()) << device->name() << ": " << h.status().to_string();
+    EXPECT_EQ((*h)[0].tensor.data<float>()[0], 1.f) << device->name();  // clamp of -inf x 0 + 0.5 (NaN)
+    EXPECT_EQ((*h)[0].tensor.data<float>()[1], 0.f) << device->name();
+  }
+  // FusedMatMul with a constant weight and Clip(-3.5, -5): the CPU device compiles it (on the
+  // reference kernel) instead of terminating.
+  Graph g;
+  g.opset_imports[""] = 13;
+  g.opset_imports["pyflame_rt"] = 1;
+  g.inputs.push_back({"a", DType::kFloat32, Shape::from_dims({1, 2})});
+  g.initializers["w"] = Tensor::from_vector<float>({2, 1}, {1, 1});
+  Node n;
+  n.op_type = "FusedMatMul";
+  n.domain = "pyflame_rt";
+  n.name = "fuzzed";
+  n.inputs = {"a", "w"};
+  n.outputs = {"y"};
+  n.attributes["activation"] = Attribute::make_string("Clip");
+  n.attributes["activation_params"] = Attribute::make_floats({-3.5f, -5.f});
+  g.nodes.push_back(n);
+  g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+  auto cpu = make_cpu_device(1);
+  auto exe = cpu->compile(g);
+  ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+  auto out = (*exe)->run({Value(Tensor::from_vector<float>({1, 2}, {1, 2}))});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ((*out)[0].tensor.dims(), (Dims{1, 1}));
+}
+
+// InstanceNormalization of constant planes with epsilon 1e-40: 1 / sqrt(epsilon) is 1e20, and
+// the CPU device computed x a + (b - mean a), which cancels to 0 in float; the output is b.
+TEST(KernelRunFindingsTest, InstanceNormOfConstantPlanesWithATinyEpsilonIsTheBias) {
+  OneNode m = one_node("InstanceNormalization", {Tensor::from_vector<float>({3, 1, 1, 1}, {0.5f, -2.75f, -3.f}),
+                                                 Tensor::from_vector<float>({1}, {1.f}),
+                                                 Tensor::from_vector<float>({1}, {16.25f})}, 1, 13);
+  m.g.nodes[0].attributes["epsilon"] = Attribute::make_float(1e-40f);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ((*out)[0].tensor.data<float>()[i], 16.25f) << device->name() << " " << i;
+  }
+}
+
+// A MaxPool window that covers only padding held -inf on the reference and the float's lowest
+// value on the CPU device (oneDNN), as in ONNX Runtime; the reference now agrees.
+TEST(KernelRunFindingsTest, MaxPoolWindowOfOnlyPaddingHoldsTheLowestValue) {
+  OneNode m = one_node("MaxPool", {Tensor::from_vector<float>({1, 1, 1, 2}, {-7, 5})}, 1, 12);
+  m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({1, 2});
+  m.g.nodes[0].attributes["pads"] = Attribute::make_ints({0, 0, 0, 2});
+  m.g.nodes[0].attributes["strides"] = Attribute::make_ints({1, 2});
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 1, 1, 2})) << device->name();
+    EXPECT_EQ(y.data<float>()[0], 5.f) << device->name();
+    EXPECT_EQ(y.data<float>()[1], std::numeric_limits<float>::lowest()) << device->name();
   }
 }
 

@@ -555,5 +555,46 @@ TEST(OnnxImportTest, ScanWithMoreScanInputsThanInputsIsRefusedBeforeShapeInferen
   }
 }
 
+// SplitToSequence-11's inference divided by a constant scalar split of 0 (SIGFPE at import;
+// kernel_run, stop 15). The guard refuses it by name before libonnx runs; a positive split
+// still imports and infers.
+TEST(OnnxImportTest, SplitToSequenceWithAZeroScalarSplitIsRefusedBeforeShapeInference) {
+  guard_onnx_shape_inference();
+  for (int64_t split : {int64_t{0}, int64_t{-3}, int64_t{2}}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    g->set_name("split");
+    auto* in = g->add_input();
+    in->set_name("x");
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : {6, 0, 1}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+    auto* s = g->add_initializer();
+    s->set_name("s");
+    s->set_data_type(onnx::TensorProto::INT32);
+    s->add_int32_data(static_cast<int32_t>(split));
+    auto* n = g->add_node();
+    n->set_op_type("SplitToSequence");
+    n->add_input("x");
+    n->add_input("s");
+    n->add_output("y");
+    g->add_output()->set_name("y");
+    std::string message;
+    try {
+      onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 1, false));
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    if (split > 0) {
+      EXPECT_EQ(message, "") << split;
+      EXPECT_TRUE(import_onnx_bytes(m.SerializeAsString()).ok());
+    } else {
+      EXPECT_NE(message.find("a scalar split must be positive, got " + std::to_string(split)), std::string::npos)
+          << split << ": " << message;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

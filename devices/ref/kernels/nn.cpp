@@ -40,10 +40,20 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
     if (w->stride[i] <= 0 || w->dilation[i] <= 0 || w->kernel[i] <= 0) {
       return ctx.error(StatusCode::kInvalidArgument, "kernel, strides and dilations must be positive");
     }
-    int64_t eff = (w->kernel[i] - 1) * w->dilation[i] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      int64_t out = (w->in[i] + w->stride[i] - 1) / w->stride[i];
-      int64_t total = std::max<int64_t>(0, (out - 1) * w->stride[i] + eff - w->in[i]);
+    // Negative pads would put a window's taps before position -2^63 (for_each_tap subtracts them).
+    if (w->pad_begin[i] < 0 || w->pad_end[i] < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "pads must be >= 0, got ", w->pad_begin[i], " and ", w->pad_end[i],
+                       " on spatial dim ", i);
+    }
+    // Every term is an attribute or a dim the model chooses (pads of 2^62 overflowed the CPU
+    // device's copy of this arithmetic; UBSan, kernel_run stop 15): checked, one error for all.
+    const CheckedInt64 eff = (CheckedInt64(w->kernel[i]) - 1) * w->dilation[i] + 1;
+    bool overflow = eff.overflowed();
+    if (!overflow && (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")) {
+      const int64_t out = w->in[i] / w->stride[i] + (w->in[i] % w->stride[i] != 0);  // ceil, without in + stride
+      const CheckedInt64 need = (CheckedInt64(out) - 1) * w->stride[i] + eff - w->in[i];
+      overflow = need.overflowed();
+      const int64_t total = overflow ? 0 : std::max<int64_t>(0, need.value());
       w->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       w->pad_end[i] = total - w->pad_begin[i];
     } else if (auto_pad == "VALID") {
@@ -52,16 +62,25 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
       return ctx.error(StatusCode::kInvalidArgument, "auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '",
                        auto_pad, "'");
     }
-    int64_t span = w->in[i] + w->pad_begin[i] + w->pad_end[i] - eff;
-    if (span < 0) {
-      return ctx.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ",
-                       w->in[i] + w->pad_begin[i] + w->pad_end[i], " on spatial dim ", i);
+    const CheckedInt64 padded = CheckedInt64(w->in[i]) + w->pad_begin[i] + w->pad_end[i];
+    const CheckedInt64 span = padded - eff;
+    const CheckedInt64 start_limit = CheckedInt64(w->in[i]) + w->pad_begin[i];
+    if (overflow || span.overflowed() || start_limit.overflowed()) {
+      return ctx.error(StatusCode::kInvalidArgument, "window on spatial dim ", i, " (input ", w->in[i], ", kernel ",
+                       w->kernel[i], ", dilation ", w->dilation[i], ", pads ", w->pad_begin[i], ", ", w->pad_end[i],
+                       ") passes int64");
     }
-    int64_t out = span / w->stride[i] + 1;
-    if (ceil_mode && span % w->stride[i] != 0) {
+    if (span.value() < 0) {
+      return ctx.error(StatusCode::kInvalidArgument, "kernel extent ", eff.value(), " exceeds padded input ",
+                       padded.value(), " on spatial dim ", i);
+    }
+    int64_t out = span.value() / w->stride[i] + 1;
+    if (ceil_mode && span.value() % w->stride[i] != 0) {
       ++out;
-      // The last window must start inside the input or its leading padding.
-      if ((out - 1) * w->stride[i] >= w->in[i] + w->pad_begin[i]) --out;
+      // The last window must start inside the input or its leading padding (a start past int64
+      // is past it too).
+      const CheckedInt64 last = (CheckedInt64(out) - 1) * w->stride[i];
+      if (last.overflowed() || last.value() >= start_limit.value()) --out;
     }
     w->out[i] = out;
   }
@@ -145,9 +164,13 @@ Status conv_kernel(KernelContext& ctx) {
   if (w0.rank() != x0.rank()) {
     return ctx.error(StatusCode::kInvalidArgument, "weight rank ", w0.rank(), " must equal input rank ", x0.rank());
   }
-  if (group <= 0 || x0.dim(1) % group || w0.dim(0) % group || w0.dim(1) * group != x0.dim(1)) {
+  // W's channels times group, checked: both come from the model (2^62 x 4 overflowed; UBSan).
+  CheckedInt64 expected_c = CheckedInt64(w0.dim(1)) * std::max<int64_t>(group, 1);
+  if (group <= 0 || x0.dim(1) % group || w0.dim(0) % group || expected_c.overflowed() ||
+      expected_c.value() != x0.dim(1)) {
     return ctx.error(StatusCode::kInvalidArgument, "input has ", x0.dim(1), " channels, weight expects ",
-                     w0.dim(1) * std::max<int64_t>(group, 1), " (", w0.dim(1), " per group x group ", group, ")");
+                     expected_c.overflowed() ? std::string("more than int64 holds") : std::to_string(expected_c.value()),
+                     " (", w0.dim(1), " per group x group ", group, ")");
   }
   const Tensor* b0 = ctx.input(2);
   if (b0 && b0->numel() != w0.dim(0)) {
@@ -184,7 +207,13 @@ Status conv_transpose_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "weight ", dims_to_string(w0.dims()), " does not match input ",
                      dims_to_string(x0.dims()), " with group ", group, " (weight dim 0 must equal input channels ", C, ")");
   }
-  int64_t Mg = w0.dim(1), M = Mg * group, Cg = C / group;
+  // With C = 0 any group divides C: the output channels Mg x group are checked.
+  CheckedInt64 checked_m = CheckedInt64(w0.dim(1)) * group;
+  if (checked_m.overflowed()) {
+    return ctx.error(StatusCode::kInvalidArgument, "output channels ", w0.dim(1), " per group x group ", group,
+                     " pass int64");
+  }
+  int64_t Mg = w0.dim(1), M = checked_m.value(), Cg = C / group;
   size_t k = x0.rank() - 2;
   std::vector<int64_t> in(x0.dims().begin() + 2, x0.dims().end());
   std::vector<int64_t> kernel = node.attr_ints("kernel_shape", Dims(w0.dims().begin() + 2, w0.dims().end()));
@@ -200,18 +229,33 @@ Status conv_transpose_kernel(KernelContext& ctx) {
   if (out_shape.size() == k + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
   std::vector<int64_t> out(k);
   for (size_t d = 0; d < k; ++d) {
-    int64_t eff = (kernel[d] - 1) * dil[d] + 1;
-    int64_t full = stride[d] * (in[d] - 1) + out_pad[d] + eff;
+    // Every term is an attribute or a dim the model chooses: the chain is checked once at the
+    // end (kernel_shape INT64_MIN made (k - 1) overflow; UBSan, kernel_run).
+    CheckedInt64 eff = (CheckedInt64(kernel[d]) - 1) * dil[d] + 1;
+    CheckedInt64 full = CheckedInt64(stride[d]) * (CheckedInt64(in[d]) - 1) + out_pad[d] + eff;
+    CheckedInt64 lo = pads[d], hi = pads[d + k];
     if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      int64_t target = !out_shape.empty() ? out_shape[d] : in[d] * stride[d];
-      int64_t total = full - target;
-      bool upper = auto_pad != "SAME_LOWER";
-      pads[d] = upper ? total / 2 : total - total / 2;
-      pads[d + k] = total - pads[d];
+      CheckedInt64 target = !out_shape.empty() ? CheckedInt64(out_shape[d]) : CheckedInt64(in[d]) * stride[d];
+      CheckedInt64 total = full - target;
+      if (!total.overflowed()) {
+        bool upper = auto_pad != "SAME_LOWER";
+        lo = upper ? total.value() / 2 : total.value() - total.value() / 2;
+        hi = total - lo;
+      } else {
+        lo = total;
+      }
     } else if (auto_pad == "VALID") {
-      pads[d] = pads[d + k] = 0;
+      lo = hi = 0;
     }
-    out[d] = full - pads[d] - pads[d + k];
+    CheckedInt64 size = full - lo - hi;
+    if (size.overflowed()) {
+      return ctx.error(StatusCode::kInvalidArgument, "output size on spatial dim ", d, " (input ", in[d], ", kernel ",
+                       kernel[d], ", stride ", stride[d], ", dilation ", dil[d], ", output_padding ", out_pad[d],
+                       ", pads ", pads[d], ", ", pads[d + k], ") passes int64");
+    }
+    pads[d] = lo.value();
+    pads[d + k] = hi.value();
+    out[d] = size.value();
     if (out[d] <= 0) return ctx.error(StatusCode::kInvalidArgument, "output size ", out[d], " on spatial dim ", d, " is not positive");
   }
   Tensor x = convert_tensor(x0, DType::kFloat64), w = convert_tensor(w0, DType::kFloat64);
@@ -324,7 +368,13 @@ Status pool_kernel(KernelContext& ctx) {
       if (kKind == PoolKind::kLp) v = std::pow(v, 1.0 / p);
       dispatch_numeric(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
-        y.data<T>()[nc * out_sp + o] = from_double<T>(v);
+        T out = from_double<T>(v);
+        // A max window that covers only padding holds T's lowest value, as in ONNX Runtime and
+        // oneDNN (the reference gave -inf; kernel_run found the devices disagreeing).
+        if constexpr (std::numeric_limits<T>::is_specialized) {
+          if (kKind == PoolKind::kMax && arg[i] < 0) out = std::numeric_limits<T>::lowest();
+        }
+        y.data<T>()[nc * out_sp + o] = out;
       });
       if (kKind == PoolKind::kMax) {
         int64_t flat = arg[i];
@@ -391,7 +441,15 @@ Status max_unpool_kernel(KernelContext& ctx) {
     }
     out_dims = {x.dim(0), x.dim(1)};
     for (size_t d = 0; d < win.in.size(); ++d) {
-      out_dims.push_back((win.in[d] - 1) * win.stride[d] + win.kernel[d] - pads[d] - pads[d + win.in.size()]);
+      // Attributes the model chooses: checked (kernel_shape INT64_MAX overflowed; UBSan).
+      CheckedInt64 size = (CheckedInt64(win.in[d]) - 1) * win.stride[d] + win.kernel[d] - pads[d] -
+                          pads[d + win.in.size()];
+      if (size.overflowed()) {
+        return ctx.error(StatusCode::kInvalidArgument, "output size on spatial dim ", d, " (input ", win.in[d],
+                         ", stride ", win.stride[d], ", kernel ", win.kernel[d], ", pads ", pads[d], ", ",
+                         pads[d + win.in.size()], ") passes int64");
+      }
+      out_dims.push_back(size.value());
     }
   }
   Tensor y(x.dtype(), out_dims);

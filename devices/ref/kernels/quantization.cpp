@@ -64,14 +64,12 @@ Tensor quantize_values(const std::vector<double>& x, const Dims& dims, const Axi
   dispatch_numeric(to, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-      double hi = static_cast<double>(std::numeric_limits<T>::max());
       for (size_t i = 0; i < x.size(); ++i) {
         int64_t f = static_cast<int64_t>(i);
         double ratio = in_float ? static_cast<double>(static_cast<float>(x[i]) / static_cast<float>(scale.at(f, 1.0)))
                                 : x[i] / scale.at(f, 1.0);
         double q = std::nearbyint(ratio) + zp.at(f, 0.0);
-        y.data<T>()[i] = static_cast<T>(std::min(hi, std::max(lo, q)));
+        y.data<T>()[i] = saturate_quantized<T>(q);
       }
     }
   });

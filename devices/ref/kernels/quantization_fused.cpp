@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
 namespace {
@@ -44,7 +45,7 @@ Status qlinear_conv_add(KernelContext& ctx) {
   for (int64_t k = 0; k < yt.numel(); ++k) {
     double v = cs * (yt.data<uint8_t>()[k] - cz) + zs * (zt.data<uint8_t>()[k] - zz);
     if (relu) v = std::max(v, 0.0);
-    out.data<uint8_t>()[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(v / os) + oz, 0.0, 255.0));
+    out.data<uint8_t>()[k] = saturate_quantized<uint8_t>(std::nearbyint(v / os) + oz);
   }
   ctx.set_output(0, std::move(out));
   return Status::OK();
@@ -101,9 +102,9 @@ Status qmatmul(KernelContext& ctx) {
   for (size_t i = 0; i < out.size(); ++i) {
     double q = std::nearbyint(out[i] / ysv) + yzv;
     if (s8) {
-      y.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(q, -128.0, 127.0));
+      y.data<int8_t>()[i] = saturate_quantized<int8_t>(q);
     } else {
-      y.data<uint8_t>()[i] = static_cast<uint8_t>(std::clamp(q, 0.0, 255.0));
+      y.data<uint8_t>()[i] = saturate_quantized<uint8_t>(q);
     }
   }
   ctx.set_output(0, std::move(y));

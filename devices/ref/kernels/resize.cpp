@@ -11,6 +11,8 @@
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 #include "devices/resize_coordinate.h"
+#include "devices/run_interrupt.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 
@@ -110,12 +112,33 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
     roi.assign(2 * rank, 0.0);
     for (size_t d = 0; d < rank; ++d) roi[rank + d] = 1.0;
   }
+  // Sizes come from the model's scales or sizes (1e30 saturates to 2^63 - 1): the output and
+  // the per-axis taps are charged to the run's budget before either exists, and an empty output
+  // is not walked (its other axes may be huge). A timeout in kernel_run before.
+  for (int64_t s : sizes) {
+    if (s < 0) return ctx.error(StatusCode::kInvalidArgument, "output sizes ", dims_to_string(sizes), " have a negative entry");
+  }
+  if (num_elements(sizes) == 0) {
+    ctx.set_output(0, Tensor(x.dtype(), sizes));
+    return Status::OK();
+  }
+  int64_t tap_count = 0;
+  if (!checked_sum(sizes, &tap_count)) {
+    return ctx.error(StatusCode::kInvalidArgument, "output sizes ", dims_to_string(sizes), " sum past int64");
+  }
+  // One tap: an index and a weight vector of up to 4 entries each.
+  constexpr size_t kTapBytes = 2 * sizeof(std::vector<double>) + 4 * (sizeof(double) + sizeof(int64_t));
+  ScratchCharge charge_y(num_elements(sizes), dtype_size(x.dtype()), "Resize's output");
+  ScratchCharge charge_taps(tap_count, kTapBytes, "Resize's taps");
   std::vector<AxisTaps> taps;
   for (size_t d = 0; d < rank; ++d) taps.push_back(axis_taps(cfg, x.dim(d), sizes[d], scales[d], roi[d], roi[rank + d]));
   Tensor y(x.dtype(), sizes);
   std::vector<int64_t> in_strides = strides_of(x.dims());
   std::vector<int64_t> o(rank, 0);
   for (int64_t f = 0; f < y.numel(); ++f) {
+    // Up to 64 MB of output at up to 4^rank taps each: seconds at -O1 (Upsample by [253, 255]
+    // timed out in kernel_run, while constant folding, whose 5 s bound the kernel never read).
+    if ((f & 4095) == 0) RETURN_IF_ERROR(check_run_interrupt());
     bool outside = false;
     for (size_t d = 0; d < rank; ++d) outside |= taps[d].outside[static_cast<size_t>(o[d])];
     double acc = 0;

@@ -1,6 +1,7 @@
 // Reference kernels: the recurrent ops GRU, LSTM and RNN (forward, reverse, bidirectional;
 // sequence_lens; initial states; clip; custom activations; layout 0 and 1). Computes in double.
 #include <cmath>
+#include <limits>
 #include <functional>
 
 #include "devices/ref/kernel_groups.h"
@@ -59,6 +60,12 @@ Status recurrent_kernel(KernelContext& ctx, const RnnSpec& spec) {
     return ctx.error(StatusCode::kInvalidArgument, "direction must be forward, reverse or bidirectional, got '", direction, "'");
   }
   int64_t H = node.attr_int("hidden_size", R.rank() == 3 ? R.dim(2) : 0), G = spec.gates;
+  // hidden_size is the model's: 2 x G x H is used below, so H must keep it inside int64 (a
+  // hidden_size of 2^63 - 1 overflowed G x H; UBSan, kernel_run).
+  if (H < 0 || (CheckedInt64(2) * G * H).overflowed()) {
+    return ctx.error(StatusCode::kInvalidArgument, "hidden_size must be in [0, ",
+                     std::numeric_limits<int64_t>::max() / (2 * G), "], got ", H);
+  }
   if (W.dims() != Dims{dirs, G * H, in} || R.dims() != Dims{dirs, G * H, H}) {
     return ctx.error(StatusCode::kInvalidArgument, "W ", dims_to_string(W.dims()), " / R ", dims_to_string(R.dims()),
                      " must be [", dirs, ",", G * H, ",", in, "] / [", dirs, ",", G * H, ",", H, "]");

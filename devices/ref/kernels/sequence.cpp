@@ -126,11 +126,15 @@ Status split_to_sequence(KernelContext& ctx) {
       for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
     } else {
       sizes = split->to_int64_vector();
+      // The sizes are the model's: each must be >= 0 and their sum is checked (INT64_MIN twice
+      // overflowed; UBSan, kernel_run).
+      for (int64_t s : sizes) {
+        if (s < 0) return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " has a negative size");
+      }
       int64_t sum = 0;
-      for (int64_t s : sizes) sum += s;
-      if (sum != len) {
-        return ctx.error(StatusCode::kInvalidArgument, "split sizes sum to ", sum, ", axis ", axis,
-                         " has length ", len);
+      if (!checked_sum(sizes, &sum) || sum != len) {
+        return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " does not sum to axis ", axis,
+                         "'s length ", len);
       }
     }
   } else {

@@ -196,15 +196,19 @@ Status split_kernel(KernelContext& ctx) {
       return ctx.error(StatusCode::kInvalidArgument, "num_outputs is ", parts, " but the node has ", n_out,
                        " outputs");
     }
-    int64_t chunk = (len + parts - 1) / parts;
-    for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+    int64_t chunk = len / parts + (len % parts != 0);  // len + parts - 1 may pass int64 (an empty x)
+    for (int64_t s = 0; s < len;) {  // s + chunk may pass int64 when len is near it
+      sizes.push_back(std::min(chunk, len - s));
+      s += sizes.back();
+    }
     while (static_cast<int64_t>(sizes.size()) < n_out) sizes.push_back(0);
   }
   for (int64_t v : sizes) {
     if (v < 0) return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " has a negative size");
   }
-  int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
-  if (total != len || static_cast<int64_t>(sizes.size()) != n_out) {
+  // Non-negative but the model's: the sum is checked (three near INT64_MAX overflowed; UBSan).
+  int64_t total = 0;
+  if (!checked_sum(sizes, &total) || total != len || static_cast<int64_t>(sizes.size()) != n_out) {
     return ctx.error(StatusCode::kInvalidArgument, "split ", dims_to_string(sizes), " does not divide axis ",
                      axis, " of length ", len, " into ", n_out, " outputs");
   }
@@ -358,7 +362,12 @@ Status tile_kernel(KernelContext& ctx) {
   Dims out_dims = x.dims();
   for (size_t i = 0; i < reps.size(); ++i) {
     if (reps[i] < 0) return ctx.error(StatusCode::kInvalidArgument, "repeats must be >= 0, got ", reps[i], " for axis ", i);
-    out_dims[i] *= reps[i];
+    CheckedInt64 dim = CheckedInt64(out_dims[i]) * reps[i];  // both the model's (4 x 2^62; UBSan)
+    if (dim.overflowed()) {
+      return ctx.error(StatusCode::kInvalidArgument, "axis ", i, " of ", dims_to_string(x.dims()), " repeated ", reps[i],
+                       " times passes int64");
+    }
+    out_dims[i] = dim.value();
   }
   ctx.set_output(0, gather_by_dims(x, Tensor(x.dtype(), out_dims), [&](size_t d, int64_t i) { return i % x.dim(d); }));
   return Status::OK();
@@ -483,13 +492,15 @@ Status range_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "start ", s, ", limit ", l, ", delta ", d, " give ", count,
                      " elements, too many to allocate");
   }
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
+  // count is finite and at most 2^40 here, but may be any negative number (-1e30): no elements.
+  int64_t n = count <= 0 ? 0 : static_cast<int64_t>(count);
   Tensor y(start.dtype(), {n});
   dispatch_numeric(start.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_integral_v<T>) {
       int64_t si = start.value_as_int64(0), di = ctx.input(2)->value_as_int64(0);
-      for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = static_cast<T>(si + i * di);
+      // Wraps like the element type (the count comes from doubles and may be one past exact).
+      for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = static_cast<T>(wrapping_add(si, wrapping_mul(i, di)));
     } else {
       // start + i * delta, as the spec (and numpy.arange) define it: no accumulated rounding.
       for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = from_double<T>(s + static_cast<double>(i) * d);
@@ -593,7 +604,8 @@ Status one_hot_kernel(KernelContext& ctx) {
   if (idx.dtype() == DType::kString) {
     return ctx.error(StatusCode::kInvalidArgument, "indices must be numeric, got ", idx.summary());
   }
-  int64_t depth = static_cast<int64_t>(ctx.input(1)->value_as_double(0));
+  // depth may be a float the model chooses (NaN, 1e30): read saturating, NaN is 0 (refused).
+  int64_t depth = int64_from_double(ctx.input(1)->value_as_double(0));
   const Tensor& values = *ctx.input(2);
   if (values.numel() != 2) return ctx.error(StatusCode::kInvalidArgument, "values must have 2 elements, got ", values.numel());
   if (depth <= 0) return ctx.error(StatusCode::kInvalidArgument, "depth must be positive, got ", depth);
@@ -603,11 +615,19 @@ Status one_hot_kernel(KernelContext& ctx) {
   Dims out_dims = idx.dims();
   out_dims.insert(out_dims.begin() + axis, depth);
   Tensor y(values.dtype(), out_dims);
+  // An empty output with a huge depth would still walk depth x outer empty rows.
+  if (y.numel() == 0) {
+    ctx.set_output(0, std::move(y));
+    return Status::OK();
+  }
   int64_t outer = outer_size(out_dims, axis), inner = inner_size(out_dims, axis);
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < depth; ++k) {
       for (int64_t i = 0; i < inner; ++i) {
-        int64_t v = static_cast<int64_t>(idx.value_as_double(o * inner + i));
+        // A float index may be 1e30 (saturates, matches no class) or NaN (matches none either,
+        // as ONNX Runtime's conversion to INT64_MIN on x86 does).
+        const double dv = idx.value_as_double(o * inner + i);
+        int64_t v = std::isnan(dv) ? depth : int64_from_double(dv);
         if (v < 0) v += depth;
         copy_elements(values, v == k ? 1 : 0, y, (o * depth + k) * inner + i, 1);
       }

@@ -153,6 +153,9 @@ Status grid_sample_kernel(KernelContext& ctx) {
   }
   const Node& n = ctx.node();
   std::string mode = n.attr_string("mode", "bilinear"), padding = n.attr_string("padding_mode", "zeros");
+  if (padding != "zeros" && padding != "border" && padding != "reflection") {
+    return ctx.error(StatusCode::kInvalidArgument, "padding_mode must be zeros, border or reflection, got '", padding, "'");
+  }
   bool align = n.attr_int("align_corners", 0) != 0;
   int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), Ho = grid.dim(1), Wo = grid.dim(2);
   auto unnormalize = [&](double v, int64_t len) {
@@ -172,7 +175,18 @@ Status grid_sample_kernel(KernelContext& ctx) {
     }
     return v;
   };
-  std::vector<double> out(static_cast<size_t>(N * C * Ho * Wo));
+  // An empty X still has N and C (C may be 2^62 when H is 0): an empty output is not walked.
+  const int64_t total = num_elements({N, C, Ho, Wo});
+  if (total == 0) {
+    ctx.set_output(0, Tensor(x.dtype(), {N, C, Ho, Wo}));
+    return Status::OK();
+  }
+  std::vector<double> out(static_cast<size_t>(total));
+  // A sample position is the model's (NaN, 1e37 from the grid): its row and column are clamped
+  // to [-1, H] and [-1, W], one past each edge, which pixel() reads as it would the true index;
+  // the weights use the unclamped position.
+  auto row = [&](double v) { return index_from_double(v, -1, H); };
+  auto col = [&](double v) { return index_from_double(v, -1, W); };
   for (int64_t b = 0; b < N; ++b) {
     for (int64_t c = 0; c < C; ++c) {
       int64_t plane = (b * C + c) * H * W;
@@ -188,12 +202,12 @@ Status grid_sample_kernel(KernelContext& ctx) {
           double gy = fix(unnormalize(grid.value_as_double(g + 1), H), H);
           double v = 0;
           if (mode == "nearest") {
-            v = pixel(int64_from_double(std::nearbyint(gy)), int64_from_double(std::nearbyint(gx)));
+            v = pixel(row(std::nearbyint(gy)), col(std::nearbyint(gx)));
           } else if (mode == "bilinear") {
             double y0 = std::floor(gy), x0 = std::floor(gx), ly = gy - y0, lx = gx - x0;
-            int64_t r0 = static_cast<int64_t>(y0), q0 = static_cast<int64_t>(x0);
-            v = (1 - ly) * (1 - lx) * pixel(r0, q0) + (1 - ly) * lx * pixel(r0, q0 + 1) + ly * (1 - lx) * pixel(r0 + 1, q0) +
-                ly * lx * pixel(r0 + 1, q0 + 1);
+            int64_t r0 = row(y0), r1 = row(y0 + 1), q0 = col(x0), q1 = col(x0 + 1);
+            v = (1 - ly) * (1 - lx) * pixel(r0, q0) + (1 - ly) * lx * pixel(r0, q1) + ly * (1 - lx) * pixel(r1, q0) +
+                ly * lx * pixel(r1, q1);
           } else {  // bicubic, A = -0.75
             const double A = -0.75;
             auto w = [&](double t) {
@@ -205,8 +219,8 @@ Status grid_sample_kernel(KernelContext& ctx) {
             double y0 = std::floor(gy), x0 = std::floor(gx);
             for (int64_t dy = -1; dy <= 2; ++dy) {
               for (int64_t dx = -1; dx <= 2; ++dx) {
-                int64_t r = static_cast<int64_t>(y0) + dy, q = static_cast<int64_t>(x0) + dx;
-                v += w(gy - static_cast<double>(r)) * w(gx - static_cast<double>(q)) * pixel(r, q);
+                double r = y0 + static_cast<double>(dy), q = x0 + static_cast<double>(dx);
+                v += w(gy - r) * w(gx - q) * pixel(row(r), col(q));
               }
             }
           }
