@@ -252,6 +252,20 @@ TEST(KernelRunFindingsTest, LongDftStopsAtTheRunsDeadline) {
   EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded) << out.status().to_string();
 }
 
+// A pooling window's size is the model's: an LpPool the reference walked tap by tap ran 32 s
+// past a 5 s deadline (kernel_run, stop 15). The reference's window walk (pooling and
+// convolution) checks the deadline between output positions. 127 x 127 positions of 64 x 64
+// taps: 0.43 s without the check, stopped at 50 ms with it.
+TEST(KernelRunFindingsTest, LargePoolingWindowStopsAtTheRunsDeadline) {
+  OneNode m = one_node("LpPool", {Tensor(DType::kFloat32, {1, 1, 64, 64})}, 1);
+  m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({64, 64});
+  m.g.nodes[0].attributes["pads"] = Attribute::make_ints({63, 63, 63, 63});
+  auto ref = make_ref_device();
+  auto out = run_limited(*ref, m, 0, 50);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded) << out.status().to_string();
+}
+
 // LRN read N and C (dims 0 and 1) of any input: a scalar's read past its dims (UBSan,
 // kernel_run, while constant folding). Ranks below 2 are refused on both devices.
 TEST(KernelRunFindingsTest, LrnRefusesInputsWithoutNAndC) {

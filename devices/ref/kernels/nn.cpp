@@ -9,6 +9,7 @@
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 #include "devices/ref/kernels/gemm.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -88,12 +89,15 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
 }
 
 // Visits every (output position, kernel offset) pair of a window: f(out_flat, in_flat_or_-1, k_flat).
+// The run's deadline and termination are checked between output positions: a model sizes the
+// window, and one LpPool walked its taps for 32 s past a 5 s deadline (kernel_run, stop 15).
 template <typename F>
-void for_each_tap(const Window& w, F f) {
+Status for_each_tap(const Window& w, F f) {
   size_t k = w.in.size();
   std::vector<int64_t> o(k, 0), t(k, 0);
   int64_t n_out = num_elements(w.out), n_k = num_elements(w.kernel);
   for (int64_t of = 0; of < n_out; ++of) {
+    RETURN_IF_ERROR(check_run_interrupt());
     std::fill(t.begin(), t.end(), 0);
     for (int64_t kf = 0; kf < n_k; ++kf) {
       int64_t in_flat = 0;
@@ -108,6 +112,7 @@ void for_each_tap(const Window& w, F f) {
     }
     next_index(o, w.out);
   }
+  return Status::OK();
 }
 
 Status check_float_input(const KernelContext& ctx, const Tensor& x, size_t min_rank, bool allow_int = false) {
@@ -136,9 +141,9 @@ Status conv_typed(KernelContext& ctx, const Tensor& x, const Tensor& w, const Te
     for (int64_t g = 0; g < group; ++g) {
       for (int64_t c = 0; c < Cg; ++c) {
         const T* xc = xp + (n * C + g * Cg + c) * in_sp;
-        for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t kf, const std::vector<int64_t>&) {
+        RETURN_IF_ERROR(for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t kf, const std::vector<int64_t>&) {
           col[static_cast<size_t>((c * ksz + kf) * out_sp + of)] = in_flat >= 0 ? xc[in_flat] : T(0);
-        });
+        }));
       }
       ref_gemm<T>(Mg, out_sp, Cg * ksz, T(1), wp + g * Mg * Cg * ksz, Cg * ksz, false, col.data(), out_sp, false,
                   T(0), yp + (n * M + g * Mg) * out_sp, out_sp);
@@ -333,7 +338,7 @@ Status pool_kernel(KernelContext& ctx) {
     std::fill(acc.begin(), acc.end(), kKind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0);
     std::fill(cnt.begin(), cnt.end(), 0);
     std::fill(arg.begin(), arg.end(), -1);
-    for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+    RETURN_IF_ERROR(for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
       size_t o = static_cast<size_t>(of);
       if (in_flat < 0) {
         if (kKind == PoolKind::kAverage && include_pad) {
@@ -360,7 +365,7 @@ Status pool_kernel(KernelContext& ctx) {
       } else {
         acc[o] += std::pow(std::fabs(v), p);
       }
-    });
+    }));
     for (int64_t o = 0; o < out_sp; ++o) {
       size_t i = static_cast<size_t>(o);
       double v = acc[i];
