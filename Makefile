@@ -121,11 +121,22 @@ sanitize-asan-cpp: $(ASAN_BUILD)/build.ninja
 # loads, failed its CHECK on the first C++ exception (torch's). Tests that ask for huge arrays
 # expect MemoryError, hence allocator_may_return_null. The Python tests use
 # the whole build (the module, the CLI, the gRPC stubs, the custom-op library).
+# UBSan does not halt here (that would end the whole run) and prints to stderr whatever
+# log_path says (GCC 12 with ASan: neither ASAN_OPTIONS' nor UBSAN_OPTIONS' log_path moves its
+# reports), and pytest's default capture shows fd 2 only for failing tests: a report in a
+# passing test went unseen. --capture=sys leaves fd 2 (our native code's, and the processes
+# the tests start) in the log, kept in the build folder; any ASan error or UBSan report in it
+# fails the target.
+ASAN_PY_LOG = $(ASAN_BUILD)/sanitize-asan-python.log
 sanitize-asan-python: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j 2
-	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tools/ubsan.supp \
+	status=0; ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tools/ubsan.supp \
 	    LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
-	    PYTHONPATH=$(ASAN_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python
+	    PYTHONPATH=$(ASAN_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider --capture=sys tests/python \
+	    > $(ASAN_PY_LOG) 2>&1 || status=$$?; tail -n 20 $(ASAN_PY_LOG); \
+	  if grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error:' $(ASAN_PY_LOG); then \
+	    echo "sanitizer reports in $(ASAN_PY_LOG)"; exit 1; fi; exit $$status
 
 # ThreadSanitizer for the actor engine (batcher, streams, pipelines, remote stages, the
 # stage-server guard, fault injection) and the server (net_tests: the gRPC listener and its

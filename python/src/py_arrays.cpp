@@ -127,10 +127,31 @@ Tensor tensor_sharing_array(const std::string& name, const py::array& a) {
   return Tensor::wrap(dt, dims, const_cast<void*>(c.data()), std::move(keep));
 }
 
+namespace {
+
+// pybind11's py::array(dtype, shape) computes C strides (the item size times the trailing dims)
+// in signed arithmetic before numpy sees the shape: an empty output of [0, 2^62, 4] overflowed
+// there (UBSan, make sanitize-asan-python), and numpy refuses such shapes anyway.
+bool c_strides_fit(const std::vector<py::ssize_t>& shape, py::ssize_t itemsize) {
+  py::ssize_t stride = itemsize;
+  for (size_t i = shape.size(); i-- > 1;) {
+    if (__builtin_mul_overflow(stride, shape[i], &stride)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 py::object array_from_tensor(const Tensor& t) {
   std::vector<py::ssize_t> shape(t.dims().begin(), t.dims().end());
+  py::dtype dt = t.dtype() == DType::kString ? py::dtype("O") : numpy_dtype_of(t.dtype());
+  if (!c_strides_fit(shape, dt.itemsize())) {
+    raise_status(make_status(StatusCode::kResourceExhausted, "a ", dtype_name(t.dtype()), dims_to_string(t.dims()),
+                             " tensor cannot be made a numpy array: its strides (", dt.itemsize(),
+                             " bytes times the trailing dims) pass the largest signed size"));
+  }
   if (t.dtype() == DType::kString) {
-    py::array out(py::dtype("O"), shape);
+    py::array out(dt, shape);
     auto** objs = static_cast<PyObject**>(out.mutable_data());
     const auto* s = t.data<std::string>();
     for (int64_t i = 0; i < t.numel(); ++i) {
@@ -143,7 +164,7 @@ py::object array_from_tensor(const Tensor& t) {
   // empty output of [0, 2^62, 2^62] from a hostile model): our error, not numpy's ValueError.
   py::array out;
   try {
-    out = py::array(numpy_dtype_of(t.dtype()), shape);
+    out = py::array(dt, shape);
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_MemoryError)) throw;
     raise_status(make_status(StatusCode::kResourceExhausted, "a ", dtype_name(t.dtype()), dims_to_string(t.dims()),
