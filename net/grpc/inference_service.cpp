@@ -68,21 +68,18 @@ void InferenceService::stop() {
 }
 
 uint64_t InferenceService::add_pending(std::function<void()> fail) {
-  std::lock_guard<std::mutex> lock(pending_mu_);
-  pending_.emplace(next_pending_, std::move(fail));
-  return next_pending_++;
+  std::lock_guard<std::mutex> lock(calls_->mu);
+  calls_->pending.emplace(calls_->next, std::move(fail));
+  return calls_->next++;
 }
 
-void InferenceService::remove_pending(uint64_t id) {
-  std::lock_guard<std::mutex> lock(pending_mu_);
-  pending_.erase(id);
-}
+void InferenceService::remove_pending(uint64_t id) { calls_->remove(id); }
 
 void InferenceService::fail_pending() {
   std::map<uint64_t, std::function<void()>> pending;
   {
-    std::lock_guard<std::mutex> lock(pending_mu_);
-    pending.swap(pending_);
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    pending.swap(calls_->pending);
   }
   for (auto& [id, fail] : pending) fail();
 }
@@ -100,9 +97,9 @@ void InferenceService::run_admin(std::function<void()> job, grpc::ServerUnaryRea
 }
 
 bool InferenceService::try_enter() {
-  int now = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
+  int now = calls_->in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
   if (max_concurrent_rpcs_ > 0 && now > max_concurrent_rpcs_) {
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    calls_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
   return true;
@@ -208,9 +205,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   const uint64_t pending = add_pending([reactor, answered] {
     if (!answered->exchange(true)) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
   });
-  dispatch(std::move(*request), [this, reactor, resp, answered, pending](Expected<InferResponse> result) {
-    remove_pending(pending);
-    leave();  // before Finish(): once the last call finishes, the service may be destroyed
+  // The callback holds the CallBook, not the service: it may run after the service is gone.
+  dispatch(std::move(*request), [calls = calls_, reactor, resp, answered, pending](Expected<InferResponse> result) {
+    calls->remove(pending);
+    calls->in_flight.fetch_sub(1, std::memory_order_relaxed);  // before Finish(), as leave()
     if (answered->exchange(true)) return;
     if (result.ok()) {
       response_to_proto(*result, resp);

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -62,7 +63,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   void dispatch(InferRequest request, InferCallback done);
   // Counts an RPC in flight; false (and nothing counted) past max_concurrent_rpcs.
   bool try_enter();
-  void leave() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+  void leave() { calls_->in_flight.fetch_sub(1, std::memory_order_relaxed); }
   grpc::Status too_many_rpcs() const;
   int max_unwritten_per_stream() const { return max_unwritten_per_stream_; }
   // Times a stream stopped reading because its client did not read its answers.
@@ -84,11 +85,22 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   SequenceTable& sequences_;
   const int max_concurrent_rpcs_;
   const int max_unwritten_per_stream_;
-  std::atomic<int> in_flight_{0};
+  // The RPCs in flight and the calls waiting for a model, shared with ModelInfer's answer
+  // callbacks: a model can answer after the service is gone (a batcher failing its queue as the
+  // repository stops, after the server: a heap use-after-free under ASan, stop 15), and such a
+  // callback must not reach the service through `this`.
+  struct CallBook {
+    std::atomic<int> in_flight{0};
+    std::mutex mu;
+    uint64_t next = 0;
+    std::map<uint64_t, std::function<void()>> pending;
+    void remove(uint64_t id) {
+      std::lock_guard<std::mutex> lock(mu);
+      pending.erase(id);
+    }
+  };
+  const std::shared_ptr<CallBook> calls_ = std::make_shared<CallBook>();
   std::atomic<uint64_t> read_pauses_{0};
-  std::mutex pending_mu_;
-  uint64_t next_pending_ = 0;
-  std::map<uint64_t, std::function<void()>> pending_;
   std::mutex admin_mu_;
   std::condition_variable admin_cv_;
   std::deque<std::pair<std::function<void()>, grpc::ServerUnaryReactor*>> admin_jobs_;
