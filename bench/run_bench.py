@@ -9,7 +9,8 @@ peak resident memory and the max error of our outputs against ONNX Runtime's.
              --background 2     contention mode: two busy processes run during the measurement
              --ours-env K=V     an environment variable for our timer only (compare policies)
              --baseline DIR     also time the pyflame_rt package in DIR (an earlier build's
-                                build/python) in the same rounds: before/after columns
+                                build/python, or this one: an A/B of --ours-env) in the same
+                                rounds, without --ours-env: before/after columns
 
 Each timing round runs both runtimes in fresh processes, one after the other, so drifts of
 the machine hit both; peak memory is each process's maximum RSS minus its RSS before loading
@@ -122,7 +123,7 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         sched["ours_wait"].append(r["runq_wait_ms"])
         if baseline:
             b = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
-                          str(warmup), our_out + "_baseline"] + inputs, env=dict(our_env, PYTHONPATH=baseline))
+                          str(warmup), our_out + "_baseline"] + inputs, env=dict(env, PYTHONPATH=baseline))
             before += b["latencies_ms"]
         o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
                      ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup),
