@@ -443,10 +443,24 @@ size_t onnx_element_size(int32_t data_type) {
 // subgraphs) is checked before inference sees it.
 Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const ImportContext& ctx);
 
+// Elements a tensor's typed fields hold (the alternative to raw_data): a complex value takes two
+// floats or doubles; the small integer types, bool and the half types are stored as int32.
+uint64_t typed_element_count(const onnx::TensorProto& t) {
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT: return static_cast<uint64_t>(t.float_data_size());
+    case onnx::TensorProto::COMPLEX64: return static_cast<uint64_t>(t.float_data_size()) / 2;
+    case onnx::TensorProto::DOUBLE: return static_cast<uint64_t>(t.double_data_size());
+    case onnx::TensorProto::COMPLEX128: return static_cast<uint64_t>(t.double_data_size()) / 2;
+    case onnx::TensorProto::INT64: return static_cast<uint64_t>(t.int64_data_size());
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64: return static_cast<uint64_t>(t.uint64_data_size());
+    case onnx::TensorProto::STRING: return static_cast<uint64_t>(t.string_data_size());
+    default: return static_cast<uint64_t>(t.int32_data_size());
+  }
+}
+
 Status check_raw_data_size(const onnx::TensorProto& t, const ImportContext& ctx) {
-  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.raw_data().empty()) return Status::OK();
-  const size_t item = onnx_element_size(t.data_type());
-  if (item == 0) return Status::OK();
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) return Status::OK();
   uint64_t count = 1;
   bool overflow = false;
   for (int64_t d : t.dims()) {
@@ -454,6 +468,19 @@ Status check_raw_data_size(const onnx::TensorProto& t, const ImportContext& ctx)
     if (d != 0 && count > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) overflow = true;
     count *= static_cast<uint64_t>(d);
   }
+  if (t.raw_data().empty()) {
+    // No raw_data: the typed field must hold every element. A scalar int64 with no data at all
+    // was a SIGSEGV in libonnx's inference of Range, which reads it (hostile trial, stop 15).
+    const uint64_t typed = typed_element_count(t);
+    if (overflow || typed != count) {
+      return invalid_graph(ctx.model_name, ": tensor '", t.name(), "' needs ",
+                           overflow ? std::string("more than 2^64") : std::to_string(count),
+                           " elements, the model stores ", typed);
+    }
+    return Status::OK();
+  }
+  const size_t item = onnx_element_size(t.data_type());
+  if (item == 0) return Status::OK();
   if (overflow || count > std::numeric_limits<uint64_t>::max() / item || count * item != t.raw_data().size()) {
     return invalid_graph(ctx.model_name, ": tensor '", t.name(), "' needs ",
                          overflow ? std::string("more than 2^64") : std::to_string(count), " elements of ", item,

@@ -9,6 +9,7 @@
 #include "devices/cpu/dnnl_gru.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/omp_threads_while.h"
+#include "devices/cpu/recurrent_directions.h"
 #include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
 #include "graph/checked_math.h"
@@ -187,19 +188,12 @@ class GruOp : public NativeOp {
   // both directions' weights in one reorder; two one-direction plans reuse dnnl_gru.h as is.
   void run_dnnl_bidirectional(const Tensor& x, const Tensor* h0, int64_t seq, int64_t batch, int64_t H, Tensor& y,
                               Tensor& yh) {
-    const int64_t step = batch * H;
     for (int64_t d = 0; d < 2; ++d) {
       Tensor yd(DType::kFloat32, Dims{seq, 1, batch, H}), yhd(DType::kFloat32, Dims{1, batch, H});
-      Tensor h0d;
-      if (h0) {
-        h0d = Tensor(DType::kFloat32, Dims{1, batch, H});
-        std::copy(h0->data<float>() + d * step, h0->data<float>() + (d + 1) * step, h0d.data<float>());
-      }
+      Tensor h0d = h0 ? direction_slice(*h0, d) : Tensor();
       dnnl_[static_cast<size_t>(d)]->run(x, h0 ? &h0d : nullptr, yd, yhd);
-      for (int64_t t = 0; t < seq; ++t) {
-        std::copy(yd.data<float>() + t * step, yd.data<float>() + (t + 1) * step, y.data<float>() + (2 * t + d) * step);
-      }
-      std::copy(yhd.data<float>(), yhd.data<float>() + step, yh.data<float>() + d * step);
+      write_direction_sequence(yd, d, y);
+      write_direction_state(yhd, d, yh);
     }
   }
 
@@ -236,18 +230,10 @@ std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Grap
       (b && b->dims() != Dims{dirs, 6 * H})) {
     return grus;
   }
-  // Direction d's slice of a [dirs, ...] tensor, as [1, ...].
-  auto slice = [](const Tensor& t, int64_t d) {
-    Dims dims = t.dims();
-    dims[0] = 1;
-    Tensor s(DType::kFloat32, dims);
-    const int64_t n = s.numel();
-    std::copy(t.data<float>() + d * n, t.data<float>() + (d + 1) * n, s.data<float>());
-    return s;
-  };
   const bool lbr = node.attr_int("linear_before_reset", 0) != 0;
   for (int64_t d = 0; d < dirs; ++d) {
-    grus.push_back(std::make_unique<DnnlGru>(slice(*w, d), slice(*r, d), b ? slice(*b, d) : Tensor(), lbr,
+    grus.push_back(std::make_unique<DnnlGru>(direction_slice(*w, d), direction_slice(*r, d),
+                                             b ? direction_slice(*b, d) : Tensor(), lbr,
                                              direction == "reverse" || d == 1));
   }
   return grus;

@@ -9,21 +9,12 @@
 #include "devices/cpu/dnnl_lstm.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/omp_threads_while.h"
+#include "devices/cpu/recurrent_directions.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
-
-// Direction d's [1, ...] slice of a [dirs, ...] tensor.
-Tensor direction_slice(const Tensor& t, int64_t d) {
-  Dims dims = t.dims();
-  dims[0] = 1;
-  Tensor s(DType::kFloat32, dims);
-  const int64_t n = s.numel();
-  std::copy(t.data<float>() + d * n, t.data<float>() + (d + 1) * n, s.data<float>());
-  return s;
-}
 
 class LstmOp : public NativeOp {
  public:
@@ -67,17 +58,15 @@ class LstmOp : public NativeOp {
   // Each direction on its own LSTM, written into its slots of y [seq, 2, batch, H] and of
   // y_h, y_c [2, batch, H].
   void run_bidirectional(const Tensor& x, const Tensor* h0, const Tensor* c0, Tensor& y, Tensor& yh, Tensor& yc) {
-    const int64_t seq = x.dim(0), step = x.dim(1) * hidden_;
+    const int64_t seq = x.dim(0);
     for (int64_t d = 0; d < 2; ++d) {
       Tensor yd(DType::kFloat32, Dims{seq, 1, x.dim(1), hidden_});
       Tensor yhd(DType::kFloat32, Dims{1, x.dim(1), hidden_}), ycd(DType::kFloat32, Dims{1, x.dim(1), hidden_});
       Tensor h0d = h0 ? direction_slice(*h0, d) : Tensor(), c0d = c0 ? direction_slice(*c0, d) : Tensor();
       dnnl_[static_cast<size_t>(d)]->run(x, h0 ? &h0d : nullptr, c0 ? &c0d : nullptr, yd, yhd, ycd);
-      for (int64_t t = 0; t < seq; ++t) {
-        std::copy(yd.data<float>() + t * step, yd.data<float>() + (t + 1) * step, y.data<float>() + (2 * t + d) * step);
-      }
-      std::copy(yhd.data<float>(), yhd.data<float>() + step, yh.data<float>() + d * step);
-      std::copy(ycd.data<float>(), ycd.data<float>() + step, yc.data<float>() + d * step);
+      write_direction_sequence(yd, d, y);
+      write_direction_state(yhd, d, yh);
+      write_direction_state(ycd, d, yc);
     }
   }
 

@@ -184,6 +184,41 @@ TEST(OnnxImportTest, RawDataShorterThanItsDimsIsRefusedBeforeShapeInference) {
   EXPECT_NE(g.status().message().find("stores 9 bytes"), std::string::npos) << g.status().message();
 }
 
+// Found by bench/hostile_trial.py (stop 15): a scalar int64 initializer with no data at all
+// (neither raw_data nor int64_data) as Range's start was a SIGSEGV in libonnx's inference of
+// Range, which reads the value. A tensor without raw_data must hold every element in its typed
+// field, checked before inference.
+TEST(OnnxImportTest, TensorWithoutAnyDataIsRefusedBeforeShapeInference) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("range");
+  auto scalar = [&](const char* name, bool with_value) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    if (with_value) t->add_int64_data(2);
+  };
+  scalar("start", false);
+  scalar("limit", true);
+  scalar("delta", true);
+  auto* n = g->add_node();
+  n->set_op_type("Range");
+  for (const char* in : {"start", "limit", "delta"}) n->add_input(in);
+  n->add_output("r");
+  g->add_output()->set_name("r");
+  auto r = import_onnx_bytes(m.SerializeAsString());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidGraph) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("tensor 'start' needs 1 elements, the model stores 0"), std::string::npos)
+      << r.status().message();
+  // With its value the model imports.
+  g->mutable_initializer(0)->add_int64_data(0);
+  r = import_onnx_bytes(m.SerializeAsString());
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+}
+
 // Found by bench/hostile_trial.py: a node leaving a required input empty ("" is for omitted
 // optional inputs) reached a native kernel that read it (SIGSEGV).
 TEST(OnnxImportTest, EmptyRequiredInputIsRefusedByTheOpSchema) {
