@@ -210,11 +210,7 @@ thread_local std::vector<float> GruOp::cand_;
 // reverse on W[1]), when its weights are constant f32 of consistent shapes and it runs
 // time-major without sequence_lens; none otherwise.
 std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Graph& graph) {
-  auto constant = [&](size_t i) -> const Tensor* {
-    if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
-    auto it = graph.initializers.find(node.inputs[i]);
-    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
-  };
+  auto constant = [&](size_t i) { return constant_f32_input(node, graph, i); };
   std::string direction = node.attr_string("direction", "forward");
   bool has_b = node.inputs.size() > 3 && !node.inputs[3].empty();
   bool has_lens = node.inputs.size() > 4 && !node.inputs[4].empty();
@@ -246,19 +242,18 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
   PackedGruWeights packed;
-  auto constant = [&](size_t i) -> const Tensor* {
-    if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
-    auto it = graph.initializers.find(node.inputs[i]);
-    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
-  };
+  auto constant = [&](size_t i) { return constant_f32_input(node, graph, i); };
   const Tensor* w = constant(1);
   const Tensor* r = constant(2);
-  // Only consistent shapes (run() checks them again before reading): W [dirs, 3H, in], R [dirs, 3H, H].
-  if (w && r && w->rank() == 3 && r->rank() == 3 && w->dim(0) == r->dim(0) && w->dim(1) == r->dim(1) &&
-      r->dim(1) == 3 * r->dim(2)) {
+  std::vector<std::unique_ptr<DnnlGru>> dnnl = dnnl_grus_for(node, graph);
+  // Our loop's packed weights, made once, only where oneDNN does not run the node (a shape it
+  // refuses at run time packs them per run); consistent shapes only (run() checks them again):
+  // W [dirs, 3H, in], R [dirs, 3H, H].
+  if (dnnl.empty() && w && r && w->rank() == 3 && r->rank() == 3 && w->dim(0) == r->dim(0) &&
+      w->dim(1) == r->dim(1) && r->dim(1) == 3 * r->dim(2)) {
     packed = pack_gru_weights(*w, *r);
   }
-  return std::make_unique<GruOp>(node, opset, dnnl_grus_for(node, graph), std::move(packed));
+  return std::make_unique<GruOp>(node, opset, std::move(dnnl), std::move(packed));
 }
 
 void register_gru_ops(NativeOpTable& t) {

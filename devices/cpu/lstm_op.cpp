@@ -90,11 +90,7 @@ std::unique_ptr<NativeOp> make_lstm_op(const Node& node, int64_t opset, const Gr
     if (acts[i] != (i % 3 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
   auto named = [&](size_t i) { return i < node.inputs.size() && !node.inputs[i].empty(); };
-  auto constant = [&](size_t i) -> const Tensor* {
-    if (!named(i)) return nullptr;
-    auto it = graph.initializers.find(node.inputs[i]);
-    return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
-  };
+  auto constant = [&](size_t i) { return constant_f32_input(node, graph, i); };
   const Tensor* w = constant(1);
   const Tensor* r = constant(2);
   const Tensor* b = constant(3);

@@ -51,6 +51,14 @@ inline const Tensor* plain_f32(CpuValue* v) {
   return p.is_tensor() && p.tensor.dtype() == DType::kFloat32 ? &p.tensor : nullptr;
 }
 
+// The float32 initializer that feeds input `i` of `node`; nullptr when the input is absent, not
+// an initializer or of another dtype (the factories' test for constant weights).
+inline const Tensor* constant_f32_input(const Node& node, const Graph& graph, size_t i) {
+  if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+  auto it = graph.initializers.find(node.inputs[i]);
+  return it != graph.initializers.end() && it->second.dtype() == DType::kFloat32 ? &it->second : nullptr;
+}
+
 // A oneDNN post-op for a fused activation name ("Relu", "Clip", ...) with its parameters;
 // false when the activation has no oneDNN equivalent (PRelu: see PReluStep).
 bool append_activation(dnnl::post_ops& ops, const std::string& name, const std::vector<float>& params);

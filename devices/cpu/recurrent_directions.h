@@ -10,7 +10,9 @@ namespace pyflame_rt {
 namespace cpu {
 
 // Direction d's slice of a float [dirs, ...] tensor, as [1, ...] (weights, biases, initial states).
+// A one-direction tensor is itself (sharing its buffer, not a copy of the weights).
 inline Tensor direction_slice(const Tensor& t, int64_t d) {
+  if (t.dim(0) == 1) return t;
   Dims dims = t.dims();
   dims[0] = 1;
   Tensor s(DType::kFloat32, dims);
