@@ -1,7 +1,7 @@
 // Channels-last values (oneDNN's nwc / nhwc / ndhwc, what its 1-D convolutions and some 2-D
 // ones choose) made plain (channels first) by our own tiled transpose. oneDNN 2.6's jit:uni
 // reorder takes 70 us for [1, 256, 200] nwc -> ncw on an AVX-512 core (0.7 GB/s), five of them
-// 15% of the 1-D audio model's run; the tiled loop below moves the same 200 KB in a fraction.
+// 15% of the 1-D audio model's run; transpose_2d.h moves the same 200 KB in a fraction.
 #pragma once
 
 #include <cstdint>

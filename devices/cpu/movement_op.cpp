@@ -1,10 +1,12 @@
-// Native data movement: Transpose as a oneDNN reorder (the source viewed through permuted
-// strides, copied into a plain output in one pass) for float, our strided copy for the other
-// fixed-width dtypes; Slice as our strided copy.
+// Native data movement: Transpose as our batched 2-D transpose where it is one (4-byte
+// elements: NCHW <-> NHWC, a matrix's transpose), else a oneDNN reorder (the source viewed
+// through permuted strides, copied into a plain output in one pass) for float and our strided
+// copy for the other fixed-width dtypes; Slice as our strided copy.
 #include <algorithm>
 
 #include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/transpose_2d.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -32,24 +34,46 @@ class TransposeOp : public NativeOp {
   TransposeOp(const Node& node, int64_t opset) : node_(node), opset_(opset) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
-    const Tensor* x = plain_fixed(inputs[0]);
+    CpuValue* in = inputs[0];
+    // A value in a native layout (a convolution's blocked output) is permuted by one oneDNN
+    // reorder into the output: made plain first, it would be copied twice (ConvNeXt's
+    // NCHW -> NHWC after each depthwise convolution).
+    const bool native_f32 = in && in->has_native && !in->has_plain &&
+                            in->native.get_desc().data_type() == memory::data_type::f32 && !in->dims.empty() &&
+                            num_elements(in->dims) > 0;
+    const Tensor* x = native_f32 ? nullptr : plain_fixed(in);
+    if (!native_f32 && (!x || x->rank() == 0)) return run_reference(node_, opset_, inputs, outputs);
+    const Dims& in_dims = native_f32 ? in->dims : x->dims();
+    const size_t rank = in_dims.size();
     std::vector<int64_t> perm = node_.attr_ints("perm");
-    if (!x || x->rank() == 0 || (!perm.empty() && perm.size() != x->rank())) return run_reference(node_, opset_, inputs, outputs);
-    if (perm.empty()) for (int64_t i = static_cast<int64_t>(x->rank()) - 1; i >= 0; --i) perm.push_back(i);
-    std::vector<int64_t> in_strides = strides_of(x->dims());
+    if (!perm.empty() && perm.size() != rank) return run_reference(node_, opset_, inputs, outputs);
+    if (perm.empty()) for (int64_t i = static_cast<int64_t>(rank) - 1; i >= 0; --i) perm.push_back(i);
+    const std::vector<int64_t> in_strides = strides_of(in_dims);
     Dims out_dims;
-    memory::dims strides;
-    std::vector<bool> seen(x->rank(), false);
+    memory::dims strides;  // the source's stride along each output axis
+    std::vector<bool> seen(rank, false);
     for (int64_t p : perm) {
-      if (p < 0 || p >= static_cast<int64_t>(x->rank()) || seen[static_cast<size_t>(p)]) {
+      if (p < 0 || p >= static_cast<int64_t>(rank) || seen[static_cast<size_t>(p)]) {
         return run_reference(node_, opset_, inputs, outputs);  // the reference reports the bad perm
       }
       seen[static_cast<size_t>(p)] = true;
-      out_dims.push_back(x->dim(static_cast<size_t>(p)));
+      out_dims.push_back(in_dims[static_cast<size_t>(p)]);
       strides.push_back(in_strides[static_cast<size_t>(p)]);
     }
-    Tensor y = plain_output_tensor(x->dtype(), out_dims);
-    if (viewable_f32(inputs[0])) {
+    Tensor y = plain_output_tensor(native_f32 ? DType::kFloat32 : x->dtype(), out_dims);
+    int64_t batch = 0, rows = 0, cols = 0;
+    if (native_f32) {
+      // The output seen in the source's axis order: source axis perm[i] steps as output axis i.
+      const std::vector<int64_t> out_strides = strides_of(out_dims);
+      memory::dims dst_strides(rank);
+      for (size_t i = 0; i < rank; ++i) dst_strides[static_cast<size_t>(perm[i])] = out_strides[i];
+      memory dst(memory::desc(to_dnnl(in_dims), memory::data_type::f32, dst_strides), engine(), y.raw_data());
+      dnnl::reorder(in->native, dst).execute(thread_stream(), in->native, dst);
+      thread_stream().wait();
+    } else if (dtype_size(x->dtype()) == 4 && x->numel() > 0 &&
+               as_batched_transpose(x->dims(), perm, &batch, &rows, &cols)) {
+      transpose_2d_4byte(x->raw_data(), y.raw_data(), batch, rows, cols);
+    } else if (viewable_f32(in)) {
       copy_view(memory::desc(to_dnnl(out_dims), memory::data_type::f32, strides), *x, y);
     } else if (x->numel() > 0) {
       // Other dtypes (detection heads transpose int64 indices): our strided copy.

@@ -1,6 +1,6 @@
 // Channels-last native values made plain by our transpose (devices/cpu/channels_last.h):
 // every element lands where oneDNN's reorder would put it, for sizes that are and are not
-// multiples of the 16 x 16 tile, in 1-D, 2-D and 3-D, serial and parallel.
+// multiples of the 8 x 8 blocks and 16-column strips, in 1-D, 2-D and 3-D, serial and parallel.
 #include "devices/cpu/channels_last.h"
 
 #include <gtest/gtest.h>

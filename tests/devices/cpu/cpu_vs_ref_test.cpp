@@ -449,6 +449,46 @@ namespace {
 
 // A per-channel scale times a blocked conv output (the squeeze-excite pattern): the scale is
 // laid out like the conv output, channel counts that fill and that pad the 8-channel blocks.
+// Transpose on every path: our batched 2-D transpose (NCHW <-> NHWC, a matrix, with unit axes
+// and sizes that are no multiple of the 8 x 8 blocks), oneDNN's reorder of a strided view (a
+// permutation that is no 2-D transpose), and int32 through the 4-byte kernel.
+TEST(CpuVsRefTest, TransposeOverPermutations) {
+  struct Perm {
+    Dims dims;
+    std::vector<int64_t> perm;
+  };
+  const std::vector<Perm> perms = {
+      {{1, 56, 56, 96}, {0, 3, 1, 2}}, {{1, 96, 56, 56}, {0, 2, 3, 1}}, {{2, 13, 7, 19}, {0, 3, 1, 2}},
+      {{2, 19, 13, 7}, {0, 2, 3, 1}},  {{37, 23}, {1, 0}},               {{3, 1, 17, 1, 9}, {4, 1, 3, 0, 2}},
+      {{4, 9, 33}, {0, 2, 1}},         {{5, 6, 7, 8}, {2, 0, 3, 1}},     {{64, 300}, {1, 0}}};
+  uint32_t seed = 300;
+  for (const Perm& p : perms) {
+    OpCase tr;
+    tr.name = "Transpose of " + dims_to_string(p.dims);
+    tr.node = node("Transpose", {"x"});
+    tr.node.attributes["perm"] = Attribute::make_ints(p.perm);
+    tr.runtime = {{"x", random_tensor(p.dims, ++seed)}};
+    check(tr);
+  }
+}
+
+// Transpose of a conv output held blocked: one reorder from the blocked layout into the
+// permuted output (ConvNeXt's NCHW -> NHWC after its depthwise convolutions), every axis order.
+TEST(CpuVsRefTest, TransposeOfABlockedConvOutput) {
+  const std::vector<std::vector<int64_t>> perms = {{0, 2, 3, 1}, {0, 3, 1, 2}, {3, 2, 1, 0}, {1, 0, 2, 3}};
+  for (int64_t C : {12, 16, 40}) {
+    for (const auto& perm : perms) {
+      Graph g = blocked_conv_graph(C, 93);
+      Node& tr = g.add_node("Transpose", {"c"}, {"y"}, "transpose");
+      tr.attributes["perm"] = Attribute::make_ints(perm);
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      std::vector<Value> feeds;
+      feeds.emplace_back(random_tensor({2, 4, 9, 9}, 94));
+      expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " perm " + std::to_string(perm[1]));
+    }
+  }
+}
+
 TEST(CpuVsRefTest, BroadcastMulOnABlockedConvOutput) {
   for (int64_t C : {8, 12, 16}) {
     Graph g = blocked_conv_graph(C, 90);
