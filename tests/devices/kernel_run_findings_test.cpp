@@ -488,7 +488,7 @@ TEST(KernelRunFindingsTest, QLinearConvWithNoInputChannelsIsDefined) {
 }
 
 // Size arithmetic on dims and attributes a model chooses overflowed int64 in the reference
-// kernels (UBSan, kernel_run run 21: Conv's W channels x group, ConvTranspose's and MaxUnpool's
+// kernels (UBSan, kernel_run run 21 and stop 16: Conv's W channels x group, ConvTranspose's and MaxUnpool's
 // output sizes, Tile's dims, Split's and SplitToSequence's size sums, the RNNs' gates x
 // hidden_size). Each is checked (graph/checked_math.h) and fails by name on both devices.
 TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
@@ -507,6 +507,14 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
     OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 1, 4}), Tensor(DType::kFloat32, {1, 1, 1})}, 1);
     m.g.nodes[0].attributes["strides"] = Attribute::make_ints({big});
     cases.push_back({std::move(m), "passes int64"});
+  }
+  // The CPU device's own geometry for oneDNN overflowed too (stop 16): an output_padding or a
+  // pad of 2^63 - 1.
+  for (const char* attr : {"output_padding", "pads"}) {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {2, 2, 2, 3}), Tensor(DType::kFloat32, {2, 2, 2, 3})}, 1);
+    m.g.nodes[0].attributes[attr] =
+        Attribute::make_ints(std::string(attr) == "pads" ? std::vector<int64_t>{0, -max, 0, 0} : std::vector<int64_t>{max, 0});
+    cases.push_back({std::move(m), "int64"});
   }
   {
     OneNode m = one_node("MaxUnpool", {Tensor(DType::kFloat32, {1, 1, 2, 2}), Tensor(DType::kInt64, {1, 1, 2, 2})}, 1, 11);
