@@ -262,7 +262,7 @@ void InferenceSession::warn_ignored_options(const SessionOptions& o) {
     warn("SessionOptions.memory_pool 'custom' behaves as 'default': there is no custom allocator API yet");
   }
   for (const auto& [key, value] : o.config_entries) {
-    if (key == "session.save_model_format") continue;
+    if (key == "session.save_model_format" || key == "session.set_denormal_as_zero") continue;
     warn("session config entry '" + key + "' (= '" + value + "') is not understood here and is ignored");
   }
 }
@@ -329,6 +329,7 @@ Expected<std::vector<std::shared_ptr<Device>>> InferenceSession::create_devices(
   base.memory_reuse = options.enable_memory_reuse;
   // "custom" has no allocator API yet: it behaves as "default" (see session_options.h).
   base.memory_arena = options.memory_pool == "arena" && options.enable_cpu_mem_arena;
+  base.flush_denormals = options.flush_denormals();
   base.artifacts_dir = options.artifacts_dir;
   if (base.artifacts_dir.empty() && !options.compile_cache_dir.empty()) {
     base.artifacts_dir = options.compile_cache_dir + "/artifacts";
@@ -473,6 +474,7 @@ Status InferenceSession::initialize_from_plan(PlanContents plan, const SessionOp
   auto t = Clock::now();
   DeviceConfig config;
   config.num_threads = options.num_threads;
+  config.flush_denormals = options.flush_denormals();
   ASSIGN_OR_RETURN(compiled_, CompiledModel::deserialize(plan.compiled, devices, config, std::move(plan.weights),
                                                          std::move(plan.packed)));
   startup_phases_["compile"] = ms_since(t);

@@ -43,10 +43,21 @@ Status SessionOptions::validate() const {
   for (const auto& [name, size] : free_dimension_overrides) {
     if (size < 0) return invalid_argument("free dimension override '", name, "': expected a size >= 0, got ", size);
   }
+  if (auto it = config_entries.find("session.set_denormal_as_zero"); it != config_entries.end()) {
+    if (it->second != "0" && it->second != "1") {
+      return invalid_argument("session config entry 'session.set_denormal_as_zero': expected '0' or '1', got '",
+                              it->second, "'");
+    }
+  }
   for (const auto& [name, size] : free_dimension_overrides_by_denotation) {
     if (size < 0) return invalid_argument("free dimension override by denotation '", name, "': expected a size >= 0, got ", size);
   }
   return Status::OK();
+}
+
+bool SessionOptions::flush_denormals() const {
+  auto it = config_entries.find("session.set_denormal_as_zero");
+  return it == config_entries.end() || it->second != "0";
 }
 
 }  // namespace pyflame_rt

@@ -140,6 +140,7 @@ DeviceEntry cpu_device_entry() {
     o.parallel_branches = config.parallel_branches;
     o.memory_reuse = config.memory_reuse;
     o.memory_arena = config.memory_arena;
+    o.flush_denormals = config.flush_denormals;
     return make_cpu_device(o);
   };
   return e;

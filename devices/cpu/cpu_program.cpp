@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "devices/cpu/denormals.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/output_destination.h"
 #include "devices/cpu/step_threads.h"
@@ -27,6 +28,7 @@ Expected<std::unique_ptr<CpuProgram>> CpuProgram::build(const Graph& graph, cons
   p->graph_ = graph;
   p->num_threads_ = options.num_threads;
   p->parallel_ = options.parallel_branches;
+  p->flush_denormals_ = options.flush_denormals;
   p->pools_ = std::make_unique<RunPools>(options.memory_reuse, options.memory_arena);
   RETURN_IF_ERROR(p->graph_.sort_topologically());
   RETURN_IF_ERROR(p->graph_.validate());
@@ -389,6 +391,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   // that a previous run on this thread had does not leak into this one.
   int threads = run_threads();
   omp_set_num_threads(threads);
+  FlushDenormalsScope denormals(flush_denormals_, threads);
   // Declared before the slots: destroyed after them, once every buffer came back.
   RunPools::Lease pool = pools_->lease();
   BufferPool::Scope pool_scope(pool.get());

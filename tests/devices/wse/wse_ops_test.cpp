@@ -174,7 +174,9 @@ TEST(WseOps, RegistryHasBothGenerationsUnderTheCerebrasProvider) {
   ASSERT_NE(reg.find("wse2"), nullptr);
   EXPECT_EQ(reg.find("CerebrasExecutionProvider")->name, "wse3");
   EXPECT_EQ(reg.find("wse2")->provider, "CerebrasExecutionProvider");
-  auto bad = reg.create("wse3", DeviceConfig{0, false, true, true, "", {{"colour", "1"}}});
+  DeviceConfig unknown_option;
+  unknown_option.options = {{"colour", "1"}};
+  auto bad = reg.create("wse3", unknown_option);
   EXPECT_FALSE(bad.ok());
 }
 
