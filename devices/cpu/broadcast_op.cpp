@@ -187,7 +187,12 @@ class PadOp : public NativeOp {
     if (pads.size() != 2 * rank) return run_reference(node_, opset_, inputs, outputs);
     for (int64_t p : pads) if (p < 0) return run_reference(node_, opset_, inputs, outputs);  // cropping
     Dims out = x->dims();
-    for (size_t d = 0; d < rank; ++d) out[d] += pads[d] + pads[d + rank];
+    for (size_t d = 0; d < rank; ++d) {
+      // Pads are the model's numbers: a size past int64 is the reference's to report (kernel_run, stop 16).
+      const CheckedInt64 size = CheckedInt64(out[d]) + pads[d] + pads[d + rank];
+      if (size.overflowed()) return run_reference(node_, opset_, inputs, outputs);
+      out[d] = size.value();
+    }
     Tensor y = plain_output_tensor(x->dtype(), out);  // not zeroed: the fill is written first
     const size_t es = dtype_size(x->dtype());
     char* dst = static_cast<char*>(y.raw_data());

@@ -487,10 +487,10 @@ TEST(KernelRunFindingsTest, QLinearConvWithNoInputChannelsIsDefined) {
   }
 }
 
-// Size arithmetic on dims and attributes a model chooses overflowed int64 in the reference
-// kernels (UBSan, kernel_run run 21 and stop 16: Conv's W channels x group, ConvTranspose's and MaxUnpool's
-// output sizes, Tile's dims, Split's and SplitToSequence's size sums, the RNNs' gates x
-// hidden_size). Each is checked (graph/checked_math.h) and fails by name on both devices.
+// Size arithmetic on dims and attributes a model chooses overflowed int64 in the kernels
+// (UBSan, kernel_run run 21 and stop 16: Conv's W channels x group, ConvTranspose's, MaxUnpool's
+// and Pad's output sizes, Tile's dims, Split's and SplitToSequence's size sums, the RNNs'
+// gates x hidden_size). Each is checked (graph/checked_math.h) and fails by name on both devices.
 TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
   const int64_t big = int64_t{1} << 62, max = std::numeric_limits<int64_t>::max();
   struct Case {
@@ -529,6 +529,9 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
   }
   cases.push_back({one_node("Tile", {Tensor(DType::kFloat32, {4, 3}), Tensor::from_vector<int64_t>({2}, {big, 1})}, 1),
                    "passes int64"});
+  // Pad's output size on both devices (stop 16: an end pad of 2^63 - 1 plus a begin pad of 1).
+  cases.push_back({one_node("Pad", {Tensor(DType::kFloat32, {3, 2}), Tensor::from_vector<int64_t>({4}, {1, 0, max, 0})}, 1),
+                   "pass int64"});
   cases.push_back({one_node("Split", {Tensor(DType::kFloat32, {3}), Tensor::from_vector<int64_t>({3}, {max, max, 5})}, 3),
                    "does not divide"});
   {

@@ -7,6 +7,7 @@
 
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 
@@ -435,7 +436,12 @@ Status pad_kernel(KernelContext& ctx) {
   }
   Dims out_dims = x.dims();
   for (size_t d = 0; d < x.rank(); ++d) {
-    out_dims[d] += before[d] + after[d];  // negative pads crop
+    const CheckedInt64 size = CheckedInt64(out_dims[d]) + before[d] + after[d];  // negative pads crop
+    if (size.overflowed()) {
+      return ctx.error(StatusCode::kInvalidArgument, "pads ", dims_to_string(pads), " make axis ", d, " of ",
+                       dims_to_string(x.dims()), " pass int64");
+    }
+    out_dims[d] = size.value();
     if (out_dims[d] < 0) {
       return ctx.error(StatusCode::kInvalidArgument, "pads ", dims_to_string(pads), " make axis ", d, " of ",
                        dims_to_string(x.dims()), " negative (", out_dims[d], ")");
