@@ -29,9 +29,9 @@ struct DeviceConfig {
   // memory_pool "arena": a run's buffers are kept for later runs; false ("default"): returned
   // to the system at the end of each run. Ignored without memory_reuse.
   bool memory_arena = true;
-  // Denormal floats flushed to zero in the CPU kernels (cpu/denormals.h); the session's
-  // "session.set_denormal_as_zero" config entry, on unless it is "0".
-  bool flush_denormals = true;
+  // Denormal floats flushed to zero in the CPU kernels (cpu/denormals.h): the session's
+  // "session.set_denormal_as_zero" config entry is "1".
+  bool flush_denormals = false;
   std::string artifacts_dir;  // where a device writes what it generates (the wafer's CSL)
   // Provider options (ONNX Runtime's provider_options), device-specific keys and values; a
   // device rejects keys it does not know with an error naming the key and the known ones.

@@ -57,7 +57,7 @@ Status SessionOptions::validate() const {
 
 bool SessionOptions::flush_denormals() const {
   auto it = config_entries.find("session.set_denormal_as_zero");
-  return it == config_entries.end() || it->second != "0";
+  return it != config_entries.end() && it->second == "1";
 }
 
 }  // namespace pyflame_rt

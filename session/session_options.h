@@ -82,13 +82,14 @@ struct SessionOptions {
   // ORT's enable_cpu_mem_arena: false is memory_pool "default" (buffers freed after each run).
   bool enable_cpu_mem_arena = true;
   // ORT's add_session_config_entry. Understood: "session.save_model_format" ("ONNX" or "PFM",
-  // else told by optimized_model_path's extension) and "session.set_denormal_as_zero" ("1",
-  // the default here, or "0": see flush_denormals()); others are kept and warned about.
+  // else told by optimized_model_path's extension) and "session.set_denormal_as_zero" ("0",
+  // the default, or "1": see flush_denormals()); others are kept and warned about.
   std::map<std::string, std::string> config_entries;
 
-  // Whether the CPU kernels flush denormal floats to zero (devices/cpu/denormals.h): yes
-  // unless "session.set_denormal_as_zero" is "0". ONNX Runtime's default is "0"; ours is "1",
-  // as TensorFlow's: a denormal costs ~100x in arithmetic and changes an output by < 1.2e-38.
+  // Whether the CPU kernels flush denormal floats to zero (devices/cpu/denormals.h): when
+  // "session.set_denormal_as_zero" is "1" (ONNX Runtime's meaning and default, "0"). Faster
+  // where a model makes denormals (each costs ~100x in arithmetic), but a comparison with 0
+  // then sees 0 (a detector's `score > 0` drops what ONNX Runtime keeps).
   bool flush_denormals() const;
 
   // Checks every field; the message names the field, the expected and the received value.

@@ -23,9 +23,9 @@ struct CpuDeviceOptions {
   // allocation in a steady state, one run's peak held per concurrent run); false ("default"):
   // returned to the system at the end of each run. Ignored without memory_reuse.
   bool memory_arena = true;
-  // Denormal floats flushed to zero during runs (cpu/denormals.h): much faster where a model
-  // makes them (Swin's masked attention). SessionOptions' "session.set_denormal_as_zero".
-  bool flush_denormals = true;
+  // Denormal floats flushed to zero during runs (cpu/denormals.h): SessionOptions'
+  // "session.set_denormal_as_zero" = "1". Off by default, as in ONNX Runtime.
+  bool flush_denormals = false;
 };
 
 // num_threads 0 = one per core. parallel_branches: nodes that do not depend on each other run

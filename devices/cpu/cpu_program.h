@@ -105,7 +105,7 @@ class CpuProgram : public Executable {
   Graph graph_;
   int num_threads_ = 0;
   bool parallel_ = false;
-  bool flush_denormals_ = true;  // CpuDeviceOptions.flush_denormals (denormals.h)
+  bool flush_denormals_ = false;  // CpuDeviceOptions.flush_denormals (denormals.h)
   std::unique_ptr<RunPools> pools_;  // where each run gets the buffers of native outputs
   std::vector<int> readers_;  // per slot: how many steps read it (each once); outputs excluded from release
   std::unordered_map<std::string, int> slot_of_;

@@ -1,12 +1,11 @@
-// Denormal floats flushed to zero during the CPU device's runs (x86 MXCSR FTZ and DAZ).
+// Denormal floats flushed to zero during the CPU device's runs (x86 MXCSR FTZ and DAZ), when
+// a session asks for it with ONNX Runtime's "session.set_denormal_as_zero" = "1".
 //
 // An arithmetic instruction that reads or writes a denormal (|x| < 1.2e-38) takes a microcode
-// assist, about 100 times its normal cost. Models make them: Swin's shifted-window attention
-// adds a -100 mask before its Softmax, whose outputs exp(-100) ~ 3.7e-44 then go through a
-// MatMul; three such MatMuls took 8 ms each against 0.3 ms for the unmasked ones (Swin-T,
-// stop 16; ONNX Runtime, which keeps denormals by default, pays the same). Flushed, those
-// values are 0, their products exact zeros: the change in any output is below 1.2e-38 per term.
-// TensorFlow flushes by default too; ONNX Runtime has it as "session.set_denormal_as_zero".
+// assist, about 100 times its normal cost. Flushed, a denormal is 0: any output changes by less
+// than 1.2e-38 per term, but a comparison with 0 changes (a detector's `score > 0` drops a
+// denormal score), hence off by default, as in ONNX Runtime. Where only matrix products read a
+// Softmax, its denormals are left flushed without this (softmax_op.cpp).
 //
 // The calling thread's MXCSR is restored when the scope ends (the caller's own numpy keeps
 // IEEE denormals). The OpenMP workers of the calling thread's team are set once and left so:

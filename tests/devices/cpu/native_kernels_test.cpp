@@ -453,6 +453,45 @@ TEST(NativeKernelsTest, SoftmaxKeepsDenormalOutputs) {
   }
 }
 
+// Where only matrix products read a Softmax (attention's softmax(QK^T) V), its denormal outputs
+// stay the zeros oneDNN made: a product with a denormal operand costs ~100x (Swin-T's masked
+// windows). softmax [2, 5] times the identity shows them: 0 there, the denormal when another
+// reader (a Greater: `score > 0`) could see it.
+TEST(NativeKernelsTest, SoftmaxReadOnlyByProductsLeavesDenormalsFlushed) {
+  const std::vector<float> row = {0.f, -90.f, -100.f, -3.f, -200.f};  // exp(-90) = 8.2e-40
+  std::vector<float> x, eye(25, 0.f);
+  for (int r = 0; r < 2; ++r) x.insert(x.end(), row.begin(), row.end());
+  for (int i = 0; i < 5; ++i) eye[static_cast<size_t>(i * 6)] = 1.f;
+  for (bool also_compared : {false, true}) {
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 5})});
+    g.initializers["eye"] = floats({5, 5}, eye);
+    g.initializers["zero"] = floats({1}, {0.f});
+    Node sm = make_node("Softmax", {"x"});
+    sm.outputs = {"p"};
+    g.nodes.push_back(sm);
+    g.add_node("MatMul", {"p", "eye"}, {"y"}, "product");
+    g.outputs.push_back({"y", DType::kUndefined, Shape::unknown_rank()});
+    if (also_compared) {
+      g.add_node("Greater", {"p", "zero"}, {"kept"}, "threshold");
+      g.outputs.push_back({"kept", DType::kUndefined, Shape::unknown_rank()});
+    }
+    auto exe = make_cpu_device(1)->compile(g);
+    ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+    auto y = (*exe)->run({Value(floats({2, 5}, x))});
+    ASSERT_TRUE(y.ok()) << y.status().to_string();
+    const float* out = (*y)[0].tensor.data<float>();
+    if (also_compared) {
+      EXPECT_GT(out[1], 0.f) << "restored: the Greater sees the denormal";
+      EXPECT_TRUE((*y)[1].tensor.data<bool>()[1]) << "exp(-90) / sum > 0";
+    } else {
+      EXPECT_EQ(out[1], 0.f) << "only the MatMul reads it: left flushed";
+    }
+    EXPECT_NEAR(out[0], 1.0 / (1.0 + std::exp(-3.0)), 1e-6);
+  }
+}
+
 TEST(NativeKernelsTest, UnaryMath) {
   uint32_t seed = 700;
   for (const char* op : {"Sqrt", "Abs", "Exp", "Log", "Neg"}) {
