@@ -12,6 +12,10 @@
 //   3. output transform: the 4x4 tile = A^T m A, plus bias and ReLU.
 // Source and destination are in oneDNN's nChw8c layout (8 channels innermost), the layout the
 // AVX2 convolutions around it use, so each transform works on 8 channels per vector.
+// On AVX-512 a second variant (channel block 16) reads and writes nChw16c, the layout oneDNN's
+// AVX-512 kernels use, with 16-float vectors in the transforms and a 12x32 product kernel; it
+// beats oneDNN's own F(2x2,3x3) Winograd on the larger layers (docs/performance.md, "Winograd on
+// AVX-512"). Both variants pack the transformed weights alike (packed_bytes() is the same).
 #pragma once
 
 #include <cstdint>
@@ -30,29 +34,33 @@ class WinogradConv {
     int64_t n, h, w, pad_top, pad_left, out_h, out_w;
   };
 
-  // True on a CPU with AVX2 and FMA (the transforms are written for them).
-  static bool cpu_supported();
+  // True on a CPU that runs the variant for channel blocks of `block`: 8 needs AVX2 and FMA,
+  // 16 AVX-512F.
+  static bool cpu_supported(int block = 8);
   // Whether Winograd is worth it for this shape: enough output tiles for the 36 products to
-  // beat a direct convolution, and channels in whole blocks of 8.
-  static bool suits(int64_t cin, int64_t cout, const Geometry& g);
+  // beat a direct convolution, and channels in whole blocks of `block`.
+  static bool suits(int64_t cin, int64_t cout, const Geometry& g, int block = 8);
 
   // `weights` [cout, cin, 3, 3] f32; `bias` [cout] or undefined; `relu` applies max(0, x).
   // `storage` float16/bfloat16 (weights that were half): the transformed weights are kept as
   // scaled fp16 (half_weights.h: transformed_scale), halving their memory, and each product expands its block of 16 columns into
   // the worker's scratch (cin x 16 floats, in L1/L2) before it multiplies.
-  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage = DType::kFloat32);
+  // `block` 8 or 16: the channel block of the layout run() reads and writes (nChw8c, nChw16c).
+  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage = DType::kFloat32, int block = 8);
   WinogradConv(const WinogradConv&) = delete;  // u_data_ points into the object
   WinogradConv& operator=(const WinogradConv&) = delete;
   // On weights transformed before (packed_bytes() of an equal convolution, e.g. a plan file's,
   // viewed in place and kept alive): nullptr when their size is not that of cin x cout.
   static std::shared_ptr<const WinogradConv> from_packed(const Tensor& packed, int64_t cin, int64_t cout,
                                                          const Tensor& bias, bool relu,
-                                                         DType storage = DType::kFloat32);
-  // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes.
+                                                         DType storage = DType::kFloat32, int block = 8);
+  // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes (the
+  // same bytes for either channel block).
   Tensor packed_bytes() const;
+  int block() const { return block_; }
 
-  // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c. Uses the calling
-  // thread's OpenMP team.
+  // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c (block 8) or nChw16c
+  // (block 16). Uses the calling thread's OpenMP team.
   void run(const float* src, float* dst, const Geometry& g) const;
 
  private:
@@ -69,6 +77,10 @@ class WinogradConv {
   Tensor packed_;                  // from_packed(): keeps those bytes alive
   std::vector<float> bias_;  // [cout], zeros without bias
   bool relu_ = false;
+  int block_ = 8;
+  // The 36 products, on AVX2 (6x16 kernel) or AVX-512 (12x32 kernel).
+  void multiply8(const float* v, float* m, int64_t tiles) const;
+  void multiply16(const float* v, float* m, int64_t tiles) const;
 };
 
 }  // namespace cpu
