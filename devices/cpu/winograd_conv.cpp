@@ -7,6 +7,8 @@
 
 #include <immintrin.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -298,6 +300,14 @@ bool WinogradConv::cpu_supported(int block) {
   return block == 16 ? avx512 : block == 8 && avx2;
 }
 
+int64_t WinogradConv::default_chunk_bytes() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("PFRT_WINOGRAD16_CHUNK_KB");
+    return (v ? std::max<int64_t>(1, std::atol(v)) : int64_t{1024}) * 1024;
+  }();
+  return bytes;
+}
+
 bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g, int block) {
   // Below ~16 tiles per image the 36 products are too thin to pay for reading the transformed
   // weights (4x the direct ones): ResNet-50's 7x7 stage stays direct.
@@ -409,70 +419,100 @@ void WinogradConv::multiply8(const float* v, float* m, int64_t tiles) const {
   }
 }
 
-void WinogradConv::multiply16(const float* v, float* m, int64_t tiles) const {
-  const int64_t v_stride = tiles * cin_, m_stride = tiles * cout_pad_;
+void WinogradConv::run16(const float* src, float* dst, const Geometry& g) const {
+  // Tiles in chunks, each chunk transformed, multiplied and transformed back by one thread in
+  // its own V and M (at most kChunkBytes, in its L2) instead of whole-layer V and M passed
+  // between three parallel loops: the layer's V and M (3.6 MB at 56x56x64) made a round trip
+  // to L3 between the phases, and the threads meet no barrier between them.
+  const int64_t tiles_h = (g.out_h + kOut - 1) / kOut, tiles_w = (g.out_w + kOut - 1) / kOut;
+  const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
+  const int64_t in_blocks = cin_ / 16, out_blocks = cout_ / 16;
   const int64_t col_blocks = cout_pad_ / 16, pairs = (col_blocks + 1) / 2;
   const int64_t b_next = cin_ * 16;  // the next block of 16 columns in the packing
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int p = 0; p < kPositions; ++p) {
-    for (int64_t q = 0; q < pairs; ++q) {
-      const int64_t nb = q * 2, cols = std::min<int64_t>(2, col_blocks - nb);
-      const int64_t at = (p * col_blocks + nb) * cin_ * 16;
-      const float* u = u_data_ ? u_data_ + at : nullptr;
-      if (!u) {  // half storage: these blocks in f32 in the worker's scratch
-        float* block = weights_scratch(static_cast<size_t>(cin_ * 16 * cols));
-        half_to_float(u_half_.data() + at, block, cin_ * 16 * cols, storage_, 1.f / u_scale_);
-        u = block;
+  const int64_t per_tile = kPositions * (cin_ + cout_pad_) * static_cast<int64_t>(sizeof(float));
+  const int64_t threads = omp_get_max_threads();
+  // Each chunk reads all the transformed weights U once: chunks smaller than U would read U
+  // more often than they save on V and M (28x28x128: U 2.4 MB, chunks of 1 MB 1.2x the time of
+  // one chunk per thread; 56x56x64: U 0.6 MB, chunks of 1 MB 0.8x).
+  const int64_t u_bytes = kPositions * cin_ * cout_pad_ * static_cast<int64_t>(sizeof(float));
+  const int64_t budget = std::max(chunk_bytes_, u_bytes);
+  // Whole rows of the 12-row kernel per chunk, and a multiple of the team's chunks.
+  int64_t chunk = std::max<int64_t>(12, budget / per_tile / 12 * 12);
+  int64_t chunks = (tiles + chunk - 1) / chunk;
+  chunks = std::min(tiles, (chunks + threads - 1) / threads * threads);
+  const int64_t max_rows = (tiles + chunks - 1) / chunks;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t t0 = c * tiles / chunks, rows = (c + 1) * tiles / chunks - t0;
+    const int64_t v_stride = rows * cin_, m_stride = rows * cout_pad_;  // between positions
+    float* v = thread_scratch<WinogradScratchTag>(static_cast<size_t>(kPositions * max_rows * (cin_ + cout_pad_)));
+    float* m = v + kPositions * v_stride;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = t0 + r, n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      for (int64_t cb = 0; cb < in_blocks; ++cb) {
+        const float* plane = src + (n * in_blocks + cb) * g.h * g.w * 16;
+        transform_input_tile16(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, v + r * cin_ + cb * 16,
+                               v_stride);
       }
-      float* c = m + p * m_stride + nb * 16;
-      if (cols == 2) {
-        multiply_column_blocks16<2>(v + p * v_stride, tiles, cin_, u, b_next, c, cout_pad_);
-      } else {
-        multiply_column_blocks16<1>(v + p * v_stride, tiles, cin_, u, b_next, c, cout_pad_);
+    }
+    for (int p = 0; p < kPositions; ++p) {
+      for (int64_t q = 0; q < pairs; ++q) {
+        const int64_t nb = q * 2, cols = std::min<int64_t>(2, col_blocks - nb);
+        const int64_t at = (p * col_blocks + nb) * cin_ * 16;
+        const float* u = u_data_ ? u_data_ + at : nullptr;
+        if (!u) {  // half storage: these blocks in f32 in the worker's scratch
+          float* block = weights_scratch(static_cast<size_t>(cin_ * 16 * cols));
+          half_to_float(u_half_.data() + at, block, cin_ * 16 * cols, storage_, 1.f / u_scale_);
+          u = block;
+        }
+        float* out = m + p * m_stride + nb * 16;
+        if (cols == 2) {
+          multiply_column_blocks16<2>(v + p * v_stride, rows, cin_, u, b_next, out, cout_pad_);
+        } else {
+          multiply_column_blocks16<1>(v + p * v_stride, rows, cin_, u, b_next, out, cout_pad_);
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = t0 + r, n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      for (int64_t ob = 0; ob < out_blocks; ++ob) {
+        float* plane = dst + (n * out_blocks + ob) * g.out_h * g.out_w * 16;
+        transform_output_tile16(m + r * cout_pad_ + ob * 16, m_stride, bias_.data() + ob * 16, relu_, plane, g.out_h,
+                                g.out_w, ty * kOut, tx * kOut);
       }
     }
   }
 }
 
 void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
+  if (block_ == 16) {
+    run16(src, dst, g);
+    return;
+  }
   const int64_t tiles_h = (g.out_h + kOut - 1) / kOut, tiles_w = (g.out_w + kOut - 1) / kOut;
   const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
-  const int64_t cb_size = block_, in_blocks = cin_ / cb_size, out_blocks = cout_ / cb_size;
+  const int64_t in_blocks = cin_ / 8, out_blocks = cout_ / 8;
   const int64_t v_stride = tiles * cin_, m_stride = tiles * cout_pad_;  // between positions
   float* v = thread_scratch<WinogradScratchTag>(static_cast<size_t>(kPositions * (v_stride + m_stride)));
   float* m = v + kPositions * v_stride;
-  const bool wide = block_ == 16;
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     for (int64_t cb = 0; cb < in_blocks; ++cb) {
       int64_t n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
-      const float* plane = src + (n * in_blocks + cb) * g.h * g.w * cb_size;
-      float* out = v + t * cin_ + cb * cb_size;
-      if (wide) {
-        transform_input_tile16(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, out, v_stride);
-      } else {
-        transform_input_tile(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, out, v_stride);
-      }
+      const float* plane = src + (n * in_blocks + cb) * g.h * g.w * 8;
+      transform_input_tile(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, v + t * cin_ + cb * 8,
+                           v_stride);
     }
   }
-  if (wide) {
-    multiply16(v, m, tiles);
-  } else {
-    multiply8(v, m, tiles);
-  }
+  multiply8(v, m, tiles);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     for (int64_t ob = 0; ob < out_blocks; ++ob) {
       int64_t n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
-      float* plane = dst + (n * out_blocks + ob) * g.out_h * g.out_w * cb_size;
-      const float* in = m + t * cout_pad_ + ob * cb_size;
-      const float* b = bias_.data() + ob * cb_size;
-      if (wide) {
-        transform_output_tile16(in, m_stride, b, relu_, plane, g.out_h, g.out_w, ty * kOut, tx * kOut);
-      } else {
-        transform_output_tile(in, m_stride, b, relu_, plane, g.out_h, g.out_w, ty * kOut, tx * kOut);
-      }
+      float* plane = dst + (n * out_blocks + ob) * g.out_h * g.out_w * 8;
+      transform_output_tile(m + t * cout_pad_ + ob * 8, m_stride, bias_.data() + ob * 8, relu_, plane, g.out_h, g.out_w,
+                            ty * kOut, tx * kOut);
     }
   }
 }

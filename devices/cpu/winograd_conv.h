@@ -78,9 +78,13 @@ class WinogradConv {
   std::vector<float> bias_;  // [cout], zeros without bias
   bool relu_ = false;
   int block_ = 8;
-  // The 36 products, on AVX2 (6x16 kernel) or AVX-512 (12x32 kernel).
+  // The 36 products on AVX2 (6x16 kernel), all tiles at once.
   void multiply8(const float* v, float* m, int64_t tiles) const;
-  void multiply16(const float* v, float* m, int64_t tiles) const;
+  // Block 16: the whole convolution in chunks of tiles (12x32 AVX-512 kernel for the products).
+  void run16(const float* src, float* dst, const Geometry& g) const;
+  // Bytes of V and M per chunk in run16 (PFRT_WINOGRAD16_CHUNK_KB overrides, for measuring).
+  int64_t chunk_bytes_ = default_chunk_bytes();
+  static int64_t default_chunk_bytes();
 };
 
 }  // namespace cpu
