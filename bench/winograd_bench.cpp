@@ -47,7 +47,7 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// oneDNN's convolution `alg` on nChw16c with bias and ReLU; nullptr-free: throws when oneDNN has
+// oneDNN's convolution `alg` on nChw16c with bias and ReLU; the constructor throws when oneDNN has
 // no such kernel.
 struct DnnlConv {
   dnnl::convolution_forward prim;
