@@ -381,9 +381,8 @@ class ConvOp : public NativeOp {
       // On AVX-512 our F(4x4,3x3) on nChw16c beats oneDNN's F(2x2,3x3) from 28x28 outputs
       // (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time alone, 0.83-0.90x in the model
       // at 1 thread; at 14x14, faster alone, its 4x-sized weights read cold in a model run made
-      // those layers 1.13-1.16x slower;
-      // at 7x7, 4 tiles, it loses; docs/performance.md, "Winograd on AVX-512"). f32 weights
-      // only: half ones were not measured with it.
+      // those layers 1.13-1.16x slower; at 7x7, 4 tiles, it loses; docs/performance.md,
+      // "Winograd on AVX-512"). f32 weights only: half ones were not measured with it.
       if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
           out[2] * out[3] >= own_winograd16_min_area_ && layout_tag("blocked", 4) == memory::format_tag::nChw16c &&
           plan_own_winograd(*plan, xd, pad_l, 16)) {
