@@ -208,24 +208,28 @@ class ConvOp : public NativeOp {
   }
 
   // Our Winograd for input `xd`: its transformed weights imported when they fit, else made.
-  std::shared_ptr<const WinogradConv> own_winograd_for(const Dims& xd) {
+  // `block`: the variant's channel block (WinogradConv); the packed bytes are the same for both.
+  std::shared_ptr<const WinogradConv> own_winograd_for(const Dims& xd, int block) {
     bool relu = activation_ == "Relu";
     std::lock_guard<std::mutex> lock(imported_mu_);
     for (const auto& b : imported_) {
       if (b.key != xd || b.kind != "winograd") continue;
-      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu, weights_.dtype())) {
+      if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu, weights_.dtype(),
+                                             block)) {
         note_used_packed();
         return w;
       }
       note_stale_packed(node_name(), "Winograd weights of " + std::to_string(b.data.nbytes()) + " bytes do not fit " +
                                          weights_.summary());
     }
-    if (!is_half(weights_.dtype())) return std::make_shared<const WinogradConv>(weights_, bias_, relu);
+    if (!is_half(weights_.dtype())) {
+      return std::make_shared<const WinogradConv>(weights_, bias_, relu, DType::kFloat32, block);
+    }
     // Half weights: their f32 form only while transforming, in a transient mapping (half_weights.h).
     auto wf = std::make_shared<MappedFloats>(static_cast<size_t>(weights_.numel()));
     half_to_float(static_cast<const uint16_t*>(weights_.raw_data()), wf->data(), weights_.numel(), weights_.dtype());
     Tensor f32 = Tensor::wrap(DType::kFloat32, weights_.dims(), wf->data(), wf);
-    return std::make_shared<const WinogradConv>(f32, bias_, relu, weights_.dtype());
+    return std::make_shared<const WinogradConv>(f32, bias_, relu, weights_.dtype(), block);
   }
 
   std::string node_name() const { return node_.name.empty() ? node_.outputs[0] : node_.name; }
@@ -374,6 +378,16 @@ class ConvOp : public NativeOp {
       // 1 thread, interleaved with fp32, two runs: Winograd everywhere 1.11x / 1.16x the fp32
       // time, from 14x14 up 1.02x / 1.12x, from 28x28 up 1.07x / 1.14x; a loaded host).
       const bool half_f32 = is_half(weights_.dtype()) && f32_compute;
+      // On AVX-512 our F(4x4,3x3) on nChw16c beats oneDNN's F(2x2,3x3) from 28x28 outputs
+      // (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time alone, 0.83-0.90x in the model
+      // at 1 thread; at 14x14, faster alone, its 4x-sized weights read cold in a model run made
+      // those layers 1.13-1.16x slower; at 7x7, 4 tiles, it loses; docs/performance.md,
+      // "Winograd on AVX-512"). f32 weights only: half ones were not measured with it.
+      if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
+          out[2] * out[3] >= own_winograd16_min_area_ && layout_tag("blocked", 4) == memory::format_tag::nChw16c &&
+          plan_own_winograd(*plan, xd, pad_l, 16)) {
+        return plan;
+      }
       if (winograd_shape && use_winograd_ && !(half_f32 && out[2] * out[3] < half_winograd_min_area_)) {
         try {
           pd = dnnl::convolution_forward::primitive_desc(make_desc(dnnl::algorithm::convolution_winograd), attr, engine());
@@ -381,7 +395,7 @@ class ConvOp : public NativeOp {
         } catch (const dnnl::error&) {
         }
       }
-      if (!built && winograd_shape && use_winograd_ && f32_compute && plan_own_winograd(*plan, xd, pad_l)) {
+      if (!built && winograd_shape && use_winograd_ && f32_compute && plan_own_winograd(*plan, xd, pad_l, 8)) {
         return plan;  // oneDNN has no Winograd here (AVX2): ours
       }
       if (!built) {
@@ -657,17 +671,19 @@ class ConvOp : public NativeOp {
     return layout == "blocked" ? kBlocked : memory::format_tag::nchw;
   }
 
-  // Our F(4x4, 3x3) Winograd (oneDNN has none on AVX2), for a 2-D 3x3 stride-1 convolution
-  // with at most a ReLU fused and no residual: false when the shape does not suit it.
-  bool plan_own_winograd(Plan& plan, const Dims& xd, const memory::dims& pad_l) {
-    if (!WinogradConv::cpu_supported() || has_sum_ || !(activation_.empty() || activation_ == "Relu")) return false;
+  // Our F(4x4, 3x3) Winograd, for a 2-D 3x3 stride-1 convolution with at most a ReLU fused and
+  // no residual: the AVX2 variant on nChw8c (block 8; oneDNN has no Winograd on AVX2) or the
+  // AVX-512 one on nChw16c (block 16). False when the CPU or the shape does not suit it.
+  bool plan_own_winograd(Plan& plan, const Dims& xd, const memory::dims& pad_l, int block) {
+    if (!WinogradConv::cpu_supported(block) || has_sum_ || !(activation_.empty() || activation_ == "Relu")) return false;
     // The output size accounts for the bottom/right padding: tiles past it read zeros.
     WinogradConv::Geometry g{xd[0], xd[2], xd[3], pad_l[0], pad_l[1], plan.out_dims[2], plan.out_dims[3]};
-    if (!WinogradConv::suits(xd[1], weights_.dim(0), g)) return false;
-    plan.winograd = own_winograd_for(xd);
+    if (!WinogradConv::suits(xd[1], weights_.dim(0), g, block)) return false;
+    plan.winograd = own_winograd_for(xd, block);
     plan.geometry = g;
-    plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, memory::format_tag::nChw8c);
-    plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, memory::format_tag::nChw8c);
+    const auto tag = block == 16 ? memory::format_tag::nChw16c : memory::format_tag::nChw8c;
+    plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, tag);
+    plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, tag);
     return true;
   }
 
@@ -682,6 +698,12 @@ class ConvOp : public NativeOp {
   int blocks_per_thread_ = [] {
     const char* v = std::getenv("PFRT_CONV_BLOCKS");
     return v ? std::atoi(v) : 0;
+  }();
+  // Output area from which f32 convolutions on AVX-512 take our Winograd instead of oneDNN's
+  // (build_plan; PFRT_WINOGRAD16_MIN_AREA overrides, for A/B runs).
+  int64_t own_winograd16_min_area_ = [] {
+    const char* v = std::getenv("PFRT_WINOGRAD16_MIN_AREA");
+    return v ? std::atol(v) : int64_t{28 * 28};
   }();
   // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
   int64_t half_winograd_min_area_ = [] {

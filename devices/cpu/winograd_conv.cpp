@@ -7,6 +7,9 @@
 
 #include <immintrin.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -151,22 +154,169 @@ void multiply_column_block(const float* a, int64_t rows, int64_t k_size, const f
   }
 }
 
-}  // namespace
-
-bool WinogradConv::cpu_supported() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+// The AVX-512 variant (channel block 16): the same transforms on 16 channels per vector.
+__attribute__((target("avx512f"))) inline void input_rows16(const __m512 d[6], __m512 r[6]) {
+  const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f);
+  r[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+  r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+  __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
+  __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
+  r[1] = _mm512_add_ps(a, b);
+  r[2] = _mm512_sub_ps(a, b);
+  __m512 c = _mm512_sub_ps(d[4], d[2]);
+  __m512 e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+  r[3] = _mm512_add_ps(c, e);
+  r[4] = _mm512_sub_ps(c, e);
 }
 
-bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g) {
+__attribute__((target("avx512f"))) inline void output_rows16(const __m512 m[6], __m512 o[4]) {
+  const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
+  __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  o[1] = _mm512_fmadd_ps(two, d34, d12);
+  o[2] = _mm512_fmadd_ps(four, s34, s12);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+__attribute__((target("avx512f"))) void transform_input_tile16(const float* plane, int64_t h, int64_t w, int64_t y0,
+                                                               int64_t x0, float* v, int64_t stride) {
+  __m512 rows[kTile][kTile];
+  const bool inside = y0 >= 0 && x0 >= 0 && y0 + kTile <= h && x0 + kTile <= w;
+  for (int j = 0; j < kTile; ++j) {  // B^T d: down each column, loaded as it is used
+    __m512 in[kTile], out[kTile];
+    const int64_t x = x0 + j;
+    for (int i = 0; i < kTile; ++i) {
+      const int64_t y = y0 + i;
+      in[i] = inside || (y >= 0 && y < h && x >= 0 && x < w) ? _mm512_loadu_ps(plane + (y * w + x) * 16)
+                                                             : _mm512_setzero_ps();
+    }
+    input_rows16(in, out);
+    for (int i = 0; i < kTile; ++i) rows[i][j] = out[i];
+  }
+  for (int i = 0; i < kTile; ++i) {  // (B^T d) B: along each row
+    __m512 col[kTile];
+    input_rows16(rows[i], col);
+    for (int j = 0; j < kTile; ++j) _mm512_storeu_ps(v + (i * kTile + j) * stride, col[j]);
+  }
+}
+
+// GCC 12 warns that _mm512_max_ps's own _mm512_undefined_ps() "may be used uninitialized" (its
+// pass-through operand under an all-ones mask, never read).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void transform_output_tile16(const float* m, int64_t stride, const float* bias,
+                                                                bool relu, float* plane, int64_t out_h, int64_t out_w,
+                                                                int64_t y0, int64_t x0) {
+  __m512 cols[kOut][kTile];
+  for (int j = 0; j < kTile; ++j) {
+    __m512 in[kTile], out[kOut];
+    for (int i = 0; i < kTile; ++i) in[i] = _mm512_loadu_ps(m + (i * kTile + j) * stride);
+    output_rows16(in, out);
+    for (int r = 0; r < kOut; ++r) cols[r][j] = out[r];
+  }
+  const __m512 b = _mm512_loadu_ps(bias), zero = _mm512_setzero_ps();
+  for (int r = 0; r < kOut; ++r) {
+    const int64_t y = y0 + r;
+    if (y >= out_h) break;
+    __m512 o[kOut];
+    output_rows16(cols[r], o);
+    for (int c = 0; c < kOut; ++c) {
+      const int64_t x = x0 + c;
+      if (x >= out_w) break;
+      __m512 val = _mm512_add_ps(o[c], b);
+      if (relu) val = _mm512_max_ps(val, zero);
+      _mm512_storeu_ps(plane + (y * out_w + x) * 16, val);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+
+// C[r][0..16 COLS) = sum_k A[r][k] * B[k][...] for ROWS <= 12 rows and COLS (1 or 2) packed
+// blocks of 16 columns (the second `b_next` floats after the first): 24 named accumulators,
+// two B vectors and one broadcast per row for each k.
+template <int ROWS, int COLS>
+__attribute__((target("avx512f"))) void multiply_rows16(const float* a, int64_t lda, const float* b, int64_t b_next,
+                                                        int64_t k_size, float* c, int64_t ldc) {
+  static_assert(ROWS >= 1 && ROWS <= 12 && (COLS == 1 || COLS == 2), "the kernel has 12 x 2 accumulators");
+  __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+  __m512 c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a;
+  __m512 c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
+  const float* b1p = b + b_next;
+#define PFRT_WINOGRAD16_ROW(r)                                      \
+  if constexpr (ROWS > r) {                                         \
+    __m512 x = _mm512_set1_ps(a[r * lda + k]);                      \
+    c##r##a = _mm512_fmadd_ps(x, b0, c##r##a);                      \
+    if constexpr (COLS > 1) c##r##b = _mm512_fmadd_ps(x, b1, c##r##b); \
+  }
+  for (int64_t k = 0; k < k_size; ++k) {
+    __m512 b0 = _mm512_loadu_ps(b + k * 16);
+    __m512 b1 = COLS > 1 ? _mm512_loadu_ps(b1p + k * 16) : b0;
+    PFRT_WINOGRAD16_ROW(0) PFRT_WINOGRAD16_ROW(1) PFRT_WINOGRAD16_ROW(2) PFRT_WINOGRAD16_ROW(3)
+    PFRT_WINOGRAD16_ROW(4) PFRT_WINOGRAD16_ROW(5) PFRT_WINOGRAD16_ROW(6) PFRT_WINOGRAD16_ROW(7)
+    PFRT_WINOGRAD16_ROW(8) PFRT_WINOGRAD16_ROW(9) PFRT_WINOGRAD16_ROW(10) PFRT_WINOGRAD16_ROW(11)
+  }
+#undef PFRT_WINOGRAD16_ROW
+#define PFRT_WINOGRAD16_STORE(r)                                       \
+  if constexpr (ROWS > r) {                                            \
+    _mm512_storeu_ps(c + r * ldc, c##r##a);                            \
+    if constexpr (COLS > 1) _mm512_storeu_ps(c + r * ldc + 16, c##r##b); \
+  }
+  PFRT_WINOGRAD16_STORE(0) PFRT_WINOGRAD16_STORE(1) PFRT_WINOGRAD16_STORE(2) PFRT_WINOGRAD16_STORE(3)
+  PFRT_WINOGRAD16_STORE(4) PFRT_WINOGRAD16_STORE(5) PFRT_WINOGRAD16_STORE(6) PFRT_WINOGRAD16_STORE(7)
+  PFRT_WINOGRAD16_STORE(8) PFRT_WINOGRAD16_STORE(9) PFRT_WINOGRAD16_STORE(10) PFRT_WINOGRAD16_STORE(11)
+#undef PFRT_WINOGRAD16_STORE
+}
+
+// One position's product for COLS blocks of 16 columns, in chunks of at most 12 rows of equal
+// size (16 tiles: 8 + 8, not 12 + 4, whose 4-row tail reads B for a third of the FMAs).
+template <int COLS>
+void multiply_column_blocks16(const float* a, int64_t rows, int64_t k_size, const float* b, int64_t b_next, float* c,
+                              int64_t ldc) {
+  constexpr int kRows = 12;
+  const int64_t chunks = (rows + kRows - 1) / kRows;
+  for (int64_t i = 0, r = 0; i < chunks; ++i) {
+    const int64_t count = (rows - r) / (chunks - i);  // the rest shared evenly
+    const float* ar = a + r * k_size;
+    float* cr = c + r * ldc;
+    switch (count) {
+#define PFRT_WINOGRAD16_CHUNK(n) \
+      case n: multiply_rows16<n, COLS>(ar, k_size, b, b_next, k_size, cr, ldc); break;
+      PFRT_WINOGRAD16_CHUNK(1) PFRT_WINOGRAD16_CHUNK(2) PFRT_WINOGRAD16_CHUNK(3) PFRT_WINOGRAD16_CHUNK(4)
+      PFRT_WINOGRAD16_CHUNK(5) PFRT_WINOGRAD16_CHUNK(6) PFRT_WINOGRAD16_CHUNK(7) PFRT_WINOGRAD16_CHUNK(8)
+      PFRT_WINOGRAD16_CHUNK(9) PFRT_WINOGRAD16_CHUNK(10) PFRT_WINOGRAD16_CHUNK(11) PFRT_WINOGRAD16_CHUNK(12)
+#undef PFRT_WINOGRAD16_CHUNK
+      default: break;
+    }
+    r += count;
+  }
+}
+
+}  // namespace
+
+bool WinogradConv::cpu_supported(int block) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return block == 16 ? avx512 : block == 8 && avx2;
+}
+
+int64_t WinogradConv::default_chunk_bytes() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("PFRT_WINOGRAD16_CHUNK_KB");
+    return (v ? std::max<int64_t>(1, std::atol(v)) : int64_t{1024}) * 1024;
+  }();
+  return bytes;
+}
+
+bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g, int block) {
   // Below ~16 tiles per image the 36 products are too thin to pay for reading the transformed
   // weights (4x the direct ones): ResNet-50's 7x7 stage stays direct.
   int64_t tiles = g.n * ((g.out_h + kOut - 1) / kOut) * ((g.out_w + kOut - 1) / kOut);
-  return cin % 8 == 0 && cout % 8 == 0 && tiles >= 16;
+  return (block == 8 || block == 16) && cin % block == 0 && cout % block == 0 && tiles >= 16;
 }
 
-WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage)
-    : cin_(weights.dim(1)), cout_(weights.dim(0)), cout_pad_((cout_ + 15) / 16 * 16), relu_(relu) {
+WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage, int block)
+    : cin_(weights.dim(1)), cout_(weights.dim(0)), cout_pad_((cout_ + 15) / 16 * 16), relu_(relu), block_(block) {
   // U = G g G^T per (cout, cin), in double so the transform adds no rounding of its own.
   static const double G[kTile][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
@@ -219,7 +369,8 @@ void WinogradConv::keep_half(DType) {
 }
 
 std::shared_ptr<const WinogradConv> WinogradConv::from_packed(const Tensor& packed, int64_t cin, int64_t cout,
-                                                              const Tensor& bias, bool relu, DType storage) {
+                                                              const Tensor& bias, bool relu, DType storage,
+                                                              int block) {
   int64_t cout_pad = (cout + 15) / 16 * 16;
   if (!packed.raw_data() || packed.nbytes() != static_cast<size_t>(kPositions * cin * cout_pad) * sizeof(float)) {
     return nullptr;
@@ -229,6 +380,7 @@ std::shared_ptr<const WinogradConv> WinogradConv::from_packed(const Tensor& pack
   w->cout_ = cout;
   w->cout_pad_ = cout_pad;
   w->relu_ = relu;
+  w->block_ = block;
   w->packed_ = packed;
   w->u_data_ = static_cast<const float*>(packed.raw_data());
   w->bias_.assign(static_cast<size_t>(cout), 0.f);
@@ -249,7 +401,94 @@ Tensor WinogradConv::packed_bytes() const {
   return out;
 }
 
+void WinogradConv::multiply8(const float* v, float* m, int64_t tiles) const {
+  const int64_t v_stride = tiles * cin_, m_stride = tiles * cout_pad_;
+  const int64_t col_blocks = cout_pad_ / 16;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int p = 0; p < kPositions; ++p) {
+    for (int64_t nb = 0; nb < col_blocks; ++nb) {
+      const int64_t at = (p * col_blocks + nb) * cin_ * 16;
+      const float* u = u_data_ ? u_data_ + at : nullptr;
+      if (!u) {  // half storage: this block in f32 in the worker's scratch
+        float* block = weights_scratch(static_cast<size_t>(cin_ * 16));
+        half_to_float(u_half_.data() + at, block, cin_ * 16, storage_, 1.f / u_scale_);
+        u = block;
+      }
+      multiply_column_block(v + p * v_stride, tiles, cin_, u, m + p * m_stride + nb * 16, cout_pad_);
+    }
+  }
+}
+
+void WinogradConv::run16(const float* src, float* dst, const Geometry& g) const {
+  // Tiles in chunks, each chunk transformed, multiplied and transformed back by one thread in
+  // its own V and M (at most kChunkBytes, in its L2) instead of whole-layer V and M passed
+  // between three parallel loops: the layer's V and M (3.6 MB at 56x56x64) made a round trip
+  // to L3 between the phases, and the threads meet no barrier between them.
+  const int64_t tiles_h = (g.out_h + kOut - 1) / kOut, tiles_w = (g.out_w + kOut - 1) / kOut;
+  const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
+  const int64_t in_blocks = cin_ / 16, out_blocks = cout_ / 16;
+  const int64_t col_blocks = cout_pad_ / 16, pairs = (col_blocks + 1) / 2;
+  const int64_t b_next = cin_ * 16;  // the next block of 16 columns in the packing
+  const int64_t per_tile = kPositions * (cin_ + cout_pad_) * static_cast<int64_t>(sizeof(float));
+  const int64_t threads = omp_get_max_threads();
+  // Each chunk reads all the transformed weights U once: chunks smaller than U would read U
+  // more often than they save on V and M (28x28x128: U 2.4 MB, chunks of 1 MB 1.2x the time of
+  // one chunk per thread; 56x56x64: U 0.6 MB, chunks of 1 MB 0.8x).
+  const int64_t u_bytes = kPositions * cin_ * cout_pad_ * static_cast<int64_t>(sizeof(float));
+  const int64_t budget = std::max(chunk_bytes_, u_bytes);
+  // Whole rows of the 12-row kernel per chunk, and a multiple of the team's chunks.
+  int64_t chunk = std::max<int64_t>(12, budget / per_tile / 12 * 12);
+  int64_t chunks = (tiles + chunk - 1) / chunk;
+  chunks = std::min(tiles, (chunks + threads - 1) / threads * threads);
+  const int64_t max_rows = (tiles + chunks - 1) / chunks;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t t0 = c * tiles / chunks, rows = (c + 1) * tiles / chunks - t0;
+    const int64_t v_stride = rows * cin_, m_stride = rows * cout_pad_;  // between positions
+    float* v = thread_scratch<WinogradScratchTag>(static_cast<size_t>(kPositions * max_rows * (cin_ + cout_pad_)));
+    float* m = v + kPositions * v_stride;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = t0 + r, n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      for (int64_t cb = 0; cb < in_blocks; ++cb) {
+        const float* plane = src + (n * in_blocks + cb) * g.h * g.w * 16;
+        transform_input_tile16(plane, g.h, g.w, ty * kOut - g.pad_top, tx * kOut - g.pad_left, v + r * cin_ + cb * 16,
+                               v_stride);
+      }
+    }
+    for (int p = 0; p < kPositions; ++p) {
+      for (int64_t q = 0; q < pairs; ++q) {
+        const int64_t nb = q * 2, cols = std::min<int64_t>(2, col_blocks - nb);
+        const int64_t at = (p * col_blocks + nb) * cin_ * 16;
+        const float* u = u_data_ ? u_data_ + at : nullptr;
+        if (!u) {  // half storage: these blocks in f32 in the worker's scratch
+          float* block = weights_scratch(static_cast<size_t>(cin_ * 16 * cols));
+          half_to_float(u_half_.data() + at, block, cin_ * 16 * cols, storage_, 1.f / u_scale_);
+          u = block;
+        }
+        float* out = m + p * m_stride + nb * 16;
+        if (cols == 2) {
+          multiply_column_blocks16<2>(v + p * v_stride, rows, cin_, u, b_next, out, cout_pad_);
+        } else {
+          multiply_column_blocks16<1>(v + p * v_stride, rows, cin_, u, b_next, out, cout_pad_);
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = t0 + r, n = t / per_image, ty = t % per_image / tiles_w, tx = t % tiles_w;
+      for (int64_t ob = 0; ob < out_blocks; ++ob) {
+        float* plane = dst + (n * out_blocks + ob) * g.out_h * g.out_w * 16;
+        transform_output_tile16(m + r * cout_pad_ + ob * 16, m_stride, bias_.data() + ob * 16, relu_, plane, g.out_h,
+                                g.out_w, ty * kOut, tx * kOut);
+      }
+    }
+  }
+}
+
 void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
+  if (block_ == 16) {
+    run16(src, dst, g);
+    return;
+  }
   const int64_t tiles_h = (g.out_h + kOut - 1) / kOut, tiles_w = (g.out_w + kOut - 1) / kOut;
   const int64_t per_image = tiles_h * tiles_w, tiles = g.n * per_image;
   const int64_t in_blocks = cin_ / 8, out_blocks = cout_ / 8;
@@ -266,20 +505,7 @@ void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
                            v_stride);
     }
   }
-  const int64_t col_blocks = cout_pad_ / 16;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int p = 0; p < kPositions; ++p) {
-    for (int64_t nb = 0; nb < col_blocks; ++nb) {
-      const int64_t at = (p * col_blocks + nb) * cin_ * 16;
-      const float* u = u_data_ ? u_data_ + at : nullptr;
-      if (!u) {  // half storage: this block in f32 in the worker's scratch
-        float* block = weights_scratch(static_cast<size_t>(cin_ * 16));
-        half_to_float(u_half_.data() + at, block, cin_ * 16, storage_, 1.f / u_scale_);
-        u = block;
-      }
-      multiply_column_block(v + p * v_stride, tiles, cin_, u, m + p * m_stride + nb * 16, cout_pad_);
-    }
-  }
+  multiply8(v, m, tiles);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     for (int64_t ob = 0; ob < out_blocks; ++ob) {

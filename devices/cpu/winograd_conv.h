@@ -12,6 +12,13 @@
 //   3. output transform: the 4x4 tile = A^T m A, plus bias and ReLU.
 // Source and destination are in oneDNN's nChw8c layout (8 channels innermost), the layout the
 // AVX2 convolutions around it use, so each transform works on 8 channels per vector.
+// On AVX-512 a second variant (channel block 16) reads and writes nChw16c, the layout oneDNN's
+// AVX-512 kernels use, with 16-float vectors in the transforms and a 12x32 product kernel, the
+// tiles in chunks that one thread takes through all three steps. It beats oneDNN's own
+// F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time)
+// and loses at 7x7 (4 tiles) and, with its weights cold, at 14x14 (docs/performance.md,
+// "Winograd on AVX-512"). Both variants pack the transformed weights alike (packed_bytes() is
+// the same bytes), so a plan file's blob serves either.
 #pragma once
 
 #include <cstdint>
@@ -30,29 +37,33 @@ class WinogradConv {
     int64_t n, h, w, pad_top, pad_left, out_h, out_w;
   };
 
-  // True on a CPU with AVX2 and FMA (the transforms are written for them).
-  static bool cpu_supported();
+  // True on a CPU that runs the variant for channel blocks of `block`: 8 needs AVX2 and FMA,
+  // 16 AVX-512F.
+  static bool cpu_supported(int block = 8);
   // Whether Winograd is worth it for this shape: enough output tiles for the 36 products to
-  // beat a direct convolution, and channels in whole blocks of 8.
-  static bool suits(int64_t cin, int64_t cout, const Geometry& g);
+  // beat a direct convolution, and channels in whole blocks of `block`.
+  static bool suits(int64_t cin, int64_t cout, const Geometry& g, int block = 8);
 
   // `weights` [cout, cin, 3, 3] f32; `bias` [cout] or undefined; `relu` applies max(0, x).
   // `storage` float16/bfloat16 (weights that were half): the transformed weights are kept as
   // scaled fp16 (half_weights.h: transformed_scale), halving their memory, and each product expands its block of 16 columns into
   // the worker's scratch (cin x 16 floats, in L1/L2) before it multiplies.
-  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage = DType::kFloat32);
+  // `block` 8 or 16: the channel block of the layout run() reads and writes (nChw8c, nChw16c).
+  WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage = DType::kFloat32, int block = 8);
   WinogradConv(const WinogradConv&) = delete;  // u_data_ points into the object
   WinogradConv& operator=(const WinogradConv&) = delete;
   // On weights transformed before (packed_bytes() of an equal convolution, e.g. a plan file's,
   // viewed in place and kept alive): nullptr when their size is not that of cin x cout.
   static std::shared_ptr<const WinogradConv> from_packed(const Tensor& packed, int64_t cin, int64_t cout,
                                                          const Tensor& bias, bool relu,
-                                                         DType storage = DType::kFloat32);
-  // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes.
+                                                         DType storage = DType::kFloat32, int block = 8);
+  // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes (the
+  // same bytes for either channel block).
   Tensor packed_bytes() const;
+  int block() const { return block_; }
 
-  // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c. Uses the calling
-  // thread's OpenMP team.
+  // src: n x cin x h x w, dst: n x cout x out_h x out_w, both nChw8c (block 8) or nChw16c
+  // (block 16). Uses the calling thread's OpenMP team.
   void run(const float* src, float* dst, const Geometry& g) const;
 
  private:
@@ -69,6 +80,14 @@ class WinogradConv {
   Tensor packed_;                  // from_packed(): keeps those bytes alive
   std::vector<float> bias_;  // [cout], zeros without bias
   bool relu_ = false;
+  int block_ = 8;
+  // The 36 products on AVX2 (6x16 kernel), all tiles at once.
+  void multiply8(const float* v, float* m, int64_t tiles) const;
+  // Block 16: the whole convolution in chunks of tiles (12x32 AVX-512 kernel for the products).
+  void run16(const float* src, float* dst, const Geometry& g) const;
+  // Bytes of V and M per chunk in run16 (PFRT_WINOGRAD16_CHUNK_KB overrides, for measuring).
+  int64_t chunk_bytes_ = default_chunk_bytes();
+  static int64_t default_chunk_bytes();
 };
 
 }  // namespace cpu

@@ -1,5 +1,6 @@
 // WinogradConv against a direct 3x3 convolution computed here in double, on the nChw8c
-// layout it reads and writes: odd sizes (partial edge tiles), asymmetric padding, batches.
+// (AVX2) and nChw16c (AVX-512) layouts it reads and writes: odd sizes (partial edge tiles),
+// asymmetric padding, batches.
 #include "devices/cpu/winograd_conv.h"
 
 #include <gtest/gtest.h>
@@ -13,9 +14,9 @@
 namespace pyflame_rt {
 namespace {
 
-// nChw8c index of (n, c, y, x) for `channels` channels.
-int64_t blocked(int64_t n, int64_t c, int64_t y, int64_t x, int64_t channels, int64_t h, int64_t w) {
-  return (((n * (channels / 8) + c / 8) * h + y) * w + x) * 8 + c % 8;
+// nChw<block>c index of (n, c, y, x) for `channels` channels.
+int64_t blocked(int64_t n, int64_t c, int64_t y, int64_t x, int64_t channels, int64_t h, int64_t w, int64_t block) {
+  return (((n * (channels / block) + c / block) * h + y) * w + x) * block + c % block;
 }
 
 struct Case {
@@ -25,7 +26,8 @@ struct Case {
 
 // `storage` float16/bfloat16: the weights are first rounded to that type (what a half model
 // holds) and the transformed weights are kept in it (rounded once more, hence the tolerance).
-void check(const Case& c, uint32_t seed, DType storage = DType::kFloat32) {
+// `block`: the variant's channel block (8: nChw8c, 16: nChw16c).
+void check(const Case& c, uint32_t seed, DType storage = DType::kFloat32, int block = 8) {
   Tensor x = random_tensor({c.n, c.cin, c.h, c.w}, seed);
   Tensor wt = random_tensor({c.cout, c.cin, 3, 3}, seed + 1);
   for (int64_t i = 0; i < wt.numel(); ++i) {
@@ -41,10 +43,10 @@ void check(const Case& c, uint32_t seed, DType storage = DType::kFloat32) {
     for (int64_t ch = 0; ch < c.cin; ++ch)
       for (int64_t y = 0; y < c.h; ++y)
         for (int64_t xx = 0; xx < c.w; ++xx)
-          src[static_cast<size_t>(blocked(n, ch, y, xx, c.cin, c.h, c.w))] =
+          src[static_cast<size_t>(blocked(n, ch, y, xx, c.cin, c.h, c.w, block))] =
               x.data<float>()[((n * c.cin + ch) * c.h + y) * c.w + xx];
   std::vector<float> dst(static_cast<size_t>(c.n * c.cout * g.out_h * g.out_w), NAN);
-  cpu::WinogradConv(wt, b, c.relu, storage).run(src.data(), dst.data(), g);
+  cpu::WinogradConv(wt, b, c.relu, storage, block).run(src.data(), dst.data(), g);
 
   double err = 0, scale = 1e-6;
   for (int64_t n = 0; n < c.n; ++n) {
@@ -63,7 +65,7 @@ void check(const Case& c, uint32_t seed, DType storage = DType::kFloat32) {
             }
           }
           if (c.relu) acc = std::max(acc, 0.0);
-          double got = dst[static_cast<size_t>(blocked(n, co, oy, ox, c.cout, g.out_h, g.out_w))];
+          double got = dst[static_cast<size_t>(blocked(n, co, oy, ox, c.cout, g.out_h, g.out_w, block))];
           ASSERT_FALSE(std::isnan(got)) << "output (" << n << "," << co << "," << oy << "," << ox << ") not written";
           err = std::max(err, std::fabs(got - acc));
           scale = std::max(scale, std::fabs(acc));
@@ -74,7 +76,7 @@ void check(const Case& c, uint32_t seed, DType storage = DType::kFloat32) {
   // Half storage: the transformed weights rounded once to scaled fp16, an error the output
   // transform amplifies (0.4-0.6% of the peak measured; bf16 storage gave 4-5%).
   const double tolerance = storage == DType::kFloat32 ? 1e-5 : 1e-2;
-  EXPECT_LT(err / scale, tolerance) << dtype_name(storage) << " n=" << c.n << " cin=" << c.cin << " cout=" << c.cout << " " << c.h << "x" << c.w;
+  EXPECT_LT(err / scale, tolerance) << dtype_name(storage) << " block=" << block << " n=" << c.n << " cin=" << c.cin << " cout=" << c.cout << " " << c.h << "x" << c.w;
 }
 
 TEST(WinogradConvTest, MatchesDirectConvolution) {
@@ -124,11 +126,54 @@ TEST(WinogradConvTest, HalfStoragePacksF32BytesLikeTheF32One) {
   EXPECT_EQ(a, b);
 }
 
+TEST(WinogradConvTest, Avx512VariantMatchesDirectConvolution) {
+  // nChw16c and the 12x32 product kernel: rows past multiples of 12 (tiles 1..11 left over),
+  // an odd number of 16-column blocks (cout 48: one pair and one single block), batches.
+  if (!cpu::WinogradConv::cpu_supported(16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::vector<Case> cases = {
+      {1, 16, 48, 17, 13, 1, 1, 1, 1, true, true},   // 5x4 = 20 tiles: 12 + 8, 3 column blocks
+      {2, 16, 16, 16, 16, 0, 0, 0, 0, false, false},  // no padding, batch of 2, one column block
+      {1, 32, 16, 17, 13, 1, 0, 0, 1, true, false},   // asymmetric padding
+      {1, 64, 64, 28, 28, 1, 1, 1, 1, true, true},    // a ResNet-like layer: 49 tiles
+      {1, 32, 32, 7, 7, 1, 1, 1, 1, true, true},      // 4 tiles only
+  };
+  uint32_t seed = 300;
+  for (const auto& c : cases) {
+    check(c, seed, DType::kFloat32, 16);
+    seed += 3;
+  }
+  for (DType storage : {DType::kFloat16, DType::kBFloat16}) check({1, 16, 48, 17, 13, 1, 1, 1, 1, true, true}, 330, storage, 16);
+}
+
+TEST(WinogradConvTest, BothVariantsShareTheirPackedWeights) {
+  // A plan file's Winograd blob is the same whichever variant made it: the AVX-512 one
+  // imports what the AVX2 one exported and computes the same convolution.
+  if (!cpu::WinogradConv::cpu_supported(16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Tensor wt = random_tensor({32, 16, 3, 3}, 17);
+  Tensor bias = random_tensor({32}, 18);
+  cpu::WinogradConv narrow(wt, bias, true, DType::kFloat32, 8), wide(wt, bias, true, DType::kFloat32, 16);
+  Tensor bytes = narrow.packed_bytes(), wide_bytes = wide.packed_bytes();
+  ASSERT_EQ(bytes.nbytes(), wide_bytes.nbytes());
+  EXPECT_EQ(std::memcmp(bytes.raw_data(), wide_bytes.raw_data(), bytes.nbytes()), 0);
+  auto back = cpu::WinogradConv::from_packed(bytes, 16, 32, bias, true, DType::kFloat32, 16);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(back->block(), 16);
+  cpu::WinogradConv::Geometry g{1, 9, 9, 1, 1, 9, 9};
+  Tensor x = random_tensor({16 * 9 * 9}, 19);
+  std::vector<float> a(32 * 9 * 9), b(32 * 9 * 9);
+  wide.run(x.data<float>(), a.data(), g);
+  back->run(x.data<float>(), b.data(), g);
+  EXPECT_EQ(a, b);
+}
+
 TEST(WinogradConvTest, SuitsOnlyWholeChannelBlocksAndEnoughTiles) {
   cpu::WinogradConv::Geometry big{1, 56, 56, 1, 1, 56, 56}, tiny{1, 7, 7, 1, 1, 7, 7};
   EXPECT_TRUE(cpu::WinogradConv::suits(64, 64, big));
   EXPECT_FALSE(cpu::WinogradConv::suits(60, 64, big));   // channels not in blocks of 8
   EXPECT_FALSE(cpu::WinogradConv::suits(512, 512, tiny));  // 4 tiles: direct is faster
+  EXPECT_TRUE(cpu::WinogradConv::suits(64, 64, big, 16));
+  EXPECT_FALSE(cpu::WinogradConv::suits(64, 40, big, 16));  // 40 channels: not whole 16-blocks
+  EXPECT_FALSE(cpu::WinogradConv::suits(64, 64, big, 4));   // no such variant
 }
 
 }  // namespace
