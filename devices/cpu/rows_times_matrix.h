@@ -3,7 +3,9 @@
 // step streams it front to back; a block of output columns stays in registers over all of K.
 // ref_gemm, used before, re-read and re-wrote each output row for every k, and the weights were
 // transposed on every run: a batch-first GRU (H 128, 50 steps, batch 1) took 438-483 us, now
-// 194-200 us (oneDNN's GRU primitive, for the time-major one-direction case: 155 us).
+// 194-200 us (oneDNN's GRU primitive, for the time-major one-direction case: 155 us). Rows are
+// taken four at a time, each panel once for all of them (stop 16: a batch of 4 re-read the
+// matrix four times, 10.2 us a step of an H 128 LSTM, now 3.5 us; batch 1: 2.6 us).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@ namespace cpu {
 std::vector<float> pack_column_panels(const float* b, int64_t K, int64_t cols, int64_t ldb);
 
 // out[n, j] = sum_k a[n, k] * b[k, j] for n < rows, j < cols, b packed by pack_column_panels.
-// Row strides: a lda, out ldo.
+// Row strides: a lda, out ldo. Picks its AVX-512, AVX2+FMA or plain variant by the CPU.
 void rows_times_panels(const float* a, int64_t rows, int64_t K, int64_t lda, const float* panels, int64_t cols,
                        float* out, int64_t ldo);
 

@@ -1,6 +1,7 @@
 // rows_times_panels against a plain triple loop, on shapes that exercise each path: whole
 // 64-column panels, a last panel with 16-column blocks and single columns, odd K (the loop
-// takes two k at a time), several rows with strides wider than the rows.
+// takes two k at a time), several rows with strides wider than the rows, blocks of four rows and
+// the one to three left over.
 #include <random>
 #include <vector>
 
@@ -17,7 +18,7 @@ TEST(RowsTimesPanelsTest, MatchesThePlainProduct) {
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   struct Shape { int64_t rows, K, cols; };
   for (Shape s : {Shape{1, 1, 1}, Shape{1, 128, 384}, Shape{3, 7, 18}, Shape{2, 33, 210}, Shape{1, 129, 64},
-                  Shape{4, 64, 79}, Shape{1, 2, 16}}) {
+                  Shape{4, 64, 79}, Shape{1, 2, 16}, Shape{9, 20, 150}, Shape{6, 5, 64}, Shape{17, 33, 40}}) {
     const int64_t lda = s.K + 3, ldb = s.cols + 5, ldo = s.cols + 2;
     std::vector<float> a(static_cast<size_t>(s.rows * lda)), b(static_cast<size_t>(s.K * ldb));
     for (float& v : a) v = dist(gen);
