@@ -100,7 +100,7 @@ class LstmOp : public NativeOp {
     PackedRecurrentWeights local;
     if (!packed_.packed_from(w, r)) local = pack_recurrent_weights(w, r, {cols});
     const PackedRecurrentWeights& pw = packed_.packed_from(w, r) ? packed_ : local;
-    Scratch& sc = scratch_;
+    Scratch sc;
     sc.h.resize(static_cast<size_t>(s.batch * H));
     sc.c.resize(sc.h.size());
     sc.bias.resize(static_cast<size_t>(cols));
@@ -178,7 +178,8 @@ class LstmOp : public NativeOp {
     }
   }
 
-  // Per-thread buffers of the loop, kept between runs (a run may start on any thread).
+  // The loop's buffers, per run (malloc serves the same sizes again from its heap; kept per
+  // thread they would hold the largest run's input projection for good).
   struct Scratch {
     std::vector<float> xw, gates, h, c, bias;
   };
@@ -192,10 +193,7 @@ class LstmOp : public NativeOp {
   bool reverse_only_;
   float clip_;
   bool input_forget_;
-  thread_local static Scratch scratch_;
 };
-
-thread_local LstmOp::Scratch LstmOp::scratch_;
 
 std::unique_ptr<NativeOp> make_lstm_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.op_type != "LSTM") return nullptr;
