@@ -25,22 +25,14 @@ RecurrentShape recurrent_shape(const Tensor& x, const Tensor& r, bool layout1) {
 PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, const std::vector<int64_t>& r_parts) {
   PackedRecurrentWeights p{w.dims(), r.dims(), {}, {}};
   const int64_t dirs = w.dim(0), rows = w.dim(1), in = w.dim(2), H = r.dim(2);
-  std::vector<float> t;
-  // Wᵀ / Rᵀ of one direction: column g of the result is row g of the source.
-  auto transpose = [&](const float* src, int64_t cols) {
-    t.resize(static_cast<size_t>(rows * cols));
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t j = 0; j < cols; ++j) t[static_cast<size_t>(j * rows + i)] = src[i * cols + j];
-    }
-  };
   for (int64_t d = 0; d < dirs; ++d) {
-    transpose(w.data<float>() + d * rows * in, in);
-    p.w.push_back(pack_column_panels(t.data(), in, rows, rows));
-    transpose(r.data<float>() + d * rows * H, H);
+    // Wᵀ and Rᵀ: column g is row g of W and R.
+    p.w.push_back(pack_transposed_panels(w.data<float>() + d * rows * in, rows, in, in));
     p.r.emplace_back();
+    const float* rd = r.data<float>() + d * rows * H;
     int64_t first = 0;
     for (int64_t width : r_parts) {
-      p.r.back().push_back(pack_column_panels(t.data() + first, H, width, rows));
+      p.r.back().push_back(pack_transposed_panels(rd + first * H, width, H, H));
       first += width;
     }
   }

@@ -27,6 +27,12 @@ TEST(RowsTimesPanelsTest, MatchesThePlainProduct) {
     std::vector<float> out(static_cast<size_t>(s.rows * ldo), kUntouched);
     std::vector<float> panels = pack_column_panels(b.data(), s.K, s.cols, ldb);
     ASSERT_EQ(panels.size(), static_cast<size_t>(s.K * s.cols));
+    // The same panels packed from bᵀ (row stride K + 1).
+    std::vector<float> bt(static_cast<size_t>(s.cols * (s.K + 1)));
+    for (int64_t k = 0; k < s.K; ++k) {
+      for (int64_t j = 0; j < s.cols; ++j) bt[static_cast<size_t>(j * (s.K + 1) + k)] = b[static_cast<size_t>(k * ldb + j)];
+    }
+    EXPECT_EQ(pack_transposed_panels(bt.data(), s.cols, s.K, s.K + 1), panels);
     rows_times_panels(a.data(), s.rows, s.K, lda, panels.data(), s.cols, out.data(), ldo);
     for (int64_t n = 0; n < s.rows; ++n) {
       for (int64_t j = 0; j < s.cols; ++j) {
