@@ -8,9 +8,10 @@ namespace cpu {
 
 namespace {
 
-// 16 floats in GCC's vector extension: one AVX-512 register, two AVX2 ones, four SSE ones in
-// the variant for each ISA. In dot64, named accumulators, not a stack array: GCC kept an array
-// of accumulators in memory, a store and a reload on every k (perf: 5.7 us a step for H 128).
+// 16 floats in GCC's vector extension: one AVX-512 register. A kernel whose accumulators GCC
+// keeps in memory is slow (a store and a reload on every k: 5.7 us a step for H 128, stop 15):
+// the blocks below unroll their accumulator arrays into registers (objdump of this file: no
+// vector register spilled in the AVX-512 and AVX2 variants; the plain one spills).
 typedef float Vec16 __attribute__((vector_size(64)));
 // 8 floats: one AVX2 register. The AVX2 variant's blocks are made of these: its Vec16 blocks
 // were split into halves in memory (ymm accumulators spilled on every k).
@@ -32,43 +33,12 @@ __attribute__((always_inline)) inline void store(float* p, Vec v) {
   __builtin_memcpy(p, &v, sizeof(v));
 }
 
-// Always inlined: a call would compile them for the baseline target, not the variant's.
-// out[0:64] = a[0:K] · b[0:K, 0:64] on AVX-512: four accumulators, two k at a time (eight
-// independent FMA chains, enough to cover the FMA latency).
-__attribute__((always_inline)) inline void dot64(const float* a, int64_t K, const float* b, int64_t ldb, float* out) {
-  Vec16 s0 = {}, s1 = {}, s2 = {}, s3 = {}, t0 = {}, t1 = {}, t2 = {}, t3 = {};
-  int64_t k = 0;
-  for (; k + 1 < K; k += 2) {
-    const float* b0 = b + k * ldb;
-    const float* b1 = b0 + ldb;
-    const float a0 = a[k], a1 = a[k + 1];
-    s0 += a0 * load<Vec16>(b0);
-    s1 += a0 * load<Vec16>(b0 + 16);
-    s2 += a0 * load<Vec16>(b0 + 32);
-    s3 += a0 * load<Vec16>(b0 + 48);
-    t0 += a1 * load<Vec16>(b1);
-    t1 += a1 * load<Vec16>(b1 + 16);
-    t2 += a1 * load<Vec16>(b1 + 32);
-    t3 += a1 * load<Vec16>(b1 + 48);
-  }
-  if (k < K) {
-    const float* b0 = b + k * ldb;
-    const float a0 = a[k];
-    s0 += a0 * load<Vec16>(b0);
-    s1 += a0 * load<Vec16>(b0 + 16);
-    s2 += a0 * load<Vec16>(b0 + 32);
-    s3 += a0 * load<Vec16>(b0 + 48);
-  }
-  store<Vec16>(out, s0 + t0);
-  store<Vec16>(out + 16, s1 + t1);
-  store<Vec16>(out + 32, s2 + t2);
-  store<Vec16>(out + 48, s3 + t3);
-}
-
 // R rows x V vectors of columns of out from one panel: each panel row read from memory serves
 // R rows of a (a batch of R re-streamed the matrix R times before: batch 4 of an H 128 LSTM
 // step took 10.2 us instead of 2.6). The R x V accumulators stay in registers: the constant
 // trip counts unroll fully.
+// Always inlined, like every helper here: a call would compile it for the baseline target, not
+// the variant's.
 template <class Vec, int R, int V>
 __attribute__((always_inline)) inline void block_rows(const float* a, int64_t lda, int64_t K, const float* b,
                                                       int64_t ldb, float* out, int64_t ldo) {
@@ -103,11 +73,7 @@ __attribute__((always_inline)) inline void rows_panel(const float* a, int64_t ld
                                                       int64_t width, float* out, int64_t ldo) {
   constexpr int L = sizeof(Vec) / sizeof(float);
   if (R == 1 && width == kPanel) {
-    if (L == 16) {
-      dot64(a, K, panel, kPanel, out);
-    } else {
-      block_rows<Vec, 1, kPanel / L>(a, lda, K, panel, kPanel, out, ldo);
-    }
+    block_rows<Vec, 1, kPanel / L>(a, lda, K, panel, kPanel, out, ldo);
     return;
   }
   int64_t j = 0;
@@ -196,13 +162,29 @@ void rows_times_panels(const float* a, int64_t rows, int64_t K, int64_t lda, con
   static const int isa = __builtin_cpu_supports("avx512f")                                    ? 2
                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
                                                                                             : 0;
-  if (isa == 2) {
+  // One row (a batch-1 recurrent step) is a matrix-vector product bound by reading the panels:
+  // the AVX2 variant's eight ymm chains took 0.50-0.54 us for an H 64 LSTM step on an AVX-512
+  // host, the AVX-512 blocks 0.59-0.78 (the same from H 128 on).
+  if (isa == 2 && rows > 1) {
     rows_times_panels_avx512(a, rows, K, lda, panels, cols, out, ldo);
-  } else if (isa == 1) {
+  } else if (isa >= 1) {
     rows_times_panels_avx2(a, rows, K, lda, panels, cols, out, ldo);
   } else {
     rows_times_panels_plain(a, rows, K, lda, panels, cols, out, ldo);
   }
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace cpu {
+
+std::vector<std::pair<std::string, RowsTimesPanelsFn>> rows_times_panels_variants() {
+  std::vector<std::pair<std::string, RowsTimesPanelsFn>> v = {{"plain", rows_times_panels_plain}};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v.push_back({"avx2", rows_times_panels_avx2});
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", rows_times_panels_avx512});
+  return v;
 }
 
 }  // namespace cpu

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace pyflame_rt {
@@ -27,6 +29,11 @@ std::vector<float> pack_transposed_panels(const float* bt, int64_t cols, int64_t
 // Row strides: a lda, out ldo. Picks its AVX-512, AVX2+FMA or plain variant by the CPU.
 void rows_times_panels(const float* a, int64_t rows, int64_t K, int64_t lda, const float* panels, int64_t cols,
                        float* out, int64_t ldo);
+
+// The variants this CPU can run, by name ("avx512", "avx2", "plain"): the tests run each.
+using RowsTimesPanelsFn = void (*)(const float* a, int64_t rows, int64_t K, int64_t lda, const float* panels,
+                                   int64_t cols, float* out, int64_t ldo);
+std::vector<std::pair<std::string, RowsTimesPanelsFn>> rows_times_panels_variants();
 
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -33,16 +33,23 @@ TEST(RowsTimesPanelsTest, MatchesThePlainProduct) {
       for (int64_t j = 0; j < s.cols; ++j) bt[static_cast<size_t>(j * (s.K + 1) + k)] = b[static_cast<size_t>(k * ldb + j)];
     }
     EXPECT_EQ(pack_transposed_panels(bt.data(), s.cols, s.K, s.K + 1), panels);
-    rows_times_panels(a.data(), s.rows, s.K, lda, panels.data(), s.cols, out.data(), ldo);
-    for (int64_t n = 0; n < s.rows; ++n) {
-      for (int64_t j = 0; j < s.cols; ++j) {
-        double want = 0;
-        for (int64_t k = 0; k < s.K; ++k) want += double(a[n * lda + k]) * b[k * ldb + j];
-        ASSERT_NEAR(out[n * ldo + j], want, 1e-4 * (1 + std::abs(want)))
-            << "rows " << s.rows << " K " << s.K << " cols " << s.cols << " at [" << n << ", " << j << "]";
+    // The dispatcher, then every variant this CPU runs (the dispatcher sends one row and
+    // several to different variants).
+    std::vector<std::pair<std::string, RowsTimesPanelsFn>> variants = {{"dispatched", rows_times_panels}};
+    for (const auto& v : rows_times_panels_variants()) variants.push_back(v);
+    for (const auto& [name, fn] : variants) {
+      std::fill(out.begin(), out.end(), kUntouched);
+      fn(a.data(), s.rows, s.K, lda, panels.data(), s.cols, out.data(), ldo);
+      for (int64_t n = 0; n < s.rows; ++n) {
+        for (int64_t j = 0; j < s.cols; ++j) {
+          double want = 0;
+          for (int64_t k = 0; k < s.K; ++k) want += double(a[n * lda + k]) * b[k * ldb + j];
+          ASSERT_NEAR(out[n * ldo + j], want, 1e-4 * (1 + std::abs(want)))
+              << name << ": rows " << s.rows << " K " << s.K << " cols " << s.cols << " at [" << n << ", " << j << "]";
+        }
+        // The stride's padding is not written.
+        for (int64_t j = s.cols; j < ldo; ++j) EXPECT_EQ(out[n * ldo + j], kUntouched) << name;
       }
-      // The stride's padding is not written.
-      for (int64_t j = s.cols; j < ldo; ++j) EXPECT_EQ(out[n * ldo + j], kUntouched);
     }
   }
 }
