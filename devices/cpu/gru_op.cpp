@@ -79,8 +79,8 @@ class GruOp : public NativeOp {
       const size_t di = static_cast<size_t>(d);
       const float* wb = b ? b->data<float>() + d * 6 * H : nullptr;
       const float* rb = b ? wb + 3 * H : nullptr;
-      const std::vector<float>& r_zr = pw.r[di][0];
-      const std::vector<float>& r_h = pw.r[di][1];
+      const Panels& r_zr = pw.r[di][0];
+      const Panels& r_h = pw.r[di][1];
       // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
       project_inputs(*x, pw.w[di], 3 * H, wb, xw);
       load_state(h0, shape, d, h.data());

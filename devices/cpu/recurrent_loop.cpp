@@ -39,7 +39,7 @@ PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, 
   return p;
 }
 
-void project_inputs(const Tensor& x, const std::vector<float>& w_panels, int64_t cols, const float* bias,
+void project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
                     std::vector<float>& xw) {
   // X's rows are contiguous [rows, in] in either layout; x_row says which is which.
   const int64_t rows = x.dim(0) * x.dim(1), in = x.dim(2);

@@ -47,8 +47,8 @@ RecurrentShape recurrent_shape(const Tensor& x, const Tensor& r, bool layout1);
 // the given widths (the GRU: z and r, then h; the others one part).
 struct PackedRecurrentWeights {
   Dims w_dims, r_dims;  // of the W and R they were made from (empty: nothing packed)
-  std::vector<std::vector<float>> w;
-  std::vector<std::vector<std::vector<float>>> r;  // [direction][part]
+  std::vector<Panels> w;
+  std::vector<std::vector<Panels>> r;  // [direction][part]
 
   bool packed_from(const Tensor& w_, const Tensor& r_) const { return w_dims == w_.dims() && r_dims == r_.dims(); }
 };
@@ -56,7 +56,7 @@ PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, 
 
 // xw [seq * batch, cols] in X's row order: X·Wᵀ (w_panels: one direction's packed Wᵀ) plus
 // `bias` [cols] when given.
-void project_inputs(const Tensor& x, const std::vector<float>& w_panels, int64_t cols, const float* bias,
+void project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
                     std::vector<float>& xw);
 
 // Direction d's initial state [batch, H] into dst: from s0 (in the run's layout) or zeros.
@@ -90,7 +90,7 @@ void count_recurrent_loop_run();
 // `gates` is scratch.
 template <class Cell>
 void run_gated_direction(const RecurrentShape& s, int64_t G, int64_t d, bool reverse, const float* xw,
-                         const std::vector<float>& r_panels, const std::vector<int64_t>& lens, float* h, float* y,
+                         const Panels& r_panels, const std::vector<int64_t>& lens, float* h, float* y,
                          std::vector<float>& gates, Cell&& cell) {
   const int64_t H = s.H, cols = G * H;
   gates.resize(static_cast<size_t>(s.batch * cols));

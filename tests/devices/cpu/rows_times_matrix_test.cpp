@@ -25,7 +25,7 @@ TEST(RowsTimesPanelsTest, MatchesThePlainProduct) {
     for (float& v : b) v = dist(gen);
     const float kUntouched = 1234.5f;
     std::vector<float> out(static_cast<size_t>(s.rows * ldo), kUntouched);
-    std::vector<float> panels = pack_column_panels(b.data(), s.K, s.cols, ldb);
+    Panels panels = pack_column_panels(b.data(), s.K, s.cols, ldb);
     ASSERT_EQ(panels.size(), static_cast<size_t>(s.K * s.cols));
     // The same panels packed from bᵀ (row stride K + 1).
     std::vector<float> bt(static_cast<size_t>(s.cols * (s.K + 1)));
