@@ -4,11 +4,13 @@
 //   Every LSTM: run-time or constant weights, either layout, sequence_lens, peepholes (P),
 //   clip, input_forget, any of ONNX's activations.
 // - oneDNN's LSTM primitive per direction (dnnl_lstm.h), for constant weights, time-major,
-//   default activations and none of the above, where it is faster than the loop (kLoopMaxHidden).
+//   default activations and none of the above, at batches above kLoopMaxBatch (faster there),
+//   made on the first such run.
 // Before stop 15 every LSTM ran on the reference kernel; at stop 15 oneDNN's primitive took
 // 1.2-1.6x ONNX Runtime's time for 50 steps of H 128 at batch 1 (docs/performance.md).
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "devices/cpu/dnnl_lstm.h"
@@ -29,20 +31,23 @@ void clip_inplace(float* x, int64_t n, float clip) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::max(-clip, std::min(clip, x[i]));
 }
 
-// Our loop runs the LSTMs whose Rᵀ (4H x H floats) fits 256 KB, oneDNN's primitive the larger
-// ones it can run. Measured (bench/recurrent_probe.py, 50 steps, 1 thread, Xeon with AVX-512,
-// stop 16): at H 64 and 128 the loop took 0.55-0.75x oneDNN's time at batch 1-4 and the same at
-// batch 8-64; at H 256 the two tied at batch 1 and oneDNN was faster at batch 2-8 (0.71-0.85x
-// the loop's), both streaming a 1 MB Rᵀ from L2 every step.
-constexpr int64_t kLoopMaxHidden = 128;
+// Our loop runs batches up to kLoopMaxBatch, oneDNN's primitive the larger ones it can run.
+// Measured (bench/recurrent_probe.py, 50 steps, 1 thread, Xeon with AVX-512, load 9-11, stop
+// 16), p50 of the loop against oneDNN's: batch 1 0.11 against 0.21 ms at H 128, 0.39 against
+// 0.59 at H 256, 14.4 against 19.0 at H 512; batch 4 0.78 against 0.92 at H 256; batch 2 and 8
+// at H 256 tied; batch 16 H 128 1.11 against 0.93 (from there oneDNN's blocked products
+// compute more per load than the loop's four rows).
+constexpr int64_t kLoopMaxBatch = 8;
 
 class LstmOp : public NativeOp {
  public:
-  // `dnnl`: one oneDNN LSTM per direction (forward, then reverse), or none; `packed`: constant
+  // `dnnl_weights`: W, R and B (B may be undefined) when oneDNN's LSTM can run the node (it is
+  // made from them on the first run that wants it), else W undefined; `packed`: constant
   // weights packed once for our loop (empty: packed per run); `acts`: three per direction.
-  LstmOp(const Node& node, int64_t opset, std::vector<std::unique_ptr<DnnlLstm>> dnnl, PackedRecurrentWeights packed,
+  LstmOp(const Node& node, int64_t opset, std::vector<Tensor> dnnl_weights, PackedRecurrentWeights packed,
          std::vector<RecurrentActivation> acts)
-      : node_(node), opset_(opset), dnnl_(std::move(dnnl)), packed_(std::move(packed)), acts_(std::move(acts)),
+      : node_(node), opset_(opset), dnnl_weights_(std::move(dnnl_weights)), packed_(std::move(packed)),
+        acts_(std::move(acts)),
         dirs_(node.attr_string("direction", "forward") == "bidirectional" ? 2 : 1),
         reverse_only_(node.attr_string("direction", "forward") == "reverse"),
         clip_(node.attr_float("clip", 0.0f)),
@@ -64,8 +69,9 @@ class LstmOp : public NativeOp {
     }
     Tensor y(DType::kFloat32, s.y_dims());
     Tensor yh(DType::kFloat32, s.state_dims()), yc(DType::kFloat32, s.state_dims());
-    if (static_cast<int64_t>(dnnl_.size()) == dirs && !s.layout1 && lens.empty() && !p) {
+    if (s.batch > kLoopMaxBatch && dnnl_weights_[0].defined() && !s.layout1 && lens.empty() && !p) {
       try {
+        std::call_once(dnnl_once_, [&] { make_dnnl(); });
         OmpThreadsWhile team(recurrent_step_team(s.batch, 4, H));
         if (dirs == 1) {
           dnnl_[0]->run(*x, h0, c0, y, yh, yc);
@@ -163,6 +169,15 @@ class LstmOp : public NativeOp {
     }
   }
 
+  // One oneDNN LSTM per direction: forward on W[0], reverse on W[1] for a bidirectional node.
+  void make_dnnl() {
+    const Tensor &w = dnnl_weights_[0], &r = dnnl_weights_[1], &b = dnnl_weights_[2];
+    for (int64_t d = 0; d < dirs_; ++d) {
+      dnnl_.push_back(std::make_unique<DnnlLstm>(direction_slice(w, d), direction_slice(r, d),
+                                                 b.defined() ? direction_slice(b, d) : Tensor(), reverse_only_ || d == 1));
+    }
+  }
+
   // Each direction on its own LSTM, written into its slots of y [seq, 2, batch, H] and of
   // y_h, y_c [2, batch, H].
   void run_dnnl_bidirectional(const Tensor& x, const Tensor* h0, const Tensor* c0, Tensor& y, Tensor& yh, Tensor& yc) {
@@ -186,7 +201,9 @@ class LstmOp : public NativeOp {
 
   Node node_;
   int64_t opset_;
-  std::vector<std::unique_ptr<DnnlLstm>> dnnl_;
+  std::vector<Tensor> dnnl_weights_;  // W, R, B sharing the initializers' buffers
+  std::once_flag dnnl_once_;
+  std::vector<std::unique_ptr<DnnlLstm>> dnnl_;  // made once, then only read
   PackedRecurrentWeights packed_;
   std::vector<RecurrentActivation> acts_;
   int64_t dirs_;
@@ -211,22 +228,16 @@ std::unique_ptr<NativeOp> make_lstm_op(const Node& node, int64_t opset, const Gr
                           r->dim(2) > 0 && w->dim(2) > 0 && w->dim(1) == 4 * r->dim(2) && r->dim(1) == w->dim(1) &&
                           usable_hidden_size(node, 4, r->dim(2));
   // oneDNN's primitive computes only the plain LSTM: constant weights, time-major, default
-  // activations, no clip, input_forget, peepholes or sequence_lens; it runs those above
-  // kLoopMaxHidden (our loop packs its weights only for the rest).
-  const bool dnnl_can = consistent && r->dim(2) > kLoopMaxHidden && !(named(3) && !b) && (!b || b->dims() == Dims{dirs, 8 * r->dim(2)}) &&
+  // activations, no clip, input_forget, peepholes or sequence_lens.
+  const bool dnnl_can = consistent && !(named(3) && !b) && (!b || b->dims() == Dims{dirs, 8 * r->dim(2)}) &&
                         !named(4) && !named(7) && node.attr_int("layout", 0) == 0 &&
                         node.attr_float("clip", 0.0f) == 0.0f && node.attr_int("input_forget", 0) == 0 &&
                         default_recurrent_activations(node, kDefaultActivations);
-  std::vector<std::unique_ptr<DnnlLstm>> lstms;
-  if (dnnl_can) {
-    for (int64_t d = 0; d < dirs; ++d) {
-      lstms.push_back(std::make_unique<DnnlLstm>(direction_slice(*w, d), direction_slice(*r, d),
-                                                 b ? direction_slice(*b, d) : Tensor(), direction == "reverse" || d == 1));
-    }
-  }
+  std::vector<Tensor> dnnl_weights(3);
+  if (dnnl_can) dnnl_weights = {*w, *r, b ? *b : Tensor()};
   PackedRecurrentWeights packed;
-  if (consistent && lstms.empty()) packed = pack_recurrent_weights(*w, *r, {w->dim(1)});
-  return std::make_unique<LstmOp>(node, opset, std::move(lstms), std::move(packed), std::move(acts));
+  if (consistent) packed = pack_recurrent_weights(*w, *r, {w->dim(1)});
+  return std::make_unique<LstmOp>(node, opset, std::move(dnnl_weights), std::move(packed), std::move(acts));
 }
 
 }  // namespace

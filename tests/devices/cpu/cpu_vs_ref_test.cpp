@@ -489,7 +489,7 @@ void check_recurrent(const std::string& op, const RecurrentCase& r, uint32_t see
 }
 
 TEST(CpuVsRefTest, Lstm) {
-  // Our loop runs every LSTM but those above H 128 with constant weights, time-major and none
+  // Our loop runs every LSTM but batches above 8 with constant weights, time-major and none
   // of sequence_lens, peepholes, clip, input_forget or other activations (oneDNN's LSTM, one
   // per direction: gates reordered from ONNX's i, o, f, c; B's two halves summed).
   // H 70 and in 33: whole 64-column panels, 16-column blocks and single columns in the
@@ -522,11 +522,14 @@ TEST(CpuVsRefTest, Lstm) {
       }),
       with(base, [](auto& r) { r.acts = {"Relu", "Softsign", "Softplus"}; }),
       with(base, [](auto& r) { r.acts = {"sigmoid", "ThresholdedRelu", "tanh"}; r.alphas = {0.2f}; }),
-      with(base, [](auto& r) { r.H = 130; r.loop = false; }),
-      with(base, [](auto& r) { r.H = 130; r.direction = "bidirectional"; r.h0 = false; r.loop = false; }),
-      with(base, [](auto& r) { r.H = 130; r.direction = "reverse"; r.bias = r.c0 = false; r.loop = false; }),
-      with(base, [](auto& r) { r.H = 130; r.layout = 1; }),  // oneDNN's LSTM is time-major only
-      with(base, [](auto& r) { r.H = 130; r.lens = {1, 5, 4}; }),
+      with(base, [](auto& r) { r.H = 130; r.direction = "bidirectional"; r.h0 = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 10; r.H = 9; r.direction = "bidirectional"; r.h0 = false; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.direction = "reverse"; r.bias = r.c0 = false; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.layout = 1; }),  // oneDNN's LSTM is time-major only
+      with(base, [](auto& r) { r.batch = 9; r.lens = {1, 5, 4, 5, 5, 0, 2, 3, 5}; }),
+      with(base, [](auto& r) { r.batch = 9; r.peepholes = true; }),
+      with(base, [](auto& r) { r.batch = 9; r.runtime_weights = true; }),
   };
   uint32_t seed = 160;
   for (const auto& r : confs) {
