@@ -538,6 +538,32 @@ TEST(CpuVsRefTest, Lstm) {
   }
 }
 
+// Optional outputs absent: only Y_h asked for (the loop then writes no Y), as an encoder's
+// last-state export does; for the LSTM, also only Y_c.
+TEST(CpuVsRefTest, RecurrentWithOnlyItsFinalState) {
+  struct Case { std::string op; std::vector<std::string> outputs; };
+  for (const Case& k : {Case{"LSTM", {"", "yh"}}, Case{"LSTM", {"", "", "yc"}}, Case{"RNN", {"", "yh"}},
+                        Case{"LSTM", {"y"}}}) {
+    const int64_t G = k.op == "LSTM" ? 4 : 1, H = 5, in = 3, seq = 4, batch = 2;
+    Graph g;
+    g.opset_imports[""] = 14;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({seq, batch, in})});
+    g.initializers["w"] = random_tensor({2, G * H, in}, 500);
+    g.initializers["r"] = random_tensor({2, G * H, H}, 501);
+    Node& n = g.add_node(k.op, {"x", "w", "r"}, k.outputs, "rec");
+    n.attributes["hidden_size"] = Attribute::make_int(H);
+    n.attributes["direction"] = Attribute::make_string("bidirectional");
+    for (const auto& out : k.outputs) {
+      if (!out.empty()) g.outputs.push_back({out, DType::kFloat32, Shape::unknown_rank()});
+    }
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({seq, batch, in}, 502));
+    const uint64_t loops = cpu::recurrent_loop_runs();
+    expect_graph_matches_ref(g, feeds, k.op + " " + k.outputs.back());
+    EXPECT_GT(cpu::recurrent_loop_runs(), loops) << k.op;
+  }
+}
+
 TEST(CpuVsRefTest, Rnn) {
   // Every RNN on our loop (recurrent_loop.h): Tanh by default, Relu and Sigmoid, both layouts,
   // sequence_lens, clip, run-time weights.
