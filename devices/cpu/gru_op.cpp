@@ -10,56 +10,22 @@
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/omp_threads_while.h"
 #include "devices/cpu/recurrent_directions.h"
+#include "devices/cpu/recurrent_loop.h"
 #include "devices/cpu/rows_times_matrix.h"
 #include "devices/cpu/vector_math.h"
-#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
 
 namespace {
 
-// H is read from R's dims. hidden_size, when the model sets it, must equal it, and 6 x H must fit
-// int64 (an empty R may carry any H); otherwise the reference kernel names the problem (this
-// kernel ignored hidden_size: kernel_run, stop 15).
-bool usable_hidden_size(const Node& node, int64_t H) {
-  return H >= 0 && !(CheckedInt64(6) * H).overflowed() && node.attr_int("hidden_size", H) == H;
-}
-
-// Wᵀ [in, 3H] and Rᵀ [H, 3H] of each direction packed for rows_times_panels: all of Wᵀ (the
-// input projection), Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
-// linear_before_reset=0 they multiply r∘H, known only after z and r).
-struct PackedGruWeights {
-  Dims w_dims, r_dims;  // of the W and R they were made from
-  std::vector<std::vector<float>> w, r_zr, r_h;  // per direction
-};
-
-PackedGruWeights pack_gru_weights(const Tensor& w, const Tensor& r) {
-  PackedGruWeights p{w.dims(), r.dims(), {}, {}, {}};
-  const int64_t dirs = w.dim(0), in = w.dim(2), H = r.dim(2);
-  std::vector<float> t;
-  // Wᵀ / Rᵀ of one direction: column g of the result is row g of the source.
-  auto transpose = [&](const float* src, int64_t rows, int64_t cols) {
-    t.resize(static_cast<size_t>(rows * cols));
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t j = 0; j < cols; ++j) t[static_cast<size_t>(j * rows + i)] = src[i * cols + j];
-    }
-  };
-  for (int64_t d = 0; d < dirs; ++d) {
-    transpose(w.data<float>() + d * 3 * H * in, 3 * H, in);
-    p.w.push_back(pack_column_panels(t.data(), in, 3 * H, 3 * H));
-    transpose(r.data<float>() + d * 3 * H * H, 3 * H, H);
-    p.r_zr.push_back(pack_column_panels(t.data(), H, 2 * H, 3 * H));
-    p.r_h.push_back(pack_column_panels(t.data() + 2 * H, H, H, 3 * H));
-  }
-  return p;
-}
-
 class GruOp : public NativeOp {
  public:
   // `dnnl`, one per direction, runs the cases it covers (constant weights, time-major); the
-  // loop below runs the rest. `packed`: constant weights packed once (empty: packed per run).
-  GruOp(const Node& node, int64_t opset, std::vector<std::unique_ptr<DnnlGru>> dnnl, PackedGruWeights packed)
+  // loop below runs the rest. `packed`: constant weights packed once (empty: packed per run):
+  // all of Wᵀ, Rᵀ's z and r columns [H, 2H], and its h columns [H, H] (with
+  // linear_before_reset=0 they multiply r∘H, known only after z and r).
+  GruOp(const Node& node, int64_t opset, std::vector<std::unique_ptr<DnnlGru>> dnnl, PackedRecurrentWeights packed)
       : node_(node), opset_(opset), dnnl_(std::move(dnnl)), packed_(std::move(packed)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
@@ -77,7 +43,7 @@ class GruOp : public NativeOp {
     }
     int64_t seq = layout1 ? x->dim(1) : x->dim(0), batch = layout1 ? x->dim(0) : x->dim(1), in = x->dim(2);
     int64_t H = r->rank() == 3 ? r->dim(2) : 0;
-    if (!usable_hidden_size(node_, H)) return run_reference(node_, opset_, inputs, outputs);
+    if (!usable_hidden_size(node_, 3, H)) return run_reference(node_, opset_, inputs, outputs);
     if (w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
         (b && b->dims() != Dims{dirs, 6 * H}) || (h0 && h0->numel() != dirs * batch * H)) {
       return run_reference(node_, opset_, inputs, outputs);  // the reference names the mismatch
@@ -100,42 +66,31 @@ class GruOp : public NativeOp {
         // A shape oneDNN refuses: the loop below computes it.
       }
     }
-    // Rows of X as [seq*batch, in] in time-major order.
-    std::vector<float> xs(static_cast<size_t>(seq * batch * in));
-    for (int64_t t = 0; t < seq; ++t) {
-      for (int64_t n = 0; n < batch; ++n) {
-        const float* src = x->data<float>() + (layout1 ? (n * seq + t) : (t * batch + n)) * in;
-        std::copy(src, src + in, xs.begin() + (t * batch + n) * in);
-      }
-    }
-    std::vector<float> xw(static_cast<size_t>(seq * batch * 3 * H)), hr(static_cast<size_t>(batch * 3 * H));
+    count_recurrent_loop_run();
+    const RecurrentShape shape = recurrent_shape(*x, *r, layout1);
+    std::vector<float> xw, hr(static_cast<size_t>(batch * 3 * H));
     std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
     cand_.assign(static_cast<size_t>(H), 0.f);
-    const bool cached = packed_.w_dims == w->dims() && packed_.r_dims == r->dims();
-    PackedGruWeights local;
-    if (!cached) local = pack_gru_weights(*w, *r);
-    const PackedGruWeights& pw = cached ? packed_ : local;
+    PackedRecurrentWeights local;
+    if (!packed_.packed_from(*w, *r)) local = pack_recurrent_weights(*w, *r, {2 * H, H});
+    const PackedRecurrentWeights& pw = packed_.packed_from(*w, *r) ? packed_ : local;
     for (int64_t d = 0; d < dirs; ++d) {
       bool reverse = direction == "reverse" || d == 1;
       const size_t di = static_cast<size_t>(d);
       const float* wb = b ? b->data<float>() + d * 6 * H : nullptr;
       const float* rb = b ? wb + 3 * H : nullptr;
+      const Panels& r_zr = pw.r[di][0];
+      const Panels& r_h = pw.r[di][1];
       // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
-      rows_times_panels(xs.data(), seq * batch, in, in, pw.w[di].data(), 3 * H, xw.data(), 3 * H);
-      if (wb) for (int64_t i = 0; i < seq * batch; ++i) for (int64_t j = 0; j < 3 * H; ++j) xw[static_cast<size_t>(i * 3 * H + j)] += wb[j];
-      for (int64_t n = 0; n < batch; ++n) {
-        for (int64_t j = 0; j < H; ++j) {
-          h[static_cast<size_t>(n * H + j)] =
-              h0 ? h0->data<float>()[layout1 ? (n * dirs + d) * H + j : (d * batch + n) * H + j] : 0.f;
-        }
-      }
+      project_inputs(*x, pw.w[di], 3 * H, wb, xw);
+      load_state(h0, shape, d, h.data());
       for (int64_t s = 0; s < seq; ++s) {
         int64_t t = reverse ? seq - 1 - s : s;
         // z and r use H·Rᵀ; the candidate uses (r∘H)·Rᵀ, or r∘(H·Rᵀ + Rbh) with linear_before_reset.
-        rows_times_panels(h.data(), batch, H, H, pw.r_zr[di].data(), 2 * H, hr.data(), 3 * H);
-        if (lbr) rows_times_panels(h.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
+        rows_times_panels(h.data(), batch, H, H, r_zr.data(), 2 * H, hr.data(), 3 * H);
+        if (lbr) rows_times_panels(h.data(), batch, H, H, r_h.data(), H, hr.data() + 2 * H, 3 * H);
         for (int64_t n = 0; n < batch; ++n) {
-          const float* g = xw.data() + (t * batch + n) * 3 * H;
+          const float* g = xw.data() + shape.x_row(t, n) * 3 * H;
           const float* hg = hr.data() + n * 3 * H;
           float* z = hn.data() + n * H;  // z, kept for the update below
           float* rr = rh.data() + n * H;  // r
@@ -148,10 +103,10 @@ class GruOp : public NativeOp {
         }
         if (!lbr) {
           for (size_t i = 0; i < rh.size(); ++i) rh[i] *= h[i];
-          rows_times_panels(rh.data(), batch, H, H, pw.r_h[di].data(), H, hr.data() + 2 * H, 3 * H);
+          rows_times_panels(rh.data(), batch, H, H, r_h.data(), H, hr.data() + 2 * H, 3 * H);
         }
         for (int64_t n = 0; n < batch; ++n) {
-          const float* g = xw.data() + (t * batch + n) * 3 * H;
+          const float* g = xw.data() + shape.x_row(t, n) * 3 * H;
           const float* hg = hr.data() + n * 3 * H;
           float* cand = cand_.data();
           const float* rr = rh.data() + n * H;
@@ -166,14 +121,10 @@ class GruOp : public NativeOp {
         }
         h.swap(hn);
         for (int64_t n = 0; n < batch; ++n) {
-          float* dst = y.data<float>() + (layout1 ? ((n * seq + t) * dirs + d) * H : ((t * dirs + d) * batch + n) * H);
-          std::copy(h.begin() + n * H, h.begin() + (n + 1) * H, dst);
+          std::copy(h.begin() + n * H, h.begin() + (n + 1) * H, y.data<float>() + shape.y_offset(t, d, n));
         }
       }
-      for (int64_t n = 0; n < batch; ++n) {
-        float* dst = yh.data<float>() + (layout1 ? (n * dirs + d) * H : (d * batch + n) * H);
-        std::copy(h.begin() + n * H, h.begin() + (n + 1) * H, dst);
-      }
+      store_state(h.data(), shape, d, yh);
     }
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
@@ -198,7 +149,7 @@ class GruOp : public NativeOp {
   }
 
   std::vector<std::unique_ptr<DnnlGru>> dnnl_;
-  PackedGruWeights packed_;
+  PackedRecurrentWeights packed_;
   thread_local static std::vector<float> cand_;
 };
 
@@ -222,7 +173,7 @@ std::vector<std::unique_ptr<DnnlGru>> dnnl_grus_for(const Node& node, const Grap
     return grus;
   }
   const int64_t dirs = direction == "bidirectional" ? 2 : 1, H = r->dim(2), in = w->dim(2);
-  if (!usable_hidden_size(node, H) || w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
+  if (!usable_hidden_size(node, 3, H) || w->dims() != Dims{dirs, 3 * H, in} || r->dims() != Dims{dirs, 3 * H, H} ||
       (b && b->dims() != Dims{dirs, 6 * H})) {
     return grus;
   }
@@ -241,7 +192,7 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
   for (size_t i = 0; i < acts.size(); ++i) {
     if (acts[i] != (i % 2 == 0 ? "Sigmoid" : "Tanh")) return nullptr;
   }
-  PackedGruWeights packed;
+  PackedRecurrentWeights packed;
   auto constant = [&](size_t i) { return constant_f32_input(node, graph, i); };
   const Tensor* w = constant(1);
   const Tensor* r = constant(2);
@@ -251,7 +202,7 @@ std::unique_ptr<NativeOp> make_gru_op(const Node& node, int64_t opset, const Gra
   // W [dirs, 3H, in], R [dirs, 3H, H].
   if (dnnl.empty() && w && r && w->rank() == 3 && r->rank() == 3 && w->dim(0) == r->dim(0) &&
       w->dim(1) == r->dim(1) && r->dim(1) == 3 * r->dim(2)) {
-    packed = pack_gru_weights(*w, *r);
+    packed = pack_recurrent_weights(*w, *r, {2 * r->dim(2), r->dim(2)});
   }
   return std::make_unique<GruOp>(node, opset, std::move(dnnl), std::move(packed));
 }

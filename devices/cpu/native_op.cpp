@@ -135,6 +135,7 @@ const NativeOpTable& NativeOpTable::cpu() {
     register_movement_ops(t);
     register_gru_ops(t);
     register_lstm_ops(t);
+    register_rnn_ops(t);
     register_reduce_ops(t);
     register_copy_ops(t);
     register_squeeze_excite_ops(t);

@@ -79,6 +79,7 @@ void register_reduce_ops(NativeOpTable& t);        // reduce_op.cpp
 void register_resize_ops(NativeOpTable& t);        // resize_op.cpp
 void register_gru_ops(NativeOpTable& t);           // gru_op.cpp
 void register_lstm_ops(NativeOpTable& t);          // lstm_op.cpp
+void register_rnn_ops(NativeOpTable& t);           // rnn_op.cpp
 void register_qlinear_conv_ops(NativeOpTable& t);  // int8_conv.cpp
 void register_qdq_ops(NativeOpTable& t);           // int8_qdq.cpp
 void register_int8_matmul_ops(NativeOpTable& t);   // int8_matmul.cpp

@@ -8,6 +8,7 @@
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
+#include "devices/cpu/recurrent_loop.h"
 #include "devices/ref/ref_device.h"
 #include "tests/common/random_tensor.h"
 
@@ -415,29 +416,174 @@ TEST(CpuVsRefTest, Gru) {
   }
 }
 
+Attribute strings_attr(std::vector<std::string> v) {
+  Attribute a;
+  a.kind = AttrKind::kStrings;
+  a.strings = std::move(v);
+  return a;
+}
+
+// One recurrent node (LSTM, RNN) against the reference, and which native kernel ran: our loop
+// (recurrent_loop.h counts its runs) or oneDNN's primitive.
+struct RecurrentCase {
+  std::string direction = "forward";
+  int64_t H = 6, in = 7, batch = 3, layout = 0;
+  bool bias = true, h0 = true, c0 = true, runtime_weights = false;
+  std::vector<int32_t> lens;  // sequence_lens (empty: none)
+  bool peepholes = false;
+  float clip = 0;
+  int64_t input_forget = 0;
+  std::vector<std::string> acts;
+  std::vector<float> alphas, betas;
+  bool loop = true;  // false: oneDNN's LSTM runs it
+};
+
+void check_recurrent(const std::string& op, const RecurrentCase& r, uint32_t seed) {
+  const bool lstm = op == "LSTM";
+  const int64_t dirs = r.direction == "bidirectional" ? 2 : 1, seq = 5, H = r.H, G = lstm ? 4 : 1;
+  OpCase c;
+  c.name = op + " " + r.direction + " H=" + std::to_string(H) + " batch=" + std::to_string(r.batch) +
+           " layout=" + std::to_string(r.layout) + (r.bias ? " B" : "") + (r.h0 ? " h0" : "") +
+           (lstm && r.c0 ? " c0" : "") + (r.runtime_weights ? " run-time weights" : "") +
+           (r.lens.empty() ? "" : " sequence_lens") + (r.peepholes ? " P" : "") +
+           (r.clip > 0 ? " clip" : "") + (r.input_forget ? " input_forget" : "") +
+           (r.acts.empty() ? "" : " " + r.acts[0] + "," + r.acts.back());
+  std::vector<std::string> in = {"x", "w", "r", r.bias ? "b" : "", r.lens.empty() ? "" : "lens", r.h0 ? "h0" : ""};
+  if (lstm) {
+    in.push_back(r.c0 ? "c0" : "");
+    in.push_back(r.peepholes ? "p" : "");
+  }
+  c.node = node(op, in);
+  c.node.outputs = lstm ? std::vector<std::string>{"y", "yh", "yc"} : std::vector<std::string>{"y", "yh"};
+  c.node.attributes["hidden_size"] = Attribute::make_int(H);
+  c.node.attributes["direction"] = Attribute::make_string(r.direction);
+  c.node.attributes["layout"] = Attribute::make_int(r.layout);
+  if (r.clip > 0) c.node.attributes["clip"] = Attribute::make_float(r.clip);
+  if (r.input_forget) c.node.attributes["input_forget"] = Attribute::make_int(r.input_forget);
+  if (!r.acts.empty()) c.node.attributes["activations"] = strings_attr(r.acts);
+  if (!r.alphas.empty()) c.node.attributes["activation_alpha"] = Attribute::make_floats(r.alphas);
+  if (!r.betas.empty()) c.node.attributes["activation_beta"] = Attribute::make_floats(r.betas);
+  const Dims state = r.layout ? Dims{r.batch, dirs, H} : Dims{dirs, r.batch, H};
+  c.runtime = {{"x", random_tensor(r.layout ? Dims{r.batch, seq, r.in} : Dims{seq, r.batch, r.in}, seed++)}};
+  if (r.h0) c.runtime.push_back({"h0", random_tensor(state, seed++)});
+  if (lstm && r.c0) c.runtime.push_back({"c0", random_tensor(state, seed++)});
+  auto& weights = r.runtime_weights ? c.runtime : c.constants;
+  // Weights in [-1, 1) / sqrt(H), as PyTorch initialises them: with [-1, 1) an RNN of H 70
+  // amplifies the float rounding of each step ~5x (the reference computes in double).
+  auto scaled = [&](Dims dims) {
+    Tensor t = random_tensor(std::move(dims), seed++);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] /= std::sqrt(static_cast<float>(H));
+    return t;
+  };
+  weights.push_back({"w", scaled({dirs, G * H, r.in})});
+  weights.push_back({"r", scaled({dirs, G * H, H})});
+  if (r.bias) weights.push_back({"b", scaled({dirs, 2 * G * H})});
+  if (r.peepholes) weights.push_back({"p", random_tensor({dirs, 3 * H}, seed++)});
+  if (!r.lens.empty()) {
+    c.constants.push_back({"lens", Tensor::from_vector<int32_t>({static_cast<int64_t>(r.lens.size())}, r.lens)});
+  }
+  const uint64_t loops = cpu::recurrent_loop_runs();
+  check(c);
+  EXPECT_EQ(cpu::recurrent_loop_runs() > loops, r.loop) << c.name << ": expected "
+                                                         << (r.loop ? "our loop" : "oneDNN's LSTM");
+}
+
 TEST(CpuVsRefTest, Lstm) {
-  // Constant weights, time-major: oneDNN's LSTM, one per direction (gates reordered from ONNX's
-  // i, o, f, c; B's two halves summed).
-  struct L { std::string direction; bool bias, h0, c0; int64_t H, in; };
-  std::vector<L> confs = {{"forward", true, true, true, 6, 7},        {"reverse", true, false, false, 6, 7},
-                          {"forward", false, true, false, 16, 5},     {"bidirectional", true, true, true, 9, 4},
-                          {"bidirectional", false, false, true, 6, 7}};
+  // Our loop runs every LSTM but batches above 8 with constant weights, time-major and none
+  // of sequence_lens, peepholes, clip, input_forget or other activations (oneDNN's LSTM, one
+  // per direction: gates reordered from ONNX's i, o, f, c; B's two halves summed).
+  // H 70 and in 33: whole 64-column panels, 16-column blocks and single columns in the
+  // products; batch 5: a block of four rows and one more.
+  auto with = [](RecurrentCase r, auto&& edit) { edit(r); return r; };
+  const RecurrentCase base;
+  std::vector<RecurrentCase> confs = {
+      base,
+      with(base, [](auto& r) { r.direction = "reverse"; r.h0 = r.c0 = false; }),
+      with(base, [](auto& r) { r.H = 16; r.in = 5; r.bias = false; r.c0 = false; }),
+      with(base, [](auto& r) { r.direction = "bidirectional"; r.H = 9; r.in = 4; }),
+      with(base, [](auto& r) { r.direction = "bidirectional"; r.bias = r.h0 = false; }),
+      with(base, [](auto& r) { r.direction = "bidirectional"; r.H = 70; r.in = 33; r.batch = 5; }),
+      with(base, [](auto& r) { r.layout = 1; r.direction = "bidirectional"; }),
+      with(base, [](auto& r) { r.layout = 1; r.runtime_weights = true; r.batch = 5; }),
+      with(base, [](auto& r) { r.runtime_weights = true; r.direction = "bidirectional"; r.H = 70; r.in = 33; }),
+      with(base, [](auto& r) { r.lens = {5, 2, 0}; }),
+      with(base, [](auto& r) { r.lens = {3, 5, 1}; r.direction = "reverse"; }),
+      with(base, [](auto& r) { r.lens = {4, 0, 5}; r.direction = "bidirectional"; r.layout = 1; }),
+      with(base, [](auto& r) { r.peepholes = true; }),
+      with(base, [](auto& r) { r.peepholes = true; r.clip = 0.5f; r.direction = "bidirectional"; }),
+      with(base, [](auto& r) { r.clip = 0.3f; }),
+      with(base, [](auto& r) { r.input_forget = 1; r.direction = "reverse"; }),
+      with(base, [](auto& r) { r.input_forget = 1; r.peepholes = true; r.lens = {2, 5, 3}; }),
+      with(base, [](auto& r) {
+        r.direction = "bidirectional";
+        r.acts = {"HardSigmoid", "LeakyRelu", "ScaledTanh", "Sigmoid", "Affine", "Elu"};
+        r.alphas = {0.3f, 0.05f, 1.5f, 0.7f, 0.9f};
+        r.betas = {0.4f, 0.8f, -0.1f};
+      }),
+      with(base, [](auto& r) { r.acts = {"Relu", "Softsign", "Softplus"}; }),
+      with(base, [](auto& r) { r.acts = {"sigmoid", "ThresholdedRelu", "tanh"}; r.alphas = {0.2f}; }),
+      with(base, [](auto& r) { r.H = 130; r.direction = "bidirectional"; r.h0 = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 10; r.H = 9; r.direction = "bidirectional"; r.h0 = false; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.direction = "reverse"; r.bias = r.c0 = false; r.loop = false; }),
+      with(base, [](auto& r) { r.batch = 9; r.layout = 1; }),  // oneDNN's LSTM is time-major only
+      with(base, [](auto& r) { r.batch = 9; r.lens = {1, 5, 4, 5, 5, 0, 2, 3, 5}; }),
+      with(base, [](auto& r) { r.batch = 9; r.peepholes = true; }),
+      with(base, [](auto& r) { r.batch = 9; r.runtime_weights = true; }),
+  };
   uint32_t seed = 160;
-  for (const auto& l : confs) {
-    const int64_t dirs = l.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, H = l.H;
-    OpCase c;
-    c.name = "LSTM " + l.direction + " H=" + std::to_string(H) + (l.bias ? " B" : "") + (l.h0 ? " h0" : "") +
-             (l.c0 ? " c0" : "");
-    c.node = node("LSTM", {"x", "w", "r", l.bias ? "b" : "", "", l.h0 ? "h0" : "", l.c0 ? "c0" : ""});
-    c.node.outputs = {"y", "yh", "yc"};
-    c.node.attributes["hidden_size"] = Attribute::make_int(H);
-    c.node.attributes["direction"] = Attribute::make_string(l.direction);
-    c.runtime = {{"x", random_tensor({seq, batch, l.in}, seed++)}};
-    if (l.h0) c.runtime.push_back({"h0", random_tensor({dirs, batch, H}, seed++)});
-    if (l.c0) c.runtime.push_back({"c0", random_tensor({dirs, batch, H}, seed++)});
-    c.constants = {{"w", random_tensor({dirs, 4 * H, l.in}, seed++)}, {"r", random_tensor({dirs, 4 * H, H}, seed++)}};
-    if (l.bias) c.constants.push_back({"b", random_tensor({dirs, 8 * H}, seed++)});
-    check(c);
+  for (const auto& r : confs) {
+    check_recurrent("LSTM", r, seed);
+    seed += 10;
+  }
+}
+
+// Optional outputs absent: only Y_h asked for (the loop then writes no Y), as an encoder's
+// last-state export does; for the LSTM, also only Y_c.
+TEST(CpuVsRefTest, RecurrentWithOnlyItsFinalState) {
+  struct Case { std::string op; std::vector<std::string> outputs; };
+  for (const Case& k : {Case{"LSTM", {"", "yh"}}, Case{"LSTM", {"", "", "yc"}}, Case{"RNN", {"", "yh"}},
+                        Case{"LSTM", {"y"}}}) {
+    const int64_t G = k.op == "LSTM" ? 4 : 1, H = 5, in = 3, seq = 4, batch = 2;
+    Graph g;
+    g.opset_imports[""] = 14;
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({seq, batch, in})});
+    g.initializers["w"] = random_tensor({2, G * H, in}, 500);
+    g.initializers["r"] = random_tensor({2, G * H, H}, 501);
+    Node& n = g.add_node(k.op, {"x", "w", "r"}, k.outputs, "rec");
+    n.attributes["hidden_size"] = Attribute::make_int(H);
+    n.attributes["direction"] = Attribute::make_string("bidirectional");
+    for (const auto& out : k.outputs) {
+      if (!out.empty()) g.outputs.push_back({out, DType::kFloat32, Shape::unknown_rank()});
+    }
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor({seq, batch, in}, 502));
+    const uint64_t loops = cpu::recurrent_loop_runs();
+    expect_graph_matches_ref(g, feeds, k.op + " " + k.outputs.back());
+    EXPECT_GT(cpu::recurrent_loop_runs(), loops) << k.op;
+  }
+}
+
+TEST(CpuVsRefTest, Rnn) {
+  // Every RNN on our loop (recurrent_loop.h): Tanh by default, Relu and Sigmoid, both layouts,
+  // sequence_lens, clip, run-time weights.
+  auto with = [](RecurrentCase r, auto&& edit) { edit(r); return r; };
+  const RecurrentCase base;
+  std::vector<RecurrentCase> confs = {
+      base,
+      with(base, [](auto& r) { r.direction = "reverse"; r.h0 = false; r.bias = false; }),
+      with(base, [](auto& r) { r.direction = "bidirectional"; r.H = 70; r.in = 33; r.batch = 5; }),
+      with(base, [](auto& r) { r.direction = "bidirectional"; r.layout = 1; r.acts = {"Relu", "Sigmoid"}; }),
+      with(base, [](auto& r) { r.runtime_weights = true; r.layout = 1; }),
+      with(base, [](auto& r) { r.lens = {5, 0, 3}; r.direction = "bidirectional"; }),
+      with(base, [](auto& r) { r.lens = {2, 4, 5}; r.direction = "reverse"; r.layout = 1; }),
+      with(base, [](auto& r) { r.clip = 0.4f; r.acts = {"Relu"}; }),
+      with(base, [](auto& r) { r.acts = {"Affine"}; r.alphas = {0.5f}; r.betas = {0.1f}; r.H = 16; }),
+  };
+  uint32_t seed = 400;
+  for (const auto& r : confs) {
+    check_recurrent("RNN", r, seed);
+    seed += 10;
   }
 }
 

@@ -124,6 +124,11 @@ Graph one_node(const std::string& domain, const std::string& op, int64_t opset, 
     constant("w", filled(DType::kFloat32, {1, 16, 8}));
     constant("r", filled(DType::kFloat32, {1, 16, 4}));
     n.attributes["hidden_size"] = Attribute::make_int(4);
+  } else if (op == "RNN") {
+    input("x", dtype, {3, 1, 8});
+    constant("w", filled(DType::kFloat32, {1, 4, 8}));
+    constant("r", filled(DType::kFloat32, {1, 4, 4}));
+    n.attributes["hidden_size"] = Attribute::make_int(4);
   } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
     input("a", dtype, xd);
     input("b", dtype, xd);

@@ -1,0 +1,116 @@
+// Our recurrent loop's shared pieces (gru_op.cpp, lstm_op.cpp, rnn_op.cpp): the input
+// projection X·Wᵀ + bias for every step at once, weights transposed and packed into column
+// panels (rows_times_matrix.h), initial and final states in either layout, sequence_lens, and
+// the step loop of the cells whose gates are X·Wᵀ + bias + H·Rᵀ (LSTM, RNN; the GRU's reset
+// gate multiplies H before its product, so it keeps its own step).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "devices/cpu/native_ops.h"
+#include "devices/cpu/rows_times_matrix.h"
+#include "graph/checked_math.h"
+#include "graph/node.h"
+#include "graph/tensor.h"
+
+namespace pyflame_rt {
+namespace cpu {
+
+// H is read from R's dims. hidden_size, when the model sets it, must equal it, and 2 x gates x H
+// must fit int64 (an empty R may carry any H); otherwise the reference kernel names the problem.
+inline bool usable_hidden_size(const Node& node, int64_t gates, int64_t H) {
+  return H >= 0 && !(CheckedInt64(2) * gates * H).overflowed() && node.attr_int("hidden_size", H) == H;
+}
+
+// The sizes of one run and where (step t, direction d, batch row n) lives in X, Y and the states.
+struct RecurrentShape {
+  int64_t seq = 0, batch = 0, in = 0, H = 0, dirs = 1;
+  bool layout1 = false;  // batch-first: X [batch, seq, in], Y [batch, seq, dirs, H], states [batch, dirs, H]
+
+  // Row of X (and of the input projection) holding (t, n).
+  int64_t x_row(int64_t t, int64_t n) const { return layout1 ? n * seq + t : t * batch + n; }
+  int64_t y_offset(int64_t t, int64_t d, int64_t n) const {
+    return (layout1 ? (n * seq + t) * dirs + d : (t * dirs + d) * batch + n) * H;
+  }
+  int64_t state_offset(int64_t d, int64_t n) const { return (layout1 ? n * dirs + d : d * batch + n) * H; }
+  Dims y_dims() const { return layout1 ? Dims{batch, seq, dirs, H} : Dims{seq, dirs, batch, H}; }
+  Dims state_dims() const { return layout1 ? Dims{batch, dirs, H} : Dims{dirs, batch, H}; }
+};
+
+// The shape of a run from X [seq, batch, in] (or [batch, seq, in]) and R [dirs, G*H, H].
+RecurrentShape recurrent_shape(const Tensor& x, const Tensor& r, bool layout1);
+
+// Per direction: Wᵀ [in, G*H] as column panels, and Rᵀ [H, G*H] as panels in column parts of
+// the given widths (the GRU: z and r, then h; the others one part).
+struct PackedRecurrentWeights {
+  Dims w_dims, r_dims;  // of the W and R they were made from (empty: nothing packed)
+  std::vector<Panels> w;
+  std::vector<std::vector<Panels>> r;  // [direction][part]
+
+  bool packed_from(const Tensor& w_, const Tensor& r_) const { return w_dims == w_.dims() && r_dims == r_.dims(); }
+};
+PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, const std::vector<int64_t>& r_parts);
+
+// xw [seq * batch, cols] in X's row order: X·Wᵀ (w_panels: one direction's packed Wᵀ) plus
+// `bias` [cols] when given.
+void project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
+                    std::vector<float>& xw);
+
+// Direction d's initial state [batch, H] into dst: from s0 (in the run's layout) or zeros.
+void load_state(const Tensor* s0, const RecurrentShape& s, int64_t d, float* dst);
+// dst's rows [batch, H] as direction d's final state in `out` (the run's layout).
+void store_state(const float* src, const RecurrentShape& s, int64_t d, Tensor& out);
+
+// sequence_lens [batch] (int32, or int64) into `lens`, each in [0, seq]; empty for an absent
+// input. False for anything else (the reference kernel names it).
+bool read_sequence_lens(const Tensor* t, const RecurrentShape& s, std::vector<int64_t>* lens);
+
+// A recurrent node's inputs as plain tensors (nullptr where absent): X, W, R, B, sequence_lens,
+// initial_h, and the LSTM's initial_c and P.
+struct RecurrentInputs {
+  const Tensor *x = nullptr, *w = nullptr, *r = nullptr, *b = nullptr, *lens = nullptr, *h0 = nullptr,
+               *c0 = nullptr, *p = nullptr;
+};
+// False when X, W or R is missing, X or R is not 3-D, or an input that is given is not float32
+// (sequence_lens: not fixed-width): the reference kernel then names the problem.
+bool read_recurrent_inputs(const std::vector<CpuValue*>& inputs, RecurrentInputs* in);
+
+// How often our loop ran, on any thread: the tests tell it from oneDNN's primitives by it.
+uint64_t recurrent_loop_runs();
+void count_recurrent_loop_run();
+
+// One direction of a cell whose gates are X·Wᵀ + bias + H·Rᵀ: each step multiplies the batch's
+// states by Rᵀ (`r_panels`, G*H columns), adds the step's projected input (xw, with the bias),
+// then cell(n, gates, h_row) turns row n's G*H gates into its new state h_row [H] (and whatever
+// state of its own it keeps). Rows whose sequence has ended (lens) are left alone; `y`, when
+// given, receives each row's state at its step (positions past a row's length are untouched).
+// `gates` is scratch.
+template <class Cell>
+void run_gated_direction(const RecurrentShape& s, int64_t G, int64_t d, bool reverse, const float* xw,
+                         const Panels& r_panels, const std::vector<int64_t>& lens, float* h, float* y,
+                         std::vector<float>& gates, Cell&& cell) {
+  const int64_t H = s.H, cols = G * H;
+  gates.resize(static_cast<size_t>(s.batch * cols));
+  int64_t steps = 0;
+  for (int64_t n = 0; n < s.batch; ++n) steps = std::max(steps, lens.empty() ? s.seq : lens[static_cast<size_t>(n)]);
+  for (int64_t step = 0; step < steps; ++step) {
+    rows_times_panels(h, s.batch, H, H, r_panels.data(), cols, gates.data(), cols);
+    for (int64_t n = 0; n < s.batch; ++n) {
+      const int64_t len = lens.empty() ? s.seq : lens[static_cast<size_t>(n)];
+      if (step >= len) continue;
+      const int64_t t = reverse ? len - 1 - step : step;
+      float* g = gates.data() + n * cols;
+      const float* x = xw + s.x_row(t, n) * cols;
+      for (int64_t j = 0; j < cols; ++j) g[j] += x[j];
+      float* hn = h + n * H;
+      cell(n, g, hn);
+      if (y) std::memcpy(y + s.y_offset(t, d, n), hn, static_cast<size_t>(H) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace pyflame_rt
