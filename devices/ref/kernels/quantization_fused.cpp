@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/run_interrupt.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -74,7 +75,9 @@ Status qmatmul(KernelContext& ctx) {
   const double as = ctx.input(1)->value_as_double(0);
   const double az = ctx.input(2) ? ctx.input(2)->value_as_double(0) : 0.0;
   std::vector<double> out(static_cast<size_t>(rows * n_dim));
+  InterruptPoll poll;  // rows x N x K multiply-adds: the run's deadline is read per row
   for (int64_t r = 0; r < rows; ++r) {
+    RETURN_IF_ERROR(poll.tick(4 * n_dim * (k_dim + 1) + 1));
     for (int64_t c = 0; c < n_dim; ++c) {
       double acc = 0;
       for (int64_t k = 0; k < k_dim; ++k) {
