@@ -4,6 +4,7 @@
 // check_run_interrupt() before each node and each Loop/Scan iteration. A thread that runs
 // nodes for the same run (a parallel executor's helper, a device actor of a multi-device
 // model) installs the same context; the memory budget comes with it (graph/memory_budget.h).
+// A reference kernel whose own work a model can make huge checks inside it (InterruptPoll).
 //
 //   RunContext ctx;  ctx.terminate = &run_options.terminate;  ctx.deadline = ...;
 //   RunInterruptScope scope(ctx);
@@ -61,5 +62,32 @@ inline Status check_run_interrupt() {
   const RunContext* ctx = current_run_context();
   return ctx ? ctx->check() : Status::OK();
 }
+
+// check_run_interrupt() inside one kernel whose work a model's attributes or values size (a
+// GEMM of 10^11 multiply-adds on inputs of a few MB, a window, a sampling ratio, a
+// dft_length): the kernel counts the work it does and the run is checked once per
+// `work_per_check` units. A unit is an inner-loop step (a multiply-add, a tap, an element
+// read; about a nanosecond), so the default checks every ~65 us of work: one clock read per
+// ~65,000 units, negligible. One poll per kernel call, passed down to helpers (a poll made
+// per frame or per row of a short loop would never reach its count).
+//
+//   InterruptPoll poll;
+//   for (int64_t i = 0; i < M; ++i) { RETURN_IF_ERROR(poll.tick(N * K)); ... row i ... }
+class InterruptPoll {
+ public:
+  static constexpr int64_t kWorkPerCheck = int64_t{1} << 16;
+  explicit InterruptPoll(int64_t work_per_check = kWorkPerCheck) : every_(work_per_check), left_(work_per_check) {}
+  // Counts `work` (>= 0) units; OK, or the status that ends the run once a check finds it so.
+  Status tick(int64_t work = 1) {
+    left_ -= work;  // left_ is in (0, every_] before: no overflow for any work >= 0
+    if (left_ > 0) return Status::OK();
+    left_ = every_;
+    return check_run_interrupt();
+  }
+
+ private:
+  int64_t every_;
+  int64_t left_;
+};
 
 }  // namespace pyflame_rt

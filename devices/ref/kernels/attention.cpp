@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/run_interrupt.h"
 #include "devices/ref/kernels/attention_layout.h"
 
 namespace pyflame_rt {
@@ -26,9 +27,14 @@ Status multi_head_attention(KernelContext& ctx) {
   Tensor y(DType::kFloat32, a.out_dims);
   float* yd = y.data<float>();
   std::vector<double> p(static_cast<size_t>(a.kv_len));
+  // batch x heads x q_len x kv_len x (dk + dv): past the tensors' sizes (Q and K of 10^6 rows
+  // each, 64 MB, are 10^12 dot products). The run's deadline is read per query row.
+  InterruptPoll poll;
+  const int64_t row_work = a.kv_len * (a.dk + a.dv + 2) + 1;
   for (int64_t b = 0; b < a.batch; ++b) {
     for (int64_t h = 0; h < a.heads; ++h) {
       for (int64_t l = 0; l < a.q_len; ++l) {
+        RETURN_IF_ERROR(poll.tick(row_work));
         const float* qrow = qd + b * a.q_batch + l * a.q_row + h * a.dk;
         double max = -INFINITY;
         for (int64_t s = 0; s < a.kv_len; ++s) {

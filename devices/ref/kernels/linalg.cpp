@@ -5,6 +5,7 @@
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
 #include "devices/ref/kernels/gemm.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -40,15 +41,17 @@ Status matmul_kernel(KernelContext& ctx) {
   Tensor bc = b.dtype() == compute ? b : convert_tensor(b, compute);
   Tensor y(compute, out_dims);
   int64_t nb = num_elements(batch);
+  Status st;
   dispatch_numeric(compute, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_floating_point_v<T>) {
-      for (int64_t i = 0; i < nb; ++i) {
-        ref_gemm<T>(M, N, K, T(1), ac.data<T>() + ia[static_cast<size_t>(i)] * M * K, K, false,
-                    bc.data<T>() + ib[static_cast<size_t>(i)] * K * N, N, false, T(0), y.data<T>() + i * M * N, N);
+      for (int64_t i = 0; i < nb && st.ok(); ++i) {
+        st = ref_gemm<T>(M, N, K, T(1), ac.data<T>() + ia[static_cast<size_t>(i)] * M * K, K, false,
+                         bc.data<T>() + ib[static_cast<size_t>(i)] * K * N, N, false, T(0), y.data<T>() + i * M * N, N);
       }
     }
   });
+  RETURN_IF_ERROR(st);
   ctx.set_output(0, y.dtype() == a.dtype() ? y : convert_tensor(y, a.dtype()));
   return Status::OK();
 }
@@ -88,18 +91,20 @@ Status gemm_kernel(KernelContext& ctx) {
     beta = 0;
   }
   if (compute == DType::kFloat32) {
-    ref_gemm<float>(M, N, K, static_cast<float>(alpha), ac.data<float>(), a.dim(1), ta, bc.data<float>(), b.dim(1), tb,
-                    static_cast<float>(beta), y.data<float>(), N);
+    RETURN_IF_ERROR(ref_gemm<float>(M, N, K, static_cast<float>(alpha), ac.data<float>(), a.dim(1), ta,
+                                    bc.data<float>(), b.dim(1), tb, static_cast<float>(beta), y.data<float>(), N));
   } else {
-    ref_gemm<double>(M, N, K, alpha, ac.data<double>(), a.dim(1), ta, bc.data<double>(), b.dim(1), tb, beta,
-                     y.data<double>(), N);
+    RETURN_IF_ERROR(ref_gemm<double>(M, N, K, alpha, ac.data<double>(), a.dim(1), ta, bc.data<double>(), b.dim(1), tb,
+                                     beta, y.data<double>(), N));
   }
   ctx.set_output(0, y.dtype() == a.dtype() ? y : convert_tensor(y, a.dtype()));
   return Status::OK();
 }
 
 // Einsum by explicit index iteration over the union of labels: clear, general (diagonals,
-// traces, broadcasting ellipsis), and fine at reference sizes.
+// traces, broadcasting ellipsis), and fine at reference sizes. The walk is the product of every
+// label's size, which the inputs do not bound ("a,b->" of two 8 MB vectors is 10^12 steps): the
+// run's deadline is read along it.
 Status einsum_kernel(KernelContext& ctx) {
   std::string eq = ctx.node().attr_string("equation", "");
   eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
@@ -183,7 +188,10 @@ Status einsum_kernel(KernelContext& ctx) {
   std::vector<int64_t> idx(all.size(), 0);
   int64_t total = num_elements(all_dims);
   std::vector<int64_t> out_strides = strides_of(out_dims);
+  InterruptPoll poll;
+  const int64_t step_work = static_cast<int64_t>((terms.size() + 1) * all.size()) + 1;
   for (int64_t f = 0; f < total; ++f) {
+    RETURN_IF_ERROR(poll.tick(step_work));
     double prod = 1;
     for (size_t i = 0; i < terms.size(); ++i) {
       int64_t off = 0;
@@ -210,11 +218,13 @@ Status det_kernel(KernelContext& ctx) {
   Dims out_dims(x.dims().begin(), x.dims().end() - 2);
   int64_t batches = num_elements(out_dims);
   std::vector<double> dets(static_cast<size_t>(batches));
+  InterruptPoll poll;  // n^3 / 3 per matrix: a 64 MB float matrix is ~2 x 10^10 steps
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<double> m(static_cast<size_t>(n * n));
     for (int64_t i = 0; i < n * n; ++i) m[static_cast<size_t>(i)] = x.value_as_double(b * n * n + i);
     double det = 1;
     for (int64_t c = 0; c < n; ++c) {  // LU with partial pivoting
+      RETURN_IF_ERROR(poll.tick((n - c) * (n - c) + 1));
       int64_t piv = c;
       for (int64_t r = c + 1; r < n; ++r) {
         if (std::fabs(m[static_cast<size_t>(r * n + c)]) > std::fabs(m[static_cast<size_t>(piv * n + c)])) piv = r;

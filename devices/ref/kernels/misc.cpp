@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -10,6 +11,7 @@
 #include "devices/random_seed.h"
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -109,17 +111,34 @@ Status tfidf_vectorizer(KernelContext& ctx) {
     }
   }
   int64_t width = 0;
-  for (int64_t idx : indexes) width = std::max(width, idx + 1);
+  for (int64_t idx : indexes) {
+    // An index is an output column: a negative one wrote before the row (found auditing for
+    // deadlines, stop 16) and INT64_MAX + 1 overflowed.
+    if (idx < 0 || idx == std::numeric_limits<int64_t>::max()) {
+      return ctx.error(StatusCode::kInvalidArgument, "ngram_indexes holds ", idx, ", expected an output column >= 0");
+    }
+    width = std::max(width, idx + 1);
+  }
   int64_t rows = x.rank() == 2 ? x.dim(0) : 1;
   int64_t cols = x.rank() == 2 ? x.dim(1) : x.dim(0);
   Tensor y(DType::kFloat32, x.rank() == 2 ? Dims{rows, width} : Dims{width});
   float* out = y.data<float>();
+  // Lengths longer than a row and skips whose n-gram passes the row select nothing: they are not
+  // walked (max_gram_length or max_skip_count of 2^62 walked empty loops for ever, and
+  // start + (len - 1) * (s + 1) overflowed). What is walked is still up to rows x cols^2 x
+  // lengths n-grams of the attributes' choosing: the run's deadline is read per n-gram.
+  InterruptPoll poll;
+  const int64_t top_n = std::min(max_n, cols);
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<int64_t> hits(static_cast<size_t>(ngram_number), 0);
-    for (int64_t len = min_n; len <= max_n; ++len) {
+    for (int64_t len = min_n; len <= top_n; ++len) {
       int64_t skips = len == 1 ? 0 : max_skip;  // a 1-gram is the same whatever the skip
       for (int64_t s = 0; s <= skips; ++s) {
-        for (int64_t start = 0; start + (len - 1) * (s + 1) < cols; ++start) {
+        // The n-gram spans (len - 1) x (s + 1) + 1 positions: past the row, so are larger skips.
+        if (len > 1 && s + 1 > (cols - 1) / (len - 1)) break;
+        const int64_t span = (len - 1) * (s + 1);
+        for (int64_t start = 0; start + span < cols; ++start) {
+          RETURN_IF_ERROR(poll.tick(16 * len));
           std::vector<std::string> key;
           for (int64_t j = 0; j < len; ++j) key.push_back(token(r * cols + start + j * (s + 1)));
           auto it = ngram_slot.find(key);

@@ -89,17 +89,20 @@ Status resolve_window(const KernelContext& ctx, Window* w, bool ceil_mode) {
 }
 
 // Visits every (output position, kernel offset) pair of a window: f(out_flat, in_flat_or_-1, k_flat).
-// The run's deadline and termination are checked between output positions: a model sizes the
-// window, and one LpPool walked its taps for 32 s past a 5 s deadline (kernel_run, stop 15).
+// A model sizes the window: one LpPool walked its taps for 32 s past a 5 s deadline (kernel_run,
+// stop 15). The run's deadline and termination are read along the taps (`poll`, the caller's,
+// one per kernel call): between output positions was not enough, as pads let one output
+// position own a 10^6 x 10^6 window of a 1 x 1 input.
 template <typename F>
-Status for_each_tap(const Window& w, F f) {
+Status for_each_tap(const Window& w, InterruptPoll& poll, F f) {
   size_t k = w.in.size();
   std::vector<int64_t> o(k, 0), t(k, 0);
   int64_t n_out = num_elements(w.out), n_k = num_elements(w.kernel);
+  const int64_t tap_work = static_cast<int64_t>(k) + 1;
   for (int64_t of = 0; of < n_out; ++of) {
-    RETURN_IF_ERROR(check_run_interrupt());
     std::fill(t.begin(), t.end(), 0);
     for (int64_t kf = 0; kf < n_k; ++kf) {
+      RETURN_IF_ERROR(poll.tick(tap_work));
       int64_t in_flat = 0;
       bool inside = true;
       for (size_t d = 0; d < k; ++d) {
@@ -137,16 +140,17 @@ Status conv_typed(KernelContext& ctx, const Tensor& x, const Tensor& w, const Te
   const T* xp = x.data<T>();
   const T* wp = w.data<T>();
   T* yp = y.data<T>();
+  InterruptPoll poll;
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t g = 0; g < group; ++g) {
       for (int64_t c = 0; c < Cg; ++c) {
         const T* xc = xp + (n * C + g * Cg + c) * in_sp;
-        RETURN_IF_ERROR(for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t kf, const std::vector<int64_t>&) {
+        RETURN_IF_ERROR(for_each_tap(win, poll, [&](int64_t of, int64_t in_flat, int64_t kf, const std::vector<int64_t>&) {
           col[static_cast<size_t>((c * ksz + kf) * out_sp + of)] = in_flat >= 0 ? xc[in_flat] : T(0);
         }));
       }
-      ref_gemm<T>(Mg, out_sp, Cg * ksz, T(1), wp + g * Mg * Cg * ksz, Cg * ksz, false, col.data(), out_sp, false,
-                  T(0), yp + (n * M + g * Mg) * out_sp, out_sp);
+      RETURN_IF_ERROR(ref_gemm<T>(Mg, out_sp, Cg * ksz, T(1), wp + g * Mg * Cg * ksz, Cg * ksz, false, col.data(),
+                                  out_sp, false, T(0), yp + (n * M + g * Mg) * out_sp, out_sp));
     }
     if (b) {
       for (int64_t m = 0; m < M; ++m) {
@@ -270,14 +274,17 @@ Status conv_transpose_kernel(KernelContext& ctx) {
   Tensor y(DType::kFloat64, out_dims);
   std::vector<double> col(static_cast<size_t>(Mg * ksz * in_sp));
   std::vector<int64_t> ipos(k), t(k);
+  InterruptPoll poll;  // the col2im walk below: Mg x kernel taps x input positions
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t g = 0; g < group; ++g) {
       // col[Mg*ksz, in_sp] = W_g^T [Mg*ksz, Cg] x X_g [Cg, in_sp]
-      ref_gemm<double>(Mg * ksz, in_sp, Cg, 1.0, w.data<double>() + g * Cg * Mg * ksz, Mg * ksz, true,
-                       x.data<double>() + (n * C + g * Cg) * in_sp, in_sp, false, 0.0, col.data(), in_sp);
+      RETURN_IF_ERROR(ref_gemm<double>(Mg * ksz, in_sp, Cg, 1.0, w.data<double>() + g * Cg * Mg * ksz, Mg * ksz, true,
+                                       x.data<double>() + (n * C + g * Cg) * in_sp, in_sp, false, 0.0, col.data(),
+                                       in_sp));
       for (int64_t m = 0; m < Mg; ++m) {
         double* yc = y.data<double>() + (n * M + g * Mg + m) * out_sp;
         for (int64_t kf = 0; kf < ksz; ++kf) {
+          RETURN_IF_ERROR(poll.tick(in_sp * (static_cast<int64_t>(k) + 1) + 1));
           int64_t rem = kf;
           for (int64_t d = static_cast<int64_t>(k) - 1; d >= 0; --d) { t[static_cast<size_t>(d)] = rem % kernel[static_cast<size_t>(d)]; rem /= kernel[static_cast<size_t>(d)]; }
           for (int64_t i = 0; i < in_sp; ++i) {
@@ -333,12 +340,13 @@ Status pool_kernel(KernelContext& ctx) {
   std::vector<double> acc(static_cast<size_t>(out_sp));
   std::vector<int64_t> cnt(static_cast<size_t>(out_sp)), arg(static_cast<size_t>(out_sp));
   std::vector<double> xin(static_cast<size_t>(in_sp));
+  InterruptPoll poll;
   for (int64_t nc = 0; nc < N * C; ++nc) {
     for (int64_t i = 0; i < in_sp; ++i) xin[static_cast<size_t>(i)] = x.value_as_double(nc * in_sp + i);
     std::fill(acc.begin(), acc.end(), kKind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0);
     std::fill(cnt.begin(), cnt.end(), 0);
     std::fill(arg.begin(), arg.end(), -1);
-    RETURN_IF_ERROR(for_each_tap(win, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+    RETURN_IF_ERROR(for_each_tap(win, poll, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
       size_t o = static_cast<size_t>(of);
       if (in_flat < 0) {
         if (kKind == PoolKind::kAverage && include_pad) {

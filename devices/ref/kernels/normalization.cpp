@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/run_interrupt.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -195,8 +196,13 @@ Status lrn_kernel(KernelContext& ctx) {
   int64_t N = x.dim(0), C = x.dim(1), sp = x.numel() / std::max<int64_t>(N * C, 1);
   int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
   std::vector<double> out(static_cast<size_t>(x.numel()));
+  // Each element sums a window of min(size, C) channels: numel x C when `size` is large (a
+  // [1, 10^6, 1] input, 4 MB, is 10^12 steps). The run's deadline is read per channel plane.
+  InterruptPoll poll;
+  const int64_t plane_work = sp * (std::min(size, C) + 4) + 1;
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
+      RETURN_IF_ERROR(poll.tick(plane_work));
       for (int64_t i = 0; i < sp; ++i) {
         double s = 0;
         for (int64_t k = std::max<int64_t>(0, c - lo); k <= std::min(C - 1, c + hi); ++k) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/ref/kernel_groups.h"
+#include "devices/run_interrupt.h"
 #include "devices/ref/kernel_util.h"
 
 namespace pyflame_rt {
@@ -74,8 +75,12 @@ Status qmatmul(KernelContext& ctx) {
   const double as = ctx.input(1)->value_as_double(0);
   const double az = ctx.input(2) ? ctx.input(2)->value_as_double(0) : 0.0;
   std::vector<double> out(static_cast<size_t>(rows * n_dim));
+  // rows x N x K multiply-adds: the run's deadline is read per output element (one row of
+  // [256, 65536] x [65536, 256] took 0.35 s, too coarse a step).
+  InterruptPoll poll;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < n_dim; ++c) {
+      RETURN_IF_ERROR(poll.tick(16 * k_dim + 1));
       double acc = 0;
       for (int64_t k = 0; k < k_dim; ++k) {
         double bzv = bz ? bz->value_as_double(bz->numel() == 1 ? 0 : c) : 0.0;

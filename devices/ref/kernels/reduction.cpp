@@ -7,6 +7,7 @@
 
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -310,8 +311,13 @@ Status topk_kernel(KernelContext& ctx) {
   out_dims[static_cast<size_t>(axis)] = k;
   Tensor values(x.dtype(), out_dims), indices(DType::kInt64, out_dims);
   std::vector<int64_t> order(static_cast<size_t>(len));
+  // n log n in the input: one row's sort is not interrupted, the run's deadline is read per row.
+  InterruptPoll poll;
+  int64_t log_len = 1;
+  while (log_len < 62 && (int64_t{1} << log_len) < len) ++log_len;
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
+      RETURN_IF_ERROR(poll.tick(8 * len * log_len + 1));
       auto at = [&](int64_t j) { return (o * len + j) * inner + i; };
       std::iota(order.begin(), order.end(), 0);
       // Ties keep the lower index first, whichever direction.

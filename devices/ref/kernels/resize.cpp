@@ -135,10 +135,14 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
   Tensor y(x.dtype(), sizes);
   std::vector<int64_t> in_strides = strides_of(x.dims());
   std::vector<int64_t> o(rank, 0);
+  // Up to 64 MB of output at up to 4^rank taps each: seconds at -O1 (Upsample by [253, 255]
+  // timed out in kernel_run, while constant folding, whose 5 s bound the kernel never read), and
+  // one output element of a rank-20 cubic Resize has 4^20 taps: the run's deadline is read
+  // along the taps, not only between outputs.
+  InterruptPoll poll;
+  const int64_t step_work = static_cast<int64_t>(rank) + 1;
   for (int64_t f = 0; f < y.numel(); ++f) {
-    // Up to 64 MB of output at up to 4^rank taps each: seconds at -O1 (Upsample by [253, 255]
-    // timed out in kernel_run, while constant folding, whose 5 s bound the kernel never read).
-    if ((f & 4095) == 0) RETURN_IF_ERROR(check_run_interrupt());
+    RETURN_IF_ERROR(poll.tick(step_work));
     bool outside = false;
     for (size_t d = 0; d < rank; ++d) outside |= taps[d].outside[static_cast<size_t>(o[d])];
     double acc = 0;
@@ -148,6 +152,7 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
       // Sum over the product of each axis' taps.
       std::vector<size_t> k(rank, 0);
       while (true) {
+        RETURN_IF_ERROR(poll.tick(step_work));
         double w = 1;
         int64_t src = 0;
         for (size_t d = 0; d < rank; ++d) {

@@ -4,6 +4,7 @@
 // optional is a Value of kind kNone, which kernels see as an absent input (nullptr).
 #include "devices/ref/kernel_groups.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -118,12 +119,18 @@ Status split_to_sequence(KernelContext& ctx) {
   int64_t len = x.dim(static_cast<size_t>(axis));
   std::vector<int64_t> sizes;
   bool keep = ctx.node().attr_int("keepdims", 1) != 0;
+  // One tensor per part: an input empty on another axis ([0, 10^7]) still gives 10^7 of them.
+  // The run's deadline is read per part.
+  InterruptPoll poll;
   if (const Tensor* split = ctx.input(1)) {
     keep = true;  // keepdims only applies without 'split'
     if (split->rank() == 0) {
       int64_t chunk = split->value_as_int64(0);
       if (chunk <= 0) return ctx.error(StatusCode::kInvalidArgument, "split must be positive, got ", chunk);
-      for (int64_t s = 0; s < len; s += chunk) sizes.push_back(std::min(chunk, len - s));
+      for (int64_t s = 0; s < len; s += chunk) {
+        RETURN_IF_ERROR(poll.tick(16));
+        sizes.push_back(std::min(chunk, len - s));
+      }
     } else {
       sizes = split->to_int64_vector();
       // The sizes are the model's: each must be >= 0 and their sum is checked (INT64_MIN twice
@@ -143,6 +150,7 @@ Status split_to_sequence(KernelContext& ctx) {
   std::vector<Tensor> items;
   int64_t start = 0;
   for (int64_t s : sizes) {
+    RETURN_IF_ERROR(poll.tick(256));
     Tensor part = slice_along(x, axis, start, s);
     if (!keep) {
       Dims d = part.dims();

@@ -17,15 +17,16 @@ constexpr double kPi = 3.14159265358979323846;
 
 // DFT of `n` complex samples (re[i], im[i]) of length `len` zero-padded/truncated to `len`.
 // `len` is a model's value and the sum is O(n len): the run's deadline and terminate flag are
-// checked every 64 output bins, so a huge dft_length is stopped, not a hang.
+// read per output bin through the caller's `poll` (one per kernel call: STFT's frames of a
+// 16 M-sample signal at frame_step 1 are each short, together 10^11 steps or more).
 Status dft(const std::vector<double>& re, const std::vector<double>& im, int64_t len, bool inverse,
-           std::vector<double>* out_re, std::vector<double>* out_im) {
+           InterruptPoll& poll, std::vector<double>* out_re, std::vector<double>* out_im) {
   out_re->assign(static_cast<size_t>(len), 0.0);
   out_im->assign(static_cast<size_t>(len), 0.0);
   double sign = inverse ? 1.0 : -1.0;
   int64_t n = std::min<int64_t>(len, static_cast<int64_t>(re.size()));
   for (int64_t k = 0; k < len; ++k) {
-    if ((k & 63) == 0) RETURN_IF_ERROR(check_run_interrupt());
+    RETURN_IF_ERROR(poll.tick(16 * n + 1));  // a cos and a sin per step
     double sr = 0, si = 0;
     for (int64_t t = 0; t < n; ++t) {
       double angle = sign * 2 * kPi * static_cast<double>(k * t % len) / static_cast<double>(len);
@@ -67,6 +68,7 @@ Status dft_kernel(KernelContext& ctx) {
   ScratchCharge charge_y(num_elements(out_dims), sizeof(double)), charge_f(num_elements({len, 2}), sizeof(double));
   std::vector<double> y(static_cast<size_t>(num_elements(out_dims)));
   std::vector<double> re(static_cast<size_t>(n)), im(static_cast<size_t>(n)), fr, fi;
+  InterruptPoll poll;
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
       for (int64_t t = 0; t < n; ++t) {
@@ -74,7 +76,7 @@ Status dft_kernel(KernelContext& ctx) {
         re[static_cast<size_t>(t)] = x.value_as_double(base);
         im[static_cast<size_t>(t)] = complex_in ? x.value_as_double(base + 1) : 0.0;
       }
-      RETURN_IF_ERROR(dft(re, im, len, inverse, &fr, &fi));
+      RETURN_IF_ERROR(dft(re, im, len, inverse, poll, &fr, &fi));
       for (int64_t k = 0; k < out_len; ++k) {
         int64_t base = ((o * out_len + k) * inner + i) * 2;
         y[static_cast<size_t>(base)] = fr[static_cast<size_t>(k)];
@@ -105,6 +107,7 @@ Status stft_kernel(KernelContext& ctx) {
   ScratchCharge charge_y(num_elements({B, frames, bins, 2}), sizeof(double)), charge_f(num_elements({frame, 2}), sizeof(double));
   std::vector<double> y(static_cast<size_t>(B * frames * bins * 2));
   std::vector<double> re(static_cast<size_t>(frame)), im(static_cast<size_t>(frame)), fr, fi;
+  InterruptPoll poll;
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t f = 0; f < frames; ++f) {
       for (int64_t t = 0; t < frame; ++t) {
@@ -113,7 +116,7 @@ Status stft_kernel(KernelContext& ctx) {
         re[static_cast<size_t>(t)] = x.value_as_double(base) * w;
         im[static_cast<size_t>(t)] = comp == 2 ? x.value_as_double(base + 1) * w : 0.0;
       }
-      RETURN_IF_ERROR(dft(re, im, frame, false, &fr, &fi));
+      RETURN_IF_ERROR(dft(re, im, frame, false, poll, &fr, &fi));
       for (int64_t k = 0; k < bins; ++k) {
         int64_t o = ((b * frames + f) * bins + k) * 2;
         y[static_cast<size_t>(o)] = fr[static_cast<size_t>(k)];

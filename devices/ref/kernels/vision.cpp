@@ -9,6 +9,7 @@
 #include "devices/ref/kernel_groups.h"
 #include "devices/nms_box.h"
 #include "devices/ref/kernel_util.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 
@@ -44,6 +45,9 @@ Status nms_kernel(KernelContext& ctx) {
   // once (SSDLite: ~27000 with random weights), where the per-pair reads took seconds.
   std::vector<Box> all(static_cast<size_t>(N));
   std::vector<double> score(static_cast<size_t>(N));
+  // Each candidate is compared with every box kept before it: N^2 / 2 per class when nothing is
+  // suppressed (10^6 boxes, 16 MB, are 5 x 10^11 IoUs), so the run's deadline is read per candidate.
+  InterruptPoll poll;
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t i = 0; i < N; ++i) all[static_cast<size_t>(i)] = read_box(boxes, (b * N + i) * 4, center);
     for (int64_t c = 0; c < C; ++c) {
@@ -57,6 +61,7 @@ Status nms_kernel(KernelContext& ctx) {
       std::vector<Box> kept;
       for (int64_t i : order) {
         if (static_cast<int64_t>(kept.size()) >= max_out) break;
+        RETURN_IF_ERROR(poll.tick(8 * static_cast<int64_t>(kept.size()) + 1));
         const Box& box = all[static_cast<size_t>(i)];
         bool suppressed = false;
         for (const Box& k : kept) {
@@ -107,6 +112,9 @@ Status roi_align_kernel(KernelContext& ctx) {
   bool half_pixel = n.attr_string("coordinate_transformation_mode", "half_pixel") == "half_pixel" && ctx.opset() >= 16;
   int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), R = rois.dim(0);
   std::vector<double> out(static_cast<size_t>(R * C * oh * ow));
+  // Samples per output bin: sampling_ratio squared, or the roi's size over the output's (a roi
+  // of 1e30 saturates to 2^63 - 1): not bounded by any tensor. The deadline is read per sample.
+  InterruptPoll poll;
   for (int64_t r = 0; r < R; ++r) {
     int64_t b = batch_idx.value_as_int64(r);
     if (b < 0 || b >= x.dim(0)) return ctx.error(StatusCode::kInvalidArgument, "batch index ", b, " out of range");
@@ -128,6 +136,7 @@ Status roi_align_kernel(KernelContext& ctx) {
           for (int64_t iy = 0; iy < gh; ++iy) {
             double y = y1 + static_cast<double>(py) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
             for (int64_t ix = 0; ix < gw; ++ix) {
+              RETURN_IF_ERROR(poll.tick(16));
               double xx = x1 + static_cast<double>(px) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
               double v = roi_bilinear(x, plane, H, W, y, xx);
               acc = avg ? acc + v : std::max(acc, v);
@@ -187,6 +196,10 @@ Status grid_sample_kernel(KernelContext& ctx) {
   // the weights use the unclamped position.
   auto row = [&](double v) { return index_from_double(v, -1, H); };
   auto col = [&](double v) { return index_from_double(v, -1, W); };
+  // Bounded by the output, but at up to 16 taps an element the reference takes seconds on an
+  // output of a few hundred MB: the run's deadline is read per output row.
+  InterruptPoll poll;
+  const int64_t row_work = Wo * (mode == "bicubic" ? 64 : 16) + 1;
   for (int64_t b = 0; b < N; ++b) {
     for (int64_t c = 0; c < C; ++c) {
       int64_t plane = (b * C + c) * H * W;
@@ -196,6 +209,7 @@ Status grid_sample_kernel(KernelContext& ctx) {
         return x.value_as_double(plane + r * W + q);
       };
       for (int64_t i = 0; i < Ho; ++i) {
+        RETURN_IF_ERROR(poll.tick(row_work));
         for (int64_t j = 0; j < Wo; ++j) {
           int64_t g = ((b * Ho + i) * Wo + j) * 2;
           double gx = fix(unnormalize(grid.value_as_double(g), W), W);
@@ -259,9 +273,16 @@ Status unique_kernel(KernelContext& ctx) {
   auto equal = [&](int64_t a, int64_t b) { return !less(a, b) && !less(b, a); };
   std::vector<int64_t> firsts;  // first occurrence of each distinct slice, in order of appearance
   std::vector<int64_t> inverse(static_cast<size_t>(len));
+  // Each slice is compared with every distinct one before it: quadratic in the distinct count
+  // (10^6 distinct floats, 4 MB, are 5 x 10^11 comparisons). The run's deadline is read along.
+  InterruptPoll poll;
+  const int64_t compare_work = 4 * (len > 0 ? src.numel() / len : 0) + 4;
   for (int64_t i = 0; i < len; ++i) {
     size_t u = 0;
-    while (u < firsts.size() && !equal(firsts[u], i)) ++u;
+    while (u < firsts.size() && !equal(firsts[u], i)) {
+      RETURN_IF_ERROR(poll.tick(compare_work));
+      ++u;
+    }
     if (u == firsts.size()) firsts.push_back(i);
     inverse[static_cast<size_t>(i)] = static_cast<int64_t>(u);
   }
