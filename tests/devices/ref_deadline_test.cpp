@@ -254,16 +254,17 @@ TEST(RefDeadlineTest, LongSignalDftStopsBetweenBins) {
 
 // --- Work per step past the tensors: recurrences, attention, quantized products -----------
 
-// RNN (no native kernel on the CPU device) with H = 1024 (R is 4 MB): 10^6 multiply-adds a
+// RNN with H = 1024 (R is 4 MB): 10^6 multiply-adds a
 // step, 2,000 steps; GRU and LSTM with H = 256: 2 to 2.6 x 10^5 a step, 10,000 steps.
 TEST(RefDeadlineTest, RecurrenceStopsBetweenSteps) {
   const int64_t h = 1024, steps = 2000;
   auto small = [](int64_t i) { return 0.001 * static_cast<double>(i % 13); };
-  OneNode m = one_node("RNN", {ones_f32({steps, 1, 1}), filled<float>(DType::kFloat32, {1, h, 1}, small),
-                               filled<float>(DType::kFloat32, {1, h, h}, small)}, 1);
+  // Float64: the CPU device's native RNN, GRU and LSTM are float32 (and not interrupted mid-node).
+  OneNode m = one_node("RNN", {ones_f64({steps, 1, 1}), filled<double>(DType::kFloat64, {1, h, 1}, small),
+                               filled<double>(DType::kFloat64, {1, h, h}, small)}, 1);
   m.g.nodes[0].attributes["hidden_size"] = Attribute::make_int(h);
   expect_stops("RNN", m);
-  // GRU and LSTM run on the same loop (float64: the CPU device's native ones are float32).
+  // GRU and LSTM run on the same loop.
   for (const char* op : {"GRU", "LSTM"}) {
     const int64_t gates = std::string(op) == "GRU" ? 3 : 4, gh = 256;
     OneNode r = one_node(op, {ones_f64({5 * steps, 1, 1}), filled<double>(DType::kFloat64, {1, gates * gh, 1}, small),
