@@ -106,6 +106,7 @@ class LstmOp : public NativeOp {
     PackedRecurrentWeights local;
     if (!packed_.packed_from(w, r)) local = pack_recurrent_weights(w, r, {cols});
     const PackedRecurrentWeights& pw = packed_.packed_from(w, r) ? packed_ : local;
+    ScratchCharge xw_charge(projection_elements(x, cols), sizeof(float), "an LSTM's input projection");
     Scratch sc;
     sc.h.resize(static_cast<size_t>(s.batch * H));
     sc.c.resize(sc.h.size());

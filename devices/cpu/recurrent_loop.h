@@ -13,6 +13,7 @@
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/rows_times_matrix.h"
 #include "graph/checked_math.h"
+#include "graph/memory_budget.h"
 #include "graph/node.h"
 #include "graph/tensor.h"
 
@@ -53,6 +54,14 @@ struct PackedRecurrentWeights {
   bool packed_from(const Tensor& w_, const Tensor& r_) const { return w_dims == w_.dims() && r_dims == r_.dims(); }
 };
 PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, const std::vector<int64_t>& r_parts);
+
+// The elements of the input projection xw below, seq * batch * cols (-1 past int64), for a
+// ScratchCharge declared before it: xw is `gates` times Y's size, and memory_limit_mb must
+// see it as it sees the tensors.
+inline int64_t projection_elements(const Tensor& x, int64_t cols) {
+  const CheckedInt64 n = CheckedInt64(x.dim(0)) * x.dim(1) * cols;
+  return n.overflowed() ? -1 : n.value();
+}
 
 // xw [seq * batch, cols] in X's row order: X·Wᵀ (w_panels: one direction's packed Wᵀ) plus
 // `bias` [cols] when given.

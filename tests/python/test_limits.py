@@ -171,6 +171,33 @@ def test_memory_limit_covers_onednn_scratchpads(tmp_path):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("op,gates", [("LSTM", 4), ("RNN", 1)])
+def test_memory_limit_covers_the_recurrent_loops_input_projection(op, gates):
+    # Our loop projects every step's input at once: T x gates x H floats, `gates` times Y.
+    # 4,096 steps at H 256: Y is 4 MB, an LSTM's projection 16 MB, an RNN's 4 MB.
+    hidden, steps = 256, 4096
+    rng = np.random.default_rng(15)
+    w = numpy_helper.from_array(rng.uniform(-0.1, 0.1, (1, gates * hidden, 1)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.uniform(-0.1, 0.1, (1, gates * hidden, hidden)).astype(np.float32), "R")
+    model = make_model(
+        [helper.make_node(op, ["x", "W", "R"], ["y"], name="cell", hidden_size=hidden)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, 1, hidden])], [w, r]).SerializeToString()
+    x = rng.uniform(-1, 1, (steps, 1, 1)).astype(np.float32)
+    limit = 6 if op == "RNN" else 12  # above Y alone, below Y and the projection (RNN 8 MB, LSTM 20 MB)
+    tight = rt.InferenceSession(model, rt.SessionOptions(memory_limit_mb=limit))
+    if op == "LSTM":
+        with pytest.raises(rt.ResourceExhausted, match=r"memory_limit_mb allows: 12 MB.*an LSTM's input projection"):
+            tight.run(None, {"x": x})
+        limit = 32
+    else:
+        with pytest.raises(rt.ResourceExhausted, match=r"memory_limit_mb allows: 6 MB.*an RNN's input projection"):
+            tight.run(None, {"x": x})
+        limit = 16
+    got = rt.InferenceSession(model, rt.SessionOptions(memory_limit_mb=limit)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, rt.InferenceSession(model).run(None, {"x": x})[0], rtol=1e-6, atol=1e-7)
+
+
 # RunOptions.timeout_ms --------------------------------------------------------------------
 
 def test_deadline_stops_a_loop_that_would_run_forever(tmp_path):
