@@ -57,31 +57,44 @@ bool transpose_geometry(const Node& node, const Dims& xd, const Dims& kernel, Ge
       *why = "a stride or dilation is not positive";
       return false;
     }
-    const int64_t eff = (kernel[d] - 1) * g->dil[d] + 1;
-    const int64_t full = g->strides[d] * (xd[d + 2] - 1) + out_pad[d] + eff;
-    int64_t pb = pads[d], pe = pads[d + k];
+    // Every term is the model's (dims, strides, dilations, pads, output_shape): checked, as
+    // the reference kernel's are. Past int64 the node goes to the reference kernel, which
+    // names the overflow (a stride of 2^62 overflowed here, UBSan in device_tests).
+    const CheckedInt64 eff = (CheckedInt64(kernel[d]) - 1) * g->dil[d] + 1;
+    const CheckedInt64 spread = CheckedInt64(g->strides[d]) * (CheckedInt64(xd[d + 2]) - 1);
+    const CheckedInt64 full = spread + out_pad[d] + eff;
+    CheckedInt64 pb = pads[d], pe = pads[d + k];
     if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const int64_t target = !out_shape.empty() ? out_shape[d] : xd[d + 2] * g->strides[d];
-      const int64_t total = full - target;
-      pb = auto_pad != "SAME_LOWER" ? total / 2 : total - total / 2;
+      const CheckedInt64 target = !out_shape.empty() ? CheckedInt64(out_shape[d]) : CheckedInt64(xd[d + 2]) * g->strides[d];
+      const CheckedInt64 total = full - target;
+      if (total.overflowed()) {
+        *why = "the output size passes int64";
+        return false;
+      }
+      pb = auto_pad != "SAME_LOWER" ? total.value() / 2 : total.value() - total.value() / 2;
       pe = total - pb;
     } else if (auto_pad == "VALID") {
       pb = pe = 0;
     }
-    g->out[d] = full - pb - pe;
-    g->pad_l[d] = pb;
-    g->pad_r[d] = pe;
-    if (g->out[d] <= 0) {
-      *why = "the output size is not positive";
-      return false;
-    }
+    const CheckedInt64 out = full - pb - pe;
     // oneDNN reads the deconvolution as the backward pass of a convolution from the output to
     // the input: it needs (out - eff + pad_l + pad_r) / stride + 1 == in, pad_l >= 0 and
     // pad_r > -stride. The output size is explicit, so any pad_r that makes the division exact
     // describes the same computation: output padding and a negative trailing pad fold into it.
-    g->pad_r[d] = g->strides[d] * (xd[d + 2] - 1) + eff - pb - g->out[d];
-    if (pb < 0 || g->pad_r[d] <= -g->strides[d]) {
-      *why = "pads outside what oneDNN's deconvolution takes (leading " + std::to_string(pb) + ", trailing " +
+    const CheckedInt64 pad_r = spread + eff - pb - out;
+    if (out.overflowed() || pad_r.overflowed()) {
+      *why = "the output size or pads pass int64";
+      return false;
+    }
+    g->out[d] = out.value();
+    g->pad_l[d] = pb.value();
+    g->pad_r[d] = pad_r.value();
+    if (g->out[d] <= 0) {
+      *why = "the output size is not positive";
+      return false;
+    }
+    if (g->pad_l[d] < 0 || g->pad_r[d] <= -g->strides[d]) {
+      *why = "pads outside what oneDNN's deconvolution takes (leading " + std::to_string(g->pad_l[d]) + ", trailing " +
              std::to_string(g->pad_r[d]) + ")";
       return false;
     }
