@@ -57,16 +57,19 @@ bool transpose_geometry(const Node& node, const Dims& xd, const Dims& kernel, Ge
       *why = "a stride or dilation is not positive";
       return false;
     }
-    // Sizes from the model's attributes: checked, an overflow is a reason to leave the node to
-    // the reference kernel, which reports it (kernel_run, stop 16: a pad of 2^63 - 1).
+    // Every term is the model's (dims, strides, dilations, pads, output_shape): checked, as
+    // the reference kernel's are. Past int64 the node goes to the reference kernel, which
+    // names the overflow (a stride of 2^62 overflowed here, UBSan in device_tests; an
+    // output_padding of 2^63 - 1, kernel_run stop 16).
     const CheckedInt64 eff = (CheckedInt64(kernel[d]) - 1) * g->dil[d] + 1;
-    const CheckedInt64 full = CheckedInt64(g->strides[d]) * (xd[d + 2] - 1) + out_pad[d] + eff;
+    const CheckedInt64 spread = CheckedInt64(g->strides[d]) * (CheckedInt64(xd[d + 2]) - 1);
+    const CheckedInt64 full = spread + out_pad[d] + eff;
     CheckedInt64 pb = pads[d], pe = pads[d + k];
     if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       const CheckedInt64 target = !out_shape.empty() ? CheckedInt64(out_shape[d]) : CheckedInt64(xd[d + 2]) * g->strides[d];
       const CheckedInt64 total = full - target;
       if (total.overflowed()) {
-        *why = "the output size overflows int64";
+        *why = "the output size passes int64";
         return false;
       }
       pb = auto_pad != "SAME_LOWER" ? total.value() / 2 : total.value() - total.value() / 2;
@@ -79,9 +82,9 @@ bool transpose_geometry(const Node& node, const Dims& xd, const Dims& kernel, Ge
     // the input: it needs (out - eff + pad_l + pad_r) / stride + 1 == in, pad_l >= 0 and
     // pad_r > -stride. The output size is explicit, so any pad_r that makes the division exact
     // describes the same computation: output padding and a negative trailing pad fold into it.
-    const CheckedInt64 pad_r = CheckedInt64(g->strides[d]) * (xd[d + 2] - 1) + eff - pb - out;
+    const CheckedInt64 pad_r = spread + eff - pb - out;
     if (out.overflowed() || pad_r.overflowed()) {
-      *why = "the output size or its pads overflow int64";
+      *why = "the output size or pads pass int64";
       return false;
     }
     g->out[d] = out.value();

@@ -13,6 +13,7 @@
 #include "devices/ref/ref_device.h"
 #include "devices/run_interrupt.h"
 #include "graph/checked_math.h"
+#include "graph/logging.h"
 #include "graph/memory_budget.h"
 
 namespace pyflame_rt {
@@ -556,6 +557,28 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
         EXPECT_NE(out.status().to_string().find(c.expected), std::string::npos) << op << ": " << out.status().to_string();
       }
     }
+  }
+  // The CPU device's own ConvTranspose geometry (devices/cpu/conv_transpose_op.cpp) did the
+  // same arithmetic unchecked (UBSan in the sanitizer run of stop 16, on the 2^62 stride
+  // above). A stride of (2^64 + 2) / 3 over 4 input positions wraps to a spread of 2 and an
+  // output of 3, which looks valid: now both devices name the overflow, and the CPU device
+  // hands the node to the reference kernel for that reason (before, only because oneDNN then
+  // refused the wrapped geometry; its log line said so).
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 1, 4}), Tensor(DType::kFloat32, {1, 1, 1})}, 1);
+    m.g.nodes[0].attributes["strides"] = Attribute::make_ints({int64_t{6148914691236517206}});
+    std::vector<std::string> lines;
+    const uint64_t sink = add_log_sink([&](LogSeverity, const std::string&, const std::string& line) { lines.push_back(line); });
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name();
+      EXPECT_NE(out.status().to_string().find("passes int64"), std::string::npos)
+          << device->name() << ": " << out.status().to_string();
+    }
+    remove_log_sink(sink);
+    bool named = false;
+    for (const std::string& line : lines) named = named || line.find("the output size or pads pass int64") != std::string::npos;
+    EXPECT_TRUE(named) << "the CPU device's fallback reason; log lines: " << lines.size();
   }
   // An empty input with an axis of 2^63 - 1 split in two: len + 1 and the running offset
   // stayed inside int64 only by luck before; the parts are 2^62 and 2^62 - 1.

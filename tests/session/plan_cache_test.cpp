@@ -313,7 +313,8 @@ TEST(PlanCacheTest, ConcurrentSessionsLeaveOneGoodEntry) {
   SessionOptions opts;
   opts.compile_cache_dir = fresh_dir("concurrent");
   std::vector<std::thread> threads;
-  std::vector<bool> ok(4, false);
+  // Not std::vector<bool>: its elements share bytes, so four threads setting their own would race.
+  bool ok[4] = {false, false, false, false};
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] { ok[i] = InferenceSession::create(kModel, opts).ok(); });
   }
