@@ -270,19 +270,33 @@ class ConvOp : public NativeOp {
     memory::dims pad_l(k), pad_r(k), dnnl_dil(k);
     Dims out = {xd[0], weights_.dim(0)};
     for (size_t d = 0; d < k; ++d) {
-      int64_t eff = (kernel[d] - 1) * dil[d] + 1, in = xd[d + 2];
-      int64_t pb = pads[d], pe = pads[d + k];
-      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        int64_t o = (in + strides[d] - 1) / strides[d];
-        int64_t total = std::max<int64_t>(0, (o - 1) * strides[d] + eff - in);
-        pb = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-        pe = total - pb;
-      } else if (auto_pad == "VALID") {
-        pb = pe = 0;
+      if (strides[d] <= 0 || dil[d] <= 0) {
+        return node_.error(StatusCode::kInvalidArgument, "strides and dilations must be positive, got stride ",
+                           strides[d], " and dilation ", dil[d], " on spatial axis ", d);
       }
-      int64_t span = in + pb + pe - eff;
-      if (span < 0 || strides[d] <= 0) {
-        return node_.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ", in + pb + pe);
+      // Every term is the model's: checked (kernel_run stop 16: a dilation or pad near 2^63).
+      const int64_t in = xd[d + 2];
+      const CheckedInt64 eff_c = (CheckedInt64(kernel[d]) - 1) * dil[d] + 1;
+      CheckedInt64 pb_c = pads[d], pe_c = pads[d + k];
+      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        const int64_t o = in / strides[d] + (in % strides[d] != 0);  // ceil(in / stride)
+        const CheckedInt64 needed = (CheckedInt64(o) - 1) * strides[d] + eff_c - in;
+        const int64_t total = needed.overflowed() ? 0 : std::max<int64_t>(0, needed.value());
+        pb_c = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        pe_c = CheckedInt64(total) - pb_c;
+        if (needed.overflowed()) pe_c = needed;  // carries the overflow into the check below
+      } else if (auto_pad == "VALID") {
+        pb_c = pe_c = 0;
+      }
+      const CheckedInt64 padded = CheckedInt64(in) + pb_c + pe_c, span_c = padded - eff_c;
+      if (span_c.overflowed()) {
+        return node_.error(StatusCode::kInvalidArgument, "the output size of spatial axis ", d,
+                           " passes int64 (input ", in, ", pads ", pads[d], " and ", pads[d + k], ", kernel ",
+                           kernel[d], ", dilation ", dil[d], ")");
+      }
+      const int64_t eff = eff_c.value(), pb = pb_c.value(), pe = pe_c.value(), span = span_c.value();
+      if (span < 0) {
+        return node_.error(StatusCode::kInvalidArgument, "kernel extent ", eff, " exceeds padded input ", padded.value());
       }
       out.push_back(span / strides[d] + 1);
       pad_l[d] = pb;
@@ -299,16 +313,25 @@ class ConvOp : public NativeOp {
       int64_t lo = kernel[d], hi = -1;
       for (int64_t t = 0; t < kernel[d]; ++t) {
         // Output o reads input o * stride - pad_l + t * dil: live when some o lands inside.
-        int64_t min_pos = -pad_l[d] + t * dil[d], max_pos = (out[d + 2] - 1) * strides[d] + min_pos;
+        // (Checked: a pad near -2^63 is the model's; such an axis is left untrimmed.)
+        const CheckedInt64 min_c = CheckedInt64(0) - pad_l[d] + CheckedInt64(t) * dil[d];
+        const CheckedInt64 max_c = (CheckedInt64(out[d + 2]) - 1) * strides[d] + min_c;
+        if (max_c.overflowed()) {
+          hi = -1;
+          break;
+        }
+        const int64_t min_pos = min_c.value(), max_pos = max_c.value();
         if (max_pos >= 0 && min_pos < xd[d + 2] && (min_pos >= 0 || max_pos >= 0)) {
           lo = std::min(lo, t);
           hi = std::max(hi, t);
         }
       }
       if (hi < 0) continue;  // nothing live: keep the conv as it is (its output is the bias)
-      int64_t new_pad_l = pad_l[d] - lo * dil[d];
-      int64_t new_eff = (hi - lo) * dil[d] + 1;
-      int64_t new_pad_r = (out[d + 2] - 1) * strides[d] + new_eff - xd[d + 2] - new_pad_l;
+      const CheckedInt64 new_pad_l_c = CheckedInt64(pad_l[d]) - CheckedInt64(lo) * dil[d];
+      const CheckedInt64 new_eff = CheckedInt64(hi - lo) * dil[d] + 1;
+      const CheckedInt64 new_pad_r_c = (CheckedInt64(out[d + 2]) - 1) * strides[d] + new_eff - xd[d + 2] - new_pad_l_c;
+      if (new_pad_r_c.overflowed()) continue;
+      const int64_t new_pad_l = new_pad_l_c.value(), new_pad_r = new_pad_r_c.value();
       if ((lo > 0 || hi < kernel[d] - 1) && new_pad_l >= 0 && new_pad_r >= 0) {
         first[d] = lo;
         live[d] = hi - lo + 1;

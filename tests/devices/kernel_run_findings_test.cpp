@@ -509,6 +509,14 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
     m.g.nodes[0].attributes["strides"] = Attribute::make_ints({big});
     cases.push_back({std::move(m), "passes int64"});
   }
+  // Conv's output size on the CPU device (stop 16: a dilation of 2^62 times a kernel of 3, a
+  // pad of 2^63 - 1).
+  for (const char* attr : {"dilations", "pads"}) {
+    OneNode m = one_node("Conv", {Tensor(DType::kFloat32, {1, 1, 4, 4}), Tensor(DType::kFloat32, {1, 1, 3, 3})}, 1);
+    m.g.nodes[0].attributes[attr] =
+        Attribute::make_ints(std::string(attr) == "pads" ? std::vector<int64_t>{0, max, 0, 1} : std::vector<int64_t>{big, 1});
+    cases.push_back({std::move(m), "int64"});
+  }
   // The CPU device's own geometry for oneDNN overflowed too (stop 16): an output_padding or a
   // pad of 2^63 - 1.
   for (const char* attr : {"output_padding", "pads"}) {
