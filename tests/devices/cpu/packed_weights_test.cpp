@@ -115,6 +115,24 @@ TEST(PackedWeightsTest, RoundTripIsBitIdenticalWithoutPacking) {
   for (const auto& [node, native] : p->native_by_node()) EXPECT_TRUE(native || node == "flatten") << node;
 }
 
+// With our AVX-512 Winograd asked for (off by default: it rounds worse than oneDNN's, see
+// conv_op.cpp), the 28x28 conv packs and reloads its transformed weights bit for bit too. The
+// setting is read when each conv op is made.
+TEST(PackedWeightsTest, RoundTripWithOurAvx512WinogradIsBitIdentical) {
+  if (!cpu::WinogradConv::cpu_supported(16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  setenv("PFRT_WINOGRAD16_MIN_AREA", "784", 1);
+  Graph g = test_graph();
+  Fresh f = fresh_run(g);
+  auto p = build(g, std::make_shared<const PackedWeights>(f.packed));
+  unsetenv("PFRT_WINOGRAD16_MIN_AREA");
+  bool ours = false;
+  for (const auto& b : f.packed.blobs) ours = ours || (b.node == "wino" && b.kind == "winograd");
+  EXPECT_TRUE(ours) << "the 28x28 conv ran our Winograd";
+  auto out = p->run(feeds());
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  expect_identical(*out, f.out);
+}
+
 TEST(PackedWeightsTest, ForeignMachineOrOneDnnRepacks) {
   Graph g = test_graph();
   Fresh f = fresh_run(g);
