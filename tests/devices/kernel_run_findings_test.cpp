@@ -15,35 +15,14 @@
 #include "graph/checked_math.h"
 #include "graph/logging.h"
 #include "graph/memory_budget.h"
+#include "tests/common/one_node_model.h"
 
 namespace pyflame_rt {
 namespace {
 
-struct OneNode {
-  Graph g;
-  std::vector<Value> feeds;
-};
-
-// `op` on runtime inputs `inputs`, with `n_out` outputs named out0.. (an op's optional outputs
-// beyond them left off, as a model may).
+// `op` on runtime inputs `inputs`, with `n_out` outputs named out0.. (tests/common).
 OneNode one_node(const std::string& op, std::vector<Tensor> inputs, size_t n_out, int64_t opset = 17) {
-  OneNode m;
-  m.g.opset_imports[""] = opset;
-  Node n;
-  n.op_type = op;
-  n.name = "fuzzed";
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string name = "in" + std::to_string(i);
-    m.g.inputs.push_back({name, inputs[i].dtype(), Shape::from_dims(inputs[i].dims())});
-    n.inputs.push_back(name);
-    m.feeds.emplace_back(std::move(inputs[i]));
-  }
-  for (size_t i = 0; i < n_out; ++i) {
-    n.outputs.push_back("out" + std::to_string(i));
-    m.g.outputs.push_back({n.outputs.back(), DType::kUndefined, Shape::unknown_rank()});
-  }
-  m.g.nodes.push_back(n);
-  return m;
+  return one_node_model(op, std::move(inputs), n_out, opset, "", "fuzzed");
 }
 
 std::vector<std::unique_ptr<Device>> both_devices() {

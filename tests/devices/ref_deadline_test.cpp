@@ -25,6 +25,7 @@
 #include "devices/cpu/native_op.h"
 #include "devices/ref/ref_device.h"
 #include "devices/run_interrupt.h"
+#include "tests/common/one_node_model.h"
 
 namespace pyflame_rt {
 namespace {
@@ -36,32 +37,9 @@ constexpr int64_t kDeadlineMs = 50;
 // far below what each case runs for without the check.
 constexpr auto kStoppedWithin = std::chrono::seconds(3);
 
-struct OneNode {
-  Graph g;
-  std::vector<Value> feeds;
-};
-
 OneNode one_node(const std::string& op, std::vector<Tensor> inputs, size_t n_out, int64_t opset = 17,
                  const std::string& domain = "") {
-  OneNode m;
-  m.g.opset_imports[""] = opset;
-  if (!domain.empty()) m.g.opset_imports[domain] = 1;
-  Node n;
-  n.op_type = op;
-  n.domain = domain;
-  n.name = "long";
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string name = "in" + std::to_string(i);
-    m.g.inputs.push_back({name, inputs[i].dtype(), Shape::from_dims(inputs[i].dims())});
-    n.inputs.push_back(name);
-    m.feeds.emplace_back(std::move(inputs[i]));
-  }
-  for (size_t i = 0; i < n_out; ++i) {
-    n.outputs.push_back("out" + std::to_string(i));
-    m.g.outputs.push_back({n.outputs.back(), DType::kUndefined, Shape::unknown_rank()});
-  }
-  m.g.nodes.push_back(n);
-  return m;
+  return one_node_model(op, std::move(inputs), n_out, opset, domain, "long");
 }
 
 // A tensor whose element i is f(i) (zeros would let some kernels skip their work).
