@@ -124,19 +124,24 @@ class SliceOp : public NativeOp {
       seen[static_cast<size_t>(ax)] = true;
       const int64_t dim = x.dim(static_cast<size_t>(ax)), step = steps[i];
       int64_t s = starts[i] < 0 ? starts[i] + dim : starts[i], e = ends[i] < 0 ? ends[i] + dim : ends[i];
-      int64_t count;
+      // ceil(span / |step|) in unsigned arithmetic: a step is the model's, up to 2^63 in size
+      // (kernel_run stop 16: e - s + step - 1 overflowed).
+      const uint64_t magnitude = step > 0 ? static_cast<uint64_t>(step) : 0 - static_cast<uint64_t>(step);
+      int64_t span;
       if (step > 0) {
         s = std::clamp<int64_t>(s, 0, dim);
         e = std::clamp<int64_t>(e, 0, dim);
-        count = e > s ? (e - s + step - 1) / step : 0;
+        span = e - s;
       } else {
         s = std::clamp<int64_t>(s, 0, dim - 1);
         e = std::clamp<int64_t>(e, -1, dim - 1);
-        count = s > e ? (s - e - step - 1) / -step : 0;
+        span = s - e;
       }
-      if (count == 0) return run_reference(node_, opset_, inputs, outputs);  // an empty result
+      if (span <= 0) return run_reference(node_, opset_, inputs, outputs);  // an empty result
+      const int64_t count = static_cast<int64_t>((static_cast<uint64_t>(span) - 1) / magnitude + 1);
       offset += s * strides[static_cast<size_t>(ax)];
-      strides[static_cast<size_t>(ax)] *= step;
+      // Two or more elements: |step| < dim, so stride x step stays inside the tensor's size.
+      strides[static_cast<size_t>(ax)] = count > 1 ? strides[static_cast<size_t>(ax)] * step : 0;
       out_dims[static_cast<size_t>(ax)] = count;
     }
     Tensor y = plain_output_tensor(x.dtype(), out_dims);

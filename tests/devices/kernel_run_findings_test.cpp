@@ -757,3 +757,30 @@ TEST(KernelRunFindingsTest, MaxPoolWindowOfOnlyPaddingHoldsTheLowestValue) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A Slice step of 2^63 - 1 (or -2^63) takes one element: its element count overflowed on the
+// CPU device (UBSan, kernel_run stop 16 run 11), the reference counted it right.
+TEST(KernelRunFindingsTest, SliceWithAHugeStepTakesOneElement) {
+  const int64_t max = std::numeric_limits<int64_t>::max(), min = std::numeric_limits<int64_t>::min();
+  struct Case {
+    int64_t start, end, step;
+    float want;
+  };
+  for (const Case& c : {Case{1, 5, max, 1.f}, Case{3, -6, min, 3.f}, Case{0, 5, max - 1, 0.f}}) {
+    OneNode m = one_node("Slice", {Tensor::from_vector<float>({5}, {0, 1, 2, 3, 4}), Tensor::from_vector<int64_t>({1}, {c.start}),
+                                   Tensor::from_vector<int64_t>({1}, {c.end}), Tensor::from_vector<int64_t>({1}, {0}),
+                                   Tensor::from_vector<int64_t>({1}, {c.step})}, 1, 13);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      ASSERT_EQ((*out)[0].tensor.dims(), (Dims{1})) << device->name() << " step " << c.step;
+      EXPECT_EQ((*out)[0].tensor.data<float>()[0], c.want) << device->name() << " step " << c.step;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
