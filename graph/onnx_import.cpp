@@ -350,10 +350,17 @@ Status check_required_inputs(const Node& n, const std::map<std::string, int64_t>
   const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type, version, "");
   if (!schema) return Status::OK();  // an unknown op fails later, naming it
   const auto& formal = schema->inputs();
-  for (size_t i = 0; i < n.inputs.size() && i < formal.size(); ++i) {
-    if (n.inputs[i].empty() && formal[i].GetOption() == onnx::OpSchema::Single) {
-      return n.error(StatusCode::kInvalidGraph, "input ", i, " ('", formal[i].GetName(),
-                     "') is required, but the node leaves it empty");
+  for (size_t i = 0; i < n.inputs.size() && !formal.empty(); ++i) {
+    // Inputs past the formal list are operands of a variadic last one (Einsum's, Concat's):
+    // none may be empty either (an Einsum "ij,jk->ik" given "" as its second operand became a
+    // MatMul reading a null input: SIGSEGV, hostile trial stop 16).
+    const bool variadic_tail = i >= formal.size() && formal.back().GetOption() == onnx::OpSchema::Variadic;
+    if (i >= formal.size() && !variadic_tail) break;
+    const auto& f = formal[std::min(i, formal.size() - 1)];
+    if (n.inputs[i].empty() && f.GetOption() != onnx::OpSchema::Optional) {
+      return n.error(StatusCode::kInvalidGraph, "input ", i, " ('", f.GetName(), "'",
+                     f.GetOption() == onnx::OpSchema::Variadic ? ", an operand of a variadic input" : "",
+                     ") is required, but the node leaves it empty");
     }
   }
   if (static_cast<int64_t>(n.inputs.size()) < schema->min_input()) {

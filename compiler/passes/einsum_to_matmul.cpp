@@ -33,7 +33,9 @@ Status EinsumToMatMul::run(Graph& graph, bool& changed) {
   rewritten.reserve(graph.nodes.size());
   for (auto& n : graph.nodes) {
     std::string a, b, out;
+    // Two operands given (an empty name is an absent operand: the reference kernel names it).
     if (!n.domain.empty() || n.op_type != "Einsum" || n.inputs.size() != 2 || n.outputs.size() != 1 ||
+        n.inputs[0].empty() || n.inputs[1].empty() ||
         !parse(n.attr_string("equation", ""), &a, &b, &out) || a.size() < 2 || a.size() != b.size() ||
         a.size() != out.size()) {
       rewritten.push_back(std::move(n));

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import REPO, make_model
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from test_limits import _in_thread, _loop_model
 
 import pyflame_rt as rt
@@ -227,6 +227,26 @@ def test_a_node_lacking_a_required_attribute_is_invalid_graph(tmp_path):
     onnx.save(model, str(tmp_path / "m2.onnx"))
     with pytest.raises(rt.InvalidGraph, match="attribute 'to' is STRING, the op expects INT"):
         rt.InferenceSession(str(tmp_path / "m2.onnx"))
+
+
+def test_an_empty_operand_of_a_variadic_input_is_invalid_graph(tmp_path):
+    # Stop 16 (seed 17, case 2890): an Einsum "ij,jk->ik" given "" as its second operand was made
+    # a MatMul by einsum_to_matmul, whose native kernel read the absent input: SIGSEGV. "" marks
+    # an omitted optional input only; a variadic input's operands are required.
+    m = numpy_helper.from_array(np.ones((4, 2), np.float32), "m")
+    for inputs in (["x", ""], ["", "m"]):
+        model = make_model([helper.make_node("Einsum", inputs, ["y"], equation="ij,jk->ik")],
+                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [m], opset=17)
+        onnx.save(model, str(tmp_path / "einsum.onnx"))
+        with pytest.raises(rt.InvalidGraph, match=r"Einsum.*'Inputs', an operand of a variadic input\) is required, "
+                                                  r"but the node leaves it empty"):
+            rt.InferenceSession(str(tmp_path / "einsum.onnx"))
+    concat = make_model([helper.make_node("Concat", ["x", "", "x"], ["y"], axis=0)],
+                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=17)
+    with pytest.raises(rt.InvalidGraph, match=r"Concat.*input 1 \('inputs', an operand of a variadic input\)"):
+        rt.InferenceSession(concat.SerializeToString())
 
 
 # MaxUnpool's reference kernel read kernel_shape/strides/pads per spatial dim and I per element
