@@ -151,6 +151,19 @@ void require_positive_scalar_split(const onnx::OpSchema* schema) {
   });
 }
 
+// Einsum's implicit output (no "->") counts its labels in a table indexed by label - 'a': an
+// upper-case label wrote before the table (heap corruption, "UPPER" on a rank-5 input; found
+// by kernel_run, stop 16). Such an equation is left uninferred (the kernels take it).
+void require_lower_case_implicit_einsum(const onnx::OpSchema* schema) {
+  check_before_inference(schema, [](onnx::InferenceContext& ctx) {
+    const onnx::AttributeProto* eq = ctx.getAttribute("equation");
+    if (!eq || !eq->has_s() || eq->s().find("->") != std::string::npos) return;
+    for (char c : eq->s()) {
+      if (c >= 'A' && c <= 'Z') fail_shape_inference("Einsum: an implicit output with upper-case labels ('", eq->s(), "')");
+    }
+  });
+}
+
 }  // namespace
 
 void guard_onnx_shape_inference() {
@@ -232,6 +245,9 @@ void guard_onnx_shape_inference() {
     }
     if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("SplitToSequence", 11, "")) {
       if (s->SinceVersion() == 11) require_positive_scalar_split(s);
+    }
+    if (const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema("Einsum", 12, "")) {
+      if (s->SinceVersion() == 12) require_lower_case_implicit_einsum(s);
     }
   });
 }

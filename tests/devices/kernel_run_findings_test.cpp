@@ -784,3 +784,23 @@ TEST(KernelRunFindingsTest, SliceWithAHugeStepTakesOneElement) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// Einsum (kernel_run stop 16): "...ii->...i" on a rank-1 tensor named more labels than its rank
+// beside the ellipsis, and the reference's expansion took a substring past the end (an
+// uncaught std::out_of_range); now a named error on both devices.
+TEST(KernelRunFindingsTest, EinsumTermWithMoreLabelsThanRankIsANamedError) {
+  OneNode m = one_node("Einsum", {Tensor(DType::kFloat32, {5})}, 1);
+  m.g.nodes[0].attributes["equation"] = Attribute::make_string("...ii->...i");
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    EXPECT_NE(out.status().to_string().find("names 2 labels besides '...', the tensor has rank 1"), std::string::npos)
+        << device->name() << ": " << out.status().to_string();
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt

@@ -249,6 +249,17 @@ def test_an_empty_operand_of_a_variadic_input_is_invalid_graph(tmp_path):
         rt.InferenceSession(concat.SerializeToString())
 
 
+def test_an_implicit_einsum_with_upper_case_labels_loads_and_runs():
+    # kernel_run stop 16: libonnx 1.12's Einsum inference counts an implicit output's labels in a
+    # table indexed by label - 'a'; "UPPER" wrote before it (heap corruption at session creation).
+    model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="UPPER")],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3, 4, 5])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=17)
+    x = np.random.default_rng(3).standard_normal((2, 3, 3, 4, 5)).astype(np.float32)
+    y = rt.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, np.einsum("UPPER", x), rtol=1e-5, atol=1e-6)  # the trace over P, axes E, R, U
+
+
 # MaxUnpool's reference kernel read kernel_shape/strides/pads per spatial dim and I per element
 # of X without checking their lengths (found reading the kernels after the fuzzer's Conv stride
 # finding): a short list or a smaller I was read past its end.

@@ -142,6 +142,10 @@ Status einsum_kernel(KernelContext& ctx) {
     size_t p = term.find("...");
     if (p != std::string::npos) {
       int64_t own = static_cast<int64_t>(t.rank()) - (static_cast<int64_t>(term.size()) - 3);
+      if (own < 0) {  // "...ii" on a rank-1 tensor: the named labels alone pass its rank
+        return ctx.error(StatusCode::kInvalidArgument, "operand ", i, " term '", terms[i], "' names ",
+                         term.size() - 3, " labels besides '...', the tensor has rank ", t.rank());
+      }
       term = term.substr(0, p) + ell_labels.substr(static_cast<size_t>(ell_rank - own)) + term.substr(p + 3);
     }
     if (term.size() != t.rank()) {
