@@ -130,5 +130,15 @@ bool as_batched_transpose(const Dims& dims, const std::vector<int64_t>& perm, in
   return false;
 }
 
+bool keeps_element_order(const Dims& dims, const std::vector<int64_t>& perm) {
+  int64_t last = -1;
+  for (int64_t p : perm) {
+    if (dims[static_cast<size_t>(p)] == 1) continue;
+    if (p < last) return false;
+    last = p;
+  }
+  return true;
+}
+
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -24,5 +24,9 @@ void transpose_2d_4byte(const void* src, void* dst, int64_t batch, int64_t rows,
 bool as_batched_transpose(const Dims& dims, const std::vector<int64_t>& perm, int64_t* batch, int64_t* rows,
                           int64_t* cols);
 
+// Whether `perm` keeps every axis of more than one element in order (it only moves unit axes:
+// [1, 50, 64] by (1, 0, 2)): the transposed tensor has the same bytes, a reshape.
+bool keeps_element_order(const Dims& dims, const std::vector<int64_t>& perm);
+
 }  // namespace cpu
 }  // namespace pyflame_rt

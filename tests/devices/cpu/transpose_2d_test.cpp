@@ -41,6 +41,14 @@ TEST(Transpose2dTest, RecognisesTwoGroupSwapsAndOnlyThem) {
   EXPECT_FALSE(classify({2, 3, 4}, {2, 1, 0}, &s));        // three groups reversed
 }
 
+TEST(Transpose2dTest, PermutationsMovingOnlyUnitAxesKeepTheElementOrder) {
+  EXPECT_TRUE(keeps_element_order({1, 50, 64}, {1, 0, 2}));
+  EXPECT_TRUE(keeps_element_order({3, 1, 1, 5}, {0, 2, 3, 1}));
+  EXPECT_TRUE(keeps_element_order({2, 3}, {0, 1}));
+  EXPECT_FALSE(keeps_element_order({2, 3}, {1, 0}));
+  EXPECT_FALSE(keeps_element_order({2, 1, 3}, {2, 1, 0}));
+}
+
 TEST(Transpose2dTest, EveryElementLandsInPlace) {
   const std::vector<Sizes> cases = {{1, 8, 8}, {1, 1, 37}, {1, 37, 1}, {3, 9, 17}, {2, 96, 70}, {1, 300, 64}, {1, 5, 3}};
   for (int threads : {1, 2}) {
