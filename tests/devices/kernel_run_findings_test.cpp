@@ -804,3 +804,23 @@ TEST(KernelRunFindingsTest, EinsumTermWithMoreLabelsThanRankIsANamedError) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// Resize of an empty input to a non-empty output indexed the empty input (heap-buffer-overflow
+// under ASan, kernel_run corpus replay, stop 16): a named error on both devices.
+TEST(KernelRunFindingsTest, ResizeOfAnEmptyInputToANonEmptyOutputIsANamedError) {
+  OneNode m = one_node("Resize", {Tensor(DType::kFloat32, {0}), Tensor(DType::kFloat32, {0}),
+                                  Tensor(DType::kFloat32, {0}), Tensor::from_vector<int64_t>({1}, {3})}, 1, 17);
+  m.g.nodes[0].inputs = {"in0", "", "", "in3"};  // sizes [3] for an input of [0]
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    EXPECT_NE(out.status().to_string().find("is empty but output sizes"), std::string::npos)
+        << device->name() << ": " << out.status().to_string();
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt

@@ -122,6 +122,10 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
     ctx.set_output(0, Tensor(x.dtype(), sizes));
     return Status::OK();
   }
+  if (x.numel() == 0) {  // the taps would index an empty input (ASan, kernel_run stop 16)
+    return ctx.error(StatusCode::kInvalidArgument, "input ", dims_to_string(x.dims()), " is empty but output sizes ",
+                     dims_to_string(sizes), " are not: there is nothing to sample");
+  }
   int64_t tap_count = 0;
   if (!checked_sum(sizes, &tap_count)) {
     return ctx.error(StatusCode::kInvalidArgument, "output sizes ", dims_to_string(sizes), " sum past int64");
