@@ -824,3 +824,24 @@ TEST(KernelRunFindingsTest, ResizeOfAnEmptyInputToANonEmptyOutputIsANamedError) 
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A backwards Slice whose start lies before the axis starts at its first element (ONNX's clamp
+// of starts to [0, dim-1], what ONNX Runtime gives: [10] for [10, 11, 12][-9:-9:-8]); the
+// reference clamped the start to -1 and gave nothing (kernel_run stop 16, a mismatch).
+TEST(KernelRunFindingsTest, BackwardSliceStartingBeforeTheAxisTakesItsFirstElement) {
+  OneNode m = one_node("Slice", {Tensor::from_vector<float>({3}, {10, 11, 12}), Tensor::from_vector<int64_t>({1}, {-9}),
+                                 Tensor::from_vector<int64_t>({1}, {-9}), Tensor::from_vector<int64_t>({1}, {0}),
+                                 Tensor::from_vector<int64_t>({1}, {-8})}, 1, 13);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    ASSERT_EQ((*out)[0].tensor.dims(), (Dims{1})) << device->name();
+    EXPECT_EQ((*out)[0].tensor.data<float>()[0], 10.f) << device->name();
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt

@@ -259,14 +259,17 @@ Status slice_kernel(KernelContext& ctx) {
     int64_t s = starts[i], e = ends[i];
     if (s < 0) s += dim;  // INT64_MIN + dim cannot overflow since dim >= 0
     if (e < 0) e += dim;
-    // Clamp to the valid range of each direction: [0, dim] forwards, [-1, dim-1] backwards.
+    // Clamp to the valid range of each direction (ONNX): starts to [0, dim] forwards and
+    // [0, dim-1] backwards, ends to [0, dim] forwards and [-1, dim-1] backwards. A start before
+    // the axis going backwards is its first element, as in ONNX Runtime (not numpy's empty
+    // slice); the reference clamped it to -1 (kernel_run stop 16: the CPU device was right).
     int64_t count = 0;
     if (st > 0) {
       s = std::min(std::max<int64_t>(s, 0), dim);
       e = std::min(std::max<int64_t>(e, 0), dim);
       if (e > s) count = (e - s - 1) / st + 1;  // ceil without overflow for huge steps
     } else {
-      s = std::min(std::max<int64_t>(s, -1), dim - 1);
+      s = std::min(std::max<int64_t>(s, 0), dim - 1);
       e = std::min(std::max<int64_t>(e, -1), dim - 1);
       // |step| as unsigned so st == INT64_MIN does not overflow.
       uint64_t mag = static_cast<uint64_t>(-(st + 1)) + 1;
