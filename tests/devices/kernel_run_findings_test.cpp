@@ -755,11 +755,6 @@ TEST(KernelRunFindingsTest, MaxPoolWindowOfOnlyPaddingHoldsTheLowestValue) {
   }
 }
 
-}  // namespace
-}  // namespace pyflame_rt
-
-namespace pyflame_rt {
-namespace {
 
 // A Slice step of 2^63 - 1 (or -2^63) takes one element: its element count overflowed on the
 // CPU device (UBSan, kernel_run stop 16 run 11), the reference counted it right.
@@ -782,11 +777,6 @@ TEST(KernelRunFindingsTest, SliceWithAHugeStepTakesOneElement) {
   }
 }
 
-}  // namespace
-}  // namespace pyflame_rt
-
-namespace pyflame_rt {
-namespace {
 
 // Einsum (kernel_run stop 16): "...ii->...i" on a rank-1 tensor named more labels than its rank
 // beside the ellipsis, and the reference's expansion took a substring past the end (an
@@ -802,11 +792,6 @@ TEST(KernelRunFindingsTest, EinsumTermWithMoreLabelsThanRankIsANamedError) {
   }
 }
 
-}  // namespace
-}  // namespace pyflame_rt
-
-namespace pyflame_rt {
-namespace {
 
 // Resize of an empty input to a non-empty output indexed the empty input (heap-buffer-overflow
 // under ASan, kernel_run corpus replay, stop 16): a named error on both devices.
@@ -822,11 +807,6 @@ TEST(KernelRunFindingsTest, ResizeOfAnEmptyInputToANonEmptyOutputIsANamedError) 
   }
 }
 
-}  // namespace
-}  // namespace pyflame_rt
-
-namespace pyflame_rt {
-namespace {
 
 // A backwards Slice whose start lies before the axis starts at its first element (ONNX's clamp
 // of starts to [0, dim-1], what ONNX Runtime gives: [10] for [10, 11, 12][-9:-9:-8]); the
