@@ -823,5 +823,23 @@ TEST(KernelRunFindingsTest, BackwardSliceStartingBeforeTheAxisTakesItsFirstEleme
   }
 }
 
+// A kernel_shape that disagrees with W's spatial dims made the reference read W by the
+// attribute's extent (ConvInteger with kernel_shape [2] and W [4, 4, 1]: outputs changed from
+// run to run; kernel_run stop 16): a named error on both devices.
+TEST(KernelRunFindingsTest, ConvKernelShapeOtherThanTheWeightsIsANamedError) {
+  for (const char* op : {"Conv", "ConvInteger"}) {
+    const bool integer = std::string(op) == "ConvInteger";
+    OneNode m = one_node(op, {Tensor(integer ? DType::kInt8 : DType::kFloat32, {4, 4, 4}),
+                              Tensor(integer ? DType::kUInt8 : DType::kFloat32, {4, 4, 1})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({2});
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << op << " on " << device->name();
+      EXPECT_NE(out.status().to_string().find("does not match the weight's spatial dims [1]"), std::string::npos)
+          << op << " on " << device->name() << ": " << out.status().to_string();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -187,7 +187,12 @@ Status conv_kernel(KernelContext& ctx) {
   }
   Window win;
   win.in.assign(x0.dims().begin() + 2, x0.dims().end());
-  win.kernel = ctx.node().attr_ints("kernel_shape", Dims(w0.dims().begin() + 2, w0.dims().end()));
+  const Dims w_spatial(w0.dims().begin() + 2, w0.dims().end());
+  win.kernel = ctx.node().attr_ints("kernel_shape", w_spatial);
+  if (win.kernel != w_spatial) {  // the taps would read W by the attribute's extent (kernel_run, stop 16)
+    return ctx.error(StatusCode::kInvalidArgument, "kernel_shape ", dims_to_string(win.kernel),
+                     " does not match the weight's spatial dims ", dims_to_string(w_spatial));
+  }
   RETURN_IF_ERROR(resolve_window(ctx, &win, false));
   DType compute = x0.dtype() == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
   Tensor x = x0.dtype() == compute ? x0 : convert_tensor(x0, compute);
