@@ -59,9 +59,7 @@ class GruOp : public NativeOp {
         } else {
           run_dnnl_bidirectional(*x, h0, seq, batch, H, y, yh);
         }
-        outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-        if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
-        return Status::OK();
+        return set_recurrent_outputs(outputs, std::move(y), std::move(yh));
       } catch (const dnnl::error&) {
         // A shape oneDNN refuses: the loop below computes it.
       }
@@ -127,9 +125,7 @@ class GruOp : public NativeOp {
       }
       store_state(h.data(), shape, d, yh);
     }
-    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-    if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
-    return Status::OK();
+    return set_recurrent_outputs(outputs, std::move(y), std::move(yh));
   }
 
  private:

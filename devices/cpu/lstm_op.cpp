@@ -78,23 +78,16 @@ class LstmOp : public NativeOp {
         } else {
           run_dnnl_bidirectional(*x, h0, c0, y, yh, yc);
         }
-        return set_outputs(outputs, std::move(y), std::move(yh), std::move(yc));
+        return set_recurrent_outputs(outputs, std::move(y), std::move(yh), std::move(yc));
       } catch (const dnnl::error&) {
         // A shape oneDNN refuses: our loop computes it.
       }
     }
     run_loop(*x, *w, *r, b, h0, c0, p, s, lens, y, yh, yc);
-    return set_outputs(outputs, std::move(y), std::move(yh), std::move(yc));
+    return set_recurrent_outputs(outputs, std::move(y), std::move(yh), std::move(yc));
   }
 
  private:
-  static Status set_outputs(std::vector<CpuValue>& outputs, Tensor y, Tensor yh, Tensor yc) {
-    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-    if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
-    if (outputs.size() > 2) outputs[2] = CpuValue::from_plain(Value(std::move(yc)));
-    return Status::OK();
-  }
-
   void run_loop(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor* b, const Tensor* h0,
                 const Tensor* c0, const Tensor* p, const RecurrentShape& s, const std::vector<int64_t>& lens,
                 Tensor& y, Tensor& yh, Tensor& yc) {

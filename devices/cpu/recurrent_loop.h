@@ -87,6 +87,15 @@ struct RecurrentInputs {
 // (sequence_lens: not fixed-width): the reference kernel then names the problem.
 bool read_recurrent_inputs(const std::vector<CpuValue*>& inputs, RecurrentInputs* in);
 
+// Y, Y_h (and the LSTM's Y_c) into the node's outputs, as many as it has (gru_op, lstm_op,
+// rnn_op, on either path).
+inline Status set_recurrent_outputs(std::vector<CpuValue>& outputs, Tensor y, Tensor yh, Tensor yc = Tensor()) {
+  outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+  if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
+  if (outputs.size() > 2) outputs[2] = CpuValue::from_plain(Value(std::move(yc)));
+  return Status::OK();
+}
+
 // How often our loop ran, on any thread: the tests tell it from oneDNN's primitives by it.
 uint64_t recurrent_loop_runs();
 void count_recurrent_loop_run();

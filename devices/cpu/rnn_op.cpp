@@ -68,9 +68,7 @@ class RnnOp : public NativeOp {
                           want_y ? y.data<float>() : nullptr, gates, cell);
       store_state(h.data(), s, d, yh);
     }
-    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
-    if (outputs.size() > 1) outputs[1] = CpuValue::from_plain(Value(std::move(yh)));
-    return Status::OK();
+    return set_recurrent_outputs(outputs, std::move(y), std::move(yh));
   }
 
  private:
