@@ -37,19 +37,19 @@ def _constant_of_shape_model(path):
     return str(path)
 
 
-def _gru_model(path, hidden=64, features=40):
-    """One GRU layer with constant weights (oneDNN's GRU primitive runs it), x: float[T, 1,
-    features] with T symbolic, so creation cannot size the run. oneDNN's scratchpad for it
-    holds every time step's gates: about 20 times the output Y [T, 1, 1, hidden]."""
+def _gru_model(path, hidden=64, features=40, batch=5):
+    """One GRU layer with constant weights, x: float[T, batch, features] with T symbolic, so
+    creation cannot size the run. Batches above 4 run on oneDNN's GRU primitive, whose
+    scratchpad holds every time step's gates: about 20 times the output Y [T, 1, batch, hidden]."""
     rng = np.random.default_rng(14)
     w = numpy_helper.from_array(rng.uniform(-0.3, 0.3, (1, 3 * hidden, features)).astype(np.float32), "W")
     r = numpy_helper.from_array(rng.uniform(-0.3, 0.3, (1, 3 * hidden, hidden)).astype(np.float32), "R")
     b = numpy_helper.from_array(rng.uniform(-0.1, 0.1, (1, 6 * hidden)).astype(np.float32), "B")
     model = make_model(
         [helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], name="gru", hidden_size=hidden)],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, features])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, 1, hidden]),
-         helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 1, hidden])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", batch, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, batch, hidden]),
+         helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, batch, hidden])],
         [w, r, b])
     onnx.save(model, str(path))
     return str(path)
@@ -148,10 +148,10 @@ def test_memory_limit_covers_reference_kernel_allocations(tmp_path):
 
 
 def test_memory_limit_covers_onednn_scratchpads(tmp_path):
-    # 2,000 steps: Y is 512 KB, oneDNN's scratchpad about 10 MB. The scratchpad comes from the
-    # run's buffer pool and is charged like an output: 4 MB is refused at it, naming it.
+    # 400 steps of batch 5: Y is 512 KB, oneDNN's scratchpad about 10 MB. The scratchpad comes
+    # from the run's buffer pool and is charged like an output: 4 MB is refused at it, naming it.
     path = _gru_model(tmp_path / "gru.onnx")
-    x = np.random.default_rng(7).uniform(-1, 1, (2000, 1, 40)).astype(np.float32)
+    x = np.random.default_rng(7).uniform(-1, 1, (400, 5, 40)).astype(np.float32)
     want = rt.InferenceSession(path).run(None, {"x": x})
     tight = rt.InferenceSession(path, rt.SessionOptions(memory_limit_mb=4))
     with pytest.raises(rt.ResourceExhausted) as error:
@@ -163,7 +163,7 @@ def test_memory_limit_covers_onednn_scratchpads(tmp_path):
     assert tight.get_limit_counters()["runs_memory_exceeded"] == 1
     # Within the limit the same session runs it, with the same answer; and a limit that
     # allows it from the start runs it too.
-    short = x[:100]
+    short = x[:20]
     np.testing.assert_allclose(tight.run(None, {"x": short})[0], rt.InferenceSession(path).run(None, {"x": short})[0],
                                rtol=1e-5, atol=1e-6)
     got = rt.InferenceSession(path, rt.SessionOptions(memory_limit_mb=32)).run(None, {"x": x})
@@ -171,10 +171,10 @@ def test_memory_limit_covers_onednn_scratchpads(tmp_path):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("op,gates", [("LSTM", 4), ("RNN", 1)])
+@pytest.mark.parametrize("op,gates", [("LSTM", 4), ("GRU", 3), ("RNN", 1)])
 def test_memory_limit_covers_the_recurrent_loops_input_projection(op, gates):
     # Our loop projects every step's input at once: T x gates x H floats, `gates` times Y.
-    # 4,096 steps at H 256: Y is 4 MB, an LSTM's projection 16 MB, an RNN's 4 MB.
+    # 4,096 steps at H 256: Y is 4 MB, an LSTM's projection 16 MB, a GRU's 12 MB, an RNN's 4 MB.
     hidden, steps = 256, 4096
     rng = np.random.default_rng(15)
     w = numpy_helper.from_array(rng.uniform(-0.1, 0.1, (1, gates * hidden, 1)).astype(np.float32), "W")
@@ -184,10 +184,11 @@ def test_memory_limit_covers_the_recurrent_loops_input_projection(op, gates):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, 1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, 1, hidden])], [w, r]).SerializeToString()
     x = rng.uniform(-1, 1, (steps, 1, 1)).astype(np.float32)
-    limit = 6 if op == "RNN" else 12  # above Y alone, below Y and the projection (RNN 8 MB, LSTM 20 MB)
+    # above Y alone, below Y and the projection (RNN 8 MB, GRU 16 MB, LSTM 20 MB)
+    limit = 6 if op == "RNN" else 12
     tight = rt.InferenceSession(model, rt.SessionOptions(memory_limit_mb=limit))
-    if op == "LSTM":
-        with pytest.raises(rt.ResourceExhausted, match=r"memory_limit_mb allows: 12 MB.*an LSTM's input projection"):
+    if op != "RNN":
+        with pytest.raises(rt.ResourceExhausted, match=rf"memory_limit_mb allows: 12 MB.*an? {op}'s input projection"):
             tight.run(None, {"x": x})
         limit = 32
     else:

@@ -383,23 +383,34 @@ TEST(CpuVsRefTest, NormalisationSoftmaxAndDataMovement) {
 }
 
 TEST(CpuVsRefTest, Gru) {
-  // The time-major cases with constant weights run on oneDNN's GRU (one per direction), the
-  // others on our loop.
+  // Batches above 4 that are time-major with constant weights run on oneDNN's GRU (one per
+  // direction), the others on our loop (recurrent_loop_runs() tells which ran).
   // H 70 and in 33 (our loop's products: whole 64-column panels, 16-column blocks and single
   // columns); `runtime_weights`: W, R and B as run-time inputs, packed per run, not once.
-  struct G { std::string direction; int64_t lbr, layout; bool bias, h0; int64_t H = 6, in = 7; bool runtime_weights = false; };
+  struct G {
+    std::string direction;
+    int64_t lbr, layout;
+    bool bias, h0;
+    int64_t H = 6, in = 7;
+    bool runtime_weights = false;
+    int64_t batch = 3;
+  };
   std::vector<G> confs = {{"forward", 1, 0, true, true},  {"reverse", 0, 0, true, false},
                           {"forward", 0, 0, false, true}, {"reverse", 1, 0, false, true},
                           {"forward", 1, 1, true, true},  {"bidirectional", 1, 1, false, true},
                           {"bidirectional", 0, 0, true, true},
                           {"bidirectional", 0, 1, true, true, 70, 33}, {"bidirectional", 1, 0, true, false, 70, 33},
-                          {"bidirectional", 0, 0, true, true, 70, 33, true}, {"forward", 1, 1, true, true, 6, 7, true}};
+                          {"bidirectional", 0, 0, true, true, 70, 33, true}, {"forward", 1, 1, true, true, 6, 7, true},
+                          {"forward", 1, 0, true, true, 6, 7, false, 5},  {"reverse", 0, 0, true, false, 6, 7, false, 6},
+                          {"bidirectional", 1, 0, true, true, 70, 33, false, 9},
+                          {"forward", 0, 1, true, true, 6, 7, false, 5},  // oneDNN's GRU is time-major only
+                          {"forward", 1, 0, true, true, 6, 7, true, 5}};
   uint32_t seed = 60;
   for (const auto& g : confs) {
-    int64_t dirs = g.direction == "bidirectional" ? 2 : 1, seq = 5, batch = 3, in = g.in, H = g.H;
+    int64_t dirs = g.direction == "bidirectional" ? 2 : 1, seq = 5, batch = g.batch, in = g.in, H = g.H;
     OpCase c;
     c.name = "GRU " + g.direction + " lbr=" + std::to_string(g.lbr) + " layout=" + std::to_string(g.layout) +
-             " H=" + std::to_string(H) + (g.runtime_weights ? " run-time weights" : "");
+             " H=" + std::to_string(H) + " batch=" + std::to_string(batch) + (g.runtime_weights ? " run-time weights" : "");
     c.node = node("GRU", {"x", "w", "r", g.bias ? "b" : "", "", g.h0 ? "h0" : ""});
     c.node.outputs = {"y", "yh"};
     c.node.attributes["hidden_size"] = Attribute::make_int(H);
@@ -412,7 +423,10 @@ TEST(CpuVsRefTest, Gru) {
     weights.push_back({"w", random_tensor({dirs, 3 * H, in}, seed++)});
     weights.push_back({"r", random_tensor({dirs, 3 * H, H}, seed++)});
     if (g.bias) weights.push_back({"b", random_tensor({dirs, 6 * H}, seed++)});
+    const bool loop = g.runtime_weights || g.layout == 1 || batch <= 4;
+    const uint64_t loops = cpu::recurrent_loop_runs();
     check(c);
+    EXPECT_EQ(cpu::recurrent_loop_runs() > loops, loop) << c.name << ": expected " << (loop ? "our loop" : "oneDNN's GRU");
   }
 }
 
