@@ -221,8 +221,8 @@ bool has_empty_tensor(const std::vector<CpuValue*>& in) {
 }  // namespace
 
 void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads) const {
-  std::vector<const Dims*> dims;
-  dims.reserve(in.size());
+  thread_local std::vector<const Dims*> dims;  // kept: no allocation per step
+  dims.clear();
   for (const CpuValue* v : in) {
     if (v && v->has_native) {
       dims.push_back(&v->dims);
@@ -402,6 +402,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     RETURN_IF_ERROR(execute_parallel(slots, threads, timings, dest));
   } else {
     std::vector<CpuValue*> in;
+    std::vector<CpuValue> out;  // each step's outputs, moved into the slots (its capacity kept)
     auto run_start = std::chrono::steady_clock::now();
     for (size_t index = 0; index < steps_.size(); ++index) {
       const Step& step = steps_[index];
@@ -409,7 +410,8 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
       in.clear();
       for (int s : step.inputs) in.push_back(present_or_null(s >= 0 ? &slots[static_cast<size_t>(s)] : nullptr));
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
-      std::vector<CpuValue> out(step.outputs.size());
+      out.clear();
+      out.resize(step.outputs.size());
       set_step_threads(index, in, threads);
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       RETURN_IF_ERROR(run_step(index, in, out, dest[index]));

@@ -1,11 +1,14 @@
 // Native elementwise ops on oneDNN in the layout of their input: activations (Relu, Sigmoid,
 // Clip with constant bounds, ...), unary math (Sqrt, Abs, Exp, Log, Neg) and Add/Sub/Mul/Div
-// with one-sided broadcasting.
+// with one-sided broadcasting. Small plain tensors run on our loops instead (small_eltwise.h:
+// a primitive's fixed cost is most of a tiny node's time).
+#include <algorithm>
 #include <cmath>
 
 #include "devices/cpu/arith_op.h"
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/output_destination.h"
+#include "devices/cpu/small_eltwise.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -23,10 +26,21 @@ memory::desc desc_of(const CpuValue* v) { return v->has_native ? v->native.get_d
 class ActivationOp : public NativeOp {
  public:
   ActivationOp(const Node& node, int64_t opset, std::string name, std::vector<float> params)
-      : node_(node), opset_(opset), name_(std::move(name)), params_(std::move(params)) {}
+      : node_(node), opset_(opset), name_(std::move(name)), params_(std::move(params)),
+        small_(has_small_activation(name_)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
+    if (small_ && f32_value(x)) {
+      const Dims& d = x->has_native ? x->dims : x->plain.tensor.dims();
+      const float* src = num_elements(d) <= kSmallEltwiseElements ? plain_f32_data(x) : nullptr;
+      if (src) {
+        Tensor y = plain_output_tensor(DType::kFloat32, d);
+        small_activation(name_, params_, src, y.data<float>(), num_elements(d));
+        outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+        return Status::OK();
+      }
+    }
     // plain_desc has format tags up to rank 6 only.
     if (!f32_value(x) || dims_of(x).size() > 6) return run_reference(node_, opset_, inputs, outputs);
     // oneDNN's eltwise post-op chains mishandle 1-d tensors: 0-d and 1-d ones (Faster R-CNN's
@@ -110,6 +124,7 @@ class ActivationOp : public NativeOp {
   int64_t opset_;
   std::string name_;
   std::vector<float> params_;
+  bool small_;  // small_activation computes it (small plain inputs)
   ShapePlanCache<Plan, memory::desc> plans_;
 };
 
@@ -132,6 +147,7 @@ class BinaryOp : public NativeOp {
       std::swap(a, b);
       std::swap(da, db);
     }
+    if (small_binary_run(a, b, da, db, outputs)) return Status::OK();
     // b must broadcast to a: same rank after leading 1s, each dim equal or 1 (rank <= 6: the
     // plain format tags there are).
     if (da.size() < 2 || da.size() > 6) return plain_arith(node_, opset_, inputs, outputs);
@@ -180,6 +196,27 @@ class BinaryOp : public NativeOp {
   }
 
  private:
+  // Small plain operands where b is a's size, one value or a row of a's last dims: our loop
+  // (small_eltwise.h). False for anything else.
+  bool small_binary_run(CpuValue* a, CpuValue* b, const Dims& da, const Dims& db, std::vector<CpuValue>& outputs) {
+    const int64_t n = num_elements(da);
+    if (n > kSmallEltwiseElements) return false;
+    size_t lead = 0;  // b's leading 1s: [1, C] or [C] on [T, C] alike
+    while (lead < db.size() && db[lead] == 1) ++lead;
+    const size_t core = db.size() - lead;
+    if (core > da.size() || !std::equal(db.begin() + static_cast<std::ptrdiff_t>(lead), db.end(),
+                                        da.end() - static_cast<std::ptrdiff_t>(core))) {
+      return false;
+    }
+    const float* pa = plain_f32_data(a);
+    const float* pb = pa ? plain_f32_data(b) : nullptr;
+    if (!pb || n == 0) return false;
+    Tensor y = plain_output_tensor(DType::kFloat32, da);
+    small_binary(alg_, pa, pb, num_elements(db), y.data<float>(), n);
+    outputs[0] = CpuValue::from_plain(Value(std::move(y)));
+    return true;
+  }
+
   // a (op) src1 into a fresh output, or over a when it is read for the last time; the
   // node's reference kernel when oneDNN has no kernel for the layout pair.
   Status run_binary(CpuValue* a, const Dims& da, const memory::desc& md0, const memory& src1, const memory::desc& md1,

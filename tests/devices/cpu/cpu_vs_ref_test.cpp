@@ -9,6 +9,7 @@
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
 #include "devices/cpu/recurrent_loop.h"
+#include "devices/cpu/small_eltwise.h"
 #include "devices/ref/ref_device.h"
 #include "tests/common/random_tensor.h"
 
@@ -326,30 +327,57 @@ TEST(CpuVsRefTest, PoolingAndEltwise) {
   gap.node = node("GlobalAveragePool", {"x"});
   gap.runtime = {{"x", random_tensor({1, 5, 7, 6}, 32)}};
   check(gap);
-  for (const char* act : {"Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu", "HardSigmoid", "Elu"}) {
-    OpCase c;
-    c.name = act;
-    c.node = node(act, {"x"});
-    c.runtime = {{"x", random_tensor({2, 3, 4, 5}, 33)}};
-    check(c);
+  // Up to 4,096 elements in the plain layout our loops (small_eltwise.h) compute them, above
+  // oneDNN's primitives: both sizes, and which ran.
+  for (const char* act : {"Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu", "HardSigmoid", "Elu", "Clip", "Sqrt",
+                          "Abs", "Neg"}) {
+    for (const Dims& d : {Dims{2, 3, 4, 5}, Dims{5}, Dims{2, 8, 24, 24}}) {
+      OpCase c;
+      c.name = act + dims_to_string(d);
+      c.node = node(act, {"x"});
+      Tensor x = random_tensor(d, 33);
+      if (std::string(act) == "Sqrt") {
+        for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::fabs(x.data<float>()[i]);
+      }
+      if (std::string(act) == "Clip") {
+        c.node.inputs = {"x", "lo", "hi"};
+        c.constants = {{"lo", Tensor::from_vector<float>({}, {-0.3f})}, {"hi", Tensor::from_vector<float>({}, {0.4f})}};
+      }
+      c.runtime = {{"x", x}};
+      // Elu stays with oneDNN (its exp(x) - 1 near 0 wants expm1); 1-D tensors of the others
+      // only run natively on our loops (oneDNN's 1-D post-op chains are not exact).
+      const bool small = std::string(act) != "Elu" && num_elements(d) <= cpu::kSmallEltwiseElements;
+      if (d.size() == 1 && !small) c.native = false;
+      const uint64_t before = cpu::small_eltwise_runs();
+      check(c);
+      EXPECT_EQ(cpu::small_eltwise_runs() > before, small) << c.name;
+    }
   }
-  struct B { const char* op; Dims a, b; };
-  std::vector<B> binaries = {{"Add", {2, 3, 4, 5}, {2, 3, 4, 5}}, {"Add", {1, 4}, {4}},
-                             {"Mul", {2, 3, 4, 5}, {3, 1, 1}}, {"Mul", {3, 1, 1}, {2, 3, 4, 5}},
-                             {"Sub", {2, 3, 4, 5}, {5}}, {"Sub", {5}, {2, 3, 4, 5}},
-                             {"Div", {2, 6, 3}, {2, 6, 1}}, {"Add", {2, 1, 4}, {3, 1}}, {"Div", {4, 5, 6}, {}},
+  struct B { const char* op; Dims a, b; bool small; };
+  std::vector<B> binaries = {{"Add", {2, 3, 4, 5}, {2, 3, 4, 5}, true}, {"Add", {1, 4}, {4}, true},
+                             {"Mul", {2, 3, 4, 5}, {3, 1, 1}, false}, {"Mul", {3, 1, 1}, {2, 3, 4, 5}, false},
+                             {"Sub", {2, 3, 4, 5}, {5}, true}, {"Sub", {5}, {2, 3, 4, 5}, false},
+                             {"Div", {2, 6, 3}, {2, 6, 1}, false}, {"Add", {2, 1, 4}, {3, 1}, false},
+                             {"Div", {4, 5, 6}, {}, true}, {"Div", {3}, {3}, true},
                              // A bias over trailing dims (rows kernel): seq-first [T, 1, C] + [C].
-                             {"Add", {6, 1, 8}, {8}}, {"Sub", {7, 1, 5}, {1, 1, 5}}, {"Mul", {3, 2, 4, 5}, {4, 5}}};
+                             {"Add", {6, 1, 8}, {8}, true}, {"Sub", {7, 1, 5}, {1, 1, 5}, true},
+                             {"Mul", {3, 2, 4, 5}, {4, 5}, true}, {"Mul", {2, 3}, {1, 2, 3}, true},
+                             // Past 4,096 elements: oneDNN's binary.
+                             {"Add", {4, 3, 32, 32}, {4, 3, 32, 32}, false}, {"Sub", {64, 1, 80}, {80}, false},
+                             {"Div", {2, 3, 40, 40}, {}, false}};
   uint32_t seed = 40;
   for (const auto& b : binaries) {
     OpCase c;
     c.name = std::string(b.op) + dims_to_string(b.a) + dims_to_string(b.b);
     c.node = node(b.op, {"x", "z"});
     c.runtime = {{"x", random_tensor(b.a, seed++)}, {"z", random_tensor(b.b, seed++)}};
-    // Every pair runs natively: the shapes oneDNN's binary takes there, the rest (a smaller
-    // first operand of Sub, two-sided broadcasts) on arith_op's plain loop.
+    // Every pair runs natively: small plain pairs on our loops, the shapes oneDNN's binary
+    // takes there, the rest (a smaller first operand of Sub, two-sided broadcasts) on
+    // arith_op's plain loop.
     c.native = true;
+    const uint64_t before = cpu::small_eltwise_runs();
     check(c);
+    EXPECT_EQ(cpu::small_eltwise_runs() > before, b.small) << c.name;
   }
 }
 

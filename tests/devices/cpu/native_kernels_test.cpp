@@ -505,11 +505,15 @@ TEST(NativeKernelsTest, UnaryMath) {
       check(c);
     }
   }
-  // Rank 7 (the NLL-loss conformance cases): beyond oneDNN's plain tags here, the reference.
+  // Rank 7 (the NLL-loss conformance cases): a small tensor on our loop (small_eltwise.h, any
+  // rank), a large one beyond oneDNN's plain tags here, the reference.
   Case c;
-  c.label = "Neg of a rank-7 tensor";
+  c.label = "Neg of a small rank-7 tensor";
   c.node = make_node("Neg", {"x"});
   c.runtime = {{"x", random_tensor({2, 1, 2, 1, 2, 1, 3}, 750)}};
+  check(c);
+  c.label = "Neg of a large rank-7 tensor";
+  c.runtime = {{"x", random_tensor({2, 2, 2, 2, 2, 2, 80}, 751)}};
   c.expect_native = false;
   check(c);
 }
