@@ -11,6 +11,9 @@ namespace cpu {
 
 std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Graph& graph);     // conv_op.cpp
 std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const Graph& graph);   // matmul_op.cpp
+// Products of few rows with small constant weights computed on rows_times_panels, not oneDNN
+// (matmul_op.cpp), in this process so far (tests tell the two apart).
+uint64_t small_matmul_runs();
 std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph& graph);     // pool_op.cpp
 std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const Graph& graph);  // eltwise_op.cpp
 std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Graph& graph);     // norm_op.cpp

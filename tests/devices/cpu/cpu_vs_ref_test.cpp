@@ -235,15 +235,23 @@ TEST(CpuVsRefTest, ResidualFusedConv) {
   check(c);
 }
 
+// check(c), and whether the product ran on rows_times_panels (few rows, small constant
+// weights: matmul_op.cpp's small_product) rather than oneDNN's matmul.
+void check_product(const OpCase& c, bool small) {
+  const uint64_t before = cpu::small_matmul_runs();
+  check(c);
+  EXPECT_EQ(cpu::small_matmul_runs() > before, small) << c.name << ": expected " << (small ? "our rows kernel" : "oneDNN");
+}
+
 TEST(CpuVsRefTest, FusedMatMulWithBiasAndActivation) {
-  for (const char* act : {"Relu", "Gelu"}) {
+  for (const char* act : {"Relu", "Gelu", "Sigmoid"}) {
     OpCase c;
     c.name = std::string("FusedMatMul + bias + ") + act;
     c.node = node("FusedMatMul", {"a", "w", "b"}, "pyflame_rt");
     c.node.attributes["activation"] = Attribute::make_string(act);
     c.runtime = {{"a", random_tensor({3, 4, 9}, 61)}};
     c.constants = {{"w", random_tensor({9, 5}, 62)}, {"b", random_tensor({5}, 63)}};
-    check(c);
+    check_product(c, std::string(act) != "Gelu");  // Gelu: oneDNN's post-op
   }
 }
 
@@ -253,12 +261,12 @@ TEST(CpuVsRefTest, MatMulAndGemm) {
   mm.node = node("MatMul", {"a", "w"});
   mm.runtime = {{"a", random_tensor({2, 5, 7}, 21)}};
   mm.constants = {{"w", random_tensor({7, 3}, 22)}};
-  check(mm);
+  check_product(mm, true);
   OpCase att;
   att.name = "batched matmul of activations";
   att.node = node("MatMul", {"a", "b"});
   att.runtime = {{"a", random_tensor({2, 3, 5, 8}, 23)}, {"b", random_tensor({2, 3, 8, 6}, 24)}};
-  check(att);
+  check_product(att, false);
   OpCase gemm;
   gemm.name = "gemm transB beta bias";
   gemm.node = node("Gemm", {"a", "w", "c"});
@@ -266,11 +274,23 @@ TEST(CpuVsRefTest, MatMulAndGemm) {
   gemm.node.attributes["beta"] = Attribute::make_float(0.5f);
   gemm.runtime = {{"a", random_tensor({3, 9}, 25)}};
   gemm.constants = {{"w", random_tensor({4, 9}, 26)}, {"c", random_tensor({4}, 27)}};
-  check(gemm);
+  check_product(gemm, true);
+  // One row of a classifier's size: whole 64-column panels and a remainder; 17 rows or 2^20
+  // multiply-adds and more go to oneDNN.
+  for (int64_t rows : {1, 4, 17}) {
+    OpCase g;
+    g.name = "gemm transB [" + std::to_string(rows) + ", 300] x [300, 200]";
+    g.node = node("Gemm", {"a", "w", "c"});
+    g.node.attributes["transB"] = Attribute::make_int(1);
+    g.runtime = {{"a", random_tensor({rows, 300}, 28)}};
+    g.constants = {{"w", random_tensor({200, 300}, 29)}, {"c", random_tensor({200}, 30)}};
+    check_product(g, rows * 300 * 200 <= (1 << 20) && rows <= 16);
+  }
 }
 
 // Enough rows (>= 16) that the CPU device may run rows x constant weights as a 1x1
-// convolution: plain and transposed weights, with and without bias, fused activations.
+// convolution: plain and transposed weights, with and without bias, fused activations. 16 rows
+// of these small weights (without an activation, or Relu) run on our rows kernel instead.
 TEST(CpuVsRefTest, ManyRowsTimesConstantWeights) {
   uint32_t seed = 300;
   for (int64_t rows : {16, 40}) {
@@ -279,7 +299,7 @@ TEST(CpuVsRefTest, ManyRowsTimesConstantWeights) {
     mm.node = node("MatMul", {"a", "w"});
     mm.runtime = {{"a", random_tensor({2, rows, 24}, seed++)}};
     mm.constants = {{"w", random_tensor({24, 20}, seed++)}};
-    check(mm);
+    check_product(mm, false);
     for (const char* act : {"", "Relu", "Gelu", "PRelu"}) {
       OpCase f;
       f.name = std::string("FusedMatMul rows=") + std::to_string(rows) + " " + act;
@@ -292,7 +312,7 @@ TEST(CpuVsRefTest, ManyRowsTimesConstantWeights) {
       }
       f.runtime = {{"a", random_tensor({rows, 24}, seed++)}};
       f.constants = {{"w", random_tensor({24, 20}, seed++)}, {"b", random_tensor({20}, seed++)}};
-      check(f);
+      check_product(f, rows <= 16 && (!*act || std::string(act) == "Relu"));
     }
     OpCase gemm;
     gemm.name = "gemm transB rows=" + std::to_string(rows);
@@ -300,7 +320,7 @@ TEST(CpuVsRefTest, ManyRowsTimesConstantWeights) {
     gemm.node.attributes["transB"] = Attribute::make_int(1);
     gemm.runtime = {{"a", random_tensor({rows, 24}, seed++)}};
     gemm.constants = {{"w", random_tensor({20, 24}, seed++)}, {"c", random_tensor({20}, seed++)}};
-    check(gemm);
+    check_product(gemm, rows <= 16);
   }
 }
 

@@ -88,10 +88,12 @@ TEST(PackedWeightsTest, ExportsEveryConvAndMatmul) {
   EXPECT_EQ(f.packed.validity, packed_weights_validity());
   std::map<std::string, PackedBlob> by_node;
   for (const auto& b : f.packed.blobs) by_node[b.node] = b;
-  ASSERT_EQ(by_node.size(), 4u);  // wino, direct, gemm, matmul (Flatten packs nothing)
+  // wino, direct, matmul. Flatten packs nothing, nor does the Gemm: one row times [3136, 10]
+  // runs on our rows kernel (matmul_op.cpp's small_product), which packs its panels on first use.
+  ASSERT_EQ(by_node.size(), 3u);
   EXPECT_EQ(by_node["wino"].key, (Dims{1, 32, 28, 28}));
   EXPECT_EQ(by_node["direct"].key, (Dims{1, 32, 28, 28}));
-  EXPECT_EQ(by_node["gemm"].key, (Dims{1, 16 * 14 * 14, 16 * 14 * 14, 10}));
+  EXPECT_EQ(by_node.count("gemm"), 0u);
   EXPECT_EQ(by_node["matmul"].key, (Dims{32, 24, 24, 40}));
   for (const auto& [name, b] : by_node) {
     EXPECT_GT(b.data.nbytes(), 0u) << name;
