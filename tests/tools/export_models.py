@@ -10,6 +10,9 @@ gru: 2-layer GRU 64->128, inputs "input" [1,50,64] and "h0" [2,1,128] -> "output
 cifar_cnn (not in the default list; for the batching benchmark): the classic small CIFAR-10
   CNN, 4 conv 3x3 (32, 32, 64, 64) with 2 max-pools, Linear 4096->512->10, softmax;
   input "image" [batch,3,32,32] -> "probs" [batch,10]
+mlp (not in the default list): a tabular MLP, Linear 64->256->256->128->10 with ReLUs and a
+  Softmax; input "features" [1,64] -> "probs" [1,10] (a model of small nodes: each one's fixed
+  cost, not its arithmetic, is its time)
 audio_tdnn (not in the default list): a small 1-D speaker-embedding model in the ECAPA style,
   Conv1d + ReLU + BatchNorm blocks (one dilated, one with squeeze-excite over ReduceMean),
   attentive statistics pooling (Softmax over time, ReduceSum, Sqrt, Concat), BatchNorm and a
@@ -20,7 +23,7 @@ import os
 import sys
 
 MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "encoder", "gru"]
-EXTRA_MODELS = ["cifar_cnn", "audio_tdnn"]
+EXTRA_MODELS = ["cifar_cnn", "audio_tdnn", "mlp"]
 DYNAMIC_BATCH = {"cifar_cnn": {"image": {0: "batch"}, "probs": {0: "batch"}}}
 
 
@@ -89,6 +92,10 @@ def _build(name):
                     m.running_mean.uniform_(-0.5, 0.5)
                     m.running_var.uniform_(0.5, 2.0)
         return model, (torch.randn(1, 80, 200),), ["feats"], ["embedding"]
+    if name == "mlp":
+        model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 128),
+                              nn.ReLU(), nn.Linear(128, 10), nn.Softmax(dim=1)).eval()
+        return model, (torch.randn(1, 64),), ["features"], ["probs"]
     raise ValueError(f"unknown model '{name}' (known: {', '.join(MODELS + EXTRA_MODELS)})")
 
 
