@@ -192,6 +192,51 @@ void softmax_columns(const float* xo, float* yo, int64_t len, int64_t inner, int
 
 }  // namespace
 
+PFRT_TARGET_CLONES
+void softmax_last_f32(const float* x, float* y, int64_t rows, int64_t len, bool log) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * len;
+    float* yr = y + r * len;
+    // A NaN anywhere makes the row NaN through its own term and the sum, whatever max it leaves.
+    float max = xr[0];
+#pragma omp simd reduction(max : max)
+    for (int64_t k = 1; k < len; ++k) max = xr[k] > max ? xr[k] : max;
+    float sum = 0.f, lowest = 0.f;
+    if (log) {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = 0; k < len; ++k) {
+        const float arg = xr[k] - max;
+        sum += exp_core(clamp_exp_arg(arg));
+        yr[k] = arg;
+      }
+    } else {
+#pragma omp simd reduction(+ : sum) reduction(min : lowest)
+      for (int64_t k = 0; k < len; ++k) {
+        const float arg = xr[k] - max;
+        const float e = exp_core(clamp_exp_arg(arg));
+        sum += e;
+        yr[k] = e;
+        lowest = arg < lowest ? arg : lowest;
+      }
+      if (lowest < -87.f) {  // below exp_core's clamp: the denormal (or 0) std::exp gives
+        for (int64_t k = 0; k < len; ++k) {
+          const float arg = xr[k] - max;
+          if (arg < -87.f) yr[k] = std::exp(arg);
+        }
+      }
+    }
+    if (log) {
+      const float shift = -std::log(sum);
+#pragma omp simd
+      for (int64_t k = 0; k < len; ++k) yr[k] += shift;
+    } else {
+      const float scale = 1.f / sum;
+#pragma omp simd
+      for (int64_t k = 0; k < len; ++k) yr[k] *= scale;
+    }
+  }
+}
+
 void softmax_middle_f32(const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin, int64_t o_end,
                         int64_t j_begin, int64_t j_end, bool log) {
   for (int64_t o = o_begin; o < o_end; ++o) {

@@ -31,6 +31,11 @@ void arg_reduce_f32(bool is_max, bool last, const float* x, int64_t* y, int64_t 
 void softmax_middle_f32(const float* x, float* y, int64_t len, int64_t inner, int64_t o_begin, int64_t o_end,
                         int64_t j_begin, int64_t j_end, bool log);
 
+// Softmax (or LogSoftmax) over the last axis of [rows, len], each row's passes vectorised
+// along it; for small tensors, where oneDNN's primitive costs more to execute than the work
+// (softmax_op.cpp). Denormal outputs as std::exp gives them, like softmax_middle_f32.
+void softmax_last_f32(const float* x, float* y, int64_t rows, int64_t len, bool log);
+
 // dst (contiguous, dims `dims`) = the elements of src at offset + sum(i_d * strides[d]), strides
 // in elements and possibly negative (a Slice with any step). Neighbouring dims that are
 // contiguous in src are merged first, so the inner loop is a memcpy wherever the view allows;

@@ -327,6 +327,12 @@ TEST(NativeKernelsTest, SoftmaxAndLogSoftmaxOnAnyAxis) {
         check(c);
       }
     }
+    // The last axis past 4,096 elements: oneDNN's primitive (below: our small loop).
+    Case large;
+    large.label = std::string(op) + " last axis of [8, 1000]";
+    large.node = make_node(op, {"x"});
+    large.runtime = {{"x", random_tensor({8, 1000}, seed++)}};
+    check(large);
     // A middle axis with 600 columns after it: more than one 256-column pass of the loop.
     Case wide;
     wide.label = std::string(op) + " axis 1 of [2, 9, 600]";
@@ -455,17 +461,19 @@ TEST(NativeKernelsTest, SoftmaxKeepsDenormalOutputs) {
 
 // Where only matrix products read a Softmax (attention's softmax(QK^T) V), its denormal outputs
 // stay the zeros oneDNN made: a product with a denormal operand costs ~100x (Swin-T's masked
-// windows). softmax [2, 5] times the identity shows them: 0 there, the denormal when another
-// reader (a Greater: `score > 0`) could see it.
+// windows). softmax [1000, 5] times the identity shows them: 0 there, the denormal when another
+// reader (a Greater: `score > 0`) could see it. (1000 rows: past the small tensors our own loop
+// takes, which computes the denormals exactly.)
 TEST(NativeKernelsTest, SoftmaxReadOnlyByProductsLeavesDenormalsFlushed) {
   const std::vector<float> row = {0.f, -90.f, -100.f, -3.f, -200.f};  // exp(-90) = 8.2e-40
+  const int64_t rows = 1000;
   std::vector<float> x, eye(25, 0.f);
-  for (int r = 0; r < 2; ++r) x.insert(x.end(), row.begin(), row.end());
+  for (int r = 0; r < rows; ++r) x.insert(x.end(), row.begin(), row.end());
   for (int i = 0; i < 5; ++i) eye[static_cast<size_t>(i * 6)] = 1.f;
   for (bool also_compared : {false, true}) {
     Graph g;
     g.opset_imports[""] = 13;
-    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({2, 5})});
+    g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({rows, 5})});
     g.initializers["eye"] = floats({5, 5}, eye);
     g.initializers["zero"] = floats({1}, {0.f});
     Node sm = make_node("Softmax", {"x"});
@@ -479,7 +487,7 @@ TEST(NativeKernelsTest, SoftmaxReadOnlyByProductsLeavesDenormalsFlushed) {
     }
     auto exe = make_cpu_device(1)->compile(g);
     ASSERT_TRUE(exe.ok()) << exe.status().to_string();
-    auto y = (*exe)->run({Value(floats({2, 5}, x))});
+    auto y = (*exe)->run({Value(floats({rows, 5}, x))});
     ASSERT_TRUE(y.ok()) << y.status().to_string();
     const float* out = (*y)[0].tensor.data<float>();
     if (also_compared) {
