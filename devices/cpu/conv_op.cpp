@@ -161,7 +161,7 @@ class ConvOp : public NativeOp {
     plans_.for_each([&](const Dims& xd, const std::shared_ptr<const Plan>& plan) {
       if (!plan) return;
       if (plan->winograd) {
-        out->push_back({node, xd, "winograd", "pyflame_rt-winograd-f4x4", "", plan->winograd->packed_bytes()});
+        out->push_back({node, xd, "winograd", WinogradConv::kPackedImpl, "", plan->winograd->packed_bytes()});
       } else if (plan->weights) {
         out->push_back(dnnl_blob(node, xd, plan->impl, plan->weights));
       } else if (plan->half) {
@@ -215,6 +215,11 @@ class ConvOp : public NativeOp {
     std::lock_guard<std::mutex> lock(imported_mu_);
     for (const auto& b : imported_) {
       if (b.key != xd || b.kind != "winograd") continue;
+      if (b.impl != WinogradConv::kPackedImpl) {  // transformed on other points (an older plan file)
+        note_stale_packed(node_name(), "Winograd weights packed for " + b.impl + ", this runtime's are " +
+                                           WinogradConv::kPackedImpl);
+        continue;
+      }
       if (auto w = WinogradConv::from_packed(b.data, weights_.dim(1), weights_.dim(0), bias_, relu, weights_.dtype(),
                                              block)) {
         note_used_packed();
