@@ -412,8 +412,9 @@ class ConvOp : public NativeOp {
       // at 1 thread; at 14x14, faster alone, its 4x-sized weights read cold in a model run made
       // those layers 1.13-1.16x slower; at 7x7, 4 tiles, it loses; docs/performance.md,
       // "Winograd on AVX-512"). But F(4x4) rounds worse: FCN-ResNet50's error against float64
-      // went from 9.2e-5 to 2.0e-4 (ORT's 6.9e-5), past the zoo's bound: off unless
-      // PFRT_WINOGRAD16_MIN_AREA asks for it. f32 weights only.
+      // went from 9.2e-5 to 2.0e-4 (ORT's 6.9e-5), past the zoo's bound (1.49e-4); on the
+      // points 0, 1, -1, 1/2, -2 with blocked sums 1.3e-4 ("Winograd accuracy"), inside it
+      // but by little: off unless PFRT_WINOGRAD16_MIN_AREA asks for it. f32 weights only.
       if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
           out[2] * out[3] >= own_winograd16_min_area_ && layout_tag("blocked", 4) == memory::format_tag::nChw16c &&
           plan_own_winograd(*plan, xd, pad_l, 16)) {
