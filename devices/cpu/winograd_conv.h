@@ -20,9 +20,10 @@
 // On AVX-512 a second variant (channel block 16) reads and writes nChw16c, the layout oneDNN's
 // AVX-512 kernels use, with 16-float vectors in the transforms and a 12x32 product kernel, the
 // tiles in chunks that one thread takes through all three steps. It beats oneDNN's own
-// F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time)
-// and loses at 7x7 (4 tiles) and, with its weights cold, at 14x14 (docs/performance.md,
-// "Winograd on AVX-512"). Both variants pack the transformed weights alike (packed_bytes() is
+// F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time
+// with one sum over cin, 0.7-0.9x with the blocked sums) and loses at 7x7 (4 tiles) and, with
+// its weights cold, at 14x14 (docs/performance.md, "Winograd on AVX-512", "Winograd accuracy").
+// It is off by default: FCN-ResNet50 passes the zoo with it, but narrowly (conv_op.cpp). Both variants pack the transformed weights alike (packed_bytes() is
 // the same bytes), so a plan file's blob serves either.
 #pragma once
 
