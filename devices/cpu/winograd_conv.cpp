@@ -25,34 +25,56 @@ constexpr int kPositions = kTile * kTile;
 // The calling thread's scratch for V and M (one run at a time per thread).
 struct WinogradScratchTag;
 
-// The rows of B^T applied to d0..d5 (one column or row of a tile, 8 channels per vector).
-__attribute__((target("avx2,fma"))) inline void input_rows(const __m256 d[6], __m256 r[6]) {
-  const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), five = _mm256_set1_ps(5.f);
-  // r0 = 4 d0 - 5 d2 + d4;  r5 = 4 d1 - 5 d3 + d5
-  r[0] = _mm256_fnmadd_ps(five, d[2], _mm256_fmadd_ps(four, d[0], d[4]));
-  r[5] = _mm256_fnmadd_ps(five, d[3], _mm256_fmadd_ps(four, d[1], d[5]));
-  // r1,r2 = -+4 (d1 + -d...) : r1 = -4 d1 - 4 d2 + d3 + d4, r2 = 4 d1 - 4 d2 - d3 + d4
-  __m256 a = _mm256_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
-  __m256 b = _mm256_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
-  r[1] = _mm256_add_ps(a, b);
-  r[2] = _mm256_sub_ps(a, b);
-  // r3 = -2 d1 - d2 + 2 d3 + d4, r4 = 2 d1 - d2 - 2 d3 + d4
-  __m256 c = _mm256_sub_ps(d[4], d[2]);                     // d4 - d2
-  __m256 e = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));  // 2 (d3 - d1)
-  r[3] = _mm256_add_ps(c, e);
-  r[4] = _mm256_sub_ps(c, e);
-}
+// The transforms' rows, written once for both vector widths (V the vector type, P the
+// intrinsics' prefix). Points 0, 1, -1, 1/2, -2 and infinity instead of the usual 0, +-1, +-2:
+// the products' rounding, which the output transform amplifies, is what F(4x4) loses most
+// (bench/winograd_points.py models it), and these points amplify it 1.5x less (Barabasz et al.,
+// "Error analysis and improving the accuracy of Winograd convolution for deep neural
+// networks", 2020). The exact matrices (rows scaled by powers of two, which round nothing):
+//   B^T = [1 -3/2 -2 3/2 1 0; 0 -1 1/2 5/2 1 0; 0 1 -5/2 1/2 1 0;
+//          0 -2 -1 2 1 0;      0 1 -2 -1 2 0;   0 1 -3/2 -2 3/2 1]
+//   G   = [1 0 0; 1/3 1/3 1/3; -1/3 1/3 -1/3; -16/15 -8/15 -4/15; 4/15 -8/15 16/15; 0 0 1]
+//   A^T = [1 1 1 1 1/8 0; 0 1 -1 1/2 -1/4 0; 0 1 1 1/4 1/2 0; 0 1 -1 1/8 -1 1]
+// (kWeightTransform below is G; A^T[(G g G^T) . (B^T d B)]A is the 3x3 correlation exactly.)
+// Input rows: 16 adds/FMAs per 6 vectors (the old points took 12), output rows 12 (10).
+#define PFRT_WINOGRAD_ROWS(SUFFIX, TARGET, V, P)                                                 \
+  /* The rows of B^T applied to d0..d5 (one column or row of a tile). */                         \
+  __attribute__((target(TARGET))) inline void input_rows##SUFFIX(const V d[6], V r[6]) {         \
+    const V two = P##_set1_ps(2.f), three_halves = P##_set1_ps(1.5f);                            \
+    const V p = P##_sub_ps(d[3], d[1]), q = P##_sub_ps(d[4], d[2]);                              \
+    /* d0 + d4 - 2 d2 + 3/2 (d3 - d1);  d1 + d5 - 2 d3 + 3/2 (d4 - d2) */                        \
+    r[0] = P##_fmadd_ps(three_halves, p, P##_fnmadd_ps(two, d[2], P##_add_ps(d[0], d[4])));      \
+    r[5] = P##_fmadd_ps(three_halves, q, P##_fnmadd_ps(two, d[3], P##_add_ps(d[1], d[5])));      \
+    /* (p + q) + 3/2 (d2 + d3);  (q - p) + 3/2 (d3 - d2) */                                      \
+    r[1] = P##_fmadd_ps(three_halves, P##_add_ps(d[2], d[3]), P##_add_ps(p, q));                 \
+    r[2] = P##_fmadd_ps(three_halves, P##_sub_ps(d[3], d[2]), P##_sub_ps(q, p));                 \
+    r[3] = P##_fmadd_ps(two, p, q); /* 2 p + q */                                                \
+    r[4] = P##_fmsub_ps(two, q, p); /* 2 q - p */                                                \
+  }                                                                                              \
+  /* The rows of A^T applied to m0..m5. */                                                       \
+  __attribute__((target(TARGET))) inline void output_rows##SUFFIX(const V m[6], V o[4]) {        \
+    const V half = P##_set1_ps(0.5f), quarter = P##_set1_ps(0.25f), eighth = P##_set1_ps(0.125f); \
+    const V s = P##_add_ps(m[1], m[2]), d = P##_sub_ps(m[1], m[2]);                              \
+    o[0] = P##_fmadd_ps(eighth, m[4], P##_add_ps(P##_add_ps(m[0], s), m[3]));                    \
+    o[1] = P##_fnmadd_ps(quarter, m[4], P##_fmadd_ps(half, m[3], d));                            \
+    o[2] = P##_fmadd_ps(half, m[4], P##_fmadd_ps(quarter, m[3], s));                             \
+    o[3] = P##_add_ps(P##_fmadd_ps(eighth, m[3], P##_sub_ps(d, m[4])), m[5]);                    \
+  }
 
-// The rows of A^T applied to m0..m5.
-__attribute__((target("avx2,fma"))) inline void output_rows(const __m256 m[6], __m256 o[4]) {
-  const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), eight = _mm256_set1_ps(8.f);
-  __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
-  __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
-  o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
-  o[1] = _mm256_fmadd_ps(two, d34, d12);
-  o[2] = _mm256_fmadd_ps(four, s34, s12);
-  o[3] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5]);
-}
+PFRT_WINOGRAD_ROWS(8, "avx2,fma", __m256, _mm256)
+PFRT_WINOGRAD_ROWS(16, "avx512f", __m512, _mm512)
+#undef PFRT_WINOGRAD_ROWS
+
+// G: the weight transform U = G g G^T (in double, at construction).
+constexpr double kWeightTransform[kTile][3] = {
+    {1, 0, 0}, {1.0 / 3, 1.0 / 3, 1.0 / 3}, {-1.0 / 3, 1.0 / 3, -1.0 / 3}, {-16.0 / 15, -8.0 / 15, -4.0 / 15},
+    {4.0 / 15, -8.0 / 15, 16.0 / 15}, {0, 0, 1}};
+
+// The products sum cin terms in blocks of kSumBlock, each block from zero and then added to the
+// sum so far: a float32 chain over all cin rounds each step at the size of the whole partial
+// sum (F(4x4)'s error at cin 256 modelled 1.7e-6 sequential, 9.5e-7 in blocks of 64, 7.6e-7 in
+// blocks of 32; the extra load, add and store per 32 FMAs of each accumulator are a few %).
+constexpr int64_t kSumBlock = 32;
 
 // One 6x6 input tile of 8 channels -> its 36 transformed vectors, written at v + p * stride.
 __attribute__((target("avx2,fma"))) void transform_input_tile(const float* plane, int64_t h, int64_t w, int64_t y0,
@@ -70,11 +92,11 @@ __attribute__((target("avx2,fma"))) void transform_input_tile(const float* plane
   for (int j = 0; j < kTile; ++j) {  // B^T d: down each column
     __m256 in[kTile], out[kTile];
     for (int i = 0; i < kTile; ++i) in[i] = d[i][j];
-    input_rows(in, out);
+    input_rows8(in, out);
     for (int i = 0; i < kTile; ++i) rows[i][j] = out[i];
   }
   for (int i = 0; i < kTile; ++i) {  // (B^T d) B: along each row
-    input_rows(rows[i], col);
+    input_rows8(rows[i], col);
     for (int j = 0; j < kTile; ++j) _mm256_storeu_ps(v + (i * kTile + j) * stride, col[j]);
   }
 }
@@ -88,7 +110,7 @@ __attribute__((target("avx2,fma"))) void transform_output_tile(const float* m, i
   for (int j = 0; j < kTile; ++j) {  // A^T m: down each column
     __m256 in[kTile], out[kOut];
     for (int i = 0; i < kTile; ++i) in[i] = _mm256_loadu_ps(m + (i * kTile + j) * stride);
-    output_rows(in, out);
+    output_rows8(in, out);
     for (int r = 0; r < kOut; ++r) cols[r][j] = out[r];
   }
   const __m256 b = _mm256_loadu_ps(bias), zero = _mm256_setzero_ps();
@@ -96,7 +118,7 @@ __attribute__((target("avx2,fma"))) void transform_output_tile(const float* m, i
     int64_t y = y0 + r;
     if (y >= out_h) break;
     __m256 o[kOut];
-    output_rows(cols[r], o);
+    output_rows8(cols[r], o);
     for (int c = 0; c < kOut; ++c) {
       int64_t x = x0 + c;
       if (x >= out_w) break;
@@ -110,9 +132,10 @@ __attribute__((target("avx2,fma"))) void transform_output_tile(const float* m, i
 // C[r][0..16) = sum_k A[r][k] * B[k][0..16) for ROWS <= 6 rows: the 16 columns in two vectors,
 // each row's A element broadcast. The 12 accumulators are named variables, not an array: GCC
 // keeps an array of vectors on the stack and stores it on every iteration (3x slower).
+// `add`: C += the sum (a later block of k, kSumBlock), else C = it.
 template <int ROWS>
 __attribute__((target("avx2,fma"))) void multiply_rows(const float* a, int64_t lda, const float* b, int64_t k_size,
-                                                       float* c, int64_t ldc) {
+                                                       float* c, int64_t ldc, bool add) {
   static_assert(ROWS >= 1 && ROWS <= 6, "the kernel has 6 rows of accumulators");
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -128,10 +151,14 @@ __attribute__((target("avx2,fma"))) void multiply_rows(const float* a, int64_t l
     PFRT_WINOGRAD_ROW(3) PFRT_WINOGRAD_ROW(4) PFRT_WINOGRAD_ROW(5)
   }
 #undef PFRT_WINOGRAD_ROW
-#define PFRT_WINOGRAD_STORE(r)                   \
-  if constexpr (ROWS > r) {                      \
-    _mm256_storeu_ps(c + r * ldc, c##r##0);      \
-    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);  \
+#define PFRT_WINOGRAD_STORE(r)                                                \
+  if constexpr (ROWS > r) {                                                   \
+    if (add) {                                                                \
+      c##r##0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), c##r##0);         \
+      c##r##1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), c##r##1);     \
+    }                                                                         \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);                                   \
+    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);                               \
   }
   PFRT_WINOGRAD_STORE(0) PFRT_WINOGRAD_STORE(1) PFRT_WINOGRAD_STORE(2)
   PFRT_WINOGRAD_STORE(3) PFRT_WINOGRAD_STORE(4) PFRT_WINOGRAD_STORE(5)
@@ -139,44 +166,27 @@ __attribute__((target("avx2,fma"))) void multiply_rows(const float* a, int64_t l
 }
 
 // One position's product for a block of 16 output channels: C (rows x 16, stride ldc) =
-// A (rows x k_size, row-major) * B (k_size x 16, packed). B stays in L1 across the rows.
+// A (rows x k_size, row-major) * B (k_size x 16, packed), k in blocks of kSumBlock. B stays in
+// L1 across the rows.
 void multiply_column_block(const float* a, int64_t rows, int64_t k_size, const float* b, float* c, int64_t ldc) {
   constexpr int kRows = 6;
-  int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows) multiply_rows<kRows>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc);
-  switch (rows - r) {
-    case 5: multiply_rows<5>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
-    case 4: multiply_rows<4>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
-    case 3: multiply_rows<3>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
-    case 2: multiply_rows<2>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
-    case 1: multiply_rows<1>(a + r * k_size, k_size, b, k_size, c + r * ldc, ldc); break;
-    default: break;
+  for (int64_t k0 = 0; k0 < k_size; k0 += kSumBlock) {
+    const int64_t kb = std::min(kSumBlock, k_size - k0);
+    const float* bk = b + k0 * 16;
+    const bool add = k0 > 0;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows) multiply_rows<kRows>(a + r * k_size + k0, k_size, bk, kb, c + r * ldc, ldc, add);
+    const float* ar = a + r * k_size + k0;
+    float* cr = c + r * ldc;
+    switch (rows - r) {
+      case 5: multiply_rows<5>(ar, k_size, bk, kb, cr, ldc, add); break;
+      case 4: multiply_rows<4>(ar, k_size, bk, kb, cr, ldc, add); break;
+      case 3: multiply_rows<3>(ar, k_size, bk, kb, cr, ldc, add); break;
+      case 2: multiply_rows<2>(ar, k_size, bk, kb, cr, ldc, add); break;
+      case 1: multiply_rows<1>(ar, k_size, bk, kb, cr, ldc, add); break;
+      default: break;
+    }
   }
-}
-
-// The AVX-512 variant (channel block 16): the same transforms on 16 channels per vector.
-__attribute__((target("avx512f"))) inline void input_rows16(const __m512 d[6], __m512 r[6]) {
-  const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f);
-  r[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
-  r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
-  __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
-  __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
-  r[1] = _mm512_add_ps(a, b);
-  r[2] = _mm512_sub_ps(a, b);
-  __m512 c = _mm512_sub_ps(d[4], d[2]);
-  __m512 e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
-  r[3] = _mm512_add_ps(c, e);
-  r[4] = _mm512_sub_ps(c, e);
-}
-
-__attribute__((target("avx512f"))) inline void output_rows16(const __m512 m[6], __m512 o[4]) {
-  const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
-  __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-  __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
-  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
-  o[1] = _mm512_fmadd_ps(two, d34, d12);
-  o[2] = _mm512_fmadd_ps(four, s34, s12);
-  o[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
 __attribute__((target("avx512f"))) void transform_input_tile16(const float* plane, int64_t h, int64_t w, int64_t y0,
@@ -234,10 +244,11 @@ __attribute__((target("avx512f"))) void transform_output_tile16(const float* m, 
 
 // C[r][0..16 COLS) = sum_k A[r][k] * B[k][...] for ROWS <= 12 rows and COLS (1 or 2) packed
 // blocks of 16 columns (the second `b_next` floats after the first): 24 named accumulators,
-// two B vectors and one broadcast per row for each k.
+// two B vectors and one broadcast per row for each k. `add`: C += the sum (a later block of k,
+// kSumBlock), else C = it.
 template <int ROWS, int COLS>
 __attribute__((target("avx512f"))) void multiply_rows16(const float* a, int64_t lda, const float* b, int64_t b_next,
-                                                        int64_t k_size, float* c, int64_t ldc) {
+                                                        int64_t k_size, float* c, int64_t ldc, bool add) {
   static_assert(ROWS >= 1 && ROWS <= 12 && (COLS == 1 || COLS == 2), "the kernel has 12 x 2 accumulators");
   __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
   __m512 c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a;
@@ -257,10 +268,14 @@ __attribute__((target("avx512f"))) void multiply_rows16(const float* a, int64_t 
     PFRT_WINOGRAD16_ROW(8) PFRT_WINOGRAD16_ROW(9) PFRT_WINOGRAD16_ROW(10) PFRT_WINOGRAD16_ROW(11)
   }
 #undef PFRT_WINOGRAD16_ROW
-#define PFRT_WINOGRAD16_STORE(r)                                       \
-  if constexpr (ROWS > r) {                                            \
-    _mm512_storeu_ps(c + r * ldc, c##r##a);                            \
-    if constexpr (COLS > 1) _mm512_storeu_ps(c + r * ldc + 16, c##r##b); \
+#define PFRT_WINOGRAD16_STORE(r)                                                         \
+  if constexpr (ROWS > r) {                                                              \
+    if (add) c##r##a = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r##a);             \
+    _mm512_storeu_ps(c + r * ldc, c##r##a);                                              \
+    if constexpr (COLS > 1) {                                                            \
+      if (add) c##r##b = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc + 16), c##r##b);      \
+      _mm512_storeu_ps(c + r * ldc + 16, c##r##b);                                       \
+    }                                                                                    \
   }
   PFRT_WINOGRAD16_STORE(0) PFRT_WINOGRAD16_STORE(1) PFRT_WINOGRAD16_STORE(2) PFRT_WINOGRAD16_STORE(3)
   PFRT_WINOGRAD16_STORE(4) PFRT_WINOGRAD16_STORE(5) PFRT_WINOGRAD16_STORE(6) PFRT_WINOGRAD16_STORE(7)
@@ -269,7 +284,8 @@ __attribute__((target("avx512f"))) void multiply_rows16(const float* a, int64_t 
 }
 
 // One position's product for COLS blocks of 16 columns, in chunks of at most 12 rows of equal
-// size (16 tiles: 8 + 8, not 12 + 4, whose 4-row tail reads B for a third of the FMAs).
+// size (16 tiles: 8 + 8, not 12 + 4, whose 4-row tail reads B for a third of the FMAs), each
+// chunk's k in blocks of kSumBlock.
 template <int COLS>
 void multiply_column_blocks16(const float* a, int64_t rows, int64_t k_size, const float* b, int64_t b_next, float* c,
                               int64_t ldc) {
@@ -277,16 +293,21 @@ void multiply_column_blocks16(const float* a, int64_t rows, int64_t k_size, cons
   const int64_t chunks = (rows + kRows - 1) / kRows;
   for (int64_t i = 0, r = 0; i < chunks; ++i) {
     const int64_t count = (rows - r) / (chunks - i);  // the rest shared evenly
-    const float* ar = a + r * k_size;
     float* cr = c + r * ldc;
-    switch (count) {
+    for (int64_t k0 = 0; k0 < k_size; k0 += kSumBlock) {
+      const int64_t kb = std::min(kSumBlock, k_size - k0);
+      const float* ar = a + r * k_size + k0;
+      const float* bk = b + k0 * 16;
+      const bool add = k0 > 0;
+      switch (count) {
 #define PFRT_WINOGRAD16_CHUNK(n) \
-      case n: multiply_rows16<n, COLS>(ar, k_size, b, b_next, k_size, cr, ldc); break;
-      PFRT_WINOGRAD16_CHUNK(1) PFRT_WINOGRAD16_CHUNK(2) PFRT_WINOGRAD16_CHUNK(3) PFRT_WINOGRAD16_CHUNK(4)
-      PFRT_WINOGRAD16_CHUNK(5) PFRT_WINOGRAD16_CHUNK(6) PFRT_WINOGRAD16_CHUNK(7) PFRT_WINOGRAD16_CHUNK(8)
-      PFRT_WINOGRAD16_CHUNK(9) PFRT_WINOGRAD16_CHUNK(10) PFRT_WINOGRAD16_CHUNK(11) PFRT_WINOGRAD16_CHUNK(12)
+        case n: multiply_rows16<n, COLS>(ar, k_size, bk, b_next, kb, cr, ldc, add); break;
+        PFRT_WINOGRAD16_CHUNK(1) PFRT_WINOGRAD16_CHUNK(2) PFRT_WINOGRAD16_CHUNK(3) PFRT_WINOGRAD16_CHUNK(4)
+        PFRT_WINOGRAD16_CHUNK(5) PFRT_WINOGRAD16_CHUNK(6) PFRT_WINOGRAD16_CHUNK(7) PFRT_WINOGRAD16_CHUNK(8)
+        PFRT_WINOGRAD16_CHUNK(9) PFRT_WINOGRAD16_CHUNK(10) PFRT_WINOGRAD16_CHUNK(11) PFRT_WINOGRAD16_CHUNK(12)
 #undef PFRT_WINOGRAD16_CHUNK
-      default: break;
+        default: break;
+      }
     }
     r += count;
   }
@@ -318,9 +339,7 @@ bool WinogradConv::suits(int64_t cin, int64_t cout, const Geometry& g, int block
 WinogradConv::WinogradConv(const Tensor& weights, const Tensor& bias, bool relu, DType storage, int block)
     : cin_(weights.dim(1)), cout_(weights.dim(0)), cout_pad_((cout_ + 15) / 16 * 16), relu_(relu), block_(block) {
   // U = G g G^T per (cout, cin), in double so the transform adds no rounding of its own.
-  static const double G[kTile][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                     {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const auto& G = kWeightTransform;
   const float* w = weights.data<float>();
   // Half storage transforms into a transient mapping (half_weights.h: MappedFloats), so the
   // f32 form does not stay in the heap once kept half.

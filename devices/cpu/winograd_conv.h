@@ -10,14 +10,20 @@
 //      oneDNN's sgemm repacks U on every call, which costs as much as the product when there
 //      are few tiles (ResNet-50's 14x14 stage);
 //   3. output transform: the 4x4 tile = A^T m A, plus bias and ReLU.
+// F(4x4) rounds worse than a direct convolution: the output transform's coefficients amplify
+// the rounding of the 36 sums over cin. Two choices keep that down (docs/performance.md,
+// "Winograd accuracy"; bench/winograd_points.py models them): the interpolation points
+// 0, 1, -1, 1/2, -2 and infinity instead of the usual 0, +-1, +-2 (1.5x less amplification),
+// and the sums over cin taken in blocks of 32 channels, each block summed from zero.
 // Source and destination are in oneDNN's nChw8c layout (8 channels innermost), the layout the
 // AVX2 convolutions around it use, so each transform works on 8 channels per vector.
 // On AVX-512 a second variant (channel block 16) reads and writes nChw16c, the layout oneDNN's
 // AVX-512 kernels use, with 16-float vectors in the transforms and a 12x32 product kernel, the
 // tiles in chunks that one thread takes through all three steps. It beats oneDNN's own
-// F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time)
-// and loses at 7x7 (4 tiles) and, with its weights cold, at 14x14 (docs/performance.md,
-// "Winograd on AVX-512"). Both variants pack the transformed weights alike (packed_bytes() is
+// F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time
+// with one sum over cin, 0.7-0.9x with the blocked sums) and loses at 7x7 (4 tiles) and, with
+// its weights cold, at 14x14 (docs/performance.md, "Winograd on AVX-512", "Winograd accuracy").
+// It is off by default: FCN-ResNet50 passes the zoo with it, but narrowly (conv_op.cpp). Both variants pack the transformed weights alike (packed_bytes() is
 // the same bytes), so a plan file's blob serves either.
 #pragma once
 
@@ -57,6 +63,9 @@ class WinogradConv {
   static std::shared_ptr<const WinogradConv> from_packed(const Tensor& packed, int64_t cin, int64_t cout,
                                                          const Tensor& bias, bool relu,
                                                          DType storage = DType::kFloat32, int block = 8);
+  // What packed_bytes() are, a plan file's blob `impl`: transformed weights on other points
+  // (the first version's 0, +-1, +-2: "pyflame_rt-winograd-f4x4") are not these, and are packed again.
+  static constexpr const char* kPackedImpl = "pyflame_rt-winograd-f4x4-points-0,1,-1,1/2,-2";
   // The transformed weights as f32 bytes (uint8 [n], a copy), what from_packed() takes (the
   // same bytes for either channel block).
   Tensor packed_bytes() const;

@@ -135,6 +135,33 @@ TEST(PackedWeightsTest, RoundTripWithOurAvx512WinogradIsBitIdentical) {
   expect_identical(*out, f.out);
 }
 
+// Winograd weights transformed on the first version's points (0, +-1, +-2: a plan file written
+// before the change to 0, 1, -1, 1/2, -2) are the same size but not the same numbers: the blob's
+// impl says so, and the conv transforms its weights again instead of computing garbage.
+TEST(PackedWeightsTest, WinogradBlobOfOtherPointsRepacks) {
+  if (!cpu::WinogradConv::cpu_supported(16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  setenv("PFRT_WINOGRAD16_MIN_AREA", "784", 1);
+  Graph g = test_graph();
+  Fresh f = fresh_run(g);
+  PackedWeights old = f.packed;
+  size_t relabelled = 0;
+  for (auto& b : old.blobs) {
+    if (b.kind != "winograd") continue;
+    EXPECT_EQ(b.impl, cpu::WinogradConv::kPackedImpl);
+    b.impl = "pyflame_rt-winograd-f4x4";
+    ++relabelled;
+  }
+  ASSERT_EQ(relabelled, 1u);
+  uint64_t used = packed_weights_used_count(), stale = packed_weights_stale_count();
+  auto p = build(g, std::make_shared<const PackedWeights>(old));
+  unsetenv("PFRT_WINOGRAD16_MIN_AREA");
+  auto out = p->run(feeds());
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  expect_identical(*out, f.out);
+  EXPECT_EQ(packed_weights_used_count() - used, old.blobs.size() - 1);
+  EXPECT_EQ(packed_weights_stale_count() - stale, 1u);
+}
+
 TEST(PackedWeightsTest, ForeignMachineOrOneDnnRepacks) {
   Graph g = test_graph();
   Fresh f = fresh_run(g);
