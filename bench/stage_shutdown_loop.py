@@ -88,6 +88,7 @@ def main():
     ap.add_argument("--grace-ms", type=int, default=10000)
     ap.add_argument("--hang-s", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--cli", default=CLI, help="the pyflame-rt binary (default: build/bin's)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     tmp = tempfile.mkdtemp(prefix="pfrt_stage_shutdown_")
@@ -98,7 +99,7 @@ def main():
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     codes, exits = {}, []
     for r in range(args.rounds):
-        proc = subprocess.Popen([CLI, "serve", model, "--stage-port", "0", "--name", "s", "--threads", "1",
+        proc = subprocess.Popen([args.cli, "serve", model, "--stage-port", "0", "--name", "s", "--threads", "1",
                                  "--shutdown-grace-ms", str(args.grace_ms)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         m = re.search(r":(\d+)$", proc.stdout.readline().strip())

@@ -93,7 +93,9 @@ void expect_stops(const std::string& what, const OneNode& m, bool recurrent) {
   EXPECT_NE(o.status.to_string().find("RunOptions.timeout_ms is 50 ms"), std::string::npos) << o.status.to_string();
   EXPECT_LT(o.elapsed, kStoppedWithin) << ms(o.elapsed) << " ms";
   EXPECT_FALSE(o.ran_reference) << "the node ran on the reference kernel";
-  if (recurrent) EXPECT_EQ(o.loop_runs, 1u) << "our recurrent loop did not run the node";
+  if (recurrent) {
+    EXPECT_EQ(o.loop_runs, 1u) << "our recurrent loop did not run the node";
+  }
   if (std::getenv("PFRT_MEASURE_CAP_S")) {
     std::cout << "[measure] " << what << " stopped after " << ms(o.elapsed) << " ms (deadline " << kDeadlineMs
               << " ms)" << std::endl;
