@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "actors/actor_runtime.h"
 #include "actors/remote_stage.h"
@@ -61,6 +62,15 @@ int shutdown_within_grace(const ServeOptions& o, const std::function<void()>& st
     return s;
   });
   stop_all_runs("the server is shutting down");
+  // The runs in flight end at their next check: their callers are answered why ("the run was
+  // stopped: ...", 503 / UNAVAILABLE) before the connections close, if that takes under 1 s.
+  watchdog.phase("waiting for the runs in flight to stop");
+  const auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  const bool were_running = runs_in_progress() > 0;
+  while (runs_in_progress() > 0 && std::chrono::steady_clock::now() < drain_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (were_running) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the answers' way out
   watchdog.phase("stopping the server");
   stop();
   watchdog.phase("stopping the actor system");

@@ -196,3 +196,53 @@ def test_a_bad_shutdown_grace_is_a_usage_error_naming_the_option(value):
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert out.returncode == 2, out
     assert "--shutdown-grace-ms" in out.stderr, out.stderr
+
+
+def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
+    import json
+    import urllib.error
+    import urllib.request
+    model = str(tmp_path / "endless.onnx")
+    endless_loop_model(model)
+    proc = subprocess.Popen([CLI, "serve", "--model", f"endless={model}", "--host", "127.0.0.1", "--http-port", "0",
+                             "--shutdown-grace-ms", "5000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    http = None
+    for _ in range(20):
+        line = proc.stdout.readline().strip()
+        m = re.match(r"serving http (.*)$", line)
+        if m:
+            http = m.group(1)
+        if line in ("ready", ""):
+            break
+    assert http, proc.stderr.read() if proc.poll() is not None else "no http address"
+    body = json.dumps({"inputs": [{"name": "M", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "v", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    answer = []
+
+    def call():
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"http://{http}/v2/models/endless/infer", data=body,
+                                                          headers={"Content-Type": "application/json"}), timeout=TIMEOUT)
+            answer.append("ok")
+        except urllib.error.HTTPError as e:
+            answer.append((e.code, e.read().decode()))
+        except Exception as e:  # noqa: BLE001
+            answer.append(e)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    time.sleep(1.0)
+    assert not answer, answer
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    elapsed = time.monotonic() - start
+    caller.join(timeout=TIMEOUT)
+    assert code == 0, proc.stderr.read()
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
+    assert answer and answer[0][0] == 503, answer
+    assert "the run was stopped: the server is shutting down" in answer[0][1], answer
