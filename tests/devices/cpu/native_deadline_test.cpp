@@ -17,6 +17,7 @@
 #include <functional>
 #include <iostream>
 #include <thread>
+#include <utility>
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/native_op.h"
@@ -163,6 +164,37 @@ TEST(NativeDeadlineTest, NonMaxSuppressionOfManyStackedBoxesStops) {
   expect_stops("NonMaxSuppression",
                one_node_model("NonMaxSuppression", {boxes, scores, Tensor::scalar<int64_t>(n)}, 1, 17, "", "long"),
                false);
+}
+
+}  // namespace
+}  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// RoiAlign's native kernel keeps a table of one region's sample points, sized by sampling_ratio
+// or by the region: a 1e30 box with sampling_ratio 0 overflowed its size (a SIGSEGV, stop 17)
+// and a ratio of 10^6 asked for 10^12 entries. Past 2^20 entries the reference kernel runs the
+// node, which stops at the deadline; a usual region stays native.
+TEST(NativeDeadlineTest, RoiAlignWithAHugeRegionOrRatioRunsOnTheReferenceAndStops) {
+  auto roi_align = [](float extent, int64_t ratio) {
+    OneNode m = one_node_model("RoiAlign", {filled({1, 1, 8, 8}, [](int64_t) { return 1.0f; }),
+                                            Tensor::from_vector<float>({1, 4}, {0, 0, extent, extent}),
+                                            Tensor::from_vector<int64_t>({1}, {0})},
+                               1, 16, "", "long");
+    m.g.nodes[0].attributes["sampling_ratio"] = Attribute::make_int(ratio);
+    return m;
+  };
+  for (const auto& [extent, ratio] : {std::pair<float, int64_t>{1e30f, 0}, {7.0f, 1000000}}) {
+    SCOPED_TRACE("box extent " + std::to_string(extent) + ", sampling_ratio " + std::to_string(ratio));
+    Outcome o = run_with_deadline(roi_align(extent, ratio), kDeadlineMs);
+    EXPECT_EQ(o.status.code(), StatusCode::kDeadlineExceeded) << o.status.to_string();
+    EXPECT_LT(o.elapsed, kStoppedWithin) << ms(o.elapsed) << " ms";
+    EXPECT_TRUE(o.ran_reference) << "the native kernel ran it";
+  }
+  Outcome usual = run_with_deadline(roi_align(7.0f, 2), 10000);
+  ASSERT_TRUE(usual.status.ok()) << usual.status.to_string();
+  EXPECT_FALSE(usual.ran_reference);
 }
 
 }  // namespace
