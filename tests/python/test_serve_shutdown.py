@@ -77,6 +77,14 @@ class Stage:
         assert m, f"server did not start: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
         self.port = int(m.group(1))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:  # a failed assertion before stop(): leave no server behind
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self):
         """SIGTERM; (exit status, seconds to exit, stderr)."""
         start = time.monotonic()
@@ -129,12 +137,13 @@ def call_in_background(port, feeds, timeout_ms=TIMEOUT * 1000):
 def test_a_stage_with_hostile_connections_and_an_endless_run_stops_within_its_grace(tmp_path):
     model = str(tmp_path / "endless.onnx")
     endless_loop_model(model)
-    stage = Stage(model, "--name", "endless", "--shutdown-grace-ms", "5000")
-    socks = hostile_connections(stage.port)
-    caller, outcome = call_in_background(stage.port, {"M": np.array(1 << 40, np.int64), "v": np.zeros(1, np.float32)})
-    time.sleep(1.0)  # the run is under way, the connections open
-    assert not outcome, outcome
-    code, elapsed, err = stage.stop()
+    with Stage(model, "--name", "endless", "--shutdown-grace-ms", "5000") as stage:
+        socks = hostile_connections(stage.port)
+        caller, outcome = call_in_background(stage.port, {"M": np.array(1 << 40, np.int64),
+                                                          "v": np.zeros(1, np.float32)})
+        time.sleep(1.0)  # the run is under way, the connections open
+        assert not outcome, outcome
+        code, elapsed, err = stage.stop()
     for s in socks:
         s.close()
     caller.join(timeout=TIMEOUT)
@@ -148,13 +157,13 @@ def test_a_stage_with_hostile_connections_and_an_endless_run_stops_within_its_gr
 def test_a_run_that_does_not_stop_ends_the_process_at_the_grace_with_a_report(tmp_path):
     model = str(tmp_path / "gru.onnx")
     dnnl_gru_model(model)
-    stage = Stage(model, "--name", "gru", "--shutdown-grace-ms", "500")
-    socks = hostile_connections(stage.port)
-    steps = 40000  # ~10^11 multiply-adds: far longer than the grace on any machine
-    caller, outcome = call_in_background(stage.port, {"x": np.ones((steps, 1, 1), np.float32)})
-    time.sleep(1.0)
-    assert not outcome, f"the run ended before the shutdown: {outcome}"
-    code, elapsed, err = stage.stop()
+    with Stage(model, "--name", "gru", "--shutdown-grace-ms", "500") as stage:
+        socks = hostile_connections(stage.port)
+        steps = 40000  # ~10^11 multiply-adds: far longer than the grace on any machine
+        caller, outcome = call_in_background(stage.port, {"x": np.ones((steps, 1, 1), np.float32)})
+        time.sleep(1.0)
+        assert not outcome, f"the run ended before the shutdown: {outcome}"
+        code, elapsed, err = stage.stop()
     for s in socks:
         s.close()
     assert code == 3, err
@@ -166,9 +175,9 @@ def test_a_run_that_does_not_stop_ends_the_process_at_the_grace_with_a_report(tm
 
 
 def test_an_idle_stage_and_an_idle_model_server_exit_at_once_with_status_0():
-    stage = Stage(CNN)
-    socks = hostile_connections(stage.port)
-    code, elapsed, err = stage.stop()
+    with Stage(CNN) as stage:
+        socks = hostile_connections(stage.port)
+        code, elapsed, err = stage.stop()
     for s in socks:
         s.close()
     assert code == 0, err
@@ -214,7 +223,9 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
             http = m.group(1)
         if line in ("ready", ""):
             break
-    assert http, proc.stderr.read() if proc.poll() is not None else "no http address"
+    if not http:
+        proc.kill()
+        pytest.fail(f"no http address: {proc.stderr.read()}")
     body = json.dumps({"inputs": [{"name": "M", "shape": [], "datatype": "INT64", "data": [1 << 40]},
                                   {"name": "v", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
     answer = []
@@ -232,7 +243,9 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     caller = threading.Thread(target=call, daemon=True)
     caller.start()
     time.sleep(1.0)
-    assert not answer, answer
+    if answer:
+        proc.kill()
+        pytest.fail(f"answered before the shutdown: {answer}")
     start = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
