@@ -3,9 +3,11 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "actors/remote_wire.h"
@@ -91,7 +93,9 @@ void unregister_actor_owner(uint64_t handle) {
   s.owners.erase(handle);
 }
 
-void shutdown_actor_runtime() {
+void shutdown_actor_runtime() { shutdown_actor_runtime(nullptr); }
+
+void shutdown_actor_runtime(const std::function<void(const std::string&)>& progress) {
   RuntimeState& s = state();
   std::map<uint64_t, std::function<void()>> owners;
   std::unique_ptr<caf::actor_system> system;
@@ -104,8 +108,25 @@ void shutdown_actor_runtime() {
     s.running_threads = 0;
   }
   // Outside the lock: stop hooks may touch the runtime (e.g. unregister themselves).
-  for (auto& [id, stop] : owners) stop();
-  if (system) system->await_all_actors_done();
+  size_t stopped = 0;
+  for (auto& [id, stop] : owners) {
+    if (progress) progress("stopping the actors' owners (" + std::to_string(stopped) + " of " +
+                           std::to_string(owners.size()) + " stopped)");
+    stop();
+    ++stopped;
+  }
+  if (system && progress) {
+    // await_all_actors_done() without its silence: the caller learns what the wait is on.
+    size_t last = 0;
+    while (size_t running = system->registry().running()) {
+      if (running != last) progress("waiting for " + std::to_string(running) + " actor(s) to finish");
+      last = running;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    progress("destroying the actor system (joining its scheduler and network threads)");
+  } else if (system) {
+    system->await_all_actors_done();
+  }
   system.reset();  // joins the scheduler threads
 }
 

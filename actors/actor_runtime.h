@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "graph/status.h"
 
@@ -38,5 +39,9 @@ void unregister_actor_owner(uint64_t handle);
 // Stops every registered owner, waits for all actors to finish and destroys the system.
 // Idempotent; a later actor_runtime() starts a fresh system.
 void shutdown_actor_runtime();
+// The same, telling `progress` (on this thread) what it waits for each time that changes
+// ("waiting for 2 actor(s) to finish"): a caller bounding the shutdown (the CLI's
+// ShutdownWatchdog) can then say what was still running when the bound passed.
+void shutdown_actor_runtime(const std::function<void(const std::string&)>& progress);
 
 }  // namespace pyflame_rt

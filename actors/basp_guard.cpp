@@ -33,6 +33,10 @@ Status check_basp_header(const unsigned char* h, size_t size, uint32_t max_paylo
 }
 
 struct BaspGuard::Impl {
+  // Every wait of a connection's thread lasts at most kPollMs before it looks at `stopping`:
+  // stop() returns within about that, whatever the peers do (silent, half-open, not reading).
+  static constexpr int kPollMs = 200;
+  static constexpr int kConnectMs = 5000;  // CAF's loopback port, which accepts at once when alive
   BaspGuardLimits limits;
   uint16_t upstream_port = 0;
   uint16_t port = 0;
@@ -45,10 +49,18 @@ struct BaspGuard::Impl {
   std::set<int> open_fds;  // client and upstream sockets of live connections
   int active = 0;
 
-  static bool write_all(int fd, const char* p, size_t n) {
+  // Sends all of p[0, n), waiting for room at most one poll period at a time: a peer that stops
+  // reading (its window full) holds the connection only until stop(), never the shutdown.
+  bool write_all(int fd, const char* p, size_t n) const {
     while (n > 0) {
-      ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+      ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (stopping) return false;
+        pollfd out{fd, POLLOUT, 0};
+        ::poll(&out, 1, kPollMs);
+        continue;
+      }
       if (w <= 0) return false;
       p += w;
       n -= static_cast<size_t>(w);
@@ -56,16 +68,31 @@ struct BaspGuard::Impl {
     return true;
   }
 
+  // CAF's loopback port; -1 when it does not answer within kConnectMs (or stop() began).
   int connect_upstream() const {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(upstream_port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd);
-      return -1;
+      bool connected = false;
+      if (errno == EINPROGRESS) {
+        for (int waited = 0; !stopping && waited < kConnectMs; waited += kPollMs) {
+          pollfd out{fd, POLLOUT, 0};
+          if (::poll(&out, 1, kPollMs) > 0) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            connected = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+            break;
+          }
+        }
+      }
+      if (!connected) {
+        ::close(fd);
+        return -1;
+      }
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -80,15 +107,17 @@ struct BaspGuard::Impl {
     char buf[64 * 1024];
     pollfd fds[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
     while (!stopping) {
-      int r = ::poll(fds, 2, 200);
+      int r = ::poll(fds, 2, kPollMs);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return;
       if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t n = ::recv(up, buf, sizeof buf, 0);
+        ssize_t n = ::recv(up, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (n <= 0 || !write_all(client, buf, static_cast<size_t>(n))) return;
       }
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t n = ::recv(client, buf, sizeof buf, 0);
+        ssize_t n = ::recv(client, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (n <= 0) return;
         const char* p = buf;
         size_t left = static_cast<size_t>(n);
@@ -120,12 +149,12 @@ struct BaspGuard::Impl {
     }
   }
 
+  // `client` is in open_fds already (the acceptor put it there, so stop() sees it at once).
   void serve(int client) {
     int up = connect_upstream();
-    {
+    if (up >= 0) {
       std::lock_guard<std::mutex> lock(mu);
-      open_fds.insert(client);
-      if (up >= 0) open_fds.insert(up);
+      open_fds.insert(up);
     }
     if (up >= 0) pump(client, up);
     std::lock_guard<std::mutex> lock(mu);
@@ -192,6 +221,7 @@ Expected<std::unique_ptr<BaspGuard>> BaspGuard::start(const std::string& host, u
         continue;
       }
       ++raw->active;
+      raw->open_fds.insert(client);
       lock.unlock();
       int one = 1;
       ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -205,6 +235,10 @@ BaspGuard::BaspGuard(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BaspGuard::~BaspGuard() { stop(); }
 uint16_t BaspGuard::port() const { return impl_->port; }
 uint64_t BaspGuard::connections_refused() const { return impl_->refused; }
+int BaspGuard::open_connections() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->active;
+}
 
 void BaspGuard::stop() {
   if (impl_->stopping.exchange(true)) return;
@@ -212,7 +246,7 @@ void BaspGuard::stop() {
   ::close(impl_->listen_fd);
   std::unique_lock<std::mutex> lock(impl_->mu);
   for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RDWR);
-  // Each connection notices within one poll period (200 ms) and closes its sockets.
+  // Each connection notices within one poll period (kPollMs) and closes its sockets.
   impl_->idle.wait(lock, [&] { return impl_->active == 0; });
 }
 

@@ -40,7 +40,10 @@ class BaspGuard {
 
   uint16_t port() const;
   uint64_t connections_refused() const;  // closed for a bad header or over max_connections
-  // Closes the listening socket and every connection; joins the threads. Idempotent.
+  int open_connections() const;          // being forwarded now
+  // Closes the listening socket and every connection; joins the threads. Idempotent. Bounded:
+  // every wait of a connection's thread (a silent peer, a half-written header, a peer that does
+  // not read) looks at the stop flag at least every 200 ms.
   void stop();
 
   struct Impl;

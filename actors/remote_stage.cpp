@@ -3,9 +3,12 @@
 #include <caf/io/all.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 #include <set>
+#include <string>
+#include <thread>
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
@@ -53,12 +56,29 @@ struct StageServer::Impl {
   std::unique_ptr<BaspGuard> guard;
   std::atomic<uint64_t> served{0};
   std::atomic<uint64_t> failed{0};
+  // stop(): how long a running frame may take to end before the connections close, and the
+  // time its answer gets to reach the client through CAF and the guard.
+  static constexpr std::chrono::milliseconds kDrain{1000};
+  static constexpr std::chrono::milliseconds kReplyTravel{50};
+  std::atomic<bool> stopping{false};     // set by stop(): frames still queued are refused
+  std::atomic<int> in_progress{0};       // frames being run now
+  std::atomic<int64_t> run_started_ns{0};  // steady clock of the latest frame's start
   std::mutex mu;
   caf::actor actor;  // null once stopped
   uint64_t owner = 0;
 
   WireReply run(const WireFrame& wire) {
     served++;
+    if (stopping) {  // queued behind the frame that was running when stop() came
+      failed++;
+      return error_reply(make_status(StatusCode::kUnavailable, "stage '", info.name, "' is shutting down"));
+    }
+    in_progress++;
+    run_started_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { n--; }
+    } done{in_progress};
     Expected<Frame> in = Status();
     try {  // what a peer sent: nothing it holds may take the server down
       in = from_wire(wire);
@@ -80,7 +100,24 @@ struct StageServer::Impl {
     return delta_reply(*in, *out);
   }
 
+  std::string still_running() const {
+    std::string s;
+    if (in_progress > 0) {
+      const auto started = std::chrono::steady_clock::time_point(
+          std::chrono::steady_clock::duration(run_started_ns.load()));
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+      s += "a frame of stage '" + info.name + "' running for " + std::to_string(ms.count()) + " ms";
+    }
+    const int open = guard ? guard->open_connections() : 0;
+    if (open > 0) {
+      s += std::string(s.empty() ? "" : "; ") + std::to_string(open) + " client connection(s) of stage '" + info.name +
+           "' still open";
+    }
+    return s;
+  }
+
   void stop() {
+    stopping = true;
     caf::actor a;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -88,9 +125,26 @@ struct StageServer::Impl {
     }
     unregister_actor_owner(owner);
     if (!a) return;
-    if (guard) guard->stop();
+    // A frame running now gets a moment to end (stopped runs end at their next check) so that
+    // its caller hears why ("the run was stopped: ..."), not only that the connection went.
+    const auto drain_until = std::chrono::steady_clock::now() + kDrain;
+    const bool was_running = in_progress > 0;
+    while (in_progress > 0 && std::chrono::steady_clock::now() < drain_until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (was_running && in_progress == 0) std::this_thread::sleep_for(kReplyTravel);
+    if (guard) guard->stop();  // bounded (basp_guard.h): closes every client connection
     // The actor's own system: during a runtime shutdown actor_runtime() would start a new one.
-    a.home_system().middleman().unpublish(a, caf_port);
+    // middleman().unpublish() waits for the middleman without a limit; this asks it with one.
+    caf::actor_system& sys = a.home_system();
+    {
+      caf::scoped_actor self{sys, /*hide=*/true};
+      self->request(sys.middleman().actor_handle(), std::chrono::seconds(2), caf::unpublish_atom::value, a.address(),
+                    caf_port)
+          .receive([] {}, [](caf::error&) {});
+    }
+    // A frame running now ends at its next interrupt check once the runs are stopped
+    // (stop_all_runs, devices/run_interrupt.h); otherwise when it ends.
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 };
@@ -162,6 +216,7 @@ const std::string& StageServer::name() const { return impl_->info.name; }
 uint16_t StageServer::port() const { return impl_->port; }
 uint64_t StageServer::frames_served() const { return impl_->served; }
 uint64_t StageServer::frames_failed() const { return impl_->failed; }
+std::string StageServer::still_running() const { return impl_->still_running(); }
 void StageServer::stop() { impl_->stop(); }
 
 // ---------------------------------------------------------------------------------------------

@@ -1624,6 +1624,10 @@ def server_trial(args, rng, trial_dir, tally, budget):
     except subprocess.TimeoutExpired:
         stage.kill()
         tally.add("stage", "shutdown", hang=1)
+    else:
+        if stage.returncode != 0:  # 3: its --shutdown-grace-ms passed (it said what still ran on stderr)
+            tally.add("stage", "shutdown", hang=1)
+            tally.finding("stage", "shutdown", "hang", f"stage server exit {stage.returncode} at SIGTERM")
 
 
 def main():

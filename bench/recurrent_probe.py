@@ -6,7 +6,9 @@ runtime times every model in a fresh process per round (bench/pfrt_timer.py,
 tests/tools/ort_run.js), the two alternating; prints p50 and minimum of both, their ratio, the
 largest relative error and anything ours ran on reference kernels. --batch and --hidden take
 comma-separated lists (every combination is a row); --cases picks rows by name; --ours-env
-VAR=VALUE sets a variable for our side only.
+VAR=VALUE sets a variable for our side only. --before-pythonpath DIR times a second build of ours
+(its python/ folder, e.g. a copy of build/python made before a change) in the same rounds,
+alternating with the others, and adds its p50 and the ratio of ours to it.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/recurrent_probe.py [--rounds 4] [--runs 100] [--threads 1]
         [--batch 1,4] [--hidden 64,128] [--cases lstm_forward,rnn_forward]
@@ -34,6 +36,7 @@ SEQ, INPUT = 50, 64
 CASES = {
     "gru_forward": ("GRU", "forward", 0, False),
     "gru_bidirectional": ("GRU", "bidirectional", 0, False),
+    "gru_runtime_weights": ("GRU", "forward", 0, True),  # our loop (constant weights: oneDNN's GRU)
     "lstm_forward": ("LSTM", "forward", 0, False),
     "lstm_reverse": ("LSTM", "reverse", 0, False),
     "lstm_bidirectional": ("LSTM", "bidirectional", 0, False),
@@ -80,17 +83,20 @@ def main():
     ap.add_argument("--hidden", default="128")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--ours-env", action="append", default=[])
+    ap.add_argument("--before-pythonpath", default="")
     args = ap.parse_args()
     env = dict(os.environ)
     for kv in args.ours_env:
         k, v = kv.split("=", 1)
         env[k] = v
+    env_before = {**env, "PYTHONPATH": args.before_pythonpath} if args.before_pythonpath else None
     tmp = tempfile.mkdtemp(prefix="pfrt_recurrent_")
     print(f"cpu {host.cpu_model()}, {args.threads} thread(s), {args.rounds} rounds x {args.runs} runs, "
           f"load {load_average():.1f}")
+    before_head = " before p50 ms | before min ms | ours / before (p50) |" if env_before else ""
     print("| layer | batch | H | ours p50 ms | ORT p50 ms | p50 ratio | ours min ms | ORT min ms | max rel err | "
-          "on reference kernels |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "on reference kernels |" + before_head)
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if env_before else ""))
     rows = [(c, int(b), int(h)) for c in args.cases.split(",") for b in args.batch.split(",") for h in args.hidden.split(",")]
     for case, batch, hidden in rows:
         op, direction, layout, runtime_weights = CASES[case]
@@ -101,8 +107,12 @@ def main():
         for n, a in feeds:
             npys.append(os.path.join(tmp, f"{name}_{n}.npy"))
             np.save(npys[-1], a)
-        ours, theirs, fallback = [], [], []
+        ours, theirs, before, fallback = [], [], [], []
         for _ in range(args.rounds):
+            if env_before:
+                before += run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(args.threads),
+                                    str(args.runs), str(args.warmup), os.path.join(tmp, name + "_before")] + npys,
+                                   env=env_before)["latencies_ms"]
             r = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(args.threads), str(args.runs),
                           str(args.warmup), os.path.join(tmp, name + "_ours")] + npys, env=env)
             ours += r["latencies_ms"]
@@ -117,7 +127,9 @@ def main():
         err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
         p50o, p50t = float(np.median(ours)), float(np.median(theirs))
         print(f"| {case} | {batch} | {hidden} | {p50o:.3f} | {p50t:.3f} | {p50o / p50t:.2f}x | {min(ours):.3f} | {min(theirs):.3f} | "
-              f"{err:.1e} | {', '.join(fallback) or 'none'} |", flush=True)
+              f"{err:.1e} | {', '.join(fallback) or 'none'} |"
+              + (f" {np.median(before):.3f} | {min(before):.3f} | {p50o / np.median(before):.3f} |" if before else ""),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,24 @@ namespace pyflame_rt {
 
 namespace {
 thread_local const RunContext* t_context = nullptr;
+std::atomic<const char*> g_stop_all{nullptr};  // the reason, while every run is to stop
 }  // namespace
 
+void stop_all_runs(const char* reason) { g_stop_all.store(reason ? reason : "the process is stopping"); }
+void resume_all_runs() { g_stop_all.store(nullptr); }
+bool all_runs_stopped() { return g_stop_all.load() != nullptr; }
+
+namespace {
+std::atomic<int64_t> g_runs_in_progress{0};
+}  // namespace
+int64_t runs_in_progress() { return g_runs_in_progress.load(std::memory_order_relaxed); }
+RunInProgress::RunInProgress() { g_runs_in_progress.fetch_add(1, std::memory_order_relaxed); }
+RunInProgress::~RunInProgress() { g_runs_in_progress.fetch_sub(1, std::memory_order_relaxed); }
+
 Status RunContext::check() const {
+  if (const char* reason = g_stop_all.load(std::memory_order_relaxed)) {
+    return make_status(StatusCode::kUnavailable, "the run was stopped: ", reason);
+  }
   if (terminate && terminate->load(std::memory_order_relaxed)) {
     return make_status(StatusCode::kFail, "the run was terminated (RunOptions.terminate is set)");
   }

@@ -22,7 +22,8 @@
 
 namespace pyflame_rt {
 
-// A run that stops returns kFail ("terminated", as ONNX Runtime) or kDeadlineExceeded.
+// A run that stops returns kFail ("terminated", as ONNX Runtime), kDeadlineExceeded, or
+// kUnavailable when the whole process stops its runs (stop_all_runs, below).
 struct RunContext {
   const std::atomic<bool>* terminate = nullptr;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -35,6 +36,26 @@ struct RunContext {
   const std::map<std::string, Tensor>* preallocated = nullptr;
   // OK, or the status that ends the run now.
   Status check() const;
+};
+
+// Every run of the process, in flight or to come, stops at its next check (between nodes, or
+// an InterruptPoll inside a kernel) with kUnavailable "the run was stopped: <reason>": what
+// the CLI servers do at SIGTERM, so that a run does not hold the shutdown up for its whole
+// length (docs/reliability.md, "Shutdown"). `reason` must outlive the process (a literal).
+// resume_all_runs() undoes it (tests, or an embedder that stops and starts again).
+void stop_all_runs(const char* reason);
+void resume_all_runs();
+bool all_runs_stopped();
+
+// The process's model runs in progress (InferenceSession counts each of its runs), for what a
+// shutdown that passed its bound reports as still running.
+int64_t runs_in_progress();
+class RunInProgress {
+ public:
+  RunInProgress();
+  ~RunInProgress();
+  RunInProgress(const RunInProgress&) = delete;
+  RunInProgress& operator=(const RunInProgress&) = delete;
 };
 
 // The context installed on this thread (nullptr: the run cannot be cancelled).

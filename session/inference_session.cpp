@@ -677,6 +677,7 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   }
   if (!preallocated.empty()) ctx.preallocated = &preallocated;
   RunInterruptScope interrupt(ctx);
+  RunInProgress counted;  // for a server's shutdown report (devices/run_interrupt.h)
   auto execute = [&]() -> Expected<std::vector<Value>> {
     if (!options_.enable_profiling) return compiled_->run(std::move(inputs), ctx);
     TracedRun traced;

@@ -3,16 +3,21 @@
 //       [--grpc-port 8001] [--zmq-pull EP] [--zmq-pub EP] ...   the KServe v2 model server (net/)
 //   pyflame-rt serve MODEL --stage-port PORT [--name NAME]      a CAF remote pipeline stage
 // The model server is chosen by --model or --repository; a positional MODEL alone is a stage.
+#include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "actors/actor_runtime.h"
 #include "actors/remote_stage.h"
 #include "cli_command.h"
+#include "devices/run_interrupt.h"
 #include "net/server.h"
 #include "session/inference_session.h"
+#include "shutdown_watchdog.h"
 
 namespace pyflame_rt {
 namespace {
@@ -30,6 +35,7 @@ struct ServeOptions {
   net::ServerOptions server;
   int threads = -1;  // -1: each server's default
   std::string host;  // empty: each server's default (stage: loopback; model server: 0.0.0.0)
+  int64_t shutdown_grace_ms = kDefaultShutdownGraceMs;
 };
 
 // Blocks the stop signals before any thread starts, so that only sigwait() sees them.
@@ -40,6 +46,37 @@ sigset_t block_stop_signals() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   return stop_signals;
+}
+
+// At SIGINT/SIGTERM: every run in flight stops at its next check (between nodes, inside the
+// kernels that poll), then `stop` closes the server, then the actor system goes; all of it
+// within --shutdown-grace-ms, or the watchdog reports what was still running and ends the
+// process with kShutdownTimeoutExit (docs/reliability.md, "Shutdown").
+int shutdown_within_grace(const ServeOptions& o, const std::function<void()>& stop,
+                          const std::function<std::string()>& still_running) {
+  ShutdownWatchdog watchdog(std::chrono::milliseconds(o.shutdown_grace_ms), [&still_running] {
+    std::string s = still_running ? still_running() : std::string();
+    if (int64_t runs = runs_in_progress(); runs > 0) {
+      s += std::string(s.empty() ? "" : "; ") + std::to_string(runs) + " model run(s) in progress";
+    }
+    return s;
+  });
+  stop_all_runs("the server is shutting down");
+  // The runs in flight end at their next check: their callers are answered why ("the run was
+  // stopped: ...", 503 / UNAVAILABLE) before the connections close, if that takes under 1 s.
+  watchdog.phase("waiting for the runs in flight to stop");
+  const auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  const bool were_running = runs_in_progress() > 0;
+  while (runs_in_progress() > 0 && std::chrono::steady_clock::now() < drain_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (were_running) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the answers' way out
+  watchdog.phase("stopping the server");
+  stop();
+  watchdog.phase("stopping the actor system");
+  shutdown_actor_runtime([&watchdog](const std::string& p) { watchdog.phase(p); });
+  watchdog.disarm();
+  return 0;
 }
 
 int serve_stage(const ServeOptions& o) {
@@ -60,11 +97,13 @@ int serve_stage(const ServeOptions& o) {
             << std::endl;
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  std::cout << "stopping after " << (*server)->frames_served() << " frames (" << (*server)->frames_failed()
-            << " failed)" << std::endl;
-  (*server)->stop();
-  shutdown_actor_runtime();
-  return 0;
+  std::shared_ptr<StageServer> stage(std::move(*server));  // the report reads it until the end
+  return shutdown_within_grace(o, [&stage] {
+    // Inside the bound: a stdout nobody reads (a full pipe) must not hold the shutdown either.
+    std::cout << "stopping after " << stage->frames_served() << " frames (" << stage->frames_failed() << " failed)"
+              << std::endl;
+    stage->stop();
+  }, [stage] { return stage->still_running(); });
 }
 
 Status finish_server_options(ServeOptions& o) {
@@ -123,11 +162,11 @@ int serve_models(ServeOptions& o) {
   std::cout << "ready" << std::endl;
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  std::cout << "stopping" << std::endl;
-  (*server)->stop();
-  server->reset();
-  shutdown_actor_runtime();
-  return 0;
+  return shutdown_within_grace(o, [&server] {
+    std::cout << "stopping" << std::endl;
+    (*server)->stop();
+    server->reset();
+  }, nullptr);
 }
 
 int serve(ServeOptions& o) {
@@ -197,6 +236,11 @@ CliCommand add_serve_command(CLI::App& app) {
       ->check(CLI::Range(0, 65535));
   sub->add_option("--port", o->stage_port, "the older spelling of --stage-port")->check(CLI::Range(0, 65535));
   sub->add_option("--name", o->name, "stage name (default: the model file's name)");
+  // Both servers.
+  sub->add_option("--shutdown-grace-ms", o->shutdown_grace_ms,
+                  "at SIGINT/SIGTERM, the longest the shutdown may take; past it, what was still running is "
+                  "reported on stderr and the process exits with status " + std::to_string(kShutdownTimeoutExit))
+      ->check(CLI::Range(static_cast<int64_t>(1), kMaxShutdownGraceMs))->capture_default_str();
   return {sub, [o] { return serve(*o); }};
 }
 

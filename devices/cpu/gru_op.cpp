@@ -82,6 +82,8 @@ class GruOp : public NativeOp {
     PackedRecurrentWeights local;
     if (!packed_.packed_from(*w, *r)) local = pack_recurrent_weights(*w, *r, {2 * H, H});
     const PackedRecurrentWeights& pw = packed_.packed_from(*w, *r) ? packed_ : local;
+    InterruptPoll poll = recurrent_poll();
+    const int64_t step_work = batch * 3 * H * (H + 1);  // H·Rᵀ's products, then the gates
     for (int64_t d = 0; d < dirs; ++d) {
       bool reverse = direction == "reverse" || d == 1;
       const size_t di = static_cast<size_t>(d);
@@ -90,9 +92,10 @@ class GruOp : public NativeOp {
       const Panels& r_zr = pw.r[di][0];
       const Panels& r_h = pw.r[di][1];
       // XW[t, n, :] = x · Wᵀ + Wb for every step at once.
-      project_inputs(*x, pw.w[di], 3 * H, wb, xw);
+      RETURN_IF_ERROR(project_inputs(*x, pw.w[di], 3 * H, wb, xw, poll));
       load_state(h0, shape, d, h.data());
       for (int64_t s = 0; s < seq; ++s) {
+        RETURN_IF_ERROR(poll.tick(step_work));
         int64_t t = reverse ? seq - 1 - s : s;
         // z and r use H·Rᵀ; the candidate uses (r∘H)·Rᵀ, or r∘(H·Rᵀ + Rbh) with linear_before_reset.
         rows_times_panels(h.data(), batch, H, H, r_zr.data(), 2 * H, hr.data(), 3 * H);

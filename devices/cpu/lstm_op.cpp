@@ -83,14 +83,15 @@ class LstmOp : public NativeOp {
         // A shape oneDNN refuses: our loop computes it.
       }
     }
-    run_loop(*x, *w, *r, b, h0, c0, p, s, lens, y, yh, yc);
+    RETURN_IF_ERROR(run_loop(*x, *w, *r, b, h0, c0, p, s, lens, y, yh, yc));
     return set_recurrent_outputs(outputs, std::move(y), std::move(yh), std::move(yc));
   }
 
  private:
-  void run_loop(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor* b, const Tensor* h0,
-                const Tensor* c0, const Tensor* p, const RecurrentShape& s, const std::vector<int64_t>& lens,
-                Tensor& y, Tensor& yh, Tensor& yc) {
+  // Fails only when the run must stop (its deadline, terminate, stop_all_runs).
+  Status run_loop(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor* b, const Tensor* h0,
+                  const Tensor* c0, const Tensor* p, const RecurrentShape& s, const std::vector<int64_t>& lens,
+                  Tensor& y, Tensor& yh, Tensor& yc) {
     count_recurrent_loop_run();
     const int64_t H = s.H, cols = 4 * H;
     const bool want_y = !node_.outputs.empty() && !node_.outputs[0].empty();
@@ -104,13 +105,14 @@ class LstmOp : public NativeOp {
     sc.h.resize(static_cast<size_t>(s.batch * H));
     sc.c.resize(sc.h.size());
     sc.bias.resize(static_cast<size_t>(cols));
+    InterruptPoll poll = recurrent_poll();
     for (int64_t d = 0; d < s.dirs; ++d) {
       const size_t di = static_cast<size_t>(d);
       if (b) {  // ONNX B is [Wb_i Wb_o Wb_f Wb_c Rb_i Rb_o Rb_f Rb_c]: each gate only sees Wb + Rb.
         const float* wb = b->data<float>() + d * 2 * cols;
         for (int64_t j = 0; j < cols; ++j) sc.bias[static_cast<size_t>(j)] = wb[j] + wb[cols + j];
       }
-      project_inputs(x, pw.w[di], cols, b ? sc.bias.data() : nullptr, sc.xw);
+      RETURN_IF_ERROR(project_inputs(x, pw.w[di], cols, b ? sc.bias.data() : nullptr, sc.xw, poll));
       load_state(h0, s, d, sc.h.data());
       load_state(c0, s, d, sc.c.data());
       const RecurrentActivation& f = acts_[3 * di];
@@ -156,11 +158,12 @@ class LstmOp : public NativeOp {
         h_act.apply(gc, H);
         for (int64_t j = 0; j < H; ++j) hn[j] = go[j] * gc[j];
       };
-      run_gated_direction(s, 4, d, reverse_only_ || d == 1, sc.xw.data(), pw.r[di][0], lens, sc.h.data(),
-                          want_y ? y.data<float>() : nullptr, sc.gates, cell);
+      RETURN_IF_ERROR(run_gated_direction(s, 4, d, reverse_only_ || d == 1, sc.xw.data(), pw.r[di][0], lens,
+                                          sc.h.data(), want_y ? y.data<float>() : nullptr, sc.gates, poll, cell));
       store_state(sc.h.data(), s, d, yh);
       store_state(sc.c.data(), s, d, yc);
     }
+    return Status::OK();
   }
 
   // One oneDNN LSTM per direction: forward on W[0], reverse on W[1] for a bidirectional node.

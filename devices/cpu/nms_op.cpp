@@ -13,6 +13,7 @@
 
 #include "devices/cpu/native_ops.h"
 #include "devices/nms_box.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -46,10 +47,12 @@ class KeptBoxes {
     if (buckets_.empty()) buckets_.resize(1);
   }
 
-  bool suppresses(const Box& c, double threshold) const {
+  // *compared counts the kept boxes looked at (the work, for the run's interrupt poll).
+  bool suppresses(const Box& c, double threshold, int64_t* compared) const {
     const size_t from = bucket(c.x1 - width_), to = bucket(c.x2);
     for (size_t b = from; b <= to; ++b) {
       for (const Box& k : buckets_[b]) {
+        ++*compared;
         if (iou(c, k) > threshold) return true;
       }
     }
@@ -102,6 +105,9 @@ class NmsOp : public NativeOp {
     std::vector<int64_t> selected;
     std::vector<Box> all(static_cast<size_t>(N)), candidates;
     std::vector<int64_t> order;
+    // Boxes squared in the worst case (every box in one bucket, none suppressed): 10^5 boxes
+    // are 5 * 10^9 comparisons, so the run's deadline and terminate are checked inside.
+    InterruptPoll poll;
     for (int64_t b = 0; b < B && max_out > 0; ++b) {
       for (int64_t i = 0; i < N; ++i) all[static_cast<size_t>(i)] = read_box(boxes->data<float>() + (b * N + i) * 4, center);
       for (int64_t c = 0; c < C; ++c) {
@@ -112,11 +118,15 @@ class NmsOp : public NativeOp {
         }
         // Ties keep the lower index first, as the reference's stable sort does.
         std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) { return score[p] > score[q]; });
+        RETURN_IF_ERROR(poll.tick(N));
         candidates.clear();
         for (int64_t i : order) candidates.push_back(all[static_cast<size_t>(i)]);
         KeptBoxes kept(candidates, iou_thr >= 0);
         for (size_t k = 0; k < order.size() && kept.size() < max_out; ++k) {
-          if (kept.suppresses(candidates[k], iou_thr)) continue;
+          int64_t compared = 1;
+          const bool suppressed = kept.suppresses(candidates[k], iou_thr, &compared);
+          RETURN_IF_ERROR(poll.tick(compared));
+          if (suppressed) continue;
           kept.add(candidates[k]);
           selected.insert(selected.end(), {b, c, order[k]});
         }

@@ -39,17 +39,25 @@ PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, 
   return p;
 }
 
-void project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
-                    std::vector<float>& xw) {
+Status project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
+                      std::vector<float>& xw, InterruptPoll& poll) {
   // X's rows are contiguous [rows, in] in either layout; x_row says which is which.
   const int64_t rows = x.dim(0) * x.dim(1), in = x.dim(2);
   xw.resize(static_cast<size_t>(rows * cols));
-  rows_times_panels(x.data<float>(), rows, in, in, w_panels.data(), cols, xw.data(), cols);
-  if (!bias) return;
-  for (int64_t i = 0; i < rows; ++i) {
-    float* row = xw.data() + i * cols;
-    for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+  // Blocks of rows (a multiple of the four rows the product takes at once): the same product,
+  // with a chance to stop between blocks of a very long sequence.
+  constexpr int64_t kBlockRows = 1024;
+  for (int64_t first = 0; first < rows; first += kBlockRows) {
+    const int64_t n = std::min(kBlockRows, rows - first);
+    RETURN_IF_ERROR(poll.tick(n * cols * (in + 1)));
+    rows_times_panels(x.data<float>() + first * in, n, in, in, w_panels.data(), cols, xw.data() + first * cols, cols);
+    if (!bias) continue;
+    for (int64_t i = first; i < first + n; ++i) {
+      float* row = xw.data() + i * cols;
+      for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+    }
   }
+  return Status::OK();
 }
 
 void load_state(const Tensor* s0, const RecurrentShape& s, int64_t d, float* dst) {

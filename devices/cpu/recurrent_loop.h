@@ -12,6 +12,7 @@
 
 #include "devices/cpu/native_ops.h"
 #include "devices/cpu/rows_times_matrix.h"
+#include "devices/run_interrupt.h"
 #include "graph/checked_math.h"
 #include "graph/memory_budget.h"
 #include "graph/node.h"
@@ -63,10 +64,18 @@ inline int64_t projection_elements(const Tensor& x, int64_t cols) {
   return n.overflowed() ? -1 : n.value();
 }
 
+// The run's deadline, terminate flag and stop_all_runs inside our loop (devices/run_interrupt.h):
+// a model makes it as long as it likes (10^7 steps of a small cell on a few MB of input). Work
+// is counted in multiply-adds, which the vectorised products do at 16-32 a nanosecond, so one
+// check per 2^20 of them (~20-60 us of work, as InterruptPoll's 2^16 one-nanosecond units):
+// at H 128, batch 1, one clock read every 4 LSTM steps.
+inline InterruptPoll recurrent_poll() { return InterruptPoll(InterruptPoll::kWorkPerCheck << 4); }
+
 // xw [seq * batch, cols] in X's row order: X·Wᵀ (w_panels: one direction's packed Wᵀ) plus
-// `bias` [cols] when given.
-void project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
-                    std::vector<float>& xw);
+// `bias` [cols] when given. In blocks of rows, `poll` counting each block's work: fails only
+// when the run must stop.
+Status project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
+                      std::vector<float>& xw, InterruptPoll& poll);
 
 // Direction d's initial state [batch, H] into dst: from s0 (in the run's layout) or zeros.
 void load_state(const Tensor* s0, const RecurrentShape& s, int64_t d, float* dst);
@@ -105,16 +114,18 @@ void count_recurrent_loop_run();
 // then cell(n, gates, h_row) turns row n's G*H gates into its new state h_row [H] (and whatever
 // state of its own it keeps). Rows whose sequence has ended (lens) are left alone; `y`, when
 // given, receives each row's state at its step (positions past a row's length are untouched).
-// `gates` is scratch.
+// `gates` is scratch. `poll` counts each step's work: fails only when the run must stop.
 template <class Cell>
-void run_gated_direction(const RecurrentShape& s, int64_t G, int64_t d, bool reverse, const float* xw,
-                         const Panels& r_panels, const std::vector<int64_t>& lens, float* h, float* y,
-                         std::vector<float>& gates, Cell&& cell) {
+Status run_gated_direction(const RecurrentShape& s, int64_t G, int64_t d, bool reverse, const float* xw,
+                           const Panels& r_panels, const std::vector<int64_t>& lens, float* h, float* y,
+                           std::vector<float>& gates, InterruptPoll& poll, Cell&& cell) {
   const int64_t H = s.H, cols = G * H;
   gates.resize(static_cast<size_t>(s.batch * cols));
   int64_t steps = 0;
   for (int64_t n = 0; n < s.batch; ++n) steps = std::max(steps, lens.empty() ? s.seq : lens[static_cast<size_t>(n)]);
+  const int64_t step_work = s.batch * cols * (H + 1);  // the product, then the gates
   for (int64_t step = 0; step < steps; ++step) {
+    RETURN_IF_ERROR(poll.tick(step_work));
     rows_times_panels(h, s.batch, H, H, r_panels.data(), cols, gates.data(), cols);
     for (int64_t n = 0; n < s.batch; ++n) {
       const int64_t len = lens.empty() ? s.seq : lens[static_cast<size_t>(n)];
@@ -128,6 +139,7 @@ void run_gated_direction(const RecurrentShape& s, int64_t G, int64_t d, bool rev
       if (y) std::memcpy(y + s.y_offset(t, d, n), hn, static_cast<size_t>(H) * sizeof(float));
     }
   }
+  return Status::OK();
 }
 
 }  // namespace cpu

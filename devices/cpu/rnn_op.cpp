@@ -47,13 +47,14 @@ class RnnOp : public NativeOp {
     const PackedRecurrentWeights& pw = packed_.packed_from(*w, *r) ? packed_ : local;
     ScratchCharge xw_charge(projection_elements(*x, H), sizeof(float), "an RNN's input projection");
     std::vector<float> xw, gates, h(static_cast<size_t>(s.batch * H)), bias(static_cast<size_t>(H));
+    InterruptPoll poll = recurrent_poll();
     for (int64_t d = 0; d < dirs; ++d) {
       const size_t di = static_cast<size_t>(d);
       if (b) {
         const float* wb = b->data<float>() + d * 2 * H;
         for (int64_t j = 0; j < H; ++j) bias[static_cast<size_t>(j)] = wb[j] + wb[H + j];
       }
-      project_inputs(*x, pw.w[di], H, b ? bias.data() : nullptr, xw);
+      RETURN_IF_ERROR(project_inputs(*x, pw.w[di], H, b ? bias.data() : nullptr, xw, poll));
       load_state(h0, s, d, h.data());
       const RecurrentActivation& f = acts_[di];
       const float clip = clip_;
@@ -64,8 +65,8 @@ class RnnOp : public NativeOp {
         f.apply(g, H);
         std::copy(g, g + H, hn);
       };
-      run_gated_direction(s, 1, d, reverse_only_ || d == 1, xw.data(), pw.r[di][0], lens, h.data(),
-                          want_y ? y.data<float>() : nullptr, gates, cell);
+      RETURN_IF_ERROR(run_gated_direction(s, 1, d, reverse_only_ || d == 1, xw.data(), pw.r[di][0], lens, h.data(),
+                                          want_y ? y.data<float>() : nullptr, gates, poll, cell));
       store_state(h.data(), s, d, yh);
     }
     return set_recurrent_outputs(outputs, std::move(y), std::move(yh));

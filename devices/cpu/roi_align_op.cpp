@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "devices/ref/kernel_util.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -20,6 +21,13 @@ namespace {
 
 // Below this many output elements the op runs on the calling thread alone.
 constexpr int64_t kParallelMin = 1 << 14;
+// The most sample points one region's table may hold (48 bytes each: 48 MB). Its size is
+// output_height x output_width x samples per bin, and the samples per bin come from
+// sampling_ratio (an attribute) or from the region's size (a value): a ratio of 10^6 asked for
+// 10^12 entries, and a 1e30 box made the product overflow and the table too small (SIGSEGV,
+// stop 17). Past this the reference kernel runs the node: it walks the samples without a
+// table and checks the run's deadline per sample.
+constexpr int64_t kMaxSamplesPerRoi = int64_t{1} << 20;
 
 struct Sample {
   int64_t o[4];
@@ -53,11 +61,12 @@ class RoiAlignOp : public NativeOp {
     const double scale = node_.attr_float("spatial_scale", 1.0f);
     const bool half_pixel =
         node_.attr_string("coordinate_transformation_mode", "half_pixel") == "half_pixel" && opset_ >= 16;
-    Tensor y = plain_output_tensor(DType::kFloat32, {R, C, oh, ow});
-    const float* src = x->data<float>();
-    float* dst = y.data<float>();
-    auto one_roi = [&](int64_t r, std::vector<Sample>& samples) {
-      const int64_t b = bidx->value_as_int64(r);
+    // Region r's corner, bin size and samples per bin (the reference's arithmetic).
+    struct Grid {
+      double x1, y1, bh, bw;
+      int64_t gh, gw;
+    };
+    auto grid = [&](int64_t r) {
       const float* box = rois->data<float>() + r * 4;
       const double offset = half_pixel ? 0.5 : 0.0;
       const double x1 = box[0] * scale - offset, y1 = box[1] * scale - offset;
@@ -67,9 +76,23 @@ class RoiAlignOp : public NativeOp {
         rw = std::max(rw, 1.0);
         rh = std::max(rh, 1.0);
       }
-      const double bh = rh / static_cast<double>(oh), bw = rw / static_cast<double>(ow);
-      const int64_t gh = std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rh / static_cast<double>(oh))), 1);
-      const int64_t gw = std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rw / static_cast<double>(ow))), 1);
+      return Grid{x1, y1, rh / static_cast<double>(oh), rw / static_cast<double>(ow),
+                  std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rh / static_cast<double>(oh))), 1),
+                  std::max<int64_t>(ratio > 0 ? ratio : int64_from_double(std::ceil(rw / static_cast<double>(ow))), 1)};
+    };
+    for (int64_t r = 0; r < R; ++r) {
+      const Grid g = grid(r);
+      const CheckedInt64 table = CheckedInt64(oh) * ow * g.gh * g.gw;
+      if (table.overflowed() || table.value() > kMaxSamplesPerRoi) return run_reference(node_, opset_, inputs, outputs);
+    }
+    Tensor y = plain_output_tensor(DType::kFloat32, {R, C, oh, ow});
+    const float* src = x->data<float>();
+    float* dst = y.data<float>();
+    auto one_roi = [&](int64_t r, std::vector<Sample>& samples) {
+      const int64_t b = bidx->value_as_int64(r);
+      const Grid grid_r = grid(r);
+      const double x1 = grid_r.x1, y1 = grid_r.y1, bh = grid_r.bh, bw = grid_r.bw;
+      const int64_t gh = grid_r.gh, gw = grid_r.gw;
       samples.resize(static_cast<size_t>(oh * ow * gh * gw));
       Sample* s = samples.data();
       for (int64_t py = 0; py < oh; ++py) {

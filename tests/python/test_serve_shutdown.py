@@ -1,0 +1,261 @@
+"""`pyflame-rt serve` stops within its shutdown grace (--shutdown-grace-ms) at SIGTERM, whatever
+its clients do: hostile raw connections left open (a half-written BASP header, a silent peer,
+a slow sender) and a run in flight that would never end on its own. Past the grace, the
+process reports what was still running on stderr and exits with status 3 instead of hanging
+(docs/reliability.md, "Shutdown")."""
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import pyflame_rt as rt
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(REPO, "build", "bin", "pyflame-rt")
+CNN = os.path.join(REPO, "examples", "models", "tiny_cnn.onnx")
+TIMEOUT = 60
+
+
+def endless_loop_model(path):
+    """v + 1, M times: M = 2^40 runs for days unless the run is stopped between iterations."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.ones(1, np.float32), "one")])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["M", "", "v"], ["v_final"], body=body)],
+        "endless",
+        [helper.make_tensor_value_info("M", TensorProto.INT64, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def dnnl_gru_model(path, hidden=1024):
+    """A GRU on constant weights, time-major: oneDNN's primitive runs it in one call, which
+    nothing interrupts (only our own loops poll): a run of many steps outlasts a short grace."""
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((1, 3 * hidden, 1)) * 0.01).astype(np.float32)
+    r = (rng.standard_normal((1, 3 * hidden, hidden)) * 0.01).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["x", "W", "R"], ["y", "y_h"], hidden_size=hidden)],
+        "long_gru",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["steps", 1, 1])],
+        [helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 1, hidden])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+class Stage:
+    """`pyflame-rt serve MODEL --stage-port 0` in a child process."""
+
+    def __init__(self, model, *extra):
+        self.proc = subprocess.Popen([CLI, "serve", model, "--stage-port", "0", "--threads", "1", *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"^serving stage .* on [\d.]+:(\d+)", line.strip())
+        assert m, f"server did not start: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        self.port = int(m.group(1))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:  # a failed assertion before stop(): leave no server behind
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        """SIGTERM; (exit status, seconds to exit, stderr)."""
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=TIMEOUT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        elapsed = time.monotonic() - start
+        return code, elapsed, self.proc.stderr.read()
+
+
+def hostile_connections(port):
+    """The hostile trial's raw TCP, left open: a half-written BASP header, a silent peer, a
+    header whose payload never comes, a slow sender mid-header."""
+    socks = []
+    half = socket.create_connection(("127.0.0.1", port))
+    half.sendall(b"\x00" * 7)
+    socks.append(half)
+    socks.append(socket.create_connection(("127.0.0.1", port)))  # says nothing
+    pending = socket.create_connection(("127.0.0.1", port))
+    pending.sendall(bytes([2]) + b"\0" * 3 + struct.pack(">I", 1 << 20) + b"\0" * 24)  # 1 MiB announced, none sent
+    socks.append(pending)
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"\x00")
+    socks.append(slow)
+    refused = socket.create_connection(("127.0.0.1", port))  # ~4 GiB announced: the guard closes it
+    refused.sendall(bytes([1]) + b"\0" * 3 + struct.pack(">I", 0xFFFFFFF0) + b"\0" * 24)
+    socks.append(refused)
+    return socks
+
+
+def call_in_background(port, feeds, timeout_ms=TIMEOUT * 1000):
+    """Runs one remote call on a thread; returns (thread, outcome list)."""
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(rt.RemoteStage("127.0.0.1", port, timeout_ms=timeout_ms).run(None, feeds))
+        except Exception as e:  # noqa: BLE001: the outcome is what the test looks at
+            outcome.append(e)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    return t, outcome
+
+
+def test_a_stage_with_hostile_connections_and_an_endless_run_stops_within_its_grace(tmp_path):
+    model = str(tmp_path / "endless.onnx")
+    endless_loop_model(model)
+    with Stage(model, "--name", "endless", "--shutdown-grace-ms", "5000") as stage:
+        socks = hostile_connections(stage.port)
+        caller, outcome = call_in_background(stage.port, {"M": np.array(1 << 40, np.int64),
+                                                          "v": np.zeros(1, np.float32)})
+        time.sleep(1.0)  # the run is under way, the connections open
+        assert not outcome, outcome
+        code, elapsed, err = stage.stop()
+    for s in socks:
+        s.close()
+    caller.join(timeout=TIMEOUT)
+    assert code == 0, err
+    assert elapsed < 5.0, f"{elapsed:.1f} s to exit; stderr: {err}"
+    # The caller learns that its run was stopped by the shutdown (or that the server went).
+    assert outcome and isinstance(outcome[0], rt.Unavailable), outcome
+    assert re.search(r"shutting down|cannot be reached|connection|lost|stopped", str(outcome[0])), outcome
+
+
+def test_a_run_that_does_not_stop_ends_the_process_at_the_grace_with_a_report(tmp_path):
+    model = str(tmp_path / "gru.onnx")
+    dnnl_gru_model(model)
+    with Stage(model, "--name", "gru", "--shutdown-grace-ms", "500") as stage:
+        socks = hostile_connections(stage.port)
+        steps = 40000  # ~10^11 multiply-adds: far longer than the grace on any machine
+        caller, outcome = call_in_background(stage.port, {"x": np.ones((steps, 1, 1), np.float32)})
+        time.sleep(1.0)
+        assert not outcome, f"the run ended before the shutdown: {outcome}"
+        code, elapsed, err = stage.stop()
+    for s in socks:
+        s.close()
+    assert code == 3, err
+    assert elapsed < 5.0, f"{elapsed:.1f} s to exit"
+    assert "the shutdown did not finish within --shutdown-grace-ms 500 ms" in err, err
+    assert re.search(r"a frame of stage 'gru' running for \d+ ms", err), err
+    assert "1 model run(s) in progress" in err, err
+    caller.join(timeout=TIMEOUT)
+
+
+def test_an_idle_stage_and_an_idle_model_server_exit_at_once_with_status_0():
+    with Stage(CNN) as stage:
+        socks = hostile_connections(stage.port)
+        code, elapsed, err = stage.stop()
+    for s in socks:
+        s.close()
+    assert code == 0, err
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
+    proc = subprocess.Popen([CLI, "serve", "--model", f"cnn={CNN}", "--host", "127.0.0.1", "--http-port", "0",
+                             "--grpc-port", "0", "--shutdown-grace-ms", "3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(20):
+        if proc.stdout.readline().strip() in ("ready", ""):
+            break
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, proc.stderr.read()
+    assert time.monotonic() - start < 3.0
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "3600001"])
+def test_a_bad_shutdown_grace_is_a_usage_error_naming_the_option(value):
+    out = subprocess.run([CLI, "serve", CNN, "--stage-port", "0", f"--shutdown-grace-ms={value}"],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 2, out
+    assert "--shutdown-grace-ms" in out.stderr, out.stderr
+
+
+def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
+    import json
+    import urllib.error
+    import urllib.request
+    model = str(tmp_path / "endless.onnx")
+    endless_loop_model(model)
+    proc = subprocess.Popen([CLI, "serve", "--model", f"endless={model}", "--host", "127.0.0.1", "--http-port", "0",
+                             "--shutdown-grace-ms", "5000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    http = None
+    for _ in range(20):
+        line = proc.stdout.readline().strip()
+        m = re.match(r"serving http (.*)$", line)
+        if m:
+            http = m.group(1)
+        if line in ("ready", ""):
+            break
+    if not http:
+        proc.kill()
+        pytest.fail(f"no http address: {proc.stderr.read()}")
+    body = json.dumps({"inputs": [{"name": "M", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "v", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    answer = []
+
+    def call():
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"http://{http}/v2/models/endless/infer", data=body,
+                                                          headers={"Content-Type": "application/json"}), timeout=TIMEOUT)
+            answer.append("ok")
+        except urllib.error.HTTPError as e:
+            answer.append((e.code, e.read().decode()))
+        except Exception as e:  # noqa: BLE001
+            answer.append(e)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    time.sleep(1.0)
+    if answer:
+        proc.kill()
+        pytest.fail(f"answered before the shutdown: {answer}")
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    elapsed = time.monotonic() - start
+    caller.join(timeout=TIMEOUT)
+    assert code == 0, proc.stderr.read()
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
+    assert answer and answer[0][0] == 503, answer
+    assert "the run was stopped: the server is shutting down" in answer[0][1], answer
