@@ -48,17 +48,18 @@ def endless_loop_model(path):
         f.write(model.SerializeToString())
 
 
-def dnnl_gru_model(path, hidden=1024):
-    """A GRU on constant weights, time-major: oneDNN's primitive runs it in one call, which
-    nothing interrupts (only our own loops poll): a run of many steps outlasts a short grace."""
+def dnnl_gru_model(path, hidden=1024, batch=5):
+    """A GRU on constant weights, time-major, batch 5: oneDNN's primitive runs it in one call
+    (our polling loop takes batches up to 4), which nothing interrupts: a run of many steps
+    outlasts a short grace."""
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((1, 3 * hidden, 1)) * 0.01).astype(np.float32)
     r = (rng.standard_normal((1, 3 * hidden, hidden)) * 0.01).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("GRU", ["x", "W", "R"], ["y", "y_h"], hidden_size=hidden)],
         "long_gru",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["steps", 1, 1])],
-        [helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 1, hidden])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["steps", batch, 1])],
+        [helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, batch, hidden])],
         initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
@@ -159,8 +160,8 @@ def test_a_run_that_does_not_stop_ends_the_process_at_the_grace_with_a_report(tm
     dnnl_gru_model(model)
     with Stage(model, "--name", "gru", "--shutdown-grace-ms", "500") as stage:
         socks = hostile_connections(stage.port)
-        steps = 40000  # ~10^11 multiply-adds: far longer than the grace on any machine
-        caller, outcome = call_in_background(stage.port, {"x": np.ones((steps, 1, 1), np.float32)})
+        steps = 40000  # ~10^12 multiply-adds: far longer than the grace on any machine
+        caller, outcome = call_in_background(stage.port, {"x": np.ones((steps, 5, 1), np.float32)})
         time.sleep(1.0)
         assert not outcome, f"the run ended before the shutdown: {outcome}"
         code, elapsed, err = stage.stop()
