@@ -148,7 +148,7 @@ def test_memory_limit_covers_reference_kernel_allocations(tmp_path):
 
 
 def test_memory_limit_covers_onednn_scratchpads(tmp_path):
-    # 400 steps of batch 5: Y is 512 KB, oneDNN's scratchpad about 10 MB. The scratchpad comes
+    # 400 steps of batch 5: Y is 512 KB, oneDNN's scratchpad 10.8 MB. The scratchpad comes
     # from the run's buffer pool and is charged like an output: 4 MB is refused at it, naming it.
     path = _gru_model(tmp_path / "gru.onnx")
     x = np.random.default_rng(7).uniform(-1, 1, (400, 5, 40)).astype(np.float32)
