@@ -841,5 +841,32 @@ TEST(KernelRunFindingsTest, ConvKernelShapeOtherThanTheWeightsIsANamedError) {
   }
 }
 
+// ConvTranspose read W and the bias by kernel_shape and the output channels without checking
+// either against them (kernel_shape [6], W [4, 1, 1]: outputs changed from run to run;
+// kernel_run stop 17 run 1).
+TEST(KernelRunFindingsTest, ConvTransposeKernelShapeOrBiasOtherThanTheWeightsIsANamedError) {
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {4, 4, 1}), Tensor(DType::kFloat32, {4, 1, 1})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({6});
+    m.g.nodes[0].attributes["strides"] = Attribute::make_ints({6});
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name();
+      EXPECT_NE(out.status().to_string().find("does not match the weight's spatial dims [1]"), std::string::npos)
+          << device->name() << ": " << out.status().to_string();
+    }
+  }
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 4, 2}), Tensor(DType::kFloat32, {4, 1, 1}),
+                                           Tensor(DType::kFloat32, {3})}, 1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name();
+      EXPECT_NE(out.status().to_string().find("bias has 3 elements, expected 1"), std::string::npos)
+          << device->name() << ": " << out.status().to_string();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt
