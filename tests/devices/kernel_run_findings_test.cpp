@@ -868,5 +868,23 @@ TEST(KernelRunFindingsTest, ConvTransposeKernelShapeOrBiasOtherThanTheWeightsIsA
   }
 }
 
+// A charge of 2^63 bytes or more (a Resize's output of 2^61 floats: count x size, both the
+// model's) read as a negative int64, passed the limit and left the budget at INT64_MIN, so the
+// next charge overflowed (UBSan; kernel_run stop 17 run 3). It is refused like any excess.
+TEST(KernelRunFindingsTest, ChargesPastInt64AreRefused) {
+  auto budget = std::make_shared<MemoryBudget>(int64_t{64} << 20, "SessionOptions.memory_limit_mb");
+  EXPECT_FALSE(budget->try_charge(size_t{1} << 63, "Resize's output"));
+  EXPECT_FALSE(budget->try_charge(~size_t{0}));
+  EXPECT_EQ(budget->used(), 0);
+  EXPECT_NE(budget->message().find("9223372036854775808 more asked for (Resize's output)"), std::string::npos)
+      << budget->message();
+  EXPECT_TRUE(budget->try_charge(size_t{1} << 20));
+  EXPECT_EQ(budget->used(), int64_t{1} << 20);
+  // Through a scratch charge of the run's budget: std::bad_alloc, the budget unchanged.
+  MemoryBudget::Scope scope(budget.get());
+  EXPECT_THROW(ScratchCharge(int64_t{1} << 61, 4, "Resize's output"), std::bad_alloc);
+  EXPECT_EQ(budget->used(), int64_t{1} << 20);
+}
+
 }  // namespace
 }  // namespace pyflame_rt
