@@ -886,5 +886,21 @@ TEST(KernelRunFindingsTest, ChargesPastInt64AreRefused) {
   EXPECT_EQ(budget->used(), int64_t{1} << 20);
 }
 
+// MaxPool with storage_order 1 re-linearised a padding-only window's index (-1) column-major,
+// dividing by each spatial dim: an empty one was a division by zero (UBSan; kernel_run stop 17
+// run 4). Such a window holds T's lowest, its index is left as it is in row-major order.
+TEST(KernelRunFindingsTest, ColumnMajorMaxPoolIndicesOfAnEmptyInputAreDefined) {
+  OneNode m = one_node("MaxPool", {Tensor(DType::kFloat32, {1, 1, 0})}, 2);
+  m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({1});
+  m.g.nodes[0].attributes["pads"] = Attribute::make_ints({1, 1});
+  m.g.nodes[0].attributes["storage_order"] = Attribute::make_int(1);
+  auto out = run_on(*make_ref_device(), m);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  ASSERT_EQ((*out)[0].tensor.dims(), (Dims{1, 1, 2}));
+  EXPECT_EQ((*out)[0].tensor.data<float>()[0], std::numeric_limits<float>::lowest());
+  EXPECT_EQ((*out)[1].tensor.data<int64_t>()[0], -1);
+  EXPECT_EQ((*out)[1].tensor.data<int64_t>()[1], -1);
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -407,7 +407,9 @@ Status pool_kernel(KernelContext& ctx) {
       });
       if (kKind == PoolKind::kMax) {
         int64_t flat = arg[i];
-        if (col_major) {  // re-linearise the spatial index column-major
+        // A window of only padding has no element (flat -1): nothing to re-linearise, and with
+        // an empty spatial dim the walk divided by it (UBSan, kernel_run stop 17 run 4).
+        if (col_major && flat >= 0) {  // re-linearise the spatial index column-major
           int64_t rem = flat, cm = 0, mul = 1;
           std::vector<int64_t> coord(win.in.size());
           for (int64_t d = win.spatial() - 1; d >= 0; --d) { coord[static_cast<size_t>(d)] = rem % win.in[static_cast<size_t>(d)]; rem /= win.in[static_cast<size_t>(d)]; }
