@@ -78,9 +78,14 @@ Status check_pass_names(const std::vector<std::string>& names) {
   return Status::OK();
 }
 
-Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled) {
+Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled,
+                               const FoldLimits& fold) {
   RETURN_IF_ERROR(check_pass_names(disabled));
-  return run_passes(std::move(graph), passes_for_level(level), disabled);
+  std::vector<std::unique_ptr<Pass>> passes = passes_for_level(level);
+  for (auto& p : passes) {
+    if (auto* folding = dynamic_cast<ConstantFolding*>(p.get())) folding->set_limits(fold);
+  }
+  return run_passes(std::move(graph), passes, disabled);
 }
 
 Expected<Graph> run_passes(Graph graph, const std::vector<std::string>& names,

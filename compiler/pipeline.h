@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compiler/pass.h"
+#include "compiler/passes/constant_folding.h"
 #include "graph/graph.h"
 #include "graph/opt_level.h"
 
@@ -26,8 +27,10 @@ void set_verify_passes(bool on);
 bool verify_passes();
 
 // Runs the passes of `level` (minus `disabled`) over the graph until none changes it.
-// Unknown names in `disabled` are an error naming the known passes.
-Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled);
+// Unknown names in `disabled` are an error naming the known passes. `fold` carries the
+// session's memory limit and run deadline to constant folding (FoldLimits).
+Expected<Graph> optimize_graph(Graph graph, OptLevel level, const std::vector<std::string>& disabled,
+                               const FoldLimits& fold = {});
 
 // Runs the named passes (a device's own list, minus `disabled`) until none changes the graph.
 Expected<Graph> run_passes(Graph graph, const std::vector<std::string>& names,

@@ -1,5 +1,6 @@
 #include "graph/memory_budget.h"
 
+#include <limits>
 #include <new>
 #include <sstream>
 
@@ -13,10 +14,14 @@ MemoryBudget::MemoryBudget(int64_t limit_bytes, std::string limit_name)
     : limit_(limit_bytes), limit_name_(std::move(limit_name)) {}
 
 bool MemoryBudget::try_charge(size_t bytes, const char* what) {
-  const int64_t n = static_cast<int64_t>(bytes);
+  // A size past int64 (a count times an element size, both the model's: a Resize to 2^61
+  // floats is 2^63 bytes) is past every limit; as an int64 it was negative, passed the check
+  // and left `used` at INT64_MIN (UBSan at the next charge; kernel_run stop 17 run 3).
+  const bool past_int64 = bytes > static_cast<size_t>(std::numeric_limits<int64_t>::max());
+  const int64_t n = past_int64 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(bytes);
   int64_t now = used_.load(std::memory_order_relaxed);
   do {
-    if (n > limit_ - now) {
+    if (past_int64 || n > limit_ - now) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!exceeded_.load(std::memory_order_relaxed)) {
         std::ostringstream s;

@@ -267,10 +267,21 @@ void InferenceSession::warn_ignored_options(const SessionOptions& o) {
   }
 }
 
+namespace {
+// Constant folding at creation stays within what one run of this session may hold and take.
+FoldLimits fold_limits(const SessionOptions& o) {
+  FoldLimits f;
+  f.memory_bytes = o.memory_limit_mb > (std::numeric_limits<int64_t>::max() >> 20) ? 0 : o.memory_limit_mb << 20;
+  f.timeout_ms = o.run_timeout_ms;
+  return f;
+}
+}  // namespace
+
 Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptions& options) {
   // With a plan key the plan cache (session/plan_cache.h) stands in for the graph cache.
   if (options.compile_cache_dir.empty() || !plan_key_.empty()) {
-    ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
+    ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes,
+                                            fold_limits(options)));
     return Status::OK();
   }
   CompileCache cache(options.compile_cache_dir);
@@ -286,7 +297,8 @@ Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptio
       warn("compile cache: ignored an entry that does not load (" + hit.status().message() + "); optimised again");
     }
   }
-  ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes));
+  ASSIGN_OR_RETURN(graph_, optimize_graph(std::move(graph), options.optimization_level, options.disabled_passes,
+                                          fold_limits(options)));
   // A cache that cannot be written costs a later session its shortcut, not this one its model.
   if (!key.empty()) {
     if (Status st = cache.store(key, graph_); !st.ok()) warn("compile cache: " + st.message());

@@ -26,8 +26,8 @@ bool foldable_op(const Node& n) {
 }
 
 // Runs one node on constant inputs through the reference interpreter, under the fold's own
-// memory and time bounds (kFoldMemoryBytes, kFoldTimeoutMs).
-Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
+// memory and time bounds (kFoldMemoryBytes, kFoldTimeoutMs) or the session's, when tighter.
+Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n, const FoldLimits& limits) {
   Graph one;
   one.opset_imports = graph.opset_imports;
   for (const auto& in : n.inputs) {
@@ -37,11 +37,15 @@ Expected<std::vector<Value>> evaluate(const Graph& graph, const Node& n) {
   for (const auto& o : n.outputs) if (!o.empty()) one.outputs.push_back({o, DType::kUndefined, Shape::unknown_rank()});
   ASSIGN_OR_RETURN(auto program, RefProgram::build(one, KernelRegistry::reference()));
   RunContext ctx;
-  ctx.memory = std::make_shared<MemoryBudget>(static_cast<int64_t>(ConstantFolding::kFoldMemoryBytes),
-                                              "ConstantFolding::kFoldMemoryBytes");
-  ctx.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ConstantFolding::kFoldTimeoutMs);
-  ctx.timeout_ms = ConstantFolding::kFoldTimeoutMs;
-  ctx.timeout_name = "ConstantFolding::kFoldTimeoutMs";
+  const int64_t own_bytes = static_cast<int64_t>(ConstantFolding::kFoldMemoryBytes);
+  const bool session_memory = limits.memory_bytes > 0 && limits.memory_bytes < own_bytes;
+  ctx.memory = std::make_shared<MemoryBudget>(session_memory ? limits.memory_bytes : own_bytes,
+                                              session_memory ? "SessionOptions.memory_limit_mb (constant folding)"
+                                                             : "ConstantFolding::kFoldMemoryBytes");
+  const bool session_time = limits.timeout_ms > 0 && limits.timeout_ms < ConstantFolding::kFoldTimeoutMs;
+  ctx.timeout_ms = session_time ? limits.timeout_ms : ConstantFolding::kFoldTimeoutMs;
+  ctx.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.timeout_ms);
+  ctx.timeout_name = session_time ? "SessionOptions.run_timeout_ms (constant folding)" : "ConstantFolding::kFoldTimeoutMs";
   RunInterruptScope scope(ctx);
   return program->run({});
 }
@@ -78,7 +82,7 @@ Status ConstantFolding::run(Graph& graph, bool& changed) {
     bool all_const = foldable_op(n) && KernelRegistry::reference().find(n.domain, n.op_type);
     for (const auto& in : n.inputs) all_const &= in.empty() || graph.initializers.count(in) > 0;
     if (!all_const) { kept.push_back(std::move(n)); continue; }
-    auto values = evaluate(graph, n);
+    auto values = evaluate(graph, n, limits_);
     size_t bytes = 0;
     bool tensors = values.ok();
     if (tensors) {

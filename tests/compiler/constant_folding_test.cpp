@@ -1,5 +1,7 @@
 #include "compiler/passes/constant_folding.h"
 
+#include <chrono>
+
 #include "pass_test_util.h"
 
 namespace pyflame_rt {
@@ -110,6 +112,63 @@ TEST(ConstantFoldingTest, LeavesNodesWhoseEvaluationPassesTheFoldsMemoryBound) {
   ASSERT_EQ(g.initializers.count("w_small"), 1u);
   EXPECT_EQ(g.initializers.at("w_small").dims(), (Dims{4}));
   EXPECT_EQ(g.initializers.count("w_big"), 0u);
+}
+
+// A session's memory limit and run deadline bound folding too (FoldLimits): what passes them
+// is left to the run, as it is past the fold's own bounds (kernel_run stop 17: an Upsample
+// held every mutation at creation for the fold's whole 5 s, then failed its run at 64 MB).
+TEST(ConstantFoldingTest, StaysWithinTheSessionsMemoryLimitAndDeadline) {
+  auto graph = [] {
+    Graph g;
+    g.opset_imports[""] = 17;
+    g.initializers["one"] = Tensor::from_vector<float>({1}, {1.5f});
+    g.initializers["shape"] = Tensor::from_vector<int64_t>({2}, {512, 1024});  // 2 MB of float
+    g.add_node("Expand", {"one", "shape"}, {"wide"});
+    // 16 M outputs of a linear Resize on the reference: seconds, past a 50 ms deadline.
+    g.initializers["x"] = Tensor::from_vector<float>({1, 1, 2, 2}, {1, 2, 3, 4});
+    g.initializers["roi"] = Tensor::from_vector<float>({0}, {});
+    g.initializers["scales"] = Tensor::from_vector<float>({4}, {1, 1, 2048, 2048});
+    Node& r = g.add_node("Resize", {"x", "roi", "scales"}, {"big"});
+    r.attributes["mode"] = Attribute::make_string("linear");
+    g.outputs = {f32("wide", {512, 1024}), f32("big", {1, 1, 4096, 4096})};
+    return g;
+  };
+  {  // the session's 1 MB: the 2 MB Expand is not folded
+    Graph g = graph();
+    g.nodes.pop_back();
+    g.outputs.pop_back();
+    ConstantFolding pass(FoldLimits{1 << 20, 0});
+    bool changed = true;
+    run_pass(pass, g, &changed);
+    EXPECT_FALSE(changed);
+    ASSERT_EQ(g.nodes.size(), 1u);
+    EXPECT_EQ(g.initializers.count("wide"), 0u);
+  }
+  {  // the session's 50 ms: the Resize (64 MB, within the fold's own bounds) is given up
+    Graph g = graph();
+    g.nodes.erase(g.nodes.begin());
+    g.outputs.erase(g.outputs.begin());
+    ConstantFolding pass(FoldLimits{0, 50});
+    bool changed = true;
+    const auto start = std::chrono::steady_clock::now();
+    run_pass(pass, g, &changed);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_FALSE(changed);
+    ASSERT_EQ(g.nodes.size(), 1u);
+    EXPECT_EQ(g.initializers.count("big"), 0u);
+    EXPECT_LT(seconds, 1.5) << "the fold passed the session's 50 ms deadline by far";
+  }
+  {  // limits larger than the fold's own change nothing: the Expand is folded
+    Graph g = graph();
+    g.nodes.pop_back();
+    g.outputs.pop_back();
+    ConstantFolding pass(FoldLimits{int64_t{1} << 40, 60000});
+    bool changed = false;
+    run_pass(pass, g, &changed);
+    EXPECT_TRUE(changed);
+    ASSERT_EQ(g.initializers.count("wide"), 1u);
+    EXPECT_EQ(g.initializers.at("wide").dims(), (Dims{512, 1024}));
+  }
 }
 
 }  // namespace

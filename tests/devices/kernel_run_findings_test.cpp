@@ -841,5 +841,66 @@ TEST(KernelRunFindingsTest, ConvKernelShapeOtherThanTheWeightsIsANamedError) {
   }
 }
 
+// ConvTranspose read W and the bias by kernel_shape and the output channels without checking
+// either against them (kernel_shape [6], W [4, 1, 1]: outputs changed from run to run;
+// kernel_run stop 17 run 1).
+TEST(KernelRunFindingsTest, ConvTransposeKernelShapeOrBiasOtherThanTheWeightsIsANamedError) {
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {4, 4, 1}), Tensor(DType::kFloat32, {4, 1, 1})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({6});
+    m.g.nodes[0].attributes["strides"] = Attribute::make_ints({6});
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name();
+      EXPECT_NE(out.status().to_string().find("does not match the weight's spatial dims [1]"), std::string::npos)
+          << device->name() << ": " << out.status().to_string();
+    }
+  }
+  {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 4, 2}), Tensor(DType::kFloat32, {4, 1, 1}),
+                                           Tensor(DType::kFloat32, {3})}, 1);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_FALSE(out.ok()) << device->name();
+      EXPECT_NE(out.status().to_string().find("bias has 3 elements, expected 1"), std::string::npos)
+          << device->name() << ": " << out.status().to_string();
+    }
+  }
+}
+
+// A charge of 2^63 bytes or more (a Resize's output of 2^61 floats: count x size, both the
+// model's) read as a negative int64, passed the limit and left the budget at INT64_MIN, so the
+// next charge overflowed (UBSan; kernel_run stop 17 run 3). It is refused like any excess.
+TEST(KernelRunFindingsTest, ChargesPastInt64AreRefused) {
+  auto budget = std::make_shared<MemoryBudget>(int64_t{64} << 20, "SessionOptions.memory_limit_mb");
+  EXPECT_FALSE(budget->try_charge(size_t{1} << 63, "Resize's output"));
+  EXPECT_FALSE(budget->try_charge(~size_t{0}));
+  EXPECT_EQ(budget->used(), 0);
+  EXPECT_NE(budget->message().find("9223372036854775808 more asked for (Resize's output)"), std::string::npos)
+      << budget->message();
+  EXPECT_TRUE(budget->try_charge(size_t{1} << 20));
+  EXPECT_EQ(budget->used(), int64_t{1} << 20);
+  // Through a scratch charge of the run's budget: std::bad_alloc, the budget unchanged.
+  MemoryBudget::Scope scope(budget.get());
+  EXPECT_THROW(ScratchCharge(int64_t{1} << 61, 4, "Resize's output"), std::bad_alloc);
+  EXPECT_EQ(budget->used(), int64_t{1} << 20);
+}
+
+// MaxPool with storage_order 1 re-linearised a padding-only window's index (-1) column-major,
+// dividing by each spatial dim: an empty one was a division by zero (UBSan; kernel_run stop 17
+// run 4). Such a window holds T's lowest, its index is left as it is in row-major order.
+TEST(KernelRunFindingsTest, ColumnMajorMaxPoolIndicesOfAnEmptyInputAreDefined) {
+  OneNode m = one_node("MaxPool", {Tensor(DType::kFloat32, {1, 1, 0})}, 2);
+  m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({1});
+  m.g.nodes[0].attributes["pads"] = Attribute::make_ints({1, 1});
+  m.g.nodes[0].attributes["storage_order"] = Attribute::make_int(1);
+  auto out = run_on(*make_ref_device(), m);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  ASSERT_EQ((*out)[0].tensor.dims(), (Dims{1, 1, 2}));
+  EXPECT_EQ((*out)[0].tensor.data<float>()[0], std::numeric_limits<float>::lowest());
+  EXPECT_EQ((*out)[1].tensor.data<int64_t>()[0], -1);
+  EXPECT_EQ((*out)[1].tensor.data<int64_t>()[1], -1);
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -230,7 +230,18 @@ Status conv_transpose_kernel(KernelContext& ctx) {
   int64_t Mg = w0.dim(1), M = checked_m.value(), Cg = C / group;
   size_t k = x0.rank() - 2;
   std::vector<int64_t> in(x0.dims().begin() + 2, x0.dims().end());
-  std::vector<int64_t> kernel = node.attr_ints("kernel_shape", Dims(w0.dims().begin() + 2, w0.dims().end()));
+  const Dims w_spatial(w0.dims().begin() + 2, w0.dims().end());
+  std::vector<int64_t> kernel = node.attr_ints("kernel_shape", w_spatial);
+  // The col2im walk reads W and the bias by these extents, as Conv's taps do (kernel_shape [6]
+  // with W [4, 1, 1]: outputs changed from run to run; kernel_run stop 17 run 1).
+  if (kernel != w_spatial) {
+    return ctx.error(StatusCode::kInvalidArgument, "kernel_shape ", dims_to_string(kernel),
+                     " does not match the weight's spatial dims ", dims_to_string(w_spatial));
+  }
+  if (const Tensor* b = ctx.input(2); b && b->numel() != M) {
+    return ctx.error(StatusCode::kInvalidArgument, "bias has ", b->numel(), " elements, expected ", M,
+                     " (the output channels)");
+  }
   std::vector<int64_t> stride = node.attr_ints("strides", std::vector<int64_t>(k, 1));
   std::vector<int64_t> dil = node.attr_ints("dilations", std::vector<int64_t>(k, 1));
   std::vector<int64_t> out_pad = node.attr_ints("output_padding", std::vector<int64_t>(k, 0));
@@ -396,7 +407,9 @@ Status pool_kernel(KernelContext& ctx) {
       });
       if (kKind == PoolKind::kMax) {
         int64_t flat = arg[i];
-        if (col_major) {  // re-linearise the spatial index column-major
+        // A window of only padding has no element (flat -1): nothing to re-linearise, and with
+        // an empty spatial dim the walk divided by it (UBSan, kernel_run stop 17 run 4).
+        if (col_major && flat >= 0) {  // re-linearise the spatial index column-major
           int64_t rem = flat, cm = 0, mul = 1;
           std::vector<int64_t> coord(win.in.size());
           for (int64_t d = win.spatial() - 1; d >= 0; --d) { coord[static_cast<size_t>(d)] = rem % win.in[static_cast<size_t>(d)]; rem /= win.in[static_cast<size_t>(d)]; }
