@@ -1,5 +1,7 @@
 #include "graph/node.h"
 
+#include "graph/checked_math.h"
+
 namespace pyflame_rt {
 
 const char* attr_kind_name(AttrKind k) {
@@ -26,7 +28,9 @@ const Attribute* Node::attr(const std::string& key) const {
 int64_t Node::attr_int(const std::string& key, int64_t fallback) const {
   const Attribute* a = attr(key);
   if (!a) return fallback;
-  return a->kind == AttrKind::kFloat ? static_cast<int64_t>(a->f) : a->i;
+  // A float where an int is read (a mutated or hand-written model): saturated, NaN 0, not a
+  // plain cast, which is undefined past int64 (kernel_run stop 17 run 5: 1e30).
+  return a->kind == AttrKind::kFloat ? int64_from_double(a->f) : a->i;
 }
 
 float Node::attr_float(const std::string& key, float fallback) const {
