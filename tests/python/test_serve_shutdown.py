@@ -88,16 +88,21 @@ class Stage:
 
     def stop(self):
         """SIGTERM; (exit status, seconds to exit, stderr)."""
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=TIMEOUT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        elapsed = time.monotonic() - start
+        code, elapsed = sigterm_and_wait(self.proc)
         return code, elapsed, self.proc.stderr.read()
+
+
+def sigterm_and_wait(proc):
+    """SIGTERM, then the exit: (status, seconds it took); killed if it outlives TIMEOUT."""
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, time.monotonic() - start
 
 
 def hostile_connections(port):
@@ -189,15 +194,9 @@ def test_an_idle_stage_and_an_idle_model_server_exit_at_once_with_status_0():
     for _ in range(20):
         if proc.stdout.readline().strip() in ("ready", ""):
             break
-    start = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    code, elapsed = sigterm_and_wait(proc)
     assert code == 0, proc.stderr.read()
-    assert time.monotonic() - start < 3.0
+    assert elapsed < 3.0
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "abc", "3600001"])
@@ -247,14 +246,7 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     if answer:
         proc.kill()
         pytest.fail(f"answered before the shutdown: {answer}")
-    start = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    elapsed = time.monotonic() - start
+    code, elapsed = sigterm_and_wait(proc)
     caller.join(timeout=TIMEOUT)
     assert code == 0, proc.stderr.read()
     assert elapsed < 5.0, f"{elapsed:.1f} s"
