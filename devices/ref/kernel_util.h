@@ -49,11 +49,16 @@ inline T from_double(double v) {
 // T's limits and NaN is T's lowest, as the reference QuantizeLinear has always given
 // (std::max(lo, NaN) is lo). std::clamp keeps a NaN, and converting it is undefined
 // (QLinearMatMul with a NaN scale; UBSan, kernel_run).
+// For 64-bit T the limit rounds up to 2^64 (2^63) as a double, past T's range: clamping to it
+// and converting was undefined too (QLinearMatMul into uint64; UBSan, kernel_run stop 17), so
+// the limits are returned, not converted.
 template <typename T>
 T saturate_quantized(double q) {
   constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
   constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
-  return static_cast<T>(std::min(hi, std::max(lo, q)));
+  if (!(q > lo)) return std::numeric_limits<T>::lowest();  // NaN too
+  if (q >= hi) return std::numeric_limits<T>::max();
+  return static_cast<T>(q);
 }
 
 // Integer arithmetic wraps (two's complement, as ONNX Runtime and numpy give): signed overflow

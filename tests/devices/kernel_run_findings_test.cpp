@@ -10,6 +10,7 @@
 
 #include "devices/cpu/cpu_device.h"
 #include "devices/ref/kernel.h"
+#include "devices/ref/kernel_util.h"
 #include "devices/ref/ref_device.h"
 #include "devices/run_interrupt.h"
 #include "graph/checked_math.h"
@@ -900,6 +901,23 @@ TEST(KernelRunFindingsTest, ColumnMajorMaxPoolIndicesOfAnEmptyInputAreDefined) {
   EXPECT_EQ((*out)[0].tensor.data<float>()[0], std::numeric_limits<float>::lowest());
   EXPECT_EQ((*out)[1].tensor.data<int64_t>()[0], -1);
   EXPECT_EQ((*out)[1].tensor.data<int64_t>()[1], -1);
+}
+
+// A quantized value past a 64-bit type's range saturates at its limits: the limit as a double
+// is 2^64 (2^63), and converting it was undefined (QLinearMatMul with a uint64 output; UBSan,
+// kernel_run stop 17 run 6). NaN is the lowest value, as for the narrow types.
+TEST(KernelRunFindingsTest, QuantizedValuesPastSixtyFourBitsSaturate) {
+  EXPECT_EQ(saturate_quantized<uint64_t>(1.9e19), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(saturate_quantized<uint64_t>(1.8446744073709552e19), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(saturate_quantized<uint64_t>(-5.0), 0u);
+  EXPECT_EQ(saturate_quantized<uint64_t>(12345.0), 12345u);
+  EXPECT_EQ(saturate_quantized<int64_t>(9.3e18), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(saturate_quantized<int64_t>(-9.3e18), std::numeric_limits<int64_t>::lowest());
+  EXPECT_EQ(saturate_quantized<int64_t>(std::nan("")), std::numeric_limits<int64_t>::lowest());
+  EXPECT_EQ(saturate_quantized<uint8_t>(300.0), 255);
+  EXPECT_EQ(saturate_quantized<uint8_t>(std::nan("")), 0);
+  EXPECT_EQ(saturate_quantized<int8_t>(-200.0), -128);
+  EXPECT_EQ(saturate_quantized<int8_t>(5.0), 5);
 }
 
 }  // namespace
