@@ -38,6 +38,15 @@ Expected<std::vector<Value>> run_on(Device& device, const OneNode& m) {
   return exe->run(m.feeds);
 }
 
+// Both devices refuse the model's run with an error whose text contains `text`.
+void expect_error_on_both_devices(const OneNode& m, const std::string& text) {
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    EXPECT_NE(out.status().to_string().find(text), std::string::npos) << device->name() << ": " << out.status().to_string();
+  }
+}
+
 // A kernel sets every output it computes; a node may name fewer (Unique with only Y): the
 // extra ones are dropped, not written past the outputs vector.
 TEST(KernelRunFindingsTest, OutputsPastTheNodesCountAreDropped) {
@@ -557,12 +566,7 @@ TEST(KernelRunFindingsTest, SizeArithmeticPastInt64IsANamedError) {
     m.g.nodes[0].attributes["strides"] = Attribute::make_ints({int64_t{6148914691236517206}});
     std::vector<std::string> lines;
     const uint64_t sink = add_log_sink([&](LogSeverity, const std::string&, const std::string& line) { lines.push_back(line); });
-    for (auto& device : both_devices()) {
-      auto out = run_on(*device, m);
-      ASSERT_FALSE(out.ok()) << device->name();
-      EXPECT_NE(out.status().to_string().find("passes int64"), std::string::npos)
-          << device->name() << ": " << out.status().to_string();
-    }
+    expect_error_on_both_devices(m, "passes int64");
     remove_log_sink(sink);
     bool named = false;
     for (const std::string& line : lines) named = named || line.find("the output size or pads pass int64") != std::string::npos;
@@ -785,12 +789,7 @@ TEST(KernelRunFindingsTest, SliceWithAHugeStepTakesOneElement) {
 TEST(KernelRunFindingsTest, EinsumTermWithMoreLabelsThanRankIsANamedError) {
   OneNode m = one_node("Einsum", {Tensor(DType::kFloat32, {5})}, 1);
   m.g.nodes[0].attributes["equation"] = Attribute::make_string("...ii->...i");
-  for (auto& device : both_devices()) {
-    auto out = run_on(*device, m);
-    ASSERT_FALSE(out.ok()) << device->name();
-    EXPECT_NE(out.status().to_string().find("names 2 labels besides '...', the tensor has rank 1"), std::string::npos)
-        << device->name() << ": " << out.status().to_string();
-  }
+  expect_error_on_both_devices(m, "names 2 labels besides '...', the tensor has rank 1");
 }
 
 
@@ -800,12 +799,7 @@ TEST(KernelRunFindingsTest, ResizeOfAnEmptyInputToANonEmptyOutputIsANamedError) 
   OneNode m = one_node("Resize", {Tensor(DType::kFloat32, {0}), Tensor(DType::kFloat32, {0}),
                                   Tensor(DType::kFloat32, {0}), Tensor::from_vector<int64_t>({1}, {3})}, 1, 17);
   m.g.nodes[0].inputs = {"in0", "", "", "in3"};  // sizes [3] for an input of [0]
-  for (auto& device : both_devices()) {
-    auto out = run_on(*device, m);
-    ASSERT_FALSE(out.ok()) << device->name();
-    EXPECT_NE(out.status().to_string().find("is empty but output sizes"), std::string::npos)
-        << device->name() << ": " << out.status().to_string();
-  }
+  expect_error_on_both_devices(m, "is empty but output sizes");
 }
 
 
@@ -850,22 +844,12 @@ TEST(KernelRunFindingsTest, ConvTransposeKernelShapeOrBiasOtherThanTheWeightsIsA
     OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {4, 4, 1}), Tensor(DType::kFloat32, {4, 1, 1})}, 1);
     m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({6});
     m.g.nodes[0].attributes["strides"] = Attribute::make_ints({6});
-    for (auto& device : both_devices()) {
-      auto out = run_on(*device, m);
-      ASSERT_FALSE(out.ok()) << device->name();
-      EXPECT_NE(out.status().to_string().find("does not match the weight's spatial dims [1]"), std::string::npos)
-          << device->name() << ": " << out.status().to_string();
-    }
+    expect_error_on_both_devices(m, "does not match the weight's spatial dims [1]");
   }
   {
     OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {1, 4, 2}), Tensor(DType::kFloat32, {4, 1, 1}),
                                            Tensor(DType::kFloat32, {3})}, 1);
-    for (auto& device : both_devices()) {
-      auto out = run_on(*device, m);
-      ASSERT_FALSE(out.ok()) << device->name();
-      EXPECT_NE(out.status().to_string().find("bias has 3 elements, expected 1"), std::string::npos)
-          << device->name() << ": " << out.status().to_string();
-    }
+    expect_error_on_both_devices(m, "bias has 3 elements, expected 1");
   }
 }
 
