@@ -43,21 +43,15 @@ bool f32_dims(const CpuValue* v, const Dims& dims) {
 constexpr double kBf16MinMacs = 128;
 
 // A fused SiLU as oneDNN's swish post-op (applied in registers as the kernel writes its output)
-// or as our pass over the output afterwards (vector_math silu_inplace). On AVX2 our pass won
-// (EfficientNet-B0 0.87x the time, docs/performance.md); with AVX-512 the post-op does
-// (EfficientNet-B0's SiLU convolutions at 0.92-0.94x the time at 1 thread, per-node minima), and
-// it saves a memory pass and, at 2 threads, an OpenMP fork and join per convolution.
-// PFRT_CONV_SILU=pass or =postop overrides the choice (for A/B runs).
+// or as our pass over the output afterwards (vector_math silu_inplace). Our pass wins on both
+// ISAs: on AVX2 EfficientNet-B0 took 0.87x the time; on AVX-512, once the pass had its own
+// 16-lane kernel (stop 18), EfficientNet-B0's sum of per-node minima went from 11.28 to 10.04 ms
+// at 1 thread (the post-op divides; ours refines a reciprocal; docs/performance.md).
+// PFRT_CONV_SILU=postop or =pass overrides the choice (for A/B runs).
 // Read when each convolution is made (tests cover both forms in one process).
 bool silu_as_post_op() {
   const char* v = std::getenv("PFRT_CONV_SILU");
-  if (v && std::string(v) == "pass") return false;
-  if (v && std::string(v) == "postop") return true;
-  static const bool avx512 = [] {
-    const auto need = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & need) == need;
-  }();
-  return avx512;
+  return v && std::string(v) == "postop";
 }
 
 class ConvOp : public NativeOp {

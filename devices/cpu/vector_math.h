@@ -46,11 +46,17 @@ void sigmoid_inplace(float* x, int64_t n);
 void tanh_inplace(float* x, int64_t n);
 // erf: a Taylor series below 0.5, Abramowitz & Stegun 7.1.26 above (error below 3e-7).
 void erf_inplace(float* x, int64_t n);
-// x * sigmoid(x) (SiLU / Swish), to ~1e-6 relative: an AVX2 kernel with a degree-6 exp and a
-// refined reciprocal (a third of the time of oneDNN's swish post-op on AVX2); a plain loop
-// elsewhere. The _parallel form splits a large buffer across the calling thread's OpenMP team.
+// x * sigmoid(x) (SiLU / Swish), to ~1e-6 relative: AVX-512 or AVX2 kernels with a degree-6
+// exp and a refined reciprocal (on AVX2 a third of the time of oneDNN's swish post-op); a plain
+// loop elsewhere. The _parallel form splits a large buffer across the calling thread's OpenMP
+// team.
 void silu_inplace(float* x, int64_t n);
 void silu_inplace_parallel(float* x, int64_t n);
+// Each vector kernel by name, for tests on hosts that have it (silu_inplace picks the widest).
+bool silu_avx512_supported();
+bool silu_avx2_supported();
+void silu_avx512(float* x, int64_t n);
+void silu_avx2(float* x, int64_t n);
 
 }  // namespace cpu
 }  // namespace pyflame_rt

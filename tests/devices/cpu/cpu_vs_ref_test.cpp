@@ -201,8 +201,8 @@ TEST(CpuVsRefTest, GroupedConvInForcedBlockedLayout) {
   check(c);
 }
 
-// A fused SiLU both ways (conv_op.cpp silu_as_post_op): oneDNN's swish post-op (the default
-// with AVX-512) and our pass over the output (the default on AVX2), on a 1x1 expansion and a
+// A fused SiLU both ways (conv_op.cpp silu_as_post_op): oneDNN's swish post-op and our pass
+// over the output (the default), on a 1x1 expansion and a
 // depthwise conv (EfficientNet's) and a channel count that pads the blocked layout.
 TEST(CpuVsRefTest, ConvWithSiluAsPostOpOrPass) {
   for (const char* form : {"postop", "pass"}) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace pyflame_rt {
@@ -40,6 +41,32 @@ TEST(VectorMathTest, SigmoidAndTanhMatchLibm) {
     EXPECT_NEAR(s[i], sr, 3e-7 * sr + 1e-30) << "x=" << x[i];
     // Relative near 0 (so tiny gate values stay tiny), absolute 2 ulps of 1 elsewhere.
     EXPECT_NEAR(t[i], tr, std::max(3e-7 * std::fabs(tr), 1.2e-7 * std::min(1.0, 8 * std::fabs(tr)))) << "x=" << x[i];
+  }
+}
+
+// Each vector kernel this host has, not only the one silu_inplace picks here.
+TEST(VectorMathTest, SiluKernelsMatchLibm) {
+  std::vector<std::pair<const char*, void (*)(float*, int64_t)>> kernels;
+  if (silu_avx512_supported()) kernels.emplace_back("avx512", silu_avx512);
+  if (silu_avx2_supported()) kernels.emplace_back("avx2", silu_avx2);
+  if (kernels.empty()) GTEST_SKIP() << "no AVX2 on this host";
+  const std::vector<float> x = grid(-90.f, 90.f, 20011);
+  for (const auto& [name, kernel] : kernels) {
+    for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, static_cast<int64_t>(x.size())}) {
+      std::vector<float> y(x.begin(), x.begin() + n);
+      kernel(y.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        double xs = x[static_cast<size_t>(i)], ref = xs / (1.0 + std::exp(-xs));
+        EXPECT_NEAR(y[static_cast<size_t>(i)], ref, 1e-6 * std::fabs(ref) + 1e-30) << name << " x=" << xs << " n=" << n;
+      }
+    }
+    std::vector<float> special = {-1e30f, 1e30f, -INFINITY, INFINITY, NAN};
+    kernel(special.data(), 5);
+    EXPECT_LE(std::fabs(special[0]), 1e-30f) << name;
+    EXPECT_NEAR(special[1], 1e30f, 1e24f) << name;
+    EXPECT_LE(std::fabs(special[2]), 1e-30f) << name;
+    EXPECT_EQ(special[3], INFINITY) << name;
+    EXPECT_TRUE(std::isnan(special[4])) << name;
   }
 }
 
