@@ -27,16 +27,16 @@ class ActivationOp : public NativeOp {
  public:
   ActivationOp(const Node& node, int64_t opset, std::string name, std::vector<float> params)
       : node_(node), opset_(opset), name_(std::move(name)), params_(std::move(params)),
-        small_(has_small_activation(name_)) {}
+        small_(small_activation_of(name_)) {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     CpuValue* x = inputs[0];
-    if (small_ && f32_value(x)) {
+    if (small_ != SmallActivation::kNone && f32_value(x)) {
       const Dims& d = x->has_native ? x->dims : x->plain.tensor.dims();
       const float* src = num_elements(d) <= kSmallEltwiseElements ? plain_f32_data(x) : nullptr;
       if (src) {
         Tensor y = plain_output_tensor(DType::kFloat32, d);
-        small_activation(name_, params_, src, y.data<float>(), num_elements(d));
+        small_activation(small_, params_, src, y.data<float>(), num_elements(d));
         outputs[0] = CpuValue::from_plain(Value(std::move(y)));
         return Status::OK();
       }
@@ -124,7 +124,7 @@ class ActivationOp : public NativeOp {
   int64_t opset_;
   std::string name_;
   std::vector<float> params_;
-  bool small_;  // small_activation computes it (small plain inputs)
+  SmallActivation small_;  // kNone: small_activation does not compute it
   ShapePlanCache<Plan, memory::desc> plans_;
 };
 

@@ -30,9 +30,9 @@ class MatMulOp : public NativeOp {
       : node_(node), opset_(opset), weights_(std::move(weights)), transposed_(weights_transposed), bias_(std::move(bias)) {
     activation_ = node.attr_string("activation", "");
     activation_params_ = node.attr_floats("activation_params");
+    small_act_ = small_activation_of(activation_);
     small_weights_ = weights_.defined() && weights_.dtype() == DType::kFloat32 && weights_.rank() == 2 &&
-                     weights_.numel() <= kSmallProduct &&
-                     (activation_.empty() || has_small_activation(activation_));
+                     weights_.numel() <= kSmallProduct && (activation_.empty() || small_act_ != SmallActivation::kNone);
   }
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
@@ -110,7 +110,7 @@ class MatMulOp : public NativeOp {
         for (int64_t j = 0; j < N; ++j) out[r * N + j] += b[j];
       }
     }
-    if (!activation_.empty()) small_activation(activation_, activation_params_, out, out, M * N);
+    if (!activation_.empty()) small_activation(small_act_, activation_params_, out, out, M * N);
     outputs[0] = CpuValue::from_plain(Value(std::move(y)));
     return Status::OK();
   }
@@ -316,6 +316,7 @@ class MatMulOp : public NativeOp {
   Tensor bias_;
   std::string activation_;
   std::vector<float> activation_params_;
+  SmallActivation small_act_ = SmallActivation::kNone;  // the fused activation, when small_activation has it
   bool small_weights_ = false;  // constant f32 weights small_product can take (small_product_fits)
   std::once_flag panels_once_;
   Panels panels_;  // the weights as rows_times_panels reads them, packed on first use

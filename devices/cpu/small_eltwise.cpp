@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "devices/cpu/vector_math.h"
 
@@ -46,43 +47,53 @@ const float* plain_f32_data(const CpuValue* v) {
   return v->plain.tensor.data<float>();
 }
 
-bool has_small_activation(const std::string& name) {
-  static const char* kNames[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
-                                 "Clip", "Sqrt", "Abs", "Neg"};
-  for (const char* k : kNames) {
-    if (name == k) return true;
+SmallActivation small_activation_of(const std::string& name) {
+  using A = SmallActivation;
+  static const std::pair<const char*, A> kNames[] = {
+      {"Relu", A::kRelu}, {"LeakyRelu", A::kLeakyRelu}, {"Sigmoid", A::kSigmoid}, {"Tanh", A::kTanh},
+      {"HardSwish", A::kHardSwish}, {"HardSigmoid", A::kHardSigmoid}, {"Clip", A::kClip}, {"Sqrt", A::kSqrt},
+      {"Abs", A::kAbs}, {"Neg", A::kNeg}};
+  for (const auto& [k, act] : kNames) {
+    if (name == k) return act;
   }
-  return false;
+  return A::kNone;
 }
 
 // As the reference kernels define them (devices/ref/kernels/unary.cpp), in float: NaN stays NaN
 // (Clip's min-of-max, LeakyRelu's x >= 0 test), Sigmoid and Tanh within a few ulps of libm
 // (vector_math.h).
-void small_activation(const std::string& name, const std::vector<float>& p, const float* x, float* y, int64_t n) {
+void small_activation(SmallActivation act, const std::vector<float>& p, const float* x, float* y, int64_t n) {
   g_runs.fetch_add(1, std::memory_order_relaxed);
   auto param = [&](size_t i, float fallback) { return i < p.size() ? p[i] : fallback; };
-  if (name == "Relu") {
-    map(x, y, n, [](float v) { return v < 0.f ? 0.f : v; });
-  } else if (name == "LeakyRelu") {
-    const float alpha = param(0, 0.01f);
-    map(x, y, n, [alpha](float v) { return v >= 0.f ? v : alpha * v; });
-  } else if (name == "Clip") {
-    const float lo = param(0, -3.4e38f), hi = param(1, 3.4e38f);
-    map(x, y, n, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
-  } else if (name == "HardSigmoid") {
-    const float alpha = param(0, 0.2f), beta = param(1, 0.5f);
-    map(x, y, n, [alpha, beta](float v) { return std::max(0.f, std::min(1.f, alpha * v + beta)); });
-  } else if (name == "HardSwish") {
-    map(x, y, n, [](float v) { return v * std::max(0.f, std::min(1.f, v / 6.f + 0.5f)); });
-  } else if (name == "Sqrt") {
-    map(x, y, n, [](float v) { return std::sqrt(v); });
-  } else if (name == "Abs") {
-    map(x, y, n, [](float v) { return std::fabs(v); });
-  } else if (name == "Neg") {
-    map(x, y, n, [](float v) { return -v; });
-  } else {  // Sigmoid, Tanh: vector_math's in-place kernels
-    if (y != x) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
-    name == "Sigmoid" ? sigmoid_inplace(y, n) : tanh_inplace(y, n);
+  switch (act) {
+    case SmallActivation::kRelu: map(x, y, n, [](float v) { return v < 0.f ? 0.f : v; }); break;
+    case SmallActivation::kLeakyRelu: {
+      const float alpha = param(0, 0.01f);
+      map(x, y, n, [alpha](float v) { return v >= 0.f ? v : alpha * v; });
+      break;
+    }
+    case SmallActivation::kClip: {
+      const float lo = param(0, -3.4e38f), hi = param(1, 3.4e38f);
+      map(x, y, n, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
+      break;
+    }
+    case SmallActivation::kHardSigmoid: {
+      const float alpha = param(0, 0.2f), beta = param(1, 0.5f);
+      map(x, y, n, [alpha, beta](float v) { return std::max(0.f, std::min(1.f, alpha * v + beta)); });
+      break;
+    }
+    case SmallActivation::kHardSwish:
+      map(x, y, n, [](float v) { return v * std::max(0.f, std::min(1.f, v / 6.f + 0.5f)); });
+      break;
+    case SmallActivation::kSqrt: map(x, y, n, [](float v) { return std::sqrt(v); }); break;
+    case SmallActivation::kAbs: map(x, y, n, [](float v) { return std::fabs(v); }); break;
+    case SmallActivation::kNeg: map(x, y, n, [](float v) { return -v; }); break;
+    case SmallActivation::kSigmoid:
+    case SmallActivation::kTanh:  // vector_math's in-place kernels
+      if (y != x) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+      act == SmallActivation::kSigmoid ? sigmoid_inplace(y, n) : tanh_inplace(y, n);
+      break;
+    case SmallActivation::kNone: break;
   }
 }
 

@@ -24,11 +24,15 @@ constexpr int64_t kSmallEltwiseElements = 4096;
 // memory laid out plain), read in place; nullptr otherwise (another layout or dtype, absent).
 const float* plain_f32_data(const CpuValue* v);
 
-// Whether small_activation computes the ONNX activation `name`.
-bool has_small_activation(const std::string& name);
-// y[i] = name(x[i]) for i < n, with `params` as ActivationOp holds them (LeakyRelu: alpha;
-// HardSigmoid: alpha, beta; Clip: min, max). x and y may be the same array.
-void small_activation(const std::string& name, const std::vector<float>& params, const float* x, float* y, int64_t n);
+// The activations small_activation computes, named once when an op is made: comparing the
+// name on every call was 2% of a chain of tiny nodes.
+enum class SmallActivation { kNone, kRelu, kLeakyRelu, kSigmoid, kTanh, kHardSwish, kHardSigmoid, kClip, kSqrt, kAbs, kNeg };
+
+// The ONNX activation `name`, or kNone when small_activation does not compute it.
+SmallActivation small_activation_of(const std::string& name);
+// y[i] = act(x[i]) for i < n, with `params` as ActivationOp holds them (LeakyRelu: alpha;
+// HardSigmoid: alpha, beta; Clip: min, max). x and y may be the same array. `act` is not kNone.
+void small_activation(SmallActivation act, const std::vector<float>& params, const float* x, float* y, int64_t n);
 
 // y = a (op) b for Add, Sub, Mul, Div (`alg` oneDNN's binary algorithm), where b is either a's
 // size (`b_len` == n), one value (1), or a row of a's last `b_len` elements repeated (a bias
