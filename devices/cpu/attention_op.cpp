@@ -1,20 +1,28 @@
 // Native pyflame_rt.MultiHeadAttention (semantics and layout: ref/kernels/attention_layout.h).
-// Per (batch, head): scores = scale * Q_h K_h^T with oneDNN's row-major sgemm, reading the
-// head's columns of Q and K in place through the leading dimension (no per-head copies or
-// transposes), + mask, a numerically stable softmax per row, then out_h = P V_h written
-// straight into the head's columns of the output. The (batch, head) pairs are spread over the
-// run's OpenMP team; each thread owns one [L, S] scores buffer. Inside the parallel region
-// oneDNN's gemm runs single-threaded, so the pairs do not oversubscribe the cores.
+// Per (batch, head) and block of query rows: scores = scale * Q_h K_h^T with oneDNN's
+// row-major sgemm, reading the head's columns of Q and K in place through the leading dimension
+// (no per-head copies or transposes), + mask, a numerically stable softmax per row, then
+// out_h = P V_h written straight into the head's columns of the output. The (pair, block)
+// items are spread over the run's OpenMP team; each thread owns one block's scores buffer.
+// Inside the parallel region oneDNN's gemm runs single-threaded, so the items do not
+// oversubscribe the cores.
+//
+// Query rows go in blocks (kScoreBlockFloats, kItemMacs) so that a hostile or huge attention
+// (L = S = 10^5) neither allocates a whole [L, S] scores matrix per thread outside the run's
+// memory limit (the blocks are one tensor, charged to it) nor runs for minutes between two
+// checks of the run's deadline, terminate flag and stop_all_runs (checked before each item).
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <vector>
 
 #include "devices/cpu/native_ops.h"
 #include "devices/target_clones.h"
 #include "devices/cpu/vector_math.h"
 #include "devices/ref/kernels/attention_layout.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -80,6 +88,11 @@ void add_mask_row(float* row, const float* mask, const AttentionLayout& a, int64
   }
 }
 
+// A block's scores (256 KB: stays in L2 between the two products) and its work (2^22
+// multiply-adds, ~0.1-0.2 ms on one core: the longest stretch between two checks).
+constexpr int64_t kScoreBlockFloats = int64_t{1} << 16;
+constexpr int64_t kItemMacs = int64_t{1} << 22;
+
 class AttentionOp : public NativeOp {
  public:
   AttentionOp(const Node& node, int64_t opset) : node_(node), opset_(opset), scale_(node.attr_float("scale", 1.0f)) {}
@@ -104,34 +117,62 @@ class AttentionOp : public NativeOp {
     const float* mask = t[3] ? t[3]->data<float>() : nullptr;
     float* out = y.data<float>();
     const int64_t pairs = a.batch * a.heads;
-    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), pairs));
+    // Query rows per item: a block's scores within kScoreBlockFloats and its work within
+    // kItemMacs, at least one row (a row's work is bounded by K's size).
+    const int64_t row_macs = a.kv_len * (a.dk + a.dv);
+    const int64_t rows = std::max<int64_t>(
+        1, std::min({a.q_len, kScoreBlockFloats / a.kv_len, kItemMacs / std::max<int64_t>(row_macs, 1)}));
+    const int64_t blocks = (a.q_len + rows - 1) / rows;
+    const int64_t items = pairs * blocks;
+    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), items));
+    // Every thread's scores block, allocated here on the run's thread: charged to its memory
+    // limit (bad_alloc past it, which the program reports as kResourceExhausted).
+    Tensor scratch = pooled_tensor(DType::kFloat32, {threads, rows * a.kv_len});
+    const RunContext* context = current_run_context();  // OpenMP's threads have none installed
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    Status interrupted;
     std::atomic<int> failed{static_cast<int>(dnnl_success)};
 #pragma omp parallel num_threads(threads)
     {
-      std::vector<float> scores(static_cast<size_t>(a.q_len * a.kv_len));  // this thread's scratch
+      float* scores = scratch.data<float>() + omp_get_thread_num() * rows * a.kv_len;
 #pragma omp for schedule(static)
-      for (int64_t pair = 0; pair < pairs; ++pair) {
+      for (int64_t item = 0; item < items; ++item) {
+        if (stop.load(std::memory_order_relaxed)) continue;
+        if (context) {
+          if (Status st = context->check(); !st.ok()) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (interrupted.ok()) interrupted = st;
+            stop = true;
+            continue;
+          }
+        }
+        const int64_t pair = item / blocks, l0 = (item % blocks) * rows;
+        const int64_t n = std::min(rows, a.q_len - l0);
         const int64_t b = pair / a.heads, h = pair % a.heads;
-        const float* qh = q + b * a.q_batch + h * a.dk;
+        const float* qh = q + b * a.q_batch + l0 * a.q_row + h * a.dk;
         const float* kh = k + b * a.k_batch + h * a.dk;
         const float* vh = v + b * a.v_batch + h * a.dv;
-        float* oh = out + b * a.o_batch + h * a.dv;
-        // [L, dk] x [S, dk]^T -> [L, S]; K^T is read through transb, not materialised.
-        dnnl_status_t st = dnnl_sgemm('N', 'T', a.q_len, a.kv_len, a.dk, scale_, qh, a.q_row, kh, a.k_row, 0.0f,
-                                      scores.data(), a.kv_len);
-        for (int64_t l = 0; l < a.q_len && st == dnnl_success; ++l) {
-          float* row = scores.data() + l * a.kv_len;
-          if (mask) add_mask_row(row, mask, a, b, h, l);
+        float* oh = out + b * a.o_batch + l0 * a.o_row + h * a.dv;
+        // [n, dk] x [S, dk]^T -> [n, S]; K^T is read through transb, not materialised.
+        dnnl_status_t st =
+            dnnl_sgemm('N', 'T', n, a.kv_len, a.dk, scale_, qh, a.q_row, kh, a.k_row, 0.0f, scores, a.kv_len);
+        for (int64_t l = 0; l < n && st == dnnl_success; ++l) {
+          float* row = scores + l * a.kv_len;
+          if (mask) add_mask_row(row, mask, a, b, h, l0 + l);
           softmax_row(row, a.kv_len);
         }
-        // [L, S] x [S, dv] -> the head's columns of the output rows.
+        // [n, S] x [S, dv] -> the head's columns of the output rows.
         if (st == dnnl_success) {
-          st = dnnl_sgemm('N', 'N', a.q_len, a.dv, a.kv_len, 1.0f, scores.data(), a.kv_len, vh, a.v_row, 0.0f, oh,
-                          a.o_row);
+          st = dnnl_sgemm('N', 'N', n, a.dv, a.kv_len, 1.0f, scores, a.kv_len, vh, a.v_row, 0.0f, oh, a.o_row);
         }
-        if (st != dnnl_success) failed = static_cast<int>(st);
+        if (st != dnnl_success) {
+          failed = static_cast<int>(st);
+          stop = true;
+        }
       }
     }
+    if (!interrupted.ok()) return interrupted;
     if (failed != static_cast<int>(dnnl_success)) {
       return node_.error(StatusCode::kRuntimeError, "oneDNN sgemm failed with status ", failed.load(),
                          " (expected dnnl_success = 0)");

@@ -75,6 +75,10 @@ TEST(AttentionOpTest, MatchesTheReferenceKernel) {
       {true, 2, 4, 5, 2, 8, 8, {2, 1, 4, 5}, 1},        // per-batch mask, shared by heads
       {true, 2, 4, 5, 2, 8, 8, {2, 1, 1, 5}, 2},        // key padding mask
       {false, 3, 1, 1, 1, 4, 4, {1}, 2},                // single query and key
+      // Long keys: query rows in blocks (attention_op.cpp kScoreBlockFloats, kItemMacs), the
+      // last one short, each block reading its own rows of a per-row mask.
+      {true, 2, 40, 4096, 2, 16, 16, {2, 1, 40, 4096}, 2},  // blocks of 16, 16 and 8 rows
+      {false, 1, 33, 2048, 1, 64, 64, {33, 2048}, 1},       // blocks of 16, 16 and 1 row
   };
   uint32_t seed = 100;
   for (const auto& c : cases) check(c, seed += 10);

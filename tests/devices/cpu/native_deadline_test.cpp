@@ -166,6 +166,19 @@ TEST(NativeDeadlineTest, NonMaxSuppressionOfManyStackedBoxesStops) {
                false);
 }
 
+// MultiHeadAttention over 8,192 queries and keys of width 256 in 4 heads (8 MB each): 3.4 x
+// 10^10 multiply-adds, in items of at most 2^22 (attention_op.cpp), each after a check. Before
+// (stop 18) a whole (batch, head) pair ran between two checks, on a [L, S] scores matrix per
+// thread that the run's memory limit did not see (256 MB here).
+TEST(NativeDeadlineTest, AttentionStopsBetweenBlocksOfQueryRows) {
+  const int64_t len = 8192, width = 256;
+  auto ones = [&] { return filled({1, len, width}, small); };
+  OneNode m = one_node_model("MultiHeadAttention", {ones(), ones(), ones()}, 1, 17, "pyflame_rt", "long");
+  m.g.nodes[0].attributes["num_heads"] = Attribute::make_int(4);
+  m.g.nodes[0].attributes["batch_first"] = Attribute::make_int(1);
+  expect_stops("MultiHeadAttention", m, false);
+}
+
 }  // namespace
 }  // namespace pyflame_rt
 
