@@ -309,3 +309,43 @@ def test_python_serve_grace_must_be_milliseconds_in_range(grace):
     with rt.serve(lambda f: f) as server:
         with pytest.raises(rt.InvalidArgument, match=r"StageServer.stop: grace_ms: expected"):
             server.stop(grace_ms=grace)
+
+
+def test_python_model_server_stop_ends_an_endless_request_and_answers_it_503(tmp_path):
+    import json
+    import urllib.error
+    import urllib.request
+    from pyflame_rt.serving import ModelServer
+    session = rt.InferenceSession(counting_loop_model(tmp_path / "loop.onnx"))
+    server = ModelServer(session=session, name="endless", host="127.0.0.1", port=0).start_background()
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
+                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    answer = []
+
+    def call():
+        try:
+            urllib.request.urlopen(urllib.request.Request(server.url + "/v2/models/endless/infer", data=body,
+                                                          headers={"Content-Type": "application/json"}),
+                                   timeout=TIMEOUT)
+            answer.append("ok")
+        except urllib.error.HTTPError as e:
+            answer.append((e.code, e.read().decode()))
+        except Exception as e:  # noqa: BLE001
+            answer.append(e)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    time.sleep(1.0)  # the run is under way
+    assert not answer, answer
+    start = time.monotonic()
+    server.stop()
+    elapsed = time.monotonic() - start
+    caller.join(timeout=TIMEOUT)
+    assert elapsed < 5.0, f"stop() took {elapsed:.1f} s"
+    # Before: stop() returned, the connection was dropped unanswered and the run went on for good
+    # (holding a core, and rt.shutdown() at exit waiting for it).
+    assert answer and answer[0][0] == 503, answer
+    assert "the run was stopped: the model server is shutting down" in answer[0][1], answer
+    # The session serves in-process runs afterwards.
+    assert session.run(None, loop_feeds(4))[0].tolist() == [4.0]
