@@ -3,14 +3,16 @@
 #include "compiler/partitioner.h"
 #include "compiler/pipeline.h"
 #include "devices/device_registry.h"
+#include "session/inference_session.h"
 
 namespace pyflame_rt {
 
 Expected<std::vector<StageSpec>> partition_stages(Graph graph, int partitions, const SessionOptions& options,
                                                   std::vector<PartitionInfo>* info) {
   RETURN_IF_ERROR(graph.sort_topologically());
+  // Folding stays within the session's memory limit and run deadline, as at session creation.
   ASSIGN_OR_RETURN(Graph optimized, optimize_graph(std::move(graph), options.optimization_level,
-                                                   options.disabled_passes));
+                                                   options.disabled_passes, fold_limits(options)));
   // The partitions run on CPU sessions that optimise nothing: the CPU's own passes (its
   // layouts) run here, once, on the whole graph, as the session would on one partition.
   ASSIGN_OR_RETURN(std::unique_ptr<Device> cpu, DeviceRegistry::global().create("cpu", DeviceConfig{}));

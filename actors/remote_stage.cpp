@@ -2,6 +2,7 @@
 
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -14,6 +15,7 @@
 #include "actors/actor_runtime.h"
 #include "actors/basp_guard.h"
 #include "actors/remote_wire.h"
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt {
 namespace {
@@ -61,6 +63,9 @@ struct StageServer::Impl {
   static constexpr std::chrono::milliseconds kDrain{1000};
   static constexpr std::chrono::milliseconds kReplyTravel{50};
   std::atomic<bool> stopping{false};     // set by stop(): frames still queued are refused
+  // The frames' runs: stop() ends them at their next check (kUnavailable "the run was stopped:
+  // stage 'x' is shutting down") without stopping the process's other runs.
+  std::shared_ptr<RunStopSource> runs;
   std::atomic<int> in_progress{0};       // frames being run now
   std::atomic<int64_t> run_started_ns{0};  // steady clock of the latest frame's start
   std::mutex mu;
@@ -88,6 +93,7 @@ struct StageServer::Impl {
     Expected<Frame> out = in.status();
     if (in.ok()) {
       try {
+        RunStopScope stoppable(runs);
         out = fn(*in);
       } catch (const std::exception& e) {
         out = runtime_error("stage '", info.name, "' threw: ", e.what());
@@ -116,8 +122,9 @@ struct StageServer::Impl {
     return s;
   }
 
-  void stop() {
+  void stop(std::chrono::milliseconds drain = kDrain) {
     stopping = true;
+    if (runs) runs->stop();
     caf::actor a;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -127,7 +134,7 @@ struct StageServer::Impl {
     if (!a) return;
     // A frame running now gets a moment to end (stopped runs end at their next check) so that
     // its caller hears why ("the run was stopped: ..."), not only that the connection went.
-    const auto drain_until = std::chrono::steady_clock::now() + kDrain;
+    const auto drain_until = std::chrono::steady_clock::now() + drain;
     const bool was_running = in_progress > 0;
     while (in_progress > 0 && std::chrono::steady_clock::now() < drain_until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -143,8 +150,8 @@ struct StageServer::Impl {
                     caf_port)
           .receive([] {}, [](caf::error&) {});
     }
-    // A frame running now ends at its next interrupt check once the runs are stopped
-    // (stop_all_runs, devices/run_interrupt.h); otherwise when it ends.
+    // A frame running now ends at its next interrupt check (its runs are stopped above);
+    // a frame in a kernel that does not check ends when it ends.
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 };
@@ -194,6 +201,7 @@ Expected<std::unique_ptr<StageServer>> StageServer::serve(std::string name, Stag
   auto impl = std::make_shared<Impl>();
   impl->info.name = std::move(name);
   impl->fn = std::move(fn);
+  impl->runs = std::make_shared<RunStopSource>("stage '" + impl->info.name + "' is shutting down");
   return start(std::move(impl), address);
 }
 
@@ -203,6 +211,7 @@ Expected<std::unique_ptr<StageServer>> StageServer::serve_model(std::string name
   if (!session) return invalid_argument("stage '", name, "': a served model needs a session");
   auto impl = std::make_shared<Impl>();
   impl->info.name = name;
+  impl->runs = std::make_shared<RunStopSource>("stage '" + name + "' is shutting down");
   for (const auto& in : session->inputs()) impl->info.inputs.push_back(in.name);
   for (const auto& out : session->outputs()) impl->info.outputs.push_back(out.name);
   impl->info.dynamic_batch = make_session_target(session, name)->dynamic_batch();
@@ -218,6 +227,8 @@ uint64_t StageServer::frames_served() const { return impl_->served; }
 uint64_t StageServer::frames_failed() const { return impl_->failed; }
 std::string StageServer::still_running() const { return impl_->still_running(); }
 void StageServer::stop() { impl_->stop(); }
+void StageServer::stop(std::chrono::milliseconds grace) { impl_->stop(std::max(grace, std::chrono::milliseconds(0))); }
+bool StageServer::frame_in_progress() const { return impl_->in_progress > 0; }
 
 // ---------------------------------------------------------------------------------------------
 // Client

@@ -49,12 +49,17 @@ class StageServer {
   // What a shutdown still waits for, for a report ("a frame of stage 'cnn' running for 812 ms;
   // 2 client connection(s) of stage 'cnn' still open"); empty when nothing.
   std::string still_running() const;
-  // Refuses the frames still queued (kUnavailable), gives a frame running now up to 1 s to end
-  // (the CLI stops every run first: stop_all_runs, devices/run_interrupt.h, so its caller is
-  // told why), closes the port and every client connection, and stops the stage's actor;
-  // clients waiting get kUnavailable. Idempotent. Returns within about 3 s whatever the
-  // clients do; a frame that does not end keeps the actor (and shutdown_actor_runtime) busy.
+  // Refuses the frames still queued (kUnavailable), stops the run of the frame running now
+  // (its caller gets kUnavailable "the run was stopped: stage 'x' is shutting down", at the
+  // run's next check: RunStopSource, devices/run_interrupt.h) and gives it up to 1 s to end,
+  // closes the port and every client connection, and stops the stage's actor; clients
+  // waiting get kUnavailable. Idempotent. Returns within about 3 s whatever the clients do; a
+  // frame that does not end (a kernel that does not check) keeps the actor busy until it does.
   void stop();
+  // The same with `grace` instead of 1 s for the running frame to end (0: none).
+  void stop(std::chrono::milliseconds grace);
+  // True while a frame is being run (after stop(): one that did not end within the grace).
+  bool frame_in_progress() const;
 
   struct Impl;
 

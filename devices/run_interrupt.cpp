@@ -22,6 +22,9 @@ Status RunContext::check() const {
   if (const char* reason = g_stop_all.load(std::memory_order_relaxed)) {
     return make_status(StatusCode::kUnavailable, "the run was stopped: ", reason);
   }
+  if (stop_source && stop_source->stopped()) {
+    return make_status(StatusCode::kUnavailable, "the run was stopped: ", stop_source->reason());
+  }
   if (terminate && terminate->load(std::memory_order_relaxed)) {
     return make_status(StatusCode::kFail, "the run was terminated (RunOptions.terminate is set)");
   }
@@ -34,6 +37,15 @@ Status RunContext::check() const {
   }
   return Status::OK();
 }
+
+namespace {
+thread_local std::shared_ptr<const RunStopSource> t_stop_source;
+}  // namespace
+RunStopScope::RunStopScope(std::shared_ptr<const RunStopSource> source) : previous_(std::move(t_stop_source)) {
+  t_stop_source = std::move(source);
+}
+RunStopScope::~RunStopScope() { t_stop_source = std::move(previous_); }
+std::shared_ptr<const RunStopSource> current_run_stop_source() { return t_stop_source; }
 
 const RunContext* current_run_context() { return t_context; }
 const std::atomic<bool>* current_run_interrupt() { return t_context ? t_context->terminate : nullptr; }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "graph/memory_budget.h"
 #include "graph/tensor.h"
@@ -24,8 +25,13 @@ namespace pyflame_rt {
 
 // A run that stops returns kFail ("terminated", as ONNX Runtime), kDeadlineExceeded, or
 // kUnavailable when the whole process stops its runs (stop_all_runs, below).
+class RunStopSource;
+
 struct RunContext {
   const std::atomic<bool>* terminate = nullptr;
+  // The group of runs this one belongs to (a server's frames, RunStopScope below): stopping it
+  // ends the run at its next check with kUnavailable naming the group's reason.
+  std::shared_ptr<const RunStopSource> stop_source;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   int64_t timeout_ms = 0;                // what set the deadline (named in its error)
   const char* timeout_name = "RunOptions.timeout_ms";  // the setting it came from
@@ -46,6 +52,38 @@ struct RunContext {
 void stop_all_runs(const char* reason);
 void resume_all_runs();
 bool all_runs_stopped();
+
+// The runs one owner started (a served stage's frames: pyflame_rt.serve) that it can stop
+// together, without stopping the rest of the process as stop_all_runs does: a run whose
+// RunContext carries the source ends at its next check (between nodes, Loop iterations, the
+// polls inside kernels) with kUnavailable "the run was stopped: <reason>" once stop() is called.
+// A session picks the source up from the thread that calls run() (RunStopScope), and the
+// RunContext carries it to every thread of that run.
+class RunStopSource {
+ public:
+  explicit RunStopSource(std::string reason) : reason_(std::move(reason)) {}
+  void stop() { stopped_.store(true, std::memory_order_release); }
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  const std::string reason_;
+  std::atomic<bool> stopped_{false};
+};
+
+// Runs started on this thread while the scope lives belong to `source`.
+class RunStopScope {
+ public:
+  explicit RunStopScope(std::shared_ptr<const RunStopSource> source);
+  ~RunStopScope();
+  RunStopScope(const RunStopScope&) = delete;
+  RunStopScope& operator=(const RunStopScope&) = delete;
+
+ private:
+  std::shared_ptr<const RunStopSource> previous_;
+};
+// The source of the innermost RunStopScope on this thread (nullptr: none).
+std::shared_ptr<const RunStopSource> current_run_stop_source();
 
 // The process's model runs in progress (InferenceSession counts each of its runs), for what a
 // shutdown that passed its bound reports as still running.

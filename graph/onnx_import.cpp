@@ -3,6 +3,7 @@
 // tensors (raw, typed fields or external files) into our IR.
 #include "graph/onnx_import.h"
 
+#include <onnx/defs/data_type_utils.h>
 #include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
@@ -555,6 +556,92 @@ Status check_raw_data_sizes(const onnx::GraphProto& g, int version, const Import
   return Status::OK();
 }
 
+// ONNX type constraints (what ONNX Runtime checks when it loads a model): every input of a
+// default-domain node whose type is known (a graph input, an initializer, a declared or inferred
+// value_info, in this graph or an enclosing one) must be one of the types its formal parameter
+// allows at the model's opset, and the inputs bound to one homogeneous type parameter must agree.
+// Without this a Relu on int32 at opset 13, a MatMul on bool or a Softmax on int64 reached a
+// kernel written for other types. Values of unknown type are left to the run.
+using TypeScope = std::map<std::string, const onnx::TypeProto*>;
+
+// "tensor(float)", or "" when the type is not one libonnx can name (no element type, ...).
+const std::string* onnx_type_of(const onnx::TypeProto& t) {
+  if (t.value_case() == onnx::TypeProto::VALUE_NOT_SET) return nullptr;
+  if (t.has_tensor_type() && t.tensor_type().elem_type() == 0) return nullptr;
+  if (t.has_sequence_type() && t.sequence_type().elem_type().value_case() == onnx::TypeProto::VALUE_NOT_SET) {
+    return nullptr;
+  }
+  try {
+    return onnx::Utils::DataTypeUtils::ToType(t);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+std::string allowed_types_text(const onnx::OpSchema::FormalParameter& f) {
+  std::vector<std::string> names;
+  for (const auto* t : f.GetTypes()) names.push_back(*t);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+Status check_type_constraints(const onnx::GraphProto& g, int version, TypeScope scope, const ImportContext& ctx);
+
+Status check_node_types(const onnx::NodeProto& n, int version, const TypeScope& scope, const ImportContext& ctx) {
+  if (!n.domain().empty() && n.domain() != "ai.onnx") return Status::OK();
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), version, "");
+  if (!schema || schema->inputs().empty()) return Status::OK();
+  const auto& formal = schema->inputs();
+  std::map<std::string, std::pair<const std::string*, int>> bound;  // type parameter -> first type, input
+  for (int i = 0; i < n.input_size(); ++i) {
+    if (n.input(i).empty()) continue;
+    const bool tail = static_cast<size_t>(i) >= formal.size();
+    if (tail && formal.back().GetOption() != onnx::OpSchema::Variadic) break;
+    const auto& f = formal[std::min(static_cast<size_t>(i), formal.size() - 1)];
+    auto it = scope.find(n.input(i));
+    if (it == scope.end()) continue;
+    const std::string* type = onnx_type_of(*it->second);
+    if (!type) continue;
+    const auto& allowed = f.GetTypes();
+    if (!allowed.empty() && !allowed.count(type)) {
+      const bool is_param = f.GetTypeStr().find('(') == std::string::npos;
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ", opset ", version, "): input ", i,
+                           " '", n.input(i), "' (", f.GetName(), ") has type ", *type, "; ", n.op_type(), " allows ",
+                           is_param ? "for its type parameter " + f.GetTypeStr() + " " : std::string(), "only ",
+                           allowed_types_text(f));
+    }
+    if (!f.GetIsHomogeneous() && f.GetOption() == onnx::OpSchema::Variadic) continue;
+    auto [b, fresh] = bound.emplace(f.GetTypeStr(), std::make_pair(type, i));
+    if (!fresh && b->second.first != type) {
+      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ", opset ", version,
+                           "): type parameter ", f.GetTypeStr(), " is bound to ", *b->second.first, " by input ",
+                           b->second.second, " '", n.input(b->second.second), "' and to ", *type, " by input ", i, " '",
+                           n.input(i), "'; its inputs must have one type");
+    }
+  }
+  for (const auto& a : n.attribute()) {
+    if (a.has_g()) RETURN_IF_ERROR(check_type_constraints(a.g(), version, scope, ctx));
+    for (const auto& sg : a.graphs()) RETURN_IF_ERROR(check_type_constraints(sg, version, scope, ctx));
+  }
+  return Status::OK();
+}
+
+Status check_type_constraints(const onnx::GraphProto& g, int version, TypeScope scope, const ImportContext& ctx) {
+  // Initializers first: an input listed with the same name (IR < 4) names the same value.
+  std::vector<onnx::TypeProto> initializer_types(static_cast<size_t>(g.initializer_size()));
+  for (int i = 0; i < g.initializer_size(); ++i) {
+    initializer_types[i].mutable_tensor_type()->set_elem_type(g.initializer(i).data_type());
+    scope[g.initializer(i).name()] = &initializer_types[i];
+  }
+  for (const auto& v : g.input()) scope[v.name()] = &v.type();
+  for (const auto& v : g.value_info()) scope.emplace(v.name(), &v.type());
+  for (const auto& v : g.output()) scope.emplace(v.name(), &v.type());
+  for (const auto& n : g.node()) RETURN_IF_ERROR(check_node_types(n, version, scope, ctx));
+  return Status::OK();
+}
+
 Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
   onnx::ModelProto model;
   if (bytes.empty()) return make_status(StatusCode::kInvalidProtobuf, ctx.model_name, " is empty");
@@ -611,6 +698,9 @@ Expected<Graph> import_model(std::string bytes, const ImportContext& ctx) {
                                        onnx::ShapeInferenceOptions(false, 0, false));
   } catch (const std::exception&) {
     // Keep the types the model declared; the runtime checks shapes as it runs.
+  }
+  if (def != opsets.end()) {
+    RETURN_IF_ERROR(check_type_constraints(model.graph(), static_cast<int>(def->second), {}, ctx));
   }
   Expected<Graph> converted = Status();
   try {

@@ -1,8 +1,12 @@
 #include "net/model_repository.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <filesystem>
+#include <thread>
+
+#include "devices/run_interrupt.h"
 
 namespace pyflame_rt::net {
 namespace fs = std::filesystem;
@@ -74,7 +78,56 @@ ServedModel::ServedModel(std::string name, std::string version, ModelConfig conf
       session_(std::move(session)), inputs_(std::move(inputs)), outputs_(std::move(outputs)),
       batcher_(std::move(batcher)), metrics_(std::move(metrics)) {}
 
-ModelRepository::ModelRepository(ModelConfig defaults) : defaults_(std::move(defaults)) {}
+// The runs of the served models: a stop source their targets install around each run, and
+// how many are in progress.
+struct ModelRepository::Runs {
+  std::shared_ptr<RunStopSource> source = std::make_shared<RunStopSource>("the model server is shutting down");
+  std::atomic<int64_t> in_progress{0};
+};
+
+namespace {
+
+// `inner`, each of whose runs belongs to the repository's stop source.
+class StoppableTarget : public BatchTarget {
+ public:
+  StoppableTarget(std::shared_ptr<const BatchTarget> inner, std::shared_ptr<ModelRepository::Runs> runs)
+      : inner_(std::move(inner)), runs_(std::move(runs)) {}
+  const std::string& name() const override { return inner_->name(); }
+  bool dynamic_batch() const override { return inner_->dynamic_batch(); }
+  const std::vector<std::string>& output_names() const override { return inner_->output_names(); }
+  Status validate(const std::map<std::string, Tensor>& feeds) const override { return inner_->validate(feeds); }
+  Expected<std::vector<Tensor>> run(const std::map<std::string, Tensor>& feeds) const override;
+
+ private:
+  std::shared_ptr<const BatchTarget> inner_;
+  std::shared_ptr<ModelRepository::Runs> runs_;
+};
+
+}  // namespace
+
+Expected<std::vector<Tensor>> StoppableTarget::run(const std::map<std::string, Tensor>& feeds) const {
+  runs_->in_progress++;
+  struct Done {
+    std::atomic<int64_t>& n;
+    ~Done() { n--; }
+  } done{runs_->in_progress};
+  RunStopScope scope(runs_->source);
+  return inner_->run(feeds);
+}
+
+ModelRepository::ModelRepository(ModelConfig defaults)
+    : defaults_(std::move(defaults)), runs_(std::make_shared<Runs>()) {}
+
+int64_t ModelRepository::runs_in_progress() const { return runs_->in_progress; }
+
+bool ModelRepository::stop_runs(std::chrono::milliseconds grace) {
+  runs_->source->stop();
+  const auto until = std::chrono::steady_clock::now() + grace;
+  while (runs_->in_progress > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return runs_->in_progress == 0;
+}
 
 ModelRepository::~ModelRepository() { stop(); }
 
@@ -132,6 +185,7 @@ Expected<std::shared_ptr<ServedModel>> ModelRepository::serve(
     const std::string& name, const std::string& version, const ModelConfig& config,
     std::shared_ptr<const BatchTarget> target, std::shared_ptr<const InferenceSession> session,
     std::vector<TensorInfo> inputs, std::vector<TensorInfo> outputs) {
+  target = std::make_shared<StoppableTarget>(std::move(target), runs_);
   ASSIGN_OR_RETURN(std::shared_ptr<Batcher> batcher, Batcher::create(target, config.batching));
   return std::make_shared<ServedModel>(name, version, config, std::move(target), std::move(session),
                                        std::move(inputs), std::move(outputs), std::move(batcher),

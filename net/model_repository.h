@@ -14,6 +14,7 @@
 // Pipelines are served through the BatchTarget overload of load() (anything that runs feeds).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -117,6 +118,12 @@ class ModelRepository {
   Status unload(const std::string& name);
   // Stops every batcher: queued requests are answered kUnavailable. For server shutdown.
   void stop();
+  // Stops the runs of every served model at their next check (kUnavailable "the run was
+  // stopped: the model server is shutting down"; the process's other runs go on) and waits up
+  // to `grace` for those in progress to end, so that their callers are answered why. True
+  // when none is left running. Runs started later fail at once.
+  bool stop_runs(std::chrono::milliseconds grace);
+  int64_t runs_in_progress() const;
 
   // `version` empty = the newest loaded version. kNotFound names what is loaded.
   Expected<std::shared_ptr<ServedModel>> find(const std::string& name, const std::string& version = "") const;
@@ -134,6 +141,10 @@ class ModelRepository {
 
   Metrics& metrics() { return metrics_; }
   const ModelConfig& defaults() const { return defaults_; }
+
+  // Every served model's runs (their targets install its stop source: RunStopScope), for
+  // stop_runs(); defined in model_repository.cpp.
+  struct Runs;
 
  private:
   struct Entry {
@@ -156,6 +167,7 @@ class ModelRepository {
                                                              const std::string& version) const;
 
   ModelConfig defaults_;
+  std::shared_ptr<Runs> runs_;
   std::string directory_;
   Metrics metrics_;
   mutable std::mutex mu_;

@@ -1,5 +1,8 @@
 #include "net/server.h"
 
+#include <chrono>
+#include <thread>
+
 #include "net/grpc/grpc_listener.h"
 #include "net/http/http_server.h"
 #include "net/zmq/zmq_server_listener.h"
@@ -103,6 +106,13 @@ void Server::stop() {
     stopping_ = true;
     listeners.swap(listeners_);
   }
+  // The runs in progress stop first (at their next check, kUnavailable "the run was stopped:
+  // the model server is shutting down") and get up to 1 s to end, then 100 ms for their
+  // answers to leave through the listeners: a run that would never end (a Loop of 2^40
+  // iterations) no longer outlives the server (pyflame_rt.serving's stop(), or the CLI's).
+  const bool were_running = repository_->runs_in_progress() > 0;
+  const bool ended = repository_->stop_runs(std::chrono::milliseconds(1000));
+  if (were_running && ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   // Listeners first (no new requests), then the models and the sequences (queued requests are
   // answered, dropped), and only then the listeners' objects: a queued request's answer calls
   // back into its listener's service (its in-flight count), which must still exist.

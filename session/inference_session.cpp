@@ -267,7 +267,6 @@ void InferenceSession::warn_ignored_options(const SessionOptions& o) {
   }
 }
 
-namespace {
 // Constant folding at creation stays within what one run of this session may hold and take.
 FoldLimits fold_limits(const SessionOptions& o) {
   FoldLimits f;
@@ -275,7 +274,6 @@ FoldLimits fold_limits(const SessionOptions& o) {
   f.timeout_ms = o.run_timeout_ms;
   return f;
 }
-}  // namespace
 
 Status InferenceSession::optimize_or_load_cached(Graph graph, const SessionOptions& options) {
   // With a plan key the plan cache (session/plan_cache.h) stands in for the graph cache.
@@ -677,6 +675,7 @@ Expected<std::vector<Value>> InferenceSession::run_values(const std::vector<std:
   auto start = Clock::now();
   RunContext ctx;
   ctx.terminate = &run_options.terminate;
+  ctx.stop_source = current_run_stop_source();  // a served stage's frame (RunStopScope)
   // The run's own deadline wins; else the session's (SessionOptions.run_timeout_ms).
   const int64_t timeout_ms = run_options.timeout_ms > 0 ? run_options.timeout_ms : options_.run_timeout_ms;
   if (timeout_ms > 0) {

@@ -34,6 +34,12 @@
 
 namespace pyflame_rt {
 
+struct FoldLimits;  // compiler/passes/constant_folding.h
+
+// What constant folding may hold and take for one node at the creation of a session (or of a
+// partitioned model, actors/partitioned_model.cpp) with these options: memory_limit_mb and
+// run_timeout_ms (compiler/passes/constant_folding.h).
+FoldLimits fold_limits(const SessionOptions& options);
 
 // Input/output metadata in ONNX Runtime's terms (NodeArg: name, shape, type).
 struct TensorInfo {

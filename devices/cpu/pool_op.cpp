@@ -155,6 +155,12 @@ class PoolOp : public NativeOp {
       return std::shared_ptr<Plan>();
     }
     if (auto_pad == "VALID") std::fill(pads.begin(), pads.end(), 0);
+    // oneDNN sizes a window in int: a 65536 x 65536 average (a 1 x 1 input in huge pads) gave
+    // inf (its divisor wrapped to 0). Windows past int32's elements run on the reference kernel,
+    // which reads only the taps inside the input (devices/ref/kernels/nn.cpp).
+    CheckedInt64 window = 1;
+    for (int64_t kd : kernel) window = window * kd;
+    if (window.overflowed() || window.value() > std::numeric_limits<int32_t>::max()) return std::shared_ptr<Plan>();
     memory::dims pad_l(k), pad_r(k);
     Dims out = {xd[0], xd[1]};
     for (size_t d = 0; d < k; ++d) {

@@ -16,11 +16,30 @@ from . import _pyflame_rt
 from .errors import InvalidArgument
 
 
-class StageServer:
-    """A served model or function; stop() (or leaving a with-block) closes the port."""
+# The longest shutdown grace accepted (an hour), as `pyflame-rt serve --shutdown-grace-ms`.
+MAX_SHUTDOWN_GRACE_MS = 3600000
 
-    def __init__(self, native):
+
+def _check_grace(where, grace_ms):
+    if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) \
+            or not 0 <= grace_ms <= MAX_SHUTDOWN_GRACE_MS:
+        raise InvalidArgument(f"{where}: expected a number of milliseconds in [0, {MAX_SHUTDOWN_GRACE_MS}], "
+                              f"got {grace_ms!r}")
+    return int(grace_ms)
+
+
+class StageServer:
+    """A served model or function; stop() (or leaving a with-block) closes the port.
+
+    stop() is bounded, like `pyflame-rt serve --shutdown-grace-ms`: frames still queued are
+    refused and the run of the frame in progress is stopped at its next check (its caller gets
+    rt.Unavailable "the run was stopped: stage 'x' is shutting down"; the process's other runs
+    go on), which gets `grace_ms` to end before the port and the connections close. It returns
+    within grace_ms plus about 3 s whatever the clients or the frame do."""
+
+    def __init__(self, native, shutdown_grace_ms=1000):
         self._native = native
+        self._grace_ms = shutdown_grace_ms
 
     @property
     def port(self):
@@ -33,8 +52,13 @@ class StageServer:
     def stats(self):
         return {"frames_served": self._native.frames_served(), "frames_failed": self._native.frames_failed()}
 
-    def stop(self):
-        self._native.stop()
+    def stop(self, grace_ms=None):
+        """Stops serving (see the class). Returns True when everything ended, False when a frame
+        was still running past the grace (a kernel that does not check, or a Python stage that
+        does not return): it is abandoned to finish on its own, and rt.shutdown() (at exit)
+        waits for it. grace_ms defaults to serve()'s shutdown_grace_ms. Idempotent."""
+        grace = self._grace_ms if grace_ms is None else _check_grace("StageServer.stop: grace_ms", grace_ms)
+        return self._native.stop_within(grace)
 
     def __enter__(self):
         return self
@@ -46,9 +70,11 @@ class StageServer:
         return f"StageServer({self.name!r}, port={self.port})"
 
 
-def serve(target, name=None, host="127.0.0.1", port=0):
+def serve(target, name=None, host="127.0.0.1", port=0, shutdown_grace_ms=1000):
     """Serves an InferenceSession (a model stage) or a callable taking and returning a dict of
-    numpy arrays. port=0 picks a free port (see .port); host="0.0.0.0" listens on every interface."""
+    numpy arrays. port=0 picks a free port (see .port); host="0.0.0.0" listens on every interface.
+    shutdown_grace_ms: how long stop() lets a stopped frame end (StageServer)."""
+    grace = _check_grace("serve: shutdown_grace_ms", shutdown_grace_ms)
     from .session import InferenceSession
     if isinstance(target, InferenceSession):
         native_target = target._native
@@ -60,7 +86,7 @@ def serve(target, name=None, host="127.0.0.1", port=0):
         raise InvalidArgument(f"serve: expected an InferenceSession or a callable, got {type(target).__name__}")
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidArgument(f"serve: port: expected an int in [0, 65535], got {port!r}")
-    return StageServer(_pyflame_rt.StageServer(str(name), native_target, str(host), port))
+    return StageServer(_pyflame_rt.StageServer(str(name), native_target, str(host), port), grace)
 
 
 class RemoteStage:

@@ -77,7 +77,10 @@ class MultiModelServer:
             self.stop()
 
     def stop(self):
-        """Stops listening, answers what is queued and releases the models. Idempotent."""
+        """Stops the runs in progress (at their next check; their requests are answered 503
+        "the run was stopped: the model server is shutting down", the process's other runs go
+        on) and gives them 1 s, stops listening, answers what is queued and releases the
+        models. Idempotent."""
         native, self._native = self._native, None
         if native is not None:
             native.stop()

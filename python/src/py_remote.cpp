@@ -32,6 +32,13 @@ class PyStageServer {
     py::gil_scoped_release release;
     server_->stop();
   }
+  // True when no frame was left running past `grace_ms` (StageServer::stop(grace)).
+  bool stop_within(int64_t grace_ms) {
+    py::gil_scoped_release release;
+    server_->stop(std::chrono::milliseconds(grace_ms));
+    return !server_->frame_in_progress();
+  }
+  bool frame_in_progress() const { return server_->frame_in_progress(); }
 
  private:
   std::unique_ptr<StageServer> server_;
@@ -57,7 +64,9 @@ void bind_remote(py::module_& m) {
       .def("name", &PyStageServer::name)
       .def("frames_served", &PyStageServer::frames_served)
       .def("frames_failed", &PyStageServer::frames_failed)
-      .def("stop", &PyStageServer::stop);
+      .def("stop", &PyStageServer::stop)
+      .def("stop_within", &PyStageServer::stop_within, py::arg("grace_ms"))
+      .def("frame_in_progress", &PyStageServer::frame_in_progress);
   py::class_<PyRemoteStage>(m, "RemoteStage")
       .def(py::init<std::string, uint16_t, double>(), py::arg("host"), py::arg("port"), py::arg("timeout_ms"))
       .def("call", &PyRemoteStage::call, py::arg("frame"))

@@ -70,6 +70,58 @@ TEST(PartitionedModelTest, BadInputFailsTheFrameNamingThePartition) {
   EXPECT_TRUE(good->ok()) << good->status.to_string();
 }
 
+// Constant folding of a partitioned model stays within the session's memory_limit_mb and
+// run_timeout_ms (FoldLimits), as a session's creation does: partition_stages folded at the
+// fold's own bounds (256 MB, 5 s) whatever the options said.
+TEST(PartitionedModelTest, FoldingStaysWithinTheSessionsMemoryLimitAndDeadline) {
+  auto nodes_in = [](const std::vector<PartitionInfo>& info) {
+    size_t n = 0;
+    for (const auto& p : info) n += p.nodes;
+    return n;
+  };
+  {  // memory_limit_mb 1: the Expand to 2 MB (and what reads it) is left to the run
+    Graph g;
+    g.opset_imports[""] = 17;
+    g.initializers["one"] = Tensor::from_vector<float>({1}, {1.5f});
+    g.initializers["shape"] = Tensor::from_vector<int64_t>({2}, {512, 1024});
+    g.add_node("Expand", {"one", "shape"}, {"wide"});
+    g.add_node("ReduceMax", {"wide"}, {"m"}).attributes["keepdims"] = Attribute::make_int(0);
+    g.add_node("Add", {"x", "m"}, {"y"});
+    g.inputs = {{"x", DType::kFloat32, Shape::from_dims({1})}};
+    g.outputs = {{"y", DType::kFloat32, Shape::from_dims({1})}};
+    SessionOptions limited;
+    limited.memory_limit_mb = 1;
+    std::vector<PartitionInfo> info;
+    auto stages = partition_stages(g, 2, limited, &info);
+    ASSERT_TRUE(stages.ok()) << stages.status().to_string();
+    EXPECT_EQ(nodes_in(info), 3u) << "the 2 MB Expand was folded past memory_limit_mb 1";
+    std::vector<PartitionInfo> unlimited_info;
+    ASSERT_TRUE(partition_stages(g, 2, {}, &unlimited_info).ok());
+    EXPECT_EQ(nodes_in(unlimited_info), 1u) << "without a limit the constant part folds (Add stays)";
+  }
+  {  // run_timeout_ms 50: a Resize of 16 M outputs (seconds on the reference) is given up at 50 ms
+    Graph g;
+    g.opset_imports[""] = 17;
+    g.initializers["img"] = Tensor::from_vector<float>({1, 1, 2, 2}, {1, 2, 3, 4});
+    g.initializers["roi"] = Tensor::from_vector<float>({0}, {});
+    g.initializers["scales"] = Tensor::from_vector<float>({4}, {1, 1, 2048, 2048});
+    g.add_node("Resize", {"img", "roi", "scales"}, {"big"}).attributes["mode"] = Attribute::make_string("linear");
+    g.add_node("ReduceMax", {"big"}, {"m"}).attributes["keepdims"] = Attribute::make_int(0);
+    g.add_node("Add", {"x", "m"}, {"y"});
+    g.inputs = {{"x", DType::kFloat32, Shape::from_dims({1})}};
+    g.outputs = {{"y", DType::kFloat32, Shape::from_dims({1})}};
+    SessionOptions limited;
+    limited.run_timeout_ms = 50;
+    std::vector<PartitionInfo> info;
+    const auto start = std::chrono::steady_clock::now();
+    auto stages = partition_stages(g, 2, limited, &info);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(stages.ok()) << stages.status().to_string();
+    EXPECT_EQ(nodes_in(info), 3u) << "the Resize was folded past run_timeout_ms 50";
+    EXPECT_LT(seconds, 1.5) << "folding passed the session's 50 ms deadline by far";
+  }
+}
+
 TEST(PartitionedModelTest, TheCompilerActorSplitsAndCompilesOffTheCallersThread) {
   const std::string path = std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx";
   std::future<Expected<PartitionedModel>> f = partition_model_async(path, false, 2);

@@ -153,13 +153,49 @@ TEST(RefDeadlineTest, ConvAndConvTransposeStopInsideTheKernel) {
 // --- Work a window, a ratio or the labels size --------------------------------------------
 
 // One output position owns a 65536 x 65536 window of a 1 x 1 input (pads): 4.3 x 10^9 taps at
-// one output position, which the old check between output positions never interrupted.
-TEST(RefDeadlineTest, OneHugePoolingWindowStops) {
-  for (const char* op : {"LpPool", "AveragePool"}) {
-    OneNode m = one_node(op, {ones_f64({1, 1, 1, 1})}, 1);
-    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({65536, 65536});
-    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({65535, 65535, 0, 0});
-    expect_stops(op, m);
+// one output position, which the old check between output positions never interrupted; the
+// tap walk then polled the deadline, but still walked every padding tap (seconds without a
+// deadline). Pooling reads nothing from padding, so the walk now visits only the taps inside
+// the input (the padding's share of AveragePool's count_include_pad divisor is computed): the
+// node ends at once with the right value, on both devices, float64 (the reference kernel) and
+// float32 (the CPU device's own pooling where it has one).
+TEST(RefDeadlineTest, OneHugePoolingWindowOfPaddingIsNotWalked) {
+  struct Case {
+    const char* op;
+    int64_t include_pad;
+    double want;
+  };
+  const double taps = 65536.0 * 65536.0;
+  for (const Case& c : {Case{"LpPool", 0, 3.0}, Case{"AveragePool", 0, 3.0}, Case{"AveragePool", 1, 3.0 / taps},
+                        Case{"MaxPool", 0, 3.0}}) {
+    for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+      Tensor x = dtype == DType::kFloat64 ? Tensor::from_vector<double>({1, 1, 1, 1}, {-3.0})
+                                          : Tensor::from_vector<float>({1, 1, 1, 1}, {-3.0f});
+      if (std::string(c.op) != "LpPool") {
+        x = dtype == DType::kFloat64 ? Tensor::from_vector<double>({1, 1, 1, 1}, {3.0})
+                                     : Tensor::from_vector<float>({1, 1, 1, 1}, {3.0f});
+      }
+      OneNode m = one_node(c.op, {x}, 1);
+      m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({65536, 65536});
+      m.g.nodes[0].attributes["pads"] = Attribute::make_ints({65535, 65535, 0, 0});
+      if (std::string(c.op) == "AveragePool") {
+        m.g.nodes[0].attributes["count_include_pad"] = Attribute::make_int(c.include_pad);
+      }
+      for (auto& device : both_devices()) {
+        SCOPED_TRACE(std::string(c.op) + " count_include_pad " + std::to_string(c.include_pad) + " " +
+                     dtype_name(dtype) + " on " + device->name());
+        auto exe = device->compile(m.g);
+        ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+        const auto start = Clock::now();
+        auto out = (*exe)->run(m.feeds, RunContext{});
+        const auto elapsed = Clock::now() - start;
+        ASSERT_TRUE(out.ok()) << out.status().to_string();
+        const Tensor& y = (*out)[0].tensor;
+        ASSERT_EQ(y.dims(), (Dims{1, 1, 1, 1}));
+        EXPECT_NEAR(y.value_as_double(0), c.want, std::abs(c.want) * 1e-6);
+        EXPECT_LT(elapsed, std::chrono::seconds(1)) << ms(elapsed) << " ms: the padding was walked";
+      }
+    }
   }
 }
 

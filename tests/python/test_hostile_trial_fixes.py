@@ -11,7 +11,8 @@ import onnx
 import pytest
 from conftest import REPO, make_model
 from onnx import TensorProto, helper, numpy_helper
-from test_limits import _in_thread, _loop_model
+from loop_models import counting_loop_model as _loop_model
+from test_limits import _in_thread
 
 import pyflame_rt as rt
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import make_model
+from loop_models import counting_loop_model as _loop_model
 from onnx import TensorProto, helper, numpy_helper
 
 import pyflame_rt as rt
@@ -51,28 +52,6 @@ def _gru_model(path, hidden=64, features=40, batch=5):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, batch, hidden]),
          helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, batch, hidden])],
         [w, r, b])
-    onnx.save(model, str(path))
-    return str(path)
-
-
-def _loop_model(path):
-    """v = 0; repeat `trips` times: v = v + 1 (a Loop node; trips is a feed)."""
-    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
-        [one])
-    model = make_model(
-        [helper.make_node("Loop", ["trips", "cond", "v0"], ["v"], name="loop", body=body)],
-        [helper.make_tensor_value_info("trips", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v0", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("v", TensorProto.FLOAT, [1])])
     onnx.save(model, str(path))
     return str(path)
 

@@ -17,35 +17,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import pyflame_rt as rt
+from loop_models import counting_loop_model, loop_feeds
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(REPO, "build", "bin", "pyflame-rt")
 CNN = os.path.join(REPO, "examples", "models", "tiny_cnn.onnx")
 TIMEOUT = 60
-
-
-def endless_loop_model(path):
-    """v + 1, M times: M = 2^40 runs for days unless the run is stopped between iterations."""
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
-        initializer=[numpy_helper.from_array(np.ones(1, np.float32), "one")])
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["M", "", "v"], ["v_final"], body=body)],
-        "endless",
-        [helper.make_tensor_value_info("M", TensorProto.INT64, []),
-         helper.make_tensor_value_info("v", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    with open(path, "wb") as f:
-        f.write(model.SerializeToString())
 
 
 def dnnl_gru_model(path, hidden=1024, batch=5):
@@ -142,11 +119,10 @@ def call_in_background(port, feeds, timeout_ms=TIMEOUT * 1000):
 
 def test_a_stage_with_hostile_connections_and_an_endless_run_stops_within_its_grace(tmp_path):
     model = str(tmp_path / "endless.onnx")
-    endless_loop_model(model)
+    counting_loop_model(model)
     with Stage(model, "--name", "endless", "--shutdown-grace-ms", "5000") as stage:
         socks = hostile_connections(stage.port)
-        caller, outcome = call_in_background(stage.port, {"M": np.array(1 << 40, np.int64),
-                                                          "v": np.zeros(1, np.float32)})
+        caller, outcome = call_in_background(stage.port, loop_feeds())
         time.sleep(1.0)  # the run is under way, the connections open
         assert not outcome, outcome
         code, elapsed, err = stage.stop()
@@ -212,7 +188,7 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     import urllib.error
     import urllib.request
     model = str(tmp_path / "endless.onnx")
-    endless_loop_model(model)
+    counting_loop_model(model)
     proc = subprocess.Popen([CLI, "serve", "--model", f"endless={model}", "--host", "127.0.0.1", "--http-port", "0",
                              "--shutdown-grace-ms", "5000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     http = None
@@ -226,8 +202,9 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     if not http:
         proc.kill()
         pytest.fail(f"no http address: {proc.stderr.read()}")
-    body = json.dumps({"inputs": [{"name": "M", "shape": [], "datatype": "INT64", "data": [1 << 40]},
-                                  {"name": "v", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
+                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
     answer = []
 
     def call():
@@ -252,3 +229,123 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     assert elapsed < 5.0, f"{elapsed:.1f} s"
     assert answer and answer[0][0] == 503, answer
     assert "the run was stopped: the server is shutting down" in answer[0][1], answer
+
+
+# rt.serve in this process: StageServer.stop(grace_ms) ---------------------------------------
+
+def test_python_serve_stop_ends_an_endless_run_with_unavailable_within_its_grace(tmp_path):
+    session = rt.InferenceSession(counting_loop_model(tmp_path / "loop.onnx"))
+    server = rt.serve(session, name="endless", shutdown_grace_ms=2000)
+    caller, outcome = call_in_background(server.port, loop_feeds())
+    time.sleep(1.0)  # the run is under way
+    assert not outcome, outcome
+    # A run of the same session outside the server is not stopped by the server's shutdown.
+    ro = rt.RunOptions()
+    other_outcome = []
+    other = threading.Thread(target=lambda: other_outcome.append(
+        _outcome(lambda: session.run(None, loop_feeds(), ro))), daemon=True)
+    other.start()
+    start = time.monotonic()
+    assert server.stop() is True, "the stopped run did not end within the grace"
+    elapsed = time.monotonic() - start
+    caller.join(timeout=TIMEOUT)
+    assert elapsed < 5.0, f"stop() took {elapsed:.1f} s"
+    assert outcome and isinstance(outcome[0], rt.Unavailable), outcome
+    assert "the run was stopped: stage 'endless' is shutting down" in str(outcome[0]), outcome
+    time.sleep(0.2)
+    assert other.is_alive() and not other_outcome, f"the server's stop ended another run: {other_outcome}"
+    ro.terminate = True
+    other.join(timeout=TIMEOUT)
+    assert isinstance(other_outcome[0], rt.Fail) and "terminated" in str(other_outcome[0]), other_outcome
+    # The session runs on after its server stopped; stop() again is a no-op.
+    assert session.run(None, loop_feeds(5))[0].tolist() == [5.0]
+    assert server.stop() is True
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001: the outcome is what the test looks at
+        return e
+
+
+def test_python_serve_stop_abandons_a_frame_that_does_not_end_at_its_grace():
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(frame):  # a Python stage nothing can interrupt
+        started.set()
+        release.wait(TIMEOUT)
+        return frame
+
+    server = rt.serve(stuck, name="stuck")
+    outcome = []
+    caller = threading.Thread(target=lambda: outcome.append(_outcome(
+        lambda: rt.RemoteStage("127.0.0.1", server.port, timeout_ms=3000).call({"x": np.zeros(1, np.float32)}))),
+        daemon=True)
+    caller.start()
+    assert started.wait(TIMEOUT)
+    start = time.monotonic()
+    assert server.stop(grace_ms=300) is False, "the stuck frame was reported as ended"
+    elapsed = time.monotonic() - start
+    assert 0.3 <= elapsed < 5.0, f"stop(grace_ms=300) took {elapsed:.2f} s"
+    caller.join(timeout=TIMEOUT)
+    # The caller is not left waiting past its own timeout_ms: a client in another process sees
+    # the connection close (Unavailable); this one, in the server's process, is answered by CAF
+    # without the network, so the abandoned frame leaves it to its deadline.
+    assert outcome and isinstance(outcome[0], (rt.Unavailable, rt.DeadlineExceeded)), outcome
+    release.set()  # the abandoned frame ends on its own (rt.shutdown at exit would wait for it)
+
+
+@pytest.mark.parametrize("grace", [-1, "5", None, 3600001, True])
+def test_python_serve_grace_must_be_milliseconds_in_range(grace):
+    if grace is None:  # None means "the server's default" for stop(); as serve()'s value it is refused
+        with pytest.raises(rt.InvalidArgument, match=r"serve: shutdown_grace_ms: expected a number of milliseconds"):
+            rt.serve(lambda f: f, shutdown_grace_ms=grace)
+        return
+    with pytest.raises(rt.InvalidArgument, match=r"serve: shutdown_grace_ms: expected a number of milliseconds in "
+                                                 r"\[0, 3600000\], got"):
+        rt.serve(lambda f: f, shutdown_grace_ms=grace)
+    with rt.serve(lambda f: f) as server:
+        with pytest.raises(rt.InvalidArgument, match=r"StageServer.stop: grace_ms: expected"):
+            server.stop(grace_ms=grace)
+
+
+def test_python_model_server_stop_ends_an_endless_request_and_answers_it_503(tmp_path):
+    import json
+    import urllib.error
+    import urllib.request
+    from pyflame_rt.serving import ModelServer
+    session = rt.InferenceSession(counting_loop_model(tmp_path / "loop.onnx"))
+    server = ModelServer(session=session, name="endless", host="127.0.0.1", port=0).start_background()
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
+                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    answer = []
+
+    def call():
+        try:
+            urllib.request.urlopen(urllib.request.Request(server.url + "/v2/models/endless/infer", data=body,
+                                                          headers={"Content-Type": "application/json"}),
+                                   timeout=TIMEOUT)
+            answer.append("ok")
+        except urllib.error.HTTPError as e:
+            answer.append((e.code, e.read().decode()))
+        except Exception as e:  # noqa: BLE001
+            answer.append(e)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    time.sleep(1.0)  # the run is under way
+    assert not answer, answer
+    start = time.monotonic()
+    server.stop()
+    elapsed = time.monotonic() - start
+    caller.join(timeout=TIMEOUT)
+    assert elapsed < 5.0, f"stop() took {elapsed:.1f} s"
+    # Before: stop() returned, the connection was dropped unanswered and the run went on for good
+    # (holding a core, and rt.shutdown() at exit waiting for it).
+    assert answer and answer[0][0] == 503, answer
+    assert "the run was stopped: the model server is shutting down" in answer[0][1], answer
+    # The session serves in-process runs afterwards.
+    assert session.run(None, loop_feeds(4))[0].tolist() == [4.0]

@@ -118,6 +118,63 @@ Status for_each_tap(const Window& w, InterruptPoll& poll, F f) {
   return Status::OK();
 }
 
+// The taps of every output position that fall inside the input, in for_each_tap's order:
+// f(out_flat, in_flat, out_coords). Pooling reads nothing from padding (MaxPool and LpPool skip
+// it, AveragePool counts it analytically: pad_counts), so the padding is not walked: per
+// output position and spatial dim the kernel offsets landing inside the input are a range,
+// computed. An LpPool with pads of 2^16 around a 1 x 1 input walked 2^31 padding taps for one
+// output (seconds, bounded only by the run's deadline); it now visits the one tap that reads.
+template <typename F>
+Status for_each_inside_tap(const Window& w, InterruptPoll& poll, F f) {
+  const size_t k = w.in.size();
+  std::vector<int64_t> o(k, 0), lo(k), hi(k), t(k);
+  const int64_t n_out = num_elements(w.out);
+  for (int64_t of = 0; of < n_out; ++of, next_index(o, w.out)) {
+    RETURN_IF_ERROR(poll.tick(static_cast<int64_t>(k) + 1));
+    bool empty = false;
+    for (size_t d = 0; d < k && !empty; ++d) {
+      // The window's first position; start + t * dilation must lie in [0, in).
+      const int64_t start = o[d] * w.stride[d] - w.pad_begin[d];
+      lo[d] = start >= 0 ? 0 : (-start + w.dilation[d] - 1) / w.dilation[d];
+      const int64_t last = w.in[d] - 1 - start;  // no overflow: resolve_window checked in + pad_begin
+      hi[d] = last < 0 ? -1 : std::min(w.kernel[d] - 1, last / w.dilation[d]);
+      empty = lo[d] > hi[d];
+    }
+    if (empty) continue;
+    t = lo;
+    for (bool more = true; more;) {
+      RETURN_IF_ERROR(poll.tick(static_cast<int64_t>(k) + 1));
+      int64_t in_flat = 0;
+      for (size_t d = 0; d < k; ++d) in_flat = in_flat * w.in[d] + o[d] * w.stride[d] - w.pad_begin[d] + t[d] * w.dilation[d];
+      f(of, in_flat, o);
+      more = false;
+      for (size_t d = k; d-- > 0;) {  // the next offset of the box [lo, hi], row-major
+        if (t[d] < hi[d]) { ++t[d]; more = true; break; }
+        t[d] = lo[d];
+      }
+    }
+  }
+  return Status::OK();
+}
+
+// AveragePool's count_include_pad divisor per output position: the taps inside the input or
+// its declared pads (not the extra ceil_mode window), a product of per-dim counts.
+std::vector<double> pad_counts(const Window& w) {
+  const size_t k = w.in.size();
+  std::vector<int64_t> o(k, 0);
+  std::vector<double> counts(static_cast<size_t>(num_elements(w.out)));
+  for (size_t of = 0; of < counts.size(); ++of, next_index(o, w.out)) {
+    double c = 1;
+    for (size_t d = 0; d < k; ++d) {
+      // Offsets t with o * stride - pad_begin + t * dilation < in + pad_end (the start is never before -pad_begin).
+      const int64_t room = w.in[d] + w.pad_end[d] + w.pad_begin[d] - 1 - o[d] * w.stride[d];
+      c *= room < 0 ? 0.0 : static_cast<double>(std::min(w.kernel[d] - 1, room / w.dilation[d]) + 1);
+    }
+    counts[of] = c;
+  }
+  return counts;
+}
+
 Status check_float_input(const KernelContext& ctx, const Tensor& x, size_t min_rank, bool allow_int = false) {
   if (!dtype_is_float(x.dtype()) && !(allow_int && dtype_is_integer(x.dtype()))) {
     return ctx.error(StatusCode::kInvalidArgument, "input must be a float type, got ", dtype_name(x.dtype()));
@@ -354,32 +411,18 @@ Status pool_kernel(KernelContext& ctx) {
   Tensor indices(DType::kInt64, out_dims);
   bool col_major = node.attr_int("storage_order", 0) != 0;
   std::vector<double> acc(static_cast<size_t>(out_sp));
-  std::vector<int64_t> cnt(static_cast<size_t>(out_sp)), arg(static_cast<size_t>(out_sp));
+  std::vector<double> cnt(static_cast<size_t>(out_sp));
+  std::vector<int64_t> arg(static_cast<size_t>(out_sp));
+  const std::vector<double> padded_cnt = kKind == PoolKind::kAverage && include_pad ? pad_counts(win) : std::vector<double>();
   std::vector<double> xin(static_cast<size_t>(in_sp));
   InterruptPoll poll;
   for (int64_t nc = 0; nc < N * C; ++nc) {
     for (int64_t i = 0; i < in_sp; ++i) xin[static_cast<size_t>(i)] = x.value_as_double(nc * in_sp + i);
     std::fill(acc.begin(), acc.end(), kKind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0);
-    std::fill(cnt.begin(), cnt.end(), 0);
+    std::fill(cnt.begin(), cnt.end(), 0.0);
     std::fill(arg.begin(), arg.end(), -1);
-    RETURN_IF_ERROR(for_each_tap(win, poll, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+    RETURN_IF_ERROR(for_each_inside_tap(win, poll, [&](int64_t of, int64_t in_flat, const std::vector<int64_t>&) {
       size_t o = static_cast<size_t>(of);
-      if (in_flat < 0) {
-        if (kKind == PoolKind::kAverage && include_pad) {
-          // Padding counts only inside the declared pads, not the extra ceil_mode window.
-          int64_t rem = of;
-          bool in_pads = true;
-          for (int64_t d = win.spatial() - 1; d >= 0; --d) {
-            size_t dd = static_cast<size_t>(d);
-            int64_t od = rem % win.out[dd];
-            rem /= win.out[dd];
-            int64_t pos = od * win.stride[dd] - win.pad_begin[dd] + t[dd] * win.dilation[dd];
-            if (pos < -win.pad_begin[dd] || pos >= win.in[dd] + win.pad_end[dd]) in_pads = false;
-          }
-          if (in_pads) ++cnt[o];
-        }
-        return;
-      }
       double v = xin[static_cast<size_t>(in_flat)];
       if (kKind == PoolKind::kMax) {
         if (v > acc[o] || arg[o] < 0) { acc[o] = v; arg[o] = in_flat; }
@@ -390,10 +433,11 @@ Status pool_kernel(KernelContext& ctx) {
         acc[o] += std::pow(std::fabs(v), p);
       }
     }));
+    if (kKind == PoolKind::kAverage && include_pad) cnt = padded_cnt;
     for (int64_t o = 0; o < out_sp; ++o) {
       size_t i = static_cast<size_t>(o);
       double v = acc[i];
-      if (kKind == PoolKind::kAverage) v = cnt[i] ? v / static_cast<double>(cnt[i]) : 0.0;
+      if (kKind == PoolKind::kAverage) v = cnt[i] ? v / cnt[i] : 0.0;
       if (kKind == PoolKind::kLp) v = std::pow(v, 1.0 / p);
       dispatch_numeric(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;

@@ -152,6 +152,52 @@ TEST(NativeDeadlineTest, TerminateAndStopAllRunsStopTheLoop) {
   EXPECT_TRUE(after.status.ok()) << after.status.to_string();
 }
 
+// A RunStopSource (a served stage's, the model server's) stops the runs that carry it, at the
+// same checks, and only those: a run of the process without it goes on.
+TEST(NativeDeadlineTest, ARunStopSourceStopsItsOwnRunsOnly) {
+  const OneNode m = recurrent("LSTM", 4, 1024, 5000);
+  auto source = std::make_shared<RunStopSource>("stage 'lstm' is shutting down");
+  std::atomic<bool> other_terminate{false};
+  std::atomic<bool> other_done{false};
+  Outcome other;
+  std::thread other_run([&] {
+    RunContext ctx;
+    ctx.terminate = &other_terminate;
+    other = run_with(m, ctx);
+    other_done = true;
+  });
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kDeadlineMs));
+    source->stop();
+  });
+  RunContext ctx;
+  ctx.stop_source = source;
+  Outcome o = run_with(m, ctx);
+  stopper.join();
+  EXPECT_EQ(o.status.code(), StatusCode::kUnavailable) << o.status.to_string();
+  EXPECT_NE(o.status.message().find("the run was stopped: stage 'lstm' is shutting down"), std::string::npos)
+      << o.status.to_string();
+  EXPECT_LT(o.elapsed, kStoppedWithin) << ms(o.elapsed) << " ms";
+  EXPECT_FALSE(other_done) << "the run without the source stopped too: " << other.status.to_string();
+  other_terminate = true;
+  other_run.join();
+  EXPECT_EQ(other.status.code(), StatusCode::kFail) << other.status.to_string();
+
+  // RunStopScope: what a session picks up from the calling thread, nested and restored.
+  EXPECT_EQ(current_run_stop_source(), nullptr);
+  {
+    RunStopScope outer(source);
+    EXPECT_EQ(current_run_stop_source(), source);
+    auto inner_source = std::make_shared<RunStopSource>("inner");
+    {
+      RunStopScope inner(inner_source);
+      EXPECT_EQ(current_run_stop_source(), inner_source);
+    }
+    EXPECT_EQ(current_run_stop_source(), source);
+  }
+  EXPECT_EQ(current_run_stop_source(), nullptr);
+}
+
 // 200,000 boxes stacked along y (3.2 MB): all share one x range, so the native kernel's buckets
 // by x do not help and no box suppresses another: 2 x 10^10 IoUs.
 TEST(NativeDeadlineTest, NonMaxSuppressionOfManyStackedBoxesStops) {
