@@ -1,5 +1,6 @@
 #include "net/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -107,11 +108,12 @@ void Server::stop() {
     listeners.swap(listeners_);
   }
   // The runs in progress stop first (at their next check, kUnavailable "the run was stopped:
-  // the model server is shutting down") and get up to 1 s to end, then 100 ms for their
-  // answers to leave through the listeners: a run that would never end (a Loop of 2^40
-  // iterations) no longer outlives the server (pyflame_rt.serving's stop(), or the CLI's).
+  // the model server is shutting down") and get up to shutdown_grace_ms to end, then 100 ms
+  // for their answers to leave through the listeners: a run that would never end (a Loop of
+  // 2^40 iterations) no longer outlives the server (pyflame_rt.serving's stop(), or the CLI's).
   const bool were_running = repository_->runs_in_progress() > 0;
-  const bool ended = repository_->stop_runs(std::chrono::milliseconds(1000));
+  const bool ended =
+      repository_->stop_runs(std::chrono::milliseconds(std::max<int64_t>(options_.shutdown_grace_ms, 0)));
   if (were_running && ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   // Listeners first (no new requests), then the models and the sequences (queued requests are
   // answered, dropped), and only then the listeners' objects: a queued request's answer calls

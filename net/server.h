@@ -39,6 +39,9 @@ struct ServerOptions {
   std::string zmq_sub;        // connected SUB socket (frame 0 = topic = model name); empty = off
   int sequence_idle_ms = 1000;  // stateful sequences (gRPC sequence_id, ZeroMQ stream) idle longer are freed
   size_t max_sequences = 4096;  // open at once; a new one beyond is RESOURCE_EXHAUSTED / 503
+  // stop(): how long the runs in progress, once stopped, get to end (and be answered) before
+  // the listeners close; a run still going then is abandoned to its device actor.
+  int64_t shutdown_grace_ms = 1000;
 };
 
 // A transport in front of the repository.

@@ -19,6 +19,11 @@ import threading
 from .errors import InvalidArgument
 
 
+def _grace(where, value):
+    from .remote import _check_grace
+    return _check_grace(where, value)
+
+
 class MultiModelServer:
     """Serves several models, each given as a path (.onnx/.pfm, or a Triton-layout directory)
     or an InferenceSession, under its name.
@@ -29,7 +34,7 @@ class MultiModelServer:
 
     def __init__(self, models=None, *, host="0.0.0.0", port=8000, max_batch_size=8, batch_timeout_ms=0.0,
                  preferred_batch_sizes=None, max_queue_size=1024, request_timeout_ms=60000, device_actors=2,
-                 num_threads=1, http_threads=1, max_body_bytes=64 << 20, repository=None):
+                 num_threads=1, http_threads=1, max_body_bytes=64 << 20, repository=None, shutdown_grace_ms=1000):
         from .session import InferenceSession
         self._models = []
         for name, source in (models or {}).items():
@@ -48,6 +53,7 @@ class MultiModelServer:
             "request_timeout_ms": int(request_timeout_ms), "device_actors": int(device_actors),
             "num_threads": int(num_threads), "http_threads": int(http_threads),
             "max_body_bytes": int(max_body_bytes),
+            "shutdown_grace_ms": _grace("MultiModelServer: shutdown_grace_ms", shutdown_grace_ms),
         }
         if preferred_batch_sizes:
             self._options["preferred_batch_sizes"] = [int(s) for s in preferred_batch_sizes]
@@ -79,8 +85,9 @@ class MultiModelServer:
     def stop(self):
         """Stops the runs in progress (at their next check; their requests are answered 503
         "the run was stopped: the model server is shutting down", the process's other runs go
-        on) and gives them 1 s, stops listening, answers what is queued and releases the
-        models. Idempotent."""
+        on) and gives them shutdown_grace_ms (1 s) to end, stops listening, answers what is
+        queued and releases the models. A run still going past the grace (a kernel that does
+        not check) is abandoned to finish on its own. Idempotent."""
         native, self._native = self._native, None
         if native is not None:
             native.stop()

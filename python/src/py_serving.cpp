@@ -27,6 +27,7 @@ net::ServerOptions server_options(const py::dict& d) {
     else if (key == "port") o.http_port = v.cast<int>();
     else if (key == "http_threads") o.http_threads = v.cast<int>();
     else if (key == "max_body_bytes") o.max_body_bytes = v.cast<size_t>();
+    else if (key == "shutdown_grace_ms") o.shutdown_grace_ms = v.cast<int64_t>();
     else if (key == "max_batch_size") m.batching.max_batch_size = v.cast<int>();
     else if (key == "batch_timeout_ms") m.batching.batch_timeout_ms = v.cast<double>();
     else if (key == "preferred_batch_sizes") m.batching.preferred_batch_sizes = v.cast<std::vector<int>>();

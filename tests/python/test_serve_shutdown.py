@@ -317,7 +317,8 @@ def test_python_model_server_stop_ends_an_endless_request_and_answers_it_503(tmp
     import urllib.request
     from pyflame_rt.serving import ModelServer
     session = rt.InferenceSession(counting_loop_model(tmp_path / "loop.onnx"))
-    server = ModelServer(session=session, name="endless", host="127.0.0.1", port=0).start_background()
+    server = ModelServer(session=session, name="endless", host="127.0.0.1", port=0,
+                         shutdown_grace_ms=2000).start_background()
     body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
                                   {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
                                   {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
@@ -349,3 +350,11 @@ def test_python_model_server_stop_ends_an_endless_request_and_answers_it_503(tmp
     assert "the run was stopped: the model server is shutting down" in answer[0][1], answer
     # The session serves in-process runs afterwards.
     assert session.run(None, loop_feeds(4))[0].tolist() == [4.0]
+
+
+@pytest.mark.parametrize("grace", [-1, "5", None, 3600001, True])
+def test_python_model_server_grace_must_be_milliseconds_in_range(grace, add_relu_model):
+    from pyflame_rt.serving import ModelServer
+    with pytest.raises(rt.InvalidArgument, match=r"MultiModelServer: shutdown_grace_ms: expected a number of "
+                                                 r"milliseconds in \[0, 3600000\], got"):
+        ModelServer(add_relu_model, port=0, shutdown_grace_ms=grace)

@@ -61,10 +61,15 @@ Outcome run_with(const OneNode& m, const RunContext& ctx) {
   }
   const uint64_t loops = cpu::recurrent_loop_runs();
   const uint64_t refs = cpu::reference_runs_on_this_thread();
+  // The deadline counts from the run, not from before the compile: on a loaded machine the
+  // compile alone could pass 50 ms and stop the run before its node (RefDeadlineTest's Unique
+  // once ended so, "the CPU device ran the node natively", as the node never ran).
+  RunContext run_ctx = ctx;
+  if (run_ctx.timeout_ms > 0) run_ctx.deadline = Clock::now() + std::chrono::milliseconds(run_ctx.timeout_ms);
   const auto start = Clock::now();
   {
-    RunInterruptScope scope(ctx);
-    auto out = (*exe)->run(m.feeds, ctx);
+    RunInterruptScope scope(run_ctx);
+    auto out = (*exe)->run(m.feeds, run_ctx);
     o.status = out.ok() ? Status::OK() : out.status();
   }
   o.elapsed = Clock::now() - start;
