@@ -117,6 +117,33 @@ def call_in_background(port, feeds, timeout_ms=TIMEOUT * 1000):
     return t, outcome
 
 
+def endless_infer_in_background(base_url):
+    """POSTs a KServe v2 request for the endless Loop model (2^40 trips) at base_url on a thread;
+    returns (thread, answer list): "ok", (HTTP status, body) or the exception."""
+    import json
+    import urllib.error
+    import urllib.request
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
+                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
+                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    answer = []
+
+    def call():
+        try:
+            urllib.request.urlopen(urllib.request.Request(base_url + "/v2/models/endless/infer", data=body,
+                                                          headers={"Content-Type": "application/json"}),
+                                   timeout=TIMEOUT)
+            answer.append("ok")
+        except urllib.error.HTTPError as e:
+            answer.append((e.code, e.read().decode()))
+        except Exception as e:  # noqa: BLE001: the answer is what the test looks at
+            answer.append(e)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    return t, answer
+
+
 def test_a_stage_with_hostile_connections_and_an_endless_run_stops_within_its_grace(tmp_path):
     model = str(tmp_path / "endless.onnx")
     counting_loop_model(model)
@@ -184,9 +211,6 @@ def test_a_bad_shutdown_grace_is_a_usage_error_naming_the_option(value):
 
 
 def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
-    import json
-    import urllib.error
-    import urllib.request
     model = str(tmp_path / "endless.onnx")
     counting_loop_model(model)
     proc = subprocess.Popen([CLI, "serve", "--model", f"endless={model}", "--host", "127.0.0.1", "--http-port", "0",
@@ -202,23 +226,7 @@ def test_the_model_server_stops_an_endless_request_and_answers_it_503(tmp_path):
     if not http:
         proc.kill()
         pytest.fail(f"no http address: {proc.stderr.read()}")
-    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
-                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
-                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
-    answer = []
-
-    def call():
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"http://{http}/v2/models/endless/infer", data=body,
-                                                          headers={"Content-Type": "application/json"}), timeout=TIMEOUT)
-            answer.append("ok")
-        except urllib.error.HTTPError as e:
-            answer.append((e.code, e.read().decode()))
-        except Exception as e:  # noqa: BLE001
-            answer.append(e)
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
+    caller, answer = endless_infer_in_background(f"http://{http}")
     time.sleep(1.0)
     if answer:
         proc.kill()
@@ -312,31 +320,11 @@ def test_python_serve_grace_must_be_milliseconds_in_range(grace):
 
 
 def test_python_model_server_stop_ends_an_endless_request_and_answers_it_503(tmp_path):
-    import json
-    import urllib.error
-    import urllib.request
     from pyflame_rt.serving import ModelServer
     session = rt.InferenceSession(counting_loop_model(tmp_path / "loop.onnx"))
     server = ModelServer(session=session, name="endless", host="127.0.0.1", port=0,
                          shutdown_grace_ms=2000).start_background()
-    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [1 << 40]},
-                                  {"name": "cond", "shape": [], "datatype": "BOOL", "data": [True]},
-                                  {"name": "v0", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
-    answer = []
-
-    def call():
-        try:
-            urllib.request.urlopen(urllib.request.Request(server.url + "/v2/models/endless/infer", data=body,
-                                                          headers={"Content-Type": "application/json"}),
-                                   timeout=TIMEOUT)
-            answer.append("ok")
-        except urllib.error.HTTPError as e:
-            answer.append((e.code, e.read().decode()))
-        except Exception as e:  # noqa: BLE001
-            answer.append(e)
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
+    caller, answer = endless_infer_in_background(server.url)
     time.sleep(1.0)  # the run is under way
     assert not answer, answer
     start = time.monotonic()
