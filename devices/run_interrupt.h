@@ -23,10 +23,11 @@
 
 namespace pyflame_rt {
 
-// A run that stops returns kFail ("terminated", as ONNX Runtime), kDeadlineExceeded, or
-// kUnavailable when the whole process stops its runs (stop_all_runs, below).
 class RunStopSource;
 
+// A run that stops returns kFail ("terminated", as ONNX Runtime), kDeadlineExceeded, or
+// kUnavailable when the whole process or its group stops its runs (stop_all_runs,
+// RunStopSource, below).
 struct RunContext {
   const std::atomic<bool>* terminate = nullptr;
   // The group of runs this one belongs to (a server's frames, RunStopScope below): stopping it
