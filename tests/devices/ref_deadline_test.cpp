@@ -154,12 +154,52 @@ TEST(RefDeadlineTest, ConvAndConvTransposeStopInsideTheKernel) {
 
 // One output position owns a 65536 x 65536 window of a 1 x 1 input (pads): 4.3 x 10^9 taps at
 // one output position, which the old check between output positions never interrupted.
+// Only an AveragePool that counts its padding walks those taps (the other pools skip them by
+// arithmetic since stop 18: below).
 TEST(RefDeadlineTest, OneHugePoolingWindowStops) {
-  for (const char* op : {"LpPool", "AveragePool"}) {
+  OneNode m = one_node("AveragePool", {ones_f64({1, 1, 1, 1})}, 1);
+  m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({65536, 65536});
+  m.g.nodes[0].attributes["pads"] = Attribute::make_ints({65535, 65535, 0, 0});
+  m.g.nodes[0].attributes["count_include_pad"] = Attribute::make_int(1);
+  expect_stops("AveragePool counting its padding", m);
+}
+
+// The taps inside the input are what a window reads: 1023 x 1023 output positions of a
+// 512 x 512 input padded by 511 on every side, each reading up to 512 x 512 taps (6.8 x 10^10).
+TEST(RefDeadlineTest, PoolingWindowsOverTheWholeInputStop) {
+  for (const char* op : {"LpPool", "AveragePool", "MaxPool"}) {
+    OneNode m = one_node(op, {ones_f64({1, 1, 512, 512})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({512, 512});
+    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({511, 511, 511, 511});
+    // MaxPool: float64 with these pads is the reference kernel's on the CPU device too.
+    expect_stops(op, m, std::string(op) != "MaxPool");
+  }
+}
+
+// The padding taps of a window are skipped, not walked (stop 18): the 4.3 x 10^9 taps of a
+// 65536 x 65536 window over a 1 x 1 input are one inside tap, and the result is that tap's
+// (a MaxPool, an LpPool of any p and an AveragePool of the taps read all give 1). kernel_run
+// walked such windows until its 2 s deadline, twice per input (at constant folding, then in
+// the run).
+TEST(RefDeadlineTest, PaddingTapsOfAHugePoolingWindowAreSkipped) {
+  for (const char* op : {"LpPool", "AveragePool", "MaxPool"}) {
     OneNode m = one_node(op, {ones_f64({1, 1, 1, 1})}, 1);
     m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({65536, 65536});
     m.g.nodes[0].attributes["pads"] = Attribute::make_ints({65535, 65535, 0, 0});
-    expect_stops(op, m);
+    for (auto& device : both_devices()) {
+      SCOPED_TRACE(std::string(op) + " on " + device->name());
+      auto exe = device->compile(m.g);
+      ASSERT_TRUE(exe.ok()) << exe.status().to_string();
+      RunContext ctx;
+      ctx.deadline = Clock::now() + std::chrono::milliseconds(kDeadlineMs);
+      ctx.timeout_ms = kDeadlineMs;
+      RunInterruptScope scope(ctx);
+      auto out = (*exe)->run(m.feeds, ctx);
+      ASSERT_TRUE(out.ok()) << out.status().to_string();
+      const Tensor& y = (*out)[0].tensor;
+      ASSERT_EQ(y.dims(), (Dims{1, 1, 1, 1}));
+      EXPECT_EQ(y.data<double>()[0], 1.0);
+    }
   }
 }
 
@@ -180,10 +220,12 @@ TEST(RefDeadlineTest, RoiAlignWithAHugeSamplingRatioStops) {
 }
 
 // A rank-16 cubic Resize of one element: 4^16 = 4.3 x 10^9 taps for its one output element.
+// (A scale of 1.5, not 1: at a scale of 1 each axis has one tap of non-zero weight, and the
+// kernel drops the others since stop 18.)
 TEST(RefDeadlineTest, CubicResizeOfHighRankStopsInsideOneOutputElement) {
   const Dims dims(16, 1);
   OneNode m = one_node("Resize", {ones_f64(dims), Tensor(DType::kFloat32, {0}),
-                                  Tensor::from_vector<float>({16}, std::vector<float>(16, 1.0f))}, 1, 13);
+                                  Tensor::from_vector<float>({16}, std::vector<float>(16, 1.5f))}, 1, 13);
   m.g.nodes[0].attributes["mode"] = Attribute::make_string("cubic");
   expect_stops("Resize", m);
 }

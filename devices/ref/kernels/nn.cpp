@@ -3,6 +3,7 @@
 //
 // Conv is im2col + the reference GEMM per group; ConvTranspose is GEMM + col2im. Pooling
 // walks each window directly. Everything computes in float (double for float64 inputs).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -114,6 +115,55 @@ Status for_each_tap(const Window& w, InterruptPoll& poll, F f) {
       next_index(t, w.kernel);
     }
     next_index(o, w.out);
+  }
+  return Status::OK();
+}
+
+// Visits only the taps of each window that fall inside the input, in for_each_tap's order:
+// f(out_flat, in_flat, t). Pooling without padding counted reads nothing else, and a window is
+// the model's choice: a kernel of 2^31 over a padded 1 x 1 input walked its padding tap by tap
+// until the run's deadline (2 s a run in kernel_run, twice per input: constant folding, then
+// the run). Per output position and spatial dim the inside taps are the kernel offsets t with
+// 0 <= o * stride - pad_begin + t * dilation < in, a range found by division; the deadline is
+// still read along the taps visited.
+template <typename F>
+Status for_each_inside_tap(const Window& w, InterruptPoll& poll, F f) {
+  size_t k = w.in.size();
+  std::vector<int64_t> o(k, 0), t(k, 0), lo(k, 0), hi(k, 0);
+  const int64_t n_out = num_elements(w.out);
+  const int64_t tap_work = static_cast<int64_t>(k) + 1;
+  for (int64_t of = 0; of < n_out; ++of, next_index(o, w.out)) {
+    RETURN_IF_ERROR(poll.tick(tap_work));
+    bool any = true;
+    for (size_t d = 0; d < k && any; ++d) {
+      // start = o * stride - pad_begin: resolve_window bounded every window's start by the
+      // padded input (checked against int64); t * dilation stays below the kernel extent.
+      const int64_t start = o[d] * w.stride[d] - w.pad_begin[d];
+      // First t with start + t * dilation >= 0, and one past the last with it < in.
+      // (-start <= pad_begin; the ceiling without -start + dilation, which may pass int64.)
+      const int64_t first = start >= 0 ? 0 : (-start) / w.dilation[d] + ((-start) % w.dilation[d] != 0);
+      const int64_t room = w.in[d] - 1 - start;  // the last inside tap has t * dilation <= room
+      const int64_t last = room < 0 ? -1 : std::min(w.kernel[d] - 1, room / w.dilation[d]);
+      lo[d] = first;
+      hi[d] = last + 1;
+      any = lo[d] < hi[d];
+    }
+    if (!any) continue;
+    t = lo;
+    while (true) {
+      RETURN_IF_ERROR(poll.tick(tap_work));
+      int64_t in_flat = 0;
+      for (size_t d = 0; d < k; ++d) in_flat = in_flat * w.in[d] + (o[d] * w.stride[d] - w.pad_begin[d] + t[d] * w.dilation[d]);
+      f(of, in_flat, t);
+      size_t d = k;
+      while (d > 0) {
+        --d;
+        if (++t[d] < hi[d]) break;
+        t[d] = lo[d];
+        if (d == 0) { d = k + 1; break; }
+      }
+      if (d == k + 1 || k == 0) break;
+    }
   }
   return Status::OK();
 }
@@ -362,7 +412,7 @@ Status pool_kernel(KernelContext& ctx) {
     std::fill(acc.begin(), acc.end(), kKind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0);
     std::fill(cnt.begin(), cnt.end(), 0);
     std::fill(arg.begin(), arg.end(), -1);
-    RETURN_IF_ERROR(for_each_tap(win, poll, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+    auto visit = [&](int64_t of, int64_t in_flat, const std::vector<int64_t>& t) {
       size_t o = static_cast<size_t>(of);
       if (in_flat < 0) {
         if (kKind == PoolKind::kAverage && include_pad) {
@@ -389,7 +439,15 @@ Status pool_kernel(KernelContext& ctx) {
       } else {
         acc[o] += std::pow(std::fabs(v), p);
       }
-    }));
+    };
+    // Only an average counting its padding reads the padding taps.
+    if (kKind == PoolKind::kAverage && include_pad) {
+      RETURN_IF_ERROR(for_each_tap(win, poll, [&](int64_t of, int64_t in_flat, int64_t, const std::vector<int64_t>& t) {
+        visit(of, in_flat, t);
+      }));
+    } else {
+      RETURN_IF_ERROR(for_each_inside_tap(win, poll, visit));
+    }
     for (int64_t o = 0; o < out_sp; ++o) {
       size_t i = static_cast<size_t>(o);
       double v = acc[i];
