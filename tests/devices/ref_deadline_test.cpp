@@ -230,6 +230,12 @@ TEST(RefDeadlineTest, CubicResizeOfHighRankStopsInsideOneOutputElement) {
   expect_stops("Resize", m);
 }
 
+// A window's size is a value: 2^24 elements of BlackmanWindow (two cosines each, 128 MB of
+// doubles) from one int64 (stop 18: the loop read no deadline).
+TEST(RefDeadlineTest, CosineWindowOfAHugeSizeStops) {
+  expect_stops("BlackmanWindow", one_node("BlackmanWindow", {Tensor::scalar<int64_t>(int64_t{1} << 24)}, 1));
+}
+
 // LRN with size 2 x 10^6 over 10^6 channels of one element: 10^12 steps on 4 MB.
 TEST(RefDeadlineTest, LrnWithAWindowOfEveryChannelStops) {
   OneNode m = one_node("LRN", {ones_f32({1, 1000000})}, 1);
