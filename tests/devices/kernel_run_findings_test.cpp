@@ -905,4 +905,29 @@ TEST(KernelRunFindingsTest, QuantizedValuesPastSixtyFourBitsSaturate) {
 }
 
 }  // namespace
+
+// A broadcast's index map (8 bytes per output element) is built before the output: Expand of
+// one float to [2^31] filled a 16 GB map past a 64 MB memory_limit_mb while constant folding
+// (kernel_run stop 18, out of memory). The map is charged: such a run fails with the budget's
+// error at once, and a map larger than the limit fails even where the output alone would fit.
+TEST(KernelRunFindingsTest, BroadcastIndexMapsAreChargedToTheMemoryLimit) {
+  OneNode huge = one_node("Expand", {Tensor::from_vector<float>({1}, {-2.625f}),
+                                     Tensor::from_vector<int64_t>({1}, {int64_t{1} << 31})}, 1);
+  for (auto& device : both_devices()) {
+    auto h = run_limited(*device, huge, 64, 0);
+    ASSERT_FALSE(h.ok()) << "Expand to [2^31] on " << device->name();
+    EXPECT_EQ(h.status().code(), StatusCode::kResourceExhausted) << h.status().to_string();
+  }
+  // On the reference kernels: a 16 MB output fits 24 MB, its 32 MB map does not.
+  OneNode mid = one_node("Expand", {Tensor::from_vector<float>({1}, {1.5f}),
+                                    Tensor::from_vector<int64_t>({1}, {int64_t{1} << 22})}, 1);
+  auto m = run_limited(*make_ref_device(), mid, 24, 0);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted) << m.status().to_string();
+  auto ok = run_limited(*make_ref_device(), mid, 64, 0);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  ASSERT_EQ((*ok)[0].tensor.dims(), (Dims{int64_t{1} << 22}));
+  EXPECT_EQ((*ok)[0].tensor.data<float>()[(int64_t{1} << 22) - 1], 1.5f);
+}
+
 }  // namespace pyflame_rt
