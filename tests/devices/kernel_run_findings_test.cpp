@@ -930,4 +930,31 @@ TEST(KernelRunFindingsTest, BroadcastIndexMapsAreChargedToTheMemoryLimit) {
   EXPECT_EQ((*ok)[0].tensor.data<float>()[(int64_t{1} << 22) - 1], 1.5f);
 }
 
+// LayerNormalization's Scale and B are indexed by the normalized shape (X's dims from axis):
+// an empty B of [0, 1, 7, 3] for [7, 4, 4, 1] was read out of bounds (kernel_run stop 18: the
+// devices disagreed, and the reference with itself from run to run). Both must broadcast to
+// that shape one way; the CPU device's native kernel takes only [D]-like ones (the others are
+// the reference's).
+TEST(KernelRunFindingsTest, LayerNormScaleOrBiasNotBroadcastingToTheNormalizedShapeIsANamedError) {
+  auto filled = [](Dims dims, float base) {
+    Tensor t(DType::kFloat32, std::move(dims));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = base + 0.25f * static_cast<float>(i % 7);
+    return t;
+  };
+  OneNode empty_bias = one_node("LayerNormalization", {filled({7, 4, 4, 1}, -1), filled({4, 4, 1}, 1),
+                                                       Tensor(DType::kFloat32, {0, 1, 7, 3})}, 1);
+  empty_bias.g.nodes[0].attributes["axis"] = Attribute::make_int(0);
+  expect_error_on_both_devices(empty_bias, "shapes [0,1,7,3] and [7,4,4,1] cannot be broadcast");
+  OneNode big_scale = one_node("LayerNormalization", {filled({2, 3}, -1), filled({2, 3}, 1)}, 1);
+  expect_error_on_both_devices(big_scale, "Scale [2,3] does not broadcast to the normalized shape [3]");
+  // One way broadcasting still runs: a scale of [4, 1] and a B of [1] over [7, 4, 4, 1] from axis 1.
+  OneNode ok = one_node("LayerNormalization", {filled({7, 4, 4, 1}, -1), filled({4, 1}, 1), filled({1}, 0.5f)}, 1);
+  ok.g.nodes[0].attributes["axis"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.dims(), (Dims{7, 4, 4, 1}));
+  }
+}
+
 }  // namespace pyflame_rt
