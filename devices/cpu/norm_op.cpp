@@ -87,12 +87,19 @@ class LayerNormOp : public NativeOp {
 std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Graph& graph) {
   if (node.op_type != "LayerNormalization" || node.inputs.size() < 2) return nullptr;
   for (size_t i = 1; i < node.outputs.size(); ++i) if (!node.outputs[i].empty()) return nullptr;  // Mean/InvStdDev
+  // Scale and shift as [D] (every other dim 1); other shapes, valid or not, are the
+  // reference's (it checks them against the normalized shape).
+  auto row_like = [](const Tensor& t) {
+    for (size_t i = 0; i + 1 < t.rank(); ++i) if (t.dim(i) != 1) return false;
+    return t.rank() >= 1;
+  };
   auto s = graph.initializers.find(node.inputs[1]);
-  if (s == graph.initializers.end() || s->second.dtype() != DType::kFloat32) return nullptr;
+  if (s == graph.initializers.end() || s->second.dtype() != DType::kFloat32 || !row_like(s->second)) return nullptr;
   Tensor shift(DType::kFloat32, {s->second.numel()});
   if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
     auto b = graph.initializers.find(node.inputs[2]);
-    if (b == graph.initializers.end() || b->second.dtype() != DType::kFloat32 || b->second.numel() != s->second.numel()) {
+    if (b == graph.initializers.end() || b->second.dtype() != DType::kFloat32 || b->second.numel() != s->second.numel() ||
+        !row_like(b->second)) {
       return nullptr;
     }
     shift = b->second;

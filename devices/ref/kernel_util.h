@@ -12,6 +12,7 @@
 
 #include "devices/ref/kernel.h"
 #include "graph/checked_math.h"
+#include "graph/memory_budget.h"
 
 namespace pyflame_rt {
 
@@ -143,8 +144,15 @@ inline Status broadcast_dims(const KernelContext& ctx, const Dims& a, const Dims
 }
 
 // For each flat index of `out_dims`, the flat index into a tensor of `in_dims` broadcast to it.
+// The map is 8 bytes per output element, built before the output tensor exists: it is charged
+// to the run's budget while it is built (std::bad_alloc past it, which the reference device
+// reports as kResourceExhausted). A constant Expand of one float to [2^31] filled a 16 GB map
+// past a 64 MB memory_limit_mb at constant folding (kernel_run stop 18: out of memory). The
+// charge ends when the map is returned: a map within the budget is not counted beside the
+// output, so a kernel holds at most about twice its limit.
 inline std::vector<int64_t> broadcast_index_map(const Dims& in_dims, const Dims& out_dims) {
   int64_t n = num_elements(out_dims);
+  ScratchCharge charge(n, sizeof(int64_t), "a broadcast index map");
   std::vector<int64_t> map(static_cast<size_t>(n));
   size_t rank = out_dims.size();
   size_t off = rank - in_dims.size();

@@ -905,4 +905,56 @@ TEST(KernelRunFindingsTest, QuantizedValuesPastSixtyFourBitsSaturate) {
 }
 
 }  // namespace
+
+// A broadcast's index map (8 bytes per output element) is built before the output: Expand of
+// one float to [2^31] filled a 16 GB map past a 64 MB memory_limit_mb while constant folding
+// (kernel_run stop 18, out of memory). The map is charged: such a run fails with the budget's
+// error at once, and a map larger than the limit fails even where the output alone would fit.
+TEST(KernelRunFindingsTest, BroadcastIndexMapsAreChargedToTheMemoryLimit) {
+  OneNode huge = one_node("Expand", {Tensor::from_vector<float>({1}, {-2.625f}),
+                                     Tensor::from_vector<int64_t>({1}, {int64_t{1} << 31})}, 1);
+  for (auto& device : both_devices()) {
+    auto h = run_limited(*device, huge, 64, 0);
+    ASSERT_FALSE(h.ok()) << "Expand to [2^31] on " << device->name();
+    EXPECT_EQ(h.status().code(), StatusCode::kResourceExhausted) << h.status().to_string();
+  }
+  // On the reference kernels: a 16 MB output fits 24 MB, its 32 MB map does not.
+  OneNode mid = one_node("Expand", {Tensor::from_vector<float>({1}, {1.5f}),
+                                    Tensor::from_vector<int64_t>({1}, {int64_t{1} << 22})}, 1);
+  auto m = run_limited(*make_ref_device(), mid, 24, 0);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted) << m.status().to_string();
+  auto ok = run_limited(*make_ref_device(), mid, 64, 0);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  ASSERT_EQ((*ok)[0].tensor.dims(), (Dims{int64_t{1} << 22}));
+  EXPECT_EQ((*ok)[0].tensor.data<float>()[(int64_t{1} << 22) - 1], 1.5f);
+}
+
+// LayerNormalization's Scale and B are indexed by the normalized shape (X's dims from axis):
+// an empty B of [0, 1, 7, 3] for [7, 4, 4, 1] was read out of bounds (kernel_run stop 18: the
+// devices disagreed, and the reference with itself from run to run). Both must broadcast to
+// that shape one way; the CPU device's native kernel takes only [D]-like ones (the others are
+// the reference's).
+TEST(KernelRunFindingsTest, LayerNormScaleOrBiasNotBroadcastingToTheNormalizedShapeIsANamedError) {
+  auto filled = [](Dims dims, float base) {
+    Tensor t(DType::kFloat32, std::move(dims));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = base + 0.25f * static_cast<float>(i % 7);
+    return t;
+  };
+  OneNode empty_bias = one_node("LayerNormalization", {filled({7, 4, 4, 1}, -1), filled({4, 4, 1}, 1),
+                                                       Tensor(DType::kFloat32, {0, 1, 7, 3})}, 1);
+  empty_bias.g.nodes[0].attributes["axis"] = Attribute::make_int(0);
+  expect_error_on_both_devices(empty_bias, "shapes [0,1,7,3] and [7,4,4,1] cannot be broadcast");
+  OneNode big_scale = one_node("LayerNormalization", {filled({2, 3}, -1), filled({2, 3}, 1)}, 1);
+  expect_error_on_both_devices(big_scale, "Scale [2,3] does not broadcast to the normalized shape [3]");
+  // One way broadcasting still runs: a scale of [4, 1] and a B of [1] over [7, 4, 4, 1] from axis 1.
+  OneNode ok = one_node("LayerNormalization", {filled({7, 4, 4, 1}, -1), filled({4, 1}, 1), filled({1}, 0.5f)}, 1);
+  ok.g.nodes[0].attributes["axis"] = Attribute::make_int(1);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, ok);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.dims(), (Dims{7, 4, 4, 1}));
+  }
+}
+
 }  // namespace pyflame_rt

@@ -204,6 +204,18 @@ TEST(RefDeadlineTest, OneHugePoolingWindowOfPaddingIsNotWalked) {
   }
 }
 
+// The taps inside the input are what a window reads: 1023 x 1023 output positions of a
+// 512 x 512 input padded by 511 on every side, each reading up to 512 x 512 taps (6.8 x 10^10).
+TEST(RefDeadlineTest, PoolingWindowsOverTheWholeInputStop) {
+  for (const char* op : {"LpPool", "AveragePool", "MaxPool"}) {
+    OneNode m = one_node(op, {ones_f64({1, 1, 512, 512})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({512, 512});
+    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({511, 511, 511, 511});
+    // MaxPool: float64 with these pads is the reference kernel's on the CPU device too.
+    expect_stops(op, m, std::string(op) != "MaxPool");
+  }
+}
+
 // "i,j->": 10^6 x 10^6 steps on two 4 MB vectors.
 TEST(RefDeadlineTest, EinsumOverLabelsNoInputBoundsStops) {
   OneNode m = one_node("Einsum", {ones_f32({1000000}), ones_f32({1000000})}, 1, 12);
@@ -221,12 +233,20 @@ TEST(RefDeadlineTest, RoiAlignWithAHugeSamplingRatioStops) {
 }
 
 // A rank-16 cubic Resize of one element: 4^16 = 4.3 x 10^9 taps for its one output element.
+// (A scale of 1.5, not 1: at a scale of 1 each axis has one tap of non-zero weight, and the
+// kernel drops the others since stop 18.)
 TEST(RefDeadlineTest, CubicResizeOfHighRankStopsInsideOneOutputElement) {
   const Dims dims(16, 1);
   OneNode m = one_node("Resize", {ones_f64(dims), Tensor(DType::kFloat32, {0}),
-                                  Tensor::from_vector<float>({16}, std::vector<float>(16, 1.0f))}, 1, 13);
+                                  Tensor::from_vector<float>({16}, std::vector<float>(16, 1.5f))}, 1, 13);
   m.g.nodes[0].attributes["mode"] = Attribute::make_string("cubic");
   expect_stops("Resize", m);
+}
+
+// A window's size is a value: 2^24 elements of BlackmanWindow (two cosines each, 128 MB of
+// doubles) from one int64 (stop 18: the loop read no deadline).
+TEST(RefDeadlineTest, CosineWindowOfAHugeSizeStops) {
+  expect_stops("BlackmanWindow", one_node("BlackmanWindow", {Tensor::scalar<int64_t>(int64_t{1} << 24)}, 1));
 }
 
 // LRN with size 2 x 10^6 over 10^6 channels of one element: 10^12 steps on 4 MB.

@@ -118,8 +118,19 @@ Status layer_norm_kernel(KernelContext& ctx) {
   Dims norm_dims(x.dims().begin() + axis, x.dims().end());
   const Tensor& scale = *ctx.input(1);
   const Tensor* bias = ctx.input(2);
-  Dims sb;
-  RETURN_IF_ERROR(broadcast_dims(ctx, scale.dims(), norm_dims, &sb));
+  // Scale and bias broadcast to the normalized shape (X's dims from `axis`), one way: their
+  // maps index them by it. A bias of [0, 1, 7, 3] (empty) for a normalized shape [7, 4, 4, 1]
+  // was read out of bounds (outputs changed from run to run; kernel_run stop 18), and a scale
+  // larger than that shape passed the two-way broadcast check.
+  for (const Tensor* t : {&scale, bias}) {
+    if (!t) continue;
+    Dims b;
+    RETURN_IF_ERROR(broadcast_dims(ctx, t->dims(), norm_dims, &b));
+    if (b != norm_dims) {
+      return ctx.error(StatusCode::kInvalidArgument, t == &scale ? "Scale " : "B ", dims_to_string(t->dims()),
+                       " does not broadcast to the normalized shape ", dims_to_string(norm_dims), " (axis ", axis, ")");
+    }
+  }
   std::vector<int64_t> smap = broadcast_index_map(scale.dims(), norm_dims);
   std::vector<int64_t> bmap = bias ? broadcast_index_map(bias->dims(), norm_dims) : std::vector<int64_t>{};
   std::vector<double> out(static_cast<size_t>(x.numel())), means(static_cast<size_t>(rows)), invs(static_cast<size_t>(rows));

@@ -88,6 +88,32 @@ AxisTaps axis_taps(const ResizeConfig& c, int64_t in_len, int64_t out_len, doubl
   return t;
 }
 
+void prune_zero_taps(std::vector<AxisTaps>& taps) {
+  for (const AxisTaps& t : taps) {
+    for (const auto& w : t.weight) {
+      for (double v : w) {
+        if (!std::isfinite(v)) return;
+      }
+    }
+  }
+  for (AxisTaps& t : taps) {
+    for (size_t o = 0; o < t.weight.size(); ++o) {
+      std::vector<double>& w = t.weight[o];
+      std::vector<int64_t>& idx = t.index[o];
+      size_t kept = 0;
+      for (size_t k = 0; k < w.size(); ++k) {
+        if (w[k] == 0) continue;
+        w[kept] = w[k];
+        idx[kept] = idx[k];
+        ++kept;
+      }
+      if (kept == 0) kept = 1;  // all 0 (exclude_outside with every tap outside): the sum is 0
+      w.resize(kept);
+      idx.resize(kept);
+    }
+  }
+}
+
 Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scales, Dims sizes, std::vector<double> roi,
                    const ResizeConfig& cfg) {
   size_t rank = x.rank();
@@ -130,62 +156,168 @@ Status resize_impl(KernelContext& ctx, const Tensor& x, std::vector<double> scal
   if (!checked_sum(sizes, &tap_count)) {
     return ctx.error(StatusCode::kInvalidArgument, "output sizes ", dims_to_string(sizes), " sum past int64");
   }
-  // One tap: an index and a weight vector of up to 4 entries each.
-  constexpr size_t kTapBytes = 2 * sizeof(std::vector<double>) + 4 * (sizeof(double) + sizeof(int64_t));
+  // One tap: an index and a weight vector of up to 4 entries each, and their flat copy below.
+  constexpr size_t kTapBytes =
+      2 * sizeof(std::vector<double>) + sizeof(size_t) + 2 * 4 * (sizeof(double) + sizeof(int64_t));
   ScratchCharge charge_y(num_elements(sizes), dtype_size(x.dtype()), "Resize's output");
   ScratchCharge charge_taps(tap_count, kTapBytes, "Resize's taps");
   std::vector<AxisTaps> taps;
   for (size_t d = 0; d < rank; ++d) taps.push_back(axis_taps(cfg, x.dim(d), sizes[d], scales[d], roi[d], roi[rank + d]));
+  // A tap of weight 0 adds nothing (the sum below skips a product of 0), but the walk visits
+  // every combination of every axis' taps: 2^rank per output element for nearest, where one is
+  // taken (an Upsample of 0.9 M elements ran past kernel_run's 2 s deadline, at creation and
+  // again in the run). Drop them, keeping one per position, when every weight is finite: then
+  // a product is 0 exactly when one of its factors is (0 x inf would be NaN and is kept).
+  prune_zero_taps(taps);
   Tensor y(x.dtype(), sizes);
   std::vector<int64_t> in_strides = strides_of(x.dims());
-  std::vector<int64_t> o(rank, 0);
+  // The taps flattened per axis (output index o's taps are [first[o], first[o + 1])), each
+  // index premultiplied by its input stride: the walk below then reads plain arrays, and the
+  // input and output through their own type, not a dtype switch per element. The sum is the
+  // same, term by term and in the same order, as a walk over the AxisTaps.
+  std::vector<std::vector<size_t>> first(rank);
+  std::vector<std::vector<int64_t>> offset(rank);
+  std::vector<std::vector<double>> weight(rank);
+  bool any_outside = false;
+  bool one_tap = true;  // every position of every axis has one tap (nearest, after pruning)
+  for (size_t d = 0; d < rank; ++d) {
+    const AxisTaps& t = taps[d];
+    first[d].reserve(t.weight.size() + 1);
+    for (size_t o = 0; o < t.weight.size(); ++o) {
+      first[d].push_back(offset[d].size());
+      for (size_t k = 0; k < t.weight[o].size(); ++k) {
+        offset[d].push_back(t.index[o][k] * in_strides[d]);
+        weight[d].push_back(t.weight[o][k]);
+      }
+      any_outside |= t.outside[o];
+    }
+    first[d].push_back(offset[d].size());
+    one_tap &= offset[d].size() == t.weight.size();
+  }
   // Up to 64 MB of output at up to 4^rank taps each: seconds at -O1 (Upsample by [253, 255]
   // timed out in kernel_run, while constant folding, whose 5 s bound the kernel never read), and
   // one output element of a rank-20 cubic Resize has 4^20 taps: the run's deadline is read
   // along the taps, not only between outputs.
   InterruptPoll poll;
   const int64_t step_work = static_cast<int64_t>(rank) + 1;
-  for (int64_t f = 0; f < y.numel(); ++f) {
-    RETURN_IF_ERROR(poll.tick(step_work));
-    bool outside = false;
-    for (size_t d = 0; d < rank; ++d) outside |= taps[d].outside[static_cast<size_t>(o[d])];
-    double acc = 0;
-    if (outside) {
-      acc = cfg.extrapolation;
-    } else {
-      // Sum over the product of each axis' taps.
-      std::vector<size_t> k(rank, 0);
-      while (true) {
-        RETURN_IF_ERROR(poll.tick(step_work));
-        double w = 1;
-        int64_t src = 0;
-        for (size_t d = 0; d < rank; ++d) {
-          w *= taps[d].weight[static_cast<size_t>(o[d])][k[d]];
-          src += taps[d].index[static_cast<size_t>(o[d])][k[d]] * in_strides[d];
-        }
-        if (w != 0) acc += w * x.value_as_double(src);
-        size_t d = rank;
-        while (d > 0) {
-          --d;
-          if (++k[d] < taps[d].weight[static_cast<size_t>(o[d])].size()) break;
-          k[d] = 0;
-          if (d == 0) { d = rank + 1; break; }
-        }
-        if (d == rank + 1 || rank == 0) break;
+  Status status = Status::OK();
+  dispatch_numeric(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    auto read = [&](int64_t src) -> double {
+      if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+        return static_cast<float>(xp[src]);  // as Tensor::value_as_double
+      } else {
+        return static_cast<double>(xp[src]);
       }
+    };
+    // Raw pointers in the walk: a checked vector index costs more than the sum itself in the
+    // fuzz builds (_GLIBCXX_ASSERTIONS); every index below is in range by construction.
+    std::vector<const size_t*> first_p(rank);
+    std::vector<const int64_t*> offset_p(rank);
+    std::vector<const double*> weight_p(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      first_p[d] = first[d].data();
+      offset_p[d] = offset[d].data();
+      weight_p[d] = weight[d].data();
     }
-    dispatch_numeric(x.dtype(), [&](auto tag) {
-      using T = typename decltype(tag)::type;
+    const size_t* const* F = first_p.data();
+    const int64_t* const* OFF = offset_p.data();
+    const double* const* W = weight_p.data();
+    auto store = [&](int64_t f, double acc) {
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
         // Rounded, then saturated (cubic taps overshoot; an extrapolation_value is any float:
         // 1.8e19 into uint64 was undefined; UBSan, kernel_run).
-        y.data<T>()[f] = from_double<T>(std::nearbyint(acc));
+        yp[f] = from_double<T>(std::nearbyint(acc));
       } else {
-        y.data<T>()[f] = from_double<T>(acc);
+        yp[f] = from_double<T>(acc);
       }
-    });
-    next_index(o, sizes);
-  }
+    };
+    const int64_t total = y.numel();
+    if (one_tap && !any_outside && rank > 0) {
+      // One tap per axis (nearest): a gather, row by row along the last axis. The weight is
+      // the same product, in the same order, as the general walk's.
+      const int64_t inner = sizes[rank - 1];
+      const int64_t rows = total / inner;
+      const Dims outer_sizes(sizes.begin(), sizes.end() - 1);
+      std::vector<int64_t> row(rank - 1, 0);
+      const double* w_last = W[rank - 1];
+      const int64_t* off_last = OFF[rank - 1];
+      for (int64_t r = 0; r < rows; ++r) {
+        status = poll.tick(inner * step_work);
+        if (!status.ok()) return;
+        double w_outer = 1;
+        int64_t base = 0;
+        for (size_t d = 0; d + 1 < rank; ++d) {
+          w_outer *= W[d][row[d]];
+          base += OFF[d][row[d]];
+        }
+        for (int64_t j = 0; j < inner; ++j) {
+          const double w = w_outer * w_last[j];
+          double acc = 0;
+          if (w != 0) acc += w * read(base + off_last[j]);
+          store(r * inner + j, acc);
+        }
+        next_index(row, outer_sizes);
+      }
+      return;
+    }
+    std::vector<int64_t> o(rank, 0);
+    std::vector<size_t> k_v(rank, 0), k_end_v(rank, 0);
+    size_t* k = k_v.data();
+    size_t* k_end = k_end_v.data();
+    for (int64_t f = 0; f < total; ++f) {
+      status = poll.tick(step_work);
+      if (!status.ok()) return;
+      const int64_t* op = o.data();
+      bool outside = false;
+      if (any_outside) {
+        for (size_t d = 0; d < rank; ++d) outside |= taps[d].outside[static_cast<size_t>(op[d])];
+      }
+      double acc = 0;
+      if (outside) {
+        acc = cfg.extrapolation;
+      } else if (one_tap) {
+        double w = 1;
+        int64_t src = 0;
+        for (size_t d = 0; d < rank; ++d) {
+          const size_t kd = static_cast<size_t>(op[d]);  // tap kd is position kd's only one
+          w *= W[d][kd];
+          src += OFF[d][kd];
+        }
+        if (w != 0) acc += w * read(src);
+      } else {
+        // Sum over the product of each axis' taps.
+        for (size_t d = 0; d < rank; ++d) {
+          k[d] = F[d][op[d]];
+          k_end[d] = F[d][op[d] + 1];
+        }
+        while (true) {
+          status = poll.tick(step_work);
+          if (!status.ok()) return;
+          double w = 1;
+          int64_t src = 0;
+          for (size_t d = 0; d < rank; ++d) {
+            w *= W[d][k[d]];
+            src += OFF[d][k[d]];
+          }
+          if (w != 0) acc += w * read(src);
+          size_t d = rank;
+          while (d > 0) {
+            --d;
+            if (++k[d] < k_end[d]) break;
+            k[d] = F[d][op[d]];
+            if (d == 0) { d = rank + 1; break; }
+          }
+          if (d == rank + 1 || rank == 0) break;
+        }
+      }
+      store(f, acc);
+      next_index(o, sizes);
+    }
+  });
+  RETURN_IF_ERROR(status);
   ctx.set_output(0, std::move(y));
   return Status::OK();
 }
