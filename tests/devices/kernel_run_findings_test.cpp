@@ -957,4 +957,25 @@ TEST(KernelRunFindingsTest, LayerNormScaleOrBiasNotBroadcastingToTheNormalizedSh
   }
 }
 
+// RoiAlign's output size is the attributes' (output_height 2^62): the reference computed
+// R * C * oh * ow unchecked (UBSan, kernel_run stop 18 run 5). Both devices now give the
+// native kernel's error for a non-positive size and a named one past int64.
+TEST(KernelRunFindingsTest, RoiAlignOutputSizeIsCheckedBeforeUse) {
+  auto model = [](int64_t oh, int64_t ow) {
+    OneNode m = one_node("RoiAlign", {Tensor(DType::kFloat64, {1, 2, 3, 2}), Tensor::from_vector<double>({1, 4}, {0, 0, 1, 1}),
+                                      Tensor::from_vector<int64_t>({1}, {0})}, 1);
+    m.g.nodes[0].attributes["output_height"] = Attribute::make_int(oh);
+    m.g.nodes[0].attributes["output_width"] = Attribute::make_int(ow);
+    return m;
+  };
+  expect_error_on_both_devices(model(int64_t{1} << 62, std::numeric_limits<int64_t>::min()),
+                               "must be positive and sampling_ratio");
+  expect_error_on_both_devices(model(int64_t{1} << 62, 4), "passes int64 elements");
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, model(2, 3));
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.dims(), (Dims{1, 2, 2, 3}));
+  }
+}
+
 }  // namespace pyflame_rt

@@ -110,8 +110,19 @@ Status roi_align_kernel(KernelContext& ctx) {
   double scale = n.attr_float("spatial_scale", 1.0f);
   bool avg = n.attr_string("mode", "avg") == "avg";
   bool half_pixel = n.attr_string("coordinate_transformation_mode", "half_pixel") == "half_pixel" && ctx.opset() >= 16;
+  // The CPU device's native kernel's check (it hands the reference every node it does not
+  // take): an output_height of 2^62 overflowed R * C * oh * ow here (UBSan, kernel_run stop 18).
+  if (oh <= 0 || ow <= 0 || ratio < 0) {
+    return ctx.error(StatusCode::kInvalidArgument, "output_height ", oh, " and output_width ", ow,
+                     " must be positive and sampling_ratio ", ratio, " >= 0");
+  }
   int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), R = rois.dim(0);
-  std::vector<double> out(static_cast<size_t>(R * C * oh * ow));
+  const CheckedInt64 total = CheckedInt64(R) * C * oh * ow;
+  if (total.overflowed()) {
+    return ctx.error(StatusCode::kInvalidArgument, "output [", R, ", ", C, ", ", oh, ", ", ow, "] passes int64 elements");
+  }
+  ScratchCharge charge(total.value(), sizeof(double), "RoiAlign's output");  // before the buffer exists
+  std::vector<double> out(static_cast<size_t>(total.value()));
   // Samples per output bin: sampling_ratio squared, or the roi's size over the output's (a roi
   // of 1e30 saturates to 2^63 - 1): not bounded by any tensor. The deadline is read per sample.
   InterruptPoll poll;
