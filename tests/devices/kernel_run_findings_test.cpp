@@ -339,6 +339,32 @@ TEST(KernelRunFindingsTest, IntegerArithmeticWraps) {
   EXPECT_EQ((*p)[0].tensor.data<uint16_t>()[0], 1);
 }
 
+// ScatterElements with reduction add or mul on int64 combined in the type unchecked: 3 times
+// -6.9e18 was signed overflow (UBSan, kernel_run stop 18 run 8). Both wrap, as Add and Mul do.
+TEST(KernelRunFindingsTest, ScatterElementsReductionsOfIntegersWrap) {
+  const int64_t lo = std::numeric_limits<int64_t>::min(), hi = std::numeric_limits<int64_t>::max();
+  struct Case {
+    const char* reduction;
+    std::vector<int64_t> updates, want;  // data [hi, 3], indices [0, 1]
+  };
+  for (const Case& c : {Case{"mul", {2, 4}, {-2, 12}}, Case{"add", {1, 4}, {lo, 7}}}) {
+    const char* reduction = c.reduction;
+    const std::vector<int64_t>& want = c.want;
+    OneNode m = one_node("ScatterElements", {Tensor::from_vector<int64_t>({2}, {hi, 3}),
+                                             Tensor::from_vector<int64_t>({2}, {0, 1}),
+                                             Tensor::from_vector<int64_t>({2}, c.updates)},
+                         1, 18);
+    m.g.nodes[0].attributes["reduction"] = Attribute::make_string(reduction);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << reduction << " on " << device->name() << ": " << out.status().to_string();
+      const Tensor& y = (*out)[0].tensor;
+      EXPECT_EQ(std::vector<int64_t>(y.data<int64_t>(), y.data<int64_t>() + 2), want) << reduction << " on "
+                                                                                         << device->name();
+    }
+  }
+}
+
 // EyeLike's k is an attribute: k = 2^63 - 1 overflowed r + k (UBSan, kernel_run). A diagonal
 // outside the matrix gives zeros; one inside is as before.
 TEST(KernelRunFindingsTest, EyeLikeWithADiagonalOutsideTheMatrix) {

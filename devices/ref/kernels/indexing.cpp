@@ -129,7 +129,9 @@ void scatter_one(Tensor& y, int64_t dst, const Tensor& u, int64_t src, Reduction
       // add/max act as or, mul/min as and (bool arithmetic saturates to {0, 1}).
       out = (r == Reduction::kAdd || r == Reduction::kMax) ? (out || in) : (out && in);
     } else if constexpr (std::is_integral_v<T>) {
-      out = r == Reduction::kAdd ? static_cast<T>(out + in) : r == Reduction::kMul ? static_cast<T>(out * in)
+      // add and mul wrap (kernel_util.h wrapping_*): int64 3 * -6.9e18 was signed overflow
+      // (UBSan, kernel_run stop 18 run 8).
+      out = r == Reduction::kAdd ? wrapping_add(out, in) : r == Reduction::kMul ? wrapping_mul(out, in)
             : r == Reduction::kMax ? std::max(out, in) : std::min(out, in);
     } else {
       double a = to_double(out), b = to_double(in);
