@@ -24,6 +24,7 @@
 #include "devices/cpu/recurrent_loop.h"
 #include "devices/run_interrupt.h"
 #include "tests/common/one_node_model.h"
+#include "tests/common/timed_run.h"
 
 namespace pyflame_rt {
 namespace {
@@ -61,18 +62,9 @@ Outcome run_with(const OneNode& m, const RunContext& ctx) {
   }
   const uint64_t loops = cpu::recurrent_loop_runs();
   const uint64_t refs = cpu::reference_runs_on_this_thread();
-  // The deadline counts from the run, not from before the compile: on a loaded machine the
-  // compile alone could pass 50 ms and stop the run before its node (RefDeadlineTest's Unique
-  // once ended so, "the CPU device ran the node natively", as the node never ran).
-  RunContext run_ctx = ctx;
-  if (run_ctx.timeout_ms > 0) run_ctx.deadline = Clock::now() + std::chrono::milliseconds(run_ctx.timeout_ms);
-  const auto start = Clock::now();
-  {
-    RunInterruptScope scope(run_ctx);
-    auto out = (*exe)->run(m.feeds, run_ctx);
-    o.status = out.ok() ? Status::OK() : out.status();
-  }
-  o.elapsed = Clock::now() - start;
+  TimedRun run = timed_run(**exe, m.feeds, ctx);
+  o.status = run.status;
+  o.elapsed = run.elapsed;
   o.loop_runs = cpu::recurrent_loop_runs() - loops;
   o.ran_reference = cpu::reference_runs_on_this_thread() > refs;
   return o;
