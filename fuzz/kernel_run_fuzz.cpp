@@ -585,6 +585,15 @@ double as_double(const Tensor& t, int64_t i) { return t.value_as_double(i); }
 
 [[noreturn]] void finding(const Built& b, const std::string& what) {
   std::fprintf(stderr, "kernel_run finding: %s: %s\n", b.description.c_str(), what.c_str());
+  // The runtime feeds (KERNEL_RUN_DUMP writes the model, not them): enough to rebuild the case.
+  for (const auto& [name, t] : b.feeds) {
+    std::fprintf(stderr, "  feed %s: %s %s", name.c_str(), dtype_name(t.dtype()), dims_to_string(t.dims()).c_str());
+    for (int64_t i = 0; i < std::min<int64_t>(t.numel(), 16); ++i) {
+      if (t.dtype() == DType::kString) break;
+      std::fprintf(stderr, " %.9g", t.value_as_double(i));
+    }
+    std::fprintf(stderr, "%s\n", t.numel() > 16 ? " ..." : "");
+  }
   std::abort();
 }
 

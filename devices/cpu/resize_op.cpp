@@ -215,6 +215,7 @@ std::unique_ptr<NativeOp> make_resize_op(const Node& node, int64_t opset, const 
     cfg.nearest_mode = node.attr_string("nearest_mode", "round_prefer_floor");
     cfg.cubic_a = node.attr_float("cubic_coeff_a", -0.75f);
     cfg.exclude_outside = node.attr_int("exclude_outside", 0) != 0;
+    if (cfg.exclude_outside && cfg.mode != "cubic") return nullptr;  // the reference names the error
   }
   static const char* kCoords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "tf_half_pixel_for_nn", "asymmetric"};
   if (std::find(std::begin(kCoords), std::end(kCoords), cfg.coord) == std::end(kCoords)) return nullptr;

@@ -1004,4 +1004,29 @@ TEST(KernelRunFindingsTest, RoiAlignOutputSizeIsCheckedBeforeUse) {
   }
 }
 
+// exclude_outside=1 on a nearest Resize: the one tap of an output row past a 1-row input was
+// clamped by the CPU device (0.375) and zeroed by the reference (0.0) (kernel_run stop 18
+// run 10). Only cubic renormalises over taps outside; both devices refuse the rest, as ONNX
+// Runtime does, and cubic still runs.
+TEST(KernelRunFindingsTest, ExcludeOutsideNeedsCubicResize) {
+  auto model = [](const std::string& mode) {
+    OneNode m = one_node("Resize", {Tensor::from_vector<float>({1, 3}, {0.375f, 0.5f, 0.25f}),
+                                    Tensor::from_vector<float>({3}, {0, 0, 1}), Tensor(DType::kFloat32, {0}),
+                                    Tensor::from_vector<int64_t>({2}, {6, 3})}, 1);
+    m.g.nodes[0].attributes["mode"] = Attribute::make_string(mode);
+    m.g.nodes[0].attributes["nearest_mode"] = Attribute::make_string("ceil");
+    m.g.nodes[0].attributes["exclude_outside"] = Attribute::make_int(4);
+    return m;
+  };
+  expect_error_on_both_devices(model("nearest"), "exclude_outside=1 needs mode 'cubic'");
+  expect_error_on_both_devices(model("linear"), "got mode 'linear'");
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, model("cubic"));
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{6, 3})) << device->name();
+    for (int64_t r = 0; r < 6; ++r) EXPECT_FLOAT_EQ(y.data<float>()[r * 3], 0.375f) << device->name() << " row " << r;
+  }
+}
+
 }  // namespace pyflame_rt

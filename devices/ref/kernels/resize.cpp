@@ -350,6 +350,13 @@ Status resize_kernel(KernelContext& ctx) {
   cfg.nearest_mode = n.attr_string("nearest_mode", "round_prefer_floor");
   cfg.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   cfg.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
+  // Only cubic has taps outside the input to exclude and renormalise over: a nearest or linear
+  // tap outside was clamped by the CPU device and zeroed here (the two disagreed, kernel_run),
+  // and ONNX's own reference divides by a zero sum. Refused as ONNX Runtime refuses it.
+  if (cfg.exclude_outside && cfg.mode != "cubic") {
+    return ctx.error(StatusCode::kInvalidArgument, "exclude_outside=1 needs mode 'cubic' (as in ONNX Runtime), got mode '",
+                     cfg.mode, "'");
+  }
   cfg.extrapolation = n.attr_float("extrapolation_value", 0.0f);
   std::vector<double> scales = as_doubles(ctx.input(2));
   Dims sizes;
