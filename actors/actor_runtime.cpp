@@ -95,16 +95,24 @@ void unregister_actor_owner(uint64_t handle) {
 
 void shutdown_actor_runtime() { shutdown_actor_runtime(nullptr); }
 
-void shutdown_actor_runtime(const std::function<void(const std::string&)>& progress) {
-  RuntimeState& s = state();
-  std::map<uint64_t, std::function<void()>> owners;
+namespace {
+
+// Takes the system out of the runtime (a later actor_runtime() starts a fresh one) and calls
+// every owner's stop hook (they only send exits and abort channels: none of them waits).
+struct Detached {
   std::unique_ptr<caf::actor_system> system;
   std::unique_ptr<caf::actor_system_config> config;
+};
+
+Detached detach_and_stop_owners(const std::function<void(const std::string&)>& progress) {
+  RuntimeState& s = state();
+  std::map<uint64_t, std::function<void()>> owners;
+  Detached d;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     owners.swap(s.owners);
-    system.swap(s.system);
-    config.swap(s.config);
+    d.system.swap(s.system);
+    d.config.swap(s.config);
     s.running_threads = 0;
   }
   // Outside the lock: stop hooks may touch the runtime (e.g. unregister themselves).
@@ -115,19 +123,48 @@ void shutdown_actor_runtime(const std::function<void(const std::string&)>& progr
     stop();
     ++stopped;
   }
-  if (system && progress) {
+  return d;
+}
+
+}  // namespace
+
+void shutdown_actor_runtime(const std::function<void(const std::string&)>& progress) {
+  Detached d = detach_and_stop_owners(progress);
+  if (d.system && progress) {
     // await_all_actors_done() without its silence: the caller learns what the wait is on.
     size_t last = 0;
-    while (size_t running = system->registry().running()) {
+    while (size_t running = d.system->registry().running()) {
       if (running != last) progress("waiting for " + std::to_string(running) + " actor(s) to finish");
       last = running;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     progress("destroying the actor system (joining its scheduler and network threads)");
-  } else if (system) {
-    system->await_all_actors_done();
+  } else if (d.system) {
+    d.system->await_all_actors_done();
   }
-  system.reset();  // joins the scheduler threads
+  d.system.reset();  // joins the scheduler threads
 }
 
+size_t shutdown_actor_runtime_within(std::chrono::milliseconds grace) {
+  Detached d = detach_and_stop_owners(nullptr);
+  if (!d.system) return 0;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  size_t running = d.system->registry().running();
+  while (running > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    running = d.system->registry().running();
+  }
+  if (running > 0) {
+    // An actor inside a kernel that never checks its run (one oneDNN primitive) cannot be
+    // stopped, and destroying the system would join it. The system and its configuration are
+    // left alive on purpose (their threads end with the process): the caller is exiting, or
+    // accepts the leak for a bounded stop. Not destroying them keeps every object the actor
+    // still uses valid.
+    (void)d.system.release();
+    (void)d.config.release();
+    return running;
+  }
+  d.system.reset();  // joins the scheduler threads
+  return 0;
+}
 }  // namespace pyflame_rt

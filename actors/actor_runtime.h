@@ -9,6 +9,8 @@
 // only the files that spawn actors pay CAF's compile time.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -43,5 +45,10 @@ void shutdown_actor_runtime();
 // ("waiting for 2 actor(s) to finish"): a caller bounding the shutdown (the CLI's
 // ShutdownWatchdog) can then say what was still running when the bound passed.
 void shutdown_actor_runtime(const std::function<void(const std::string&)>& progress);
+// The same within `grace`: returns 0 once every actor finished and the system is destroyed,
+// or, when actors still run at the bound (a frame inside a kernel that does not check its run),
+// their count, leaving that system alive and detached (its threads end with the process; a
+// later actor_runtime() starts a new one). Python's exit uses it after stop_all_runs().
+size_t shutdown_actor_runtime_within(std::chrono::milliseconds grace);
 
 }  // namespace pyflame_rt

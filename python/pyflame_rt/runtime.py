@@ -1,7 +1,9 @@
 """The process-wide actor runtime (CAF): sized once, shut down cleanly at exit."""
 import atexit
+import sys
 
 from . import _pyflame_rt
+from .errors import InvalidArgument
 
 
 def configure_actor_runtime(threads=0):
@@ -14,13 +16,40 @@ def actor_runtime_threads():
     return _pyflame_rt.actor_runtime_threads()
 
 
-def shutdown():
-    """Stops every batcher (queued requests are answered Unavailable) and the actor system.
-    Runs at interpreter exit; safe to call more than once."""
-    _pyflame_rt.shutdown()
+# How long interpreter exit waits for actors still running after their runs were told to stop.
+EXIT_GRACE_MS = 2000
 
 
-atexit.register(shutdown)
+def shutdown(grace_ms=None):
+    """Stops every batcher (queued requests are answered Unavailable), pipeline and served stage,
+    and the actor system. Runs at interpreter exit; safe to call more than once.
+
+    grace_ms=None waits for every actor to finish. With grace_ms, the wait ends at that bound:
+    actors still running then (a frame inside a kernel that does not check its run, e.g. one
+    large MatMul) are left to finish on their own and their count is returned (0: everything
+    stopped). A later batcher or pipeline starts a fresh actor system either way."""
+    if grace_ms is None:
+        _pyflame_rt.shutdown()
+        return 0
+    return _pyflame_rt.shutdown_within(as_grace_ms(grace_ms))
+
+
+def as_grace_ms(grace_ms):
+    if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) or not 0 <= grace_ms <= 3_600_000:
+        raise InvalidArgument(f"shutdown: grace_ms must be a number of milliseconds from 0 to 3600000, got {grace_ms!r}")
+    return int(grace_ms)
+
+
+def _shutdown_at_exit():
+    # Runs still in progress stop at their next check (rt.Unavailable "the interpreter is
+    # exiting"); the exit waits at most EXIT_GRACE_MS for the actors that run them.
+    left = _pyflame_rt.shutdown_at_exit(EXIT_GRACE_MS)
+    if left:
+        sys.stderr.write(f"pyflame_rt: exiting with {left} actor(s) still running after {EXIT_GRACE_MS} ms (a run "
+                         "inside a kernel that does not check its deadline); they end with the process\n")
+
+
+atexit.register(_shutdown_at_exit)
 
 
 def limit_counters():

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -205,6 +206,48 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "unavailable:" in done.stdout and done.stdout.strip().endswith("ok")
+
+
+def test_exit_waits_for_a_stuck_batch_only_within_its_grace(tmp_path):
+    # A batch inside one large MatMul (a oneDNN primitive: nothing in it checks the run) when the
+    # interpreter exits: the exit used to wait for it without a bound (seconds to hours). Now
+    # it waits at most pyflame_rt.runtime.EXIT_GRACE_MS (2 s), says what it left running, and keeps the exit status.
+    n = 9000  # 1.5e12 flops: over 6 s on one thread of any CPU, far over the grace
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])
+    model = str(tmp_path / "big_matmul.onnx")
+    onnx.save(make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], [a, b], [y]), model)
+    script = f"""
+import sys, threading, time, numpy as np, pyflame_rt as rt
+opts = rt.SessionOptions(); opts.intra_op_num_threads = 1
+s = rt.InferenceSession({model!r}, opts)
+batcher = s.create_batcher(max_batch_size=1)
+x = np.ones(({n}, {n}), np.float32)
+threading.Thread(target=lambda: batcher.run(None, {{"a": x, "b": x}}), daemon=True).start()
+time.sleep(1.5)  # the batch is inside the MatMul
+print("exiting", time.monotonic(), flush=True)
+sys.exit(7)
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "build", "python"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    ended = time.monotonic()
+    assert done.returncode == 7, done.stderr
+    exiting = float(done.stdout.split()[-1])
+    assert ended - exiting < 2 + 4, f"the exit took {ended - exiting:.1f} s"
+    assert "exiting with 1 actor(s) still running after 2000 ms" in done.stderr, done.stderr
+
+
+def test_shutdown_grace_is_checked_and_a_bounded_shutdown_of_idle_actors_returns_zero(add_relu_model):
+    for bad in (-1, "1", True, 3_600_001):
+        with pytest.raises(rt.InvalidArgument, match="grace_ms must be a number of milliseconds"):
+            rt.shutdown(grace_ms=bad)
+    session = rt.InferenceSession(add_relu_model)
+    batcher = session.create_batcher()
+    assert batcher.run(None, {"x": np.ones((1, 4), np.float32)})[0].shape == (1, 4)
+    assert rt.shutdown(grace_ms=5000) == 0
+    assert rt.actor_runtime_threads() == 0
+    assert len(session.run_batch(None, [{"x": np.ones((1, 4), np.float32)}] * 2)) == 2  # starts again
 
 
 def test_sessions_compile_asynchronously_on_the_compiler_actor(add_relu_model, gru_model):
