@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <limits>
 
 #include "devices/ref/kernel_util.h"
 #include "graph/checked_math.h"
@@ -102,6 +103,10 @@ class RoiAlignOp : public NativeOp {
             for (int64_t ix = 0; ix < gw; ++ix, ++s) {
               double xx = x1 + static_cast<double>(px) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
               *s = Sample{{0, 0, 0, 0}, {0, 0, 0, 0}};
+              if (std::isnan(yy) || std::isnan(xx)) {  // a NaN roi: a NaN sample, as the reference
+                s->w[0] = std::numeric_limits<float>::quiet_NaN();
+                continue;
+              }
               if (yy < -1.0 || yy > static_cast<double>(H) || xx < -1.0 || xx > static_cast<double>(W)) continue;
               double sy = std::max(yy, 0.0), sx = std::max(xx, 0.0);
               int64_t y0 = static_cast<int64_t>(sy), x0 = static_cast<int64_t>(sx), ya = y0 + 1, xa = x0 + 1;

@@ -1029,4 +1029,33 @@ TEST(KernelRunFindingsTest, ExcludeOutsideNeedsCubicResize) {
   }
 }
 
+// A spatial_scale of -inf makes a roi corner 0 * -inf = NaN: both RoiAlign kernels converted
+// the NaN sample position to int64 (UBSan, kernel_run stop 19; the native kernel then indexed
+// the plane with it). A NaN position gives a NaN sample on both devices; a finite roi does not.
+// On x86 the ordinary build happened to give NaN too: the UBSan builds (make sanitize-asan-cpp)
+// are where this test fails without the fix.
+TEST(KernelRunFindingsTest, RoiAlignOfANaNRoiIsNaN) {
+  auto model = [](DType dtype, float scale) {
+    Tensor x = convert_tensor(Tensor::from_vector<float>({1, 2, 3, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}), dtype);
+    OneNode m = one_node("RoiAlign", {x, convert_tensor(Tensor::from_vector<float>({1, 4}, {0, 0, 5, 0}), dtype),
+                                      Tensor::from_vector<int64_t>({1}, {0})}, 1);
+    m.g.nodes[0].attributes["spatial_scale"] = Attribute::make_float(scale);
+    m.g.nodes[0].attributes["output_height"] = Attribute::make_int(2);
+    m.g.nodes[0].attributes["output_width"] = Attribute::make_int(2);
+    return m;
+  };
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    for (auto& device : both_devices()) {
+      auto nan = run_on(*device, model(dtype, -std::numeric_limits<float>::infinity()));
+      ASSERT_TRUE(nan.ok()) << device->name() << ": " << nan.status().to_string();
+      const Tensor& y = (*nan)[0].tensor;
+      ASSERT_EQ(y.dims(), (Dims{1, 2, 2, 2})) << device->name();
+      for (int64_t i = 0; i < y.numel(); ++i) EXPECT_TRUE(std::isnan(y.value_as_double(i))) << device->name() << " " << i;
+      auto finite = run_on(*device, model(dtype, 0.5f));
+      ASSERT_TRUE(finite.ok()) << device->name() << ": " << finite.status().to_string();
+      for (int64_t i = 0; i < 8; ++i) EXPECT_TRUE(std::isfinite((*finite)[0].tensor.value_as_double(i))) << device->name();
+    }
+  }
+}
+
 }  // namespace pyflame_rt

@@ -3,6 +3,7 @@
 // rather than sliding windows.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 
@@ -81,8 +82,10 @@ Status nms_kernel(KernelContext& ctx) {
 }
 
 // Bilinear sample of an [H, W] plane at (y, x) as RoiAlign defines it (clamped at the edges,
-// zero beyond one pixel outside).
+// zero beyond one pixel outside). A NaN position (a NaN roi) is neither inside nor outside:
+// the sample is NaN (its index was a NaN converted to int64: UBSan, kernel_run stop 19).
 double roi_bilinear(const Tensor& x, int64_t plane, int64_t H, int64_t W, double y, double xx) {
+  if (std::isnan(y) || std::isnan(xx)) return std::numeric_limits<double>::quiet_NaN();
   if (y < -1.0 || y > static_cast<double>(H) || xx < -1.0 || xx > static_cast<double>(W)) return 0.0;
   y = std::max(y, 0.0);
   xx = std::max(xx, 0.0);
