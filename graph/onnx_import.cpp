@@ -2,6 +2,7 @@
 // values carry types, then converts graph, nodes, attributes (subgraphs recursively) and
 // tensors (raw, typed fields or external files) into our IR.
 #include "graph/onnx_import.h"
+#include "graph/type_constraints.h"
 
 #include <onnx/defs/data_type_utils.h>
 #include <onnx/defs/schema.h>
@@ -578,54 +579,21 @@ const std::string* onnx_type_of(const onnx::TypeProto& t) {
   }
 }
 
-std::string allowed_types_text(const onnx::OpSchema::FormalParameter& f) {
-  std::vector<std::string> names;
-  for (const auto* t : f.GetTypes()) names.push_back(*t);
-  std::sort(names.begin(), names.end());
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 Status check_type_constraints(const onnx::GraphProto& g, int version, TypeScope scope, const ImportContext& ctx);
 
 Status check_node_types(const onnx::NodeProto& n, int version, const TypeScope& scope, const ImportContext& ctx) {
-  if (!n.domain().empty() && n.domain() != "ai.onnx") return Status::OK();
-  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), version, "");
-  if (!schema || schema->inputs().empty()) return Status::OK();
-  const auto& formal = schema->inputs();
-  std::map<std::string, std::pair<const std::string*, int>> bound;  // type parameter -> first type, input
-  for (int i = 0; i < n.input_size(); ++i) {
-    if (n.input(i).empty()) continue;
-    const bool tail = static_cast<size_t>(i) >= formal.size();
-    if (tail && formal.back().GetOption() != onnx::OpSchema::Variadic) break;
-    const auto& f = formal[std::min(static_cast<size_t>(i), formal.size() - 1)];
-    auto it = scope.find(n.input(i));
-    if (it == scope.end()) continue;
-    const std::string* type = onnx_type_of(*it->second);
-    if (!type) continue;
-    const auto& allowed = f.GetTypes();
-    if (!allowed.empty() && !allowed.count(type)) {
-      const bool is_param = f.GetTypeStr().find('(') == std::string::npos;
-      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ", opset ", version, "): input ", i,
-                           " '", n.input(i), "' (", f.GetName(), ") has type ", *type, "; ", n.op_type(), " allows ",
-                           is_param ? "for its type parameter " + f.GetTypeStr() + " " : std::string(), "only ",
-                           allowed_types_text(f));
-    }
-    if (!f.GetIsHomogeneous() && f.GetOption() == onnx::OpSchema::Variadic) continue;
-    auto [b, fresh] = bound.emplace(f.GetTypeStr(), std::make_pair(type, i));
-    if (!fresh && b->second.first != type) {
-      return invalid_graph(ctx.model_name, ": node '", n.name(), "' (", n.op_type(), ", opset ", version,
-                           "): type parameter ", f.GetTypeStr(), " is bound to ", *b->second.first, " by input ",
-                           b->second.second, " '", n.input(b->second.second), "' and to ", *type, " by input ", i, " '",
-                           n.input(i), "'; its inputs must have one type");
-    }
-  }
   for (const auto& a : n.attribute()) {
     if (a.has_g()) RETURN_IF_ERROR(check_type_constraints(a.g(), version, scope, ctx));
     for (const auto& sg : a.graphs()) RETURN_IF_ERROR(check_type_constraints(sg, version, scope, ctx));
   }
-  return Status::OK();
+  if (!n.domain().empty() && n.domain() != "ai.onnx") return Status::OK();
+  std::vector<std::string> inputs(n.input().begin(), n.input().end());
+  std::vector<const std::string*> types;
+  for (const auto& input : inputs) {
+    auto it = scope.find(input);
+    types.push_back(it == scope.end() ? nullptr : onnx_type_of(*it->second));
+  }
+  return check_node_input_types(ctx.model_name, n.name(), n.op_type(), version, inputs, types);
 }
 
 Status check_type_constraints(const onnx::GraphProto& g, int version, TypeScope scope, const ImportContext& ctx) {

@@ -1,6 +1,7 @@
 // Graph <-> .pfm (graph/pfm.proto). Every field of the IR is stored, so a load after a save
 // prints the same graph and holds the same tensor bytes.
 #include "graph/pfm_format.h"
+#include "graph/type_constraints.h"
 
 #include <cstdio>
 #include <cstring>
@@ -256,6 +257,8 @@ Expected<Graph> load_pfm_bytes(const std::string& bytes) {
   ASSIGN_OR_RETURN(Graph g, std::move(converted));
   RETURN_IF_ERROR(g.sort_topologically());
   RETURN_IF_ERROR(g.validate());
+  // A .pfm file is as untrusted as an ONNX one: the same type constraints (docs/reliability.md).
+  RETURN_IF_ERROR(check_graph_type_constraints(g, ".pfm model"));
   return g;
 }
 

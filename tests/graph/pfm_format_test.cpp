@@ -115,5 +115,59 @@ TEST(PfmFormatTest, NewerFormatVersionIsRejectedWithBothVersions) {
   EXPECT_NE(newer.status().message().find("version 9"), std::string::npos);
 }
 
+// A .pfm file is untrusted as an ONNX file is: a default-domain node given a type its ONNX
+// schema does not allow (Relu on int32 at opset 13), also inside a subgraph, or one type
+// parameter bound to two types (Add of float and double), is refused at load as the ONNX
+// importer refuses it, naming node, input, allowed and received types; the same graph with
+// allowed types loads.
+TEST(PfmFormatTest, TypeConstraintsAreCheckedAtLoad) {
+  auto relu_of = [](DType dtype) {
+    Graph g;
+    g.name = "typed";
+    g.opset_imports[""] = 13;
+    g.inputs.push_back({"x", dtype, Shape::from_dims({2})});
+    g.add_node("Relu", {"x"}, {"y"}, "relu");
+    g.outputs.push_back({"y", dtype, Shape::from_dims({2})});
+    return g;
+  };
+  auto load = [](const Graph& g) { return load_pfm_bytes(*serialize_pfm(g)); };
+  ASSERT_TRUE(load(relu_of(DType::kFloat32)).ok());
+  auto bad = load(relu_of(DType::kInt32));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidGraph);
+  EXPECT_NE(bad.status().message().find("node 'relu' (Relu, opset 13): input 0 'x' (X) has type tensor(int32); Relu allows "
+                                        "for its type parameter T only tensor(bfloat16), tensor(double), tensor(float), "
+                                        "tensor(float16)"),
+            std::string::npos)
+      << bad.status().to_string();
+
+  Graph outer = relu_of(DType::kFloat32);  // the int32 Relu inside an If's branch
+  auto branch = std::make_shared<Graph>(relu_of(DType::kInt32));
+  branch->opset_imports.clear();
+  outer.inputs.push_back({"c", DType::kBool, Shape::from_dims({})});
+  Node& if_node = outer.add_node("If", {"c"}, {"z"}, "if");
+  if_node.attributes["then_branch"] = Attribute::make_graph(branch);
+  if_node.attributes["else_branch"] = Attribute::make_graph(branch);
+  outer.outputs.push_back({"z", DType::kInt32, Shape::unknown_rank()});
+  auto nested = load(outer);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("node 'relu' (Relu, opset 13): input 0 'x'"), std::string::npos)
+      << nested.status().to_string();
+
+  Graph mixed;
+  mixed.name = "mixed";
+  mixed.opset_imports[""] = 14;
+  mixed.inputs.push_back({"a", DType::kFloat32, Shape::from_dims({2})});
+  mixed.initializers["b"] = Tensor::from_vector<double>({2}, {1, 2});
+  mixed.add_node("Add", {"a", "b"}, {"s"}, "add");
+  mixed.outputs.push_back({"s", DType::kFloat32, Shape::from_dims({2})});
+  auto two = load(mixed);
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("type parameter T is bound to tensor(float) by input 0 'a' and to tensor(double) "
+                                        "by input 1 'b'"),
+            std::string::npos)
+      << two.status().to_string();
+}
+
 }  // namespace
 }  // namespace pyflame_rt
