@@ -55,6 +55,7 @@ class RoiAlignOp : public NativeOp {
       return run_reference(node_, opset_, inputs, outputs);
     }
     const int64_t N = x->dim(0), C = x->dim(1), H = x->dim(2), W = x->dim(3), R = rois->dim(0);
+    if (H == 0 || W == 0) return run_reference(node_, opset_, inputs, outputs);  // it names the empty plane
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = bidx->value_as_int64(r);
       if (b < 0 || b >= N) return run_reference(node_, opset_, inputs, outputs);

@@ -1058,4 +1058,24 @@ TEST(KernelRunFindingsTest, RoiAlignOfANaNRoiIsNaN) {
   }
 }
 
+// RoiAlign over an input whose planes are empty (H = 0): the edge clamp made the sample index
+// -1 and both kernels read before the plane (a different value each run: kernel_run stop 19).
+// With regions to sample it is a named error on both devices; with none the output is empty.
+TEST(KernelRunFindingsTest, RoiAlignOfAnEmptyPlaneIsANamedError) {
+  auto model = [](int64_t regions, DType dtype) {
+    std::vector<float> boxes;
+    for (int64_t r = 0; r < regions; ++r) boxes.insert(boxes.end(), {0.875f, 0, 0.5f, 0.875f});
+    return one_node("RoiAlign", {Tensor(dtype, {5, 6, 0, 8}), convert_tensor(Tensor::from_vector<float>({regions, 4}, boxes), dtype),
+                                 Tensor::from_vector<int64_t>({regions}, std::vector<int64_t>(regions, 1))}, 1);
+  };
+  for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
+    expect_error_on_both_devices(model(1, dtype), "X [5,6,0,8] has no pixels (H or W is 0) but 1 region(s)");
+    for (auto& device : both_devices()) {
+      auto none = run_on(*device, model(0, dtype));
+      ASSERT_TRUE(none.ok()) << device->name() << ": " << none.status().to_string();
+      EXPECT_EQ((*none)[0].tensor.dims(), (Dims{0, 6, 1, 1})) << device->name();
+    }
+  }
+}
+
 }  // namespace pyflame_rt

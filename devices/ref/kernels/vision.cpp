@@ -124,6 +124,12 @@ Status roi_align_kernel(KernelContext& ctx) {
   if (total.overflowed()) {
     return ctx.error(StatusCode::kInvalidArgument, "output [", R, ", ", C, ", ", oh, ", ", ow, "] passes int64 elements");
   }
+  // An edge clamp of an empty plane is index -1: the sample read before the plane (a value
+  // that changed from run to run, kernel_run stop 19). There is nothing to sample.
+  if ((H == 0 || W == 0) && total.value() > 0) {
+    return ctx.error(StatusCode::kInvalidArgument, "X ", dims_to_string(x.dims()), " has no pixels (H or W is 0) but ", R,
+                     " region(s) are to be sampled from it");
+  }
   ScratchCharge charge(total.value(), sizeof(double), "RoiAlign's output");  // before the buffer exists
   std::vector<double> out(static_cast<size_t>(total.value()));
   // Samples per output bin: sampling_ratio squared, or the roi's size over the output's (a roi
