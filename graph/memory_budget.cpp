@@ -1,5 +1,7 @@
 #include "graph/memory_budget.h"
 
+#include <utility>
+
 #include <limits>
 #include <new>
 #include <sstream>
@@ -65,6 +67,18 @@ ScratchCharge::ScratchCharge(int64_t count, size_t elem_size, const char* what) 
 
 ScratchCharge::~ScratchCharge() {
   if (budget_) budget_->release(bytes_);
+}
+
+ScratchCharge::ScratchCharge(ScratchCharge&& other) noexcept
+    : bytes_(std::exchange(other.bytes_, 0)), budget_(std::move(other.budget_)) {}
+
+ScratchCharge& ScratchCharge::operator=(ScratchCharge&& other) noexcept {
+  if (this != &other) {
+    if (budget_) budget_->release(bytes_);
+    bytes_ = std::exchange(other.bytes_, 0);
+    budget_ = std::move(other.budget_);
+  }
+  return *this;
 }
 
 }  // namespace pyflame_rt

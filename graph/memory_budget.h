@@ -80,10 +80,14 @@ std::shared_ptr<MemoryBudget> charge_current_budget(size_t bytes, const char* wh
 //   std::vector<double> w(static_cast<size_t>(size));
 class ScratchCharge {
  public:
+  ScratchCharge() = default;  // nothing charged
   ScratchCharge(int64_t count, size_t elem_size, const char* what = "a kernel's scratch buffer");
   ~ScratchCharge();
   ScratchCharge(const ScratchCharge&) = delete;
   ScratchCharge& operator=(const ScratchCharge&) = delete;
+  // Moves hand the charge over (a buffer returned with its charge): the source releases nothing.
+  ScratchCharge(ScratchCharge&& other) noexcept;
+  ScratchCharge& operator=(ScratchCharge&& other) noexcept;
 
  private:
   size_t bytes_ = 0;

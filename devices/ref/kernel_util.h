@@ -144,29 +144,38 @@ inline Status broadcast_dims(const KernelContext& ctx, const Dims& a, const Dims
 }
 
 // For each flat index of `out_dims`, the flat index into a tensor of `in_dims` broadcast to it.
-// The map is 8 bytes per output element, built before the output tensor exists: it is charged
-// to the run's budget while it is built (std::bad_alloc past it, which the reference device
-// reports as kResourceExhausted). A constant Expand of one float to [2^31] filled a 16 GB map
-// past a 64 MB memory_limit_mb at constant folding (kernel_run stop 18: out of memory). The
-// charge ends when the map is returned: a map within the budget is not counted beside the
-// output, so a kernel holds at most about twice its limit.
-inline std::vector<int64_t> broadcast_index_map(const Dims& in_dims, const Dims& out_dims) {
-  int64_t n = num_elements(out_dims);
-  ScratchCharge charge(n, sizeof(int64_t), "a broadcast index map");
-  std::vector<int64_t> map(static_cast<size_t>(n));
-  size_t rank = out_dims.size();
-  size_t off = rank - in_dims.size();
-  std::vector<int64_t> in_strides = strides_of(in_dims);
-  std::vector<int64_t> idx(rank, 0);
-  for (int64_t f = 0; f < n; ++f) {
-    int64_t src = 0;
-    for (size_t d = off; d < rank; ++d) {
-      if (in_dims[d - off] != 1) src += idx[d] * in_strides[d - off];
+// The map is 8 bytes per output element, often beside an output of fewer bytes: it is charged
+// to the run's budget before it is built and for as long as it lives (std::bad_alloc past the
+// limit, which the reference device reports as kResourceExhausted). A constant Expand of one
+// float to [2^31] filled a 16 GB map past a 64 MB memory_limit_mb at constant folding
+// (kernel_run stop 18: out of memory); until stop 19 the charge ended when the map was
+// returned, so a kernel could hold about twice its limit.
+class BroadcastIndexMap {
+ public:
+  BroadcastIndexMap() = default;  // no map (inputs already of the output's shape)
+  BroadcastIndexMap(const Dims& in_dims, const Dims& out_dims)
+      : charge_(num_elements(out_dims), sizeof(int64_t), "a broadcast index map"),
+        map_(static_cast<size_t>(num_elements(out_dims))) {
+    const size_t rank = out_dims.size(), off = rank - in_dims.size();
+    const std::vector<int64_t> in_strides = strides_of(in_dims);
+    std::vector<int64_t> idx(rank, 0);
+    for (int64_t& src : map_) {
+      src = 0;
+      for (size_t d = off; d < rank; ++d) {
+        if (in_dims[d - off] != 1) src += idx[d] * in_strides[d - off];
+      }
+      next_index(idx, out_dims);
     }
-    map[static_cast<size_t>(f)] = src;
-    next_index(idx, out_dims);
   }
-  return map;
+  int64_t operator[](size_t i) const { return map_[i]; }
+
+ private:
+  ScratchCharge charge_;  // first: charged before the map is allocated, released after it
+  std::vector<int64_t> map_;
+};
+
+inline BroadcastIndexMap broadcast_index_map(const Dims& in_dims, const Dims& out_dims) {
+  return BroadcastIndexMap(in_dims, out_dims);
 }
 
 // Generic data movement (any dtype, strings included). Axes must already be normalised.

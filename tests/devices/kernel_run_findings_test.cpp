@@ -950,6 +950,11 @@ TEST(KernelRunFindingsTest, BroadcastIndexMapsAreChargedToTheMemoryLimit) {
   auto m = run_limited(*make_ref_device(), mid, 24, 0);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted) << m.status().to_string();
+  // The map stays charged while the output is made beside it (since stop 19): 32 + 16 MB pass
+  // 40 MB (before, the map's charge ended when it was returned, and this ran).
+  auto both = run_limited(*make_ref_device(), mid, 40, 0);
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().code(), StatusCode::kResourceExhausted) << both.status().to_string();
   auto ok = run_limited(*make_ref_device(), mid, 64, 0);
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
   ASSERT_EQ((*ok)[0].tensor.dims(), (Dims{int64_t{1} << 22}));

@@ -113,8 +113,8 @@ Status pow_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(check_dtype(ctx, 1, b.dtype(), TypeSet::kNumeric));
   Dims out_dims;
   RETURN_IF_ERROR(broadcast_dims(ctx, a.dims(), b.dims(), &out_dims));
-  std::vector<int64_t> ia = broadcast_index_map(a.dims(), out_dims);
-  std::vector<int64_t> ib = broadcast_index_map(b.dims(), out_dims);
+  BroadcastIndexMap ia = broadcast_index_map(a.dims(), out_dims);
+  BroadcastIndexMap ib = broadcast_index_map(b.dims(), out_dims);
   Tensor y(a.dtype(), out_dims);
   dispatch_numeric(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -160,7 +160,7 @@ Status variadic(KernelContext& ctx, F f, bool mean) {
     std::vector<C> acc(static_cast<size_t>(n));
     for (size_t k = 0; k < ctx.num_inputs(); ++k) {
       const Tensor& x = *ctx.input(k);
-      std::vector<int64_t> map = broadcast_index_map(x.dims(), out_dims);
+      BroadcastIndexMap map = broadcast_index_map(x.dims(), out_dims);
       const T* p = x.data<T>();
       for (int64_t i = 0; i < n; ++i) {
         C v;
@@ -221,9 +221,9 @@ Status where_kernel(KernelContext& ctx) {
   Dims d1, out_dims;
   RETURN_IF_ERROR(broadcast_dims(ctx, c.dims(), a.dims(), &d1));
   RETURN_IF_ERROR(broadcast_dims(ctx, d1, b.dims(), &out_dims));
-  std::vector<int64_t> ic = broadcast_index_map(c.dims(), out_dims);
-  std::vector<int64_t> ia = broadcast_index_map(a.dims(), out_dims);
-  std::vector<int64_t> ib = broadcast_index_map(b.dims(), out_dims);
+  BroadcastIndexMap ic = broadcast_index_map(c.dims(), out_dims);
+  BroadcastIndexMap ia = broadcast_index_map(a.dims(), out_dims);
+  BroadcastIndexMap ib = broadcast_index_map(b.dims(), out_dims);
   Tensor y(a.dtype(), out_dims);
   for (int64_t i = 0; i < y.numel(); ++i) {
     size_t k = static_cast<size_t>(i);

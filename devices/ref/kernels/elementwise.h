@@ -83,7 +83,7 @@ Status binary_map(KernelContext& ctx, TypeSet set, F f) {
   Tensor y(kBoolOutput ? DType::kBool : a.dtype(), out_dims);
   int64_t n = y.numel();
   bool same = a.dims() == out_dims && b.dims() == out_dims;
-  std::vector<int64_t> ia, ib;
+  BroadcastIndexMap ia, ib;
   if (!same) {
     ia = broadcast_index_map(a.dims(), out_dims);
     ib = broadcast_index_map(b.dims(), out_dims);

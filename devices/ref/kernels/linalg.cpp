@@ -30,7 +30,7 @@ Status matmul_kernel(KernelContext& ctx) {
   }
   Dims a_batch(a.dims().begin(), a.dims().end() - 2), b_batch(b.dims().begin(), b.dims().end() - 2), batch;
   RETURN_IF_ERROR(broadcast_dims(ctx, a_batch, b_batch, &batch));
-  std::vector<int64_t> ia = broadcast_index_map(a_batch, batch), ib = broadcast_index_map(b_batch, batch);
+  BroadcastIndexMap ia = broadcast_index_map(a_batch, batch), ib = broadcast_index_map(b_batch, batch);
   Dims out_dims = batch;
   if (!a_vec) out_dims.push_back(M);
   if (!b_vec) out_dims.push_back(N);
@@ -81,7 +81,7 @@ Status gemm_kernel(KernelContext& ctx) {
     if (bd != Dims{M, N}) {
       return ctx.error(StatusCode::kInvalidArgument, "C ", dims_to_string(c->dims()), " does not broadcast to [", M, ",", N, "]");
     }
-    std::vector<int64_t> map = broadcast_index_map(c->dims(), {M, N});
+    BroadcastIndexMap map = broadcast_index_map(c->dims(), {M, N});
     for (int64_t i = 0; i < M * N; ++i) {
       double v = c->value_as_double(map[static_cast<size_t>(i)]);
       if (compute == DType::kFloat32) y.data<float>()[i] = static_cast<float>(v);

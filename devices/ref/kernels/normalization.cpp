@@ -131,8 +131,8 @@ Status layer_norm_kernel(KernelContext& ctx) {
                        " does not broadcast to the normalized shape ", dims_to_string(norm_dims), " (axis ", axis, ")");
     }
   }
-  std::vector<int64_t> smap = broadcast_index_map(scale.dims(), norm_dims);
-  std::vector<int64_t> bmap = bias ? broadcast_index_map(bias->dims(), norm_dims) : std::vector<int64_t>{};
+  BroadcastIndexMap smap = broadcast_index_map(scale.dims(), norm_dims);
+  BroadcastIndexMap bmap = bias ? broadcast_index_map(bias->dims(), norm_dims) : BroadcastIndexMap();
   std::vector<double> out(static_cast<size_t>(x.numel())), means(static_cast<size_t>(rows)), invs(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     double s = 0, s2 = 0;
@@ -174,7 +174,7 @@ Status mvn_kernel(KernelContext& ctx) {
   }
   Dims kept;
   for (size_t d = 0; d < x.rank(); ++d) kept.push_back(reduced[d] ? 1 : x.dim(d));
-  std::vector<int64_t> target = broadcast_index_map(kept, x.dims());  // input flat -> group
+  BroadcastIndexMap target = broadcast_index_map(kept, x.dims());  // input flat -> group
   int64_t groups = num_elements(kept);
   std::vector<double> sum(static_cast<size_t>(groups)), sq(static_cast<size_t>(groups));
   double per_group = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(groups, 1));

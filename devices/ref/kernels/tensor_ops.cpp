@@ -338,7 +338,7 @@ Status expand_kernel(KernelContext& ctx) {
   RETURN_IF_ERROR(read_shape_input(ctx, 1, &target));
   Dims out_dims;
   RETURN_IF_ERROR(broadcast_dims(ctx, x.dims(), target, &out_dims));
-  std::vector<int64_t> map = broadcast_index_map(x.dims(), out_dims);
+  BroadcastIndexMap map = broadcast_index_map(x.dims(), out_dims);
   Tensor y(x.dtype(), out_dims);
   for (int64_t i = 0; i < y.numel(); ++i) copy_elements(x, map[static_cast<size_t>(i)], y, i, 1);
   ctx.set_output(0, std::move(y));
