@@ -951,7 +951,7 @@ TEST(KernelRunFindingsTest, BroadcastIndexMapsAreChargedToTheMemoryLimit) {
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted) << m.status().to_string();
   // The map stays charged while the output is made beside it (since stop 19): 32 + 16 MB pass
-  // 40 MB (before, the map's charge ended when it was returned, and this ran).
+  // 40 MB (before, the map's charge ended when it was returned: the two never counted together).
   auto both = run_limited(*make_ref_device(), mid, 40, 0);
   ASSERT_FALSE(both.ok());
   EXPECT_EQ(both.status().code(), StatusCode::kResourceExhausted) << both.status().to_string();
