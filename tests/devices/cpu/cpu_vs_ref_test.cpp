@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <random>
 
+#include <dnnl.hpp>
+
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
+#include "devices/cpu/gemm_conv.h"
 #include "devices/cpu/recurrent_loop.h"
 #include "devices/cpu/small_eltwise.h"
 #include "devices/ref/ref_device.h"
@@ -233,6 +236,34 @@ TEST(CpuVsRefTest, ResidualFusedConv) {
   c.runtime = {{"x", random_tensor({1, 16, 7, 7}, 11)}, {"z", random_tensor({1, 32, 7, 7}, 12)}};
   c.constants = {{"w", random_tensor({32, 16, 3, 3}, 13)}, {"b", random_tensor({32}, 14)}};
   check(c);
+}
+
+// Convolutions with few output pixels on AVX-512 take our panel product (gemm_conv.h): 1x1, 3x3
+// stride 2 and 3x3 stride 1 with a residual, ResNet-50's 7x7 stage in small.
+TEST(CpuVsRefTest, SmallOutputConvolutionsTakeThePanelProduct) {
+  const bool avx512 = cpu::GemmConv::cpu_supported() && dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  struct Conf { Dims x, w; int64_t stride, pad; bool residual; };
+  const std::vector<Conf> confs = {
+      {{1, 64, 7, 7}, {32, 64, 1, 1}, 1, 0, true},
+      {{1, 32, 14, 14}, {64, 32, 3, 3}, 2, 1, false},
+      {{1, 32, 7, 7}, {32, 32, 3, 3}, 1, 1, true},
+  };
+  uint32_t seed = 500;
+  for (const Conf& f : confs) {
+    OpCase c;
+    c.name = "small-output conv x" + dims_to_string(f.x) + " w" + dims_to_string(f.w);
+    c.node = node("FusedConv", {"x", "w", "b", f.residual ? "z" : ""}, "pyflame_rt");
+    c.node.attributes["strides"] = Attribute::make_ints({f.stride, f.stride});
+    c.node.attributes["pads"] = Attribute::make_ints({f.pad, f.pad, f.pad, f.pad});
+    c.node.attributes["activation"] = Attribute::make_string("Relu");
+    c.runtime = {{"x", random_tensor(f.x, seed++)}};
+    if (f.residual) c.runtime.push_back({"z", random_tensor({1, f.w[0], 7, 7}, seed++)});
+    c.constants = {{"w", random_tensor(f.w, seed++)}, {"b", random_tensor({f.w[0]}, seed++)}};
+    const uint64_t before = cpu::gemm_conv_runs();
+    check(c);
+    if (avx512) EXPECT_GT(cpu::gemm_conv_runs(), before) << c.name << ": not on the panel product";
+    else EXPECT_EQ(cpu::gemm_conv_runs(), before) << c.name << ": the panel product without AVX-512";
+  }
 }
 
 // check(c), and whether the product ran on rows_times_panels (few rows, small constant
