@@ -731,7 +731,9 @@ class ConvOp : public NativeOp {
     if (xd.size() != 4 || group != 1 || kernel.size() != 2 || dil != std::vector<int64_t>{1, 1}) return false;
     // AVX-512 as oneDNN sees it too (ONEDNN_MAX_CPU_ISA=AVX2 stands in for an AVX2 host: the
     // convolutions around then use nChw8c, and this one would reorder from and to it).
-    if (plan.out_dims[2] * plan.out_dims[3] > gemm_max_area_ || !GemmConv::cpu_supported() ||
+    const bool pointwise = kernel == Dims{1, 1};
+    if (plan.out_dims[2] * plan.out_dims[3] > (pointwise ? gemm_1x1_max_area_ : gemm_max_area_) ||
+        !GemmConv::cpu_supported() ||
         layout_tag("blocked", 4) != memory::format_tag::nChw16c) {
       return false;
     }
@@ -769,10 +771,15 @@ class ConvOp : public NativeOp {
     return v ? std::atol(v) : std::numeric_limits<int64_t>::max();
   }();
   // Output pixels up to which convolutions on AVX-512 take our panel product (plan_gemm):
-  // ResNet-50's 7x7 stage (PFRT_GEMM_CONV_MAX_AREA overrides; 0 turns it off).
+  // ResNet-50's 7x7 stage; 1x1 ones its 14x14 stage too (PFRT_GEMM_CONV_MAX_AREA and
+  // PFRT_GEMM_CONV_1X1_MAX_AREA override; 0 turns it off).
   int64_t gemm_max_area_ = [] {
     const char* v = std::getenv("PFRT_GEMM_CONV_MAX_AREA");
     return v ? std::atol(v) : int64_t{49};
+  }();
+  int64_t gemm_1x1_max_area_ = [] {
+    const char* v = std::getenv("PFRT_GEMM_CONV_1X1_MAX_AREA");
+    return v ? std::atol(v) : int64_t{196};
   }();
   // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
   int64_t half_winograd_min_area_ = [] {
