@@ -880,13 +880,14 @@ TEST(CpuVsRefTest, SqueezeExciteNatively) {
   }
 }
 
-// MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
-// that hangs over the edge, channel counts with padding.
+// MaxPool on a blocked conv output runs our nChw8c (AVX2) or nChw16c (AVX-512) loop: padded
+// windows, a ceil_mode window that hangs over the edge, channel counts with padding (20: a
+// whole 16-channel block and a padded one).
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
   struct Conf { std::vector<int64_t> kernel, strides, pads; int64_t ceil; };
   for (const Conf& f : {Conf{{3, 3}, {2, 2}, {1, 1, 1, 1}, 0}, Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 1},
                         Conf{{3, 2}, {1, 2}, {0, 1, 2, 0}, 0}}) {
-    for (int64_t C : {8, 12}) {
+    for (int64_t C : {8, 12, 20}) {
       Graph g = blocked_conv_graph(C, 95);
       Node& pool = g.add_node("MaxPool", {"c"}, {"y"}, "pool");
       pool.attributes["kernel_shape"] = Attribute::make_ints(f.kernel);
