@@ -729,6 +729,9 @@ class ConvOp : public NativeOp {
   bool plan_gemm(Plan& plan, const Dims& xd, const Dims& kernel, const std::vector<int64_t>& strides,
                  const std::vector<int64_t>& dil, const memory::dims& pad_l, int64_t group) {
     if (xd.size() != 4 || group != 1 || kernel.size() != 2 || dil != std::vector<int64_t>{1, 1}) return false;
+    // PFRT_CONV_BLOCKS asks for oneDNN primitives cut into blocks taken dynamically
+    // (conv_blocks.h); this kernel splits its panels statically.
+    if (blocks_per_thread_ > 0) return false;
     // AVX-512 as oneDNN sees it too (ONEDNN_MAX_CPU_ISA=AVX2 stands in for an AVX2 host: the
     // convolutions around then use nChw8c, and this one would reorder from and to it).
     const bool pointwise = kernel == Dims{1, 1};
