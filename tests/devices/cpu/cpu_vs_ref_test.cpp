@@ -903,6 +903,28 @@ TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
   }
 }
 
+// A global pool's blocked [n, c, 1, 1] output read plain by Flatten (a classifier's head): with
+// the channels in whole blocks its bytes are copied as they are (dnnl_util.cpp), otherwise
+// reordered; batches of 1 and 2, channels in whole 8- and 16-channel blocks and not.
+TEST(CpuVsRefTest, FlattenOfAGlobalPoolOnABlockedConvOutput) {
+  for (int64_t C : {16, 24, 32, 12}) {
+    for (int64_t n : {1, 2}) {
+      Graph g;
+      g.opset_imports[""] = 13;
+      g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({n, 4, 6, 5})});
+      g.initializers["w"] = random_tensor({C, 4, 3, 3}, 97);
+      Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+      conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+      g.add_node("GlobalAveragePool", {"c"}, {"p"}, "pool");
+      g.add_node("Flatten", {"p"}, {"y"}, "flatten");
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      std::vector<Value> feeds;
+      feeds.emplace_back(random_tensor({n, 4, 6, 5}, 98));
+      expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " n=" + std::to_string(n));
+    }
+  }
+}
+
 // A residual made by a native conv is summed into in place when the fused conv is its last
 // reader; when a later node still reads it, it must come out untouched.
 TEST(CpuVsRefTest, ResidualSummedInPlaceOnlyOnItsLastUse) {
