@@ -732,6 +732,8 @@ class ConvOp : public NativeOp {
     // PFRT_CONV_BLOCKS asks for oneDNN primitives cut into blocks taken dynamically
     // (conv_blocks.h); this kernel splits its panels statically.
     if (blocks_per_thread_ > 0) return false;
+    // Its threads split the 32-channel panels: fewer panels than threads would leave some idle.
+    if (weights_.dim(0) / 32 < omp_get_max_threads()) return false;
     // AVX-512 as oneDNN sees it too (ONEDNN_MAX_CPU_ISA=AVX2 stands in for an AVX2 host: the
     // convolutions around then use nChw8c, and this one would reorder from and to it).
     const bool pointwise = kernel == Dims{1, 1};
