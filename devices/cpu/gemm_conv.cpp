@@ -18,13 +18,14 @@ namespace {
 
 constexpr int64_t kPanel = 32;  // output channels per panel: two 16-float vectors
 constexpr int kMaxPixels = 13;  // pixels per register block: 26 accumulators + 2 weights + 1 broadcast
-// Rows of B (16 input channels of one tap each) per pass over the pixel blocks: 64 rows of a
-// panel are 128 KB, their A (49 pixels) 200 KB, in L2 beside the next rows being prefetched
-// (PFRT_GEMM_CONV_KC overrides, for measuring).
+// Rows of B (16 input channels of one tap each) per pass over the pixel blocks: 32 rows of a
+// panel are 64 KB, their A (49 pixels) 100 KB, in L2 beside the next rows being prefetched.
+// ResNet-50's layers on it, 1 thread, seven pairs: 32 rows 20.4-21.8 ms, 64 rows 21.2-24.0, 32
+// faster in six (docs/performance.md, perf19). PFRT_GEMM_CONV_KC overrides, for measuring.
 int64_t rows_per_pass() {
   static const int64_t kc = [] {
     const char* v = std::getenv("PFRT_GEMM_CONV_KC");
-    return v && std::atol(v) > 0 ? std::atol(v) : int64_t{64};
+    return v && std::atol(v) > 0 ? std::atol(v) : int64_t{32};
   }();
   return kc;
 }

@@ -5,9 +5,12 @@
 // oneDNN 2.6's direct kernels (and its F(2x2,3x3) Winograd, whose weights are 16/9 the size)
 // reach ~57-66 GMAC/s on these shapes on this host, ORT's ~58-64. Seen as a product
 // C[pixels x cout] = A[pixels x cin*kh*kw] * B[cin*kh*kw x cout], the output is small enough that
-// one 32-channel column panel of B (cin*kh*kw x 32 floats, 590 KB for 3x3x512) stays in L2 while
-// every pixel block of A passes over it: B is read from L3 once per run, and the 13x32 register
-// block (26 accumulators, 2 weight vectors, 1 broadcast) does 26 FMAs per 3 loads.
+// a pass of rows of one 32-channel column panel of B stays in L2 while every pixel block of A
+// goes over it: B is read from memory once per run (in a model run ResNet-50's layer4 weights
+// come from memory, ~13 GB/s on one core here, not from L3), and the 13x32 register
+// block (26 accumulators, 2 weight vectors, 1 broadcast) does 26 FMAs per 15 loads (13 of them
+// broadcasts from L1). B's rows go in passes of 32 over all pixel blocks, the next 32 prefetched
+// into L2 meanwhile, so weights that come from memory stream behind the arithmetic.
 //   A: the input gathered once per run into [cin/16 * kh*kw][pixels][16] (im2col on 16-channel
 //      blocks; a 1x1 stride-1 unpadded convolution reads nChw16c in place, it is that already);
 //   B: packed at construction as [cout/32][cin/16 * kh*kw][16][32];

@@ -2,7 +2,8 @@
 // convolution computed here in double, on nChw16c: 1x1 read in place and gathered (strided,
 // padded), 3x3 and 7x7 with strides and asymmetric padding, pixel counts that split into
 // blocks of different sizes (1, 13, 14, 27, 49), more input rows than one pass takes (cin 512
-// 3x3: 288 rows), a residual in dst, batches, one and two threads.
+// 3x3: 288 rows; 496: a short last pass) and fewer, a residual in dst, batches, one and two
+// threads.
 #include "devices/cpu/gemm_conv.h"
 
 #include <gtest/gtest.h>
@@ -99,7 +100,9 @@ TEST(GemmConvTest, MatchesDirectConvolution) {
       {1, 32, 64, 13, 13, 3, 2, 0, 1, 6, 7, true, false, false},      // asymmetric padding
       {1, 16, 32, 7, 7, 3, 1, 1, 1, 7, 7, true, true, true},          // 3x3 stride 1 with residual
       {1, 16, 32, 12, 12, 7, 2, 3, 3, 6, 6, true, true, false},       // 7x7 stride 2
-      {1, 512, 64, 7, 7, 3, 1, 1, 1, 7, 7, true, true, true},         // 288 rows: passes of 64 and a tail of 32
+      {1, 512, 64, 7, 7, 3, 1, 1, 1, 7, 7, true, true, true},         // 288 rows: 9 passes of 32
+      {1, 496, 64, 7, 7, 3, 2, 1, 1, 4, 4, true, false, false},       // 279 rows: 8 passes and a tail of 23
+      {1, 80, 64, 5, 5, 1, 1, 0, 0, 5, 5, false, true, false},        // 5 rows: one short pass
   };
   uint32_t seed = 300;
   for (const Case& c : cases) {
