@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "devices/cpu/conv_blocks.h"
+#include "devices/cpu/gemm_conv.h"
 #include "graph/checked_math.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/native_ops.h"
@@ -102,7 +103,11 @@ class ConvOp : public NativeOp {
       }
     }
     memory dst = out.native;
-    if (!plan->blocks.empty()) {
+    if (plan->gemm) {
+      thread_stream().wait();  // the residual's reorder into dst, if any
+      plan->gemm->run(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(dst.get_data_handle()),
+                      plan->gemm_geometry, residual != nullptr);
+    } else if (!plan->blocks.empty()) {
       run_blocks(*plan, src, dst);
     } else {
       Scratchpad scratch(plan->scratch);
@@ -144,6 +149,8 @@ class ConvOp : public NativeOp {
     memory weights, bias;
     std::optional<PReluStep> prelu;
     std::shared_ptr<const WinogradConv> winograd;  // set: our Winograd instead of prim
+    std::shared_ptr<const GemmConv> gemm;           // set: our panel product instead of prim
+    GemmConv::Geometry gemm_geometry{};
     WinogradConv::Geometry geometry{};
     Dims out_dims;
     std::string impl;    // the primitive's kernel (what its packed weights are for)
@@ -412,6 +419,9 @@ class ConvOp : public NativeOp {
       if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
           out[2] * out[3] >= own_winograd16_min_area_ && layout_tag("blocked", 4) == memory::format_tag::nChw16c &&
           plan_own_winograd(*plan, xd, pad_l, 16)) {
+        return plan;
+      }
+      if (!trimmed && f32_compute && plan_gemm(*plan, xd, kernel, strides, dil, pad_l, group)) {
         return plan;
       }
       if (winograd_shape && use_winograd_ && !(half_f32 && out[2] * out[3] < half_winograd_min_area_)) {
@@ -713,6 +723,39 @@ class ConvOp : public NativeOp {
     return true;
   }
 
+  // Our panel product (gemm_conv.h) for a 2-D ungrouped, undilated convolution with at most
+  // gemm_max_area_ output pixels, f32 weights, at most a ReLU and a residual fused, on AVX-512:
+  // nChw16c in and out. False when the CPU or the shape does not suit it.
+  bool plan_gemm(Plan& plan, const Dims& xd, const Dims& kernel, const std::vector<int64_t>& strides,
+                 const std::vector<int64_t>& dil, const memory::dims& pad_l, int64_t group) {
+    if (xd.size() != 4 || group != 1 || kernel.size() != 2 || dil != std::vector<int64_t>{1, 1}) return false;
+    // PFRT_CONV_BLOCKS asks for oneDNN primitives cut into blocks taken dynamically
+    // (conv_blocks.h); this kernel splits its panels statically.
+    if (blocks_per_thread_ > 0) return false;
+    // Its threads split the 32-channel panels: fewer panels than threads would leave some idle.
+    if (weights_.dim(0) / 32 < omp_get_max_threads()) return false;
+    // AVX-512 as oneDNN sees it too (ONEDNN_MAX_CPU_ISA=AVX2 stands in for an AVX2 host: the
+    // convolutions around then use nChw8c, and this one would reorder from and to it).
+    const bool pointwise = kernel == Dims{1, 1};
+    if (plan.out_dims[2] * plan.out_dims[3] > (pointwise ? gemm_1x1_max_area_ : gemm_max_area_) ||
+        !GemmConv::cpu_supported() ||
+        layout_tag("blocked", 4) != memory::format_tag::nChw16c) {
+      return false;
+    }
+    if (!(activation_.empty() || activation_ == "Relu") || weights_.dtype() != DType::kFloat32 ||
+        is_weight_stand_in(weights_) || !GemmConv::suits(xd[1], weights_.dim(0))) {
+      return false;
+    }
+    if (pad_l[0] < 0 || pad_l[1] < 0) return false;
+    plan.gemm = std::make_shared<const GemmConv>(weights_, bias_, activation_ == "Relu", strides[0], strides[1],
+                                                 pad_l[0], pad_l[1]);
+    plan.gemm_geometry = {xd[0], xd[2], xd[3], plan.out_dims[2], plan.out_dims[3]};
+    plan.src = memory::desc(to_dnnl(xd), memory::data_type::f32, memory::format_tag::nChw16c);
+    plan.dst = memory::desc(to_dnnl(plan.out_dims), memory::data_type::f32, memory::format_tag::nChw16c);
+    plan.impl = "pyflame_rt-gemm-conv";
+    return true;
+  }
+
   Node node_;
   int64_t opset_;
   Tensor weights_, bias_;
@@ -731,6 +774,17 @@ class ConvOp : public NativeOp {
   int64_t own_winograd16_min_area_ = [] {
     const char* v = std::getenv("PFRT_WINOGRAD16_MIN_AREA");
     return v ? std::atol(v) : std::numeric_limits<int64_t>::max();
+  }();
+  // Output pixels up to which convolutions on AVX-512 take our panel product (plan_gemm):
+  // ResNet-50's 7x7 stage; 1x1 ones its 14x14 stage too (PFRT_GEMM_CONV_MAX_AREA and
+  // PFRT_GEMM_CONV_1X1_MAX_AREA override; 0 turns it off).
+  int64_t gemm_max_area_ = [] {
+    const char* v = std::getenv("PFRT_GEMM_CONV_MAX_AREA");
+    return v ? std::atol(v) : int64_t{49};
+  }();
+  int64_t gemm_1x1_max_area_ = [] {
+    const char* v = std::getenv("PFRT_GEMM_CONV_1X1_MAX_AREA");
+    return v ? std::atol(v) : int64_t{196};
   }();
   // Output area from which half weights on an f32 kernel take oneDNN's Winograd (above).
   int64_t half_winograd_min_area_ = [] {

@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <random>
 
+#include <dnnl.hpp>
+
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
+#include "devices/cpu/gemm_conv.h"
 #include "devices/cpu/recurrent_loop.h"
 #include "devices/cpu/small_eltwise.h"
 #include "devices/ref/ref_device.h"
@@ -233,6 +236,36 @@ TEST(CpuVsRefTest, ResidualFusedConv) {
   c.runtime = {{"x", random_tensor({1, 16, 7, 7}, 11)}, {"z", random_tensor({1, 32, 7, 7}, 12)}};
   c.constants = {{"w", random_tensor({32, 16, 3, 3}, 13)}, {"b", random_tensor({32}, 14)}};
   check(c);
+}
+
+// Convolutions with few output pixels on AVX-512 take our panel product (gemm_conv.h): 1x1, 3x3
+// stride 2 and 3x3 stride 1 with a residual, ResNet-50's 7x7 stage in small; not with fewer
+// 32-channel panels than the device's 2 threads.
+TEST(CpuVsRefTest, SmallOutputConvolutionsTakeThePanelProduct) {
+  const bool avx512 = cpu::GemmConv::cpu_supported() && dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  struct Conf { Dims x, w; int64_t stride, pad; bool residual; };
+  const std::vector<Conf> confs = {
+      {{1, 64, 7, 7}, {64, 64, 1, 1}, 1, 0, true},
+      {{1, 32, 14, 14}, {64, 32, 3, 3}, 2, 1, false},
+      {{1, 32, 7, 7}, {64, 32, 3, 3}, 1, 1, true},
+      {{1, 32, 7, 7}, {32, 32, 3, 3}, 1, 1, false},  // one 32-channel panel for 2 threads: oneDNN's
+  };
+  uint32_t seed = 500;
+  for (const Conf& f : confs) {
+    OpCase c;
+    c.name = "small-output conv x" + dims_to_string(f.x) + " w" + dims_to_string(f.w);
+    c.node = node("FusedConv", {"x", "w", "b", f.residual ? "z" : ""}, "pyflame_rt");
+    c.node.attributes["strides"] = Attribute::make_ints({f.stride, f.stride});
+    c.node.attributes["pads"] = Attribute::make_ints({f.pad, f.pad, f.pad, f.pad});
+    c.node.attributes["activation"] = Attribute::make_string("Relu");
+    c.runtime = {{"x", random_tensor(f.x, seed++)}};
+    if (f.residual) c.runtime.push_back({"z", random_tensor({1, f.w[0], 7, 7}, seed++)});
+    c.constants = {{"w", random_tensor(f.w, seed++)}, {"b", random_tensor({f.w[0]}, seed++)}};
+    const uint64_t before = cpu::gemm_conv_runs();
+    check(c);
+    if (avx512 && f.w[0] >= 64) EXPECT_GT(cpu::gemm_conv_runs(), before) << c.name << ": not on the panel product";
+    else EXPECT_EQ(cpu::gemm_conv_runs(), before) << c.name << ": the panel product without AVX-512 or panels";
+  }
 }
 
 // check(c), and whether the product ran on rows_times_panels (few rows, small constant
@@ -849,13 +882,14 @@ TEST(CpuVsRefTest, SqueezeExciteNatively) {
   }
 }
 
-// MaxPool on a blocked conv output runs our nChw8c loop: padded windows, a ceil_mode window
-// that hangs over the edge, channel counts with padding.
+// MaxPool on a blocked conv output runs our nChw8c (AVX2) or nChw16c (AVX-512) loop: padded
+// windows, a ceil_mode window that hangs over the edge, channel counts with padding (20: a
+// whole 16-channel block and a padded one).
 TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
   struct Conf { std::vector<int64_t> kernel, strides, pads; int64_t ceil; };
   for (const Conf& f : {Conf{{3, 3}, {2, 2}, {1, 1, 1, 1}, 0}, Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 1},
                         Conf{{3, 2}, {1, 2}, {0, 1, 2, 0}, 0}}) {
-    for (int64_t C : {8, 12}) {
+    for (int64_t C : {8, 12, 20}) {
       Graph g = blocked_conv_graph(C, 95);
       Node& pool = g.add_node("MaxPool", {"c"}, {"y"}, "pool");
       pool.attributes["kernel_shape"] = Attribute::make_ints(f.kernel);
@@ -867,6 +901,28 @@ TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
       feeds.emplace_back(random_tensor({2, 4, 9, 9}, 96));
       expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " kernel " + std::to_string(f.kernel[0]) + "x" +
                                              std::to_string(f.kernel[1]) + " ceil " + std::to_string(f.ceil));
+    }
+  }
+}
+
+// A global pool's blocked [n, c, 1, 1] output read plain by Flatten (a classifier's head): with
+// the channels in whole blocks its bytes are copied as they are (dnnl_util.cpp), otherwise
+// reordered; batches of 1 and 2, channels in whole 8- and 16-channel blocks and not.
+TEST(CpuVsRefTest, FlattenOfAGlobalPoolOnABlockedConvOutput) {
+  for (int64_t C : {16, 24, 32, 12}) {
+    for (int64_t n : {1, 2}) {
+      Graph g;
+      g.opset_imports[""] = 13;
+      g.inputs.push_back({"x", DType::kFloat32, Shape::from_dims({n, 4, 6, 5})});
+      g.initializers["w"] = random_tensor({C, 4, 3, 3}, 97);
+      Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+      conv.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+      g.add_node("GlobalAveragePool", {"c"}, {"p"}, "pool");
+      g.add_node("Flatten", {"p"}, {"y"}, "flatten");
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      std::vector<Value> feeds;
+      feeds.emplace_back(random_tensor({n, 4, 6, 5}, 98));
+      expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " n=" + std::to_string(n));
     }
   }
 }
