@@ -163,7 +163,14 @@ caf-tsan:
 
 # RunOptionsTest (terminate set from another thread, run_async), PlanCacheTest (sessions
 # compiling into one cache at once) and CompiledModelTest (partitions as device actors) are
-# runtime_tests' other suites with threads of their own.
+# runtime_tests' other suites with threads of their own. The ways a run is stopped from another
+# thread run here too: stop_all_runs and a RunStopSource (RunOptionsTest.StopAllRuns*,
+# .ARunStopSource*), a stage server's stop() and drain with a frame in flight
+# (RemoteStageTest.StopEnds*), `pyflame-rt serve` at SIGTERM (stop_all_runs, RunInProgress,
+# the drain and the shutdown watchdog in the TSan-built CLI, whose report makes its exit
+# status 66: RemoteStageTest.Sigterm*), and the model server's stop_runs
+# (ModelRepository.StopRuns*, in TSAN_NET_SUITES). NativeDeadlineTest (device_tests, not built
+# here) runs stop_all_runs and RunStopSource inside the native kernels' loops.
 TSAN_ENGINE_SUITES := ActorRuntimeTest|BaspGuardTest|BatchRunnerTest|BatcherTest|CompiledModelTest|FaultInjectionTest|PartitionedModelTest|PipelineTest|PlanCacheTest|RemoteStageTest|RemoteWireTest|RunOptionsTest|StreamTest|StateMapTest|TensorAxisTest|WindowAssemblerTest
 # net_tests without a gRPC transport: the sequence table and its workers, the repository's
 # batchers, the HTTP server and client (Boost.Beast is header-only, so instrumented), ZeroMQ,

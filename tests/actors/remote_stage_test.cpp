@@ -9,9 +9,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <future>
 #include <thread>
 
 #include "actors/batcher.h"
+#include "devices/run_interrupt.h"
+#include "graph/onnx_export.h"
+#include "tests/common/counting_loop.h"
 
 namespace pyflame_rt {
 namespace {
@@ -23,7 +28,7 @@ const std::string kModel = std::string(PFRT_EXAMPLE_MODELS) + "/tiny_cnn.onnx";
 // `pyflame-rt serve` in a child process; learns the port from the line the server prints.
 class ServerProcess {
  public:
-  explicit ServerProcess(uint16_t port = 0) {
+  explicit ServerProcess(uint16_t port = 0, const std::string& model = kModel) {
     int fds[2];
     if (pipe(fds) != 0) return;
     pid_ = fork();
@@ -31,7 +36,7 @@ class ServerProcess {
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       std::string port_text = std::to_string(port);
-      execl(PFRT_CLI, PFRT_CLI, "serve", kModel.c_str(), "--port", port_text.c_str(), "--threads", "1",
+      execl(PFRT_CLI, PFRT_CLI, "serve", model.c_str(), "--port", port_text.c_str(), "--threads", "1",
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -43,20 +48,43 @@ class ServerProcess {
       size_t colon = text.rfind(':');
       if (text.rfind("serving stage", 0) == 0 && colon != std::string::npos) port_ = std::stoi(text.substr(colon + 1));
     }
-    if (out) fclose(out);
+    // Kept open until the child is gone: it prints again when it stops ("stopping after N
+    // frames"), and a closed pipe would end it with SIGPIPE instead of its own exit status.
+    out_ = out;
   }
   ~ServerProcess() { kill_now(); }
   uint16_t port() const { return port_; }
-  void kill_now() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+  // SIGTERM, then its exit status (-1: still running after `limit`, then killed).
+  int terminate(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) return -1;  // the destructor kills it
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     pid_ = -1;
+    close_output();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  void kill_now() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    close_output();
   }
 
  private:
+  void close_output() {
+    if (out_) fclose(out_);
+    out_ = nullptr;
+  }
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  FILE* out_ = nullptr;
 };
 
 std::shared_ptr<const InferenceSession> local_cnn() {
@@ -219,6 +247,81 @@ TEST(RemoteStageTest, ServedFunctionRemovesChangesAndFailsLikeALocalStage) {
   auto after_stop = (*remote)->call({{"x", Tensor::scalar<float>(1)}});
   ASSERT_FALSE(after_stop.ok());
   EXPECT_EQ(after_stop.status().code(), StatusCode::kUnavailable) << after_stop.status().to_string();
+}
+
+// StageServer::stop() with a frame running (a Loop of 2^40 iterations, hours): the frame's run
+// ends at its next check through the stage's RunStopSource, its caller hears why, stop()
+// returns within its bound, and a run of the same process outside the stage goes on.
+TEST(RemoteStageTest, StopEndsTheFrameInFlightAndTellsItsCaller) {
+  auto session = InferenceSession::create_from_graph(counting_loop());
+  ASSERT_TRUE(session.ok()) << session.status().to_string();
+  std::shared_ptr<const InferenceSession> shared(std::move(*session));
+  auto server = StageServer::serve_model("loop", shared);
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  auto remote = RemoteStage::connect("127.0.0.1", (*server)->port(), 60000ms);
+  ASSERT_TRUE(remote.ok()) << remote.status().to_string();
+  auto short_run = (*remote)->call(loop_feeds(3));
+  ASSERT_TRUE(short_run.ok()) << short_run.status().to_string();
+  EXPECT_EQ(short_run->at("acc").data<float>()[0], 3.f);
+
+  RunOptions local_ro;  // a run of this process that is not the stage's
+  std::atomic<bool> local_done{false};
+  std::thread local([&] {
+    (void)shared->run({}, loop_feeds(int64_t{1} << 40), local_ro);
+    local_done = true;
+  });
+  auto answer = std::async(std::launch::async, [&] { return (*remote)->call(loop_feeds(int64_t{1} << 40)); });
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (!(*server)->frame_in_progress() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  const bool started = (*server)->frame_in_progress();
+  const auto stop_start = std::chrono::steady_clock::now();
+  std::thread stopper([&] { (*server)->stop(); });
+  stopper.join();
+  const auto stop_took = std::chrono::steady_clock::now() - stop_start;
+  const bool answered = answer.wait_for(60s) == std::future_status::ready;
+  EXPECT_FALSE(local_done) << "the run outside the stage stopped too";
+  local_ro.terminate = true;
+  local.join();
+  ASSERT_TRUE(started) << "the frame did not start within 60 s";
+  ASSERT_TRUE(answered) << "the caller got no answer within 60 s of stop()";
+  EXPECT_FALSE((*server)->frame_in_progress());
+  EXPECT_LT(stop_took, 5s) << std::chrono::duration_cast<std::chrono::milliseconds>(stop_took).count() << " ms";
+  auto out = answer.get();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable) << out.status().to_string();
+  EXPECT_NE(out.status().message().find("the run was stopped: stage 'loop' is shutting down"), std::string::npos)
+      << out.status().to_string();
+  EXPECT_EQ(runs_in_progress(), 0);
+}
+
+// `pyflame-rt serve` at SIGTERM with a frame running that would last hours: stop_all_runs ends
+// it, the drain lets its answer out, the shutdown watchdog is armed and disarmed, and the
+// process exits 0 well within --shutdown-grace-ms' default (10 s). Under ThreadSanitizer a
+// report in the child makes its exit status 66, which fails here.
+TEST(RemoteStageTest, SigtermEndsAServeProcessWithAFrameInFlight) {
+  const std::string model = (std::filesystem::temp_directory_path() /
+                             ("pfrt_sigterm_loop_" + std::to_string(getpid()) + ".onnx")).string();
+  ASSERT_TRUE(save_onnx(counting_loop(), model).ok());
+  ServerProcess server(0, model);
+  std::filesystem::remove(model);
+  ASSERT_NE(server.port(), 0);
+  auto remote = RemoteStage::connect("127.0.0.1", server.port(), 60000ms);
+  ASSERT_TRUE(remote.ok()) << remote.status().to_string();
+  auto short_run = (*remote)->call(loop_feeds(3));  // the connection and the compile are done
+  ASSERT_TRUE(short_run.ok()) << short_run.status().to_string();
+  auto answer = std::async(std::launch::async, [&] { return (*remote)->call(loop_feeds(int64_t{1} << 40)); });
+  std::this_thread::sleep_for(500ms);  // the frame is running in the child
+  const auto start = std::chrono::steady_clock::now();
+  const int status = server.terminate(60s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status, 0) << "pyflame-rt serve's exit status after SIGTERM (66: a sanitizer report, its stderr above)";
+  EXPECT_LT(took, 10s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  ASSERT_EQ(answer.wait_for(60s), std::future_status::ready);
+  auto out = answer.get();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable) << out.status().to_string();
+  EXPECT_NE(out.status().message().find("the run was stopped: the server is shutting down"), std::string::npos)
+      << out.status().to_string();
 }
 
 }  // namespace

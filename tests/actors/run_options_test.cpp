@@ -8,43 +8,17 @@
 #include <future>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "actors/async_run.h"
 #include "session/inference_session.h"
 #include "session/session_option_fields.h"
+#include "devices/run_interrupt.h"
 #include "graph/logging.h"
+#include "tests/common/counting_loop.h"
 
 namespace pyflame_rt {
 namespace {
-
-// acc = acc0 + trips (a Loop adding one per iteration): long enough to cancel with huge trips.
-Graph counting_loop() {
-  auto body = std::make_shared<Graph>();
-  body->name = "body";
-  body->opset_imports[""] = 13;
-  body->inputs = {{"iter", DType::kInt64, Shape::from_dims({})},
-                  {"cond_in", DType::kBool, Shape::from_dims({})},
-                  {"acc_in", DType::kFloat32, Shape::from_dims({1})}};
-  body->initializers["one"] = Tensor::from_vector<float>({1}, {1.f});
-  body->add_node("Identity", {"cond_in"}, {"cond_out"});
-  body->add_node("Add", {"acc_in", "one"}, {"acc_out"});
-  body->outputs = {{"cond_out", DType::kBool, Shape::from_dims({})}, {"acc_out", DType::kFloat32, Shape::from_dims({1})}};
-  Graph g;
-  g.name = "loop";
-  g.opset_imports[""] = 13;
-  g.inputs = {{"trips", DType::kInt64, Shape::from_dims({})},
-              {"cond", DType::kBool, Shape::from_dims({})},
-              {"acc0", DType::kFloat32, Shape::from_dims({1})}};
-  Node& loop = g.add_node("Loop", {"trips", "cond", "acc0"}, {"acc"}, "loop");
-  loop.attributes["body"] = Attribute::make_graph(body);
-  g.outputs = {{"acc", DType::kFloat32, Shape::from_dims({1})}};
-  return g;
-}
-
-std::map<std::string, Tensor> loop_feeds(int64_t trips) {
-  return {{"trips", Tensor::scalar<int64_t>(trips)}, {"cond", Tensor::scalar<bool>(true)},
-          {"acc0", Tensor::from_vector<float>({1}, {0.f})}};
-}
 
 TEST(RunOptionsTest, LoopRunsToTheEndWithoutTerminate) {
   auto s = InferenceSession::create_from_graph(counting_loop());
@@ -118,6 +92,89 @@ TEST(RunOptionsTest, RunAsyncCallsBackWithTheOutputs) {
   auto out = done.get();
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   EXPECT_EQ(out->at(0).tensor.data<float>()[0], 7.f);
+}
+
+// Waits (bounded) until the process counts `n` runs in progress (RunInProgress).
+bool wait_for_runs(int64_t n) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (runs_in_progress() < n) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// stop_all_runs (what `pyflame-rt serve` does at SIGTERM) from one thread ends the runs of two
+// others, of one session and of another, at their next check; runs_in_progress() counts them
+// while they run and after; resume_all_runs() lets the next runs go to their end.
+TEST(RunOptionsTest, StopAllRunsEndsTheRunsOfEveryThread) {
+  auto a = InferenceSession::create_from_graph(counting_loop());
+  auto b = InferenceSession::create_from_graph(counting_loop());
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(runs_in_progress(), 0);
+  std::vector<Expected<std::vector<Tensor>>> out(3, Status());
+  std::vector<std::thread> runners;
+  const InferenceSession* sessions[3] = {a->get(), a->get(), b->get()};
+  for (int i = 0; i < 3; ++i) {
+    runners.emplace_back([&, i] {
+      RunOptions ro;
+      out[i] = sessions[i]->run({}, loop_feeds(int64_t{1} << 40), ro);  // hours unless stopped
+    });
+  }
+  const bool all_started = wait_for_runs(3);
+  std::thread stopper([] { stop_all_runs("the test is stopping"); });
+  stopper.join();
+  for (auto& t : runners) t.join();
+  EXPECT_TRUE(all_runs_stopped());
+  resume_all_runs();
+  ASSERT_TRUE(all_started) << runs_in_progress() << " runs in progress after 60 s, expected 3";
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_FALSE(out[i].ok()) << "run " << i;
+    EXPECT_EQ(out[i].status().code(), StatusCode::kUnavailable) << out[i].status().to_string();
+    EXPECT_NE(out[i].status().message().find("the run was stopped: the test is stopping"), std::string::npos)
+        << out[i].status().to_string();
+  }
+  EXPECT_EQ(runs_in_progress(), 0);
+  RunOptions ro;
+  auto after = (*a)->run({}, loop_feeds(4), ro);
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
+  EXPECT_EQ(after->at(0).data<float>()[0], 4.f);
+}
+
+// A RunStopSource (a served stage's frames, the model server's runs) stopped from another
+// thread ends the runs started under its RunStopScope, and only those: a run of the same
+// session on a thread without the scope goes on until its own terminate.
+TEST(RunOptionsTest, ARunStopSourceEndsOnlyTheRunsOfItsScope) {
+  auto s = InferenceSession::create_from_graph(counting_loop());
+  ASSERT_TRUE(s.ok());
+  auto source = std::make_shared<RunStopSource>("stage 'loop' is shutting down");
+  Expected<std::vector<Tensor>> scoped = Status(), other = Status();
+  std::atomic<bool> other_done{false};
+  RunOptions other_ro;
+  std::thread scoped_runner([&] {
+    RunStopScope scope(source);
+    RunOptions ro;
+    scoped = (*s)->run({}, loop_feeds(int64_t{1} << 40), ro);
+  });
+  std::thread other_runner([&] {
+    other = (*s)->run({}, loop_feeds(int64_t{1} << 40), other_ro);
+    other_done = true;
+  });
+  const bool both_started = wait_for_runs(2);
+  std::thread stopper([&] { source->stop(); });
+  stopper.join();
+  scoped_runner.join();
+  EXPECT_FALSE(other_done) << "the run outside the scope stopped too: " << other.status().to_string();
+  other_ro.terminate = true;
+  other_runner.join();
+  ASSERT_TRUE(both_started) << runs_in_progress() << " runs in progress after 60 s, expected 2";
+  ASSERT_FALSE(scoped.ok());
+  EXPECT_EQ(scoped.status().code(), StatusCode::kUnavailable) << scoped.status().to_string();
+  EXPECT_NE(scoped.status().message().find("the run was stopped: stage 'loop' is shutting down"), std::string::npos)
+      << scoped.status().to_string();
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kFail) << other.status().to_string();
+  EXPECT_EQ(runs_in_progress(), 0);
 }
 
 TEST(SessionApiTest, FreeDimensionOverrideFixesInputShapes) {

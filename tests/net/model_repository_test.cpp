@@ -11,6 +11,9 @@
 
 #include <unistd.h>
 
+#include "devices/run_interrupt.h"
+#include "tests/common/counting_loop.h"
+
 namespace pyflame_rt::net {
 namespace {
 namespace fs = std::filesystem;
@@ -315,6 +318,66 @@ TEST(ModelRepository, HigherPriorityOvertakesTheDefaultLevel) {
   gate->open();
   for (auto& f : done) ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   EXPECT_EQ(order, (std::vector<float>{1, 4, 2, 3}));
+}
+
+// stop_runs() (the model server's stop, Server::stop and pyflame_rt.serving's ModelServer.stop)
+// from another thread with a request running that would last hours (a Loop of 2^40
+// iterations): the run ends at its next check through the repository's RunStopSource, its
+// caller hears why, stop_runs() returns true within its grace, a run of the same session
+// outside the repository goes on, and a request after it fails at once.
+TEST(ModelRepository, StopRunsEndsTheRunsInFlightAndOnlyThose) {
+  auto session = InferenceSession::create_from_graph(counting_loop());
+  ASSERT_TRUE(session.ok()) << session.status().to_string();
+  std::shared_ptr<const InferenceSession> shared(std::move(*session));
+  ModelConfig cfg;
+  cfg.batching.max_batch_size = 1;
+  cfg.batching.batch_timeout_ms = 0;
+  ModelRepository repo;
+  ASSERT_TRUE(repo.load("loop", shared, cfg).ok());
+  auto request = [](int64_t trips) {
+    InferRequest r;
+    r.model_name = "loop";
+    for (auto& [name, t] : loop_feeds(trips)) r.inputs.push_back({name, t, {}});
+    return r;
+  };
+  auto short_run = infer_sync(repo, request(3));
+  ASSERT_TRUE(short_run.ok()) << short_run.status().to_string();
+  EXPECT_EQ(short_run->outputs.at(0).tensor.data<float>()[0], 3.f);
+
+  RunOptions local_ro;  // a run of this process outside the repository
+  std::atomic<bool> local_done{false};
+  std::thread local([&] {
+    (void)shared->run({}, loop_feeds(int64_t{1} << 40), local_ro);
+    local_done = true;
+  });
+  auto answer = std::async(std::launch::async, [&] { return infer_sync(repo, request(int64_t{1} << 40)); });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (repo.runs_in_progress() < 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool started = repo.runs_in_progress() == 1;
+  bool ended = false;
+  const auto stop_start = std::chrono::steady_clock::now();
+  std::thread stopper([&] { ended = repo.stop_runs(std::chrono::milliseconds(10000)); });
+  stopper.join();
+  const auto stop_took = std::chrono::steady_clock::now() - stop_start;
+  const bool answered = answer.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  EXPECT_FALSE(local_done) << "the run outside the repository stopped too";
+  local_ro.terminate = true;
+  local.join();
+  ASSERT_TRUE(started) << "the request's run did not start within 60 s";
+  EXPECT_TRUE(ended) << "a run was still in progress after stop_runs' grace";
+  EXPECT_LT(stop_took, std::chrono::seconds(10));
+  EXPECT_EQ(repo.runs_in_progress(), 0);
+  ASSERT_TRUE(answered) << "the request got no answer within 60 s of stop_runs()";
+  auto out = answer.get();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable) << out.status().to_string();
+  EXPECT_NE(out.status().message().find("the run was stopped: the model server is shutting down"), std::string::npos)
+      << out.status().to_string();
+  auto later = infer_sync(repo, request(3));
+  ASSERT_FALSE(later.ok());
+  EXPECT_EQ(later.status().code(), StatusCode::kUnavailable) << later.status().to_string();
 }
 
 }  // namespace
