@@ -38,8 +38,12 @@ struct ServeOptions {
   int64_t shutdown_grace_ms = kDefaultShutdownGraceMs;
 };
 
-// Blocks the stop signals before any thread starts, so that only sigwait() sees them.
+// Blocks the stop signals before any thread starts, so that only sigwait() sees them. SIGPIPE
+// is ignored: a closed stdout (`pyflame-rt serve ... | head -1` to learn the port) killed the
+// server at its closing line ("stopping after N frames"): killed by the signal, not exit 0; the
+// write now fails with EPIPE and the shutdown goes on.
 sigset_t block_stop_signals() {
+  std::signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);

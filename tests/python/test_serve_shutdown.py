@@ -202,6 +202,19 @@ def test_an_idle_stage_and_an_idle_model_server_exit_at_once_with_status_0():
     assert elapsed < 3.0
 
 
+def test_a_closed_stdout_does_not_kill_the_server_at_shutdown():
+    # `pyflame-rt serve ... | head -1` reads the port line and closes the pipe: the closing
+    # "stopping after N frames" line died of SIGPIPE (returncode -13 here); it must exit 0.
+    proc = subprocess.Popen([CLI, "serve", CNN, "--stage-port", "0", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("serving stage"), line
+    proc.stdout.close()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, (proc.returncode, err)
+
+
 @pytest.mark.parametrize("value", ["0", "-5", "abc", "3600001"])
 def test_a_bad_shutdown_grace_is_a_usage_error_naming_the_option(value):
     out = subprocess.run([CLI, "serve", CNN, "--stage-port", "0", f"--shutdown-grace-ms={value}"],
