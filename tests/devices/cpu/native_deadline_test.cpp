@@ -78,7 +78,7 @@ Outcome run_with_deadline(const OneNode& m, int64_t timeout_ms) {
 }
 
 // The node stops at the deadline on the CPU device, natively (`recurrent`: in our loop).
-void expect_stops(const std::string& what, const OneNode& m, bool recurrent) {
+void expect_stops(const std::string& what, const OneNode& m, bool recurrent, Clock::duration within = kStoppedWithin) {
   if (const char* cap = std::getenv("PFRT_MEASURE_CAP_S")) {
     Outcome o = run_with_deadline(m, std::atoll(cap) * 1000);
     std::cout << "[measure] " << what << " with no deadline of its own: " << (o.status.ok() ? "" : "> ")
@@ -89,7 +89,7 @@ void expect_stops(const std::string& what, const OneNode& m, bool recurrent) {
   ASSERT_FALSE(o.status.ok()) << "ran to the end in " << ms(o.elapsed) << " ms";
   EXPECT_EQ(o.status.code(), StatusCode::kDeadlineExceeded) << o.status.to_string();
   EXPECT_NE(o.status.to_string().find("RunOptions.timeout_ms is 50 ms"), std::string::npos) << o.status.to_string();
-  EXPECT_LT(o.elapsed, kStoppedWithin) << ms(o.elapsed) << " ms";
+  EXPECT_LT(o.elapsed, within) << ms(o.elapsed) << " ms";
   EXPECT_FALSE(o.ran_reference) << "the node ran on the reference kernel";
   if (recurrent) {
     EXPECT_EQ(o.loop_runs, 1u) << "our recurrent loop did not run the node";
@@ -111,10 +111,14 @@ OneNode recurrent(const std::string& op, int64_t gates, int64_t h, int64_t steps
 
 // LSTM H 1024 (R 16 MB): 4 x 10^6 multiply-adds a step, 5,000 steps; the GRU (3 x 10^6) the
 // same; RNN H 2048 (R 16 MB): 4 x 10^6 a step, 5,000 steps.
+// 50,000 steps, ten times the 5,000 that each ran over 1 s without the deadline (06:33 UTC,
+// load 3): a 5 s bound still tells a stop from a full run; 2 s was passed once at load 6 by
+// a run that did stop (3.4 s, san19).
 TEST(NativeDeadlineTest, RecurrentLoopStopsBetweenSteps) {
-  expect_stops("LSTM", recurrent("LSTM", 4, 1024, 5000), true);
-  expect_stops("GRU", recurrent("GRU", 3, 1024, 5000), true);
-  expect_stops("RNN", recurrent("RNN", 1, 2048, 5000), true);
+  const auto within = std::chrono::seconds(5);
+  expect_stops("LSTM", recurrent("LSTM", 4, 1024, 50000), true, within);
+  expect_stops("GRU", recurrent("GRU", 3, 1024, 50000), true, within);
+  expect_stops("RNN", recurrent("RNN", 1, 2048, 50000), true, within);
 }
 
 // terminate and stop_all_runs reach the loop as the deadline does.
