@@ -14,18 +14,7 @@ its address; the next call connects again, so a restarted server is picked up.
 """
 from . import _pyflame_rt
 from .errors import InvalidArgument
-
-
-# The longest shutdown grace accepted (an hour), as `pyflame-rt serve --shutdown-grace-ms`.
-MAX_SHUTDOWN_GRACE_MS = 3600000
-
-
-def _check_grace(where, grace_ms):
-    if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) \
-            or not 0 <= grace_ms <= MAX_SHUTDOWN_GRACE_MS:
-        raise InvalidArgument(f"{where}: expected a number of milliseconds in [0, {MAX_SHUTDOWN_GRACE_MS}], "
-                              f"got {grace_ms!r}")
-    return int(grace_ms)
+from .runtime import check_grace_ms
 
 
 class StageServer:
@@ -57,7 +46,7 @@ class StageServer:
         was still running past the grace (a kernel that does not check, or a Python stage that
         does not return): it is abandoned to finish on its own, and rt.shutdown() (at exit)
         waits for it. grace_ms defaults to serve()'s shutdown_grace_ms. Idempotent."""
-        grace = self._grace_ms if grace_ms is None else _check_grace("StageServer.stop: grace_ms", grace_ms)
+        grace = self._grace_ms if grace_ms is None else check_grace_ms("StageServer.stop: grace_ms", grace_ms)
         return self._native.stop_within(grace)
 
     def __enter__(self):
@@ -74,7 +63,7 @@ def serve(target, name=None, host="127.0.0.1", port=0, shutdown_grace_ms=1000):
     """Serves an InferenceSession (a model stage) or a callable taking and returning a dict of
     numpy arrays. port=0 picks a free port (see .port); host="0.0.0.0" listens on every interface.
     shutdown_grace_ms: how long stop() lets a stopped frame end (StageServer)."""
-    grace = _check_grace("serve: shutdown_grace_ms", shutdown_grace_ms)
+    grace = check_grace_ms("serve: shutdown_grace_ms", shutdown_grace_ms)
     from .session import InferenceSession
     if isinstance(target, InferenceSession):
         native_target = target._native

@@ -31,12 +31,19 @@ def shutdown(grace_ms=None):
     if grace_ms is None:
         _pyflame_rt.shutdown()
         return 0
-    return _pyflame_rt.shutdown_within(as_grace_ms(grace_ms))
+    return _pyflame_rt.shutdown_within(check_grace_ms("shutdown: grace_ms", grace_ms))
 
 
-def as_grace_ms(grace_ms):
-    if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) or not 0 <= grace_ms <= 3_600_000:
-        raise InvalidArgument(f"shutdown: grace_ms must be a number of milliseconds from 0 to 3600000, got {grace_ms!r}")
+# The longest shutdown grace accepted (an hour), as `pyflame-rt serve --shutdown-grace-ms`.
+MAX_SHUTDOWN_GRACE_MS = 3600000
+
+
+def check_grace_ms(where, grace_ms):
+    """A grace in milliseconds (shutdown, serve, StageServer.stop, the model server), as an int."""
+    if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) \
+            or not 0 <= grace_ms <= MAX_SHUTDOWN_GRACE_MS:
+        raise InvalidArgument(f"{where}: expected a number of milliseconds in [0, {MAX_SHUTDOWN_GRACE_MS}], "
+                              f"got {grace_ms!r}")
     return int(grace_ms)
 
 

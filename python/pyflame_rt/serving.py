@@ -17,11 +17,7 @@ import os
 import threading
 
 from .errors import InvalidArgument
-
-
-def _grace(where, value):
-    from .remote import _check_grace
-    return _check_grace(where, value)
+from .runtime import check_grace_ms
 
 
 class MultiModelServer:
@@ -53,7 +49,7 @@ class MultiModelServer:
             "request_timeout_ms": int(request_timeout_ms), "device_actors": int(device_actors),
             "num_threads": int(num_threads), "http_threads": int(http_threads),
             "max_body_bytes": int(max_body_bytes),
-            "shutdown_grace_ms": _grace("MultiModelServer: shutdown_grace_ms", shutdown_grace_ms),
+            "shutdown_grace_ms": check_grace_ms("MultiModelServer: shutdown_grace_ms", shutdown_grace_ms),
         }
         if preferred_batch_sizes:
             self._options["preferred_batch_sizes"] = [int(s) for s in preferred_batch_sizes]

@@ -4,6 +4,8 @@ opset, or whose inputs bound to one type parameter disagree, is refused with rt.
 naming the node, the input, the allowed types and the received type, instead of reaching a
 kernel written for other types."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -20,6 +22,15 @@ def _one_node(op, in_types, out_type, opset, **attrs):
                       [helper.make_tensor_value_info("y", out_type, None)], opset=opset)
 
 
+def _refusal(tmp_path, model, name="bad.onnx"):
+    """The InvalidGraph message of loading `model` from a file."""
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    with pytest.raises(rt.InvalidGraph) as e:
+        rt.InferenceSession(path)
+    return str(e.value)
+
+
 @pytest.mark.parametrize("op, in_types, opset, received, allowed", [
     ("Relu", [TensorProto.INT32], 13, "tensor(int32)", "tensor(float)"),
     ("MatMul", [TensorProto.BOOL, TensorProto.BOOL], 13, "tensor(bool)", "tensor(float)"),
@@ -27,11 +38,8 @@ def _one_node(op, in_types, out_type, opset, **attrs):
     ("Sqrt", [TensorProto.UINT8], 17, "tensor(uint8)", "tensor(float16)"),
 ])
 def test_an_input_type_the_schema_does_not_allow_is_invalid_graph(tmp_path, op, in_types, opset, received, allowed):
+    msg = _refusal(tmp_path, _one_node(op, in_types, in_types[0], opset))
     path = str(tmp_path / "bad.onnx")
-    onnx.save(_one_node(op, in_types, in_types[0], opset), path)
-    with pytest.raises(rt.InvalidGraph) as e:
-        rt.InferenceSession(path)
-    msg = str(e.value)
     assert f"node 'bad' ({op}, opset {opset}): input 0 'x0'" in msg, msg
     assert f"has type {received}" in msg, msg
     assert "allows for its type parameter T only" in msg and allowed in msg, msg
@@ -41,11 +49,7 @@ def test_an_input_type_the_schema_does_not_allow_is_invalid_graph(tmp_path, op, 
 
 
 def test_inputs_bound_to_one_type_parameter_must_agree(tmp_path):
-    path = str(tmp_path / "mixed.onnx")
-    onnx.save(_one_node("Add", [TensorProto.FLOAT, TensorProto.INT32], TensorProto.FLOAT, 13), path)
-    with pytest.raises(rt.InvalidGraph) as e:
-        rt.InferenceSession(path)
-    msg = str(e.value)
+    msg = _refusal(tmp_path, _one_node("Add", [TensorProto.FLOAT, TensorProto.INT32], TensorProto.FLOAT, 13))
     assert "node 'bad' (Add, opset 13): type parameter T is bound to tensor(float) by input 0 'x0' and to " \
            "tensor(int32) by input 1 'x1'" in msg, msg
 
@@ -56,11 +60,8 @@ def test_a_fixed_input_type_is_checked_too(tmp_path):
                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                        [numpy_helper.from_array(np.array([4], np.int32), "s")])
-    path = str(tmp_path / "reshape.onnx")
-    onnx.save(model, path)
-    with pytest.raises(rt.InvalidGraph, match=r"input 1 's' \(shape\) has type tensor\(int32\); Reshape allows only "
-                                              r"tensor\(int64\)"):
-        rt.InferenceSession(path)
+    msg = _refusal(tmp_path, model)
+    assert re.search(r"input 1 's' \(shape\) has type tensor\(int32\); Reshape allows only tensor\(int64\)", msg), msg
 
 
 def test_a_node_inside_a_subgraph_is_checked_against_the_outer_scope(tmp_path):
@@ -72,11 +73,8 @@ def test_a_node_inside_a_subgraph_is_checked_against_the_outer_scope(tmp_path):
                        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
                         helper.make_tensor_value_info("x", TensorProto.INT32, [2, 2])],
                        [helper.make_tensor_value_info("y", TensorProto.INT32, [2, 2])], opset=13)
-    path = str(tmp_path / "if.onnx")
-    onnx.save(model, path)
-    with pytest.raises(rt.InvalidGraph, match=r"node 'inner_relu' \(Relu, opset 13\): input 0 'x' \(X\) has type "
-                                              r"tensor\(int32\)"):
-        rt.InferenceSession(path)
+    msg = _refusal(tmp_path, model)
+    assert re.search(r"node 'inner_relu' \(Relu, opset 13\): input 0 'x' \(X\) has type tensor\(int32\)", msg), msg
 
 
 def test_types_the_opset_allows_still_load_and_run(tmp_path):
