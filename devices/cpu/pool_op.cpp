@@ -139,29 +139,35 @@ class PoolOp : public NativeOp {
   // pass-through operand (never read), as in winograd_conv.cpp.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-  __attribute__((target("avx512f"))) static void max_pool_16c(const float* in, float* out, const Dims& xd,
-                                                              const Dims& od, const Window& w) {
+  // One output row. It is a function of its own because clang does not give the OpenMP region
+  // outlined from max_pool_16c the target attribute of its enclosing function (the fuzz and
+  // sanitizer builds are clang's).
+  __attribute__((target("avx512f"))) static void max_pool_16c_row(const float* plane, float* row, int64_t oh,
+                                                                  const Dims& xd, const Dims& od, const Window& w) {
+    const int64_t h = xd[2], wd = xd[3], ow_n = od[3];
+    const int64_t y0 = oh * w.sh - w.pad_top;
+    const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kh, h);
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const int64_t x0 = ow * w.sw - w.pad_left;
+      const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min(x0 + w.kw, wd);
+      __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+      for (int64_t y = ys; y < ye; ++y) {
+        for (int64_t x = xs; x < xe; ++x) m = _mm512_max_ps(m, _mm512_loadu_ps(plane + (y * wd + x) * 16));
+      }
+      _mm512_storeu_ps(row + ow * 16, m);
+    }
+  }
+#pragma GCC diagnostic pop
+
+  static void max_pool_16c(const float* in, float* out, const Dims& xd, const Dims& od, const Window& w) {
     const int64_t planes = xd[0] * ((xd[1] + 15) / 16), h = xd[2], wd = xd[3], oh_n = od[2], ow_n = od[3];
 #pragma omp parallel for collapse(2) schedule(static) if (planes * oh_n * ow_n >= 4096)
     for (int64_t p = 0; p < planes; ++p) {
       for (int64_t oh = 0; oh < oh_n; ++oh) {
-        const float* plane = in + p * h * wd * 16;
-        float* row = out + (p * oh_n + oh) * ow_n * 16;
-        const int64_t y0 = oh * w.sh - w.pad_top;
-        const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kh, h);
-        for (int64_t ow = 0; ow < ow_n; ++ow) {
-          const int64_t x0 = ow * w.sw - w.pad_left;
-          const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min(x0 + w.kw, wd);
-          __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-          for (int64_t y = ys; y < ye; ++y) {
-            for (int64_t x = xs; x < xe; ++x) m = _mm512_max_ps(m, _mm512_loadu_ps(plane + (y * wd + x) * 16));
-          }
-          _mm512_storeu_ps(row + ow * 16, m);
-        }
+        max_pool_16c_row(in + p * h * wd * 16, out + (p * oh_n + oh) * ow_n * 16, oh, xd, od, w);
       }
     }
   }
-#pragma GCC diagnostic pop
 
   struct Plan {
     dnnl::pooling_forward prim;
