@@ -416,9 +416,14 @@ class ConvOp : public NativeOp {
       // went from 9.2e-5 to 2.0e-4 (ORT's 6.9e-5), past the zoo's bound (1.49e-4); on the
       // points 0, 1, -1, 1/2, -2 with blocked sums 1.3e-4 ("Winograd accuracy"), inside it
       // but by little: off unless PFRT_WINOGRAD16_MIN_AREA asks for it. f32 weights only.
+      // Narrow outputs are the exception (own_winograd16_narrow_cout_): DenseNet's 3x3 layers
+      // (128 -> 32 channels) at 56x56 took 1.63 ms on oneDNN's F(2x2), 1.38 direct, 0.73 on ours;
+      // at 28x28 0.34 against 0.21 (docs/performance.md, "DenseNet-121 and ResNet-50 (perf20)").
+      // F(2x2) transforms 4x its input for only 32 outputs per pixel; ours 2.25x.
+      const bool narrow = weights_.dim(0) <= own_winograd16_narrow_cout_ && out[2] * out[3] >= kNarrowWinogradMinArea;
       if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
-          out[2] * out[3] >= own_winograd16_min_area_ && layout_tag("blocked", 4) == memory::format_tag::nChw16c &&
-          plan_own_winograd(*plan, xd, pad_l, 16)) {
+          (out[2] * out[3] >= own_winograd16_min_area_ || narrow) &&
+          layout_tag("blocked", 4) == memory::format_tag::nChw16c && plan_own_winograd(*plan, xd, pad_l, 16)) {
         return plan;
       }
       if (!trimmed && f32_compute && plan_gemm(*plan, xd, kernel, strides, dil, pad_l, group)) {
@@ -774,6 +779,16 @@ class ConvOp : public NativeOp {
   int64_t own_winograd16_min_area_ = [] {
     const char* v = std::getenv("PFRT_WINOGRAD16_MIN_AREA");
     return v ? std::atol(v) : std::numeric_limits<int64_t>::max();
+  }();
+  // Output channels up to which f32 3x3 convolutions on AVX-512 with at least
+  // kNarrowWinogradMinArea output pixels take our Winograd all the same (build_plan;
+  // PFRT_WINOGRAD16_NARROW_COUT overrides, 0 turns it off). Its rounding there: DenseNet-121
+  // 3.5e-6 from ORT against 3.0e-6 on oneDNN's (the zoo's bound is 1e-4); FCN-ResNet50, the zoo
+  // model nearest its bound, has no 3x3 layer under 64 channels.
+  static constexpr int64_t kNarrowWinogradMinArea = 28 * 28;
+  int64_t own_winograd16_narrow_cout_ = [] {
+    const char* v = std::getenv("PFRT_WINOGRAD16_NARROW_COUT");
+    return v ? std::atol(v) : int64_t{32};
   }();
   // Output pixels up to which convolutions on AVX-512 take our panel product (plan_gemm):
   // ResNet-50's 7x7 stage; 1x1 ones its 14x14 stage too (PFRT_GEMM_CONV_MAX_AREA and

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 
@@ -315,6 +316,14 @@ void multiply_column_blocks16(const float* a, int64_t rows, int64_t k_size, cons
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> g_runs8{0}, g_runs16{0};
+}  // namespace
+
+uint64_t winograd_conv_runs(int block) {
+  return (block == 16 ? g_runs16 : g_runs8).load(std::memory_order_relaxed);
+}
+
 bool WinogradConv::cpu_supported(int block) {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   static const bool avx512 = __builtin_cpu_supports("avx512f");
@@ -504,6 +513,7 @@ void WinogradConv::run16(const float* src, float* dst, const Geometry& g) const 
 }
 
 void WinogradConv::run(const float* src, float* dst, const Geometry& g) const {
+  (block_ == 16 ? g_runs16 : g_runs8).fetch_add(1, std::memory_order_relaxed);
   if (block_ == 16) {
     run16(src, dst, g);
     return;

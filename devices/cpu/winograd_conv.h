@@ -23,7 +23,9 @@
 // F(2x2,3x3) Winograd from 28x28 outputs (ResNet-50's 56x56 and 28x28 layers: 0.6-0.8x its time
 // with one sum over cin, 0.7-0.9x with the blocked sums) and loses at 7x7 (4 tiles) and, with
 // its weights cold, at 14x14 (docs/performance.md, "Winograd on AVX-512", "Winograd accuracy").
-// It is off by default: FCN-ResNet50 passes the zoo with it, but narrowly (conv_op.cpp). Both variants pack the transformed weights alike (packed_bytes() is
+// It is off by default (FCN-ResNet50 passes the zoo with it, but narrowly; conv_op.cpp) except
+// for narrow outputs (at most 32 channels, from 28x28 outputs: DenseNet's 3x3 layers), where
+// oneDNN's F(2x2) is slower than its own direct convolution and ours 2x faster than either. Both variants pack the transformed weights alike (packed_bytes() is
 // the same bytes), so a plan file's blob serves either.
 #pragma once
 
@@ -35,6 +37,10 @@
 
 namespace pyflame_rt {
 namespace cpu {
+
+// How many times WinogradConv::run ran in this process with channel block 8 or 16 (tests
+// compare before and after to tell which kernel a convolution took).
+uint64_t winograd_conv_runs(int block);
 
 class WinogradConv {
  public:

@@ -13,6 +13,7 @@
 #include "devices/cpu/gemm_conv.h"
 #include "devices/cpu/recurrent_loop.h"
 #include "devices/cpu/small_eltwise.h"
+#include "devices/cpu/winograd_conv.h"
 #include "devices/ref/ref_device.h"
 #include "tests/common/random_tensor.h"
 
@@ -265,6 +266,45 @@ TEST(CpuVsRefTest, SmallOutputConvolutionsTakeThePanelProduct) {
     check(c);
     if (avx512 && f.w[0] >= 64) EXPECT_GT(cpu::gemm_conv_runs(), before) << c.name << ": not on the panel product";
     else EXPECT_EQ(cpu::gemm_conv_runs(), before) << c.name << ": the panel product without AVX-512 or panels";
+  }
+}
+
+// 3x3 stride-1 convolutions with at most 32 output channels from 28x28 outputs on AVX-512 take
+// our F(4x4) Winograd on nChw16c (DenseNet's dense layers; conv_op.cpp's
+// own_winograd16_narrow_cout_), where oneDNN's F(2x2) is slower than its direct kernel; wider
+// or smaller ones stay on oneDNN's. On AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) every such convolution
+// takes the nChw8c variant, as before.
+TEST(CpuVsRefTest, NarrowConvolutionsTakeOurWinogradOnAvx512) {
+  const bool avx512 = cpu::WinogradConv::cpu_supported(16) && dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  const bool default_area = std::getenv("PFRT_WINOGRAD16_MIN_AREA") == nullptr &&
+                            std::getenv("PFRT_WINOGRAD16_NARROW_COUT") == nullptr && std::getenv("PFRT_NO_WINOGRAD") == nullptr;
+  if (!default_area) GTEST_SKIP() << "a PFRT_WINOGRAD16_* or PFRT_NO_WINOGRAD override is set";
+  struct Conf { Dims x; int64_t cout; bool relu, narrow; };
+  const std::vector<Conf> confs = {
+      {{1, 32, 28, 28}, 32, true, true},     // DenseNet's 28x28 layer in small (cin 128 there)
+      {{1, 48, 30, 29}, 16, false, true},    // tiles past the edge, no activation
+      {{2, 16, 56, 56}, 32, true, true},     // two images at 56x56
+      {{1, 32, 28, 28}, 48, true, false},    // wider: oneDNN's
+      {{1, 32, 14, 14}, 32, true, false},    // 196 outputs: oneDNN's
+  };
+  uint32_t seed = 700;
+  for (const Conf& f : confs) {
+    OpCase c;
+    c.name = "3x3 conv x" + dims_to_string(f.x) + " cout " + std::to_string(f.cout);
+    c.node = node("FusedConv", {"x", "w", "b"}, "pyflame_rt");
+    c.node.attributes["pads"] = Attribute::make_ints({1, 1, 1, 1});
+    if (f.relu) c.node.attributes["activation"] = Attribute::make_string("Relu");
+    c.runtime = {{"x", random_tensor(f.x, seed++)}};
+    c.constants = {{"w", random_tensor({f.cout, f.x[1], 3, 3}, seed++)}, {"b", random_tensor({f.cout}, seed++)}};
+    const uint64_t before16 = cpu::winograd_conv_runs(16), before8 = cpu::winograd_conv_runs(8);
+    check(c);
+    if (avx512) {
+      EXPECT_EQ(cpu::winograd_conv_runs(16) > before16, f.narrow) << c.name << ": expected "
+                                                                   << (f.narrow ? "our Winograd" : "oneDNN's");
+    } else {
+      EXPECT_EQ(cpu::winograd_conv_runs(16), before16) << c.name << ": the AVX-512 variant without AVX-512";
+      if (cpu::WinogradConv::cpu_supported(8)) EXPECT_GT(cpu::winograd_conv_runs(8), before8) << c.name;
+    }
   }
 }
 
