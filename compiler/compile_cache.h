@@ -21,7 +21,7 @@
 namespace pyflame_rt {
 
 // Bump when a pass changes what it produces, so older cache entries are not reused.
-constexpr int kOptimizerRevision = 6;  // 2: attention_fusion, 3: layout_assignment, 4: residual fusion keeps order, bn_conv_fusion, 5: zero_channel_pruning, 6: concat_affine_fusion, squeeze_excite_fusion, zero Pad removed
+constexpr int kOptimizerRevision = 7;  // 2: attention_fusion, 3: layout_assignment, 4: residual fusion keeps order, bn_conv_fusion, 5: zero_channel_pruning, 6: concat_affine_fusion, squeeze_excite_fusion, zero Pad removed, 7: pool_before_pointwise_conv
 
 class CompileCache {
  public:

@@ -19,6 +19,7 @@
 #include "compiler/passes/layout_assignment.h"
 #include "compiler/passes/matmul_add_fusion.h"
 #include "compiler/passes/mesh_layout.h"
+#include "compiler/passes/pool_before_pointwise_conv.h"
 #include "compiler/passes/shape_folding.h"
 #include "compiler/passes/squeeze_excite_fusion.h"
 #include "compiler/passes/transpose_reshape_folding.h"
@@ -46,7 +47,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       entry<LayoutAssignment>(),    entry<MeshLayout>(),       entry<BnConvFusion>(),
       entry<EinsumToMatMul>(),     entry<ZeroChannelPruning>(),  entry<BnToDepthwiseConv>(),
       entry<QdqConvFusion>(),       entry<QdqResidualFusion>(),  entry<QdqMatMulFusion>(),
-      entry<ConcatAffineFusion>(),  entry<SqueezeExciteFusion>(),
+      entry<ConcatAffineFusion>(),  entry<SqueezeExciteFusion>(), entry<PoolBeforePointwiseConv>(),
   };
   return all;
 }

@@ -18,7 +18,9 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   std::vector<std::string> names = {"identity_elimination", "qdq_conv_fusion", "qdq_residual_fusion", "qdq_matmul_fusion", "shape_folding", "constant_folding",
                                     "dead_code_elimination"};
   if (level == OptLevel::kBasic) return names;
-  // Fusions: BatchNorm folds into the plain Conv first (bn_conv_fusion then takes those after
+  // pool_before_pointwise_conv after conv_bn_fusion (a Conv -> BN -> AveragePool is then a
+  // Conv -> AveragePool) and before conv_add_fusion and activation_fusion, which would close
+  // the convolution to it. Fusions: BatchNorm folds into the plain Conv first (bn_conv_fusion then takes those after
   // an activation, bn_to_depthwise_conv the rest that an activation reads, for
   // activation_fusion to absorb the activation); the residual Add and a matmul's bias must be fused before the activation
   // (the sum/bias come before the eltwise post-op); einsum_to_matmul before the matmul
@@ -29,7 +31,7 @@ std::vector<std::string> pass_names_for_level(OptLevel level) {
   // and f(0) of the activation on the convolution itself); attention last: it sees the
   // Reshape/Transpose chains as folded above. Layouts are a device matter (the CPU device's
   // layout_assignment), chosen after placement.
-  for (const char* n : {"conv_bn_fusion", "bn_conv_fusion", "bn_to_depthwise_conv", "conv_add_fusion", "einsum_to_matmul",
+  for (const char* n : {"conv_bn_fusion", "pool_before_pointwise_conv", "bn_conv_fusion", "bn_to_depthwise_conv", "conv_add_fusion", "einsum_to_matmul",
                         "transpose_reshape_folding", "matmul_add_fusion", "gelu_fusion", "activation_fusion",
                         "concat_affine_fusion", "squeeze_excite_fusion", "zero_channel_pruning", "layer_norm_fusion", "attention_fusion"}) {
     names.push_back(n);
