@@ -15,6 +15,8 @@ std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const 
 // (matmul_op.cpp), in this process so far (tests tell the two apart).
 uint64_t small_matmul_runs();
 std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph& graph);     // pool_op.cpp
+// How many AveragePool runs took pool_op.cpp's own nChw16c/nChw8c loop (tests tell which kernel ran).
+uint64_t own_average_pool_runs();
 std::unique_ptr<NativeOp> make_eltwise_op(const Node& node, int64_t opset, const Graph& graph);  // eltwise_op.cpp
 std::unique_ptr<NativeOp> make_norm_op(const Node& node, int64_t opset, const Graph& graph);     // norm_op.cpp
 std::unique_ptr<NativeOp> make_movement_op(const Node& node, int64_t opset, const Graph& graph); // movement_op.cpp

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -15,6 +16,8 @@ namespace cpu {
 namespace {
 
 using dnnl::memory;
+
+std::atomic<uint64_t> g_own_avg_runs{0};
 
 class PoolOp : public NativeOp {
  public:
@@ -46,6 +49,19 @@ class PoolOp : public NativeOp {
     if (plan->own_max_16c) {
       max_pool_16c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
                    xd, plan->out_dims, plan->window);
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
+    if (plan->own_avg_16c || plan->own_avg_8c) g_own_avg_runs.fetch_add(1, std::memory_order_relaxed);
+    if (plan->own_avg_16c) {
+      avg_pool_16c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
+                   xd, plan->out_dims, plan->window);
+      outputs[0] = std::move(out);
+      return Status::OK();
+    }
+    if (plan->own_avg_8c) {
+      avg_pool_8c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
+                  xd, plan->out_dims, plan->window);
       outputs[0] = std::move(out);
       return Status::OK();
     }
@@ -169,12 +185,75 @@ class PoolOp : public NativeOp {
     }
   }
 
+  // AveragePool over nChw16c / nChw8c with every window inside the input (no padding, no
+  // ceil-mode overhang: every window has kh*kw taps): the sum of its vectors times 1/(kh*kw).
+  // oneDNN's jit kernel took 138 us on DenseNet-121's first transition (128x56x56, 2x2/2) here,
+  // ORT 75 (docs/performance.md, "DenseNet-121 and ResNet-50 (perf20, stop 20)").
+  __attribute__((target("avx512f"))) static void avg_pool_16c_row(const float* plane, float* row, int64_t oh,
+                                                                  const Dims& xd, const Dims& od, const Window& w) {
+    const int64_t wd = xd[3], ow_n = od[3];
+    const __m512 scale = _mm512_set1_ps(1.0f / static_cast<float>(w.kh * w.kw));
+    const float* top = plane + oh * w.sh * wd * 16;
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const float* win = top + ow * w.sw * 16;
+      __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();  // two chains: rows alternate
+      for (int64_t y = 0; y < w.kh; ++y) {
+        const float* r = win + y * wd * 16;
+        __m512& acc = (y & 1) ? b : a;
+        for (int64_t x = 0; x < w.kw; ++x) acc = _mm512_add_ps(acc, _mm512_loadu_ps(r + x * 16));
+      }
+      _mm512_storeu_ps(row + ow * 16, _mm512_mul_ps(_mm512_add_ps(a, b), scale));
+    }
+  }
+
+  static void avg_pool_16c(const float* in, float* out, const Dims& xd, const Dims& od, const Window& w) {
+    const int64_t planes = xd[0] * ((xd[1] + 15) / 16), h = xd[2], wd = xd[3], oh_n = od[2], ow_n = od[3];
+#pragma omp parallel for collapse(2) schedule(static) if (planes * oh_n * ow_n >= 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      for (int64_t oh = 0; oh < oh_n; ++oh) {
+        avg_pool_16c_row(in + p * h * wd * 16, out + (p * oh_n + oh) * ow_n * 16, oh, xd, od, w);
+      }
+    }
+  }
+
+  static void avg_pool_8c(const float* in, float* out, const Dims& xd, const Dims& od, const Window& w) {
+    const int64_t planes = xd[0] * ((xd[1] + 7) / 8), h = xd[2], wd = xd[3], oh_n = od[2], ow_n = od[3];
+    const float s = 1.0f / static_cast<float>(w.kh * w.kw);
+    const Vec4 scale = {s, s, s, s};
+#pragma omp parallel for collapse(2) schedule(static) if (planes * oh_n * ow_n >= 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      for (int64_t oh = 0; oh < oh_n; ++oh) {
+        const float* top = in + p * h * wd * 8 + oh * w.sh * wd * 8;
+        float* row = out + (p * oh_n + oh) * ow_n * 8;
+        for (int64_t ow = 0; ow < ow_n; ++ow) {
+          const float* win = top + ow * w.sw * 8;
+          Vec4 lo = {}, hi = {};
+          for (int64_t y = 0; y < w.kh; ++y) {
+            for (int64_t x = 0; x < w.kw; ++x) {
+              Vec4 a, b;
+              std::memcpy(&a, win + (y * wd + x) * 8, sizeof(a));
+              std::memcpy(&b, win + (y * wd + x) * 8 + 4, sizeof(b));
+              lo += a;
+              hi += b;
+            }
+          }
+          lo *= scale;
+          hi *= scale;
+          std::memcpy(row + ow * 8, &lo, sizeof(lo));
+          std::memcpy(row + ow * 8 + 4, &hi, sizeof(hi));
+        }
+      }
+    }
+  }
+
   struct Plan {
     dnnl::pooling_forward prim;
     memory::desc src, dst, scratch;
     Dims out_dims;
     bool own_max_8c = false;   // max_pool_8c instead of prim
     bool own_max_16c = false;  // max_pool_16c instead of prim
+    bool own_avg_8c = false;   // avg_pool_8c instead of prim
+    bool own_avg_16c = false;  // avg_pool_16c instead of prim
     Window window{};
   };
 
@@ -262,6 +341,17 @@ class PoolOp : public NativeOp {
       plan->own_max_16c = true;
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
     }
+    // Every window whole (no padding on either side): our average loops.
+    const bool whole_windows = std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; }) &&
+                               std::all_of(pad_r.begin(), pad_r.end(), [](int64_t p) { return p == 0; });
+    if (!max_ && !global_ && k == 2 && whole_windows) {
+      plan->window = {kernel[0], kernel[1], strides[0], strides[1], 0, 0};
+      if (__builtin_cpu_supports("avx512f") && plan->src == blocked_16c(xd) && plan->dst == blocked_16c(out)) {
+        plan->own_avg_16c = true;
+      } else if (plan->src == blocked_8c(xd) && plan->dst == blocked_8c(out)) {
+        plan->own_avg_8c = true;
+      }
+    }
     return plan;
   }
 
@@ -272,6 +362,8 @@ class PoolOp : public NativeOp {
 };
 
 }  // namespace
+
+uint64_t own_average_pool_runs() { return g_own_avg_runs.load(std::memory_order_relaxed); }
 
 std::unique_ptr<NativeOp> make_pool_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "MaxPool" && node.outputs.size() > 1 && !node.outputs[1].empty()) return nullptr;  // Indices

@@ -11,6 +11,7 @@
 #include "devices/cpu/cpu_device.h"
 #include "devices/cpu/cpu_program.h"
 #include "devices/cpu/gemm_conv.h"
+#include "devices/cpu/native_ops.h"
 #include "devices/cpu/recurrent_loop.h"
 #include "devices/cpu/small_eltwise.h"
 #include "devices/cpu/winograd_conv.h"
@@ -303,7 +304,9 @@ TEST(CpuVsRefTest, NarrowConvolutionsTakeOurWinogradOnAvx512) {
                                                                    << (f.narrow ? "our Winograd" : "oneDNN's");
     } else {
       EXPECT_EQ(cpu::winograd_conv_runs(16), before16) << c.name << ": the AVX-512 variant without AVX-512";
-      if (cpu::WinogradConv::cpu_supported(8)) EXPECT_GT(cpu::winograd_conv_runs(8), before8) << c.name;
+      if (cpu::WinogradConv::cpu_supported(8)) {
+        EXPECT_GT(cpu::winograd_conv_runs(8), before8) << c.name;
+      }
     }
   }
 }
@@ -941,6 +944,36 @@ TEST(CpuVsRefTest, MaxPoolOnABlockedConvOutput) {
       feeds.emplace_back(random_tensor({2, 4, 9, 9}, 96));
       expect_graph_matches_ref(g, feeds, "C=" + std::to_string(C) + " kernel " + std::to_string(f.kernel[0]) + "x" +
                                              std::to_string(f.kernel[1]) + " ceil " + std::to_string(f.ceil));
+    }
+  }
+}
+
+// AveragePool on a blocked conv output with every window inside the input runs our nChw8c
+// (AVX2) or nChw16c (AVX-512) loop (DenseNet's transitions); padded windows and ceil_mode
+// windows over the edge stay on oneDNN's. Channel counts with padding (12, 20).
+TEST(CpuVsRefTest, AveragePoolOnABlockedConvOutput) {
+  struct Conf { std::vector<int64_t> kernel, strides, pads; int64_t ceil, include_pad; bool own; };
+  for (const Conf& f : {Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 0, 0, true}, Conf{{3, 3}, {2, 2}, {0, 0, 0, 0}, 0, 1, true},
+                        Conf{{2, 3}, {1, 2}, {0, 0, 0, 0}, 0, 0, true}, Conf{{3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0, false},
+                        Conf{{2, 2}, {2, 2}, {0, 0, 0, 0}, 1, 0, false}}) {
+    for (int64_t C : {8, 12, 20, 32}) {
+      Graph g = blocked_conv_graph(C, 95);
+      Node& pool = g.add_node("AveragePool", {"c"}, {"y"}, "pool");
+      pool.attributes["kernel_shape"] = Attribute::make_ints(f.kernel);
+      pool.attributes["strides"] = Attribute::make_ints(f.strides);
+      pool.attributes["pads"] = Attribute::make_ints(f.pads);
+      pool.attributes["ceil_mode"] = Attribute::make_int(f.ceil);
+      pool.attributes["count_include_pad"] = Attribute::make_int(f.include_pad);
+      g.outputs.push_back({"y", DType::kFloat32, Shape::unknown_rank()});
+      std::vector<Value> feeds;
+      feeds.emplace_back(random_tensor({2, 4, 9, 9}, 96));
+      const std::string label = "C=" + std::to_string(C) + " kernel " + std::to_string(f.kernel[0]) + "x" +
+                                std::to_string(f.kernel[1]) + " pads " + std::to_string(f.pads[0]) + " ceil " +
+                                std::to_string(f.ceil);
+      const uint64_t before = cpu::own_average_pool_runs();
+      expect_graph_matches_ref(g, feeds, label);
+      EXPECT_EQ(cpu::own_average_pool_runs() > before, f.own) << label << ": expected "
+                                                               << (f.own ? "our loop" : "oneDNN's pooling");
     }
   }
 }
