@@ -69,7 +69,7 @@ FUZZ_ENV = ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=halt_on_error=1:print
 # the corpora are grown, and the count of executions is what the long runs are for.
 FUZZ_FLAGS ?= -entropic=0
 
-.PHONY: fuzz fuzz-build sanitize sanitize-asan sanitize-asan-cpp sanitize-asan-python sanitize-tsan sanitize-tsan-grpc caf-tsan
+.PHONY: fuzz fuzz-build sanitize sanitize-asan sanitize-asan-cpp sanitize-asan-python sanitize-asan-kernel-run sanitize-tsan sanitize-tsan-grpc caf-tsan
 
 $(FUZZ_BUILD)/build.ninja:
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
@@ -137,6 +137,18 @@ sanitize-asan-python: $(ASAN_BUILD)/build.ninja
 	    > $(ASAN_PY_LOG) 2>&1 || status=$$?; tail -n 20 $(ASAN_PY_LOG); \
 	  if grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error:' $(ASAN_PY_LOG); then \
 	    echo "sanitizer reports in $(ASAN_PY_LOG)"; exit 1; fi; exit $$status
+
+# kernel_run's corpus replayed once under this ASan + UBSan build (GCC), each input through the
+# fuzz harness without libFuzzer (fuzz/replay_main.cpp); stops at the first report or finding and
+# names the input. KERNEL_RUN_CORPUS: a folder (default the seed corpus with the regress inputs).
+# A grown corpus of tens of thousands of inputs is replayed in chunks (docs/reliability.md,
+# "Sanitizers, stop 20"), with the same environment.
+KERNEL_RUN_CORPUS ?= fuzz/corpus/kernel_run
+sanitize-asan-kernel-run: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j 2 --target kernel_run_replay
+	status=0; ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(ASAN_BUILD)/bin/kernel_run_replay -timeout=120 $(KERNEL_RUN_CORPUS) \
+	    > $(ASAN_BUILD)/kernel-run-replay.log 2>&1 || status=$$?; tail -n 25 $(ASAN_BUILD)/kernel-run-replay.log; exit $$status
 
 # ThreadSanitizer for the actor engine (batcher, streams, pipelines, remote stages, the
 # stage-server guard, fault injection) and the server (net_tests: the gRPC listener and its
