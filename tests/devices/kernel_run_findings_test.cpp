@@ -879,6 +879,29 @@ TEST(KernelRunFindingsTest, ConvTransposeKernelShapeOrBiasOtherThanTheWeightsIsA
   }
 }
 
+// ConvTranspose's output_shape was read per spatial dim without its length checked: two values
+// on a 3-D input ([2, 2, 9, 2, 2]) read one past the list's end (ASan, replay of kernel_run's
+// corpus under ASan, stop 20; the CPU device's geometry refused it and ran the reference
+// kernel). Spatial dims only, or N and C as well, are accepted; any other length is an error.
+TEST(KernelRunFindingsTest, ConvTransposeOutputShapeOfTheWrongLengthIsANamedError) {
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  for (const std::vector<int64_t>& bad : {std::vector<int64_t>{big, big}, std::vector<int64_t>{4}}) {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {2, 2, 9, 2, 2}), Tensor(DType::kFloat32, {2, 2, 9, 2, 2})}, 1);
+    m.g.nodes[0].attributes["output_shape"] = Attribute::make_ints(bad);
+    expect_error_on_both_devices(m, "values, expected 3 (the spatial dims) or 5");
+  }
+  // The accepted lengths still run: spatial dims only, and with N and C in front.
+  for (const std::vector<int64_t>& good : {std::vector<int64_t>{10, 3, 3}, std::vector<int64_t>{2, 2, 10, 3, 3}}) {
+    OneNode m = one_node("ConvTranspose", {Tensor(DType::kFloat32, {2, 2, 9, 2, 2}), Tensor(DType::kFloat32, {2, 2, 9, 2, 2})}, 1);
+    m.g.nodes[0].attributes["output_shape"] = Attribute::make_ints(good);
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      EXPECT_EQ((*out)[0].tensor.dims(), (Dims{2, 2, 10, 3, 3})) << device->name();
+    }
+  }
+}
+
 // A charge of 2^63 bytes or more (a Resize's output of 2^61 floats: count x size, both the
 // model's) read as a negative int64, passed the limit and left the budget at INT64_MIN, so the
 // next charge overflowed (UBSan; kernel_run stop 17 run 3). It is refused like any excess.

@@ -309,6 +309,13 @@ Status conv_transpose_kernel(KernelContext& ctx) {
     return ctx.error(StatusCode::kInvalidArgument, "attributes do not match ", k, " spatial dims");
   }
   if (out_shape.size() == k + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  // output_shape is read per spatial dim below, like the lists above: [2^63 - 1, 2^63 - 1] on a
+  // 3-D input was read one past its end (ASan, kernel_run corpus replay, stop 20). The CPU
+  // device's geometry refused it and left the node to this kernel.
+  if (!out_shape.empty() && out_shape.size() != k) {
+    return ctx.error(StatusCode::kInvalidArgument, "output_shape ", dims_to_string(out_shape), " has ",
+                     out_shape.size(), " values, expected ", k, " (the spatial dims) or ", k + 2);
+  }
   std::vector<int64_t> out(k);
   for (size_t d = 0; d < k; ++d) {
     // Every term is an attribute or a dim the model chooses: the chain is checked once at the
