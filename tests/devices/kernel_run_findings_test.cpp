@@ -902,6 +902,26 @@ TEST(KernelRunFindingsTest, ConvTransposeOutputShapeOfTheWrongLengthIsANamedErro
   }
 }
 
+// The reference pools sized a per-plane scratch by the output plane before looking at the
+// planes: LpPool of [2, 0, 1, 5] (no channels) with pads of 2^62 and a stride of 2^31 asked
+// for 32 GiB (ASan out-of-memory, replay of kernel_run's corpus, stop 20). No planes: an
+// empty output of the computed shape, at once.
+TEST(KernelRunFindingsTest, PoolWithNoPlanesAllocatesNoScratch) {
+  for (const char* op : {"LpPool", "MaxPool", "AveragePool"}) {
+    OneNode m = one_node(op, {Tensor(DType::kFloat32, {2, 0, 1, 5})}, 1);
+    m.g.nodes[0].attributes["kernel_shape"] = Attribute::make_ints({5, 2});
+    m.g.nodes[0].attributes["pads"] = Attribute::make_ints({3, 3, 5, int64_t{1} << 62});
+    m.g.nodes[0].attributes["strides"] = Attribute::make_ints({3, int64_t{1} << 31});
+    auto ref = make_ref_device();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto out = run_on(*ref, m);
+    ASSERT_TRUE(out.ok()) << op << ": " << out.status().to_string();
+    EXPECT_EQ((*out)[0].tensor.numel(), 0) << op;
+    EXPECT_EQ((*out)[0].tensor.dim(1), 0) << op;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1)) << op;
+  }
+}
+
 // A charge of 2^63 bytes or more (a Resize's output of 2^61 floats: count x size, both the
 // model's) read as a negative int64, passed the limit and left the budget at INT64_MIN, so the
 // next charge overflowed (UBSan; kernel_run stop 17 run 3). It is refused like any excess.
