@@ -4,6 +4,7 @@
 
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "ref_compare_util.h"
 
 namespace pyflame_rt {
 namespace {
@@ -103,14 +104,7 @@ void expect_same_results(const Graph& unfused, const Graph& fused) {
     for (const Dim& d : in.shape.dims) dims.push_back(d.value);
     feeds.emplace_back(random_tensor(dims, seed++));
   }
-  auto a = (*RefProgram::build(unfused, KernelRegistry::reference()))->run(feeds);
-  auto b = (*RefProgram::build(fused, KernelRegistry::reference()))->run(feeds);
-  ASSERT_TRUE(a.ok()) << a.status().to_string();
-  ASSERT_TRUE(b.ok()) << b.status().to_string();
-  const Tensor& ta = (*a)[0].tensor;
-  const Tensor& tb = (*b)[0].tensor;
-  ASSERT_EQ(ta.dims(), tb.dims());
-  for (int64_t i = 0; i < ta.numel(); ++i) EXPECT_NEAR(ta.data<float>()[i], tb.data<float>()[i], 1e-5) << i;
+  expect_same_outputs(unfused, fused, feeds);
 }
 
 const Node* find_op(const Graph& g, const std::string& op) {

@@ -4,6 +4,7 @@
 
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "ref_compare_util.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -33,14 +34,7 @@ Graph relu_bn_conv(int64_t group, int64_t pad) {
 }
 
 void expect_same_outputs(const Graph& before, const Graph& after) {
-  Tensor x = random_tensor({1, 4, 9}, 7);
-  auto a = (*RefProgram::build(before, KernelRegistry::reference()))->run({x});
-  auto b = (*RefProgram::build(after, KernelRegistry::reference()))->run({x});
-  ASSERT_TRUE(a.ok() && b.ok());
-  const Tensor& ta = (*a)[0].tensor;
-  const Tensor& tb = (*b)[0].tensor;
-  ASSERT_EQ(ta.dims(), tb.dims());
-  for (int64_t i = 0; i < ta.numel(); ++i) EXPECT_NEAR(ta.data<float>()[i], tb.data<float>()[i], 1e-5) << i;
+  expect_same_outputs(before, after, {Value(random_tensor({1, 4, 9}, 7))});
 }
 
 TEST(BnConvFusionTest, FoldsIntoTheUnpaddedConvAfterIt) {

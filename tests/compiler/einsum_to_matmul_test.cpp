@@ -2,6 +2,7 @@
 
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "ref_compare_util.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -17,14 +18,7 @@ Graph einsum(const std::string& equation, Dims a, Dims b) {
 }
 
 void expect_same(const Graph& before, const Graph& after, const Dims& a, const Dims& b) {
-  std::vector<Value> feeds = {Value(random_tensor(a, 1)), Value(random_tensor(b, 2))};
-  auto x = (*RefProgram::build(before, KernelRegistry::reference()))->run(feeds);
-  auto y = (*RefProgram::build(after, KernelRegistry::reference()))->run(feeds);
-  ASSERT_TRUE(x.ok() && y.ok());
-  const Tensor& tx = (*x)[0].tensor;
-  const Tensor& ty = (*y)[0].tensor;
-  ASSERT_EQ(tx.dims(), ty.dims());
-  for (int64_t i = 0; i < tx.numel(); ++i) EXPECT_NEAR(tx.data<float>()[i], ty.data<float>()[i], 1e-5);
+  expect_same_outputs(before, after, {Value(random_tensor(a, 1)), Value(random_tensor(b, 2))});
 }
 
 TEST(EinsumToMatMulTest, MaxVitAttentionEquations) {

@@ -3,6 +3,7 @@
 #include "compiler/pipeline.h"
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "ref_compare_util.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -29,14 +30,7 @@ Graph conv_pool(std::vector<int64_t> kernel = {2, 2}, std::vector<int64_t> strid
 }
 
 void expect_same_outputs(const Graph& before, const Graph& after) {
-  Tensor x = random_tensor({1, 6, 8, 8}, 3);
-  auto a = (*RefProgram::build(before, KernelRegistry::reference()))->run({x});
-  auto b = (*RefProgram::build(after, KernelRegistry::reference()))->run({x});
-  ASSERT_TRUE(a.ok() && b.ok());
-  const Tensor& ta = (*a)[0].tensor;
-  const Tensor& tb = (*b)[0].tensor;
-  ASSERT_EQ(ta.dims(), tb.dims());
-  for (int64_t i = 0; i < ta.numel(); ++i) EXPECT_NEAR(ta.data<float>()[i], tb.data<float>()[i], 1e-5) << i;
+  expect_same_outputs(before, after, {Value(random_tensor({1, 6, 8, 8}, 3))});
 }
 
 TEST(PoolBeforePointwiseConvTest, PoolsFirstAndComputesTheSame) {

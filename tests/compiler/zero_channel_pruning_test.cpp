@@ -5,6 +5,7 @@
 #include "compiler/pipeline.h"
 #include "devices/ref/ref_program.h"
 #include "pass_test_util.h"
+#include "ref_compare_util.h"
 #include "tests/common/random_tensor.h"
 
 namespace pyflame_rt {
@@ -52,15 +53,7 @@ Graph expand_depthwise_project() {
 }
 
 void expect_same_outputs(const Graph& before, const Graph& after) {
-  Tensor x = random_tensor({1, 4, 6, 6}, 7);
-  auto a = (*RefProgram::build(before, KernelRegistry::reference()))->run({x});
-  auto b = (*RefProgram::build(after, KernelRegistry::reference()))->run({x});
-  ASSERT_TRUE(a.ok()) << a.status().to_string();
-  ASSERT_TRUE(b.ok()) << b.status().to_string();
-  const Tensor& ta = (*a)[0].tensor;
-  const Tensor& tb = (*b)[0].tensor;
-  ASSERT_EQ(ta.dims(), tb.dims());
-  for (int64_t i = 0; i < ta.numel(); ++i) EXPECT_NEAR(ta.data<float>()[i], tb.data<float>()[i], 1e-5) << i;
+  expect_same_outputs(before, after, {Value(random_tensor({1, 4, 6, 6}, 7))});
 }
 
 const Tensor& weights_of(const Graph& g, size_t node) { return g.initializers.at(g.nodes[node].inputs[1]); }
