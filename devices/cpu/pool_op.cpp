@@ -46,28 +46,19 @@ class PoolOp : public NativeOp {
     if (!plan) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(plan->src);
     CpuValue out = CpuValue::allocate_native(plan->dst, plan->out_dims);
-    if (plan->own_max_16c) {
-      max_pool_16c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
-                   xd, plan->out_dims, plan->window);
-      outputs[0] = std::move(out);
-      return Status::OK();
-    }
-    if (plan->own_avg_16c || plan->own_avg_8c) g_own_avg_runs.fetch_add(1, std::memory_order_relaxed);
-    if (plan->own_avg_16c) {
-      avg_pool_16c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
-                   xd, plan->out_dims, plan->window);
-      outputs[0] = std::move(out);
-      return Status::OK();
-    }
-    if (plan->own_avg_8c) {
-      avg_pool_8c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
-                  xd, plan->out_dims, plan->window);
-      outputs[0] = std::move(out);
-      return Status::OK();
-    }
-    if (plan->own_max_8c) {
-      max_pool_8c(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(out.native.get_data_handle()),
-                  xd, plan->out_dims, plan->window);
+    if (plan->own != OwnLoop::kNone) {
+      const float* in = static_cast<const float*>(src.get_data_handle());
+      float* y = static_cast<float*>(out.native.get_data_handle());
+      switch (plan->own) {
+        case OwnLoop::kMax8c: max_pool_8c(in, y, xd, plan->out_dims, plan->window); break;
+        case OwnLoop::kMax16c: max_pool_16c(in, y, xd, plan->out_dims, plan->window); break;
+        case OwnLoop::kAvg8c: avg_pool_8c(in, y, xd, plan->out_dims, plan->window); break;
+        case OwnLoop::kAvg16c: avg_pool_16c(in, y, xd, plan->out_dims, plan->window); break;
+        case OwnLoop::kNone: break;
+      }
+      if (plan->own == OwnLoop::kAvg8c || plan->own == OwnLoop::kAvg16c) {
+        g_own_avg_runs.fetch_add(1, std::memory_order_relaxed);
+      }
       outputs[0] = std::move(out);
       return Status::OK();
     }
@@ -246,14 +237,14 @@ class PoolOp : public NativeOp {
     }
   }
 
+  // Our loops over oneDNN's blocked layouts, where they beat its pooling kernel.
+  enum class OwnLoop { kNone, kMax8c, kMax16c, kAvg8c, kAvg16c };
+
   struct Plan {
     dnnl::pooling_forward prim;
     memory::desc src, dst, scratch;
     Dims out_dims;
-    bool own_max_8c = false;   // max_pool_8c instead of prim
-    bool own_max_16c = false;  // max_pool_16c instead of prim
-    bool own_avg_8c = false;   // avg_pool_8c instead of prim
-    bool own_avg_16c = false;  // avg_pool_16c instead of prim
+    OwnLoop own = OwnLoop::kNone;  // one of our loops instead of prim
     Window window{};
   };
 
@@ -330,7 +321,7 @@ class PoolOp : public NativeOp {
       return memory::desc(to_dnnl(d), memory::data_type::f32, memory::format_tag::aBcd8b);
     };
     if (max_ && !global_ && k == 2 && plan->src == blocked_8c(xd) && plan->dst == blocked_8c(out)) {
-      plan->own_max_8c = true;
+      plan->own = OwnLoop::kMax8c;
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
     }
     auto blocked_16c = [](const Dims& d) {
@@ -338,7 +329,7 @@ class PoolOp : public NativeOp {
     };
     if (max_ && !global_ && k == 2 && __builtin_cpu_supports("avx512f") && plan->src == blocked_16c(xd) &&
         plan->dst == blocked_16c(out)) {
-      plan->own_max_16c = true;
+      plan->own = OwnLoop::kMax16c;
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1]};
     }
     // Every window whole (no padding on either side): our average loops.
@@ -347,9 +338,9 @@ class PoolOp : public NativeOp {
     if (!max_ && !global_ && k == 2 && whole_windows) {
       plan->window = {kernel[0], kernel[1], strides[0], strides[1], 0, 0};
       if (__builtin_cpu_supports("avx512f") && plan->src == blocked_16c(xd) && plan->dst == blocked_16c(out)) {
-        plan->own_avg_16c = true;
+        plan->own = OwnLoop::kAvg16c;
       } else if (plan->src == blocked_8c(xd) && plan->dst == blocked_8c(out)) {
-        plan->own_avg_8c = true;
+        plan->own = OwnLoop::kAvg8c;
       }
     }
     return plan;
