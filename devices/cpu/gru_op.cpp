@@ -76,7 +76,8 @@ class GruOp : public NativeOp {
     count_recurrent_loop_run();
     const RecurrentShape shape = recurrent_shape(*x, *r, layout1);
     ScratchCharge xw_charge(projection_elements(*x, 3 * H), sizeof(float), "a GRU's input projection");
-    std::vector<float> xw, hr(static_cast<size_t>(batch * 3 * H));
+    ProjectionBuffer xw;
+    std::vector<float> hr(static_cast<size_t>(batch * 3 * H));
     std::vector<float> h(static_cast<size_t>(batch * H)), hn(h.size()), rh(h.size());
     cand_.assign(static_cast<size_t>(H), 0.f);
     PackedRecurrentWeights local;

@@ -193,7 +193,8 @@ class LstmOp : public NativeOp {
   // The loop's buffers, per run (malloc serves the same sizes again from its heap; kept per
   // thread they would hold the largest run's input projection for good).
   struct Scratch {
-    std::vector<float> xw, gates, h, c, bias;
+    ProjectionBuffer xw;
+    std::vector<float> gates, h, c, bias;
   };
 
   Node node_;

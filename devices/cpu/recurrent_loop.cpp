@@ -40,7 +40,7 @@ PackedRecurrentWeights pack_recurrent_weights(const Tensor& w, const Tensor& r, 
 }
 
 Status project_inputs(const Tensor& x, const Panels& w_panels, int64_t cols, const float* bias,
-                      std::vector<float>& xw, InterruptPoll& poll) {
+                      ProjectionBuffer& xw, InterruptPoll& poll) {
   // X's rows are contiguous [rows, in] in either layout; x_row says which is which.
   const int64_t rows = x.dim(0) * x.dim(1), in = x.dim(2);
   xw.resize(static_cast<size_t>(rows * cols));

@@ -46,7 +46,8 @@ class RnnOp : public NativeOp {
     if (!packed_.packed_from(*w, *r)) local = pack_recurrent_weights(*w, *r, {H});
     const PackedRecurrentWeights& pw = packed_.packed_from(*w, *r) ? packed_ : local;
     ScratchCharge xw_charge(projection_elements(*x, H), sizeof(float), "an RNN's input projection");
-    std::vector<float> xw, gates, h(static_cast<size_t>(s.batch * H)), bias(static_cast<size_t>(H));
+    ProjectionBuffer xw;
+    std::vector<float> gates, h(static_cast<size_t>(s.batch * H)), bias(static_cast<size_t>(H));
     InterruptPoll poll = recurrent_poll();
     for (int64_t d = 0; d < dirs; ++d) {
       const size_t di = static_cast<size_t>(d);
