@@ -11,6 +11,8 @@ peak resident memory and the max error of our outputs against ONNX Runtime's.
              --baseline DIR     also time the pyflame_rt package in DIR (an earlier build's
                                 build/python, or this one: an A/B of --ours-env) in the same
                                 rounds, without --ours-env: before/after columns
+             --baseline-env K=V an environment variable for the baseline's timer only
+                                (PFRT_ADAPT_THREADS=0: this build without the adaptation)
 
 Each timing round runs both runtimes in fresh processes, one after the other, so drifts of
 the machine hit both; peak memory is each process's maximum RSS minus its RSS before loading
@@ -105,7 +107,7 @@ class Background:
 
 
 def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idle, mode="sequential",
-                ours_env=None, baseline=None):
+                ours_env=None, baseline=None, baseline_env=None):
     runs, warmup = runs * RUNS_SCALE.get(name, 1), warmup * RUNS_SCALE.get(name, 1)
     rng = np.random.default_rng(0)
     inputs = []
@@ -129,7 +131,8 @@ def bench_model(name, path, threads, rounds, runs, warmup, tmp, modules, ort_idl
         sched["ours_wait"].append(r["runq_wait_ms"])
         if baseline:
             b = run_json([sys.executable, os.path.join(HERE, "pfrt_timer.py"), path, str(threads), str(runs),
-                          str(warmup), our_out + "_baseline"] + inputs, env=dict(env, PYTHONPATH=baseline))
+                          str(warmup), our_out + "_baseline"] + inputs,
+                         env=dict(env, PYTHONPATH=baseline, **(baseline_env or {})))
             before += b["latencies_ms"]
         o = run_json(["node", os.path.join(REPO, "tests", "tools", "ort_run.js"), path, ort_out] + inputs +
                      ["--threads", str(threads), "--time", str(runs), "--warmup", str(warmup),
@@ -199,8 +202,11 @@ def main():
                     help="also time the pyflame_rt package in DIR (e.g. an earlier build's build/python) in every round")
     ap.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE",
                     help="an environment variable for PyFlameRT's timer only (e.g. OMP_WAIT_POLICY=passive)")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an environment variable for the baseline's timer only (with --baseline)")
     args = ap.parse_args()
     ours_env = dict(kv.split("=", 1) for kv in args.ours_env)
+    baseline_env = dict(kv.split("=", 1) for kv in args.baseline_env)
     def show(rows):
         return table(rows, contention=args.background > 0)
 
@@ -214,14 +220,14 @@ def main():
         for threads in [int(t) for t in args.threads.split(",")]:
             for name in names:
                 rows.append(bench_model(name, paths[name], threads, args.rounds, args.runs, args.warmup, tmp,
-                                        modules, ort_idle, args.execution_mode, ours_env, args.baseline))
+                                        modules, ort_idle, args.execution_mode, ours_env, args.baseline, baseline_env))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
     text = (f"CPU: {host.describe()}, execution mode {args.execution_mode}, "
             f"{start}-{time.strftime('%H:%M', time.gmtime())} UTC")
     if args.background:
         text += f", {args.background} busy background processes"
     if args.baseline:
-        text += f", baseline {args.baseline}"
+        text += f", baseline {args.baseline}" + "".join(f" {k}={v}" for k, v in baseline_env.items())
     if ours_env:
         text += ", ours with " + " ".join(f"{k}={v}" for k, v in ours_env.items())
     text += "\n\n" + show(rows)

@@ -14,6 +14,7 @@
 #include "devices/cpu/denormals.h"
 #include "devices/cpu/half_weights.h"
 #include "devices/cpu/output_destination.h"
+#include "devices/cpu/core_contention.h"
 #include "devices/cpu/step_threads.h"
 #include "devices/run_interrupt.h"
 #include "devices/weight_stand_in.h"
@@ -99,11 +100,18 @@ namespace {
 std::string step_name(const Node& node) { return node.name.empty() ? node.outputs[0] : node.name; }
 }  // namespace
 
-int CpuProgram::run_threads() const {
+int CpuProgram::configured_threads() const {
   static const int kDefaultThreads = omp_get_num_procs();  // num_threads 0: one per core
   int threads = num_threads_ > 0 ? num_threads_ : kDefaultThreads;
   if (int limit = IntraOpThreadLimit::current(); limit > 0 && limit < threads) threads = limit;
   return threads;
+}
+
+int CpuProgram::run_threads() const {
+  // A plan file's stand-in weights (weight_stand_in.h) are zeros: their ops must run on the
+  // packed blobs import_packed checked they take, built for the configured team. A plan for
+  // another team might not take them, so such programs keep their team.
+  return has_stand_ins_ ? configured_threads() : uncontended_threads(configured_threads());
 }
 
 Status CpuProgram::import_packed(const PackedWeights& packed) {
@@ -113,6 +121,7 @@ Status CpuProgram::import_packed(const PackedWeights& packed) {
   for (const auto& [name, tensor] : graph_.initializers) {
     if (is_weight_stand_in(tensor)) left_out.insert(name);
   }
+  has_stand_ins_ = !left_out.empty();
   std::vector<const Node*> need_blob;  // per step: the node, when it reads a left-out weight
   std::vector<std::string> need_what;
   for (const Step& step : steps_) {
@@ -159,9 +168,10 @@ Status CpuProgram::import_packed(const PackedWeights& packed) {
   // why, on the first run.
   // oneDNN sizes a primitive (and the layout of its weights) for the OpenMP threads of the
   // thread that creates it: those of the runs, as when a run builds it.
-  const int threads_per_run = run_threads();
+  const int threads_per_run = configured_threads();
   std::atomic<size_t> next{0};
   auto worker = [&] {
+    RunTeam team(threads_per_run);
     omp_set_num_threads(threads_per_run);
     for (size_t i; (i = next.fetch_add(1)) < work.size();) {
       uint64_t before = packed_weights_used_on_this_thread();
@@ -339,6 +349,7 @@ Status CpuProgram::execute_parallel(std::vector<CpuValue>& slots, int threads, s
   const RunContext* context = current_run_context();
   RunContext run_context = context ? *context : RunContext();
   std::thread helper([&] {
+    RunTeam team_scope(threads);
     BufferPool::Scope scope(pool);
     RunInterruptScope interrupt_scope(run_context);
     work();
@@ -389,7 +400,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
                                                                           : std::vector<const Tensor*>(steps_.size());
   // omp_set_num_threads is per calling thread and sticky: set it on every run, so a limit
   // that a previous run on this thread had does not leak into this one.
-  int threads = run_threads();
+  const int configured = configured_threads();
+  const int threads = run_threads();
+  RunTeam team(threads);  // the key of the plans its ops build and use (shape_plan_cache.h)
   omp_set_num_threads(threads);
   FlushDenormalsScope denormals(flush_denormals_, threads);
   // Declared before the slots: destroyed after them, once every buffer came back.
@@ -398,7 +411,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   std::vector<CpuValue> slots(slot_count_);
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));
-  if (parallel_ && steps_.size() > 1) {
+  // A shrunk team (contended cores) runs its steps in order: a helper thread for side
+  // branches would wait for a core as the OpenMP workers do.
+  if (parallel_ && steps_.size() > 1 && threads == configured) {
     RETURN_IF_ERROR(execute_parallel(slots, threads, timings, dest));
   } else {
     std::vector<CpuValue*> in;

@@ -97,6 +97,9 @@ class CpuProgram : public Executable {
   // Fails (kInvalidProtobuf) when a reader of a weight the plan left out did not take its blob.
   Status import_packed(const PackedWeights& packed);
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
+  int configured_threads() const;
+  // configured_threads(), or 1 while the cores are contended (core_contention.h) and the
+  // program has no stand-in weights.
   int run_threads() const;
   // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its
   // problem is too small to pay for a fork (step_threads.h).
@@ -106,6 +109,7 @@ class CpuProgram : public Executable {
   int num_threads_ = 0;
   bool parallel_ = false;
   bool flush_denormals_ = false;  // CpuDeviceOptions.flush_denormals (denormals.h)
+  bool has_stand_ins_ = false;    // weights a plan file left out (import_packed): the team is kept
   std::unique_ptr<RunPools> pools_;  // where each run gets the buffers of native outputs
   std::vector<int> readers_;  // per slot: how many steps read it (each once); outputs excluded from release
   std::unordered_map<std::string, int> slot_of_;

@@ -20,8 +20,16 @@
 //   a run still holds its shared_ptr.
 // - Keys need only operator== (oneDNN memory descs have no ordering); with at most a few
 //   dozen entries, most often one, a linear scan is cheaper than a tree or a hash.
+// - A plan is also kept per run team (RunTeam: the threads of the run in progress on this
+//   thread, set by CpuProgram): oneDNN sizes a primitive for the team of the thread that
+//   creates it and forks that many threads whenever it runs, whatever the caller's team then.
+//   A run whose team shrank (the cores contended, core_contention.h) gets primitives made for
+//   its team; a run at its configured team uses the plans it always did (a step's smaller team
+//   for a small problem, step_threads.h, follows from its shapes, which the key holds).
+//   for_each visits each key once (its largest team's plan).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -44,6 +52,22 @@ struct PlanCacheCounters {
   size_t size = 0;         // plans held now
 };
 
+// The team of the run in progress on the calling thread (0 outside one), for plan keys.
+class RunTeam {
+ public:
+  explicit RunTeam(int team) : saved_(current()) { current() = team; }
+  ~RunTeam() { current() = saved_; }
+  RunTeam(const RunTeam&) = delete;
+  RunTeam& operator=(const RunTeam&) = delete;
+  static int& current() {
+    thread_local int team = 0;
+    return team;
+  }
+
+ private:
+  int saved_;
+};
+
 template <typename Plan, typename Key = Dims>
 class ShapePlanCache {
  public:
@@ -59,9 +83,10 @@ class ShapePlanCache {
   // The plan for `key`, built by `build()` on a miss (see the header comment).
   template <typename Builder>
   Expected<PlanPtr> get_or_build(const Key& key, Builder&& build) {
+    const int team = RunTeam::current();
     std::lock_guard<std::mutex> lock(mu_);
     for (Entry& e : entries_) {
-      if (e.key == key) {
+      if (e.team == team && e.key == key) {
         e.last_used = ++clock_;
         ++counters_.hits;
         return e.plan;
@@ -71,18 +96,26 @@ class ShapePlanCache {
     Expected<PlanPtr> built = lift(build());
     if (!built.ok()) return built;
     if (entries_.size() >= capacity_) evict_least_recent();
-    entries_.push_back({key, *built, ++clock_});
+    entries_.push_back({key, team, *built, ++clock_});
     return built;
   }
 
-  // Calls fn(key, plan) for every cached plan, on a snapshot taken under the lock: fn runs
-  // without it (it may take time, or run the op), and the plans it sees stay alive meanwhile.
+  // Calls fn(key, plan) for every cached key (once: the plan of its largest team),
+  // on a snapshot taken under the lock: fn runs without it (it may take time, or run the op),
+  // and the plans it sees stay alive meanwhile.
   void for_each(const std::function<void(const Key&, const PlanPtr&)>& fn) const {
     std::vector<std::pair<Key, PlanPtr>> snapshot;
     {
       std::lock_guard<std::mutex> lock(mu_);
       snapshot.reserve(entries_.size());
-      for (const Entry& e : entries_) snapshot.emplace_back(e.key, e.plan);
+      for (const Entry& e : entries_) {
+        // One per key: the largest team's plan (what a run with no contention uses, and what
+        // a compiled plan's import prepares again), the most recent among equals.
+        auto same_key = [&](const Entry& o) {
+          return o.key == e.key && (o.team > e.team || (o.team == e.team && o.last_used > e.last_used));
+        };
+        if (std::none_of(entries_.begin(), entries_.end(), same_key)) snapshot.emplace_back(e.key, e.plan);
+      }
     }
     for (const auto& kv : snapshot) fn(kv.first, kv.second);
   }
@@ -98,6 +131,7 @@ class ShapePlanCache {
  private:
   struct Entry {
     Key key;
+    int team;  // RunTeam::current() when the plan was built
     PlanPtr plan;
     uint64_t last_used;
   };

@@ -3,6 +3,7 @@
 // blocks (PFRT_CONV_BLOCKS) gives the unsplit result and the reference kernel's, for odd sizes,
 // strides, asymmetric padding, dilation, groups, depthwise, a fused residual and activation.
 #include "devices/cpu/conv_blocks.h"
+#include "devices/cpu/core_contention.h"
 
 #include <gtest/gtest.h>
 
@@ -161,6 +162,7 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
 // second run reuses the plan); returns the output and how many blocks ran.
 std::pair<Tensor, uint64_t> run_cpu(const ConvCase& c, const std::vector<Value>& feeds, const char* blocks) {
   BlocksEnv env(blocks);
+  cpu::ThreadAdaptation fixed_team(false);  // blocks are cut for 2 threads only, however loaded the machine
   auto program = make_cpu_device(2)->compile(conv_graph(c));
   EXPECT_TRUE(program.ok()) << c.label << ": " << program.status().to_string();
   if (!program.ok()) return {Tensor(), 0};

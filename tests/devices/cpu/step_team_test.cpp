@@ -3,6 +3,7 @@
 // program's step_team_counters(), not timed.
 #include <gtest/gtest.h>
 
+#include "devices/cpu/core_contention.h"
 #include "devices/cpu/cpu_program.h"
 #include "tests/common/random_tensor.h"
 
@@ -24,6 +25,7 @@ Graph square(const Dims& dims) {
 // Runs square(dims) `runs` times with `threads` intra-op threads; returns {one_thread, team}
 // counts and checks the output.
 std::pair<int64_t, int64_t> steps_by_team(const Dims& dims, int threads, int runs) {
+  cpu::ThreadAdaptation fixed_team(false);  // counts the teams of `threads`, however loaded the machine
   CpuDeviceOptions options;
   options.num_threads = threads;
   auto program = CpuProgram::build(square(dims), options);

@@ -1,0 +1,91 @@
+// Whether the cores a run would spread over are taken by other work, as the calling thread
+// sees it, and the team a run should use then.
+//
+// An OpenMP team needs all its threads on a core at once: each of a run's ~100 parallel
+// regions (every oneDNN primitive) ends at a barrier that waits for its last thread. When
+// other processes keep the cores busy, a teammate waits a scheduler time slice (milliseconds)
+// for a core at many of those barriers, and a 2-thread run takes several times what one
+// thread does (docs/performance.md, "Contention, stop 21": MobileNetV2 at 2 threads 2.6-2.9x
+// ONNX Runtime's p50 beside two busy processes, 0.96x at one thread). ONNX Runtime's pool lets
+// the caller take every work item a descheduled helper has not started; oneDNN's OpenMP
+// kernels split work statically, so a thread without a core only adds waiting. A run
+// therefore gives up its extra threads while its calling thread is itself waiting for a core a
+// good share of the time it could run.
+//
+// The measure is the calling thread's own: the share of its runnable time it spent on a run
+// queue (/proc/thread-self/schedstat: CPU time, run-queue wait), over windows of at least
+// kContentionWindow of wall time (one read per window: ~5 us, nothing on the runs between).
+// Sleeping (between requests, at a barrier under the passive wait policy) is not runnable
+// time, so an idle server or a quiet machine reads ~0. Once contended, a thread stays so for
+// at least kContendedHold, then tries its full team again (a shrunk team does not show
+// whether the full one would still wait). PFRT_ADAPT_THREADS=0 turns the adaptation off.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace pyflame_rt {
+namespace cpu {
+
+constexpr std::chrono::milliseconds kContentionWindow{20};
+constexpr std::chrono::milliseconds kContendedHold{1000};
+// A window counts only when the thread was runnable for at least this long in it.
+constexpr uint64_t kMinRunnableNs = 2'000'000;
+// Run-queue share (halved at every window, plus half the window's own) at which the cores
+// count as contended: on a quiet machine it is a fraction of a percent (wake-up latency);
+// beside two busy processes on two cores a third or more.
+constexpr double kContendedShare = 0.2;
+
+// One reading of a thread's scheduler statistics (nanoseconds since the thread started).
+struct SchedReading {
+  uint64_t cpu_ns = 0;
+  uint64_t wait_ns = 0;
+};
+
+// "cpu_ns wait_ns timeslices" as /proc/*/schedstat gives it; nullopt when it is not that.
+std::optional<SchedReading> parse_schedstat(const std::string& text);
+
+// The decision from successive readings of one thread (no I/O: tests feed it readings).
+class ContentionMonitor {
+ public:
+  // Takes a reading made at `now`; returns whether the cores count as contended.
+  bool update(std::chrono::steady_clock::time_point now, const SchedReading& reading);
+  bool contended() const { return contended_; }
+  double smoothed_share() const { return share_; }
+
+ private:
+  bool has_last_ = false;
+  SchedReading last_;
+  double share_ = 0;
+  bool contended_ = false;
+  std::chrono::steady_clock::time_point contended_since_;
+};
+
+// The team for a run that may use `threads` on the calling thread: `threads`, or 1 while the
+// cores count as contended (reads this thread's schedstat at most once per kContentionWindow).
+int uncontended_threads(int threads);
+
+// Runs whose team was shrunk by uncontended_threads, process-wide (for tests and profiles).
+uint64_t contended_runs();
+
+// Whether uncontended_threads may shrink a team: on unless PFRT_ADAPT_THREADS=0 (the test
+// runner sets it: tests check what a team of N threads does). ThreadAdaptation sets it for a
+// scope, process-wide.
+bool thread_adaptation_enabled();
+void set_thread_adaptation(bool on);
+
+class ThreadAdaptation {
+ public:
+  explicit ThreadAdaptation(bool on) : saved_(thread_adaptation_enabled()) { set_thread_adaptation(on); }
+  ~ThreadAdaptation() { set_thread_adaptation(saved_); }
+  ThreadAdaptation(const ThreadAdaptation&) = delete;
+  ThreadAdaptation& operator=(const ThreadAdaptation&) = delete;
+
+ private:
+  bool saved_;
+};
+
+}  // namespace cpu
+}  // namespace pyflame_rt
