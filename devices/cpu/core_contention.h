@@ -9,8 +9,9 @@
 // ONNX Runtime's p50 beside two busy processes, 0.96x at one thread). ONNX Runtime's pool lets
 // the caller take every work item a descheduled helper has not started; oneDNN's OpenMP
 // kernels split work statically, so a thread without a core only adds waiting. A run
-// therefore gives up its extra threads while its calling thread is itself waiting for a core a
-// good share of the time it could run.
+// therefore gives up its extra threads, but for steps of milliseconds of work (step_threads.h,
+// kContendedScale), while its calling thread is itself waiting for a core a good share of the
+// time it could run.
 //
 // The measure is the calling thread's own: the share of its runnable time it spent on a run
 // queue (/proc/thread-self/schedstat: CPU time, run-queue wait), over windows of at least
@@ -63,11 +64,11 @@ class ContentionMonitor {
   std::chrono::steady_clock::time_point contended_since_;
 };
 
-// The team for a run that may use `threads` on the calling thread: `threads`, or 1 while the
-// cores count as contended (reads this thread's schedstat at most once per kContentionWindow).
+// `threads`, or 1 while the cores count as contended for runs on the calling thread (reads
+// this thread's schedstat at most once per kContentionWindow).
 int uncontended_threads(int threads);
 
-// Runs whose team was shrunk by uncontended_threads, process-wide (for tests and profiles).
+// Runs that met contended cores (uncontended_threads gave 1), process-wide (for tests).
 uint64_t contended_runs();
 
 // Whether uncontended_threads may shrink a team: on unless PFRT_ADAPT_THREADS=0 (the test

@@ -107,11 +107,11 @@ int CpuProgram::configured_threads() const {
   return threads;
 }
 
-int CpuProgram::run_threads() const {
+bool CpuProgram::run_contended(int threads) const {
   // A plan file's stand-in weights (weight_stand_in.h) are zeros: their ops must run on the
   // packed blobs import_packed checked they take, built for the configured team. A plan for
   // another team might not take them, so such programs keep their team.
-  return has_stand_ins_ ? configured_threads() : uncontended_threads(configured_threads());
+  return !has_stand_ins_ && uncontended_threads(threads) < threads;
 }
 
 Status CpuProgram::import_packed(const PackedWeights& packed) {
@@ -230,7 +230,7 @@ bool has_empty_tensor(const std::vector<CpuValue*>& in) {
 
 }  // namespace
 
-void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads) const {
+void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads, bool contended) const {
   thread_local std::vector<const Dims*> dims;  // kept: no allocation per step
   dims.clear();
   for (const CpuValue* v : in) {
@@ -243,7 +243,7 @@ void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in
     }
   }
   // omp_set_num_threads only sets this thread's ICV: cheap enough for every step.
-  const int team = step_threads(steps_[index].work, dims, threads);
+  const int team = step_threads(steps_[index].work, dims, threads, omp_workers_block(), contended);
   (team > 1 ? team_counters_.team : team_counters_.one_thread).fetch_add(1, std::memory_order_relaxed);
   omp_set_num_threads(team);
 }
@@ -400,10 +400,12 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
                                                                           : std::vector<const Tensor*>(steps_.size());
   // omp_set_num_threads is per calling thread and sticky: set it on every run, so a limit
   // that a previous run on this thread had does not leak into this one.
-  const int configured = configured_threads();
-  const int threads = run_threads();
-  RunTeam team(threads);  // the key of the plans its ops build and use (shape_plan_cache.h)
-  omp_set_num_threads(threads);
+  const int threads = configured_threads();
+  const bool contended = run_contended(threads);
+  // The key of the plans its ops build and use (shape_plan_cache.h): steps take other teams
+  // while the cores are contended.
+  RunTeam team(contended ? -threads : threads);
+  omp_set_num_threads(contended ? 1 : threads);
   FlushDenormalsScope denormals(flush_denormals_, threads);
   // Declared before the slots: destroyed after them, once every buffer came back.
   RunPools::Lease pool = pools_->lease();
@@ -411,9 +413,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   std::vector<CpuValue> slots(slot_count_);
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(input_slots_[i])] = CpuValue::from_plain(std::move(inputs[i]));
   for (const auto& c : constants_) slots[static_cast<size_t>(c.first)] = CpuValue::from_plain(Value(c.second));
-  // A shrunk team (contended cores) runs its steps in order: a helper thread for side
-  // branches would wait for a core as the OpenMP workers do.
-  if (parallel_ && steps_.size() > 1 && threads == configured) {
+  // Contended cores: the steps run in order (a helper thread for side branches would wait
+  // for a core as the OpenMP workers do).
+  if (parallel_ && steps_.size() > 1 && !contended) {
     RETURN_IF_ERROR(execute_parallel(slots, threads, timings, dest));
   } else {
     std::vector<CpuValue*> in;
@@ -427,7 +429,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
       for (int s : step.release_once) slots[static_cast<size_t>(s)].last_use = true;
       out.clear();
       out.resize(step.outputs.size());
-      set_step_threads(index, in, threads);
+      set_step_threads(index, in, threads, contended);
       auto start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       RETURN_IF_ERROR(run_step(index, in, out, dest[index]));
       if (timings) timings->push_back(timing_of(*step.node, start, run_start));

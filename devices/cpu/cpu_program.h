@@ -98,12 +98,12 @@ class CpuProgram : public Executable {
   Status import_packed(const PackedWeights& packed);
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
   int configured_threads() const;
-  // configured_threads(), or 1 while the cores are contended (core_contention.h) and the
-  // program has no stand-in weights.
-  int run_threads() const;
+  // Whether a run of `threads` on this thread meets contended cores (core_contention.h; never
+  // for a program on stand-in weights): its steps then take the team only for large problems.
+  bool run_contended(int threads) const;
   // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its
   // problem is too small to pay for a fork (step_threads.h).
-  void set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads) const;
+  void set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads, bool contended = false) const;
 
   Graph graph_;
   int num_threads_ = 0;

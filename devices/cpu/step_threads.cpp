@@ -32,9 +32,12 @@ bool omp_workers_block() {
   return block;
 }
 
-int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads, bool workers_block) {
-  if (threads <= 1 || work == StepWork::kOwn || dims.empty() || !dims[0]) return threads;
-  const int64_t scale = workers_block ? kBlockingWorkersScale : 1;
+int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads, bool workers_block,
+                 bool contended) {
+  if (threads <= 1) return threads;
+  const int unknown = contended ? 1 : threads;  // the team when the work cannot be told
+  if (work == StepWork::kOwn || dims.empty() || !dims[0]) return unknown;
+  const int64_t scale = (workers_block ? kBlockingWorkersScale : 1) * (contended ? kContendedScale : 1);
   const Dims& x = *dims[0];
   if (work == StepWork::kElements) {
     int64_t largest = 0;
@@ -43,14 +46,14 @@ int step_threads(StepWork work, const std::vector<const Dims*>& dims, int thread
     }
     return largest < kSerialElements * scale ? 1 : threads;
   }
-  if (dims.size() < 2 || !dims[1] || x.size() < 2 || dims[1]->size() < 2) return threads;
+  if (dims.size() < 2 || !dims[1] || x.size() < 2 || dims[1]->size() < 2) return unknown;
   const Dims& w = *dims[1];
   // Convolution [N, C, spatial...] by [M, C/group, kernel...]: each output position costs the
   // weights' size, and there are at most as many positions as input positions (fewer with
   // strides: an upper bound). Product: rows of A times B's size over the shared dimension
   // (with batched B, an upper bound too).
   const int64_t per = work == StepWork::kConv ? x[1] : x.back();
-  if (per <= 0) return threads;
+  if (per <= 0) return unknown;
   const int64_t macs = num_elements(x) / per * num_elements(w);
   return macs < kSerialMacs * scale ? 1 : threads;
 }

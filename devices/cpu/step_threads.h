@@ -38,6 +38,12 @@ constexpr int64_t kSerialElements = int64_t{1} << 15;
 // 2^15-2^17 floats saves.
 constexpr int64_t kBlockingWorkersScale = 4;
 
+// Both limits times this while the cores are contended (core_contention.h): a team's threads
+// then wait for cores at every barrier, so only steps of milliseconds of work (2^26
+// multiply-adds: ResNet-50's 3x3 convolutions, not MobileNetV2's) are worth splitting, and
+// ops that choose their own team get one thread.
+constexpr int64_t kContendedScale = 256;
+
 // Whether this process's OpenMP workers block when idle: OMP_WAIT_POLICY=passive or
 // GOMP_SPINCOUNT=0, as libgomp read them when it loaded (read once).
 bool omp_workers_block();
@@ -45,8 +51,9 @@ bool omp_workers_block();
 // The team for a step of kind `work` whose inputs have `dims` (nullptr: absent or not a
 // tensor), in a run with `threads`: 1 for a small problem, `threads` otherwise or when a
 // shape is unknown. `workers_block`: the limits are kBlockingWorkersScale times larger.
+// `contended`: kContendedScale times larger, and 1 for kOwn steps and unknown shapes.
 int step_threads(StepWork work, const std::vector<const Dims*>& dims, int threads,
-                 bool workers_block = omp_workers_block());
+                 bool workers_block = omp_workers_block(), bool contended = false);
 
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -75,6 +75,26 @@ TEST(StepThreadsTest, BlockingWorkersRaiseBothLimitsFourTimes) {
   EXPECT_EQ(step_threads(StepWork::kOwn, {&att}, 2, true), 2) << "a GRU or attention step sizes its own team";
 }
 
+TEST(StepThreadsTest, ContendedCoresSplitOnlyMillisecondsOfWork) {
+  // ResNet-50's 3x3 convolution at 56x56x64 (115M multiply-adds) keeps the team; MobileNetV2's
+  // largest pointwise one (112x112, 32 -> 96: 38M) and a 1x1 of 2^22 run on one thread.
+  Dims rx{1, 64, 56, 56}, rw{64, 64, 3, 3};
+  EXPECT_EQ(step_threads(StepWork::kConv, {&rx, &rw}, 2, false, /*contended=*/true), 2);
+  Dims mx{1, 32, 112, 112}, mw{96, 32, 1, 1};
+  EXPECT_EQ(step_threads(StepWork::kConv, {&mx, &mw}, 2, false, false), 2);
+  EXPECT_EQ(step_threads(StepWork::kConv, {&mx, &mw}, 2, false, true), 1);
+  Dims bx{1, 64, 32, 32}, bw{64, 64, 1, 1};
+  EXPECT_EQ(step_threads(StepWork::kConv, {&bx, &bw}, 2, false, true), 1);
+  // Elements: 2^23 floats (32 MB) keep the team, a 224x224x32 activation does not.
+  Dims huge{1, 128, 256, 256}, act{1, 32, 224, 224};
+  EXPECT_EQ(step_threads(StepWork::kElements, {&huge}, 2, false, true), 2);
+  EXPECT_EQ(step_threads(StepWork::kElements, {&act}, 2, false, true), 1);
+  // Own teams and unknown shapes: one thread, as the work cannot be told.
+  EXPECT_EQ(step_threads(StepWork::kOwn, {&act}, 2, false, true), 1);
+  EXPECT_EQ(step_threads(StepWork::kConv, {&act, nullptr}, 2, false, true), 1);
+  EXPECT_EQ(step_threads(StepWork::kElements, {&act}, 1, false, true), 1);
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace pyflame_rt
