@@ -5,7 +5,7 @@
 // regions (every oneDNN primitive) ends at a barrier that waits for its last thread. When
 // other processes keep the cores busy, a teammate waits a scheduler time slice (milliseconds)
 // for a core at many of those barriers, and a 2-thread run takes several times what one
-// thread does (docs/performance.md, "Contention, stop 21": MobileNetV2 at 2 threads 2.6-2.9x
+// thread does (docs/performance.md, "Stop 21, AMD EPYC": MobileNetV2 at 2 threads 2.6-2.9x
 // ONNX Runtime's p50 beside two busy processes, 0.96x at one thread). ONNX Runtime's pool lets
 // the caller take every work item a descheduled helper has not started; oneDNN's OpenMP
 // kernels split work statically, so a thread without a core only adds waiting. A run
@@ -15,7 +15,8 @@
 //
 // The measure is the calling thread's own: the share of its runnable time it spent on a run
 // queue (/proc/thread-self/schedstat: CPU time, run-queue wait), over windows of at least
-// kContentionWindow of wall time (one read per window: ~5 us, nothing on the runs between).
+// kContentionWindow of wall time (one open/read/close of that small file per window, nothing
+// on the runs between).
 // Sleeping (between requests, at a barrier under the passive wait policy) is not runnable
 // time, so an idle server or a quiet machine reads ~0. Once contended, a thread stays so for
 // at least kContendedHold, then tries its full team again (a shrunk team does not show
