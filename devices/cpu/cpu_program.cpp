@@ -246,6 +246,10 @@ void CpuProgram::set_step_threads(size_t index, const std::vector<CpuValue*>& in
   const int team = step_threads(steps_[index].work, dims, threads, omp_workers_block(), contended);
   (team > 1 ? team_counters_.team : team_counters_.one_thread).fetch_add(1, std::memory_order_relaxed);
   omp_set_num_threads(team);
+  // On contended cores the step's plans are those of its own team: a large step keeps the
+  // team and shares the plans (and packed weights) of uncontended runs; the others get
+  // primitives made for one thread (the run's RunTeam scope restores the key after).
+  if (contended) RunTeam::current() = team;
 }
 
 Status CpuProgram::run_step(size_t index, const std::vector<CpuValue*>& in, std::vector<CpuValue>& out,
@@ -402,9 +406,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   // that a previous run on this thread had does not leak into this one.
   const int threads = configured_threads();
   const bool contended = run_contended(threads);
-  // The key of the plans its ops build and use (shape_plan_cache.h): steps take other teams
-  // while the cores are contended.
-  RunTeam team(contended ? -threads : threads);
+  // The key of the plans its ops build and use (shape_plan_cache.h); on contended cores
+  // set_step_threads sets each step's own team.
+  RunTeam team(threads);
   omp_set_num_threads(contended ? 1 : threads);
   FlushDenormalsScope denormals(flush_denormals_, threads);
   // Declared before the slots: destroyed after them, once every buffer came back.

@@ -23,10 +23,10 @@
 // - A plan is also kept per run team (RunTeam: the threads of the run in progress on this
 //   thread, set by CpuProgram): oneDNN sizes a primitive for the team of the thread that
 //   creates it and forks that many threads whenever it runs, whatever the caller's team then.
-//   A run on contended cores (core_contention.h, RunTeam -N) gives its steps other teams and
-//   gets primitives made for them; a run at its configured team uses the plans it always did
-//   (a step's smaller team for a small problem, step_threads.h, follows from its shapes, which
-//   the key holds).
+//   A run at its configured team uses the plans it always did (a step's smaller team for a
+//   small problem, step_threads.h, follows from its shapes, which the key holds); on contended
+//   cores (core_contention.h) the key is each step's own team, so a step that keeps the team
+//   shares those plans and the others get primitives made for one thread.
 //   for_each visits each key once (its largest team's plan).
 #pragma once
 
@@ -53,8 +53,8 @@ struct PlanCacheCounters {
   size_t size = 0;         // plans held now
 };
 
-// The team of the run in progress on the calling thread (0 outside one; -N: N on contended
-// cores), for plan keys.
+// The team of the run in progress on the calling thread (0 outside one; on contended cores
+// the step's), for plan keys.
 class RunTeam {
  public:
   explicit RunTeam(int team) : saved_(current()) { current() = team; }
