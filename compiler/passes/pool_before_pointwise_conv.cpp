@@ -51,8 +51,10 @@ Status PoolBeforePointwiseConv::run(Graph& graph, bool& changed) {
         !all_equal(pool.attr_ints("dilations", {}), 1)) {
       continue;
     }
-    // Worth it only when the convolution then runs on at most half the pixels.
-    if (strides[0] * strides[1] < 2) continue;
+    // Worth it only when the convolution then runs on at most half the pixels: a stride above
+    // 1. Compared one by one: a model's strides may be as large as int64 holds, and their
+    // product overflowed (kernel_run, stop 21: strides [2^62, 4]).
+    if (strides[0] < 1 || strides[1] < 1 || (strides[0] == 1 && strides[1] == 1)) continue;
     const std::string y = pool.inputs[0];  // a copy: the node is replaced below
     auto p = producer.find(y);
     if (p == producer.end() || p->second >= i || uses[y] != 1 || graph.find_output(y)) continue;

@@ -99,6 +99,18 @@ TEST(PoolBeforePointwiseConvTest, LeavesWhatDoesNotCommuteOrDoesNotPay) {
 
 // In the pipeline (EXTENDED): torch's AvgPool2d export puts a zero Pad between (removed
 // first), and the graph stays valid.
+// kernel_run (stop 21): strides whose product overflows int64 (UBSan: signed overflow in the
+// pass). Such a pool has one output pixel per row and column; pooling first is still right.
+TEST(PoolBeforePointwiseConvTest, HugeStridesDoNotOverflowAndComputeTheSame) {
+  const int64_t huge = int64_t{1} << 62;
+  Graph before = conv_pool({2, 2}, {huge, 4}), g = conv_pool({2, 2}, {huge, 4});
+  PoolBeforePointwiseConv pass;
+  bool changed = false;
+  run_pass(pass, g, &changed);
+  EXPECT_TRUE(changed);
+  expect_same_outputs(before, g);
+}
+
 TEST(PoolBeforePointwiseConvTest, RunsInTheExtendedPipeline) {
   Graph g = conv_pool();
   g.initializers["pads"] = Tensor::from_vector<int64_t>({8}, {0, 0, 0, 0, 0, 0, 0, 0});
