@@ -102,7 +102,8 @@ class CpuProgram : public Executable {
   // for a program on stand-in weights): its steps then take the team only for large problems.
   bool run_contended(int threads) const;
   // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its
-  // problem is too small to pay for a fork (step_threads.h).
+  // problem is too small to pay for a fork (step_threads.h; larger limits when `contended`,
+  // and then the step's team is also its plans' key, RunTeam).
   void set_step_threads(size_t index, const std::vector<CpuValue*>& in, int threads, bool contended = false) const;
 
   Graph graph_;
