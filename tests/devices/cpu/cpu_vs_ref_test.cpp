@@ -734,8 +734,9 @@ namespace {
 // A per-channel scale times a blocked conv output (the squeeze-excite pattern): the scale is
 // laid out like the conv output, channel counts that fill and that pad the 8-channel blocks.
 // Transpose on every path: our batched 2-D transpose (NCHW <-> NHWC, a matrix, with unit axes
-// and sizes that are no multiple of the 8 x 8 blocks), oneDNN's reorder of a strided view (a
-// permutation that is no 2-D transpose), and int32 through the 4-byte kernel.
+// and sizes that are no multiple of the 8 x 8 blocks), memcpy runs where the last axis stays last
+// (ShuffleNet's channel shuffle), oneDNN's reorder of a strided view (any other permutation that
+// is no 2-D transpose), and int32 through the 4-byte kernel.
 TEST(CpuVsRefTest, TransposeOverPermutations) {
   struct Perm {
     Dims dims;
@@ -745,6 +746,8 @@ TEST(CpuVsRefTest, TransposeOverPermutations) {
       {{1, 56, 56, 96}, {0, 3, 1, 2}}, {{1, 96, 56, 56}, {0, 2, 3, 1}}, {{2, 13, 7, 19}, {0, 3, 1, 2}},
       {{2, 19, 13, 7}, {0, 2, 3, 1}},  {{37, 23}, {1, 0}},               {{3, 1, 17, 1, 9}, {4, 1, 3, 0, 2}},
       {{4, 9, 33}, {0, 2, 1}},         {{5, 6, 7, 8}, {2, 0, 3, 1}},     {{64, 300}, {1, 0}},
+      {{1, 2, 58, 28, 28}, {0, 2, 1, 3, 4}}, {{3, 5, 16}, {1, 0, 2}}, {{2, 3, 4, 32}, {2, 0, 1, 3}},
+      {{4, 3, 15}, {1, 0, 2}},  // the last axis stays last: memcpy runs from 16 elements, a reorder below
       {{1, 50, 64}, {1, 0, 2}},        {{3, 1, 1, 5}, {0, 2, 3, 1}}};  // the last two only move unit axes: views
   uint32_t seed = 300;
   for (const Perm& p : perms) {
