@@ -7,7 +7,7 @@
 namespace pyflame_rt {
 
 void reexec_with_omp_wait_policy(char** argv) {
-  if (!cpu::apply_omp_wait_policy_for_load()) return;
+  if (!cpu::apply_omp_wait_setting()) return;
   execv("/proc/self/exe", argv);  // returns only on failure
 }
 

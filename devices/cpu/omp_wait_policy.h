@@ -1,17 +1,22 @@
 // How idle OpenMP workers wait between parallel regions, chosen once before libgomp starts.
 //
 // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it is loaded, and offers no call
-// to change them later. Its default spins an idle worker for ~300000 iterations (milliseconds)
-// after each parallel region. On a quiet machine that is what we want (the next kernel starts
-// at once), but when other processes keep the cores busy a spinning worker takes the core its
-// descheduled teammate needs, every barrier waits for that teammate, and 2-thread runs take
-// 5-20x ONNX Runtime's time (docs/performance.md, "Contention"). So, unless the user chose a
-// wait policy or a spin count, a process that starts on a loaded machine (1-minute load
-// average, or the processes runnable right now besides this one, >= online CPUs: the load
-// average lags a load that began less than a minute ago) gets the passive policy: workers block at once and the scheduler
-// gives their cores to whoever can run. The CLI decides at the start of main and executes
-// itself again with the variable set (tools/omp_reexec.h), the Python package before its
-// extension loads libgomp (python/pyflame_rt/_omp_env.py, the same rule).
+// to change them later. Its default spins an idle worker for 300000 iterations (milliseconds)
+// after each parallel region: on a quiet machine harmless, but when other processes keep the
+// cores busy a spinning worker takes the core its descheduled teammate needs, every barrier
+// waits for that teammate, and 2-thread runs took several times ONNX Runtime's time
+// (docs/performance.md, "Contention"). The passive policy (block at once) avoids that but
+// costs 10-40% at 2 threads on quiet cores, where each parallel region then wakes a sleeping
+// worker. So, unless the user chose a wait policy or a spin count, workers spin briefly
+// (kBriefSpinCount: tens to hundreds of microseconds, longer than the gaps between the steps
+// of a run) and then block, as ONNX Runtime's pool does. This used to depend on the load when
+// the process started (passive when loaded), which left a process started beside a passing
+// load 40% slower for its whole life; with the brief spin and core_contention.h's thread
+// adaptation, no start-time choice is needed (docs/performance.md, stop 22).
+//
+// The CLI sets the variable at the start of main and executes itself again
+// (tools/omp_reexec.h), the Python package before its extension loads libgomp
+// (python/pyflame_rt/_omp_env.py, the same rule).
 #pragma once
 
 #include <optional>
@@ -24,25 +29,20 @@ struct EnvSetting {
   std::string name, value;
 };
 
-// The machine's load as the choice sees it (negative: unknown).
-struct LoadFigures {
-  double load_1min = -1;    // /proc/loadavg, first field
-  int runnable_others = -1; // /proc/stat procs_running minus this process's running thread
-  int online_cpus = 0;
-};
+// libgomp's spin iterations (each a pause instruction, tens to a hundred-odd cycles depending
+// on the CPU) before an idle worker blocks. Quietly, 10000 measured the same as the default
+// 300000 on the bench models at 1 and 2 threads; under two busy processes it held where the
+// default collapsed.
+constexpr const char* kBriefSpinCount = "10000";
 
-// The variable to set, given the user's OMP_WAIT_POLICY and GOMP_SPINCOUNT (nullptr: unset)
-// and the load. None when the user set either variable, or no known load figure reaches the
-// CPU count.
-std::optional<EnvSetting> choose_omp_wait_setting(const char* wait_policy, const char* spin_count,
-                                                  const LoadFigures& load);
+// The variable to set, given the user's OMP_WAIT_POLICY and GOMP_SPINCOUNT (nullptr: unset):
+// GOMP_SPINCOUNT=kBriefSpinCount, or none when the user set either (an empty value counts as
+// set: the user asked for libgomp's default).
+std::optional<EnvSetting> choose_omp_wait_setting(const char* wait_policy, const char* spin_count);
 
-// This machine's figures (from /proc).
-LoadFigures read_load_figures();
-
-// Applies choose_omp_wait_setting with this process's environment and the machine's load;
-// returns the setting it applied. Takes effect only when it runs before libgomp is loaded.
-std::optional<EnvSetting> apply_omp_wait_policy_for_load();
+// Applies choose_omp_wait_setting to this process's environment; returns the setting it
+// applied. Takes effect only when it runs before libgomp is loaded.
+std::optional<EnvSetting> apply_omp_wait_setting();
 
 }  // namespace cpu
 }  // namespace pyflame_rt

@@ -2,9 +2,9 @@
 //
 // Every oneDNN primitive (convolutions, reorders, pooling, matmul) forks all the run's threads,
 // however small its problem. A fork and its join cost microseconds when the second thread is
-// spinning, and tens when it sleeps (the passive wait policy chosen on a loaded machine,
-// omp_wait_policy.h) or was descheduled: more than a 1x1 convolution on a 1x1 squeeze-excite
-// tensor, a GRU's transposes or a pooling of a few thousand values compute. Such steps run on
+// spinning, and tens when it sleeps (after its brief spin, omp_wait_policy.h, or under a
+// passive wait policy the user chose) or was descheduled: more than a 1x1 convolution on a 1x1
+// squeeze-excite tensor, a GRU's transposes or a pooling of a few thousand values compute. Such steps run on
 // the calling thread alone; oneDNN sizes a primitive for the threads of the thread that creates
 // it (conv and matmul plans are built on their first run), so a step keeps the same team size
 // from plan to execution as long as its shapes do.
@@ -33,7 +33,7 @@ StepWork step_work_of(const std::string& op_type);
 constexpr int64_t kSerialMacs = int64_t{1} << 18;
 constexpr int64_t kSerialElements = int64_t{1} << 15;
 // Both limits times this when idle workers block instead of spinning (OMP_WAIT_POLICY=passive,
-// chosen on a loaded machine, omp_wait_policy.h): waking a blocked worker and joining it costs
+// which the user may choose, omp_wait_policy.h): waking a blocked worker and joining it costs
 // 4-15 us (a spinning one ~1 us), more than splitting a Mul, a reduction or a BatchNorm over
 // 2^15-2^17 floats saves.
 constexpr int64_t kBlockingWorkersScale = 4;
