@@ -2,7 +2,13 @@
 // a QDQ model carry): one oneDNN reorder with a scale and zero points, which converts any
 // layout (blocked f32 from the convolutions, nhwc u8 from the int8 ones) in one pass. Per-axis
 // parameters (weights: folded at compile time anyway) and int8 activations take the reference
-// kernel. ONNX rounds half to even; so does the reorder (the default rounding mode).
+// kernel. DequantizeLinear is the reorder's (x - zp) * scale exactly. QuantizeLinear is our own
+// loop, saturate(round_half_even(x / scale) + zp) as ONNX and the reference define it: the
+// reorder multiplies by 1/scale and adds the zero point before it rounds, so a tie with an odd
+// zero point came out one higher (x / scale = -1.5, zp 3: 2 instead of 1; kernel_run, stop 22).
+// A value in a native layout is first reordered, unscaled, into the output's layout as f32.
+#include <cmath>
+
 #include "devices/cpu/int8_ops.h"
 
 namespace pyflame_rt {
@@ -23,6 +29,20 @@ memory::desc retyped(const memory::desc& d, memory::data_type dt) {
   }
   if (dims.size() == 4) return memory::desc(dims, dt, memory::format_tag::nhwc);
   return memory::desc(dims, dt, plain_tag(dims.size()));
+}
+
+// ONNX's QuantizeLinear of one value to uint8 (the reference's quantize_values in float32).
+inline uint8_t quantize_u8(float x, float scale, float zp) {
+  const float q = std::nearbyint(x / scale) + zp;  // an integer plus one: exact below 2^24, saturated above
+  if (!(q > 0.f)) return 0;  // NaN too
+  if (q >= 255.f) return 255;
+  return static_cast<uint8_t>(q);
+}
+
+void quantize_u8(const float* x, uint8_t* y, int64_t n, float scale, int32_t zp) {
+  const float z = static_cast<float>(zp);
+#pragma omp parallel for simd schedule(static) if (n >= (int64_t{1} << 16))
+  for (int64_t i = 0; i < n; ++i) y[i] = quantize_u8(x[i], scale, z);
 }
 
 memory::data_type dnnl_type(DType t) {
@@ -54,17 +74,8 @@ class QdqOp : public NativeOp {
     if (src.get_desc().data_type() != in_type || dims.empty()) return run_reference(node_, opset_, inputs, outputs);
     memory::desc dst_md = retyped(src.get_desc(), quantize_ ? qtype_ : memory::data_type::f32);
     CpuValue out = CpuValue::allocate_native(dst_md, dims);
-    auto prim = prims_.get_or_build({src.get_desc(), dst_md}, [&]() -> Expected<std::shared_ptr<dnnl::reorder>> {
-      dnnl::primitive_attr attr;
-      attr.set_output_scales(0, {quantize_ ? 1.f / scale_ : scale_});
-      attr.set_zero_points(quantize_ ? DNNL_ARG_DST : DNNL_ARG_SRC, 0, {zp_});
-      try {
-        return std::make_shared<dnnl::reorder>(
-            dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(), dst_md, attr));
-      } catch (const dnnl::error& e) {
-        return runtime_error("oneDNN has no reorder for it: ", e.what());  // not cached: retried
-      }
-    });
+    if (quantize_) return quantize(src, x->has_native, out, outputs);
+    auto prim = reorder_to(src.get_desc(), dst_md, /*scaled=*/true);
     if (!prim.ok()) return run_reference(node_, opset_, inputs, outputs);
     (*prim)->execute(thread_stream(), src, out.native);
     thread_stream().wait();
@@ -73,6 +84,45 @@ class QdqOp : public NativeOp {
   }
 
  private:
+  // f32 `src` into the uint8 `out`: element by element when src is already in out's layout
+  // (plain), else through an f32 copy in that layout (the same element order as out's).
+  Status quantize(const memory& src, bool native, CpuValue& out, std::vector<CpuValue>& outputs) {
+    const memory::desc& dst_md = out.native.get_desc();
+    const int64_t n = static_cast<int64_t>(dst_md.get_size());  // u8: bytes are elements, gaps included
+    auto* y = static_cast<uint8_t*>(out.native.get_data_handle());
+    if (!native) {
+      quantize_u8(static_cast<const float*>(src.get_data_handle()), y, n, scale_, zp_);
+    } else {
+      const memory::desc f32_md = retyped(dst_md, memory::data_type::f32);
+      auto prim = reorder_to(src.get_desc(), f32_md, /*scaled=*/false);
+      if (!prim.ok()) return prim.status();
+      memory from = src, staged(f32_md, engine());
+      (*prim)->execute(thread_stream(), from, staged);
+      thread_stream().wait();
+      quantize_u8(static_cast<const float*>(staged.get_data_handle()), y, n, scale_, zp_);
+    }
+    outputs[0] = std::move(out);
+    return Status::OK();
+  }
+
+  // The reorder from `from` to `to`, with DequantizeLinear's scale and zero point when `scaled`.
+  Expected<std::shared_ptr<const dnnl::reorder>> reorder_to(const memory::desc& from, const memory::desc& to,
+                                                           bool scaled) {
+    return prims_.get_or_build({from, to}, [&]() -> Expected<std::shared_ptr<dnnl::reorder>> {
+      dnnl::primitive_attr attr;
+      if (scaled) {
+        attr.set_output_scales(0, {scale_});
+        attr.set_zero_points(DNNL_ARG_SRC, 0, {zp_});
+      }
+      try {
+        return std::make_shared<dnnl::reorder>(
+            dnnl::reorder::primitive_desc(engine(), from, engine(), to, attr));
+      } catch (const dnnl::error& e) {
+        return runtime_error("oneDNN has no reorder for it: ", e.what());  // not cached: retried
+      }
+    });
+  }
+
   Node node_;
   int64_t opset_;
   bool quantize_;

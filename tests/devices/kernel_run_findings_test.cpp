@@ -1127,3 +1127,51 @@ TEST(KernelRunFindingsTest, RoiAlignOfAnEmptyPlaneIsANamedError) {
 }
 
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// QuantizeLinear rounds x / scale half to even and then adds the zero point: oneDNN's reorder
+// (the CPU device's kernel until stop 22) added it first, so with an odd zero point every tie
+// came out one higher (-0.375 / 0.25 = -1.5, zp 3: 2 instead of 1). Ties both ways, saturation
+// and NaN, on a plain input and on a convolution's output (a native layout).
+TEST(KernelRunFindingsTest, QuantizeLinearRoundsBeforeItAddsTheZeroPoint) {
+  const std::vector<float> x = {-0.375f, -0.125f, 0.125f, 0.375f, 0.625f, -3.f, 100.f, std::nanf(""),
+                                0.874f, 1.125f, -0.625f, 63.625f, -63.875f, 0.f, 2.375f, -2.375f};
+  const std::vector<uint8_t> want = {1, 3, 3, 5, 5, 0, 255, 0, 6, 7, 1, 255, 0, 3, 13, 0};
+  auto with_params = [](OneNode m) {
+    m.g.initializers["s"] = Tensor::from_vector<float>({}, {0.25f});
+    m.g.initializers["z"] = Tensor::from_vector<uint8_t>({}, {3});
+    m.g.nodes.back().inputs.insert(m.g.nodes.back().inputs.end(), {"s", "z"});
+    return m;
+  };
+  const OneNode plain = with_params(one_node("QuantizeLinear", {Tensor::from_vector<float>({2, 8}, x)}, 1));
+  // The same values through a depthwise 1x1 convolution that copies its 16 channels (each on
+  // its own: a NaN stays in its channel): its output is in oneDNN's blocked layout, reordered
+  // to f32 before the quantization.
+  OneNode conv = with_params(one_node("QuantizeLinear", {Tensor::from_vector<float>({1, 16, 1, 1}, x)}, 1));
+  conv.g.initializers["w"] = Tensor::from_vector<float>({16, 1, 1, 1}, std::vector<float>(16, 1.f));
+  Node copy;
+  copy.op_type = "Conv";
+  copy.name = "copy";
+  copy.attributes["group"] = Attribute::make_int(16);
+  copy.inputs = {"in0", "w"};
+  copy.outputs = {"copied"};
+  conv.g.nodes.back().inputs[0] = "copied";
+  conv.g.nodes.insert(conv.g.nodes.begin(), copy);
+  for (const OneNode* m : std::vector<const OneNode*>{&plain, &conv}) {
+    for (auto& device : both_devices()) {
+      auto out = run_on(*device, *m);
+      ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+      const Tensor& y = (*out)[0].tensor;
+      ASSERT_EQ(y.dtype(), DType::kUInt8);
+      ASSERT_EQ(y.numel(), 16);
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(y.data<uint8_t>()[i], want[i]) << device->name() << (m == &conv ? " after the conv" : "") << ": x = " << x[i];
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
