@@ -22,7 +22,34 @@ std::optional<SchedReading> parse_schedstat(const std::string& text) {
   return r;
 }
 
-bool ContentionMonitor::update(std::chrono::steady_clock::time_point now, const SchedReading& reading) {
+std::optional<SystemCpuReading> parse_proc_stat_cpu(const std::string& text) {
+  if (text.compare(0, 4, "cpu ") != 0) return std::nullopt;
+  const char* p = text.c_str() + 4;
+  SystemCpuReading r;
+  for (int field = 0; field < 8; ++field) {  // user nice system idle iowait irq softirq steal
+    char* end = nullptr;
+    const uint64_t v = std::strtoull(p, &end, 10);
+    if (end == p) return field >= 4 ? std::optional<SystemCpuReading>(r) : std::nullopt;  // old kernels: fewer
+    if (field == 1) r.nice_ticks = v;
+    r.total_ticks += v;
+    p = end;
+  }
+  return r;
+}
+
+void ContentionMonitor::take_system(const SystemCpuReading& system) {
+  if (has_last_system_ && system.total_ticks >= last_system_.total_ticks &&
+      system.nice_ticks >= last_system_.nice_ticks) {
+    niced_ticks_ = kNicedDecay * niced_ticks_ + static_cast<double>(system.nice_ticks - last_system_.nice_ticks);
+    niced_total_ = kNicedDecay * niced_total_ + static_cast<double>(system.total_ticks - last_system_.total_ticks);
+  }
+  has_last_system_ = true;
+  last_system_ = system;
+}
+
+bool ContentionMonitor::update(std::chrono::steady_clock::time_point now, const SchedReading& reading,
+                               const std::optional<SystemCpuReading>& system) {
+  if (system) take_system(*system);
   if (!has_last_ || reading.cpu_ns < last_.cpu_ns || reading.wait_ns < last_.wait_ns) {
     has_last_ = true;  // the first reading (or a thread's counters that went back) starts over
     last_ = reading;
@@ -33,7 +60,7 @@ bool ContentionMonitor::update(std::chrono::steady_clock::time_point now, const 
   last_ = reading;
   const double share = static_cast<double>(wait) / static_cast<double>(cpu + wait);
   share_ = 0.5 * share_ + 0.5 * share;
-  if (!contended_ && share_ >= kContendedShare) {
+  if (!contended_ && share_ >= kContendedShare && niced_share() < kNicedShareLimit) {
     contended_ = true;
     contended_since_ = now;
   } else if (contended_ && now - contended_since_ >= kContendedHold) {
@@ -56,15 +83,26 @@ std::atomic<bool>& adaptation_flag() {
   return on;
 }
 
-std::optional<SchedReading> read_own_schedstat() {
-  int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+// The start of a small /proc file (nullopt when it cannot be read).
+std::optional<std::string> read_proc_start(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
-  char buf[96];
+  char buf[256];
   ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
   ::close(fd);
   if (n <= 0) return std::nullopt;
-  buf[n] = '\0';
-  return parse_schedstat(buf);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::optional<SchedReading> read_own_schedstat() {
+  auto text = read_proc_start("/proc/thread-self/schedstat");
+  return text ? parse_schedstat(*text) : std::nullopt;
+}
+
+// /proc/stat's first line (the kernel formats the whole file: ~12 us, once per window).
+std::optional<SystemCpuReading> read_system_cpu() {
+  auto text = read_proc_start("/proc/stat");
+  return text ? parse_proc_stat_cpu(*text) : std::nullopt;
 }
 
 struct ThreadState {
@@ -87,7 +125,7 @@ int uncontended_threads(int threads) {
       state.unreadable = true;
       return threads;
     }
-    state.monitor.update(now, *reading);
+    state.monitor.update(now, *reading, read_system_cpu());
   }
   if (!state.monitor.contended()) return threads;
   g_contended_runs.fetch_add(1, std::memory_order_relaxed);

@@ -18,7 +18,9 @@
 // kContentionWindow of wall time (one open/read/close of that small file per window, nothing
 // on the runs between).
 // Sleeping (between requests, at a barrier under the passive wait policy) is not runnable
-// time, so an idle server or a quiet machine reads ~0. Once contended, a thread stays so for
+// time, so an idle server or a quiet machine reads ~0. Waiting beside niced work does not
+// count (kNicedShareLimit, from /proc/stat read in the same windows): it gives the core back
+// at once, and shrinking the team there only made runs slower. Once contended, a thread stays so for
 // at least kContendedHold, then tries its full team again (a shrunk team does not show
 // whether the full one would still wait). PFRT_ADAPT_THREADS=0 turns the adaptation off.
 #pragma once
@@ -36,9 +38,21 @@ constexpr std::chrono::milliseconds kContendedHold{1000};
 // A window counts only when the thread was runnable for at least this long in it.
 constexpr uint64_t kMinRunnableNs = 2'000'000;
 // Run-queue share (halved at every window, plus half the window's own) at which the cores
-// count as contended: on a quiet machine it is a fraction of a percent (wake-up latency);
-// beside two busy processes on two cores a third or more.
-constexpr double kContendedShare = 0.2;
+// count as contended. MobileNetV2 at 2 threads, 20 ms windows (Zen 5, 2 cores): quiet, 0% at
+// the median and 0.9% at p99; beside two busy processes 48% at the median; beside two nice-19
+// ones (which yield at once, and ONNX Runtime's spinning pool barely notices) 0% at the
+// median, 17% at p90, 24% at most. At 0.2 those windows shrank runs for no gain (MobileNetV2
+// 4.7 ms against 3.6 without the adaptation).
+constexpr double kContendedShare = 0.3;
+// Share of all cores' time taken by niced processes (smoothed over ~0.4 s) from which waiting
+// for a core does not count: niced work yields a core as soon as we want it back, and a team
+// split beside it keeps its pace (two nice-19 processes on the 2 cores: MobileNetV2 at 2
+// threads 3.5 ms with the full team, as ONNX Runtime, 4.7 shrunk), yet the calling thread
+// waited >= 30% (smoothed) in a quarter of its 20 ms windows. Niced processes took 16-21% of
+// the cores there; beside two busy ones at nice 0, 0.0%.
+constexpr double kNicedShareLimit = 0.05;
+// Weight of the past in the niced share at each window (0.95: ~20 windows, 0.4 s).
+constexpr double kNicedDecay = 0.95;
 
 // One reading of a thread's scheduler statistics (nanoseconds since the thread started).
 struct SchedReading {
@@ -49,18 +63,39 @@ struct SchedReading {
 // "cpu_ns wait_ns timeslices" as /proc/*/schedstat gives it; nullopt when it is not that.
 std::optional<SchedReading> parse_schedstat(const std::string& text);
 
+// The machine's CPU time (clock ticks since boot, all cores) from /proc/stat's first line:
+// what niced processes ran, and the total (user, nice, system, idle, iowait, irq, softirq,
+// steal).
+struct SystemCpuReading {
+  uint64_t nice_ticks = 0;
+  uint64_t total_ticks = 0;
+};
+
+// The "cpu  user nice system idle iowait irq softirq steal ..." line; nullopt when the text
+// does not start with one.
+std::optional<SystemCpuReading> parse_proc_stat_cpu(const std::string& text);
+
 // The decision from successive readings of one thread (no I/O: tests feed it readings).
 class ContentionMonitor {
  public:
-  // Takes a reading made at `now`; returns whether the cores count as contended.
-  bool update(std::chrono::steady_clock::time_point now, const SchedReading& reading);
+  // Takes a reading made at `now` (and the machine's, when it could be read); returns whether
+  // the cores count as contended.
+  bool update(std::chrono::steady_clock::time_point now, const SchedReading& reading,
+              const std::optional<SystemCpuReading>& system = std::nullopt);
   bool contended() const { return contended_; }
   double smoothed_share() const { return share_; }
+  // Niced processes' share of all cores' time, smoothed (0 until two system readings).
+  double niced_share() const { return niced_total_ > 0 ? niced_ticks_ / niced_total_ : 0; }
 
  private:
+  void take_system(const SystemCpuReading& system);
+
   bool has_last_ = false;
   SchedReading last_;
   double share_ = 0;
+  bool has_last_system_ = false;
+  SystemCpuReading last_system_;
+  double niced_ticks_ = 0, niced_total_ = 0;
   bool contended_ = false;
   std::chrono::steady_clock::time_point contended_since_;
 };

@@ -33,6 +33,16 @@ TEST(CoreContentionTest, ParsesSchedstat) {
   EXPECT_FALSE(parse_schedstat("abc 1 2").has_value());
 }
 
+TEST(CoreContentionTest, ParsesProcStatsCpuLine) {
+  auto r = parse_proc_stat_cpu("cpu  100 20 30 400 5 0 6 7 0 0\ncpu0 50 10 15 200 2 0 3 3 0 0\n");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->nice_ticks, 20u);
+  EXPECT_EQ(r->total_ticks, 568u);
+  EXPECT_FALSE(parse_proc_stat_cpu("cpu0 1 2 3 4 5 6 7 8").has_value());
+  EXPECT_FALSE(parse_proc_stat_cpu("intr 1 2").has_value());
+  EXPECT_FALSE(parse_proc_stat_cpu("cpu  1 2").has_value());
+}
+
 // Readings of a thread that ran `cpu_ms` and waited `wait_ms` in each 20 ms window.
 struct Feeder {
   ContentionMonitor monitor;
@@ -55,8 +65,8 @@ TEST(CoreContentionTest, AQuietThreadIsNeverContended) {
 TEST(CoreContentionTest, WaitingForACoreShrinksTheTeamUntilTheHoldEnds) {
   Feeder f;
   f.window(20, 0);  // the first reading only sets the base
-  EXPECT_FALSE(f.window(13, 7)) << "one window at 35% smooths to 17.5%, under 20%";
-  EXPECT_TRUE(f.window(13, 7)) << "two in a row: contended";
+  EXPECT_FALSE(f.window(12, 8)) << "one window at 40% smooths to 20%, under 30%";
+  EXPECT_TRUE(f.window(12, 8)) << "two in a row: 30%, contended";
   // Held for kContendedHold even when the shrunk team no longer waits...
   int windows_held = 1;
   while (f.window(20, 0)) ++windows_held;
@@ -64,11 +74,49 @@ TEST(CoreContentionTest, WaitingForACoreShrinksTheTeamUntilTheHoldEnds) {
   // ...then the full team again, and a window of waiting shrinks it at once if the load stayed.
   Feeder g;
   g.window(20, 0);
-  g.window(13, 7);
-  ASSERT_TRUE(g.window(13, 7));
-  while (g.window(13, 7)) {
+  g.window(12, 8);
+  ASSERT_TRUE(g.window(12, 8));
+  while (g.window(12, 8)) {
   }
-  EXPECT_TRUE(g.window(13, 7)) << "the smoothed share is kept across the hold";
+  EXPECT_TRUE(g.window(12, 8)) << "the smoothed share is kept across the hold";
+}
+
+// Two cores for 20 ms are 4 ticks of 10 ms; `niced` of them ran niced processes.
+struct SystemFeeder {
+  Feeder f;
+  SystemCpuReading system;
+  bool window(double cpu_ms, double wait_ms, uint64_t niced) {
+    system.nice_ticks += niced;
+    system.total_ticks += 4;
+    f.now += kContentionWindow;
+    f.total.cpu_ns += static_cast<uint64_t>(cpu_ms * 1e6);
+    f.total.wait_ns += static_cast<uint64_t>(wait_ms * 1e6);
+    return f.monitor.update(f.now, f.total, system);
+  }
+};
+
+TEST(CoreContentionTest, WaitingBesideNicedWorkDoesNotShrinkTheTeam) {
+  SystemFeeder s;
+  s.window(20, 0, 1);
+  for (int i = 0; i <= 100; ++i) {  // ends on a window with a niced tick
+    EXPECT_FALSE(s.window(10, 10, i % 4 == 0 ? 1 : 0)) << "window " << i << ": niced work took ~6% of the cores";
+  }
+  EXPECT_GT(s.f.monitor.smoothed_share(), kContendedShare);
+  EXPECT_GT(s.f.monitor.niced_share(), kNicedShareLimit);
+  // The niced work stops and the waiting goes on (other work at nice 0): contended once the
+  // niced share has decayed under the limit.
+  int windows = 0;
+  while (!s.window(10, 10, 0)) ASSERT_LT(++windows, 100);
+  EXPECT_LT(s.f.monitor.niced_share(), kNicedShareLimit);
+  EXPECT_GE(windows, 3) << "the niced share decays over windows, not at once";
+}
+
+TEST(CoreContentionTest, WithoutNicedWorkTheSystemReadingChangesNothing) {
+  SystemFeeder s;
+  s.window(20, 0, 0);
+  EXPECT_FALSE(s.window(12, 8, 0));
+  EXPECT_TRUE(s.window(12, 8, 0));
+  EXPECT_DOUBLE_EQ(s.f.monitor.niced_share(), 0.0);
 }
 
 TEST(CoreContentionTest, WindowsSpentMostlyAsleepAddUpUntilThereIsEnoughToJudge) {
@@ -77,7 +125,7 @@ TEST(CoreContentionTest, WindowsSpentMostlyAsleepAddUpUntilThereIsEnoughToJudge)
   EXPECT_FALSE(f.window(0.5, 1.0)) << "1.5 ms runnable: too little to judge";
   EXPECT_FALSE(f.window(0.2, 0.1)) << "1.8 ms runnable since the last judged window: still too little";
   EXPECT_DOUBLE_EQ(f.monitor.smoothed_share(), 0.0);
-  EXPECT_TRUE(f.window(0.3, 0.0)) << "2.1 ms runnable, 1.1 of it waiting: 52%, smoothed 26%";
+  EXPECT_TRUE(f.window(0.3, 0.5)) << "2.6 ms runnable, 1.6 of it waiting: 62%, smoothed 31%";
 }
 
 TEST(CoreContentionTest, TurnedOffItNeverShrinks) {
