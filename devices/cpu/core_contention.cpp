@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -61,12 +62,18 @@ bool ContentionMonitor::update(std::chrono::steady_clock::time_point now, const 
   const double share = static_cast<double>(wait) / static_cast<double>(cpu + wait);
   share_ = 0.5 * share_ + 0.5 * share;
   if (!contended_ && share_ >= kContendedShare && niced_share() < kNicedShareLimit) {
+    if (trying_full_team_) hold_ = std::min(2 * hold_, kMaxContendedHold);  // the load lasts
     contended_ = true;
+    trying_full_team_ = false;
     contended_since_ = now;
-  } else if (contended_ && now - contended_since_ >= kContendedHold) {
+  } else if (!contended_ && trying_full_team_) {
+    trying_full_team_ = false;  // the full team did not wait: the load is gone
+    hold_ = kContendedHold;
+  } else if (contended_ && now - contended_since_ >= hold_) {
     // The full team again: a shrunk team does not show whether the full one would still
     // wait. The smoothed share is kept, so one more window of waiting shrinks it at once.
     contended_ = false;
+    trying_full_team_ = true;
   }
   return contended_;
 }

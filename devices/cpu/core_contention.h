@@ -22,7 +22,8 @@
 // count (kNicedShareLimit, from /proc/stat read in the same windows): it gives the core back
 // at once, and shrinking the team there only made runs slower. Once contended, a thread stays so for
 // at least kContendedHold, then tries its full team again (a shrunk team does not show
-// whether the full one would still wait). PFRT_ADAPT_THREADS=0 turns the adaptation off.
+// whether the full one would still wait); a trial that still waits doubles the hold (up to
+// kMaxContendedHold), one that does not resets it. PFRT_ADAPT_THREADS=0 turns the adaptation off.
 #pragma once
 
 #include <chrono>
@@ -35,6 +36,11 @@ namespace cpu {
 
 constexpr std::chrono::milliseconds kContentionWindow{20};
 constexpr std::chrono::milliseconds kContendedHold{1000};
+// Each hold that ends in a window still contended doubles the next, up to this: under a
+// lasting load the full team's trial runs (a window's worth each time; several times slower
+// for a short model) would otherwise be ~2% of its runs and its p99 (audio_tdnn at 2 threads
+// beside two busy processes: p99 4.8x ONNX Runtime's with a 1 s hold every time).
+constexpr std::chrono::milliseconds kMaxContendedHold{8000};
 // A window counts only when the thread was runnable for at least this long in it.
 constexpr uint64_t kMinRunnableNs = 2'000'000;
 // Run-queue share (halved at every window, plus half the window's own) at which the cores
@@ -84,6 +90,7 @@ class ContentionMonitor {
               const std::optional<SystemCpuReading>& system = std::nullopt);
   bool contended() const { return contended_; }
   double smoothed_share() const { return share_; }
+  std::chrono::milliseconds hold() const { return hold_; }
   // Niced processes' share of all cores' time, smoothed (0 until two system readings).
   double niced_share() const { return niced_total_ > 0 ? niced_ticks_ / niced_total_ : 0; }
 
@@ -97,6 +104,8 @@ class ContentionMonitor {
   SystemCpuReading last_system_;
   double niced_ticks_ = 0, niced_total_ = 0;
   bool contended_ = false;
+  bool trying_full_team_ = false;  // a hold has just ended: the next judged window decides
+  std::chrono::milliseconds hold_ = kContendedHold;
   std::chrono::steady_clock::time_point contended_since_;
 };
 

@@ -119,6 +119,28 @@ TEST(CoreContentionTest, WithoutNicedWorkTheSystemReadingChangesNothing) {
   EXPECT_DOUBLE_EQ(s.f.monitor.niced_share(), 0.0);
 }
 
+TEST(CoreContentionTest, ALastingLoadDoublesTheHoldAndAQuietTrialResetsIt) {
+  Feeder f;
+  f.window(20, 0);
+  f.window(12, 8);
+  ASSERT_TRUE(f.window(12, 8));
+  std::vector<std::chrono::milliseconds> holds;
+  for (int trial = 0; trial < 6; ++trial) {
+    int windows = 1;
+    while (f.window(12, 8)) ++windows;  // held; then the full team's trial window...
+    holds.push_back(windows * kContentionWindow);
+    ASSERT_TRUE(f.window(12, 8)) << "...still waits: shrunk again at once";
+  }
+  EXPECT_EQ(holds, (std::vector<std::chrono::milliseconds>{kContendedHold, 2 * kContendedHold, 4 * kContendedHold,
+                                                           kMaxContendedHold, kMaxContendedHold, kMaxContendedHold}));
+  while (f.window(12, 8)) {
+  }
+  // The trial runs quiet: the load is gone, and a later load starts from the shortest hold.
+  while (f.monitor.smoothed_share() >= kContendedShare) ASSERT_FALSE(f.window(20, 0));
+  EXPECT_FALSE(f.window(20, 0));
+  EXPECT_EQ(f.monitor.hold(), kContendedHold);
+}
+
 TEST(CoreContentionTest, WindowsSpentMostlyAsleepAddUpUntilThereIsEnoughToJudge) {
   Feeder f;
   f.window(20, 0);
