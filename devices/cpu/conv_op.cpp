@@ -310,6 +310,15 @@ class ConvOp : public NativeOp {
       pad_r[d] = pe;
       dnnl_dil[d] = dil[d] - 1;  // oneDNN counts the gaps, ONNX the step
     }
+    // The whole output's element count fits int64, so every product of its dims below does
+    // (kernel_run stop 22: pads near 2^63 gave an output row of 9.0e18, and the plan's
+    // out[2] * out[3] overflowed before any allocation could refuse it).
+    CheckedInt64 out_elements = 1;
+    for (int64_t d : out) out_elements *= d;
+    if (out_elements.overflowed()) {
+      return node_.error(StatusCode::kInvalidArgument, "the output shape ", dims_to_string(out),
+                         " has more elements than int64 holds");
+    }
     // Taps that read only padding for every output (a dilation as large as the input, as in
     // DeepLabV3's ASPP at 14x14) are dropped: oneDNN has no jit kernel for such a shape and its
     // reference kernel took 20 s; the rest is an equal, smaller convolution.

@@ -1175,3 +1175,29 @@ TEST(KernelRunFindingsTest, QuantizeLinearRoundsBeforeItAddsTheZeroPoint) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A convolution whose padding makes an output row of 2^62 + 1: the CPU device's plan multiplied
+// the output's height and width (UBSan: signed overflow) before any allocation could refuse
+// it. Both devices refuse the run with an error naming the node.
+TEST(KernelRunFindingsTest, ConvWhoseOutputPassesInt64IsANamedError) {
+  OneNode m = one_node("Conv", {Tensor::from_vector<float>({1, 3, 3, 3}, std::vector<float>(27, 1.f))}, 1);
+  m.g.initializers["w"] = Tensor::from_vector<float>({3, 3, 3, 3}, std::vector<float>(81, 0.5f));
+  m.g.nodes.back().inputs.push_back("w");
+  m.g.nodes.back().attributes["pads"] = Attribute::make_ints({0, 0, int64_t{1} << 62, 3});
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_FALSE(out.ok()) << device->name();
+    const std::string error = out.status().to_string();
+    EXPECT_NE(error.find("fuzzed"), std::string::npos) << error;
+    // The CPU device says why before it plans (the reference runs out of its memory budget).
+    if (device->name() == "cpu") {
+      EXPECT_NE(error.find("[1,3,4611686018427387905,4] has more elements than int64 holds"), std::string::npos) << error;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
