@@ -60,8 +60,8 @@ class ConvOp : public NativeOp {
   ConvOp(const Node& node, int64_t opset, Tensor weights, Tensor bias)
       : node_(node), opset_(opset), weights_(std::move(weights)), bias_(std::move(bias)) {
     fused_ = node.domain == "pyflame_rt";
-    activation_ = node.attr_string("activation", "");
-    activation_params_ = node.attr_floats("activation_params");
+    activation_ = fused_activation(node);
+    activation_params_ = fused_activation_params(node);
     src_layout_ = node.attr_string("pyflame_rt_src_layout", "");
     dst_layout_ = node.attr_string("pyflame_rt_dst_layout", "");
     silu_after_ = activation_ == "SiLU" && !silu_as_post_op();
@@ -851,8 +851,8 @@ std::unique_ptr<NativeOp> make_conv_op(const Node& node, int64_t opset, const Gr
     Dims k(w->second.dims().begin() + 2, w->second.dims().end());
     if (node.attr_ints("kernel_shape") != k) return nullptr;
   }
-  std::string act = node.attr_string("activation", "");
-  std::vector<float> params = node.attr_floats("activation_params");
+  std::string act = fused_activation(node);
+  std::vector<float> params = fused_activation_params(node);
   dnnl::post_ops probe;
   if (act == "PRelu") {
     if (params.size() != 1 && static_cast<int64_t>(params.size()) != w->second.dim(0)) return nullptr;

@@ -162,7 +162,7 @@ class FusedConcatOp : public NativeOp {
  public:
   FusedConcatOp(const Node& node, int64_t opset)
       : node_(node), opset_(opset), scale_(node.attr_floats("scale")), shift_(node.attr_floats("shift")),
-        relu_(node.attr_string("activation", "") == "Relu") {}
+        relu_(fused_activation(node) == "Relu") {}
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
     if (inputs.empty()) return run_reference(node_, opset_, inputs, outputs);
@@ -433,7 +433,7 @@ class SqueezeOp : public NativeOp {
 std::unique_ptr<NativeOp> make_copy_op(const Node& node, int64_t opset, const Graph&) {
   if (node.op_type == "Concat") return std::make_unique<ConcatOp>(node, opset);
   if (node.op_type == "FusedConcat") {
-    const std::string act = node.attr_string("activation", "");
+    const std::string act = fused_activation(node);
     if (node.attr_int("axis", 1) != 1 || (!act.empty() && act != "Relu")) return nullptr;
     return std::make_unique<FusedConcatOp>(node, opset);
   }

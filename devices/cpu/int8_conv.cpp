@@ -37,7 +37,7 @@ class QLinearConvOp : public NativeOp {
       : node_(node), opset_(opset), weights_(std::move(w)), bias_(std::move(bias)), scales_(std::move(scales)),
         x_zp_(x_zp), y_zp_(y_zp) {
     residual_ = node.domain == "pyflame_rt";  // pyflame_rt.QLinearConvAdd (qdq_residual_fusion.h)
-    relu_ = node.attr_string("activation", "") == "Relu";
+    relu_ = fused_activation(node) == "Relu";
   }
 
   // The residual's quantization (z_scale / y_scale, z zero point) for the sum post-op.

@@ -307,7 +307,7 @@ std::unique_ptr<NativeOp> make_int8_matmul_op(const Node& node, int64_t opset, c
         spec.bias.data<float>()[c] = static_cast<float>(b->data<float>()[c] / acc_scale);
       }
     }
-    spec.relu = node.attr_string("activation", "") == "Relu";
+    spec.relu = fused_activation(node) == "Relu";
   }
   spec.weights = *w;
   if (!has_vnni()) {

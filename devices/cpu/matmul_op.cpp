@@ -28,8 +28,8 @@ class MatMulOp : public NativeOp {
   // `weights_transposed` when it is stored [N,K] (Gemm transB); `bias` is [N] or undefined.
   MatMulOp(const Node& node, int64_t opset, Tensor weights, bool weights_transposed, Tensor bias)
       : node_(node), opset_(opset), weights_(std::move(weights)), transposed_(weights_transposed), bias_(std::move(bias)) {
-    activation_ = node.attr_string("activation", "");
-    activation_params_ = node.attr_floats("activation_params");
+    activation_ = fused_activation(node);
+    activation_params_ = fused_activation_params(node);
     small_act_ = small_activation_of(activation_);
     small_weights_ = weights_.defined() && weights_.dtype() == DType::kFloat32 && weights_.rank() == 2 &&
                      weights_.numel() <= kSmallProduct && (activation_.empty() || small_act_ != SmallActivation::kNone);
@@ -346,8 +346,8 @@ std::unique_ptr<NativeOp> make_matmul_op(const Node& node, int64_t opset, const 
   const Tensor* w = weight_initializer(graph, node.inputs[1]);
   if (node.op_type == "FusedMatMul") {
     // Constant [K,N] weights, optional constant bias over N, optional activation post-op.
-    std::string act = node.attr_string("activation", "");
-    std::vector<float> params = node.attr_floats("activation_params");
+    std::string act = fused_activation(node);
+    std::vector<float> params = fused_activation_params(node);
     dnnl::post_ops probe;
     if (!w || w->rank() != 2) return nullptr;
     if (act == "PRelu") {

@@ -20,6 +20,18 @@
 namespace pyflame_rt {
 namespace cpu {
 
+// The activation (and its parameters) a pyflame_rt fused op carries (FusedConv, FusedMatMul,
+// FusedConcat, QLinearConvAdd, ...; our passes put them only there); none for an ONNX op,
+// whose attributes are its schema's: a stray "activation" on a model's MatMul or Conv changes
+// nothing, as on the reference device (kernel_run, stop 22: a MatMul with activation =
+// LeakyRelu scaled its negative products by 0.01 on the CPU device alone).
+inline std::string fused_activation(const Node& node) {
+  return node.domain == "pyflame_rt" ? node.attr_string("activation", "") : std::string();
+}
+inline std::vector<float> fused_activation_params(const Node& node) {
+  return node.domain == "pyflame_rt" ? node.attr_floats("activation_params") : std::vector<float>();
+}
+
 class NativeOp {
  public:
   virtual ~NativeOp() = default;

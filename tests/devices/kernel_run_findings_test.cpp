@@ -1201,3 +1201,34 @@ TEST(KernelRunFindingsTest, ConvWhoseOutputPassesInt64IsANamedError) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// The fused ops' "activation" on an ONNX MatMul or Conv is no attribute of theirs: ignored on
+// both devices (the CPU device applied it: 0.25 x -8.75 with activation LeakyRelu came out
+// -0.021875 instead of -2.1875).
+TEST(KernelRunFindingsTest, AnOnnxOpIgnoresTheFusedOpsActivation) {
+  OneNode mm = one_node("MatMul", {Tensor::from_vector<float>({1, 1}, {0.25f})}, 1, 1);
+  mm.g.initializers["w"] = Tensor::from_vector<float>({1, 1}, {-8.75f});
+  mm.g.nodes.back().inputs.push_back("w");
+  OneNode conv = one_node("Conv", {Tensor::from_vector<float>({1, 2, 1, 1}, {0.25f, -0.5f})}, 1);
+  conv.g.initializers["w"] = Tensor::from_vector<float>({2, 2, 1, 1}, {-8.75f, 0.f, 0.f, 3.f});
+  conv.g.nodes.back().inputs.push_back("w");
+  for (OneNode* m : std::vector<OneNode*>{&mm, &conv}) {
+    m->g.nodes.back().attributes["activation"] = Attribute::make_string("LeakyRelu");
+    m->g.nodes.back().attributes["activation_params"] = Attribute::make_floats({0.5f});
+  }
+  for (auto& device : both_devices()) {
+    auto y = run_on(*device, mm);
+    ASSERT_TRUE(y.ok()) << device->name() << ": " << y.status().to_string();
+    EXPECT_EQ((*y)[0].tensor.data<float>()[0], -2.1875f) << device->name();
+    auto c = run_on(*device, conv);
+    ASSERT_TRUE(c.ok()) << device->name() << ": " << c.status().to_string();
+    EXPECT_EQ((*c)[0].tensor.data<float>()[0], -2.1875f) << device->name();
+    EXPECT_EQ((*c)[0].tensor.data<float>()[1], -1.5f) << device->name();
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
