@@ -10,6 +10,7 @@
 #include "devices/ref/kernel_util.h"
 #include "devices/ref/kernels/gemm.h"
 #include "devices/run_interrupt.h"
+#include "graph/checked_math.h"
 
 namespace pyflame_rt {
 
@@ -192,6 +193,20 @@ Status conv_typed(KernelContext& ctx, const Tensor& x, const Tensor& w, const Te
   int64_t in_sp = num_elements(win.in), out_sp = num_elements(win.out), ksz = num_elements(win.kernel);
   Dims out_dims = {N, M};
   out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
+  // No image or no output channel: the empty output is the answer, however large its rows
+  // (as the pools answer).
+  if (N == 0 || M == 0) {
+    ctx.set_output(0, Tensor(DTypeOf<T>::value, out_dims));
+    return Status::OK();
+  }
+  // The output and the im2col buffer (channels x taps x output positions) must count their
+  // elements in int64: pads a model chooses can make an output row of 2^62 (kernel_run, stop
+  // 22: 54 x (2^63 - 1) in the buffer's size; num_elements saturates at 2^63 - 1).
+  const CheckedInt64 y_size = CheckedInt64(N) * M * out_sp, col_size = CheckedInt64(Cg) * ksz * out_sp;
+  if (out_sp == std::numeric_limits<int64_t>::max() || y_size.overflowed() || col_size.overflowed()) {
+    return ctx.error(StatusCode::kInvalidArgument, "the output shape ", dims_to_string(out_dims),
+                     " (or its ", Cg * ksz, " taps per output position) has more elements than int64 holds");
+  }
   Tensor y(DTypeOf<T>::value, out_dims);
   std::vector<T> col(static_cast<size_t>(Cg * ksz * out_sp));
   const T* xp = x.data<T>();
