@@ -33,7 +33,7 @@ memory::desc retyped(const memory::desc& d, memory::data_type dt) {
 
 // ONNX's QuantizeLinear of one value to uint8 (the reference's quantize_values in float32).
 inline uint8_t quantize_u8(float x, float scale, float zp) {
-  const float q = std::nearbyint(x / scale) + zp;  // an integer plus one: exact below 2^24, saturated above
+  const float q = std::nearbyint(x / scale) + zp;  // a sum of integers: exact below 2^24, saturated above
   if (!(q > 0.f)) return 0;  // NaN too
   if (q >= 255.f) return 255;
   return static_cast<uint8_t>(q);

@@ -31,8 +31,9 @@ struct EnvSetting {
 
 // libgomp's spin iterations (each a pause instruction, tens to a hundred-odd cycles depending
 // on the CPU) before an idle worker blocks. Quietly, 10000 measured the same as the default
-// 300000 on the bench models at 1 and 2 threads; under two busy processes it held where the
-// default collapsed.
+// 300000 on the bench models in two of three A/B runs (in the third, 7-16% slower on three
+// small models at 2 threads); beside two busy processes it held where the default collapsed
+// (docs/performance.md, stop 22).
 constexpr const char* kBriefSpinCount = "10000";
 
 // The variable to set, given the user's OMP_WAIT_POLICY and GOMP_SPINCOUNT (nullptr: unset):
