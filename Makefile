@@ -103,7 +103,10 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 SANITIZE_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PY)
 ASAN_CPP_TESTS := graph_tests stream_tests device_tests compiler_tests runtime_tests net_tests
-ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/ubsan.supp
+# The settings tools/run_tests.sh gives every test: passes verified, teams as asked (the tests
+# check what a team of N threads does; a loaded machine must not shrink it).
+TEST_ENV := PFRT_VERIFY_PASSES=1 PFRT_ADAPT_THREADS=0
+ASAN_ENV := $(TEST_ENV) ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/ubsan.supp
 sanitize: sanitize-asan sanitize-tsan
 
 sanitize-asan: sanitize-asan-cpp sanitize-asan-python
@@ -130,7 +133,7 @@ sanitize-asan-cpp: $(ASAN_BUILD)/build.ninja
 ASAN_PY_LOG = $(ASAN_BUILD)/sanitize-asan-python.log
 sanitize-asan-python: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j 2
-	status=0; ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	status=0; $(TEST_ENV) ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tools/ubsan.supp \
 	    LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    PYTHONPATH=$(ASAN_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider --capture=sys tests/python \
@@ -194,7 +197,7 @@ TSAN_ENGINE_SUITES := ActorRuntimeTest|BaspGuardTest|BatchRunnerTest|BatcherTest
 # `make sanitize-tsan-grpc` runs them for reading.
 TSAN_NET_SUITES := GrpcCodec|Histogram|HttpRoutes|InferenceClient|KServeDatatype|KServeJson|Metrics|ModelRepository|PipelineTarget|RequestLimits|SchedulingParameters|SequenceTableTest|StatusTable|TensorBytes|WireSize|ZmqListenerTest|ZmqSubscriber|ZmqWire
 TSAN_SUITES := $(TSAN_ENGINE_SUITES)|$(TSAN_NET_SUITES)
-TSAN_ENV = LD_LIBRARY_PATH=$(abspath $(CAF_TSAN))/lib OMP_THREAD_LIMIT=1 \
+TSAN_ENV = $(TEST_ENV) LD_LIBRARY_PATH=$(abspath $(CAF_TSAN))/lib OMP_THREAD_LIMIT=1 \
     TSAN_OPTIONS=second_deadlock_stack=1:suppressions=$(CURDIR)/tools/tsan.supp
 sanitize-tsan: caf-tsan
 	cmake -S . -B $(TSAN_BUILD) $(TSAN_CMAKE) > /dev/null

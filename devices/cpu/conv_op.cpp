@@ -429,7 +429,9 @@ class ConvOp : public NativeOp {
       // (128 -> 32 channels) at 56x56 took 1.63 ms on oneDNN's F(2x2), 1.38 direct, 0.73 on ours;
       // at 28x28 0.34 against 0.21 (docs/performance.md, "DenseNet-121 and ResNet-50 (perf20)").
       // F(2x2) transforms 4x its input for only 32 outputs per pixel; ours 2.25x.
-      const bool narrow = weights_.dim(0) <= own_winograd16_narrow_cout_ && out[2] * out[3] >= kNarrowWinogradMinArea;
+      // (winograd_shape first: a 1-D convolution's `out` has no out[3]; UBSan under ASan, stop 23.)
+      const bool narrow = winograd_shape && weights_.dim(0) <= own_winograd16_narrow_cout_ &&
+                          out[2] * out[3] >= kNarrowWinogradMinArea;
       if (winograd_shape && use_winograd_ && f32_compute && !is_half(weights_.dtype()) &&
           (out[2] * out[3] >= own_winograd16_min_area_ || narrow) &&
           layout_tag("blocked", 4) == memory::format_tag::nChw16c && plan_own_winograd(*plan, xd, pad_l, 16)) {
