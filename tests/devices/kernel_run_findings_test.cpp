@@ -1242,3 +1242,36 @@ TEST(KernelRunFindingsTest, AnOnnxOpIgnoresTheFusedOpsActivation) {
 
 }  // namespace
 }  // namespace pyflame_rt
+
+namespace pyflame_rt {
+namespace {
+
+// A ConvTranspose whose geometry passes int32 (a 9-tap kernel with dilation 2^31 spans 2^34,
+// SAME_UPPER pads it by 2^33 on each side): oneDNN's kernels add these in int, and the CPU
+// device gave 11.84 where the reference gives 3.66 (kernel_run, stop 23). Only tap 4 lands
+// in the output (at o = i + 4 * 2^31 - 2^33 = i), so y[m][i] = sum over c of x[c][i] w[c][m][4].
+TEST(KernelRunFindingsTest, ConvTransposeWithExtentsPastInt32MatchesTheReference) {
+  std::vector<float> x(2 * 9), w(2 * 2 * 9);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(static_cast<int>(i % 7) - 3);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.5f * static_cast<float>(static_cast<int>(i % 5) - 2) + 0.125f;
+  OneNode m = one_node("ConvTranspose", {Tensor::from_vector<float>({1, 2, 9}, x)}, 1, 14);
+  m.g.initializers["w"] = Tensor::from_vector<float>({2, 2, 9}, w);
+  m.g.nodes.back().inputs.push_back("w");
+  m.g.nodes.back().attributes["auto_pad"] = Attribute::make_string("SAME_UPPER");
+  m.g.nodes.back().attributes["dilations"] = Attribute::make_ints({int64_t{1} << 31});
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 2, 9})) << device->name();
+    for (int64_t mo = 0; mo < 2; ++mo) {
+      for (int64_t i = 0; i < 9; ++i) {
+        const float expected = x[i] * w[(0 * 2 + mo) * 9 + 4] + x[9 + i] * w[(1 * 2 + mo) * 9 + 4];
+        EXPECT_FLOAT_EQ(y.data<float>()[mo * 9 + i], expected) << device->name() << " output " << mo << "," << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyflame_rt
