@@ -30,7 +30,16 @@ struct AxisTable {
   int taps = 1;
   std::vector<int64_t> index;
   std::vector<float> weight;
+  double gain = 1;  // the largest sum of |weight| over one output's taps
 };
+
+// The native kernel stores weights and sums in float: an output's rounding error is about
+// gain_h * gain_w * 2^-24 of its largest tap. Linear and nearest have gain 1 and cubic with
+// the usual a (-0.5, -0.75) about 1.2; a cubic_coeff_a far outside [-3, 0], or exclude_outside
+// renormalising by a near-zero sum, gives weights that cancel (a = 1e30 gave 1.32e29 where the
+// double reference gives 6.62e28; kernel_run stop 23). Past this gain, which would cost more
+// than 6 of the float's 24 bits, the double reference kernel runs.
+constexpr double kMaxNativeGain = 64;
 
 AxisTable axis_table(const Config& c, int64_t in_len, int64_t out_len, double scale) {
   const bool cubic = c.mode == "cubic";
@@ -67,11 +76,15 @@ AxisTable axis_table(const Config& c, int64_t in_len, int64_t out_len, double sc
       if (c.exclude_outside && (i < 0 || i >= in_len)) w[k] = 0;
       total += w[k];
     }
+    double gain = 0;
     for (size_t k = 0; k < w.size(); ++k) {
       int64_t i = first + static_cast<int64_t>(k);
+      const double weight = c.exclude_outside && total != 0 ? w[k] / total : w[k];
+      gain += std::fabs(weight);
       t.index.push_back(std::min(std::max<int64_t>(i, 0), in_len - 1));
-      t.weight.push_back(static_cast<float>(c.exclude_outside && total != 0 ? w[k] / total : w[k]));
+      t.weight.push_back(static_cast<float>(weight));
     }
+    if (std::isnan(gain) || gain > t.gain) t.gain = gain;  // a NaN stays
   }
   return t;
 }
@@ -159,6 +172,8 @@ class ResizeOp : public NativeOp {
     // are built (a kernel_run timeout on the reference, run 21; this path had the same order).
     Tensor y = plain_output_tensor(DType::kFloat32, sizes);
     std::shared_ptr<const Tables> tables = tables_for(hi, wi, ho, wo, sh, sw);
+    // NaN gains (weights from a NaN coefficient) take the reference too.
+    if (!(tables->h.gain * tables->w.gain <= kMaxNativeGain)) return run_reference(node_, opset_, inputs, outputs);
     int64_t planes = 1;
     for (size_t d = 0; d < first; ++d) planes *= x.dim(d);
     const float* src = x.data<float>();

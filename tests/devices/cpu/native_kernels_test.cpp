@@ -372,6 +372,29 @@ TEST(NativeKernelsTest, ResizeModesAndCoordinateTransforms) {
   }
 }
 
+// Cubic weights that cancel (a coefficient far outside [-3, 0]) lose the float kernel's
+// precision: such a Resize runs on the double reference kernel, and says so; the usual
+// coefficients, with and without exclude_outside, stay native (kernel_run stop 23: a = 1e30).
+TEST(NativeKernelsTest, CubicResizeWithCancellingWeightsRunsOnTheReference) {
+  struct R { float a; bool exclude_outside; bool native; };
+  const std::vector<R> rs = {{-0.5f, false, true}, {-0.75f, true, true}, {-3.f, false, true},
+                             {1e30f, false, false}, {-1e4f, true, false}};
+  uint32_t seed = 700;
+  for (const auto& r : rs) {
+    Case c;
+    c.label = "Resize cubic a=" + std::to_string(r.a) + (r.exclude_outside ? " exclude_outside" : "");
+    c.node = make_node("Resize", {"x", "", "scales"});
+    c.node.attributes["mode"] = Attribute::make_string("cubic");
+    c.node.attributes["cubic_coeff_a"] = Attribute::make_float(r.a);
+    c.node.attributes["exclude_outside"] = Attribute::make_int(r.exclude_outside ? 1 : 0);
+    c.constants.push_back({"scales", floats({4}, {1, 1, 1.5f, 2.25f})});
+    c.runtime = {{"x", random_tensor({1, 2, 5, 6}, seed++)}};
+    c.opset = 17;
+    c.expect_native = r.native;
+    check(c);
+  }
+}
+
 // Source positions in float, as ONNX Runtime computes them: torchvision's detectors upsample
 // their input 320 -> 800 (linear, half_pixel), and at a position near 300 the float's rounding
 // moves a weight by ~1.5e-5. Neighbours alternating +-16 make that 5e-4 in the output, far
