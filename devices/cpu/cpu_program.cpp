@@ -16,6 +16,7 @@
 #include "devices/cpu/output_destination.h"
 #include "devices/cpu/core_contention.h"
 #include "devices/cpu/step_threads.h"
+#include "devices/cpu/team_placement.h"
 #include "devices/run_interrupt.h"
 #include "devices/weight_stand_in.h"
 #include "devices/thread_limit.h"
@@ -410,6 +411,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   // set_step_threads sets each step's own team.
   RunTeam team(threads);
   omp_set_num_threads(contended ? 1 : threads);
+  // A worker on this thread's CPU waits for a time slice at every region (team_placement.h;
+  // PFRT_ADAPT_THREADS=0 leaves the team where the OS put it).
+  if (!contended && thread_adaptation_enabled()) keep_team_apart(threads);
   FlushDenormalsScope denormals(flush_denormals_, threads);
   // Declared before the slots: destroyed after them, once every buffer came back.
   RunPools::Lease pool = pools_->lease();
