@@ -67,6 +67,7 @@ TEST(TeamPlacementTest, AWorkerLeftOnTheCallersCpuIsMovedAtOnce) {
   ASSERT_GE(here, 0);
   const cpu_set_t only_here = cpus({here});
   ASSERT_EQ(sched_setaffinity(0, sizeof(only_here), &only_here), 0);
+  const unsigned long long moved_before = team_workers_moved();
   int moved = 0;
   // A sleeping worker may be woken on another CPU before the check finds it: a few tries.
   for (int i = 0; i < 20 && moved == 0; ++i) {
@@ -80,6 +81,7 @@ TEST(TeamPlacementTest, AWorkerLeftOnTheCallersCpuIsMovedAtOnce) {
     moved = spread_team(threads);
   }
   EXPECT_EQ(moved, 1);
+  EXPECT_EQ(team_workers_moved() - moved_before, 1u) << "the process-wide count";
   std::vector<int> where(threads, -1);
 #pragma omp parallel num_threads(threads)
   { where[static_cast<size_t>(omp_get_thread_num())] = sched_getcpu(); }
