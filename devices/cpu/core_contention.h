@@ -59,6 +59,14 @@ constexpr double kContendedShare = 0.3;
 constexpr double kNicedShareLimit = 0.05;
 // Weight of the past in the niced share at each window (0.95: ~20 windows, 0.4 s).
 constexpr double kNicedDecay = 0.95;
+// A program whose typical run takes less than this keeps its team on contended cores
+// (CpuProgram::run_contended). A run that short seldom meets a teammate descheduled, while
+// shrinking costs a one-thread plan build (a run of 25-31 ms in traces) and one-thread steps. Beside
+// two busy processes, with the team kept apart (team_placement.h), audio_tdnn at 2 threads
+// (~0.9 ms a run) took 0.82-0.89 ms p50 (p99 9.2-11.9 ms) unshrunk against 1.42-1.58 (p99
+// 28-35 ms) shrunk; MobileNetV2 (~8 ms a run there) 5.1-9.1 ms shrunk, 8.2-8.7 unshrunk
+// (docs/performance.md, stop 24).
+constexpr std::chrono::microseconds kMinShrinkableRun{2000};
 
 // One reading of a thread's scheduler statistics (nanoseconds since the thread started).
 struct SchedReading {

@@ -112,7 +112,10 @@ bool CpuProgram::run_contended(int threads) const {
   // A plan file's stand-in weights (weight_stand_in.h) are zeros: their ops must run on the
   // packed blobs import_packed checked they take, built for the configured team. A plan for
   // another team might not take them, so such programs keep their team.
-  return !has_stand_ins_ && uncontended_threads(threads) < threads;
+  if (has_stand_ins_) return false;
+  const int64_t last = typical_run_ns_.load(std::memory_order_relaxed);
+  if (last > 0 && std::chrono::nanoseconds(last) < kMinShrinkableRun) return false;
+  return uncontended_threads(threads) < threads;
 }
 
 Status CpuProgram::import_packed(const PackedWeights& packed) {
@@ -407,6 +410,7 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
   // that a previous run on this thread had does not leak into this one.
   const int threads = configured_threads();
   const bool contended = run_contended(threads);
+  const auto started = std::chrono::steady_clock::now();
   // The key of the plans its ops build and use (shape_plan_cache.h); on contended cores
   // set_step_threads sets each step's own team.
   RunTeam team(threads);
@@ -462,6 +466,9 @@ Expected<std::vector<Value>> CpuProgram::execute(std::vector<Value> inputs, std:
     }
     results.push_back(v.has_native || v.has_plain ? v.as_plain() : Value());
   }
+  const int64_t took = (std::chrono::steady_clock::now() - started).count();
+  const int64_t typical = typical_run_ns_.load(std::memory_order_relaxed);
+  typical_run_ns_.store(typical > 0 ? std::min(took, typical + typical / 4) : took, std::memory_order_relaxed);
   return results;
 }
 

@@ -99,7 +99,8 @@ class CpuProgram : public Executable {
   // The OpenMP threads of a run on the calling thread (num_threads, under its thread limit).
   int configured_threads() const;
   // Whether a run of `threads` on this thread meets contended cores (core_contention.h; never
-  // for a program on stand-in weights): its steps then take the team only for large problems.
+  // for a program on stand-in weights, nor for one whose typical run is shorter than
+  // kMinShrinkableRun): its steps then take the team only for large problems.
   bool run_contended(int threads) const;
   // Sets the calling thread's OpenMP team for step `index` on `in`: `threads`, or 1 when its
   // problem is too small to pay for a fork (step_threads.h; larger limits when `contended`,
@@ -122,6 +123,12 @@ class CpuProgram : public Executable {
   // Per step: did its native kernel run in the latest run (concurrent runs may write it).
   std::unique_ptr<std::atomic<bool>[]> ran_native_;
   mutable StepTeamCounters team_counters_;
+  // A typical run's wall time (0: none yet), for run_contended: each run's, or the last
+  // estimate x 1.25 when that is smaller. On loaded cores a run of microseconds now and then
+  // waits milliseconds for a core; one such run must not make the program look long, while
+  // a program whose runs all take longer (new shapes) is seen so within a few runs. Shrunk or
+  // not, a run this short would be as short with the full team.
+  mutable std::atomic<int64_t> typical_run_ns_{0};
 };
 
 }  // namespace cpu
