@@ -1250,6 +1250,33 @@ namespace {
 // SAME_UPPER pads it by 2^33 on each side): oneDNN's kernels add these in int, and the CPU
 // device gave 11.84 where the reference gives 3.66 (kernel_run, stop 23). Only tap 4 lands
 // in the output (at o = i + 4 * 2^31 - 2^33 = i), so y[m][i] = sum over c of x[c][i] w[c][m][4].
+// BatchNormalization-7 with its optional outputs named "" is in inference mode on both
+// devices: the reference trained (batch statistics) because the node had four output slots.
+TEST(KernelRunFindingsTest, BatchNormSevenWithEmptyOptionalOutputsIsInference) {
+  const std::vector<float> x = {0.75f, 1.f, 0.25f, 0.75f, 0.25f};
+  OneNode m = one_node("BatchNormalization", {Tensor::from_vector<float>({1, 5}, x)}, 1, 7);
+  const std::vector<float> scale = {1, 2, 3, 4, 5}, bias = {0.5f, -1, 0, 2, 7.375f};
+  const std::vector<float> mean = {0, 0.5f, 1, -1, 0.25f}, var = {1, 4, 0.25f, 9, 2};
+  m.g.initializers["s"] = Tensor::from_vector<float>({5}, scale);
+  m.g.initializers["b"] = Tensor::from_vector<float>({5}, bias);
+  m.g.initializers["m"] = Tensor::from_vector<float>({5}, mean);
+  m.g.initializers["v"] = Tensor::from_vector<float>({5}, var);
+  Node& n = m.g.nodes.back();
+  for (const char* in : {"s", "b", "m", "v"}) n.inputs.push_back(in);
+  n.outputs.resize(4);  // Y, then mean, var and saved_mean named "": not asked for
+  n.attributes["epsilon"] = Attribute::make_float(0.125f);
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, m);
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 5})) << device->name();
+    for (size_t c = 0; c < 5; ++c) {
+      const float expected = scale[c] * (x[c] - mean[c]) / std::sqrt(var[c] + 0.125f) + bias[c];
+      EXPECT_NEAR(y.data<float>()[c], expected, 1e-5f) << device->name() << " channel " << c;
+    }
+  }
+}
+
 TEST(KernelRunFindingsTest, ConvTransposeWithExtentsPastInt32MatchesTheReference) {
   std::vector<float> x(2 * 9), w(2 * 2 * 9);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(static_cast<int>(i % 7) - 3);

@@ -29,7 +29,12 @@ Status batch_norm_kernel(KernelContext& ctx) {
   const char* names[] = {"scale", "B", "mean", "var"};
   for (size_t i = 1; i < 5; ++i) RETURN_IF_ERROR(per_channel(ctx, *ctx.input(i), C, names[i - 1]));
   double eps = ctx.node().attr_float("epsilon", 1e-5f), momentum = ctx.node().attr_float("momentum", 0.9f);
-  bool training = ctx.opset() >= 14 ? ctx.node().attr_int("training_mode", 0) != 0 : ctx.num_outputs() > 1 && ctx.opset() < 9;
+  // Before opset 9 the outputs tell the mode: running statistics asked for, training. An
+  // optional output with an empty name is not asked for (the CPU device's native kernel, in
+  // inference, ran a node with three empty ones; this kernel trained: kernel_run stop 24).
+  bool stats_asked = false;
+  for (size_t i = 1; i < ctx.node().outputs.size(); ++i) stats_asked |= !ctx.node().outputs[i].empty();
+  bool training = ctx.opset() >= 14 ? ctx.node().attr_int("training_mode", 0) != 0 : stats_asked && ctx.opset() < 9;
   std::vector<double> mean(static_cast<size_t>(C)), var(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     mean[static_cast<size_t>(c)] = ctx.input(3)->value_as_double(c);
