@@ -61,8 +61,8 @@ constexpr double kNicedShareLimit = 0.05;
 constexpr double kNicedDecay = 0.95;
 // A program whose typical run takes less than this keeps its team on contended cores
 // (CpuProgram::run_contended). A run that short seldom meets a teammate descheduled, while
-// shrinking costs a one-thread plan build (a run of 25-31 ms in traces) and one-thread steps. Beside
-// two busy processes, with the team kept apart (team_placement.h), audio_tdnn at 2 threads
+// shrinking costs a one-thread plan build (a run of 25-31 ms in traces) and one-thread steps.
+// Beside two busy processes, with the team kept apart (team_placement.h), audio_tdnn at 2 threads
 // (~0.9 ms a run) took 0.82-0.89 ms p50 (p99 9.2-11.9 ms) unshrunk against 1.42-1.58 (p99
 // 28-35 ms) shrunk; MobileNetV2 (~8 ms a run there) 5.1-9.1 ms shrunk, 8.2-8.7 unshrunk
 // (docs/performance.md, stop 24).
