@@ -1300,5 +1300,57 @@ TEST(KernelRunFindingsTest, ConvTransposeWithExtentsPastInt32MatchesTheReference
   }
 }
 
+
+// The Random* ops built both a normal and a uniform distribution from the node's two numbers,
+// and Multinomial a discrete one from its logits, whatever they were: a stddev <= 0, low >
+// high, NaN or infinite parameters or weights are undefined behaviour in <random>
+// (libstdc++'s _GLIBCXX_ASSERTIONS abort; kernel_run stop 25, RandomUniform with high <= 0).
+// Now: an error naming the values; a scale of 0 gives the mean; low == high gives low; a +inf
+// logit takes every draw.
+TEST(KernelRunFindingsTest, RandomOpsCheckTheirDistributionsParameters) {
+  auto random = [](const char* op, const char* a_name, float a, const char* b_name, float b) {
+    OneNode m = one_node(op, {}, 1);
+    Node& n = m.g.nodes[0];
+    n.attributes["shape"] = Attribute::make_ints({4});
+    n.attributes["seed"] = Attribute::make_float(3.f);
+    n.attributes[a_name] = Attribute::make_float(a);
+    n.attributes[b_name] = Attribute::make_float(b);
+    return m;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  expect_error_on_both_devices(random("RandomNormal", "mean", 0.f, "scale", -1.f), "scale >= 0, got mean 0, scale -1");
+  expect_error_on_both_devices(random("RandomNormal", "mean", nan, "scale", 1.f), "must be finite");
+  expect_error_on_both_devices(random("RandomUniform", "low", 2.f, "high", 1.f), "low <= high, got low 2, high 1");
+  expect_error_on_both_devices(random("RandomUniform", "low", 0.f, "high", inf), "must be finite");
+  // The finding's node: a valid range whose high is <= 0 (once an invalid normal's stddev).
+  for (auto& device : both_devices()) {
+    auto uniform = run_on(*device, random("RandomUniform", "low", -3.f, "high", -2.f));
+    ASSERT_TRUE(uniform.ok()) << device->name() << ": " << uniform.status().to_string();
+    for (int i = 0; i < 4; ++i) {
+      float v = (*uniform)[0].tensor.data<float>()[i];
+      EXPECT_TRUE(v >= -3.f && v <= -2.f) << device->name() << " " << v;
+    }
+    auto constant = run_on(*device, random("RandomNormal", "mean", 1.5f, "scale", 0.f));
+    ASSERT_TRUE(constant.ok()) << device->name() << ": " << constant.status().to_string();
+    for (int i = 0; i < 4; ++i) EXPECT_EQ((*constant)[0].tensor.data<float>()[i], 1.5f) << device->name();
+  }
+  auto multinomial = [](std::vector<float> logits, int64_t classes) {
+    OneNode m = one_node("Multinomial", {Tensor::from_vector<float>({1, classes}, std::move(logits))}, 1);
+    m.g.nodes[0].attributes["sample_size"] = Attribute::make_int(6);
+    m.g.nodes[0].attributes["seed"] = Attribute::make_float(1.f);
+    return m;
+  };
+  expect_error_on_both_devices(multinomial({0.f, nan, 1.f}, 3), "logit 1 of row 0 is NaN");
+  expect_error_on_both_devices(multinomial({-inf, -inf}, 2), "every logit of row 0 is -inf");
+  expect_error_on_both_devices(multinomial({}, 0), "no classes to draw from");
+  for (auto& device : both_devices()) {
+    auto out = run_on(*device, multinomial({0.f, inf, 5.f}, 3));
+    ASSERT_TRUE(out.ok()) << device->name() << ": " << out.status().to_string();
+    const Tensor& y = (*out)[0].tensor;
+    ASSERT_EQ(y.dims(), (Dims{1, 6})) << device->name();
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(y.value_as_double(i), 1.0) << device->name() << " draw " << i;
+  }
+}
+
 }  // namespace
 }  // namespace pyflame_rt

@@ -178,13 +178,21 @@ Status fill_random(KernelContext& ctx, Dims dims, DType dt, bool normal) {
   Tensor y(dt, std::move(dims));
   double a = normal ? n.attr_float("mean", 0.0f) : n.attr_float("low", 0.0f);
   double b = normal ? n.attr_float("scale", 1.0f) : n.attr_float("high", 1.0f);
-  std::normal_distribution<double> nd(a, b);
-  std::uniform_real_distribution<double> ud(a, b);
+  // The standard distributions require a stddev > 0 and low <= high: anything else was
+  // undefined behaviour (libstdc++'s assertions abort; kernel_run stop 25). Only the one
+  // asked for is built. A scale of 0 is every value at the mean.
+  if (!std::isfinite(a) || !std::isfinite(b) || (normal ? b < 0 : b < a)) {
+    if (normal) return ctx.error(StatusCode::kInvalidArgument, "mean and scale must be finite with scale >= 0, got mean ", a, ", scale ", b);
+    return ctx.error(StatusCode::kInvalidArgument, "low and high must be finite with low <= high, got low ", a, ", high ", b);
+  }
+  std::normal_distribution<double> nd(a, normal && b > 0 ? b : 1.0);
+  std::uniform_real_distribution<double> ud(normal ? 0.0 : a, normal ? 1.0 : b);
+  auto draw = [&]() { return normal ? (b > 0 ? nd(engine) : a) : ud(engine); };
   dispatch_numeric(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (is_floating_v<T>) {
       T* p = y.data<T>();
-      for (int64_t i = 0; i < y.numel(); ++i) p[i] = from_double<T>(normal ? nd(engine) : ud(engine));
+      for (int64_t i = 0; i < y.numel(); ++i) p[i] = from_double<T>(draw());
     }
   });
   ctx.set_output(0, std::move(y));
@@ -237,13 +245,28 @@ Status multinomial(KernelContext& ctx) {
   }
   int64_t batch = logits.dim(0), classes = logits.dim(1);
   int64_t samples = ctx.node().attr_int("sample_size", 1);
+  if (samples < 0) return ctx.error(StatusCode::kInvalidArgument, "sample_size must be >= 0, got ", samples);
+  if (classes == 0 && batch > 0 && samples > 0) {
+    return ctx.error(StatusCode::kInvalidArgument, "input has no classes to draw from: ", dims_to_string(logits.dims()));
+  }
   auto engine = make_engine(ctx.node());
   Tensor out(DType::kInt64, {batch, samples});
-  for (int64_t b = 0; b < batch; ++b) {
+  for (int64_t b = 0; b < batch && samples > 0; ++b) {
+    // discrete_distribution needs finite weights with a positive sum (undefined otherwise).
+    // Shifted by the largest logit; a +inf logit takes the whole probability (its weight 1,
+    // the others 0), as the limit of the softmax does.
     std::vector<double> w(static_cast<size_t>(classes));
     double mx = -INFINITY;
-    for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, logits.value_as_double(b * classes + c));
-    for (int64_t c = 0; c < classes; ++c) w[static_cast<size_t>(c)] = std::exp(logits.value_as_double(b * classes + c) - mx);
+    for (int64_t c = 0; c < classes; ++c) {
+      double v = logits.value_as_double(b * classes + c);
+      if (std::isnan(v)) return ctx.error(StatusCode::kInvalidArgument, "logit ", c, " of row ", b, " is NaN");
+      mx = std::max(mx, v);
+    }
+    if (mx == -INFINITY) return ctx.error(StatusCode::kInvalidArgument, "every logit of row ", b, " is -inf: no class can be drawn");
+    for (int64_t c = 0; c < classes; ++c) {
+      double v = logits.value_as_double(b * classes + c);
+      w[static_cast<size_t>(c)] = std::isinf(mx) ? (v == mx ? 1.0 : 0.0) : std::exp(v - mx);
+    }
     std::discrete_distribution<int64_t> dist(w.begin(), w.end());
     for (int64_t s = 0; s < samples; ++s) out.data<int64_t>()[b * samples + s] = dist(engine);
   }
