@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "actors/actor_runtime.h"
+#include "actors/spawn_function_actor.h"
 
 namespace pyflame_rt {
 
@@ -37,7 +38,7 @@ void run_async(std::shared_ptr<const InferenceSession> session, std::vector<std:
   task->run_options = run_options ? std::move(run_options) : std::make_shared<const RunOptions>();
   task->done = std::move(done);
   // A run is one blocking computation: the actor does it when it starts, then quits.
-  actor_runtime().spawn([task](caf::event_based_actor* self) {
+  spawn_function_actor(actor_runtime(), [task](caf::event_based_actor* self) {
     task->run();
     self->quit();
   });

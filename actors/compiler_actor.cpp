@@ -5,6 +5,7 @@
 
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
+#include "actors/spawn_function_actor.h"
 #include "graph/model_loader.h"
 
 namespace pyflame_rt {
@@ -53,7 +54,7 @@ caf::actor compiler() {
   std::lock_guard<std::mutex> lock(h.mu);
   if (!h.actor) {
     // Detached: a compile blocks for seconds and must not hold a scheduler worker.
-    h.actor = actor_runtime().spawn<caf::detached>(compiler_actor);
+    h.actor = spawn_function_actor<caf::detached>(actor_runtime(), compiler_actor);
     h.owner = register_actor_owner([] {
       CompilerHandle& h = handle();
       std::lock_guard<std::mutex> lock(h.mu);

@@ -9,6 +9,7 @@
 #include "actors/actor_messages.h"
 #include "actors/actor_runtime.h"
 #include "actors/pipeline_stage.h"
+#include "actors/spawn_function_actor.h"
 #include "devices/thread_limit.h"
 
 namespace pyflame_rt {
@@ -137,7 +138,7 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(std::vector<StageSpec> spec
   for (auto& stage : impl->stages) {
     StageRuntime* st = stage.get();
     int threads = st->spec.intra_op_threads > 0 ? st->spec.intra_op_threads : share;
-    auto actor = system.spawn<caf::detached>([st, keep, threads](caf::event_based_actor* self) -> caf::behavior {
+    auto actor = spawn_function_actor<caf::detached>(system, [st, keep, threads](caf::event_based_actor* self) -> caf::behavior {
       // The behavior holds `keep`: the spawn function is gone once the actor runs.
       return {[st, keep, threads, self](run_atom) {
         Impl* raw = keep.get();

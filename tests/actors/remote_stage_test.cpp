@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +32,13 @@ class ServerProcess {
   explicit ServerProcess(uint16_t port = 0, const std::string& model = kModel) {
     int fds[2];
     if (pipe(fds) != 0) return;
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      // Dies with the test process: a test that aborts (a sanitizer's report) must not leave
+      // a server holding ctest's output pipe, which made ctest wait for it forever.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       std::string port_text = std::to_string(port);

@@ -496,7 +496,9 @@ TEST(KernelRunFindingsTest, QLinearConvWithNoInputChannelsIsDefined) {
   auto ref = make_ref_device();
   for (auto* device : {ref.get()}) {
     auto out = run_on(*device, empty);
-    if (!out.ok()) EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().to_string();
+    if (!out.ok()) {
+      EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().to_string();
+    }
     auto bad = run_on(*device, bias);
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().to_string().find("w_scale"), std::string::npos) << bad.status().to_string();
@@ -665,7 +667,9 @@ TEST(KernelRunFindingsTest, FloatsUsedAsIntegersAreDefined) {
       auto y = run_on(*device, g);
       ASSERT_TRUE(y.ok()) << name << " " << mode << ": " << y.status().to_string();
       EXPECT_EQ((*y)[0].tensor.data<float>()[0], 0.f) << name << " " << mode;
-      if (std::string(mode) == "bilinear") EXPECT_TRUE(std::isnan((*y)[0].tensor.data<float>()[1])) << name;
+      if (std::string(mode) == "bilinear") {
+        EXPECT_TRUE(std::isnan((*y)[0].tensor.data<float>()[1])) << name;
+      }
       g.g.nodes[0].attributes["padding_mode"] = Attribute::make_string("mirror");
       auto bad = run_on(*device, g);
       ASSERT_FALSE(bad.ok()) << name;
