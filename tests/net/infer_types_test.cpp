@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace pyflame_rt::net {
 namespace {
 
@@ -100,6 +102,21 @@ TEST(SchedulingParameters, RejectsWrongTypesAndNegatives) {
   InferRequest c;
   c.parameters["sequence_end"] = true;  // no sequence_id
   EXPECT_EQ(read_scheduling_parameters(&c).code(), StatusCode::kInvalidArgument);
+  // Numbers parsed as doubles: a whole one converts, one past int64's range or a fraction is
+  // refused naming it (converting 1e24 was undefined: kserve_json fuzzer, stop 25).
+  for (double bad : {1.444e24, -1e19, 9223372036854775808.0, 2.5, std::nan("")}) {
+    InferRequest e;
+    e.parameters["timeout"] = bad;
+    Status st = read_scheduling_parameters(&e);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.to_string().find("expected an integer within int64's range, got"), std::string::npos) << st.to_string();
+  }
+  InferRequest whole;
+  whole.parameters["priority"] = 3.0;
+  whole.parameters["sequence_id"] = -9223372036854775808.0;
+  ASSERT_TRUE(read_scheduling_parameters(&whole).ok());
+  EXPECT_EQ(whole.priority, 3);
+  EXPECT_EQ(whole.sequence->id, "-9223372036854775808");
   InferRequest d;
   d.parameters["sequence_id"] = std::string("cam-1");
   ASSERT_TRUE(read_scheduling_parameters(&d).ok());
