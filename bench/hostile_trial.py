@@ -493,7 +493,7 @@ class Worker:
         self.good_x = np.random.default_rng(7).standard_normal((2, 3, 32, 32)).astype(np.float32)
         (self.good_y,) = self.good.run(None, {"image": self.good_x})
         # The same answer from a one-thread team: on contended cores the CPU device runs a
-        # program's steps on fewer threads (docs/performance.md, "contention"), and oneDNN's
+        # program's steps on fewer threads (docs/architecture.md, the CPU device), and oneDNN's
         # Winograd convolution sums in another order at 1 thread than at 2 (tiny_cnn: 1.5e-8
         # apart on an Intel Xeon, stop 25). Either answer, bit for bit, is a usable process.
         one = rt.SessionOptions()
