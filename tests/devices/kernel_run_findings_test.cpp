@@ -1250,10 +1250,6 @@ TEST(KernelRunFindingsTest, AnOnnxOpIgnoresTheFusedOpsActivation) {
 namespace pyflame_rt {
 namespace {
 
-// A ConvTranspose whose geometry passes int32 (a 9-tap kernel with dilation 2^31 spans 2^34,
-// SAME_UPPER pads it by 2^33 on each side): oneDNN's kernels add these in int, and the CPU
-// device gave 11.84 where the reference gives 3.66 (kernel_run, stop 23). Only tap 4 lands
-// in the output (at o = i + 4 * 2^31 - 2^33 = i), so y[m][i] = sum over c of x[c][i] w[c][m][4].
 // BatchNormalization-7 with its optional outputs named "" is in inference mode on both
 // devices: the reference trained (batch statistics) because the node had four output slots.
 TEST(KernelRunFindingsTest, BatchNormSevenWithEmptyOptionalOutputsIsInference) {
@@ -1281,6 +1277,10 @@ TEST(KernelRunFindingsTest, BatchNormSevenWithEmptyOptionalOutputsIsInference) {
   }
 }
 
+// A ConvTranspose whose geometry passes int32 (a 9-tap kernel with dilation 2^31 spans 2^34,
+// SAME_UPPER pads it by 2^33 on each side): oneDNN's kernels add these in int, and the CPU
+// device gave 11.84 where the reference gives 3.66 (kernel_run, stop 23). Only tap 4 lands
+// in the output (at o = i + 4 * 2^31 - 2^33 = i), so y[m][i] = sum over c of x[c][i] w[c][m][4].
 TEST(KernelRunFindingsTest, ConvTransposeWithExtentsPastInt32MatchesTheReference) {
   std::vector<float> x(2 * 9), w(2 * 2 * 9);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(static_cast<int>(i % 7) - 3);
@@ -1303,7 +1303,6 @@ TEST(KernelRunFindingsTest, ConvTransposeWithExtentsPastInt32MatchesTheReference
     }
   }
 }
-
 
 // The Random* ops built both a normal and a uniform distribution from the node's two numbers,
 // and Multinomial a discrete one from its logits, whatever they were: a stddev <= 0, low >

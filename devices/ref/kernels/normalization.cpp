@@ -33,7 +33,7 @@ Status batch_norm_kernel(KernelContext& ctx) {
   // optional output with an empty name is not asked for (the CPU device's native kernel, in
   // inference, ran a node with three empty ones; this kernel trained: kernel_run stop 24).
   bool stats_asked = false;
-  for (size_t i = 1; i < ctx.node().outputs.size(); ++i) stats_asked |= !ctx.node().outputs[i].empty();
+  for (size_t i = 1; i < ctx.node().outputs.size(); ++i) stats_asked |= ctx.output_wanted(i);
   bool training = ctx.opset() >= 14 ? ctx.node().attr_int("training_mode", 0) != 0 : stats_asked && ctx.opset() < 9;
   std::vector<double> mean(static_cast<size_t>(C)), var(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
