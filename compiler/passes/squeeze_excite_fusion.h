@@ -6,6 +6,9 @@
 // blocks, MobileNetV3 8: four steps each, three of them on a 1x1 tensor whose cost is all
 // dispatch (a oneDNN convolution over 1x1 spatial takes 6-30 us); one step reads X for the
 // pool and scales it (in place when X is not read again). Runs after activation_fusion.
+// X of rank 3-5 (1-D to 3-D feature maps, the convs' kernels all 1), the pool a
+// GlobalAveragePool or the same mean as a ReduceMean over every spatial axis with keepdims
+// (1-D speaker models: ReduceMean over time).
 #pragma once
 
 #include "compiler/pass.h"

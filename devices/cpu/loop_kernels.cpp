@@ -352,10 +352,16 @@ void channel_affine_f32(const float* x, float* y, const float* s, const float* t
       for (int64_t p = 0; p < positions; ++p) y[p] = x[p] * s0 + t0;
     }
   } else {
+    // Any other width: a row of channels-last data (block = the channel count).
     for (int64_t p = 0; p < positions; ++p) {
-      for (int64_t i = 0; i < block; ++i) {
-        const float v = x[p * block + i] * s[i] + t[i];
-        y[p * block + i] = relu ? std::max(v, 0.f) : v;
+      const float* xr = x + p * block;
+      float* yr = y + p * block;
+      if (relu) {
+#pragma omp simd
+        for (int64_t i = 0; i < block; ++i) yr[i] = std::max(xr[i] * s[i] + t[i], 0.f);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < block; ++i) yr[i] = xr[i] * s[i] + t[i];
       }
     }
   }
@@ -393,6 +399,21 @@ void channel_mean_f32(const float* x, float* mean, int64_t positions, int64_t bl
     for (int64_t p = 0; p < positions; ++p) s += x[p * block + i];
     mean[i] = s / static_cast<float>(positions);
   }
+}
+
+PFRT_TARGET_CLONES
+void rows_sum_f32(const float* x, float* sum, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * width;
+#pragma omp simd
+    for (int64_t i = 0; i < width; ++i) sum[i] += row[i];
+  }
+}
+
+PFRT_TARGET_CLONES
+void scale_row_f32(const float* x, float* y, const float* s, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s[i];
 }
 
 PFRT_TARGET_CLONES

@@ -46,13 +46,21 @@ void strided_copy(const char* src, int64_t elem_size, const std::vector<int64_t>
 // Per-channel affine map with an optional Relu over one run of a channel-blocked layout
 // (nChw8c/nChw16c: `positions` spatial positions of `block` channels each):
 //   y[p * block + i] = f(x[p * block + i] * s[i] + t[i]), f = max(., 0) when `relu`.
-// block == 1 is one plane of a plain layout (s[0], t[0] for all). x and y may be the same.
+// block == 1 is one plane of a plain layout (s[0], t[0] for all); any other block is rows of
+// channels-last data (block = the channel count). x and y may be the same.
 void channel_affine_f32(const float* x, float* y, const float* s, const float* t, int64_t positions, int64_t block,
                         bool relu);
 
 // mean[i] = the mean over p of x[p * block + i], i in [0, block): the channels of one run of a
 // channel-blocked layout (block 8/16), or one plain plane (block 1).
 void channel_mean_f32(const float* x, float* mean, int64_t positions, int64_t block);
+
+// sum[i] += x[r * width + i] for each row r in [0, rows), i in [0, width): channels-last
+// data summed over positions (rows of `width` channels).
+void rows_sum_f32(const float* x, float* sum, int64_t rows, int64_t width);
+
+// y[i] = x[i] * s[i] over [0, n) (x and y may be the same).
+void scale_row_f32(const float* x, float* y, const float* s, int64_t n);
 
 // sum of a[i] * b[i] over [0, n), in vector lanes (the order of the sum is not sequential).
 float dot_f32(const float* a, const float* b, int64_t n);

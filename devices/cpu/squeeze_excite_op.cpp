@@ -1,11 +1,13 @@
-// Native pyflame_rt.SqueezeExcite (compiler/passes/squeeze_excite_fusion.h) on f32 4-D input in
-// any layout it arrives in: a channel-blocked one (nChw8c/nChw16c, a convolution's output) or
-// plain NCHW. One step and one parallel region: the mean per channel (split over the team when
-// large), the two small products and their activations on one thread (at most ~0.2 M
-// multiply-adds, EfficientNet-B0's largest), then X scaled per channel, over X itself when this
-// is its last read.
+// Native pyflame_rt.SqueezeExcite (compiler/passes/squeeze_excite_fusion.h) on f32 input of
+// rank 3-5 (1-D to 3-D feature maps) in any layout it arrives in: channel-blocked (nChw8c /
+// nChw16c and their 1-D and 3-D forms, a convolution's output on the blocked path), channels-last
+// (nwc, nhwc, ndhwc: oneDNN's choice for 1-D convolutions) or plain. One step and one parallel
+// region: the mean per channel (split over the team when large), the two small products and
+// their activations on one thread (at most ~0.2 M multiply-adds, EfficientNet-B0's largest),
+// then X scaled per channel, over X itself when this is its last read.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "devices/cpu/loop_kernels.h"
@@ -21,14 +23,23 @@ using dnnl::memory;
 // Below this many elements of X the pool and the scaling stay on the calling thread.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
-// The channel block (8 or 16) when `md` is f32 nChw8c/nChw16c (padded or not) for 4-D `dims`,
-// else 0.
+// The channel block (8 or 16) when `md` is f32 channel-blocked (padded or not) for `dims` of
+// rank 3-5, else 0.
 int64_t channel_block(const memory::desc& md, const Dims& dims) {
-  for (auto [block, tag] : {std::pair<int64_t, memory::format_tag>{8, memory::format_tag::aBcd8b},
-                            std::pair<int64_t, memory::format_tag>{16, memory::format_tag::aBcd16b}}) {
-    if (md == memory::desc(to_dnnl(dims), memory::data_type::f32, tag)) return block;
+  using tag = memory::format_tag;
+  static const tag k8[] = {tag::aBc8b, tag::aBcd8b, tag::aBcde8b}, k16[] = {tag::aBc16b, tag::aBcd16b, tag::aBcde16b};
+  const size_t r = dims.size() - 3;
+  for (auto [block, t] : {std::pair<int64_t, tag>{8, k8[r]}, std::pair<int64_t, tag>{16, k16[r]}}) {
+    if (md == memory::desc(to_dnnl(dims), memory::data_type::f32, t)) return block;
   }
   return 0;
+}
+
+// Whether `md` is f32 channels-last (nwc, nhwc, ndhwc) for `dims` of rank 3-5.
+bool channels_last(const memory::desc& md, const Dims& dims) {
+  using tag = memory::format_tag;
+  static const tag kTags[] = {tag::acb, tag::acdb, tag::acdeb};
+  return md == memory::desc(to_dnnl(dims), memory::data_type::f32, kTags[dims.size() - 3]);
 }
 
 enum class Act { kNone, kRelu, kSiLU, kSigmoid, kHardSigmoid };
@@ -69,21 +80,22 @@ class SqueezeExciteOp : public NativeOp {
     const bool f32 = x && (x->has_native || (x->plain.is_tensor() && x->plain.tensor.dtype() == DType::kFloat32));
     const Dims xd = !f32 ? Dims{} : x->has_native ? x->dims : x->plain.tensor.dims();
     const int64_t channels = w1_.dim(1), hidden = w1_.dim(0);
-    if (!f32 || xd.size() != 4 || xd[1] != channels || num_elements(xd) == 0) {
+    if (!f32 || xd.size() != w1_.rank() || xd[1] != channels || num_elements(xd) == 0) {
       return run_reference(node_, opset_, inputs, outputs);  // it names the mismatch
     }
     const memory::desc md = x->has_native ? x->native.get_desc() : plain_desc(xd);
-    const int64_t block = md == plain_desc(xd) ? 1 : channel_block(md, xd);
-    if (block == 0) return run_reference(node_, opset_, inputs, outputs);
+    const bool last = channels_last(md, xd);
+    const int64_t block = md == plain_desc(xd) ? 1 : last ? 0 : channel_block(md, xd);
+    if (block == 0 && !last) return run_reference(node_, opset_, inputs, outputs);
     memory src = x->as_native(md);
     const float* xp = static_cast<const float*>(src.get_data_handle());
+    const int64_t n = xd[0], positions = num_elements(xd) / (n * channels);
     // Channels padded to whole blocks (the padding holds zeros and gets a zero gate).
-    const int64_t padded = (channels + block - 1) / block * block;
-    const int64_t n = xd[0], hw = xd[2] * xd[3], runs = n * padded / block;  // runs of hw * block floats
+    const int64_t padded = last ? channels : (channels + block - 1) / block * block;
     const bool parallel = num_elements(xd) >= kParallelElements && omp_get_max_threads() > 1;
     std::vector<float> mean(static_cast<size_t>(n * padded)), hidden_v(static_cast<size_t>(hidden)),
         gate(static_cast<size_t>(n * padded), 0.f);
-    const std::vector<float> zero(static_cast<size_t>(block), 0.f);
+    std::vector<float> partial(last ? static_cast<size_t>(channels * (parallel ? omp_get_max_threads() : 1)) : 0);
     // Y over X when nothing reads X after this step (allocated here, on the run's thread: the
     // buffer pool is the calling thread's).
     const bool in_place = x->last_use && x->has_native && !OutputDestination::pending();
@@ -93,17 +105,33 @@ class SqueezeExciteOp : public NativeOp {
     // products compute, and far more when the second thread sleeps: the passive wait policy).
 #pragma omp parallel if (parallel)
     {
-      // Squeeze: the mean of each (image, channel).
+      if (last) {
+        squeeze_channels_last(xp, mean.data(), partial.data(), n, positions, channels);
+      } else {
+        // Squeeze: the mean of each (image, channel block), one run of positions * block floats.
+        const int64_t runs = n * padded / block;
 #pragma omp for schedule(static)
-      for (int64_t r = 0; r < runs; ++r) channel_mean_f32(xp + r * hw * block, mean.data() + r * block, hw, block);
+        for (int64_t r = 0; r < runs; ++r) {
+          channel_mean_f32(xp + r * positions * block, mean.data() + r * block, positions, block);
+        }
+      }
       // Excite: two small products per image on one thread; the others wait at its barrier.
 #pragma omp single
       excite(mean.data(), hidden_v.data(), gate.data(), n, channels, hidden, padded);
-      // Scale: X * gate.
+      if (last) {
+        // Scale: each image's rows of `channels` floats times its gate, rows split over the team.
 #pragma omp for schedule(static)
-      for (int64_t r = 0; r < runs; ++r) {
-        channel_affine_f32(xp + r * hw * block, yp + r * hw * block, gate.data() + r * block, zero.data(), hw, block,
-                           false);
+        for (int64_t row = 0; row < n * positions; ++row) {
+          scale_row_f32(xp + row * channels, yp + row * channels, gate.data() + row / positions * channels, channels);
+        }
+      } else {
+        const int64_t runs = n * padded / block;
+        const std::vector<float> zero(static_cast<size_t>(block), 0.f);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < runs; ++r) {
+          channel_affine_f32(xp + r * positions * block, yp + r * positions * block, gate.data() + r * block,
+                             zero.data(), positions, block, false);
+        }
       }
     }
     outputs[0] = std::move(out);
@@ -111,6 +139,32 @@ class SqueezeExciteOp : public NativeOp {
   }
 
  private:
+  // mean[b * channels + c] for channels-last X (each image `positions` rows of `channels`
+  // floats), inside the caller's parallel region: each thread sums its share of the rows
+  // (where the convolution before wrote them, so in its own core's cache) into `partial`
+  // (`channels` floats per thread), and one thread adds the shares up.
+  static void squeeze_channels_last(const float* x, float* mean, float* partial, int64_t n, int64_t positions,
+                                    int64_t channels) {
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    for (int64_t b = 0; b < n; ++b) {
+      const int64_t per = (positions + threads - 1) / threads;
+      const int64_t r0 = std::min(positions, me * per), r1 = std::min(positions, (me + 1) * per);
+      float* mine = partial + me * channels;
+      std::fill(mine, mine + channels, 0.f);
+      if (r0 < r1) rows_sum_f32(x + (b * positions + r0) * channels, mine, r1 - r0, channels);
+#pragma omp barrier
+#pragma omp single
+      {
+        const float scale = 1.f / static_cast<float>(positions);
+        for (int64_t c = 0; c < channels; ++c) {
+          float sum = 0.f;
+          for (int64_t t = 0; t < threads; ++t) sum += partial[t * channels + c];
+          mean[b * channels + c] = sum * scale;
+        }
+      }
+    }
+  }
+
   // gate[b * padded + c] = gate(W2 . act(W1 . mean_b + B1) + B2)[c] for each image b.
   void excite(const float* mean, float* hidden_v, float* gate, int64_t n, int64_t channels, int64_t hidden,
               int64_t padded) const {
@@ -147,9 +201,13 @@ std::unique_ptr<NativeOp> make_squeeze_excite_op(const Node& node, int64_t opset
   }
   const Tensor *w1 = f32_constant(graph, node, 1), *b1 = f32_constant(graph, node, 2);
   const Tensor *w2 = f32_constant(graph, node, 3), *b2 = f32_constant(graph, node, 4);
-  if (!w1 || !b1 || !w2 || !b2 || w1->rank() != 4 || w2->rank() != 4 || w1->dim(2) * w1->dim(3) != 1 ||
-      w2->dim(2) * w2->dim(3) != 1 || w2->dim(0) != w1->dim(1) || w2->dim(1) != w1->dim(0) ||
-      b1->numel() != w1->dim(0) || b2->numel() != w2->dim(0)) {
+  const auto pointwise = [](const Tensor* w) {
+    if (!w || w->rank() < 3 || w->rank() > 5) return false;
+    for (size_t d = 2; d < w->rank(); ++d) if (w->dim(d) != 1) return false;
+    return true;
+  };
+  if (!pointwise(w1) || !pointwise(w2) || !b1 || !b2 || w1->rank() != w2->rank() || w2->dim(0) != w1->dim(1) ||
+      w2->dim(1) != w1->dim(0) || b1->numel() != w1->dim(0) || b2->numel() != w2->dim(0)) {
     return nullptr;  // weights computed at run time or of other shapes: the reference kernel
   }
   return std::make_unique<SqueezeExciteOp>(node, opset, act, gate, *w1, *b1, *w2, *b2);

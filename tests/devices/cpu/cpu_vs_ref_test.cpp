@@ -928,6 +928,58 @@ TEST(CpuVsRefTest, SqueezeExciteNatively) {
   }
 }
 
+// pyflame_rt.SqueezeExcite on 1-D and 3-D feature maps (a speaker model's squeeze-excite over
+// time): on a 1-D conv's output in oneDNN's layout for it (channels-last on AVX-512, blocked on
+// AVX2), large enough for the team to split it (rows summed per thread), scaled in place or,
+// when the conv output is also a graph output, into a new buffer; on a 3-D conv's output (its
+// blocked layout); and on plain graph inputs of rank 3 and 5. The native kernel must run.
+TEST(CpuVsRefTest, SqueezeExciteOnOneAndThreeDimensionalMaps) {
+  struct Conf { Dims x; int64_t channels; bool from_conv, conv_is_output; };
+  for (const Conf& f : {Conf{{2, 4, 500}, 40, true, false}, Conf{{1, 4, 37}, 24, true, true},
+                        Conf{{1, 3, 6, 5, 7}, 20, true, false}, Conf{{2, 6, 7}, 6, false, false},
+                        Conf{{1, 6, 3, 4, 5}, 6, false, false}}) {
+    const int64_t C = f.channels, hidden = 5;
+    const size_t spatial = f.x.size() - 2;
+    Graph g;
+    g.opset_imports[""] = 13;
+    g.opset_imports["pyflame_rt"] = 1;
+    g.inputs = {{"x", DType::kFloat32, Shape::from_dims(f.x)}};
+    std::string x = "x";
+    if (f.from_conv) {
+      Dims w = {C, f.x[1]};
+      w.resize(2 + spatial, 3);
+      g.initializers["w"] = random_tensor(w, 130);
+      Node& conv = g.add_node("Conv", {"x", "w"}, {"c"}, "conv");
+      conv.attributes["pads"] = Attribute::make_ints(std::vector<int64_t>(2 * spatial, 1));
+      x = "c";
+      if (f.conv_is_output) g.outputs.push_back({"c", DType::kFloat32, Shape::unknown_rank()});
+    }
+    Dims w1 = {hidden, C}, w2 = {C, hidden};
+    w1.resize(2 + spatial, 1);
+    w2.resize(2 + spatial, 1);
+    g.initializers["w1"] = random_tensor(w1, 131);
+    g.initializers["b1"] = random_tensor({hidden}, 132);
+    g.initializers["w2"] = random_tensor(w2, 133);
+    g.initializers["b2"] = random_tensor({C}, 134);
+    Node& se = g.add_node("SqueezeExcite", {x, "w1", "b1", "w2", "b2"}, {"y"}, "se");
+    se.domain = "pyflame_rt";
+    se.attributes["activation"] = Attribute::make_string("Relu");
+    se.attributes["gate"] = Attribute::make_string("Sigmoid");
+    g.outputs.insert(g.outputs.begin(), {"y", DType::kFloat32, Shape::unknown_rank()});
+    const std::string label = "SqueezeExcite x" + dims_to_string(f.x) + " C=" + std::to_string(C) +
+                              (f.from_conv ? " after a conv" : "") + (f.conv_is_output ? " (also an output)" : "");
+    std::vector<Value> feeds;
+    feeds.emplace_back(random_tensor(f.x, 135));
+    expect_graph_matches_ref(g, feeds, label);
+    auto cpu = make_cpu_device(2)->compile(g);
+    ASSERT_TRUE(cpu.ok()) << label;
+    ASSERT_TRUE((*cpu)->run(feeds).ok()) << label;
+    auto* program = dynamic_cast<cpu::CpuProgram*>(cpu->get());
+    ASSERT_NE(program, nullptr);
+    for (const auto& [node_name, native] : program->native_by_node()) EXPECT_TRUE(native) << label << ": " << node_name;
+  }
+}
+
 // MaxPool on a blocked conv output runs our nChw8c (AVX2) or nChw16c (AVX-512) loop: padded
 // windows, a ceil_mode window that hangs over the edge, channel counts with padding (20: a
 // whole 16-channel block and a padded one).
