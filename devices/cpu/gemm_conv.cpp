@@ -175,8 +175,18 @@ void GemmConv::run(const float* src, float* dst, const Geometry& g, bool accumul
       }
       const float* a = in_place ? x : col;
       const int64_t a_stride = in_place ? in_plane : out_plane;
-#pragma omp for schedule(static)
-      for (int64_t pn = 0; pn < panels; ++pn) {
+      // The team splits (panel, pixel block) pairs in order, in equal shares: whole panels when
+      // the panels divide evenly (each thread's panel weights read once), else a panel may be
+      // shared by pixel blocks. Panels alone left threads idle: MobileNetV2's 96-channel
+      // projections are 3 panels, so 2 threads took 2:1 (1.30x the 1-thread speed, ORT 1.65x).
+      const int64_t items = panels * blocks, threads = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t i0 = items * me / threads, i1 = items * (me + 1) / threads;
+      for (int64_t pn = i0 / blocks; pn * blocks < i1; ++pn) {
+        const int64_t blk0 = std::max<int64_t>(0, i0 - pn * blocks), blk1 = std::min(blocks, i1 - pn * blocks);
+        // Pixel blocks of nearly equal size (49 = 12 + 12 + 12 + 13), each at most kMaxPixels:
+        // where block blk0 starts.
+        int64_t first_pixel = 0;
+        for (int64_t blk = 0; blk < blk0; ++blk) first_pixel += (pixels - first_pixel) / (blocks - blk);
         const float* b = packed_.get() + pn * kbs * 16 * kPanel;
         float* out0 = y + (2 * pn) * out_plane;
         float* out1 = out0 + out_plane;
@@ -188,11 +198,10 @@ void GemmConv::run(const float* src, float* dst, const Geometry& g, bool accumul
           const int64_t next_floats = std::min<int64_t>(kc * 16 * kPanel, b_end - next);
           const int start = k0 > 0 ? kStartPartial : accumulate ? kStartResidual : kStartZero;
           const bool last = k0 + rows == kbs;
-          // Pixel blocks of nearly equal size (49 = 12 + 12 + 12 + 13), each at most kMaxPixels.
-          for (int64_t blk = 0, p0 = 0; blk < blocks; ++blk) {
+          const int64_t share = (next_floats / (blk1 - blk0) + 15) / 16 * 16;
+          for (int64_t blk = blk0, p0 = first_pixel; blk < blk1; ++blk) {
             const int64_t np = (pixels - p0) / (blocks - blk);
-            const int64_t share = (next_floats / blocks + 15) / 16 * 16;
-            const float* pf = next + blk * share;
+            const float* pf = next + (blk - blk0) * share;
             const int64_t pf_floats = std::max<int64_t>(0, std::min<int64_t>(share, next + next_floats - pf));
             kPanelFns[np](a + k0 * a_stride + p0 * 16, a_stride, rows, b + k0 * 16 * kPanel, out0 + p0 * 16,
                           out1 + p0 * 16, bias_.data() + pn * kPanel, start, last, relu_, pf, pf_floats);

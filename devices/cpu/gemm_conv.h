@@ -16,7 +16,8 @@
 //   B: packed at construction as [cout/32][cin/16 * kh*kw][16][32];
 //   C: written as nChw16c, with bias, an optional residual already in dst (the sum post-op of
 //      a fused Conv + Add) and an optional ReLU, in that order.
-// Panels are split over the calling thread's OpenMP team. docs/performance.md, "ResNet-50's
+// (Panel, pixel block) pairs are split over the calling thread's OpenMP team in equal shares:
+// whole panels when the team divides them. docs/performance.md, "ResNet-50's
 // convolutions (perf19, stop 19)".
 #pragma once
 

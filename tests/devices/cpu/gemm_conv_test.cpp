@@ -103,10 +103,13 @@ TEST(GemmConvTest, MatchesDirectConvolution) {
       {1, 512, 64, 7, 7, 3, 1, 1, 1, 7, 7, true, true, true},         // 288 rows: 9 passes of 32
       {1, 496, 64, 7, 7, 3, 2, 1, 1, 4, 4, true, false, false},       // 279 rows: 8 passes and a tail of 23
       {1, 80, 64, 5, 5, 1, 1, 0, 0, 5, 5, false, true, false},        // 5 rows: one short pass
+      // Panels the team does not divide: (panel, pixel block) pairs split, a panel shared.
+      {1, 576, 96, 14, 14, 1, 1, 0, 0, 14, 14, true, false, true},    // MobileNetV2's projection: 3 panels x 16 blocks
+      {1, 960, 160, 7, 7, 1, 1, 0, 0, 7, 7, true, false, true},       // 5 panels x 4 blocks
   };
   uint32_t seed = 300;
   for (const Case& c : cases) {
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {
       EXPECT_LT(error(c, seed, threads), 1e-5) << "n=" << c.n << " cin=" << c.cin << " cout=" << c.cout << " " << c.h
                                                << "x" << c.w << " k=" << c.k << " stride=" << c.stride
                                                << " residual=" << c.residual << " threads=" << threads;
