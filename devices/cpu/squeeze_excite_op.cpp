@@ -12,6 +12,8 @@
 
 #include "devices/cpu/loop_kernels.h"
 #include "devices/cpu/native_ops.h"
+#include "devices/cpu/vector_math.h"
+#include "devices/target_clones.h"
 
 namespace pyflame_rt {
 namespace cpu {
@@ -65,6 +67,19 @@ float apply(Act a, float v, float alpha, float beta) {
   return v;
 }
 
+// g[i] = b[i] + sum over o of h[o] * wt[o * stride + i], i in [0, n): a piece of the gate's
+// product, one vector pass per hidden unit.
+PFRT_TARGET_CLONES void gate_products(const float* wt, int64_t stride, const float* h, int64_t hidden, const float* b,
+                                      float* g, int64_t n) {
+  std::copy(b, b + n, g);
+  for (int64_t o = 0; o < hidden; ++o) {
+    const float ho = h[o];
+    const float* row = wt + o * stride;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] += ho * row[i];
+  }
+}
+
 class SqueezeExciteOp : public NativeOp {
  public:
   SqueezeExciteOp(const Node& node, int64_t opset, Act act, Act gate, Tensor w1, Tensor b1, Tensor w2, Tensor b2)
@@ -73,6 +88,11 @@ class SqueezeExciteOp : public NativeOp {
     const std::vector<float> p = node.attr_floats("gate_params");
     alpha_ = p.size() > 0 ? p[0] : 0.2f;
     beta_ = p.size() > 1 ? p[1] : 0.5f;
+    const int64_t channels = w2_.dim(0), hidden = w2_.dim(1);
+    w2t_.resize(static_cast<size_t>(channels * hidden));
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t o = 0; o < hidden; ++o) w2t_[static_cast<size_t>(o * channels + c)] = w2_.data<float>()[c * hidden + o];
+    }
   }
 
   Status run(const std::vector<CpuValue*>& inputs, std::vector<CpuValue>& outputs) override {
@@ -116,7 +136,6 @@ class SqueezeExciteOp : public NativeOp {
         }
       }
       // Excite: two small products per image on one thread; the others wait at its barrier.
-#pragma omp single
       excite(mean.data(), hidden_v.data(), gate.data(), n, channels, hidden, padded);
       if (last) {
         // Scale: each image's rows of `channels` floats times its gate, rows split over the team.
@@ -165,26 +184,43 @@ class SqueezeExciteOp : public NativeOp {
     }
   }
 
-  // gate[b * padded + c] = gate(W2 . act(W1 . mean_b + B1) + B2)[c] for each image b.
+  // gate[b * padded + c] = gate(W2 . act(W1 . mean_b + B1) + B2)[c] for each image b, inside
+  // the caller's parallel region: the hidden layer (a few dozen dot products) on one thread,
+  // the gate's channels split over the team, each chunk as `hidden` vector passes over W2's
+  // transposed rows and one vector pass of the gate. (One thread and a dot product per channel
+  // took EfficientNet-B0's 1152-channel blocks ~10 us of their ~48.)
   void excite(const float* mean, float* hidden_v, float* gate, int64_t n, int64_t channels, int64_t hidden,
               int64_t padded) const {
     const float* w1 = w1_.data<float>();
-    const float* w2 = w2_.data<float>();
+    const int64_t chunks = (channels + kGateChunk - 1) / kGateChunk;
     for (int64_t b = 0; b < n; ++b) {
       const float* g = mean + b * padded;
+#pragma omp single
       for (int64_t o = 0; o < hidden; ++o) {
         hidden_v[o] = apply(act_, b1_.data<float>()[o] + dot_f32(w1 + o * channels, g, channels), 0.f, 0.f);
       }
-      for (int64_t c = 0; c < channels; ++c) {
-        gate[b * padded + c] = apply(gate_, b2_.data<float>()[c] + dot_f32(w2 + c * hidden, hidden_v, hidden), alpha_, beta_);
+#pragma omp for schedule(static)
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const int64_t c0 = chunk * kGateChunk, count = std::min(kGateChunk, channels - c0);
+        float* out = gate + b * padded + c0;
+        gate_products(w2t_.data() + c0, channels, hidden_v, hidden, b2_.data<float>() + c0, out, count);
+        if (gate_ == Act::kSigmoid) {
+          sigmoid_inplace(out, count);
+        } else {
+          for (int64_t c = 0; c < count; ++c) out[c] = apply(gate_, out[c], alpha_, beta_);
+        }
       }
     }
   }
+
+  // Channels per piece of the gate's work (four cache lines of each W2 row).
+  static constexpr int64_t kGateChunk = 64;
 
   Node node_;
   int64_t opset_;
   Act act_, gate_;
   Tensor w1_, b1_, w2_, b2_;
+  std::vector<float> w2t_;  // W2 transposed: [hidden][channels]
   float alpha_ = 0.2f, beta_ = 0.5f;
 };
 
